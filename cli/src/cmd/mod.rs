@@ -1,0 +1,162 @@
+//! Top-level argument parsing and dispatch. Each command group lives in its own module with an
+//! `Args` type (clap) and a `run` function; errors become one clear sentence and an exit code.
+
+mod config;
+mod container;
+mod image;
+mod monitor;
+mod run;
+mod volume;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Exit code for bad command-line syntax (as compose).
+pub const EXIT_USAGE: u8 = 16;
+
+/// An error that carries the process exit code to use; any other error exits 1.
+#[derive(Debug)]
+pub struct ExitWith {
+    /// The exit code.
+    pub code: u8,
+    /// The sentence shown to the user (empty: print nothing, e.g. the command already reported).
+    pub message: String,
+}
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
+/// Options shared by every compose-level command (docker compose v2's global flags).
+#[derive(Debug, Clone, Args, Default)]
+pub struct ProjectOpts {
+    /// Compose configuration files (repeatable; `-` reads standard input).
+    #[arg(short = 'f', long = "file", global = true)]
+    pub files: Vec<PathBuf>,
+    /// Project name.
+    #[arg(short = 'p', long = "project-name", global = true)]
+    pub project_name: Option<String>,
+    /// Alternate working directory (default: the directory of the first compose file).
+    #[arg(long, global = true)]
+    pub project_directory: Option<PathBuf>,
+    /// Alternate environment files (repeatable).
+    #[arg(long = "env-file", global = true)]
+    pub env_files: Vec<PathBuf>,
+    /// Profiles to enable (repeatable).
+    #[arg(long = "profile", global = true)]
+    pub profiles: Vec<String>,
+    /// Control when to print ANSI control characters ("never"|"always"|"auto").
+    #[arg(long, global = true, default_value = "auto")]
+    pub ansi: String,
+    /// Progress output type (auto, tty, plain, json, quiet).
+    #[arg(long, global = true, default_value = "auto")]
+    pub progress: String,
+    /// Execute command in dry run mode.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+    /// Control max parallelism, -1 for unlimited.
+    #[arg(long, global = true, default_value_t = -1, allow_negative_numbers = true)]
+    pub parallel: i64,
+}
+
+/// Options for the runtime's state.
+#[derive(Debug, Clone, Args)]
+pub struct EngineOpts {
+    /// State root for images, containers, volumes and networks.
+    #[arg(long, global = true, env = "BERTH_ROOT", default_value = berth_runtime::store::DEFAULT_ROOT)]
+    pub root: PathBuf,
+}
+
+/// berth: Docker-Compose-compatible orchestration on its own container runtime.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, disable_help_subcommand = true)]
+struct Cli {
+    #[command(flatten)]
+    project: ProjectOpts,
+    #[command(flatten)]
+    engine: EngineOpts,
+    /// Show debug output (same as RUST_LOG=debug).
+    #[arg(long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Parse, resolve and render compose file in canonical format.
+    Config(config::Args),
+    /// Run a command in a new container.
+    Run(run::Args),
+    /// Manage containers.
+    #[command(subcommand)]
+    Container(container::Command),
+    /// Manage images.
+    #[command(subcommand)]
+    Image(image::Command),
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(volume::Command),
+    /// Internal: the per-container monitor process.
+    #[command(name = "__monitor", hide = true)]
+    Monitor(monitor::Args),
+}
+
+/// Parses arguments, runs the command and maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing(cli.verbose);
+    let result = match cli.command {
+        Command::Config(args) => config::run(&cli.project, args),
+        Command::Run(args) => run::run(&cli.engine, args),
+        Command::Container(cmd) => container::run(&cli.engine, cmd),
+        Command::Image(cmd) => image::run(&cli.engine, cmd),
+        Command::Volume(cmd) => volume::run(&cli.engine, cmd),
+        Command::Monitor(args) => monitor::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => report(err),
+    }
+}
+
+/// Prints an error as one sentence on stderr and returns its exit code.
+fn report(err: anyhow::Error) -> ExitCode {
+    if let Some(exit) = err.downcast_ref::<ExitWith>() {
+        if !exit.message.is_empty() {
+            eprintln!("{}", exit.message);
+        }
+        return ExitCode::from(exit.code);
+    }
+    let mut msg = err.to_string();
+    for cause in err.chain().skip(1) {
+        msg.push_str(": ");
+        msg.push_str(&cause.to_string());
+    }
+    eprintln!("{msg}");
+    ExitCode::from(1)
+}
+
+fn init_tracing(verbose: bool) {
+    let filter = if verbose {
+        tracing_subscriber::EnvFilter::new("debug")
+    } else {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+    };
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

@@ -1,0 +1,9 @@
+//! The `berth` command line: parses arguments and dispatches to one module per command group.
+
+mod cmd;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cmd::main()
+}

@@ -1,0 +1,4 @@
+//! compose-spec: reads compose files into a typed, validated [`Project`] model.
+//!
+//! Stages, one module each, in pipeline order: discovery -> yaml (positioned tree) -> merge ->
+//! interpolate -> extends/include/profiles -> normalise -> validate. No I/O beyond reading files.

@@ -1,0 +1,1 @@
+//! berth-network: bridge networks, container endpoints, IPAM, NAT/published ports and service DNS.

@@ -1,0 +1,24 @@
+//! berth-runtime: the Engine that runs containers on berth's own namespaces, cgroups and overlayfs.
+//!
+//! Layout (one module per concern):
+//! - [`store`]: the state root on disk, locking and atomic JSON records.
+//! - [`image`]: content-addressed image store, import/load/save, safe layer unpacking.
+//! - [`volume`]: local-driver named volumes.
+//! - [`launch`]: the OCI-runtime-like launcher: namespaces, mounts, pivot_root, caps, seccomp, exec.
+//! - [`cgroups`]: cgroup v2, v1 and hybrid placement, limits, stats, freezer.
+//! - [`container`]: container records, create/start/stop/inspect/list/exec, Docker-shaped API types.
+//! - [`monitor`]: the per-container monitor process (stdio, logs, exit code, restart, healthcheck).
+//! - [`logs`]: docker json-file log writing (with rotation) and reading.
+//! - [`engine`]: the async, bollard-like facade the planner and CLI drive.
+
+pub mod cgroups;
+pub mod container;
+pub mod engine;
+pub mod image;
+pub mod launch;
+pub mod logs;
+pub mod monitor;
+pub mod store;
+pub mod volume;
+
+pub use engine::{Engine, EngineOptions};
