@@ -3,7 +3,11 @@
 //! Stages, one module each, in pipeline order: discovery -> yaml (positioned [`tree`]) -> merge ->
 //! interpolate -> extends/include/profiles -> normalise -> validate. No I/O beyond reading files.
 
+pub mod convert;
+pub mod emit;
 pub mod error;
+pub mod model;
+pub mod normalize;
 pub mod tree;
 
 pub use error::{ErrorKind, LoadError};
