@@ -4,7 +4,9 @@
 //! interpolate -> extends/include/profiles -> normalise -> validate. No I/O beyond reading files.
 
 pub mod error;
+pub mod merge;
 pub mod tree;
+pub mod yaml;
 
 pub use error::{ErrorKind, LoadError};
 pub use tree::{Mapping, Mark, Node, Value};
