@@ -3,8 +3,17 @@
 //! Stages, one module each, in pipeline order: discovery -> yaml (positioned [`tree`]) -> merge ->
 //! interpolate -> extends/include/profiles -> normalise -> validate. No I/O beyond reading files.
 
+pub mod discovery;
+pub mod dotenv;
+pub mod env_file;
 pub mod error;
+pub mod extends;
+pub mod include;
+pub mod interpolate;
+pub mod loader;
 pub mod merge;
+pub mod paths;
+pub mod profiles;
 pub mod tree;
 pub mod yaml;
 
