@@ -4,11 +4,22 @@
 //! interpolate -> extends/include/profiles -> normalise -> validate. No I/O beyond reading files.
 
 pub mod convert;
+pub mod discovery;
+pub mod dotenv;
 pub mod emit;
+pub mod env_file;
 pub mod error;
+pub mod extends;
+pub mod include;
+pub mod interpolate;
+pub mod loader;
+pub mod merge;
 pub mod model;
 pub mod normalize;
+pub mod paths;
+pub mod profiles;
 pub mod tree;
+pub mod yaml;
 
 pub use error::{ErrorKind, LoadError};
 pub use tree::{Mapping, Mark, Node, Value};
