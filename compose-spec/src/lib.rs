@@ -18,8 +18,12 @@ pub mod model;
 pub mod normalize;
 pub mod paths;
 pub mod profiles;
+pub mod project;
 pub mod tree;
+pub mod validate;
 pub mod yaml;
 
+pub use emit::service_hash;
 pub use error::{ErrorKind, LoadError};
+pub use project::{load_project, load_project_with};
 pub use tree::{Mapping, Mark, Node, Value};

@@ -7,7 +7,7 @@
 //! only when [`NormalizeOptions::defaults`] is set (`--no-normalize` clears it).
 
 use std::collections::HashMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
 use indexmap::IndexMap;
 
@@ -24,7 +24,7 @@ pub struct NormalizeOptions {
     /// Absolute project directory, for relative paths.
     pub project_dir: PathBuf,
     /// Variables used to resolve `environment` / `args` entries without a value.
-    pub environment: HashMap<String, String>,
+    pub environment: IndexMap<String, String>,
     /// Make relative host paths absolute.
     pub resolve_paths: bool,
     /// Inject compose's defaults (false for `--no-normalize`).
@@ -306,22 +306,12 @@ impl Normalizer<'_> {
         if !(self.opts.resolve_paths || force) {
             return p.to_string();
         }
-        let expanded = if p == "~" || p.starts_with("~/") {
-            match std::env::var("HOME") {
-                Ok(h) => format!("{h}{}", &p[1..]),
-                Err(_) => p.to_string(),
-            }
-        } else {
-            p.to_string()
-        };
-        let path = Path::new(&expanded);
-        let joined =
-            if path.is_absolute() { path.to_path_buf() } else { self.opts.project_dir.join(path) };
-        clean(&joined).to_string_lossy().into_owned()
+        let home = self.opts.environment.get("HOME").map(String::as_str);
+        crate::paths::absolute(&self.opts.project_dir, p, home)
     }
 
     fn is_remote(s: &str) -> bool {
-        s.contains("://") || s.starts_with("git@") || s.starts_with("github.com/")
+        crate::paths::is_remote_context(s)
     }
 
     fn resolve_env(&self, m: Map<Option<String>>) -> Map<Option<String>> {
@@ -759,10 +749,10 @@ impl Normalizer<'_> {
                     }
                 }
             };
-            if let (Some(prefix), None) = (target_prefix, &r.target) {
-                if self.opts.defaults {
-                    r.target = Some(format!("{prefix}{}", r.source));
-                }
+            if let (Some(prefix), None) = (target_prefix, &r.target)
+                && self.opts.defaults
+            {
+                r.target = Some(format!("{prefix}{}", r.source));
             }
             out.push(r);
         }
@@ -1042,10 +1032,10 @@ impl Normalizer<'_> {
                 })?,
                 _ => self.long_volume(item, &ip)?,
             };
-            if v.kind == "bind" {
-                if let Some(src) = &v.source {
-                    v.source = Some(self.path_str(src, false));
-                }
+            if v.kind == "bind"
+                && let Some(src) = &v.source
+            {
+                v.source = Some(self.path_str(src, false));
             }
             out.push(v);
         }
@@ -1378,24 +1368,25 @@ fn healthcheck(n: &Node, path: &str) -> R<Healthcheck> {
         },
         None => Vec::new(),
     };
-    if let (Some(first), Some(t)) = (test.first(), get(m, "test")) {
-        if t.as_seq().is_some() && !matches!(first.as_str(), "NONE" | "CMD" | "CMD-SHELL") {
-            return Err(err(
-                t,
-                &join(path, "test"),
-                format!("must start with NONE, CMD or CMD-SHELL, not \"{first}\""),
-            ));
-        }
+    if let (Some(first), Some(t)) = (test.first(), get(m, "test"))
+        && t.as_seq().is_some()
+        && !matches!(first.as_str(), "NONE" | "CMD" | "CMD-SHELL")
+    {
+        return Err(err(
+            t,
+            &join(path, "test"),
+            format!("must start with NONE, CMD or CMD-SHELL, not \"{first}\""),
+        ));
     }
     let retries = opt_int(m, "retries", path)?;
-    if let (Some(r), Some(rn)) = (retries, get(m, "retries")) {
-        if r < 0 {
-            return Err(err(
-                rn,
-                &join(path, "retries"),
-                format!("{r} is not a valid number of retries"),
-            ));
-        }
+    if let (Some(r), Some(rn)) = (retries, get(m, "retries"))
+        && r < 0
+    {
+        return Err(err(
+            rn,
+            &join(path, "retries"),
+            format!("{r} is not a valid number of retries"),
+        ));
     }
     Ok(Healthcheck {
         test,
@@ -1582,14 +1573,14 @@ fn deploy(n: &Node, path: &str) -> R<Deploy> {
         }
     }
     let replicas = opt_int(m, "replicas", path)?;
-    if let (Some(r), Some(rn)) = (replicas, get(m, "replicas")) {
-        if r < 0 {
-            return Err(err(
-                rn,
-                &join(path, "replicas"),
-                format!("{r} is not a valid number of replicas"),
-            ));
-        }
+    if let (Some(r), Some(rn)) = (replicas, get(m, "replicas"))
+        && r < 0
+    {
+        return Err(err(
+            rn,
+            &join(path, "replicas"),
+            format!("{r} is not a valid number of replicas"),
+        ));
     }
     Ok(Deploy {
         mode: opt_string(m, "mode", path)?,
@@ -1791,10 +1782,11 @@ pub fn parse_port_spec(spec: &str) -> Option<Vec<Port>> {
         return None;
     }
     let host_range = if host.is_empty() { None } else { Some(parse_range(host)?) };
-    if let Some((hs, he)) = host_range {
-        if he - hs != ce - cs && ce != cs {
-            return None;
-        }
+    if let Some((hs, he)) = host_range
+        && he - hs != ce - cs
+        && ce != cs
+    {
+        return None;
     }
     let mut ports: Vec<Port> = Vec::new();
     for i in 0..=(ce - cs) {
@@ -1861,24 +1853,4 @@ pub fn parse_volume_spec(spec: &str) -> Option<ServiceVolume> {
         v.volume = Some(vol);
     }
     Some(v)
-}
-
-/// Lexically cleans a path (`.` and `..` removed), like Go's `filepath.Clean`.
-fn clean(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if !out.pop() {
-                    out.push("..");
-                }
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    if out.as_os_str().is_empty() {
-        out.push(".");
-    }
-    out
 }
