@@ -182,6 +182,10 @@ impl Normalizer<'_> {
         };
         if let Some(v) = get(m, "version") {
             scalar(v, "version")?;
+            self.warnings.push(format!(
+                "{}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion",
+                v.mark.file
+            ));
         }
         if let Some(v) = get(m, "name") {
             string(v, "name")?;
