@@ -350,6 +350,13 @@ impl Normalizer<'_> {
                 self.marks.put(join(p, key), &km);
             }
         }
+        for key in ["links", "volumes_from"] {
+            if let Some(seq) = get(m, key).and_then(Node::as_seq) {
+                for (i, item) in seq.iter().enumerate() {
+                    self.marks.put(idx(&join(p, key), i), &item.mark);
+                }
+            }
+        }
         s.profiles = opt_strings(m, "profiles", p)?;
         s.annotations = opt_string_map(m, "annotations", p)?;
         s.attach = opt_bool(m, "attach", p)?;

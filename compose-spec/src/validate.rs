@@ -15,23 +15,6 @@ pub fn validate(p: &Project, marks: &Marks) -> Result<Vec<String>, LoadError> {
         if s.image.is_none() && s.build.is_none() && s.provider.is_none() {
             return Err(fail(sp, "has neither an image nor a build context specified".into()));
         }
-        for (dep, d) in &s.depends_on {
-            if dep == name {
-                return Err(fail(
-                    format!("{sp}.depends_on.{dep}"),
-                    format!("service \"{name}\" depends on itself"),
-                ));
-            }
-            if !p.services.contains_key(dep) {
-                if d.required {
-                    return Err(fail(
-                        format!("{sp}.depends_on.{dep}"),
-                        format!("service \"{dep}\" is not defined"),
-                    ));
-                }
-                warnings.push(format!("service \"{name}\" depends on undefined service \"{dep}\" (not required), ignoring"));
-            }
-        }
         for (i, link) in s.links.iter().enumerate() {
             let target = link.split(':').next().unwrap_or(link);
             if !p.services.contains_key(target) {
@@ -81,6 +64,23 @@ pub fn validate(p: &Project, marks: &Marks) -> Result<Vec<String>, LoadError> {
                     format!("{sp}.volumes_from[{i}]"),
                     format!("refers to undefined service \"{target}\""),
                 ));
+            }
+        }
+        for (dep, d) in &s.depends_on {
+            if dep == name {
+                return Err(fail(
+                    format!("{sp}.depends_on.{dep}"),
+                    format!("service \"{name}\" depends on itself"),
+                ));
+            }
+            if !p.services.contains_key(dep) {
+                if d.required {
+                    return Err(fail(
+                        format!("{sp}.depends_on.{dep}"),
+                        format!("service \"{dep}\" is not defined"),
+                    ));
+                }
+                warnings.push(format!("service \"{name}\" depends on undefined service \"{dep}\" (not required), ignoring"));
             }
         }
         if let Some(ext) = &s.extends
