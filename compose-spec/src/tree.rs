@@ -108,3 +108,21 @@ impl Node {
         }
     }
 }
+
+impl Node {
+    /// The value as JSON (positions and tags dropped; NaN/infinite floats become null).
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+            Value::String(s) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(m) => {
+                J::Object(m.iter().map(|(k, (_, v))| (k.clone(), v.to_json())).collect())
+            }
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! `.env` syntax as compose reads it: `KEY=VALUE` lines, `export ` prefixes, `#` comments,
+//! single quotes (literal), double quotes (escapes, interpolation), multi-line quoted values,
+//! inline comments after unquoted values, and `${VAR}` references to earlier keys or the
+//! environment. Used for `.env`, `--env-file` and service `env_file`.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use crate::error::LoadError;
+use crate::interpolate::substitute;
+use crate::tree::Mark;
+
+/// Parses `.env` text. `lookup` gives variables from outside the file (checked before keys
+/// defined earlier in the file); a bare `KEY` line takes its value from `lookup` or is skipped.
+pub fn parse(
+    src: &str,
+    file: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<IndexMap<String, String>, LoadError> {
+    let mut out: IndexMap<String, String> = IndexMap::new();
+    let file: Arc<str> = Arc::from(file);
+    let chars: Vec<char> = src.trim_start_matches('\u{feff}').chars().collect();
+    let mut i = 0;
+    let mut line: u32 = 1;
+    let err = |line: u32, col: u32, msg: String| {
+        LoadError::invalid(Some(Mark { file: file.clone(), line, column: col }), None, msg)
+    };
+    while i < chars.len() {
+        // Start of a line: skip blanks.
+        let line_start = i;
+        while i < chars.len() && matches!(chars[i], ' ' | '\t' | '\r') {
+            i += 1;
+        }
+        if i >= chars.len() {
+            break;
+        }
+        if chars[i] == '\n' {
+            i += 1;
+            line += 1;
+            continue;
+        }
+        if chars[i] == '#' {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+            continue;
+        }
+        let col = |i: usize| u32::try_from(i - line_start + 1).unwrap_or(u32::MAX);
+        // Key.
+        let key_start = i;
+        while i < chars.len() && !matches!(chars[i], '=' | '\n' | ' ' | '\t' | '\r' | '#') {
+            i += 1;
+        }
+        let mut key: String = chars[key_start..i].iter().collect();
+        if key == "export" {
+            let save = i;
+            while i < chars.len() && matches!(chars[i], ' ' | '\t') {
+                i += 1;
+            }
+            if i < chars.len() && !matches!(chars[i], '\n' | '=' | '#' | '\r') && i > save {
+                let ks = i;
+                while i < chars.len() && !matches!(chars[i], '=' | '\n' | ' ' | '\t' | '\r' | '#') {
+                    i += 1;
+                }
+                key = chars[ks..i].iter().collect();
+            } else {
+                i = save;
+            }
+        }
+        if let Some(bad) = key.chars().find(|c| !(c.is_alphanumeric() || "_.-[]".contains(*c))) {
+            return Err(err(
+                line,
+                col(key_start),
+                format!("unexpected character {bad:?} in variable name {key:?}"),
+            ));
+        }
+        while i < chars.len() && matches!(chars[i], ' ' | '\t') {
+            i += 1;
+        }
+        if i >= chars.len() || matches!(chars[i], '\n' | '\r' | '#') {
+            // A bare key: inherit from the environment if set.
+            if let Some(v) = lookup(&key) {
+                out.insert(key, v);
+            }
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+            continue;
+        }
+        if chars[i] != '=' {
+            return Err(err(
+                line,
+                col(i),
+                format!("unexpected character {:?} after variable name {key:?}", chars[i]),
+            ));
+        }
+        i += 1;
+        while i < chars.len() && matches!(chars[i], ' ' | '\t') {
+            i += 1;
+        }
+        let value = match chars.get(i) {
+            Some(&q @ ('\'' | '"')) => {
+                let start_line = line;
+                let start_col = col(i);
+                i += 1;
+                let mut raw = String::new();
+                let mut closed = false;
+                while i < chars.len() {
+                    let c = chars[i];
+                    if c == '\\' && q == '"' && i + 1 < chars.len() {
+                        raw.push(c);
+                        raw.push(chars[i + 1]);
+                        if chars[i + 1] == '\n' {
+                            line += 1;
+                        }
+                        i += 2;
+                        continue;
+                    }
+                    if c == q {
+                        closed = true;
+                        i += 1;
+                        break;
+                    }
+                    if c == '\n' {
+                        line += 1;
+                    }
+                    raw.push(c);
+                    i += 1;
+                }
+                if !closed {
+                    return Err(err(
+                        start_line,
+                        start_col,
+                        format!("unterminated quoted value for {key:?}"),
+                    ));
+                }
+                // Anything after the closing quote up to the end of line must be a comment.
+                while i < chars.len() && matches!(chars[i], ' ' | '\t' | '\r') {
+                    i += 1;
+                }
+                if i < chars.len() && chars[i] == '#' {
+                    while i < chars.len() && chars[i] != '\n' {
+                        i += 1;
+                    }
+                }
+                if q == '\'' {
+                    raw
+                } else {
+                    let unescaped = unescape_double(&raw);
+                    expand(&unescaped, &out, lookup)
+                        .map_err(|m| err(start_line, start_col, format!("{key}: {m}")))?
+                }
+            }
+            _ => {
+                let vs = i;
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+                let mut raw: String = chars[vs..i].iter().collect();
+                // An inline comment starts at ` #`.
+                if let Some(p) = raw.find(" #").or_else(|| raw.find("\t#")) {
+                    raw.truncate(p);
+                }
+                let raw = raw.trim().to_string();
+                expand(&raw, &out, lookup).map_err(|m| err(line, col(vs), format!("{key}: {m}")))?
+            }
+        };
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+/// Reads and parses an env file.
+pub fn read_file(
+    path: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<IndexMap<String, String>, LoadError> {
+    let shown = path.display().to_string();
+    let src = std::fs::read_to_string(path).map_err(|e| {
+        LoadError::invalid(None, None, format!("cannot read env file {shown}: {}", io_msg(&e)))
+    })?;
+    parse(&src, &shown, lookup)
+}
+
+/// An I/O error as a short phrase without the OS error number.
+pub(crate) fn io_msg(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        std::io::ErrorKind::InvalidData => "not valid UTF-8".to_string(),
+        _ => {
+            let s = e.to_string();
+            match s.find(" (os error") {
+                Some(p) => s[..p].to_lowercase(),
+                None => s,
+            }
+        }
+    }
+}
+
+fn expand(
+    raw: &str,
+    earlier: &IndexMap<String, String>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
+    if !raw.contains('$') {
+        return Ok(raw.to_string());
+    }
+    let f = |k: &str| lookup(k).or_else(|| earlier.get(k).cloned());
+    // Unset variables in .env files expand to empty without the compose-file warning.
+    let mut ignored = Vec::new();
+    substitute(raw, &f, &mut ignored).map_err(|e| e.message())
+}
+
+fn unescape_double(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut it = raw.chars();
+    while let Some(c) = it.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match it.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('\\') => out.push('\\'),
+            Some('"') => out.push('"'),
+            Some('\'') => out.push('\''),
+            Some('$') => out.push_str("$$"),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}

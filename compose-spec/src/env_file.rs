@@ -1,0 +1,145 @@
+//! Service `env_file`: each file (string, list, or long `{path, required, format}`) is read
+//! into the service's `environment` (values written in `environment` win; bare names take
+//! their value from the project environment), and `env_file` is kept in long form with
+//! absolute paths, as `docker compose config` prints it.
+
+use std::path::Path;
+
+use indexmap::IndexMap;
+
+use crate::error::LoadError;
+use crate::merge::key_value_map;
+use crate::paths::absolute;
+use crate::tree::{Mapping, Mark, Node, Value};
+
+/// Applies `env_file` and resolves bare `environment` names for every service of `root`.
+pub fn apply(
+    root: &mut Node,
+    project_dir: &Path,
+    env: &IndexMap<String, String>,
+    home: Option<&str>,
+) -> Result<(), LoadError> {
+    let Some(services) =
+        root.as_map_mut().and_then(|m| m.get_mut("services")).and_then(|(_, s)| s.as_map_mut())
+    else {
+        return Ok(());
+    };
+    for (name, (_, svc)) in services.iter_mut() {
+        let Some(m) = svc.as_map_mut() else { continue };
+        let path = format!("services.{name}");
+        let mut from_files: IndexMap<String, String> = IndexMap::new();
+        let mut had_env_file = false;
+        if let Some((km, ef)) = m.get(&"env_file".to_string()).cloned() {
+            had_env_file = true;
+            let entries = entries(&ef, &format!("{path}.env_file"))?;
+            let mut long = Vec::new();
+            for (p, required, format, mark) in entries {
+                let abs = absolute(project_dir, &p, home);
+                let lookup = |k: &str| env.get(k).cloned().or_else(|| from_files.get(k).cloned());
+                match std::fs::metadata(&abs) {
+                    Err(_) if !required => {}
+                    Err(_) => {
+                        return Err(LoadError::invalid(
+                            Some(mark.clone()),
+                            Some(format!("{path}.env_file")),
+                            format!("env file {abs} not found"),
+                        ));
+                    }
+                    Ok(_) => {
+                        let vars = crate::dotenv::read_file(Path::new(&abs), &lookup)?;
+                        from_files.extend(vars);
+                    }
+                }
+                let mut item = Mapping::new();
+                let s = |v: Value| Node::new(v, mark.clone());
+                item.insert("path".into(), (mark.clone(), s(Value::String(abs))));
+                item.insert("required".into(), (mark.clone(), s(Value::Bool(required))));
+                if let Some(f) = format {
+                    item.insert("format".into(), (mark.clone(), s(Value::String(f))));
+                }
+                long.push(Node::new(Value::Map(item), mark));
+            }
+            m.insert("env_file".into(), (km, Node::new(Value::Seq(long), ef.mark.clone())));
+        }
+        let env_entry = m.get("environment").cloned();
+        if env_entry.is_none() && !had_env_file {
+            continue;
+        }
+        let (km, env_node) = match env_entry {
+            Some(e) => e,
+            None => {
+                let mark = svc_mark(m);
+                (mark.clone(), Node::new(Value::Null, mark))
+            }
+        };
+        let segs = vec!["services".to_string(), name.clone(), "environment".to_string()];
+        let env_mark = env_node.mark.clone();
+        let declared = key_value_map(env_node, &segs)?;
+        let mut out = Mapping::new();
+        for (k, v) in from_files {
+            out.insert(k, (env_mark.clone(), Node::new(Value::String(v), env_mark.clone())));
+        }
+        for (k, (kmark, v)) in declared {
+            let v = if matches!(v.value, Value::Null) {
+                match env.get(&k) {
+                    Some(val) => Node::new(Value::String(val.clone()), v.mark),
+                    // Not set anywhere: an env_file value (if any) stays, else null.
+                    None => match out.get(&k) {
+                        Some((_, existing)) => existing.clone(),
+                        None => v,
+                    },
+                }
+            } else {
+                v
+            };
+            out.insert(k, (kmark, v));
+        }
+        m.insert("environment".into(), (km, Node::new(Value::Map(out), env_mark)));
+    }
+    Ok(())
+}
+
+fn svc_mark(m: &Mapping) -> Mark {
+    m.values().next().map(|(k, _)| k.clone()).unwrap_or(Mark {
+        file: "<cli>".into(),
+        line: 1,
+        column: 1,
+    })
+}
+
+/// (path, required, format, mark) for each entry.
+type Entry = (String, bool, Option<String>, Mark);
+
+fn entries(n: &Node, path: &str) -> Result<Vec<Entry>, LoadError> {
+    let bad = |n: &Node| {
+        LoadError::invalid(
+            Some(n.mark.clone()),
+            Some(path.to_string()),
+            format!(
+                "must be a string, a list or a {{path, required}} mapping, found a {}",
+                n.type_name()
+            ),
+        )
+    };
+    let one = |it: &Node| -> Result<Entry, LoadError> {
+        match &it.value {
+            Value::String(s) => Ok((s.clone(), true, None, it.mark.clone())),
+            Value::Map(_) => {
+                let p = it.get("path").and_then(Node::as_str).ok_or_else(|| bad(it))?;
+                let required = match it.get("required").map(|r| &r.value) {
+                    Some(Value::Bool(b)) => *b,
+                    Some(Value::String(s)) => s != "false",
+                    _ => true,
+                };
+                let format = it.get("format").and_then(Node::as_str).map(str::to_string);
+                Ok((p.to_string(), required, format, it.mark.clone()))
+            }
+            _ => Err(bad(it)),
+        }
+    };
+    match &n.value {
+        Value::Seq(items) => items.iter().map(one).collect(),
+        Value::Null => Ok(Vec::new()),
+        _ => Ok(vec![one(n)?]),
+    }
+}

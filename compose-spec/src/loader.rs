@@ -1,0 +1,371 @@
+//! The loading pipeline: discovery -> `.env` -> per file (parse, interpolate, extends, include)
+//! -> merge files -> paths -> `env_file` -> profiles -> project name. The result is a positioned
+//! tree for the model stage.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use crate::discovery::{self, Source};
+use crate::error::{ErrorKind, LoadError};
+use crate::merge::{merge_nodes, strip_tags};
+use crate::tree::{Mark, Node, Value};
+
+/// What the CLI tells the loader.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Where the CLI runs (discovery searches upward from here).
+    pub working_dir: PathBuf,
+    /// `-f` files (repeatable; `-` = stdin content given in `stdin`).
+    pub files: Vec<PathBuf>,
+    /// The content of standard input, for `-f -`.
+    pub stdin: Option<String>,
+    /// `--project-directory`.
+    pub project_directory: Option<PathBuf>,
+    /// `-p`.
+    pub project_name: Option<String>,
+    /// `--env-file` (replaces the default `.env`).
+    pub env_files: Vec<PathBuf>,
+    /// `--profile`.
+    pub profiles: Vec<String>,
+    /// Services named on the command line (enable their profiles).
+    pub services: Vec<String>,
+    /// The process environment, passed in (tests inject it).
+    pub environment: IndexMap<String, String>,
+    /// False for `--no-interpolate`.
+    pub interpolate: bool,
+    /// Make relative paths absolute (default true).
+    pub resolve_paths: bool,
+}
+
+impl Default for LoadOptions {
+    /// Empty options in `.` with interpolation and path resolution on.
+    fn default() -> Self {
+        LoadOptions {
+            working_dir: PathBuf::from("."),
+            files: Vec::new(),
+            stdin: None,
+            project_directory: None,
+            project_name: None,
+            env_files: Vec::new(),
+            profiles: Vec::new(),
+            services: Vec::new(),
+            environment: IndexMap::new(),
+            interpolate: true,
+            resolve_paths: true,
+        }
+    }
+}
+
+/// The loaded, merged tree and what was learned on the way.
+#[derive(Debug, Clone)]
+pub struct LoadedTree {
+    /// Merged, interpolated, extends/include resolved, profiles applied.
+    pub root: Node,
+    /// The project name.
+    pub project_name: String,
+    /// The project directory (absolute).
+    pub project_dir: PathBuf,
+    /// The compose files read, absolute (`-` for stdin).
+    pub config_files: Vec<PathBuf>,
+    /// The interpolation environment (process env over `.env` / `--env-file`).
+    pub environment: IndexMap<String, String>,
+    /// Warnings, e.g. unset variables.
+    pub warnings: Vec<String>,
+    /// The active profiles.
+    pub enabled_profiles: Vec<String>,
+}
+
+/// State shared by the stages while loading one project.
+pub(crate) struct Ctx {
+    /// The interpolation environment.
+    pub env: IndexMap<String, String>,
+    /// Whether to interpolate.
+    pub interpolate: bool,
+    /// Whether to make paths absolute.
+    pub resolve_paths: bool,
+    /// `$HOME`, for `~` in paths.
+    pub home: Option<String>,
+    /// Accumulated warnings.
+    pub warnings: Vec<String>,
+    /// Stdin content for `-f -`.
+    pub stdin: Option<String>,
+    /// The directory file names are shown relative to.
+    pub working_dir: PathBuf,
+}
+
+/// Loads a project's compose files into one tree.
+pub fn load_tree(opts: &LoadOptions) -> Result<LoadedTree, LoadError> {
+    let cwd = absolutize(&opts.working_dir);
+    let process_env = &opts.environment;
+    let given_project_dir =
+        opts.project_directory.as_ref().map(|p| crate::paths::clean(&cwd.join(p)));
+
+    // Where `.env` is looked for before the files are known (COMPOSE_FILE may come from it).
+    let first_file_dir = opts
+        .files
+        .iter()
+        .find(|f| f.as_os_str() != "-")
+        .and_then(|f| crate::paths::clean(&cwd.join(f)).parent().map(Path::to_path_buf));
+    let pre_dir = given_project_dir.clone().or(first_file_dir).unwrap_or_else(|| cwd.clone());
+    let mut dotenv = read_env_files(opts, &cwd, &pre_dir)?;
+    let combined = overlay(&dotenv, process_env);
+
+    let sources = discovery::find_files(&cwd, &opts.files, &combined)?;
+    let project_dir = match &given_project_dir {
+        Some(d) => d.clone(),
+        None => sources
+            .iter()
+            .find_map(|s| match s {
+                Source::File(p) => p.parent().map(Path::to_path_buf),
+                Source::Stdin => None,
+            })
+            .unwrap_or_else(|| cwd.clone()),
+    };
+    if project_dir != pre_dir && opts.env_files.is_empty() {
+        dotenv = read_env_files(opts, &cwd, &project_dir)?;
+    }
+    let mut env = overlay(&dotenv, process_env);
+
+    if let Some(p) = &opts.project_name
+        && !discovery::is_valid_project_name(p)
+    {
+        return Err(discovery::invalid_project_name(p, ErrorKind::Usage));
+    }
+    let name_from_env = env.get("COMPOSE_PROJECT_NAME").filter(|s| !s.is_empty()).cloned();
+    if let Some(n) = &name_from_env
+        && !discovery::is_valid_project_name(n)
+    {
+        return Err(discovery::invalid_project_name(n, ErrorKind::Invalid));
+    }
+    if let Some(p) = opts.project_name.clone().or(name_from_env.clone()) {
+        env.entry("COMPOSE_PROJECT_NAME".to_string()).or_insert(p);
+    }
+
+    let mut ctx = Ctx {
+        env,
+        interpolate: opts.interpolate,
+        resolve_paths: opts.resolve_paths,
+        home: process_env.get("HOME").cloned(),
+        warnings: Vec::new(),
+        stdin: opts.stdin.clone(),
+        working_dir: cwd.clone(),
+    };
+    let mut stack = Vec::new();
+    let mut root = ctx.load_files(&sources, &project_dir, &mut stack)?;
+    if opts.resolve_paths {
+        crate::paths::resolve_tree(&mut root, &project_dir, ctx.home.as_deref());
+    }
+    crate::env_file::apply(&mut root, &project_dir, &ctx.env, ctx.home.as_deref())?;
+
+    let requested = if opts.profiles.is_empty() {
+        ctx.env.get("COMPOSE_PROFILES").map(|s| crate::profiles::from_env(s)).unwrap_or_default()
+    } else {
+        opts.profiles.clone()
+    };
+    let enabled_profiles = crate::profiles::apply(&mut root, requested, &opts.services);
+
+    let project_name = match opts.project_name.clone().or(name_from_env) {
+        Some(n) => n,
+        None => match root.get("name") {
+            Some(n) if !matches!(n.value, Value::Null) => {
+                let s = scalar(n);
+                if !discovery::is_valid_project_name(&s) {
+                    let mut e = discovery::invalid_project_name(&s, ErrorKind::Invalid);
+                    e.mark = Some(n.mark.clone());
+                    e.path = Some("name".into());
+                    return Err(e);
+                }
+                s
+            }
+            _ => {
+                let base = project_dir
+                    .file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let n = discovery::normalize_project_name(&base);
+                if n.is_empty() {
+                    return Err(LoadError {
+                        kind: ErrorKind::Usage,
+                        mark: None,
+                        path: None,
+                        message: format!(
+                            "project name must not be empty: the directory name {base:?} has no usable characters (use -p)"
+                        ),
+                    });
+                }
+                n
+            }
+        },
+    };
+    if let Some(m) = root.as_map_mut() {
+        let mark = Mark { file: Arc::from("<cli>"), line: 1, column: 1 };
+        let node = Node::new(Value::String(project_name.clone()), mark.clone());
+        match m.get_mut("name") {
+            Some(slot) => slot.1 = Node { mark: slot.1.mark.clone(), ..node },
+            None => {
+                m.shift_insert(0, "name".to_string(), (mark, node));
+            }
+        }
+    }
+
+    let config_files = sources
+        .iter()
+        .map(|s| match s {
+            Source::File(p) => p.clone(),
+            Source::Stdin => PathBuf::from("-"),
+        })
+        .collect();
+    Ok(LoadedTree {
+        root,
+        project_name,
+        project_dir,
+        config_files,
+        environment: ctx.env,
+        warnings: ctx.warnings,
+        enabled_profiles,
+    })
+}
+
+fn scalar(n: &Node) -> String {
+    match &n.value {
+        Value::String(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Bool(b) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn absolutize(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        crate::paths::clean(p)
+    } else {
+        let cur = std::env::current_dir().unwrap_or_default();
+        crate::paths::clean(&cur.join(p))
+    }
+}
+
+/// `base` with `top` written over it.
+fn overlay(
+    base: &IndexMap<String, String>,
+    top: &IndexMap<String, String>,
+) -> IndexMap<String, String> {
+    let mut out = base.clone();
+    for (k, v) in top {
+        out.insert(k.clone(), v.clone());
+    }
+    out
+}
+
+/// `--env-file` files (relative to the working directory), else `dir/.env` when it exists.
+fn read_env_files(
+    opts: &LoadOptions,
+    cwd: &Path,
+    dir: &Path,
+) -> Result<IndexMap<String, String>, LoadError> {
+    let files: Vec<PathBuf> = if opts.env_files.is_empty() {
+        let d = dir.join(".env");
+        if d.is_file() { vec![d] } else { Vec::new() }
+    } else {
+        opts.env_files.iter().map(|f| crate::paths::clean(&cwd.join(f))).collect()
+    };
+    let mut out: IndexMap<String, String> = IndexMap::new();
+    for f in files {
+        if !f.is_file() {
+            return Err(LoadError {
+                kind: ErrorKind::Invalid,
+                mark: None,
+                path: None,
+                message: format!("couldn't find env file: {}", f.display()),
+            });
+        }
+        let lookup = |k: &str| opts.environment.get(k).cloned().or_else(|| out.get(k).cloned());
+        let vars = crate::dotenv::read_file(&f, &lookup)?;
+        out.extend(vars);
+    }
+    Ok(out)
+}
+
+impl Ctx {
+    /// How a file is named in positions: relative to the working directory when inside it.
+    fn display(&self, p: &Path) -> Arc<str> {
+        let shown = p.strip_prefix(&self.working_dir).unwrap_or(p);
+        Arc::from(shown.to_string_lossy().as_ref())
+    }
+
+    /// Reads, parses and interpolates one file (no extends/include).
+    pub(crate) fn read_tree(&mut self, path: &Path) -> Result<Node, LoadError> {
+        let src = std::fs::read_to_string(path).map_err(|e| {
+            LoadError::invalid(
+                None,
+                None,
+                format!("cannot read {}: {}", path.display(), crate::dotenv::io_msg(&e)),
+            )
+        })?;
+        let name = self.display(path);
+        self.parse_and_interpolate(&src, name)
+    }
+
+    fn parse_and_interpolate(&mut self, src: &str, name: Arc<str>) -> Result<Node, LoadError> {
+        let mut root = crate::yaml::parse(src, name.clone())?;
+        match root.value {
+            Value::Null => root.value = Value::Map(Default::default()),
+            Value::Map(_) => {}
+            _ => {
+                return Err(LoadError::invalid(
+                    Some(root.mark.clone()),
+                    None,
+                    format!("top-level object must be a mapping, found a {}", root.type_name()),
+                ));
+            }
+        }
+        if self.interpolate {
+            crate::interpolate::interpolate_node(&mut root, &self.env, "", &mut self.warnings)?;
+        }
+        Ok(root)
+    }
+
+    /// Loads `sources` (one project) and merges them; `project_dir` anchors include paths of
+    /// stdin content. Tags are stripped from the result.
+    pub(crate) fn load_files(
+        &mut self,
+        sources: &[Source],
+        project_dir: &Path,
+        stack: &mut Vec<PathBuf>,
+    ) -> Result<Node, LoadError> {
+        let mut acc: Option<Node> = None;
+        for src in sources {
+            let (mut tree, file, dir) = match src {
+                Source::File(p) => {
+                    let t = self.read_tree(p)?;
+                    let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
+                    (t, p.clone(), dir)
+                }
+                Source::Stdin => {
+                    let content = self.stdin.clone().unwrap_or_default();
+                    let t = self.parse_and_interpolate(&content, Arc::from("-"))?;
+                    (t, project_dir.join("-"), project_dir.to_path_buf())
+                }
+            };
+            crate::extends::resolve(&mut tree, &file, self)?;
+            stack.push(file.clone());
+            let r = crate::include::resolve(&mut tree, &dir, self, stack);
+            stack.pop();
+            r?;
+            acc = Some(match acc {
+                None => tree,
+                Some(base) => merge_nodes(base, tree, "")?,
+            });
+        }
+        let mut root = acc.unwrap_or_else(|| {
+            Node::new(
+                Value::Map(Default::default()),
+                Mark { file: Arc::from("<cli>"), line: 1, column: 1 },
+            )
+        });
+        strip_tags(&mut root);
+        Ok(root)
+    }
+}

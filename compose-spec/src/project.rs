@@ -1,0 +1,32 @@
+//! The whole pipeline: load the tree, normalise it into a [`Project`], validate it.
+
+use crate::error::LoadError;
+use crate::loader::{LoadOptions, load_tree};
+use crate::model::Project;
+use crate::normalize::{NormalizeOptions, normalize};
+
+/// Loads, normalises and validates a project; returns it with the warnings to print.
+pub fn load_project(opts: &LoadOptions) -> Result<(Project, Vec<String>), LoadError> {
+    load_project_with(opts, true)
+}
+
+/// As [`load_project`]; `defaults` false skips compose's implicit defaults (`--no-normalize`).
+pub fn load_project_with(
+    opts: &LoadOptions,
+    defaults: bool,
+) -> Result<(Project, Vec<String>), LoadError> {
+    let tree = load_tree(opts)?;
+    let nopts = NormalizeOptions {
+        project_name: tree.project_name.clone(),
+        project_dir: tree.project_dir.clone(),
+        environment: tree.environment.clone(),
+        resolve_paths: opts.resolve_paths,
+        defaults,
+    };
+    let (mut project, marks, mut warnings) = normalize(&tree.root, &nopts)?;
+    project.config_files = tree.config_files.clone();
+    let mut all = tree.warnings;
+    all.append(&mut warnings);
+    all.extend(crate::validate::validate(&project, &marks)?);
+    Ok((project, all))
+}

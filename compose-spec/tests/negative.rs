@@ -1,0 +1,230 @@
+//! Validation and semantic errors: each case asserts the exact message, position and key path,
+//! and that the error is an `Invalid` one (exit code 15).
+
+use compose_spec::load_project;
+use compose_spec::loader::LoadOptions;
+
+/// Loads `yaml` as `compose.yaml` in a fresh directory and returns the error text.
+fn error_of(yaml: &str) -> String {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(tmp.path().join("compose.yaml"), yaml).unwrap_or_else(|e| panic!("{e}"));
+    let opts = LoadOptions {
+        working_dir: tmp.path().to_path_buf(),
+        project_name: Some("neg".into()),
+        ..Default::default()
+    };
+    match load_project(&opts) {
+        Ok(_) => panic!("expected an error for:\n{yaml}"),
+        Err(e) => {
+            assert_eq!(e.exit_code(), 15, "{e}");
+            let text = e.to_string();
+            // The file is named by its full path; keep the name for stable expectations.
+            match text.find("compose.yaml:") {
+                Some(i) => text[i..].to_string(),
+                None => text,
+            }
+        }
+    }
+}
+
+const CASES: &[(&str, &str, &str)] = &[
+    (
+        "unknown service key with did-you-mean",
+        "services:\n  web:\n    imgae: nginx\n",
+        "compose.yaml:3:5: services.web.imgae: unknown key \"imgae\" (did you mean \"image\"?)",
+    ),
+    (
+        "unknown top-level key",
+        "services:\n  web:\n    image: nginx\nnetwork:\n  a: {}\n",
+        "compose.yaml:4:1: network: unknown key \"network\" (did you mean \"networks\"?)",
+    ),
+    (
+        "unknown key without suggestion",
+        "services:\n  web:\n    image: nginx\n    frobnicate: true\n",
+        "compose.yaml:4:5: services.web.frobnicate: unknown key \"frobnicate\"",
+    ),
+    (
+        "unknown nested key",
+        "services:\n  web:\n    image: nginx\n    healthcheck:\n      intervall: 5s\n",
+        "compose.yaml:5:7: services.web.healthcheck.intervall: unknown key \"intervall\" (did you mean \"interval\"?)",
+    ),
+    (
+        "image must be a string",
+        "services:\n  web:\n    image: [nginx]\n",
+        "compose.yaml:3:12: services.web.image: must be a string, not a sequence",
+    ),
+    (
+        "services must be a mapping",
+        "services:\n  - web\n",
+        "compose.yaml:2:3: services: must be a mapping, not a sequence",
+    ),
+    (
+        "boolean expected",
+        "services:\n  web:\n    image: nginx\n    privileged: maybe\n",
+        "compose.yaml:4:17: services.web.privileged: \"maybe\" is not a boolean",
+    ),
+    (
+        "integer expected",
+        "services:\n  web:\n    image: nginx\n    deploy:\n      replicas: two\n",
+        "compose.yaml:5:17: services.web.deploy.replicas: \"two\" is not an integer",
+    ),
+    (
+        "invalid port mapping",
+        "services:\n  web:\n    image: nginx\n    ports:\n      - 8080:80\n      - \"80:80:80:80\"\n",
+        "compose.yaml:6:9: services.web.ports[1]: \"80:80:80:80\" is not a valid port mapping",
+    ),
+    (
+        "port out of range",
+        "services:\n  web:\n    image: nginx\n    ports:\n      - \"70000:80\"\n",
+        "compose.yaml:5:9: services.web.ports[0]: \"70000:80\" is not a valid port mapping",
+    ),
+    (
+        "bad protocol",
+        "services:\n  web:\n    image: nginx\n    ports:\n      - \"80:80/xtp\"\n",
+        "compose.yaml:5:9: services.web.ports[0]: \"80:80/xtp\" is not a valid port mapping",
+    ),
+    (
+        "long port without target",
+        "services:\n  web:\n    image: nginx\n    ports:\n      - published: 80\n",
+        "compose.yaml:5:9: services.web.ports[0]: \"target\" is required",
+    ),
+    (
+        "invalid duration",
+        "services:\n  web:\n    image: nginx\n    healthcheck:\n      interval: 10 seconds\n",
+        "compose.yaml:5:17: services.web.healthcheck.interval: \"10 seconds\" is not a valid duration",
+    ),
+    (
+        "invalid stop_grace_period",
+        "services:\n  web:\n    image: nginx\n    stop_grace_period: 1x\n",
+        "compose.yaml:4:24: services.web.stop_grace_period: \"1x\" is not a valid duration",
+    ),
+    (
+        "invalid byte size",
+        "services:\n  web:\n    image: nginx\n    mem_limit: 1zb\n",
+        "compose.yaml:4:16: services.web.mem_limit: \"1zb\" is not a valid byte size",
+    ),
+    (
+        "invalid shm_size",
+        "services:\n  web:\n    image: nginx\n    shm_size: lots\n",
+        "compose.yaml:4:15: services.web.shm_size: \"lots\" is not a valid byte size",
+    ),
+    (
+        "invalid volume spec",
+        "services:\n  web:\n    image: nginx\n    volumes:\n      - \"a:b:c:d\"\n",
+        "compose.yaml:5:9: services.web.volumes[0]: \"a:b:c:d\" is not a valid volume specification",
+    ),
+    (
+        "invalid mount type",
+        "services:\n  web:\n    image: nginx\n    volumes:\n      - type: disk\n        target: /x\n",
+        "compose.yaml:5:15: services.web.volumes[0].type: \"disk\" is not a valid mount type (bind, volume, tmpfs, cluster, npipe or image)",
+    ),
+    (
+        "depends_on unknown service",
+        "services:\n  web:\n    image: nginx\n    depends_on:\n      - db\n",
+        "compose.yaml:5:9: services.web.depends_on.db: service \"db\" is not defined",
+    ),
+    (
+        "invalid depends_on condition",
+        "services:\n  web:\n    image: nginx\n    depends_on:\n      db:\n        condition: service_ready\n  db:\n    image: postgres\n",
+        "compose.yaml:6:20: services.web.depends_on.db.condition: \"service_ready\" is not a valid condition (service_started, service_healthy or service_completed_successfully)",
+    ),
+    (
+        "dependency cycle",
+        "services:\n  a:\n    image: x\n    depends_on: [b]\n  b:\n    image: x\n    depends_on: [a]\n",
+        "compose.yaml:4:18: services.a.depends_on.b: dependency cycle detected: a -> b -> a",
+    ),
+    (
+        "self dependency",
+        "services:\n  a:\n    image: x\n    depends_on: [a]\n",
+        "compose.yaml:4:18: services.a.depends_on.a: service \"a\" depends on itself",
+    ),
+    (
+        "links to unknown service",
+        "services:\n  web:\n    image: nginx\n    links:\n      - db:database\n",
+        "compose.yaml:5:9: services.web.links[0]: links to undefined service \"db\"",
+    ),
+    (
+        "network_mode service unknown",
+        "services:\n  web:\n    image: nginx\n    network_mode: service:vpn\n",
+        "compose.yaml:4:5: services.web.network_mode: refers to undefined service \"vpn\"",
+    ),
+    (
+        "volumes_from unknown service",
+        "services:\n  web:\n    image: nginx\n    volumes_from:\n      - data:ro\n",
+        "compose.yaml:5:9: services.web.volumes_from[0]: refers to undefined service \"data\"",
+    ),
+    (
+        "undefined network",
+        "services:\n  web:\n    image: nginx\n    networks:\n      - front\n",
+        "compose.yaml:5:9: services.web.networks.front: network \"front\" is not defined in the top-level networks",
+    ),
+    (
+        "undefined volume",
+        "services:\n  web:\n    image: nginx\n    volumes:\n      - data:/data\n",
+        "compose.yaml:5:9: services.web.volumes[0]: volume \"data\" is not defined in the top-level volumes",
+    ),
+    (
+        "undefined secret",
+        "services:\n  web:\n    image: nginx\n    secrets:\n      - token\n",
+        "compose.yaml:5:9: services.web.secrets[0]: secret \"token\" is not defined in the top-level secrets",
+    ),
+    (
+        "undefined config",
+        "services:\n  web:\n    image: nginx\n    configs:\n      - source: conf\n",
+        "compose.yaml:5:9: services.web.configs[0]: config \"conf\" is not defined in the top-level configs",
+    ),
+    (
+        "container_name with replicas",
+        "services:\n  web:\n    image: nginx\n    container_name: web\n    deploy:\n      replicas: 2\n",
+        "compose.yaml:4:5: services.web.container_name: cannot be set when the service has 2 replicas, as container names must be unique",
+    ),
+    (
+        "neither image nor build",
+        "services:\n  web:\n    command: echo hi\n",
+        "compose.yaml:2:3: services.web: has neither an image nor a build context specified",
+    ),
+    (
+        "invalid restart policy",
+        "services:\n  web:\n    image: nginx\n    restart: sometimes\n",
+        "compose.yaml:4:14: services.web.restart: \"sometimes\" is not a valid restart policy",
+    ),
+    (
+        "unterminated quote in command",
+        "services:\n  web:\n    image: nginx\n    command: echo 'hi\n",
+        "compose.yaml:4:14: services.web.command: cannot split \"echo 'hi\": unterminated single quote",
+    ),
+    (
+        "healthcheck test must start with CMD",
+        "services:\n  web:\n    image: nginx\n    healthcheck:\n      test: [curl, localhost]\n",
+        "compose.yaml:5:13: services.web.healthcheck.test: must start with NONE, CMD or CMD-SHELL, not \"curl\"",
+    ),
+    (
+        "secret without source",
+        "services:\n  web:\n    image: nginx\nsecrets:\n  token: {}\n",
+        "compose.yaml:5:10: secrets.token: secret needs one of \"file\", \"environment\" or \"external\"",
+    ),
+    (
+        "environment must be list or mapping",
+        "services:\n  web:\n    image: nginx\n    environment: FOO=bar\n",
+        "compose.yaml:4:18: services.web.environment: expected a mapping or a list of \"KEY=VALUE\", found a string",
+    ),
+    (
+        "ulimit soft above hard",
+        "services:\n  web:\n    image: nginx\n    ulimits:\n      nofile:\n        soft: 20\n        hard: 10\n",
+        "compose.yaml:6:9: services.web.ulimits.nofile: soft limit 20 is greater than hard limit 10",
+    ),
+];
+
+#[test]
+fn negative_cases() {
+    let mut failures = Vec::new();
+    for (name, yaml, want) in CASES {
+        let got = error_of(yaml);
+        if got != *want {
+            failures.push(format!("{name}:\n  want: {want}\n  got:  {got}"));
+        }
+    }
+    println!("{} negative cases", CASES.len());
+    assert!(CASES.len() >= 25);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
