@@ -118,6 +118,11 @@ pub fn parse(
                         i += 2;
                         continue;
                     }
+                    if c == '\\' && q == '\'' && chars.get(i + 1) == Some(&'\'') {
+                        raw.push('\'');
+                        i += 2;
+                        continue;
+                    }
                     if c == q {
                         closed = true;
                         i += 1;

@@ -1,8 +1,8 @@
 //! YAML text -> positioned [`Node`] tree, built from `saphyr-parser` events.
 //!
 //! Handles anchors/aliases, merge keys (`<<: *a`, `<<: [*a, *b]`), custom tags (kept in
-//! [`Node::tag`]), YAML 1.2 core-schema resolution of plain scalars, string keys, and rejects
-//! duplicate keys. Every error carries file:line:column (1-based) and the key path.
+//! [`Node::tag`]), YAML 1.2 core-schema resolution of plain scalars (plus `0440` as octal, as
+//! compose reads it), string keys, and rejects duplicate keys. Every error carries file:line:column (1-based) and the key path.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -387,6 +387,14 @@ pub fn resolve_plain(text: &str) -> Value {
         }
     }
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    // `0440` is octal, as compose's YAML library reads it (file modes are written this way).
+    if digits.len() > 1
+        && digits.starts_with('0')
+        && digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+        && let Ok(i) = i64::from_str_radix(digits, 8)
+    {
+        return Value::Int(if text.starts_with('-') { -i } else { i });
+    }
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         if let Ok(i) = text.parse::<i64>() {
             return Value::Int(i);

@@ -100,7 +100,7 @@ fn block_scalars_and_quotes_stay_strings() {
     assert_eq!(at(&n, &["a"]).value, Value::String("12\n".into()));
     assert_eq!(at(&n, &["b"]).value, Value::String("12".into()));
     assert_eq!(at(&n, &["c"]).value, Value::String("1.0".into()));
-    assert_eq!(at(&n, &["d"]).value, Value::Int(12));
+    assert_eq!(at(&n, &["d"]).value, Value::Int(10));
 }
 
 #[test]
