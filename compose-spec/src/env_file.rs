@@ -116,8 +116,8 @@ fn entries(n: &Node, path: &str) -> Result<Vec<Entry>, LoadError> {
             Some(n.mark.clone()),
             Some(path.to_string()),
             format!(
-                "must be a string, a list or a {{path, required}} mapping, found a {}",
-                n.type_name()
+                "must be a string, a list or a {{path, required}} mapping, found {}",
+                n.a_type_name()
             ),
         )
     };

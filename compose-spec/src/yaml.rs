@@ -200,7 +200,7 @@ impl<'a> Builder<'a> {
                             return Err(self.err(
                                 &span,
                                 path,
-                                format!("mapping keys must be scalars, found a {}", k.type_name()),
+                                format!("mapping keys must be scalars, found {}", k.a_type_name()),
                             ));
                         }
                     }
@@ -310,12 +310,15 @@ fn merge_sources(v: Node, path: &str) -> Result<Vec<Node>, LoadError> {
         Value::Seq(items) => {
             for it in &items {
                 if it.as_map().is_none() {
+                    // An item positioned before its list came through an alias: point at the list.
+                    let before = (it.mark.line, it.mark.column) < (v.mark.line, v.mark.column);
+                    let mark = if before { v.mark.clone() } else { it.mark.clone() };
                     return Err(LoadError::invalid(
-                        Some(it.mark.clone()),
+                        Some(mark),
                         path_opt(path),
                         format!(
-                            "merge key value must be a mapping or a sequence of mappings, found a sequence containing a {}",
-                            it.type_name()
+                            "merge key value must be a mapping or a sequence of mappings, found a sequence containing {}",
+                            it.a_type_name()
                         ),
                     ));
                 }
@@ -326,8 +329,8 @@ fn merge_sources(v: Node, path: &str) -> Result<Vec<Node>, LoadError> {
             Some(v.mark.clone()),
             path_opt(path),
             format!(
-                "merge key value must be a mapping or a sequence of mappings, found a {}",
-                v.type_name()
+                "merge key value must be a mapping or a sequence of mappings, found {}",
+                v.a_type_name()
             ),
         )),
     }

@@ -150,7 +150,7 @@ fn bad_merge_key_value() {
     let e = err("x:\n  <<: 5\n");
     assert_eq!(
         e.to_string(),
-        "compose.yaml:2:7: x.<<: merge key value must be a mapping or a sequence of mappings, found a integer"
+        "compose.yaml:2:7: x.<<: merge key value must be a mapping or a sequence of mappings, found an integer"
     );
     let e = err("a: &a [1]\nx:\n  <<: [*a]\n");
     assert_eq!(
