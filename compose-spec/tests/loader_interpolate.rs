@@ -182,6 +182,11 @@ fn dotenv_errors_have_positions() {
         Ok(m) => panic!("{m:?}"),
     };
     assert_eq!(e.to_string(), ".env:2:5: unexpected character 'K' after variable name \"BAD\"");
+    let e = match dotenv::parse("A='x\ny' junk\n", ".env", &lookup) {
+        Err(e) => e,
+        Ok(m) => panic!("{m:?}"),
+    };
+    assert_eq!(e.to_string(), ".env:2:4: unexpected character 'j' after the quoted value of \"A\"");
     let e = match dotenv::parse("A=${B\n", ".env", &lookup) {
         Err(e) => e,
         Ok(m) => panic!("{m:?}"),
