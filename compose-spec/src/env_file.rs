@@ -90,7 +90,7 @@ pub fn apply(
                     },
                 }
             } else {
-                v
+                stringify(v)
             };
             out.insert(k, (kmark, v));
         }
@@ -116,8 +116,8 @@ fn entries(n: &Node, path: &str) -> Result<Vec<Entry>, LoadError> {
             Some(n.mark.clone()),
             Some(path.to_string()),
             format!(
-                "must be a string, a list or a {{path, required}} mapping, found a {}",
-                n.type_name()
+                "must be a string, a list or a {{path, required}} mapping, found {}",
+                n.a_type_name()
             ),
         )
     };
@@ -142,4 +142,15 @@ fn entries(n: &Node, path: &str) -> Result<Vec<Entry>, LoadError> {
         Value::Null => Ok(Vec::new()),
         _ => Ok(vec![one(n)?]),
     }
+}
+
+/// Numbers and booleans in `environment` become the strings the container will see.
+fn stringify(mut n: Node) -> Node {
+    n.value = match n.value {
+        Value::Int(i) => Value::String(i.to_string()),
+        Value::Float(f) => Value::String(f.to_string()),
+        Value::Bool(b) => Value::String(b.to_string()),
+        v => v,
+    };
+    n
 }

@@ -84,7 +84,7 @@ fn resolve_service(
                     return Err(LoadError::invalid(
                         Some(other.mark.clone()),
                         Some(format!("{path}.file")),
-                        format!("must be a string, found a {}", other.type_name()),
+                        format!("must be a string, found {}", other.a_type_name()),
                     ));
                 }
             };
@@ -94,7 +94,7 @@ fn resolve_service(
             return Err(LoadError::invalid(
                 Some(ext.mark.clone()),
                 Some(path),
-                format!("must be a string or a mapping, found a {}", ext.type_name()),
+                format!("must be a string or a mapping, found {}", ext.a_type_name()),
             ));
         }
     };

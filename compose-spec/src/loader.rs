@@ -317,7 +317,7 @@ impl Ctx {
                 return Err(LoadError::invalid(
                     Some(root.mark.clone()),
                     None,
-                    format!("top-level object must be a mapping, found a {}", root.type_name()),
+                    format!("top-level object must be a mapping, found {}", root.a_type_name()),
                 ));
             }
         }

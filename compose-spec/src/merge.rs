@@ -235,7 +235,7 @@ fn mismatch(segs: &[String], mark: &Mark, want: &str, got: &Value) -> LoadError 
     LoadError::invalid(
         Some(mark.clone()),
         Some(render(segs)),
-        format!("cannot override a {want} with a {}", got.type_name()),
+        format!("cannot override a {want} with {}", got.a_type_name()),
     )
 }
 
@@ -398,7 +398,7 @@ pub fn key_value_map(n: Node, segs: &[String]) -> Result<Mapping, LoadError> {
                         return Err(LoadError::invalid(
                             Some(it.mark.clone()),
                             Some(render(segs)),
-                            format!("expected \"KEY=VALUE\" strings, found a {}", it.type_name()),
+                            format!("expected \"KEY=VALUE\" strings, found {}", it.a_type_name()),
                         ));
                     }
                 };
@@ -416,8 +416,8 @@ pub fn key_value_map(n: Node, segs: &[String]) -> Result<Mapping, LoadError> {
                 Some(n.mark),
                 Some(render(segs)),
                 format!(
-                    "expected a mapping or a list of \"KEY=VALUE\", found a {}",
-                    got.type_name()
+                    "expected a mapping or a list of \"KEY=VALUE\", found {}",
+                    got.a_type_name()
                 ),
             ))
         }
