@@ -9,6 +9,13 @@ use berth_runtime::container::{ContainerSummary, ExecConfig, ListFilters, LogsOp
 use super::run::{CreateFlags, EXIT_ENGINE, engine, engine_err, runtime};
 use super::{EngineOpts, ExitWith};
 
+/// println! that ignores a closed stdout (`berth container ls | head`) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 /// `berth container` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
@@ -64,7 +71,7 @@ pub struct LsArgs {
     #[arg(short, long)]
     quiet: bool,
     /// Filter output (`label=k[=v]`, `name=x`, `status=running`, `id=abc`).
-    #[arg(short, long)]
+    #[arg(long)]
     filter: Vec<String>,
     /// Format output: `table` (default) or `json`.
     #[arg(long, default_value = "table")]
@@ -78,7 +85,7 @@ pub struct LsArgs {
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
     /// Format output: `json` (default) or a `{{.Path.To.Field}}` template.
-    #[arg(short, long)]
+    #[arg(long)]
     format: Option<String>,
     /// Containers.
     #[arg(required = true)]
@@ -89,7 +96,7 @@ pub struct InspectArgs {
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
     /// Follow log output.
-    #[arg(short, long)]
+    #[arg(long)]
     follow: bool,
     /// Number of lines to show from the end of the logs (`all`).
     #[arg(short = 'n', long, default_value = "all")]
@@ -175,7 +182,7 @@ pub struct KillArgs {
 #[derive(Debug, clap::Args)]
 pub struct RmArgs {
     /// Force the removal of a running container.
-    #[arg(short, long)]
+    #[arg(long)]
     force: bool,
     /// Remove anonymous volumes associated with the container.
     #[arg(short, long)]
@@ -238,7 +245,7 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                     .container_create(a.create.name.as_deref(), cfg)
                     .await
                     .map_err(engine_err)?;
-                println!("{id}");
+                outln!("{id}");
                 Ok(ExitCode::SUCCESS)
             }
             Command::Ls(a) => ls(&engine, a).await,
@@ -255,10 +262,10 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                     }
                 }
                 match a.format.as_deref() {
-                    None | Some("json") => println!("{}", serde_json::to_string_pretty(&all)?),
+                    None | Some("json") => outln!("{}", serde_json::to_string_pretty(&all)?),
                     Some(t) => {
                         for v in &all {
-                            println!("{}", render_template(t, v));
+                            outln!("{}", render_template(t, v));
                         }
                     }
                 }
@@ -303,7 +310,7 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                         let code = super::run::attach_and_wait(&engine, c).await?;
                         return Ok(ExitCode::from(code.clamp(0, 255) as u8));
                     }
-                    println!("{c}");
+                    outln!("{c}");
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -370,7 +377,7 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                 for c in &a.containers {
                     let s = engine.container_stats(c).await.map_err(engine_err)?;
                     if a.format == "json" {
-                        println!("{}", serde_json::to_string(&s)?);
+                        outln!("{}", serde_json::to_string(&s)?);
                         continue;
                     }
                     let limit = if s.memory_limit == 0 {
@@ -398,7 +405,7 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
             Command::Wait(a) => {
                 for c in &a.containers {
                     let code = engine.container_wait(c).await.map_err(engine_err)?;
-                    println!("{code}");
+                    outln!("{code}");
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -416,7 +423,7 @@ where
     let mut failed = false;
     for c in containers {
         match f(c.clone()).await {
-            Ok(()) => println!("{c}"),
+            Ok(()) => outln!("{c}"),
             Err(e) => {
                 eprintln!("Error response from daemon: {e}");
                 failed = true;
@@ -519,7 +526,7 @@ async fn ls(engine: &berth_runtime::Engine, a: LsArgs) -> anyhow::Result<ExitCod
     let list = engine.container_list(a.all, &filters).await.map_err(engine_err)?;
     if a.quiet {
         for c in &list {
-            println!("{}", if a.no_trunc { &c.id[..] } else { &c.id[..12] });
+            outln!("{}", if a.no_trunc { &c.id[..] } else { &c.id[..12] });
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -550,7 +557,7 @@ async fn ls(engine: &berth_runtime::Engine, a: LsArgs) -> anyhow::Result<ExitCod
                 "State": c.state,
                 "Status": c.status,
             });
-            println!("{j}");
+            outln!("{j}");
         }
         return Ok(ExitCode::SUCCESS);
     }

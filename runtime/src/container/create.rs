@@ -218,6 +218,7 @@ impl Engine {
         }
 
         // The image (or a plain directory) and the merged config.
+        let mut image_health = None;
         let (image_id, layers, img_cfg, rootfs_dir) = match &cfg.rootfs {
             Some(dir) => {
                 if !dir.is_dir() {
@@ -234,10 +235,16 @@ impl Engine {
                 }
                 let img = rt::resolve_image(self.root(), &cfg.config.image)
                     .map_err(ContainerError::Image)?;
+                if cfg.config.healthcheck.is_none() {
+                    image_health = img.healthcheck.clone();
+                }
                 (img.id, img.layers, img.config, None)
             }
         };
         let mut config = merge_config(&cfg.config, img_cfg.as_ref());
+        if config.healthcheck.is_none() {
+            config.healthcheck = image_health;
+        }
         let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();
         argv.extend(config.cmd.clone().unwrap_or_default());
         if argv.is_empty() {
@@ -369,14 +376,14 @@ impl Engine {
             let nocopy = mode.split(',').any(|m| m == "nocopy");
             if src.is_empty() {
                 let name = sys::random_id().map_err(io_err("read", "/dev/urandom"))?;
-                mounts.push(self.volume_mount(rec, &name, &dst, ro, !nocopy, undo)?);
+                mounts.push(self.volume_mount(rec, &name, &dst, ro, !nocopy, true, undo)?);
                 anon.push(name);
             } else if src.starts_with('/') {
                 // docker creates a missing host directory for -v binds.
                 fs::create_dir_all(src).map_err(io_err("create bind source", src))?;
                 mounts.push(bind(src, &dst, ro, mode));
             } else {
-                mounts.push(self.volume_mount(rec, src, &dst, ro, !nocopy, undo)?);
+                mounts.push(self.volume_mount(rec, src, &dst, ro, !nocopy, false, undo)?);
             }
         }
         for m in &hc.mounts {
@@ -414,6 +421,7 @@ impl Engine {
                             &dst,
                             m.read_only,
                             copy,
+                            true,
                             undo,
                         )?);
                         anon.push(name);
@@ -424,6 +432,7 @@ impl Engine {
                             &dst,
                             m.read_only,
                             copy,
+                            false,
                             undo,
                         )?);
                     }
@@ -482,7 +491,7 @@ impl Engine {
                 continue;
             }
             let name = sys::random_id().map_err(io_err("read", "/dev/urandom"))?;
-            mounts.push(self.volume_mount(rec, &name, &dst, false, true, undo)?);
+            mounts.push(self.volume_mount(rec, &name, &dst, false, true, true, undo)?);
             anon.push(name);
         }
         rec.mounts = mounts;
@@ -497,19 +506,17 @@ impl Engine {
         dst: &str,
         ro: bool,
         copy: bool,
+        anonymous: bool,
         undo: &mut Undo<'_>,
     ) -> Result<MountPoint, ContainerError> {
         let (path, fresh) =
-            rt::volume_ensure(self.root(), name, &[]).map_err(ContainerError::Invalid)?;
+            rt::volume_ensure(self.root(), name, anonymous).map_err(ContainerError::Invalid)?;
         if fresh {
             undo.volumes.push(name.to_string());
         }
-        if fresh && copy {
-            let layers = match &rec.rootfs_dir {
-                Some(d) => vec![d.clone()],
-                None => rec.layers.clone(),
-            };
-            rt::volume_populate(self.root(), name, &layers, dst)
+        // Copy-up happens once per volume (the volume store records that it was populated).
+        if copy && rec.rootfs_dir.is_none() {
+            rt::volume_populate(self.root(), name, &rec.image_id, dst)
                 .map_err(ContainerError::Invalid)?;
         }
         Ok(MountPoint {

@@ -97,12 +97,15 @@ impl ContainerError {
 
 /// Maps launcher error text to docker's exit codes (127 not found, 126 cannot execute, else 125).
 pub fn start_error_code(msg: &str) -> i64 {
-    if msg.contains("executable file not found") || msg.contains("no such file or directory") {
-        127
-    } else if msg.contains("permission denied") || msg.contains("is a directory") {
-        126
-    } else {
+    // The launcher words every exec failure as `exec: "prog": ...` (docker's wording).
+    if !msg.starts_with("exec: \"") {
         125
+    } else if msg.contains("executable file not found")
+        || msg.ends_with("no such file or directory")
+    {
+        127
+    } else {
+        126
     }
 }
 
