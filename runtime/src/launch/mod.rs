@@ -6,8 +6,28 @@
 //! namespace with a `path` is joined, without one is created —, resources, cgroups path, masked and
 //! read-only paths, sysctls, devices). What OCI leaves to the caller is in [`LaunchSpec`] itself.
 
-use std::os::fd::OwnedFd;
+mod caps;
+mod child;
+mod init;
+mod plan;
+mod seccomp;
+mod sys;
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::wait::WaitStatus;
+use nix::unistd::Pid;
+
+use crate::cgroups::{Cgroup, CgroupError};
+
+pub use caps::{DOCKER_DEFAULT_CAPS, docker_default_capabilities};
+use child::{Pipes, REPORT_LEN, StepId};
+use plan::{FsPlan, ProcPlan};
 
 /// Everything needed to start a container's first process.
 #[derive(Debug, Clone)]
@@ -70,7 +90,511 @@ pub enum Stdio {
     },
 }
 
-// The launcher work adds: `spawn(&LaunchSpec, Stdio, pre_start: impl FnOnce(Pid) -> Result<..>)
-// -> Result<Spawned, LaunchError>` (pre_start runs in the caller after namespaces exist and
-// before the entrypoint is exec'd, e.g. to attach networking), `exec_in(...)` for `exec`, and
-// the cleanup of the cgroup.
+/// Docker's default masked paths (unreadable inside the container).
+pub const DOCKER_MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Docker's default read-only paths.
+pub const DOCKER_READONLY_PATHS: &[&str] =
+    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// Why a launch or exec failed. Messages name what failed; none is a bare errno.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The spec asks for something contradictory or malformed.
+    #[error("invalid container spec: {0}")]
+    InvalidSpec(String),
+    /// The spec asks for something berth's launcher does not implement.
+    #[error("not supported by berth's launcher: {0}")]
+    Unsupported(String),
+    /// An rlimit above the hard limit berth itself runs with (it can never be raised).
+    #[error(
+        "ulimit {name}: requested soft {soft} / hard {hard}, but the hard limit here is {max} (and soft must not exceed hard)"
+    )]
+    Rlimit {
+        /// e.g. RLIMIT_NOFILE.
+        name: String,
+        /// Requested soft limit.
+        soft: u64,
+        /// Requested hard limit.
+        hard: u64,
+        /// The current hard limit.
+        max: u64,
+    },
+    /// A sysctl that is not namespaced (would change the host) or not allowed here.
+    #[error("sysctl {key} is not allowed: {reason}")]
+    Sysctl {
+        /// The key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+    /// The container's cgroup could not be set up.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// A parent-side operation failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// A step of the container's setup failed in the new process.
+    #[error("container setup failed: {step}: {source}")]
+    Setup {
+        /// The step, e.g. "mount tmpfs on /dev/shm".
+        step: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// The caller's pre-start hook (networking) failed.
+    #[error("{0}")]
+    PreStart(String),
+    /// The seccomp filter could not be built.
+    #[error("cannot build the seccomp filter: {0}")]
+    Seccomp(String),
+    /// args[0] was not found in $PATH (exit code 127 in docker).
+    #[error("exec: \"{program}\": executable file not found in $PATH")]
+    ExecNotFound {
+        /// args[0].
+        program: String,
+    },
+    /// args[0] is a path that does not exist (exit code 127).
+    #[error("exec: \"{program}\": stat {program}: no such file or directory")]
+    ExecNoSuchFile {
+        /// args[0].
+        program: String,
+    },
+    /// args[0] exists but can't be executed (exit code 126).
+    #[error("exec: \"{program}\": permission denied")]
+    ExecPermissionDenied {
+        /// args[0].
+        program: String,
+    },
+    /// execve failed otherwise (exit code 126).
+    #[error("exec: \"{program}\": {source}")]
+    ExecFailed {
+        /// args[0].
+        program: String,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+impl LaunchError {
+    /// The exit code docker reports for this failure, when it is an exec failure
+    /// (127 not found, 126 not executable).
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            LaunchError::ExecNotFound { .. } | LaunchError::ExecNoSuchFile { .. } => Some(127),
+            LaunchError::ExecPermissionDenied { .. } | LaunchError::ExecFailed { .. } => Some(126),
+            _ => None,
+        }
+    }
+}
+
+fn io_err(what: impl Into<String>) -> impl FnOnce(nix::Error) -> LaunchError {
+    let what = what.into();
+    move |e| LaunchError::Io { what, source: e.into() }
+}
+
+/// A started container process.
+#[derive(Debug)]
+pub struct Spawned {
+    /// PID (in the caller's namespace) of the container's PID 1, a direct child of the caller.
+    pub pid: Pid,
+    /// The container's cgroup (destroy it after the process is gone).
+    pub cgroup: Cgroup,
+}
+
+impl Spawned {
+    /// Waits for the container's PID 1 and returns its docker-style exit code.
+    pub fn wait(&self) -> Result<i32, LaunchError> {
+        wait(self.pid)
+    }
+}
+
+/// A process started inside a running container by [`exec_in`].
+#[derive(Debug)]
+pub struct ExecChild {
+    /// PID in the caller's namespace; a direct child of the caller.
+    pub pid: Pid,
+}
+
+impl ExecChild {
+    /// Waits for the process and returns its docker-style exit code.
+    pub fn wait(&self) -> Result<i32, LaunchError> {
+        wait(self.pid)
+    }
+}
+
+/// Waits for a child and returns its exit code, or 128+signal if a signal killed it.
+pub fn wait(pid: Pid) -> Result<i32, LaunchError> {
+    loop {
+        match nix::sys::wait::waitpid(pid, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Ok(code),
+            Ok(WaitStatus::Signaled(_, sig, _)) => return Ok(128 + sig as i32),
+            Ok(_) => continue,
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(io_err(format!("wait for process {pid}"))(e)),
+        }
+    }
+}
+
+/// A close-on-exec pipe whose fds are >= 3 (the child later dup2s onto 0..2).
+fn pipe_high() -> Result<(OwnedFd, OwnedFd), LaunchError> {
+    let (r, w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io_err("create a pipe"))?;
+    let high = |fd: OwnedFd| -> Result<OwnedFd, LaunchError> {
+        if fd.as_raw_fd() >= 3 {
+            return Ok(fd);
+        }
+        let n = sys::dup_high(fd.as_raw_fd()).map_err(|e| LaunchError::Io {
+            what: "duplicate a pipe".into(),
+            source: io::Error::from_raw_os_error(e),
+        })?;
+        // SAFETY: n is a fresh fd from fcntl(F_DUPFD_CLOEXEC) that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(n) })
+    };
+    Ok((high(r)?, high(w)?))
+}
+
+/// Forks the child with `flags`, optionally inside the pid namespace `join_pid`, with every
+/// signal blocked, and runs `child` in it. Returns the child's pid in the parent.
+fn clone_with(
+    flags: libc::c_ulong,
+    join_pid: Option<&OwnedFd>,
+    child: impl FnOnce(),
+) -> Result<Pid, LaunchError> {
+    // Entering another pid namespace for our children is per-thread state: set it on this
+    // thread for the clone only, and restore it right after.
+    let restore = match join_pid {
+        Some(fd) => {
+            let own = File::open("/proc/thread-self/ns/pid_for_children").map_err(|source| {
+                LaunchError::Io { what: "open own pid namespace".into(), source }
+            })?;
+            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWPID)
+                .map_err(io_err("join the container's pid namespace"))?;
+            Some(own)
+        }
+        None => None,
+    };
+    let mut old = SigSet::empty();
+    let blocked = nix::sys::signal::pthread_sigmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut old),
+    );
+    // SAFETY: the child branch only runs `child`, which uses raw system calls on data prepared
+    // before this point and leaves through exec or _exit (see child.rs); it never returns here.
+    let r = unsafe { sys::clone_raw(flags | libc::SIGCHLD as libc::c_ulong) };
+    if let Ok(0) = r {
+        child();
+        sys::exit(127);
+    }
+    if blocked.is_ok() {
+        let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+    }
+    if let Some(own) = restore {
+        // Failing here would leave this thread's future children in the container: abort
+        // rather than continue in that state.
+        if nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWPID).is_err() {
+            std::process::abort();
+        }
+    }
+    match r {
+        Ok(pid) => Ok(Pid::from_raw(pid)),
+        Err(e) => Err(LaunchError::Io {
+            what: "create the container process (clone)".into(),
+            source: io::Error::from_raw_os_error(e),
+        }),
+    }
+}
+
+/// Reads the child's report: None when the pipe closed without one (the exec happened).
+fn read_report(err_r: OwnedFd) -> Result<Option<(u32, u32, i32)>, LaunchError> {
+    let mut f = File::from(err_r);
+    let mut buf = [0u8; REPORT_LEN];
+    let mut got = 0;
+    while got < REPORT_LEN {
+        match f.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(LaunchError::Io {
+                    what: "read the container's setup status".into(),
+                    source,
+                });
+            }
+        }
+    }
+    if got < REPORT_LEN {
+        return Ok(None);
+    }
+    let word = |i: usize| [buf[i], buf[i + 1], buf[i + 2], buf[i + 3]];
+    Ok(Some((
+        u32::from_ne_bytes(word(0)),
+        u32::from_ne_bytes(word(4)),
+        i32::from_ne_bytes(word(8)),
+    )))
+}
+
+/// Turns a child report into a typed error.
+fn report_error(
+    (step, idx, errno): (u32, u32, i32),
+    proc_: &ProcPlan,
+    fs: Option<&FsPlan>,
+    join_names: &[&str],
+) -> LaunchError {
+    let source = io::Error::from_raw_os_error(errno);
+    let program = proc_.program.clone();
+    let i = idx as usize;
+    let step = match StepId::from_u32(step) {
+        Some(StepId::Exec) => {
+            return match errno {
+                libc::ENOENT if proc_.searched => LaunchError::ExecNotFound { program },
+                libc::ENOENT => LaunchError::ExecNoSuchFile { program },
+                libc::EACCES => LaunchError::ExecPermissionDenied { program },
+                _ => LaunchError::ExecFailed { program, source },
+            };
+        }
+        Some(StepId::Pre) => {
+            fs.and_then(|f| f.pre.get(i)).map_or("mount".into(), |s| s.desc.clone())
+        }
+        Some(StepId::Post) => {
+            fs.and_then(|f| f.post.get(i)).map_or("mask".into(), |s| s.desc.clone())
+        }
+        Some(StepId::Sysctl) => format!(
+            "set sysctl {}",
+            fs.and_then(|f| f.sysctl_names.get(i)).map_or("?", |s| s.as_str())
+        ),
+        Some(StepId::Rlimit) => {
+            format!("set {}", proc_.rlimit_names.get(i).map_or("rlimit", |s| s.as_str()))
+        }
+        Some(StepId::Setns) => {
+            format!("join the {} namespace", join_names.get(i).copied().unwrap_or("?"))
+        }
+        Some(StepId::Pivot) => match idx {
+            0 => "enter the root filesystem".into(),
+            1 => "pivot_root".into(),
+            2 => "detach the old root".into(),
+            _ => "chdir /".into(),
+        },
+        Some(StepId::Bounding) => format!("drop capability {idx} from the bounding set"),
+        Some(StepId::Ambient) => format!("raise ambient capability {idx}"),
+        Some(StepId::Chdir) => {
+            format!("chdir to working directory {}", proc_.cwd.to_string_lossy())
+        }
+        Some(StepId::MkdirCwd) => {
+            format!("create working directory {}", proc_.cwd.to_string_lossy())
+        }
+        Some(StepId::Setuid) => format!("set user id {}", proc_.uid),
+        Some(StepId::Setgid) => format!("set group id {}", proc_.gid),
+        Some(StepId::Setgroups) => format!("set supplementary groups {:?}", proc_.groups),
+        Some(other) => format!("{other:?}"),
+        None => format!("step {step}"),
+    };
+    LaunchError::Setup { step, source }
+}
+
+static ANON: AtomicU32 = AtomicU32::new(0);
+
+/// Kills and reaps a child that must not run.
+fn kill_and_reap(pid: Pid) {
+    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+    let _ = wait(pid);
+}
+
+/// Starts the container's first process: namespaces, cgroup, then `pre_start(pid)` in the
+/// caller while the child waits, then the rest of the setup and the exec.
+pub fn spawn(
+    spec: &LaunchSpec,
+    stdio: Stdio,
+    pre_start: impl FnOnce(Pid) -> Result<(), String>,
+) -> Result<Spawned, LaunchError> {
+    let process = spec
+        .oci
+        .process()
+        .as_ref()
+        .ok_or_else(|| LaunchError::InvalidSpec("the spec has no process".into()))?;
+    let ns = plan::namespaces(&spec.oci)?;
+    let console = match &stdio {
+        Stdio::Pty { slave } => {
+            Some(std::fs::read_link(format!("/proc/self/fd/{}", slave.as_raw_fd())).map_err(
+                |source| LaunchError::Io { what: "find the pty slave's path".into(), source },
+            )?)
+        }
+        Stdio::Pipes { .. } => None,
+    };
+    let fs = plan::fs_plan(&spec.oci, &spec.rootfs, &ns, console.as_deref())?;
+    let proc_ = ProcPlan::new(process, spec.seccomp, &stdio)?;
+    let linux = spec.oci.linux().clone().unwrap_or_default();
+    let cg_path = match linux.cgroups_path() {
+        Some(p) => p.to_string_lossy().into_owned(),
+        None => {
+            format!("berth/anon-{}-{}", std::process::id(), ANON.fetch_add(1, Ordering::Relaxed))
+        }
+    };
+    let cgroup = Cgroup::create(&cg_path, &linux.resources().clone().unwrap_or_default())?;
+    let join_names: Vec<&str> = ns.join.iter().map(|(_, _, n)| *n).collect();
+
+    let started = (|| {
+        let (sync_r, sync_w) = pipe_high()?;
+        let (err_r, err_w) = pipe_high()?;
+        let pipes = Pipes { sync_r: sync_r.as_raw_fd(), err_w: err_w.as_raw_fd() };
+        let pid = clone_with(ns.clone_flags, ns.join_pid.as_ref(), || {
+            child::container_main(pipes, &ns, &fs, &proc_, spec.init)
+        })?;
+        drop(sync_r);
+        drop(err_w);
+        Ok::<_, LaunchError>((pid, sync_w, err_r))
+    })();
+    let (pid, sync_w, err_r) = match started {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = cgroup.destroy();
+            return Err(e);
+        }
+    };
+    drop(stdio);
+    let abort = |e: LaunchError| {
+        kill_and_reap(pid);
+        let _ = cgroup.destroy();
+        e
+    };
+    if let Err(e) = cgroup.add_pid(pid) {
+        return Err(abort(e.into()));
+    }
+    if let Some(adj) = process.oom_score_adj()
+        && let Err(source) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+    {
+        {
+            return Err(abort(LaunchError::Io {
+                what: format!("set oom_score_adj {adj}"),
+                source,
+            }));
+        }
+    }
+    if let Err(msg) = pre_start(pid) {
+        return Err(abort(LaunchError::PreStart(msg)));
+    }
+    // A failed write means the child is gone; its report (if any) says why.
+    let _ = sys::write_all(sync_w.as_raw_fd(), b"g");
+    drop(sync_w);
+    match read_report(err_r) {
+        Ok(None) => Ok(Spawned { pid, cgroup }),
+        Ok(Some(rep)) => Err(abort(report_error(rep, &proc_, Some(&fs), &join_names))),
+        Err(e) => Err(abort(e)),
+    }
+}
+
+/// Namespace files joined by `exec_in`, the mount namespace last (it changes root and cwd).
+const EXEC_NAMESPACES: &[(&str, libc::c_int)] = &[
+    ("ipc", libc::CLONE_NEWIPC),
+    ("uts", libc::CLONE_NEWUTS),
+    ("net", libc::CLONE_NEWNET),
+    ("cgroup", libc::CLONE_NEWCGROUP),
+    ("mnt", libc::CLONE_NEWNS),
+];
+
+fn same_ns(a: &str, b: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.ino() == y.ino() && x.dev() == y.dev(),
+        _ => false,
+    }
+}
+
+/// Starts `process` inside the running container whose PID 1 is `target` (docker exec): joins
+/// its namespaces and cgroup, applies user/env/cwd/caps/seccomp/no_new_privs and execs. The
+/// new process is a direct child of the caller.
+pub fn exec_in(
+    target: Pid,
+    process: &oci_spec::runtime::Process,
+    cgroup: &Cgroup,
+    seccomp: SeccompMode,
+    stdio: Stdio,
+) -> Result<ExecChild, LaunchError> {
+    let proc_ = ProcPlan::new(process, seccomp, &stdio)?;
+    let mut join: Vec<(OwnedFd, libc::c_int, &'static str)> = Vec::new();
+    for (name, flag) in EXEC_NAMESPACES {
+        let theirs = format!("/proc/{target}/ns/{name}");
+        if same_ns(&theirs, &format!("/proc/self/ns/{name}")) {
+            continue;
+        }
+        let f = File::open(&theirs).map_err(|source| LaunchError::Io {
+            what: format!("open the container's {name} namespace ({theirs})"),
+            source,
+        })?;
+        join.push((f.into(), *flag, name));
+    }
+    let pid_ns = format!("/proc/{target}/ns/pid");
+    let join_pid: Option<OwnedFd> = if same_ns(&pid_ns, "/proc/self/ns/pid") {
+        None
+    } else {
+        Some(
+            File::open(&pid_ns)
+                .map_err(|source| LaunchError::Io { what: format!("open {pid_ns}"), source })?
+                .into(),
+        )
+    };
+    let join_names: Vec<&str> = join.iter().map(|(_, _, n)| *n).collect();
+    let (sync_r, sync_w) = pipe_high()?;
+    let (err_r, err_w) = pipe_high()?;
+    let pipes = Pipes { sync_r: sync_r.as_raw_fd(), err_w: err_w.as_raw_fd() };
+    let pid = clone_with(0, join_pid.as_ref(), || child::exec_main(pipes, &join, &proc_))?;
+    drop(sync_r);
+    drop(err_w);
+    drop(stdio);
+    if let Err(e) = cgroup.add_pid(pid) {
+        kill_and_reap(pid);
+        return Err(e.into());
+    }
+    let _ = sys::write_all(sync_w.as_raw_fd(), b"g");
+    drop(sync_w);
+    match read_report(err_r) {
+        Ok(None) => Ok(ExecChild { pid }),
+        Ok(Some(rep)) => {
+            kill_and_reap(pid);
+            Err(report_error(rep, &proc_, None, &join_names))
+        }
+        Err(e) => {
+            kill_and_reap(pid);
+            Err(e)
+        }
+    }
+}
+
+/// Docker's default device cgroup rules: deny everything, then allow mknod of any node and
+/// use of null, zero, full, random, urandom, tty, console, ptmx, pts and tun.
+pub fn docker_default_device_rules() -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
+    use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType as T};
+    let rule = |allow: bool, typ: T, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut r = LinuxDeviceCgroup::default();
+        r.set_allow(allow).set_typ(Some(typ)).set_major(major).set_minor(minor);
+        r.set_access(Some(access.to_string()));
+        r
+    };
+    let mut v = vec![rule(false, T::A, None, None, "rwm")];
+    v.push(rule(true, T::C, None, None, "m"));
+    v.push(rule(true, T::B, None, None, "m"));
+    for (ma, mi) in [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (10, 200)] {
+        v.push(rule(true, T::C, Some(ma), Some(mi), "rwm"));
+    }
+    v.push(rule(true, T::C, Some(136), None, "rwm"));
+    v
+}

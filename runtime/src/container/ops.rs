@@ -1,0 +1,758 @@
+//! Lifecycle and query operations on existing containers.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use tokio::sync::mpsc;
+
+use super::api::*;
+use super::record::{self, ContainerPaths, StateRecord};
+use super::{ContainerError, Loaded, claims_alive, io_err, rt, sys};
+use crate::Engine;
+use crate::logs::{self, LogEntry, LogFollower};
+
+/// Default grace period of `stop`, seconds.
+pub const DEFAULT_STOP_TIMEOUT: i64 = 10;
+
+/// Whether the container is at rest: not running, not restarting, and its monitor is done.
+pub(crate) fn settled(st: &StateRecord) -> bool {
+    !st.state.running
+        && !st.state.restarting
+        && (st.monitor_pid == 0 || !record::process_alive(st.monitor_pid, st.monitor_start))
+}
+
+/// Watches a container directory for changes so waits don't need to spin.
+pub(crate) struct DirWatch {
+    ino: Option<Inotify>,
+}
+
+impl DirWatch {
+    /// Watches `dir` (falls back to timed polling if inotify is unavailable).
+    pub(crate) fn new(dir: &Path) -> Self {
+        let ino =
+            Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok().and_then(|i| {
+                i.add_watch(
+                    dir,
+                    AddWatchFlags::IN_MODIFY
+                        | AddWatchFlags::IN_MOVED_TO
+                        | AddWatchFlags::IN_CREATE
+                        | AddWatchFlags::IN_CLOSE_WRITE
+                        | AddWatchFlags::IN_DELETE_SELF,
+                )
+                .ok()
+                .map(|_| i)
+            });
+        DirWatch { ino }
+    }
+
+    /// Blocks until something changes in the directory or `timeout` passes.
+    pub(crate) fn wait(&self, timeout: Duration) {
+        let Some(ino) = &self.ino else {
+            std::thread::sleep(timeout.min(Duration::from_millis(20)));
+            return;
+        };
+        let fd = ino.as_fd();
+        let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
+        let ms = timeout.as_millis().min(u16::MAX as u128) as u16;
+        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
+        let _ = ino.read_events();
+    }
+}
+
+use std::os::fd::AsFd;
+
+/// docker's human durations ("5 seconds", "About a minute", "3 hours").
+pub fn human_duration(d: chrono::Duration) -> String {
+    let s = d.num_seconds();
+    if s < 1 {
+        "Less than a second".into()
+    } else if s == 1 {
+        "1 second".into()
+    } else if s < 60 {
+        format!("{s} seconds")
+    } else if s / 60 == 1 {
+        "About a minute".into()
+    } else if s < 3600 {
+        format!("{} minutes", s / 60)
+    } else if (s as f64 / 3600.0).round() as i64 == 1 {
+        "About an hour".into()
+    } else if s < 48 * 3600 {
+        format!("{} hours", (s as f64 / 3600.0).round() as i64)
+    } else if s < 7 * 24 * 3600 * 2 {
+        format!("{} days", s / 86400)
+    } else if s < 24 * 3600 * 30 * 3 {
+        format!("{} weeks", s / (7 * 86400))
+    } else if s < 24 * 3600 * 365 * 2 {
+        format!("{} months", s / (30 * 86400))
+    } else {
+        format!("{} years", s / (365 * 86400))
+    }
+}
+
+fn since(t: &str) -> String {
+    match record::parse_time(t) {
+        Some(t) => human_duration(chrono::Utc::now() - t),
+        None => "Less than a second".into(),
+    }
+}
+
+/// docker's list `Status` column for a state.
+pub fn status_text(st: &ContainerState) -> String {
+    let health = st
+        .health
+        .as_ref()
+        .map(|h| match h.status.as_str() {
+            "starting" => " (health: starting)".to_string(),
+            "" => String::new(),
+            s => format!(" ({s})"),
+        })
+        .unwrap_or_default();
+    if st.restarting {
+        format!("Restarting ({}) {} ago", st.exit_code, since(&st.finished_at))
+    } else if st.running && st.paused {
+        format!("Up {} (Paused)", since(&st.started_at))
+    } else if st.running {
+        format!("Up {}{health}", since(&st.started_at))
+    } else if st.status == "created" {
+        "Created".into()
+    } else {
+        format!("Exited ({}) {} ago", st.exit_code, since(&st.finished_at))
+    }
+}
+
+impl Engine {
+    /// Starts a created or exited container: spawns its monitor and returns once the
+    /// container's process runs (or the start failed).
+    pub async fn container_start(&self, key: &str) -> Result<(), ContainerError> {
+        let e = self.clone();
+        let key = key.to_string();
+        blocking(move || e.start_sync(&key)).await
+    }
+
+    pub(crate) fn start_sync(&self, key: &str) -> Result<(), ContainerError> {
+        let l = self.load(key)?;
+        {
+            let _g = l.paths.lock()?;
+            let st = l.paths.read_state()?;
+            if claims_alive(&st) && record::process_alive(st.monitor_pid, st.monitor_start) {
+                if st.state.paused {
+                    return Err(ContainerError::Invalid(format!(
+                        "cannot start a paused container, try unpause instead: {}",
+                        l.rec.name
+                    )));
+                }
+                return Ok(());
+            }
+        }
+        self.spawn_monitor(&l)
+    }
+
+    fn spawn_monitor(&self, l: &Loaded) -> Result<(), ContainerError> {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| ContainerError::Internal(format!("pipe: {e}")))?;
+        let log_path = l.paths.monitor_log();
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io_err("open", &log_path))?;
+        let log2 = log.try_clone().map_err(io_err("open", &log_path))?;
+        let mut cmd = Command::new(self.helper_exe());
+        cmd.arg("__monitor")
+            .arg(self.root().path())
+            .arg(&l.rec.id)
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        let wfd = w.as_raw_fd();
+        // SAFETY: the closure only calls async-signal-safe functions (dup2, fcntl) between fork
+        // and exec, as pre_exec requires.
+        unsafe {
+            cmd.pre_exec(move || status_fd_to_3(wfd));
+        }
+        let mut child = cmd.spawn().map_err(io_err("spawn monitor", self.helper_exe()))?;
+        drop(w);
+        // The monitor forks itself away at once; reap the short-lived parent.
+        let _ = child.wait();
+        let mut msg = String::new();
+        let _ = File::from(r).read_to_string(&mut msg);
+        let msg = msg.trim();
+        if let Some(rest) = msg.strip_prefix("ok") {
+            let _ = rest;
+            Ok(())
+        } else if let Some(err) = msg.strip_prefix("err ") {
+            Err(ContainerError::Start(err.to_string()))
+        } else {
+            let diag = fs::read_to_string(&log_path).unwrap_or_default();
+            let last = diag.lines().last().unwrap_or("no message").to_string();
+            Err(ContainerError::Start(format!("the container monitor failed to start: {last}")))
+        }
+    }
+
+    /// Stops a container: its stop signal, then SIGKILL after the grace period (seconds;
+    /// None: the container's StopTimeout or 10). A stopped container is never restarted.
+    pub async fn container_stop(
+        &self,
+        key: &str,
+        timeout: Option<i64>,
+    ) -> Result<(), ContainerError> {
+        let e = self.clone();
+        let key = key.to_string();
+        blocking(move || e.stop_sync(&key, timeout)).await
+    }
+
+    pub(crate) fn stop_sync(&self, key: &str, timeout: Option<i64>) -> Result<(), ContainerError> {
+        let l = self.load(key)?;
+        if settled(&l.st) {
+            return Ok(());
+        }
+        let st = l.paths.update_state(|st| {
+            st.manual_stop = true;
+            st.clone()
+        })?;
+        let timeout = timeout.or(l.rec.config.stop_timeout).unwrap_or(DEFAULT_STOP_TIMEOUT);
+        let sig = l
+            .rec
+            .config
+            .stop_signal
+            .as_deref()
+            .and_then(sys::parse_signal)
+            .unwrap_or(libc::SIGTERM);
+        self.poke_monitor(&st);
+        if st.state.running {
+            self.thaw_if_paused(&st);
+            let _ = sys::signal_verified(st.state.pid as i32, st.pid_start, sig);
+        }
+        let grace = Duration::from_secs(timeout.max(0) as u64);
+        if self.wait_settled(&l.paths, Some(grace))?.is_some() {
+            return Ok(());
+        }
+        let st = l.paths.read_state()?;
+        self.thaw_if_paused(&st);
+        let _ = sys::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
+        match self.wait_settled(&l.paths, Some(Duration::from_secs(30)))? {
+            Some(_) => Ok(()),
+            None => Err(ContainerError::Timeout(l.rec.name.clone())),
+        }
+    }
+
+    /// Tells the monitor to re-read the state (cancels a pending restart after a user stop).
+    fn poke_monitor(&self, st: &StateRecord) {
+        if st.monitor_pid > 0 {
+            let _ = sys::signal_verified(st.monitor_pid, st.monitor_start, libc::SIGUSR1);
+        }
+    }
+
+    fn thaw_if_paused(&self, st: &StateRecord) {
+        if st.state.paused
+            && let Some(cg) = st.cgroup.as_ref().and_then(|c| c.to_str())
+        {
+            let _ = rt::cgroup_set_frozen(cg, false);
+        }
+    }
+
+    /// Waits until the container is settled; returns its state, or None on timeout.
+    pub(crate) fn wait_settled(
+        &self,
+        paths: &ContainerPaths,
+        timeout: Option<Duration>,
+    ) -> Result<Option<StateRecord>, ContainerError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let watch = DirWatch::new(&paths.dir);
+        loop {
+            if !paths.dir.exists() {
+                return Err(ContainerError::NotFound(
+                    paths
+                        .dir
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default(),
+                ));
+            }
+            let st = self.checked_state(paths)?;
+            if settled(&st) {
+                return Ok(Some(st));
+            }
+            let left = match deadline {
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return Ok(None);
+                    }
+                    d - now
+                }
+                None => Duration::from_millis(500),
+            };
+            // Re-check at least every 500 ms: a monitor killed with -9 writes nothing.
+            watch.wait(left.min(Duration::from_millis(500)));
+        }
+    }
+
+    /// Sends a signal (`SIGKILL` when None) to the container's main process.
+    pub async fn container_kill(
+        &self,
+        key: &str,
+        signal: Option<&str>,
+    ) -> Result<(), ContainerError> {
+        let l = self.load(key)?;
+        let sig = match signal {
+            None => libc::SIGKILL,
+            Some(s) => sys::parse_signal(s)
+                .ok_or_else(|| ContainerError::Invalid(format!("invalid signal: {s}")))?,
+        };
+        if !l.st.state.running {
+            return Err(ContainerError::NotRunning(l.rec.name.clone()));
+        }
+        let stop_sig = l
+            .rec
+            .config
+            .stop_signal
+            .as_deref()
+            .and_then(sys::parse_signal)
+            .unwrap_or(libc::SIGTERM);
+        let st = if sig == libc::SIGKILL || sig == stop_sig {
+            // As docker: killing with KILL or the stop signal is a user stop (no restart).
+            l.paths.update_state(|st| {
+                st.manual_stop = true;
+                st.clone()
+            })?
+        } else {
+            l.st.clone()
+        };
+        if sig == libc::SIGKILL {
+            self.thaw_if_paused(&st);
+        }
+        match sys::signal_verified(st.state.pid as i32, st.pid_start, sig) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ContainerError::NotRunning(l.rec.name.clone())),
+            Err(e) => {
+                Err(ContainerError::Invalid(format!("cannot kill container {}: {e}", l.rec.name)))
+            }
+        }
+    }
+
+    /// Stops (grace period `timeout`) and starts the container again.
+    pub async fn container_restart(
+        &self,
+        key: &str,
+        timeout: Option<i64>,
+    ) -> Result<(), ContainerError> {
+        self.container_stop(key, timeout).await?;
+        self.container_start(key).await
+    }
+
+    /// Removes a container (`force`: kill it first if running; `volumes`: also its anonymous
+    /// volumes). Nothing of it is left: no process, cgroup, mount or directory.
+    pub async fn container_remove(
+        &self,
+        key: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), ContainerError> {
+        let e = self.clone();
+        let key = key.to_string();
+        blocking(move || e.remove_sync(&key, force, volumes)).await
+    }
+
+    pub(crate) fn remove_sync(
+        &self,
+        key: &str,
+        force: bool,
+        volumes: bool,
+    ) -> Result<(), ContainerError> {
+        let l = self.load(key)?;
+        if !settled(&l.st) {
+            if !force {
+                return Err(ContainerError::RemoveRunning(l.rec.name.clone()));
+            }
+            let st = l.paths.update_state(|st| {
+                st.manual_stop = true;
+                st.clone()
+            })?;
+            self.poke_monitor(&st);
+            self.thaw_if_paused(&st);
+            let _ = sys::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
+            if self.wait_settled(&l.paths, Some(Duration::from_secs(30)))?.is_none() {
+                return Err(ContainerError::Timeout(l.rec.name.clone()));
+            }
+        }
+        self.remove_files(&l, volumes)
+    }
+
+    /// Deletes a settled container's cgroup leftovers, directory and (optionally) anonymous volumes.
+    pub(crate) fn remove_files(&self, l: &Loaded, volumes: bool) -> Result<(), ContainerError> {
+        let st = l.paths.read_state().unwrap_or_default();
+        if let Some(cg) = st.cgroup.as_ref().and_then(|c| c.to_str()) {
+            rt::cgroup_destroy(cg);
+        }
+        {
+            let _root = self.root().lock()?;
+            let _g = l.paths.lock()?;
+            if l.paths.dir.exists() {
+                fs::remove_dir_all(&l.paths.dir).map_err(io_err("remove", &l.paths.dir))?;
+            }
+        }
+        if volumes {
+            for v in &l.rec.anonymous_volumes {
+                let _ = rt::volume_remove(self.root(), v);
+            }
+        }
+        Ok(())
+    }
+
+    /// Full details of a container (by id, name or unique id prefix).
+    pub async fn container_inspect(&self, key: &str) -> Result<ContainerInspect, ContainerError> {
+        let l = self.load(key)?;
+        Ok(inspect_of(&l))
+    }
+
+    /// Lists containers (`all`: also stopped ones), newest first.
+    pub async fn container_list(
+        &self,
+        all: bool,
+        filters: &ListFilters,
+    ) -> Result<Vec<ContainerSummary>, ContainerError> {
+        let mut out: Vec<(String, ContainerSummary)> = Vec::new();
+        for rec in self.all_records() {
+            let paths = ContainerPaths::new(self.root(), &rec.id);
+            let Ok(st) = self.checked_state(&paths) else { continue };
+            let s = &st.state;
+            if !all && !s.running && !s.restarting && filters.status.is_empty() {
+                continue;
+            }
+            if !filters.status.is_empty() && !filters.status.contains(&s.status) {
+                continue;
+            }
+            if !filters.id.is_empty() && !filters.id.iter().any(|f| rec.id.starts_with(f.as_str()))
+            {
+                continue;
+            }
+            if !filters.name.is_empty()
+                && !filters.name.iter().any(|f| rec.name.contains(f.trim_start_matches('/')))
+            {
+                continue;
+            }
+            let labels_ok = filters.label.iter().all(|f| match f.split_once('=') {
+                Some((k, v)) => rec.config.labels.get(k).is_some_and(|x| x == v),
+                None => rec.config.labels.contains_key(f),
+            });
+            if !labels_ok {
+                continue;
+            }
+            let mut argv = vec![rec.path.clone()];
+            argv.extend(rec.args.iter().cloned());
+            let created = record::parse_time(&rec.created).map(|t| t.timestamp()).unwrap_or(0);
+            out.push((
+                rec.created.clone(),
+                ContainerSummary {
+                    id: rec.id.clone(),
+                    names: vec![format!("/{}", rec.name)],
+                    image: if rec.config.image.is_empty() {
+                        "(rootfs)".into()
+                    } else {
+                        rec.config.image.clone()
+                    },
+                    image_id: rec.image_id.clone(),
+                    command: argv.join(" "),
+                    created,
+                    labels: rec.config.labels.clone(),
+                    state: s.status.clone(),
+                    status: status_text(s),
+                    mounts: rec.mounts.clone(),
+                },
+            ));
+        }
+        out.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok(out.into_iter().map(|(_, s)| s).collect())
+    }
+
+    /// Waits until the container is stopped (not running, not restarting) and returns its exit code.
+    pub async fn container_wait(&self, key: &str) -> Result<i64, ContainerError> {
+        let l = self.load(key)?;
+        let e = self.clone();
+        blocking(move || {
+            let st = e.wait_settled(&l.paths, None)?;
+            Ok(st.map(|s| s.state.exit_code).unwrap_or(-1))
+        })
+        .await
+    }
+
+    /// Reads (and with `follow`, streams until the container stops) the container's logs.
+    pub async fn container_logs(
+        &self,
+        key: &str,
+        opts: LogsOptions,
+    ) -> Result<mpsc::Receiver<LogEntry>, ContainerError> {
+        let l = self.load(key)?;
+        let (tx, rx) = mpsc::channel(256);
+        let e = self.clone();
+        tokio::task::spawn_blocking(move || e.logs_producer(&l, opts, tx, false));
+        Ok(rx)
+    }
+
+    /// Streams the container's output from now on until it stops (docker attach, output only).
+    pub async fn container_attach(
+        &self,
+        key: &str,
+    ) -> Result<mpsc::Receiver<LogEntry>, ContainerError> {
+        let l = self.load(key)?;
+        let (tx, rx) = mpsc::channel(256);
+        let e = self.clone();
+        let opts = LogsOptions { follow: true, stdout: true, stderr: true, ..Default::default() };
+        tokio::task::spawn_blocking(move || e.logs_producer(&l, opts, tx, true));
+        Ok(rx)
+    }
+
+    fn logs_producer(
+        &self,
+        l: &Loaded,
+        opts: LogsOptions,
+        tx: mpsc::Sender<LogEntry>,
+        from_now: bool,
+    ) {
+        let log = l.paths.log();
+        let (stdout, stderr) =
+            if !opts.stdout && !opts.stderr { (true, true) } else { (opts.stdout, opts.stderr) };
+        let watch = DirWatch::new(&l.paths.dir);
+        let mut follower =
+            if from_now { LogFollower::from_end(&log) } else { LogFollower::from_start(&log) };
+        let mut first = Vec::new();
+        if !from_now {
+            let files = logs::log_files(&log);
+            for f in &files[..files.len() - 1] {
+                first.extend(logs::read_all_file(f));
+            }
+            first.extend(follower.poll());
+        }
+        for e in logs::select(first, stdout, stderr, opts.since, opts.until, opts.tail) {
+            if tx.blocking_send(e).is_err() {
+                return;
+            }
+        }
+        if !opts.follow {
+            return;
+        }
+        loop {
+            let st = self.checked_state(&l.paths).unwrap_or_default();
+            let done = settled(&st) || !l.paths.dir.exists();
+            for e in logs::select(follower.poll(), stdout, stderr, opts.since, opts.until, None) {
+                if tx.blocking_send(e).is_err() {
+                    return;
+                }
+            }
+            if done || tx.is_closed() {
+                return;
+            }
+            watch.wait(Duration::from_millis(250));
+        }
+    }
+
+    /// Freezes every process of the container.
+    pub async fn container_pause(&self, key: &str) -> Result<(), ContainerError> {
+        self.set_paused(key, true)
+    }
+
+    /// Thaws a paused container.
+    pub async fn container_unpause(&self, key: &str) -> Result<(), ContainerError> {
+        self.set_paused(key, false)
+    }
+
+    fn set_paused(&self, key: &str, pause: bool) -> Result<(), ContainerError> {
+        let l = self.load(key)?;
+        let _g = l.paths.lock()?;
+        let mut st = l.paths.read_state()?;
+        if !st.state.running {
+            return Err(ContainerError::NotRunning(l.rec.name.clone()));
+        }
+        if st.state.paused == pause {
+            return Err(ContainerError::Invalid(if pause {
+                format!("container {} is already paused", l.rec.name)
+            } else {
+                format!("container {} is not paused", l.rec.name)
+            }));
+        }
+        let cg = st.cgroup.as_ref().and_then(|c| c.to_str()).unwrap_or_default().to_string();
+        rt::cgroup_set_frozen(&cg, pause).map_err(ContainerError::Invalid)?;
+        st.state.paused = pause;
+        st.state.status = if pause { "paused".into() } else { "running".into() };
+        l.paths.write_state(&st)?;
+        Ok(())
+    }
+
+    /// Processes of a running container, with `ps -ef`-like columns.
+    pub async fn container_top(&self, key: &str) -> Result<TopResult, ContainerError> {
+        let l = self.load(key)?;
+        if !l.st.state.running {
+            return Err(ContainerError::NotRunning(l.rec.name.clone()));
+        }
+        let cg = l.st.cgroup.as_ref().and_then(|c| c.to_str()).unwrap_or_default().to_string();
+        let titles = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"];
+        let mut rows = Vec::new();
+        for pid in rt::cgroup_pids(&cg) {
+            if let Some(row) = ps_row(pid) {
+                rows.push(row);
+            }
+        }
+        Ok(TopResult { titles: titles.iter().map(|s| s.to_string()).collect(), processes: rows })
+    }
+
+    /// One sample of the container's resource usage.
+    pub async fn container_stats(&self, key: &str) -> Result<ContainerStats, ContainerError> {
+        let l = self.load(key)?;
+        let mut s =
+            ContainerStats { id: l.rec.id.clone(), name: l.rec.name.clone(), ..Default::default() };
+        if l.st.state.running {
+            let cg = l.st.cgroup.as_ref().and_then(|c| c.to_str()).unwrap_or_default().to_string();
+            let u = rt::cgroup_usage(&cg).map_err(ContainerError::Invalid)?;
+            s.cpu_total_ns = u.cpu_ns;
+            s.memory_usage = u.memory;
+            s.memory_limit = u.memory_limit;
+            s.pids = u.pids;
+        }
+        Ok(s)
+    }
+
+    /// Renames a container.
+    pub async fn container_rename(&self, key: &str, new_name: &str) -> Result<(), ContainerError> {
+        let new_name = new_name.strip_prefix('/').unwrap_or(new_name);
+        if !super::create::valid_name(new_name) {
+            return Err(ContainerError::Invalid(format!(
+                "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let _root = self.root().lock()?;
+        let rec = self.find(key)?;
+        if let Some(other) = self.all_records().into_iter().find(|r| r.name == new_name) {
+            if other.id == rec.id {
+                return Err(ContainerError::Invalid(format!(
+                    "Renaming a container with the same name as its current name: {new_name}"
+                )));
+            }
+            return Err(ContainerError::NameInUse { name: new_name.to_string(), id: other.id });
+        }
+        let paths = ContainerPaths::new(self.root(), &rec.id);
+        let _g = paths.lock()?;
+        let mut rec =
+            paths.read_config()?.ok_or_else(|| ContainerError::NotFound(key.to_string()))?;
+        rec.name = new_name.to_string();
+        paths.write_config(&rec)?;
+        Ok(())
+    }
+}
+
+/// Builds the inspect view of a loaded container.
+pub(crate) fn inspect_of(l: &Loaded) -> ContainerInspect {
+    let mut state = l.st.state.clone();
+    if !state.running {
+        state.pid = 0;
+    }
+    ContainerInspect {
+        id: l.rec.id.clone(),
+        created: l.rec.created.clone(),
+        path: l.rec.path.clone(),
+        args: l.rec.args.clone(),
+        state,
+        image: l.rec.image_id.clone(),
+        resolv_conf_path: l.paths.resolv_conf().to_string_lossy().to_string(),
+        hostname_path: l.paths.hostname().to_string_lossy().to_string(),
+        hosts_path: l.paths.hosts().to_string_lossy().to_string(),
+        log_path: l.paths.log().to_string_lossy().to_string(),
+        name: format!("/{}", l.rec.name),
+        restart_count: l.st.restart_count,
+        driver: "overlay2".into(),
+        platform: "linux".into(),
+        host_config: l.rec.host_config.clone(),
+        mounts: l.rec.mounts.clone(),
+        config: l.rec.config.clone(),
+        network_settings: NetworkSettings::default(),
+    }
+}
+
+fn ps_row(pid: i32) -> Option<Vec<String>> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ppid = f.get(1)?.to_string();
+    let ticks = clock_ticks();
+    let cpu = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    let secs = cpu / ticks;
+    let time = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
+    let start_ticks: u64 = f.get(19)?.parse().ok()?;
+    let stime = boot_time()
+        .map(|b| {
+            let t = chrono::DateTime::from_timestamp((b + start_ticks / ticks) as i64, 0)
+                .unwrap_or_default();
+            t.format("%H:%M").to_string()
+        })
+        .unwrap_or_else(|| "?".into());
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or("0")
+        .to_string();
+    let uname = fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| {
+            p.lines().find_map(|l| {
+                let v: Vec<&str> = l.split(':').collect();
+                (v.get(2) == Some(&uid.as_str())).then(|| v[0].to_string())
+            })
+        })
+        .unwrap_or(uid);
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let cmd = cmdline
+        .split(|b| *b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| String::from_utf8_lossy(s).to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some(vec![uname, pid.to_string(), ppid, "0".into(), stime, "?".into(), time, cmd])
+}
+
+fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
+
+fn boot_time() -> Option<u64> {
+    fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Points fd 3 of the child at the status pipe (called between fork and exec).
+fn status_fd_to_3(wfd: i32) -> std::io::Result<()> {
+    if wfd == 3 {
+        // SAFETY: fcntl on an fd we own; clears FD_CLOEXEC so it survives exec.
+        if unsafe { libc::fcntl(3, libc::F_SETFD, 0) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        return Ok(());
+    }
+    // SAFETY: dup2 onto fd 3 in the child; the duplicate has FD_CLOEXEC cleared.
+    if unsafe { libc::dup2(wfd, 3) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Runs blocking engine work off the async executor when a runtime is there.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ContainerError> + Send + 'static,
+) -> Result<T, ContainerError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(ContainerError::Internal(format!("background task failed: {e}"))),
+    }
+}

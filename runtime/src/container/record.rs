@@ -1,0 +1,213 @@
+//! On-disk records of a container: `config.json` (what it is) and `state.json` (what it is doing),
+//! both under `containers/<id>/`, written atomically under the container's own lock file.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::api::{Config, ContainerState, HostConfig, MountPoint};
+use crate::store::{self, LockGuard, StateRoot, StoreError};
+
+/// The container's resolved identity, written at create and changed only by rename.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerRecord {
+    /// 64-hex id.
+    pub id: String,
+    /// Name without the leading slash.
+    pub name: String,
+    /// Creation time, RFC 3339 with nanoseconds.
+    pub created: String,
+    /// Executable (first word of entrypoint + cmd).
+    pub path: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Config merged with the image's.
+    pub config: Config,
+    /// Host config as requested.
+    pub host_config: HostConfig,
+    /// Image id (`sha256:...`), empty for a `rootfs` container.
+    pub image_id: String,
+    /// Image layer directories, topmost first (overlay lowerdir order).
+    pub layers: Vec<PathBuf>,
+    /// Run on this directory instead of an overlay of `layers`.
+    pub rootfs_dir: Option<PathBuf>,
+    /// Resolved user.
+    pub uid: u32,
+    /// Resolved primary group.
+    pub gid: u32,
+    /// Resolved supplementary groups.
+    pub additional_gids: Vec<u32>,
+    /// The user's home directory from the image's passwd (for HOME).
+    pub home: Option<String>,
+    /// Anonymous volumes made for this container (removed by `rm -v`).
+    pub anonymous_volumes: Vec<String>,
+    /// Mounts (binds, volumes, tmpfs) in mount order, as inspect shows them.
+    pub mounts: Vec<MountPoint>,
+    /// tmpfs options per mount destination (`size=..,mode=..`).
+    pub tmpfs_options: Vec<(String, String)>,
+}
+
+/// The container's changing state, written by the CLI and by its monitor.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct StateRecord {
+    /// Docker-shaped state.
+    pub state: ContainerState,
+    /// Restarts done by the restart policy since the last user start.
+    pub restart_count: i64,
+    /// The monitor's pid (0: none).
+    pub monitor_pid: i32,
+    /// The monitor's start time (clock ticks since boot, /proc/<pid>/stat field 22).
+    pub monitor_start: u64,
+    /// The container's first process start time, to tell it from a reused pid.
+    pub pid_start: u64,
+    /// A user stop/kill is in progress or was done: the restart policy must not restart.
+    pub manual_stop: bool,
+    /// The cgroup the container runs in (as the launcher reports it).
+    pub cgroup: Option<PathBuf>,
+    /// The container was started at least once (for `unless-stopped` and liveness repair).
+    pub has_been_started: bool,
+}
+
+/// Paths of one container's state directory.
+#[derive(Debug, Clone)]
+pub struct ContainerPaths {
+    /// `containers/<id>`.
+    pub dir: PathBuf,
+}
+
+impl ContainerPaths {
+    /// Paths for container `id` under `root`.
+    pub fn new(root: &StateRoot, id: &str) -> Self {
+        ContainerPaths { dir: root.containers_dir().join(id) }
+    }
+    /// The identity record.
+    pub fn config(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+    /// The state record.
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+    /// The per-container lock file.
+    pub fn lock_file(&self) -> PathBuf {
+        self.dir.join("lock")
+    }
+    /// The current json-file log.
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("container-json.log")
+    }
+    /// The monitor's own diagnostics.
+    pub fn monitor_log(&self) -> PathBuf {
+        self.dir.join("monitor.log")
+    }
+    /// /etc/hostname source.
+    pub fn hostname(&self) -> PathBuf {
+        self.dir.join("hostname")
+    }
+    /// /etc/hosts source.
+    pub fn hosts(&self) -> PathBuf {
+        self.dir.join("hosts")
+    }
+    /// /etc/resolv.conf source.
+    pub fn resolv_conf(&self) -> PathBuf {
+        self.dir.join("resolv.conf")
+    }
+    /// Writable overlay layer.
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("rootfs/upper")
+    }
+    /// overlayfs work directory.
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("rootfs/work")
+    }
+    /// Mount target of the rootfs before pivot_root.
+    pub fn merged(&self) -> PathBuf {
+        self.dir.join("rootfs/merged")
+    }
+    /// Directory of anonymous volumes' fallback data (unused when volumes come from the store).
+    pub fn shm(&self) -> PathBuf {
+        self.dir.join("shm")
+    }
+
+    /// Takes the container's exclusive lock.
+    pub fn lock(&self) -> Result<LockGuard, StoreError> {
+        LockGuard::exclusive(&self.lock_file())
+    }
+
+    /// Reads the identity record; None when the container doesn't exist (any more).
+    pub fn read_config(&self) -> Result<Option<ContainerRecord>, StoreError> {
+        store::read_json(&self.config())
+    }
+
+    /// Reads the state record (default when missing: a created container).
+    pub fn read_state(&self) -> Result<StateRecord, StoreError> {
+        Ok(store::read_json(&self.state())?.unwrap_or_default())
+    }
+
+    /// Writes the state record atomically (hold the lock).
+    pub fn write_state(&self, st: &StateRecord) -> Result<(), StoreError> {
+        store::write_json_atomic(&self.state(), st)
+    }
+
+    /// Writes the identity record atomically (hold the lock).
+    pub fn write_config(&self, rec: &ContainerRecord) -> Result<(), StoreError> {
+        store::write_json_atomic(&self.config(), rec)
+    }
+
+    /// Read-modify-write of the state record under the container lock.
+    pub fn update_state<R>(&self, f: impl FnOnce(&mut StateRecord) -> R) -> Result<R, StoreError> {
+        let _g = self.lock()?;
+        let mut st = self.read_state()?;
+        let r = f(&mut st);
+        self.write_state(&st)?;
+        Ok(r)
+    }
+}
+
+/// Current time as docker prints it: RFC 3339 UTC with nanoseconds, trailing zeros trimmed.
+pub fn now_rfc3339() -> String {
+    format_time(chrono::Utc::now())
+}
+
+/// Formats a UTC time like Go's RFC3339Nano.
+pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    let s = t.format("%Y-%m-%dT%H:%M:%S%.9f").to_string();
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("{s}Z")
+}
+
+/// Parses an RFC 3339 time; None for docker's zero time or garbage.
+pub fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    if s.starts_with("0001-") {
+        return None;
+    }
+    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&chrono::Utc))
+}
+
+/// Start time of `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat), None if gone.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); field 22 is index 19; a zombie counts as gone.
+    if fields.first() == Some(&"Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// Whether the process `pid` that started at `start` still exists (and isn't a zombie).
+pub fn process_alive(pid: i32, start: u64) -> bool {
+    pid > 0 && process_start_time(pid) == Some(start)
+}
+
+/// Whether `path` is a directory that holds a container record.
+pub fn is_container_dir(path: &Path) -> bool {
+    path.join("config.json").is_file()
+}

@@ -1,0 +1,164 @@
+//! The engine's narrow seam to the launcher, cgroups, image store and volumes: every call the
+//! container code makes into those modules goes through here, with errors flattened to text.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use nix::unistd::Pid;
+
+use crate::cgroups::Cgroup;
+use crate::image::ImageStore;
+use crate::launch::{self, LaunchSpec, SeccompMode, Stdio};
+use crate::store::StateRoot;
+use crate::volume::VolumeStore;
+
+use super::api::HealthConfig;
+
+/// A started container process.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// Host pid of the container's first process.
+    pub pid: i32,
+    /// Its cgroup path (relative to the hierarchy roots).
+    pub cgroup: String,
+}
+
+/// Starts the container's first process (a direct child of the caller).
+pub fn spawn(spec: &LaunchSpec, stdio: Stdio) -> Result<Started, String> {
+    let s = launch::spawn(spec, stdio, |_| Ok(())).map_err(|e| e.to_string())?;
+    Ok(Started { pid: s.pid.as_raw(), cgroup: s.cgroup.path().to_string() })
+}
+
+/// Starts `process` inside the running container `pid`; returns the new process's host pid
+/// (a direct child of the caller).
+pub fn exec_in(
+    pid: i32,
+    process: &oci_spec::runtime::Process,
+    cgroup: &str,
+    seccomp: SeccompMode,
+    stdio: Stdio,
+) -> Result<i32, String> {
+    let cg = Cgroup::open(cgroup).map_err(|e| e.to_string())?;
+    let child = launch::exec_in(Pid::from_raw(pid), process, &cg, seccomp, stdio)
+        .map_err(|e| e.to_string())?;
+    Ok(child.pid.as_raw())
+}
+
+/// Whether the OOM killer struck in the cgroup.
+pub fn cgroup_oom_killed(cgroup: &str) -> bool {
+    Cgroup::open(cgroup).map(|c| c.oom_killed()).unwrap_or(false)
+}
+
+/// Removes the cgroup (best effort; the launcher kills anything left in it).
+pub fn cgroup_destroy(cgroup: &str) {
+    if let Ok(c) = Cgroup::open(cgroup) {
+        let _ = c.destroy();
+    }
+}
+
+/// Freezes or thaws the cgroup.
+pub fn cgroup_set_frozen(cgroup: &str, frozen: bool) -> Result<(), String> {
+    let c = Cgroup::open(cgroup).map_err(|e| e.to_string())?;
+    if frozen { c.freeze() } else { c.thaw() }.map_err(|e| e.to_string())
+}
+
+/// PIDs in the cgroup.
+pub fn cgroup_pids(cgroup: &str) -> Vec<i32> {
+    Cgroup::open(cgroup)
+        .and_then(|c| c.pids())
+        .map(|v| v.into_iter().map(|p| p.as_raw()).collect())
+        .unwrap_or_default()
+}
+
+/// Usage figures of a cgroup.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    /// CPU time, ns.
+    pub cpu_ns: u64,
+    /// Memory in use, bytes.
+    pub memory: u64,
+    /// Memory limit, bytes (0: none).
+    pub memory_limit: u64,
+    /// Processes.
+    pub pids: u64,
+}
+
+/// Usage of a cgroup.
+pub fn cgroup_usage(cgroup: &str) -> Result<Usage, String> {
+    let s = Cgroup::open(cgroup).and_then(|c| c.stats()).map_err(|e| e.to_string())?;
+    Ok(Usage {
+        cpu_ns: s.cpu_usage_ns,
+        memory: s.memory_usage,
+        memory_limit: s.memory_limit.unwrap_or(0),
+        pids: s.pids_current,
+    })
+}
+
+/// What the engine needs from an image.
+#[derive(Debug, Clone, Default)]
+pub struct ImageInfo {
+    /// `sha256:...`.
+    pub id: String,
+    /// The image's runtime config, if it has one.
+    pub config: Option<oci_spec::image::Config>,
+    /// The image's healthcheck (docker extension), if any.
+    pub healthcheck: Option<HealthConfig>,
+    /// Layer directories, topmost first.
+    pub layers: Vec<PathBuf>,
+}
+
+/// Resolves an image reference in the local store.
+pub fn resolve_image(root: &StateRoot, reference: &str) -> Result<ImageInfo, String> {
+    let store = ImageStore::open(root).map_err(|e| e.to_string())?;
+    let img = store.resolve(reference).map_err(|e| e.to_string())?;
+    let healthcheck = img.healthcheck.map(|h| HealthConfig {
+        test: h.test.unwrap_or_default(),
+        interval: h.interval.unwrap_or(0),
+        timeout: h.timeout.unwrap_or(0),
+        retries: h.retries.unwrap_or(0),
+        start_period: h.start_period.unwrap_or(0),
+        start_interval: h.start_interval.unwrap_or(0),
+    });
+    Ok(ImageInfo {
+        id: img.id,
+        config: img.config.config().clone(),
+        healthcheck,
+        layers: img.layers,
+    })
+}
+
+/// Creates (if missing) the named volume; returns its mount source and whether it was just made.
+pub fn volume_ensure(
+    root: &StateRoot,
+    name: &str,
+    anonymous: bool,
+) -> Result<(PathBuf, bool), String> {
+    let vs = VolumeStore::open(root);
+    let existed = vs.inspect(name).is_ok();
+    let mut labels = BTreeMap::new();
+    if anonymous {
+        labels.insert("com.docker.volume.anonymous".to_string(), String::new());
+    }
+    vs.create(Some(name), if existed { BTreeMap::new() } else { labels }, BTreeMap::new())
+        .or_else(|e| if existed { vs.inspect(name) } else { Err(e) })
+        .map_err(|e| e.to_string())?;
+    let src = vs.mount_source(name).map_err(|e| e.to_string())?;
+    Ok((src, !existed))
+}
+
+/// Copies image content at `path` into a volume never populated before (docker's copy-up).
+pub fn volume_populate(
+    root: &StateRoot,
+    name: &str,
+    image: &str,
+    path: &str,
+) -> Result<(), String> {
+    let vs = VolumeStore::open(root);
+    let images = ImageStore::open(root).map_err(|e| e.to_string())?;
+    vs.populate_from_image(name, &images, image, path).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Removes a volume (anonymous volumes on `rm -v`).
+pub fn volume_remove(root: &StateRoot, name: &str) -> Result<(), String> {
+    VolumeStore::open(root).remove(name, true, &|_| false).map_err(|e| e.to_string())
+}

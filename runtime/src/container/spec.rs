@@ -1,0 +1,520 @@
+//! Turns a container record into a [`LaunchSpec`]: docker's defaults (capabilities, mounts,
+//! masked and read-only paths, device rules) plus the container's own settings.
+
+use serde_json::{Value, json};
+
+use super::api::HostConfig;
+use super::record::{ContainerPaths, ContainerRecord};
+use crate::launch::{LaunchSpec, Rootfs, SeccompMode};
+
+/// Every capability in kernel order (index = capability number).
+pub const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// docker's default capability set (CapEff 00000000a80425fb).
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Paths docker hides (a null device or empty read-only tmpfs over them).
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths docker makes read-only.
+pub const READONLY_PATHS: &[&str] =
+    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+
+/// Capabilities the running kernel knows (capability numbers up to cap_last_cap).
+fn kernel_caps() -> &'static [&'static str] {
+    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .unwrap_or(ALL_CAPS.len() - 1);
+    &ALL_CAPS[..(last + 1).min(ALL_CAPS.len())]
+}
+
+/// Normalises `net_admin` / `CAP_NET_ADMIN` / `ALL`; errors on unknown names like docker.
+fn normalize_cap(c: &str) -> Result<String, String> {
+    let up = c.trim().to_ascii_uppercase();
+    if up == "ALL" {
+        return Ok(up);
+    }
+    let full = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+    if ALL_CAPS.contains(&full.as_str()) {
+        Ok(full)
+    } else {
+        Err(format!("invalid capability: {c}"))
+    }
+}
+
+/// The capability set for `hc` (docker's rules: drop ALL first, then add; ALL in add = every cap).
+pub fn capabilities(hc: &HostConfig) -> Result<Vec<String>, String> {
+    let known = kernel_caps();
+    if hc.privileged {
+        return Ok(known.iter().map(|s| s.to_string()).collect());
+    }
+    let adds: Vec<String> =
+        hc.cap_add.iter().map(|c| normalize_cap(c)).collect::<Result<_, _>>()?;
+    let drops: Vec<String> =
+        hc.cap_drop.iter().map(|c| normalize_cap(c)).collect::<Result<_, _>>()?;
+    let mut caps: Vec<String> = if drops.iter().any(|d| d == "ALL") {
+        Vec::new()
+    } else {
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
+    };
+    if adds.iter().any(|a| a == "ALL") {
+        caps = known.iter().map(|s| s.to_string()).collect();
+    }
+    for a in adds.iter().filter(|a| *a != "ALL") {
+        if !caps.contains(a) {
+            caps.push(a.clone());
+        }
+    }
+    caps.retain(|c| !drops.contains(c) && known.contains(&c.as_str()));
+    Ok(caps)
+}
+
+/// Whether `seccomp=unconfined` (or privileged) turns the filter off.
+pub fn seccomp_mode(hc: &HostConfig) -> SeccompMode {
+    let unconfined = hc.security_opt.iter().any(|o| {
+        let o = o.replace(':', "=");
+        o == "seccomp=unconfined"
+    });
+    if hc.privileged || unconfined { SeccompMode::Unconfined } else { SeccompMode::Default }
+}
+
+/// Whether `no-new-privileges` (or `no-new-privileges:true` / `=true`) is asked for.
+pub fn no_new_privileges(hc: &HostConfig) -> bool {
+    hc.security_opt.iter().any(|o| {
+        let o = o.replace(':', "=");
+        o == "no-new-privileges" || o == "no-new-privileges=true"
+    })
+}
+
+/// Validates the security options (unknown ones are an error as in docker).
+pub fn check_security_opts(hc: &HostConfig) -> Result<(), String> {
+    for o in &hc.security_opt {
+        let norm = o.replace(':', "=");
+        let ok = norm == "seccomp=unconfined"
+            || norm == "no-new-privileges"
+            || norm.starts_with("no-new-privileges=")
+            || norm.starts_with("apparmor=")
+            || norm.starts_with("label=");
+        if !ok {
+            return Err(format!("invalid --security-opt: {o:?}"));
+        }
+    }
+    Ok(())
+}
+
+fn rlimit_name(n: &str) -> String {
+    format!("RLIMIT_{}", n.to_ascii_uppercase())
+}
+
+/// The process environment: the config's env plus HOSTNAME and HOME as docker adds them.
+pub fn runtime_env(rec: &ContainerRecord) -> Vec<String> {
+    let mut env = rec.config.env.clone();
+    let has = |env: &Vec<String>, k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
+    if !has(&env, "HOSTNAME") {
+        env.insert(1.min(env.len()), format!("HOSTNAME={}", rec.config.hostname));
+    }
+    if !has(&env, "HOME") {
+        env.push(format!("HOME={}", rec.home.as_deref().unwrap_or("/")));
+    }
+    env
+}
+
+/// The process part of the spec (shared by the container's first process and execs).
+#[allow(clippy::too_many_arguments)]
+pub fn process_json(
+    rec: &ContainerRecord,
+    args: &[String],
+    env: &[String],
+    cwd: &str,
+    tty: bool,
+    caps: &[String],
+    uid: u32,
+    gid: u32,
+    additional_gids: &[u32],
+) -> Value {
+    let hc = &rec.host_config;
+    let rlimits: Vec<Value> = hc
+        .ulimits
+        .iter()
+        .map(|u| json!({"type": rlimit_name(&u.name), "soft": u.soft, "hard": u.hard}))
+        .collect();
+    let mut p = json!({
+        "terminal": tty,
+        "user": {"uid": uid, "gid": gid, "additionalGids": additional_gids},
+        "args": args,
+        "env": env,
+        "cwd": if cwd.is_empty() { "/" } else { cwd },
+        "capabilities": {
+            "bounding": caps, "effective": caps, "permitted": caps,
+        },
+        "noNewPrivileges": no_new_privileges(hc),
+    });
+    if !rlimits.is_empty() {
+        p["rlimits"] = Value::Array(rlimits);
+    }
+    if hc.oom_score_adj != 0 {
+        p["oomScoreAdj"] = json!(hc.oom_score_adj);
+    }
+    p
+}
+
+fn resources_json(hc: &HostConfig) -> Value {
+    let mut r = json!({});
+    let mut mem = serde_json::Map::new();
+    if hc.memory > 0 {
+        mem.insert("limit".into(), json!(hc.memory));
+        // docker: swap defaults to twice the memory limit; -1 is unlimited.
+        let swap = match hc.memory_swap {
+            0 => hc.memory * 2,
+            s => s,
+        };
+        mem.insert("swap".into(), json!(swap));
+    }
+    if hc.memory_reservation > 0 {
+        mem.insert("reservation".into(), json!(hc.memory_reservation));
+    }
+    if !mem.is_empty() {
+        r["memory"] = Value::Object(mem);
+    }
+    let mut cpu = serde_json::Map::new();
+    if hc.cpu_shares > 0 {
+        cpu.insert("shares".into(), json!(hc.cpu_shares));
+    }
+    if hc.nano_cpus > 0 {
+        let period = 100_000i64;
+        cpu.insert("period".into(), json!(period));
+        cpu.insert("quota".into(), json!(hc.nano_cpus * period / 1_000_000_000));
+    } else {
+        if hc.cpu_quota > 0 {
+            cpu.insert("quota".into(), json!(hc.cpu_quota));
+        }
+        if hc.cpu_period > 0 {
+            cpu.insert("period".into(), json!(hc.cpu_period));
+        }
+    }
+    if !hc.cpuset_cpus.is_empty() {
+        cpu.insert("cpus".into(), json!(hc.cpuset_cpus));
+    }
+    if !cpu.is_empty() {
+        r["cpu"] = Value::Object(cpu);
+    }
+    if let Some(p) = hc.pids_limit.filter(|p| *p > 0) {
+        r["pids"] = json!({"limit": p});
+    }
+    if hc.blkio_weight > 0 {
+        r["blockIO"] = json!({"weight": hc.blkio_weight});
+    }
+    let mut devices = vec![json!({"allow": false, "access": "rwm"})];
+    if hc.privileged {
+        devices = vec![json!({"allow": true, "access": "rwm"})];
+    } else {
+        for (t, maj, min) in [("c", None, None), ("b", None, None)] {
+            devices.push(json!({"allow": true, "type": t, "major": maj as Option<i64>, "minor": min as Option<i64>, "access": "m"}));
+        }
+        for (maj, min) in
+            [(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2), (10, 200)]
+        {
+            devices.push(
+                json!({"allow": true, "type": "c", "major": maj, "minor": min, "access": "rwm"}),
+            );
+        }
+        devices.push(json!({"allow": true, "type": "c", "major": 136, "access": "rwm"}));
+        for d in &hc.devices {
+            if let Some((typ, maj, min)) = device_numbers(&d.path_on_host) {
+                let access =
+                    if d.cgroup_permissions.is_empty() { "rwm" } else { &d.cgroup_permissions };
+                devices.push(json!({"allow": true, "type": typ, "major": maj, "minor": min, "access": access}));
+            }
+        }
+    }
+    r["devices"] = Value::Array(devices);
+    r
+}
+
+/// (type, major, minor) of a device node on the host.
+pub fn device_numbers(path: &str) -> Option<(&'static str, u64, u64)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let m = std::fs::metadata(path).ok()?;
+    let ft = m.file_type();
+    let typ = if ft.is_char_device() {
+        "c"
+    } else if ft.is_block_device() {
+        "b"
+    } else {
+        return None;
+    };
+    let rdev = m.rdev();
+    Some((typ, libc::major(rdev) as u64, libc::minor(rdev) as u64))
+}
+
+fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Value {
+    json!({"destination": dest, "type": typ, "source": source, "options": options})
+}
+
+/// Builds the launch spec of the container's first process.
+pub fn build(rec: &ContainerRecord, paths: &ContainerPaths) -> Result<LaunchSpec, String> {
+    let hc = &rec.host_config;
+    let caps = capabilities(hc)?;
+    let mut args = vec![rec.path.clone()];
+    args.extend(rec.args.iter().cloned());
+    let env = runtime_env(rec);
+    let process = process_json(
+        rec,
+        &args,
+        &env,
+        &rec.config.working_dir,
+        rec.config.tty,
+        &caps,
+        rec.uid,
+        rec.gid,
+        &rec.additional_gids,
+    );
+    let shm = if hc.shm_size > 0 { hc.shm_size } else { 64 << 20 };
+    let shm_opt = format!("size={}k", shm / 1024);
+    let sys_ro = if hc.privileged { "rw" } else { "ro" };
+    let mut mounts = vec![
+        mount("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"]),
+        mount("/dev", "tmpfs", "tmpfs", &["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        ),
+        mount("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", sys_ro]),
+        mount("/sys/fs/cgroup", "cgroup", "cgroup", &["nosuid", "noexec", "nodev", sys_ro]),
+        mount("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"]),
+        mount("/dev/shm", "tmpfs", "shm", &["nosuid", "noexec", "nodev", "mode=1777", &shm_opt]),
+    ];
+    // User mounts, shallowest destination first so nested ones land on top.
+    let mut user: Vec<Value> = Vec::new();
+    let mut dests: Vec<String> = Vec::new();
+    for m in &rec.mounts {
+        dests.push(m.destination.clone());
+        let rw = if m.rw { "rw" } else { "ro" };
+        match m.typ.as_str() {
+            "tmpfs" => {
+                let extra = rec
+                    .tmpfs_options
+                    .iter()
+                    .find(|(d, _)| *d == m.destination)
+                    .map(|(_, o)| o.clone())
+                    .unwrap_or_default();
+                let mut opts: Vec<&str> = vec!["nosuid", "nodev", "noexec", rw];
+                opts.extend(extra.split(',').filter(|o| !o.is_empty()));
+                user.push(mount(&m.destination, "tmpfs", "tmpfs", &opts));
+            }
+            _ => {
+                user.push(mount(&m.destination, "bind", &m.source, &["rbind", rw]));
+            }
+        }
+    }
+    user.sort_by_key(|m| m["destination"].as_str().map(|d| d.matches('/').count()).unwrap_or(0));
+    for (dest, src) in [
+        ("/etc/resolv.conf", paths.resolv_conf()),
+        ("/etc/hostname", paths.hostname()),
+        ("/etc/hosts", paths.hosts()),
+    ] {
+        if !dests.iter().any(|d| d == dest) {
+            mounts.push(mount(dest, "bind", &src.to_string_lossy(), &["rbind", "rprivate", "rw"]));
+        }
+    }
+    mounts.extend(user);
+    for d in &hc.devices {
+        // Devices are bind-mounted from the host (allowed by the device cgroup rules above).
+        let inside =
+            if d.path_in_container.is_empty() { &d.path_on_host } else { &d.path_in_container };
+        mounts.push(mount(inside, "bind", &d.path_on_host, &["bind"]));
+    }
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+        json!({"type": "cgroup"}),
+    ];
+    if hc.network_mode != "host" {
+        namespaces.push(json!({"type": "network"}));
+    }
+    let (masked, readonly): (Vec<&str>, Vec<&str>) = if hc.privileged {
+        (vec![], vec![])
+    } else {
+        (MASKED_PATHS.to_vec(), READONLY_PATHS.to_vec())
+    };
+    let root_path = match &rec.rootfs_dir {
+        Some(d) => d.clone(),
+        None => paths.merged(),
+    };
+    let spec = json!({
+        "ociVersion": "1.0.2",
+        "process": process,
+        "root": {"path": root_path, "readonly": hc.readonly_rootfs},
+        "hostname": rec.config.hostname,
+        "domainname": rec.config.domainname,
+        "mounts": mounts,
+        "linux": {
+            "namespaces": namespaces,
+            "resources": resources_json(hc),
+            "cgroupsPath": format!("/berth/{}", rec.id),
+            "maskedPaths": masked,
+            "readonlyPaths": readonly,
+            "sysctl": hc.sysctls,
+        },
+    });
+    let oci: oci_spec::runtime::Spec =
+        serde_json::from_value(spec).map_err(|e| format!("building the runtime spec: {e}"))?;
+    let rootfs = match &rec.rootfs_dir {
+        Some(d) => Rootfs::Dir(d.clone()),
+        None => Rootfs::Overlay {
+            lower: rec.layers.clone(),
+            upper: paths.upper(),
+            work: paths.work(),
+            target: paths.merged(),
+        },
+    };
+    Ok(LaunchSpec { oci, rootfs, seccomp: seccomp_mode(hc), init: hc.init.unwrap_or(false) })
+}
+
+/// The OCI process of an `exec` (or healthcheck) in the container.
+pub fn exec_process(
+    rec: &ContainerRecord,
+    cmd: &[String],
+    extra_env: &[String],
+    user: Option<(u32, u32, Vec<u32>)>,
+    cwd: Option<&str>,
+    tty: bool,
+    privileged: bool,
+) -> Result<oci_spec::runtime::Process, String> {
+    let mut hc = rec.host_config.clone();
+    hc.privileged |= privileged;
+    let caps = capabilities(&hc)?;
+    let mut env = runtime_env(rec);
+    for e in extra_env {
+        let key = e.split('=').next().unwrap_or("");
+        env.retain(|x| x.split('=').next() != Some(key));
+        env.push(e.clone());
+    }
+    let (uid, gid, groups) = user.unwrap_or((rec.uid, rec.gid, rec.additional_gids.clone()));
+    let p = process_json(
+        rec,
+        cmd,
+        &env,
+        cwd.unwrap_or(&rec.config.working_dir),
+        tty,
+        &caps,
+        uid,
+        gid,
+        &groups,
+    );
+    serde_json::from_value(p).map_err(|e| format!("building the exec process: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_follow_docker_rules() {
+        let mut hc = HostConfig::default();
+        assert_eq!(capabilities(&hc).unwrap().len(), DEFAULT_CAPS.len());
+        hc.cap_drop = vec!["ALL".into()];
+        hc.cap_add = vec!["net_admin".into()];
+        assert_eq!(capabilities(&hc).unwrap(), vec!["CAP_NET_ADMIN".to_string()]);
+        hc.cap_drop = vec!["CHOWN".into()];
+        hc.cap_add = vec!["ALL".into()];
+        let all = capabilities(&hc).unwrap();
+        assert!(all.contains(&"CAP_SYS_ADMIN".to_string()));
+        assert!(!all.contains(&"CAP_CHOWN".to_string()));
+        hc.cap_add = vec!["BOGUS".into()];
+        assert!(capabilities(&hc).is_err());
+    }
+
+    #[test]
+    fn spec_builds_and_parses() {
+        let rec = ContainerRecord {
+            id: "a".repeat(64),
+            path: "/bin/sh".into(),
+            args: vec!["-c".into(), "true".into()],
+            rootfs_dir: Some("/tmp/x".into()),
+            ..Default::default()
+        };
+        let root =
+            crate::store::StateRoot::open(tempfile::tempdir().unwrap().path().join("r")).unwrap();
+        let paths = ContainerPaths::new(&root, &rec.id);
+        let spec = build(&rec, &paths).unwrap();
+        let args = spec.oci.process().as_ref().unwrap().args().clone().unwrap();
+        assert_eq!(args, vec!["/bin/sh", "-c", "true"]);
+        assert_eq!(spec.seccomp, SeccompMode::Default);
+    }
+}

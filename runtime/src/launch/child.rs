@@ -1,0 +1,355 @@
+//! The forked child: runs only raw system calls on data the parent prepared (see `plan`), and
+//! reports the first failure as (step, index, errno) over the error pipe before exiting.
+
+use std::os::fd::RawFd;
+
+use super::plan::{FsPlan, NsPlan, Op, ProcPlan, StdioPlan};
+use super::sys;
+
+/// What failed in the child; the parent turns it into a message.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepId {
+    /// Waiting for the parent's go.
+    Sync = 1,
+    /// setns into a joined namespace (index into NsPlan::join).
+    Setns,
+    /// unshare(CLONE_NEWCGROUP).
+    CgroupNs,
+    /// Setting up stdio (index: target fd).
+    Stdio,
+    /// setsid.
+    Setsid,
+    /// TIOCSCTTY.
+    Ctty,
+    /// Making / rslave/rprivate.
+    Propagation,
+    /// A pre-pivot step (index into FsPlan::pre).
+    Pre,
+    /// pivot_root (index: 0 chdir, 1 pivot, 2 umount old root, 3 chdir /).
+    Pivot,
+    /// A post-pivot step (index into FsPlan::post).
+    Post,
+    /// Remounting / read-only.
+    RootReadonly,
+    /// sethostname.
+    Hostname,
+    /// setdomainname.
+    Domainname,
+    /// A sysctl (index into FsPlan::sysctls).
+    Sysctl,
+    /// Creating the working directory.
+    MkdirCwd,
+    /// setrlimit (index into ProcPlan::rlimits).
+    Rlimit,
+    /// Installing seccomp.
+    Seccomp,
+    /// Dropping a bounding capability (index: cap number).
+    Bounding,
+    /// PR_SET_KEEPCAPS.
+    KeepCaps,
+    /// setgroups.
+    Setgroups,
+    /// setgid.
+    Setgid,
+    /// setuid.
+    Setuid,
+    /// capset.
+    Capset,
+    /// Raising an ambient capability (index: cap number).
+    Ambient,
+    /// PR_SET_NO_NEW_PRIVS.
+    NoNewPrivs,
+    /// chdir to the working directory.
+    Chdir,
+    /// Forking the process under init.
+    InitFork,
+    /// execve (errno decides not-found / permission).
+    Exec,
+    /// Closing inherited fds.
+    CloseFds,
+}
+
+impl StepId {
+    /// Decodes the wire value.
+    pub fn from_u32(v: u32) -> Option<StepId> {
+        use StepId::*;
+        const ALL: [StepId; 29] = [
+            Sync,
+            Setns,
+            CgroupNs,
+            Stdio,
+            Setsid,
+            Ctty,
+            Propagation,
+            Pre,
+            Pivot,
+            Post,
+            RootReadonly,
+            Hostname,
+            Domainname,
+            Sysctl,
+            MkdirCwd,
+            Rlimit,
+            Seccomp,
+            Bounding,
+            KeepCaps,
+            Setgroups,
+            Setgid,
+            Setuid,
+            Capset,
+            Ambient,
+            NoNewPrivs,
+            Chdir,
+            InitFork,
+            Exec,
+            CloseFds,
+        ];
+        ALL.into_iter().find(|s| *s as u32 == v)
+    }
+}
+
+/// Size of one error report on the pipe.
+pub const REPORT_LEN: usize = 12;
+
+/// Writes (step, index, errno) to the error pipe and exits.
+fn fail(err_fd: RawFd, step: StepId, index: u32, errno: i32) -> ! {
+    let mut buf = [0u8; REPORT_LEN];
+    buf[..4].copy_from_slice(&(step as u32).to_ne_bytes());
+    buf[4..8].copy_from_slice(&index.to_ne_bytes());
+    buf[8..].copy_from_slice(&errno.to_ne_bytes());
+    let _ = sys::write_all(err_fd, &buf);
+    sys::exit(1)
+}
+
+/// Unwraps a raw result or reports the failure.
+macro_rules! attempt {
+    ($e:expr, $fd:expr, $step:expr, $idx:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(errno) => fail($fd, $step, $idx as u32, errno),
+        }
+    };
+}
+
+/// The pipes between parent and child.
+#[derive(Clone, Copy)]
+pub struct Pipes {
+    /// Read end: the parent's go byte.
+    pub sync_r: RawFd,
+    /// Write end: error reports (CLOEXEC, so exec closes it).
+    pub err_w: RawFd,
+}
+
+/// Entry of the container's first process. Never returns.
+pub fn container_main(pipes: Pipes, ns: &NsPlan, fs: &FsPlan, proc_: &ProcPlan, init: bool) -> ! {
+    let e = pipes.err_w;
+    sys::reset_signal_dispositions();
+    wait_for_go(pipes);
+    for (i, (fd, nstype, _)) in ns.join.iter().enumerate() {
+        attempt!(sys::setns(std::os::fd::AsRawFd::as_raw_fd(fd), *nstype), e, StepId::Setns, i);
+    }
+    // The parent has placed us in our cgroup: a new cgroup namespace is rooted there.
+    if ns.new_cgroupns {
+        attempt!(sys::unshare(libc::CLONE_NEWCGROUP), e, StepId::CgroupNs, 0);
+    }
+    setup_stdio(e, proc_);
+
+    attempt!(sys::mount(None, &fs.slash, None, fs.propagation, None), e, StepId::Propagation, 0);
+    for (i, step) in fs.pre.iter().enumerate() {
+        attempt!(run_op(&step.op), e, StepId::Pre, i);
+    }
+    attempt!(sys::chdir(&fs.root), e, StepId::Pivot, 0);
+    // pivot_root(".", "."): the old root ends up stacked on "." and is detached right after,
+    // so no directory is needed for it inside the image.
+    attempt!(sys::pivot_root(&fs.dot, &fs.dot), e, StepId::Pivot, 1);
+    attempt!(sys::umount2(&fs.dot, libc::MNT_DETACH), e, StepId::Pivot, 2);
+    attempt!(sys::chdir(&fs.slash), e, StepId::Pivot, 3);
+
+    if let Some(h) = &fs.hostname {
+        attempt!(sys::sethostname(h), e, StepId::Hostname, 0);
+    }
+    if let Some(d) = &fs.domainname {
+        attempt!(sys::setdomainname(d), e, StepId::Domainname, 0);
+    }
+    // Sysctls go before the read-only paths make /proc/sys read-only.
+    for (i, (path, value)) in fs.sysctls.iter().enumerate() {
+        attempt!(sys::write_path(path, value.as_bytes()), e, StepId::Sysctl, i);
+    }
+    for (i, step) in fs.post.iter().enumerate() {
+        attempt!(run_op(&step.op), e, StepId::Post, i);
+    }
+    for (i, d) in fs.cwd_mkdirs.iter().enumerate() {
+        attempt!(sys::mkdir(d, 0o755, true), e, StepId::MkdirCwd, i);
+    }
+    if fs.readonly_root {
+        let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
+        attempt!(sys::mount(None, &fs.slash, None, flags, None), e, StepId::RootReadonly, 0);
+    }
+    finish_and_exec(e, proc_, init)
+}
+
+/// Entry of a process joining a running container (`exec`). Never returns.
+pub fn exec_main(
+    pipes: Pipes,
+    join: &[(std::os::fd::OwnedFd, libc::c_int, &'static str)],
+    proc_: &ProcPlan,
+) -> ! {
+    let e = pipes.err_w;
+    sys::reset_signal_dispositions();
+    wait_for_go(pipes);
+    for (i, (fd, nstype, _)) in join.iter().enumerate() {
+        attempt!(sys::setns(std::os::fd::AsRawFd::as_raw_fd(fd), *nstype), e, StepId::Setns, i);
+    }
+    setup_stdio(e, proc_);
+    finish_and_exec(e, proc_, false)
+}
+
+fn wait_for_go(pipes: Pipes) {
+    match sys::read_byte(pipes.sync_r) {
+        Ok(true) => sys::close(pipes.sync_r),
+        // The parent gave up (or died): leave quietly.
+        Ok(false) => sys::exit(1),
+        Err(errno) => fail(pipes.err_w, StepId::Sync, 0, errno),
+    }
+}
+
+fn setup_stdio(e: RawFd, p: &ProcPlan) {
+    attempt!(sys::setsid(), e, StepId::Setsid, 0);
+    let fds: [RawFd; 3] = match p.stdio {
+        StdioPlan::Pipes { stdin, stdout, stderr } => {
+            let stdin = match stdin {
+                Some(fd) => fd,
+                None => attempt!(sys::open_rdwr(&p.devnull), e, StepId::Stdio, 0),
+            };
+            [stdin, stdout, stderr]
+        }
+        StdioPlan::Pty { slave } => {
+            attempt!(sys::set_ctty(slave), e, StepId::Ctty, 0);
+            [slave, slave, slave]
+        }
+    };
+    // Copy above 2 first so that a source fd numbered 0..2 is never overwritten early.
+    let mut high = [0; 3];
+    for (i, fd) in fds.iter().enumerate() {
+        high[i] = attempt!(sys::dup_high(*fd), e, StepId::Stdio, i);
+    }
+    for (i, fd) in high.iter().enumerate() {
+        attempt!(sys::dup2(*fd, i as RawFd), e, StepId::Stdio, i);
+        sys::close(*fd);
+    }
+}
+
+fn run_op(op: &Op) -> sys::SysResult<()> {
+    match op {
+        Op::Mkdir { path, mode } => sys::mkdir(path, *mode, true),
+        Op::Touch { path } => sys::touch(path, 0o644),
+        Op::Mount { src, target, fstype, flags, data } => {
+            sys::mount(src.as_deref(), target, fstype.as_deref(), *flags, data.as_deref())
+        }
+        Op::Device { path, mode, dev, uid, gid, host } => {
+            match sys::mknod(path, *mode, *dev, *uid, *gid) {
+                Ok(()) => sys::chmod(path, *mode & 0o7777),
+                Err(libc::EPERM) => {
+                    sys::touch(path, 0o644)?;
+                    sys::mount(Some(host), path, None, libc::MS_BIND, None)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Op::Symlink { target, link } => sys::symlink(target, link),
+        Op::Readonly { path } => {
+            match sys::mount(Some(path), path, None, libc::MS_BIND | libc::MS_REC, None) {
+                Err(libc::ENOENT) => return Ok(()),
+                r => r?,
+            }
+            let flags = libc::MS_BIND
+                | libc::MS_REMOUNT
+                | libc::MS_RDONLY
+                | libc::MS_NOSUID
+                | libc::MS_NODEV
+                | libc::MS_NOEXEC;
+            sys::mount(None, path, None, flags, None)
+        }
+        Op::Mask { path } => match sys::is_dir(path) {
+            Err(libc::ENOENT) => Ok(()),
+            Err(e) => Err(e),
+            Ok(true) => {
+                sys::mount(Some(c"tmpfs"), path, Some(c"tmpfs"), libc::MS_RDONLY, Some(c"size=0k"))
+            }
+            Ok(false) => sys::mount(Some(c"/dev/null"), path, None, libc::MS_BIND, None),
+        },
+    }
+}
+
+/// rlimits, seccomp, user, capabilities, no_new_privs, cwd, then exec (under init if asked).
+fn finish_and_exec(e: RawFd, p: &ProcPlan, init: bool) -> ! {
+    for (i, (res, lim)) in p.rlimits.iter().enumerate() {
+        attempt!(sys::setrlimit(*res, lim), e, StepId::Rlimit, i);
+    }
+    // Without no_new_privs, installing a filter needs CAP_SYS_ADMIN: do it while still root.
+    if !p.nnp {
+        for f in &p.seccomp {
+            attempt!(sys::seccomp_install(f), e, StepId::Seccomp, 0);
+        }
+    }
+    if let Some(c) = &p.caps {
+        // The bounding set can only shrink while CAP_SETPCAP is effective: before the uid change.
+        for cap in &c.bounding_drop {
+            match sys::prctl(libc::PR_CAPBSET_DROP, *cap as libc::c_ulong, 0) {
+                Ok(()) | Err(libc::EINVAL) => {}
+                Err(errno) => fail(e, StepId::Bounding, *cap, errno),
+            }
+        }
+        attempt!(sys::prctl(libc::PR_SET_KEEPCAPS, 1, 0), e, StepId::KeepCaps, 0);
+    }
+    attempt!(sys::setgroups(&p.groups), e, StepId::Setgroups, 0);
+    attempt!(sys::setgid(p.gid), e, StepId::Setgid, 0);
+    attempt!(sys::setuid(p.uid), e, StepId::Setuid, 0);
+    if let Some(c) = &p.caps {
+        attempt!(sys::capset(&c.data), e, StepId::Capset, 0);
+        attempt!(sys::prctl(libc::PR_SET_KEEPCAPS, 0, 0), e, StepId::KeepCaps, 1);
+        for cap in &c.ambient {
+            let r = sys::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_RAISE as _, *cap as _);
+            attempt!(r, e, StepId::Ambient, *cap);
+        }
+    }
+    if p.nnp {
+        attempt!(sys::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0), e, StepId::NoNewPrivs, 0);
+        for f in &p.seccomp {
+            attempt!(sys::seccomp_install(f), e, StepId::Seccomp, 0);
+        }
+    }
+    if let Some(m) = p.umask {
+        sys::umask(m);
+    }
+    attempt!(sys::chdir(&p.cwd), e, StepId::Chdir, 0);
+    if init {
+        match sys::fork_raw() {
+            Err(errno) => fail(e, StepId::InitFork, 0, errno),
+            Ok(0) => {}
+            Ok(child) => {
+                // Our copy of the error pipe must close so the parent sees EOF at the exec.
+                sys::close_from(3);
+                super::init::run(child, &p.full_sigset)
+            }
+        }
+    }
+    attempt!(sys::cloexec_from(3), e, StepId::CloseFds, 0);
+    sys::set_sigmask(&p.empty_sigset);
+    let mut saw = 0;
+    for c in &p.candidates {
+        let errno = sys::execve(c, &p.argv_ptrs, &p.envp_ptrs);
+        // Like execvp: keep looking past missing entries; remember a permission problem.
+        match errno {
+            libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG => {
+                if saw == 0 {
+                    saw = libc::ENOENT;
+                }
+            }
+            libc::EACCES => saw = libc::EACCES,
+            other => fail(e, StepId::Exec, 0, other),
+        }
+    }
+    fail(e, StepId::Exec, 0, if saw == 0 { libc::ENOENT } else { saw })
+}

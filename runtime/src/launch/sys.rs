@@ -1,0 +1,389 @@
+//! Thin wrappers over the raw system calls the forked child uses.
+//!
+//! Every function here is async-signal-safe: it performs exactly one system call (or a fixed
+//! sequence of them) on caller-provided, already-allocated data, never allocates and never takes
+//! a lock, so it may run in a child forked from a multi-threaded parent. Errors are returned as
+//! raw errno values for the child to report over its error pipe.
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+use std::ptr;
+
+use libc::{c_int, c_ulong, c_void};
+
+/// Result of a raw call: `Err(errno)` on failure.
+pub type SysResult<T> = Result<T, i32>;
+
+fn errno() -> i32 {
+    nix::errno::Errno::last_raw()
+}
+
+fn check(r: c_int) -> SysResult<c_int> {
+    if r < 0 { Err(errno()) } else { Ok(r) }
+}
+
+fn opt_ptr(s: Option<&CStr>) -> *const libc::c_char {
+    s.map_or(ptr::null(), CStr::as_ptr)
+}
+
+/// mount(2).
+pub fn mount(
+    src: Option<&CStr>,
+    target: &CStr,
+    fstype: Option<&CStr>,
+    flags: c_ulong,
+    data: Option<&CStr>,
+) -> SysResult<()> {
+    // SAFETY: every pointer is either null or a NUL-terminated string that outlives the call.
+    let r = unsafe {
+        libc::mount(
+            opt_ptr(src),
+            target.as_ptr(),
+            opt_ptr(fstype),
+            flags,
+            data.map_or(ptr::null(), |d| d.as_ptr().cast::<c_void>()),
+        )
+    };
+    check(r).map(drop)
+}
+
+/// umount2(2).
+pub fn umount2(target: &CStr, flags: c_int) -> SysResult<()> {
+    // SAFETY: target is a valid NUL-terminated string.
+    check(unsafe { libc::umount2(target.as_ptr(), flags) }).map(drop)
+}
+
+/// mkdir(2); an existing entry counts as success when `ok_exists`.
+pub fn mkdir(path: &CStr, mode: u32, ok_exists: bool) -> SysResult<()> {
+    // SAFETY: path is a valid NUL-terminated string.
+    match check(unsafe { libc::mkdir(path.as_ptr(), mode) }) {
+        Err(libc::EEXIST) if ok_exists => Ok(()),
+        r => r.map(drop),
+    }
+}
+
+/// Creates an empty file if missing (mount point for a file bind).
+pub fn touch(path: &CStr, mode: u32) -> SysResult<()> {
+    // SAFETY: path is a valid NUL-terminated string; the fd is closed right away.
+    let fd = check(unsafe {
+        libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, mode)
+    })?;
+    close(fd);
+    Ok(())
+}
+
+/// mknod(2) followed by chown.
+pub fn mknod(path: &CStr, mode: u32, dev: u64, uid: u32, gid: u32) -> SysResult<()> {
+    // SAFETY: path is a valid NUL-terminated string.
+    check(unsafe { libc::mknod(path.as_ptr(), mode, dev) })?;
+    // SAFETY: as above.
+    check(unsafe { libc::chown(path.as_ptr(), uid, gid) }).map(drop)
+}
+
+/// chmod(2) (mknod's mode is filtered by the umask).
+pub fn chmod(path: &CStr, mode: u32) -> SysResult<()> {
+    // SAFETY: path is a valid NUL-terminated string.
+    check(unsafe { libc::chmod(path.as_ptr(), mode) }).map(drop)
+}
+
+/// symlink(2); an existing link is fine.
+pub fn symlink(target: &CStr, link: &CStr) -> SysResult<()> {
+    // SAFETY: both are valid NUL-terminated strings.
+    match check(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) }) {
+        Err(libc::EEXIST) => Ok(()),
+        r => r.map(drop),
+    }
+}
+
+/// Whether `path` is a directory (stat follows symlinks, as mount does).
+pub fn is_dir(path: &CStr) -> SysResult<bool> {
+    // SAFETY: stat writes into the zeroed stack buffer; path is a valid string.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        check(libc::stat(path.as_ptr(), &mut st))?;
+        Ok(st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+    }
+}
+
+/// chdir(2).
+pub fn chdir(path: &CStr) -> SysResult<()> {
+    // SAFETY: path is a valid NUL-terminated string.
+    check(unsafe { libc::chdir(path.as_ptr()) }).map(drop)
+}
+
+/// pivot_root(2) (no libc wrapper).
+pub fn pivot_root(new_root: &CStr, put_old: &CStr) -> SysResult<()> {
+    // SAFETY: both are valid NUL-terminated strings.
+    let r = unsafe { libc::syscall(libc::SYS_pivot_root, new_root.as_ptr(), put_old.as_ptr()) };
+    if r < 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// sethostname(2).
+pub fn sethostname(name: &CStr) -> SysResult<()> {
+    let b = name.to_bytes();
+    // SAFETY: pointer and length describe the string's bytes.
+    check(unsafe { libc::sethostname(b.as_ptr().cast(), b.len()) }).map(drop)
+}
+
+/// setdomainname(2).
+pub fn setdomainname(name: &CStr) -> SysResult<()> {
+    let b = name.to_bytes();
+    // SAFETY: pointer and length describe the string's bytes.
+    check(unsafe { libc::setdomainname(b.as_ptr().cast(), b.len()) }).map(drop)
+}
+
+/// Writes all of `data` to a new open of `path` (sysctls, /proc files).
+pub fn write_path(path: &CStr, data: &[u8]) -> SysResult<()> {
+    // SAFETY: path is a valid string; the fd is closed before returning.
+    let fd = check(unsafe { libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) })?;
+    let r = write_all(fd, data);
+    close(fd);
+    r
+}
+
+/// write(2) until everything is written.
+pub fn write_all(fd: RawFd, mut data: &[u8]) -> SysResult<()> {
+    while !data.is_empty() {
+        // SAFETY: the buffer is valid for data.len() bytes.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            let e = errno();
+            if e == libc::EINTR {
+                continue;
+            }
+            return Err(e);
+        }
+        data = data.get(n as usize..).unwrap_or(&[]);
+    }
+    Ok(())
+}
+
+/// read(2) of one byte, retrying on EINTR; Ok(false) on EOF.
+pub fn read_byte(fd: RawFd) -> SysResult<bool> {
+    let mut b = [0u8; 1];
+    loop {
+        // SAFETY: the buffer is valid for one byte.
+        let n = unsafe { libc::read(fd, b.as_mut_ptr().cast(), 1) };
+        if n < 0 && errno() == libc::EINTR {
+            continue;
+        }
+        return if n < 0 { Err(errno()) } else { Ok(n == 1) };
+    }
+}
+
+/// close(2), ignoring errors (nothing useful can be done about them here).
+pub fn close(fd: RawFd) {
+    // SAFETY: closing an fd this process owns; a stale fd only yields EBADF.
+    unsafe { libc::close(fd) };
+}
+
+/// open(2) read-write (for /dev/null).
+pub fn open_rdwr(path: &CStr) -> SysResult<RawFd> {
+    // SAFETY: path is a valid NUL-terminated string.
+    check(unsafe { libc::open(path.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })
+}
+
+/// Duplicates `fd` to a new fd >= 3 with CLOEXEC (so later dup2 onto 0..2 never aliases).
+pub fn dup_high(fd: RawFd) -> SysResult<RawFd> {
+    // SAFETY: fcntl on an fd; no memory is involved.
+    check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) })
+}
+
+/// dup2(2).
+pub fn dup2(from: RawFd, to: RawFd) -> SysResult<()> {
+    // SAFETY: no memory is involved.
+    check(unsafe { libc::dup2(from, to) }).map(drop)
+}
+
+/// Marks every fd >= `from` close-on-exec, so nothing the parent leaked reaches the container.
+pub fn cloexec_from(from: u32) -> SysResult<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes fd flags.
+    let r =
+        unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, libc::CLOSE_RANGE_CLOEXEC) };
+    if r < 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// Closes every fd >= `from`.
+pub fn close_from(from: u32) {
+    // SAFETY: closes fds only; the caller no longer uses them.
+    unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32) };
+}
+
+/// setns(2).
+pub fn setns(fd: RawFd, nstype: c_int) -> SysResult<()> {
+    // SAFETY: no memory is involved.
+    check(unsafe { libc::setns(fd, nstype) }).map(drop)
+}
+
+/// unshare(2).
+pub fn unshare(flags: c_int) -> SysResult<()> {
+    // SAFETY: no memory is involved.
+    check(unsafe { libc::unshare(flags) }).map(drop)
+}
+
+/// setsid(2).
+pub fn setsid() -> SysResult<()> {
+    // SAFETY: no memory is involved.
+    check(unsafe { libc::setsid() }).map(drop)
+}
+
+/// Makes `fd` (a tty) the controlling terminal.
+pub fn set_ctty(fd: RawFd) -> SysResult<()> {
+    // SAFETY: TIOCSCTTY takes an integer argument, no memory.
+    check(unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) }).map(drop)
+}
+
+/// prctl(2) with integer arguments.
+pub fn prctl(op: c_int, a: c_ulong, b: c_ulong) -> SysResult<()> {
+    // SAFETY: the options used here take integer arguments only.
+    check(unsafe { libc::prctl(op, a, b, 0 as c_ulong, 0 as c_ulong) }).map(drop)
+}
+
+/// setrlimit(2).
+pub fn setrlimit(resource: u32, lim: &libc::rlimit) -> SysResult<()> {
+    // SAFETY: lim points to a valid rlimit.
+    check(unsafe { libc::setrlimit(resource as _, lim) }).map(drop)
+}
+
+/// setgroups(2).
+pub fn setgroups(groups: &[libc::gid_t]) -> SysResult<()> {
+    // SAFETY: pointer/length describe the slice.
+    check(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) }).map(drop)
+}
+
+/// setresgid(2) with all three ids equal.
+pub fn setgid(gid: u32) -> SysResult<()> {
+    // SAFETY: no memory is involved.
+    check(unsafe { libc::setresgid(gid, gid, gid) }).map(drop)
+}
+
+/// setresuid(2) with all three ids equal.
+pub fn setuid(uid: u32) -> SysResult<()> {
+    // SAFETY: no memory is involved.
+    check(unsafe { libc::setresuid(uid, uid, uid) }).map(drop)
+}
+
+/// Kernel capability header (linux/capability.h), version 3.
+#[repr(C)]
+pub struct CapHeader {
+    /// _LINUX_CAPABILITY_VERSION_3.
+    pub version: u32,
+    /// 0 = the calling thread.
+    pub pid: i32,
+}
+
+/// Kernel capability data (two of them for 64 capabilities).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CapData {
+    /// Effective bits.
+    pub effective: u32,
+    /// Permitted bits.
+    pub permitted: u32,
+    /// Inheritable bits.
+    pub inheritable: u32,
+}
+
+/// capset(2) for the calling thread.
+pub fn capset(data: &[CapData; 2]) -> SysResult<()> {
+    let mut hdr = CapHeader { version: 0x2008_0522, pid: 0 };
+    // SAFETY: header and data point to valid structs of the layout the kernel expects (v3).
+    let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };
+    if r < 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// Installs a seccomp BPF filter (flags 0: this thread only, the child is single-threaded).
+pub fn seccomp_install(filter: &[seccompiler::sock_filter]) -> SysResult<()> {
+    let prog = libc::sock_fprog {
+        len: filter.len() as u16,
+        // seccompiler's sock_filter has the kernel's layout (repr(C) u16,u8,u8,u32).
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: prog points to `filter`, alive for the call; the kernel copies the program.
+    let r = unsafe {
+        libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0u32, &prog as *const _)
+    };
+    if r < 0 { Err(errno()) } else { Ok(()) }
+}
+
+/// umask(2).
+pub fn umask(mask: u32) {
+    // SAFETY: no memory is involved; umask cannot fail.
+    unsafe { libc::umask(mask) };
+}
+
+/// Resets every catchable signal to its default action (handlers of the parent must not run in
+/// the container, and ignored signals would stay ignored across exec).
+pub fn reset_signal_dispositions() {
+    for sig in 1..65 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installs SIG_DFL with an empty mask; sigaction copies the struct.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &sa, ptr::null_mut());
+        }
+    }
+}
+
+/// Sets the calling thread's signal mask.
+pub fn set_sigmask(set: &libc::sigset_t) {
+    // SAFETY: set points to an initialised sigset.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, set, ptr::null_mut()) };
+}
+
+/// execve(2); only returns on failure.
+pub fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> i32 {
+    // SAFETY: argv/envp are NULL-terminated arrays of pointers into CStrings that the caller
+    // keeps alive (built in the parent before the fork).
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    errno()
+}
+
+/// fork(2) as a raw clone without namespace flags (no atfork handlers, safe after clone).
+pub fn fork_raw() -> SysResult<libc::pid_t> {
+    // SAFETY: see clone_raw.
+    unsafe { clone_raw(libc::SIGCHLD as c_ulong) }
+}
+
+/// Raw clone(2) with a NULL stack: fork semantics (copy-on-write copy of the calling thread),
+/// plus namespace flags. Returns 0 in the child.
+///
+/// # Safety
+/// In the child only async-signal-safe operations may follow (no allocation, no locks: other
+/// threads of the parent do not exist there and may have held them), and the child must leave
+/// through `_exit` or `execve`, never by returning into the parent's stack frames' destructors.
+pub unsafe fn clone_raw(flags: c_ulong) -> SysResult<libc::pid_t> {
+    // SAFETY: a NULL child stack makes the child continue on a copy of this stack (like fork);
+    // the remaining pointer arguments are unused without CLONE_*TID/SETTLS flags.
+    let r = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    if r < 0 { Err(errno()) } else { Ok(r as libc::pid_t) }
+}
+
+/// _exit(2).
+pub fn exit(code: i32) -> ! {
+    // SAFETY: terminates the process without running atexit handlers or destructors.
+    unsafe { libc::_exit(code) }
+}
+
+/// waitpid(2); returns (pid, raw status).
+pub fn waitpid(pid: libc::pid_t, flags: c_int) -> SysResult<(libc::pid_t, c_int)> {
+    let mut status = 0;
+    // SAFETY: status is a valid out pointer.
+    let r = unsafe { libc::waitpid(pid, &mut status, flags) };
+    if r < 0 { Err(errno()) } else { Ok((r, status)) }
+}
+
+/// sigwaitinfo(2) on `set`; returns the signal number.
+pub fn sigwait(set: &libc::sigset_t) -> SysResult<c_int> {
+    // SAFETY: set is initialised; a NULL info pointer is allowed.
+    check(unsafe { libc::sigwaitinfo(set, ptr::null_mut()) })
+}
+
+/// kill(2).
+pub fn kill(pid: libc::pid_t, sig: c_int) {
+    // SAFETY: no memory is involved.
+    unsafe { libc::kill(pid, sig) };
+}

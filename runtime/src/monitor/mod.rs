@@ -1,0 +1,698 @@
+//! The per-container monitor: `berth __monitor <root> <id>`.
+//!
+//! One small single-threaded process per running container (no async runtime: it is mostly
+//! asleep in `poll`). It detaches (fork + setsid) so the CLI can exit, starts the container
+//! through the launcher, owns its stdout/stderr (pipes, or a pty with `Tty`) and writes them to
+//! the json-file log, reaps it and records exit code, OOM kill and times, applies the restart
+//! policy with docker's backoff, runs the healthcheck, and destroys the cgroup after exit.
+//!
+//! Control channel: other CLIs signal the container's process directly (pinned by a pidfd and
+//! checked against its start time) after recording their intent (`ManualStop`) in the state
+//! file under the container lock; they send the monitor SIGUSR1 to make it re-read the state
+//! (e.g. to cancel a pending restart). Signals need no socket, no extra fd in the monitor and
+//! no protocol, and keep working if the monitor is busy.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+use nix::sys::wait::{WaitPidFlag, waitpid};
+use nix::unistd::{ForkResult, Pid};
+
+use crate::container::api::{Health, HealthConfig, HealthLogEntry};
+use crate::container::exec::exit_code_of;
+use crate::container::record::{self, ContainerPaths, ContainerRecord};
+use crate::container::{rt, spec, start_error_code};
+use crate::launch::Stdio;
+use crate::logs::{LineSplitter, LogWriter, Rotation};
+use crate::store::StateRoot;
+use crate::{Engine, EngineOptions};
+
+/// The fd on which the spawning CLI waits for "ok" or "err <message>".
+pub const STATUS_FD: RawFd = 3;
+
+/// Forks the monitor away from its parent: returns false in the parent (which should exit 0
+/// at once) and true in the detached child (new session, no controlling terminal).
+pub fn daemonize() -> Result<bool, String> {
+    // SAFETY: the monitor calls this first thing, while the process is single-threaded, so the
+    // child may run arbitrary code after fork.
+    match unsafe { nix::unistd::fork() } {
+        Ok(ForkResult::Parent { .. }) => Ok(false),
+        Ok(ForkResult::Child) => {
+            nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+            Ok(true)
+        }
+        Err(e) => Err(format!("fork: {e}")),
+    }
+}
+
+static SIG_PIPE_W: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    let fd = SIG_PIPE_W.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let b = sig as u8;
+        // SAFETY: write(2) is async-signal-safe; the buffer is a local byte.
+        unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
+    }
+}
+
+/// Installs handlers that turn signals into bytes on a pipe (the self-pipe trick). Handlers,
+/// unlike a blocked mask, are reset by exec, so the container doesn't inherit anything.
+fn install_signal_pipe() -> Result<OwnedFd, String> {
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+        .map_err(|e| format!("pipe: {e}"))?;
+    SIG_PIPE_W.store(w.as_raw_fd(), Ordering::Relaxed);
+    std::mem::forget(w);
+    let act = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGPIPE,
+    ] {
+        // SAFETY: the handler only calls write(2) on a pipe, which is async-signal-safe.
+        unsafe { sigaction(s, &act) }.map_err(|e| format!("sigaction: {e}"))?;
+    }
+    Ok(r)
+}
+
+/// Takes the status fd handed down by the CLI, if there is one.
+fn take_status_fd() -> Option<File> {
+    // SAFETY: F_GETFD only queries the descriptor.
+    if unsafe { libc::fcntl(STATUS_FD, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: fd 3 is open (checked above) and was put there for us alone by the CLI.
+    let f = unsafe { File::from_raw_fd(STATUS_FD) };
+    // Don't leak it into the container.
+    // SAFETY: fcntl on an fd we own.
+    unsafe { libc::fcntl(STATUS_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    Some(f)
+}
+
+/// Runs the monitor for container `id` under `root` (after [`daemonize`]); returns the exit code.
+pub fn run(root: &Path, id: &str) -> i32 {
+    let mut status = take_status_fd();
+    let mut report = |msg: String| {
+        if let Some(mut f) = status.take() {
+            let _ = f.write_all(msg.replace('\n', " ").as_bytes());
+            let _ = f.write_all(b"\n");
+        }
+    };
+    let m = match Monitor::new(root, id) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("monitor {id}: {e}");
+            report(format!("err {e}"));
+            return 1;
+        }
+    };
+    m.main(&mut report)
+}
+
+struct Monitor {
+    root: StateRoot,
+    paths: ContainerPaths,
+    id: String,
+    sig_r: OwnedFd,
+    me: i32,
+    me_start: u64,
+}
+
+/// One run of the container process.
+struct Running {
+    pid: i32,
+    cgroup: String,
+    started: Instant,
+    exit: Option<i64>,
+}
+
+struct HealthRun {
+    pid: i32,
+    out: File,
+    buf: Vec<u8>,
+    start: String,
+    deadline: Instant,
+    exit: Option<i64>,
+    out_open: bool,
+}
+
+/// The container's output fds with their stream names.
+type OutputFds = Vec<(OwnedFd, &'static str)>;
+
+const HEALTH_OUTPUT_MAX: usize = 4096;
+
+impl Monitor {
+    fn new(root: &Path, id: &str) -> Result<Self, String> {
+        let root = StateRoot::open(root).map_err(|e| e.to_string())?;
+        let paths = ContainerPaths::new(&root, id);
+        let sig_r = install_signal_pipe()?;
+        let me = std::process::id() as i32;
+        let me_start = record::process_start_time(me).unwrap_or(0);
+        Ok(Monitor { root, paths, id: id.to_string(), sig_r, me, me_start })
+    }
+
+    fn main(&self, report: &mut dyn FnMut(String)) -> i32 {
+        let mut delay = Duration::from_millis(100);
+        let mut first = true;
+        loop {
+            let rec = match self.paths.read_config() {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    report(format!("err No such container: {}", self.id));
+                    return 1;
+                }
+                Err(e) => {
+                    report(format!("err {e}"));
+                    return 1;
+                }
+            };
+            let (run, stdio_fds) = match self.start_once(&rec) {
+                Ok(x) => x,
+                Err(msg) => {
+                    let _ = self.paths.update_state(|st| {
+                        st.state.running = false;
+                        st.state.restarting = false;
+                        st.state.pid = 0;
+                        st.state.exit_code = start_error_code(&msg);
+                        st.state.error = msg.clone();
+                        st.state.status =
+                            if st.has_been_started { "exited".into() } else { "created".into() };
+                        if st.has_been_started {
+                            st.state.finished_at = record::now_rfc3339();
+                        }
+                        st.monitor_pid = 0;
+                        st.monitor_start = 0;
+                    });
+                    report(format!("err {msg}"));
+                    return 1;
+                }
+            };
+            if first {
+                report(format!("ok {}", run.pid));
+                first = false;
+            }
+            let run = self.supervise(&rec, run, stdio_fds);
+            let code = run.exit.unwrap_or(137);
+            let oom = rt::cgroup_oom_killed(&run.cgroup);
+            rt::cgroup_destroy(&run.cgroup);
+            let ran_for = run.started.elapsed();
+            if ran_for >= Duration::from_secs(10) {
+                delay = Duration::from_millis(100);
+            }
+            let restart = self
+                .paths
+                .update_state(|st| {
+                    st.state.running = false;
+                    st.state.paused = false;
+                    st.state.pid = 0;
+                    st.state.exit_code = code;
+                    st.state.oom_killed = oom;
+                    st.state.finished_at = record::now_rfc3339();
+                    let restart = should_restart(&rec, st.manual_stop, code, st.restart_count);
+                    if restart {
+                        st.state.restarting = true;
+                        st.state.status = "restarting".into();
+                        st.restart_count += 1;
+                    } else {
+                        st.state.restarting = false;
+                        st.state.status = "exited".into();
+                        st.monitor_pid = 0;
+                        st.monitor_start = 0;
+                    }
+                    restart
+                })
+                .unwrap_or(false);
+            if !restart {
+                if rec.host_config.auto_remove {
+                    self.auto_remove();
+                }
+                return 0;
+            }
+            if !self.backoff(delay) {
+                let _ = self.paths.update_state(|st| {
+                    st.state.restarting = false;
+                    st.state.status = "exited".into();
+                    st.monitor_pid = 0;
+                    st.monitor_start = 0;
+                });
+                return 0;
+            }
+            delay = (delay * 2).min(Duration::from_secs(60));
+        }
+    }
+
+    /// Sleeps before a restart; false when a user stop cancelled it meanwhile.
+    fn backoff(&self, delay: Duration) -> bool {
+        let deadline = Instant::now() + delay;
+        loop {
+            let cancelled = self.paths.read_state().map(|s| s.manual_stop).unwrap_or(true)
+                || !self.paths.dir.exists();
+            if cancelled {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            let ms = (deadline - now).as_millis().min(10_000) as u16;
+            let mut fds = [PollFd::new(self.sig_r.as_fd(), PollFlags::POLLIN)];
+            let _ = nix::poll::poll(&mut fds, PollTimeout::from(ms));
+            self.drain_signals();
+        }
+    }
+
+    fn drain_signals(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 64];
+        loop {
+            match nix::unistd::read(&self.sig_r, &mut buf) {
+                Ok(n) if n > 0 => out.extend(buf[..n].iter().map(|b| *b as i32)),
+                _ => return out,
+            }
+        }
+    }
+
+    fn auto_remove(&self) {
+        let opts = EngineOptions {
+            root: self.root.path().to_path_buf(),
+            helper_exe: Some(PathBuf::from("/proc/self/exe")),
+        };
+        if let Ok(engine) = Engine::open(opts)
+            && let Ok(l) = engine.load(&self.id)
+        {
+            let _ = engine.remove_files(&l, true);
+        }
+    }
+
+    /// Sets up stdio, spawns the container and records it as running.
+    fn start_once(&self, rec: &ContainerRecord) -> Result<(Running, OutputFds), String> {
+        let spec = spec::build(rec, &self.paths)?;
+        let (stdio, fds) = if rec.config.tty {
+            let pty = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
+            set_cloexec(&pty.master);
+            (Stdio::Pty { slave: pty.slave }, vec![(pty.master, "stdout")])
+        } else {
+            let (or, ow) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| format!("pipe: {e}"))?;
+            let (er, ew) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| format!("pipe: {e}"))?;
+            (
+                Stdio::Pipes { stdin: None, stdout: ow, stderr: ew },
+                vec![(or, "stdout"), (er, "stderr")],
+            )
+        };
+        let started = rt::spawn(&spec, stdio)?;
+        let pid_start = record::process_start_time(started.pid).unwrap_or(0);
+        let has_health = health_config(rec).is_some();
+        self.paths
+            .update_state(|st| {
+                st.state.running = true;
+                st.state.paused = false;
+                st.state.restarting = false;
+                st.state.pid = started.pid as i64;
+                st.state.exit_code = 0;
+                st.state.error = String::new();
+                st.state.oom_killed = false;
+                st.state.started_at = record::now_rfc3339();
+                st.state.status = "running".into();
+                st.state.health = has_health.then(|| Health {
+                    status: "starting".into(),
+                    failing_streak: 0,
+                    log: st.state.health.take().map(|h| h.log).unwrap_or_default(),
+                });
+                st.pid_start = pid_start;
+                st.monitor_pid = self.me;
+                st.monitor_start = self.me_start;
+                st.cgroup = Some(PathBuf::from(&started.cgroup));
+                st.has_been_started = true;
+            })
+            .map_err(|e| e.to_string())?;
+        Ok((
+            Running {
+                pid: started.pid,
+                cgroup: started.cgroup,
+                started: Instant::now(),
+                exit: None,
+            },
+            fds,
+        ))
+    }
+
+    /// Copies output to the log, runs healthchecks and reaps, until the container exited and
+    /// its output is drained.
+    fn supervise(&self, rec: &ContainerRecord, mut run: Running, fds: OutputFds) -> Running {
+        let rotation = Rotation::from_options(&rec.host_config.log_config.config)
+            .unwrap_or(Rotation { max_size: None, max_file: 1 });
+        let mut writer = LogWriter::open(&self.paths.log(), rotation).ok();
+        let mut streams: Vec<(OwnedFd, &'static str, LineSplitter, bool)> =
+            fds.into_iter().map(|(fd, s)| (fd, s, LineSplitter::default(), true)).collect();
+        for (fd, ..) in &streams {
+            set_nonblock(fd.as_raw_fd());
+        }
+        let hc = health_config(rec);
+        let started_at = Instant::now();
+        let mut next_check = hc.as_ref().map(|h| started_at + first_delay(h));
+        let mut check: Option<HealthRun> = None;
+        let mut exited_at: Option<Instant> = None;
+        let seccomp = spec::seccomp_mode(&rec.host_config);
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let streams_open = streams.iter().any(|s| s.3);
+            if let Some(t) = exited_at {
+                // Output is drained when every writer is gone; don't hang on a leaked fd.
+                if !streams_open || t.elapsed() > Duration::from_secs(2) {
+                    break;
+                }
+            }
+            let now = Instant::now();
+            let mut timeout = Duration::from_secs(3600);
+            if let Some(t) = exited_at {
+                timeout = timeout.min((t + Duration::from_secs(2)).saturating_duration_since(now));
+            }
+            if run.exit.is_none() {
+                if let (Some(n), None) = (next_check, &check) {
+                    timeout = timeout.min(n.saturating_duration_since(now));
+                }
+                if let Some(c) = &check {
+                    timeout = timeout.min(c.deadline.saturating_duration_since(now));
+                }
+            }
+            let mut pfds: Vec<PollFd> = vec![PollFd::new(self.sig_r.as_fd(), PollFlags::POLLIN)];
+            let mut idx = Vec::new();
+            for (i, s) in streams.iter().enumerate() {
+                if s.3 {
+                    pfds.push(PollFd::new(s.0.as_fd(), PollFlags::POLLIN));
+                    idx.push(i);
+                }
+            }
+            let health_slot = match &check {
+                Some(c) if c.out_open => {
+                    pfds.push(PollFd::new(c.out.as_fd(), PollFlags::POLLIN));
+                    true
+                }
+                _ => false,
+            };
+            let ms = timeout.as_millis().min(60_000) as u16;
+            let _ = nix::poll::poll(&mut pfds, PollTimeout::from(ms.max(1)));
+            let ready: Vec<bool> =
+                pfds.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect();
+            drop(pfds);
+            // Container output.
+            for (k, &i) in idx.iter().enumerate() {
+                if !ready[k + 1] {
+                    continue;
+                }
+                let s = &mut streams[i];
+                loop {
+                    match nix::unistd::read(&s.0, &mut buf) {
+                        Ok(0) => {
+                            s.3 = false;
+                            break;
+                        }
+                        Ok(n) => {
+                            for line in s.2.push(&buf[..n]) {
+                                if let Some(w) = writer.as_mut() {
+                                    let _ = w.write(s.1, &line);
+                                }
+                            }
+                        }
+                        Err(nix::errno::Errno::EAGAIN) => break,
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        // EIO: the pty's last slave closed.
+                        Err(_) => {
+                            s.3 = false;
+                            break;
+                        }
+                    }
+                }
+                if !s.3
+                    && let (Some(rest), Some(w)) = (s.2.finish(), writer.as_mut())
+                {
+                    let _ = w.write(s.1, &rest);
+                }
+            }
+            // Healthcheck output.
+            if health_slot
+                && *ready.last().unwrap_or(&false)
+                && let Some(c) = check.as_mut()
+            {
+                read_health_output(c);
+            }
+            // Signals.
+            for sig in self.drain_signals() {
+                match sig {
+                    libc::SIGCHLD => self.reap(&mut run, &mut check),
+                    libc::SIGTERM | libc::SIGINT | libc::SIGHUP if run.exit.is_none() => {
+                        // SAFETY: kill has no memory effects; pid is our own child.
+                        unsafe { libc::kill(run.pid, libc::SIGTERM) };
+                    }
+                    _ => {}
+                }
+            }
+            // A SIGCHLD may have coalesced with an earlier one: reap opportunistically.
+            self.reap(&mut run, &mut check);
+            if run.exit.is_some() && exited_at.is_none() {
+                exited_at = Some(Instant::now());
+                if let Some(c) = check.take() {
+                    // SAFETY: kill has no memory effects; pid is our own child.
+                    unsafe { libc::kill(c.pid, libc::SIGKILL) };
+                }
+            }
+            // Healthcheck scheduling.
+            let Some(h) = hc.as_ref() else { continue };
+            if run.exit.is_some() {
+                continue;
+            }
+            let now = Instant::now();
+            if let Some(c) = check.as_mut() {
+                if c.exit.is_none() && now >= c.deadline {
+                    // SAFETY: kill has no memory effects; pid is our own child.
+                    unsafe { libc::kill(c.pid, libc::SIGKILL) };
+                    c.exit = Some(-1);
+                    c.buf = format!(
+                        "Health check exceeded timeout ({}s)",
+                        dur(h.timeout, 30).as_secs()
+                    )
+                    .into_bytes();
+                    c.out_open = false;
+                }
+                if c.exit.is_some() && (!c.out_open || now >= c.deadline) {
+                    if c.out_open {
+                        read_health_output(c);
+                    }
+                    let done = check.take();
+                    if let Some(done) = done {
+                        let in_start = started_at.elapsed() < dur(h.start_period, 0);
+                        self.record_health(h, done, in_start);
+                        next_check = Some(Instant::now() + interval_now(h, started_at));
+                    }
+                }
+            } else if next_check.is_some_and(|n| now >= n) {
+                match self.start_check(rec, h, &run, seccomp) {
+                    Ok(c) => check = Some(c),
+                    Err(e) => {
+                        let in_start = started_at.elapsed() < dur(h.start_period, 0);
+                        let now_s = record::now_rfc3339();
+                        self.record_health(
+                            h,
+                            HealthRun {
+                                pid: 0,
+                                out: match File::open("/dev/null") {
+                                    Ok(f) => f,
+                                    Err(_) => continue,
+                                },
+                                buf: e.into_bytes(),
+                                start: now_s,
+                                deadline: now,
+                                exit: Some(-1),
+                                out_open: false,
+                            },
+                            in_start,
+                        );
+                        next_check = Some(Instant::now() + interval_now(h, started_at));
+                    }
+                }
+            }
+        }
+        run
+    }
+
+    fn reap(&self, run: &mut Running, check: &mut Option<HealthRun>) {
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(_) => return,
+                Ok(ws) => {
+                    let Some(pid) = ws.pid() else { return };
+                    let Some(code) = exit_code_of(ws) else { continue };
+                    if pid.as_raw() == run.pid {
+                        run.exit = Some(code);
+                    } else if let Some(c) = check.as_mut().filter(|c| c.pid == pid.as_raw())
+                        && c.exit.is_none()
+                    {
+                        c.exit = Some(code);
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_check(
+        &self,
+        rec: &ContainerRecord,
+        h: &HealthConfig,
+        run: &Running,
+        seccomp: crate::launch::SeccompMode,
+    ) -> Result<HealthRun, String> {
+        let argv: Vec<String> = match h.test.first().map(String::as_str) {
+            Some("CMD") => h.test[1..].to_vec(),
+            Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), h.test[1..].join(" ")],
+            _ => h.test.clone(),
+        };
+        let process = spec::exec_process(rec, &argv, &[], None, None, false, false)?;
+        let (r, w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
+        let w2 = w.try_clone().map_err(|e| format!("dup: {e}"))?;
+        let start = record::now_rfc3339();
+        let pid = rt::exec_in(
+            run.pid,
+            &process,
+            &run.cgroup,
+            seccomp,
+            Stdio::Pipes { stdin: None, stdout: w, stderr: w2 },
+        )?;
+        set_nonblock(r.as_raw_fd());
+        Ok(HealthRun {
+            pid,
+            out: File::from(r),
+            buf: Vec::new(),
+            start,
+            deadline: Instant::now() + dur(h.timeout, 30),
+            exit: None,
+            out_open: true,
+        })
+    }
+
+    fn record_health(&self, h: &HealthConfig, c: HealthRun, in_start_period: bool) {
+        let code = c.exit.unwrap_or(-1);
+        let entry = HealthLogEntry {
+            start: c.start,
+            end: record::now_rfc3339(),
+            exit_code: code,
+            output: String::from_utf8_lossy(&c.buf[..c.buf.len().min(HEALTH_OUTPUT_MAX)])
+                .into_owned(),
+        };
+        let retries = if h.retries > 0 { h.retries } else { 3 };
+        let _ = self.paths.update_state(|st| {
+            if !st.state.running {
+                return;
+            }
+            let health = st
+                .state
+                .health
+                .get_or_insert_with(|| Health { status: "starting".into(), ..Default::default() });
+            if code == 0 {
+                health.status = "healthy".into();
+                health.failing_streak = 0;
+            } else if !in_start_period {
+                health.failing_streak += 1;
+                if health.failing_streak >= retries {
+                    health.status = "unhealthy".into();
+                }
+            }
+            health.log.push(entry);
+            let excess = health.log.len().saturating_sub(5);
+            health.log.drain(..excess);
+        });
+    }
+}
+
+fn read_health_output(c: &mut HealthRun) {
+    let mut b = [0u8; 4096];
+    loop {
+        match c.out.read(&mut b) {
+            Ok(0) => {
+                c.out_open = false;
+                return;
+            }
+            Ok(n) => {
+                if c.buf.len() < HEALTH_OUTPUT_MAX {
+                    c.buf.extend_from_slice(&b[..n]);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(_) => {
+                c.out_open = false;
+                return;
+            }
+        }
+    }
+}
+
+/// The healthcheck to run, if any (`NONE` or an empty test disables it).
+fn health_config(rec: &ContainerRecord) -> Option<HealthConfig> {
+    let h = rec.config.healthcheck.clone()?;
+    match h.test.first().map(String::as_str) {
+        None | Some("NONE") => None,
+        _ => Some(h),
+    }
+}
+
+fn dur(ns: i64, default_secs: u64) -> Duration {
+    if ns > 0 { Duration::from_nanos(ns as u64) } else { Duration::from_secs(default_secs) }
+}
+
+fn first_delay(h: &HealthConfig) -> Duration {
+    if h.start_period > 0 && h.start_interval > 0 {
+        dur(h.start_interval, 5)
+    } else {
+        dur(h.interval, 30)
+    }
+}
+
+fn interval_now(h: &HealthConfig, started: Instant) -> Duration {
+    if h.start_interval > 0 && started.elapsed() < dur(h.start_period, 0) {
+        dur(h.start_interval, 5)
+    } else {
+        dur(h.interval, 30)
+    }
+}
+
+/// docker's restart decision after an exit.
+pub fn should_restart(rec: &ContainerRecord, manual_stop: bool, code: i64, restarts: i64) -> bool {
+    if manual_stop {
+        return false;
+    }
+    let p = &rec.host_config.restart_policy;
+    match p.name.as_str() {
+        "always" | "unless-stopped" => true,
+        "on-failure" => {
+            code != 0 && (p.maximum_retry_count <= 0 || restarts < p.maximum_retry_count)
+        }
+        _ => false,
+    }
+}
+
+fn set_nonblock(fd: RawFd) {
+    // SAFETY: fcntl on an fd we own; only the O_NONBLOCK flag is changed.
+    unsafe {
+        let fl = libc::fcntl(fd, libc::F_GETFL);
+        if fl >= 0 {
+            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+    }
+}
+
+fn set_cloexec(fd: &OwnedFd) {
+    // SAFETY: fcntl on an fd we own.
+    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+}

@@ -1,0 +1,330 @@
+//! The launcher end to end: real containers from a busybox overlay rootfs (needs root).
+
+mod launch_common;
+
+use std::time::{Duration, Instant};
+
+use berth_runtime::launch::{self, LaunchError, SeccompMode};
+use launch_common::*;
+use nix::sys::signal::{Signal, kill};
+use oci_spec::runtime::{MountBuilder, PosixRlimitBuilder, PosixRlimitType};
+
+#[test]
+fn runs_command_with_exit_code_and_stdout() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let (code, out, _) = run(spec(&["sh", "-c", "echo hello; exit 3"]));
+    assert_eq!(code, 3);
+    assert_eq!(out, "hello\n");
+}
+
+#[test]
+fn pid1_and_hostname() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let (code, out, err) = run(spec(&["sh", "-c", "echo $$; hostname"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "1\nberthtest\n");
+}
+
+#[test]
+fn env_user_groups_and_workdir() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let mut s =
+        spec(&["sh", "-c", "echo $FOO; id; pwd; touch ./f 2>/dev/null && echo writable; true"]);
+    with_process(&mut s, |p| {
+        let mut env = p.env().clone().unwrap_or_default();
+        env.push("FOO=bar baz".into());
+        p.set_env(Some(env)).set_cwd("/home/app/new/dir".into());
+        let mut u = p.user().clone();
+        u.set_uid(1000).set_gid(1000).set_additional_gids(Some(vec![50]));
+        p.set_user(u);
+    });
+    let (code, out, err) = run(s);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "bar baz");
+    assert_eq!(lines[1], "uid=1000(app) gid=1000(app) groups=50(staff)");
+    assert_eq!(lines[2], "/home/app/new/dir");
+    // The directory is created as root (like docker), so the user can't write to it.
+    assert_eq!(lines.len(), 3, "{out}");
+}
+
+#[test]
+fn bind_mounts_ro_and_rw_and_tmpfs_size() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let host = tempfile::tempdir().expect("tmp");
+    std::fs::write(host.path().join("hello"), "from host\n").expect("write");
+    let rw = tempfile::tempdir().expect("tmp");
+    let mut s = spec(&[
+        "sh",
+        "-c",
+        "cat /ro/hello; touch /ro/x 2>/dev/null && echo ro-writable; echo data > /deep/rw/out; \
+         df -k /scratch | tail -1; dd if=/dev/zero of=/scratch/f bs=1k count=2048 2>/dev/null || echo tmpfs-full",
+    ]);
+    let mounts = vec![
+        MountBuilder::default()
+            .destination("/ro")
+            .typ("bind")
+            .source(host.path())
+            .options(vec!["rbind".to_string(), "ro".to_string()])
+            .build()
+            .expect("mount"),
+        MountBuilder::default()
+            .destination("/deep/rw")
+            .typ("bind")
+            .source(rw.path())
+            .options(vec!["rbind".to_string(), "rw".to_string()])
+            .build()
+            .expect("mount"),
+        MountBuilder::default()
+            .destination("/scratch")
+            .typ("tmpfs")
+            .source("tmpfs")
+            .options(vec!["size=1m".to_string(), "mode=1777".to_string()])
+            .build()
+            .expect("mount"),
+    ];
+    s.set_mounts(Some(mounts));
+    let (code, out, err) = run(s);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("from host\n"), "{out}");
+    assert!(!out.contains("ro-writable"), "{out}");
+    assert!(!host.path().join("x").exists());
+    assert_eq!(std::fs::read_to_string(rw.path().join("out")).ok().as_deref(), Some("data\n"));
+    assert!(out.contains(" 1024 "), "tmpfs size: {out}");
+    assert!(out.contains("tmpfs-full"), "{out}");
+}
+
+#[test]
+fn default_security_matches_docker() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let (code, out, err) = run(spec(&[
+        "sh",
+        "-c",
+        "grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; \
+         ip link add d0 type dummy 2>/dev/null && echo ip-ok; \
+         mount -t tmpfs t /mnt 2>/dev/null && echo mount-ok; \
+         unshare -U true 2>/dev/null && echo unshare-ok; \
+         echo kcore=$(cat /proc/kcore | wc -c); \
+         echo 1 > /proc/sys/vm/overcommit_memory 2>/dev/null && echo procsys-writable; \
+         touch /sys/x 2>/dev/null && echo sys-writable; \
+         cat /proc/keys 2>/dev/null | wc -c; ls /dev | tr '\\n' ' '",
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
+    assert!(out.contains("Seccomp:\t2"), "{out}");
+    assert!(out.contains("NoNewPrivs:\t0"), "{out}");
+    for bad in ["ip-ok", "mount-ok", "unshare-ok", "procsys-writable", "sys-writable"] {
+        assert!(!out.contains(bad), "{bad}: {out}");
+    }
+    assert!(out.contains("kcore=0"), "{out}");
+    for dev in [
+        "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "mqueue", "fd",
+        "stdout",
+    ] {
+        assert!(out.split_whitespace().any(|w| w == dev), "/dev/{dev} missing: {out}");
+    }
+}
+
+#[test]
+fn unconfined_and_no_new_privs() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let s = spec(&["grep", "-E", "^(Seccomp|NoNewPrivs):", "/proc/self/status"]);
+    let mut r = match start_with(s, Fs::new(), SeccompMode::Unconfined, false) {
+        Ok(r) => r,
+        Err((e, _)) => panic!("{e}"),
+    };
+    let (_, out, _) = r.finish();
+    assert!(out.contains("Seccomp:\t0"), "{out}");
+    let mut s = spec(&["grep", "-E", "^(Seccomp|NoNewPrivs):", "/proc/self/status"]);
+    with_process(&mut s, |p| {
+        p.set_no_new_privileges(Some(true));
+    });
+    let (_, out, _) = run(s);
+    assert!(out.contains("Seccomp:\t2") && out.contains("NoNewPrivs:\t1"), "{out}");
+}
+
+#[test]
+fn rlimits_applied_and_above_hard_refused() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let lim = |soft, hard| {
+        PosixRlimitBuilder::default()
+            .typ(PosixRlimitType::RlimitNofile)
+            .soft(soft)
+            .hard(hard)
+            .build()
+            .expect("rlimit")
+    };
+    let mut s = spec(&["sh", "-c", "ulimit -n; ulimit -Hn"]);
+    with_process(&mut s, |p| {
+        p.set_rlimits(Some(vec![lim(512u64, 1024u64)]));
+    });
+    let (code, out, err) = run(s);
+    assert_eq!((code, out.as_str()), (0, "512\n1024\n"), "{err}");
+
+    let mut s = spec(&["true"]);
+    with_process(&mut s, |p| {
+        p.set_rlimits(Some(vec![lim(1 << 20, 1 << 20)]));
+    });
+    match start_with(s, Fs::new(), SeccompMode::Default, false) {
+        Err((LaunchError::Rlimit { name, .. }, _)) => assert_eq!(name, "RLIMIT_NOFILE"),
+        Err((e, _)) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("an rlimit above the hard limit was accepted"),
+    }
+}
+
+#[test]
+fn exec_errors_are_typed_like_docker() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    match start_with(spec(&["no-such-command"]), Fs::new(), SeccompMode::Default, false) {
+        Err((e, _)) => {
+            assert_eq!(
+                e.to_string(),
+                "exec: \"no-such-command\": executable file not found in $PATH"
+            );
+            assert_eq!(e.exit_code(), Some(127));
+        }
+        Ok(_) => panic!("started a missing command"),
+    }
+    match start_with(spec(&["/etc/passwd"]), Fs::new(), SeccompMode::Default, false) {
+        Err((e, _)) => assert_eq!(e.exit_code(), Some(126), "{e}"),
+        Ok(_) => panic!("executed a non-executable file"),
+    }
+    match start_with(spec(&["/nope"]), Fs::new(), SeccompMode::Default, false) {
+        Err((e, _)) => assert_eq!(e.exit_code(), Some(127), "{e}"),
+        Ok(_) => panic!("executed a missing path"),
+    }
+}
+
+#[test]
+fn sysctls_namespaced_only() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let mut s = spec(&["cat", "/proc/sys/net/ipv4/ip_forward", "/proc/sys/kernel/shmmni"]);
+    with_linux(&mut s, |l| {
+        l.set_sysctl(Some(
+            [
+                ("net.ipv4.ip_forward".to_string(), "1".to_string()),
+                ("kernel.shmmni".into(), "1000".into()),
+            ]
+            .into_iter()
+            .collect(),
+        ));
+    });
+    let (code, out, err) = run(s);
+    assert_eq!((code, out.as_str()), (0, "1\n1000\n"), "{err}");
+    let mut s = spec(&["true"]);
+    with_linux(&mut s, |l| {
+        l.set_sysctl(Some([("vm.swappiness".to_string(), "1".to_string())].into_iter().collect()));
+    });
+    match start_with(s, Fs::new(), SeccompMode::Default, false) {
+        Err((LaunchError::Sysctl { key, .. }, _)) => assert_eq!(key, "vm.swappiness"),
+        Err((e, _)) => panic!("unexpected {e}"),
+        Ok(_) => panic!("host sysctl accepted"),
+    }
+}
+
+#[test]
+fn exec_in_joins_namespaces() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let r = start(spec(&["sh", "-c", "trap 'exit 0' TERM; echo ready; sleep 3600 & wait"]));
+    assert_eq!(r.line(), "ready\n");
+    let mut p =
+        r.spawned.as_ref().and_then(|s| s.pid.as_raw().checked_add(0)).map(|_| ()).map(|_| {
+            spec(&["sh", "-c", "hostname; echo $$; cat /proc/1/cmdline | tr '\\0' ' '; id -u"])
+        });
+    let proc_ = p.take().and_then(|s| s.process().clone()).expect("process");
+    let (out_r, out_w) = nix::unistd::pipe().expect("pipe");
+    let (_err_r, err_w) = nix::unistd::pipe().expect("pipe");
+    let child = launch::exec_in(
+        r.pid(),
+        &proc_,
+        r.cgroup(),
+        SeccompMode::Default,
+        launch::Stdio::Pipes { stdin: None, stdout: out_w, stderr: err_w },
+    )
+    .expect("exec_in");
+    let code = child.wait().expect("wait");
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(out_r), &mut out).expect("read");
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "berthtest");
+    let pid: i32 = lines[1].parse().expect("pid");
+    assert!(pid > 1 && pid < 100, "pid in the container's namespace: {pid}");
+    assert!(lines[2].starts_with("sh -c trap"), "{out}");
+    assert!(r.cgroup().pids().expect("pids").len() >= 2);
+    kill(r.pid(), Signal::SIGTERM).expect("kill");
+}
+
+#[test]
+fn init_reaps_zombies_and_forwards_sigterm() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let s = spec(&[
+        "sh",
+        "-c",
+        "trap 'exit 7' TERM; sh -c 'sleep 0.1 & exit 0'; sleep 0.5; \
+         echo zombies=$(grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l); \
+         echo me=$$; echo ready; sleep 3600 & wait",
+    ]);
+    let mut r = match start_with(s, Fs::new(), SeccompMode::Default, true) {
+        Ok(r) => r,
+        Err((e, _)) => panic!("{e}"),
+    };
+    assert_eq!(r.line(), "zombies=0\n");
+    assert_eq!(r.line(), "me=2\n");
+    assert_eq!(r.line(), "ready\n");
+    kill(r.pid(), Signal::SIGTERM).expect("kill");
+    let (code, _, _) = r.finish();
+    assert_eq!(code, 7);
+}
+
+#[test]
+fn cleanup_leaves_no_mounts_or_cgroups() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let fs = Fs::new();
+    let base = fs.dir.path().to_path_buf();
+    let mut r =
+        match start_with(spec(&["sh", "-c", "mount | wc -l"]), fs, SeccompMode::Default, false) {
+            Ok(r) => r,
+            Err((e, _)) => panic!("{e}"),
+        };
+    let (code, _, _) = r.finish();
+    assert_eq!(code, 0);
+    let s = r.spawned.take().expect("spawned");
+    let dirs = s.cgroup.dirs();
+    assert!(dirs.iter().all(|d| d.exists()));
+    s.cgroup.destroy().expect("destroy");
+    s.cgroup.destroy().expect("destroy is idempotent");
+    assert!(dirs.iter().all(|d| !d.exists()), "{dirs:?}");
+    assert!(
+        berth_testsupport::mounts_under(&base).is_empty(),
+        "{:?}",
+        berth_testsupport::mounts_under(&base)
+    );
+    // Nothing was mounted on the host's copy of the target either.
+    assert_eq!(std::fs::read_dir(base.join("target")).map(|d| d.count()).unwrap_or(1), 0);
+    let _ = Instant::now() + Duration::from_secs(0);
+}
