@@ -427,3 +427,43 @@ fn pty_is_the_controlling_terminal() {
     assert_eq!(code, 0);
     assert!(out.contains("isatty\n") && out.contains("tty_nr=1"), "{out:?}");
 }
+
+#[test]
+fn image_symlinks_cannot_redirect_mounts_to_the_host() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let host = tempfile::tempdir().expect("tmp");
+    let fs = Fs::new();
+    // An image whose /escape points at a host path, absolute.
+    std::os::unix::fs::symlink(host.path(), fs.path("lower/escape")).expect("symlink");
+    // The same path exists inside the image: the mount must land there, not on the host.
+    let inside = fs.path("lower").join(host.path().strip_prefix("/").expect("absolute"));
+    std::fs::create_dir_all(&inside).expect("mkdir");
+    let mut s = spec(&[
+        "sh",
+        "-c",
+        "grep -c ' /escape/inner\\| '$(readlink /escape)'/inner ' /proc/mounts",
+    ]);
+    s.set_mounts(Some(vec![
+        MountBuilder::default()
+            .destination("/escape/inner")
+            .typ("tmpfs")
+            .source("tmpfs")
+            .options(vec!["size=1m".to_string()])
+            .build()
+            .expect("mount"),
+    ]));
+    let mut r = match start_with(s, fs, SeccompMode::Default, false) {
+        Ok(r) => r,
+        Err((e, _)) => panic!("{e}"),
+    };
+    let (code, out, err) = r.finish();
+    assert_eq!((code, out.as_str()), (0, "1\n"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(host.path()).map(|d| d.count()).unwrap_or(1),
+        0,
+        "created on the host"
+    );
+    assert!(berth_testsupport::mounts_under(host.path()).is_empty());
+}
