@@ -328,3 +328,142 @@ fn cleanup_leaves_no_mounts_or_cgroups() {
     assert_eq!(std::fs::read_dir(base.join("target")).map(|d| d.count()).unwrap_or(1), 0);
     let _ = Instant::now() + Duration::from_secs(0);
 }
+
+#[test]
+fn pre_start_runs_before_exec_and_its_error_aborts() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let shared = tempfile::tempdir().expect("tmp");
+    let mut s = spec(&["cat", "/shared/from-pre-start"]);
+    s.set_mounts(Some(vec![
+        MountBuilder::default()
+            .destination("/shared")
+            .typ("bind")
+            .source(shared.path())
+            .options(vec!["rbind".to_string()])
+            .build()
+            .expect("mount"),
+    ]));
+    let fs = Fs::new();
+    let (out_r, out_w) = nix::unistd::pipe().expect("pipe");
+    let (_err_r, err_w) = nix::unistd::pipe().expect("pipe");
+    let spec_ = launch::LaunchSpec {
+        oci: s.clone(),
+        rootfs: fs.rootfs(),
+        seccomp: SeccompMode::Default,
+        init: false,
+    };
+    let dir = shared.path().to_path_buf();
+    let spawned = launch::spawn(
+        &spec_,
+        launch::Stdio::Pipes { stdin: None, stdout: out_w, stderr: err_w },
+        |pid| {
+            // The container's namespaces exist already: its net namespace differs from ours.
+            let theirs =
+                std::fs::read_link(format!("/proc/{pid}/ns/net")).map_err(|e| e.to_string())?;
+            let ours = std::fs::read_link("/proc/self/ns/net").map_err(|e| e.to_string())?;
+            if theirs == ours {
+                return Err("same net namespace".into());
+            }
+            std::fs::write(dir.join("from-pre-start"), "hooked\n").map_err(|e| e.to_string())
+        },
+    )
+    .expect("spawn");
+    let guard = Running { spawned: Some(spawned), stdout: None, stderr: None, fs };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(out_r), &mut out).expect("read");
+    assert_eq!(out, "hooked\n");
+    drop(guard);
+
+    let fs = Fs::new();
+    let (_o, out_w) = nix::unistd::pipe().expect("pipe");
+    let (_e, err_w) = nix::unistd::pipe().expect("pipe");
+    let spec_ = launch::LaunchSpec {
+        oci: s,
+        rootfs: fs.rootfs(),
+        seccomp: SeccompMode::Default,
+        init: false,
+    };
+    let cg_path = spec_.oci.linux().as_ref().and_then(|l| l.cgroups_path().clone()).expect("path");
+    let r = launch::spawn(
+        &spec_,
+        launch::Stdio::Pipes { stdin: None, stdout: out_w, stderr: err_w },
+        |_| Err("network attach failed".to_string()),
+    );
+    match r {
+        Err(LaunchError::PreStart(m)) => assert_eq!(m, "network attach failed"),
+        Err(e) => panic!("unexpected {e}"),
+        Ok(_) => panic!("spawn ignored the pre_start error"),
+    }
+    assert!(berth_runtime::cgroups::Cgroup::open(&cg_path.to_string_lossy()).is_err());
+}
+
+#[test]
+fn pty_is_the_controlling_terminal() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let s = spec(&[
+        "sh",
+        "-c",
+        "[ -t 0 ] && [ -t 1 ] && echo isatty; awk '{print \"tty_nr=\" ($7 != 0)}' /proc/self/stat",
+    ]);
+    let fs = Fs::new();
+    let spec_ = launch::LaunchSpec {
+        oci: s,
+        rootfs: fs.rootfs(),
+        seccomp: SeccompMode::Default,
+        init: false,
+    };
+    let spawned =
+        launch::spawn(&spec_, launch::Stdio::Pty { slave: pty.slave }, |_| Ok(())).expect("spawn");
+    let guard = Running { spawned: Some(spawned), stdout: None, stderr: None, fs };
+    let code = guard.spawned.as_ref().expect("spawned").wait().expect("wait");
+    let mut out = vec![0u8; 4096];
+    let n = nix::unistd::read(&pty.master, &mut out).unwrap_or(0);
+    let out = String::from_utf8_lossy(&out[..n]).replace('\r', "");
+    assert_eq!(code, 0);
+    assert!(out.contains("isatty\n") && out.contains("tty_nr=1"), "{out:?}");
+}
+
+#[test]
+fn image_symlinks_cannot_redirect_mounts_to_the_host() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let host = tempfile::tempdir().expect("tmp");
+    let fs = Fs::new();
+    // An image whose /escape points at a host path, absolute.
+    std::os::unix::fs::symlink(host.path(), fs.path("lower/escape")).expect("symlink");
+    // The same path exists inside the image: the mount must land there, not on the host.
+    let inside = fs.path("lower").join(host.path().strip_prefix("/").expect("absolute"));
+    std::fs::create_dir_all(&inside).expect("mkdir");
+    let mut s = spec(&[
+        "sh",
+        "-c",
+        "grep -c ' /escape/inner\\| '$(readlink /escape)'/inner ' /proc/mounts",
+    ]);
+    s.set_mounts(Some(vec![
+        MountBuilder::default()
+            .destination("/escape/inner")
+            .typ("tmpfs")
+            .source("tmpfs")
+            .options(vec!["size=1m".to_string()])
+            .build()
+            .expect("mount"),
+    ]));
+    let mut r = match start_with(s, fs, SeccompMode::Default, false) {
+        Ok(r) => r,
+        Err((e, _)) => panic!("{e}"),
+    };
+    let (code, out, err) = r.finish();
+    assert_eq!((code, out.as_str()), (0, "1\n"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(host.path()).map(|d| d.count()).unwrap_or(1),
+        0,
+        "created on the host"
+    );
+    assert!(berth_testsupport::mounts_under(host.path()).is_empty());
+}

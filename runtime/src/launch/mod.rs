@@ -372,6 +372,9 @@ fn report_error(
                 _ => LaunchError::ExecFailed { program, source },
             };
         }
+        Some(StepId::Rootfs) => {
+            fs.map_or("mount the root filesystem".into(), |f| f.rootfs.desc.clone())
+        }
         Some(StepId::Pre) => {
             fs.and_then(|f| f.pre.get(i)).map_or("mount".into(), |s| s.desc.clone())
         }
