@@ -283,3 +283,47 @@ fn copy_path_honours_whiteouts() {
     assert!(!s.copy_path_from_image("wh:1", "/gone/deep", &dest).unwrap());
     assert!(names(&dest).is_empty());
 }
+
+/// One PAX record: `"<len> <key>=<value>\n"`, the length counting itself.
+fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+    let body = key.len() + value.len() + 3; // ' ', '=', '\n'
+    let mut len = body + body.to_string().len();
+    if len.to_string().len() + body != len {
+        len += 1;
+    }
+    let mut r = format!("{len} {key}=").into_bytes();
+    r.extend_from_slice(value);
+    r.push(b'\n');
+    r
+}
+
+#[test]
+fn pax_xattrs_allowed_ones_only() {
+    if !require_root() {
+        return;
+    }
+    let (_t, s) = store();
+    let mut pax = pax_record("SCHILY.xattr.user.note", b"hello");
+    pax.extend(pax_record("SCHILY.xattr.trusted.overlay.redirect", b"/etc"));
+    let mut b = tar::Builder::new(Vec::new());
+    let mut x = tar::Header::new_ustar();
+    x.set_entry_type(tar::EntryType::XHeader);
+    x.set_path("PaxHeaders/f").unwrap();
+    x.set_size(pax.len() as u64);
+    x.set_mode(0o644);
+    x.set_cksum();
+    b.append(&x, &pax[..]).unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_path("f").unwrap();
+    h.set_size(1);
+    h.set_mode(0o644);
+    h.set_cksum();
+    b.append(&h, &b"x"[..]).unwrap();
+    s.import(Cursor::new(b.into_inner().unwrap()), Some("pax"), &[]).unwrap();
+    let f = s.resolve("pax").unwrap().layers[0].join("f");
+    let mut buf = [0u8; 16];
+    let n = rustix::fs::lgetxattr(&f, "user.note", &mut buf[..]).unwrap();
+    assert_eq!(&buf[..n], b"hello");
+    assert!(rustix::fs::lgetxattr(&f, "trusted.overlay.redirect", &mut buf[..]).is_err());
+}

@@ -128,3 +128,40 @@ fn volume_create_ls_inspect_rm_prune() {
     assert_eq!(String::from_utf8_lossy(&missing.stderr).trim(), "no such volume: data");
     assert_eq!(ok(&berth(&root, &["volume", "ls", "-q"])).trim(), "");
 }
+
+#[test]
+fn concurrent_imports_from_two_processes() {
+    let t = TempRoot::new().unwrap();
+    let root = t.path().join("state");
+    let tar = t.path().join("rootfs.tar");
+    busybox_rootfs_tar(&tar).unwrap();
+    let spawn = || {
+        Command::new(berth_bin())
+            .args([
+                "--root",
+                root.to_str().unwrap(),
+                "image",
+                "import",
+                tar.to_str().unwrap(),
+                "race:1",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let ids = [ok(&a).trim().to_string(), ok(&b).trim().to_string()];
+    // One of the two owns the tag, the other is dangling; both are whole images.
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&berth(&root, &["image", "inspect", "race:1"]))).unwrap();
+    assert!(ids.iter().any(|i| v[0]["Id"] == i.as_str()));
+    for id in &ids {
+        ok(&berth(&root, &["image", "inspect", id]));
+    }
+    assert_eq!(std::fs::read_dir(root.join("images/layers")).unwrap().count(), 1);
+    assert_eq!(std::fs::read_dir(root.join("images/tmp")).unwrap().count(), 0);
+    let dangling = ok(&berth(&root, &["image", "ls", "-q", "--filter", "dangling=true"]));
+    assert_eq!(dangling.lines().count(), 1);
+}
