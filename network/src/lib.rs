@@ -19,6 +19,8 @@ use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 
 pub use error::{NetworkError, Result};
+/// Re-exported: request and record maps use it.
+pub use indexmap::IndexMap;
 pub use ipam::Ipv4Net;
 pub use model::*;
 
