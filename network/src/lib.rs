@@ -1,1 +1,610 @@
 //! berth-network: bridge networks, container endpoints, IPAM, NAT/published ports and service DNS.
+//!
+//! Entry point: [`Networks`] over a state root (records live in `<root>/networks/`). All calls
+//! are synchronous and safe to call from async code via `spawn_blocking`; the DNS server
+//! ([`dns::serve`]) is async. See notes/network.md for the design.
+
+pub mod dns;
+pub mod error;
+pub mod files;
+pub mod ipam;
+pub mod model;
+pub mod netlink;
+pub mod nft;
+pub mod store;
+pub mod sysctl;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+
+pub use error::{NetworkError, Result};
+/// Re-exported: request and record maps use it.
+pub use indexmap::IndexMap;
+pub use ipam::Ipv4Net;
+pub use model::*;
+
+use store::{Lock, read_json, write_atomic, write_json};
+
+/// Default MTU when `com.docker.network.driver.mtu` is not given.
+pub const DEFAULT_MTU: u32 = 1500;
+
+/// The networks of one state root.
+#[derive(Debug, Clone)]
+pub struct Networks {
+    dir: PathBuf,
+}
+
+impl Networks {
+    /// Opens (creating if needed) `<state_root>/networks`.
+    pub fn open(state_root: &Path) -> Result<Self> {
+        let dir = state_root.join("networks");
+        std::fs::create_dir_all(&dir).map_err(|e| NetworkError::io("create directory", &dir, e))?;
+        Ok(Networks { dir })
+    }
+
+    /// The `networks/` directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn lock(&self) -> Result<Lock> {
+        Lock::exclusive(&self.dir.join("lock"))
+    }
+
+    fn state_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    /// Every network's full state (unordered by name; sorted by name).
+    pub fn states(&self) -> Result<Vec<NetworkState>> {
+        load_states(&self.dir)
+    }
+
+    fn save(&self, st: &NetworkState) -> Result<()> {
+        write_json(&self.state_path(&st.network.id), st)?;
+        self.bump()
+    }
+
+    /// Tells readers (the DNS server) that records changed.
+    fn bump(&self) -> Result<()> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        write_atomic(&self.dir.join(dns::GENERATION_FILE), now.to_string().as_bytes())
+    }
+
+    fn resolve_in(states: &[NetworkState], key: &str) -> Result<NetworkState> {
+        if let Some(s) = states.iter().find(|s| s.network.name == key || s.network.id == key) {
+            return Ok(s.clone());
+        }
+        let by_prefix: Vec<&NetworkState> =
+            states.iter().filter(|s| !key.is_empty() && s.network.id.starts_with(key)).collect();
+        match by_prefix.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(NetworkError::NotFound(key.to_string())),
+            _ => Err(NetworkError::Ambiguous(key.to_string())),
+        }
+    }
+
+    /// The full state of one network by name, id or unique id prefix.
+    pub fn state(&self, key: &str) -> Result<NetworkState> {
+        Self::resolve_in(&self.states()?, key)
+    }
+
+    /// `network inspect`.
+    pub fn inspect(&self, key: &str) -> Result<NetworkRecord> {
+        Ok(self.state(key)?.network)
+    }
+
+    /// `network ls` with docker-style filters.
+    pub fn list(&self, filters: &Filters) -> Result<Vec<NetworkRecord>> {
+        Ok(self.states()?.into_iter().map(|s| s.network).filter(|r| filters.matches(r)).collect())
+    }
+
+    /// `network create`: records the network, creates its bridge and its nft rules.
+    pub fn create(&self, req: NetworkCreate) -> Result<NetworkRecord> {
+        let name = req.name.clone();
+        validate_name(&name)?;
+        let invalid = |message: String| NetworkError::Invalid { network: name.clone(), message };
+        match req.driver.as_deref() {
+            None | Some("") | Some("bridge") => {}
+            Some(d) => return Err(invalid(format!("driver {d:?} is not supported (only bridge)"))),
+        }
+        let mtu = match req.options.get(OPT_MTU) {
+            Some(v) => v
+                .parse::<u32>()
+                .ok()
+                .filter(|m| (68..=65535).contains(m))
+                .ok_or_else(|| invalid(format!("{OPT_MTU}={v:?} is not a valid MTU")))?,
+            None => DEFAULT_MTU,
+        };
+        let _root = self.lock()?;
+        let states = self.states()?;
+        if states.iter().any(|s| s.network.name == name) {
+            return Err(NetworkError::AlreadyExists(name));
+        }
+        let id = store::random_id()?;
+        let bridge = match req.options.get(OPT_BRIDGE_NAME) {
+            Some(b) => b.clone(),
+            None => format!("brt-{}", &id[..10]),
+        };
+        if bridge.is_empty() || bridge.len() > 15 || bridge.contains(['/', ' ', ':']) {
+            return Err(invalid(format!("bridge name {bridge:?} is not a valid interface name")));
+        }
+        if states.iter().any(|s| s.bridge == bridge) {
+            return Err(invalid(format!("bridge {bridge} is used by another network")));
+        }
+        // Serialise with other state roots: two creates must not pick the same free pool.
+        let _machine = sysctl::machine_lock()?;
+        let ours: Vec<(Ipv4Net, String)> =
+            states.iter().map(|s| (s.subnet, format!("network {}", s.network.name))).collect();
+        let v4 = req.ipam.iter().find(|c| c.subnet.as_deref().is_none_or(|s| !s.contains(':')));
+        let (subnet, ip_range, gateway) = match v4.and_then(|c| c.subnet.clone()) {
+            Some(s) => {
+                let subnet: Ipv4Net = s.parse().map_err(|e: String| invalid(e))?;
+                if subnet.prefix() > 30 {
+                    return Err(invalid(format!("subnet {subnet} is too small")));
+                }
+                let host = ipam::host_occupied();
+                if let Some((_, other)) =
+                    ours.iter().chain(host.iter()).find(|(n, _)| n.overlaps(&subnet))
+                {
+                    return Err(NetworkError::SubnetOverlap {
+                        network: name,
+                        subnet: subnet.to_string(),
+                        other: other.clone(),
+                    });
+                }
+                let c = v4.cloned().unwrap_or_default();
+                let range = match c.ip_range.as_deref() {
+                    Some(r) => {
+                        let r: Ipv4Net = r.parse().map_err(|e: String| invalid(e))?;
+                        if !subnet.overlaps(&r) || r.prefix() < subnet.prefix() {
+                            return Err(invalid(format!("ip_range {r} is not inside {subnet}")));
+                        }
+                        Some(r)
+                    }
+                    None => None,
+                };
+                let gw = match c.gateway.as_deref() {
+                    Some(g) => {
+                        let g: Ipv4Addr = g.parse().map_err(|_| {
+                            invalid(format!("gateway {g:?} is not an IPv4 address"))
+                        })?;
+                        if !subnet.contains(g) || g == subnet.network() || g == subnet.broadcast() {
+                            return Err(invalid(format!(
+                                "gateway {g} is not a host address of {subnet}"
+                            )));
+                        }
+                        g
+                    }
+                    None => subnet.nth(1).ok_or_else(|| invalid("subnet has no hosts".into()))?,
+                };
+                (subnet, range, gw)
+            }
+            None => {
+                let mut taken: Vec<Ipv4Net> = ours.iter().map(|(n, _)| *n).collect();
+                taken.extend(ipam::host_occupied().into_iter().map(|(n, _)| n));
+                let subnet = ipam::pick_pool(&taken)
+                    .ok_or_else(|| NetworkError::PoolExhausted(name.clone()))?;
+                let gw = subnet.nth(1).ok_or_else(|| NetworkError::PoolExhausted(name.clone()))?;
+                (subnet, None, gw)
+            }
+        };
+        let record = NetworkRecord {
+            name: name.clone(),
+            id: id.clone(),
+            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            scope: "local".into(),
+            driver: "bridge".into(),
+            enable_ipv6: req.enable_ipv6,
+            ipam: Ipam {
+                driver: "default".into(),
+                options: Default::default(),
+                config: vec![IpamConfig {
+                    subnet: subnet.to_string(),
+                    ip_range: ip_range.map(|r| r.to_string()),
+                    gateway: gateway.to_string(),
+                }],
+            },
+            internal: req.internal,
+            attachable: req.attachable,
+            options: req.options.clone(),
+            labels: req.labels.clone(),
+            containers: BTreeMap::new(),
+        };
+        let st = NetworkState {
+            network: record.clone(),
+            bridge: bridge.clone(),
+            mtu,
+            subnet,
+            ip_range,
+            gateway,
+            allocations: BTreeMap::new(),
+            endpoints: BTreeMap::new(),
+            ports: Vec::new(),
+            dns: Vec::new(),
+        };
+        netlink::create_bridge(&bridge, mtu, gateway, subnet.prefix())?;
+        let path = self.state_path(&id);
+        let kernel = (|| -> Result<()> {
+            if !req.internal {
+                sysctl::enable_route_localnet(&bridge)?;
+            }
+            nft::add_network(&id, &bridge, &subnet, req.internal)?;
+            self.save(&st)?;
+            if !req.internal {
+                sysctl::hold_forwarding(&path)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = kernel {
+            let _ = nft::remove_tagged(&nft::net_tag(&id), Some(&subnet));
+            let _ = netlink::delete_link(&bridge);
+            let _ = std::fs::remove_file(&path);
+            let _ = sysctl::release_forwarding(&path);
+            return Err(e);
+        }
+        tracing::debug!(network = %name, %subnet, %bridge, "network created");
+        Ok(record)
+    }
+
+    /// `network rm`: refuses while endpoints exist; removes rules, bridge and record.
+    pub fn remove(&self, key: &str) -> Result<()> {
+        let _root = self.lock()?;
+        let st = self.state(key)?;
+        self.remove_locked(&st)
+    }
+
+    fn remove_locked(&self, st: &NetworkState) -> Result<()> {
+        if !st.endpoints.is_empty() {
+            let names: Vec<&str> = st.endpoints.values().map(|e| e.name.as_str()).collect();
+            return Err(NetworkError::InUse {
+                network: st.network.name.clone(),
+                containers: names.join(", "),
+            });
+        }
+        let _machine = sysctl::machine_lock()?;
+        nft::remove_tagged(&nft::net_tag(&st.network.id), Some(&st.subnet))?;
+        netlink::delete_link(&st.bridge)?;
+        let path = self.state_path(&st.network.id);
+        std::fs::remove_file(&path).map_err(|e| NetworkError::io("remove", &path, e))?;
+        if !st.network.internal {
+            sysctl::release_forwarding(&path)?;
+        }
+        self.bump()
+    }
+
+    /// `network prune`: removes every matching network without endpoints; returns their names.
+    pub fn prune(&self, filters: &Filters) -> Result<Vec<String>> {
+        let _root = self.lock()?;
+        let mut removed = Vec::new();
+        for st in self.states()? {
+            if st.endpoints.is_empty() && filters.matches(&st.network) {
+                self.remove_locked(&st)?;
+                removed.push(st.network.name);
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Connects a container (its network namespace at `netns`, e.g. `/proc/<pid>/ns/net`):
+    /// veth pair into the bridge, address, `lo` up, default route (first non-internal network
+    /// only), and DNS records for its name and aliases.
+    pub fn connect(&self, network: &str, netns: &Path, cfg: EndpointConfig) -> Result<Endpoint> {
+        let _root = self.lock()?;
+        let mut st = self.state(network)?;
+        let net = st.network.name.clone();
+        if st.endpoints.contains_key(&cfg.container_id) {
+            return Err(NetworkError::AlreadyConnected { network: net, container: cfg.name });
+        }
+        let ip = match cfg.ipv4_address {
+            Some(ip) => {
+                let bad = |reason: &str| NetworkError::AddressUnavailable {
+                    network: net.clone(),
+                    address: ip,
+                    reason: reason.to_string(),
+                };
+                if !st.subnet.contains(ip) {
+                    return Err(bad(&format!("is outside the subnet {}", st.subnet)));
+                }
+                if ip == st.subnet.network() || ip == st.subnet.broadcast() {
+                    return Err(bad("is the network or broadcast address"));
+                }
+                if ip == st.gateway {
+                    return Err(bad("is the gateway"));
+                }
+                if let Some(owner) = st.allocations.get(&ip) {
+                    let who =
+                        st.endpoints.get(owner).map(|e| e.name.clone()).unwrap_or(owner.clone());
+                    return Err(bad(&format!("is already in use by {who}")));
+                }
+                ip
+            }
+            None => ipam::next_free(st.subnet, st.ip_range, st.gateway, &st.allocations)
+                .ok_or_else(|| NetworkError::AddressesExhausted(net.clone()))?,
+        };
+        let mac = match cfg.mac_address.as_deref() {
+            Some(m) => netlink::parse_mac(m).ok_or_else(|| NetworkError::Invalid {
+                network: net.clone(),
+                message: format!("mac address {m:?} is not of the form aa:bb:cc:dd:ee:ff"),
+            })?,
+            None => netlink::mac_for(ip),
+        };
+        let ifname = if cfg.interface_name.is_empty() {
+            "eth0".to_string()
+        } else {
+            cfg.interface_name.clone()
+        };
+        let host_ifname = format!(
+            "veth{:08x}",
+            store::short_hash(&format!("{}/{}", st.network.id, cfg.container_id))
+        );
+        let default_via = (!st.network.internal).then_some(st.gateway);
+        let default_route = netlink::plug_veth(netlink::VethPlan {
+            bridge: st.bridge.clone(),
+            host_ifname: host_ifname.clone(),
+            netns: netns.to_path_buf(),
+            ifname: ifname.clone(),
+            mac,
+            mtu: st.mtu,
+            ip,
+            prefix: st.subnet.prefix(),
+            default_via,
+        })?;
+        let endpoint = Endpoint {
+            ip,
+            prefix: st.subnet.prefix(),
+            gateway: st.gateway,
+            mac: netlink::format_mac(&mac),
+            ifname,
+            host_ifname: host_ifname.clone(),
+            default_route,
+        };
+        st.allocations.insert(ip, cfg.container_id.clone());
+        st.endpoints.insert(
+            cfg.container_id.clone(),
+            EndpointState { name: cfg.name.clone(), endpoint: endpoint.clone() },
+        );
+        st.network.containers.insert(
+            cfg.container_id.clone(),
+            ContainerEndpoint {
+                name: cfg.name.clone(),
+                endpoint_id: store::random_id()?,
+                mac_address: endpoint.mac.clone(),
+                ipv4_address: format!("{ip}/{}", st.subnet.prefix()),
+                ipv6_address: String::new(),
+            },
+        );
+        let mut names = vec![cfg.name.clone()];
+        names.extend(cfg.aliases.iter().cloned());
+        set_dns(&mut st, &cfg.container_id, &names, ip, &cfg.dns_servers);
+        if let Err(e) = self.save(&st) {
+            let _ = netlink::delete_link(&host_ifname);
+            return Err(e);
+        }
+        Ok(endpoint)
+    }
+
+    /// Disconnects a container: removes its veth, published ports, DNS records and address.
+    pub fn disconnect(&self, network: &str, container_id: &str) -> Result<()> {
+        let _root = self.lock()?;
+        let mut st = self.state(network)?;
+        let Some(ep) = st.endpoints.remove(container_id) else {
+            return Err(NetworkError::NotConnected {
+                network: st.network.name.clone(),
+                container: container_id.to_string(),
+            });
+        };
+        // The peer dies with the namespace; the host end may already be gone.
+        netlink::delete_link(&ep.endpoint.host_ifname)?;
+        let (gone, kept): (Vec<PublishedPort>, Vec<PublishedPort>) =
+            st.ports.drain(..).partition(|p| p.container_id == container_id);
+        st.ports = kept;
+        if !gone.is_empty() {
+            let _machine = sysctl::machine_lock()?;
+            for p in &gone {
+                nft::remove_tagged(&nft::port_tag(&st.network.id, p), None)?;
+            }
+        }
+        st.allocations.retain(|_, c| c != container_id);
+        st.network.containers.remove(container_id);
+        st.dns.retain(|d| d.container_id != container_id);
+        self.save(&st)
+    }
+
+    /// Publishes `mapping` to `container_ip` (an endpoint of `container_id` on `network`).
+    /// Returns the record with the actual host port (a free one when `host_port` is 0).
+    pub fn publish(
+        &self,
+        network: &str,
+        container_id: &str,
+        container_ip: Ipv4Addr,
+        mapping: PortMapping,
+    ) -> Result<PublishedPort> {
+        let _root = self.lock()?;
+        let states = self.states()?;
+        let mut st = Self::resolve_in(&states, network)?;
+        let net = st.network.name.clone();
+        if st.network.internal {
+            return Err(NetworkError::Invalid {
+                network: net,
+                message: "ports cannot be published on an internal network".into(),
+            });
+        }
+        let host_ip = mapping.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let proto = mapping.protocol;
+        let in_use = |port: u16| -> Option<String> {
+            states.iter().find_map(|s| {
+                s.ports
+                    .iter()
+                    .find(|p| {
+                        p.protocol == proto
+                            && p.host_port == port
+                            && (p.host_ip.is_unspecified()
+                                || host_ip.is_unspecified()
+                                || p.host_ip == host_ip)
+                    })
+                    .map(|p| {
+                        format!(
+                            " (published for container {} on network {})",
+                            p.container_id, s.network.name
+                        )
+                    })
+            })
+        };
+        let port_err = |port: u16, detail: String| NetworkError::PortInUse {
+            network: net.clone(),
+            host_ip: host_ip.to_string(),
+            port,
+            protocol: proto.as_str().to_string(),
+            detail,
+        };
+        let host_port = if mapping.host_port == 0 {
+            let mut found = None;
+            for _ in 0..32 {
+                let p = probe_port(host_ip, 0, proto).map_err(|e| port_err(0, format!(": {e}")))?;
+                if in_use(p).is_none() {
+                    found = Some(p);
+                    break;
+                }
+            }
+            found.ok_or_else(|| port_err(0, ": no free port found".into()))?
+        } else {
+            if let Some(d) = in_use(mapping.host_port) {
+                return Err(port_err(mapping.host_port, d));
+            }
+            probe_port(host_ip, mapping.host_port, proto)
+                .map_err(|e| port_err(mapping.host_port, format!(" ({e})")))?;
+            mapping.host_port
+        };
+        let p = PublishedPort {
+            container_id: container_id.to_string(),
+            host_ip,
+            host_port,
+            container_ip,
+            container_port: mapping.container_port,
+            protocol: proto,
+        };
+        {
+            let _machine = sysctl::machine_lock()?;
+            nft::add_port(&st.network.id, &p)?;
+        }
+        st.ports.push(p.clone());
+        if let Err(e) = self.save(&st) {
+            let _m = sysctl::machine_lock();
+            let _ = nft::remove_tagged(&nft::port_tag(&st.network.id, &p), None);
+            return Err(e);
+        }
+        Ok(p)
+    }
+
+    /// Removes a published port (matched by protocol, host address and host port).
+    pub fn unpublish(&self, network: &str, port: &PublishedPort) -> Result<()> {
+        let _root = self.lock()?;
+        let mut st = self.state(network)?;
+        let same = |p: &PublishedPort| {
+            p.protocol == port.protocol
+                && p.host_port == port.host_port
+                && p.host_ip == port.host_ip
+        };
+        if let Some(p) = st.ports.iter().find(|p| same(p)).cloned() {
+            let _machine = sysctl::machine_lock()?;
+            nft::remove_tagged(&nft::port_tag(&st.network.id, &p), None)?;
+        }
+        st.ports.retain(|p| !same(p));
+        self.save(&st)
+    }
+
+    /// Sets `container_id`'s DNS names on `network` (replacing earlier ones) to answer `ip`.
+    pub fn add_records(
+        &self,
+        network: &str,
+        container_id: &str,
+        names: &[String],
+        ip: Ipv4Addr,
+    ) -> Result<()> {
+        let _root = self.lock()?;
+        let mut st = self.state(network)?;
+        set_dns(&mut st, container_id, names, ip, &[]);
+        self.save(&st)
+    }
+
+    /// Removes `container_id`'s DNS names from `network` (answers stop at once).
+    pub fn remove_records(&self, network: &str, container_id: &str) -> Result<()> {
+        let _root = self.lock()?;
+        let mut st = self.state(network)?;
+        st.dns.retain(|d| d.container_id != container_id);
+        self.save(&st)
+    }
+}
+
+fn set_dns(
+    st: &mut NetworkState,
+    container_id: &str,
+    names: &[String],
+    ip: Ipv4Addr,
+    up: &[std::net::IpAddr],
+) {
+    let mut clean: Vec<String> = Vec::new();
+    for n in names {
+        let n = n.trim().trim_end_matches('.').to_ascii_lowercase();
+        if !n.is_empty() && !clean.contains(&n) {
+            clean.push(n);
+        }
+    }
+    st.dns.retain(|d| d.container_id != container_id);
+    st.dns.push(DnsEntry {
+        container_id: container_id.to_string(),
+        names: clean,
+        ipv4: ip,
+        upstreams: up.to_vec(),
+    });
+}
+
+/// Reads every `<id>.json` record in `dir`, sorted by name.
+pub(crate) fn load_states(dir: &Path) -> Result<Vec<NetworkState>> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(NetworkError::io("read directory", dir, e)),
+    };
+    for ent in rd.flatten() {
+        let name = ent.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || !name.ends_with(".json") {
+            continue;
+        }
+        if let Some(st) = read_json::<NetworkState>(&ent.path())? {
+            out.push(st);
+        }
+    }
+    out.sort_by(|a, b| a.network.name.cmp(&b.network.name));
+    Ok(out)
+}
+
+fn validate_name(name: &str) -> Result<()> {
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(NetworkError::Invalid {
+            network: name.to_string(),
+            message: "names must start with a letter or digit and contain only [a-zA-Z0-9_.-]"
+                .into(),
+        })
+    }
+}
+
+/// Checks that `host_ip:port` is free by binding it; returns the bound port (0 = kernel's pick).
+fn probe_port(host_ip: Ipv4Addr, port: u16, proto: Protocol) -> std::io::Result<u16> {
+    let addr = SocketAddrV4::new(host_ip, port);
+    match proto {
+        Protocol::Tcp => TcpListener::bind(addr)?.local_addr().map(|a| a.port()),
+        Protocol::Udp => UdpSocket::bind(addr)?.local_addr().map(|a| a.port()),
+    }
+}

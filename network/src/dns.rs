@@ -1,0 +1,346 @@
+//! The embedded DNS server (aardvark-style): one process per state root serves UDP on every
+//! network's gateway address and scopes answers by the asker's source address.
+//!
+//! Records live in the network state files; the server re-reads them whenever the
+//! `networks/generation` file changes (one `stat` per query), so removals take effect at once.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use hickory_proto::op::{Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{RData, Record, RecordType};
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+use crate::error::{NetworkError, Result};
+use crate::ipam::{Ipv4Net, resolv_nameservers};
+use crate::model::{DnsEntry, NetworkState};
+
+/// File under `networks/` rewritten on every record change.
+pub const GENERATION_FILE: &str = "generation";
+/// TTL of our answers: short, replicas come and go.
+pub const TTL: u32 = 60;
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How to run the server.
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    /// The berth state root (records in `<root>/networks`).
+    pub state_root: PathBuf,
+    /// Port to listen on at each gateway (53 for containers).
+    pub port: u16,
+    /// Where names we don't know go (default: the host's `/etc/resolv.conf` servers).
+    pub upstreams: Vec<SocketAddr>,
+    /// Return once no network is left (for the per-root `berth __dns` process).
+    pub exit_when_idle: bool,
+    /// How often to look for new or removed networks to (un)bind.
+    pub rescan: Duration,
+}
+
+impl DnsConfig {
+    /// Port 53, host resolvers as upstreams, runs until dropped.
+    pub fn new(state_root: &Path) -> Self {
+        DnsConfig {
+            state_root: state_root.to_path_buf(),
+            port: 53,
+            upstreams: host_upstreams(),
+            exit_when_idle: false,
+            rescan: Duration::from_millis(100),
+        }
+    }
+}
+
+/// The host's resolvers from `/etc/resolv.conf`, port 53.
+pub fn host_upstreams() -> Vec<SocketAddr> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    resolv_nameservers(&text).into_iter().map(|ip| SocketAddr::new(ip, 53)).collect()
+}
+
+struct NetView {
+    subnet: Ipv4Net,
+    gateway: Ipv4Addr,
+    /// endpoint address -> container id
+    endpoints: HashMap<Ipv4Addr, String>,
+    records: Vec<DnsEntry>,
+}
+
+struct Snapshot {
+    key: Option<(u64, i64, i64)>,
+    nets: Vec<NetView>,
+}
+
+/// Reads records on demand and answers queries; shared by all listener tasks.
+pub struct Resolver {
+    dir: PathBuf,
+    snap: RwLock<Arc<Snapshot>>,
+    rr: AtomicUsize,
+    upstreams: Vec<SocketAddr>,
+}
+
+/// What to do with one query.
+pub enum Action {
+    /// Send these bytes back.
+    Reply(Vec<u8>),
+    /// Forward the raw query to these servers in turn.
+    Forward(Vec<SocketAddr>),
+}
+
+impl Resolver {
+    /// A resolver over `<state_root>/networks` forwarding unknown names to `upstreams`.
+    pub fn new(state_root: &Path, upstreams: Vec<SocketAddr>) -> Self {
+        Resolver {
+            dir: state_root.join("networks"),
+            snap: RwLock::new(Arc::new(Snapshot { key: Some((u64::MAX, 0, 0)), nets: Vec::new() })),
+            rr: AtomicUsize::new(0),
+            upstreams,
+        }
+    }
+
+    fn gen_key(&self) -> Option<(u64, i64, i64)> {
+        std::fs::metadata(self.dir.join(GENERATION_FILE))
+            .ok()
+            .map(|m| (m.ino(), m.mtime(), m.mtime_nsec()))
+    }
+
+    fn current(&self) -> Arc<Snapshot> {
+        let key = self.gen_key();
+        if let Ok(s) = self.snap.read()
+            && s.key == key
+        {
+            return s.clone();
+        }
+        let nets = crate::load_states(&self.dir)
+            .unwrap_or_else(|e| {
+                tracing::warn!("dns: reading network records: {e}");
+                Vec::new()
+            })
+            .into_iter()
+            .map(view)
+            .collect();
+        let snap = Arc::new(Snapshot { key, nets });
+        if let Ok(mut w) = self.snap.write() {
+            *w = snap.clone();
+        }
+        snap
+    }
+
+    /// Gateway addresses of all current networks.
+    pub fn gateways(&self) -> HashSet<Ipv4Addr> {
+        self.current().nets.iter().map(|n| n.gateway).collect()
+    }
+
+    /// Answers (or decides to forward) the query `bytes` that `src` sent to `local`.
+    pub fn handle(&self, bytes: &[u8], src: IpAddr, local: Ipv4Addr) -> Option<Action> {
+        let req = Message::from_vec(bytes).ok()?;
+        let mut resp = Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
+        resp.metadata = Metadata::response_from_request(&req.metadata);
+        resp.metadata.recursion_available = true;
+        resp.add_queries(req.queries.clone());
+        let reply = |mut resp: Message, code: ResponseCode| {
+            resp.metadata.response_code = code;
+            resp.to_vec().ok().map(Action::Reply)
+        };
+        if req.metadata.message_type != MessageType::Query || req.metadata.op_code != OpCode::Query
+        {
+            return reply(resp, ResponseCode::NotImp);
+        }
+        let [q] = req.queries.as_slice() else { return reply(resp, ResponseCode::FormErr) };
+        let name = q.name().to_lowercase().to_ascii();
+        let name = name.trim_end_matches('.');
+        let snap = self.current();
+        let src4 = match src {
+            IpAddr::V4(v) => v,
+            IpAddr::V6(v) => v.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
+        };
+        // Scope: every network the asking container is on; else the one it asked through.
+        let askers: Vec<&String> =
+            snap.nets.iter().filter_map(|n| n.endpoints.get(&src4)).collect();
+        let scope: Vec<&NetView> = snap
+            .nets
+            .iter()
+            .filter(|n| {
+                if askers.is_empty() {
+                    n.subnet.contains(src4) || n.gateway == local
+                } else {
+                    n.endpoints.values().any(|c| askers.contains(&c))
+                }
+            })
+            .collect();
+        let mut ips: Vec<Ipv4Addr> = Vec::new();
+        let mut known = false;
+        for n in &scope {
+            for r in &n.records {
+                if r.names.iter().any(|x| x == name) {
+                    known = true;
+                    if !ips.contains(&r.ipv4) {
+                        ips.push(r.ipv4);
+                    }
+                }
+            }
+        }
+        if known {
+            resp.metadata.authoritative = true;
+            if q.query_type() == RecordType::A || q.query_type() == RecordType::ANY {
+                if !ips.is_empty() {
+                    let k = self.rr.fetch_add(1, Ordering::Relaxed) % ips.len();
+                    ips.rotate_left(k);
+                }
+                // Stay under 512 bytes for plain (non-EDNS) UDP.
+                for ip in ips.into_iter().take(24) {
+                    resp.add_answer(Record::from_rdata(q.name().clone(), TTL, RData::A(A(ip))));
+                }
+            }
+            // Known name without records of the asked type: NOERROR, no answers.
+            return reply(resp, ResponseCode::NoError);
+        }
+        // Single-label names are container-ish: never leak them upstream.
+        if !name.contains('.') {
+            return reply(resp, ResponseCode::NXDomain);
+        }
+        let custom: Vec<SocketAddr> = scope
+            .iter()
+            .flat_map(|n| n.records.iter())
+            .filter(|r| askers.contains(&&r.container_id))
+            .flat_map(|r| r.upstreams.iter().map(|ip| SocketAddr::new(*ip, 53)))
+            .collect();
+        let ups = if custom.is_empty() { self.upstreams.clone() } else { custom };
+        if ups.is_empty() {
+            return reply(resp, ResponseCode::ServFail);
+        }
+        Some(Action::Forward(ups))
+    }
+}
+
+fn view(st: NetworkState) -> NetView {
+    NetView {
+        subnet: st.subnet,
+        gateway: st.gateway,
+        endpoints: st.allocations.into_iter().collect(),
+        records: st.dns,
+    }
+}
+
+/// SERVFAIL for `query` (used when every upstream failed).
+fn servfail(query: &[u8]) -> Option<Vec<u8>> {
+    let req = Message::from_vec(query).ok()?;
+    let mut resp = Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
+    resp.metadata = Metadata::response_from_request(&req.metadata);
+    resp.metadata.recursion_available = true;
+    resp.metadata.response_code = ResponseCode::ServFail;
+    resp.add_queries(req.queries);
+    resp.to_vec().ok()
+}
+
+/// Sends `query` to each upstream in turn; the first answer with the same id wins.
+pub async fn forward(query: &[u8], upstreams: &[SocketAddr]) -> Option<Vec<u8>> {
+    let id = query.get(..2)?;
+    for up in upstreams {
+        let bind: SocketAddr = if up.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().ok()?;
+        let Ok(sock) = UdpSocket::bind(bind).await else { continue };
+        if sock.send_to(query, up).await.is_err() {
+            continue;
+        }
+        let mut buf = vec![0u8; 4096];
+        let got = tokio::time::timeout(UPSTREAM_TIMEOUT, async {
+            loop {
+                match sock.recv_from(&mut buf).await {
+                    Ok((n, from)) if from == *up && n >= 2 && &buf[..2] == id => return Some(n),
+                    Ok(_) => continue,
+                    Err(_) => return None,
+                }
+            }
+        })
+        .await;
+        if let Ok(Some(n)) = got {
+            buf.truncate(n);
+            return Some(buf);
+        }
+    }
+    servfail(query)
+}
+
+async fn listen(sock: Arc<UdpSocket>, local: Ipv4Addr, resolver: Arc<Resolver>) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, src) = match sock.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!("dns {local}: recv: {e}");
+                continue;
+            }
+        };
+        match resolver.handle(&buf[..n], src.ip(), local) {
+            Some(Action::Reply(bytes)) => {
+                let _ = sock.send_to(&bytes, src).await;
+            }
+            Some(Action::Forward(ups)) => {
+                let q = buf[..n].to_vec();
+                let sock = sock.clone();
+                tokio::spawn(async move {
+                    if let Some(bytes) = forward(&q, &ups).await {
+                        let _ = sock.send_to(&bytes, src).await;
+                    }
+                });
+            }
+            None => {}
+        }
+    }
+}
+
+/// Listener tasks by gateway address; aborted on drop so dropping `serve` stops everything.
+struct Listeners(HashMap<Ipv4Addr, JoinHandle<()>>);
+
+impl Drop for Listeners {
+    fn drop(&mut self) {
+        for (_, h) in self.0.drain() {
+            h.abort();
+        }
+    }
+}
+
+/// Runs the server: binds UDP `gateway:port` for every network of the state root (re-checked
+/// every `rescan`), answers from the records, forwards the rest. Returns when
+/// `exit_when_idle` is set and no network is left; otherwise runs until dropped.
+pub async fn serve(cfg: DnsConfig) -> Result<()> {
+    let resolver = Arc::new(Resolver::new(&cfg.state_root, cfg.upstreams.clone()));
+    let mut listeners = Listeners(HashMap::new());
+    loop {
+        let want = resolver.gateways();
+        if cfg.exit_when_idle && want.is_empty() {
+            return Ok(());
+        }
+        listeners.0.retain(|gw, h| {
+            let keep = want.contains(gw) && !h.is_finished();
+            if !keep {
+                h.abort();
+            }
+            keep
+        });
+        for gw in want {
+            if listeners.0.contains_key(&gw) {
+                continue;
+            }
+            match UdpSocket::bind(SocketAddr::new(IpAddr::V4(gw), cfg.port)).await {
+                Ok(sock) => {
+                    let h = tokio::spawn(listen(Arc::new(sock), gw, resolver.clone()));
+                    listeners.0.insert(gw, h);
+                }
+                // The bridge may not carry its address yet; try again on the next pass.
+                Err(e) => tracing::debug!("dns: bind {gw}:{}: {e}", cfg.port),
+            }
+        }
+        tokio::time::sleep(cfg.rescan).await;
+    }
+}
+
+/// Serves on an explicit socket (benchmarks, tests on loopback): answers as if asked at `local`.
+pub async fn serve_socket(sock: UdpSocket, local: Ipv4Addr, resolver: Arc<Resolver>) -> Result<()> {
+    listen(Arc::new(sock), local, resolver).await;
+    Err(NetworkError::Dns("listener stopped".into()))
+}

@@ -1,0 +1,265 @@
+//! Kernel data path over rtnetlink: bridges, veth pairs, addresses, routes.
+//!
+//! Every operation runs on a short-lived thread with its own current-thread tokio runtime, so the
+//! public API is synchronous (callable from sync and async code alike) and a thread may `setns`
+//! into a container's network namespace without disturbing any other thread.
+
+use std::fs::File;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use futures_util::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+use crate::error::{NetworkError, Result};
+
+const EEXIST: i32 = libc::EEXIST;
+const ENODEV: i32 = libc::ENODEV;
+
+/// The errno a netlink error carries (positive), 0 when it is not a kernel NACK.
+fn errno_of(e: &rtnetlink::Error) -> i32 {
+    match e {
+        rtnetlink::Error::NetlinkError(m) => m.raw_code().abs(),
+        _ => 0,
+    }
+}
+
+fn nl(context: impl Into<String>) -> impl FnOnce(rtnetlink::Error) -> NetworkError {
+    let context = context.into();
+    move |e| NetworkError::Netlink {
+        context,
+        message: match &e {
+            rtnetlink::Error::NetlinkError(m) => m.to_io().to_string(),
+            other => other.to_string(),
+        },
+    }
+}
+
+/// Runs `job` on a fresh thread with a host netlink handle and, when `netns` is given, a second
+/// handle whose socket lives in that namespace.
+fn on_thread<T, F, Fut>(netns: Option<PathBuf>, job: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(Handle, Option<Handle>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T>>,
+{
+    let worker = std::thread::Builder::new()
+        .name("berth-netlink".into())
+        .spawn(move || -> Result<T> {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_io()
+                .build()
+                .map_err(|e| NetworkError::io("start netlink runtime", "", e))?;
+            rt.block_on(async move {
+                let (conn, host, _) = rtnetlink::new_connection()
+                    .map_err(|e| NetworkError::io("open netlink socket", "", e))?;
+                tokio::spawn(conn);
+                let inner = match netns {
+                    Some(path) => {
+                        enter_netns(&path)?;
+                        // A netlink socket stays bound to the namespace it was created in.
+                        let (conn, h, _) = rtnetlink::new_connection()
+                            .map_err(|e| NetworkError::io("open netlink socket in", &path, e))?;
+                        tokio::spawn(conn);
+                        Some(h)
+                    }
+                    None => None,
+                };
+                job(host, inner).await
+            })
+        })
+        .map_err(|e| NetworkError::io("spawn netlink thread", "", e))?;
+    worker.join().unwrap_or_else(|_| {
+        Err(NetworkError::Netlink { context: "netlink worker".into(), message: "panicked".into() })
+    })
+}
+
+/// Moves the calling thread into the network namespace at `path`. Only called on the dedicated
+/// netlink worker thread, which exits right after, so no other code runs in the wrong namespace.
+fn enter_netns(path: &Path) -> Result<()> {
+    let f = File::open(path).map_err(|e| NetworkError::io("open netns", path, e))?;
+    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| NetworkError::io("setns", path, e.into()))
+}
+
+async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>> {
+    let mut s = h.link().get().match_name(name).execute();
+    match s.try_next().await {
+        Ok(Some(m)) => Ok(Some(m.header.index)),
+        Ok(None) => Ok(None),
+        Err(e) if errno_of(&e) == ENODEV => Ok(None),
+        Err(e) => Err(nl(format!("look up link {name}"))(e)),
+    }
+}
+
+/// True when a link called `name` exists in the host namespace.
+pub fn link_exists(name: &str) -> Result<bool> {
+    let name = name.to_string();
+    on_thread(None, move |h, _| async move { Ok(index_of(&h, &name).await?.is_some()) })
+}
+
+/// Creates bridge `name` (up, `mtu`) with `gateway/prefix` on it. Fails when it already exists.
+pub fn create_bridge(name: &str, mtu: u32, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
+    let name = name.to_string();
+    on_thread(None, move |h, _| async move {
+        let ctx = format!("create bridge {name}");
+        h.link().add(LinkBridge::new(&name).mtu(mtu).build()).execute().await.map_err(|e| {
+            if errno_of(&e) == EEXIST {
+                NetworkError::Netlink {
+                    context: ctx.clone(),
+                    message: "an interface with this name already exists".into(),
+                }
+            } else {
+                nl(ctx.clone())(e)
+            }
+        })?;
+        let idx = index_of(&h, &name).await?.ok_or_else(|| NetworkError::Netlink {
+            context: ctx.clone(),
+            message: "bridge vanished after creation".into(),
+        })?;
+        let r = h.address().add(idx, IpAddr::V4(gateway), prefix).execute().await;
+        if let Err(e) = r {
+            let _ = h.link().del(idx).execute().await;
+            return Err(nl(format!("add {gateway}/{prefix} to bridge {name}"))(e));
+        }
+        Ok(())
+    })
+}
+
+/// Deletes link `name` from the host namespace; a missing link is not an error.
+pub fn delete_link(name: &str) -> Result<()> {
+    let name = name.to_string();
+    on_thread(None, move |h, _| async move {
+        let Some(idx) = index_of(&h, &name).await? else { return Ok(()) };
+        match h.link().del(idx).execute().await {
+            Err(e) if errno_of(&e) != ENODEV => Err(nl(format!("delete link {name}"))(e)),
+            _ => Ok(()),
+        }
+    })
+}
+
+/// Everything needed to plug one container interface into a bridge.
+#[derive(Debug, Clone)]
+pub struct VethPlan {
+    /// Bridge to enslave the host end to.
+    pub bridge: String,
+    /// Host-side veth name.
+    pub host_ifname: String,
+    /// Container network namespace (e.g. `/proc/<pid>/ns/net`).
+    pub netns: PathBuf,
+    /// Interface name inside the namespace.
+    pub ifname: String,
+    /// MAC address bytes.
+    pub mac: [u8; 6],
+    /// MTU for both ends.
+    pub mtu: u32,
+    /// Container address.
+    pub ip: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+    /// Gateway for the default route, when one is wanted.
+    pub default_via: Option<Ipv4Addr>,
+}
+
+/// Creates the veth pair with its peer directly inside the namespace (one netlink message),
+/// then addresses it, brings it and `lo` up and adds the default route. Returns whether the
+/// default route was installed (false when the namespace already had one). On failure the
+/// pair is removed again.
+pub fn plug_veth(plan: VethPlan) -> Result<bool> {
+    let netns = plan.netns.clone();
+    on_thread(Some(netns), move |h, inner| async move {
+        let Some(n) = inner else {
+            return Err(NetworkError::Netlink {
+                context: "connect".into(),
+                message: "no namespace handle".into(),
+            });
+        };
+        let ns_file =
+            File::open(&plan.netns).map_err(|e| NetworkError::io("open netns", &plan.netns, e))?;
+        let br = index_of(&h, &plan.bridge).await?.ok_or_else(|| NetworkError::Netlink {
+            context: format!("connect to bridge {}", plan.bridge),
+            message: "bridge does not exist".into(),
+        })?;
+        let peer = LinkUnspec::new_with_name(&plan.ifname)
+            .setns_by_fd(ns_file.as_raw_fd())
+            .address(plan.mac.to_vec())
+            .mtu(plan.mtu)
+            .build();
+        let msg = LinkVeth::new(&plan.host_ifname, &plan.ifname)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .mtu(plan.mtu)
+            .controller(br)
+            .up()
+            .build();
+        h.link().add(msg).execute().await.map_err(nl(format!(
+            "create veth {} <-> {} in {}",
+            plan.host_ifname,
+            plan.ifname,
+            plan.netns.display()
+        )))?;
+        let r = configure_inside(&n, &plan).await;
+        if r.is_err()
+            && let Ok(Some(idx)) = index_of(&h, &plan.host_ifname).await
+        {
+            let _ = h.link().del(idx).execute().await;
+        }
+        r
+    })
+}
+
+async fn configure_inside(n: &Handle, plan: &VethPlan) -> Result<bool> {
+    let ctx = |what: &str| format!("{what} {} in {}", plan.ifname, plan.netns.display());
+    let idx = index_of(n, &plan.ifname).await?.ok_or_else(|| NetworkError::Netlink {
+        context: ctx("find"),
+        message: "interface missing after creation".into(),
+    })?;
+    n.address()
+        .add(idx, IpAddr::V4(plan.ip), plan.prefix)
+        .execute()
+        .await
+        .map_err(nl(ctx(&format!("add {}/{} to", plan.ip, plan.prefix))))?;
+    n.link()
+        .set(LinkUnspec::new_with_index(idx).up().build())
+        .execute()
+        .await
+        .map_err(nl(ctx("bring up")))?;
+    if let Some(lo) = index_of(n, "lo").await? {
+        n.link()
+            .set(LinkUnspec::new_with_index(lo).up().build())
+            .execute()
+            .await
+            .map_err(nl(ctx("bring up lo beside")))?;
+    }
+    let Some(gw) = plan.default_via else { return Ok(false) };
+    let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).output_interface(idx).build();
+    match n.route().add(route).execute().await {
+        Ok(()) => Ok(true),
+        // Another (earlier, higher-priority) network already set the default route.
+        Err(e) if errno_of(&e) == EEXIST => Ok(false),
+        Err(e) => Err(nl(ctx(&format!("add default route via {gw} on")))(e)),
+    }
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let parts: Vec<u8> = s
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16))
+        .collect::<std::result::Result<_, _>>()
+        .ok()?;
+    parts.try_into().ok()
+}
+
+/// Docker's address-derived MAC: `02:42:` + the four address bytes.
+pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x42, o[0], o[1], o[2], o[3]]
+}
+
+/// Formats MAC bytes as `aa:bb:...`.
+pub fn format_mac(m: &[u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}

@@ -1,0 +1,216 @@
+//! nftables rules for NAT, isolation and published ports, in berth's own `ip berth` table,
+//! driven through `nft -j -f -` (the JSON API; see notes/network.md for why).
+//!
+//! Layout: set `subnets` (every berth subnet), chains `prerouting`/`output` (nat, jump to
+//! `ports` for local destinations), `ports` (one DNAT rule per published port), `postrouting`
+//! (masquerade), `forward` (isolation). Every per-network rule carries the comment
+//! `berth net:<id12>`, port rules add ` port:<proto>:<ip>:<port>`, so they go with the network.
+
+use std::io::Write;
+use std::net::Ipv4Addr;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::error::{NetworkError, Result};
+use crate::ipam::Ipv4Net;
+use crate::model::PublishedPort;
+
+/// The table's family.
+pub const FAMILY: &str = "ip";
+/// The table's name.
+pub const TABLE: &str = "berth";
+
+/// The comment tag of a network's rules.
+pub fn net_tag(id: &str) -> String {
+    format!("berth net:{}", &id[..id.len().min(12)])
+}
+
+/// The comment tag of one published port's rule.
+pub fn port_tag(id: &str, p: &PublishedPort) -> String {
+    format!("{} port:{}:{}:{}", net_tag(id), p.protocol.as_str(), p.host_ip, p.host_port)
+}
+
+fn run_nft(args: &[&str], input: Option<&Value>, context: &str) -> Result<String> {
+    let err = |message: String| NetworkError::Nft { context: context.to_string(), message };
+    let mut cmd = Command::new("nft");
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = cmd.spawn().map_err(|e| err(format!("cannot run nft: {e}")))?;
+    if let (Some(v), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(v.to_string().as_bytes()).map_err(|e| err(format!("write to nft: {e}")))?;
+    }
+    let out = child.wait_with_output().map_err(|e| err(format!("wait for nft: {e}")))?;
+    if !out.status.success() {
+        return Err(err(String::from_utf8_lossy(&out.stderr).trim().to_string()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn apply(cmds: Vec<Value>, context: &str) -> Result<()> {
+    run_nft(&["-j", "-f", "-"], Some(&json!({ "nftables": cmds })), context).map(|_| ())
+}
+
+fn m(op: &str, left: Value, right: Value) -> Value {
+    json!({"match": {"op": op, "left": left, "right": right}})
+}
+fn meta(key: &str) -> Value {
+    json!({"meta": {"key": key}})
+}
+fn payload(proto: &str, field: &str) -> Value {
+    json!({"payload": {"protocol": proto, "field": field}})
+}
+fn prefix(n: &Ipv4Net) -> Value {
+    json!({"prefix": {"addr": n.network().to_string(), "len": n.prefix()}})
+}
+fn ct_dnat() -> Value {
+    m("in", json!({"ct": {"key": "status"}}), json!("dnat"))
+}
+fn rule(chain: &str, expr: Vec<Value>, comment: Option<&str>) -> Value {
+    let mut r = json!({"family": FAMILY, "table": TABLE, "chain": chain, "expr": expr});
+    if let Some(c) = comment {
+        r["comment"] = json!(c);
+    }
+    json!({"add": {"rule": r}})
+}
+fn base_chain(name: &str, kind: &str, hook: &str, prio: i32) -> Value {
+    json!({"add": {"chain": {"family": FAMILY, "table": TABLE, "name": name, "type": kind,
+        "hook": hook, "prio": prio, "policy": "accept"}}})
+}
+
+/// The table's current objects (empty when the table does not exist).
+fn list_table() -> Vec<Value> {
+    match run_nft(&["-j", "list", "table", FAMILY, TABLE], None, "list table") {
+        Ok(out) => serde_json::from_str::<Value>(&out)
+            .ok()
+            .and_then(|v| v.get("nftables").and_then(Value::as_array).cloned())
+            .unwrap_or_default(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Creates the table with its set, chains and shared rules unless it exists.
+pub fn ensure_table() -> Result<()> {
+    if !list_table().is_empty() {
+        return Ok(());
+    }
+    let local = m("==", json!({"fib": {"result": "type", "flags": ["daddr"]}}), json!("local"));
+    let jump = json!({"jump": {"target": "ports"}});
+    let cmds = vec![
+        json!({"add": {"table": {"family": FAMILY, "name": TABLE}}}),
+        json!({"add": {"set": {"family": FAMILY, "table": TABLE, "name": "subnets",
+            "type": "ipv4_addr", "flags": ["interval"]}}}),
+        json!({"add": {"chain": {"family": FAMILY, "table": TABLE, "name": "ports"}}}),
+        base_chain("prerouting", "nat", "prerouting", -100),
+        base_chain("output", "nat", "output", -100),
+        base_chain("postrouting", "nat", "postrouting", 100),
+        base_chain("forward", "filter", "forward", 0),
+        rule("prerouting", vec![local.clone(), jump.clone()], None),
+        rule("output", vec![local, jump], None),
+        // Published-port traffic (and its replies) may cross networks; isolation comes after.
+        rule("forward", vec![ct_dnat(), json!({"accept": null})], None),
+    ];
+    apply(cmds, "create table ip berth")
+}
+
+/// Adds a network's subnet to the set and its masquerade / isolation rules.
+pub fn add_network(id: &str, bridge: &str, subnet: &Ipv4Net, internal: bool) -> Result<()> {
+    ensure_table()?;
+    let tag = net_tag(id);
+    let t = Some(tag.as_str());
+    let mut cmds = vec![json!({"add": {"element": {"family": FAMILY, "table": TABLE,
+        "name": "subnets", "elem": [prefix(subnet)]}}})];
+    let iif = |op: &str| m(op, meta("iifname"), json!(bridge));
+    let oif = |op: &str| m(op, meta("oifname"), json!(bridge));
+    let drop = json!({"drop": null});
+    let masq = json!({"masquerade": null});
+    let saddr = |v: Value| m("==", payload("ip", "saddr"), v);
+    if internal {
+        cmds.push(rule("forward", vec![iif("=="), oif("!="), drop.clone()], t));
+        cmds.push(rule("forward", vec![oif("=="), iif("!="), drop], t));
+    } else {
+        cmds.push(rule("postrouting", vec![saddr(prefix(subnet)), oif("!="), masq.clone()], t));
+        // 127.0.0.1:port DNATed to a container needs a routable source address.
+        let lo = Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8).map(|n| prefix(&n));
+        if let Some(lo) = lo {
+            cmds.push(rule("postrouting", vec![oif("=="), ct_dnat(), saddr(lo), masq.clone()], t));
+        }
+        // Hairpin: a container reaching a published port of its own network via the host.
+        cmds.push(rule("postrouting", vec![oif("=="), ct_dnat(), saddr(prefix(subnet)), masq], t));
+        cmds.push(rule(
+            "forward",
+            vec![iif("=="), oif("!="), m("==", payload("ip", "daddr"), json!("@subnets")), drop],
+            t,
+        ));
+    }
+    apply(cmds, &format!("add rules of network {id}"))
+}
+
+/// Adds the DNAT rule for one published port.
+pub fn add_port(id: &str, p: &PublishedPort) -> Result<()> {
+    ensure_table()?;
+    let tag = port_tag(id, p);
+    let mut expr = Vec::new();
+    if !p.host_ip.is_unspecified() {
+        expr.push(m("==", payload("ip", "daddr"), json!(p.host_ip.to_string())));
+    }
+    expr.push(m("==", payload(p.protocol.as_str(), "dport"), json!(p.host_port)));
+    expr.push(json!({"dnat": {"addr": p.container_ip.to_string(), "port": p.container_port}}));
+    apply(vec![rule("ports", expr, Some(&tag))], &format!("publish port {}", p.host_port))
+}
+
+/// Deletes every rule whose comment starts with `tag` (and the subnet element when given);
+/// drops the whole table once no berth rule is left in it.
+pub fn remove_tagged(tag: &str, subnet: Option<&Ipv4Net>) -> Result<()> {
+    let objs = list_table();
+    if objs.is_empty() {
+        return Ok(());
+    }
+    let mut cmds = Vec::new();
+    let mut others = 0;
+    for o in &objs {
+        let Some(r) = o.get("rule") else { continue };
+        let comment = r.get("comment").and_then(Value::as_str).unwrap_or("");
+        if comment.starts_with(tag)
+            && (comment.len() == tag.len() || comment[tag.len()..].starts_with(' '))
+        {
+            cmds.push(json!({"delete": {"rule": {"family": FAMILY, "table": TABLE,
+                "chain": r.get("chain").cloned().unwrap_or(Value::Null),
+                "handle": r.get("handle").cloned().unwrap_or(Value::Null)}}}));
+        } else if comment.starts_with("berth net:") {
+            others += 1;
+        }
+    }
+    if let Some(s) = subnet {
+        let present = objs.iter().any(|o| {
+            o.get("set")
+                .and_then(|s| s.get("elem"))
+                .and_then(Value::as_array)
+                .is_some_and(|e| e.iter().any(|x| *x == prefix(s)))
+        });
+        if present {
+            cmds.push(json!({"delete": {"element": {"family": FAMILY, "table": TABLE,
+                "name": "subnets", "elem": [prefix(s)]}}}));
+        }
+    }
+    if others == 0 && subnet.is_some() {
+        cmds = vec![json!({"delete": {"table": {"family": FAMILY, "name": TABLE}}})];
+    }
+    if cmds.is_empty() {
+        return Ok(());
+    }
+    apply(cmds, &format!("remove rules {tag}"))
+}
+
+/// Comments of all rules currently in the table (for tests and diagnostics).
+pub fn rule_comments() -> Vec<String> {
+    list_table()
+        .iter()
+        .filter_map(|o| o.get("rule")?.get("comment")?.as_str().map(str::to_string))
+        .collect()
+}
+
+/// True when the `ip berth` table exists.
+pub fn table_exists() -> bool {
+    !list_table().is_empty()
+}

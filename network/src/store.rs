@@ -1,0 +1,87 @@
+//! On-disk helpers: flock guards, atomic JSON writes, random ids (small copies of the runtime's
+//! StateRoot helpers: the runtime depends on this crate, not the other way round).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{NetworkError, Result};
+
+/// An exclusive `flock` held until drop.
+#[derive(Debug)]
+pub struct Lock {
+    _flock: nix::fcntl::Flock<File>,
+}
+
+impl Lock {
+    /// Blocks until the exclusive lock on `path` (created with its parent if missing) is held.
+    pub fn exclusive(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| NetworkError::io("create directory", dir, e))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| NetworkError::io("open lock file", path, e))?;
+        let flock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, errno)| NetworkError::io("lock", path, errno.into()))?;
+        Ok(Lock { _flock: flock })
+    }
+}
+
+/// Writes `value` as JSON to `path` atomically (temp file, rename). No fsync: network records
+/// describe kernel state that a reboot wipes anyway, and connect must stay fast.
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| NetworkError::Json { path: path.to_path_buf(), source: e })?;
+    write_atomic(path, &bytes)
+}
+
+/// Writes `bytes` to `path` atomically (temp file in the same directory, rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("record"),
+        std::process::id()
+    ));
+    let mut f = File::create(&tmp).map_err(|e| NetworkError::io("create", &tmp, e))?;
+    f.write_all(bytes).map_err(|e| NetworkError::io("write", &tmp, e))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(|e| NetworkError::io("rename", path, e))
+}
+
+/// Reads a JSON record; `Ok(None)` when the file does not exist.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| NetworkError::Json { path: path.to_path_buf(), source: e }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(NetworkError::io("read", path, e)),
+    }
+}
+
+/// A random 64-hex-digit id like docker's.
+pub fn random_id() -> Result<String> {
+    let mut buf = [0u8; 32];
+    File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(|e| NetworkError::io("read", "/dev/urandom", e))?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// FNV-1a of `s`, for short deterministic names (host-side veth names).
+pub fn short_hash(s: &str) -> u32 {
+    let mut h: u32 = 0x811c9dc5;
+    for b in s.bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x01000193);
+    }
+    h
+}

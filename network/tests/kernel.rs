@@ -1,0 +1,654 @@
+//! Real-kernel tests: bridges, veths in namespaces made by `ip netns add`, nftables, the DNS
+//! server. Run as root. Traffic goes only to loopback and to the namespaces created here.
+//! Tests run one at a time (a process-wide mutex) so the "nothing of ours remains" checks see
+//! only their own objects.
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use berth_network::dns::{DnsConfig, serve};
+use berth_network::{
+    EndpointConfig, Filters, IpamRequest, NetworkCreate, NetworkError, Networks, PortMapping,
+    Protocol, nft,
+};
+use berth_testsupport::{TempRoot, require_root, unique_name};
+use hickory_proto::op::{Message, MessageType, Metadata, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{RData, Record};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn sh(cmd: &str, args: &[&str]) -> (bool, String) {
+    match Command::new(cmd).args(args).output() {
+        Ok(o) => (
+            o.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)),
+        ),
+        Err(e) => (false, e.to_string()),
+    }
+}
+
+/// A network namespace made with `ip netns add`, deleted (with its /etc/netns dir) on drop.
+struct Ns {
+    name: String,
+    children: Vec<Child>,
+}
+
+impl Ns {
+    fn new() -> Ns {
+        let name = unique_name("bns");
+        let (ok, out) = sh("ip", &["netns", "add", &name]);
+        assert!(ok, "ip netns add {name}: {out}");
+        Ns { name, children: Vec::new() }
+    }
+    fn path(&self) -> PathBuf {
+        PathBuf::from(format!("/run/netns/{}", self.name))
+    }
+    /// Runs a command inside and returns (success, output).
+    fn run(&self, args: &[&str]) -> (bool, String) {
+        let mut a = vec!["netns", "exec", &self.name];
+        a.extend_from_slice(args);
+        sh("ip", &a)
+    }
+    /// Starts a long-running command inside, killed on drop.
+    fn spawn(&mut self, args: &[&str]) {
+        let mut a = vec!["netns", "exec", &self.name];
+        a.extend_from_slice(args);
+        let child = Command::new("ip")
+            .args(&a)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn in netns");
+        self.children.push(child);
+    }
+    /// Points the namespace's /etc/resolv.conf (bind-mounted by `ip netns exec`) at `ns`.
+    fn set_resolver(&self, ns: Ipv4Addr) {
+        let dir = PathBuf::from(format!("/etc/netns/{}", self.name));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("resolv.conf"), format!("nameserver {ns}\n")).unwrap();
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = sh("ip", &["netns", "del", &self.name]);
+        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.name));
+        // Only succeeds when empty: leaves other users' entries alone.
+        let _ = std::fs::remove_dir("/etc/netns");
+    }
+}
+
+/// A state root whose networks are all disconnected and removed on drop.
+struct Root {
+    nets: Networks,
+    _tmp: TempRoot,
+    ids: Vec<(String, String)>, // (id, bridge)
+}
+
+impl Root {
+    fn new() -> Root {
+        let tmp = TempRoot::new().unwrap();
+        Root { nets: Networks::open(&tmp.path()).unwrap(), _tmp: tmp, ids: Vec::new() }
+    }
+    fn create(&mut self, subnet: Option<&str>, internal: bool) -> berth_network::NetworkRecord {
+        let rec = self
+            .nets
+            .create(NetworkCreate {
+                name: unique_name("tnet"),
+                internal,
+                ipam: subnet
+                    .map(|s| vec![IpamRequest { subnet: Some(s.into()), ..Default::default() }])
+                    .unwrap_or_default(),
+                ..Default::default()
+            })
+            .unwrap();
+        let st = self.nets.state(&rec.id).unwrap();
+        self.ids.push((rec.id.clone(), st.bridge));
+        rec
+    }
+    fn connect(&self, net: &str, ns: &Ns, name: &str, aliases: &[&str]) -> berth_network::Endpoint {
+        self.nets
+            .connect(
+                net,
+                &ns.path(),
+                EndpointConfig {
+                    container_id: format!("c-{name}"),
+                    name: name.into(),
+                    aliases: aliases.iter().map(|s| s.to_string()).collect(),
+                    interface_name: ifname_for(&ns.path()),
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+    }
+    fn gateway(&self, net: &str) -> Ipv4Addr {
+        self.nets.state(net).unwrap().gateway
+    }
+    fn teardown(&mut self) {
+        for st in self.nets.states().unwrap_or_default() {
+            for c in st.endpoints.keys() {
+                let _ = self.nets.disconnect(&st.network.id, c);
+            }
+            let _ = self.nets.remove(&st.network.id);
+        }
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// eth0 for the first network of a namespace, eth1 for the second...
+fn ifname_for(ns: &Path) -> String {
+    let name = ns.file_name().unwrap().to_string_lossy().to_string();
+    let (_, out) = sh("ip", &["netns", "exec", &name, "ip", "-o", "link"]);
+    let n = out.lines().filter(|l| l.contains(": eth")).count();
+    format!("eth{n}")
+}
+
+/// Runs the DNS server on its own thread; stopped (and joined) on drop.
+struct Dns {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Dns {
+    fn start(root: &Root, upstreams: Vec<SocketAddr>) -> Dns {
+        let mut cfg = DnsConfig::new(root.nets.dir().parent().unwrap());
+        cfg.upstreams = upstreams;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                tokio::select! {
+                    r = serve(cfg) => { r.unwrap(); }
+                    _ = rx => {}
+                }
+            });
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        Dns { stop: Some(tx), thread: Some(thread) }
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A fake upstream resolver on 127.0.0.1: answers every A query with 198.51.100.7
+/// (documentation address, never contacted) and stops after `queries` queries or 30 s.
+fn fake_upstream() -> (SocketAddr, std::thread::JoinHandle<()>) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let addr = sock.local_addr().unwrap();
+    let h = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut buf = [0u8; 1500];
+        while Instant::now() < deadline {
+            let Ok((n, src)) = sock.recv_from(&mut buf) else { continue };
+            let Ok(req) = Message::from_vec(&buf[..n]) else { continue };
+            let mut resp =
+                Message::new(req.metadata.id, MessageType::Response, req.metadata.op_code);
+            resp.metadata = Metadata::response_from_request(&req.metadata);
+            resp.add_queries(req.queries.clone());
+            let q = &req.queries[0];
+            if q.name().to_ascii().starts_with("fwd.") {
+                if q.query_type() == hickory_proto::rr::RecordType::A {
+                    resp.add_answer(Record::from_rdata(
+                        q.name().clone(),
+                        30,
+                        RData::A(A(Ipv4Addr::new(198, 51, 100, 7))),
+                    ));
+                }
+            } else {
+                resp.metadata.response_code = ResponseCode::NXDomain;
+            }
+            let _ = sock.send_to(&resp.to_vec().unwrap(), src);
+            if q.name().to_ascii().starts_with("stop.") {
+                break;
+            }
+        }
+    });
+    (addr, h)
+}
+
+/// Addresses answered by `nslookup name server` run inside `ns` (retries while the server binds).
+fn lookup(ns: &Ns, name: &str, server: Ipv4Addr) -> (Vec<Ipv4Addr>, String) {
+    let mut last = String::new();
+    for _ in 0..10 {
+        let (_, out) =
+            ns.run(&["timeout", "5", "busybox", "nslookup", "-type=a", name, &server.to_string()]);
+        let addrs: Vec<Ipv4Addr> = out
+            .lines()
+            .filter(|l| l.starts_with("Address:") && !l.contains(":53"))
+            .filter_map(|l| l.trim_start_matches("Address:").trim().parse().ok())
+            .collect();
+        if !addrs.is_empty() || out.contains("NXDOMAIN") {
+            return (addrs, out);
+        }
+        last = out;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    (Vec::new(), last)
+}
+
+fn wget(ns: &Ns, url: &str) -> (bool, String) {
+    ns.run(&["timeout", "4", "busybox", "wget", "-q", "-O", "-", url])
+}
+
+fn serve_http(ns: &mut Ns, port: u16, body: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), body).unwrap();
+    ns.spawn(&[
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        &port.to_string(),
+        "-h",
+        dir.path().to_str().unwrap(),
+    ]);
+    std::thread::sleep(Duration::from_millis(200));
+    dir
+}
+
+/// Asserts that no link, netns, nft rule or table of ours remains.
+fn assert_clean(bridges: &[String], namespaces: &[String], ids: &[String]) {
+    let (_, links) = sh("ip", &["-o", "link"]);
+    for b in bridges {
+        assert!(!links.contains(&format!(": {b}:")), "bridge {b} left behind:\n{links}");
+    }
+    let (_, netns) = sh("ip", &["netns", "list"]);
+    for n in namespaces {
+        assert!(!netns.contains(n.as_str()), "netns {n} left behind");
+    }
+    let comments = nft::rule_comments();
+    for id in ids {
+        let tag = nft::net_tag(id);
+        assert!(
+            !comments.iter().any(|c| c.starts_with(&tag)),
+            "nft rules {tag} left: {comments:?}"
+        );
+    }
+    // veths of ours are named veth<hash>; their peers die with the namespaces.
+    let (_, links) = sh("ip", &["-o", "link", "show", "type", "veth"]);
+    assert!(
+        !links.lines().any(|l| bridges.iter().any(|b| l.contains(&format!("master {b} ")))),
+        "veth still on our bridge:\n{links}"
+    );
+}
+
+fn finish(mut root: Root, nss: Vec<Ns>) {
+    let bridges: Vec<String> = root.ids.iter().map(|(_, b)| b.clone()).collect();
+    let ids: Vec<String> = root.ids.iter().map(|(i, _)| i.clone()).collect();
+    let names: Vec<String> = nss.iter().map(|n| n.name.clone()).collect();
+    root.teardown();
+    assert!(root.nets.states().unwrap().is_empty());
+    drop(nss);
+    drop(root);
+    assert_clean(&bridges, &names, &ids);
+}
+
+#[test]
+fn two_namespaces_talk_by_name_and_dns_answers() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some("172.30.1.0/24"), false);
+    let gw = root.gateway(&net.id);
+    let mut a = Ns::new();
+    let b = Ns::new();
+    let ea = root.connect(&net.name, &a, "web", &["websvc", "web-1"]);
+    let eb = root.connect(&net.name, &b, "client", &[]);
+    assert_eq!(ea.gateway, gw);
+    assert_ne!(ea.ip, eb.ip);
+    let (up, up_thread) = fake_upstream();
+    let _dns = Dns::start(&root, vec![up]);
+    let _www = serve_http(&mut a, 8080, "hello from web\n");
+    b.set_resolver(gw);
+    let (ok, out) = wget(&b, "http://web:8080/");
+    assert!(ok && out.contains("hello from web"), "wget by name: {out}");
+    for name in ["websvc", "web-1", "WEB", "client"] {
+        let (addrs, out) = lookup(&b, name, gw);
+        let want = if name == "client" { eb.ip } else { ea.ip };
+        assert_eq!(addrs, vec![want], "{name}: {out}");
+    }
+    let (addrs, out) = lookup(&b, "nosuchname", gw);
+    assert!(addrs.is_empty() && out.contains("NXDOMAIN"), "{out}");
+    let (addrs, out) = lookup(&b, "fwd.example.test", gw);
+    assert_eq!(addrs, vec![Ipv4Addr::new(198, 51, 100, 7)], "forwarded: {out}");
+    let (addrs, out) = lookup(&b, "unknown.example.test", gw);
+    assert!(addrs.is_empty() && out.contains("NXDOMAIN"), "{out}");
+    // AAAA for a known name: NOERROR with no answer (busybox prints no error line).
+    let (_, out) =
+        b.run(&["timeout", "5", "busybox", "nslookup", "-type=aaaa", "web", &gw.to_string()]);
+    assert!(!out.contains("NXDOMAIN") && !out.contains("SERVFAIL"), "{out}");
+    let _ = lookup(&b, "stop.example.test", gw);
+    let _ = up_thread.join();
+    drop(_dns);
+    finish(root, vec![a, b]);
+}
+
+#[test]
+fn service_replicas_appear_and_disappear() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some("172.30.2.0/24"), false);
+    let gw = root.gateway(&net.id);
+    let reps: Vec<Ns> = (0..3).map(|_| Ns::new()).collect();
+    let mut ips = Vec::new();
+    for (i, ns) in reps.iter().enumerate() {
+        let n = format!("proj-api-{}", i + 1);
+        ips.push(root.connect(&net.name, ns, &n, &["api", &format!("api-{}", i + 1)]).ip);
+    }
+    let asker = Ns::new();
+    root.connect(&net.name, &asker, "asker", &[]);
+    let _dns = Dns::start(&root, vec![]);
+    let (mut got, out) = lookup(&asker, "api", gw);
+    got.sort();
+    let mut want = ips.clone();
+    want.sort();
+    assert_eq!(got, want, "{out}");
+    // Order rotates between queries.
+    let (first, _) = lookup(&asker, "api", gw);
+    let (second, _) = lookup(&asker, "api", gw);
+    assert_ne!(first, second, "answers should rotate");
+    let (one, _) = lookup(&asker, "api-2", gw);
+    assert_eq!(one, vec![ips[1]]);
+    // Removing replicas removes their answers at once.
+    root.nets.disconnect(&net.id, "c-proj-api-1").unwrap();
+    let (mut got, _) = lookup(&asker, "api", gw);
+    got.sort();
+    let mut want: Vec<Ipv4Addr> = ips[1..].to_vec();
+    want.sort();
+    assert_eq!(got, want);
+    root.nets.remove_records(&net.id, "c-proj-api-2").unwrap();
+    root.nets.remove_records(&net.id, "c-proj-api-3").unwrap();
+    let (got, out) = lookup(&asker, "api", gw);
+    assert!(got.is_empty() && out.contains("NXDOMAIN"), "{out}");
+    // add_records brings a name back.
+    root.nets.add_records(&net.id, "c-proj-api-3", &["api".into()], ips[2]).unwrap();
+    let (got, _) = lookup(&asker, "api", gw);
+    assert_eq!(got, vec![ips[2]]);
+    drop(_dns);
+    let mut all = reps;
+    all.push(asker);
+    finish(root, all);
+}
+
+#[test]
+fn networks_are_isolated_but_multi_homed_reaches_both() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let na = root.create(Some("172.30.3.0/24"), false);
+    let nb = root.create(Some("172.30.4.0/24"), false);
+    let mut a = Ns::new();
+    let mut b = Ns::new();
+    let c = Ns::new();
+    let ea = root.connect(&na.name, &a, "a", &[]);
+    let eb = root.connect(&nb.name, &b, "b", &[]);
+    let ca = root.connect(&na.name, &c, "c", &[]);
+    let cb = root.connect(&nb.name, &c, "c", &[]);
+    assert_eq!((ca.ifname.as_str(), cb.ifname.as_str()), ("eth0", "eth1"));
+    assert!(ca.default_route && !cb.default_route, "only the first network sets the default route");
+    let _wa = serve_http(&mut a, 8080, "A\n");
+    let _wb = serve_http(&mut b, 8080, "B\n");
+    let (ok, out) = wget(&a, &format!("http://{}:8080/", eb.ip));
+    assert!(!ok && !out.contains("B"), "a reached b across networks: {out}");
+    let (ok, out) = wget(&b, &format!("http://{}:8080/", ea.ip));
+    assert!(!ok && !out.contains("A"), "b reached a across networks: {out}");
+    let (ok, out) = wget(&c, &format!("http://{}:8080/", ea.ip));
+    assert!(ok && out.contains("A"), "c -> a: {out}");
+    let (ok, out) = wget(&c, &format!("http://{}:8080/", eb.ip));
+    assert!(ok && out.contains("B"), "c -> b: {out}");
+    // remove refuses while endpoints exist
+    match root.nets.remove(&na.id) {
+        Err(NetworkError::InUse { network, .. }) => assert_eq!(network, na.name),
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    finish(root, vec![a, b, c]);
+}
+
+#[test]
+fn internal_network_has_no_default_route() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some("172.30.5.0/24"), true);
+    let ns = Ns::new();
+    let ep = root.connect(&net.name, &ns, "lonely", &[]);
+    assert!(!ep.default_route);
+    let (_, routes) = ns.run(&["ip", "route"]);
+    assert!(!routes.contains("default"), "{routes}");
+    assert!(routes.contains("172.30.5.0/24"), "{routes}");
+    let (_, addrs) = ns.run(&["ip", "-o", "addr", "show", "lo"]);
+    assert!(addrs.contains("127.0.0.1"), "lo up: {addrs}");
+    let tag = nft::net_tag(&net.id);
+    let rules = nft::rule_comments().into_iter().filter(|c| *c == tag).count();
+    assert_eq!(rules, 2, "internal networks get only isolation rules");
+    let err = root
+        .nets
+        .publish(
+            &net.id,
+            "c-lonely",
+            ep.ip,
+            PortMapping {
+                host_ip: None,
+                host_port: 0,
+                container_port: 80,
+                protocol: Protocol::Tcp,
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("internal"), "{err}");
+    finish(root, vec![ns]);
+}
+
+#[test]
+fn published_port_answers_on_localhost_and_hairpin() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some("172.30.6.0/24"), false);
+    let gw = root.gateway(&net.id);
+    let mut srv = Ns::new();
+    let peer = Ns::new();
+    let ep = root.connect(&net.name, &srv, "srv", &[]);
+    root.connect(&net.name, &peer, "peer", &[]);
+    let _www = serve_http(&mut srv, 80, "published\n");
+    let map = |host_port| PortMapping {
+        host_ip: None,
+        host_port,
+        container_port: 80,
+        protocol: Protocol::Tcp,
+    };
+    let p = root.nets.publish(&net.id, "c-srv", ep.ip, map(0)).unwrap();
+    assert_ne!(p.host_port, 0, "a random port is reported");
+    let out = Command::new("busybox")
+        .args(["timeout", "4", "busybox", "wget", "-q", "-O", "-"])
+        .arg(format!("http://127.0.0.1:{}/", p.host_port))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "published\n", "{out:?}");
+    // Hairpin: another container on the network reaches it through the host (gateway) address.
+    let (ok, body) = wget(&peer, &format!("http://{gw}:{}/", p.host_port));
+    assert!(ok && body.contains("published"), "hairpin: {body}");
+    // The same port twice: clear error naming the port.
+    let err = root.nets.publish(&net.id, "c-srv", ep.ip, map(p.host_port)).unwrap_err();
+    assert!(matches!(err, NetworkError::PortInUse { port, .. } if port == p.host_port), "{err}");
+    assert!(err.to_string().contains(&p.host_port.to_string()));
+    // A port a host process holds.
+    let holder = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let busy = holder.local_addr().unwrap().port();
+    let err = root.nets.publish(&net.id, "c-srv", ep.ip, map(busy)).unwrap_err();
+    assert!(err.to_string().contains(&busy.to_string()), "{err}");
+    let tag = nft::net_tag(&net.id);
+    let ports = nft::rule_comments()
+        .into_iter()
+        .filter(|c| c.starts_with(&tag) && c.contains("port:"))
+        .count();
+    assert_eq!(ports, 1, "failed publishes leave no rule");
+    // unpublish removes the rule
+    root.nets.unpublish(&net.id, &p).unwrap();
+    let ports = nft::rule_comments()
+        .into_iter()
+        .filter(|c| c.contains("port:") && c.starts_with(&tag))
+        .count();
+    assert_eq!(ports, 0);
+    // a fixed port, removed by disconnect
+    let fixed = probe_free_port();
+    let q = root.nets.publish(&net.id, "c-srv", ep.ip, map(fixed)).unwrap();
+    assert_eq!(q.host_port, fixed);
+    drop(holder);
+    finish(root, vec![srv, peer]);
+}
+
+fn probe_free_port() -> u16 {
+    std::net::TcpListener::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn static_addresses_and_their_errors() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some("172.30.8.0/24"), false);
+    let a = Ns::new();
+    let b = Ns::new();
+    let cfg = |name: &str, ip: Ipv4Addr| EndpointConfig {
+        container_id: format!("c-{name}"),
+        name: name.into(),
+        ipv4_address: Some(ip),
+        interface_name: "eth0".into(),
+        ..Default::default()
+    };
+    let want = Ipv4Addr::new(172, 30, 8, 77);
+    let ep = root.nets.connect(&net.id, &a.path(), cfg("a", want)).unwrap();
+    assert_eq!(ep.ip, want);
+    let (_, addrs) = a.run(&["ip", "-o", "addr", "show", "eth0"]);
+    assert!(addrs.contains("172.30.8.77/24"), "{addrs}");
+    let insp = root.nets.inspect(&net.name).unwrap();
+    assert_eq!(insp.containers["c-a"].ipv4_address, "172.30.8.77/24");
+    for (ip, needle) in [
+        (want, "already in use by a"),
+        (Ipv4Addr::new(172, 30, 9, 5), "outside the subnet"),
+        (Ipv4Addr::new(172, 30, 8, 1), "gateway"),
+    ] {
+        let err = root.nets.connect(&net.id, &b.path(), cfg("b", ip)).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(needle) && msg.contains(&net.name) && msg.contains(&ip.to_string()),
+            "{msg}"
+        );
+    }
+    // nothing half-made: b still connects with a dynamic address
+    let eb = root.nets.connect(
+        &net.id,
+        &b.path(),
+        EndpointConfig { container_id: "c-b".into(), name: "b".into(), ..Default::default() },
+    );
+    assert_eq!(eb.unwrap().ip, Ipv4Addr::new(172, 30, 8, 2));
+    finish(root, vec![a, b]);
+}
+
+#[test]
+fn subnets_records_and_lifecycle() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let forward_before = sh("sysctl", &["-n", "net.ipv4.ip_forward"]).1;
+    let mut root = Root::new();
+    let a = root.create(Some("172.30.10.0/24"), false);
+    let err = root
+        .nets
+        .create(NetworkCreate {
+            name: unique_name("tnet"),
+            ipam: vec![IpamRequest {
+                subnet: Some("172.30.10.128/25".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(matches!(err, NetworkError::SubnetOverlap { .. }), "{err}");
+    assert!(err.to_string().contains(&a.name), "{err}");
+    let dup = root.nets.create(NetworkCreate { name: a.name.clone(), ..Default::default() });
+    assert!(matches!(dup, Err(NetworkError::AlreadyExists(_))));
+    // A pool from the defaults, avoiding the host's routes and our own networks.
+    let b = root.create(None, false);
+    let b_subnet = &b.ipam.config[0].subnet;
+    assert!(b_subnet.starts_with("172.") || b_subnet.starts_with("192.168."), "{b_subnet}");
+    let c = root.create(None, false);
+    assert_ne!(&c.ipam.config[0].subnet, b_subnet);
+    // Docker-shaped JSON.
+    let v = serde_json::to_value(root.nets.inspect(&a.id[..12]).unwrap()).unwrap();
+    for key in [
+        "Name",
+        "Id",
+        "Created",
+        "Scope",
+        "Driver",
+        "EnableIPv6",
+        "IPAM",
+        "Internal",
+        "Attachable",
+        "Options",
+        "Labels",
+        "Containers",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    assert_eq!(v["IPAM"]["Config"][0]["Subnet"], "172.30.10.0/24");
+    assert_eq!(v["IPAM"]["Config"][0]["Gateway"], "172.30.10.1");
+    let listed =
+        root.nets.list(&Filters { name: vec![a.name.clone()], ..Default::default() }).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(sh("sysctl", &["-n", "net.ipv4.ip_forward"]).1.trim(), "1");
+    let pruned = root.nets.prune(&Filters::default()).unwrap();
+    assert_eq!(pruned.len(), 3);
+    assert!(matches!(root.nets.inspect(&a.name), Err(NetworkError::NotFound(_))));
+    finish(root, vec![]);
+    if !Path::new("/run/berth-network/ip_forward.json").exists() {
+        assert_eq!(
+            sh("sysctl", &["-n", "net.ipv4.ip_forward"]).1,
+            forward_before,
+            "ip_forward restored"
+        );
+    }
+}
