@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value as J;
 use sha2::{Digest, Sha256};
 
-use crate::model::{Project, Service, with_json_mode};
+use crate::model::{Network, Project, Service, Volume, with_json_mode};
 
 /// The project as compose's YAML.
 pub fn to_yaml(p: &Project) -> String {
@@ -44,7 +44,7 @@ pub fn value_to_yaml<T: Serialize>(v: &T) -> String {
 }
 
 /// The config hash of one service: sha256 over its compact JSON with the fields compose leaves
-/// out (build, pull_policy, scale, deploy.replicas, depends_on, profiles, develop) removed.
+/// out (build, pull_policy, scale, deploy.replicas, depends_on, profiles) removed.
 pub fn service_hash(s: &Service) -> String {
     let mut s = s.clone();
     s.build = None;
@@ -55,8 +55,25 @@ pub fn service_hash(s: &Service) -> String {
     }
     s.depends_on.clear();
     s.profiles.clear();
-    s.develop = None;
-    let v = with_json_mode(true, || serde_json::to_value(&s)).unwrap_or(J::Null);
+    hash_json(&s)
+}
+
+/// The config hash of a network (sha256 over its compact JSON), as compose computes it.
+pub fn network_hash(n: &Network) -> String {
+    hash_json(n)
+}
+
+/// The config hash of a volume (driver defaults to `local`), as compose computes it.
+pub fn volume_hash(v: &Volume) -> String {
+    let mut v = v.clone();
+    if v.driver.is_none() {
+        v.driver = Some("local".into());
+    }
+    hash_json(&v)
+}
+
+fn hash_json<T: Serialize>(t: &T) -> String {
+    let v = with_json_mode(true, || serde_json::to_value(t)).unwrap_or(J::Null);
     let mut out = String::new();
     json_value(&mut out, &v, None);
     hex::encode(Sha256::digest(out.as_bytes()))
