@@ -860,8 +860,8 @@ pub struct DeviceRequest {
     /// Driver.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
-    /// Count (-1: all).
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_count")]
+    /// Count (-1: all, printed as -1 like compose).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<i64>,
     /// Device ids.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -872,14 +872,6 @@ pub struct DeviceRequest {
     /// `x-*` keys.
     #[serde(flatten)]
     pub extensions: Extensions,
-}
-
-fn ser_count<S: Serializer>(c: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-    match c {
-        Some(-1) => s.serialize_str("all"),
-        Some(n) => s.serialize_i64(*n),
-        None => s.serialize_none(),
-    }
 }
 
 /// A generic resource.

@@ -1617,7 +1617,7 @@ fn device_requests(n: &Node, path: &str) -> R<Vec<DeviceRequest>> {
         let (m, ext) =
             object(item, &ip, &["capabilities", "count", "device_ids", "driver", "options"])?;
         let count = match get(m, "count") {
-            Some(c) if c.as_str() == Some("all") => Some(-1),
+            Some(c) if c.as_str().is_some_and(|s| s.eq_ignore_ascii_case("all")) => Some(-1),
             Some(c) => Some(int(c, &join(&ip, "count"))?),
             None => None,
         };
