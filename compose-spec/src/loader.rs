@@ -349,11 +349,12 @@ impl Ctx {
                     (t, project_dir.join("-"), project_dir.to_path_buf())
                 }
             };
-            crate::extends::resolve(&mut tree, &file, self)?;
+            // Includes first, so a service may extend an included one (as compose does).
             stack.push(file.clone());
             let r = crate::include::resolve(&mut tree, &dir, self, stack);
             stack.pop();
             r?;
+            crate::extends::resolve(&mut tree, &file, self)?;
             acc = Some(match acc {
                 None => tree,
                 Some(base) => merge_nodes(base, tree, "")?,

@@ -181,7 +181,7 @@ fn extends_relative_paths_point_into_the_other_directory() {
 fn extends_merge_rules_and_reset() {
     let d = project(&[(
         "compose.yaml",
-        "services:\n  base:\n    image: b\n    command: [a, b]\n    ports: [\"1:1\"]\n    labels: {x: \"1\"}\n  child:\n    extends: base\n    command: c\n    ports: !reset []\n    labels: {y: \"2\"}\n",
+        "services:\n  base:\n    image: b\n    command: [a, b]\n    depends_on: [db]\n    volumes_from: [db]\n    ports: [\"1:1\"]\n    labels: {x: \"1\"}\n  db:\n    image: db\n  child:\n    extends: base\n    command: c\n    ports: !reset []\n    labels: {y: \"2\"}\n",
     )]);
     let t = load_ok(&opts(d.path(), &[]));
     assert_eq!(
@@ -346,4 +346,17 @@ fn yaml_fragments_docs_example() {
         service(&t, "frontend")["environment"],
         json!({"FOO": "BAR", "ZOT": "QUIX", "KEY": "VALUE", "YET_ANOTHER": "VARIABLE"})
     );
+}
+
+#[test]
+fn extends_an_included_service() {
+    let d = project(&[
+        (
+            "compose.yaml",
+            "include:\n  - lib/base.yaml\nservices:\n  app:\n    extends: base\n    image: app\n",
+        ),
+        ("lib/base.yaml", "services:\n  base:\n    image: base\n    build: ./ctx\n"),
+    ]);
+    let t = load_ok(&opts(d.path(), &[]));
+    assert_eq!(service(&t, "app"), json!({"image": "app", "build": s(d.path().join("lib/ctx"))}));
 }
