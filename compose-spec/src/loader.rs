@@ -367,6 +367,7 @@ impl Ctx {
             )
         });
         strip_tags(&mut root);
+        crate::merge::enforce_unique(&mut root);
         Ok(root)
     }
 }
