@@ -12,12 +12,14 @@ use crate::merge::key_value_map;
 use crate::paths::absolute;
 use crate::tree::{Mapping, Mark, Node, Value};
 
-/// Applies `env_file` and resolves bare `environment` names for every service of `root`.
+/// Applies `env_file` and resolves bare `environment` names for every service of `root`;
+/// `keep_relative` keeps the `env_file` paths as written (no path resolution).
 pub fn apply(
     root: &mut Node,
     project_dir: &Path,
     env: &IndexMap<String, String>,
     home: Option<&str>,
+    keep_relative: bool,
 ) -> Result<(), LoadError> {
     let Some(services) =
         root.as_map_mut().and_then(|m| m.get_mut("services")).and_then(|(_, s)| s.as_map_mut())
@@ -52,7 +54,9 @@ pub fn apply(
                 }
                 let mut item = Mapping::new();
                 let s = |v: Value| Node::new(v, mark.clone());
-                item.insert("path".into(), (mark.clone(), s(Value::String(abs))));
+                // With `resolve_paths: false` the path stays as written.
+                let shown = if keep_relative { p } else { abs };
+                item.insert("path".into(), (mark.clone(), s(Value::String(shown))));
                 item.insert("required".into(), (mark.clone(), s(Value::Bool(required))));
                 if let Some(f) = format {
                     item.insert("format".into(), (mark.clone(), s(Value::String(f))));

@@ -157,7 +157,13 @@ pub fn load_tree(opts: &LoadOptions) -> Result<LoadedTree, LoadError> {
     if opts.resolve_paths {
         crate::paths::resolve_tree(&mut root, &project_dir, ctx.home.as_deref());
     }
-    crate::env_file::apply(&mut root, &project_dir, &ctx.env, ctx.home.as_deref())?;
+    crate::env_file::apply(
+        &mut root,
+        &project_dir,
+        &ctx.env,
+        ctx.home.as_deref(),
+        !opts.resolve_paths,
+    )?;
 
     let requested = if opts.profiles.is_empty() {
         ctx.env.get("COMPOSE_PROFILES").map(|s| crate::profiles::from_env(s)).unwrap_or_default()

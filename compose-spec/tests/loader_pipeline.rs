@@ -317,6 +317,7 @@ fn paths_resolved_or_kept() {
     o.resolve_paths = false;
     let t = load_ok(&o);
     assert_eq!(service(&t, "s")["build"]["context"], json!("./app"));
+    assert_eq!(service(&t, "r")["label_file"], json!("./labels"));
     assert_eq!(json(&t)["configs"]["c"]["file"], json!("./c.txt"));
 }
 
@@ -359,4 +360,18 @@ fn extends_an_included_service() {
     ]);
     let t = load_ok(&opts(d.path(), &[]));
     assert_eq!(service(&t, "app"), json!({"image": "app", "build": s(d.path().join("lib/ctx"))}));
+}
+
+#[test]
+fn env_file_kept_relative_without_path_resolution() {
+    let d = project(&[
+        ("compose.yaml", "services:\n  s:\n    image: x\n    env_file: ./a.env\n"),
+        ("a.env", "A=1\n"),
+    ]);
+    let mut o = opts(d.path(), &[]);
+    o.resolve_paths = false;
+    assert_eq!(
+        service(&load_ok(&o), "s"),
+        json!({"image": "x", "env_file": [{"path": "./a.env", "required": true}], "environment": {"A": "1"}})
+    );
 }
