@@ -333,8 +333,8 @@ impl Ctx {
         Ok(root)
     }
 
-    /// Loads `sources` (one project) and merges them; `project_dir` anchors include paths of
-    /// stdin content. Tags are stripped from the result.
+    /// Loads `sources` (one project) and merges them; `project_dir` anchors `include` paths.
+    /// Tags are stripped from the result.
     pub(crate) fn load_files(
         &mut self,
         sources: &[Source],
@@ -343,21 +343,18 @@ impl Ctx {
     ) -> Result<Node, LoadError> {
         let mut acc: Option<Node> = None;
         for src in sources {
-            let (mut tree, file, dir) = match src {
-                Source::File(p) => {
-                    let t = self.read_tree(p)?;
-                    let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
-                    (t, p.clone(), dir)
-                }
+            let (mut tree, file) = match src {
+                Source::File(p) => (self.read_tree(p)?, p.clone()),
                 Source::Stdin => {
                     let content = self.stdin.clone().unwrap_or_default();
                     let t = self.parse_and_interpolate(&content, Arc::from("-"))?;
-                    (t, project_dir.join("-"), project_dir.to_path_buf())
+                    (t, project_dir.join("-"))
                 }
             };
-            // Includes first, so a service may extend an included one (as compose does).
+            // Includes first, so a service may extend an included one (as compose does). Their
+            // relative paths are relative to the project directory, as compose-go resolves them.
             stack.push(file.clone());
-            let r = crate::include::resolve(&mut tree, &dir, self, stack);
+            let r = crate::include::resolve(&mut tree, project_dir, self, stack);
             stack.pop();
             r?;
             crate::extends::resolve(&mut tree, &file, self)?;
