@@ -25,7 +25,7 @@ pub struct LoadOptions {
     pub project_directory: Option<PathBuf>,
     /// `-p`.
     pub project_name: Option<String>,
-    /// `--env-file` (replaces the default `.env`).
+    /// `--env-file` (replaces the default `.env`; `COMPOSE_ENV_FILES` is used when empty).
     pub env_files: Vec<PathBuf>,
     /// `--profile`.
     pub profiles: Vec<String>,
@@ -123,7 +123,9 @@ pub fn load_tree(opts: &LoadOptions) -> Result<LoadedTree, LoadError> {
             })
             .unwrap_or_else(|| cwd.clone()),
     };
-    if project_dir != pre_dir && opts.env_files.is_empty() {
+    let explicit_env_files =
+        !opts.env_files.is_empty() || opts.environment.contains_key("COMPOSE_ENV_FILES");
+    if project_dir != pre_dir && !explicit_env_files {
         dotenv = read_env_files(opts, &cwd, &project_dir)?;
     }
     let mut env = overlay(&dotenv, process_env);
@@ -271,11 +273,18 @@ fn read_env_files(
     cwd: &Path,
     dir: &Path,
 ) -> Result<IndexMap<String, String>, LoadError> {
-    let files: Vec<PathBuf> = if opts.env_files.is_empty() {
+    // `--env-file`, else `COMPOSE_ENV_FILES` (comma separated), else `.env`.
+    let from_var: Vec<PathBuf> = opts
+        .environment
+        .get("COMPOSE_ENV_FILES")
+        .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from).collect())
+        .unwrap_or_default();
+    let named = if opts.env_files.is_empty() { &from_var } else { &opts.env_files };
+    let files: Vec<PathBuf> = if named.is_empty() {
         let d = dir.join(".env");
         if d.is_file() { vec![d] } else { Vec::new() }
     } else {
-        opts.env_files.iter().map(|f| crate::paths::clean(&cwd.join(f))).collect()
+        named.iter().map(|f| crate::paths::clean(&cwd.join(f))).collect()
     };
     let mut out: IndexMap<String, String> = IndexMap::new();
     for f in files {

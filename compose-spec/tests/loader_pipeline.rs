@@ -104,6 +104,8 @@ fn dotenv_and_process_environment_precedence() {
     o.env_files = vec!["custom.env".into()];
     let t = load_ok(&o);
     assert_eq!(service(&t, "s")["image"], json!("from-custom-none"));
+    let t = load_ok(&opts(d.path(), &[("COMPOSE_ENV_FILES", "custom.env,.env")]));
+    assert_eq!(service(&t, "s")["image"], json!("from-dotenv-from-dotenv"));
 }
 
 #[test]
