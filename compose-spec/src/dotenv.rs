@@ -29,7 +29,6 @@ pub fn parse(
     };
     while i < chars.len() {
         // Start of a line: skip blanks.
-        let line_start = i;
         while i < chars.len() && matches!(chars[i], ' ' | '\t' | '\r') {
             i += 1;
         }
@@ -47,7 +46,11 @@ pub fn parse(
             }
             continue;
         }
-        let col = |i: usize| u32::try_from(i - line_start + 1).unwrap_or(u32::MAX);
+        // Column of `i` on its own line (quoted values may span lines).
+        let col = |i: usize| {
+            let start = chars[..i].iter().rposition(|c| *c == '\n').map_or(0, |p| p + 1);
+            u32::try_from(i - start + 1).unwrap_or(u32::MAX)
+        };
         // Key.
         let key_start = i;
         while i < chars.len() && !matches!(chars[i], '=' | '\n' | ' ' | '\t' | '\r' | '#') {
@@ -118,6 +121,11 @@ pub fn parse(
                         i += 2;
                         continue;
                     }
+                    if c == '\\' && q == '\'' && chars.get(i + 1) == Some(&'\'') {
+                        raw.push('\'');
+                        i += 2;
+                        continue;
+                    }
                     if c == q {
                         closed = true;
                         i += 1;
@@ -144,6 +152,15 @@ pub fn parse(
                     while i < chars.len() && chars[i] != '\n' {
                         i += 1;
                     }
+                } else if i < chars.len() && chars[i] != '\n' {
+                    return Err(err(
+                        line,
+                        col(i),
+                        format!(
+                            "unexpected character {:?} after the quoted value of {key:?}",
+                            chars[i]
+                        ),
+                    ));
                 }
                 if q == '\'' {
                     raw

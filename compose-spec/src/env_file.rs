@@ -12,12 +12,14 @@ use crate::merge::key_value_map;
 use crate::paths::absolute;
 use crate::tree::{Mapping, Mark, Node, Value};
 
-/// Applies `env_file` and resolves bare `environment` names for every service of `root`.
+/// Applies `env_file` and resolves bare `environment` names for every service of `root`;
+/// `keep_relative` keeps the `env_file` paths as written (no path resolution).
 pub fn apply(
     root: &mut Node,
     project_dir: &Path,
     env: &IndexMap<String, String>,
     home: Option<&str>,
+    keep_relative: bool,
 ) -> Result<(), LoadError> {
     let Some(services) =
         root.as_map_mut().and_then(|m| m.get_mut("services")).and_then(|(_, s)| s.as_map_mut())
@@ -52,7 +54,9 @@ pub fn apply(
                 }
                 let mut item = Mapping::new();
                 let s = |v: Value| Node::new(v, mark.clone());
-                item.insert("path".into(), (mark.clone(), s(Value::String(abs))));
+                // With `resolve_paths: false` the path stays as written.
+                let shown = if keep_relative { p } else { abs };
+                item.insert("path".into(), (mark.clone(), s(Value::String(shown))));
                 item.insert("required".into(), (mark.clone(), s(Value::Bool(required))));
                 if let Some(f) = format {
                     item.insert("format".into(), (mark.clone(), s(Value::String(f))));
@@ -90,7 +94,7 @@ pub fn apply(
                     },
                 }
             } else {
-                v
+                stringify(v)
             };
             out.insert(k, (kmark, v));
         }
@@ -116,8 +120,8 @@ fn entries(n: &Node, path: &str) -> Result<Vec<Entry>, LoadError> {
             Some(n.mark.clone()),
             Some(path.to_string()),
             format!(
-                "must be a string, a list or a {{path, required}} mapping, found a {}",
-                n.type_name()
+                "must be a string, a list or a {{path, required}} mapping, found {}",
+                n.a_type_name()
             ),
         )
     };
@@ -142,4 +146,15 @@ fn entries(n: &Node, path: &str) -> Result<Vec<Entry>, LoadError> {
         Value::Null => Ok(Vec::new()),
         _ => Ok(vec![one(n)?]),
     }
+}
+
+/// Numbers and booleans in `environment` become the strings the container will see.
+fn stringify(mut n: Node) -> Node {
+    n.value = match n.value {
+        Value::Int(i) => Value::String(i.to_string()),
+        Value::Float(f) => Value::String(f.to_string()),
+        Value::Bool(b) => Value::String(b.to_string()),
+        v => v,
+    };
+    n
 }

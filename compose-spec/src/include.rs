@@ -52,7 +52,7 @@ fn parse_entries(inc: &Node, dir: &Path) -> Result<Vec<Include>, LoadError> {
             return Err(LoadError::invalid(
                 Some(inc.mark.clone()),
                 Some("include".into()),
-                format!("must be a list, found a {}", inc.type_name()),
+                format!("must be a list, found {}", inc.a_type_name()),
             ));
         }
     };
@@ -63,7 +63,7 @@ fn parse_entries(inc: &Node, dir: &Path) -> Result<Vec<Include>, LoadError> {
             LoadError::invalid(
                 Some(n.mark.clone()),
                 Some(path.clone()),
-                format!("{what}, found a {}", n.type_name()),
+                format!("{what}, found {}", n.a_type_name()),
             )
         };
         let strings = |n: &Node, what: &str| -> Result<Vec<String>, LoadError> {

@@ -111,7 +111,11 @@ impl Subst<'_> {
                     out.push_str(&self.get_or_warn(name));
                     rest = &after[len..];
                 }
-                _ => return Err(self.invalid()),
+                // Not a variable reference: compose keeps the `$` as written.
+                _ => {
+                    out.push('$');
+                    rest = after;
+                }
             }
         }
         out.push_str(rest);

@@ -126,3 +126,11 @@ impl Node {
         }
     }
 }
+
+impl Node {
+    /// The type name with its article, for messages: `a mapping`, `an integer`.
+    pub fn a_type_name(&self) -> String {
+        let t = self.type_name();
+        if t.starts_with(['a', 'e', 'i', 'o', 'u']) { format!("an {t}") } else { format!("a {t}") }
+    }
+}

@@ -1,8 +1,8 @@
 //! YAML text -> positioned [`Node`] tree, built from `saphyr-parser` events.
 //!
 //! Handles anchors/aliases, merge keys (`<<: *a`, `<<: [*a, *b]`), custom tags (kept in
-//! [`Node::tag`]), YAML 1.2 core-schema resolution of plain scalars, string keys, and rejects
-//! duplicate keys. Every error carries file:line:column (1-based) and the key path.
+//! [`Node::tag`]), YAML 1.2 core-schema resolution of plain scalars (plus `0440` as octal, as
+//! compose reads it), string keys, and rejects duplicate keys. Every error carries file:line:column (1-based) and the key path.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -200,7 +200,7 @@ impl<'a> Builder<'a> {
                             return Err(self.err(
                                 &span,
                                 path,
-                                format!("mapping keys must be scalars, found a {}", k.type_name()),
+                                format!("mapping keys must be scalars, found {}", k.a_type_name()),
                             ));
                         }
                     }
@@ -310,12 +310,15 @@ fn merge_sources(v: Node, path: &str) -> Result<Vec<Node>, LoadError> {
         Value::Seq(items) => {
             for it in &items {
                 if it.as_map().is_none() {
+                    // An item positioned before its list came through an alias: point at the list.
+                    let before = (it.mark.line, it.mark.column) < (v.mark.line, v.mark.column);
+                    let mark = if before { v.mark.clone() } else { it.mark.clone() };
                     return Err(LoadError::invalid(
-                        Some(it.mark.clone()),
+                        Some(mark),
                         path_opt(path),
                         format!(
-                            "merge key value must be a mapping or a sequence of mappings, found a sequence containing a {}",
-                            it.type_name()
+                            "merge key value must be a mapping or a sequence of mappings, found a sequence containing {}",
+                            it.a_type_name()
                         ),
                     ));
                 }
@@ -326,8 +329,8 @@ fn merge_sources(v: Node, path: &str) -> Result<Vec<Node>, LoadError> {
             Some(v.mark.clone()),
             path_opt(path),
             format!(
-                "merge key value must be a mapping or a sequence of mappings, found a {}",
-                v.type_name()
+                "merge key value must be a mapping or a sequence of mappings, found {}",
+                v.a_type_name()
             ),
         )),
     }
@@ -387,6 +390,14 @@ pub fn resolve_plain(text: &str) -> Value {
         }
     }
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    // `0440` is octal, as compose's YAML library reads it (file modes are written this way).
+    if digits.len() > 1
+        && digits.starts_with('0')
+        && digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+        && let Ok(i) = i64::from_str_radix(digits, 8)
+    {
+        return Value::Int(if text.starts_with('-') { -i } else { i });
+    }
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
         if let Ok(i) = text.parse::<i64>() {
             return Value::Int(i);

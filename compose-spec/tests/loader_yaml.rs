@@ -100,7 +100,7 @@ fn block_scalars_and_quotes_stay_strings() {
     assert_eq!(at(&n, &["a"]).value, Value::String("12\n".into()));
     assert_eq!(at(&n, &["b"]).value, Value::String("12".into()));
     assert_eq!(at(&n, &["c"]).value, Value::String("1.0".into()));
-    assert_eq!(at(&n, &["d"]).value, Value::Int(12));
+    assert_eq!(at(&n, &["d"]).value, Value::Int(10));
 }
 
 #[test]
@@ -150,7 +150,7 @@ fn bad_merge_key_value() {
     let e = err("x:\n  <<: 5\n");
     assert_eq!(
         e.to_string(),
-        "compose.yaml:2:7: x.<<: merge key value must be a mapping or a sequence of mappings, found a integer"
+        "compose.yaml:2:7: x.<<: merge key value must be a mapping or a sequence of mappings, found an integer"
     );
     let e = err("a: &a [1]\nx:\n  <<: [*a]\n");
     assert_eq!(
