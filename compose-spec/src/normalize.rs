@@ -1133,7 +1133,11 @@ impl Normalizer<'_> {
             let tp = join(ip, "tmpfs");
             let (tm, text) = object(t, &tp, &["size", "mode"])?;
             let mode = match get(tm, "mode") {
-                Some(mn) => Some(file_mode(mn, &join(&tp, "mode"))?),
+                // compose keeps the tmpfs mode as the number written (1777 stays 1777).
+                Some(mn) => Some(
+                    u32::try_from(int(mn, &join(&tp, "mode"))?)
+                        .map_err(|_| err(mn, &join(&tp, "mode"), "is not a valid mode"))?,
+                ),
                 None => None,
             };
             v.tmpfs =
@@ -1333,6 +1337,12 @@ fn external(m: &Mapping, path: &str) -> R<(bool, Option<String>)> {
 /// A file mode: an integer, or a string in octal (`"0440"`).
 fn file_mode(n: &Node, path: &str) -> R<u32> {
     match &n.value {
+        // compose reads `mode: 0440` as YAML 1.1 octal; the core-schema parser has made it the
+        // integer 440, so integers written only with octal digits are taken as octal.
+        Value::Int(i) if (0..=7777).contains(i) && i.to_string().bytes().all(|b| b < b'8') => {
+            u32::from_str_radix(&i.to_string(), 8)
+                .map_err(|_| err(n, path, format!("{i} is not a valid file mode")))
+        }
         Value::Int(i) if (0..=0o7777).contains(i) => Ok(*i as u32),
         Value::String(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8)
             .ok()
