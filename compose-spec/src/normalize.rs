@@ -197,6 +197,19 @@ impl Normalizer<'_> {
             for (name, (km, node)) in sm {
                 let path = format!("services.{name}");
                 self.marks.put(path.clone(), km);
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                {
+                    return Err(err_at(
+                        km,
+                        &path,
+                        format!(
+                            "\"{name}\" is not a valid service name (letters, digits, \".\", \"_\" and \"-\" only)"
+                        ),
+                    ));
+                }
                 let svc = self.service(node, &path, km)?;
                 p.services.insert(name.clone(), svc);
             }
@@ -1004,6 +1017,14 @@ impl Normalizer<'_> {
                         None => None,
                     };
                     let protocol = opt_string(m, "protocol", &ip)?.unwrap_or_else(|| "tcp".into());
+                    if !matches!(protocol.as_str(), "tcp" | "udp" | "sctp") {
+                        let pn = get(m, "protocol").unwrap_or(item);
+                        return Err(err(
+                            pn,
+                            &join(&ip, "protocol"),
+                            format!("\"{protocol}\" is not a valid protocol (tcp, udp or sctp)"),
+                        ));
+                    }
                     let mode = opt_string(m, "mode", &ip)?.unwrap_or_else(|| "ingress".into());
                     if !matches!(mode.as_str(), "ingress" | "host") {
                         let mn = get(m, "mode").unwrap_or(item);
@@ -1603,8 +1624,20 @@ fn deploy(n: &Node, path: &str) -> R<Deploy> {
             format!("{r} is not a valid number of replicas"),
         ));
     }
+    let mode = opt_string(m, "mode", path)?;
+    if let (Some(md), Some(mn)) = (&mode, get(m, "mode"))
+        && !matches!(md.as_str(), "replicated" | "global" | "replicated-job" | "global-job")
+    {
+        return Err(err(
+            mn,
+            &join(path, "mode"),
+            format!(
+                "\"{md}\" is not a valid deploy mode (replicated, global, replicated-job or global-job)"
+            ),
+        ));
+    }
     Ok(Deploy {
-        mode: opt_string(m, "mode", path)?,
+        mode,
         replicas,
         labels: opt_string_map(m, "labels", path)?,
         update_config: update("update_config")?,
