@@ -485,6 +485,44 @@ pub struct Service {
     pub extensions: Extensions,
 }
 
+impl Project {
+    /// Service names with every service after the services it depends on (declaration order
+    /// otherwise). Validation has ruled out cycles; a cycle here is broken arbitrarily.
+    pub fn dependency_order(&self) -> Vec<&str> {
+        fn visit<'a>(
+            p: &'a Project,
+            name: &'a str,
+            seen: &mut Vec<&'a str>,
+            out: &mut Vec<&'a str>,
+        ) {
+            if seen.contains(&name) {
+                return;
+            }
+            seen.push(name);
+            if let Some((key, s)) = p.services.get_key_value(name) {
+                for dep in s.depends_on.keys() {
+                    visit(p, dep, seen, out);
+                }
+                out.push(key);
+            }
+        }
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        for name in self.services.keys() {
+            visit(self, name, &mut seen, &mut out);
+        }
+        out
+    }
+
+    /// The image a service runs: its `image`, else `{project}-{service}` as compose names builds.
+    pub fn image_name(&self, service: &str) -> String {
+        match self.services.get(service).and_then(|s| s.image.clone()) {
+            Some(i) => i,
+            None => format!("{}-{service}", self.name),
+        }
+    }
+}
+
 impl Service {
     /// The replica count compose would start (`scale`, else `deploy.replicas`, else 1).
     pub fn replicas(&self) -> i64 {
@@ -1462,6 +1500,16 @@ pub struct Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dependency_order() {
+        let mut p = Project::default();
+        let mut web = Service::default();
+        web.depends_on.insert("db".into(), Dependency::default());
+        p.services.insert("web".into(), web);
+        p.services.insert("db".into(), Service::default());
+        assert_eq!(p.dependency_order(), ["db", "web"]);
+    }
 
     #[test]
     fn go_durations() {

@@ -173,13 +173,7 @@ fn render(p: &Project, args: &Args) -> anyhow::Result<String> {
         return Ok(lines(set.into_iter().collect()));
     }
     if args.list_images {
-        let v = names
-            .iter()
-            .map(|n| {
-                let s = &p.services[n.as_str()];
-                s.image.clone().unwrap_or_else(|| format!("{}-{n}", p.name))
-            })
-            .collect();
+        let v = names.iter().map(|n| p.image_name(n)).collect();
         return Ok(lines(v));
     }
     if let Some(h) = &args.hash {
