@@ -312,7 +312,7 @@ impl Ctx {
 
     /// Reads, parses and interpolates one file (no extends/include).
     pub(crate) fn read_tree(&mut self, path: &Path) -> Result<Node, LoadError> {
-        let src = std::fs::read_to_string(path).map_err(|e| {
+        let src = crate::dotenv::read_regular_file(path).map_err(|e| {
             LoadError::invalid(
                 None,
                 None,
