@@ -38,16 +38,16 @@ pub fn apply(
             for (p, required, format, mark) in entries {
                 let abs = absolute(project_dir, &p, home);
                 let lookup = |k: &str| env.get(k).cloned().or_else(|| from_files.get(k).cloned());
-                match std::fs::metadata(&abs) {
-                    Err(_) if !required => {}
-                    Err(_) => {
+                match std::fs::metadata(&abs).ok().filter(|m| m.is_file()) {
+                    None if !required => {}
+                    None => {
                         return Err(LoadError::invalid(
                             Some(mark.clone()),
                             Some(format!("{path}.env_file")),
                             format!("env file {abs} not found"),
                         ));
                     }
-                    Ok(_) => {
+                    Some(_) => {
                         let vars = crate::dotenv::read_file(Path::new(&abs), &lookup)?;
                         from_files.extend(vars);
                     }

@@ -312,7 +312,7 @@ impl Ctx {
 
     /// Reads, parses and interpolates one file (no extends/include).
     pub(crate) fn read_tree(&mut self, path: &Path) -> Result<Node, LoadError> {
-        let src = std::fs::read_to_string(path).map_err(|e| {
+        let src = crate::dotenv::read_regular_file(path).map_err(|e| {
             LoadError::invalid(
                 None,
                 None,
@@ -334,6 +334,15 @@ impl Ctx {
                     None,
                     format!("top-level object must be a mapping, found {}", root.a_type_name()),
                 ));
+            }
+        }
+        // `version` is obsolete: compose warns and drops it.
+        if root.as_map_mut().and_then(|m| m.shift_remove("version")).is_some() {
+            let w = format!(
+                "{name}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"
+            );
+            if !self.warnings.contains(&w) {
+                self.warnings.push(w);
             }
         }
         if self.interpolate {
