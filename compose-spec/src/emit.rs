@@ -304,7 +304,8 @@ fn resolves_to_non_string(s: &str) -> bool {
     let lower = s.to_ascii_lowercase();
     if matches!(
         lower.as_str(),
-        "~" | "null"
+        "~" | "<<"
+            | "null"
             | "true"
             | "false"
             | "yes"
