@@ -52,11 +52,13 @@ impl Marks {
     }
 }
 
-const TOP_KEYS: &[&str] = &[
+/// Top-level keys the schema allows (besides `x-*`).
+pub const TOP_KEYS: &[&str] = &[
     "version", "name", "include", "services", "networks", "volumes", "secrets", "configs", "models",
 ];
 
-const SERVICE_KEYS: &[&str] = &[
+/// Service keys the schema allows (besides `x-*`).
+pub const SERVICE_KEYS: &[&str] = &[
     "develop",
     "deploy",
     "annotations",

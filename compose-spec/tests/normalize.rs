@@ -236,3 +236,30 @@ fn hash_is_stable_and_ignores_scale() {
     assert_ne!(h(&a), h(&c));
     assert_eq!(h(&a).len(), 64);
 }
+
+/// The key lists used for unknown-key checks match compose-spec.json.
+#[test]
+fn key_lists_match_the_schema() {
+    let mut dir = Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")));
+    let schema = loop {
+        let Some(d) = dir else { panic!("shared/conformance not found") };
+        let f = d.join("shared/conformance/compose-spec.json");
+        if f.is_file() {
+            break f;
+        }
+        dir = d.parent();
+    };
+    let text = std::fs::read_to_string(schema).unwrap_or_else(|e| panic!("{e}"));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let keys = |o: &serde_json::Value| -> std::collections::BTreeSet<String> {
+        o.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    };
+    let service = keys(&v["$defs"]["service"]["properties"]);
+    let ours: std::collections::BTreeSet<String> =
+        compose_spec::normalize::SERVICE_KEYS.iter().map(|s| s.to_string()).collect();
+    assert_eq!(ours, service);
+    let top = keys(&v["properties"]);
+    let ours: std::collections::BTreeSet<String> =
+        compose_spec::normalize::TOP_KEYS.iter().map(|s| s.to_string()).collect();
+    assert_eq!(ours, top);
+}
