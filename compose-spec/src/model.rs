@@ -190,9 +190,15 @@ pub struct Project {
     /// The compose files loaded, in order (not printed).
     #[serde(skip)]
     pub config_files: Vec<PathBuf>,
-    /// Services disabled by profiles (not printed).
+    /// Services disabled by profiles (not printed; the loader drops them, so empty for now).
     #[serde(skip)]
     pub disabled_services: Map<Service>,
+    /// The interpolation environment: process env over `.env` (not printed).
+    #[serde(skip)]
+    pub environment: Map<String>,
+    /// The active profiles (not printed).
+    #[serde(skip)]
+    pub profiles: Vec<String>,
 }
 
 /// One service, keys in compose's print order.

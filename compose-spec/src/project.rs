@@ -25,6 +25,8 @@ pub fn load_project_with(
     };
     let (mut project, marks, mut warnings) = normalize(&tree.root, &nopts)?;
     project.config_files = tree.config_files.clone();
+    project.environment = tree.environment.clone();
+    project.profiles = tree.enabled_profiles.clone();
     let mut all = tree.warnings;
     all.append(&mut warnings);
     all.extend(crate::validate::validate(&project, &marks)?);

@@ -46,6 +46,7 @@ fn reload(text: &str, project_dir: &Path, file_name: &str) -> Project {
 
 fn comparable(mut p: Project) -> Project {
     p.config_files.clear();
+    p.environment.clear();
     p
 }
 
