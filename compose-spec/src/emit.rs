@@ -35,6 +35,26 @@ pub fn to_json(p: &Project) -> String {
     out
 }
 
+/// A loaded but untyped tree (`config --no-interpolate`) as compose prints its raw model: keys
+/// sorted at every level, `name` added; JSON when `json` is set.
+pub fn tree_to_text(root: &crate::tree::Node, project_name: &str, json: bool) -> String {
+    let mut v = crate::convert::to_json(root);
+    if let J::Object(m) = &mut v {
+        m.insert("name".into(), J::String(project_name.to_string()));
+        let mut entries: Vec<(String, J)> = std::mem::take(m).into_iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        m.extend(entries);
+    }
+    let mut out = String::new();
+    if json {
+        json_value(&mut out, &v, Some(0));
+        out.push('\n');
+    } else {
+        yaml_value(&mut out, &v, 0);
+    }
+    out
+}
+
 /// Any serialisable model value as compose's YAML (used for single sections).
 pub fn value_to_yaml<T: Serialize>(v: &T) -> String {
     let v = with_json_mode(false, || serde_json::to_value(v)).unwrap_or(J::Null);
