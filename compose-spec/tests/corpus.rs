@@ -128,3 +128,22 @@ fn cli_exit_codes() {
     );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+/// `--no-interpolate` prints the merged model untyped, variables kept (as compose does).
+#[test]
+fn cli_no_interpolate_keeps_variables() {
+    let Some(bin) = berth_bin() else {
+        println!("berth binary not built; skipping");
+        return;
+    };
+    let dir = conformance_dir().join("awesome-compose/plex");
+    let out = std::process::Command::new(&bin)
+        .args(["config", "--no-interpolate"])
+        .current_dir(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("name: plex\nservices:\n"), "{text}");
+    assert!(text.contains("      - ${PLEX_MEDIA_PATH}:/media/\n"), "{text}");
+}
