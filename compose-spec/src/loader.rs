@@ -336,15 +336,6 @@ impl Ctx {
                 ));
             }
         }
-        // `version` is obsolete: compose warns and drops it.
-        if root.as_map_mut().and_then(|m| m.shift_remove("version")).is_some() {
-            let w = format!(
-                "{name}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"
-            );
-            if !self.warnings.contains(&w) {
-                self.warnings.push(w);
-            }
-        }
         if self.interpolate {
             crate::interpolate::interpolate_node(&mut root, &self.env, "", &mut self.warnings)?;
         }
