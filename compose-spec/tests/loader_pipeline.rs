@@ -377,3 +377,29 @@ fn env_file_kept_relative_without_path_resolution() {
         json!({"image": "x", "env_file": [{"path": "./a.env", "required": true}], "environment": {"A": "1"}})
     );
 }
+
+#[test]
+fn extends_paths_rebased_when_not_resolving() {
+    let d = project(&[
+        (
+            "main/compose.yaml",
+            "services:\n  webapp:\n    image: example\n    extends:\n      file: ../commons/compose.yaml\n      service: base\n",
+        ),
+        (
+            "commons/compose.yaml",
+            "services:\n  base:\n    env_file: ./container.env\n    volumes: [\"./data:/data\", \"/abs:/abs\"]\n",
+        ),
+        ("commons/container.env", "A=1\n"),
+    ]);
+    let mut o = opts(&d.path().join("main"), &[]);
+    o.resolve_paths = false;
+    assert_eq!(
+        service(&load_ok(&o), "webapp"),
+        json!({
+            "env_file": [{"path": "../commons/container.env", "required": true}],
+            "volumes": ["../commons/data:/data", "/abs:/abs"],
+            "image": "example",
+            "environment": {"A": "1"}
+        })
+    );
+}
