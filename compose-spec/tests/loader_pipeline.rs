@@ -297,7 +297,7 @@ fn env_file_forms_and_precedence() {
 #[test]
 fn paths_resolved_or_kept() {
     let src = "services:\n  s:\n    build:\n      context: ./app\n      dockerfile: ../Dockerfile\n    volumes:\n      - ./data:/data:ro\n      - named:/n\n      - ~/cache:/cache\n      - type: bind\n        source: ./b\n        target: /b\n  r:\n    build: https://github.com/x/y.git\n    label_file: ./labels\nconfigs:\n  c:\n    file: ./c.txt\nsecrets:\n  k:\n    file: k.txt\n";
-    let d = project(&[("compose.yaml", src)]);
+    let d = project(&[("compose.yaml", src), ("labels", "a=b\n")]);
     let t = load_ok(&opts(d.path(), &[("HOME", "/home/u")]));
     let p = |x: &str| s(d.path().join(x));
     assert_eq!(
@@ -310,7 +310,7 @@ fn paths_resolved_or_kept() {
     );
     assert_eq!(
         service(&t, "r"),
-        json!({"build": "https://github.com/x/y.git", "label_file": p("labels")})
+        json!({"build": "https://github.com/x/y.git", "label_file": p("labels"), "labels": {"a": "b"}})
     );
     assert_eq!(json(&t)["configs"]["c"]["file"], json!(p("c.txt")));
     assert_eq!(json(&t)["secrets"]["k"]["file"], json!(p("k.txt")));
@@ -401,5 +401,22 @@ fn extends_paths_rebased_when_not_resolving() {
             "image": "example",
             "environment": {"A": "1"}
         })
+    );
+}
+
+#[test]
+fn label_files_feed_labels() {
+    let d = project(&[
+        (
+            "compose.yaml",
+            "services:\n  s:\n    image: x\n    label_file: [./a.labels, ./b.labels]\n    labels:\n      - keep=declared\n",
+        ),
+        ("a.labels", "com.example.a=1\nkeep=file\n"),
+        ("b.labels", "com.example.b=${B:-dflt}\n"),
+    ]);
+    let t = load_ok(&opts(d.path(), &[]));
+    assert_eq!(
+        service(&t, "s")["labels"],
+        json!({"com.example.a": "1", "keep": "declared", "com.example.b": "dflt"})
     );
 }
