@@ -251,6 +251,7 @@ fn profiles_docs_example() {
     };
     let t = load_ok(&opts(d.path(), &[]));
     assert_eq!(names(&t), ["backend", "db"]);
+    assert_eq!(t.disabled_services, ["frontend", "phpmyadmin"]);
     let mut o = opts(d.path(), &[]);
     o.profiles = vec!["debug".into()];
     let t = load_ok(&o);
