@@ -251,6 +251,7 @@ fn profiles_docs_example() {
     };
     let t = load_ok(&opts(d.path(), &[]));
     assert_eq!(names(&t), ["backend", "db"]);
+    assert_eq!(t.disabled_services, ["frontend", "phpmyadmin"]);
     let mut o = opts(d.path(), &[]);
     o.profiles = vec!["debug".into()];
     let t = load_ok(&o);
@@ -297,7 +298,7 @@ fn env_file_forms_and_precedence() {
 #[test]
 fn paths_resolved_or_kept() {
     let src = "services:\n  s:\n    build:\n      context: ./app\n      dockerfile: ../Dockerfile\n    volumes:\n      - ./data:/data:ro\n      - named:/n\n      - ~/cache:/cache\n      - type: bind\n        source: ./b\n        target: /b\n  r:\n    build: https://github.com/x/y.git\n    label_file: ./labels\nconfigs:\n  c:\n    file: ./c.txt\nsecrets:\n  k:\n    file: k.txt\n";
-    let d = project(&[("compose.yaml", src)]);
+    let d = project(&[("compose.yaml", src), ("labels", "a=b\n")]);
     let t = load_ok(&opts(d.path(), &[("HOME", "/home/u")]));
     let p = |x: &str| s(d.path().join(x));
     assert_eq!(
@@ -310,7 +311,7 @@ fn paths_resolved_or_kept() {
     );
     assert_eq!(
         service(&t, "r"),
-        json!({"build": "https://github.com/x/y.git", "label_file": p("labels")})
+        json!({"build": "https://github.com/x/y.git", "label_file": p("labels"), "labels": {"a": "b"}})
     );
     assert_eq!(json(&t)["configs"]["c"]["file"], json!(p("c.txt")));
     assert_eq!(json(&t)["secrets"]["k"]["file"], json!(p("k.txt")));
@@ -375,5 +376,48 @@ fn env_file_kept_relative_without_path_resolution() {
     assert_eq!(
         service(&load_ok(&o), "s"),
         json!({"image": "x", "env_file": [{"path": "./a.env", "required": true}], "environment": {"A": "1"}})
+    );
+}
+
+#[test]
+fn extends_paths_rebased_when_not_resolving() {
+    let d = project(&[
+        (
+            "main/compose.yaml",
+            "services:\n  webapp:\n    image: example\n    extends:\n      file: ../commons/compose.yaml\n      service: base\n",
+        ),
+        (
+            "commons/compose.yaml",
+            "services:\n  base:\n    env_file: ./container.env\n    volumes: [\"./data:/data\", \"/abs:/abs\"]\n",
+        ),
+        ("commons/container.env", "A=1\n"),
+    ]);
+    let mut o = opts(&d.path().join("main"), &[]);
+    o.resolve_paths = false;
+    assert_eq!(
+        service(&load_ok(&o), "webapp"),
+        json!({
+            "env_file": [{"path": "../commons/container.env", "required": true}],
+            "volumes": ["../commons/data:/data", "/abs:/abs"],
+            "image": "example",
+            "environment": {"A": "1"}
+        })
+    );
+}
+
+#[test]
+fn label_files_feed_labels() {
+    let d = project(&[
+        (
+            "compose.yaml",
+            "services:\n  s:\n    image: x\n    label_file: [./a.labels, ./b.labels]\n    labels:\n      - keep=declared\n",
+        ),
+        ("a.labels", "com.example.a=1\nkeep=file\n"),
+        ("b.labels", "com.example.b=${B:-dflt}\n"),
+    ]);
+    let t = load_ok(&opts(d.path(), &[]));
+    assert_eq!(
+        service(&t, "s")["labels"],
+        json!({"com.example.a": "1", "keep": "declared", "com.example.b": "dflt"})
     );
 }
