@@ -421,3 +421,44 @@ fn label_files_feed_labels() {
         json!({"com.example.a": "1", "keep": "declared", "com.example.b": "dflt"})
     );
 }
+
+#[test]
+fn dash_p_is_visible_to_interpolation() {
+    let d = project(&[(
+        "compose.yaml",
+        "services:\n  s:\n    container_name: ${COMPOSE_PROJECT_NAME}-s\n",
+    )]);
+    let mut o = opts(d.path(), &[]);
+    o.project_name = Some("demo".into());
+    let t = load_ok(&o);
+    assert_eq!(service(&t, "s"), json!({"container_name": "demo-s"}));
+    assert!(t.warnings.is_empty());
+}
+
+#[test]
+fn override_file_in_another_directory_uses_the_project_directory() {
+    let d = project(&[
+        ("app/compose.yaml", "services:\n  s:\n    image: x\n"),
+        (
+            "overrides/dev.yaml",
+            "services:\n  s:\n    volumes: [\"./src:/src\"]\n    extends:\n      file: base.yaml\n      service: b\n",
+        ),
+        ("overrides/base.yaml", "services:\n  b:\n    env_file: b.env\n"),
+        ("overrides/b.env", "B=1\n"),
+    ]);
+    let mut o = opts(d.path(), &[]);
+    o.files = vec!["app/compose.yaml".into(), "overrides/dev.yaml".into()];
+    let t = load_ok(&o);
+    assert_eq!(t.project_dir, d.path().join("app"));
+    assert_eq!(
+        service(&t, "s"),
+        json!({
+            "image": "x",
+            // Paths in override files are relative to the project directory...
+            "volumes": [format!("{}:/src", s(d.path().join("app/src")))],
+            // ...but an extended file's paths stay relative to that file.
+            "env_file": [{"path": s(d.path().join("overrides/b.env")), "required": true}],
+            "environment": {"B": "1"}
+        })
+    );
+}
