@@ -1,6 +1,7 @@
 //! `extends`: a service inherits another service's definition, from the same file or from
 //! `file:`, recursively, with cycle detection. The base is merged under the extending service
 //! with the file merge rules; paths of a base from another file are made relative to that file.
+//! `depends_on` and `volumes_from` of the base are not inherited.
 
 use std::path::{Path, PathBuf};
 
@@ -136,13 +137,22 @@ fn resolve_service(
             }
             let mut base = resolve_service(&other_services, &other, &base_name, stack, ctx)?;
             strip_tags(&mut base);
+            let other_dir = other.parent().map(Path::to_path_buf).unwrap_or_default();
             if ctx.resolve_paths {
-                let other_dir = other.parent().map(Path::to_path_buf).unwrap_or_default();
                 crate::paths::resolve_service(&mut base, &other_dir, ctx.home.as_deref());
+            } else {
+                // Keep paths relative, but relative to this file's directory (as compose prints).
+                crate::paths::rebase_service(&mut base, &other_dir, &dir);
             }
             base
         }
     };
     stack.pop();
+    // Dependencies on other services are never inherited (compose-spec "extends" restrictions).
+    let mut base = base;
+    if let Some(m) = base.as_map_mut() {
+        m.shift_remove("depends_on");
+        m.shift_remove("volumes_from");
+    }
     merge_service(base, svc, name)
 }

@@ -170,6 +170,13 @@ fn negative_table() {
             "compose.yaml:4:15: services.web.env_file: env file <dir>/web.env not found",
             Invalid,
         ),
+        // label_file missing.
+        (
+            &[("compose.yaml", "services:\n  web:\n    image: x\n    label_file: nope.labels\n")],
+            &[],
+            "compose.yaml:4:17: services.web.label_file: label file <dir>/nope.labels not found",
+            Invalid,
+        ),
         // Not a mapping at the top.
         (
             &[("compose.yaml", "- a\n- b\n")],
@@ -236,5 +243,25 @@ fn missing_env_file_option() {
     assert_eq!(
         e.to_string(),
         format!("couldn't find env file: {}", d.path().join("nope.env").display())
+    );
+}
+
+#[test]
+fn devices_and_directories_are_not_read() {
+    let d = project(&[(
+        "compose.yaml",
+        "services:\n  a:\n    extends:\n      file: /dev/zero\n      service: x\n",
+    )]);
+    let e = load_err(&opts(d.path(), &[]));
+    assert_eq!(
+        e.to_string(),
+        "compose.yaml:4:7: services.a.extends: cannot read /dev/zero: not a regular file"
+    );
+    let d =
+        project(&[("compose.yaml", "services:\n  a:\n    image: x\n    env_file: /dev/zero\n")]);
+    let e = load_err(&opts(d.path(), &[]));
+    assert_eq!(
+        e.to_string(),
+        "compose.yaml:4:15: services.a.env_file: env file /dev/zero not found"
     );
 }

@@ -104,6 +104,8 @@ fn dotenv_and_process_environment_precedence() {
     o.env_files = vec!["custom.env".into()];
     let t = load_ok(&o);
     assert_eq!(service(&t, "s")["image"], json!("from-custom-none"));
+    let t = load_ok(&opts(d.path(), &[("COMPOSE_ENV_FILES", "custom.env,.env")]));
+    assert_eq!(service(&t, "s")["image"], json!("from-dotenv-from-dotenv"));
 }
 
 #[test]
@@ -181,7 +183,7 @@ fn extends_relative_paths_point_into_the_other_directory() {
 fn extends_merge_rules_and_reset() {
     let d = project(&[(
         "compose.yaml",
-        "services:\n  base:\n    image: b\n    command: [a, b]\n    ports: [\"1:1\"]\n    labels: {x: \"1\"}\n  child:\n    extends: base\n    command: c\n    ports: !reset []\n    labels: {y: \"2\"}\n",
+        "services:\n  base:\n    image: b\n    command: [a, b]\n    depends_on: [db]\n    volumes_from: [db]\n    ports: [\"1:1\"]\n    labels: {x: \"1\"}\n  db:\n    image: db\n  child:\n    extends: base\n    command: c\n    ports: !reset []\n    labels: {y: \"2\"}\n",
     )]);
     let t = load_ok(&opts(d.path(), &[]));
     assert_eq!(
@@ -249,6 +251,7 @@ fn profiles_docs_example() {
     };
     let t = load_ok(&opts(d.path(), &[]));
     assert_eq!(names(&t), ["backend", "db"]);
+    assert_eq!(t.disabled_services, ["frontend", "phpmyadmin"]);
     let mut o = opts(d.path(), &[]);
     o.profiles = vec!["debug".into()];
     let t = load_ok(&o);
@@ -295,7 +298,7 @@ fn env_file_forms_and_precedence() {
 #[test]
 fn paths_resolved_or_kept() {
     let src = "services:\n  s:\n    build:\n      context: ./app\n      dockerfile: ../Dockerfile\n    volumes:\n      - ./data:/data:ro\n      - named:/n\n      - ~/cache:/cache\n      - type: bind\n        source: ./b\n        target: /b\n  r:\n    build: https://github.com/x/y.git\n    label_file: ./labels\nconfigs:\n  c:\n    file: ./c.txt\nsecrets:\n  k:\n    file: k.txt\n";
-    let d = project(&[("compose.yaml", src)]);
+    let d = project(&[("compose.yaml", src), ("labels", "a=b\n")]);
     let t = load_ok(&opts(d.path(), &[("HOME", "/home/u")]));
     let p = |x: &str| s(d.path().join(x));
     assert_eq!(
@@ -308,7 +311,7 @@ fn paths_resolved_or_kept() {
     );
     assert_eq!(
         service(&t, "r"),
-        json!({"build": "https://github.com/x/y.git", "label_file": p("labels")})
+        json!({"build": "https://github.com/x/y.git", "label_file": p("labels"), "labels": {"a": "b"}})
     );
     assert_eq!(json(&t)["configs"]["c"]["file"], json!(p("c.txt")));
     assert_eq!(json(&t)["secrets"]["k"]["file"], json!(p("k.txt")));
@@ -317,6 +320,7 @@ fn paths_resolved_or_kept() {
     o.resolve_paths = false;
     let t = load_ok(&o);
     assert_eq!(service(&t, "s")["build"]["context"], json!("./app"));
+    assert_eq!(service(&t, "r")["label_file"], json!("./labels"));
     assert_eq!(json(&t)["configs"]["c"]["file"], json!("./c.txt"));
 }
 
@@ -345,5 +349,116 @@ fn yaml_fragments_docs_example() {
     assert_eq!(
         service(&t, "frontend")["environment"],
         json!({"FOO": "BAR", "ZOT": "QUIX", "KEY": "VALUE", "YET_ANOTHER": "VARIABLE"})
+    );
+}
+
+#[test]
+fn extends_an_included_service() {
+    let d = project(&[
+        (
+            "compose.yaml",
+            "include:\n  - lib/base.yaml\nservices:\n  app:\n    extends: base\n    image: app\n",
+        ),
+        ("lib/base.yaml", "services:\n  base:\n    image: base\n    build: ./ctx\n"),
+    ]);
+    let t = load_ok(&opts(d.path(), &[]));
+    assert_eq!(service(&t, "app"), json!({"image": "app", "build": s(d.path().join("lib/ctx"))}));
+}
+
+#[test]
+fn env_file_kept_relative_without_path_resolution() {
+    let d = project(&[
+        ("compose.yaml", "services:\n  s:\n    image: x\n    env_file: ./a.env\n"),
+        ("a.env", "A=1\n"),
+    ]);
+    let mut o = opts(d.path(), &[]);
+    o.resolve_paths = false;
+    assert_eq!(
+        service(&load_ok(&o), "s"),
+        json!({"image": "x", "env_file": [{"path": "./a.env", "required": true}], "environment": {"A": "1"}})
+    );
+}
+
+#[test]
+fn extends_paths_rebased_when_not_resolving() {
+    let d = project(&[
+        (
+            "main/compose.yaml",
+            "services:\n  webapp:\n    image: example\n    extends:\n      file: ../commons/compose.yaml\n      service: base\n",
+        ),
+        (
+            "commons/compose.yaml",
+            "services:\n  base:\n    env_file: ./container.env\n    volumes: [\"./data:/data\", \"/abs:/abs\"]\n",
+        ),
+        ("commons/container.env", "A=1\n"),
+    ]);
+    let mut o = opts(&d.path().join("main"), &[]);
+    o.resolve_paths = false;
+    assert_eq!(
+        service(&load_ok(&o), "webapp"),
+        json!({
+            "env_file": [{"path": "../commons/container.env", "required": true}],
+            "volumes": ["../commons/data:/data", "/abs:/abs"],
+            "image": "example",
+            "environment": {"A": "1"}
+        })
+    );
+}
+
+#[test]
+fn label_files_feed_labels() {
+    let d = project(&[
+        (
+            "compose.yaml",
+            "services:\n  s:\n    image: x\n    label_file: [./a.labels, ./b.labels]\n    labels:\n      - keep=declared\n",
+        ),
+        ("a.labels", "com.example.a=1\nkeep=file\n"),
+        ("b.labels", "com.example.b=${B:-dflt}\n"),
+    ]);
+    let t = load_ok(&opts(d.path(), &[]));
+    assert_eq!(
+        service(&t, "s")["labels"],
+        json!({"com.example.a": "1", "keep": "declared", "com.example.b": "dflt"})
+    );
+}
+
+#[test]
+fn dash_p_is_visible_to_interpolation() {
+    let d = project(&[(
+        "compose.yaml",
+        "services:\n  s:\n    container_name: ${COMPOSE_PROJECT_NAME}-s\n",
+    )]);
+    let mut o = opts(d.path(), &[]);
+    o.project_name = Some("demo".into());
+    let t = load_ok(&o);
+    assert_eq!(service(&t, "s"), json!({"container_name": "demo-s"}));
+    assert!(t.warnings.is_empty());
+}
+
+#[test]
+fn override_file_in_another_directory_uses_the_project_directory() {
+    let d = project(&[
+        ("app/compose.yaml", "services:\n  s:\n    image: x\n"),
+        (
+            "overrides/dev.yaml",
+            "services:\n  s:\n    volumes: [\"./src:/src\"]\n    extends:\n      file: base.yaml\n      service: b\n",
+        ),
+        ("overrides/base.yaml", "services:\n  b:\n    env_file: b.env\n"),
+        ("overrides/b.env", "B=1\n"),
+    ]);
+    let mut o = opts(d.path(), &[]);
+    o.files = vec!["app/compose.yaml".into(), "overrides/dev.yaml".into()];
+    let t = load_ok(&o);
+    assert_eq!(t.project_dir, d.path().join("app"));
+    assert_eq!(
+        service(&t, "s"),
+        json!({
+            "image": "x",
+            // Paths in override files are relative to the project directory...
+            "volumes": [format!("{}:/src", s(d.path().join("app/src")))],
+            // ...but an extended file's paths stay relative to that file.
+            "env_file": [{"path": s(d.path().join("overrides/b.env")), "required": true}],
+            "environment": {"B": "1"}
+        })
     );
 }
