@@ -67,8 +67,9 @@ pub fn parse_documents(source: &str, file: Arc<str>) -> Result<Vec<Node>, LoadEr
 struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     file: Arc<str>,
-    /// Anchor id -> finished node (and its node count, for the alias budget).
-    anchors: HashMap<usize, (Node, usize)>,
+    /// Anchor id -> finished node, its node count (for the alias budget) and its height (so
+    /// aliases cannot nest deeper than the limit).
+    anchors: HashMap<usize, (Node, usize, usize)>,
     alias_nodes: usize,
 }
 
@@ -126,13 +127,20 @@ impl<'a> Builder<'a> {
         let mark = self.mark(&span);
         match ev {
             Event::Alias(id) => {
-                let Some((node, count)) = self.anchors.get(&id) else {
+                let Some((node, count, height)) = self.anchors.get(&id) else {
                     return Err(self.err(
                         &span,
                         path,
                         "alias refers to an anchor that is not complete",
                     ));
                 };
+                if depth + height > MAX_DEPTH {
+                    return Err(self.err(
+                        &span,
+                        path,
+                        format!("nesting deeper than {MAX_DEPTH} levels"),
+                    ));
+                }
                 self.alias_nodes = self.alias_nodes.saturating_add(*count);
                 if self.alias_nodes > MAX_ALIAS_NODES {
                     return Err(self.err(&span, path, "too many nodes produced by aliases"));
@@ -256,7 +264,7 @@ impl<'a> Builder<'a> {
     fn anchor(&mut self, anchor: usize, node: &Node) {
         if anchor > 0 {
             let count = count_nodes(node);
-            self.anchors.insert(anchor, (node.clone(), count));
+            self.anchors.insert(anchor, (node.clone(), count, height(node)));
         }
     }
 
@@ -346,6 +354,15 @@ fn key_string(n: &Node) -> Option<String> {
         Value::Null => "null".to_string(),
         Value::Seq(_) | Value::Map(_) => return None,
     })
+}
+
+/// Levels of nesting below `n` (a scalar is 0).
+fn height(n: &Node) -> usize {
+    match &n.value {
+        Value::Seq(s) => s.iter().map(height).max().unwrap_or(0) + 1,
+        Value::Map(m) => m.values().map(|(_, v)| height(v)).max().unwrap_or(0) + 1,
+        _ => 0,
+    }
 }
 
 fn count_nodes(n: &Node) -> usize {

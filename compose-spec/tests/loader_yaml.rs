@@ -204,3 +204,13 @@ fn common_compose_idioms() {
     let n = ok("x: &a {k: 1}\ny: {<<: *a, z: 2}\n");
     assert_eq!(keys(at(&n, &["y"])), ["k", "z"]);
 }
+
+#[test]
+fn nesting_through_aliases_is_bounded() {
+    let mut src = String::from("a0: &a0 [x]\n");
+    for i in 1..400 {
+        src.push_str(&format!("a{i}: &a{i} [*a{}]\n", i - 1));
+    }
+    let e = err(&src);
+    assert!(e.message.contains("nesting deeper than 200 levels"), "{e}");
+}
