@@ -327,3 +327,12 @@ fn pax_xattrs_allowed_ones_only() {
     assert_eq!(&buf[..n], b"hello");
     assert!(rustix::fs::lgetxattr(&f, "trusted.overlay.redirect", &mut buf[..]).is_err());
 }
+
+#[test]
+fn whiteouts_of_dot_names_are_refused() {
+    let (t, s) = store();
+    for name in ["sub/.wh..", "sub/.wh...", ".wh."] {
+        let tar = layer(&[E::File("sub/keep", "k", 0o644), E::File(name, "", 0o644)]);
+        assert_refused(&s, &t, tar, "whiteout of an invalid name");
+    }
+}

@@ -276,6 +276,10 @@ pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageEr
             continue; // aufs bookkeeping (.wh..wh.plnk etc.), meaningless here
         }
         if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            // `.wh.` + "", "." or ".." would name the directory itself or its parent.
+            if hidden.is_empty() || hidden == b"." || hidden == b".." {
+                return Err(unsafe_entry(&raw_path, "whiteout of an invalid name"));
+            }
             let hidden = OsStr::from_bytes(hidden);
             let hidden_full = full.with_file_name(hidden);
             remove_existing(&parent, hidden, &hidden_full)
