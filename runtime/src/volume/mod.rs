@@ -361,7 +361,27 @@ impl VolumeStore {
             report.space_reclaimed += self.remove_locked(&v.name, true, in_use)?;
             report.volumes_deleted.push(v.name);
         }
+        self.clean_debris();
         Ok(report)
+    }
+
+    /// Removes `.tmp-<pid>-*` / `.trash-<pid>-*` left by processes that died mid-create/remove.
+    fn clean_debris(&self) {
+        let Ok(rd) = fs::read_dir(&self.dir) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(rest) = name.strip_prefix(".tmp-").or_else(|| name.strip_prefix(".trash-"))
+            else {
+                continue;
+            };
+            let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && pid != std::process::id()
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     /// Copies `path` of `image` into the volume when the volume was never populated and its
