@@ -336,3 +336,14 @@ fn whiteouts_of_dot_names_are_refused() {
         assert_refused(&s, &t, tar, "whiteout of an invalid name");
     }
 }
+
+#[test]
+fn directory_later_replaced_by_symlink() {
+    let (t, s) = store();
+    let tar =
+        layer(&[E::Dir("d"), E::Dir("d/sub"), E::File("d/sub/f", "x", 0o644), E::Sym("d", "/etc")]);
+    s.import(Cursor::new(tar), Some("replaced"), &[]).unwrap();
+    let l = &s.resolve("replaced").unwrap().layers[0];
+    assert_eq!(fs::read_link(l.join("d")).unwrap(), Path::new("/etc"));
+    drop(t);
+}

@@ -452,7 +452,8 @@ pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageEr
             None => rustix::io::dup(&root_fd).map_err(|e| entry_err(dest, "dup", e))?,
             Some((name, parents)) => {
                 let path: PathBuf = comps.iter().collect();
-                let p = open_parents(&root_fd, parents, false, &path)?;
+                // A later entry may have replaced a parent (e.g. by a symlink): nothing to do.
+                let Ok(p) = open_parents(&root_fd, parents, false, &path) else { continue };
                 match open_dir_at(&p, name) {
                     Ok(fd) => fd,
                     Err(_) => continue, // replaced by a later entry
