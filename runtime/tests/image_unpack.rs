@@ -347,3 +347,30 @@ fn directory_later_replaced_by_symlink() {
     assert_eq!(fs::read_link(l.join("d")).unwrap(), Path::new("/etc"));
     drop(t);
 }
+
+#[test]
+fn copy_path_follows_symlinks_inside_the_image() {
+    if !require_root() {
+        return;
+    }
+    let (t, s) = store();
+    let tar = layer(&[
+        E::File("run/data/x", "x", 0o644),
+        E::Sym("var/run", "/run"),
+        E::File("b/c/f", "f", 0o644),
+        E::Sym("a", "b/../b/c"),
+        E::Sym("loop1", "loop2"),
+        E::Sym("loop2", "loop1"),
+        E::Sym("out", "../../../../run"),
+    ]);
+    s.import(Cursor::new(tar), Some("links"), &[]).unwrap();
+    for (path, file) in [("/var/run/data", "x"), ("/a", "f"), ("/out/data", "x")] {
+        let dest = t.path().join(format!("d{}", path.replace('/', "_")));
+        fs::create_dir(&dest).unwrap();
+        assert!(s.copy_path_from_image("links", path, &dest).unwrap(), "{path}");
+        assert!(dest.join(file).is_file(), "{path}");
+    }
+    let dest = t.path().join("loop");
+    fs::create_dir(&dest).unwrap();
+    assert!(!s.copy_path_from_image("links", "/loop1", &dest).unwrap());
+}
