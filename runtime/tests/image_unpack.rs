@@ -374,3 +374,44 @@ fn copy_path_follows_symlinks_inside_the_image() {
     fs::create_dir(&dest).unwrap();
     assert!(!s.copy_path_from_image("links", "/loop1", &dest).unwrap());
 }
+
+#[test]
+fn corrupted_tars_fail_cleanly() {
+    let (t, s) = store();
+    let base = layer(&[
+        E::Dir("d"),
+        E::File("d/f", "hello world", 0o644),
+        E::Sym("d/l", "f"),
+        E::Hard("d/h", "d/f"),
+        E::File("top", "x", 0o755),
+    ]);
+    // A small deterministic generator: flip bytes of headers and data, or cut the stream.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for i in 0..120 {
+        let mut tar = base.clone();
+        if i % 4 == 3 {
+            let cut = (next() as usize) % tar.len();
+            tar.truncate(cut);
+        } else {
+            for _ in 0..(1 + next() % 4) {
+                let pos = (next() as usize) % 2560;
+                tar[pos] = next() as u8;
+            }
+        }
+        // Must return (Ok or a typed error), never panic.
+        let _ = s.import(Cursor::new(tar), Some(&format!("fuzz:{i}")), &[]);
+    }
+    assert_eq!(fs::read_dir(t.path().join("state/images/tmp")).unwrap().count(), 0);
+    // Nothing was written beside the state root.
+    let names: Vec<String> = fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, vec!["state"]);
+}
