@@ -115,6 +115,15 @@ pub fn load_tree(opts: &LoadOptions) -> Result<LoadedTree, LoadError> {
     let combined = overlay(&dotenv, process_env);
 
     let sources = discovery::find_files(&cwd, &opts.files, &combined)?;
+    let searched =
+        opts.files.is_empty() && combined.get("COMPOSE_FILE").is_none_or(|s| s.is_empty());
+    let mut discovery_warnings = Vec::new();
+    if searched
+        && let Some(Source::File(first)) = sources.first()
+        && let Some(dir) = first.parent()
+    {
+        discovery_warnings = discovery::multiple_defaults_warnings(dir);
+    }
     let project_dir = match &given_project_dir {
         Some(d) => d.clone(),
         None => sources
@@ -152,7 +161,7 @@ pub fn load_tree(opts: &LoadOptions) -> Result<LoadedTree, LoadError> {
         interpolate: opts.interpolate,
         resolve_paths: opts.resolve_paths,
         home: process_env.get("HOME").cloned(),
-        warnings: Vec::new(),
+        warnings: discovery_warnings,
         stdin: opts.stdin.clone(),
         working_dir: cwd.clone(),
     };

@@ -15,6 +15,14 @@ fn discovery_prefers_compose_yaml_and_searches_upward() {
     ]);
     let t = load_ok(&opts(&d.path().join("sub/deeper"), &[]));
     assert_eq!(t.config_files, vec![d.path().join("compose.yaml")]);
+    let (a, b) = (s(d.path().join("compose.yaml")), s(d.path().join("docker-compose.yml")));
+    assert_eq!(
+        t.warnings,
+        [
+            format!("Found multiple config files with supported names: {a}, {b}"),
+            format!("Using {a}")
+        ]
+    );
     assert_eq!(t.project_dir, d.path());
     assert!(json(&t)["services"].get("a").is_some());
 }
