@@ -152,8 +152,9 @@ pub fn load_tree(opts: &LoadOptions) -> Result<LoadedTree, LoadError> {
     {
         return Err(discovery::invalid_project_name(n, ErrorKind::Invalid));
     }
-    if let Some(p) = opts.project_name.clone().or(name_from_env.clone()) {
-        env.entry("COMPOSE_PROJECT_NAME".to_string()).or_insert(p);
+    // `-p` is visible to interpolation as `COMPOSE_PROJECT_NAME` (and wins over the variable).
+    if let Some(p) = &opts.project_name {
+        env.insert("COMPOSE_PROJECT_NAME".to_string(), p.clone());
     }
 
     let mut ctx = Ctx {

@@ -436,7 +436,7 @@ fn dash_p_is_visible_to_interpolation() {
         "compose.yaml",
         "services:\n  s:\n    container_name: ${COMPOSE_PROJECT_NAME}-s\n",
     )]);
-    let mut o = opts(d.path(), &[]);
+    let mut o = opts(d.path(), &[("COMPOSE_PROJECT_NAME", "other")]);
     o.project_name = Some("demo".into());
     let t = load_ok(&o);
     assert_eq!(service(&t, "s"), json!({"container_name": "demo-s"}));
