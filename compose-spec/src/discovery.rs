@@ -90,6 +90,23 @@ pub fn find_files(
     })
 }
 
+/// Compose's warnings when `dir` holds more than one default file name (the first is used).
+pub fn multiple_defaults_warnings(dir: &Path) -> Vec<String> {
+    let found: Vec<String> = DEFAULT_FILES
+        .iter()
+        .map(|n| dir.join(n))
+        .filter(|p| p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    match found.first() {
+        Some(first) if found.len() > 1 => vec![
+            format!("Found multiple config files with supported names: {}", found.join(", ")),
+            format!("Using {first}"),
+        ],
+        _ => Vec::new(),
+    }
+}
+
 /// Whether `name` is a valid project name (`[a-z0-9][a-z0-9_-]*`).
 pub fn is_valid_project_name(name: &str) -> bool {
     let mut chars = name.chars();

@@ -115,6 +115,15 @@ pub fn load_tree(opts: &LoadOptions) -> Result<LoadedTree, LoadError> {
     let combined = overlay(&dotenv, process_env);
 
     let sources = discovery::find_files(&cwd, &opts.files, &combined)?;
+    let searched =
+        opts.files.is_empty() && combined.get("COMPOSE_FILE").is_none_or(|s| s.is_empty());
+    let mut discovery_warnings = Vec::new();
+    if searched
+        && let Some(Source::File(first)) = sources.first()
+        && let Some(dir) = first.parent()
+    {
+        discovery_warnings = discovery::multiple_defaults_warnings(dir);
+    }
     let project_dir = match &given_project_dir {
         Some(d) => d.clone(),
         None => sources
@@ -143,8 +152,9 @@ pub fn load_tree(opts: &LoadOptions) -> Result<LoadedTree, LoadError> {
     {
         return Err(discovery::invalid_project_name(n, ErrorKind::Invalid));
     }
-    if let Some(p) = opts.project_name.clone().or(name_from_env.clone()) {
-        env.entry("COMPOSE_PROJECT_NAME".to_string()).or_insert(p);
+    // `-p` is visible to interpolation as `COMPOSE_PROJECT_NAME` (and wins over the variable).
+    if let Some(p) = &opts.project_name {
+        env.insert("COMPOSE_PROJECT_NAME".to_string(), p.clone());
     }
 
     let mut ctx = Ctx {
@@ -152,7 +162,7 @@ pub fn load_tree(opts: &LoadOptions) -> Result<LoadedTree, LoadError> {
         interpolate: opts.interpolate,
         resolve_paths: opts.resolve_paths,
         home: process_env.get("HOME").cloned(),
-        warnings: Vec::new(),
+        warnings: discovery_warnings,
         stdin: opts.stdin.clone(),
         working_dir: cwd.clone(),
     };

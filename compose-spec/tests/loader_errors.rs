@@ -80,8 +80,6 @@ fn negative_table() {
             "compose.yaml:4:7: services.web.labels.${}: invalid interpolation format \"${}\": you may need to escape any $ with another $",
             Invalid,
         ),
-        // No compose file.
-        (&[("README.md", "hi")], &[], "no configuration file provided: not found", NotFound),
         // Invalid project names from the variable and from `name:`.
         (
             &[("compose.yaml", "services: {}\n")],
@@ -264,4 +262,23 @@ fn devices_and_directories_are_not_read() {
         e.to_string(),
         "compose.yaml:4:15: services.a.env_file: env file /dev/zero not found"
     );
+}
+
+#[test]
+fn no_compose_file_is_not_found() {
+    let d = project(&[("README.md", "hi")]);
+    // The search goes upward: a compose file left in a parent (e.g. /tmp) would be found.
+    let stray = d
+        .path()
+        .ancestors()
+        .skip(1)
+        .any(|a| compose_spec::discovery::DEFAULT_FILES.iter().any(|n| a.join(n).is_file()));
+    if stray {
+        eprintln!("skipped: a parent of {} holds a compose file", d.path().display());
+        return;
+    }
+    let e = load_err(&opts(d.path(), &[]));
+    assert_eq!(e.to_string(), "no configuration file provided: not found");
+    assert_eq!(e.kind, ErrorKind::NotFound);
+    assert_eq!(e.exit_code(), 14);
 }

@@ -15,6 +15,14 @@ fn discovery_prefers_compose_yaml_and_searches_upward() {
     ]);
     let t = load_ok(&opts(&d.path().join("sub/deeper"), &[]));
     assert_eq!(t.config_files, vec![d.path().join("compose.yaml")]);
+    let (a, b) = (s(d.path().join("compose.yaml")), s(d.path().join("docker-compose.yml")));
+    assert_eq!(
+        t.warnings,
+        [
+            format!("Found multiple config files with supported names: {a}, {b}"),
+            format!("Using {a}")
+        ]
+    );
     assert_eq!(t.project_dir, d.path());
     assert!(json(&t)["services"].get("a").is_some());
 }
@@ -428,7 +436,7 @@ fn dash_p_is_visible_to_interpolation() {
         "compose.yaml",
         "services:\n  s:\n    container_name: ${COMPOSE_PROJECT_NAME}-s\n",
     )]);
-    let mut o = opts(d.path(), &[]);
+    let mut o = opts(d.path(), &[("COMPOSE_PROJECT_NAME", "other")]);
     o.project_name = Some("demo".into());
     let t = load_ok(&o);
     assert_eq!(service(&t, "s"), json!({"container_name": "demo-s"}));
