@@ -34,14 +34,17 @@ fn env_user_groups_and_workdir() {
     if !berth_testsupport::require_root() {
         return;
     }
-    let mut s =
-        spec(&["sh", "-c", "echo $FOO; id; pwd; touch ./f 2>/dev/null && echo writable; true"]);
+    let mut s = spec(&[
+        "sh",
+        "-c",
+        "echo $FOO; id; pwd; touch ./f 2>/dev/null && echo writable; umask; cat /proc/self/oom_score_adj",
+    ]);
     with_process(&mut s, |p| {
         let mut env = p.env().clone().unwrap_or_default();
         env.push("FOO=bar baz".into());
-        p.set_env(Some(env)).set_cwd("/home/app/new/dir".into());
+        p.set_env(Some(env)).set_cwd("/home/app/new/dir".into()).set_oom_score_adj(Some(500));
         let mut u = p.user().clone();
-        u.set_uid(1000).set_gid(1000).set_additional_gids(Some(vec![50]));
+        u.set_uid(1000).set_gid(1000).set_additional_gids(Some(vec![50])).set_umask(Some(0o077));
         p.set_user(u);
     });
     let (code, out, err) = run(s);
@@ -51,7 +54,7 @@ fn env_user_groups_and_workdir() {
     assert_eq!(lines[1], "uid=1000(app) gid=1000(app) groups=50(staff)");
     assert_eq!(lines[2], "/home/app/new/dir");
     // The directory is created as root (like docker), so the user can't write to it.
-    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[3..], ["0077", "500"], "{out} {err}");
 }
 
 #[test]
@@ -117,6 +120,8 @@ fn default_security_matches_docker() {
          echo kcore=$(cat /proc/kcore | wc -c); \
          echo 1 > /proc/sys/vm/overcommit_memory 2>/dev/null && echo procsys-writable; \
          touch /sys/x 2>/dev/null && echo sys-writable; \
+         mknod /tmp/sda b 8 0 && echo mknod-ok; head -c1 /tmp/sda >/dev/null 2>&1 || echo open-refused; \
+         echo cgroups=$(grep -vc ':/$' /proc/self/cgroup); \
          cat /proc/keys 2>/dev/null | wc -c; ls /dev | tr '\\n' ' '",
     ]));
     assert_eq!(code, 0, "{err}");
@@ -127,6 +132,10 @@ fn default_security_matches_docker() {
         assert!(!out.contains(bad), "{bad}: {out}");
     }
     assert!(out.contains("kcore=0"), "{out}");
+    // Like docker: mknod is allowed, the device cgroup refuses opening the node.
+    assert!(out.contains("mknod-ok") && out.contains("open-refused"), "{out}");
+    // The cgroup namespace is rooted at the container's cgroup.
+    assert!(out.contains("cgroups=0"), "{out}");
     for dev in [
         "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "mqueue", "fd",
         "stdout",
@@ -466,4 +475,42 @@ fn image_symlinks_cannot_redirect_mounts_to_the_host() {
         "created on the host"
     );
     assert!(berth_testsupport::mounts_under(host.path()).is_empty());
+}
+
+#[test]
+fn dir_rootfs_with_readonly_root() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    berth_testsupport::busybox_rootfs(dir.path()).expect("rootfs");
+    let mut s = spec(&[
+        "sh",
+        "-c",
+        "touch /x 2>/dev/null && echo root-writable; echo ok > /dev/shm/y && cat /dev/shm/y",
+    ]);
+    let mut root = s.root().clone().unwrap_or_default();
+    root.set_readonly(Some(true));
+    s.set_root(Some(root));
+    let ls = launch::LaunchSpec {
+        oci: s,
+        rootfs: launch::Rootfs::Dir(dir.path().to_path_buf()),
+        seccomp: SeccompMode::Default,
+        init: false,
+    };
+    let (out_r, out_w) = nix::unistd::pipe().expect("pipe");
+    let (_e, err_w) = nix::unistd::pipe().expect("pipe");
+    let sp = launch::spawn(
+        &ls,
+        launch::Stdio::Pipes { stdin: None, stdout: out_w, stderr: err_w },
+        |_| Ok(()),
+    )
+    .expect("spawn");
+    let guard = Running { spawned: Some(sp), stdout: None, stderr: None, fs: Fs::new() };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(out_r), &mut out).expect("read");
+    assert_eq!(out, "ok\n");
+    drop(guard);
+    assert!(!dir.path().join("x").exists());
+    assert!(berth_testsupport::mounts_under(dir.path()).is_empty());
 }
