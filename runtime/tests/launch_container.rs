@@ -218,6 +218,11 @@ fn exec_errors_are_typed_like_docker() {
         Err((e, _)) => assert_eq!(e.exit_code(), Some(127), "{e}"),
         Ok(_) => panic!("executed a missing path"),
     }
+    // Under init the error comes from the forked process, the same way.
+    match start_with(spec(&["no-such-command"]), Fs::new(), SeccompMode::Default, true) {
+        Err((e, _)) => assert_eq!(e.exit_code(), Some(127), "{e}"),
+        Ok(_) => panic!("started a missing command under init"),
+    }
 }
 
 #[test]
@@ -513,4 +518,46 @@ fn dir_rootfs_with_readonly_root() {
     drop(guard);
     assert!(!dir.path().join("x").exists());
     assert!(berth_testsupport::mounts_under(dir.path()).is_empty());
+}
+
+#[test]
+fn joins_namespaces_given_by_path() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let a = start(spec(&["sh", "-c", "trap 'exit 0' TERM; echo ready; sleep 3600 & wait"]));
+    assert_eq!(a.line(), "ready\n");
+    let mut s = spec(&[
+        "sh",
+        "-c",
+        "echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; readlink /proc/self/ns/net",
+    ]);
+    with_linux(&mut s, |l| {
+        let mut nss = l.namespaces().clone().unwrap_or_default();
+        for ns in nss.iter_mut() {
+            use oci_spec::runtime::LinuxNamespaceType as T;
+            let name = match ns.typ() {
+                T::Pid => "pid",
+                T::Network => "net",
+                _ => continue,
+            };
+            ns.set_path(Some(format!("/proc/{}/ns/{name}", a.pid()).into()));
+        }
+        l.set_namespaces(Some(nss));
+    });
+    let (code, out, err) = run(s);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].parse::<i32>().expect("pid") > 1, "{out}");
+    assert!(lines[1].starts_with("sh -c trap"), "{out}");
+    let a_net = std::fs::read_link(format!("/proc/{}/ns/net", a.pid())).expect("ns");
+    assert_eq!(lines[2], a_net.to_string_lossy());
+    // Our own thread is back in our pid namespace: a plain child is not in the container.
+    let own = std::process::Command::new("/bin/busybox")
+        .args(["sh", "-c", "readlink /proc/self/ns/pid"])
+        .output()
+        .expect("run");
+    let ours = std::fs::read_link("/proc/self/ns/pid").expect("ns");
+    assert_eq!(String::from_utf8_lossy(&own.stdout).trim(), ours.to_string_lossy());
+    kill(a.pid(), Signal::SIGTERM).expect("kill");
 }
