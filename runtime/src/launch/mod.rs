@@ -485,12 +485,7 @@ pub fn spawn(
     if let Some(adj) = process.oom_score_adj()
         && let Err(source) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
     {
-        {
-            return Err(abort(LaunchError::Io {
-                what: format!("set oom_score_adj {adj}"),
-                source,
-            }));
-        }
+        return Err(abort(LaunchError::Io { what: format!("set oom_score_adj {adj}"), source }));
     }
     if let Err(msg) = pre_start(pid) {
         return Err(abort(LaunchError::PreStart(msg)));

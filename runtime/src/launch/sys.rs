@@ -468,3 +468,12 @@ impl FdPath {
         CStr::from_bytes_with_nul(&self.buf[..self.len]).unwrap_or(c"/proc/self/fd/-1")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fd_path_formats_without_allocating() {
+        assert_eq!(super::FdPath::new(7).as_cstr(), c"/proc/self/fd/7");
+        assert_eq!(super::FdPath::new(1234567).as_cstr(), c"/proc/self/fd/1234567");
+    }
+}
