@@ -561,3 +561,34 @@ fn joins_namespaces_given_by_path() {
     assert_eq!(String::from_utf8_lossy(&own.stdout).trim(), ours.to_string_lossy());
     kill(a.pid(), Signal::SIGTERM).expect("kill");
 }
+
+#[test]
+fn oci_default_mounts_with_and_without_network_namespace() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    for own_net in [true, false] {
+        let mut s = spec(&[
+            "sh",
+            "-c",
+            "grep -E ' /(sys|sys/fs/cgroup|dev/shm) ' /proc/mounts | cut -d' ' -f2,3,4 | cut -d, -f1",
+        ]);
+        s.set_mounts(oci_spec::runtime::Spec::default().mounts().clone());
+        if !own_net {
+            with_linux(&mut s, |l| {
+                let nss = l.namespaces().clone().unwrap_or_default();
+                l.set_namespaces(Some(
+                    nss.into_iter()
+                        .filter(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Network)
+                        .collect(),
+                ));
+            });
+        }
+        let (code, out, err) = run(s);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("/dev/shm tmpfs rw"), "{out}");
+        assert!(out.contains("/sys/fs/cgroup") && out.contains(" ro\n"), "{out}");
+        let sys = out.lines().find(|l| l.starts_with("/sys ")).unwrap_or_default();
+        assert!(sys.starts_with("/sys sysfs ro"), "own_net={own_net}: {out}");
+    }
+}

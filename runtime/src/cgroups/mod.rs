@@ -348,20 +348,15 @@ impl Cgroup {
         if let Some(b) = r.block_io()
             && let Some(w) = b.weight()
         {
-            let d = self.v1_dir("blkio").ok_or_else(|| {
-                CgroupError::Unsupported("blkio weight: blkio controller not mounted".into())
-            })?;
-            // CFQ's file was removed with CFQ; BFQ exposes its own.
-            let f = ["blkio.weight", "blkio.bfq.weight"]
-                .iter()
-                .map(|f| d.join(f))
-                .find(|f| f.exists())
-                .ok_or_else(|| {
-                    CgroupError::Unsupported(format!(
-                        "blkio weight {w}: the kernel has no blkio.weight (no CFQ/BFQ scheduler)"
-                    ))
-                })?;
-            set_limit(&f, &w.to_string())?;
+            // CFQ's file went with CFQ; BFQ has its own. Without either, docker discards the
+            // weight with a warning: do the same rather than fail the container.
+            let f = self.v1_dir("blkio").and_then(|d| {
+                ["blkio.weight", "blkio.bfq.weight"].iter().map(|f| d.join(f)).find(|f| f.exists())
+            });
+            match f {
+                Some(f) => set_limit(&f, &w.to_string())?,
+                None => tracing::warn!("blkio weight {w} discarded: not supported by the kernel"),
+            }
         }
         if let Some(devs) = r.devices()
             && let Some(d) = self.v1_dir("devices")

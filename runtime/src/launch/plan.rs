@@ -622,11 +622,19 @@ pub fn fs_plan(
         let dest = m.destination().display().to_string();
         let (flags, prop, data, bind_opt) = parse_options(&m.options().clone().unwrap_or_default());
         let mut typ = m.typ().clone().unwrap_or_else(|| "bind".into());
+        let mut flags = flags;
+        let mut source = m.source().clone();
         if bind_opt {
             typ = "bind".into();
         }
+        // sysfs can only be mounted with an own network namespace: share the host's read-only.
+        if typ == "sysfs" && !ns.new_net {
+            typ = "bind".into();
+            source = Some(PathBuf::from("/sys"));
+            flags |= libc::MS_REC | libc::MS_RDONLY;
+        }
         if typ == "bind" {
-            let src = m.source().clone().ok_or_else(|| {
+            let src = source.clone().ok_or_else(|| {
                 LaunchError::InvalidSpec(format!("bind mount on {dest} has no source"))
             })?;
             let src = std::fs::canonicalize(&src).map_err(|source| LaunchError::Io {
