@@ -592,3 +592,31 @@ fn oci_default_mounts_with_and_without_network_namespace() {
         assert!(sys.starts_with("/sys sysfs ro"), "own_net={own_net}: {out}");
     }
 }
+
+#[test]
+fn concurrent_spawns_from_many_threads() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    // Regression: the child must not touch locks other threads of the parent may hold (glibc's
+    // set*id broadcast did), so spawning from several threads at once must never hang.
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..3 {
+                    let mut s = spec(&["id", "-u"]);
+                    with_process(&mut s, |p| {
+                        let mut u = p.user().clone();
+                        u.set_uid(1000).set_gid(1000).set_additional_gids(Some(vec![50]));
+                        p.set_user(u);
+                    });
+                    let (code, out, err) = run(s);
+                    assert_eq!((code, out.as_str()), (0, "1000\n"), "{err}");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread");
+    }
+}
