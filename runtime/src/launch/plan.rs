@@ -237,7 +237,7 @@ impl ProcPlan {
             let res = rlimit_resource(r.typ())
                 .ok_or_else(|| LaunchError::InvalidSpec(format!("unknown rlimit {name}")))?;
             let cur = nix::sys::resource::getrlimit(
-                // SAFETY-free: the nix Resource enum is repr(u32) of the same constants.
+                // nix's Resource enum has the same values as the libc constants.
                 resource_enum(res)?,
             )
             .map_err(|e| LaunchError::Io { what: format!("getrlimit {name}"), source: e.into() })?;
