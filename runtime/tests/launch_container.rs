@@ -620,3 +620,28 @@ fn concurrent_spawns_from_many_threads() {
         h.join().expect("thread");
     }
 }
+
+#[test]
+fn container_sees_its_own_cgroup_limits() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let layout = berth_runtime::cgroups::Layout::detect().expect("layout");
+    let cmd = match layout {
+        berth_runtime::cgroups::Layout::V2(_) => {
+            "cat /sys/fs/cgroup/memory.max; touch /sys/fs/cgroup/x 2>/dev/null && echo writable; true"
+        }
+        _ => {
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; touch /sys/fs/cgroup/memory/x 2>/dev/null && echo writable; true"
+        }
+    };
+    let mut s = spec(&["sh", "-c", cmd]);
+    s.set_mounts(oci_spec::runtime::Spec::default().mounts().clone());
+    with_resources(&mut s, |r| {
+        let mut m = oci_spec::runtime::LinuxMemory::default();
+        m.set_limit(Some(64 << 20));
+        r.set_memory(Some(m));
+    });
+    let (code, out, err) = run(s);
+    assert_eq!((code, out.as_str()), (0, "67108864\n"), "{err}");
+}

@@ -615,7 +615,8 @@ pub fn fs_plan(
     mounts.extend(spec_mounts.into_iter().filter(|m| !defaults.contains(m.destination())));
 
     let mut pre = Vec::new();
-    let is_v2 = matches!(crate::cgroups::Layout::detect(), Ok(crate::cgroups::Layout::V2(_)));
+    let layout = crate::cgroups::Layout::detect().ok();
+    let is_v2 = matches!(layout, Some(crate::cgroups::Layout::V2(_)));
     for m in &mounts {
         let rel = container_rel(m.destination(), "mount destination")?;
         let at = InRoot::new(&rel)?;
@@ -682,8 +683,8 @@ pub fn fs_plan(
             mkdirs(&rel, &mut pre)?;
             let (fstype, src) = match typ.as_str() {
                 "cgroup" | "cgroup2" if is_v2 => ("cgroup2".to_string(), "cgroup".to_string()),
-                // v1/hybrid: the container gets an empty read-only /sys/fs/cgroup (not done: a
-                // per-controller view), rather than the host's whole hierarchy.
+                // v1/hybrid: a tmpfs holding one mount per hierarchy (see cgroup_v1_steps), or
+                // left empty without a cgroup namespace rather than showing the host's tree.
                 "cgroup" | "cgroup2" => ("tmpfs".to_string(), "cgroup".to_string()),
                 t => (
                     t.to_string(),
@@ -692,7 +693,13 @@ pub fn fs_plan(
             };
             let data =
                 if fstype == "tmpfs" && src == "cgroup" { vec!["mode=755".into()] } else { data };
-            let flags = if src == "cgroup" { flags | libc::MS_RDONLY } else { flags };
+            let v1_view = src == "cgroup" && fstype == "tmpfs" && ns.new_cgroupns;
+            // The v1 view is filled first and made read-only afterwards.
+            let flags = match (src == "cgroup", v1_view) {
+                (true, true) => flags & !libc::MS_RDONLY,
+                (true, false) => flags | libc::MS_RDONLY,
+                _ => flags,
+            };
             pre.push(Step {
                 op: Op::Mount {
                     src: Some(cstr(&src, "mount source")?),
@@ -709,6 +716,9 @@ pub fn fs_plan(
             });
             if m.destination() == Path::new("/dev") && fstype == "tmpfs" {
                 dev_steps(&linux, &mut pre)?;
+            }
+            if v1_view && let Some(layout) = &layout {
+                cgroup_v1_steps(&rel, layout, &mut pre)?;
             }
         }
         if prop != 0 {
@@ -907,6 +917,86 @@ fn dev_steps(linux: &oci_spec::runtime::Linux, pre: &mut Vec<Step>) -> Result<()
             desc: format!("link /dev/{link}"),
         });
     }
+    Ok(())
+}
+
+/// The container's /sys/fs/cgroup on v1/hybrid: one read-only cgroup mount per hierarchy (in
+/// the container's cgroup namespace they show its own cgroup as the root, so e.g.
+/// memory/memory.limit_in_bytes is the container's limit), symlinks for co-mounted controllers
+/// (cpu -> cpu,cpuacct), the cgroup2 mount as `unified`, then the tmpfs made read-only.
+fn cgroup_v1_steps(
+    rel: &Path,
+    layout: &crate::cgroups::Layout,
+    pre: &mut Vec<Step>,
+) -> Result<(), LaunchError> {
+    use crate::cgroups::Layout;
+    let (v1, unified) = match layout {
+        Layout::V1(m) => (m, None),
+        Layout::Hybrid { v1, unified } => (v1, Some(unified)),
+        Layout::V2(_) => return Ok(()),
+    };
+    let ro = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    // mount point -> controllers mounted there
+    let mut hierarchies: std::collections::BTreeMap<&Path, Vec<&str>> = Default::default();
+    for (ctrl, mp) in v1 {
+        hierarchies.entry(mp.as_path()).or_default().push(ctrl);
+    }
+    for (mp, ctrls) in &hierarchies {
+        let Some(dir) = mp.file_name() else { continue };
+        let at = InRoot::new(&rel.join(dir))?;
+        pre.push(Step {
+            op: Op::Mkdir { at: at.clone(), mode: 0o755 },
+            desc: format!("create /{}", rel.join(dir).display()),
+        });
+        pre.push(Step {
+            op: Op::Mount {
+                src: Some(cstr("cgroup", "")?),
+                target: Target::Root(at),
+                fstype: Some(cstr("cgroup", "")?),
+                flags: ro,
+                data: Some(cstr(ctrls.join(","), "cgroup controllers")?),
+            },
+            desc: format!("mount the {} cgroup hierarchy", ctrls.join(",")),
+        });
+        for c in ctrls {
+            if Path::new(c) != Path::new(dir) {
+                pre.push(Step {
+                    op: Op::Symlink {
+                        target: cstr(dir.as_bytes(), "cgroup dir")?,
+                        at: InRoot::new(&rel.join(c))?,
+                    },
+                    desc: format!("link /{}", rel.join(c).display()),
+                });
+            }
+        }
+    }
+    if let Some(u) = unified.and_then(|u| u.file_name()) {
+        let at = InRoot::new(&rel.join(u))?;
+        pre.push(Step {
+            op: Op::Mkdir { at: at.clone(), mode: 0o755 },
+            desc: format!("create /{}", rel.join(u).display()),
+        });
+        pre.push(Step {
+            op: Op::Mount {
+                src: Some(cstr("cgroup2", "")?),
+                target: Target::Root(at),
+                fstype: Some(cstr("cgroup2", "")?),
+                flags: ro,
+                data: None,
+            },
+            desc: "mount the cgroup2 hierarchy".into(),
+        });
+    }
+    pre.push(Step {
+        op: Op::Mount {
+            src: None,
+            target: Target::Root(InRoot::new(rel)?),
+            fstype: None,
+            flags: libc::MS_BIND | libc::MS_REMOUNT | ro,
+            data: None,
+        },
+        desc: format!("make /{} read-only", rel.display()),
+    });
     Ok(())
 }
 
