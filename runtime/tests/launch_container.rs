@@ -298,7 +298,8 @@ fn init_reaps_zombies_and_forwards_sigterm() {
         "sh",
         "-c",
         "trap 'exit 7' TERM; sh -c 'sleep 0.1 & exit 0'; sleep 0.5; \
-         echo zombies=$(grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l); \
+         for i in $(seq 50); do z=$(grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l); \
+         [ $z = 0 ] && break; sleep 0.1; done; echo zombies=$z; \
          echo me=$$; echo ready; sleep 3600 & wait",
     ]);
     let mut r = match start_with(s, Fs::new(), SeccompMode::Default, true) {
