@@ -646,3 +646,49 @@ fn container_sees_its_own_cgroup_limits() {
     let (code, out, err) = run(s);
     assert_eq!((code, out.as_str()), (0, "67108864\n"), "{err}");
 }
+
+#[test]
+fn new_pty_is_allocated_inside_the_container() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let s = spec(&["sh", "-c", "tty; trap 'exit 0' TERM; sleep 3600 & wait"]);
+    let fs = Fs::new();
+    let ls = launch::LaunchSpec {
+        oci: s.clone(),
+        rootfs: fs.rootfs(),
+        seccomp: SeccompMode::Default,
+        init: false,
+    };
+    let mut sp = launch::spawn(&ls, launch::Stdio::NewPty, |_| Ok(())).expect("spawn");
+    let master = sp.pty_master.take().expect("pty master");
+    let guard = Running { spawned: Some(sp), stdout: None, stderr: None, fs };
+    let read_line = |fd: &std::os::fd::OwnedFd| {
+        let mut out = String::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !out.contains('\n') && Instant::now() < deadline {
+            let mut buf = [0u8; 256];
+            match nix::unistd::read(fd, &mut buf) {
+                Ok(n) if n > 0 => out.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => break,
+            }
+        }
+        out.replace('\r', "")
+    };
+    assert_eq!(read_line(&master), "/dev/pts/0\n");
+
+    // exec -t: a second pty from the same container's devpts.
+    let proc_ = spec(&["tty"]).process().clone().expect("process");
+    let mut child = launch::exec_in(
+        guard.pid(),
+        &proc_,
+        guard.cgroup(),
+        SeccompMode::Default,
+        launch::Stdio::NewPty,
+    )
+    .expect("exec_in");
+    let m2 = child.pty_master.take().expect("exec pty master");
+    assert_eq!(read_line(&m2), "/dev/pts/1\n");
+    assert_eq!(child.wait().expect("wait"), 0);
+    kill(guard.pid(), Signal::SIGTERM).expect("kill");
+}

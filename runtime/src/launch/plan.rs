@@ -99,6 +99,8 @@ pub enum StdioPlan {
     Pipes { stdin: Option<RawFd>, stdout: RawFd, stderr: RawFd },
     /// The pty slave for all three, made the controlling terminal.
     Pty { slave: RawFd },
+    /// A pty allocated from the container's /dev/ptmx; the master goes to the parent.
+    NewPty,
 }
 
 /// The process part: shared by `spawn` and `exec_in`.
@@ -141,6 +143,8 @@ pub struct ProcPlan {
     pub stdio: StdioPlan,
     /// "/dev/null" for a missing stdin.
     pub devnull: CString,
+    /// "/dev/ptmx" for a new pty.
+    pub ptmx: CString,
     /// Empty signal set (mask to restore before exec).
     pub empty_sigset: libc::sigset_t,
     /// Full signal set (init's wait set).
@@ -261,6 +265,7 @@ impl ProcPlan {
                 stderr: stderr.as_raw_fd(),
             },
             Stdio::Pty { slave } => StdioPlan::Pty { slave: slave.as_raw_fd() },
+            Stdio::NewPty => StdioPlan::NewPty,
         };
         let cwd = if p.cwd().as_os_str().is_empty() { PathBuf::from("/") } else { p.cwd().clone() };
         Ok(ProcPlan {
@@ -283,6 +288,7 @@ impl ProcPlan {
             rlimit_names,
             stdio,
             devnull: cstr("/dev/null", "")?,
+            ptmx: cstr("/dev/ptmx", "")?,
             empty_sigset: sigset(false),
             full_sigset: sigset(true),
         })
