@@ -652,7 +652,15 @@ fn new_pty_is_allocated_inside_the_container() {
     if !berth_testsupport::require_root() {
         return;
     }
-    let s = spec(&["sh", "-c", "tty; trap 'exit 0' TERM; sleep 3600 & wait"]);
+    let mut s = spec(&["sh", "-c", "tty; stty size; trap 'exit 0' TERM; sleep 3600 & wait"]);
+    with_process(&mut s, |p| {
+        let b = oci_spec::runtime::BoxBuilder::default()
+            .height(33u64)
+            .width(101u64)
+            .build()
+            .expect("box");
+        p.set_console_size(Some(b));
+    });
     let fs = Fs::new();
     let ls = launch::LaunchSpec {
         oci: s.clone(),
@@ -663,10 +671,10 @@ fn new_pty_is_allocated_inside_the_container() {
     let mut sp = launch::spawn(&ls, launch::Stdio::NewPty, |_| Ok(())).expect("spawn");
     let master = sp.pty_master.take().expect("pty master");
     let guard = Running { spawned: Some(sp), stdout: None, stderr: None, fs };
-    let read_line = |fd: &std::os::fd::OwnedFd| {
+    let read_lines = |fd: &std::os::fd::OwnedFd, n: usize| {
         let mut out = String::new();
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !out.contains('\n') && Instant::now() < deadline {
+        while out.matches('\n').count() < n && Instant::now() < deadline {
             let mut buf = [0u8; 256];
             match nix::unistd::read(fd, &mut buf) {
                 Ok(n) if n > 0 => out.push_str(&String::from_utf8_lossy(&buf[..n])),
@@ -675,7 +683,7 @@ fn new_pty_is_allocated_inside_the_container() {
         }
         out.replace('\r', "")
     };
-    assert_eq!(read_line(&master), "/dev/pts/0\n");
+    assert_eq!(read_lines(&master, 2), "/dev/pts/0\n33 101\n");
 
     // exec -t: a second pty from the same container's devpts.
     let proc_ = spec(&["tty"]).process().clone().expect("process");
@@ -688,7 +696,7 @@ fn new_pty_is_allocated_inside_the_container() {
     )
     .expect("exec_in");
     let m2 = child.pty_master.take().expect("exec pty master");
-    assert_eq!(read_line(&m2), "/dev/pts/1\n");
+    assert_eq!(read_lines(&m2, 1), "/dev/pts/1\n");
     assert_eq!(child.wait().expect("wait"), 0);
     kill(guard.pid(), Signal::SIGTERM).expect("kill");
 }

@@ -245,7 +245,11 @@ fn setup_stdio(e: RawFd, p: &ProcPlan, pty_sock: RawFd) {
             [slave, slave, slave]
         }
     };
+    if let (Some(ws), StdioPlan::Pty { .. } | StdioPlan::NewPty) = (&p.winsize, p.stdio) {
+        attempt!(sys::set_winsize(fds[0], ws), e, StepId::Ctty, 3);
+    }
     // Copy above 2 first so that a source fd numbered 0..2 is never overwritten early.
+
     let mut high = [0; 3];
     for (i, fd) in fds.iter().enumerate() {
         high[i] = attempt!(sys::dup_high(*fd), e, StepId::Stdio, i);

@@ -145,6 +145,8 @@ pub struct ProcPlan {
     pub devnull: CString,
     /// "/dev/ptmx" for a new pty.
     pub ptmx: CString,
+    /// Terminal size to set on a pty (`process.consoleSize`).
+    pub winsize: Option<libc::winsize>,
     /// Empty signal set (mask to restore before exec).
     pub empty_sigset: libc::sigset_t,
     /// Full signal set (init's wait set).
@@ -289,6 +291,12 @@ impl ProcPlan {
             stdio,
             devnull: cstr("/dev/null", "")?,
             ptmx: cstr("/dev/ptmx", "")?,
+            winsize: p.console_size().map(|b| libc::winsize {
+                ws_row: u16::try_from(b.height()).unwrap_or(u16::MAX),
+                ws_col: u16::try_from(b.width()).unwrap_or(u16::MAX),
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            }),
             empty_sigset: sigset(false),
             full_sigset: sigset(true),
         })

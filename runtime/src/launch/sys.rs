@@ -499,6 +499,12 @@ pub fn open_pty(ptmx: &CStr) -> SysResult<(RawFd, RawFd)> {
     }
 }
 
+/// Sets a terminal's window size.
+pub fn set_winsize(fd: RawFd, ws: &libc::winsize) -> SysResult<()> {
+    // SAFETY: TIOCSWINSZ reads a winsize from the valid pointer.
+    check(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, ws as *const libc::winsize) }).map(drop)
+}
+
 /// Sends `fd` over the unix socket `sock` (SCM_RIGHTS), with stack-only buffers.
 pub fn send_fd(sock: RawFd, fd: RawFd) -> SysResult<()> {
     // u64 storage keeps the control buffer aligned for cmsghdr.
