@@ -115,7 +115,7 @@ fn default_security_matches_docker() {
         "-c",
         "grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; \
          ip link add d0 type dummy 2>/dev/null && echo ip-ok; \
-         mount -t tmpfs t /mnt 2>/dev/null && echo mount-ok; \
+         mkdir -p /tmp/m && mount -t tmpfs t /tmp/m 2>/dev/null && echo mount-ok; \
          unshare -U true 2>/dev/null && echo unshare-ok; \
          echo kcore=$(cat /proc/kcore | wc -c); \
          echo 1 > /proc/sys/vm/overcommit_memory 2>/dev/null && echo procsys-writable; \
@@ -699,4 +699,59 @@ fn new_pty_is_allocated_inside_the_container() {
     assert_eq!(read_lines(&m2, 1), "/dev/pts/1\n");
     assert_eq!(child.wait().expect("wait"), 0);
     kill(guard.pid(), Signal::SIGTERM).expect("kill");
+}
+
+#[test]
+fn privileged_style_all_caps_unconfined() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let mut s = spec(&[
+        "sh",
+        "-c",
+        "grep -E '^(CapEff|CapBnd):' /proc/self/status; mkdir -p /tmp/m && mount -t tmpfs t /tmp/m && echo mount-ok",
+    ]);
+    with_process(&mut s, |p| {
+        p.set_capabilities(Some(launch::all_capabilities()));
+    });
+    with_linux(&mut s, |l| {
+        l.set_masked_paths(Some(vec![])).set_readonly_paths(Some(vec![]));
+    });
+    let mut r = match start_with(s, Fs::new(), SeccompMode::Unconfined, false) {
+        Ok(r) => r,
+        Err((e, _)) => panic!("{e}"),
+    };
+    let (code, out, err) = r.finish();
+    assert_eq!(code, 0, "{err}");
+    let host = std::fs::read_to_string("/proc/self/status").expect("status");
+    let host_bnd = host.lines().find(|l| l.starts_with("CapBnd:")).expect("CapBnd");
+    let eff = host_bnd.replace("CapBnd", "CapEff");
+    assert!(out.contains(&eff), "{out} vs {host_bnd}");
+    assert!(out.contains("mount-ok"), "{out}");
+}
+
+#[test]
+fn unavailable_capability_is_named() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let own = caps::read(None, caps::CapSet::Bounding).expect("caps");
+    let Some(absent) = caps::all().into_iter().find(|c| !own.contains(c)) else {
+        return; // berth holds every capability here: nothing to test
+    };
+    let mut s = spec(&["true"]);
+    let name = absent.to_string();
+    with_process(&mut s, |p| {
+        let mut c = launch::docker_default_capabilities();
+        let cap: oci_spec::runtime::Capability =
+            name.trim_start_matches("CAP_").parse().expect("cap");
+        let mut set = c.permitted().clone().unwrap_or_default();
+        set.insert(cap);
+        c.set_permitted(Some(set.clone())).set_effective(Some(set));
+        p.set_capabilities(Some(c));
+    });
+    match start_with(s, Fs::new(), SeccompMode::Default, false) {
+        Err((e, _)) => assert!(e.to_string().contains(&name), "{e}"),
+        Ok(_) => panic!("granted {name}"),
+    }
 }

@@ -25,7 +25,7 @@ use nix::unistd::Pid;
 
 use crate::cgroups::{Cgroup, CgroupError};
 
-pub use caps::{DOCKER_DEFAULT_CAPS, docker_default_capabilities};
+pub use caps::{DOCKER_DEFAULT_CAPS, all_capabilities, docker_default_capabilities};
 use child::{Pipes, REPORT_LEN, StepId};
 use plan::{FsPlan, ProcPlan};
 
