@@ -15,7 +15,7 @@ mod sys;
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -25,7 +25,7 @@ use nix::unistd::Pid;
 
 use crate::cgroups::{Cgroup, CgroupError};
 
-pub use caps::{DOCKER_DEFAULT_CAPS, docker_default_capabilities};
+pub use caps::{DOCKER_DEFAULT_CAPS, all_capabilities, docker_default_capabilities};
 use child::{Pipes, REPORT_LEN, StepId};
 use plan::{FsPlan, ProcPlan};
 
@@ -88,6 +88,10 @@ pub enum Stdio {
         /// The pty slave.
         slave: OwnedFd,
     },
+    /// A new pseudo-terminal allocated from the container's own /dev/ptmx (like docker `-t`,
+    /// so `tty` inside names it /dev/pts/N): its slave becomes the controlling terminal and
+    /// std streams; the master is returned in `pty_master` of [`Spawned`] / [`ExecChild`].
+    NewPty,
 }
 
 /// Docker's default masked paths (unreadable inside the container).
@@ -218,6 +222,8 @@ pub struct Spawned {
     pub pid: Pid,
     /// The container's cgroup (destroy it after the process is gone).
     pub cgroup: Cgroup,
+    /// The pty master when started with [`Stdio::NewPty`].
+    pub pty_master: Option<OwnedFd>,
 }
 
 impl Spawned {
@@ -232,6 +238,8 @@ impl Spawned {
 pub struct ExecChild {
     /// PID in the caller's namespace; a direct child of the caller.
     pub pid: Pid,
+    /// The pty master when started with [`Stdio::NewPty`].
+    pub pty_master: Option<OwnedFd>,
 }
 
 impl ExecChild {
@@ -270,6 +278,50 @@ fn pipe_high() -> Result<(OwnedFd, OwnedFd), LaunchError> {
         Ok(unsafe { OwnedFd::from_raw_fd(n) })
     };
     Ok((high(r)?, high(w)?))
+}
+
+/// A socket pair for passing a new pty's master when `stdio` asks for one: (parent, child).
+fn pty_socket(stdio: &Stdio) -> Result<Option<(OwnedFd, OwnedFd)>, LaunchError> {
+    if !matches!(stdio, Stdio::NewPty) {
+        return Ok(None);
+    }
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(io_err("create the pty socket"))?;
+    Ok(Some((high_fd(a)?, high_fd(b)?)))
+}
+
+/// Receives the pty master the child sends; None when the child closed the socket first.
+fn recv_pty(sock: &OwnedFd) -> Result<Option<OwnedFd>, LaunchError> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut byte = [0u8; 1];
+    let mut iov = [io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!(std::os::fd::RawFd);
+    let msg =
+        recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+            .map_err(io_err("receive the container's pty"))?;
+    for c in msg.cmsgs().map_err(io_err("receive the container's pty"))? {
+        if let ControlMessageOwned::ScmRights(fds) = c
+            && let Some(fd) = fds.first()
+        {
+            // SAFETY: the kernel just installed this fd for us; nothing else owns it.
+            return Ok(Some(unsafe { OwnedFd::from_raw_fd(*fd) }));
+        }
+    }
+    Ok(None)
+}
+
+/// Moves `fd` to a number >= 3 (the child later dup2s onto 0..2).
+fn high_fd(fd: OwnedFd) -> Result<OwnedFd, LaunchError> {
+    if fd.as_raw_fd() >= 3 {
+        return Ok(fd);
+    }
+    let n = sys::dup_high(fd.as_raw_fd()).map_err(|e| LaunchError::Io {
+        what: "duplicate a descriptor".into(),
+        source: io::Error::from_raw_os_error(e),
+    })?;
+    // SAFETY: n is a fresh fd from fcntl(F_DUPFD_CLOEXEC) that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
 /// Forks the child with `flags`, optionally inside the pid namespace `join_pid`, with every
@@ -324,12 +376,34 @@ fn clone_with(
     }
 }
 
+/// How long the child may take from clone to exec.
+const SETUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Reads the child's report: None when the pipe closed without one (the exec happened).
 fn read_report(err_r: OwnedFd) -> Result<Option<(u32, u32, i32)>, LaunchError> {
     let mut f = File::from(err_r);
     let mut buf = [0u8; REPORT_LEN];
     let mut got = 0;
+    let deadline = std::time::Instant::now() + SETUP_TIMEOUT;
     while got < REPORT_LEN {
+        // A setup that never reaches exec (a hung mount...) must not block the caller forever.
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [nix::poll::PollFd::new(f.as_fd(), nix::poll::PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+            Ok(0) if left.is_zero() => {
+                return Err(LaunchError::Io {
+                    what: format!(
+                        "container setup did not finish within {} s",
+                        SETUP_TIMEOUT.as_secs()
+                    ),
+                    source: io::Error::from(io::ErrorKind::TimedOut),
+                });
+            }
+            Ok(0) | Err(nix::Error::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(io_err("wait for the container's setup status")(e)),
+        }
         match f.read(&mut buf[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
@@ -441,7 +515,7 @@ pub fn spawn(
                 |source| LaunchError::Io { what: "find the pty slave's path".into(), source },
             )?)
         }
-        Stdio::Pipes { .. } => None,
+        Stdio::Pipes { .. } | Stdio::NewPty => None,
     };
     let fs = plan::fs_plan(&spec.oci, &spec.rootfs, &ns, console.as_deref())?;
     let proc_ = ProcPlan::new(process, spec.seccomp, &stdio)?;
@@ -458,15 +532,20 @@ pub fn spawn(
     let started = (|| {
         let (sync_r, sync_w) = pipe_high()?;
         let (err_r, err_w) = pipe_high()?;
-        let pipes = Pipes { sync_r: sync_r.as_raw_fd(), err_w: err_w.as_raw_fd() };
+        let pty = pty_socket(&stdio)?;
+        let pipes = Pipes {
+            sync_r: sync_r.as_raw_fd(),
+            err_w: err_w.as_raw_fd(),
+            pty_sock: pty.as_ref().map_or(-1, |(_, c)| c.as_raw_fd()),
+        };
         let pid = clone_with(ns.clone_flags, ns.join_pid.as_ref(), || {
             child::container_main(pipes, &ns, &fs, &proc_, spec.init)
         })?;
         drop(sync_r);
         drop(err_w);
-        Ok::<_, LaunchError>((pid, sync_w, err_r))
+        Ok::<_, LaunchError>((pid, sync_w, err_r, pty.map(|(p, _)| p)))
     })();
-    let (pid, sync_w, err_r) = match started {
+    let (pid, sync_w, err_r, pty_sock) = match started {
         Ok(v) => v,
         Err(e) => {
             let _ = cgroup.destroy();
@@ -485,12 +564,7 @@ pub fn spawn(
     if let Some(adj) = process.oom_score_adj()
         && let Err(source) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
     {
-        {
-            return Err(abort(LaunchError::Io {
-                what: format!("set oom_score_adj {adj}"),
-                source,
-            }));
-        }
+        return Err(abort(LaunchError::Io { what: format!("set oom_score_adj {adj}"), source }));
     }
     if let Err(msg) = pre_start(pid) {
         return Err(abort(LaunchError::PreStart(msg)));
@@ -498,8 +572,16 @@ pub fn spawn(
     // A failed write means the child is gone; its report (if any) says why.
     let _ = sys::write_all(sync_w.as_raw_fd(), b"g");
     drop(sync_w);
+    let pty_master = match pty_sock.as_ref().map(recv_pty).transpose() {
+        Ok(m) => m.flatten(),
+        Err(e) => return Err(abort(e)),
+    };
     match read_report(err_r) {
-        Ok(None) => Ok(Spawned { pid, cgroup }),
+        Ok(None) if pty_sock.is_some() && pty_master.is_none() => Err(abort(LaunchError::Io {
+            what: "receive the container's pty".into(),
+            source: io::Error::from(io::ErrorKind::UnexpectedEof),
+        })),
+        Ok(None) => Ok(Spawned { pid, cgroup, pty_master }),
         Ok(Some(rep)) => Err(abort(report_error(rep, &proc_, Some(&fs), &join_names))),
         Err(e) => Err(abort(e)),
     }
@@ -558,10 +640,16 @@ pub fn exec_in(
     let join_names: Vec<&str> = join.iter().map(|(_, _, n)| *n).collect();
     let (sync_r, sync_w) = pipe_high()?;
     let (err_r, err_w) = pipe_high()?;
-    let pipes = Pipes { sync_r: sync_r.as_raw_fd(), err_w: err_w.as_raw_fd() };
+    let pty = pty_socket(&stdio)?;
+    let pipes = Pipes {
+        sync_r: sync_r.as_raw_fd(),
+        err_w: err_w.as_raw_fd(),
+        pty_sock: pty.as_ref().map_or(-1, |(_, c)| c.as_raw_fd()),
+    };
     let pid = clone_with(0, join_pid.as_ref(), || child::exec_main(pipes, &join, &proc_))?;
     drop(sync_r);
     drop(err_w);
+    let pty_sock = pty.map(|(p, _)| p);
     drop(stdio);
     if let Err(e) = cgroup.add_pid(pid) {
         kill_and_reap(pid);
@@ -569,8 +657,15 @@ pub fn exec_in(
     }
     let _ = sys::write_all(sync_w.as_raw_fd(), b"g");
     drop(sync_w);
+    let pty_master = match pty_sock.as_ref().map(recv_pty).transpose() {
+        Ok(m) => m.flatten(),
+        Err(e) => {
+            kill_and_reap(pid);
+            return Err(e);
+        }
+    };
     match read_report(err_r) {
-        Ok(None) => Ok(ExecChild { pid }),
+        Ok(None) => Ok(ExecChild { pid, pty_master }),
         Ok(Some(rep)) => {
             kill_and_reap(pid);
             Err(report_error(rep, &proc_, None, &join_names))
