@@ -339,6 +339,18 @@ pub async fn serve(cfg: DnsConfig) -> Result<()> {
     }
 }
 
+/// Takes the per-root "DNS server running" lock without blocking: `Some(lock)` means no
+/// server runs for this root and the caller (the `berth __dns` process) now owns the role for as
+/// long as it keeps the lock; `None` means a server is already running.
+pub fn try_server_lock(state_root: &Path) -> Result<Option<crate::store::Lock>> {
+    crate::store::Lock::try_exclusive(&state_root.join("networks").join("dns.lock"))
+}
+
+/// True when a DNS server process holds the lock of this state root.
+pub fn server_running(state_root: &Path) -> bool {
+    matches!(try_server_lock(state_root), Ok(None))
+}
+
 /// Serves on an explicit socket (benchmarks, tests on loopback): answers as if asked at `local`.
 pub async fn serve_socket(sock: UdpSocket, local: Ipv4Addr, resolver: Arc<Resolver>) -> Result<()> {
     listen(Arc::new(sock), local, resolver).await;

@@ -342,6 +342,7 @@ impl Networks {
             "veth{:08x}",
             store::short_hash(&format!("{}/{}", st.network.id, cfg.container_id))
         );
+        self.ensure_kernel(&st)?;
         let default_via = (!st.network.internal).then_some(st.gateway);
         let default_route = netlink::plug_veth(netlink::VethPlan {
             bridge: st.bridge.clone(),
@@ -386,6 +387,30 @@ impl Networks {
             return Err(e);
         }
         Ok(endpoint)
+    }
+
+    /// Recreates a recorded network's bridge, nft rules and forwarding hold when they are gone
+    /// (after a reboot or a manual `ip link del`); a no-op when the bridge exists.
+    pub fn ensure_kernel(&self, st: &NetworkState) -> Result<()> {
+        if netlink::link_exists(&st.bridge)? {
+            return Ok(());
+        }
+        tracing::info!(network = %st.network.name, bridge = %st.bridge, "recreating missing bridge");
+        let _machine = sysctl::machine_lock()?;
+        netlink::create_bridge(&st.bridge, st.mtu, st.gateway, st.subnet.prefix())?;
+        let id = &st.network.id;
+        nft::remove_tagged(&nft::net_tag(id), None)?;
+        if !st.network.internal {
+            sysctl::enable_route_localnet(&st.bridge)?;
+        }
+        nft::add_network(id, &st.bridge, &st.subnet, st.network.internal)?;
+        for p in &st.ports {
+            nft::add_port(id, p)?;
+        }
+        if !st.network.internal {
+            sysctl::hold_forwarding(&self.state_path(id))?;
+        }
+        Ok(())
     }
 
     /// Disconnects a container: removes its veth, published ports, DNS records and address.

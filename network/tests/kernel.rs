@@ -422,6 +422,14 @@ fn networks_are_isolated_but_multi_homed_reaches_both() {
     assert!(ca.default_route && !cb.default_route, "only the first network sets the default route");
     let _wa = serve_http(&mut a, 8080, "A\n");
     let _wb = serve_http(&mut b, 8080, "B\n");
+    // DNS is scoped too: a sees only network A's names, c sees both.
+    let _dns = Dns::start(&root, vec![]);
+    let gwa = root.gateway(&na.id);
+    let (got, out) = lookup(&a, "b", gwa);
+    assert!(got.is_empty() && out.contains("NXDOMAIN"), "a resolved b: {out}");
+    assert_eq!(lookup(&c, "a", gwa).0, vec![ea.ip]);
+    assert_eq!(lookup(&c, "b", gwa).0, vec![eb.ip]);
+    drop(_dns);
     let (ok, out) = wget(&a, &format!("http://{}:8080/", eb.ip));
     assert!(!ok && !out.contains("B"), "a reached b across networks: {out}");
     let (ok, out) = wget(&b, &format!("http://{}:8080/", ea.ip));
@@ -651,4 +659,36 @@ fn subnets_records_and_lifecycle() {
             "ip_forward restored"
         );
     }
+}
+
+#[test]
+fn missing_bridge_is_recreated_on_connect_and_dns_lock() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some("172.30.11.0/24"), false);
+    let st = root.nets.state(&net.id).unwrap();
+    let (ok, out) = sh("ip", &["link", "del", &st.bridge]);
+    assert!(ok, "{out}");
+    let ns = Ns::new();
+    let ep = root.connect(&net.name, &ns, "phoenix", &[]);
+    assert!(ep.default_route);
+    let (ok, out) = ns.run(&["busybox", "ping", "-c", "1", "-W", "2", &st.gateway.to_string()]);
+    assert!(ok, "gateway reachable after recreation: {out}");
+    let tag = nft::net_tag(&net.id);
+    assert_eq!(
+        nft::rule_comments().iter().filter(|c| **c == tag).count(),
+        4,
+        "rules not duplicated"
+    );
+    // The per-root DNS server lock.
+    let state_root = root.nets.dir().parent().unwrap().to_path_buf();
+    assert!(!berth_network::dns::server_running(&state_root));
+    let held = berth_network::dns::try_server_lock(&state_root).unwrap();
+    assert!(held.is_some());
+    assert!(berth_network::dns::try_server_lock(&state_root).unwrap().is_none());
+    drop(held);
+    finish(root, vec![ns]);
 }
