@@ -342,9 +342,8 @@ impl Networks {
             "veth{:08x}",
             store::short_hash(&format!("{}/{}", st.network.id, cfg.container_id))
         );
-        self.ensure_kernel(&st)?;
         let default_via = (!st.network.internal).then_some(st.gateway);
-        let default_route = netlink::plug_veth(netlink::VethPlan {
+        let plan = netlink::VethPlan {
             bridge: st.bridge.clone(),
             host_ifname: host_ifname.clone(),
             netns: netns.to_path_buf(),
@@ -354,7 +353,15 @@ impl Networks {
             ip,
             prefix: st.subnet.prefix(),
             default_via,
-        })?;
+        };
+        let default_route = match netlink::plug_veth(plan.clone()) {
+            // Bridge gone (reboot, manual delete): rebuild it from the record and retry once.
+            Err(netlink::PlugError::NoBridge) => {
+                self.ensure_kernel(&st)?;
+                netlink::plug_veth(plan).map_err(NetworkError::from)?
+            }
+            r => r.map_err(NetworkError::from)?,
+        };
         let endpoint = Endpoint {
             ip,
             prefix: st.subnet.prefix(),

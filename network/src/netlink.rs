@@ -164,13 +164,42 @@ pub struct VethPlan {
     pub default_via: Option<Ipv4Addr>,
 }
 
+/// Why `plug_veth` failed: the bridge is missing (recoverable) or anything else.
+#[derive(Debug)]
+pub enum PlugError {
+    /// The bridge does not exist in the host namespace.
+    NoBridge,
+    /// Any other failure.
+    Other(NetworkError),
+}
+
+impl From<NetworkError> for PlugError {
+    fn from(e: NetworkError) -> Self {
+        PlugError::Other(e)
+    }
+}
+
+impl From<PlugError> for NetworkError {
+    fn from(e: PlugError) -> Self {
+        match e {
+            PlugError::NoBridge => NetworkError::Netlink {
+                context: "connect".into(),
+                message: "bridge does not exist".into(),
+            },
+            PlugError::Other(e) => e,
+        }
+    }
+}
+
 /// Creates the veth pair with its peer directly inside the namespace (one netlink message),
 /// then addresses it, brings it and `lo` up and adds the default route. Returns whether the
 /// default route was installed (false when the namespace already had one). On failure the
 /// pair is removed again.
-pub fn plug_veth(plan: VethPlan) -> Result<bool> {
+pub fn plug_veth(plan: VethPlan) -> std::result::Result<bool, PlugError> {
     let netns = plan.netns.clone();
-    on_thread(Some(netns), move |h, inner| async move {
+    let missing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = missing.clone();
+    let r = on_thread(Some(netns), move |h, inner| async move {
         let Some(n) = inner else {
             return Err(NetworkError::Netlink {
                 context: "connect".into(),
@@ -179,10 +208,13 @@ pub fn plug_veth(plan: VethPlan) -> Result<bool> {
         };
         let ns_file =
             File::open(&plan.netns).map_err(|e| NetworkError::io("open netns", &plan.netns, e))?;
-        let br = index_of(&h, &plan.bridge).await?.ok_or_else(|| NetworkError::Netlink {
-            context: format!("connect to bridge {}", plan.bridge),
-            message: "bridge does not exist".into(),
-        })?;
+        let Some(br) = index_of(&h, &plan.bridge).await? else {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(NetworkError::Netlink {
+                context: format!("connect to bridge {}", plan.bridge),
+                message: "bridge does not exist".into(),
+            });
+        };
         let peer = LinkUnspec::new_with_name(&plan.ifname)
             .setns_by_fd(ns_file.as_raw_fd())
             .address(plan.mac.to_vec())
@@ -207,7 +239,11 @@ pub fn plug_veth(plan: VethPlan) -> Result<bool> {
             let _ = h.link().del(idx).execute().await;
         }
         r
-    })
+    });
+    match r {
+        Err(_) if missing.load(std::sync::atomic::Ordering::Relaxed) => Err(PlugError::NoBridge),
+        r => r.map_err(PlugError::Other),
+    }
 }
 
 async fn configure_inside(n: &Handle, plan: &VethPlan) -> Result<bool> {
