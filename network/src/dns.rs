@@ -356,3 +356,139 @@ pub async fn serve_socket(sock: UdpSocket, local: Ipv4Addr, resolver: Arc<Resolv
     listen(Arc::new(sock), local, resolver).await;
     Err(NetworkError::Dns("listener stopped".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+    use hickory_proto::op::Query;
+    use hickory_proto::rr::Name;
+    use std::collections::BTreeMap;
+
+    fn state(id: &str, subnet: &str, entries: &[(&str, &[&str], [u8; 4])]) -> NetworkState {
+        let subnet: Ipv4Net = subnet.parse().unwrap();
+        let gateway = subnet.nth(1).unwrap();
+        let mut allocations = BTreeMap::new();
+        let mut dns = Vec::new();
+        for (c, names, ip) in entries {
+            let ip = Ipv4Addr::from(*ip);
+            allocations.insert(ip, c.to_string());
+            dns.push(DnsEntry {
+                container_id: c.to_string(),
+                names: names.iter().map(|s| s.to_string()).collect(),
+                ipv4: ip,
+                upstreams: vec![],
+            });
+        }
+        NetworkState {
+            network: NetworkRecord {
+                name: id.into(),
+                id: id.into(),
+                created: String::new(),
+                scope: "local".into(),
+                driver: "bridge".into(),
+                enable_ipv6: false,
+                ipam: Ipam {
+                    driver: "default".into(),
+                    options: Default::default(),
+                    config: vec![],
+                },
+                internal: false,
+                attachable: false,
+                options: Default::default(),
+                labels: Default::default(),
+                containers: BTreeMap::new(),
+            },
+            bridge: "x".into(),
+            mtu: 1500,
+            subnet,
+            ip_range: None,
+            gateway,
+            allocations,
+            endpoints: BTreeMap::new(),
+            ports: vec![],
+            dns,
+        }
+    }
+
+    fn ask(r: &Resolver, name: &str, t: RecordType, src: [u8; 4]) -> (ResponseCode, Vec<Ipv4Addr>) {
+        let mut q = Message::query();
+        q.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+        let bytes = q.to_vec().unwrap();
+        match r.handle(&bytes, IpAddr::V4(Ipv4Addr::from(src)), Ipv4Addr::UNSPECIFIED) {
+            Some(Action::Reply(b)) => {
+                let m = Message::from_vec(&b).unwrap();
+                let ips = m
+                    .answers
+                    .iter()
+                    .filter_map(|a| match &a.data {
+                        RData::A(A(ip)) => Some(*ip),
+                        _ => None,
+                    })
+                    .collect();
+                (m.metadata.response_code, ips)
+            }
+            Some(Action::Forward(_)) => (ResponseCode::Refused, vec![]), // marks "forwarded"
+            None => (ResponseCode::FormErr, vec![]),
+        }
+    }
+
+    #[test]
+    fn scoped_answers_rotation_and_forwarding() {
+        let dir = tempfile::tempdir().unwrap();
+        let nd = dir.path().join("networks");
+        std::fs::create_dir_all(&nd).unwrap();
+        let a = state(
+            "aaaa",
+            "10.77.1.0/24",
+            &[
+                ("c1", &["web", "api"], [10, 77, 1, 2]),
+                ("c2", &["api"], [10, 77, 1, 3]),
+                ("both", &["both"], [10, 77, 1, 9]),
+            ],
+        );
+        let b = state(
+            "bbbb",
+            "10.77.2.0/24",
+            &[("c3", &["db"], [10, 77, 2, 2]), ("both", &["both"], [10, 77, 2, 9])],
+        );
+        crate::store::write_json(&nd.join("aaaa.json"), &a).unwrap();
+        crate::store::write_json(&nd.join("bbbb.json"), &b).unwrap();
+        crate::store::write_atomic(&nd.join(GENERATION_FILE), b"1").unwrap();
+        let up: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+        let r = Resolver::new(dir.path(), vec![up]);
+        let from_a = [10, 77, 1, 2];
+        let (code, mut ips) = ask(&r, "API.", RecordType::A, from_a);
+        assert_eq!(code, ResponseCode::NoError);
+        ips.sort();
+        assert_eq!(ips, vec![Ipv4Addr::new(10, 77, 1, 2), Ipv4Addr::new(10, 77, 1, 3)]);
+        let first = ask(&r, "api", RecordType::A, from_a).1;
+        let second = ask(&r, "api", RecordType::A, from_a).1;
+        assert_ne!(first, second, "rotation");
+        assert_eq!(ask(&r, "web", RecordType::AAAA, from_a), (ResponseCode::NoError, vec![]));
+        assert_eq!(
+            ask(&r, "db", RecordType::A, from_a).0,
+            ResponseCode::NXDomain,
+            "other network hidden"
+        );
+        assert_eq!(
+            ask(&r, "example.org", RecordType::A, from_a).0,
+            ResponseCode::Refused,
+            "forwarded"
+        );
+        // a container on both networks sees both, whichever address it asks from
+        assert_eq!(
+            ask(&r, "db", RecordType::A, [10, 77, 1, 9]).1,
+            vec![Ipv4Addr::new(10, 77, 2, 2)]
+        );
+        assert_eq!(
+            ask(&r, "web", RecordType::A, [10, 77, 2, 9]).1,
+            vec![Ipv4Addr::new(10, 77, 1, 2)]
+        );
+        // removal is seen at once
+        let a2 = state("aaaa", "10.77.1.0/24", &[("c1", &["web"], [10, 77, 1, 2])]);
+        crate::store::write_json(&nd.join("aaaa.json"), &a2).unwrap();
+        crate::store::write_atomic(&nd.join(GENERATION_FILE), b"2").unwrap();
+        assert_eq!(ask(&r, "api", RecordType::A, from_a).0, ResponseCode::NXDomain);
+    }
+}
