@@ -259,6 +259,7 @@ impl Networks {
     }
 
     fn remove_locked(&self, st: &NetworkState) -> Result<()> {
+        let st = &self.drop_stale_endpoints(st.clone())?;
         if !st.endpoints.is_empty() {
             let names: Vec<&str> = st.endpoints.values().map(|e| e.name.as_str()).collect();
             return Err(NetworkError::InUse {
@@ -394,6 +395,34 @@ impl Networks {
             return Err(e);
         }
         Ok(endpoint)
+    }
+
+    /// Forgets endpoints whose host veth is gone (the container's namespace died without a
+    /// disconnect, e.g. its monitor was killed), with their ports, names and addresses.
+    fn drop_stale_endpoints(&self, mut st: NetworkState) -> Result<NetworkState> {
+        let mut stale = Vec::new();
+        for (cid, ep) in &st.endpoints {
+            if !netlink::link_exists(&ep.endpoint.host_ifname)? {
+                stale.push(cid.clone());
+            }
+        }
+        if stale.is_empty() {
+            return Ok(st);
+        }
+        let _machine = sysctl::machine_lock()?;
+        for cid in &stale {
+            tracing::info!(network = %st.network.name, container = %cid, "dropping stale endpoint");
+            for p in st.ports.iter().filter(|p| &p.container_id == cid) {
+                nft::remove_tagged(&nft::port_tag(&st.network.id, p), None)?;
+            }
+            st.ports.retain(|p| &p.container_id != cid);
+            st.endpoints.remove(cid);
+            st.allocations.retain(|_, c| c != cid);
+            st.network.containers.remove(cid);
+            st.dns.retain(|d| &d.container_id != cid);
+        }
+        self.save(&st)?;
+        Ok(st)
     }
 
     /// Recreates a recorded network's bridge, nft rules and forwarding hold when they are gone

@@ -692,3 +692,45 @@ fn missing_bridge_is_recreated_on_connect_and_dns_lock() {
     drop(held);
     finish(root, vec![ns]);
 }
+
+#[test]
+fn endpoints_of_dead_namespaces_do_not_block_removal() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some("172.30.12.0/24"), false);
+    let ns = Ns::new();
+    let ep = root.connect(&net.name, &ns, "ghost", &[]);
+    let p = root
+        .nets
+        .publish(
+            &net.id,
+            "c-ghost",
+            ep.ip,
+            PortMapping {
+                host_ip: None,
+                host_port: 0,
+                container_port: 80,
+                protocol: Protocol::Tcp,
+            },
+        )
+        .unwrap();
+    assert_ne!(p.host_port, 0);
+    let name = ns.name.clone();
+    drop(ns); // the namespace dies without a disconnect
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while berth_network::netlink::link_exists(&ep.host_ifname).unwrap() && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    root.nets.remove(&net.id).unwrap();
+    assert!(root.nets.states().unwrap().is_empty());
+    let tag = nft::net_tag(&net.id);
+    assert!(!nft::rule_comments().iter().any(|c| c.starts_with(&tag)));
+    let bridges: Vec<String> = root.ids.iter().map(|(_, b)| b.clone()).collect();
+    let ids: Vec<String> = root.ids.iter().map(|(i, _)| i.clone()).collect();
+    drop(root);
+    assert_clean(&bridges, &[name], &ids);
+}
