@@ -1,4 +1,4 @@
-//! The embedded DNS server (aardvark-style): one process per state root serves UDP on every
+//! The embedded DNS server (aardvark-style): one process per state root serves UDP and TCP on every
 //! network's gateway address and scopes answers by the asker's source address.
 //!
 //! Records live in the network state files; the server re-reads them whenever the
@@ -15,7 +15,8 @@ use std::time::Duration;
 use hickory_proto::op::{Message, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record, RecordType};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
 use crate::error::{NetworkError, Result};
@@ -293,13 +294,51 @@ async fn listen(sock: Arc<UdpSocket>, local: Ipv4Addr, resolver: Arc<Resolver>) 
     }
 }
 
+/// DNS over TCP (RFC 7766 framing: 2-byte length, message): for clients that retry over TCP
+/// or prefer it. One task per connection; answers in order.
+async fn listen_tcp(l: TcpListener, local: Ipv4Addr, resolver: Arc<Resolver>) {
+    loop {
+        let Ok((mut conn, peer)) = l.accept().await else { continue };
+        let resolver = resolver.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut len = [0u8; 2];
+                // Idle connections are closed after 10 s.
+                match tokio::time::timeout(Duration::from_secs(10), conn.read_exact(&mut len)).await
+                {
+                    Ok(Ok(_)) => {}
+                    _ => return,
+                }
+                let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                if conn.read_exact(&mut msg).await.is_err() {
+                    return;
+                }
+                let reply = match resolver.handle(&msg, peer.ip(), local) {
+                    Some(Action::Reply(b)) => b,
+                    Some(Action::Forward(ups)) => match forward(&msg, &ups).await {
+                        Some(b) => b,
+                        None => return,
+                    },
+                    None => return,
+                };
+                let Ok(n) = u16::try_from(reply.len()) else { return };
+                let mut out = n.to_be_bytes().to_vec();
+                out.extend_from_slice(&reply);
+                if conn.write_all(&out).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
 /// Listener tasks by gateway address; aborted on drop so dropping `serve` stops everything.
-struct Listeners(HashMap<Ipv4Addr, JoinHandle<()>>);
+struct Listeners(HashMap<Ipv4Addr, Vec<JoinHandle<()>>>);
 
 impl Drop for Listeners {
     fn drop(&mut self) {
-        for (_, h) in self.0.drain() {
-            h.abort();
+        for (_, hs) in self.0.drain() {
+            hs.iter().for_each(JoinHandle::abort);
         }
     }
 }
@@ -315,10 +354,10 @@ pub async fn serve(cfg: DnsConfig) -> Result<()> {
         if cfg.exit_when_idle && want.is_empty() {
             return Ok(());
         }
-        listeners.0.retain(|gw, h| {
-            let keep = want.contains(gw) && !h.is_finished();
+        listeners.0.retain(|gw, hs| {
+            let keep = want.contains(gw) && !hs.iter().any(JoinHandle::is_finished);
             if !keep {
-                h.abort();
+                hs.iter().for_each(JoinHandle::abort);
             }
             keep
         });
@@ -326,13 +365,15 @@ pub async fn serve(cfg: DnsConfig) -> Result<()> {
             if listeners.0.contains_key(&gw) {
                 continue;
             }
-            match UdpSocket::bind(SocketAddr::new(IpAddr::V4(gw), cfg.port)).await {
-                Ok(sock) => {
-                    let h = tokio::spawn(listen(Arc::new(sock), gw, resolver.clone()));
-                    listeners.0.insert(gw, h);
+            let at = SocketAddr::new(IpAddr::V4(gw), cfg.port);
+            match (UdpSocket::bind(at).await, TcpListener::bind(at).await) {
+                (Ok(sock), Ok(tcp)) => {
+                    let u = tokio::spawn(listen(Arc::new(sock), gw, resolver.clone()));
+                    let t = tokio::spawn(listen_tcp(tcp, gw, resolver.clone()));
+                    listeners.0.insert(gw, vec![u, t]);
                 }
                 // The bridge may not carry its address yet; try again on the next pass.
-                Err(e) => tracing::debug!("dns: bind {gw}:{}: {e}", cfg.port),
+                (Err(e), _) | (_, Err(e)) => tracing::debug!("dns: bind {at}: {e}"),
             }
         }
         tokio::time::sleep(cfg.rescan).await;

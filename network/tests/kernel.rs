@@ -379,6 +379,26 @@ fn service_replicas_appear_and_disappear() {
     let (first, _) = lookup(&asker, "api", gw);
     let (second, _) = lookup(&asker, "api", gw);
     assert_ne!(first, second, "answers should rotate");
+    // The same over TCP (2-byte length framing), asked from the host.
+    let mut q = Message::query();
+    q.add_query(hickory_proto::op::Query::query(
+        hickory_proto::rr::Name::from_ascii("api").unwrap(),
+        hickory_proto::rr::RecordType::A,
+    ));
+    let wire = q.to_vec().unwrap();
+    let mut tcp =
+        std::net::TcpStream::connect_timeout(&SocketAddr::from((gw, 53)), Duration::from_secs(3))
+            .unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut framed = (wire.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&wire);
+    std::io::Write::write_all(&mut tcp, &framed).unwrap();
+    let mut len = [0u8; 2];
+    std::io::Read::read_exact(&mut tcp, &mut len).unwrap();
+    let mut body = vec![0u8; u16::from_be_bytes(len) as usize];
+    std::io::Read::read_exact(&mut tcp, &mut body).unwrap();
+    assert_eq!(Message::from_vec(&body).unwrap().answers.len(), 3, "tcp answers");
+    drop(tcp);
     let (one, _) = lookup(&asker, "api-2", gw);
     assert_eq!(one, vec![ips[1]]);
     // Removing replicas removes their answers at once.
