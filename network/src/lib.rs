@@ -661,6 +661,33 @@ fn validate_name(name: &str) -> Result<()> {
     }
 }
 
+/// A socket holding a published host port so no host process can bind it while the mapping
+/// exists (DNAT alone does not stop that). The container monitor keeps it open; traffic still
+/// goes through DNAT, which runs before local socket lookup.
+#[derive(Debug)]
+pub enum PortReservation {
+    /// A listening TCP socket (never accepted from).
+    Tcp(TcpListener),
+    /// A bound UDP socket (never read).
+    Udp(UdpSocket),
+}
+
+/// Binds `p.host_ip:p.host_port` for the lifetime of the returned reservation.
+pub fn reserve_port(p: &PublishedPort) -> Result<PortReservation> {
+    let addr = SocketAddrV4::new(p.host_ip, p.host_port);
+    let err = |e: std::io::Error| NetworkError::PortInUse {
+        network: String::from("-"),
+        host_ip: p.host_ip.to_string(),
+        port: p.host_port,
+        protocol: p.protocol.as_str().to_string(),
+        detail: format!(" ({e})"),
+    };
+    match p.protocol {
+        Protocol::Tcp => TcpListener::bind(addr).map(PortReservation::Tcp).map_err(err),
+        Protocol::Udp => UdpSocket::bind(addr).map(PortReservation::Udp).map_err(err),
+    }
+}
+
 /// Checks that `host_ip:port` is free by binding it; returns the bound port (0 = kernel's pick).
 fn probe_port(host_ip: Ipv4Addr, port: u16, proto: Protocol) -> std::io::Result<u16> {
     let addr = SocketAddrV4::new(host_ip, port);

@@ -754,3 +754,83 @@ fn endpoints_of_dead_namespaces_do_not_block_removal() {
     drop(root);
     assert_clean(&bridges, &[name], &ids);
 }
+
+/// Echoes UDP datagrams inside the namespace at `netns` (a dedicated thread that setns'es and
+/// stops after `n` datagrams or 10 s).
+fn udp_echo(netns: PathBuf, port: u16, n: usize) -> std::thread::JoinHandle<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let f = std::fs::File::open(&netns).unwrap();
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let s = UdpSocket::bind(("0.0.0.0", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tx.send(()).unwrap();
+        let mut buf = [0u8; 512];
+        for _ in 0..n {
+            let Ok((len, from)) = s.recv_from(&mut buf) else { return };
+            let _ = s.send_to(&buf[..len], from);
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    h
+}
+
+#[test]
+fn udp_and_loopback_only_ports_and_reservation() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some("172.30.13.0/24"), false);
+    let mut ns = Ns::new();
+    let ep = root.connect(&net.name, &ns, "udpsrv", &[]);
+    let echo = udp_echo(ns.path(), 7777, 1);
+    let p = root
+        .nets
+        .publish(
+            &net.id,
+            "c-udpsrv",
+            ep.ip,
+            PortMapping {
+                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_port: 0,
+                container_port: 7777,
+                protocol: Protocol::Udp,
+            },
+        )
+        .unwrap();
+    assert_eq!(p.host_ip, Ipv4Addr::LOCALHOST);
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    c.send_to(b"ping-udp", ("127.0.0.1", p.host_port)).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = c.recv_from(&mut buf).expect("udp reply through the published port");
+    assert_eq!(&buf[..n], b"ping-udp");
+    echo.join().unwrap();
+    // TCP bound to 127.0.0.1 only, plus a reservation that keeps host processes off the port.
+    let _www = serve_http(&mut ns, 80, "lo-only\n");
+    let t = root
+        .nets
+        .publish(
+            &net.id,
+            "c-udpsrv",
+            ep.ip,
+            PortMapping {
+                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_port: 0,
+                container_port: 80,
+                protocol: Protocol::Tcp,
+            },
+        )
+        .unwrap();
+    let _res = berth_network::reserve_port(&t).unwrap();
+    assert!(std::net::TcpListener::bind(("127.0.0.1", t.host_port)).is_err(), "reserved");
+    let out = Command::new("busybox")
+        .args(["timeout", "4", "busybox", "wget", "-q", "-O", "-"])
+        .arg(format!("http://127.0.0.1:{}/", t.host_port))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "lo-only\n", "{out:?}");
+    finish(root, vec![ns]);
+}
