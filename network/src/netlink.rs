@@ -257,18 +257,18 @@ async fn configure_inside(n: &Handle, plan: &VethPlan) -> Result<bool> {
         .execute()
         .await
         .map_err(nl(ctx(&format!("add {}/{} to", plan.ip, plan.prefix))))?;
+    // (Creating the peer already up makes the kernel answer ENOTCONN, so bring it up here.)
     n.link()
         .set(LinkUnspec::new_with_index(idx).up().build())
         .execute()
         .await
         .map_err(nl(ctx("bring up")))?;
-    if let Some(lo) = index_of(n, "lo").await? {
-        n.link()
-            .set(LinkUnspec::new_with_index(lo).up().build())
-            .execute()
-            .await
-            .map_err(nl(ctx("bring up lo beside")))?;
-    }
+    // `lo` is set up by name: no index lookup needed.
+    n.link()
+        .set(LinkUnspec::new_with_name("lo").up().build())
+        .execute()
+        .await
+        .map_err(nl(ctx("bring up lo beside")))?;
     let Some(gw) = plan.default_via else { return Ok(false) };
     let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).output_interface(idx).build();
     match n.route().add(route).execute().await {
