@@ -4,6 +4,8 @@
 //! are synchronous and safe to call from async code via `spawn_blocking`; the DNS server
 //! ([`dns::serve`]) is async. See notes/network.md for the design.
 
+#![warn(missing_docs)]
+
 pub mod dns;
 pub mod error;
 pub mod files;

@@ -834,3 +834,76 @@ fn udp_and_loopback_only_ports_and_reservation() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "lo-only\n", "{out:?}");
     finish(root, vec![ns]);
 }
+
+/// An "outside" namespace joined to the host by a plain veth (172.30.99.0/30). It has no route
+/// back to berth subnets, so only masqueraded traffic from containers can get answers.
+struct Uplink {
+    ns: Ns,
+}
+
+impl Uplink {
+    fn new() -> Uplink {
+        let ns = Ns::new();
+        let host_end = format!("vethu{}", std::process::id() % 100000);
+        for args in [
+            vec![
+                "link", "add", &host_end, "type", "veth", "peer", "name", "up0", "netns", &ns.name,
+            ],
+            vec!["addr", "add", "172.30.99.1/30", "dev", &host_end],
+            vec!["link", "set", &host_end, "up"],
+        ] {
+            let (ok, out) = sh("ip", &args);
+            assert!(ok, "ip {args:?}: {out}");
+        }
+        for args in [
+            vec!["ip", "addr", "add", "172.30.99.2/30", "dev", "up0"],
+            vec!["ip", "link", "set", "up0", "up"],
+        ] {
+            let (ok, out) = ns.run(&args);
+            assert!(ok, "{args:?}: {out}");
+        }
+        Uplink { ns }
+    }
+}
+
+#[test]
+fn egress_is_masqueraded_and_internal_has_none() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let mut up = Uplink::new();
+    let _www = serve_http(&mut up.ns, 8080, "outside\n");
+    let open = root.create(Some("172.30.14.0/24"), false);
+    let closed = root.create(Some("172.30.15.0/24"), true);
+    let a = Ns::new();
+    let b = Ns::new();
+    root.connect(&open.name, &a, "egress", &[]);
+    root.connect(&closed.name, &b, "sealed", &[]);
+    let (ok, out) = wget(&a, "http://172.30.99.2:8080/");
+    assert!(ok && out.contains("outside"), "egress through NAT: {out}");
+    let (ok, out) = wget(&b, "http://172.30.99.2:8080/");
+    assert!(!ok && !out.contains("outside"), "internal network reached outside: {out}");
+    // MTU option
+    let m = root
+        .nets
+        .create(NetworkCreate {
+            name: unique_name("tnet"),
+            options: [(berth_network::OPT_MTU.to_string(), "1400".to_string())]
+                .into_iter()
+                .collect(),
+            ipam: vec![IpamRequest { subnet: Some("172.30.16.0/24".into()), ..Default::default() }],
+            ..Default::default()
+        })
+        .unwrap();
+    let st = root.nets.state(&m.id).unwrap();
+    root.ids.push((m.id.clone(), st.bridge.clone()));
+    let (_, link) = sh("ip", &["-o", "link", "show", &st.bridge]);
+    assert!(link.contains("mtu 1400"), "{link}");
+    let upname = up.ns.name.clone();
+    drop(up);
+    finish(root, vec![a, b]);
+    let (_, netns) = sh("ip", &["netns", "list"]);
+    assert!(!netns.contains(&upname));
+}
