@@ -392,6 +392,39 @@ pub fn server_running(state_root: &Path) -> bool {
     matches!(try_server_lock(state_root), Ok(None))
 }
 
+/// The body of the per-root `berth __dns` process: takes the server lock (returns at once when
+/// another server holds it), then serves with the host's resolvers as upstreams until no network
+/// is left in the root. Must not be called from inside a tokio runtime.
+pub fn run_blocking(state_root: &Path) -> Result<()> {
+    let Some(_lock) = try_server_lock(state_root)? else { return Ok(()) };
+    let mut cfg = DnsConfig::new(state_root);
+    cfg.exit_when_idle = true;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| NetworkError::io("start dns runtime", state_root, e))?;
+    rt.block_on(serve(cfg))
+}
+
+/// Starts `command` (e.g. `berth --root R __dns`) in its own process group with null stdio
+/// unless a server already runs for this root. Returns whether it started one.
+pub fn ensure_server(state_root: &Path, mut command: std::process::Command) -> Result<bool> {
+    use std::os::unix::process::CommandExt;
+    if server_running(state_root) {
+        return Ok(false);
+    }
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| {
+            NetworkError::Dns(format!("starting the DNS server for {}: {e}", state_root.display()))
+        })?;
+    Ok(true)
+}
+
 /// Serves on an explicit socket (benchmarks, tests on loopback): answers as if asked at `local`.
 pub async fn serve_socket(sock: UdpSocket, local: Ipv4Addr, resolver: Arc<Resolver>) -> Result<()> {
     listen(Arc::new(sock), local, resolver).await;

@@ -907,3 +907,33 @@ fn egress_is_masqueraded_and_internal_has_none() {
     let (_, netns) = sh("ip", &["netns", "list"]);
     assert!(!netns.contains(&upname));
 }
+
+#[test]
+fn dns_process_body_serves_and_exits_when_idle() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some("172.30.17.0/24"), false);
+    let gw = root.gateway(&net.id);
+    let a = Ns::new();
+    let ep = root.connect(&net.name, &a, "solo", &[]);
+    let state_root = root.nets.dir().parent().unwrap().to_path_buf();
+    let sr = state_root.clone();
+    let server = std::thread::spawn(move || berth_network::dns::run_blocking(&sr));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(berth_network::dns::server_running(&state_root));
+    // A second server for the same root returns at once.
+    berth_network::dns::run_blocking(&state_root).unwrap();
+    assert_eq!(lookup(&a, "solo", gw).0, vec![ep.ip]);
+    root.teardown();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !server.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(server.is_finished(), "DNS server still running after the last network went away");
+    server.join().unwrap().unwrap();
+    assert!(!berth_network::dns::server_running(&state_root));
+    finish(root, vec![a]);
+}
