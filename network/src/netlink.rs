@@ -46,14 +46,20 @@ where
     F: FnOnce(Handle, Option<Handle>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<T>>,
 {
-    let worker = std::thread::Builder::new()
+    // The result comes back over a channel as soon as the job is done; tearing down the
+    // runtime and the thread happens off the caller's critical path.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T>>(1);
+    std::thread::Builder::new()
         .name("berth-netlink".into())
-        .spawn(move || -> Result<T> {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .build()
-                .map_err(|e| NetworkError::io("start netlink runtime", "", e))?;
-            rt.block_on(async move {
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_io().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(NetworkError::io("start netlink runtime", "", e)));
+                    return;
+                }
+            };
+            let r = rt.block_on(async move {
                 let (conn, host, _) = rtnetlink::new_connection()
                     .map_err(|e| NetworkError::io("open netlink socket", "", e))?;
                 tokio::spawn(conn);
@@ -69,10 +75,11 @@ where
                     None => None,
                 };
                 job(host, inner).await
-            })
+            });
+            let _ = tx.send(r);
         })
         .map_err(|e| NetworkError::io("spawn netlink thread", "", e))?;
-    worker.join().unwrap_or_else(|_| {
+    rx.recv().unwrap_or_else(|_| {
         Err(NetworkError::Netlink { context: "netlink worker".into(), message: "panicked".into() })
     })
 }
