@@ -427,6 +427,42 @@ impl Networks {
         Ok(st)
     }
 
+    /// The endpoint of `container_id` on `network`, if connected.
+    pub fn endpoint(&self, network: &str, container_id: &str) -> Result<Option<Endpoint>> {
+        Ok(self.state(network)?.endpoints.get(container_id).map(|e| e.endpoint.clone()))
+    }
+
+    /// Every port published for `container_id`, on any network (for `port` / `ps`).
+    pub fn published_ports(&self, container_id: &str) -> Result<Vec<PublishedPort>> {
+        Ok(self
+            .states()?
+            .into_iter()
+            .flat_map(|s| s.ports)
+            .filter(|p| p.container_id == container_id)
+            .collect())
+    }
+
+    /// Disconnects `container_id` from every network it is on (container stop); keeps going
+    /// after a failure and returns the first error. Returns the networks it left.
+    pub fn disconnect_all(&self, container_id: &str) -> Result<Vec<String>> {
+        let mut left = Vec::new();
+        let mut first_err = None;
+        for st in self.states()? {
+            if st.endpoints.contains_key(container_id) {
+                match self.disconnect(&st.network.id, container_id) {
+                    Ok(()) => left.push(st.network.name),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(left),
+        }
+    }
+
     /// Recreates a recorded network's bridge, nft rules and forwarding hold when they are gone
     /// (after a reboot or a manual `ip link del`); a no-op when the bridge exists.
     pub fn ensure_kernel(&self, st: &NetworkState) -> Result<()> {

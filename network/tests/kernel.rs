@@ -560,6 +560,13 @@ fn published_port_answers_on_localhost_and_hairpin() {
     let fixed = probe_free_port();
     let q = root.nets.publish(&net.id, "c-srv", ep.ip, map(fixed)).unwrap();
     assert_eq!(q.host_port, fixed);
+    assert_eq!(root.nets.published_ports("c-srv").unwrap(), vec![q.clone()]);
+    assert_eq!(root.nets.endpoint(&net.id, "c-srv").unwrap(), Some(ep.clone()));
+    assert_eq!(root.nets.disconnect_all("c-srv").unwrap(), vec![net.name.clone()]);
+    assert!(root.nets.published_ports("c-srv").unwrap().is_empty());
+    assert_eq!(root.nets.endpoint(&net.id, "c-srv").unwrap(), None);
+    let tag = nft::net_tag(&net.id);
+    assert!(!nft::rule_comments().iter().any(|c| c.starts_with(&tag) && c.contains("port:")));
     drop(holder);
     finish(root, vec![srv, peer]);
 }
