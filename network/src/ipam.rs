@@ -201,6 +201,12 @@ mod tests {
         taken.insert(Ipv4Addr::new(10, 9, 0, 2), "x".into());
         assert_eq!(next_free(s, None, gw, &taken), None);
         assert!("1.2.3.4".parse::<Ipv4Net>().is_err());
+        // ip_range: allocation stays inside the range, never the gateway
+        let s: Ipv4Net = "10.9.0.0/24".parse().unwrap();
+        let r: Ipv4Net = "10.9.0.128/25".parse().unwrap();
+        let taken = BTreeMap::new();
+        let gw128 = Ipv4Addr::new(10, 9, 0, 128);
+        assert_eq!(next_free(s, Some(r), gw128, &taken), Some(Ipv4Addr::new(10, 9, 0, 129)));
         assert_eq!(
             resolv_nameservers("# c\nnameserver 10.0.0.1\nnameserver fe80::1%eth0\nsearch x\n"),
             vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), IpAddr::V6("fe80::1".parse().unwrap())]

@@ -284,3 +284,31 @@ impl Filters {
         name_ok && id_ok && label_ok
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_match_like_docker() {
+        let rec: NetworkRecord = serde_json::from_value(serde_json::json!({
+            "Name": "proj_default", "Id": "abcdef0123", "Created": "", "Scope": "local",
+            "Driver": "bridge", "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": {}, "Config": []},
+            "Internal": false, "Attachable": false, "Options": {},
+            "Labels": {"com.docker.compose.project": "proj", "x": ""}, "Containers": {}
+        }))
+        .unwrap();
+        let f = |name: &[&str], id: &[&str], label: &[&str]| Filters {
+            name: name.iter().map(|s| s.to_string()).collect(),
+            id: id.iter().map(|s| s.to_string()).collect(),
+            label: label.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(f(&[], &[], &[]).matches(&rec));
+        assert!(f(&["default", "nope"], &[], &[]).matches(&rec));
+        assert!(!f(&["nope"], &[], &[]).matches(&rec));
+        assert!(f(&[], &["abc"], &["com.docker.compose.project=proj", "x"]).matches(&rec));
+        assert!(!f(&[], &[], &["com.docker.compose.project=other"]).matches(&rec));
+        assert!(!f(&[], &["bcd"], &[]).matches(&rec));
+    }
+}

@@ -93,7 +93,7 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Ls { quiet, filter, no_trunc, format } => {
             let recs = nets.list(&parse_filters(&filter)?)?;
-            let id = |r: &NetworkRecord| if no_trunc { r.id.clone() } else { r.id[..12].to_string() };
+            let id = |r: &NetworkRecord| if no_trunc { r.id.clone() } else { r.id.get(..12).unwrap_or(&r.id).to_string() };
             if quiet {
                 recs.iter().for_each(|r| println!("{}", id(r)));
             } else if format.as_deref() == Some("json") {
