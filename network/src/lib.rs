@@ -432,6 +432,42 @@ impl Networks {
         Ok(self.state(network)?.endpoints.get(container_id).map(|e| e.endpoint.clone()))
     }
 
+    /// Docker's `NetworkSettings.Networks.<name>` entry for `container_id` on `network`.
+    pub fn endpoint_settings(
+        &self,
+        network: &str,
+        container_id: &str,
+    ) -> Result<Option<EndpointSettings>> {
+        let st = self.state(network)?;
+        let Some(ep) = st.endpoints.get(container_id) else { return Ok(None) };
+        let names: Vec<String> = st
+            .dns
+            .iter()
+            .filter(|d| d.container_id == container_id)
+            .flat_map(|d| d.names.iter().cloned())
+            .collect();
+        let container = st.network.containers.get(container_id);
+        Ok(Some(EndpointSettings {
+            ipam_config: None,
+            links: None,
+            aliases: names
+                .iter()
+                .filter(|n| **n != ep.name.to_ascii_lowercase())
+                .cloned()
+                .collect(),
+            mac_address: ep.endpoint.mac.clone(),
+            network_id: st.network.id.clone(),
+            endpoint_id: container.map(|c| c.endpoint_id.clone()).unwrap_or_default(),
+            gateway: ep.endpoint.gateway.to_string(),
+            ip_address: ep.endpoint.ip.to_string(),
+            ip_prefix_len: ep.endpoint.prefix,
+            ipv6_gateway: String::new(),
+            global_ipv6_address: String::new(),
+            global_ipv6_prefix_len: 0,
+            dns_names: names,
+        }))
+    }
+
     /// Every port published for `container_id`, on any network (for `port` / `ps`).
     pub fn published_ports(&self, container_id: &str) -> Result<Vec<PublishedPort>> {
         Ok(self

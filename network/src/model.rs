@@ -121,6 +121,48 @@ pub struct NetworkRecord {
     pub containers: BTreeMap<String, ContainerEndpoint>,
 }
 
+/// A container's view of one network, as `docker inspect` shows it under
+/// `NetworkSettings.Networks.<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointSettings {
+    /// Static addresses requested (null when dynamic).
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<serde_json::Value>,
+    /// Legacy links (none).
+    pub links: Option<Vec<String>>,
+    /// Network-scoped aliases.
+    pub aliases: Vec<String>,
+    /// MAC address.
+    pub mac_address: String,
+    /// The network's id.
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    /// The endpoint's id.
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    /// Gateway address.
+    pub gateway: String,
+    /// Container address.
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    /// Prefix length.
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    /// Empty until IPv6 is implemented.
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    /// Empty until IPv6 is implemented.
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    /// 0 until IPv6 is implemented.
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    /// Every name this container answers to on the network.
+    #[serde(rename = "DNSNames")]
+    pub dns_names: Vec<String>,
+}
+
 /// What `connect` needs to know about the container.
 #[derive(Debug, Clone, Default)]
 pub struct EndpointConfig {

@@ -562,6 +562,14 @@ fn published_port_answers_on_localhost_and_hairpin() {
     assert_eq!(q.host_port, fixed);
     assert_eq!(root.nets.published_ports("c-srv").unwrap(), vec![q.clone()]);
     assert_eq!(root.nets.endpoint(&net.id, "c-srv").unwrap(), Some(ep.clone()));
+    let es =
+        serde_json::to_value(root.nets.endpoint_settings(&net.name, "c-srv").unwrap().unwrap())
+            .unwrap();
+    assert_eq!(es["IPAddress"], ep.ip.to_string());
+    assert_eq!(es["Gateway"], gw.to_string());
+    assert_eq!(es["IPPrefixLen"], 24);
+    assert_eq!(es["NetworkID"], net.id);
+    assert_eq!(es["DNSNames"], serde_json::json!(["srv"]));
     assert_eq!(root.nets.disconnect_all("c-srv").unwrap(), vec![net.name.clone()]);
     assert!(root.nets.published_ports("c-srv").unwrap().is_empty());
     assert_eq!(root.nets.endpoint(&net.id, "c-srv").unwrap(), None);
