@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -174,6 +174,7 @@ impl Resolver {
             })
             .collect();
         let mut ips: Vec<Ipv4Addr> = Vec::new();
+        let mut ips6: Vec<std::net::Ipv6Addr> = Vec::new();
         let mut known = false;
         for n in &scope {
             for r in &n.records {
@@ -181,6 +182,9 @@ impl Resolver {
                     known = true;
                     if !ips.contains(&r.ipv4) {
                         ips.push(r.ipv4);
+                    }
+                    if let Some(a) = r.ipv6.filter(|a| !ips6.contains(a)) {
+                        ips6.push(a);
                     }
                 }
             }
@@ -195,6 +199,19 @@ impl Resolver {
                 // Stay under 512 bytes for plain (non-EDNS) UDP.
                 for ip in ips.into_iter().take(24) {
                     resp.add_answer(Record::from_rdata(q.name().clone(), TTL, RData::A(A(ip))));
+                }
+            }
+            if q.query_type() == RecordType::AAAA || q.query_type() == RecordType::ANY {
+                if !ips6.is_empty() {
+                    let k = self.rr.fetch_add(1, Ordering::Relaxed) % ips6.len();
+                    ips6.rotate_left(k);
+                }
+                for ip in ips6.into_iter().take(12) {
+                    resp.add_answer(Record::from_rdata(
+                        q.name().clone(),
+                        TTL,
+                        RData::AAAA(AAAA(ip)),
+                    ));
                 }
             }
             // Known name without records of the asked type: NOERROR, no answers.
@@ -451,6 +468,7 @@ mod tests {
                 container_id: c.to_string(),
                 names: names.iter().map(|s| s.to_string()).collect(),
                 ipv4: ip,
+                ipv6: None,
                 upstreams: vec![],
             });
         }
@@ -482,6 +500,9 @@ mod tests {
             endpoints: BTreeMap::new(),
             ports: vec![],
             dns,
+            subnet6: None,
+            gateway6: None,
+            allocations6: BTreeMap::new(),
         }
     }
 

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub use error::{NetworkError, Result};
 /// Re-exported: request and record maps use it.
 pub use indexmap::IndexMap;
-pub use ipam::Ipv4Net;
+pub use ipam::{Ipv4Net, Ipv6Net};
 pub use model::*;
 
 use store::{Lock, read_json, write_atomic, write_json};
@@ -195,6 +195,65 @@ impl Networks {
                 (subnet, None, gw)
             }
         };
+        let (subnet6, gateway6) = if req.enable_ipv6 {
+            let c6 = req.ipam.iter().find(|c| c.subnet.as_deref().is_some_and(|s| s.contains(':')));
+            let s6: Ipv6Net = match c6.and_then(|c| c.subnet.as_deref()) {
+                Some(s) => s.parse().map_err(|e: String| invalid(e))?,
+                None => {
+                    // A ULA /64 derived from the id: fdXX:XXXX:XXXX:XXXX::/64.
+                    let b: Vec<u16> = (0..4)
+                        .map(|i| u16::from_str_radix(&id[i * 4..i * 4 + 4], 16).unwrap_or(0))
+                        .collect();
+                    let a = std::net::Ipv6Addr::new(
+                        0xfd00 | (b[0] & 0xff),
+                        b[1],
+                        b[2],
+                        b[3],
+                        0,
+                        0,
+                        0,
+                        0,
+                    );
+                    Ipv6Net::new(a, 64)
+                        .ok_or_else(|| invalid("bad generated IPv6 subnet".into()))?
+                }
+            };
+            if s6.prefix() > 120 {
+                return Err(invalid(format!("IPv6 subnet {s6} is too small")));
+            }
+            if let Some(o) = states.iter().find(|s| s.subnet6.is_some_and(|x| x.overlaps(&s6))) {
+                return Err(NetworkError::SubnetOverlap {
+                    network: name,
+                    subnet: s6.to_string(),
+                    other: format!("network {}", o.network.name),
+                });
+            }
+            let g6 = match c6.and_then(|c| c.gateway.as_deref()) {
+                Some(g) => {
+                    g.parse::<std::net::Ipv6Addr>().ok().filter(|g| s6.contains(*g)).ok_or_else(
+                        || invalid(format!("IPv6 gateway {g:?} is not an address of {s6}")),
+                    )?
+                }
+                None => {
+                    s6.nth(1).ok_or_else(|| invalid(format!("IPv6 subnet {s6} has no hosts")))?
+                }
+            };
+            (Some(s6), Some(g6))
+        } else {
+            (None, None)
+        };
+        let mut ipam_config = vec![IpamConfig {
+            subnet: subnet.to_string(),
+            ip_range: ip_range.map(|r| r.to_string()),
+            gateway: gateway.to_string(),
+        }];
+        if let (Some(s6), Some(g6)) = (subnet6, gateway6) {
+            ipam_config.push(IpamConfig {
+                subnet: s6.to_string(),
+                ip_range: None,
+                gateway: g6.to_string(),
+            });
+        }
         let record = NetworkRecord {
             name: name.clone(),
             id: id.clone(),
@@ -205,11 +264,7 @@ impl Networks {
             ipam: Ipam {
                 driver: "default".into(),
                 options: Default::default(),
-                config: vec![IpamConfig {
-                    subnet: subnet.to_string(),
-                    ip_range: ip_range.map(|r| r.to_string()),
-                    gateway: gateway.to_string(),
-                }],
+                config: ipam_config,
             },
             internal: req.internal,
             attachable: req.attachable,
@@ -228,8 +283,12 @@ impl Networks {
             endpoints: BTreeMap::new(),
             ports: Vec::new(),
             dns: Vec::new(),
+            subnet6,
+            gateway6,
+            allocations6: BTreeMap::new(),
         };
-        netlink::create_bridge(&bridge, mtu, gateway, subnet.prefix())?;
+        let v6 = gateway6.zip(subnet6.map(|s| s.prefix()));
+        netlink::create_bridge(&bridge, mtu, gateway, subnet.prefix(), v6)?;
         let path = self.state_path(&id);
         let kernel = (|| -> Result<()> {
             if !req.internal {
@@ -329,6 +388,33 @@ impl Networks {
             None => ipam::next_free(st.subnet, st.ip_range, st.gateway, &st.allocations)
                 .ok_or_else(|| NetworkError::AddressesExhausted(net.clone()))?,
         };
+        let ip6 = match (st.subnet6, st.gateway6) {
+            (Some(s6), Some(g6)) => {
+                let a = match cfg.ipv6_address {
+                    Some(a) => {
+                        let taken = st.allocations6.contains_key(&a);
+                        if !s6.contains(a) || a == g6 || a == s6.network() || taken {
+                            return Err(NetworkError::Invalid {
+                                network: net.clone(),
+                                message: format!(
+                                    "IPv6 address {a} is {}",
+                                    if taken {
+                                        "already in use".to_string()
+                                    } else {
+                                        format!("not a free host address of {s6}")
+                                    }
+                                ),
+                            });
+                        }
+                        a
+                    }
+                    None => ipam::next_free6(s6, g6, &st.allocations6)
+                        .ok_or_else(|| NetworkError::AddressesExhausted(net.clone()))?,
+                };
+                Some((a, s6.prefix()))
+            }
+            _ => None,
+        };
         let mac = match cfg.mac_address.as_deref() {
             Some(m) => netlink::parse_mac(m).ok_or_else(|| NetworkError::Invalid {
                 network: net.clone(),
@@ -356,6 +442,8 @@ impl Networks {
             ip,
             prefix: st.subnet.prefix(),
             default_via,
+            ip6,
+            default_via6: if st.network.internal { None } else { st.gateway6 },
         };
         let default_route = match netlink::plug_veth(plan.clone()) {
             // Bridge gone (reboot, manual delete): rebuild it from the record and retry once.
@@ -373,8 +461,12 @@ impl Networks {
             ifname,
             host_ifname: host_ifname.clone(),
             default_route,
+            ip6,
         };
         st.allocations.insert(ip, cfg.container_id.clone());
+        if let Some((a, _)) = ip6 {
+            st.allocations6.insert(a, cfg.container_id.clone());
+        }
         st.endpoints.insert(
             cfg.container_id.clone(),
             EndpointState { name: cfg.name.clone(), endpoint: endpoint.clone() },
@@ -386,12 +478,12 @@ impl Networks {
                 endpoint_id: store::random_id()?,
                 mac_address: endpoint.mac.clone(),
                 ipv4_address: format!("{ip}/{}", st.subnet.prefix()),
-                ipv6_address: String::new(),
+                ipv6_address: ip6.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default(),
             },
         );
         let mut names = vec![cfg.name.clone()];
         names.extend(cfg.aliases.iter().cloned());
-        set_dns(&mut st, &cfg.container_id, &names, ip, &cfg.dns_servers);
+        set_dns(&mut st, &cfg.container_id, &names, ip, ip6.map(|(a, _)| a), &cfg.dns_servers);
         if let Err(e) = self.save(&st) {
             let _ = netlink::delete_link(&host_ifname);
             return Err(e);
@@ -420,6 +512,7 @@ impl Networks {
             st.ports.retain(|p| &p.container_id != cid);
             st.endpoints.remove(cid);
             st.allocations.retain(|_, c| c != cid);
+            st.allocations6.retain(|_, c| c != cid);
             st.network.containers.remove(cid);
             st.dns.retain(|d| &d.container_id != cid);
         }
@@ -461,9 +554,9 @@ impl Networks {
             gateway: ep.endpoint.gateway.to_string(),
             ip_address: ep.endpoint.ip.to_string(),
             ip_prefix_len: ep.endpoint.prefix,
-            ipv6_gateway: String::new(),
-            global_ipv6_address: String::new(),
-            global_ipv6_prefix_len: 0,
+            ipv6_gateway: st.gateway6.map(|g| g.to_string()).unwrap_or_default(),
+            global_ipv6_address: ep.endpoint.ip6.map(|(a, _)| a.to_string()).unwrap_or_default(),
+            global_ipv6_prefix_len: ep.endpoint.ip6.map(|(_, p)| p).unwrap_or(0),
             dns_names: names,
         }))
     }
@@ -507,7 +600,8 @@ impl Networks {
         }
         tracing::info!(network = %st.network.name, bridge = %st.bridge, "recreating missing bridge");
         let _machine = sysctl::machine_lock()?;
-        netlink::create_bridge(&st.bridge, st.mtu, st.gateway, st.subnet.prefix())?;
+        let v6 = st.gateway6.zip(st.subnet6.map(|s| s.prefix()));
+        netlink::create_bridge(&st.bridge, st.mtu, st.gateway, st.subnet.prefix(), v6)?;
         let id = &st.network.id;
         nft::remove_tagged(&nft::net_tag(id), None)?;
         if !st.network.internal {
@@ -545,6 +639,7 @@ impl Networks {
             }
         }
         st.allocations.retain(|_, c| c != container_id);
+        st.allocations6.retain(|_, c| c != container_id);
         st.network.containers.remove(container_id);
         st.dns.retain(|d| d.container_id != container_id);
         self.save(&st)
@@ -663,7 +758,8 @@ impl Networks {
     ) -> Result<()> {
         let _root = self.lock()?;
         let mut st = self.state(network)?;
-        set_dns(&mut st, container_id, names, ip, &[]);
+        let ip6 = st.endpoints.get(container_id).and_then(|e| e.endpoint.ip6).map(|(a, _)| a);
+        set_dns(&mut st, container_id, names, ip, ip6, &[]);
         self.save(&st)
     }
 
@@ -681,6 +777,7 @@ fn set_dns(
     container_id: &str,
     names: &[String],
     ip: Ipv4Addr,
+    ip6: Option<std::net::Ipv6Addr>,
     up: &[std::net::IpAddr],
 ) {
     let mut clean: Vec<String> = Vec::new();
@@ -695,6 +792,7 @@ fn set_dns(
         container_id: container_id.to_string(),
         names: clean,
         ipv4: ip,
+        ipv6: ip6,
         upstreams: up.to_vec(),
     });
 }

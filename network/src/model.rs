@@ -1,12 +1,12 @@
 //! Request, record and state types. Records use the Docker API's PascalCase JSON shape.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::ipam::Ipv4Net;
+use crate::ipam::{Ipv4Net, Ipv6Net};
 
 /// Option key for the bridge MTU.
 pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
@@ -41,7 +41,7 @@ pub struct NetworkCreate {
     pub options: IndexMap<String, String>,
     /// IPAM pools; only the first IPv4 one is used.
     pub ipam: Vec<IpamRequest>,
-    /// Recorded; IPv6 data path is not implemented yet.
+    /// Give containers IPv6 addresses too (subnet from an IPv6 `ipam` entry, else a ULA /64).
     pub enable_ipv6: bool,
 }
 
@@ -174,6 +174,8 @@ pub struct EndpointConfig {
     pub aliases: Vec<String>,
     /// Static address; else the next free one.
     pub ipv4_address: Option<Ipv4Addr>,
+    /// Static IPv6 address on an IPv6-enabled network; else the next free one.
+    pub ipv6_address: Option<Ipv6Addr>,
     /// Static MAC; else derived from the address like docker (02:42:a.b.c.d).
     pub mac_address: Option<String>,
     /// Interface name inside the container (`eth0`, `eth1`, ... by order).
@@ -201,6 +203,9 @@ pub struct Endpoint {
     pub host_ifname: String,
     /// Whether this endpoint installed the container's default route.
     pub default_route: bool,
+    /// IPv6 address with its prefix length, on IPv6-enabled networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<(Ipv6Addr, u8)>,
 }
 
 /// Transport protocol of a published port.
@@ -272,6 +277,9 @@ pub struct DnsEntry {
     pub names: Vec<String>,
     /// Address answered for A queries.
     pub ipv4: Ipv4Addr,
+    /// Address answered for AAAA queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
     /// Per-container upstream resolvers (empty = the server's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upstreams: Vec<IpAddr>,
@@ -300,6 +308,15 @@ pub struct NetworkState {
     pub ports: Vec<PublishedPort>,
     /// DNS records.
     pub dns: Vec<DnsEntry>,
+    /// IPv6 subnet (IPv6-enabled networks).
+    #[serde(default)]
+    pub subnet6: Option<Ipv6Net>,
+    /// IPv6 gateway on the bridge.
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
+    /// Allocated IPv6 addresses -> container id.
+    #[serde(default)]
+    pub allocations6: BTreeMap<Ipv6Addr, String>,
 }
 
 /// Filters for `list` and `prune` (docker semantics: OR within a key, AND across keys).

@@ -6,11 +6,12 @@
 
 use std::fs::File;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::AddressHeaderFlags;
 use rtnetlink::packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
@@ -109,7 +110,13 @@ pub fn link_exists(name: &str) -> Result<bool> {
 }
 
 /// Creates bridge `name` (up, `mtu`) with `gateway/prefix` on it. Fails when it already exists.
-pub fn create_bridge(name: &str, mtu: u32, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
+pub fn create_bridge(
+    name: &str,
+    mtu: u32,
+    gateway: Ipv4Addr,
+    prefix: u8,
+    v6: Option<(Ipv6Addr, u8)>,
+) -> Result<()> {
     let name = name.to_string();
     on_thread(None, move |h, _| async move {
         let ctx = format!("create bridge {name}");
@@ -131,6 +138,16 @@ pub fn create_bridge(name: &str, mtu: u32, gateway: Ipv4Addr, prefix: u8) -> Res
         if let Err(e) = r {
             let _ = h.link().del(idx).execute().await;
             return Err(nl(format!("add {gateway}/{prefix} to bridge {name}"))(e));
+        }
+        if let Some((g6, p6)) = v6 {
+            let mut req = h.address().add(idx, IpAddr::V6(g6), p6);
+            // No duplicate address detection: the subnet is ours, and DAD would hold the
+            // address "tentative" (unusable) for a second or more.
+            req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+            if let Err(e) = req.execute().await {
+                let _ = h.link().del(idx).execute().await;
+                return Err(nl(format!("add {g6}/{p6} to bridge {name}"))(e));
+            }
         }
         Ok(())
     })
@@ -169,6 +186,10 @@ pub struct VethPlan {
     pub prefix: u8,
     /// Gateway for the default route, when one is wanted.
     pub default_via: Option<Ipv4Addr>,
+    /// IPv6 address and prefix length, on IPv6-enabled networks.
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    /// IPv6 gateway for the default IPv6 route, when one is wanted.
+    pub default_via6: Option<Ipv6Addr>,
 }
 
 /// Why `plug_veth` failed: the bridge is missing (recoverable) or anything else.
@@ -264,6 +285,11 @@ async fn configure_inside(n: &Handle, plan: &VethPlan) -> Result<bool> {
         .execute()
         .await
         .map_err(nl(ctx(&format!("add {}/{} to", plan.ip, plan.prefix))))?;
+    if let Some((a, p)) = plan.ip6 {
+        let mut req = n.address().add(idx, IpAddr::V6(a), p);
+        req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+        req.execute().await.map_err(nl(ctx(&format!("add {a}/{p} to"))))?;
+    }
     // (Creating the peer already up makes the kernel answer ENOTCONN, so bring it up here.)
     n.link()
         .set(LinkUnspec::new_with_index(idx).up().build())
@@ -276,6 +302,15 @@ async fn configure_inside(n: &Handle, plan: &VethPlan) -> Result<bool> {
         .execute()
         .await
         .map_err(nl(ctx("bring up lo beside")))?;
+    if let Some(gw6) = plan.default_via6 {
+        let route =
+            RouteMessageBuilder::<Ipv6Addr>::new().gateway(gw6).output_interface(idx).build();
+        match n.route().add(route).execute().await {
+            Ok(()) => {}
+            Err(e) if errno_of(&e) == EEXIST => {}
+            Err(e) => return Err(nl(ctx(&format!("add default route via {gw6} on")))(e)),
+        }
+    }
     let Some(gw) = plan.default_via else { return Ok(false) };
     let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).output_interface(idx).build();
     match n.route().add(route).execute().await {

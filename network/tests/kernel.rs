@@ -952,3 +952,77 @@ fn dns_process_body_serves_and_exits_when_idle() {
     assert!(!berth_network::dns::server_running(&state_root));
     finish(root, vec![a]);
 }
+
+#[test]
+fn ipv6_inside_a_network_and_aaaa_answers() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let rec = root
+        .nets
+        .create(NetworkCreate {
+            name: unique_name("tnet"),
+            enable_ipv6: true,
+            ipam: vec![
+                IpamRequest { subnet: Some("172.30.18.0/24".into()), ..Default::default() },
+                IpamRequest { subnet: Some("fd42:30:18::/64".into()), ..Default::default() },
+            ],
+            ..Default::default()
+        })
+        .unwrap();
+    let st = root.nets.state(&rec.id).unwrap();
+    root.ids.push((rec.id.clone(), st.bridge.clone()));
+    assert_eq!(rec.ipam.config.len(), 2);
+    assert_eq!(rec.ipam.config[1].gateway, "fd42:30:18::1");
+    let a = Ns::new();
+    let b = Ns::new();
+    let ea = root.connect(&rec.name, &a, "six-a", &[]);
+    let eb = root.connect(&rec.name, &b, "six-b", &[]);
+    let (a6, p6) = ea.ip6.expect("an IPv6 address");
+    assert_eq!((a6.to_string().as_str(), p6), ("fd42:30:18::2", 64));
+    let b6 = eb.ip6.unwrap().0;
+    let (ok, out) = a.run(&["busybox", "ping6", "-c", "1", "-W", "3", &b6.to_string()]);
+    assert!(ok, "ping6 a -> b: {out}");
+    let (_, routes) = a.run(&["ip", "-6", "route"]);
+    assert!(routes.contains("default via fd42:30:18::1"), "{routes}");
+    let insp = root.nets.inspect(&rec.id).unwrap();
+    assert_eq!(insp.containers["c-six-a"].ipv6_address, "fd42:30:18::2/64");
+    let _dns = Dns::start(&root, vec![]);
+    let mut out = String::new();
+    for _ in 0..10 {
+        out = b
+            .run(&[
+                "timeout",
+                "5",
+                "busybox",
+                "nslookup",
+                "-type=aaaa",
+                "six-a",
+                &st.gateway.to_string(),
+            ])
+            .1;
+        if out.contains("fd42:30:18::2") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(out.contains("fd42:30:18::2"), "AAAA answer: {out}");
+    drop(_dns);
+    // Without an IPv6 subnet a ULA /64 is generated.
+    let auto = root
+        .nets
+        .create(NetworkCreate {
+            name: unique_name("tnet"),
+            enable_ipv6: true,
+            ipam: vec![IpamRequest { subnet: Some("172.30.19.0/24".into()), ..Default::default() }],
+            ..Default::default()
+        })
+        .unwrap();
+    let ast = root.nets.state(&auto.id).unwrap();
+    root.ids.push((auto.id.clone(), ast.bridge.clone()));
+    let s6 = ast.subnet6.unwrap();
+    assert!(s6.to_string().starts_with("fd") && s6.prefix() == 64, "{s6}");
+    finish(root, vec![a, b]);
+}
