@@ -84,7 +84,7 @@ pub struct ContainerEndpoint {
     /// `ip/prefix`.
     #[serde(rename = "IPv4Address")]
     pub ipv4_address: String,
-    /// Empty until IPv6 is implemented.
+    /// IPv6 value on IPv6-enabled networks, else empty.
     #[serde(rename = "IPv6Address")]
     pub ipv6_address: String,
 }
@@ -149,13 +149,13 @@ pub struct EndpointSettings {
     /// Prefix length.
     #[serde(rename = "IPPrefixLen")]
     pub ip_prefix_len: u8,
-    /// Empty until IPv6 is implemented.
+    /// IPv6 value on IPv6-enabled networks, else empty.
     #[serde(rename = "IPv6Gateway")]
     pub ipv6_gateway: String,
-    /// Empty until IPv6 is implemented.
+    /// IPv6 value on IPv6-enabled networks, else empty.
     #[serde(rename = "GlobalIPv6Address")]
     pub global_ipv6_address: String,
-    /// 0 until IPv6 is implemented.
+    /// IPv6 prefix length on IPv6-enabled networks, else 0.
     #[serde(rename = "GlobalIPv6PrefixLen")]
     pub global_ipv6_prefix_len: u8,
     /// Every name this container answers to on the network.

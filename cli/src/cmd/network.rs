@@ -38,7 +38,7 @@ pub enum Command {
         /// Enable manual container attachment.
         #[arg(long)]
         attachable: bool,
-        /// Enable IPv6 (recorded only).
+        /// Enable IPv6 (addresses inside the network; no v6 egress yet).
         #[arg(long)]
         ipv6: bool,
         /// Set metadata (key=value).
