@@ -295,6 +295,9 @@ impl Networks {
                 sysctl::enable_route_localnet(&bridge)?;
             }
             nft::add_network(&id, &bridge, &subnet, req.internal)?;
+            if subnet6.is_some() {
+                nft::add_network6(&id, &bridge)?;
+            }
             self.save(&st)?;
             if !req.internal {
                 sysctl::hold_forwarding(&path)?;
@@ -608,6 +611,9 @@ impl Networks {
             sysctl::enable_route_localnet(&st.bridge)?;
         }
         nft::add_network(id, &st.bridge, &st.subnet, st.network.internal)?;
+        if st.subnet6.is_some() {
+            nft::add_network6(id, &st.bridge)?;
+        }
         for p in &st.ports {
             nft::add_port(id, p)?;
         }

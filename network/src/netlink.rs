@@ -120,7 +120,11 @@ pub fn create_bridge(
     let name = name.to_string();
     on_thread(None, move |h, _| async move {
         let ctx = format!("create bridge {name}");
-        h.link().add(LinkBridge::new(&name).mtu(mtu).build()).execute().await.map_err(|e| {
+        // A fixed MAC: otherwise the bridge takes the lowest MAC of its ports and changes it
+        // when ports come and go, leaving containers' ARP entries for the gateway stale for
+        // ~30 s (DNS and egress time out meanwhile).
+        let bridge = LinkBridge::new(&name).mtu(mtu).address(mac_for(gateway).to_vec()).build();
+        h.link().add(bridge).execute().await.map_err(|e| {
             if errno_of(&e) == EEXIST {
                 NetworkError::Netlink {
                     context: ctx.clone(),
