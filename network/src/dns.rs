@@ -1,4 +1,4 @@
-//! The embedded DNS server (aardvark-style): one process per state root serves UDP on every
+//! The embedded DNS server (aardvark-style): one process per state root serves UDP and TCP on every
 //! network's gateway address and scopes answers by the asker's source address.
 //!
 //! Records live in the network state files; the server re-reads them whenever the
@@ -13,9 +13,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, Metadata, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
-use tokio::net::UdpSocket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::task::JoinHandle;
 
 use crate::error::{NetworkError, Result};
@@ -173,6 +174,7 @@ impl Resolver {
             })
             .collect();
         let mut ips: Vec<Ipv4Addr> = Vec::new();
+        let mut ips6: Vec<std::net::Ipv6Addr> = Vec::new();
         let mut known = false;
         for n in &scope {
             for r in &n.records {
@@ -180,6 +182,9 @@ impl Resolver {
                     known = true;
                     if !ips.contains(&r.ipv4) {
                         ips.push(r.ipv4);
+                    }
+                    if let Some(a) = r.ipv6.filter(|a| !ips6.contains(a)) {
+                        ips6.push(a);
                     }
                 }
             }
@@ -194,6 +199,19 @@ impl Resolver {
                 // Stay under 512 bytes for plain (non-EDNS) UDP.
                 for ip in ips.into_iter().take(24) {
                     resp.add_answer(Record::from_rdata(q.name().clone(), TTL, RData::A(A(ip))));
+                }
+            }
+            if q.query_type() == RecordType::AAAA || q.query_type() == RecordType::ANY {
+                if !ips6.is_empty() {
+                    let k = self.rr.fetch_add(1, Ordering::Relaxed) % ips6.len();
+                    ips6.rotate_left(k);
+                }
+                for ip in ips6.into_iter().take(12) {
+                    resp.add_answer(Record::from_rdata(
+                        q.name().clone(),
+                        TTL,
+                        RData::AAAA(AAAA(ip)),
+                    ));
                 }
             }
             // Known name without records of the asked type: NOERROR, no answers.
@@ -293,13 +311,51 @@ async fn listen(sock: Arc<UdpSocket>, local: Ipv4Addr, resolver: Arc<Resolver>) 
     }
 }
 
+/// DNS over TCP (RFC 7766 framing: 2-byte length, message): for clients that retry over TCP
+/// or prefer it. One task per connection; answers in order.
+async fn listen_tcp(l: TcpListener, local: Ipv4Addr, resolver: Arc<Resolver>) {
+    loop {
+        let Ok((mut conn, peer)) = l.accept().await else { continue };
+        let resolver = resolver.clone();
+        tokio::spawn(async move {
+            loop {
+                let mut len = [0u8; 2];
+                // Idle connections are closed after 10 s.
+                match tokio::time::timeout(Duration::from_secs(10), conn.read_exact(&mut len)).await
+                {
+                    Ok(Ok(_)) => {}
+                    _ => return,
+                }
+                let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                if conn.read_exact(&mut msg).await.is_err() {
+                    return;
+                }
+                let reply = match resolver.handle(&msg, peer.ip(), local) {
+                    Some(Action::Reply(b)) => b,
+                    Some(Action::Forward(ups)) => match forward(&msg, &ups).await {
+                        Some(b) => b,
+                        None => return,
+                    },
+                    None => return,
+                };
+                let Ok(n) = u16::try_from(reply.len()) else { return };
+                let mut out = n.to_be_bytes().to_vec();
+                out.extend_from_slice(&reply);
+                if conn.write_all(&out).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+}
+
 /// Listener tasks by gateway address; aborted on drop so dropping `serve` stops everything.
-struct Listeners(HashMap<Ipv4Addr, JoinHandle<()>>);
+struct Listeners(HashMap<Ipv4Addr, Vec<JoinHandle<()>>>);
 
 impl Drop for Listeners {
     fn drop(&mut self) {
-        for (_, h) in self.0.drain() {
-            h.abort();
+        for (_, hs) in self.0.drain() {
+            hs.iter().for_each(JoinHandle::abort);
         }
     }
 }
@@ -315,10 +371,10 @@ pub async fn serve(cfg: DnsConfig) -> Result<()> {
         if cfg.exit_when_idle && want.is_empty() {
             return Ok(());
         }
-        listeners.0.retain(|gw, h| {
-            let keep = want.contains(gw) && !h.is_finished();
+        listeners.0.retain(|gw, hs| {
+            let keep = want.contains(gw) && !hs.iter().any(JoinHandle::is_finished);
             if !keep {
-                h.abort();
+                hs.iter().for_each(JoinHandle::abort);
             }
             keep
         });
@@ -326,21 +382,208 @@ pub async fn serve(cfg: DnsConfig) -> Result<()> {
             if listeners.0.contains_key(&gw) {
                 continue;
             }
-            match UdpSocket::bind(SocketAddr::new(IpAddr::V4(gw), cfg.port)).await {
-                Ok(sock) => {
-                    let h = tokio::spawn(listen(Arc::new(sock), gw, resolver.clone()));
-                    listeners.0.insert(gw, h);
+            let at = SocketAddr::new(IpAddr::V4(gw), cfg.port);
+            match (UdpSocket::bind(at).await, TcpListener::bind(at).await) {
+                (Ok(sock), Ok(tcp)) => {
+                    let u = tokio::spawn(listen(Arc::new(sock), gw, resolver.clone()));
+                    let t = tokio::spawn(listen_tcp(tcp, gw, resolver.clone()));
+                    listeners.0.insert(gw, vec![u, t]);
                 }
                 // The bridge may not carry its address yet; try again on the next pass.
-                Err(e) => tracing::debug!("dns: bind {gw}:{}: {e}", cfg.port),
+                (Err(e), _) | (_, Err(e)) => tracing::debug!("dns: bind {at}: {e}"),
             }
         }
         tokio::time::sleep(cfg.rescan).await;
     }
 }
 
+/// Takes the per-root "DNS server running" lock without blocking: `Some(lock)` means no
+/// server runs for this root and the caller (the `berth __dns` process) now owns the role for as
+/// long as it keeps the lock; `None` means a server is already running.
+pub fn try_server_lock(state_root: &Path) -> Result<Option<crate::store::Lock>> {
+    crate::store::Lock::try_exclusive(&state_root.join("networks").join("dns.lock"))
+}
+
+/// True when a DNS server process holds the lock of this state root.
+pub fn server_running(state_root: &Path) -> bool {
+    matches!(try_server_lock(state_root), Ok(None))
+}
+
+/// The body of the per-root `berth __dns` process: takes the server lock (returns at once when
+/// another server holds it), then serves with the host's resolvers as upstreams until no network
+/// is left in the root. Must not be called from inside a tokio runtime.
+pub fn run_blocking(state_root: &Path) -> Result<()> {
+    let Some(_lock) = try_server_lock(state_root)? else { return Ok(()) };
+    let mut cfg = DnsConfig::new(state_root);
+    cfg.exit_when_idle = true;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| NetworkError::io("start dns runtime", state_root, e))?;
+    rt.block_on(serve(cfg))
+}
+
+/// Starts `command` (e.g. `berth --root R __dns`) in its own process group with null stdio
+/// unless a server already runs for this root. Returns whether it started one.
+pub fn ensure_server(state_root: &Path, mut command: std::process::Command) -> Result<bool> {
+    use std::os::unix::process::CommandExt;
+    if server_running(state_root) {
+        return Ok(false);
+    }
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| {
+            NetworkError::Dns(format!("starting the DNS server for {}: {e}", state_root.display()))
+        })?;
+    Ok(true)
+}
+
 /// Serves on an explicit socket (benchmarks, tests on loopback): answers as if asked at `local`.
 pub async fn serve_socket(sock: UdpSocket, local: Ipv4Addr, resolver: Arc<Resolver>) -> Result<()> {
     listen(Arc::new(sock), local, resolver).await;
     Err(NetworkError::Dns("listener stopped".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+    use hickory_proto::op::Query;
+    use hickory_proto::rr::Name;
+    use std::collections::BTreeMap;
+
+    fn state(id: &str, subnet: &str, entries: &[(&str, &[&str], [u8; 4])]) -> NetworkState {
+        let subnet: Ipv4Net = subnet.parse().unwrap();
+        let gateway = subnet.nth(1).unwrap();
+        let mut allocations = BTreeMap::new();
+        let mut dns = Vec::new();
+        for (c, names, ip) in entries {
+            let ip = Ipv4Addr::from(*ip);
+            allocations.insert(ip, c.to_string());
+            dns.push(DnsEntry {
+                container_id: c.to_string(),
+                names: names.iter().map(|s| s.to_string()).collect(),
+                ipv4: ip,
+                ipv6: None,
+                upstreams: vec![],
+            });
+        }
+        NetworkState {
+            network: NetworkRecord {
+                name: id.into(),
+                id: id.into(),
+                created: String::new(),
+                scope: "local".into(),
+                driver: "bridge".into(),
+                enable_ipv6: false,
+                ipam: Ipam {
+                    driver: "default".into(),
+                    options: Default::default(),
+                    config: vec![],
+                },
+                internal: false,
+                attachable: false,
+                options: Default::default(),
+                labels: Default::default(),
+                containers: BTreeMap::new(),
+            },
+            bridge: "x".into(),
+            mtu: 1500,
+            subnet,
+            ip_range: None,
+            gateway,
+            allocations,
+            endpoints: BTreeMap::new(),
+            ports: vec![],
+            dns,
+            subnet6: None,
+            gateway6: None,
+            allocations6: BTreeMap::new(),
+        }
+    }
+
+    fn ask(r: &Resolver, name: &str, t: RecordType, src: [u8; 4]) -> (ResponseCode, Vec<Ipv4Addr>) {
+        let mut q = Message::query();
+        q.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+        let bytes = q.to_vec().unwrap();
+        match r.handle(&bytes, IpAddr::V4(Ipv4Addr::from(src)), Ipv4Addr::UNSPECIFIED) {
+            Some(Action::Reply(b)) => {
+                let m = Message::from_vec(&b).unwrap();
+                let ips = m
+                    .answers
+                    .iter()
+                    .filter_map(|a| match &a.data {
+                        RData::A(A(ip)) => Some(*ip),
+                        _ => None,
+                    })
+                    .collect();
+                (m.metadata.response_code, ips)
+            }
+            Some(Action::Forward(_)) => (ResponseCode::Refused, vec![]), // marks "forwarded"
+            None => (ResponseCode::FormErr, vec![]),
+        }
+    }
+
+    #[test]
+    fn scoped_answers_rotation_and_forwarding() {
+        let dir = tempfile::tempdir().unwrap();
+        let nd = dir.path().join("networks");
+        std::fs::create_dir_all(&nd).unwrap();
+        let a = state(
+            "aaaa",
+            "10.77.1.0/24",
+            &[
+                ("c1", &["web", "api"], [10, 77, 1, 2]),
+                ("c2", &["api"], [10, 77, 1, 3]),
+                ("both", &["both"], [10, 77, 1, 9]),
+            ],
+        );
+        let b = state(
+            "bbbb",
+            "10.77.2.0/24",
+            &[("c3", &["db"], [10, 77, 2, 2]), ("both", &["both"], [10, 77, 2, 9])],
+        );
+        crate::store::write_json(&nd.join("aaaa.json"), &a).unwrap();
+        crate::store::write_json(&nd.join("bbbb.json"), &b).unwrap();
+        crate::store::write_atomic(&nd.join(GENERATION_FILE), b"1").unwrap();
+        let up: SocketAddr = "127.0.0.1:5300".parse().unwrap();
+        let r = Resolver::new(dir.path(), vec![up]);
+        let from_a = [10, 77, 1, 2];
+        let (code, mut ips) = ask(&r, "API.", RecordType::A, from_a);
+        assert_eq!(code, ResponseCode::NoError);
+        ips.sort();
+        assert_eq!(ips, vec![Ipv4Addr::new(10, 77, 1, 2), Ipv4Addr::new(10, 77, 1, 3)]);
+        let first = ask(&r, "api", RecordType::A, from_a).1;
+        let second = ask(&r, "api", RecordType::A, from_a).1;
+        assert_ne!(first, second, "rotation");
+        assert_eq!(ask(&r, "web", RecordType::AAAA, from_a), (ResponseCode::NoError, vec![]));
+        assert_eq!(
+            ask(&r, "db", RecordType::A, from_a).0,
+            ResponseCode::NXDomain,
+            "other network hidden"
+        );
+        assert_eq!(
+            ask(&r, "example.org", RecordType::A, from_a).0,
+            ResponseCode::Refused,
+            "forwarded"
+        );
+        // a container on both networks sees both, whichever address it asks from
+        assert_eq!(
+            ask(&r, "db", RecordType::A, [10, 77, 1, 9]).1,
+            vec![Ipv4Addr::new(10, 77, 2, 2)]
+        );
+        assert_eq!(
+            ask(&r, "web", RecordType::A, [10, 77, 2, 9]).1,
+            vec![Ipv4Addr::new(10, 77, 1, 2)]
+        );
+        // removal is seen at once
+        let a2 = state("aaaa", "10.77.1.0/24", &[("c1", &["web"], [10, 77, 1, 2])]);
+        crate::store::write_json(&nd.join("aaaa.json"), &a2).unwrap();
+        crate::store::write_atomic(&nd.join(GENERATION_FILE), b"2").unwrap();
+        assert_eq!(ask(&r, "api", RecordType::A, from_a).0, ResponseCode::NXDomain);
+    }
 }

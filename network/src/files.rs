@@ -6,7 +6,8 @@ use crate::error::{NetworkError, Result};
 
 /// Builds `/etc/resolv.conf`: our DNS server (the first network's gateway) as the only
 /// nameserver (compose `dns:` servers become its upstreams via `EndpointConfig::dns_servers`),
-/// `search` from `dns_search` (else the host's), `options` from `dns_opt` (else the host's).
+/// `search` from `dns_search` (else the host's), `options` from `dns_opt` (else the host's
+/// plus `ndots:0`, as docker writes for its embedded server).
 /// With no berth DNS (`nameserver` None, e.g. network_mode host) the `dns` list or the host's
 /// servers are written instead.
 pub fn resolv_conf(
@@ -38,7 +39,12 @@ pub fn resolv_conf(
     if !search.is_empty() {
         out.push_str(&format!("search {}\n", search.join(" ")));
     }
-    let opts = if dns_opt.is_empty() { host_words("options") } else { dns_opt.to_vec() };
+    let mut opts = if dns_opt.is_empty() { host_words("options") } else { dns_opt.to_vec() };
+    // Like docker with its embedded server: try names as given first, so `web` is asked as
+    // `web` before any search domain is appended.
+    if nameserver.is_some() && dns_opt.is_empty() && !opts.iter().any(|o| o.starts_with("ndots:")) {
+        opts.push("ndots:0".into());
+    }
     if !opts.is_empty() {
         out.push_str(&format!("options {}\n", opts.join(" ")));
     }
@@ -96,6 +102,8 @@ mod tests {
         let r =
             resolv_conf(Some(Ipv4Addr::new(172, 18, 0, 1)), &[], &[], &["ndots:2".into()], host);
         assert_eq!(r, "nameserver 172.18.0.1\nsearch corp.example\noptions ndots:2\n");
+        let r = resolv_conf(Some(Ipv4Addr::new(172, 18, 0, 1)), &[], &["a.test".into()], &[], host);
+        assert_eq!(r, "nameserver 172.18.0.1\nsearch a.test\noptions edns0 ndots:0\n");
         let r = resolv_conf(None, &[], &[], &[], host);
         assert!(r.starts_with("nameserver 10.0.0.53\n"));
         let h = hosts(

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -90,6 +90,89 @@ impl From<Ipv4Net> for String {
     fn from(n: Ipv4Net) -> String {
         n.to_string()
     }
+}
+
+/// An IPv6 prefix such as `fd42:1::/64` (host bits cleared on parse).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Ipv6Net {
+    addr: Ipv6Addr,
+    prefix: u8,
+}
+
+fn mask6(prefix: u8) -> u128 {
+    if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) }
+}
+
+impl Ipv6Net {
+    /// Builds a prefix, clearing host bits; None when `prefix > 128`.
+    pub fn new(addr: Ipv6Addr, prefix: u8) -> Option<Self> {
+        (prefix <= 128)
+            .then(|| Ipv6Net { addr: Ipv6Addr::from(u128::from(addr) & mask6(prefix)), prefix })
+    }
+    /// The network address.
+    pub fn network(&self) -> Ipv6Addr {
+        self.addr
+    }
+    /// The prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+    /// True when `ip` lies inside this prefix.
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        u128::from(ip) & mask6(self.prefix) == u128::from(self.addr)
+    }
+    /// True when the two prefixes share any address.
+    pub fn overlaps(&self, other: &Ipv6Net) -> bool {
+        let p = self.prefix.min(other.prefix);
+        u128::from(self.addr) & mask6(p) == u128::from(other.addr) & mask6(p)
+    }
+    /// The `n`th address of the prefix (0 = subnet-router anycast), if inside.
+    pub fn nth(&self, n: u64) -> Option<Ipv6Addr> {
+        let host_bits = 128 - u32::from(self.prefix);
+        (host_bits >= 64 || u128::from(n) < (1u128 << host_bits))
+            .then(|| Ipv6Addr::from(u128::from(self.addr).wrapping_add(u128::from(n))))
+    }
+}
+
+impl fmt::Display for Ipv6Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Ipv6Net {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (a, p) = s.split_once('/').ok_or_else(|| format!("{s:?} is not in CIDR form x::/n"))?;
+        let addr: Ipv6Addr =
+            a.parse().map_err(|_| format!("{s:?}: {a:?} is not an IPv6 address"))?;
+        let prefix: u8 = p.parse().map_err(|_| format!("{s:?}: bad prefix length {p:?}"))?;
+        Ipv6Net::new(addr, prefix).ok_or_else(|| format!("{s:?}: prefix length above 128"))
+    }
+}
+
+impl TryFrom<String> for Ipv6Net {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+impl From<Ipv6Net> for String {
+    fn from(n: Ipv6Net) -> String {
+        n.to_string()
+    }
+}
+
+/// The lowest free address of `subnet` from `::2` on (first 65536 tried), skipping `gateway`
+/// and `taken`.
+pub fn next_free6(
+    subnet: Ipv6Net,
+    gateway: Ipv6Addr,
+    taken: &BTreeMap<Ipv6Addr, String>,
+) -> Option<Ipv6Addr> {
+    (2u64..65536).filter_map(|i| subnet.nth(i)).find(|ip| *ip != gateway && !taken.contains_key(ip))
 }
 
 /// Docker's default local pools: 172.17-31.0.0/16, then 192.168.0.0/16 in /20 steps.
@@ -201,6 +284,24 @@ mod tests {
         taken.insert(Ipv4Addr::new(10, 9, 0, 2), "x".into());
         assert_eq!(next_free(s, None, gw, &taken), None);
         assert!("1.2.3.4".parse::<Ipv4Net>().is_err());
+        let v6: Ipv6Net = "fd42:1::77/64".parse().unwrap();
+        assert_eq!(v6.to_string(), "fd42:1::/64");
+        assert!(
+            v6.contains("fd42:1::ffff".parse().unwrap())
+                && !v6.contains("fd42:2::1".parse().unwrap())
+        );
+        assert!(
+            v6.overlaps(&"fd42::/16".parse().unwrap())
+                && !v6.overlaps(&"fd42::/32".parse().unwrap())
+        );
+        let gw6: Ipv6Addr = "fd42:1::1".parse().unwrap();
+        assert_eq!(next_free6(v6, gw6, &BTreeMap::new()), Some("fd42:1::2".parse().unwrap()));
+        // ip_range: allocation stays inside the range, never the gateway
+        let s: Ipv4Net = "10.9.0.0/24".parse().unwrap();
+        let r: Ipv4Net = "10.9.0.128/25".parse().unwrap();
+        let taken = BTreeMap::new();
+        let gw128 = Ipv4Addr::new(10, 9, 0, 128);
+        assert_eq!(next_free(s, Some(r), gw128, &taken), Some(Ipv4Addr::new(10, 9, 0, 129)));
         assert_eq!(
             resolv_nameservers("# c\nnameserver 10.0.0.1\nnameserver fe80::1%eth0\nsearch x\n"),
             vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), IpAddr::V6("fe80::1".parse().unwrap())]

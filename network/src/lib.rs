@@ -4,6 +4,8 @@
 //! are synchronous and safe to call from async code via `spawn_blocking`; the DNS server
 //! ([`dns::serve`]) is async. See notes/network.md for the design.
 
+#![warn(missing_docs)]
+
 pub mod dns;
 pub mod error;
 pub mod files;
@@ -21,7 +23,7 @@ use std::path::{Path, PathBuf};
 pub use error::{NetworkError, Result};
 /// Re-exported: request and record maps use it.
 pub use indexmap::IndexMap;
-pub use ipam::Ipv4Net;
+pub use ipam::{Ipv4Net, Ipv6Net};
 pub use model::*;
 
 use store::{Lock, read_json, write_atomic, write_json};
@@ -193,6 +195,65 @@ impl Networks {
                 (subnet, None, gw)
             }
         };
+        let (subnet6, gateway6) = if req.enable_ipv6 {
+            let c6 = req.ipam.iter().find(|c| c.subnet.as_deref().is_some_and(|s| s.contains(':')));
+            let s6: Ipv6Net = match c6.and_then(|c| c.subnet.as_deref()) {
+                Some(s) => s.parse().map_err(|e: String| invalid(e))?,
+                None => {
+                    // A ULA /64 derived from the id: fdXX:XXXX:XXXX:XXXX::/64.
+                    let b: Vec<u16> = (0..4)
+                        .map(|i| u16::from_str_radix(&id[i * 4..i * 4 + 4], 16).unwrap_or(0))
+                        .collect();
+                    let a = std::net::Ipv6Addr::new(
+                        0xfd00 | (b[0] & 0xff),
+                        b[1],
+                        b[2],
+                        b[3],
+                        0,
+                        0,
+                        0,
+                        0,
+                    );
+                    Ipv6Net::new(a, 64)
+                        .ok_or_else(|| invalid("bad generated IPv6 subnet".into()))?
+                }
+            };
+            if s6.prefix() > 120 {
+                return Err(invalid(format!("IPv6 subnet {s6} is too small")));
+            }
+            if let Some(o) = states.iter().find(|s| s.subnet6.is_some_and(|x| x.overlaps(&s6))) {
+                return Err(NetworkError::SubnetOverlap {
+                    network: name,
+                    subnet: s6.to_string(),
+                    other: format!("network {}", o.network.name),
+                });
+            }
+            let g6 = match c6.and_then(|c| c.gateway.as_deref()) {
+                Some(g) => {
+                    g.parse::<std::net::Ipv6Addr>().ok().filter(|g| s6.contains(*g)).ok_or_else(
+                        || invalid(format!("IPv6 gateway {g:?} is not an address of {s6}")),
+                    )?
+                }
+                None => {
+                    s6.nth(1).ok_or_else(|| invalid(format!("IPv6 subnet {s6} has no hosts")))?
+                }
+            };
+            (Some(s6), Some(g6))
+        } else {
+            (None, None)
+        };
+        let mut ipam_config = vec![IpamConfig {
+            subnet: subnet.to_string(),
+            ip_range: ip_range.map(|r| r.to_string()),
+            gateway: gateway.to_string(),
+        }];
+        if let (Some(s6), Some(g6)) = (subnet6, gateway6) {
+            ipam_config.push(IpamConfig {
+                subnet: s6.to_string(),
+                ip_range: None,
+                gateway: g6.to_string(),
+            });
+        }
         let record = NetworkRecord {
             name: name.clone(),
             id: id.clone(),
@@ -203,11 +264,7 @@ impl Networks {
             ipam: Ipam {
                 driver: "default".into(),
                 options: Default::default(),
-                config: vec![IpamConfig {
-                    subnet: subnet.to_string(),
-                    ip_range: ip_range.map(|r| r.to_string()),
-                    gateway: gateway.to_string(),
-                }],
+                config: ipam_config,
             },
             internal: req.internal,
             attachable: req.attachable,
@@ -226,14 +283,21 @@ impl Networks {
             endpoints: BTreeMap::new(),
             ports: Vec::new(),
             dns: Vec::new(),
+            subnet6,
+            gateway6,
+            allocations6: BTreeMap::new(),
         };
-        netlink::create_bridge(&bridge, mtu, gateway, subnet.prefix())?;
+        let v6 = gateway6.zip(subnet6.map(|s| s.prefix()));
+        netlink::create_bridge(&bridge, mtu, gateway, subnet.prefix(), v6)?;
         let path = self.state_path(&id);
         let kernel = (|| -> Result<()> {
             if !req.internal {
                 sysctl::enable_route_localnet(&bridge)?;
             }
             nft::add_network(&id, &bridge, &subnet, req.internal)?;
+            if subnet6.is_some() {
+                nft::add_network6(&id, &bridge)?;
+            }
             self.save(&st)?;
             if !req.internal {
                 sysctl::hold_forwarding(&path)?;
@@ -259,6 +323,7 @@ impl Networks {
     }
 
     fn remove_locked(&self, st: &NetworkState) -> Result<()> {
+        let st = &self.drop_stale_endpoints(st.clone())?;
         if !st.endpoints.is_empty() {
             let names: Vec<&str> = st.endpoints.values().map(|e| e.name.as_str()).collect();
             return Err(NetworkError::InUse {
@@ -326,6 +391,33 @@ impl Networks {
             None => ipam::next_free(st.subnet, st.ip_range, st.gateway, &st.allocations)
                 .ok_or_else(|| NetworkError::AddressesExhausted(net.clone()))?,
         };
+        let ip6 = match (st.subnet6, st.gateway6) {
+            (Some(s6), Some(g6)) => {
+                let a = match cfg.ipv6_address {
+                    Some(a) => {
+                        let taken = st.allocations6.contains_key(&a);
+                        if !s6.contains(a) || a == g6 || a == s6.network() || taken {
+                            return Err(NetworkError::Invalid {
+                                network: net.clone(),
+                                message: format!(
+                                    "IPv6 address {a} is {}",
+                                    if taken {
+                                        "already in use".to_string()
+                                    } else {
+                                        format!("not a free host address of {s6}")
+                                    }
+                                ),
+                            });
+                        }
+                        a
+                    }
+                    None => ipam::next_free6(s6, g6, &st.allocations6)
+                        .ok_or_else(|| NetworkError::AddressesExhausted(net.clone()))?,
+                };
+                Some((a, s6.prefix()))
+            }
+            _ => None,
+        };
         let mac = match cfg.mac_address.as_deref() {
             Some(m) => netlink::parse_mac(m).ok_or_else(|| NetworkError::Invalid {
                 network: net.clone(),
@@ -343,7 +435,7 @@ impl Networks {
             store::short_hash(&format!("{}/{}", st.network.id, cfg.container_id))
         );
         let default_via = (!st.network.internal).then_some(st.gateway);
-        let default_route = netlink::plug_veth(netlink::VethPlan {
+        let plan = netlink::VethPlan {
             bridge: st.bridge.clone(),
             host_ifname: host_ifname.clone(),
             netns: netns.to_path_buf(),
@@ -353,7 +445,17 @@ impl Networks {
             ip,
             prefix: st.subnet.prefix(),
             default_via,
-        })?;
+            ip6,
+            default_via6: if st.network.internal { None } else { st.gateway6 },
+        };
+        let default_route = match netlink::plug_veth(plan.clone()) {
+            // Bridge gone (reboot, manual delete): rebuild it from the record and retry once.
+            Err(netlink::PlugError::NoBridge) => {
+                self.ensure_kernel(&st)?;
+                netlink::plug_veth(plan).map_err(NetworkError::from)?
+            }
+            r => r.map_err(NetworkError::from)?,
+        };
         let endpoint = Endpoint {
             ip,
             prefix: st.subnet.prefix(),
@@ -362,8 +464,12 @@ impl Networks {
             ifname,
             host_ifname: host_ifname.clone(),
             default_route,
+            ip6,
         };
         st.allocations.insert(ip, cfg.container_id.clone());
+        if let Some((a, _)) = ip6 {
+            st.allocations6.insert(a, cfg.container_id.clone());
+        }
         st.endpoints.insert(
             cfg.container_id.clone(),
             EndpointState { name: cfg.name.clone(), endpoint: endpoint.clone() },
@@ -375,17 +481,146 @@ impl Networks {
                 endpoint_id: store::random_id()?,
                 mac_address: endpoint.mac.clone(),
                 ipv4_address: format!("{ip}/{}", st.subnet.prefix()),
-                ipv6_address: String::new(),
+                ipv6_address: ip6.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default(),
             },
         );
         let mut names = vec![cfg.name.clone()];
         names.extend(cfg.aliases.iter().cloned());
-        set_dns(&mut st, &cfg.container_id, &names, ip, &cfg.dns_servers);
+        set_dns(&mut st, &cfg.container_id, &names, ip, ip6.map(|(a, _)| a), &cfg.dns_servers);
         if let Err(e) = self.save(&st) {
             let _ = netlink::delete_link(&host_ifname);
             return Err(e);
         }
         Ok(endpoint)
+    }
+
+    /// Forgets endpoints whose host veth is gone (the container's namespace died without a
+    /// disconnect, e.g. its monitor was killed), with their ports, names and addresses.
+    fn drop_stale_endpoints(&self, mut st: NetworkState) -> Result<NetworkState> {
+        let mut stale = Vec::new();
+        for (cid, ep) in &st.endpoints {
+            if !netlink::link_exists(&ep.endpoint.host_ifname)? {
+                stale.push(cid.clone());
+            }
+        }
+        if stale.is_empty() {
+            return Ok(st);
+        }
+        let _machine = sysctl::machine_lock()?;
+        for cid in &stale {
+            tracing::info!(network = %st.network.name, container = %cid, "dropping stale endpoint");
+            for p in st.ports.iter().filter(|p| &p.container_id == cid) {
+                nft::remove_tagged(&nft::port_tag(&st.network.id, p), None)?;
+            }
+            st.ports.retain(|p| &p.container_id != cid);
+            st.endpoints.remove(cid);
+            st.allocations.retain(|_, c| c != cid);
+            st.allocations6.retain(|_, c| c != cid);
+            st.network.containers.remove(cid);
+            st.dns.retain(|d| &d.container_id != cid);
+        }
+        self.save(&st)?;
+        Ok(st)
+    }
+
+    /// The endpoint of `container_id` on `network`, if connected.
+    pub fn endpoint(&self, network: &str, container_id: &str) -> Result<Option<Endpoint>> {
+        Ok(self.state(network)?.endpoints.get(container_id).map(|e| e.endpoint.clone()))
+    }
+
+    /// Docker's `NetworkSettings.Networks.<name>` entry for `container_id` on `network`.
+    pub fn endpoint_settings(
+        &self,
+        network: &str,
+        container_id: &str,
+    ) -> Result<Option<EndpointSettings>> {
+        let st = self.state(network)?;
+        let Some(ep) = st.endpoints.get(container_id) else { return Ok(None) };
+        let names: Vec<String> = st
+            .dns
+            .iter()
+            .filter(|d| d.container_id == container_id)
+            .flat_map(|d| d.names.iter().cloned())
+            .collect();
+        let container = st.network.containers.get(container_id);
+        Ok(Some(EndpointSettings {
+            ipam_config: None,
+            links: None,
+            aliases: names
+                .iter()
+                .filter(|n| **n != ep.name.to_ascii_lowercase())
+                .cloned()
+                .collect(),
+            mac_address: ep.endpoint.mac.clone(),
+            network_id: st.network.id.clone(),
+            endpoint_id: container.map(|c| c.endpoint_id.clone()).unwrap_or_default(),
+            gateway: ep.endpoint.gateway.to_string(),
+            ip_address: ep.endpoint.ip.to_string(),
+            ip_prefix_len: ep.endpoint.prefix,
+            ipv6_gateway: st.gateway6.map(|g| g.to_string()).unwrap_or_default(),
+            global_ipv6_address: ep.endpoint.ip6.map(|(a, _)| a.to_string()).unwrap_or_default(),
+            global_ipv6_prefix_len: ep.endpoint.ip6.map(|(_, p)| p).unwrap_or(0),
+            dns_names: names,
+        }))
+    }
+
+    /// Every port published for `container_id`, on any network (for `port` / `ps`).
+    pub fn published_ports(&self, container_id: &str) -> Result<Vec<PublishedPort>> {
+        Ok(self
+            .states()?
+            .into_iter()
+            .flat_map(|s| s.ports)
+            .filter(|p| p.container_id == container_id)
+            .collect())
+    }
+
+    /// Disconnects `container_id` from every network it is on (container stop); keeps going
+    /// after a failure and returns the first error. Returns the networks it left.
+    pub fn disconnect_all(&self, container_id: &str) -> Result<Vec<String>> {
+        let mut left = Vec::new();
+        let mut first_err = None;
+        for st in self.states()? {
+            if st.endpoints.contains_key(container_id) {
+                match self.disconnect(&st.network.id, container_id) {
+                    Ok(()) => left.push(st.network.name),
+                    Err(e) => {
+                        first_err.get_or_insert(e);
+                    }
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(left),
+        }
+    }
+
+    /// Recreates a recorded network's bridge, nft rules and forwarding hold when they are gone
+    /// (after a reboot or a manual `ip link del`); a no-op when the bridge exists.
+    pub fn ensure_kernel(&self, st: &NetworkState) -> Result<()> {
+        if netlink::link_exists(&st.bridge)? {
+            return Ok(());
+        }
+        tracing::info!(network = %st.network.name, bridge = %st.bridge, "recreating missing bridge");
+        let _machine = sysctl::machine_lock()?;
+        let v6 = st.gateway6.zip(st.subnet6.map(|s| s.prefix()));
+        netlink::create_bridge(&st.bridge, st.mtu, st.gateway, st.subnet.prefix(), v6)?;
+        let id = &st.network.id;
+        nft::remove_tagged(&nft::net_tag(id), None)?;
+        if !st.network.internal {
+            sysctl::enable_route_localnet(&st.bridge)?;
+        }
+        nft::add_network(id, &st.bridge, &st.subnet, st.network.internal)?;
+        if st.subnet6.is_some() {
+            nft::add_network6(id, &st.bridge)?;
+        }
+        for p in &st.ports {
+            nft::add_port(id, p)?;
+        }
+        if !st.network.internal {
+            sysctl::hold_forwarding(&self.state_path(id))?;
+        }
+        Ok(())
     }
 
     /// Disconnects a container: removes its veth, published ports, DNS records and address.
@@ -410,6 +645,7 @@ impl Networks {
             }
         }
         st.allocations.retain(|_, c| c != container_id);
+        st.allocations6.retain(|_, c| c != container_id);
         st.network.containers.remove(container_id);
         st.dns.retain(|d| d.container_id != container_id);
         self.save(&st)
@@ -528,7 +764,8 @@ impl Networks {
     ) -> Result<()> {
         let _root = self.lock()?;
         let mut st = self.state(network)?;
-        set_dns(&mut st, container_id, names, ip, &[]);
+        let ip6 = st.endpoints.get(container_id).and_then(|e| e.endpoint.ip6).map(|(a, _)| a);
+        set_dns(&mut st, container_id, names, ip, ip6, &[]);
         self.save(&st)
     }
 
@@ -546,6 +783,7 @@ fn set_dns(
     container_id: &str,
     names: &[String],
     ip: Ipv4Addr,
+    ip6: Option<std::net::Ipv6Addr>,
     up: &[std::net::IpAddr],
 ) {
     let mut clean: Vec<String> = Vec::new();
@@ -560,6 +798,7 @@ fn set_dns(
         container_id: container_id.to_string(),
         names: clean,
         ipv4: ip,
+        ipv6: ip6,
         upstreams: up.to_vec(),
     });
 }
@@ -597,6 +836,33 @@ fn validate_name(name: &str) -> Result<()> {
             message: "names must start with a letter or digit and contain only [a-zA-Z0-9_.-]"
                 .into(),
         })
+    }
+}
+
+/// A socket holding a published host port so no host process can bind it while the mapping
+/// exists (DNAT alone does not stop that). The container monitor keeps it open; traffic still
+/// goes through DNAT, which runs before local socket lookup.
+#[derive(Debug)]
+pub enum PortReservation {
+    /// A listening TCP socket (never accepted from).
+    Tcp(TcpListener),
+    /// A bound UDP socket (never read).
+    Udp(UdpSocket),
+}
+
+/// Binds `p.host_ip:p.host_port` for the lifetime of the returned reservation.
+pub fn reserve_port(p: &PublishedPort) -> Result<PortReservation> {
+    let addr = SocketAddrV4::new(p.host_ip, p.host_port);
+    let err = |e: std::io::Error| NetworkError::PortInUse {
+        network: String::from("-"),
+        host_ip: p.host_ip.to_string(),
+        port: p.host_port,
+        protocol: p.protocol.as_str().to_string(),
+        detail: format!(" ({e})"),
+    };
+    match p.protocol {
+        Protocol::Tcp => TcpListener::bind(addr).map(PortReservation::Tcp).map_err(err),
+        Protocol::Udp => UdpSocket::bind(addr).map(PortReservation::Udp).map_err(err),
     }
 }
 

@@ -1,12 +1,12 @@
 //! Request, record and state types. Records use the Docker API's PascalCase JSON shape.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
-use crate::ipam::Ipv4Net;
+use crate::ipam::{Ipv4Net, Ipv6Net};
 
 /// Option key for the bridge MTU.
 pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
@@ -41,7 +41,7 @@ pub struct NetworkCreate {
     pub options: IndexMap<String, String>,
     /// IPAM pools; only the first IPv4 one is used.
     pub ipam: Vec<IpamRequest>,
-    /// Recorded; IPv6 data path is not implemented yet.
+    /// Give containers IPv6 addresses too (subnet from an IPv6 `ipam` entry, else a ULA /64).
     pub enable_ipv6: bool,
 }
 
@@ -84,7 +84,7 @@ pub struct ContainerEndpoint {
     /// `ip/prefix`.
     #[serde(rename = "IPv4Address")]
     pub ipv4_address: String,
-    /// Empty until IPv6 is implemented.
+    /// IPv6 value on IPv6-enabled networks, else empty.
     #[serde(rename = "IPv6Address")]
     pub ipv6_address: String,
 }
@@ -121,6 +121,48 @@ pub struct NetworkRecord {
     pub containers: BTreeMap<String, ContainerEndpoint>,
 }
 
+/// A container's view of one network, as `docker inspect` shows it under
+/// `NetworkSettings.Networks.<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointSettings {
+    /// Static addresses requested (null when dynamic).
+    #[serde(rename = "IPAMConfig")]
+    pub ipam_config: Option<serde_json::Value>,
+    /// Legacy links (none).
+    pub links: Option<Vec<String>>,
+    /// Network-scoped aliases.
+    pub aliases: Vec<String>,
+    /// MAC address.
+    pub mac_address: String,
+    /// The network's id.
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    /// The endpoint's id.
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    /// Gateway address.
+    pub gateway: String,
+    /// Container address.
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    /// Prefix length.
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    /// IPv6 value on IPv6-enabled networks, else empty.
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    /// IPv6 value on IPv6-enabled networks, else empty.
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    /// IPv6 prefix length on IPv6-enabled networks, else 0.
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    /// Every name this container answers to on the network.
+    #[serde(rename = "DNSNames")]
+    pub dns_names: Vec<String>,
+}
+
 /// What `connect` needs to know about the container.
 #[derive(Debug, Clone, Default)]
 pub struct EndpointConfig {
@@ -132,6 +174,8 @@ pub struct EndpointConfig {
     pub aliases: Vec<String>,
     /// Static address; else the next free one.
     pub ipv4_address: Option<Ipv4Addr>,
+    /// Static IPv6 address on an IPv6-enabled network; else the next free one.
+    pub ipv6_address: Option<Ipv6Addr>,
     /// Static MAC; else derived from the address like docker (02:42:a.b.c.d).
     pub mac_address: Option<String>,
     /// Interface name inside the container (`eth0`, `eth1`, ... by order).
@@ -159,6 +203,9 @@ pub struct Endpoint {
     pub host_ifname: String,
     /// Whether this endpoint installed the container's default route.
     pub default_route: bool,
+    /// IPv6 address with its prefix length, on IPv6-enabled networks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<(Ipv6Addr, u8)>,
 }
 
 /// Transport protocol of a published port.
@@ -230,6 +277,9 @@ pub struct DnsEntry {
     pub names: Vec<String>,
     /// Address answered for A queries.
     pub ipv4: Ipv4Addr,
+    /// Address answered for AAAA queries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
     /// Per-container upstream resolvers (empty = the server's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upstreams: Vec<IpAddr>,
@@ -258,6 +308,15 @@ pub struct NetworkState {
     pub ports: Vec<PublishedPort>,
     /// DNS records.
     pub dns: Vec<DnsEntry>,
+    /// IPv6 subnet (IPv6-enabled networks).
+    #[serde(default)]
+    pub subnet6: Option<Ipv6Net>,
+    /// IPv6 gateway on the bridge.
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
+    /// Allocated IPv6 addresses -> container id.
+    #[serde(default)]
+    pub allocations6: BTreeMap<Ipv6Addr, String>,
 }
 
 /// Filters for `list` and `prune` (docker semantics: OR within a key, AND across keys).
@@ -282,5 +341,33 @@ impl Filters {
             None => rec.labels.contains_key(l.as_str()),
         });
         name_ok && id_ok && label_ok
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_match_like_docker() {
+        let rec: NetworkRecord = serde_json::from_value(serde_json::json!({
+            "Name": "proj_default", "Id": "abcdef0123", "Created": "", "Scope": "local",
+            "Driver": "bridge", "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": {}, "Config": []},
+            "Internal": false, "Attachable": false, "Options": {},
+            "Labels": {"com.docker.compose.project": "proj", "x": ""}, "Containers": {}
+        }))
+        .unwrap();
+        let f = |name: &[&str], id: &[&str], label: &[&str]| Filters {
+            name: name.iter().map(|s| s.to_string()).collect(),
+            id: id.iter().map(|s| s.to_string()).collect(),
+            label: label.iter().map(|s| s.to_string()).collect(),
+        };
+        assert!(f(&[], &[], &[]).matches(&rec));
+        assert!(f(&["default", "nope"], &[], &[]).matches(&rec));
+        assert!(!f(&["nope"], &[], &[]).matches(&rec));
+        assert!(f(&[], &["abc"], &["com.docker.compose.project=proj", "x"]).matches(&rec));
+        assert!(!f(&[], &[], &["com.docker.compose.project=other"]).matches(&rec));
+        assert!(!f(&[], &["bcd"], &[]).matches(&rec));
     }
 }

@@ -6,11 +6,12 @@
 
 use std::fs::File;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt;
+use rtnetlink::packet_route::address::AddressHeaderFlags;
 use rtnetlink::packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
@@ -46,14 +47,20 @@ where
     F: FnOnce(Handle, Option<Handle>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<T>>,
 {
-    let worker = std::thread::Builder::new()
+    // The result comes back over a channel as soon as the job is done; tearing down the
+    // runtime and the thread happens off the caller's critical path.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T>>(1);
+    std::thread::Builder::new()
         .name("berth-netlink".into())
-        .spawn(move || -> Result<T> {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_io()
-                .build()
-                .map_err(|e| NetworkError::io("start netlink runtime", "", e))?;
-            rt.block_on(async move {
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread().enable_io().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = tx.send(Err(NetworkError::io("start netlink runtime", "", e)));
+                    return;
+                }
+            };
+            let r = rt.block_on(async move {
                 let (conn, host, _) = rtnetlink::new_connection()
                     .map_err(|e| NetworkError::io("open netlink socket", "", e))?;
                 tokio::spawn(conn);
@@ -69,10 +76,11 @@ where
                     None => None,
                 };
                 job(host, inner).await
-            })
+            });
+            let _ = tx.send(r);
         })
         .map_err(|e| NetworkError::io("spawn netlink thread", "", e))?;
-    worker.join().unwrap_or_else(|_| {
+    rx.recv().unwrap_or_else(|_| {
         Err(NetworkError::Netlink { context: "netlink worker".into(), message: "panicked".into() })
     })
 }
@@ -102,11 +110,21 @@ pub fn link_exists(name: &str) -> Result<bool> {
 }
 
 /// Creates bridge `name` (up, `mtu`) with `gateway/prefix` on it. Fails when it already exists.
-pub fn create_bridge(name: &str, mtu: u32, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
+pub fn create_bridge(
+    name: &str,
+    mtu: u32,
+    gateway: Ipv4Addr,
+    prefix: u8,
+    v6: Option<(Ipv6Addr, u8)>,
+) -> Result<()> {
     let name = name.to_string();
     on_thread(None, move |h, _| async move {
         let ctx = format!("create bridge {name}");
-        h.link().add(LinkBridge::new(&name).mtu(mtu).build()).execute().await.map_err(|e| {
+        // A fixed MAC: otherwise the bridge takes the lowest MAC of its ports and changes it
+        // when ports come and go, leaving containers' ARP entries for the gateway stale for
+        // ~30 s (DNS and egress time out meanwhile).
+        let bridge = LinkBridge::new(&name).mtu(mtu).address(mac_for(gateway).to_vec()).build();
+        h.link().add(bridge).execute().await.map_err(|e| {
             if errno_of(&e) == EEXIST {
                 NetworkError::Netlink {
                     context: ctx.clone(),
@@ -124,6 +142,16 @@ pub fn create_bridge(name: &str, mtu: u32, gateway: Ipv4Addr, prefix: u8) -> Res
         if let Err(e) = r {
             let _ = h.link().del(idx).execute().await;
             return Err(nl(format!("add {gateway}/{prefix} to bridge {name}"))(e));
+        }
+        if let Some((g6, p6)) = v6 {
+            let mut req = h.address().add(idx, IpAddr::V6(g6), p6);
+            // No duplicate address detection: the subnet is ours, and DAD would hold the
+            // address "tentative" (unusable) for a second or more.
+            req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+            if let Err(e) = req.execute().await {
+                let _ = h.link().del(idx).execute().await;
+                return Err(nl(format!("add {g6}/{p6} to bridge {name}"))(e));
+            }
         }
         Ok(())
     })
@@ -162,15 +190,48 @@ pub struct VethPlan {
     pub prefix: u8,
     /// Gateway for the default route, when one is wanted.
     pub default_via: Option<Ipv4Addr>,
+    /// IPv6 address and prefix length, on IPv6-enabled networks.
+    pub ip6: Option<(Ipv6Addr, u8)>,
+    /// IPv6 gateway for the default IPv6 route, when one is wanted.
+    pub default_via6: Option<Ipv6Addr>,
+}
+
+/// Why `plug_veth` failed: the bridge is missing (recoverable) or anything else.
+#[derive(Debug)]
+pub enum PlugError {
+    /// The bridge does not exist in the host namespace.
+    NoBridge,
+    /// Any other failure.
+    Other(NetworkError),
+}
+
+impl From<NetworkError> for PlugError {
+    fn from(e: NetworkError) -> Self {
+        PlugError::Other(e)
+    }
+}
+
+impl From<PlugError> for NetworkError {
+    fn from(e: PlugError) -> Self {
+        match e {
+            PlugError::NoBridge => NetworkError::Netlink {
+                context: "connect".into(),
+                message: "bridge does not exist".into(),
+            },
+            PlugError::Other(e) => e,
+        }
+    }
 }
 
 /// Creates the veth pair with its peer directly inside the namespace (one netlink message),
 /// then addresses it, brings it and `lo` up and adds the default route. Returns whether the
 /// default route was installed (false when the namespace already had one). On failure the
 /// pair is removed again.
-pub fn plug_veth(plan: VethPlan) -> Result<bool> {
+pub fn plug_veth(plan: VethPlan) -> std::result::Result<bool, PlugError> {
     let netns = plan.netns.clone();
-    on_thread(Some(netns), move |h, inner| async move {
+    let missing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = missing.clone();
+    let r = on_thread(Some(netns), move |h, inner| async move {
         let Some(n) = inner else {
             return Err(NetworkError::Netlink {
                 context: "connect".into(),
@@ -179,10 +240,13 @@ pub fn plug_veth(plan: VethPlan) -> Result<bool> {
         };
         let ns_file =
             File::open(&plan.netns).map_err(|e| NetworkError::io("open netns", &plan.netns, e))?;
-        let br = index_of(&h, &plan.bridge).await?.ok_or_else(|| NetworkError::Netlink {
-            context: format!("connect to bridge {}", plan.bridge),
-            message: "bridge does not exist".into(),
-        })?;
+        let Some(br) = index_of(&h, &plan.bridge).await? else {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            return Err(NetworkError::Netlink {
+                context: format!("connect to bridge {}", plan.bridge),
+                message: "bridge does not exist".into(),
+            });
+        };
         let peer = LinkUnspec::new_with_name(&plan.ifname)
             .setns_by_fd(ns_file.as_raw_fd())
             .address(plan.mac.to_vec())
@@ -207,7 +271,11 @@ pub fn plug_veth(plan: VethPlan) -> Result<bool> {
             let _ = h.link().del(idx).execute().await;
         }
         r
-    })
+    });
+    match r {
+        Err(_) if missing.load(std::sync::atomic::Ordering::Relaxed) => Err(PlugError::NoBridge),
+        r => r.map_err(PlugError::Other),
+    }
 }
 
 async fn configure_inside(n: &Handle, plan: &VethPlan) -> Result<bool> {
@@ -221,17 +289,31 @@ async fn configure_inside(n: &Handle, plan: &VethPlan) -> Result<bool> {
         .execute()
         .await
         .map_err(nl(ctx(&format!("add {}/{} to", plan.ip, plan.prefix))))?;
+    if let Some((a, p)) = plan.ip6 {
+        let mut req = n.address().add(idx, IpAddr::V6(a), p);
+        req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+        req.execute().await.map_err(nl(ctx(&format!("add {a}/{p} to"))))?;
+    }
+    // (Creating the peer already up makes the kernel answer ENOTCONN, so bring it up here.)
     n.link()
         .set(LinkUnspec::new_with_index(idx).up().build())
         .execute()
         .await
         .map_err(nl(ctx("bring up")))?;
-    if let Some(lo) = index_of(n, "lo").await? {
-        n.link()
-            .set(LinkUnspec::new_with_index(lo).up().build())
-            .execute()
-            .await
-            .map_err(nl(ctx("bring up lo beside")))?;
+    // `lo` is set up by name: no index lookup needed.
+    n.link()
+        .set(LinkUnspec::new_with_name("lo").up().build())
+        .execute()
+        .await
+        .map_err(nl(ctx("bring up lo beside")))?;
+    if let Some(gw6) = plan.default_via6 {
+        let route =
+            RouteMessageBuilder::<Ipv6Addr>::new().gateway(gw6).output_interface(idx).build();
+        match n.route().add(route).execute().await {
+            Ok(()) => {}
+            Err(e) if errno_of(&e) == EEXIST => {}
+            Err(e) => return Err(nl(ctx(&format!("add default route via {gw6} on")))(e)),
+        }
     }
     let Some(gw) = plan.default_via else { return Ok(false) };
     let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).output_interface(idx).build();

@@ -18,6 +18,8 @@ use crate::model::PublishedPort;
 
 /// The table's family.
 pub const FAMILY: &str = "ip";
+/// The family of the IPv6 table.
+pub const FAMILY6: &str = "ip6";
 /// The table's name.
 pub const TABLE: &str = "berth";
 
@@ -80,7 +82,12 @@ fn base_chain(name: &str, kind: &str, hook: &str, prio: i32) -> Value {
 
 /// The table's current objects (empty when the table does not exist).
 fn list_table() -> Vec<Value> {
-    match run_nft(&["-j", "list", "table", FAMILY, TABLE], None, "list table") {
+    list_family(FAMILY)
+}
+
+/// The objects of `<family> berth` (empty when that table does not exist).
+fn list_family(family: &str) -> Vec<Value> {
+    match run_nft(&["-j", "list", "table", family, TABLE], None, "list table") {
         Ok(out) => serde_json::from_str::<Value>(&out)
             .ok()
             .and_then(|v| v.get("nftables").and_then(Value::as_array).cloned())
@@ -159,10 +166,16 @@ pub fn add_port(id: &str, p: &PublishedPort) -> Result<()> {
     apply(vec![rule("ports", expr, Some(&tag))], &format!("publish port {}", p.host_port))
 }
 
-/// Deletes every rule whose comment starts with `tag` (and the subnet element when given);
-/// drops the whole table once no berth rule is left in it.
+/// Deletes every rule whose comment starts with `tag` (and the subnet element when given) in
+/// `ip berth` and `ip6 berth`; when `subnet` is given (network removal), drops a table once no
+/// berth rule is left in it.
 pub fn remove_tagged(tag: &str, subnet: Option<&Ipv4Net>) -> Result<()> {
-    let objs = list_table();
+    remove_tagged_in(FAMILY, tag, subnet.map(prefix), subnet.is_some())?;
+    remove_tagged_in(FAMILY6, tag, None, subnet.is_some())
+}
+
+fn remove_tagged_in(family: &str, tag: &str, elem: Option<Value>, drop_empty: bool) -> Result<()> {
+    let objs = list_family(family);
     if objs.is_empty() {
         return Ok(());
     }
@@ -174,37 +187,62 @@ pub fn remove_tagged(tag: &str, subnet: Option<&Ipv4Net>) -> Result<()> {
         if comment.starts_with(tag)
             && (comment.len() == tag.len() || comment[tag.len()..].starts_with(' '))
         {
-            cmds.push(json!({"delete": {"rule": {"family": FAMILY, "table": TABLE,
+            cmds.push(json!({"delete": {"rule": {"family": family, "table": TABLE,
                 "chain": r.get("chain").cloned().unwrap_or(Value::Null),
                 "handle": r.get("handle").cloned().unwrap_or(Value::Null)}}}));
         } else if comment.starts_with("berth net:") {
             others += 1;
         }
     }
-    if let Some(s) = subnet {
+    if let Some(e) = elem {
         let present = objs.iter().any(|o| {
             o.get("set")
                 .and_then(|s| s.get("elem"))
                 .and_then(Value::as_array)
-                .is_some_and(|e| e.iter().any(|x| *x == prefix(s)))
+                .is_some_and(|x| x.contains(&e))
         });
         if present {
-            cmds.push(json!({"delete": {"element": {"family": FAMILY, "table": TABLE,
-                "name": "subnets", "elem": [prefix(s)]}}}));
+            cmds.push(json!({"delete": {"element": {"family": family, "table": TABLE,
+                "name": "subnets", "elem": [e]}}}));
         }
     }
-    if others == 0 && subnet.is_some() {
-        cmds = vec![json!({"delete": {"table": {"family": FAMILY, "name": TABLE}}})];
+    if others == 0 && drop_empty {
+        cmds = vec![json!({"delete": {"table": {"family": family, "name": TABLE}}})];
     }
     if cmds.is_empty() {
         return Ok(());
     }
-    apply(cmds, &format!("remove rules {tag}"))
+    apply(cmds, &format!("remove rules {tag} ({family})"))
 }
 
-/// Comments of all rules currently in the table (for tests and diagnostics).
+/// Keeps IPv6 traffic of an IPv6-enabled network on its bridge (`ip6 berth` forward chain):
+/// berth has no v6 egress, and this keeps networks apart even where v6 forwarding is on.
+pub fn add_network6(id: &str, bridge: &str) -> Result<()> {
+    let mut cmds = Vec::new();
+    if list_family(FAMILY6).is_empty() {
+        cmds.push(json!({"add": {"table": {"family": FAMILY6, "name": TABLE}}}));
+        cmds.push(json!({"add": {"chain": {"family": FAMILY6, "table": TABLE, "name": "forward",
+            "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}}));
+    }
+    let tag = net_tag(id);
+    let iif = |op: &str| m(op, meta("iifname"), json!(bridge));
+    let oif = |op: &str| m(op, meta("oifname"), json!(bridge));
+    for expr in [
+        vec![iif("=="), oif("!="), json!({"drop": null})],
+        vec![oif("=="), iif("!="), json!({"drop": null})],
+    ] {
+        cmds.push(json!({"add": {"rule": {"family": FAMILY6, "table": TABLE, "chain": "forward",
+            "expr": expr, "comment": tag}}}));
+    }
+    apply(cmds, &format!("add IPv6 rules of network {id}"))
+}
+
+/// Comments of all rules currently in `ip berth` and `ip6 berth` (tests, diagnostics).
 pub fn rule_comments() -> Vec<String> {
-    list_table()
+    list_family(FAMILY)
+        .into_iter()
+        .chain(list_family(FAMILY6))
+        .collect::<Vec<_>>()
         .iter()
         .filter_map(|o| o.get("rule")?.get("comment")?.as_str().map(str::to_string))
         .collect()

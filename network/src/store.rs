@@ -34,6 +34,26 @@ impl Lock {
     }
 }
 
+impl Lock {
+    /// Takes the lock on `path` if free; `Ok(None)` when another process holds it.
+    pub fn try_exclusive(path: &Path) -> Result<Option<Self>> {
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| NetworkError::io("create directory", dir, e))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| NetworkError::io("open lock file", path, e))?;
+        match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            Ok(flock) => Ok(Some(Lock { _flock: flock })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, errno)) => Err(NetworkError::io("lock", path, errno.into())),
+        }
+    }
+}
+
 /// Writes `value` as JSON to `path` atomically (temp file, rename). No fsync: network records
 /// describe kernel state that a reboot wipes anyway, and connect must stay fast.
 pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {

@@ -237,8 +237,12 @@ fn fake_upstream() -> (SocketAddr, std::thread::JoinHandle<()>) {
 fn lookup(ns: &Ns, name: &str, server: Ipv4Addr) -> (Vec<Ipv4Addr>, String) {
     let mut last = String::new();
     for _ in 0..10 {
+        let t = Instant::now();
         let (_, out) =
             ns.run(&["timeout", "5", "busybox", "nslookup", "-type=a", name, &server.to_string()]);
+        if t.elapsed() > Duration::from_secs(2) {
+            eprintln!("slow lookup {name} @{server}: {:?}: {out}", t.elapsed());
+        }
         let addrs: Vec<Ipv4Addr> = out
             .lines()
             .filter(|l| l.starts_with("Address:") && !l.contains(":53"))
@@ -379,15 +383,42 @@ fn service_replicas_appear_and_disappear() {
     let (first, _) = lookup(&asker, "api", gw);
     let (second, _) = lookup(&asker, "api", gw);
     assert_ne!(first, second, "answers should rotate");
+    // The same over TCP (2-byte length framing), asked from the host.
+    let mut q = Message::query();
+    q.add_query(hickory_proto::op::Query::query(
+        hickory_proto::rr::Name::from_ascii("api").unwrap(),
+        hickory_proto::rr::RecordType::A,
+    ));
+    let wire = q.to_vec().unwrap();
+    let mut tcp =
+        std::net::TcpStream::connect_timeout(&SocketAddr::from((gw, 53)), Duration::from_secs(3))
+            .unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut framed = (wire.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&wire);
+    std::io::Write::write_all(&mut tcp, &framed).unwrap();
+    let mut len = [0u8; 2];
+    std::io::Read::read_exact(&mut tcp, &mut len).unwrap();
+    let mut body = vec![0u8; u16::from_be_bytes(len) as usize];
+    std::io::Read::read_exact(&mut tcp, &mut body).unwrap();
+    assert_eq!(Message::from_vec(&body).unwrap().answers.len(), 3, "tcp answers");
+    drop(tcp);
     let (one, _) = lookup(&asker, "api-2", gw);
     assert_eq!(one, vec![ips[1]]);
     // Removing replicas removes their answers at once.
     root.nets.disconnect(&net.id, "c-proj-api-1").unwrap();
-    let (mut got, _) = lookup(&asker, "api", gw);
+    // The bridge keeps its own fixed MAC when ports go (else the askers' ARP entry for the
+    // gateway goes stale and DNS times out for ~30 s).
+    let bridge = root.nets.state(&net.id).unwrap().bridge;
+    let (_, link) = sh("ip", &["-o", "link", "show", &bridge]);
+    let o = gw.octets();
+    let mac = format!("02:42:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3]);
+    assert!(link.contains(&mac), "bridge MAC changed: {link}");
+    let (mut got, out) = lookup(&asker, "api", gw);
     got.sort();
     let mut want: Vec<Ipv4Addr> = ips[1..].to_vec();
     want.sort();
-    assert_eq!(got, want);
+    assert_eq!(got, want, "after disconnect: {out}\n{}", sh("ss", &["-uanp"]).1);
     root.nets.remove_records(&net.id, "c-proj-api-2").unwrap();
     root.nets.remove_records(&net.id, "c-proj-api-3").unwrap();
     let (got, out) = lookup(&asker, "api", gw);
@@ -422,6 +453,14 @@ fn networks_are_isolated_but_multi_homed_reaches_both() {
     assert!(ca.default_route && !cb.default_route, "only the first network sets the default route");
     let _wa = serve_http(&mut a, 8080, "A\n");
     let _wb = serve_http(&mut b, 8080, "B\n");
+    // DNS is scoped too: a sees only network A's names, c sees both.
+    let _dns = Dns::start(&root, vec![]);
+    let gwa = root.gateway(&na.id);
+    let (got, out) = lookup(&a, "b", gwa);
+    assert!(got.is_empty() && out.contains("NXDOMAIN"), "a resolved b: {out}");
+    assert_eq!(lookup(&c, "a", gwa).0, vec![ea.ip]);
+    assert_eq!(lookup(&c, "b", gwa).0, vec![eb.ip]);
+    drop(_dns);
     let (ok, out) = wget(&a, &format!("http://{}:8080/", eb.ip));
     assert!(!ok && !out.contains("B"), "a reached b across networks: {out}");
     let (ok, out) = wget(&b, &format!("http://{}:8080/", ea.ip));
@@ -532,6 +571,21 @@ fn published_port_answers_on_localhost_and_hairpin() {
     let fixed = probe_free_port();
     let q = root.nets.publish(&net.id, "c-srv", ep.ip, map(fixed)).unwrap();
     assert_eq!(q.host_port, fixed);
+    assert_eq!(root.nets.published_ports("c-srv").unwrap(), vec![q.clone()]);
+    assert_eq!(root.nets.endpoint(&net.id, "c-srv").unwrap(), Some(ep.clone()));
+    let es =
+        serde_json::to_value(root.nets.endpoint_settings(&net.name, "c-srv").unwrap().unwrap())
+            .unwrap();
+    assert_eq!(es["IPAddress"], ep.ip.to_string());
+    assert_eq!(es["Gateway"], gw.to_string());
+    assert_eq!(es["IPPrefixLen"], 24);
+    assert_eq!(es["NetworkID"], net.id);
+    assert_eq!(es["DNSNames"], serde_json::json!(["srv"]));
+    assert_eq!(root.nets.disconnect_all("c-srv").unwrap(), vec![net.name.clone()]);
+    assert!(root.nets.published_ports("c-srv").unwrap().is_empty());
+    assert_eq!(root.nets.endpoint(&net.id, "c-srv").unwrap(), None);
+    let tag = nft::net_tag(&net.id);
+    assert!(!nft::rule_comments().iter().any(|c| c.starts_with(&tag) && c.contains("port:")));
     drop(holder);
     finish(root, vec![srv, peer]);
 }
@@ -651,4 +705,342 @@ fn subnets_records_and_lifecycle() {
             "ip_forward restored"
         );
     }
+}
+
+#[test]
+fn missing_bridge_is_recreated_on_connect_and_dns_lock() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some("172.30.11.0/24"), false);
+    let st = root.nets.state(&net.id).unwrap();
+    let (ok, out) = sh("ip", &["link", "del", &st.bridge]);
+    assert!(ok, "{out}");
+    let ns = Ns::new();
+    let ep = root.connect(&net.name, &ns, "phoenix", &[]);
+    assert!(ep.default_route);
+    let (ok, out) = ns.run(&["busybox", "ping", "-c", "1", "-W", "2", &st.gateway.to_string()]);
+    assert!(ok, "gateway reachable after recreation: {out}");
+    let tag = nft::net_tag(&net.id);
+    assert_eq!(
+        nft::rule_comments().iter().filter(|c| **c == tag).count(),
+        4,
+        "rules not duplicated"
+    );
+    // The per-root DNS server lock.
+    let state_root = root.nets.dir().parent().unwrap().to_path_buf();
+    assert!(!berth_network::dns::server_running(&state_root));
+    let held = berth_network::dns::try_server_lock(&state_root).unwrap();
+    assert!(held.is_some());
+    assert!(berth_network::dns::try_server_lock(&state_root).unwrap().is_none());
+    drop(held);
+    finish(root, vec![ns]);
+}
+
+#[test]
+fn endpoints_of_dead_namespaces_do_not_block_removal() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some("172.30.12.0/24"), false);
+    let ns = Ns::new();
+    let ep = root.connect(&net.name, &ns, "ghost", &[]);
+    let p = root
+        .nets
+        .publish(
+            &net.id,
+            "c-ghost",
+            ep.ip,
+            PortMapping {
+                host_ip: None,
+                host_port: 0,
+                container_port: 80,
+                protocol: Protocol::Tcp,
+            },
+        )
+        .unwrap();
+    assert_ne!(p.host_port, 0);
+    let name = ns.name.clone();
+    drop(ns); // the namespace dies without a disconnect
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while berth_network::netlink::link_exists(&ep.host_ifname).unwrap() && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    root.nets.remove(&net.id).unwrap();
+    assert!(root.nets.states().unwrap().is_empty());
+    let tag = nft::net_tag(&net.id);
+    assert!(!nft::rule_comments().iter().any(|c| c.starts_with(&tag)));
+    let bridges: Vec<String> = root.ids.iter().map(|(_, b)| b.clone()).collect();
+    let ids: Vec<String> = root.ids.iter().map(|(i, _)| i.clone()).collect();
+    drop(root);
+    assert_clean(&bridges, &[name], &ids);
+}
+
+/// Echoes UDP datagrams inside the namespace at `netns` (a dedicated thread that setns'es and
+/// stops after `n` datagrams or 10 s).
+fn udp_echo(netns: PathBuf, port: u16, n: usize) -> std::thread::JoinHandle<()> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let f = std::fs::File::open(&netns).unwrap();
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let s = UdpSocket::bind(("0.0.0.0", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tx.send(()).unwrap();
+        let mut buf = [0u8; 512];
+        for _ in 0..n {
+            let Ok((len, from)) = s.recv_from(&mut buf) else { return };
+            let _ = s.send_to(&buf[..len], from);
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    h
+}
+
+#[test]
+fn udp_and_loopback_only_ports_and_reservation() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some("172.30.13.0/24"), false);
+    let mut ns = Ns::new();
+    let ep = root.connect(&net.name, &ns, "udpsrv", &[]);
+    let echo = udp_echo(ns.path(), 7777, 1);
+    let p = root
+        .nets
+        .publish(
+            &net.id,
+            "c-udpsrv",
+            ep.ip,
+            PortMapping {
+                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_port: 0,
+                container_port: 7777,
+                protocol: Protocol::Udp,
+            },
+        )
+        .unwrap();
+    assert_eq!(p.host_ip, Ipv4Addr::LOCALHOST);
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    c.send_to(b"ping-udp", ("127.0.0.1", p.host_port)).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = c.recv_from(&mut buf).expect("udp reply through the published port");
+    assert_eq!(&buf[..n], b"ping-udp");
+    echo.join().unwrap();
+    // TCP bound to 127.0.0.1 only, plus a reservation that keeps host processes off the port.
+    let _www = serve_http(&mut ns, 80, "lo-only\n");
+    let t = root
+        .nets
+        .publish(
+            &net.id,
+            "c-udpsrv",
+            ep.ip,
+            PortMapping {
+                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_port: 0,
+                container_port: 80,
+                protocol: Protocol::Tcp,
+            },
+        )
+        .unwrap();
+    let _res = berth_network::reserve_port(&t).unwrap();
+    assert!(std::net::TcpListener::bind(("127.0.0.1", t.host_port)).is_err(), "reserved");
+    let out = Command::new("busybox")
+        .args(["timeout", "4", "busybox", "wget", "-q", "-O", "-"])
+        .arg(format!("http://127.0.0.1:{}/", t.host_port))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "lo-only\n", "{out:?}");
+    finish(root, vec![ns]);
+}
+
+/// An "outside" namespace joined to the host by a plain veth (172.30.99.0/30). It has no route
+/// back to berth subnets, so only masqueraded traffic from containers can get answers.
+struct Uplink {
+    ns: Ns,
+}
+
+impl Uplink {
+    fn new() -> Uplink {
+        let ns = Ns::new();
+        let host_end = format!("vethu{}", std::process::id() % 100000);
+        for args in [
+            vec![
+                "link", "add", &host_end, "type", "veth", "peer", "name", "up0", "netns", &ns.name,
+            ],
+            vec!["addr", "add", "172.30.99.1/30", "dev", &host_end],
+            vec!["link", "set", &host_end, "up"],
+        ] {
+            let (ok, out) = sh("ip", &args);
+            assert!(ok, "ip {args:?}: {out}");
+        }
+        for args in [
+            vec!["ip", "addr", "add", "172.30.99.2/30", "dev", "up0"],
+            vec!["ip", "link", "set", "up0", "up"],
+        ] {
+            let (ok, out) = ns.run(&args);
+            assert!(ok, "{args:?}: {out}");
+        }
+        Uplink { ns }
+    }
+}
+
+#[test]
+fn egress_is_masqueraded_and_internal_has_none() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let mut up = Uplink::new();
+    let _www = serve_http(&mut up.ns, 8080, "outside\n");
+    let open = root.create(Some("172.30.14.0/24"), false);
+    let closed = root.create(Some("172.30.15.0/24"), true);
+    let a = Ns::new();
+    let b = Ns::new();
+    root.connect(&open.name, &a, "egress", &[]);
+    root.connect(&closed.name, &b, "sealed", &[]);
+    let (ok, out) = wget(&a, "http://172.30.99.2:8080/");
+    assert!(ok && out.contains("outside"), "egress through NAT: {out}");
+    let (ok, out) = wget(&b, "http://172.30.99.2:8080/");
+    assert!(!ok && !out.contains("outside"), "internal network reached outside: {out}");
+    // MTU option
+    let m = root
+        .nets
+        .create(NetworkCreate {
+            name: unique_name("tnet"),
+            options: [(berth_network::OPT_MTU.to_string(), "1400".to_string())]
+                .into_iter()
+                .collect(),
+            ipam: vec![IpamRequest { subnet: Some("172.30.16.0/24".into()), ..Default::default() }],
+            ..Default::default()
+        })
+        .unwrap();
+    let st = root.nets.state(&m.id).unwrap();
+    root.ids.push((m.id.clone(), st.bridge.clone()));
+    let (_, link) = sh("ip", &["-o", "link", "show", &st.bridge]);
+    assert!(link.contains("mtu 1400"), "{link}");
+    let upname = up.ns.name.clone();
+    drop(up);
+    finish(root, vec![a, b]);
+    let (_, netns) = sh("ip", &["netns", "list"]);
+    assert!(!netns.contains(&upname));
+}
+
+#[test]
+fn dns_process_body_serves_and_exits_when_idle() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some("172.30.17.0/24"), false);
+    let gw = root.gateway(&net.id);
+    let a = Ns::new();
+    let ep = root.connect(&net.name, &a, "solo", &[]);
+    let state_root = root.nets.dir().parent().unwrap().to_path_buf();
+    let sr = state_root.clone();
+    let server = std::thread::spawn(move || berth_network::dns::run_blocking(&sr));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(berth_network::dns::server_running(&state_root));
+    // A second server for the same root returns at once.
+    berth_network::dns::run_blocking(&state_root).unwrap();
+    assert_eq!(lookup(&a, "solo", gw).0, vec![ep.ip]);
+    root.teardown();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !server.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(server.is_finished(), "DNS server still running after the last network went away");
+    server.join().unwrap().unwrap();
+    assert!(!berth_network::dns::server_running(&state_root));
+    finish(root, vec![a]);
+}
+
+#[test]
+fn ipv6_inside_a_network_and_aaaa_answers() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let rec = root
+        .nets
+        .create(NetworkCreate {
+            name: unique_name("tnet"),
+            enable_ipv6: true,
+            ipam: vec![
+                IpamRequest { subnet: Some("172.30.18.0/24".into()), ..Default::default() },
+                IpamRequest { subnet: Some("fd42:30:18::/64".into()), ..Default::default() },
+            ],
+            ..Default::default()
+        })
+        .unwrap();
+    let st = root.nets.state(&rec.id).unwrap();
+    root.ids.push((rec.id.clone(), st.bridge.clone()));
+    assert_eq!(rec.ipam.config.len(), 2);
+    assert_eq!(rec.ipam.config[1].gateway, "fd42:30:18::1");
+    let a = Ns::new();
+    let b = Ns::new();
+    let ea = root.connect(&rec.name, &a, "six-a", &[]);
+    let eb = root.connect(&rec.name, &b, "six-b", &[]);
+    let (a6, p6) = ea.ip6.expect("an IPv6 address");
+    assert_eq!((a6.to_string().as_str(), p6), ("fd42:30:18::2", 64));
+    let b6 = eb.ip6.unwrap().0;
+    let (ok, out) = a.run(&["busybox", "ping6", "-c", "1", "-W", "3", &b6.to_string()]);
+    assert!(ok, "ping6 a -> b: {out}");
+    let (_, routes) = a.run(&["ip", "-6", "route"]);
+    assert!(routes.contains("default via fd42:30:18::1"), "{routes}");
+    let insp = root.nets.inspect(&rec.id).unwrap();
+    assert_eq!(insp.containers["c-six-a"].ipv6_address, "fd42:30:18::2/64");
+    let (_, v6rules) = sh("nft", &["list", "table", "ip6", "berth"]);
+    assert!(
+        v6rules.contains(&format!("iifname \"{}\" oifname != \"{}\" drop", st.bridge, st.bridge)),
+        "{v6rules}"
+    );
+    let _dns = Dns::start(&root, vec![]);
+    let mut out = String::new();
+    for _ in 0..10 {
+        out = b
+            .run(&[
+                "timeout",
+                "5",
+                "busybox",
+                "nslookup",
+                "-type=aaaa",
+                "six-a",
+                &st.gateway.to_string(),
+            ])
+            .1;
+        if out.contains("fd42:30:18::2") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(out.contains("fd42:30:18::2"), "AAAA answer: {out}");
+    drop(_dns);
+    // Without an IPv6 subnet a ULA /64 is generated.
+    let auto = root
+        .nets
+        .create(NetworkCreate {
+            name: unique_name("tnet"),
+            enable_ipv6: true,
+            ipam: vec![IpamRequest { subnet: Some("172.30.19.0/24".into()), ..Default::default() }],
+            ..Default::default()
+        })
+        .unwrap();
+    let ast = root.nets.state(&auto.id).unwrap();
+    root.ids.push((auto.id.clone(), ast.bridge.clone()));
+    let s6 = ast.subnet6.unwrap();
+    assert!(s6.to_string().starts_with("fd") && s6.prefix() == 64, "{s6}");
+    finish(root, vec![a, b]);
+    let (_, tables) = sh("nft", &["list", "tables"]);
+    assert!(!tables.contains("ip6 berth"), "ip6 table left: {tables}");
 }

@@ -38,7 +38,7 @@ pub enum Command {
         /// Enable manual container attachment.
         #[arg(long)]
         attachable: bool,
-        /// Enable IPv6 (recorded only).
+        /// Enable IPv6 (addresses inside the network; no v6 egress yet).
         #[arg(long)]
         ipv6: bool,
         /// Set metadata (key=value).
@@ -93,7 +93,7 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Ls { quiet, filter, no_trunc, format } => {
             let recs = nets.list(&parse_filters(&filter)?)?;
-            let id = |r: &NetworkRecord| if no_trunc { r.id.clone() } else { r.id[..12].to_string() };
+            let id = |r: &NetworkRecord| if no_trunc { r.id.clone() } else { r.id.get(..12).unwrap_or(&r.id).to_string() };
             if quiet {
                 recs.iter().for_each(|r| println!("{}", id(r)));
             } else if format.as_deref() == Some("json") {
