@@ -199,6 +199,8 @@ impl Monitor {
             if first {
                 report(format!("ok {}", run.pid));
                 first = false;
+                // Startup code (argument parsing, launcher) is done with: let its pages go.
+                trim_code_pages();
             }
             let run = self.supervise(&rec, run, stdio_fds);
             let code = run.exit.unwrap_or(137);
@@ -679,6 +681,40 @@ pub fn should_restart(rec: &ContainerRecord, manual_stop: bool, code: i64, resta
             code != 0 && (p.maximum_retry_count <= 0 || restarts < p.maximum_retry_count)
         }
         _ => false,
+    }
+}
+
+/// Drops the resident pages of clean read-only file mappings (code and constants of our binary
+/// and its libraries) so an idle monitor's RSS is only what it touches afterwards. Only mappings
+/// without a single privately modified page qualify (relocated RELRO data is left alone); their
+/// pages are clean page-cache copies the kernel re-reads on the next access.
+fn trim_code_pages() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return };
+    let mut cur: Option<(usize, usize, bool)> = None;
+    let mut candidates = Vec::new();
+    for line in smaps.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let Some((a, b)) = f.first().and_then(|r| r.split_once('-'))
+            && let (Ok(start), Ok(end)) =
+                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        {
+            let eligible =
+                f.len() >= 6 && (f[1] == "r-xp" || f[1] == "r--p") && f[5].starts_with('/');
+            cur = Some((start, end, eligible));
+            continue;
+        }
+        if let (Some("Private_Dirty:"), Some(v)) = (f.first().copied(), f.get(1))
+            && let Some((start, end, true)) = cur
+            && *v == "0"
+        {
+            candidates.push((start, end));
+        }
+    }
+    for (start, end) in candidates {
+        // SAFETY: the range is a whole read-only private file mapping of this process with no
+        // privately modified page (from /proc/self/smaps); MADV_DONTNEED only discards clean
+        // copies, which fault back in unchanged on the next access.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
     }
 }
 
