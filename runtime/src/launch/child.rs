@@ -3,7 +3,7 @@
 
 use std::os::fd::RawFd;
 
-use super::plan::{FsPlan, NsPlan, Op, ProcPlan, StdioPlan};
+use super::plan::{FsPlan, InRoot, NsPlan, Op, ProcPlan, StdioPlan, Target};
 use super::sys;
 
 /// What failed in the child; the parent turns it into a message.
@@ -68,13 +68,15 @@ pub enum StepId {
     Exec,
     /// Closing inherited fds.
     CloseFds,
+    /// Mounting (0) or opening (1) the root filesystem.
+    Rootfs,
 }
 
 impl StepId {
     /// Decodes the wire value.
     pub fn from_u32(v: u32) -> Option<StepId> {
         use StepId::*;
-        const ALL: [StepId; 29] = [
+        const ALL: [StepId; 30] = [
             Sync,
             Setns,
             CgroupNs,
@@ -104,6 +106,7 @@ impl StepId {
             InitFork,
             Exec,
             CloseFds,
+            Rootfs,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -156,9 +159,12 @@ pub fn container_main(pipes: Pipes, ns: &NsPlan, fs: &FsPlan, proc_: &ProcPlan, 
     setup_stdio(e, proc_);
 
     attempt!(sys::mount(None, &fs.slash, None, fs.propagation, None), e, StepId::Propagation, 0);
+    attempt!(run_op(&fs.rootfs.op, -1), e, StepId::Rootfs, 0);
+    let root = attempt!(sys::open_dir(&fs.root), e, StepId::Rootfs, 1);
     for (i, step) in fs.pre.iter().enumerate() {
-        attempt!(run_op(&step.op), e, StepId::Pre, i);
+        attempt!(run_op(&step.op, root), e, StepId::Pre, i);
     }
+    sys::close(root);
     attempt!(sys::chdir(&fs.root), e, StepId::Pivot, 0);
     // pivot_root(".", "."): the old root ends up stacked on "." and is detached right after,
     // so no directory is needed for it inside the image.
@@ -177,7 +183,7 @@ pub fn container_main(pipes: Pipes, ns: &NsPlan, fs: &FsPlan, proc_: &ProcPlan, 
         attempt!(sys::write_path(path, value.as_bytes()), e, StepId::Sysctl, i);
     }
     for (i, step) in fs.post.iter().enumerate() {
-        attempt!(run_op(&step.op), e, StepId::Post, i);
+        attempt!(run_op(&step.op, -1), e, StepId::Post, i);
     }
     for (i, d) in fs.cwd_mkdirs.iter().enumerate() {
         attempt!(sys::mkdir(d, 0o755, true), e, StepId::MkdirCwd, i);
@@ -240,24 +246,71 @@ fn setup_stdio(e: RawFd, p: &ProcPlan) {
     }
 }
 
-fn run_op(op: &Op) -> sys::SysResult<()> {
+/// Runs `f` on an O_PATH fd of the parent directory of `at`, resolved inside the root.
+fn in_parent(
+    root: RawFd,
+    at: &InRoot,
+    f: impl FnOnce(RawFd) -> sys::SysResult<()>,
+) -> sys::SysResult<()> {
+    let pfd = match &at.parent {
+        Some(p) => sys::open_in_root(root, p)?,
+        None => sys::dup_high(root)?,
+    };
+    let r = f(pfd);
+    sys::close(pfd);
+    r
+}
+
+/// Mounts onto `at` resolved inside the root, through its /proc/self/fd path.
+fn mount_in_root(
+    root: RawFd,
+    at: &InRoot,
+    src: Option<&std::ffi::CStr>,
+    fstype: Option<&std::ffi::CStr>,
+    flags: libc::c_ulong,
+    data: Option<&std::ffi::CStr>,
+) -> sys::SysResult<()> {
+    let fd = sys::open_in_root(root, &at.rel)?;
+    let path = sys::FdPath::new(fd);
+    let r = sys::mount(src, path.as_cstr(), fstype, flags, data);
+    sys::close(fd);
+    r
+}
+
+/// Runs one pre-pivot step; paths are resolved inside the container's root (`root` fd).
+fn run_op(op: &Op, root: RawFd) -> sys::SysResult<()> {
     match op {
-        Op::Mkdir { path, mode } => sys::mkdir(path, *mode, true),
-        Op::Touch { path } => sys::touch(path, 0o644),
-        Op::Mount { src, target, fstype, flags, data } => {
-            sys::mount(src.as_deref(), target, fstype.as_deref(), *flags, data.as_deref())
-        }
-        Op::Device { path, mode, dev, uid, gid, host } => {
-            match sys::mknod(path, *mode, *dev, *uid, *gid) {
-                Ok(()) => sys::chmod(path, *mode & 0o7777),
+        Op::Mkdir { at, mode } => in_parent(root, at, |p| sys::mkdirat(p, &at.name, *mode)),
+        Op::Touch { at } => match sys::open_in_root(root, &at.rel) {
+            Ok(fd) => {
+                sys::close(fd);
+                Ok(())
+            }
+            Err(libc::ENOENT) => in_parent(root, at, |p| sys::touch_at(p, &at.name)),
+            Err(e) => Err(e),
+        },
+        Op::Mount { src, target, fstype, flags, data } => match target {
+            Target::Host(t) => {
+                sys::mount(src.as_deref(), t, fstype.as_deref(), *flags, data.as_deref())
+            }
+            Target::Root(at) => {
+                mount_in_root(root, at, src.as_deref(), fstype.as_deref(), *flags, data.as_deref())
+            }
+        },
+        Op::Device { at, mode, dev, uid, gid, host } => {
+            match in_parent(root, at, |p| sys::mknodat(p, &at.name, *mode, *dev, *uid, *gid)) {
+                Ok(()) => Ok(()),
                 Err(libc::EPERM) => {
-                    sys::touch(path, 0o644)?;
-                    sys::mount(Some(host), path, None, libc::MS_BIND, None)
+                    in_parent(root, at, |p| match sys::touch_at(p, &at.name) {
+                        Err(libc::EEXIST) => Ok(()),
+                        r => r,
+                    })?;
+                    mount_in_root(root, at, Some(host), None, libc::MS_BIND, None)
                 }
                 Err(e) => Err(e),
             }
         }
-        Op::Symlink { target, link } => sys::symlink(target, link),
+        Op::Symlink { target, at } => in_parent(root, at, |p| sys::symlinkat(target, p, &at.name)),
         Op::Readonly { path } => {
             match sys::mount(Some(path), path, None, libc::MS_BIND | libc::MS_REC, None) {
                 Err(libc::ENOENT) => return Ok(()),

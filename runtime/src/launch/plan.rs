@@ -22,25 +22,61 @@ fn cpath(p: &Path, what: &str) -> Result<CString, LaunchError> {
     cstr(p.as_os_str().as_bytes(), what)
 }
 
+/// A path inside the container's root filesystem, resolved in the child with
+/// openat2(RESOLVE_IN_ROOT) so that symlinks in the image can't point a mount at the host.
+#[derive(Debug, Clone)]
+pub struct InRoot {
+    /// Relative to the root, e.g. `dev/shm`.
+    pub rel: CString,
+    /// The parent, relative to the root (None: the root itself).
+    pub parent: Option<CString>,
+    /// The last component.
+    pub name: CString,
+}
+
+impl InRoot {
+    /// From a relative path with at least one component.
+    pub fn new(rel: &Path) -> Result<InRoot, LaunchError> {
+        let name = rel.file_name().ok_or_else(|| {
+            LaunchError::InvalidSpec(format!("empty container path {}", rel.display()))
+        })?;
+        let parent = rel.parent().filter(|p| !p.as_os_str().is_empty());
+        Ok(InRoot {
+            rel: cpath(rel, "a container path")?,
+            parent: parent.map(|p| cpath(p, "a container path")).transpose()?,
+            name: cstr(name.as_bytes(), "a container path")?,
+        })
+    }
+}
+
+/// Where a mount goes.
+#[derive(Debug)]
+pub enum Target {
+    /// A host path (the rootfs mount point).
+    Host(CString),
+    /// A path inside the rootfs.
+    Root(InRoot),
+}
+
 /// One filesystem operation of the child.
 #[derive(Debug)]
 pub enum Op {
     /// mkdir, EEXIST is fine.
-    Mkdir { path: CString, mode: u32 },
+    Mkdir { at: InRoot, mode: u32 },
     /// Create an empty file if missing.
-    Touch { path: CString },
+    Touch { at: InRoot },
     /// mount(2).
     Mount {
         src: Option<CString>,
-        target: CString,
+        target: Target,
         fstype: Option<CString>,
         flags: c_ulong,
         data: Option<CString>,
     },
     /// A device node, falling back to a bind of the host's node when mknod is refused.
-    Device { path: CString, mode: u32, dev: u64, uid: u32, gid: u32, host: CString },
+    Device { at: InRoot, mode: u32, dev: u64, uid: u32, gid: u32, host: CString },
     /// symlink(target, link).
-    Symlink { target: CString, link: CString },
+    Symlink { target: CString, at: InRoot },
     /// Bind onto itself then remount read-only (missing paths are skipped).
     Readonly { path: CString },
     /// Mask: /dev/null over a file, a read-only tmpfs over a directory (missing are skipped).
@@ -364,7 +400,9 @@ pub struct FsPlan {
     pub dot: CString,
     /// "/" for the final chdir and the read-only remount.
     pub slash: CString,
-    /// Before pivot_root, in order (rootfs first).
+    /// Mounting the root filesystem on `root`.
+    pub rootfs: Step,
+    /// Before pivot_root, in order, inside the rootfs.
     pub pre: Vec<Step>,
     /// After pivot_root, in order.
     pub post: Vec<Step>,
@@ -451,14 +489,14 @@ fn container_rel(p: &Path, what: &str) -> Result<PathBuf, LaunchError> {
     Ok(rel)
 }
 
-/// mkdir -p steps for `rel` under `base` (each level, EEXIST ok).
-fn mkdirs(base: &Path, rel: &Path, steps: &mut Vec<Step>) -> Result<(), LaunchError> {
-    let mut cur = base.to_path_buf();
+/// mkdir -p steps for `rel` inside the rootfs (each level, EEXIST ok).
+fn mkdirs(rel: &Path, steps: &mut Vec<Step>) -> Result<(), LaunchError> {
+    let mut cur = PathBuf::new();
     for c in rel.components() {
         cur.push(c);
         steps.push(Step {
-            op: Op::Mkdir { path: cpath(&cur, "a mount target")?, mode: 0o755 },
-            desc: format!("create directory {}", cur.display()),
+            op: Op::Mkdir { at: InRoot::new(&cur)?, mode: 0o755 },
+            desc: format!("create directory /{}", cur.display()),
         });
     }
     Ok(())
@@ -510,7 +548,7 @@ pub fn fs_plan(
     console: Option<&Path>,
 ) -> Result<FsPlan, LaunchError> {
     let linux = spec.linux().clone().unwrap_or_default();
-    let (root_dir, mut pre) = match rootfs {
+    let (root_dir, rootfs_step) = match rootfs {
         Rootfs::Overlay { lower, upper, work, target } => {
             if lower.is_empty() {
                 return Err(LaunchError::InvalidSpec("overlay rootfs without lower layers".into()));
@@ -540,27 +578,27 @@ pub fn fs_plan(
             let step = Step {
                 op: Op::Mount {
                     src: Some(cstr("overlay", "")?),
-                    target: cpath(target, "rootfs target")?,
+                    target: Target::Host(cpath(target, "rootfs target")?),
                     fstype: Some(cstr("overlay", "")?),
                     flags: 0,
                     data: Some(cstr(data, "overlay options")?),
                 },
                 desc: format!("mount overlay root filesystem on {}", target.display()),
             };
-            (target.clone(), vec![step])
+            (target.clone(), step)
         }
         Rootfs::Dir(dir) => {
             let step = Step {
                 op: Op::Mount {
                     src: Some(cpath(dir, "rootfs")?),
-                    target: cpath(dir, "rootfs")?,
+                    target: Target::Host(cpath(dir, "rootfs")?),
                     fstype: None,
                     flags: libc::MS_BIND | libc::MS_REC,
                     data: None,
                 },
                 desc: format!("bind root filesystem {}", dir.display()),
             };
-            (dir.clone(), vec![step])
+            (dir.clone(), step)
         }
     };
 
@@ -576,19 +614,27 @@ pub fn fs_plan(
     let defaults: Vec<PathBuf> = mounts.iter().map(|m| m.destination().clone()).collect();
     mounts.extend(spec_mounts.into_iter().filter(|m| !defaults.contains(m.destination())));
 
+    let mut pre = Vec::new();
     let is_v2 = matches!(crate::cgroups::Layout::detect(), Ok(crate::cgroups::Layout::V2(_)));
     for m in &mounts {
         let rel = container_rel(m.destination(), "mount destination")?;
-        let target = root_dir.join(&rel);
-        let ctarget = cpath(&target, "mount destination")?;
+        let at = InRoot::new(&rel)?;
         let dest = m.destination().display().to_string();
         let (flags, prop, data, bind_opt) = parse_options(&m.options().clone().unwrap_or_default());
         let mut typ = m.typ().clone().unwrap_or_else(|| "bind".into());
+        let mut flags = flags;
+        let mut source = m.source().clone();
         if bind_opt {
             typ = "bind".into();
         }
+        // sysfs can only be mounted with an own network namespace: share the host's read-only.
+        if typ == "sysfs" && !ns.new_net {
+            typ = "bind".into();
+            source = Some(PathBuf::from("/sys"));
+            flags |= libc::MS_REC | libc::MS_RDONLY;
+        }
         if typ == "bind" {
-            let src = m.source().clone().ok_or_else(|| {
+            let src = source.clone().ok_or_else(|| {
                 LaunchError::InvalidSpec(format!("bind mount on {dest} has no source"))
             })?;
             let src = std::fs::canonicalize(&src).map_err(|source| LaunchError::Io {
@@ -596,23 +642,23 @@ pub fn fs_plan(
                 source,
             })?;
             if let Some(parent) = rel.parent() {
-                mkdirs(&root_dir, parent, &mut pre)?;
+                mkdirs(parent, &mut pre)?;
             }
             if src.is_dir() {
                 pre.push(Step {
-                    op: Op::Mkdir { path: ctarget.clone(), mode: 0o755 },
+                    op: Op::Mkdir { at: at.clone(), mode: 0o755 },
                     desc: format!("create mount point {dest}"),
                 });
             } else {
                 pre.push(Step {
-                    op: Op::Touch { path: ctarget.clone() },
+                    op: Op::Touch { at: at.clone() },
                     desc: format!("create mount point {dest}"),
                 });
             }
             pre.push(Step {
                 op: Op::Mount {
                     src: Some(cpath(&src, "bind source")?),
-                    target: ctarget.clone(),
+                    target: Target::Root(at.clone()),
                     fstype: None,
                     flags: libc::MS_BIND | (flags & libc::MS_REC),
                     data: None,
@@ -624,7 +670,7 @@ pub fn fs_plan(
                 pre.push(Step {
                     op: Op::Mount {
                         src: None,
-                        target: ctarget.clone(),
+                        target: Target::Root(at.clone()),
                         fstype: None,
                         flags: libc::MS_BIND | libc::MS_REMOUNT | remount,
                         data: None,
@@ -633,7 +679,7 @@ pub fn fs_plan(
                 });
             }
         } else {
-            mkdirs(&root_dir, &rel, &mut pre)?;
+            mkdirs(&rel, &mut pre)?;
             let (fstype, src) = match typ.as_str() {
                 "cgroup" | "cgroup2" if is_v2 => ("cgroup2".to_string(), "cgroup".to_string()),
                 // v1/hybrid: the container gets an empty read-only /sys/fs/cgroup (not done: a
@@ -650,7 +696,7 @@ pub fn fs_plan(
             pre.push(Step {
                 op: Op::Mount {
                     src: Some(cstr(&src, "mount source")?),
-                    target: ctarget.clone(),
+                    target: Target::Root(at.clone()),
                     fstype: Some(cstr(&fstype, "mount type")?),
                     flags: flags & !libc::MS_REC,
                     data: if data.is_empty() {
@@ -662,26 +708,29 @@ pub fn fs_plan(
                 desc: format!("mount {fstype} on {dest}"),
             });
             if m.destination() == Path::new("/dev") && fstype == "tmpfs" {
-                dev_steps(&root_dir, &linux, &mut pre)?;
+                dev_steps(&linux, &mut pre)?;
             }
         }
         if prop != 0 {
             pre.push(Step {
-                op: Op::Mount { src: None, target: ctarget, fstype: None, flags: prop, data: None },
+                op: Op::Mount {
+                    src: None,
+                    target: Target::Root(at),
+                    fstype: None,
+                    flags: prop,
+                    data: None,
+                },
                 desc: format!("set propagation of {dest}"),
             });
         }
     }
     if let Some(console) = console {
-        let t = root_dir.join("dev/console");
-        pre.push(Step {
-            op: Op::Touch { path: cpath(&t, "console")? },
-            desc: "create /dev/console".into(),
-        });
+        let t = InRoot::new(Path::new("dev/console"))?;
+        pre.push(Step { op: Op::Touch { at: t.clone() }, desc: "create /dev/console".into() });
         pre.push(Step {
             op: Op::Mount {
                 src: Some(cpath(console, "console")?),
-                target: cpath(&t, "console")?,
+                target: Target::Root(t),
                 fstype: None,
                 flags: libc::MS_BIND,
                 data: None,
@@ -759,6 +808,7 @@ pub fn fs_plan(
     Ok(FsPlan {
         propagation,
         root: cpath(&root_dir, "rootfs")?,
+        rootfs: rootfs_step,
         dot: cstr(".", "")?,
         slash: cstr("/", "")?,
         pre,
@@ -797,12 +847,8 @@ fn check_sysctl(key: &str, ns: &NsPlan) -> Result<(), LaunchError> {
     })
 }
 
-fn dev_steps(
-    root: &Path,
-    linux: &oci_spec::runtime::Linux,
-    pre: &mut Vec<Step>,
-) -> Result<(), LaunchError> {
-    let dev = root.join("dev");
+fn dev_steps(linux: &oci_spec::runtime::Linux, pre: &mut Vec<Step>) -> Result<(), LaunchError> {
+    let dev = PathBuf::from("dev");
     let mut nodes: Vec<(PathBuf, u32, u64, u32, u32, PathBuf)> = DEV_NODES
         .iter()
         .map(|(n, ma, mi)| {
@@ -825,7 +871,7 @@ fn dev_steps(
         };
         let mode = kind | d.file_mode().unwrap_or(0o666) & 0o7777;
         nodes.push((
-            root.join(&rel),
+            rel,
             mode,
             libc::makedev(d.major() as u32, d.minor() as u32),
             d.uid().unwrap_or(0),
@@ -834,12 +880,12 @@ fn dev_steps(
         ));
     }
     for (path, mode, devno, uid, gid, host) in nodes {
-        if let Some(parent) = path.parent().and_then(|p| p.strip_prefix(root).ok()) {
-            mkdirs(root, parent, pre)?;
+        if let Some(parent) = path.parent() {
+            mkdirs(parent, pre)?;
         }
         pre.push(Step {
             op: Op::Device {
-                path: cpath(&path, "device")?,
+                at: InRoot::new(&path)?,
                 mode,
                 dev: devno,
                 uid,
@@ -857,12 +903,57 @@ fn dev_steps(
         ("ptmx", "pts/ptmx"),
     ] {
         pre.push(Step {
-            op: Op::Symlink {
-                target: cstr(target, "")?,
-                link: cpath(&dev.join(link), "dev link")?,
-            },
+            op: Op::Symlink { target: cstr(target, "")?, at: InRoot::new(&dev.join(link))? },
             desc: format!("link /dev/{link}"),
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(new_net: bool) -> NsPlan {
+        NsPlan {
+            clone_flags: 0,
+            new_cgroupns: false,
+            join: Vec::new(),
+            join_pid: None,
+            new_net,
+            new_uts: true,
+        }
+    }
+
+    #[test]
+    fn options_split_into_flags_propagation_and_data() {
+        let o: Vec<String> =
+            ["rbind", "ro", "nosuid", "rslave", "size=1m", "mode=1777"].map(String::from).to_vec();
+        let (flags, prop, data, bind) = parse_options(&o);
+        assert!(bind);
+        assert_eq!(flags, libc::MS_REC | libc::MS_RDONLY | libc::MS_NOSUID);
+        assert_eq!(prop, libc::MS_SLAVE | libc::MS_REC);
+        assert_eq!(data, ["size=1m", "mode=1777"]);
+    }
+
+    #[test]
+    fn only_namespaced_sysctls() {
+        assert!(check_sysctl("net.ipv4.ip_forward", &ns(true)).is_ok());
+        assert!(check_sysctl("net.ipv4.ip_forward", &ns(false)).is_err());
+        for k in ["kernel.shmmax", "kernel.msgmax", "kernel.sem", "fs.mqueue.msg_max"] {
+            assert!(check_sysctl(k, &ns(false)).is_ok(), "{k}");
+        }
+        assert!(check_sysctl("kernel.panic", &ns(true)).is_err());
+        assert!(check_sysctl("vm.swappiness", &ns(true)).is_err());
+    }
+
+    #[test]
+    fn container_paths_are_checked() {
+        assert!(container_rel(Path::new("relative"), "x").is_err());
+        assert!(container_rel(Path::new("/a/../etc"), "x").is_err());
+        assert_eq!(container_rel(Path::new("/a/./b/"), "x").ok(), Some(PathBuf::from("a/b")));
+        let r = InRoot::new(Path::new("dev/shm")).expect("in root");
+        assert_eq!(r.parent.as_deref(), Some(c"dev"));
+        assert_eq!(r.name.as_c_str(), c"shm");
+    }
 }

@@ -62,39 +62,6 @@ pub fn mkdir(path: &CStr, mode: u32, ok_exists: bool) -> SysResult<()> {
     }
 }
 
-/// Creates an empty file if missing (mount point for a file bind).
-pub fn touch(path: &CStr, mode: u32) -> SysResult<()> {
-    // SAFETY: path is a valid NUL-terminated string; the fd is closed right away.
-    let fd = check(unsafe {
-        libc::open(path.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, mode)
-    })?;
-    close(fd);
-    Ok(())
-}
-
-/// mknod(2) followed by chown.
-pub fn mknod(path: &CStr, mode: u32, dev: u64, uid: u32, gid: u32) -> SysResult<()> {
-    // SAFETY: path is a valid NUL-terminated string.
-    check(unsafe { libc::mknod(path.as_ptr(), mode, dev) })?;
-    // SAFETY: as above.
-    check(unsafe { libc::chown(path.as_ptr(), uid, gid) }).map(drop)
-}
-
-/// chmod(2) (mknod's mode is filtered by the umask).
-pub fn chmod(path: &CStr, mode: u32) -> SysResult<()> {
-    // SAFETY: path is a valid NUL-terminated string.
-    check(unsafe { libc::chmod(path.as_ptr(), mode) }).map(drop)
-}
-
-/// symlink(2); an existing link is fine.
-pub fn symlink(target: &CStr, link: &CStr) -> SysResult<()> {
-    // SAFETY: both are valid NUL-terminated strings.
-    match check(unsafe { libc::symlink(target.as_ptr(), link.as_ptr()) }) {
-        Err(libc::EEXIST) => Ok(()),
-        r => r.map(drop),
-    }
-}
-
 /// Whether `path` is a directory (stat follows symlinks, as mount does).
 pub fn is_dir(path: &CStr) -> SysResult<bool> {
     // SAFETY: stat writes into the zeroed stack buffer; path is a valid string.
@@ -245,22 +212,29 @@ pub fn setrlimit(resource: u32, lim: &libc::rlimit) -> SysResult<()> {
     check(unsafe { libc::setrlimit(resource as _, lim) }).map(drop)
 }
 
-/// setgroups(2).
+// The set*id calls below are raw system calls on purpose: glibc's wrappers broadcast the change
+// to every thread it knows about (SIGSETXID) and take its thread-list lock first; after a clone
+// from a multi-threaded parent those threads don't exist and the lock may be held forever.
+
+/// setgroups(2) for the calling (only) thread, bypassing glibc.
 pub fn setgroups(groups: &[libc::gid_t]) -> SysResult<()> {
     // SAFETY: pointer/length describe the slice.
-    check(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) }).map(drop)
+    let r = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
+    if r < 0 { Err(errno()) } else { Ok(()) }
 }
 
-/// setresgid(2) with all three ids equal.
+/// setresgid(2) with all three ids equal, bypassing glibc.
 pub fn setgid(gid: u32) -> SysResult<()> {
     // SAFETY: no memory is involved.
-    check(unsafe { libc::setresgid(gid, gid, gid) }).map(drop)
+    let r = unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) };
+    if r < 0 { Err(errno()) } else { Ok(()) }
 }
 
-/// setresuid(2) with all three ids equal.
+/// setresuid(2) with all three ids equal, bypassing glibc.
 pub fn setuid(uid: u32) -> SysResult<()> {
     // SAFETY: no memory is involved.
-    check(unsafe { libc::setresuid(uid, uid, uid) }).map(drop)
+    let r = unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) };
+    if r < 0 { Err(errno()) } else { Ok(()) }
 }
 
 /// Kernel capability header (linux/capability.h), version 3.
@@ -386,4 +360,127 @@ pub fn sigwait(set: &libc::sigset_t) -> SysResult<c_int> {
 pub fn kill(pid: libc::pid_t, sig: c_int) {
     // SAFETY: no memory is involved.
     unsafe { libc::kill(pid, sig) };
+}
+
+/// Kernel `struct open_how` for openat2(2).
+#[repr(C)]
+struct OpenHow {
+    flags: u64,
+    mode: u64,
+    resolve: u64,
+}
+
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+const RESOLVE_IN_ROOT: u64 = 0x10;
+
+/// Opens `rel` (O_PATH) resolving it as if `root_fd` were "/": symlinks, absolute or `..`,
+/// can't leave the container's root filesystem.
+pub fn open_in_root(root_fd: RawFd, rel: &CStr) -> SysResult<RawFd> {
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: rel is a valid string and how a valid open_how of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root_fd,
+            rel.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if r < 0 { Err(errno()) } else { Ok(r as RawFd) }
+}
+
+/// Opens a directory as an O_PATH fd.
+pub fn open_dir(path: &CStr) -> SysResult<RawFd> {
+    // SAFETY: path is a valid NUL-terminated string.
+    check(unsafe { libc::open(path.as_ptr(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) })
+}
+
+/// mkdirat(2); an existing entry is fine.
+pub fn mkdirat(dir: RawFd, name: &CStr, mode: u32) -> SysResult<()> {
+    // SAFETY: name is a valid NUL-terminated string.
+    match check(unsafe { libc::mkdirat(dir, name.as_ptr(), mode) }) {
+        Err(libc::EEXIST) => Ok(()),
+        r => r.map(drop),
+    }
+}
+
+/// Creates an empty regular file `name` in `dir` without following a symlink there.
+pub fn touch_at(dir: RawFd, name: &CStr) -> SysResult<()> {
+    let flags = libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: name is a valid string; the fd is closed right away.
+    let fd = check(unsafe { libc::openat(dir, name.as_ptr(), flags, 0o644 as libc::c_uint) })?;
+    close(fd);
+    Ok(())
+}
+
+/// mknodat(2) + fchownat + fchmodat (mknod's mode is filtered by the umask).
+pub fn mknodat(dir: RawFd, name: &CStr, mode: u32, dev: u64, uid: u32, gid: u32) -> SysResult<()> {
+    // SAFETY: name is a valid NUL-terminated string in all three calls.
+    unsafe {
+        check(libc::mknodat(dir, name.as_ptr(), mode, dev))?;
+        check(libc::fchownat(dir, name.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW))?;
+        check(libc::fchmodat(dir, name.as_ptr(), mode & 0o7777, 0)).map(drop)
+    }
+}
+
+/// symlinkat(2); an existing entry is fine.
+pub fn symlinkat(target: &CStr, dir: RawFd, name: &CStr) -> SysResult<()> {
+    // SAFETY: both strings are valid.
+    match check(unsafe { libc::symlinkat(target.as_ptr(), dir, name.as_ptr()) }) {
+        Err(libc::EEXIST) => Ok(()),
+        r => r.map(drop),
+    }
+}
+
+/// "/proc/self/fd/<fd>" built on the stack (no allocation), usable as a mount target.
+pub struct FdPath {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl FdPath {
+    /// Formats the path for `fd`.
+    pub fn new(fd: RawFd) -> FdPath {
+        let mut buf = [0u8; 32];
+        let prefix = b"/proc/self/fd/";
+        buf[..prefix.len()].copy_from_slice(prefix);
+        let mut len = prefix.len();
+        let mut digits = [0u8; 10];
+        let mut n = fd.max(0) as u32;
+        let mut k = 0;
+        loop {
+            digits[k] = b'0' + (n % 10) as u8;
+            k += 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        while k > 0 {
+            k -= 1;
+            buf[len] = digits[k];
+            len += 1;
+        }
+        // buf[len] is already 0: the terminator.
+        FdPath { buf, len: len + 1 }
+    }
+
+    /// The NUL-terminated path.
+    pub fn as_cstr(&self) -> &CStr {
+        CStr::from_bytes_with_nul(&self.buf[..self.len]).unwrap_or(c"/proc/self/fd/-1")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fd_path_formats_without_allocating() {
+        assert_eq!(super::FdPath::new(7).as_cstr(), c"/proc/self/fd/7");
+        assert_eq!(super::FdPath::new(1234567).as_cstr(), c"/proc/self/fd/1234567");
+    }
 }
