@@ -105,6 +105,40 @@ fn entry_err(path: &Path, op: &str, e: impl std::fmt::Display) -> ImageError {
     ImageError::Unpack { path: path.display().to_string(), reason: format!("{op}: {e}") }
 }
 
+/// Extended attributes a layer may set through PAX `SCHILY.xattr.*` records. Others (notably
+/// `trusted.overlay.*`, which would let a tar forge overlayfs redirects) are dropped.
+fn allowed_xattr(name: &str) -> bool {
+    name == "security.capability" || name.starts_with("user.")
+}
+
+/// The allowed xattrs carried by PAX records for this entry.
+fn entry_xattrs<R: Read>(entry: &mut tar::Entry<'_, R>) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    if let Ok(Some(exts)) = entry.pax_extensions() {
+        for ext in exts.flatten() {
+            if let Ok(key) = ext.key()
+                && let Some(name) = key.strip_prefix("SCHILY.xattr.")
+            {
+                if allowed_xattr(name) {
+                    out.push((name.to_string(), ext.value_bytes().to_vec()));
+                } else {
+                    tracing::debug!(xattr = name, "dropping layer xattr");
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Sets xattrs on an open file; a file system without xattr support only gets a warning.
+fn apply_xattrs(fd: &OwnedFd, xattrs: &[(String, Vec<u8>)], path: &Path) {
+    for (name, value) in xattrs {
+        if let Err(e) = rfs::fsetxattr(fd, name.as_str(), value, XattrFlags::empty()) {
+            tracing::warn!(path = %path.display(), xattr = %name, "cannot set xattr: {e}");
+        }
+    }
+}
+
 fn is_root() -> bool {
     rustix::process::geteuid().is_root()
 }
@@ -218,6 +252,7 @@ pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageEr
         let comps = clean_path(&raw_path)?;
         let etype = entry.header().entry_type();
         let header = entry.header().clone();
+        let xattrs = entry_xattrs(&mut entry);
         let Some((name, parents)) = comps.split_last() else {
             // The archive's root ("./"): its metadata becomes the layer root's.
             if etype == EntryType::Directory {
@@ -241,6 +276,10 @@ pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageEr
             continue; // aufs bookkeeping (.wh..wh.plnk etc.), meaningless here
         }
         if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            // `.wh.` + "", "." or ".." would name the directory itself or its parent.
+            if hidden.is_empty() || hidden == b"." || hidden == b".." {
+                return Err(unsafe_entry(&raw_path, "whiteout of an invalid name"));
+            }
             let hidden = OsStr::from_bytes(hidden);
             let hidden_full = full.with_file_name(hidden);
             remove_existing(&parent, hidden, &hidden_full)
@@ -276,6 +315,7 @@ pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageEr
                     .map_err(|e| entry_err(&raw_path, "open directory", e))?;
                 apply_meta_fd(&fd, &header, root)
                     .map_err(|e| entry_err(&raw_path, "set metadata", e))?;
+                apply_xattrs(&fd, &xattrs, &raw_path);
                 dir_times.push((comps.clone(), header.mtime().unwrap_or(0)));
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
@@ -298,6 +338,8 @@ pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageEr
                 let fd = OwnedFd::from(file);
                 apply_meta_fd(&fd, &header, root)
                     .map_err(|e| entry_err(&raw_path, "set metadata", e))?;
+                // After chown/chmod: chown drops security.capability.
+                apply_xattrs(&fd, &xattrs, &raw_path);
             }
             EntryType::Symlink => {
                 let target = entry
@@ -410,7 +452,8 @@ pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageEr
             None => rustix::io::dup(&root_fd).map_err(|e| entry_err(dest, "dup", e))?,
             Some((name, parents)) => {
                 let path: PathBuf = comps.iter().collect();
-                let p = open_parents(&root_fd, parents, false, &path)?;
+                // A later entry may have replaced a parent (e.g. by a symlink): nothing to do.
+                let Ok(p) = open_parents(&root_fd, parents, false, &path) else { continue };
                 match open_dir_at(&p, name) {
                     Ok(fd) => fd,
                     Err(_) => continue, // replaced by a later entry
