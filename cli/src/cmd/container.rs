@@ -237,7 +237,7 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         match cmd {
             Command::Create(a) => {
-                let cfg = a.create.to_config(false).map_err(|e| ExitWith {
+                let cfg = a.create.to_config(false, false).map_err(|e| ExitWith {
                     code: EXIT_ENGINE,
                     message: format!("berth: {e:#}"),
                 })?;

@@ -618,6 +618,18 @@ impl Engine {
         Ok(s)
     }
 
+    /// Names of the volumes any container (running or not) mounts, for `volume rm`/`prune`.
+    pub async fn container_volumes_in_use(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .all_records()
+            .into_iter()
+            .flat_map(|r| r.mounts.into_iter().filter(|m| m.typ == "volume").map(|m| m.name))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Renames a container.
     pub async fn container_rename(&self, key: &str, new_name: &str) -> Result<(), ContainerError> {
         let new_name = new_name.strip_prefix('/').unwrap_or(new_name);

@@ -307,10 +307,8 @@ impl Monitor {
                 .map_err(|e| format!("pipe: {e}"))?;
             let (er, ew) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
                 .map_err(|e| format!("pipe: {e}"))?;
-            (
-                Stdio::Pipes { stdin: None, stdout: ow, stderr: ew },
-                vec![(or, "stdout"), (er, "stderr")],
-            )
+            let stdin = if rec.config.open_stdin { Some(self.open_stdin(rec)?) } else { None };
+            (Stdio::Pipes { stdin, stdout: ow, stderr: ew }, vec![(or, "stdout"), (er, "stderr")])
         };
         let started = rt::spawn(&spec, stdio)?;
         let pid_start = record::process_start_time(started.pid).unwrap_or(0);
@@ -347,6 +345,26 @@ impl Monitor {
             },
             fds,
         ))
+    }
+
+    /// The container's stdin: the read end of the `stdin` fifo an attached CLI writes to. Unless
+    /// stdin closes with the first client (`StdinOnce`), the monitor keeps a writer open for the
+    /// container's lifetime so it never sees end-of-file (docker's `-d -i`).
+    fn open_stdin(&self, rec: &ContainerRecord) -> Result<OwnedFd, String> {
+        use nix::fcntl::{OFlag, open};
+        use nix::sys::stat::Mode;
+        let path = self.paths.stdin_fifo();
+        let r = open(&path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| format!("open {}: {e}", path.display()))?;
+        // SAFETY: fcntl on an fd we own; clears O_NONBLOCK so the container's reads block.
+        unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFL, libc::O_RDONLY) };
+        if !rec.config.stdin_once {
+            let w = open(&path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+                .map_err(|e| format!("open {}: {e}", path.display()))?;
+            // Deliberately kept open until the monitor exits.
+            std::mem::forget(w);
+        }
+        Ok(r)
     }
 
     /// Copies output to the log, runs healthchecks and reaps, until the container exited and
