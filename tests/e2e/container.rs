@@ -296,3 +296,39 @@ fn container_subcommand_help_parses() {
         .unwrap();
     assert!(o.status.success());
 }
+
+#[test]
+fn container_auto_remove_and_concurrent_starts() {
+    let Some(env) = ContainerEnv::new() else { return };
+    // -d --rm: the monitor removes the container (and its anonymous volumes) when it exits.
+    let id = env.ok(&["run", "-d", "--rm", "-v", "/anon", "bb", "sh", "-c", "echo x > /anon/f"]);
+    let id = id.trim().to_string();
+    env.wait_for("auto-removal", 10, || !env.path().join("containers").join(&id).exists());
+    env.assert_no_leftovers(&id);
+    assert_eq!(env.ok(&["volume", "ls", "-q"]).trim(), "", "anonymous volume removed too");
+    // Two CLIs starting the same container at once start it once.
+    env.ok(&["container", "create", "--name", "twice", "bb", "sh", "-c", TRAP]);
+    let spawn = || {
+        std::process::Command::new(crate::support::berth_bin())
+            .arg("--root")
+            .arg(env.path())
+            .args(["container", "start", "twice"])
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (spawn(), spawn());
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    let id = env.id("twice");
+    let monitors = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|p| {
+            let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).to_string();
+            cmd.contains("__monitor") && cmd.contains(&id)
+        })
+        .count();
+    assert_eq!(monitors, 1);
+    env.ok(&["container", "rm", "--force", "twice"]);
+    env.assert_no_leftovers(&id);
+}

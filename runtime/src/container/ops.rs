@@ -137,6 +137,9 @@ impl Engine {
 
     pub(crate) fn start_sync(&self, key: &str) -> Result<(), ContainerError> {
         let l = self.load(key)?;
+        // Serialises concurrent starts of this container (the monitor itself needs the record
+        // lock while starting, so that one can't be held across the spawn).
+        let _starting = crate::store::LockGuard::exclusive(&l.paths.dir.join("start.lock"))?;
         {
             let _g = l.paths.lock()?;
             let st = l.paths.read_state()?;
