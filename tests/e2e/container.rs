@@ -127,10 +127,27 @@ fn container_logs_survive_cli_and_rotate() {
     assert!(all.ends_with("line 299\n"));
     let ts = env.ok(&["container", "logs", "-t", "--tail", "2", "chatty"]);
     assert!(ts.starts_with("20") && ts.contains("Z line 299"), "{ts}");
-    // Follow streams until the container stops.
-    env.ok(&["run", "-d", "--name", "slow", "bb", "sh", "-c", "echo one; sleep 0.3; echo two"]);
+    // Follow streams until the container stops; attach streams from now on.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "slow",
+        "bb",
+        "sh",
+        "-c",
+        "echo one; sleep 0.5; echo two; exit 4",
+    ]);
+    let attach = std::process::Command::new(crate::support::berth_bin())
+        .arg("--root")
+        .arg(env.path())
+        .args(["container", "attach", "slow"])
+        .output()
+        .unwrap();
     let f = env.ok(&["container", "logs", "--follow", "slow"]);
     assert_eq!(f, "one\ntwo\n");
+    assert_eq!(attach.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&attach.stdout).ends_with("two\n"));
 }
 
 #[test]
@@ -282,7 +299,7 @@ fn container_subcommand_help_parses() {
     // clap's own consistency checks (duplicate flags etc.) only fire when a command is parsed.
     for c in [
         "create", "ls", "inspect", "logs", "exec", "start", "stop", "restart", "kill", "rm", "top",
-        "stats", "pause", "unpause", "rename", "wait",
+        "stats", "pause", "unpause", "rename", "wait", "attach",
     ] {
         let o = std::process::Command::new(crate::support::berth_bin())
             .args(["container", c, "--help"])
