@@ -69,7 +69,8 @@ async fn bench() -> Result<(), String> {
     }
     let median = berth_bench::median(&mut samples);
     println!(
-        "run_true: create+start+wait+remove median {median:.2} ms over {} runs",
+        "run_true: create+start+wait+remove median {median:.2} ms (fastest {:.2} ms) over {} runs",
+        samples.first().copied().unwrap_or(0.0),
         samples.len()
     );
 
@@ -84,6 +85,8 @@ async fn bench() -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     let mon = state["MonitorPid"].as_i64().unwrap_or(0) as i32;
+    // Idle RSS: give the monitor a moment to settle into its poll loop.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     match vm_rss_kib(mon) {
         Some(kib) => println!("monitor VmRSS: {kib} KiB (pid {mon})"),
         None => println!("monitor VmRSS: unavailable"),
