@@ -2,5 +2,7 @@
 //! Each test uses its own state root and unique names, and cleans up even when it fails.
 
 mod config;
+mod container;
 mod image;
+mod run;
 mod support;
