@@ -9,6 +9,7 @@
 //! - [`container`]: container records, create/start/stop/inspect/list/exec, Docker-shaped API types.
 //! - [`monitor`]: the per-container monitor process (stdio, logs, exit code, restart, healthcheck).
 //! - [`logs`]: docker json-file log writing (with rotation) and reading.
+//! - [`network`]: Engine network methods (create/list/inspect/remove/prune/connect/disconnect).
 //! - [`engine`]: the async, bollard-like facade the planner and CLI drive.
 
 pub mod cgroups;
@@ -18,6 +19,7 @@ pub mod image;
 pub mod launch;
 pub mod logs;
 pub mod monitor;
+pub mod network;
 pub mod store;
 pub mod volume;
 

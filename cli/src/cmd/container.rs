@@ -567,7 +567,7 @@ async fn ls(engine: &berth_runtime::Engine, a: LsArgs) -> anyhow::Result<ExitCod
                 "Mounts": c.mounts.iter().map(|m| if m.name.is_empty() { m.source.clone() } else { m.name.clone() }).collect::<Vec<_>>().join(","),
                 "Names": c.names.iter().map(|n| n.trim_start_matches('/')).collect::<Vec<_>>().join(","),
                 "Networks": "",
-                "Ports": "",
+                "Ports": super::netflags::ports_column(&c.ports),
                 "RunningFor": ago(c.created),
                 "Size": "0B",
                 "State": c.state,
@@ -593,7 +593,7 @@ async fn ls(engine: &berth_runtime::Engine, a: LsArgs) -> anyhow::Result<ExitCod
             quoted_command(c, !a.no_trunc),
             ago(c.created),
             c.status.clone(),
-            String::new(),
+            super::netflags::ports_column(&c.ports),
             c.names.iter().map(|n| n.trim_start_matches('/')).collect::<Vec<_>>().join(","),
         ]);
     }

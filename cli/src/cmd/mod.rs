@@ -3,8 +3,11 @@
 
 mod config;
 mod container;
+mod dns;
 mod image;
 mod monitor;
+mod netflags;
+mod network;
 mod run;
 mod volume;
 
@@ -103,6 +106,12 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(volume::Command),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::Command),
+    /// Internal: the per-root DNS server for bridge networks.
+    #[command(name = "__dns", hide = true)]
+    Dns,
     /// Internal: the per-container monitor process.
     #[command(name = "__monitor", hide = true)]
     Monitor(monitor::Args),
@@ -125,6 +134,8 @@ pub fn main() -> ExitCode {
         Command::Container(cmd) => container::run(&cli.engine, cmd),
         Command::Image(cmd) => image::run(&cli.engine, cmd),
         Command::Volume(cmd) => volume::run(&cli.engine, cmd),
+        Command::Network(cmd) => network::run(&cli.engine, cmd),
+        Command::Dns => dns::run(&cli.engine),
         Command::Monitor(args) => monitor::run(args),
     };
     match result {

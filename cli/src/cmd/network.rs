@@ -1,10 +1,11 @@
-//! `berth network ls|create|inspect|rm|prune` over berth-network (docker's output shapes).
+//! `berth network ls|create|inspect|rm|prune|connect|disconnect` over berth-network (docker's
+//! output shapes); connect/disconnect go through the Engine since they touch containers.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use berth_network::{Filters, IpamRequest, NetworkCreate, NetworkRecord, Networks};
 use berth_network::IndexMap;
+use berth_network::{Filters, IpamRequest, NetworkCreate, NetworkRecord, Networks};
 
 use super::{EXIT_USAGE, EngineOpts, ExitWith};
 
@@ -75,6 +76,29 @@ pub enum Command {
         #[arg(required = true)]
         networks: Vec<String>,
     },
+    /// Connect a container to a network.
+    Connect {
+        /// Add a network-scoped alias for the container.
+        #[arg(long)]
+        alias: Vec<String>,
+        /// IPv4 address.
+        #[arg(long)]
+        ip: Option<String>,
+        /// Network (name or id).
+        network: String,
+        /// Container (name or id).
+        container: String,
+    },
+    /// Disconnect a container from a network.
+    Disconnect {
+        /// Ignored (always forced).
+        #[arg(long)]
+        force: bool,
+        /// Network (name or id).
+        network: String,
+        /// Container (name or id).
+        container: String,
+    },
     /// Remove all networks without endpoints.
     Prune {
         /// Do not prompt for confirmation.
@@ -93,7 +117,9 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Ls { quiet, filter, no_trunc, format } => {
             let recs = nets.list(&parse_filters(&filter)?)?;
-            let id = |r: &NetworkRecord| if no_trunc { r.id.clone() } else { r.id.get(..12).unwrap_or(&r.id).to_string() };
+            let id = |r: &NetworkRecord| {
+                if no_trunc { r.id.clone() } else { r.id.get(..12).unwrap_or(&r.id).to_string() }
+            };
             if quiet {
                 recs.iter().for_each(|r| println!("{}", id(r)));
             } else if format.as_deref() == Some("json") {
@@ -178,6 +204,25 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
             if failed {
                 return Err(ExitWith { code: 1, message: String::new() }.into());
             }
+        }
+        Command::Connect { alias, ip, network, container } => {
+            let req = berth_runtime::container::network::EndpointRequest {
+                aliases: alias,
+                ipam_config: ip.map(|ip| berth_runtime::container::network::EndpointIpamConfig {
+                    ipv4_address: ip,
+                }),
+                ..Default::default()
+            };
+            let engine = super::run::engine(engine)?;
+            super::run::runtime()?
+                .block_on(engine.network_connect(&network, &container, req))
+                .map_err(|e| ExitWith { code: 1, message: format!("Error response: {e}") })?;
+        }
+        Command::Disconnect { force: _, network, container } => {
+            let engine = super::run::engine(engine)?;
+            super::run::runtime()?
+                .block_on(engine.network_disconnect(&network, &container))
+                .map_err(|e| ExitWith { code: 1, message: format!("Error response: {e}") })?;
         }
         Command::Prune { force: _, filter } => {
             // Without a TTY there is nobody to ask; berth never prompts (as `-f`).

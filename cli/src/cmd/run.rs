@@ -148,9 +148,12 @@ pub struct CreateFlags {
     /// Keep STDIN open (not forwarded yet).
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    /// Network mode (`none` or `host` for now).
+    /// Network mode: `none`, `host`, `bridge`, a network name or `container:NAME`.
     #[arg(long = "network", alias = "net", default_value = "none")]
     pub network: String,
+    /// Ports, aliases, addresses, DNS and hosts entries for bridge networks.
+    #[command(flatten)]
+    pub net: super::netflags::NetFlags,
     /// Logging driver (`json-file`).
     #[arg(long = "log-driver")]
     pub log_driver: Option<String>,
@@ -368,6 +371,7 @@ impl CreateFlags {
         h.auto_remove = auto_remove;
         h.group_add = self.group_add.clone();
         h.oom_score_adj = self.oom_score_adj.unwrap_or(0);
+        self.net.apply(&self.network, &mut cfg)?;
         Ok(cfg)
     }
 }

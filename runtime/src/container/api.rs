@@ -17,6 +17,8 @@ pub struct ContainerCreateConfig {
     /// berth extension (like podman's `--rootfs`): run on this directory instead of an image.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<std::path::PathBuf>,
+    /// Networks to join beyond `HostConfig.NetworkMode`, with aliases and static addresses.
+    pub networking_config: super::network::NetworkingConfig,
 }
 
 /// The portable part of a container's configuration (docker's `Config`).
@@ -148,8 +150,18 @@ pub struct HostConfig {
     pub restart_policy: RestartPolicy,
     /// Logging driver and options.
     pub log_config: LogConfig,
-    /// `none`, `host` (bridge networks come later).
+    /// `none`, `host`, `bridge`, a network name, or `container:NAME`.
     pub network_mode: String,
+    /// Published ports: `"80/tcp": [{HostIp, HostPort}]`.
+    pub port_bindings: IndexMap<String, Vec<super::network::PortBinding>>,
+    /// DNS servers (upstreams of berth's DNS on bridge networks).
+    pub dns: Vec<String>,
+    /// DNS search domains.
+    pub dns_search: Vec<String>,
+    /// resolv.conf options.
+    pub dns_options: Vec<String>,
+    /// Extra /etc/hosts entries (`name:ip`, `ip` may be `host-gateway`).
+    pub extra_hosts: Vec<String>,
     /// Remove the container when it exits.
     pub auto_remove: bool,
     /// Supplementary groups (names or ids).
@@ -407,6 +419,8 @@ pub struct MountPoint {
 pub struct NetworkSettings {
     /// Networks by name.
     pub networks: BTreeMap<String, serde_json::Value>,
+    /// Published ports: `"80/tcp": [{HostIp, HostPort}]` (null when not published).
+    pub ports: BTreeMap<String, Option<Vec<super::network::PortBinding>>>,
 }
 
 /// One row of `list`.
@@ -434,6 +448,8 @@ pub struct ContainerSummary {
     pub status: String,
     /// Mounts.
     pub mounts: Vec<MountPoint>,
+    /// Published ports.
+    pub ports: Vec<super::network::PortSummary>,
 }
 
 /// Filters for `list` (docker's `label`, `name`, `status`, `id`).

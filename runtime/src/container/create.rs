@@ -184,14 +184,6 @@ impl Engine {
         let hc = cfg.host_config.clone();
         spec::capabilities(&hc).map_err(ContainerError::Invalid)?;
         spec::check_security_opts(&hc).map_err(ContainerError::Invalid)?;
-        match hc.network_mode.as_str() {
-            "" | "none" | "host" | "default" | "bridge" => {}
-            other => {
-                return Err(ContainerError::Invalid(format!(
-                    "network mode {other:?} is not supported yet (use none or host)"
-                )));
-            }
-        }
         match hc.restart_policy.name.as_str() {
             "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
             other => {
@@ -294,6 +286,8 @@ impl Engine {
         if rec.host_config.network_mode.is_empty() || rec.host_config.network_mode == "default" {
             rec.host_config.network_mode = "none".into();
         }
+        rec.networking_config = cfg.networking_config.clone();
+        super::network::check_create(self.root(), &rec)?;
 
         // Reserve the name under the root lock: the record is visible from here on.
         let mut undo = Undo { engine: self, dir: None, volumes: Vec::new() };

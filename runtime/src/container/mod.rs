@@ -8,6 +8,7 @@
 pub mod api;
 mod create;
 pub mod exec;
+pub mod network;
 mod ops;
 pub use ops::human_duration as ops_human_duration;
 pub mod record;

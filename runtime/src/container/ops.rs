@@ -394,6 +394,7 @@ impl Engine {
         if let Some(cg) = st.cgroup.as_ref().and_then(|c| c.to_str()) {
             rt::cgroup_destroy(cg);
         }
+        super::network::release(self.root(), &l.rec.id);
         {
             let _root = self.root().lock()?;
             let _g = l.paths.lock()?;
@@ -468,6 +469,7 @@ impl Engine {
                     state: s.status.clone(),
                     status: status_text(s),
                     mounts: rec.mounts.clone(),
+                    ports: super::network::port_summaries(self.root(), &rec.id),
                 },
             ));
         }
@@ -685,7 +687,7 @@ pub(crate) fn inspect_of(l: &Loaded) -> ContainerInspect {
         host_config: l.rec.host_config.clone(),
         mounts: l.rec.mounts.clone(),
         config: l.rec.config.clone(),
-        network_settings: NetworkSettings::default(),
+        network_settings: super::network::settings(l),
     }
 }
 

@@ -46,6 +46,8 @@ pub struct ContainerRecord {
     pub mounts: Vec<MountPoint>,
     /// tmpfs options per mount destination (`size=..,mode=..`).
     pub tmpfs_options: Vec<(String, String)>,
+    /// Networks joined beyond the network mode (aliases, static addresses).
+    pub networking_config: super::network::NetworkingConfig,
 }
 
 /// The container's changing state, written by the CLI and by its monitor.

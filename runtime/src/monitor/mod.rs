@@ -26,6 +26,7 @@ use nix::unistd::{ForkResult, Pid};
 
 use crate::container::api::{Health, HealthConfig, HealthLogEntry};
 use crate::container::exec::exit_code_of;
+use crate::container::network::NetHold;
 use crate::container::record::{self, ContainerPaths, ContainerRecord};
 use crate::container::{rt, spec, start_error_code};
 use crate::launch::Stdio;
@@ -175,7 +176,7 @@ impl Monitor {
                     return 1;
                 }
             };
-            let (run, stdio_fds) = match self.start_once(&rec) {
+            let ((run, net_hold), stdio_fds) = match self.start_once(&rec) {
                 Ok(x) => x,
                 Err(msg) => {
                     let _ = self.paths.update_state(|st| {
@@ -203,6 +204,8 @@ impl Monitor {
                 trim_code_pages();
             }
             let run = self.supervise(&rec, run, stdio_fds);
+            // Before the state says exited, so a waiting `rm`/`stop` sees the network gone.
+            crate::container::network::detach(&self.root, &self.id, net_hold);
             let code = run.exit.unwrap_or(137);
             let oom = rt::cgroup_oom_killed(&run.cgroup);
             rt::cgroup_destroy(&run.cgroup);
@@ -296,7 +299,7 @@ impl Monitor {
     }
 
     /// Sets up stdio, spawns the container and records it as running.
-    fn start_once(&self, rec: &ContainerRecord) -> Result<(Running, OutputFds), String> {
+    fn start_once(&self, rec: &ContainerRecord) -> Result<((Running, NetHold), OutputFds), String> {
         let spec = spec::build(rec, &self.paths)?;
         let (stdio, fds) = if rec.config.tty {
             let pty = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
@@ -310,7 +313,8 @@ impl Monitor {
             let stdin = if rec.config.open_stdin { Some(self.open_stdin(rec)?) } else { None };
             (Stdio::Pipes { stdin, stdout: ow, stderr: ew }, vec![(or, "stdout"), (er, "stderr")])
         };
-        let started = rt::spawn(&spec, stdio)?;
+        let (started, net_hold) =
+            crate::container::network::spawn(&self.root, rec, &self.paths, spec, stdio)?;
         let pid_start = record::process_start_time(started.pid).unwrap_or(0);
         let has_health = health_config(rec).is_some();
         self.paths
@@ -337,12 +341,15 @@ impl Monitor {
             })
             .map_err(|e| e.to_string())?;
         Ok((
-            Running {
-                pid: started.pid,
-                cgroup: started.cgroup,
-                started: Instant::now(),
-                exit: None,
-            },
+            (
+                Running {
+                    pid: started.pid,
+                    cgroup: started.cgroup,
+                    started: Instant::now(),
+                    exit: None,
+                },
+                net_hold,
+            ),
             fds,
         ))
     }

@@ -1,0 +1,147 @@
+//! Networking flags of `berth run` / `container create` (`--publish`, `--network-alias`,
+//! `--ip`, `--dns*`, `--add-host`, `--mac-address`) and docker's `-p` value syntax.
+
+use berth_runtime::container::ContainerCreateConfig;
+use berth_runtime::container::network::{EndpointIpamConfig, EndpointRequest, PortBinding};
+
+/// Networking flags (`-p` is the global project flag in berth, so publishing is `--publish`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct NetFlags {
+    /// Publish a container's port(s) to the host (`[ip:][hostPort:]containerPort[/proto]`, ranges allowed).
+    #[arg(long = "publish")]
+    pub publish: Vec<String>,
+    /// Add a network-scoped alias for the container.
+    #[arg(long = "network-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address on the network.
+    #[arg(long = "ip")]
+    pub ip: Option<String>,
+    /// Container MAC address.
+    #[arg(long = "mac-address")]
+    pub mac_address: Option<String>,
+    /// Custom DNS servers.
+    #[arg(long = "dns")]
+    pub dns: Vec<String>,
+    /// Custom DNS search domains.
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// DNS options.
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
+    /// Add a custom host-to-IP mapping (`host:ip`, ip may be `host-gateway`).
+    #[arg(long = "add-host")]
+    pub add_host: Vec<String>,
+}
+
+impl NetFlags {
+    /// Fills the create request's network settings for network mode `mode`.
+    pub fn apply(&self, mode: &str, cfg: &mut ContainerCreateConfig) -> anyhow::Result<()> {
+        let h = &mut cfg.host_config;
+        for p in &self.publish {
+            for (key, b) in parse_publish(p)? {
+                h.port_bindings.entry(key).or_default().push(b);
+            }
+        }
+        h.dns = self.dns.clone();
+        h.dns_search = self.dns_search.clone();
+        h.dns_options = self.dns_option.clone();
+        h.extra_hosts = self.add_host.clone();
+        let wants_endpoint =
+            !self.network_alias.is_empty() || self.ip.is_some() || self.mac_address.is_some();
+        if wants_endpoint {
+            if matches!(mode, "none" | "host" | "default" | "") || mode.starts_with("container:") {
+                anyhow::bail!(
+                    "--network-alias, --ip and --mac-address need a bridge network (--network NAME)"
+                );
+            }
+            let req = EndpointRequest {
+                aliases: self.network_alias.clone(),
+                ipam_config: self.ip.clone().map(|ip| EndpointIpamConfig { ipv4_address: ip }),
+                mac_address: self.mac_address.clone().unwrap_or_default(),
+                gw_priority: 0,
+            };
+            cfg.networking_config.endpoints_config.insert(mode.to_string(), req);
+        }
+        Ok(())
+    }
+}
+
+fn range(s: &str, what: &str, spec: &str) -> anyhow::Result<(u16, u16)> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let p = |x: &str| {
+        x.parse::<u16>().map_err(|_| anyhow::anyhow!("invalid {what} {x:?} in --publish {spec}"))
+    };
+    let (a, b) = (p(a)?, p(b)?);
+    if b < a {
+        anyhow::bail!("invalid {what} range {s:?} in --publish {spec}");
+    }
+    Ok((a, b))
+}
+
+/// Parses docker's `-p` syntax into `("80/tcp", binding)` pairs: `80`, `8080:80`,
+/// `127.0.0.1:8080:80`, `127.0.0.1::80`, `8000-8001:80-81`, `53/udp`.
+pub fn parse_publish(spec: &str) -> anyhow::Result<Vec<(String, PortBinding)>> {
+    let (ports, proto) = spec.rsplit_once('/').unwrap_or((spec, "tcp"));
+    if proto != "tcp" && proto != "udp" {
+        anyhow::bail!("invalid protocol {proto:?} in --publish {spec}");
+    }
+    let parts: Vec<&str> = ports.split(':').collect();
+    let (ip, host, ctr) = match parts.as_slice() {
+        [c] => ("", "", *c),
+        [h, c] => ("", *h, *c),
+        [i, h, c] => (*i, *h, *c),
+        _ => anyhow::bail!("invalid --publish {spec}: expected [ip:][hostPort:]containerPort"),
+    };
+    if !ip.is_empty() && ip.parse::<std::net::Ipv4Addr>().is_err() {
+        anyhow::bail!("invalid host address {ip:?} in --publish {spec} (IPv4 only)");
+    }
+    let (c0, c1) = range(ctr, "container port", spec)?;
+    let host_range = if host.is_empty() { None } else { Some(range(host, "host port", spec)?) };
+    if let Some((h0, h1)) = host_range
+        && h1 - h0 != c1 - c0
+        && h0 != h1
+    {
+        anyhow::bail!("invalid --publish {spec}: host and container port ranges differ in size");
+    }
+    let mut out = Vec::new();
+    for (i, c) in (c0..=c1).enumerate() {
+        let host_port = match host_range {
+            None => String::new(),
+            Some((h0, h1)) if h0 == h1 => h0.to_string(),
+            Some((h0, _)) => (h0 + i as u16).to_string(),
+        };
+        out.push((format!("{c}/{proto}"), PortBinding { host_ip: ip.to_string(), host_port }));
+    }
+    Ok(out)
+}
+
+/// docker's PORTS column: `0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp`.
+pub fn ports_column(ports: &[berth_runtime::container::network::PortSummary]) -> String {
+    ports
+        .iter()
+        .map(|p| format!("{}:{}->{}/{}", p.ip, p.public_port, p.private_port, p.typ))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_syntax() {
+        let one = |s: &str| parse_publish(s).unwrap();
+        assert_eq!(one("80")[0].0, "80/tcp");
+        assert_eq!(one("80")[0].1.host_port, "");
+        let p = one("127.0.0.1:8080:80/udp");
+        assert_eq!(p[0].0, "80/udp");
+        assert_eq!((p[0].1.host_ip.as_str(), p[0].1.host_port.as_str()), ("127.0.0.1", "8080"));
+        let p = one("8000-8001:80-81");
+        assert_eq!(p.len(), 2);
+        assert_eq!((p[1].0.as_str(), p[1].1.host_port.as_str()), ("81/tcp", "8001"));
+        assert_eq!(one("127.0.0.1::80")[0].1.host_port, "");
+        assert!(parse_publish("x:80").is_err());
+        assert!(parse_publish("80/sctp").is_err());
+        assert!(parse_publish("1:2:3:4").is_err());
+    }
+}

@@ -1,0 +1,526 @@
+//! Bridge networking for containers: the Docker-shaped request types (`NetworkingConfig`,
+//! `PortBindings`), attaching a new container's network namespace from the launcher's
+//! `pre_start` hook (veths, addresses, DNS names, published ports, resolv.conf and hosts),
+//! detaching on exit, and the `NetworkSettings` that inspect shows.
+//!
+//! Everything kernel-side is done by `berth_network`; this module only decides what to ask
+//! for, in which order, and undoes a partial attach so a failed start leaves nothing.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+
+use berth_network::{
+    EndpointConfig, Networks, PortMapping, PortReservation, Protocol, PublishedPort,
+};
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use super::api::NetworkSettings;
+use super::record::{ContainerPaths, ContainerRecord};
+use super::rt::Started;
+use super::{ContainerError, Loaded};
+use crate::launch::{LaunchSpec, Stdio};
+use crate::store::StateRoot;
+
+/// Name of the default network (`--network bridge`), created on demand like docker's.
+pub const DEFAULT_BRIDGE: &str = "bridge";
+
+/// docker's `NetworkingConfig` of a create request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkingConfig {
+    /// Endpoint settings per network name.
+    pub endpoints_config: IndexMap<String, EndpointRequest>,
+}
+
+/// What a container asks of one network (docker's `EndpointSettings` in a create request).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointRequest {
+    /// Network-scoped DNS aliases.
+    pub aliases: Vec<String>,
+    /// Static addresses.
+    #[serde(rename = "IPAMConfig", skip_serializing_if = "Option::is_none")]
+    pub ipam_config: Option<EndpointIpamConfig>,
+    /// Static MAC address.
+    pub mac_address: String,
+    /// Higher connects first; the first non-internal network gets the default route.
+    pub gw_priority: i32,
+}
+
+/// Static addresses of an endpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct EndpointIpamConfig {
+    /// Static IPv4 address.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+}
+
+/// One host binding of a published port (docker's `PortBinding`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    /// Host address (empty: every address).
+    pub host_ip: String,
+    /// Host port (empty or 0: a free one).
+    pub host_port: String,
+}
+
+/// One published port as `list` reports it (docker's `Port`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortSummary {
+    /// Host address.
+    #[serde(rename = "IP")]
+    pub ip: String,
+    /// Container port.
+    pub private_port: u16,
+    /// Host port.
+    pub public_port: u16,
+    /// `tcp` or `udp`.
+    #[serde(rename = "Type")]
+    pub typ: String,
+}
+
+/// What the monitor holds while the container runs: the published ports' reservations.
+#[derive(Debug, Default)]
+pub struct NetHold {
+    reservations: Vec<PortReservation>,
+    attached: bool,
+}
+
+/// Whether `mode` attaches berth bridge networks (`bridge` or a network name).
+pub fn is_bridge_mode(mode: &str) -> bool {
+    !matches!(mode, "" | "none" | "host" | "default") && !mode.starts_with("container:")
+}
+
+/// The networks a container joins, highest priority first (the network mode's own first among
+/// equals), each with its request.
+pub fn endpoints_of(rec: &ContainerRecord) -> Vec<(String, EndpointRequest)> {
+    let mode = rec.host_config.network_mode.as_str();
+    let eps = &rec.networking_config.endpoints_config;
+    let mut out: Vec<(String, EndpointRequest)> = Vec::new();
+    if is_bridge_mode(mode) {
+        out.push((mode.to_string(), eps.get(mode).cloned().unwrap_or_default()));
+    }
+    if mode != "none" && mode != "host" && !mode.starts_with("container:") {
+        for (n, r) in eps {
+            if n != mode {
+                out.push((n.clone(), r.clone()));
+            }
+        }
+    }
+    // Stable: equal priorities keep the order above.
+    out.sort_by_key(|(_, r)| -r.gw_priority);
+    out
+}
+
+fn net_err(e: berth_network::NetworkError) -> ContainerError {
+    ContainerError::Invalid(e.to_string())
+}
+
+/// Parses `80`, `80/tcp`, `53/udp` into a port and protocol.
+pub fn parse_port_proto(key: &str) -> Result<(u16, Protocol), String> {
+    let (p, proto) = key.split_once('/').unwrap_or((key, "tcp"));
+    let proto = match proto {
+        "tcp" => Protocol::Tcp,
+        "udp" => Protocol::Udp,
+        other => return Err(format!("invalid protocol {other:?} in port {key:?}")),
+    };
+    let port = p.parse::<u16>().map_err(|_| format!("invalid container port {key:?}"))?;
+    Ok((port, proto))
+}
+
+/// The port mappings a host config asks for, checked.
+pub fn port_mappings(rec: &ContainerRecord) -> Result<Vec<PortMapping>, String> {
+    let mut out = Vec::new();
+    for (key, binds) in &rec.host_config.port_bindings {
+        let (container_port, protocol) = parse_port_proto(key)?;
+        let binds = if binds.is_empty() { vec![PortBinding::default()] } else { binds.clone() };
+        for b in binds {
+            let host_ip = match b.host_ip.as_str() {
+                "" => None,
+                s => Some(s.parse::<Ipv4Addr>().map_err(|_| {
+                    format!("invalid host address {s:?} for port {key} (IPv4 only)")
+                })?),
+            };
+            let host_port = match b.host_port.as_str() {
+                "" => 0,
+                s => s.parse::<u16>().map_err(|_| format!("invalid host port {s:?} for {key}"))?,
+            };
+            out.push(PortMapping { host_ip, host_port, container_port, protocol });
+        }
+    }
+    Ok(out)
+}
+
+/// Checks a create request's network settings (networks exist, addresses parse, ports parse);
+/// creates the default `bridge` network when it is asked for and missing.
+pub(crate) fn check_create(root: &StateRoot, rec: &ContainerRecord) -> Result<(), ContainerError> {
+    let mode = rec.host_config.network_mode.as_str();
+    port_mappings(rec).map_err(ContainerError::Invalid)?;
+    if let Some(target) = mode.strip_prefix("container:") {
+        if target.is_empty() {
+            return Err(ContainerError::Invalid("network mode container: needs a name".into()));
+        }
+        return Ok(());
+    }
+    if !is_bridge_mode(mode) {
+        if !rec.host_config.port_bindings.is_empty() && mode == "host" {
+            tracing::warn!("published ports are discarded when using host network mode");
+        }
+        return Ok(());
+    }
+    let nets = Networks::open(root.path()).map_err(net_err)?;
+    for (net, req) in endpoints_of(rec) {
+        if net == DEFAULT_BRIDGE {
+            ensure_default_bridge(&nets).map_err(net_err)?;
+        }
+        nets.state(&net).map_err(net_err)?;
+        if let Some(ip) = req.ipam_config.as_ref().map(|c| c.ipv4_address.as_str())
+            && !ip.is_empty()
+            && ip.parse::<Ipv4Addr>().is_err()
+        {
+            return Err(ContainerError::Invalid(format!(
+                "invalid IPv4 address {ip:?} for network {net}"
+            )));
+        }
+    }
+    for d in &rec.host_config.dns {
+        d.parse::<IpAddr>()
+            .map_err(|_| ContainerError::Invalid(format!("invalid DNS server address {d:?}")))?;
+    }
+    Ok(())
+}
+
+/// Creates the default `bridge` network unless it exists.
+pub fn ensure_default_bridge(nets: &Networks) -> berth_network::Result<()> {
+    if nets.state(DEFAULT_BRIDGE).is_ok() {
+        return Ok(());
+    }
+    let req = berth_network::NetworkCreate {
+        name: DEFAULT_BRIDGE.into(),
+        driver: Some("bridge".into()),
+        ..Default::default()
+    };
+    match nets.create(req) {
+        Ok(_) | Err(berth_network::NetworkError::AlreadyExists(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// DNS names of a container on a network: hostname, the compose service name and
+/// `{service}-{n}`, and the endpoint's aliases (the container name is registered anyway).
+fn dns_aliases(rec: &ContainerRecord, req: &EndpointRequest) -> Vec<String> {
+    let mut names = Vec::new();
+    let labels = &rec.config.labels;
+    if let Some(svc) = labels.get("com.docker.compose.service") {
+        names.push(svc.clone());
+        if let Some(n) = labels.get("com.docker.compose.container-number") {
+            names.push(format!("{svc}-{n}"));
+        }
+    }
+    if !rec.config.hostname.is_empty() {
+        names.push(rec.config.hostname.clone());
+    }
+    names.extend(req.aliases.iter().cloned());
+    names.retain(|n| !n.is_empty() && *n != rec.name);
+    names.dedup();
+    names
+}
+
+/// The index of the next free `ethN` in the container's namespace.
+fn next_ifname(nets: &Networks, id: &str) -> String {
+    let used: Vec<String> = nets
+        .states()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|s| s.endpoints.get(id).map(|e| e.endpoint.ifname.clone()))
+        .collect();
+    (0..).map(|i| format!("eth{i}")).find(|n| !used.contains(n)).unwrap_or_else(|| "eth0".into())
+}
+
+/// Connects the container (namespace of `pid`) to one network.
+pub(crate) fn connect_one(
+    nets: &Networks,
+    rec: &ContainerRecord,
+    net: &str,
+    req: &EndpointRequest,
+    pid: i32,
+) -> berth_network::Result<berth_network::Endpoint> {
+    let ipv4_address =
+        req.ipam_config.as_ref().and_then(|c| c.ipv4_address.parse::<Ipv4Addr>().ok());
+    let cfg = EndpointConfig {
+        container_id: rec.id.clone(),
+        name: rec.name.clone(),
+        aliases: dns_aliases(rec, req),
+        ipv4_address,
+        ipv6_address: None,
+        mac_address: (!req.mac_address.is_empty()).then(|| req.mac_address.clone()),
+        interface_name: next_ifname(nets, &rec.id),
+        priority: req.gw_priority,
+        dns_servers: rec.host_config.dns.iter().filter_map(|d| d.parse().ok()).collect(),
+    };
+    nets.connect(net, Path::new(&format!("/proc/{pid}/ns/net")), cfg)
+}
+
+/// Starts the per-root DNS server (`berth --root R __dns`) unless one runs.
+pub(crate) fn ensure_dns(root: &Path) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("find current executable: {e}"))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--root").arg(root).arg("__dns");
+    berth_network::dns::ensure_server(root, cmd).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Attaches every network of `rec` to the namespace of `pid`, publishes its ports and writes
+/// its resolv.conf and hosts. On error everything attached so far is detached again.
+fn attach(
+    root: &StateRoot,
+    rec: &ContainerRecord,
+    paths: &ContainerPaths,
+    pid: i32,
+    hold: &mut NetHold,
+) -> Result<(), String> {
+    let eps = endpoints_of(rec);
+    if eps.is_empty() {
+        return Ok(());
+    }
+    let nets = Networks::open(root.path()).map_err(|e| e.to_string())?;
+    hold.attached = true;
+    let res = attach_inner(&nets, root, rec, paths, pid, &eps, hold);
+    if res.is_err() {
+        hold.reservations.clear();
+        let _ = nets.disconnect_all(&rec.id);
+        hold.attached = false;
+    }
+    res
+}
+
+fn attach_inner(
+    nets: &Networks,
+    root: &StateRoot,
+    rec: &ContainerRecord,
+    paths: &ContainerPaths,
+    pid: i32,
+    eps: &[(String, EndpointRequest)],
+    hold: &mut NetHold,
+) -> Result<(), String> {
+    let mut first: Option<berth_network::Endpoint> = None;
+    let mut publish_on: Option<(String, Ipv4Addr)> = None;
+    for (net, req) in eps {
+        if net == DEFAULT_BRIDGE {
+            ensure_default_bridge(nets).map_err(|e| e.to_string())?;
+        }
+        let ep = connect_one(nets, rec, net, req, pid).map_err(|e| e.to_string())?;
+        let internal = nets.state(net).map(|s| s.network.internal).unwrap_or(false);
+        if publish_on.is_none() && !internal {
+            publish_on = Some((net.clone(), ep.ip));
+        }
+        if first.is_none() {
+            first = Some(ep);
+        }
+    }
+    let mappings = port_mappings(rec)?;
+    if !mappings.is_empty() {
+        let Some((net, ip)) = &publish_on else {
+            return Err(format!(
+                "container {}: ports cannot be published on internal networks only",
+                rec.name
+            ));
+        };
+        for m in mappings {
+            let p = nets.publish(net, &rec.id, *ip, m).map_err(|e| e.to_string())?;
+            hold.reservations.push(berth_network::reserve_port(&p).map_err(|e| e.to_string())?);
+        }
+    }
+    if let Some(ep) = &first {
+        let hc = &rec.host_config;
+        let dns: Vec<IpAddr> = hc.dns.iter().filter_map(|d| d.parse().ok()).collect();
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = berth_network::files::resolv_conf(
+            Some(ep.gateway),
+            &dns,
+            &hc.dns_search,
+            &hc.dns_options,
+            &host_resolv,
+        );
+        let hosts = berth_network::files::hosts(
+            &rec.config.hostname,
+            Some(ep.ip),
+            &hc.extra_hosts,
+            Some(ep.gateway),
+        )
+        .map_err(|e| e.to_string())?;
+        // Written in place (same inode): the container bind-mounts these files.
+        write_in_place(&paths.resolv_conf(), &resolv)?;
+        write_in_place(&paths.hosts(), &hosts)?;
+        ensure_dns(root.path())?;
+    }
+    Ok(())
+}
+
+fn write_in_place(path: &Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
+}
+
+/// The pid and paths of the running container `key` whose namespace `container:key` joins.
+fn running_pid(root: &StateRoot, key: &str) -> Result<(i32, ContainerPaths), String> {
+    let engine = crate::Engine::open(crate::EngineOptions {
+        root: root.path().to_path_buf(),
+        helper_exe: Some("/proc/self/exe".into()),
+    })
+    .map_err(|e| e.to_string())?;
+    let l = engine.load(key).map_err(|e| e.to_string())?;
+    if !l.st.state.running || l.st.state.pid <= 0 {
+        return Err(format!(
+            "cannot join network namespace of container {key}: container is not running"
+        ));
+    }
+    Ok((l.st.state.pid as i32, l.paths))
+}
+
+/// Spawns the container with its networks: `container:X` joins X's namespace; bridge modes are
+/// attached from the launcher's `pre_start` hook, so the network is up before the entrypoint
+/// runs. The returned hold must be kept while the container runs and passed to [`detach`].
+pub(crate) fn spawn(
+    root: &StateRoot,
+    rec: &ContainerRecord,
+    paths: &ContainerPaths,
+    mut spec: LaunchSpec,
+    stdio: Stdio,
+) -> Result<(Started, NetHold), String> {
+    if let Some(target) = rec.host_config.network_mode.strip_prefix("container:") {
+        let (pid, other) = running_pid(root, target)?;
+        let ns_path = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
+        if let Some(linux) = spec.oci.linux_mut().as_mut()
+            && let Some(nss) = linux.namespaces_mut().as_mut()
+        {
+            for ns in nss.iter_mut() {
+                if ns.typ() == oci_spec::runtime::LinuxNamespaceType::Network {
+                    ns.set_path(Some(ns_path.clone()));
+                }
+            }
+        }
+        // Share the other container's name resolution like docker does.
+        for (from, to) in
+            [(other.resolv_conf(), paths.resolv_conf()), (other.hosts(), paths.hosts())]
+        {
+            if let Ok(text) = std::fs::read_to_string(&from) {
+                let _ = write_in_place(&to, &text);
+            }
+        }
+    }
+    let mut hold = NetHold::default();
+    let res =
+        crate::launch::spawn(&spec, stdio, |pid| attach(root, rec, paths, pid.as_raw(), &mut hold));
+    match res {
+        Ok(s) => Ok((Started { pid: s.pid.as_raw(), cgroup: s.cgroup.path().to_string() }, hold)),
+        Err(e) => {
+            if hold.attached {
+                detach(root, &rec.id, hold);
+            }
+            Err(e.to_string())
+        }
+    }
+}
+
+/// Detaches the container from every network (veths, addresses, DNS names, port rules) and
+/// releases its port reservations. Best effort: a failure is logged, not returned.
+pub(crate) fn detach(root: &StateRoot, id: &str, hold: NetHold) {
+    drop(hold);
+    release(root, id);
+}
+
+/// Removes whatever network state `id` still has (used by remove, after a monitor died).
+pub(crate) fn release(root: &StateRoot, id: &str) {
+    let Ok(nets) = Networks::open(root.path()) else { return };
+    if let Err(e) = nets.disconnect_all(id) {
+        tracing::warn!(container = id, "disconnecting: {e}");
+    }
+}
+
+/// `NetworkSettings` for inspect: the configured networks, with live values while connected.
+pub(crate) fn settings(l: &Loaded) -> NetworkSettings {
+    let mut out = NetworkSettings::default();
+    let Some(root) = l.paths.dir.parent().and_then(|p| p.parent()) else { return out };
+    let Ok(nets) = Networks::open(root) else { return out };
+    let rec = &l.rec;
+    for (net, req) in endpoints_of(rec) {
+        let live = nets.endpoint_settings(&net, &rec.id).ok().flatten();
+        let v = match live {
+            Some(s) => serde_json::to_value(s).unwrap_or_default(),
+            None => serde_json::json!({
+                "IPAMConfig": req.ipam_config,
+                "Aliases": req.aliases,
+                "MacAddress": req.mac_address,
+                "NetworkID": nets.state(&net).map(|s| s.network.id).unwrap_or_default(),
+                "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+            }),
+        };
+        out.networks.insert(net, v);
+    }
+    let published = nets.published_ports(&rec.id).unwrap_or_default();
+    let mut ports: BTreeMap<String, Option<Vec<PortBinding>>> = BTreeMap::new();
+    for key in rec.host_config.port_bindings.keys() {
+        let k = if key.contains('/') { key.clone() } else { format!("{key}/tcp") };
+        ports.insert(k, None);
+    }
+    for key in rec.config.exposed_ports.iter().flat_map(|m| m.keys()) {
+        ports.entry(key.clone()).or_insert(None);
+    }
+    for p in &published {
+        let k = format!("{}/{}", p.container_port, p.protocol.as_str());
+        ports.entry(k).or_insert(None).get_or_insert_with(Vec::new).push(PortBinding {
+            host_ip: p.host_ip.to_string(),
+            host_port: p.host_port.to_string(),
+        });
+    }
+    out.ports = if is_bridge_mode(&rec.host_config.network_mode) { ports } else { BTreeMap::new() };
+    out
+}
+
+/// Published ports of a container for `list` (docker's `Ports`).
+pub(crate) fn port_summaries(root: &StateRoot, id: &str) -> Vec<PortSummary> {
+    let Ok(nets) = Networks::open(root.path()) else { return Vec::new() };
+    nets.published_ports(id).unwrap_or_default().iter().map(summary).collect()
+}
+
+fn summary(p: &PublishedPort) -> PortSummary {
+    PortSummary {
+        ip: p.host_ip.to_string(),
+        private_port: p.container_port,
+        public_port: p.host_port,
+        typ: p.protocol.as_str().into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_and_ports() {
+        let mut rec = ContainerRecord::default();
+        rec.host_config.network_mode = "a".into();
+        rec.networking_config
+            .endpoints_config
+            .insert("b".into(), EndpointRequest { gw_priority: 5, ..Default::default() });
+        rec.networking_config.endpoints_config.insert("a".into(), EndpointRequest::default());
+        let names: Vec<String> = endpoints_of(&rec).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, vec!["b", "a"]);
+        rec.host_config.port_bindings.insert("80".into(), vec![]);
+        rec.host_config.port_bindings.insert(
+            "53/udp".into(),
+            vec![PortBinding { host_ip: "127.0.0.1".into(), host_port: "5353".into() }],
+        );
+        let m = port_mappings(&rec).unwrap();
+        assert_eq!(m[0].host_port, 0);
+        assert_eq!(m[1].protocol, Protocol::Udp);
+        assert_eq!(m[1].host_ip, Some(Ipv4Addr::LOCALHOST));
+        assert!(parse_port_proto("80/sctp").is_err());
+        rec.host_config.network_mode = "container:x".into();
+        assert!(endpoints_of(&rec).is_empty());
+    }
+}

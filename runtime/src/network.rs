@@ -1,0 +1,157 @@
+//! Engine network methods (docker's `/networks` API): thin async wrappers over `berth_network`,
+//! plus connect/disconnect of existing containers (recorded, and live while they run).
+
+use berth_network::{Filters, NetworkCreate, NetworkError, NetworkRecord, Networks};
+
+use crate::Engine;
+use crate::container::network::{self as cnet, EndpointRequest};
+use crate::container::{ContainerError, record::ContainerPaths};
+
+/// Errors of network operations; each displays as one sentence naming the network/container.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineNetworkError {
+    /// From the network library (names the network, address or port).
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    /// From the container side (names the container).
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    /// The request doesn't make sense for this container.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, EngineNetworkError> + Send + 'static,
+) -> Result<T, EngineNetworkError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineNetworkError::Invalid(format!("network task failed: {e}")))?
+}
+
+impl Engine {
+    fn networks(&self) -> Result<Networks, EngineNetworkError> {
+        Ok(Networks::open(self.root().path())?)
+    }
+
+    /// Creates a network (docker's `POST /networks/create`).
+    pub async fn network_create(
+        &self,
+        req: NetworkCreate,
+    ) -> Result<NetworkRecord, EngineNetworkError> {
+        let nets = self.networks()?;
+        blocking(move || Ok(nets.create(req)?)).await
+    }
+
+    /// Lists networks matching `filters`.
+    pub async fn network_list(
+        &self,
+        filters: Filters,
+    ) -> Result<Vec<NetworkRecord>, EngineNetworkError> {
+        let nets = self.networks()?;
+        blocking(move || Ok(nets.list(&filters)?)).await
+    }
+
+    /// One network by name, id or id prefix.
+    pub async fn network_inspect(&self, key: &str) -> Result<NetworkRecord, EngineNetworkError> {
+        let nets = self.networks()?;
+        let key = key.to_string();
+        blocking(move || Ok(nets.inspect(&key)?)).await
+    }
+
+    /// Removes a network (refused while containers are connected).
+    pub async fn network_remove(&self, key: &str) -> Result<(), EngineNetworkError> {
+        let nets = self.networks()?;
+        let key = key.to_string();
+        blocking(move || Ok(nets.remove(&key)?)).await
+    }
+
+    /// Removes every unused network matching `filters`; returns their names.
+    pub async fn network_prune(&self, filters: Filters) -> Result<Vec<String>, EngineNetworkError> {
+        let nets = self.networks()?;
+        blocking(move || Ok(nets.prune(&filters)?)).await
+    }
+
+    /// Connects a container to a network: recorded for its next starts, and attached now
+    /// when it runs (docker's `POST /networks/{id}/connect`).
+    pub async fn network_connect(
+        &self,
+        network: &str,
+        container: &str,
+        req: EndpointRequest,
+    ) -> Result<(), EngineNetworkError> {
+        let e = self.clone();
+        let (network, container) = (network.to_string(), container.to_string());
+        blocking(move || e.connect_sync(&network, &container, req)).await
+    }
+
+    fn connect_sync(
+        &self,
+        network: &str,
+        container: &str,
+        req: EndpointRequest,
+    ) -> Result<(), EngineNetworkError> {
+        let nets = self.networks()?;
+        let net = nets.state(network)?.network.name;
+        let l = self.load(container)?;
+        let mode = &l.rec.host_config.network_mode;
+        if !cnet::is_bridge_mode(mode) {
+            return Err(EngineNetworkError::Invalid(format!(
+                "container {} uses network mode {mode:?} and cannot be connected to network {net}",
+                l.rec.name
+            )));
+        }
+        if cnet::endpoints_of(&l.rec).iter().any(|(n, _)| *n == net) {
+            return Err(
+                NetworkError::AlreadyConnected { network: net, container: l.rec.name }.into()
+            );
+        }
+        if l.st.state.running && l.st.state.pid > 0 {
+            let pid = l.st.state.pid as i32;
+            cnet::connect_one(&nets, &l.rec, &net, &req, pid)?;
+            cnet::ensure_dns(self.root().path()).map_err(EngineNetworkError::Invalid)?;
+        }
+        let paths = ContainerPaths::new(self.root(), &l.rec.id);
+        let _g = paths.lock().map_err(ContainerError::from)?;
+        let mut rec = paths.read_config().map_err(ContainerError::from)?.unwrap_or(l.rec);
+        rec.networking_config.endpoints_config.insert(net, req);
+        paths.write_config(&rec).map_err(ContainerError::from)?;
+        Ok(())
+    }
+
+    /// Disconnects a container from a network, live and in its record.
+    pub async fn network_disconnect(
+        &self,
+        network: &str,
+        container: &str,
+    ) -> Result<(), EngineNetworkError> {
+        let e = self.clone();
+        let (network, container) = (network.to_string(), container.to_string());
+        blocking(move || e.disconnect_sync(&network, &container)).await
+    }
+
+    fn disconnect_sync(&self, network: &str, container: &str) -> Result<(), EngineNetworkError> {
+        let nets = self.networks()?;
+        let net = nets.state(network)?.network.name;
+        let l = self.load(container)?;
+        if !cnet::endpoints_of(&l.rec).iter().any(|(n, _)| *n == net) {
+            return Err(NetworkError::NotConnected { network: net, container: l.rec.name }.into());
+        }
+        if nets.endpoint(&net, &l.rec.id)?.is_some() {
+            nets.disconnect(&net, &l.rec.id)?;
+        }
+        let paths = ContainerPaths::new(self.root(), &l.rec.id);
+        let _g = paths.lock().map_err(ContainerError::from)?;
+        let mut rec = paths.read_config().map_err(ContainerError::from)?.unwrap_or(l.rec);
+        rec.networking_config.endpoints_config.shift_remove(&net);
+        if rec.host_config.network_mode == net {
+            // The mode network is gone; keep any others as the container's networks.
+            rec.host_config.network_mode = match rec.networking_config.endpoints_config.first() {
+                Some((n, _)) => n.clone(),
+                None => "none".into(),
+            };
+        }
+        paths.write_config(&rec).map_err(ContainerError::from)?;
+        Ok(())
+    }
+}
