@@ -4,5 +4,6 @@
 mod config;
 mod container;
 mod image;
+mod net;
 mod run;
 mod support;

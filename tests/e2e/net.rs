@@ -1,0 +1,473 @@
+//! Bridge networking end to end: real containers on berth networks (names, aliases, isolation,
+//! internal networks, published ports, static addresses, `container:` mode). Traffic only goes
+//! to loopback and to the containers these tests create. Every test tears down through a Drop
+//! guard (containers, networks, the root's DNS server) and then checks that none of its
+//! bridges, veths, nft rules or DNS processes is left.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::support::ContainerEnv;
+
+/// A container root plus the networks a test made; removes them all on drop.
+struct NetEnv {
+    env: ContainerEnv,
+    networks: std::cell::RefCell<Vec<String>>,
+    /// Kernel objects seen while the test ran: bridges, host veths, network ids.
+    seen: std::cell::RefCell<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    bridges: Vec<String>,
+    veths: Vec<String>,
+    ids: Vec<String>,
+}
+
+impl NetEnv {
+    fn new() -> Option<Self> {
+        Some(NetEnv {
+            env: ContainerEnv::new()?,
+            networks: Default::default(),
+            seen: Default::default(),
+        })
+    }
+
+    /// Creates a network with a unique name; returns the name.
+    fn network(&self, prefix: &str, extra: &[&str]) -> String {
+        let name = berth_testsupport::unique_name(prefix);
+        let mut args = vec!["network", "create"];
+        args.extend_from_slice(extra);
+        args.push(&name);
+        self.networks.borrow_mut().push(name.clone());
+        self.env.ok(&args);
+        let rec = self.net_inspect(&name);
+        let id = rec["Id"].as_str().unwrap_or_default().to_string();
+        let mut seen = self.seen.borrow_mut();
+        seen.bridges.push(format!("brt-{}", &id[..10]));
+        seen.ids.push(id);
+        name
+    }
+
+    fn net_inspect(&self, name: &str) -> serde_json::Value {
+        let out = self.env.ok(&["network", "inspect", name]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("network inspect json");
+        v[0].clone()
+    }
+
+    /// The network's gateway with the last octet replaced (an address inside its subnet).
+    fn addr_in(&self, name: &str, last: u8) -> String {
+        let rec = self.net_inspect(name);
+        let gw = rec["IPAM"]["Config"][0]["Gateway"].as_str().expect("gateway").to_string();
+        let mut parts: Vec<&str> = gw.split('.').collect();
+        let last = last.to_string();
+        parts[3] = &last;
+        parts.join(".")
+    }
+
+    /// Remembers the host veths currently recorded in the root's network states.
+    fn note_veths(&self) {
+        let dir = self.env.path().join("networks");
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+            if let Some(eps) = v["endpoints"].as_object() {
+                for ep in eps.values() {
+                    if let Some(h) = ep["endpoint"]["host_ifname"].as_str() {
+                        self.seen.borrow_mut().veths.push(h.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The container's `NetworkSettings.Networks.<net>` entry.
+    fn endpoint(&self, container: &str, net: &str) -> serde_json::Value {
+        let j = self.env.inspect(container, "{{json .NetworkSettings.Networks}}");
+        let v: serde_json::Value = serde_json::from_str(&j).expect("networks json");
+        v[net].clone()
+    }
+
+    fn ip_of(&self, container: &str, net: &str) -> String {
+        self.endpoint(container, net)["IPAddress"].as_str().unwrap_or_default().to_string()
+    }
+
+    /// Removes containers, networks and the DNS server; idempotent.
+    fn teardown(&self) {
+        self.note_veths();
+        let out = self.env.run(&["container", "ls", "-aq", "--no-trunc"]);
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = self.env.run(&["container", "rm", "--force", "--volumes", id]);
+        }
+        let mut nets = self.networks.borrow().clone();
+        nets.push("bridge".into());
+        for n in nets {
+            let _ = self.env.run(&["network", "rm", "--force", &n]);
+        }
+        // The server exits by itself once no network is left; kill it if it hasn't.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !dns_pids(&self.env.path()).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        for pid in dns_pids(&self.env.path()) {
+            // SAFETY: kill has no memory effects; the pid runs this test root's DNS server.
+            unsafe { libc_kill(pid) };
+        }
+    }
+
+    /// Tears down, then asserts no bridge, veth, nft rule or DNS process of this test is left.
+    fn teardown_and_check(&self) {
+        self.teardown();
+        let seen = self.seen.borrow();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let links = run_cmd("ip", &["-o", "link"]);
+            let left: Vec<&String> = seen
+                .bridges
+                .iter()
+                .chain(seen.veths.iter())
+                .filter(|l| links.contains(&format!(" {l}:")) || links.contains(&format!(" {l}@")))
+                .collect();
+            if left.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "links left: {left:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let rules = run_cmd("nft", &["list", "table", "ip", "berth"]);
+        for id in &seen.ids {
+            assert!(!rules.contains(&format!("net:{}", &id[..12])), "nft rules left for {id}");
+        }
+        assert!(dns_pids(&self.env.path()).is_empty(), "DNS server left");
+    }
+}
+
+impl Drop for NetEnv {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+// Declared here so the tests need no libc dependency of their own.
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+unsafe fn libc_kill(pid: i32) {
+    // SAFETY: forwarded from the caller; SIGKILL = 9.
+    unsafe { kill(pid, 9) };
+}
+
+fn run_cmd(prog: &str, args: &[&str]) -> String {
+    std::process::Command::new(prog)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// Pids of `berth --root ROOT __dns` processes of this root.
+fn dns_pids(root: &Path) -> Vec<i32> {
+    let root = root.to_string_lossy().to_string();
+    let mut out = Vec::new();
+    for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains("__dns") && cmd.contains(&root) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Shell statement that retries `cmd` every 100 ms and fails the script after ~10 s (waits
+/// for a server to listen).
+fn retry(cmd: &str) -> String {
+    format!(
+        "i=0; until {cmd}; do i=$((i+1)); if [ $i -ge 100 ]; then echo 'gave up: {cmd}'; exit 1; fi; sleep 0.1; done"
+    )
+}
+
+/// GET `path` from 127.0.0.1:`port`, retrying until `secs` pass; returns the response.
+fn http_get(port: u16, path: &str, secs: u64) -> String {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let attempt = || -> std::io::Result<String> {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        };
+        match attempt() {
+            Ok(r) if r.contains("200") => return r,
+            other => assert!(Instant::now() < deadline, "GET 127.0.0.1:{port}{path}: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn net_containers_talk_by_name_alias_and_static_ip() {
+    let Some(n) = NetEnv::new() else { return };
+    let net = n.network("nwa", &[]);
+    let ip = n.addr_in(&net, 50);
+    let web = berth_testsupport::unique_name("web");
+    n.env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &web,
+        "--network",
+        &net,
+        "--network-alias",
+        "webalias",
+        "--ip",
+        &ip,
+        "bb",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    assert_eq!(n.ip_of(&web, &net), ip, "static --ip honoured");
+    let aliases = n.endpoint(&web, &net)["Aliases"].to_string();
+    assert!(aliases.contains("webalias"), "aliases: {aliases}");
+    n.note_veths();
+    // By container name and by alias, over TCP through berth's DNS.
+    let script = format!(
+        "{} && {} && grep -q nameserver /etc/resolv.conf && ip route | grep -q default",
+        retry(&format!("wget -q -O - http://{web}/passwd | grep -q root:")),
+        retry("wget -q -O - http://webalias/group | grep -q root:"),
+    );
+    let client = berth_testsupport::unique_name("cli");
+    let out = n.env.run(&["run", "--name", &client, "--network", &net, "bb", "sh", "-c", &script]);
+    assert!(
+        out.status.success(),
+        "client failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The client's endpoint went away with its process.
+    let rec = n.net_inspect(&net);
+    assert_eq!(rec["Containers"].as_object().map(|m| m.len()), Some(1), "{rec}");
+    // A taken static address is a clear error naming network and address.
+    let out = n.env.run(&["run", "-d", "--network", &net, "--ip", &ip, "bb", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&ip) && err.contains(&net), "{err}");
+    n.teardown_and_check();
+}
+
+#[test]
+fn net_isolation_multi_homed_and_connect() {
+    let Some(n) = NetEnv::new() else { return };
+    let a = n.network("nwia", &[]);
+    let b = n.network("nwib", &[]);
+    let wa = berth_testsupport::unique_name("wa");
+    let wb = berth_testsupport::unique_name("wb");
+    for (name, net) in [(&wa, &a), (&wb, &b)] {
+        n.env.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            net,
+            "bb",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ]);
+    }
+    let ip_b = n.ip_of(&wb, &b);
+    // On A only: B's name doesn't resolve and its address isn't reachable.
+    let script = format!(
+        "{}; if nslookup {wb} >/dev/null 2>&1; then echo resolved; exit 1; fi; \
+         if timeout 3 wget -q -O - http://{ip_b}/passwd; then echo reached; exit 1; fi; exit 0",
+        retry(&format!("wget -q -O - http://{wa}/passwd >/dev/null"))
+    );
+    let out = n.env.run(&["run", "--network", &a, "bb", "sh", "-c", &script]);
+    assert!(
+        out.status.success(),
+        "isolation: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // On both (created on A, connected to B before start): reaches both by name, eth0 + eth1.
+    let both = berth_testsupport::unique_name("both");
+    let script = format!(
+        "{} && {} && ip link show eth1 >/dev/null",
+        retry(&format!("wget -q -O - http://{wa}/passwd | grep -q root:")),
+        retry(&format!("wget -q -O - http://{wb}/passwd | grep -q root:")),
+    );
+    n.env.ok(&["container", "create", "--name", &both, "--network", &a, "bb", "sh", "-c", &script]);
+    n.env.ok(&["network", "connect", &b, &both]);
+    n.env.ok(&["container", "start", &both]);
+    let code = n.env.ok(&["container", "wait", &both]);
+    assert_eq!(code.trim(), "0", "multi-homed client: {}", n.env.ok(&["container", "logs", &both]));
+    // A network with endpoints can't be removed.
+    let out = n.env.run(&["network", "rm", &a]);
+    assert!(!out.status.success(), "removing a network in use must fail");
+    n.teardown_and_check();
+}
+
+#[test]
+fn net_internal_network_has_no_default_route() {
+    let Some(n) = NetEnv::new() else { return };
+    let net = n.network("nwint", &["--internal"]);
+    let out = n.env.ok(&["run", "--network", &net, "bb", "ip", "route"]);
+    assert!(!out.contains("default"), "internal network has a default route: {out}");
+    assert!(out.contains("eth0"), "no route on eth0: {out}");
+    n.teardown_and_check();
+}
+
+#[test]
+fn net_published_port_random_and_taken() {
+    let Some(n) = NetEnv::new() else { return };
+    let net = n.network("nwp", &[]);
+    let web = berth_testsupport::unique_name("pweb");
+    n.env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &web,
+        "--network",
+        &net,
+        "--publish",
+        "127.0.0.1:0:80",
+        "bb",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    n.note_veths();
+    let port: u16 = n
+        .env
+        .inspect(&web, "{{json .NetworkSettings.Ports}}")
+        .split("\"HostPort\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|p| p.parse().ok())
+        .expect("HostPort in inspect");
+    assert_ne!(port, 0);
+    let resp = http_get(port, "/passwd", 15);
+    assert!(resp.contains("root:"), "{resp}");
+    let ls = n.env.ok(&["container", "ls"]);
+    assert!(ls.contains(&format!("127.0.0.1:{port}->80/tcp")), "{ls}");
+    // The same port again: one sentence naming the port; no rule, no veth, not running.
+    let other = berth_testsupport::unique_name("ptaken");
+    let spec = format!("127.0.0.1:{port}:80");
+    let out = n.env.run(&[
+        "run",
+        "-d",
+        "--name",
+        &other,
+        "--network",
+        &net,
+        "--publish",
+        &spec,
+        "bb",
+        "httpd",
+        "-f",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(&port.to_string()) && err.contains("in use"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    assert_eq!(n.env.inspect(&other, "{{.State.Status}}"), "created");
+    let rules = run_cmd("nft", &["list", "table", "ip", "berth"]);
+    assert_eq!(rules.matches(&format!("dport {port} ")).count(), 1, "{rules}");
+    let rec = n.net_inspect(&net);
+    assert_eq!(rec["Containers"].as_object().map(|m| m.len()), Some(1), "{rec}");
+    // Stopping removes the rule.
+    n.env.ok(&["container", "rm", "--force", &web]);
+    let rules = run_cmd("nft", &["list", "table", "ip", "berth"]);
+    assert!(!rules.contains(&format!("dport {port} ")), "{rules}");
+    n.teardown_and_check();
+}
+
+#[test]
+fn net_container_mode_shares_the_namespace() {
+    let Some(n) = NetEnv::new() else { return };
+    let net = n.network("nwc", &[]);
+    let web = berth_testsupport::unique_name("cweb");
+    n.env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &web,
+        "--network",
+        &net,
+        "bb",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    let ip = n.ip_of(&web, &net);
+    n.note_veths();
+    let mode = format!("container:{web}");
+    let script = format!(
+        "{} && ip addr show eth0 | grep -q 'inet {ip}/'",
+        retry("wget -q -O - http://127.0.0.1/passwd | grep -q root:")
+    );
+    n.env.ok(&["run", "--network", &mode, "bb", "sh", "-c", &script]);
+    // Joining a container that doesn't run is an error naming it.
+    let idle = berth_testsupport::unique_name("idle");
+    n.env.ok(&["container", "create", "--name", &idle, "bb", "true"]);
+    let out = n.env.run(&["run", "--network", &format!("container:{idle}"), "bb", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&idle) && err.contains("not running"), "{err}");
+    n.teardown_and_check();
+}
+
+#[test]
+fn net_default_bridge_and_hosts_entries() {
+    let Some(n) = NetEnv::new() else { return };
+    let out = n.env.ok(&[
+        "run",
+        "--network",
+        "bridge",
+        "--hostname",
+        "box",
+        "--add-host",
+        "gw:host-gateway",
+        "--add-host",
+        "db:10.9.8.7",
+        "--dns-search",
+        "example.test",
+        "bb",
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/resolv.conf",
+    ]);
+    let rec = n.net_inspect("bridge");
+    n.seen.borrow_mut().ids.push(rec["Id"].as_str().unwrap_or_default().to_string());
+    let id = rec["Id"].as_str().unwrap_or_default();
+    n.seen.borrow_mut().bridges.push(format!("brt-{}", &id[..10]));
+    let gw = rec["IPAM"]["Config"][0]["Gateway"].as_str().expect("gateway");
+    assert!(out.contains(&format!("{gw}\tgw")), "{out}");
+    assert!(out.contains("10.9.8.7\tdb") && out.contains("\tbox"), "{out}");
+    assert!(
+        out.contains(&format!("nameserver {gw}")) && out.contains("search example.test"),
+        "{out}"
+    );
+    n.teardown_and_check();
+}
