@@ -471,3 +471,61 @@ fn net_default_bridge_and_hosts_entries() {
     );
     n.teardown_and_check();
 }
+
+#[test]
+fn net_restarts_reconnect_and_disconnect_detaches() {
+    let Some(n) = NetEnv::new() else { return };
+    let net = n.network("nwr", &[]);
+    // The restart policy reconnects every run: three runs, three addresses on eth0.
+    let flappy = berth_testsupport::unique_name("flap");
+    n.env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &flappy,
+        "--network",
+        &net,
+        "--restart",
+        "on-failure:2",
+        "bb",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0; exit 1",
+    ]);
+    n.env.wait_for("restarts to finish", 30, || {
+        n.env.inspect(&flappy, "{{.State.Status}}") == "exited"
+            && n.env.inspect(&flappy, "{{.RestartCount}}") == "2"
+    });
+    let logs = n.env.ok(&["container", "logs", &flappy]);
+    assert_eq!(logs.matches("inet ").count(), 3, "{logs}");
+    let rec = n.net_inspect(&net);
+    assert_eq!(rec["Containers"].as_object().map(|m| m.len()), Some(0), "{rec}");
+    // `container restart` reconnects; `network disconnect` detaches a running container.
+    let web = berth_testsupport::unique_name("rweb");
+    n.env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &web,
+        "--network",
+        &net,
+        "--stop-timeout",
+        "1",
+        "bb",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    n.env.ok(&["container", "restart", &web]);
+    n.note_veths();
+    let script = retry(&format!("wget -q -O - http://{web}/passwd | grep -q root:"));
+    n.env.ok(&["run", "--network", &net, "bb", "sh", "-c", &script]);
+    n.env.ok(&["network", "disconnect", &net, &web]);
+    let rec = n.net_inspect(&net);
+    assert_eq!(rec["Containers"].as_object().map(|m| m.len()), Some(0), "{rec}");
+    assert!(n.endpoint(&web, &net).is_null(), "still listed after disconnect");
+    n.teardown_and_check();
+}
