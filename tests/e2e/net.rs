@@ -469,6 +469,21 @@ fn net_default_bridge_and_hosts_entries() {
         out.contains(&format!("nameserver {gw}")) && out.contains("search example.test"),
         "{out}"
     );
+    // Without a network, --dns and --add-host still shape the files.
+    let out = n.env.ok(&[
+        "run",
+        "--network",
+        "none",
+        "--dns",
+        "192.0.2.53",
+        "--add-host",
+        "db:10.9.8.7",
+        "bb",
+        "sh",
+        "-c",
+        "cat /etc/hosts /etc/resolv.conf",
+    ]);
+    assert!(out.contains("nameserver 192.0.2.53") && out.contains("10.9.8.7\tdb"), "{out}");
     n.teardown_and_check();
 }
 

@@ -361,6 +361,29 @@ fn attach_inner(
     Ok(())
 }
 
+/// Without a network, `Dns*` and `ExtraHosts` still shape resolv.conf and hosts (as docker).
+fn none_mode_files(rec: &ContainerRecord, paths: &ContainerPaths) -> Result<(), String> {
+    let hc = &rec.host_config;
+    if !(hc.dns.is_empty() && hc.dns_search.is_empty() && hc.dns_options.is_empty()) {
+        let dns: Vec<IpAddr> = hc.dns.iter().filter_map(|d| d.parse().ok()).collect();
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let text = berth_network::files::resolv_conf(
+            None,
+            &dns,
+            &hc.dns_search,
+            &hc.dns_options,
+            &host_resolv,
+        );
+        write_in_place(&paths.resolv_conf(), &text)?;
+    }
+    if !hc.extra_hosts.is_empty() {
+        let text = berth_network::files::hosts(&rec.config.hostname, None, &hc.extra_hosts, None)
+            .map_err(|e| e.to_string())?;
+        write_in_place(&paths.hosts(), &text)?;
+    }
+    Ok(())
+}
+
 fn write_in_place(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))
 }
@@ -411,6 +434,9 @@ pub(crate) fn spawn(
                 let _ = write_in_place(&to, &text);
             }
         }
+    }
+    if rec.host_config.network_mode == "none" {
+        none_mode_files(rec, paths)?;
     }
     let mut hold = NetHold::default();
     let res =
