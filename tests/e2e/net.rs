@@ -328,6 +328,14 @@ fn net_internal_network_has_no_default_route() {
     let out = n.env.ok(&["run", "--network", &net, "bb", "ip", "route"]);
     assert!(!out.contains("default"), "internal network has a default route: {out}");
     assert!(out.contains("eth0"), "no route on eth0: {out}");
+    // Two --network flags: the first (non-internal) owns the default route, eth0 and eth1.
+    let outer = n.network("nwout", &[]);
+    let out = n.env.ok(&["run", "--network", &outer, "--network", &net, "bb", "ip", "route"]);
+    assert!(
+        out.contains("default") && out.contains("dev eth0") && out.contains("dev eth1"),
+        "{out}"
+    );
+    assert!(!out.lines().any(|l| l.starts_with("default") && l.contains("eth1")), "{out}");
     n.teardown_and_check();
 }
 
@@ -394,6 +402,36 @@ fn net_published_port_random_and_taken() {
     assert_eq!(rules.matches(&format!("dport {port} ")).count(), 1, "{rules}");
     let rec = n.net_inspect(&net);
     assert_eq!(rec["Containers"].as_object().map(|m| m.len()), Some(1), "{rec}");
+    // -P publishes exposed ports on random host ports (every address, so 127.0.0.1 too).
+    let all = berth_testsupport::unique_name("pall");
+    n.env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &all,
+        "--network",
+        &net,
+        "-P",
+        "--expose",
+        "80",
+        "bb",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    let ports = n.env.inspect(&all, "{{json .NetworkSettings.Ports}}");
+    let p2: u16 = ports
+        .split("\"HostPort\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no HostPort for -P: {ports}"));
+    assert!(ports.contains("0.0.0.0"), "{ports}");
+    assert!(http_get(p2, "/group", 15).contains("root:"));
+    n.env.ok(&["container", "rm", "--force", &all]);
     // Stopping removes the rule.
     n.env.ok(&["container", "rm", "--force", &web]);
     let rules = run_cmd("nft", &["list", "table", "ip", "berth"]);

@@ -10,6 +10,12 @@ pub struct NetFlags {
     /// Publish a container's port(s) to the host (`[ip:][hostPort:]containerPort[/proto]`, ranges allowed).
     #[arg(long = "publish")]
     pub publish: Vec<String>,
+    /// Publish every exposed port to a random host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Expose a port or a range of ports (`80`, `53/udp`).
+    #[arg(long = "expose")]
+    pub expose: Vec<String>,
     /// Add a network-scoped alias for the container.
     #[arg(long = "network-alias")]
     pub network_alias: Vec<String>,
@@ -34,8 +40,36 @@ pub struct NetFlags {
 }
 
 impl NetFlags {
-    /// Fills the create request's network settings for network mode `mode`.
-    pub fn apply(&self, mode: &str, cfg: &mut ContainerCreateConfig) -> anyhow::Result<()> {
+    /// Fills the create request's network settings for `--network` values `networks` (the
+    /// first is the network mode; the others become further endpoints, in order).
+    pub fn apply(
+        &self,
+        networks: &[String],
+        cfg: &mut ContainerCreateConfig,
+    ) -> anyhow::Result<()> {
+        let mode = networks.first().map(String::as_str).unwrap_or("none");
+        let bridge_like =
+            !matches!(mode, "none" | "host" | "default" | "") && !mode.starts_with("container:");
+        if networks.len() > 1 && !bridge_like {
+            anyhow::bail!("--network {mode} cannot be combined with other networks");
+        }
+        for (i, n) in networks.iter().enumerate().skip(1) {
+            let req = EndpointRequest {
+                // Earlier networks rank higher, so they take the default route.
+                gw_priority: -(i as i32),
+                ..Default::default()
+            };
+            cfg.networking_config.endpoints_config.insert(n.clone(), req);
+        }
+        cfg.host_config.publish_all_ports = self.publish_all;
+        for e in &self.expose {
+            for (key, _) in parse_publish(e)? {
+                cfg.config
+                    .exposed_ports
+                    .get_or_insert_with(Default::default)
+                    .insert(key, Default::default());
+            }
+        }
         let h = &mut cfg.host_config;
         for p in &self.publish {
             for (key, b) in parse_publish(p)? {
@@ -49,14 +83,17 @@ impl NetFlags {
         let wants_endpoint =
             !self.network_alias.is_empty() || self.ip.is_some() || self.mac_address.is_some();
         if wants_endpoint {
-            if matches!(mode, "none" | "host" | "default" | "") || mode.starts_with("container:") {
+            if !bridge_like {
                 anyhow::bail!(
                     "--network-alias, --ip and --mac-address need a bridge network (--network NAME)"
                 );
             }
             let req = EndpointRequest {
                 aliases: self.network_alias.clone(),
-                ipam_config: self.ip.clone().map(|ip| EndpointIpamConfig { ipv4_address: ip }),
+                ipam_config: self
+                    .ip
+                    .clone()
+                    .map(|ip| EndpointIpamConfig { ipv4_address: ip, ..Default::default() }),
                 mac_address: self.mac_address.clone().unwrap_or_default(),
                 gw_priority: 0,
             };

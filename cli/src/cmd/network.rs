@@ -210,6 +210,7 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                 aliases: alias,
                 ipam_config: ip.map(|ip| berth_runtime::container::network::EndpointIpamConfig {
                     ipv4_address: ip,
+                    ..Default::default()
                 }),
                 ..Default::default()
             };

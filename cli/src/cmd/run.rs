@@ -148,9 +148,10 @@ pub struct CreateFlags {
     /// Keep STDIN open (not forwarded yet).
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    /// Network mode: `none`, `host`, `bridge`, a network name or `container:NAME`.
+    /// Network mode: `none`, `host`, `bridge`, a network name or `container:NAME`; repeat
+    /// for more bridge networks (the first gets the default route).
     #[arg(long = "network", alias = "net", default_value = "none")]
-    pub network: String,
+    pub network: Vec<String>,
     /// Ports, aliases, addresses, DNS and hosts entries for bridge networks.
     #[command(flatten)]
     pub net: super::netflags::NetFlags,
@@ -367,7 +368,7 @@ impl CreateFlags {
         }
         h.log_config.typ = self.log_driver.clone().unwrap_or_else(|| "json-file".into());
         h.log_config.config = kv_list("--log-opt", &self.log_opt)?;
-        h.network_mode = self.network.clone();
+        h.network_mode = self.network.first().cloned().unwrap_or_else(|| "none".into());
         h.auto_remove = auto_remove;
         h.group_add = self.group_add.clone();
         h.oom_score_adj = self.oom_score_adj.unwrap_or(0);

@@ -154,6 +154,8 @@ pub struct HostConfig {
     pub network_mode: String,
     /// Published ports: `"80/tcp": [{HostIp, HostPort}]`.
     pub port_bindings: IndexMap<String, Vec<super::network::PortBinding>>,
+    /// Publish every exposed port to a random host port (`-P`).
+    pub publish_all_ports: bool,
     /// DNS servers (upstreams of berth's DNS on bridge networks).
     pub dns: Vec<String>,
     /// DNS search domains.

@@ -56,6 +56,9 @@ pub struct EndpointIpamConfig {
     /// Static IPv4 address.
     #[serde(rename = "IPv4Address")]
     pub ipv4_address: String,
+    /// Static IPv6 address (IPv6-enabled networks).
+    #[serde(rename = "IPv6Address", skip_serializing_if = "String::is_empty")]
+    pub ipv6_address: String,
 }
 
 /// One host binding of a published port (docker's `PortBinding`).
@@ -151,6 +154,16 @@ pub fn port_mappings(rec: &ContainerRecord) -> Result<Vec<PortMapping>, String> 
                 s => s.parse::<u16>().map_err(|_| format!("invalid host port {s:?} for {key}"))?,
             };
             out.push(PortMapping { host_ip, host_port, container_port, protocol });
+        }
+    }
+    if rec.host_config.publish_all_ports {
+        for key in rec.config.exposed_ports.iter().flat_map(|m| m.keys()) {
+            let (container_port, protocol) = parse_port_proto(key)?;
+            let bound =
+                out.iter().any(|m| m.container_port == container_port && m.protocol == protocol);
+            if !bound {
+                out.push(PortMapping { host_ip: None, host_port: 0, container_port, protocol });
+            }
         }
     }
     Ok(out)
@@ -257,7 +270,7 @@ pub(crate) fn connect_one(
         name: rec.name.clone(),
         aliases: dns_aliases(rec, req),
         ipv4_address,
-        ipv6_address: None,
+        ipv6_address: req.ipam_config.as_ref().and_then(|c| c.ipv6_address.parse().ok()),
         mac_address: (!req.mac_address.is_empty()).then(|| req.mac_address.clone()),
         interface_name: next_ifname(nets, &rec.id),
         priority: req.gw_priority,
