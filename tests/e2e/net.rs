@@ -507,6 +507,20 @@ fn net_default_bridge_and_hosts_entries() {
         out.contains(&format!("nameserver {gw}")) && out.contains("search example.test"),
         "{out}"
     );
+    // --mac-address is the interface's address; `network ls` lists the default network.
+    let mac = n.env.ok(&[
+        "run",
+        "--network",
+        "bridge",
+        "--mac-address",
+        "02:42:0a:0b:0c:0d",
+        "bb",
+        "cat",
+        "/sys/class/net/eth0/address",
+    ]);
+    assert_eq!(mac.trim(), "02:42:0a:0b:0c:0d");
+    let ls = n.env.ok(&["network", "ls"]);
+    assert!(ls.lines().any(|l| l.contains(" bridge ")), "{ls}");
     // Without a network, --dns and --add-host still shape the files.
     let out = n.env.ok(&[
         "run",
