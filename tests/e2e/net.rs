@@ -594,5 +594,40 @@ fn net_restarts_reconnect_and_disconnect_detaches() {
     let rec = n.net_inspect(&net);
     assert_eq!(rec["Containers"].as_object().map(|m| m.len()), Some(0), "{rec}");
     assert!(n.endpoint(&web, &net).is_null(), "still listed after disconnect");
+    // A monitor killed with -9 can't detach: the next look at the container does, and a new
+    // start connects again.
+    let orphan = berth_testsupport::unique_name("orph");
+    n.env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &orphan,
+        "--network",
+        &net,
+        "--publish",
+        "127.0.0.1:0:80",
+        "bb",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; sleep 3600 & wait",
+    ]);
+    n.note_veths();
+    let mon = n.env.state_record(&orphan)["MonitorPid"].as_i64().unwrap_or(0) as i32;
+    assert!(mon > 0);
+    // SAFETY: kill has no memory effects; mon is this test's monitor process.
+    unsafe { libc_kill(mon) };
+    n.env.wait_for("monitor gone", 5, || {
+        std::fs::read_to_string(format!("/proc/{mon}/stat"))
+            .map(|s| s.contains(") Z"))
+            .unwrap_or(true)
+    });
+    assert_eq!(n.env.inspect(&orphan, "{{.State.Status}}"), "exited");
+    let rec = n.net_inspect(&net);
+    assert_eq!(rec["Containers"].as_object().map(|m| m.len()), Some(0), "{rec}");
+    let rules = run_cmd("nft", &["list", "table", "ip", "berth"]);
+    let tag = format!("net:{}", &rec["Id"].as_str().unwrap_or("-")[..12]);
+    assert!(!rules.lines().any(|l| l.contains("dport") && l.contains(&tag)), "{rules}");
+    n.env.ok(&["container", "start", &orphan]);
+    assert!(!n.ip_of(&orphan, &net).is_empty(), "no address after restart");
     n.teardown_and_check();
 }

@@ -187,6 +187,11 @@ impl Engine {
         }
         repair_dead(&mut st);
         paths.write_state(&st)?;
+        drop(_g);
+        // Its monitor can't detach it any more: drop its addresses, names and port rules.
+        if let Some(id) = paths.dir.file_name().and_then(|n| n.to_str()) {
+            network::release(self.root(), id);
+        }
         Ok(st)
     }
 }
