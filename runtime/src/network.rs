@@ -109,7 +109,8 @@ impl Engine {
         if l.st.state.running && l.st.state.pid > 0 {
             let pid = l.st.state.pid as i32;
             cnet::connect_one(&nets, &l.rec, &net, &req, pid)?;
-            cnet::ensure_dns(self.root().path()).map_err(EngineNetworkError::Invalid)?;
+            cnet::ensure_dns(self.root().path(), Some(self.helper_exe()))
+                .map_err(EngineNetworkError::Invalid)?;
         }
         let paths = ContainerPaths::new(self.root(), &l.rec.id);
         let _g = paths.lock().map_err(ContainerError::from)?;

@@ -519,6 +519,24 @@ fn net_default_bridge_and_hosts_entries() {
         "/sys/class/net/eth0/address",
     ]);
     assert_eq!(mac.trim(), "02:42:0a:0b:0c:0d");
+    // Docker's legacy top-level address fields are filled on the default bridge network.
+    let top = berth_testsupport::unique_name("top");
+    n.env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &top,
+        "--network",
+        "bridge",
+        "bb",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; sleep 3600 & wait",
+    ]);
+    let ip = n.env.inspect(&top, "{{.NetworkSettings.IPAddress}}");
+    assert_eq!(ip, n.ip_of(&top, "bridge"));
+    assert!(!ip.is_empty());
+    n.note_veths();
     let ls = n.env.ok(&["network", "ls"]);
     assert!(ls.lines().any(|l| l.contains(" bridge ")), "{ls}");
     // Without a network, --dns and --add-host still shape the files.

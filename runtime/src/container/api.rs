@@ -423,6 +423,16 @@ pub struct NetworkSettings {
     pub networks: BTreeMap<String, serde_json::Value>,
     /// Published ports: `"80/tcp": [{HostIp, HostPort}]` (null when not published).
     pub ports: BTreeMap<String, Option<Vec<super::network::PortBinding>>>,
+    /// Address on the default `bridge` network (docker's legacy top-level fields).
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    /// Gateway on the default `bridge` network.
+    pub gateway: String,
+    /// Prefix length on the default `bridge` network.
+    #[serde(rename = "IPPrefixLen")]
+    pub ip_prefix_len: u8,
+    /// MAC address on the default `bridge` network.
+    pub mac_address: String,
 }
 
 /// One row of `list`.

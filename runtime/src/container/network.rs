@@ -279,9 +279,13 @@ pub(crate) fn connect_one(
     nets.connect(net, Path::new(&format!("/proc/{pid}/ns/net")), cfg)
 }
 
-/// Starts the per-root DNS server (`berth --root R __dns`) unless one runs.
-pub(crate) fn ensure_dns(root: &Path) -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|e| format!("find current executable: {e}"))?;
+/// Starts the per-root DNS server (`berth --root R __dns`, with `exe` the berth binary;
+/// None: the current executable, as in the monitor) unless one runs.
+pub(crate) fn ensure_dns(root: &Path, exe: Option<&Path>) -> Result<(), String> {
+    let exe = match exe {
+        Some(e) => e.to_path_buf(),
+        None => std::env::current_exe().map_err(|e| format!("find current executable: {e}"))?,
+    };
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--root").arg(root).arg("__dns");
     berth_network::dns::ensure_server(root, cmd).map(|_| ()).map_err(|e| e.to_string())
@@ -369,7 +373,7 @@ fn attach_inner(
         // Written in place (same inode): the container bind-mounts these files.
         write_in_place(&paths.resolv_conf(), &resolv)?;
         write_in_place(&paths.hosts(), &hosts)?;
-        ensure_dns(root.path())?;
+        ensure_dns(root.path(), None)?;
     }
     Ok(())
 }
@@ -488,6 +492,12 @@ pub(crate) fn settings(l: &Loaded) -> NetworkSettings {
     let rec = &l.rec;
     for (net, req) in endpoints_of(rec) {
         let live = nets.endpoint_settings(&net, &rec.id).ok().flatten();
+        if let Some(s) = live.as_ref().filter(|_| net == DEFAULT_BRIDGE) {
+            out.ip_address = s.ip_address.clone();
+            out.gateway = s.gateway.clone();
+            out.ip_prefix_len = s.ip_prefix_len;
+            out.mac_address = s.mac_address.clone();
+        }
         let v = match live {
             Some(s) => serde_json::to_value(s).unwrap_or_default(),
             None => serde_json::json!({
