@@ -255,9 +255,35 @@ fn net_containers_talk_by_name_alias_and_static_ip() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // Compose labels give the service name and `{service}-{n}` as DNS names.
+    let svc = berth_testsupport::unique_name("svc");
+    n.env.ok(&[
+        "run",
+        "-d",
+        "--network",
+        &net,
+        "--label",
+        &format!("com.docker.compose.service={svc}"),
+        "--label",
+        "com.docker.compose.container-number=2",
+        "bb",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    let script = format!(
+        "{} && {}",
+        retry(&format!("wget -q -O - http://{svc}/passwd | grep -q root:")),
+        retry(&format!("wget -q -O - http://{svc}-2/group | grep -q root:"))
+    );
+    n.env.ok(&["run", "--rm", "--network", &net, "bb", "sh", "-c", &script]);
+    n.note_veths();
     // The client's endpoint went away with its process.
     let rec = n.net_inspect(&net);
-    assert_eq!(rec["Containers"].as_object().map(|m| m.len()), Some(1), "{rec}");
+    assert_eq!(rec["Containers"].as_object().map(|m| m.len()), Some(2), "{rec}");
     // A taken static address is a clear error naming network and address.
     let out = n.env.run(&["run", "-d", "--network", &net, "--ip", &ip, "bb", "true"]);
     let err = String::from_utf8_lossy(&out.stderr);
