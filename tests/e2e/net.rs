@@ -354,6 +354,13 @@ fn net_internal_network_has_no_default_route() {
     let out = n.env.ok(&["run", "--network", &net, "bb", "ip", "route"]);
     assert!(!out.contains("default"), "internal network has a default route: {out}");
     assert!(out.contains("eth0"), "no route on eth0: {out}");
+    // An unknown network is one sentence naming it, and nothing is created.
+    let missing = berth_testsupport::unique_name("nosuch");
+    let before = n.env.ok(&["container", "ls", "-aq"]);
+    let out = n.env.run(&["run", "--network", &missing, "bb", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains(&missing) && err.contains("not found"), "{err}");
+    assert_eq!(n.env.ok(&["container", "ls", "-aq"]), before);
     // Two --network flags: the first (non-internal) owns the default route, eth0 and eth1.
     let outer = n.network("nwout", &[]);
     let out = n.env.ok(&["run", "--network", &outer, "--network", &net, "bb", "ip", "route"]);
