@@ -682,3 +682,52 @@ fn net_restarts_reconnect_and_disconnect_detaches() {
     assert!(!n.ip_of(&orphan, &net).is_empty(), "no address after restart");
     n.teardown_and_check();
 }
+
+#[test]
+fn net_concurrent_starts_on_one_network() {
+    let Some(n) = NetEnv::new() else { return };
+    let net = n.network("nwcc", &[]);
+    let names: Vec<String> =
+        (0..4).map(|i| berth_testsupport::unique_name(&format!("cc{i}x"))).collect();
+    let root = n.env.path();
+    let handles: Vec<_> = names
+        .iter()
+        .map(|name| {
+            let (root, name, net) = (root.clone(), name.clone(), net.clone());
+            std::thread::spawn(move || {
+                crate::support::berth(
+                    &root,
+                    &[
+                        "run",
+                        "-d",
+                        "--name",
+                        &name,
+                        "--network",
+                        &net,
+                        "bb",
+                        "httpd",
+                        "-f",
+                        "-p",
+                        "80",
+                        "-h",
+                        "/etc",
+                    ],
+                )
+            })
+        })
+        .collect();
+    for h in handles {
+        let out = h.join().expect("thread");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    n.note_veths();
+    let ips: std::collections::BTreeSet<String> = names.iter().map(|c| n.ip_of(c, &net)).collect();
+    assert_eq!(ips.len(), 4, "distinct addresses: {ips:?}");
+    let script = names
+        .iter()
+        .map(|c| retry(&format!("wget -q -O - http://{c}/passwd | grep -q root:")))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    n.env.ok(&["run", "--rm", "--network", &net, "bb", "sh", "-c", &script]);
+    n.teardown_and_check();
+}
