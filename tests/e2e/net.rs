@@ -500,6 +500,10 @@ fn net_container_mode_shares_the_namespace() {
         retry("wget -q -O - http://127.0.0.1/passwd | grep -q root:")
     );
     n.env.ok(&["run", "--network", &mode, "bb", "sh", "-c", &script]);
+    // Joining a container that doesn't exist fails at create.
+    let out = n.env.run(&["container", "create", "--network", "container:nosuchbox", "bb", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("nosuchbox"), "{err}");
     // Joining a container that doesn't run is an error naming it.
     let idle = berth_testsupport::unique_name("idle");
     n.env.ok(&["container", "create", "--name", &idle, "bb", "true"]);

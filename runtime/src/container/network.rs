@@ -178,6 +178,12 @@ pub(crate) fn check_create(root: &StateRoot, rec: &ContainerRecord) -> Result<()
         if target.is_empty() {
             return Err(ContainerError::Invalid("network mode container: needs a name".into()));
         }
+        // Like docker: the container must exist at create (it must run only at start).
+        let engine = crate::Engine::open(crate::EngineOptions {
+            root: root.path().to_path_buf(),
+            helper_exe: Some("/proc/self/exe".into()),
+        })?;
+        engine.find(target)?;
         return Ok(());
     }
     if !is_bridge_mode(mode) {
