@@ -281,6 +281,14 @@ fn net_containers_talk_by_name_alias_and_static_ip() {
     );
     n.env.ok(&["run", "--rm", "--network", &net, "bb", "sh", "-c", &script]);
     n.note_veths();
+    // A rename changes the DNS name at once.
+    let renamed = format!("{web}-r");
+    n.env.ok(&["container", "rename", &web, &renamed]);
+    let script = format!(
+        "{} && ! nslookup {web} >/dev/null 2>&1",
+        retry(&format!("wget -q -O - http://{renamed}/passwd | grep -q root:"))
+    );
+    n.env.ok(&["run", "--rm", "--network", &net, "bb", "sh", "-c", &script]);
     // The client's endpoint went away with its process.
     let rec = n.net_inspect(&net);
     assert_eq!(rec["Containers"].as_object().map(|m| m.len()), Some(2), "{rec}");

@@ -490,6 +490,20 @@ pub(crate) fn release(root: &StateRoot, id: &str) {
     }
 }
 
+/// After a rename, the container answers to its new name on every network it is connected to.
+pub(crate) fn renamed(root: &StateRoot, rec: &ContainerRecord) {
+    let Ok(nets) = Networks::open(root.path()) else { return };
+    for (net, req) in endpoints_of(rec) {
+        if let Ok(Some(ep)) = nets.endpoint(&net, &rec.id) {
+            let mut names = vec![rec.name.clone()];
+            names.extend(dns_aliases(rec, &req));
+            if let Err(e) = nets.add_records(&net, &rec.id, &names, ep.ip) {
+                tracing::warn!(container = %rec.name, network = %net, "renaming DNS records: {e}");
+            }
+        }
+    }
+}
+
 /// `NetworkSettings` for inspect: the configured networks, with live values while connected.
 pub(crate) fn settings(l: &Loaded) -> NetworkSettings {
     let mut out = NetworkSettings::default();

@@ -659,6 +659,7 @@ impl Engine {
             paths.read_config()?.ok_or_else(|| ContainerError::NotFound(key.to_string()))?;
         rec.name = new_name.to_string();
         paths.write_config(&rec)?;
+        super::network::renamed(self.root(), &rec);
         Ok(())
     }
 }
