@@ -443,6 +443,36 @@ fn net_published_port_random_and_taken() {
     assert_eq!(rules.matches(&format!("dport {port} ")).count(), 1, "{rules}");
     let rec = n.net_inspect(&net);
     assert_eq!(rec["Containers"].as_object().map(|m| m.len()), Some(1), "{rec}");
+    // A host range takes its first free port: here not the taken one.
+    let ranged = berth_testsupport::unique_name("prange");
+    let spec = format!("127.0.0.1:{port}-{}:80", port.saturating_add(20));
+    n.env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &ranged,
+        "--network",
+        &net,
+        "--publish",
+        &spec,
+        "bb",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    let got = n.env.inspect(&ranged, "{{json .NetworkSettings.Ports}}");
+    let p3: u16 = got
+        .split("\"HostPort\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no HostPort: {got}"));
+    assert!(p3 > port && p3 <= port.saturating_add(20), "{p3} from {spec}");
+    assert!(http_get(p3, "/group", 15).contains("root:"));
+    n.env.ok(&["container", "rm", "--force", &ranged]);
     // -P publishes exposed ports on random host ports (every address, so 127.0.0.1 too).
     let all = berth_testsupport::unique_name("pall");
     n.env.ok(&[

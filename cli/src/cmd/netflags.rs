@@ -137,6 +137,7 @@ pub fn parse_publish(spec: &str) -> anyhow::Result<Vec<(String, PortBinding)>> {
     if let Some((h0, h1)) = host_range
         && h1 - h0 != c1 - c0
         && h0 != h1
+        && c0 != c1
     {
         anyhow::bail!("invalid --publish {spec}: host and container port ranges differ in size");
     }
@@ -145,6 +146,8 @@ pub fn parse_publish(spec: &str) -> anyhow::Result<Vec<(String, PortBinding)>> {
         let host_port = match host_range {
             None => String::new(),
             Some((h0, h1)) if h0 == h1 => h0.to_string(),
+            // One container port, a host range: the first free port of the range.
+            Some((h0, h1)) if c0 == c1 => format!("{h0}-{h1}"),
             Some((h0, _)) => (h0 + i as u16).to_string(),
         };
         out.push((format!("{c}/{proto}"), PortBinding { host_ip: ip.to_string(), host_port }));
@@ -177,6 +180,7 @@ mod tests {
         assert_eq!(p.len(), 2);
         assert_eq!((p[1].0.as_str(), p[1].1.host_port.as_str()), ("81/tcp", "8001"));
         assert_eq!(one("127.0.0.1::80")[0].1.host_port, "");
+        assert_eq!(one("9000-9005:80")[0].1.host_port, "9000-9005");
         assert!(parse_publish("x:80").is_err());
         assert!(parse_publish("80/sctp").is_err());
         assert!(parse_publish("1:2:3:4").is_err());

@@ -138,7 +138,13 @@ pub fn parse_port_proto(key: &str) -> Result<(u16, Protocol), String> {
 
 /// The port mappings a host config asks for, checked.
 pub fn port_mappings(rec: &ContainerRecord) -> Result<Vec<PortMapping>, String> {
-    let mut out = Vec::new();
+    Ok(port_requests(rec)?.into_iter().map(|(m, _)| m).collect())
+}
+
+/// The port mappings with the last host port each may use (`HostPort: "8000-8010"` takes the
+/// first free one; otherwise the last equals `host_port`).
+fn port_requests(rec: &ContainerRecord) -> Result<Vec<(PortMapping, u16)>, String> {
+    let mut out: Vec<(PortMapping, u16)> = Vec::new();
     for (key, binds) in &rec.host_config.port_bindings {
         let (container_port, protocol) = parse_port_proto(key)?;
         let binds = if binds.is_empty() { vec![PortBinding::default()] } else { binds.clone() };
@@ -149,24 +155,69 @@ pub fn port_mappings(rec: &ContainerRecord) -> Result<Vec<PortMapping>, String> 
                     format!("invalid host address {s:?} for port {key} (IPv4 only)")
                 })?),
             };
-            let host_port = match b.host_port.as_str() {
-                "" => 0,
-                s => s.parse::<u16>().map_err(|_| format!("invalid host port {s:?} for {key}"))?,
+            let bad = || format!("invalid host port {:?} for {key}", b.host_port);
+            let (first, last) = match b.host_port.split_once('-') {
+                _ if b.host_port.is_empty() => (0, 0),
+                Some((a, z)) => {
+                    let (a, z) = (
+                        a.parse::<u16>().map_err(|_| bad())?,
+                        z.parse::<u16>().map_err(|_| bad())?,
+                    );
+                    if z < a {
+                        return Err(bad());
+                    }
+                    (a, z)
+                }
+                None => {
+                    let p = b.host_port.parse::<u16>().map_err(|_| bad())?;
+                    (p, p)
+                }
             };
-            out.push(PortMapping { host_ip, host_port, container_port, protocol });
+            out.push((PortMapping { host_ip, host_port: first, container_port, protocol }, last));
         }
     }
     if rec.host_config.publish_all_ports {
         for key in rec.config.exposed_ports.iter().flat_map(|m| m.keys()) {
             let (container_port, protocol) = parse_port_proto(key)?;
-            let bound =
-                out.iter().any(|m| m.container_port == container_port && m.protocol == protocol);
+            let bound = out
+                .iter()
+                .any(|(m, _)| m.container_port == container_port && m.protocol == protocol);
             if !bound {
-                out.push(PortMapping { host_ip: None, host_port: 0, container_port, protocol });
+                out.push((
+                    PortMapping { host_ip: None, host_port: 0, container_port, protocol },
+                    0,
+                ));
             }
         }
     }
     Ok(out)
+}
+
+/// Publishes `m`, trying each host port up to `last` when a range was given.
+fn publish_one(
+    nets: &Networks,
+    net: &str,
+    id: &str,
+    ip: Ipv4Addr,
+    m: PortMapping,
+    last: u16,
+) -> Result<PublishedPort, String> {
+    if last <= m.host_port {
+        return nets.publish(net, id, ip, m).map_err(|e| e.to_string());
+    }
+    for port in m.host_port..=last {
+        match nets.publish(net, id, ip, PortMapping { host_port: port, ..m.clone() }) {
+            Ok(p) => return Ok(p),
+            Err(berth_network::NetworkError::PortInUse { .. }) => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!(
+        "network {net}: no free host port in {}-{last} for {}/{}",
+        m.host_port,
+        m.container_port,
+        m.protocol.as_str()
+    ))
 }
 
 /// Checks a create request's network settings (networks exist, addresses parse, ports parse);
@@ -345,7 +396,7 @@ fn attach_inner(
             first = Some(ep);
         }
     }
-    let mappings = port_mappings(rec)?;
+    let mappings = port_requests(rec)?;
     if !mappings.is_empty() {
         let Some((net, ip)) = &publish_on else {
             return Err(format!(
@@ -353,8 +404,8 @@ fn attach_inner(
                 rec.name
             ));
         };
-        for m in mappings {
-            let p = nets.publish(net, &rec.id, *ip, m).map_err(|e| e.to_string())?;
+        for (m, last) in mappings {
+            let p = publish_one(nets, net, &rec.id, *ip, m, last)?;
             hold.reservations.push(berth_network::reserve_port(&p).map_err(|e| e.to_string())?);
         }
     }
@@ -589,6 +640,12 @@ mod tests {
         assert_eq!(m[1].protocol, Protocol::Udp);
         assert_eq!(m[1].host_ip, Some(Ipv4Addr::LOCALHOST));
         assert!(parse_port_proto("80/sctp").is_err());
+        rec.host_config.port_bindings.insert(
+            "81".into(),
+            vec![PortBinding { host_ip: String::new(), host_port: "9000-9005".into() }],
+        );
+        let r = port_requests(&rec).unwrap();
+        assert_eq!((r[2].0.host_port, r[2].1), (9000, 9005));
         rec.host_config.network_mode = "container:x".into();
         assert!(endpoints_of(&rec).is_empty());
     }
