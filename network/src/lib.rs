@@ -435,6 +435,15 @@ impl Networks {
             store::short_hash(&format!("{}/{}", st.network.id, cfg.container_id))
         );
         let default_via = (!st.network.internal).then_some(st.gateway);
+        // The container's current default-route owner on another network, with its priority.
+        let owner: Option<(String, i32)> = self.states()?.into_iter().find_map(|s| {
+            s.endpoints
+                .get(&cfg.container_id)
+                .filter(|e| e.endpoint.default_route)
+                .map(|e| (s.network.id.clone(), e.priority))
+        });
+        let replace_default =
+            !st.network.internal && owner.as_ref().is_some_and(|(_, p)| cfg.priority > *p);
         let plan = netlink::VethPlan {
             bridge: st.bridge.clone(),
             host_ifname: host_ifname.clone(),
@@ -447,6 +456,7 @@ impl Networks {
             default_via,
             ip6,
             default_via6: if st.network.internal { None } else { st.gateway6 },
+            replace_default,
         };
         let default_route = match netlink::plug_veth(plan.clone()) {
             // Bridge gone (reboot, manual delete): rebuild it from the record and retry once.
@@ -472,7 +482,11 @@ impl Networks {
         }
         st.endpoints.insert(
             cfg.container_id.clone(),
-            EndpointState { name: cfg.name.clone(), endpoint: endpoint.clone() },
+            EndpointState {
+                name: cfg.name.clone(),
+                endpoint: endpoint.clone(),
+                priority: cfg.priority,
+            },
         );
         st.network.containers.insert(
             cfg.container_id.clone(),
@@ -490,6 +504,14 @@ impl Networks {
         if let Err(e) = self.save(&st) {
             let _ = netlink::delete_link(&host_ifname);
             return Err(e);
+        }
+        // The previous owner no longer holds the default route.
+        if let (true, Some((owner_id, _))) = (replace_default && default_route, owner)
+            && let Ok(mut prev) = self.state(&owner_id)
+            && let Some(e) = prev.endpoints.get_mut(&cfg.container_id)
+        {
+            e.endpoint.default_route = false;
+            self.save(&prev)?;
         }
         Ok(endpoint)
     }
