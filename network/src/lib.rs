@@ -360,7 +360,8 @@ impl Networks {
     /// only), and DNS records for its name and aliases.
     pub fn connect(&self, network: &str, netns: &Path, cfg: EndpointConfig) -> Result<Endpoint> {
         let _root = self.lock()?;
-        let mut st = self.state(network)?;
+        let states = self.states()?;
+        let mut st = Self::resolve_in(&states, network)?;
         let net = st.network.name.clone();
         if st.endpoints.contains_key(&cfg.container_id) {
             return Err(NetworkError::AlreadyConnected { network: net, container: cfg.name });
@@ -436,7 +437,7 @@ impl Networks {
         );
         let default_via = (!st.network.internal).then_some(st.gateway);
         // The container's current default-route owner on another network, with its priority.
-        let owner: Option<(String, i32)> = self.states()?.into_iter().find_map(|s| {
+        let owner: Option<(String, i32)> = states.iter().find_map(|s| {
             s.endpoints
                 .get(&cfg.container_id)
                 .filter(|e| e.endpoint.default_route)
