@@ -287,4 +287,17 @@ fn run_interactive_stdin() {
     // A tty container gets a terminal.
     let so = env.ok(&["run", "--rm", "-t", "bb", "sh", "-c", "test -t 1 && echo tty"]);
     assert_eq!(so.trim(), "tty");
+    // -it: our input reaches the shell through its pty.
+    let mut child = std::process::Command::new(crate::support::berth_bin())
+        .arg("--root")
+        .arg(env.path())
+        .args(["run", "--rm", "-it", "bb", "sh"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"echo got-$((40+2))\nexit 5\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("got-42"));
 }

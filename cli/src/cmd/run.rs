@@ -403,11 +403,8 @@ pub fn run(opts: &EngineOpts, args: Args) -> anyhow::Result<ExitCode> {
             engine.container_create(args.create.name.as_deref(), cfg).await.map_err(engine_err)?;
         // An attached -i run feeds our stdin to the container through its fifo, opened before
         // the start so the container's first read waits for it rather than seeing end-of-file.
-        let stdin_fifo = if args.create.interactive && !args.detach && !args.create.tty {
-            open_stdin_fifo(opts, &id)
-        } else {
-            None
-        };
+        let stdin_fifo =
+            if args.create.interactive && !args.detach { open_stdin_fifo(opts, &id) } else { None };
         if let Err(e) = engine.container_start(&id).await {
             let code = e.start_exit_code();
             if args.rm {
@@ -426,12 +423,42 @@ pub fn run(opts: &EngineOpts, args: Args) -> anyhow::Result<ExitCode> {
                 // Dropping the last writer gives the container end-of-file.
             });
         }
+        // A terminal for -it: our keystrokes go through raw, the container's pty echoes.
+        let _raw =
+            if args.create.tty && args.create.interactive { RawTerminal::enter() } else { None };
         let code = attach_and_wait(&engine, &id).await?;
         if args.rm {
             let _ = engine.container_remove(&id, true, true).await;
         }
         Ok(ExitCode::from(code.clamp(0, 255) as u8))
     })
+}
+
+/// Puts the user's terminal (stdin) in raw mode until dropped.
+struct RawTerminal {
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawTerminal {
+    fn enter() -> Option<Self> {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
+        Some(RawTerminal { saved })
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(
+            std::io::stdin(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.saved,
+        );
+    }
 }
 
 fn open_stdin_fifo(opts: &EngineOpts, id: &str) -> Option<std::fs::File> {

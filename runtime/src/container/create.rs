@@ -317,7 +317,7 @@ impl Engine {
         ] {
             fs::write(&p, text).map_err(io_err("write", &p))?;
         }
-        if rec.config.open_stdin && !rec.config.tty {
+        if rec.config.open_stdin {
             let p = paths.stdin_fifo();
             nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600))
                 .map_err(|e| io_err("create fifo", &p)(e.into()))?;

@@ -125,6 +125,8 @@ struct Monitor {
     sig_r: OwnedFd,
     me: i32,
     me_start: u64,
+    /// tty containers with stdin: (fifo read end, pty master for writing).
+    stdin_forward: std::cell::RefCell<Option<(OwnedFd, OwnedFd)>>,
 }
 
 /// One run of the container process.
@@ -157,7 +159,15 @@ impl Monitor {
         let sig_r = install_signal_pipe()?;
         let me = std::process::id() as i32;
         let me_start = record::process_start_time(me).unwrap_or(0);
-        Ok(Monitor { root, paths, id: id.to_string(), sig_r, me, me_start })
+        Ok(Monitor {
+            root,
+            paths,
+            id: id.to_string(),
+            sig_r,
+            me,
+            me_start,
+            stdin_forward: std::cell::RefCell::new(None),
+        })
     }
 
     fn main(&self, report: &mut dyn FnMut(String)) -> i32 {
@@ -301,6 +311,12 @@ impl Monitor {
         let (stdio, fds) = if rec.config.tty {
             let pty = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
             set_cloexec(&pty.master);
+            if rec.config.open_stdin {
+                // With a terminal, stdin bytes go from the fifo into the pty master.
+                let fifo = self.open_stdin_tty()?;
+                let master_w = pty.master.try_clone().map_err(|e| format!("dup: {e}"))?;
+                *self.stdin_forward.borrow_mut() = Some((fifo, master_w));
+            }
             (Stdio::Pty { slave: pty.slave }, vec![(pty.master, "stdout")])
         } else {
             let (or, ow) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
@@ -367,6 +383,21 @@ impl Monitor {
         Ok(r)
     }
 
+    /// The stdin fifo of a tty container, non-blocking, with a writer kept open by the monitor so
+    /// reads never see end-of-file between clients.
+    fn open_stdin_tty(&self) -> Result<OwnedFd, String> {
+        use nix::fcntl::{OFlag, open};
+        use nix::sys::stat::Mode;
+        let path = self.paths.stdin_fifo();
+        let r = open(&path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| format!("open {}: {e}", path.display()))?;
+        let w = open(&path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| format!("open {}: {e}", path.display()))?;
+        // Deliberately kept open until the monitor exits.
+        std::mem::forget(w);
+        Ok(r)
+    }
+
     /// Copies output to the log, runs healthchecks and reaps, until the container exited and
     /// its output is drained.
     fn supervise(&self, rec: &ContainerRecord, mut run: Running, fds: OutputFds) -> Running {
@@ -414,6 +445,14 @@ impl Monitor {
                     idx.push(i);
                 }
             }
+            let fwd = self.stdin_forward.borrow();
+            let fwd_slot = match fwd.as_ref() {
+                Some((fifo, _)) if run.exit.is_none() => {
+                    pfds.push(PollFd::new(fifo.as_fd(), PollFlags::POLLIN));
+                    Some(pfds.len() - 1)
+                }
+                _ => None,
+            };
             let health_slot = match &check {
                 Some(c) if c.out_open => {
                     pfds.push(PollFd::new(c.out.as_fd(), PollFlags::POLLIN));
@@ -426,6 +465,12 @@ impl Monitor {
             let ready: Vec<bool> =
                 pfds.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect();
             drop(pfds);
+            if let (Some(slot), Some((fifo, master))) = (fwd_slot, fwd.as_ref())
+                && ready[slot]
+            {
+                forward_stdin(fifo, master);
+            }
+            drop(fwd);
             // Container output.
             for (k, &i) in idx.iter().enumerate() {
                 if !ready[k + 1] {
@@ -632,6 +677,29 @@ impl Monitor {
             let excess = health.log.len().saturating_sub(5);
             health.log.drain(..excess);
         });
+    }
+}
+
+/// Moves what is waiting in the stdin fifo into the pty master.
+fn forward_stdin(fifo: &OwnedFd, master: &OwnedFd) {
+    let mut b = [0u8; 4096];
+    while let Ok(n) = nix::unistd::read(fifo, &mut b) {
+        if n == 0 {
+            return;
+        }
+        let mut off = 0;
+        let mut spins = 0;
+        while off < n && spins < 1000 {
+            match nix::unistd::write(master, &b[off..n]) {
+                Ok(w) => off += w,
+                Err(nix::errno::Errno::EAGAIN) => {
+                    spins += 1;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(_) => return,
+            }
+        }
     }
 }
 
