@@ -195,10 +195,30 @@ pub fn read_file(
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<IndexMap<String, String>, LoadError> {
     let shown = path.display().to_string();
-    let src = std::fs::read_to_string(path).map_err(|e| {
+    let src = read_regular_file(path).map_err(|e| {
         LoadError::invalid(None, None, format!("cannot read env file {shown}: {}", io_msg(&e)))
     })?;
     parse(&src, &shown, lookup)
+}
+
+/// Largest file the loader reads (compose files and env files are small; this stops devices
+/// and runaway files).
+const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Reads a regular file as UTF-8; devices, FIFOs and directories are refused (they could block
+/// or never end).
+pub(crate) fn read_regular_file(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other("file too large"));
+    }
+    String::from_utf8(buf).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))
 }
 
 /// An I/O error as a short phrase without the OS error number.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::Value as J;
 use sha2::{Digest, Sha256};
 
-use crate::model::{Project, Service, with_json_mode};
+use crate::model::{Network, Project, Service, Volume, with_json_mode};
 
 /// The project as compose's YAML.
 pub fn to_yaml(p: &Project) -> String {
@@ -35,6 +35,26 @@ pub fn to_json(p: &Project) -> String {
     out
 }
 
+/// A loaded but untyped tree (`config --no-interpolate`) as compose prints its raw model: keys
+/// sorted at every level, `name` added; JSON when `json` is set.
+pub fn tree_to_text(root: &crate::tree::Node, project_name: &str, json: bool) -> String {
+    let mut v = crate::convert::to_json(root);
+    if let J::Object(m) = &mut v {
+        m.insert("name".into(), J::String(project_name.to_string()));
+        let mut entries: Vec<(String, J)> = std::mem::take(m).into_iter().collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        m.extend(entries);
+    }
+    let mut out = String::new();
+    if json {
+        json_value(&mut out, &v, Some(0));
+        out.push('\n');
+    } else {
+        yaml_value(&mut out, &v, 0);
+    }
+    out
+}
+
 /// Any serialisable model value as compose's YAML (used for single sections).
 pub fn value_to_yaml<T: Serialize>(v: &T) -> String {
     let v = with_json_mode(false, || serde_json::to_value(v)).unwrap_or(J::Null);
@@ -44,7 +64,7 @@ pub fn value_to_yaml<T: Serialize>(v: &T) -> String {
 }
 
 /// The config hash of one service: sha256 over its compact JSON with the fields compose leaves
-/// out (build, pull_policy, scale, deploy.replicas, depends_on, profiles, develop) removed.
+/// out (build, pull_policy, scale, deploy.replicas, depends_on, profiles) removed.
 pub fn service_hash(s: &Service) -> String {
     let mut s = s.clone();
     s.build = None;
@@ -55,8 +75,25 @@ pub fn service_hash(s: &Service) -> String {
     }
     s.depends_on.clear();
     s.profiles.clear();
-    s.develop = None;
-    let v = with_json_mode(true, || serde_json::to_value(&s)).unwrap_or(J::Null);
+    hash_json(&s)
+}
+
+/// The config hash of a network (sha256 over its compact JSON), as compose computes it.
+pub fn network_hash(n: &Network) -> String {
+    hash_json(n)
+}
+
+/// The config hash of a volume (driver defaults to `local`), as compose computes it.
+pub fn volume_hash(v: &Volume) -> String {
+    let mut v = v.clone();
+    if v.driver.is_none() {
+        v.driver = Some("local".into());
+    }
+    hash_json(&v)
+}
+
+fn hash_json<T: Serialize>(t: &T) -> String {
+    let v = with_json_mode(true, || serde_json::to_value(t)).unwrap_or(J::Null);
     let mut out = String::new();
     json_value(&mut out, &v, None);
     hex::encode(Sha256::digest(out.as_bytes()))
@@ -287,7 +324,8 @@ fn resolves_to_non_string(s: &str) -> bool {
     let lower = s.to_ascii_lowercase();
     if matches!(
         lower.as_str(),
-        "~" | "null"
+        "~" | "<<"
+            | "null"
             | "true"
             | "false"
             | "yes"

@@ -12,12 +12,14 @@ use crate::merge::key_value_map;
 use crate::paths::absolute;
 use crate::tree::{Mapping, Mark, Node, Value};
 
-/// Applies `env_file` and resolves bare `environment` names for every service of `root`.
+/// Applies `env_file` and resolves bare `environment` names for every service of `root`;
+/// `keep_relative` keeps the `env_file` paths as written (no path resolution).
 pub fn apply(
     root: &mut Node,
     project_dir: &Path,
     env: &IndexMap<String, String>,
     home: Option<&str>,
+    keep_relative: bool,
 ) -> Result<(), LoadError> {
     let Some(services) =
         root.as_map_mut().and_then(|m| m.get_mut("services")).and_then(|(_, s)| s.as_map_mut())
@@ -36,23 +38,25 @@ pub fn apply(
             for (p, required, format, mark) in entries {
                 let abs = absolute(project_dir, &p, home);
                 let lookup = |k: &str| env.get(k).cloned().or_else(|| from_files.get(k).cloned());
-                match std::fs::metadata(&abs) {
-                    Err(_) if !required => {}
-                    Err(_) => {
+                match std::fs::metadata(&abs).ok().filter(|m| m.is_file()) {
+                    None if !required => {}
+                    None => {
                         return Err(LoadError::invalid(
                             Some(mark.clone()),
                             Some(format!("{path}.env_file")),
                             format!("env file {abs} not found"),
                         ));
                     }
-                    Ok(_) => {
+                    Some(_) => {
                         let vars = crate::dotenv::read_file(Path::new(&abs), &lookup)?;
                         from_files.extend(vars);
                     }
                 }
                 let mut item = Mapping::new();
                 let s = |v: Value| Node::new(v, mark.clone());
-                item.insert("path".into(), (mark.clone(), s(Value::String(abs))));
+                // With `resolve_paths: false` the path stays as written.
+                let shown = if keep_relative { p } else { abs };
+                item.insert("path".into(), (mark.clone(), s(Value::String(shown))));
                 item.insert("required".into(), (mark.clone(), s(Value::Bool(required))));
                 if let Some(f) = format {
                     item.insert("format".into(), (mark.clone(), s(Value::String(f))));

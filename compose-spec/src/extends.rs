@@ -1,6 +1,7 @@
 //! `extends`: a service inherits another service's definition, from the same file or from
 //! `file:`, recursively, with cycle detection. The base is merged under the extending service
 //! with the file merge rules; paths of a base from another file are made relative to that file.
+//! `depends_on` and `volumes_from` of the base are not inherited.
 
 use std::path::{Path, PathBuf};
 
@@ -144,5 +145,11 @@ fn resolve_service(
         }
     };
     stack.pop();
+    // Dependencies on other services are never inherited (compose-spec "extends" restrictions).
+    let mut base = base;
+    if let Some(m) = base.as_map_mut() {
+        m.shift_remove("depends_on");
+        m.shift_remove("volumes_from");
+    }
     merge_service(base, svc, name)
 }

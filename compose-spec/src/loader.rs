@@ -25,7 +25,7 @@ pub struct LoadOptions {
     pub project_directory: Option<PathBuf>,
     /// `-p`.
     pub project_name: Option<String>,
-    /// `--env-file` (replaces the default `.env`).
+    /// `--env-file` (replaces the default `.env`; `COMPOSE_ENV_FILES` is used when empty).
     pub env_files: Vec<PathBuf>,
     /// `--profile`.
     pub profiles: Vec<String>,
@@ -123,7 +123,9 @@ pub fn load_tree(opts: &LoadOptions) -> Result<LoadedTree, LoadError> {
             })
             .unwrap_or_else(|| cwd.clone()),
     };
-    if project_dir != pre_dir && opts.env_files.is_empty() {
+    let explicit_env_files =
+        !opts.env_files.is_empty() || opts.environment.contains_key("COMPOSE_ENV_FILES");
+    if project_dir != pre_dir && !explicit_env_files {
         dotenv = read_env_files(opts, &cwd, &project_dir)?;
     }
     let mut env = overlay(&dotenv, process_env);
@@ -157,7 +159,13 @@ pub fn load_tree(opts: &LoadOptions) -> Result<LoadedTree, LoadError> {
     if opts.resolve_paths {
         crate::paths::resolve_tree(&mut root, &project_dir, ctx.home.as_deref());
     }
-    crate::env_file::apply(&mut root, &project_dir, &ctx.env, ctx.home.as_deref())?;
+    crate::env_file::apply(
+        &mut root,
+        &project_dir,
+        &ctx.env,
+        ctx.home.as_deref(),
+        !opts.resolve_paths,
+    )?;
 
     let requested = if opts.profiles.is_empty() {
         ctx.env.get("COMPOSE_PROFILES").map(|s| crate::profiles::from_env(s)).unwrap_or_default()
@@ -265,11 +273,18 @@ fn read_env_files(
     cwd: &Path,
     dir: &Path,
 ) -> Result<IndexMap<String, String>, LoadError> {
-    let files: Vec<PathBuf> = if opts.env_files.is_empty() {
+    // `--env-file`, else `COMPOSE_ENV_FILES` (comma separated), else `.env`.
+    let from_var: Vec<PathBuf> = opts
+        .environment
+        .get("COMPOSE_ENV_FILES")
+        .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(PathBuf::from).collect())
+        .unwrap_or_default();
+    let named = if opts.env_files.is_empty() { &from_var } else { &opts.env_files };
+    let files: Vec<PathBuf> = if named.is_empty() {
         let d = dir.join(".env");
         if d.is_file() { vec![d] } else { Vec::new() }
     } else {
-        opts.env_files.iter().map(|f| crate::paths::clean(&cwd.join(f))).collect()
+        named.iter().map(|f| crate::paths::clean(&cwd.join(f))).collect()
     };
     let mut out: IndexMap<String, String> = IndexMap::new();
     for f in files {
@@ -297,7 +312,7 @@ impl Ctx {
 
     /// Reads, parses and interpolates one file (no extends/include).
     pub(crate) fn read_tree(&mut self, path: &Path) -> Result<Node, LoadError> {
-        let src = std::fs::read_to_string(path).map_err(|e| {
+        let src = crate::dotenv::read_regular_file(path).map_err(|e| {
             LoadError::invalid(
                 None,
                 None,
@@ -321,14 +336,23 @@ impl Ctx {
                 ));
             }
         }
+        // `version` is obsolete: compose warns and drops it.
+        if root.as_map_mut().and_then(|m| m.shift_remove("version")).is_some() {
+            let w = format!(
+                "{name}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"
+            );
+            if !self.warnings.contains(&w) {
+                self.warnings.push(w);
+            }
+        }
         if self.interpolate {
             crate::interpolate::interpolate_node(&mut root, &self.env, "", &mut self.warnings)?;
         }
         Ok(root)
     }
 
-    /// Loads `sources` (one project) and merges them; `project_dir` anchors include paths of
-    /// stdin content. Tags are stripped from the result.
+    /// Loads `sources` (one project) and merges them; `project_dir` anchors `include` paths.
+    /// Tags are stripped from the result.
     pub(crate) fn load_files(
         &mut self,
         sources: &[Source],
@@ -337,23 +361,21 @@ impl Ctx {
     ) -> Result<Node, LoadError> {
         let mut acc: Option<Node> = None;
         for src in sources {
-            let (mut tree, file, dir) = match src {
-                Source::File(p) => {
-                    let t = self.read_tree(p)?;
-                    let dir = p.parent().map(Path::to_path_buf).unwrap_or_default();
-                    (t, p.clone(), dir)
-                }
+            let (mut tree, file) = match src {
+                Source::File(p) => (self.read_tree(p)?, p.clone()),
                 Source::Stdin => {
                     let content = self.stdin.clone().unwrap_or_default();
                     let t = self.parse_and_interpolate(&content, Arc::from("-"))?;
-                    (t, project_dir.join("-"), project_dir.to_path_buf())
+                    (t, project_dir.join("-"))
                 }
             };
-            crate::extends::resolve(&mut tree, &file, self)?;
+            // Includes first, so a service may extend an included one (as compose does). Their
+            // relative paths are relative to the project directory, as compose-go resolves them.
             stack.push(file.clone());
-            let r = crate::include::resolve(&mut tree, &dir, self, stack);
+            let r = crate::include::resolve(&mut tree, project_dir, self, stack);
             stack.pop();
             r?;
+            crate::extends::resolve(&mut tree, &file, self)?;
             acc = Some(match acc {
                 None => tree,
                 Some(base) => merge_nodes(base, tree, "")?,
@@ -366,6 +388,7 @@ impl Ctx {
             )
         });
         strip_tags(&mut root);
+        crate::merge::enforce_unique(&mut root);
         Ok(root)
     }
 }

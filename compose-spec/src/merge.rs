@@ -484,3 +484,42 @@ fn merge_extra_hosts(base: Node, over: Node) -> Result<Node, LoadError> {
     };
     Ok(append_unique(to_list(base), to_list(over), |n| Some(scalar_text(n))))
 }
+
+/// Within each service, entries of `ports`, `volumes`, `secrets`, `configs` and `devices` that
+/// share a unique key are collapsed (the later one wins, at the earlier position), as compose
+/// does after loading each file.
+pub fn enforce_unique(root: &mut Node) {
+    let Some(services) =
+        root.as_map_mut().and_then(|m| m.get_mut("services")).and_then(|(_, s)| s.as_map_mut())
+    else {
+        return;
+    };
+    for (_, (_, svc)) in services.iter_mut() {
+        let Some(m) = svc.as_map_mut() else { continue };
+        type KeyFn = fn(&Node) -> Option<String>;
+        let rules: [(&str, KeyFn); 5] = [
+            ("ports", port_key),
+            ("volumes", volume_key),
+            ("secrets", |n| mount_key(n, "/run/secrets/")),
+            ("configs", |n| mount_key(n, "/")),
+            ("devices", device_key),
+        ];
+        for (attr, key) in rules {
+            if let Some((_, Node { value: Value::Seq(items), .. })) = m.get_mut(attr) {
+                let old = std::mem::take(items);
+                let mut out: Vec<Node> = Vec::with_capacity(old.len());
+                for it in old {
+                    let k = key(&it);
+                    match k
+                        .as_ref()
+                        .and_then(|k| out.iter().position(|e| key(e).as_ref() == Some(k)))
+                    {
+                        Some(i) => out[i] = it,
+                        None => out.push(it),
+                    }
+                }
+                *items = out;
+            }
+        }
+    }
+}

@@ -190,9 +190,15 @@ pub struct Project {
     /// The compose files loaded, in order (not printed).
     #[serde(skip)]
     pub config_files: Vec<PathBuf>,
-    /// Services disabled by profiles (not printed).
+    /// Services disabled by profiles (not printed; the loader drops them, so empty for now).
     #[serde(skip)]
     pub disabled_services: Map<Service>,
+    /// The interpolation environment: process env over `.env` (not printed).
+    #[serde(skip)]
+    pub environment: Map<String>,
+    /// The active profiles (not printed).
+    #[serde(skip)]
+    pub profiles: Vec<String>,
 }
 
 /// One service, keys in compose's print order.
@@ -483,6 +489,44 @@ pub struct Service {
     /// `x-*` keys.
     #[serde(flatten)]
     pub extensions: Extensions,
+}
+
+impl Project {
+    /// Service names with every service after the services it depends on (declaration order
+    /// otherwise). Validation has ruled out cycles; a cycle here is broken arbitrarily.
+    pub fn dependency_order(&self) -> Vec<&str> {
+        fn visit<'a>(
+            p: &'a Project,
+            name: &'a str,
+            seen: &mut Vec<&'a str>,
+            out: &mut Vec<&'a str>,
+        ) {
+            if seen.contains(&name) {
+                return;
+            }
+            seen.push(name);
+            if let Some((key, s)) = p.services.get_key_value(name) {
+                for dep in s.depends_on.keys() {
+                    visit(p, dep, seen, out);
+                }
+                out.push(key);
+            }
+        }
+        let mut seen = Vec::new();
+        let mut out = Vec::new();
+        for name in self.services.keys() {
+            visit(self, name, &mut seen, &mut out);
+        }
+        out
+    }
+
+    /// The image a service runs: its `image`, else `{project}-{service}` as compose names builds.
+    pub fn image_name(&self, service: &str) -> String {
+        match self.services.get(service).and_then(|s| s.image.clone()) {
+            Some(i) => i,
+            None => format!("{}-{service}", self.name),
+        }
+    }
 }
 
 impl Service {
@@ -860,8 +904,8 @@ pub struct DeviceRequest {
     /// Driver.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub driver: Option<String>,
-    /// Count (-1: all).
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "ser_count")]
+    /// Count (-1: all, printed as -1 like compose).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<i64>,
     /// Device ids.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -872,14 +916,6 @@ pub struct DeviceRequest {
     /// `x-*` keys.
     #[serde(flatten)]
     pub extensions: Extensions,
-}
-
-fn ser_count<S: Serializer>(c: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
-    match c {
-        Some(-1) => s.serialize_str("all"),
-        Some(n) => s.serialize_i64(*n),
-        None => s.serialize_none(),
-    }
 }
 
 /// A generic resource.
@@ -1470,6 +1506,16 @@ pub struct Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dependency_order() {
+        let mut p = Project::default();
+        let mut web = Service::default();
+        web.depends_on.insert("db".into(), Dependency::default());
+        p.services.insert("web".into(), web);
+        p.services.insert("db".into(), Service::default());
+        assert_eq!(p.dependency_order(), ["db", "web"]);
+    }
 
     #[test]
     fn go_durations() {

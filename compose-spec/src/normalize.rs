@@ -52,11 +52,13 @@ impl Marks {
     }
 }
 
-const TOP_KEYS: &[&str] = &[
+/// Top-level keys the schema allows (besides `x-*`).
+pub const TOP_KEYS: &[&str] = &[
     "version", "name", "include", "services", "networks", "volumes", "secrets", "configs", "models",
 ];
 
-const SERVICE_KEYS: &[&str] = &[
+/// Service keys the schema allows (besides `x-*`).
+pub const SERVICE_KEYS: &[&str] = &[
     "develop",
     "deploy",
     "annotations",
@@ -197,6 +199,19 @@ impl Normalizer<'_> {
             for (name, (km, node)) in sm {
                 let path = format!("services.{name}");
                 self.marks.put(path.clone(), km);
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+                {
+                    return Err(err_at(
+                        km,
+                        &path,
+                        format!(
+                            "\"{name}\" is not a valid service name (letters, digits, \".\", \"_\" and \"-\" only)"
+                        ),
+                    ));
+                }
                 let svc = self.service(node, &path, km)?;
                 p.services.insert(name.clone(), svc);
             }
@@ -1004,6 +1019,14 @@ impl Normalizer<'_> {
                         None => None,
                     };
                     let protocol = opt_string(m, "protocol", &ip)?.unwrap_or_else(|| "tcp".into());
+                    if !matches!(protocol.as_str(), "tcp" | "udp" | "sctp") {
+                        let pn = get(m, "protocol").unwrap_or(item);
+                        return Err(err(
+                            pn,
+                            &join(&ip, "protocol"),
+                            format!("\"{protocol}\" is not a valid protocol (tcp, udp or sctp)"),
+                        ));
+                    }
                     let mode = opt_string(m, "mode", &ip)?.unwrap_or_else(|| "ingress".into());
                     if !matches!(mode.as_str(), "ingress" | "host") {
                         let mn = get(m, "mode").unwrap_or(item);
@@ -1133,7 +1156,11 @@ impl Normalizer<'_> {
             let tp = join(ip, "tmpfs");
             let (tm, text) = object(t, &tp, &["size", "mode"])?;
             let mode = match get(tm, "mode") {
-                Some(mn) => Some(file_mode(mn, &join(&tp, "mode"))?),
+                // compose keeps the tmpfs mode as the number written (1777 stays 1777).
+                Some(mn) => Some(
+                    u32::try_from(int(mn, &join(&tp, "mode"))?)
+                        .map_err(|_| err(mn, &join(&tp, "mode"), "is not a valid mode"))?,
+                ),
                 None => None,
             };
             v.tmpfs =
@@ -1333,6 +1360,12 @@ fn external(m: &Mapping, path: &str) -> R<(bool, Option<String>)> {
 /// A file mode: an integer, or a string in octal (`"0440"`).
 fn file_mode(n: &Node, path: &str) -> R<u32> {
     match &n.value {
+        // compose reads `mode: 0440` as YAML 1.1 octal; the core-schema parser has made it the
+        // integer 440, so integers written only with octal digits are taken as octal.
+        Value::Int(i) if (0..=7777).contains(i) && i.to_string().bytes().all(|b| b < b'8') => {
+            u32::from_str_radix(&i.to_string(), 8)
+                .map_err(|_| err(n, path, format!("{i} is not a valid file mode")))
+        }
         Value::Int(i) if (0..=0o7777).contains(i) => Ok(*i as u32),
         Value::String(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8)
             .ok()
@@ -1593,8 +1626,20 @@ fn deploy(n: &Node, path: &str) -> R<Deploy> {
             format!("{r} is not a valid number of replicas"),
         ));
     }
+    let mode = opt_string(m, "mode", path)?;
+    if let (Some(md), Some(mn)) = (&mode, get(m, "mode"))
+        && !matches!(md.as_str(), "replicated" | "global" | "replicated-job" | "global-job")
+    {
+        return Err(err(
+            mn,
+            &join(path, "mode"),
+            format!(
+                "\"{md}\" is not a valid deploy mode (replicated, global, replicated-job or global-job)"
+            ),
+        ));
+    }
     Ok(Deploy {
-        mode: opt_string(m, "mode", path)?,
+        mode,
         replicas,
         labels: opt_string_map(m, "labels", path)?,
         update_config: update("update_config")?,
@@ -1617,7 +1662,7 @@ fn device_requests(n: &Node, path: &str) -> R<Vec<DeviceRequest>> {
         let (m, ext) =
             object(item, &ip, &["capabilities", "count", "device_ids", "driver", "options"])?;
         let count = match get(m, "count") {
-            Some(c) if c.as_str() == Some("all") => Some(-1),
+            Some(c) if c.as_str().is_some_and(|s| s.eq_ignore_ascii_case("all")) => Some(-1),
             Some(c) => Some(int(c, &join(&ip, "count"))?),
             None => None,
         };

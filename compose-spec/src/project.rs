@@ -7,13 +7,15 @@ use crate::normalize::{NormalizeOptions, normalize};
 
 /// Loads, normalises and validates a project; returns it with the warnings to print.
 pub fn load_project(opts: &LoadOptions) -> Result<(Project, Vec<String>), LoadError> {
-    load_project_with(opts, true)
+    load_project_with(opts, true, true)
 }
 
-/// As [`load_project`]; `defaults` false skips compose's implicit defaults (`--no-normalize`).
+/// As [`load_project`]; `defaults` false skips compose's implicit defaults (`--no-normalize`),
+/// `consistency` false skips the checks between services and resources (`--no-consistency`).
 pub fn load_project_with(
     opts: &LoadOptions,
     defaults: bool,
+    consistency: bool,
 ) -> Result<(Project, Vec<String>), LoadError> {
     let tree = load_tree(opts)?;
     let nopts = NormalizeOptions {
@@ -25,8 +27,12 @@ pub fn load_project_with(
     };
     let (mut project, marks, mut warnings) = normalize(&tree.root, &nopts)?;
     project.config_files = tree.config_files.clone();
+    project.environment = tree.environment.clone();
+    project.profiles = tree.enabled_profiles.clone();
     let mut all = tree.warnings;
     all.append(&mut warnings);
-    all.extend(crate::validate::validate(&project, &marks)?);
+    if consistency {
+        all.extend(crate::validate::validate(&project, &marks)?);
+    }
     Ok((project, all))
 }

@@ -104,7 +104,9 @@ pub fn validate(p: &Project, marks: &Marks) -> Result<Vec<String>, LoadError> {
             if v.kind != "volume" {
                 continue;
             }
+            // An uninterpolated `${VAR}` source (`--no-interpolate`) cannot be checked.
             if let Some(src) = &v.source
+                && !src.contains('$')
                 && !p.volumes.contains_key(src)
             {
                 return Err(fail(

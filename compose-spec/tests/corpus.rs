@@ -94,3 +94,56 @@ fn berth_bin() -> Option<PathBuf> {
         std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or(root.join("target"));
     ["debug", "release"].iter().map(|p| target.join(p).join("berth")).find(|p| p.is_file())
 }
+
+/// `berth config` exit codes: 14 without a file, 15 for an invalid one, nothing on stdout.
+#[test]
+fn cli_exit_codes() {
+    let Some(bin) = berth_bin() else {
+        println!("berth binary not built; skipping");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let run = |dir: &Path| {
+        std::process::Command::new(&bin)
+            .arg("config")
+            .current_dir(dir)
+            .env_remove("COMPOSE_FILE")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let out = run(tmp.path());
+    assert_eq!(out.status.code(), Some(14), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty());
+    std::fs::write(tmp.path().join("compose.yaml"), "services:\n  web:\n    imgae: nginx\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = run(tmp.path());
+    assert_eq!(out.status.code(), Some(15));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.trim_end().ends_with(
+            "compose.yaml:3:5: services.web.imgae: unknown key \"imgae\" (did you mean \"image\"?)"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+/// `--no-interpolate` prints the merged model untyped, variables kept (as compose does).
+#[test]
+fn cli_no_interpolate_keeps_variables() {
+    let Some(bin) = berth_bin() else {
+        println!("berth binary not built; skipping");
+        return;
+    };
+    let dir = conformance_dir().join("awesome-compose/plex");
+    let out = std::process::Command::new(&bin)
+        .args(["config", "--no-interpolate"])
+        .current_dir(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("name: plex\nservices:\n"), "{text}");
+    assert!(text.contains("      - ${PLEX_MEDIA_PATH}:/media/\n"), "{text}");
+}

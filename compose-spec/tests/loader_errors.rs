@@ -238,3 +238,23 @@ fn missing_env_file_option() {
         format!("couldn't find env file: {}", d.path().join("nope.env").display())
     );
 }
+
+#[test]
+fn devices_and_directories_are_not_read() {
+    let d = project(&[(
+        "compose.yaml",
+        "services:\n  a:\n    extends:\n      file: /dev/zero\n      service: x\n",
+    )]);
+    let e = load_err(&opts(d.path(), &[]));
+    assert_eq!(
+        e.to_string(),
+        "compose.yaml:4:7: services.a.extends: cannot read /dev/zero: not a regular file"
+    );
+    let d =
+        project(&[("compose.yaml", "services:\n  a:\n    image: x\n    env_file: /dev/zero\n")]);
+    let e = load_err(&opts(d.path(), &[]));
+    assert_eq!(
+        e.to_string(),
+        "compose.yaml:4:15: services.a.env_file: env file /dev/zero not found"
+    );
+}

@@ -219,3 +219,15 @@ fn override_file_is_discovered_and_merged() {
     assert_eq!(t.config_files.len(), 2);
     assert!(t.config_files[1].ends_with("compose.override.yaml"));
 }
+
+#[test]
+fn duplicates_within_one_file_collapse() {
+    let d = project(&[(
+        "compose.yaml",
+        "services:\n  s:\n    image: x\n    ports: [\"80:80\", \"81:81\", \"80:80\"]\n    volumes: [\"a:/data\", \"/tmp:/t\", \"b:/data\"]\n    secrets: [k, {source: k, mode: 0400}]\n",
+    )]);
+    assert_eq!(
+        service(&load_ok(&opts(d.path(), &[])), "s"),
+        json!({"image": "x", "ports": ["80:80", "81:81"], "volumes": ["b:/data", "/tmp:/t"], "secrets": [{"source": "k", "mode": 256}]})
+    );
+}

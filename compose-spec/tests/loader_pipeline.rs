@@ -104,6 +104,8 @@ fn dotenv_and_process_environment_precedence() {
     o.env_files = vec!["custom.env".into()];
     let t = load_ok(&o);
     assert_eq!(service(&t, "s")["image"], json!("from-custom-none"));
+    let t = load_ok(&opts(d.path(), &[("COMPOSE_ENV_FILES", "custom.env,.env")]));
+    assert_eq!(service(&t, "s")["image"], json!("from-dotenv-from-dotenv"));
 }
 
 #[test]
@@ -181,7 +183,7 @@ fn extends_relative_paths_point_into_the_other_directory() {
 fn extends_merge_rules_and_reset() {
     let d = project(&[(
         "compose.yaml",
-        "services:\n  base:\n    image: b\n    command: [a, b]\n    ports: [\"1:1\"]\n    labels: {x: \"1\"}\n  child:\n    extends: base\n    command: c\n    ports: !reset []\n    labels: {y: \"2\"}\n",
+        "services:\n  base:\n    image: b\n    command: [a, b]\n    depends_on: [db]\n    volumes_from: [db]\n    ports: [\"1:1\"]\n    labels: {x: \"1\"}\n  db:\n    image: db\n  child:\n    extends: base\n    command: c\n    ports: !reset []\n    labels: {y: \"2\"}\n",
     )]);
     let t = load_ok(&opts(d.path(), &[]));
     assert_eq!(
@@ -317,6 +319,7 @@ fn paths_resolved_or_kept() {
     o.resolve_paths = false;
     let t = load_ok(&o);
     assert_eq!(service(&t, "s")["build"]["context"], json!("./app"));
+    assert_eq!(service(&t, "r")["label_file"], json!("./labels"));
     assert_eq!(json(&t)["configs"]["c"]["file"], json!("./c.txt"));
 }
 
@@ -345,5 +348,32 @@ fn yaml_fragments_docs_example() {
     assert_eq!(
         service(&t, "frontend")["environment"],
         json!({"FOO": "BAR", "ZOT": "QUIX", "KEY": "VALUE", "YET_ANOTHER": "VARIABLE"})
+    );
+}
+
+#[test]
+fn extends_an_included_service() {
+    let d = project(&[
+        (
+            "compose.yaml",
+            "include:\n  - lib/base.yaml\nservices:\n  app:\n    extends: base\n    image: app\n",
+        ),
+        ("lib/base.yaml", "services:\n  base:\n    image: base\n    build: ./ctx\n"),
+    ]);
+    let t = load_ok(&opts(d.path(), &[]));
+    assert_eq!(service(&t, "app"), json!({"image": "app", "build": s(d.path().join("lib/ctx"))}));
+}
+
+#[test]
+fn env_file_kept_relative_without_path_resolution() {
+    let d = project(&[
+        ("compose.yaml", "services:\n  s:\n    image: x\n    env_file: ./a.env\n"),
+        ("a.env", "A=1\n"),
+    ]);
+    let mut o = opts(d.path(), &[]);
+    o.resolve_paths = false;
+    assert_eq!(
+        service(&load_ok(&o), "s"),
+        json!({"image": "x", "env_file": [{"path": "./a.env", "required": true}], "environment": {"A": "1"}})
     );
 }

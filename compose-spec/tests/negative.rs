@@ -213,6 +213,31 @@ const CASES: &[(&str, &str, &str)] = &[
         "services:\n  web:\n    image: nginx\n    ulimits:\n      nofile:\n        soft: 20\n        hard: 10\n",
         "compose.yaml:6:9: services.web.ulimits.nofile: soft limit 20 is greater than hard limit 10",
     ),
+    (
+        "invalid service name",
+        "services:\n  \"my web\":\n    image: nginx\n",
+        "compose.yaml:2:3: services.my web: \"my web\" is not a valid service name (letters, digits, \".\", \"_\" and \"-\" only)",
+    ),
+    (
+        "invalid long port protocol",
+        "services:\n  web:\n    image: nginx\n    ports:\n      - target: 80\n        protocol: http\n",
+        "compose.yaml:6:19: services.web.ports[0].protocol: \"http\" is not a valid protocol (tcp, udp or sctp)",
+    ),
+    (
+        "invalid deploy mode",
+        "services:\n  web:\n    image: nginx\n    deploy:\n      mode: everywhere\n",
+        "compose.yaml:5:13: services.web.deploy.mode: \"everywhere\" is not a valid deploy mode (replicated, global, replicated-job or global-job)",
+    ),
+    (
+        "scale differs from replicas",
+        "services:\n  web:\n    image: nginx\n    scale: 2\n    deploy:\n      replicas: 3\n",
+        "compose.yaml:4:5: services.web.scale: 2 differs from deploy.replicas 3",
+    ),
+    (
+        "port target out of range",
+        "services:\n  web:\n    image: nginx\n    ports:\n      - target: 0\n",
+        "compose.yaml:5:17: services.web.ports[0].target: 0 is not a valid port",
+    ),
 ];
 
 #[test]

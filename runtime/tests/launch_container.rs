@@ -34,14 +34,17 @@ fn env_user_groups_and_workdir() {
     if !berth_testsupport::require_root() {
         return;
     }
-    let mut s =
-        spec(&["sh", "-c", "echo $FOO; id; pwd; touch ./f 2>/dev/null && echo writable; true"]);
+    let mut s = spec(&[
+        "sh",
+        "-c",
+        "echo $FOO; id; pwd; touch ./f 2>/dev/null && echo writable; umask; cat /proc/self/oom_score_adj",
+    ]);
     with_process(&mut s, |p| {
         let mut env = p.env().clone().unwrap_or_default();
         env.push("FOO=bar baz".into());
-        p.set_env(Some(env)).set_cwd("/home/app/new/dir".into());
+        p.set_env(Some(env)).set_cwd("/home/app/new/dir".into()).set_oom_score_adj(Some(500));
         let mut u = p.user().clone();
-        u.set_uid(1000).set_gid(1000).set_additional_gids(Some(vec![50]));
+        u.set_uid(1000).set_gid(1000).set_additional_gids(Some(vec![50])).set_umask(Some(0o077));
         p.set_user(u);
     });
     let (code, out, err) = run(s);
@@ -51,7 +54,7 @@ fn env_user_groups_and_workdir() {
     assert_eq!(lines[1], "uid=1000(app) gid=1000(app) groups=50(staff)");
     assert_eq!(lines[2], "/home/app/new/dir");
     // The directory is created as root (like docker), so the user can't write to it.
-    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(lines[3..], ["0077", "500"], "{out} {err}");
 }
 
 #[test]
@@ -117,6 +120,8 @@ fn default_security_matches_docker() {
          echo kcore=$(cat /proc/kcore | wc -c); \
          echo 1 > /proc/sys/vm/overcommit_memory 2>/dev/null && echo procsys-writable; \
          touch /sys/x 2>/dev/null && echo sys-writable; \
+         mknod /tmp/sda b 8 0 && echo mknod-ok; head -c1 /tmp/sda >/dev/null 2>&1 || echo open-refused; \
+         echo cgroups=$(grep -vc ':/$' /proc/self/cgroup); \
          cat /proc/keys 2>/dev/null | wc -c; ls /dev | tr '\\n' ' '",
     ]));
     assert_eq!(code, 0, "{err}");
@@ -127,6 +132,10 @@ fn default_security_matches_docker() {
         assert!(!out.contains(bad), "{bad}: {out}");
     }
     assert!(out.contains("kcore=0"), "{out}");
+    // Like docker: mknod is allowed, the device cgroup refuses opening the node.
+    assert!(out.contains("mknod-ok") && out.contains("open-refused"), "{out}");
+    // The cgroup namespace is rooted at the container's cgroup.
+    assert!(out.contains("cgroups=0"), "{out}");
     for dev in [
         "null", "zero", "full", "random", "urandom", "tty", "ptmx", "pts", "shm", "mqueue", "fd",
         "stdout",
@@ -208,6 +217,11 @@ fn exec_errors_are_typed_like_docker() {
     match start_with(spec(&["/nope"]), Fs::new(), SeccompMode::Default, false) {
         Err((e, _)) => assert_eq!(e.exit_code(), Some(127), "{e}"),
         Ok(_) => panic!("executed a missing path"),
+    }
+    // Under init the error comes from the forked process, the same way.
+    match start_with(spec(&["no-such-command"]), Fs::new(), SeccompMode::Default, true) {
+        Err((e, _)) => assert_eq!(e.exit_code(), Some(127), "{e}"),
+        Ok(_) => panic!("started a missing command under init"),
     }
 }
 
@@ -466,4 +480,115 @@ fn image_symlinks_cannot_redirect_mounts_to_the_host() {
         "created on the host"
     );
     assert!(berth_testsupport::mounts_under(host.path()).is_empty());
+}
+
+#[test]
+fn dir_rootfs_with_readonly_root() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    berth_testsupport::busybox_rootfs(dir.path()).expect("rootfs");
+    let mut s = spec(&[
+        "sh",
+        "-c",
+        "touch /x 2>/dev/null && echo root-writable; echo ok > /dev/shm/y && cat /dev/shm/y",
+    ]);
+    let mut root = s.root().clone().unwrap_or_default();
+    root.set_readonly(Some(true));
+    s.set_root(Some(root));
+    let ls = launch::LaunchSpec {
+        oci: s,
+        rootfs: launch::Rootfs::Dir(dir.path().to_path_buf()),
+        seccomp: SeccompMode::Default,
+        init: false,
+    };
+    let (out_r, out_w) = nix::unistd::pipe().expect("pipe");
+    let (_e, err_w) = nix::unistd::pipe().expect("pipe");
+    let sp = launch::spawn(
+        &ls,
+        launch::Stdio::Pipes { stdin: None, stdout: out_w, stderr: err_w },
+        |_| Ok(()),
+    )
+    .expect("spawn");
+    let guard = Running { spawned: Some(sp), stdout: None, stderr: None, fs: Fs::new() };
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(out_r), &mut out).expect("read");
+    assert_eq!(out, "ok\n");
+    drop(guard);
+    assert!(!dir.path().join("x").exists());
+    assert!(berth_testsupport::mounts_under(dir.path()).is_empty());
+}
+
+#[test]
+fn joins_namespaces_given_by_path() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let a = start(spec(&["sh", "-c", "trap 'exit 0' TERM; echo ready; sleep 3600 & wait"]));
+    assert_eq!(a.line(), "ready\n");
+    let mut s = spec(&[
+        "sh",
+        "-c",
+        "echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; readlink /proc/self/ns/net",
+    ]);
+    with_linux(&mut s, |l| {
+        let mut nss = l.namespaces().clone().unwrap_or_default();
+        for ns in nss.iter_mut() {
+            use oci_spec::runtime::LinuxNamespaceType as T;
+            let name = match ns.typ() {
+                T::Pid => "pid",
+                T::Network => "net",
+                _ => continue,
+            };
+            ns.set_path(Some(format!("/proc/{}/ns/{name}", a.pid()).into()));
+        }
+        l.set_namespaces(Some(nss));
+    });
+    let (code, out, err) = run(s);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].parse::<i32>().expect("pid") > 1, "{out}");
+    assert!(lines[1].starts_with("sh -c trap"), "{out}");
+    let a_net = std::fs::read_link(format!("/proc/{}/ns/net", a.pid())).expect("ns");
+    assert_eq!(lines[2], a_net.to_string_lossy());
+    // Our own thread is back in our pid namespace: a plain child is not in the container.
+    let own = std::process::Command::new("/bin/busybox")
+        .args(["sh", "-c", "readlink /proc/self/ns/pid"])
+        .output()
+        .expect("run");
+    let ours = std::fs::read_link("/proc/self/ns/pid").expect("ns");
+    assert_eq!(String::from_utf8_lossy(&own.stdout).trim(), ours.to_string_lossy());
+    kill(a.pid(), Signal::SIGTERM).expect("kill");
+}
+
+#[test]
+fn oci_default_mounts_with_and_without_network_namespace() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    for own_net in [true, false] {
+        let mut s = spec(&[
+            "sh",
+            "-c",
+            "grep -E ' /(sys|sys/fs/cgroup|dev/shm) ' /proc/mounts | cut -d' ' -f2,3,4 | cut -d, -f1",
+        ]);
+        s.set_mounts(oci_spec::runtime::Spec::default().mounts().clone());
+        if !own_net {
+            with_linux(&mut s, |l| {
+                let nss = l.namespaces().clone().unwrap_or_default();
+                l.set_namespaces(Some(
+                    nss.into_iter()
+                        .filter(|n| n.typ() != oci_spec::runtime::LinuxNamespaceType::Network)
+                        .collect(),
+                ));
+            });
+        }
+        let (code, out, err) = run(s);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("/dev/shm tmpfs rw"), "{out}");
+        assert!(out.contains("/sys/fs/cgroup") && out.contains(" ro\n"), "{out}");
+        let sys = out.lines().find(|l| l.starts_with("/sys ")).unwrap_or_default();
+        assert!(sys.starts_with("/sys sysfs ro"), "own_net={own_net}: {out}");
+    }
 }

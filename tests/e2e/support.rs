@@ -14,3 +14,107 @@ pub fn berth_bin() -> &'static str {
 pub fn berth(root: &Path, args: &[&str]) -> Output {
     Command::new(berth_bin()).arg("--root").arg(root).args(args).output().expect("spawn berth")
 }
+
+/// A state root with the busybox image imported as `bb:latest`, for container tests. On drop,
+/// every container in it is force-removed (even when the test failed).
+pub struct ContainerEnv {
+    /// The temporary state root.
+    pub root: berth_testsupport::TempRoot,
+}
+
+impl ContainerEnv {
+    /// A fresh root with `bb:latest`; None when root tests are skipped.
+    pub fn new() -> Option<Self> {
+        if !berth_testsupport::require_root() {
+            return None;
+        }
+        let root = berth_testsupport::TempRoot::new().expect("temp root");
+        let tar = root.path().join("bb.tar");
+        berth_testsupport::busybox_rootfs_tar(&tar).expect("busybox tar");
+        let env = ContainerEnv { root };
+        env.ok(&["image", "import", tar.to_str().unwrap(), "bb:latest"]);
+        Some(env)
+    }
+
+    /// The root's path.
+    pub fn path(&self) -> std::path::PathBuf {
+        self.root.path()
+    }
+
+    /// Runs berth in this root.
+    pub fn run(&self, args: &[&str]) -> Output {
+        berth(&self.path(), args)
+    }
+
+    /// Runs berth, asserts success and returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "berth {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `container inspect --format TEMPLATE NAME`, trimmed.
+    pub fn inspect(&self, name: &str, template: &str) -> String {
+        self.ok(&["container", "inspect", "--format", template, name]).trim().to_string()
+    }
+
+    /// The container's full id.
+    pub fn id(&self, name: &str) -> String {
+        self.inspect(name, "{{.Id}}")
+    }
+
+    /// The state record the monitor writes (for the monitor pid).
+    pub fn state_record(&self, name: &str) -> serde_json::Value {
+        let id = self.id(name);
+        let p = self.path().join("containers").join(id).join("state.json");
+        serde_json::from_slice(&std::fs::read(p).expect("state.json")).expect("state json")
+    }
+
+    /// Polls `cond` every 20 ms until it holds; panics with `what` after `secs` seconds.
+    pub fn wait_for(&self, what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Asserts nothing of container `id` is left: state dir, mounts, cgroups, processes.
+    pub fn assert_no_leftovers(&self, id: &str) {
+        let dir = self.path().join("containers").join(id);
+        assert!(!dir.exists(), "state dir {} left", dir.display());
+        assert!(
+            berth_testsupport::mounts_under(&dir).is_empty(),
+            "mounts left under {}",
+            dir.display()
+        );
+        for entry in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+            let cg = entry.path().join("berth").join(id);
+            assert!(!cg.exists(), "cgroup {} left", cg.display());
+        }
+        let root = self.path().to_string_lossy().to_string();
+        for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            assert!(
+                !(cmd.contains("__monitor") && cmd.contains(&root) && cmd.contains(id)),
+                "monitor process left: {cmd}"
+            );
+        }
+    }
+}
+
+impl Drop for ContainerEnv {
+    fn drop(&mut self) {
+        let out = self.run(&["container", "ls", "-aq", "--no-trunc"]);
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = self.run(&["container", "rm", "--force", "--volumes", id]);
+        }
+    }
+}

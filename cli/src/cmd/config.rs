@@ -34,6 +34,9 @@ pub struct Args {
     /// Print the image names, one per line.
     #[arg(long = "images")]
     list_images: bool,
+    /// Print the model names, one per line.
+    #[arg(long = "models")]
+    list_models: bool,
     /// Print the service config hash, one per line ("*" for all services, or svc1,svc2).
     #[arg(long)]
     hash: Option<String>,
@@ -46,6 +49,9 @@ pub struct Args {
     /// Don't normalize the compose model.
     #[arg(long)]
     no_normalize: bool,
+    /// Don't check model consistency (references between services and resources).
+    #[arg(long)]
+    no_consistency: bool,
     /// Don't resolve file paths.
     #[arg(long)]
     no_path_resolution: bool,
@@ -77,7 +83,11 @@ pub fn run(project: &ProjectOpts, args: Args) -> anyhow::Result<ExitCode> {
         // Every declared profile is listed, so load every service.
         opts.profiles = vec!["*".into()];
     }
-    let (mut p, warnings) = load_project_with(&opts, !args.no_normalize).map_err(load_error)?;
+    if args.no_interpolate && !args.list_any() {
+        return raw_model(&opts, &args);
+    }
+    let (mut p, warnings) =
+        load_project_with(&opts, !args.no_normalize, !args.no_consistency).map_err(load_error)?;
     for w in &warnings {
         eprintln!("WARN[0000] {w}");
     }
@@ -88,16 +98,53 @@ pub fn run(project: &ProjectOpts, args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let text = render(&p, &args)?;
-    match &args.output {
+    write_out(&text, args.output.as_ref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+impl Args {
+    /// Whether a listing flag (`--services`, `--hash`, ...) was given.
+    fn list_any(&self) -> bool {
+        self.list_services
+            || self.list_volumes
+            || self.list_networks
+            || self.list_profiles
+            || self.list_images
+            || self.list_models
+            || self.hash.is_some()
+    }
+}
+
+/// `--no-interpolate`: compose prints the merged model as read, without typing it (variables
+/// would make short syntax unparseable).
+fn raw_model(opts: &LoadOptions, args: &Args) -> anyhow::Result<ExitCode> {
+    let tree = compose_spec::loader::load_tree(opts).map_err(load_error)?;
+    for w in &tree.warnings {
+        eprintln!("WARN[0000] {w}");
+    }
+    if !args.service_names.is_empty() {
+        eprintln!("WARN[0000] service filtering is not applied when --no-interpolate is set");
+    }
+    if args.quiet {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text =
+        compose_spec::emit::tree_to_text(&tree.root, &tree.project_name, args.format == "json");
+    write_out(&text, args.output.as_ref())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_out(text: &str, output: Option<&PathBuf>) -> anyhow::Result<()> {
+    match output {
         Some(path) => std::fs::write(path, text.as_bytes())
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?,
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display())),
         None => {
             let mut out = std::io::stdout().lock();
             // A closed pipe (`| head`) is not an error worth reporting.
             let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+            Ok(())
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The loader options from the global flags and the process environment.
@@ -173,13 +220,12 @@ fn render(p: &Project, args: &Args) -> anyhow::Result<String> {
         return Ok(lines(set.into_iter().collect()));
     }
     if args.list_images {
-        let v = names
-            .iter()
-            .map(|n| {
-                let s = &p.services[n.as_str()];
-                s.image.clone().unwrap_or_else(|| format!("{}-{n}", p.name))
-            })
-            .collect();
+        let v = names.iter().map(|n| p.image_name(n)).collect();
+        return Ok(lines(v));
+    }
+    if args.list_models {
+        let mut v: Vec<String> = p.models.keys().cloned().collect();
+        v.sort();
         return Ok(lines(v));
     }
     if let Some(h) = &args.hash {

@@ -348,45 +348,34 @@ impl Cgroup {
         if let Some(b) = r.block_io()
             && let Some(w) = b.weight()
         {
-            {
-                let d = self.v1_dir("blkio").ok_or_else(|| {
-                    CgroupError::Unsupported("blkio weight: blkio controller not mounted".into())
-                })?;
-                // CFQ's file was removed with CFQ; BFQ exposes its own.
-                let f = ["blkio.weight", "blkio.bfq.weight"]
-                    .iter()
-                    .map(|f| d.join(f))
-                    .find(|f| f.exists())
-                    .ok_or_else(|| {
-                        CgroupError::Unsupported(format!(
-                            "blkio weight {w}: the kernel has no blkio.weight (no CFQ/BFQ scheduler)"
-                        ))
-                    })?;
-                set_limit(&f, &w.to_string())?;
+            // CFQ's file went with CFQ; BFQ has its own. Without either, docker discards the
+            // weight with a warning: do the same rather than fail the container.
+            let f = self.v1_dir("blkio").and_then(|d| {
+                ["blkio.weight", "blkio.bfq.weight"].iter().map(|f| d.join(f)).find(|f| f.exists())
+            });
+            match f {
+                Some(f) => set_limit(&f, &w.to_string())?,
+                None => tracing::warn!("blkio weight {w} discarded: not supported by the kernel"),
             }
         }
         if let Some(devs) = r.devices()
             && let Some(d) = self.v1_dir("devices")
         {
-            {
-                for dev in devs {
-                    let file = if dev.allow() { "devices.allow" } else { "devices.deny" };
-                    let typ =
-                        dev.typ().map(|t| t.as_str().to_string()).unwrap_or_else(|| "a".into());
-                    let num =
-                        |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_else(|| "*".into());
-                    let line = if typ == "a" && dev.major().is_none() && dev.minor().is_none() {
-                        "a".to_string()
-                    } else {
-                        format!(
-                            "{typ} {}:{} {}",
-                            num(dev.major()),
-                            num(dev.minor()),
-                            dev.access().clone().unwrap_or_else(|| "rwm".into())
-                        )
-                    };
-                    set_limit(&d.join(file), &line)?;
-                }
+            for dev in devs {
+                let file = if dev.allow() { "devices.allow" } else { "devices.deny" };
+                let typ = dev.typ().map(|t| t.as_str().to_string()).unwrap_or_else(|| "a".into());
+                let num = |n: Option<i64>| n.map(|n| n.to_string()).unwrap_or_else(|| "*".into());
+                let line = if typ == "a" && dev.major().is_none() && dev.minor().is_none() {
+                    "a".to_string()
+                } else {
+                    format!(
+                        "{typ} {}:{} {}",
+                        num(dev.major()),
+                        num(dev.minor()),
+                        dev.access().clone().unwrap_or_else(|| "rwm".into())
+                    )
+                };
+                set_limit(&d.join(file), &line)?;
             }
         }
         Ok(())
@@ -445,11 +434,9 @@ impl Cgroup {
         if let Some(b) = r.block_io()
             && let Some(w) = b.weight()
         {
-            {
-                // blkio 10..=1000 -> io 1..=10000, as runc converts.
-                let w = 1 + (u64::from(w).saturating_sub(10)) * 9999 / 990;
-                self.v2_set("io.weight", w.to_string())?;
-            }
+            // blkio 10..=1000 -> io 1..=10000, as runc converts.
+            let w = 1 + (u64::from(w).saturating_sub(10)) * 9999 / 990;
+            self.v2_set("io.weight", w.to_string())?;
         }
         if r.devices().as_ref().is_some_and(|d| !d.is_empty()) {
             // v2 device control needs an eBPF program; berth does not install one yet.

@@ -499,6 +499,7 @@ impl Engine {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn volume_mount(
         &self,
         rec: &ContainerRecord,

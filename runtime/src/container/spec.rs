@@ -90,13 +90,27 @@ pub const MASKED_PATHS: &[&str] = &[
 pub const READONLY_PATHS: &[&str] =
     &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
-/// Capabilities the running kernel knows (capability numbers up to cap_last_cap).
-fn kernel_caps() -> &'static [&'static str] {
+/// Capabilities this process can hand out: known to the kernel (up to cap_last_cap) and in our
+/// own bounding set (a sandboxed berth may lack some, and asking for them fails capset).
+fn kernel_caps() -> Vec<&'static str> {
     let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse::<usize>().ok())
         .unwrap_or(ALL_CAPS.len() - 1);
-    &ALL_CAPS[..(last + 1).min(ALL_CAPS.len())]
+    let bnd = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPS[..(last + 1).min(ALL_CAPS.len())]
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bnd & (1u64 << i) != 0)
+        .map(|(_, c)| *c)
+        .collect()
 }
 
 /// Normalises `net_admin` / `CAP_NET_ADMIN` / `ALL`; errors on unknown names like docker.

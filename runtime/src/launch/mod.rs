@@ -15,7 +15,7 @@ mod sys;
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -324,12 +324,34 @@ fn clone_with(
     }
 }
 
+/// How long the child may take from clone to exec.
+const SETUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Reads the child's report: None when the pipe closed without one (the exec happened).
 fn read_report(err_r: OwnedFd) -> Result<Option<(u32, u32, i32)>, LaunchError> {
     let mut f = File::from(err_r);
     let mut buf = [0u8; REPORT_LEN];
     let mut got = 0;
+    let deadline = std::time::Instant::now() + SETUP_TIMEOUT;
     while got < REPORT_LEN {
+        // A setup that never reaches exec (a hung mount...) must not block the caller forever.
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [nix::poll::PollFd::new(f.as_fd(), nix::poll::PollFlags::POLLIN)];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+            Ok(0) if left.is_zero() => {
+                return Err(LaunchError::Io {
+                    what: format!(
+                        "container setup did not finish within {} s",
+                        SETUP_TIMEOUT.as_secs()
+                    ),
+                    source: io::Error::from(io::ErrorKind::TimedOut),
+                });
+            }
+            Ok(0) | Err(nix::Error::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(io_err("wait for the container's setup status")(e)),
+        }
         match f.read(&mut buf[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
@@ -485,12 +507,7 @@ pub fn spawn(
     if let Some(adj) = process.oom_score_adj()
         && let Err(source) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
     {
-        {
-            return Err(abort(LaunchError::Io {
-                what: format!("set oom_score_adj {adj}"),
-                source,
-            }));
-        }
+        return Err(abort(LaunchError::Io { what: format!("set oom_score_adj {adj}"), source }));
     }
     if let Err(msg) = pre_start(pid) {
         return Err(abort(LaunchError::PreStart(msg)));

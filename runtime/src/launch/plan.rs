@@ -622,11 +622,19 @@ pub fn fs_plan(
         let dest = m.destination().display().to_string();
         let (flags, prop, data, bind_opt) = parse_options(&m.options().clone().unwrap_or_default());
         let mut typ = m.typ().clone().unwrap_or_else(|| "bind".into());
+        let mut flags = flags;
+        let mut source = m.source().clone();
         if bind_opt {
             typ = "bind".into();
         }
+        // sysfs can only be mounted with an own network namespace: share the host's read-only.
+        if typ == "sysfs" && !ns.new_net {
+            typ = "bind".into();
+            source = Some(PathBuf::from("/sys"));
+            flags |= libc::MS_REC | libc::MS_RDONLY;
+        }
         if typ == "bind" {
-            let src = m.source().clone().ok_or_else(|| {
+            let src = source.clone().ok_or_else(|| {
                 LaunchError::InvalidSpec(format!("bind mount on {dest} has no source"))
             })?;
             let src = std::fs::canonicalize(&src).map_err(|source| LaunchError::Io {
@@ -900,4 +908,52 @@ fn dev_steps(linux: &oci_spec::runtime::Linux, pre: &mut Vec<Step>) -> Result<()
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(new_net: bool) -> NsPlan {
+        NsPlan {
+            clone_flags: 0,
+            new_cgroupns: false,
+            join: Vec::new(),
+            join_pid: None,
+            new_net,
+            new_uts: true,
+        }
+    }
+
+    #[test]
+    fn options_split_into_flags_propagation_and_data() {
+        let o: Vec<String> =
+            ["rbind", "ro", "nosuid", "rslave", "size=1m", "mode=1777"].map(String::from).to_vec();
+        let (flags, prop, data, bind) = parse_options(&o);
+        assert!(bind);
+        assert_eq!(flags, libc::MS_REC | libc::MS_RDONLY | libc::MS_NOSUID);
+        assert_eq!(prop, libc::MS_SLAVE | libc::MS_REC);
+        assert_eq!(data, ["size=1m", "mode=1777"]);
+    }
+
+    #[test]
+    fn only_namespaced_sysctls() {
+        assert!(check_sysctl("net.ipv4.ip_forward", &ns(true)).is_ok());
+        assert!(check_sysctl("net.ipv4.ip_forward", &ns(false)).is_err());
+        for k in ["kernel.shmmax", "kernel.msgmax", "kernel.sem", "fs.mqueue.msg_max"] {
+            assert!(check_sysctl(k, &ns(false)).is_ok(), "{k}");
+        }
+        assert!(check_sysctl("kernel.panic", &ns(true)).is_err());
+        assert!(check_sysctl("vm.swappiness", &ns(true)).is_err());
+    }
+
+    #[test]
+    fn container_paths_are_checked() {
+        assert!(container_rel(Path::new("relative"), "x").is_err());
+        assert!(container_rel(Path::new("/a/../etc"), "x").is_err());
+        assert_eq!(container_rel(Path::new("/a/./b/"), "x").ok(), Some(PathBuf::from("a/b")));
+        let r = InRoot::new(Path::new("dev/shm")).expect("in root");
+        assert_eq!(r.parent.as_deref(), Some(c"dev"));
+        assert_eq!(r.name.as_c_str(), c"shm");
+    }
 }

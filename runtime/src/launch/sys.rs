@@ -212,22 +212,29 @@ pub fn setrlimit(resource: u32, lim: &libc::rlimit) -> SysResult<()> {
     check(unsafe { libc::setrlimit(resource as _, lim) }).map(drop)
 }
 
-/// setgroups(2).
+// The set*id calls below are raw system calls on purpose: glibc's wrappers broadcast the change
+// to every thread it knows about (SIGSETXID) and take its thread-list lock first; after a clone
+// from a multi-threaded parent those threads don't exist and the lock may be held forever.
+
+/// setgroups(2) for the calling (only) thread, bypassing glibc.
 pub fn setgroups(groups: &[libc::gid_t]) -> SysResult<()> {
     // SAFETY: pointer/length describe the slice.
-    check(unsafe { libc::setgroups(groups.len(), groups.as_ptr()) }).map(drop)
+    let r = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
+    if r < 0 { Err(errno()) } else { Ok(()) }
 }
 
-/// setresgid(2) with all three ids equal.
+/// setresgid(2) with all three ids equal, bypassing glibc.
 pub fn setgid(gid: u32) -> SysResult<()> {
     // SAFETY: no memory is involved.
-    check(unsafe { libc::setresgid(gid, gid, gid) }).map(drop)
+    let r = unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) };
+    if r < 0 { Err(errno()) } else { Ok(()) }
 }
 
-/// setresuid(2) with all three ids equal.
+/// setresuid(2) with all three ids equal, bypassing glibc.
 pub fn setuid(uid: u32) -> SysResult<()> {
     // SAFETY: no memory is involved.
-    check(unsafe { libc::setresuid(uid, uid, uid) }).map(drop)
+    let r = unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) };
+    if r < 0 { Err(errno()) } else { Ok(()) }
 }
 
 /// Kernel capability header (linux/capability.h), version 3.
@@ -466,5 +473,14 @@ impl FdPath {
     /// The NUL-terminated path.
     pub fn as_cstr(&self) -> &CStr {
         CStr::from_bytes_with_nul(&self.buf[..self.len]).unwrap_or(c"/proc/self/fd/-1")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fd_path_formats_without_allocating() {
+        assert_eq!(super::FdPath::new(7).as_cstr(), c"/proc/self/fd/7");
+        assert_eq!(super::FdPath::new(1234567).as_cstr(), c"/proc/self/fd/1234567");
     }
 }

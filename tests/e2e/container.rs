@@ -1,0 +1,298 @@
+//! `berth container ...`: lifecycle, stop/kill, logs, exec, restart policies, healthchecks,
+//! liveness after a dead monitor, and complete cleanup on rm.
+
+use std::time::{Duration, Instant};
+
+use crate::support::ContainerEnv;
+
+const TRAP: &str = "trap 'exit 0' TERM; sleep 3600 & wait";
+
+#[test]
+fn container_lifecycle_and_cleanup() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let id = env.ok(&[
+        "container",
+        "create",
+        "--name",
+        "life",
+        "--label",
+        "a=b",
+        "bb",
+        "sh",
+        "-c",
+        TRAP,
+    ]);
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64);
+    assert_eq!(env.inspect("life", "{{.State.Status}}"), "created");
+    env.ok(&["container", "start", "life"]);
+    assert_eq!(env.inspect(&id[..10], "{{.State.Status}} {{.State.Running}}"), "running true");
+    let pid: i32 = env.inspect("life", "{{.State.Pid}}").parse().unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    // list with filters
+    assert!(env.ok(&["container", "ls", "--filter", "label=a=b", "-q"]).contains(&id[..12]));
+    assert_eq!(env.ok(&["container", "ls", "--filter", "label=a=c", "-q"]).trim(), "");
+    assert!(
+        env.ok(&["container", "ls", "--filter", "status=running", "--format", "json"])
+            .contains("\"Names\":\"life\"")
+    );
+    // top, stats, pause/unpause, rename
+    let top = env.ok(&["container", "top", "life"]);
+    assert!(top.starts_with("UID") && top.contains("sleep 3600"), "{top}");
+    assert!(env.ok(&["container", "stats", "--no-stream", "life"]).contains("life"));
+    env.ok(&["container", "pause", "life"]);
+    assert_eq!(env.inspect("life", "{{.State.Status}} {{.State.Paused}}"), "paused true");
+    env.ok(&["container", "unpause", "life"]);
+    env.ok(&["container", "rename", "life", "life2"]);
+    assert_eq!(env.inspect(&id, "{{.Name}}"), "/life2");
+    // rm of a running container needs force
+    let o = env.run(&["container", "rm", "life2"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("container is running"));
+    env.ok(&["container", "rm", "--force", "life2"]);
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists() || {
+            // The pid may be reused by now; it must at least not be our sleep.
+            !std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                .unwrap_or_default()
+                .contains("sleep")
+        }
+    );
+    env.assert_no_leftovers(&id);
+    let o = env.run(&["container", "inspect", "life2"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("No such container: life2"));
+}
+
+#[test]
+fn container_stop_grace_then_kill() {
+    let Some(env) = ContainerEnv::new() else { return };
+    env.ok(&["run", "-d", "--name", "polite", "bb", "sh", "-c", TRAP]);
+    let t = Instant::now();
+    env.ok(&["container", "stop", "polite"]);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "a TERM handler stops at once: {:?}",
+        t.elapsed()
+    );
+    assert_eq!(env.inspect("polite", "{{.State.Status}} {{.State.ExitCode}}"), "exited 0");
+    // PID 1 without a TERM handler ignores it: SIGKILL after the grace period.
+    env.ok(&["run", "-d", "--name", "stubborn", "bb", "sleep", "3600"]);
+    let t = Instant::now();
+    env.ok(&["container", "stop", "-t", "1", "stubborn"]);
+    let took = t.elapsed();
+    assert!(took >= Duration::from_secs(1) && took < Duration::from_secs(5), "{took:?}");
+    assert_eq!(env.inspect("stubborn", "{{.State.Status}} {{.State.ExitCode}}"), "exited 137");
+    // kill with a signal of choice; a stopped container starts again.
+    env.ok(&["container", "start", "stubborn"]);
+    assert_eq!(env.inspect("stubborn", "{{.State.Running}}"), "true");
+    env.ok(&["container", "kill", "stubborn"]);
+    assert_eq!(env.ok(&["container", "wait", "stubborn"]).trim(), "137");
+}
+
+#[test]
+fn container_logs_survive_cli_and_rotate() {
+    let Some(env) = ContainerEnv::new() else { return };
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "chatty",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=3",
+        "bb",
+        "sh",
+        "-c",
+        "i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); done; echo to-stderr >&2",
+    ]);
+    assert_eq!(env.ok(&["container", "wait", "chatty"]).trim(), "0");
+    let dir = env.path().join("containers").join(env.id("chatty"));
+    let cur = std::fs::read_to_string(dir.join("container-json.log")).unwrap();
+    assert!(dir.join("container-json.log.1").exists() && dir.join("container-json.log.2").exists());
+    assert!(!dir.join("container-json.log.3").exists());
+    for f in ["container-json.log", "container-json.log.1"] {
+        assert!(std::fs::metadata(dir.join(f)).unwrap().len() <= 1024 + 100);
+    }
+    let last = cur.lines().last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(v["log"], "to-stderr\n");
+    assert_eq!(v["stream"], "stderr");
+    assert!(v["time"].as_str().unwrap().ends_with('Z'));
+    let o = env.run(&["container", "logs", "--tail", "2", "chatty"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "line 299\n");
+    assert_eq!(String::from_utf8_lossy(&o.stderr), "to-stderr\n");
+    let all = env.ok(&["container", "logs", "chatty"]);
+    assert!(all.lines().count() < 300, "oldest lines were rotated away");
+    assert!(all.ends_with("line 299\n"));
+    let ts = env.ok(&["container", "logs", "-t", "--tail", "2", "chatty"]);
+    assert!(ts.starts_with("20") && ts.contains("Z line 299"), "{ts}");
+    // Follow streams until the container stops.
+    env.ok(&["run", "-d", "--name", "slow", "bb", "sh", "-c", "echo one; sleep 0.3; echo two"]);
+    let f = env.ok(&["container", "logs", "--follow", "slow"]);
+    assert_eq!(f, "one\ntwo\n");
+}
+
+#[test]
+fn container_exec_runs_in_the_container() {
+    let Some(env) = ContainerEnv::new() else { return };
+    env.ok(&["run", "-d", "--name", "ex", "-e", "BASE=1", "bb", "sh", "-c", TRAP]);
+    let so = env.ok(&[
+        "container",
+        "exec",
+        "-e",
+        "X=2",
+        "-w",
+        "/tmp",
+        "-u",
+        "app",
+        "ex",
+        "sh",
+        "-c",
+        "echo $BASE $X $(pwd) $(id -u) $(hostname)",
+    ]);
+    let host = env.inspect("ex", "{{.Config.Hostname}}");
+    assert_eq!(so.trim(), format!("1 2 /tmp 1000 {host}"));
+    let o = env.run(&["container", "exec", "ex", "sh", "-c", "exit 7"]);
+    assert_eq!(o.status.code(), Some(7));
+    let o = env.run(&["container", "exec", "ex", "nosuch"]);
+    assert_eq!(o.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("executable file not found"));
+    // The exec'd process shares the container's pid namespace.
+    let so = env.ok(&["container", "exec", "ex", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"]);
+    assert!(so.contains("sleep 3600 & wait"), "{so}");
+    env.ok(&["container", "exec", "-d", "ex", "sh", "-c", "echo bg > /tmp/bg"]);
+    env.wait_for("detached exec", 5, || {
+        env.run(&["container", "exec", "ex", "cat", "/tmp/bg"]).status.success()
+    });
+    env.ok(&["container", "stop", "ex"]);
+    let o = env.run(&["container", "exec", "ex", "true"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is not running"));
+}
+
+#[test]
+fn container_restart_policies() {
+    let Some(env) = ContainerEnv::new() else { return };
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:2",
+        "bb",
+        "sh",
+        "-c",
+        "exit 3",
+    ]);
+    assert_eq!(env.ok(&["container", "wait", "flaky"]).trim(), "3");
+    assert_eq!(env.inspect("flaky", "{{.RestartCount}} {{.State.Status}}"), "2 exited");
+    // on-failure doesn't restart a success.
+    env.ok(&["run", "-d", "--name", "fine", "--restart", "on-failure", "bb", "true"]);
+    assert_eq!(env.ok(&["container", "wait", "fine"]).trim(), "0");
+    assert_eq!(env.inspect("fine", "{{.RestartCount}}"), "0");
+    // always restarts, even after exit 0; a user stop ends it for good.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "loop",
+        "--restart",
+        "always",
+        "bb",
+        "sh",
+        "-c",
+        "echo run; sleep 0.2",
+    ]);
+    env.wait_for("two restarts", 15, || {
+        env.inspect("loop", "{{.RestartCount}}").parse::<i64>().unwrap() >= 2
+    });
+    env.ok(&["container", "stop", "loop"]);
+    let n = env.inspect("loop", "{{.RestartCount}}");
+    assert_eq!(env.inspect("loop", "{{.State.Status}}"), "exited");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(env.inspect("loop", "{{.RestartCount}} {{.State.Status}}"), format!("{n} exited"));
+    assert!(env.ok(&["container", "logs", "loop"]).matches("run").count() >= 2);
+}
+
+#[test]
+fn container_healthcheck_transitions() {
+    let Some(env) = ContainerEnv::new() else { return };
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "doc",
+        "--health-cmd",
+        "cat /tmp/ok",
+        "--health-interval",
+        "100ms",
+        "--health-retries",
+        "2",
+        "bb",
+        "sh",
+        "-c",
+        TRAP,
+    ]);
+    assert_eq!(env.inspect("doc", "{{.State.Health.Status}}"), "starting");
+    env.ok(&["container", "exec", "doc", "sh", "-c", "echo fine > /tmp/ok"]);
+    env.wait_for("healthy", 10, || env.inspect("doc", "{{.State.Health.Status}}") == "healthy");
+    let log = env.inspect("doc", "{{json .State.Health.Log}}");
+    assert!(log.contains("\"Output\":\"fine\\n\"") && log.contains("\"ExitCode\":0"), "{log}");
+    assert!(env.ok(&["container", "ls"]).contains("(healthy)"));
+    env.ok(&["container", "exec", "doc", "rm", "/tmp/ok"]);
+    env.wait_for("unhealthy", 10, || env.inspect("doc", "{{.State.Health.Status}}") == "unhealthy");
+    let v: serde_json::Value =
+        serde_json::from_str(&env.inspect("doc", "{{json .State.Health}}")).unwrap();
+    assert!(v["FailingStreak"].as_i64().unwrap() >= 2);
+    assert!(v["Log"].as_array().unwrap().len() <= 5);
+    env.ok(&["container", "stop", "doc"]);
+}
+
+#[test]
+fn container_dead_monitor_reads_as_exited_and_restarts() {
+    let Some(env) = ContainerEnv::new() else { return };
+    env.ok(&["run", "-d", "--name", "orphan", "bb", "sh", "-c", TRAP]);
+    let pid: i32 = env.inspect("orphan", "{{.State.Pid}}").parse().unwrap();
+    let mon = env.state_record("orphan")["MonitorPid"].as_i64().unwrap() as i32;
+    assert!(mon > 0);
+    let k = std::process::Command::new("kill").args(["-9", &mon.to_string()]).status().unwrap();
+    assert!(k.success());
+    env.wait_for("monitor gone", 5, || {
+        std::fs::read_to_string(format!("/proc/{mon}/stat"))
+            .map(|s| s.contains(") Z"))
+            .unwrap_or(true)
+    });
+    assert_eq!(env.inspect("orphan", "{{.State.Status}} {{.State.Running}}"), "exited false");
+    assert!(!env.ok(&["container", "ls"]).contains("orphan"));
+    env.wait_for("container process gone", 5, || {
+        !std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+            .unwrap_or_default()
+            .contains("sleep")
+    });
+    env.ok(&["container", "start", "orphan"]);
+    assert_eq!(env.inspect("orphan", "{{.State.Status}}"), "running");
+    let id = env.id("orphan");
+    env.ok(&["container", "rm", "--force", "orphan"]);
+    env.assert_no_leftovers(&id);
+}
+
+#[test]
+fn container_subcommand_help_parses() {
+    // clap's own consistency checks (duplicate flags etc.) only fire when a command is parsed.
+    for c in [
+        "create", "ls", "inspect", "logs", "exec", "start", "stop", "restart", "kill", "rm", "top",
+        "stats", "pause", "unpause", "rename", "wait",
+    ] {
+        let o = std::process::Command::new(crate::support::berth_bin())
+            .args(["container", c, "--help"])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "container {c} --help: {}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = std::process::Command::new(crate::support::berth_bin())
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+}

@@ -1,0 +1,267 @@
+//! `berth run`: exit codes, output, process environment, mounts, limits and default security.
+
+use crate::support::ContainerEnv;
+
+fn out(o: &std::process::Output) -> (Option<i32>, String, String) {
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn run_exit_codes_and_output() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let (code, so, _) = out(&env.run(&["run", "--rm", "bb:latest", "echo", "hello"]));
+    assert_eq!((code, so.as_str()), (Some(0), "hello\n"));
+    let (code, so, se) =
+        out(&env.run(&["run", "--rm", "bb", "sh", "-c", "echo out; echo err >&2; exit 3"]));
+    assert_eq!((code, so.as_str(), se.as_str()), (Some(3), "out\n", "err\n"));
+    let (code, _, se) = out(&env.run(&["run", "--rm", "bb", "nosuchcmd"]));
+    assert_eq!(code, Some(127), "{se}");
+    assert!(se.contains("exec: \"nosuchcmd\": executable file not found in $PATH"), "{se}");
+    let (code, _, se) = out(&env.run(&["run", "--rm", "bb", "/etc/passwd"]));
+    assert_eq!(code, Some(126), "{se}");
+    // berth's own errors are 125.
+    let (code, _, se) = out(&env.run(&["run", "--rm", "nosuchimage", "true"]));
+    assert_eq!(code, Some(125), "{se}");
+    // --rm left nothing behind.
+    assert_eq!(env.ok(&["container", "ls", "-aq"]).trim(), "");
+}
+
+#[test]
+fn run_process_environment() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let so = env.ok(&["run", "--rm", "bb", "sh", "-c", "echo $$"]);
+    assert_eq!(so.trim(), "1", "the command is PID 1");
+    let so = env.ok(&["run", "--rm", "--hostname", "box1", "bb", "hostname"]);
+    assert_eq!(so.trim(), "box1");
+    let so = env.ok(&[
+        "run",
+        "--rm",
+        "-e",
+        "A=1",
+        "-w",
+        "/tmp",
+        "-u",
+        "app",
+        "bb",
+        "sh",
+        "-c",
+        "echo $A $(pwd) $(id -u) $(id -g) $(id -G) $HOME",
+    ]);
+    assert_eq!(so.trim(), "1 /tmp 1000 1000 1000 50 /home/app");
+    let so = env.ok(&[
+        "run",
+        "--rm",
+        "--name",
+        "named1",
+        "bb",
+        "sh",
+        "-c",
+        "echo $HOSTNAME; cat /etc/hostname; grep -c localhost /etc/hosts",
+    ]);
+    let lines: Vec<&str> = so.lines().collect();
+    assert_eq!(lines[0], lines[1]);
+    assert_eq!(lines[0].len(), 12, "default hostname is the short id");
+    // The name is taken while the container exists.
+    env.ok(&["container", "create", "--name", "dup", "bb", "true"]);
+    let (code, _, se) = out(&env.run(&["run", "--name", "dup", "bb", "true"]));
+    assert_eq!(code, Some(125));
+    assert!(
+        se.contains("Conflict. The container name \"/dup\" is already in use by container"),
+        "{se}"
+    );
+}
+
+#[test]
+fn run_mounts_binds_volumes_tmpfs() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f"), "from host").unwrap();
+    let ro = format!("{}:/data:ro", host.path().display());
+    let (code, so, se) = out(&env.run(&[
+        "run",
+        "--rm",
+        "-v",
+        &ro,
+        "bb",
+        "sh",
+        "-c",
+        "cat /data/f; echo x > /data/g",
+    ]));
+    assert_ne!(code, Some(0));
+    assert!(so.contains("from host"), "{so}");
+    assert!(se.contains("Read-only file system"), "{se}");
+    assert!(!host.path().join("g").exists());
+    // A missing bind source directory is created, and writes go through.
+    let newdir = host.path().join("made/by/berth");
+    let rw = format!("{}:/out", newdir.display());
+    env.ok(&["run", "--rm", "-v", &rw, "bb", "sh", "-c", "echo hi > /out/x"]);
+    assert_eq!(std::fs::read_to_string(newdir.join("x")).unwrap(), "hi\n");
+    // A fresh named volume is populated from the image and outlives its containers.
+    let so = env.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "etcvol:/etc",
+        "bb",
+        "sh",
+        "-c",
+        "cat /etc/group | head -1; echo kept > /etc/marker",
+    ]);
+    assert_eq!(so.trim(), "root:x:0:");
+    let so = env.ok(&["run", "--rm", "-v", "etcvol:/etc", "bb", "cat", "/etc/marker"]);
+    assert_eq!(so.trim(), "kept");
+    assert!(env.ok(&["volume", "ls", "-q"]).contains("etcvol"));
+    // tmpfs with size and mode.
+    let so = env.ok(&[
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/scratch:size=1m,mode=1770",
+        "bb",
+        "sh",
+        "-c",
+        "grep ' /scratch ' /proc/mounts; stat -c %a /scratch",
+    ]);
+    assert!(so.contains("tmpfs /scratch tmpfs"), "{so}");
+    assert!(so.contains("size=1024k"), "{so}");
+    assert!(so.contains("1770"), "{so}");
+    // Read-only root filesystem.
+    let (code, _, se) = out(&env.run(&["run", "--rm", "--read-only", "bb", "touch", "/x"]));
+    assert_ne!(code, Some(0));
+    assert!(se.contains("Read-only file system"), "{se}");
+}
+
+#[test]
+fn run_resource_limits() {
+    let Some(env) = ContainerEnv::new() else { return };
+    // Memory: the OOM killer ends it; exit 137 and OOMKilled recorded.
+    let (code, ..) = out(&env.run(&[
+        "run",
+        "--name",
+        "oom",
+        "--memory",
+        "32m",
+        "--memory-swap",
+        "32m",
+        "bb",
+        "sh",
+        "-c",
+        "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo done",
+    ]));
+    assert_eq!(code, Some(137));
+    assert_eq!(env.inspect("oom", "{{.State.OOMKilled}} {{.State.ExitCode}}"), "true 137");
+    // pids limit stops a fork bomb.
+    let (_, _, se) = out(&env.run(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "8",
+        "bb",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8 9 10 11 12; do sleep 2 & done; wait",
+    ]));
+    assert!(se.contains("can't fork") || se.contains("Resource temporarily unavailable"), "{se}");
+    // CPU quota reaches the cgroup.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cpu",
+        "--cpus",
+        "0.5",
+        "bb",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; sleep 3600 & wait",
+    ]);
+    let id = env.id("cpu");
+    let v1 =
+        std::path::Path::new("/sys/fs/cgroup/cpu").join("berth").join(&id).join("cpu.cfs_quota_us");
+    let v2 = std::path::Path::new("/sys/fs/cgroup").join("berth").join(&id).join("cpu.max");
+    let quota = std::fs::read_to_string(&v1)
+        .or_else(|_| std::fs::read_to_string(&v2))
+        .expect("cpu quota file");
+    assert!(quota.starts_with("50000"), "{quota}");
+    env.ok(&["container", "stop", "cpu"]);
+}
+
+#[test]
+fn run_default_security() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let so = env.ok(&[
+        "run",
+        "--rm",
+        "bb",
+        "sh",
+        "-c",
+        "grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status",
+    ]);
+    assert!(so.contains("CapEff:\t00000000a80425fb"), "{so}");
+    assert!(so.contains("Seccomp:\t2"), "{so}");
+    assert!(so.contains("NoNewPrivs:\t0"), "{so}");
+    let (code, _, se) =
+        out(&env.run(&["run", "--rm", "bb", "ip", "addr", "add", "10.9.9.9/32", "dev", "lo"]));
+    assert_ne!(code, Some(0), "no CAP_NET_ADMIN by default");
+    assert!(se.contains("not permitted"), "{se}");
+    let (code, _, se) =
+        out(&env.run(&["run", "--rm", "bb", "ip", "link", "add", "d0", "type", "dummy"]));
+    assert_ne!(code, Some(0), "{se}");
+    let (code, _, se) =
+        out(&env.run(&["run", "--rm", "bb", "mount", "-t", "tmpfs", "none", "/tmp"]));
+    assert_ne!(code, Some(0), "no mount by default");
+    assert!(se.contains("denied") || se.contains("not permitted"), "{se}");
+    let so = env.ok(&["run", "--rm", "bb", "sh", "-c", "head -c 1 /proc/kcore 2>/dev/null | wc -c; echo x > /proc/sys/kernel/hostname 2>/dev/null || echo ro"]);
+    assert_eq!(so.split_whitespace().collect::<Vec<_>>(), vec!["0", "ro"]);
+    env.ok(&[
+        "run",
+        "--rm",
+        "--cap-add",
+        "NET_ADMIN",
+        "bb",
+        "ip",
+        "addr",
+        "add",
+        "10.9.9.9/32",
+        "dev",
+        "lo",
+    ]);
+    let so = env.ok(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "bb",
+        "sh",
+        "-c",
+        "mount -t tmpfs none /tmp && echo mounted",
+    ]);
+    assert_eq!(so.trim(), "mounted");
+    let so = env.ok(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "no-new-privileges",
+        "--security-opt",
+        "seccomp=unconfined",
+        "bb",
+        "sh",
+        "-c",
+        "grep -E '^(Seccomp|NoNewPrivs):' /proc/self/status",
+    ]);
+    assert!(so.contains("Seccomp:\t0") && so.contains("NoNewPrivs:\t1"), "{so}");
+    let so = env.ok(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        "bb",
+        "sh",
+        "-c",
+        "grep CapEff /proc/self/status",
+    ]);
+    assert!(so.contains("0000000000000000"), "{so}");
+}
