@@ -1,0 +1,702 @@
+//! The compose commands (`up`, `down`, `ps`, `logs`, `start`, `stop`, `restart`, `kill`, `rm`,
+//! `exec`, `ls`), with docker compose v2's names, flags and output shapes. Thin: the planner
+//! decides and acts; this module parses, loads the project and prints.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_planner::observe::{self, Observed};
+use berth_planner::ops::{self, DownOptions, Lifecycle, RunOptions, UpOptions};
+use berth_planner::{Event, PlanError, Progress, labels};
+use berth_runtime::Engine;
+use berth_runtime::container::{ExecConfig, LogsOptions};
+use compose_spec::loader::LoadOptions;
+use compose_spec::model::Project;
+
+use super::run::{engine, engine_err};
+use super::{EXIT_USAGE, EngineOpts, ExitWith, ProjectOpts};
+
+/// `berth up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Detached mode: run containers in the background.
+    #[arg(short, long)]
+    detach: bool,
+    /// Scale SERVICE to NUM instances (overrides `scale` in the compose file).
+    #[arg(long, value_name = "SERVICE=NUM")]
+    scale: Vec<String>,
+    /// Wait for services to be running|healthy (implies detached mode).
+    #[arg(long)]
+    wait: bool,
+    /// Maximum duration in seconds to wait for the project to be running|healthy.
+    #[arg(long)]
+    wait_timeout: Option<u64>,
+    /// Remove containers for services not defined in the compose file.
+    #[arg(long)]
+    remove_orphans: bool,
+    /// Recreate containers even if their configuration hasn't changed.
+    #[arg(long, conflicts_with = "no_recreate")]
+    force_recreate: bool,
+    /// If containers already exist, don't recreate them.
+    #[arg(long)]
+    no_recreate: bool,
+    /// Don't start linked services.
+    #[arg(long)]
+    no_deps: bool,
+    /// Don't start the services after creating them.
+    #[arg(long)]
+    no_start: bool,
+    /// Use this timeout in seconds for container shutdown.
+    #[arg(short = 't', long)]
+    timeout: Option<i64>,
+    /// Services to start (and their dependencies).
+    services: Vec<String>,
+}
+
+/// `berth down`.
+#[derive(Debug, clap::Args)]
+pub struct DownArgs {
+    /// Remove named volumes declared in the volumes section and anonymous volumes.
+    #[arg(short, long)]
+    volumes: bool,
+    /// Remove containers for services not defined in the compose file.
+    #[arg(long)]
+    remove_orphans: bool,
+    /// Specify a shutdown timeout in seconds.
+    #[arg(short = 't', long)]
+    timeout: Option<i64>,
+}
+
+/// `berth ps`.
+#[derive(Debug, clap::Args)]
+pub struct PsArgs {
+    /// Show all stopped containers.
+    #[arg(short, long)]
+    all: bool,
+    /// Only display IDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Display services.
+    #[arg(long)]
+    services: bool,
+    /// Filter services by status (created, running, exited, paused, restarting, removing, dead).
+    #[arg(long)]
+    status: Vec<String>,
+    /// Format the output: table or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Services to list.
+    service_names: Vec<String>,
+}
+
+/// `berth logs`.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// Follow log output (`-f` is the global --file flag in berth).
+    #[arg(long)]
+    follow: bool,
+    /// Number of lines to show from the end of the logs for each container.
+    #[arg(short = 'n', long, default_value = "all")]
+    tail: String,
+    /// Show timestamps.
+    #[arg(short, long)]
+    timestamps: bool,
+    /// Don't print prefix in logs.
+    #[arg(long)]
+    no_log_prefix: bool,
+    /// Services whose logs to show.
+    services: Vec<String>,
+}
+
+/// `berth stop` / `restart`.
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    /// Specify a shutdown timeout in seconds.
+    #[arg(short = 't', long)]
+    timeout: Option<i64>,
+    /// Services.
+    services: Vec<String>,
+}
+
+/// `berth start`.
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// Services.
+    services: Vec<String>,
+}
+
+/// `berth kill`.
+#[derive(Debug, clap::Args)]
+pub struct KillArgs {
+    /// SIGNAL to send to the container.
+    #[arg(short, long, default_value = "SIGKILL")]
+    signal: String,
+    /// Remove containers for services not defined in the compose file.
+    #[arg(long)]
+    remove_orphans: bool,
+    /// Services.
+    services: Vec<String>,
+}
+
+/// `berth rm`.
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    /// Don't ask to confirm removal (berth never asks; `-f` is the global --file flag).
+    #[arg(long)]
+    force: bool,
+    /// Stop the containers, if required, before removing.
+    #[arg(short, long)]
+    stop: bool,
+    /// Remove any anonymous volumes attached to containers.
+    #[arg(short, long)]
+    volumes: bool,
+    /// Services.
+    services: Vec<String>,
+}
+
+/// `berth exec`.
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// Detached mode: run the command in the background.
+    #[arg(short, long)]
+    detach: bool,
+    /// Set environment variables.
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// Index of the container if the service has multiple replicas.
+    #[arg(long, default_value_t = 1)]
+    index: u32,
+    /// Disable pseudo-TTY allocation.
+    #[arg(short = 'T', long = "no-TTY")]
+    no_tty: bool,
+    /// Give extended privileges to the process.
+    #[arg(long)]
+    privileged: bool,
+    /// Run the command as this user.
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Path to workdir directory for this command.
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// The service.
+    service: String,
+    /// Command and arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    command: Vec<String>,
+}
+
+/// `berth ls`.
+#[derive(Debug, clap::Args)]
+pub struct LsArgs {
+    /// Show all stopped Compose projects.
+    #[arg(short, long)]
+    all: bool,
+    /// Only display project names.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Format the output: table or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+/// The compose commands.
+#[derive(Debug)]
+pub enum Command {
+    /// up.
+    Up(UpArgs),
+    /// down.
+    Down(DownArgs),
+    /// ps.
+    Ps(PsArgs),
+    /// logs.
+    Logs(LogsArgs),
+    /// start.
+    Start(StartArgs),
+    /// stop.
+    Stop(StopArgs),
+    /// restart.
+    Restart(StopArgs),
+    /// kill.
+    Kill(KillArgs),
+    /// rm.
+    Rm(RmArgs),
+    /// exec.
+    Exec(ExecArgs),
+    /// ls.
+    Ls(LsArgs),
+}
+
+/// Runs one compose command.
+pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
+    let engine = engine(eo)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
+    let run = RunOptions {
+        dry_run: po.dry_run,
+        parallel: if po.parallel > 0 { Some(po.parallel as usize) } else { None },
+    };
+    let progress = progress_sink(&po.progress, po.dry_run);
+    rt.block_on(async move {
+        match cmd {
+            Command::Up(a) => up(po, &engine, a, &run, &progress).await,
+            Command::Down(a) => {
+                let p = load(po, true)?;
+                let opts = DownOptions {
+                    remove_orphans: a.remove_orphans,
+                    volumes: a.volumes,
+                    timeout: a.timeout,
+                };
+                let w = ops::down(&engine, &p, &opts, &run, &progress).await.map_err(plan_err)?;
+                warn_all(&w);
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Ps(a) => ps(po, &engine, a).await,
+            Command::Logs(a) => logs(po, &engine, a).await,
+            Command::Start(a) => {
+                lifecycle(po, &engine, &a.services, Lifecycle::Start, &run, &progress).await
+            }
+            Command::Stop(a) => {
+                lifecycle(po, &engine, &a.services, Lifecycle::Stop(a.timeout), &run, &progress)
+                    .await
+            }
+            Command::Restart(a) => {
+                lifecycle(po, &engine, &a.services, Lifecycle::Restart(a.timeout), &run, &progress)
+                    .await
+            }
+            Command::Kill(a) => {
+                let _ = a.remove_orphans;
+                let what = Lifecycle::Kill(Some(a.signal));
+                lifecycle(po, &engine, &a.services, what, &run, &progress).await
+            }
+            Command::Rm(a) => {
+                let _ = a.force;
+                let what = Lifecycle::Remove { stop: a.stop, volumes: a.volumes };
+                lifecycle(po, &engine, &a.services, what, &run, &progress).await
+            }
+            Command::Exec(a) => exec(po, &engine, a).await,
+            Command::Ls(a) => ls(&engine, a).await,
+        }
+    })
+}
+
+/// Progress as compose prints it: plain lines on stderr, one JSON object per event, or nothing.
+fn progress_sink(mode: &str, dry_run: bool) -> Progress {
+    let prefix = if dry_run { " DRY-RUN MODE - " } else { "" };
+    match mode {
+        "quiet" => berth_planner::no_progress(),
+        "json" => Arc::new(move |e: Event| {
+            let v = serde_json::json!({
+                "dry-run": dry_run,
+                "id": format!("{} {}", e.kind, e.name),
+                "status": e.status,
+                "text": e.status,
+                "done": e.done,
+            });
+            let _ = writeln!(std::io::stderr().lock(), "{v}");
+        }),
+        _ => Arc::new(move |e: Event| {
+            let _ =
+                writeln!(std::io::stderr().lock(), "{prefix} {} {}  {}", e.kind, e.name, e.status);
+        }),
+    }
+}
+
+fn warn_all(w: &[String]) {
+    for w in w {
+        eprintln!("WARN[0000] {w}");
+    }
+}
+
+fn plan_err(e: PlanError) -> anyhow::Error {
+    let code = match e {
+        PlanError::NoSuchService(_) => EXIT_USAGE,
+        _ => 1,
+    };
+    ExitWith { code, message: e.to_string() }.into()
+}
+
+/// Loads the project; with `allow_missing` and `-p`, a missing compose file gives an empty
+/// project of that name (so `down -p x` works from anywhere, as with compose).
+fn load(po: &ProjectOpts, allow_missing: bool) -> anyhow::Result<Project> {
+    let working_dir = std::env::current_dir()
+        .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
+    let opts = LoadOptions {
+        working_dir,
+        files: po.files.clone(),
+        stdin: None,
+        project_directory: po.project_directory.clone(),
+        project_name: po.project_name.clone(),
+        env_files: po.env_files.clone(),
+        profiles: po.profiles.clone(),
+        services: Vec::new(),
+        environment: std::env::vars().collect(),
+        interpolate: true,
+        resolve_paths: true,
+    };
+    match compose_spec::load_project(&opts) {
+        Ok((p, warnings)) => {
+            warn_all(&warnings);
+            Ok(p)
+        }
+        Err(e) => match (&po.project_name, allow_missing && po.files.is_empty()) {
+            (Some(name), true) => Ok(Project { name: name.clone(), ..Default::default() }),
+            _ => Err(ExitWith { code: e.exit_code(), message: e.to_string() }.into()),
+        },
+    }
+}
+
+async fn up(
+    po: &ProjectOpts,
+    engine: &Engine,
+    a: UpArgs,
+    run: &RunOptions,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
+    let p = load(po, false)?;
+    let mut scale = HashMap::new();
+    for s in &a.scale {
+        let parsed = s.split_once('=').and_then(|(k, v)| v.parse::<u32>().ok().map(|n| (k, n)));
+        let Some((k, n)) = parsed else {
+            return Err(ExitWith {
+                code: EXIT_USAGE,
+                message: format!("invalid --scale value {s:?}: use SERVICE=NUMBER"),
+            }
+            .into());
+        };
+        if !p.services.contains_key(k) {
+            return Err(plan_err(PlanError::NoSuchService(k.into())));
+        }
+        scale.insert(k.to_string(), n);
+    }
+    let opts = UpOptions {
+        services: a.services.clone(),
+        scale,
+        force_recreate: a.force_recreate,
+        no_recreate: a.no_recreate,
+        no_deps: a.no_deps,
+        no_start: a.no_start,
+        remove_orphans: a.remove_orphans,
+        timeout: a.timeout,
+        wait: a.wait,
+        wait_timeout: a.wait_timeout.map(Duration::from_secs),
+    };
+    let since = chrono::Utc::now().timestamp_nanos_opt().map(|n| n as i128);
+    let w = ops::up(engine, &p, &opts, run, progress).await.map_err(plan_err)?;
+    warn_all(&w);
+    if a.detach || a.wait || a.no_start || run.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    // Attached: stream every selected container's output until all stop or Ctrl-C.
+    let selected = ops::selected_services(&p, &a.services, !a.no_deps).map_err(plan_err)?;
+    let obs = observe::containers(engine, &p.name).await.map_err(plan_err)?;
+    let targets: Vec<Observed> =
+        obs.into_iter().filter(|c| selected.contains(&c.service)).collect();
+    let opts =
+        LogsOptions { follow: true, stdout: true, stderr: true, since, ..Default::default() };
+    let streams = stream_logs(engine, &targets, opts, true, false);
+    tokio::select! {
+        _ = streams => Ok(ExitCode::SUCCESS),
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
+            let stop = ops::lifecycle(engine, &p, &a.services, Lifecycle::Stop(a.timeout), run, progress);
+            tokio::select! {
+                r = stop => { r.map_err(plan_err)?; }
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            Ok(ExitCode::from(130))
+        }
+    }
+}
+
+/// The log prefix of a container: `service-N` for compose-named ones, else the name.
+fn prefix_of(c: &Observed) -> String {
+    let project = c.summary.labels.get(labels::PROJECT).cloned().unwrap_or_default();
+    c.name.strip_prefix(&format!("{project}-")).unwrap_or(&c.name).to_string()
+}
+
+/// Streams the logs of `targets` with `name  | ` prefixes; returns when every stream ended.
+async fn stream_logs(
+    engine: &Engine,
+    targets: &[Observed],
+    opts: LogsOptions,
+    prefix: bool,
+    timestamps: bool,
+) {
+    let width = targets.iter().map(|c| prefix_of(c).len()).max().unwrap_or(0);
+    let out = Arc::new(Mutex::new(()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in targets {
+        let Ok(mut rx) = engine.container_logs(&c.id, opts.clone()).await else { continue };
+        let pfx = if prefix { format!("{:width$}  | ", prefix_of(c)) } else { String::new() };
+        let out = out.clone();
+        tasks.spawn(async move {
+            while let Some(e) = rx.recv().await {
+                let text = if timestamps { format!("{} {}", e.time, e.text) } else { e.text };
+                let _g = out.lock();
+                let mut line = format!("{pfx}{text}");
+                if !line.ends_with('\n') {
+                    line.push('\n');
+                }
+                let mut o = std::io::stdout().lock();
+                let _ = o.write_all(line.as_bytes());
+                let _ = o.flush();
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn lifecycle(
+    po: &ProjectOpts,
+    engine: &Engine,
+    services: &[String],
+    what: Lifecycle,
+    run: &RunOptions,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
+    let p = load(po, true)?;
+    ops::lifecycle(engine, &p, services, what, run, progress).await.map_err(plan_err)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn targets(
+    po: &ProjectOpts,
+    engine: &Engine,
+    services: &[String],
+) -> anyhow::Result<(Project, Vec<Observed>)> {
+    let p = load(po, true)?;
+    for s in services {
+        if !p.services.is_empty() && !p.services.contains_key(s) {
+            return Err(plan_err(PlanError::NoSuchService(s.clone())));
+        }
+    }
+    let obs = observe::containers(engine, &p.name).await.map_err(plan_err)?;
+    let obs = obs.into_iter().filter(|c| services.is_empty() || services.contains(&c.service));
+    Ok((p, obs.collect()))
+}
+
+async fn ps(po: &ProjectOpts, engine: &Engine, a: PsArgs) -> anyhow::Result<ExitCode> {
+    let (p, obs) = targets(po, engine, &a.service_names).await?;
+    let shown: Vec<&Observed> = obs
+        .iter()
+        .filter(|c| {
+            if !a.status.is_empty() {
+                return a.status.contains(&c.state);
+            }
+            a.all || c.is_running()
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if a.services {
+        let mut names: Vec<&str> = if p.services.is_empty() {
+            shown.iter().map(|c| c.service.as_str()).collect::<BTreeSet<_>>().into_iter().collect()
+        } else {
+            p.services
+                .keys()
+                .map(String::as_str)
+                .filter(|s| a.service_names.is_empty() || a.service_names.iter().any(|n| n == s))
+                .collect()
+        };
+        names.dedup();
+        for n in names {
+            let _ = writeln!(out, "{n}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.quiet {
+        for c in &shown {
+            let _ = writeln!(out, "{}", c.id);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = Vec::new();
+    for c in &shown {
+        let i = engine.container_inspect(&c.id).await.map_err(engine_err)?;
+        let s = &c.summary;
+        let created = chrono::DateTime::from_timestamp(s.created, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+            .unwrap_or_default();
+        let running_for = berth_runtime::container::ops_human_duration(
+            chrono::Utc::now()
+                - chrono::DateTime::from_timestamp(s.created, 0).unwrap_or_else(chrono::Utc::now),
+        );
+        rows.push(serde_json::json!({
+            "Command": format!("\"{}\"", truncate(&s.command, 20)),
+            "CreatedAt": created,
+            "ExitCode": i.state.exit_code,
+            "Health": i.state.health.as_ref().map(|h| h.status.clone()).unwrap_or_default(),
+            "ID": c.id,
+            "Image": s.image,
+            "Labels": s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+            "LocalVolumes": s.mounts.iter().filter(|m| m.typ == "volume").count().to_string(),
+            "Mounts": s.mounts.iter().map(|m| if m.name.is_empty() { m.source.clone() } else { m.name.clone() }).collect::<Vec<_>>().join(","),
+            "Name": c.name,
+            "Names": c.name,
+            "Networks": i.host_config.network_mode,
+            "Ports": "",
+            "Project": p.name,
+            "Publishers": [],
+            "RunningFor": format!("{running_for} ago"),
+            "Service": c.service,
+            "Size": "0B",
+            "State": c.state,
+            "Status": s.status,
+        }));
+    }
+    match a.format.as_str() {
+        "json" => {
+            for r in &rows {
+                let _ = writeln!(out, "{r}");
+            }
+        }
+        "table" => {
+            let mut table = vec![vec![
+                "NAME".to_string(),
+                "IMAGE".into(),
+                "COMMAND".into(),
+                "SERVICE".into(),
+                "CREATED".into(),
+                "STATUS".into(),
+                "PORTS".into(),
+            ]];
+            for r in &rows {
+                let f = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                table.push(vec![
+                    f("Name"),
+                    f("Image"),
+                    f("Command"),
+                    f("Service"),
+                    f("RunningFor"),
+                    f("Status"),
+                    f("Ports"),
+                ]);
+            }
+            print_table(&mut out, &table);
+        }
+        other => {
+            return Err(ExitWith {
+                code: EXIT_USAGE,
+                message: format!("unsupported --format {other:?}: use table or json"),
+            }
+            .into());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+fn print_table(out: &mut impl Write, rows: &[Vec<String>]) {
+    let cols = rows.first().map(Vec::len).unwrap_or(0);
+    let widths: Vec<usize> =
+        (0..cols).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 == cols {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:w$}   ", w = widths[i]));
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+async fn logs(po: &ProjectOpts, engine: &Engine, a: LogsArgs) -> anyhow::Result<ExitCode> {
+    let (_, obs) = targets(po, engine, &a.services).await?;
+    let tail = match a.tail.as_str() {
+        "all" | "-1" => None,
+        t => Some(t.parse::<usize>().map_err(|_| ExitWith {
+            code: EXIT_USAGE,
+            message: format!("invalid --tail value {t:?}: use a number or all"),
+        })?),
+    };
+    let opts =
+        LogsOptions { follow: a.follow, stdout: true, stderr: true, tail, ..Default::default() };
+    stream_logs(engine, &obs, opts, !a.no_log_prefix, a.timestamps).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn exec(po: &ProjectOpts, engine: &Engine, a: ExecArgs) -> anyhow::Result<ExitCode> {
+    let (_, obs) = targets(po, engine, std::slice::from_ref(&a.service)).await?;
+    let Some(c) = obs.iter().find(|c| c.number == a.index && c.is_running()) else {
+        return Err(ExitWith {
+            code: 1,
+            message: format!(
+                "service {:?} is not running (no running container with index {}): start it with `berth up -d {}`",
+                a.service, a.index, a.service
+            ),
+        }
+        .into());
+    };
+    let cfg = ExecConfig {
+        cmd: a.command,
+        env: a.env,
+        user: a.user,
+        working_dir: a.workdir,
+        // A terminal only when asked for one and stdin is one (compose's -T default).
+        tty: false,
+        detach: a.detach,
+        privileged: a.privileged,
+    };
+    let _ = a.no_tty;
+    match engine.container_exec(&c.id, cfg).await {
+        Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        Err(e) => Err(ExitWith {
+            code: if e.start_exit_code() == 127 { 127 } else { 126 },
+            message: format!("service {:?}: {e}", a.service),
+        }
+        .into()),
+    }
+}
+
+async fn ls(engine: &Engine, a: LsArgs) -> anyhow::Result<ExitCode> {
+    let projects = observe::projects(engine).await.map_err(plan_err)?;
+    let mut out = std::io::stdout().lock();
+    let mut rows = Vec::new();
+    for (name, states, files) in projects {
+        let running = states.iter().filter(|s| s.as_str() == "running").count();
+        if !a.all && running == 0 {
+            continue;
+        }
+        // compose: `running(2)`, or every state with its count, comma separated.
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for s in &states {
+            match counts.iter_mut().find(|(n, _)| n == s) {
+                Some((_, c)) => *c += 1,
+                None => counts.push((s.clone(), 1)),
+            }
+        }
+        let status: Vec<String> = counts.iter().map(|(s, c)| format!("{s}({c})")).collect();
+        rows.push((name, status.join(", "), files));
+    }
+    if a.quiet {
+        for (n, _, _) in &rows {
+            let _ = writeln!(out, "{n}");
+        }
+    } else if a.format == "json" {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(n, s, f)| serde_json::json!({"Name": n, "Status": s, "ConfigFiles": f}))
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::Value::Array(v));
+    } else {
+        let mut table = vec![vec!["NAME".to_string(), "STATUS".into(), "CONFIG FILES".into()]];
+        table.extend(rows.into_iter().map(|(n, s, f)| vec![n, s, f]));
+        print_table(&mut out, &table);
+    }
+    Ok(ExitCode::SUCCESS)
+}
