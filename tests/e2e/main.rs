@@ -1,6 +1,9 @@
 //! End-to-end tests: run the real `berth` binary against real containers (as root).
 //! Each test uses its own state root and unique names, and cleans up even when it fails.
 
+mod compose_cmds;
+mod compose_support;
+mod compose_up;
 mod container;
 mod image;
 mod run;
