@@ -26,6 +26,7 @@ pub fn container_labels(
     s: &Service,
     number: u32,
     hash: &str,
+    image_id: &str,
 ) -> IndexMap<String, String> {
     let mut l: IndexMap<String, String> = IndexMap::new();
     for (k, v) in &s.labels {
@@ -44,7 +45,8 @@ pub fn container_labels(
     let deps: Vec<String> =
         s.depends_on.iter().map(|(d, c)| format!("{d}:{}:{}", c.condition, c.restart)).collect();
     l.insert(labels::DEPENDS_ON.into(), deps.join(","));
-    l.insert(labels::IMAGE.into(), p.image_name(service));
+    // compose records the image id here and recreates when the image changed.
+    l.insert(labels::IMAGE.into(), image_id.into());
     l.insert(labels::VERSION.into(), labels::COMPOSE_VERSION.into());
     l
 }
@@ -55,13 +57,14 @@ pub fn create_config(
     service: &str,
     number: u32,
     hash: &str,
+    image_id: &str,
 ) -> Result<ContainerCreateConfig, PlanError> {
     let s = p.services.get(service).ok_or_else(|| PlanError::NoSuchService(service.into()))?;
     let unsupported = |what: String| PlanError::Unsupported { service: service.to_string(), what };
     let mut cfg = ContainerCreateConfig::default();
     let c = &mut cfg.config;
     c.image = p.image_name(service);
-    c.labels = container_labels(p, service, s, number, hash);
+    c.labels = container_labels(p, service, s, number, hash, image_id);
     c.env =
         s.environment.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))).collect();
     // An explicit empty list clears the image's value, as in compose.
@@ -267,7 +270,7 @@ mod tests {
         let s = Service { image: Some("busybox".into()), ..Default::default() };
         assert_eq!(container_name("p", "web", &s, 2), "p-web-2");
         let p = project(s);
-        let c = create_config(&p, "web", 2, "abc").unwrap();
+        let c = create_config(&p, "web", 2, "abc", "sha256:x").unwrap();
         assert_eq!(c.config.labels[labels::PROJECT], "p");
         assert_eq!(c.config.labels[labels::NUMBER], "2");
         assert_eq!(c.config.labels[labels::CONFIG_HASH], "abc");
@@ -294,7 +297,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let c = create_config(&project(s), "web", 1, "h").unwrap();
+        let c = create_config(&project(s), "web", 1, "h", "sha256:x").unwrap();
         assert_eq!(c.host_config.memory, 200);
         assert_eq!(c.host_config.nano_cpus, 500_000_000);
         assert_eq!(c.host_config.pids_limit, Some(20));

@@ -18,6 +18,8 @@ pub struct Observed {
     pub number: u32,
     /// Config hash label.
     pub hash: String,
+    /// Image id label.
+    pub image_id: String,
     /// Engine state (`running`, `exited`, `created`, ...).
     pub state: String,
     /// The full list row.
@@ -52,6 +54,7 @@ pub async fn containers(engine: &Engine, project: &str) -> Result<Vec<Observed>,
             service: c.labels.get(labels::SERVICE).cloned().unwrap_or_default(),
             number: c.labels.get(labels::NUMBER).and_then(|n| n.parse().ok()).unwrap_or(0),
             hash: c.labels.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
+            image_id: c.labels.get(labels::IMAGE).cloned().unwrap_or_default(),
             state: c.state.clone(),
             summary: c,
         })

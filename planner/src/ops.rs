@@ -153,6 +153,7 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
     // Containers, per service; remember each service's nodes and container names for ordering.
     let mut nodes: HashMap<String, Vec<NodeIndex>> = HashMap::new();
     let mut names: HashMap<String, Vec<String>> = HashMap::new();
+    let mut recreated: BTreeSet<String> = BTreeSet::new();
     for svc in &selected {
         let Some(s) = p.services.get(svc) else { continue };
         let want = match opts.scale.get(svc) {
@@ -169,6 +170,18 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
             });
         }
         let hash = compose_spec::service_hash(s);
+        let image = p.image_name(svc);
+        let image_id = match engine.image_inspect(image.clone()).await {
+            Ok(i) => i.id,
+            Err(_) => {
+                return Err(PlanError::Invalid {
+                    service: svc.clone(),
+                    message: format!(
+                        "image {image:?} not found (berth cannot pull or build yet: load it with `berth image import` or `berth image load`)"
+                    ),
+                });
+            }
+        };
         let mut existing: Vec<&Observed> = obs.iter().filter(|c| &c.service == svc).collect();
         existing.sort_by_key(|c| c.number);
         // Scaling down removes the highest numbers first.
@@ -183,20 +196,28 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
         let mut svc_nodes = Vec::new();
         let mut svc_names = Vec::new();
         for o in &existing {
-            let outdated = o.hash != hash;
+            let outdated = o.hash != hash || o.image_id != image_id;
             let action = if (opts.force_recreate || outdated) && !opts.no_recreate {
                 Action::Recreate {
                     service: svc.clone(),
                     name: o.name.clone(),
-                    config: Box::new(convert::create_config(p, svc, o.number, &hash)?),
+                    config: Box::new(convert::create_config(p, svc, o.number, &hash, &image_id)?),
                     start: !opts.no_start,
                     timeout: opts.timeout,
                 }
+            } else if o.is_running()
+                && s.depends_on.iter().any(|(d, c)| c.restart && recreated.contains(d))
+            {
+                // `depends_on.restart: true`: restart when the dependency was recreated.
+                Action::Restart { name: o.name.clone(), timeout: opts.timeout }
             } else if o.is_running() || opts.no_start {
                 Action::Keep { service: svc.clone(), name: o.name.clone() }
             } else {
                 Action::Start { service: svc.clone(), name: o.name.clone() }
             };
+            if matches!(action, Action::Recreate { .. }) {
+                recreated.insert(svc.clone());
+            }
             svc_nodes.push(plan.add(action));
             svc_names.push(o.name.clone());
         }
@@ -209,7 +230,7 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
                 number += 1;
             }
             let name = convert::container_name(&p.name, svc, s, number);
-            let config = convert::create_config(p, svc, number, &hash)?;
+            let config = convert::create_config(p, svc, number, &hash, &image_id)?;
             svc_nodes.push(plan.add(Action::Create {
                 service: svc.clone(),
                 name: name.clone(),

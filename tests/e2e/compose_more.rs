@@ -1,0 +1,87 @@
+//! Project lock (concurrent `up`s), attached `up`, an unhealthy dependency, image changes.
+
+use crate::compose_support::{LONG, Project};
+
+#[test]
+fn compose_concurrent_ups_never_duplicate() {
+    let compose = format!(
+        "services:\n  a:\n    image: bb\n    network_mode: none\n    command: {LONG}\n    scale: 3\n  b:\n    image: bb\n    network_mode: none\n    command: {LONG}\n"
+    );
+    let Some(p) = Project::new("lock", &compose) else { return };
+    let outs: Vec<std::process::Output> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3).map(|_| s.spawn(|| p.run(&["up", "-d"]))).collect();
+        hs.into_iter().map(|h| h.join().expect("up thread")).collect()
+    });
+    for o in &outs {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    assert_eq!(
+        p.containers(),
+        vec![p.cname("a", 1), p.cname("a", 2), p.cname("a", 3), p.cname("b", 1)]
+    );
+}
+
+#[test]
+fn compose_attached_up_streams_logs_until_exit() {
+    let compose = r#"
+services:
+  one:
+    image: bb
+    network_mode: none
+    command: ["sh", "-c", "echo first; echo second"]
+  two:
+    image: bb
+    network_mode: none
+    command: ["echo", "from two"]
+"#;
+    let Some(p) = Project::new("attach", compose) else { return };
+    let (so, _) = p.ok(&["up"]);
+    assert!(so.contains("one-1  | first") && so.contains("one-1  | second"), "{so}");
+    assert!(so.contains("two-1  | from two"), "{so}");
+}
+
+#[test]
+fn compose_unhealthy_dependency_is_named() {
+    let compose = format!(
+        r#"
+services:
+  db:
+    image: bb
+    network_mode: none
+    command: {LONG}
+    healthcheck:
+      test: ["CMD", "false"]
+      interval: 100ms
+      retries: 2
+  app:
+    image: bb
+    network_mode: none
+    command: {LONG}
+    depends_on:
+      db: {{condition: service_healthy}}
+"#
+    );
+    let Some(p) = Project::new("unhealthy", &compose) else { return };
+    let out = p.run(&["up", "-d"]);
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{se}");
+    assert!(
+        se.contains(&format!(
+            "dependency failed to start: container {} is unhealthy",
+            p.cname("db", 1)
+        )),
+        "{se}"
+    );
+    assert_eq!(p.containers(), vec![p.cname("db", 1)], "app never created");
+}
+
+#[test]
+fn compose_missing_image_is_one_sentence() {
+    let compose = "services:\n  x:\n    image: nosuchimage\n    network_mode: none\n";
+    let Some(p) = Project::new("noimg", compose) else { return };
+    let out = p.run(&["up", "-d"]);
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(se.starts_with("service \"x\": image \"nosuchimage\" not found"), "{se}");
+    assert_eq!(se.lines().count(), 1, "{se}");
+}
