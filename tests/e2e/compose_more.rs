@@ -85,3 +85,65 @@ fn compose_missing_image_is_one_sentence() {
     assert!(se.starts_with("service \"x\": image \"nosuchimage\" not found"), "{se}");
     assert_eq!(se.lines().count(), 1, "{se}");
 }
+
+#[test]
+fn compose_attached_up_ctrl_c_stops_gracefully() {
+    let compose =
+        format!("services:\n  s:\n    image: bb\n    network_mode: none\n    command: {LONG}\n");
+    let Some(p) = Project::new("sigint", &compose) else { return };
+    let child = std::process::Command::new(crate::support::berth_bin())
+        .current_dir(p.path())
+        .arg("--root")
+        .arg(p.env.path())
+        .args(["-p", &p.name, "up"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn berth up");
+    let running = || {
+        let o =
+            p.env.run(&["container", "inspect", "--format", "{{.State.Status}}", &p.cname("s", 1)]);
+        String::from_utf8_lossy(&o.stdout).trim() == "running"
+    };
+    p.wait_for("the attached up to start s-1", 20, running);
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    let out = child.wait_with_output().expect("wait berth up");
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{se}");
+    assert!(se.contains("Gracefully stopping..."), "{se}");
+    assert_eq!(p.inspect(&p.cname("s", 1), "{{.State.Status}}"), "exited");
+}
+
+#[test]
+fn compose_wait_kill_rm() {
+    let compose = format!(
+        r#"
+services:
+  h:
+    image: bb
+    network_mode: none
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 0.5; touch /tmp/ok; sleep 3600 & wait"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ok"]
+      interval: 100ms
+      retries: 100
+  k:
+    image: bb
+    network_mode: none
+    command: {LONG}
+"#
+    );
+    let Some(p) = Project::new("wait", &compose) else { return };
+    p.ok(&["up", "-d", "--wait", "--wait-timeout", "30"]);
+    assert_eq!(p.inspect(&p.cname("h", 1), "{{.State.Health.Status}}"), "healthy");
+    p.ok(&["kill", "-s", "SIGTERM", "k"]);
+    p.wait_for("k to exit", 10, || p.inspect(&p.cname("k", 1), "{{.State.Status}}") == "exited");
+    p.ok(&["rm", "k"]);
+    assert_eq!(p.containers(), vec![p.cname("h", 1)]);
+    p.ok(&["rm", "-s", "-v"]);
+    assert!(p.containers().is_empty());
+}
