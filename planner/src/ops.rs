@@ -110,6 +110,20 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
     let selected = selected_services(p, &opts.services, !opts.no_deps)?;
     let mut plan = Plan::default();
 
+    // Network seam: compose networks are not created until the engine wires bridges into
+    // containers; until then say which services run without one.
+    let unnetworked: Vec<&str> = selected
+        .iter()
+        .filter(|s| p.services.get(*s).is_some_and(|s| s.network_mode.is_none()))
+        .map(String::as_str)
+        .collect();
+    if !unnetworked.is_empty() {
+        plan.warnings.push(format!(
+            "bridge networks are not wired into containers yet: {} run without a network (set network_mode: host or none to silence this)",
+            unnetworked.join(", ")
+        ));
+    }
+
     let orph = orphans(p, &obs);
     if !orph.is_empty() {
         if opts.remove_orphans {
@@ -288,26 +302,27 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
     Ok(plan)
 }
 
-/// `up`: converge the project to its compose file; returns the plan's warnings.
+/// `up`: converge the project to its compose file; the plan's warnings go to `warn` first.
 pub async fn up(
     engine: &Engine,
     p: &Project,
     opts: &UpOptions,
     run: &RunOptions,
     progress: &Progress,
-) -> Result<Vec<String>, PlanError> {
+    warn: &(dyn Fn(&str) + Sync),
+) -> Result<(), PlanError> {
     let _lock = lock_project(engine, &p.name).await?;
     let plan = plan_up(engine, p, opts).await?;
-    let warnings = plan.warnings.clone();
+    plan.warnings.iter().for_each(|w| warn(w));
     if run.dry_run {
         plan.dry_run(progress);
-        return Ok(warnings);
+        return Ok(());
     }
     plan.execute(engine, run.parallel, progress).await?;
     if opts.wait && !opts.no_start {
         wait_running(engine, p, opts).await?;
     }
-    Ok(warnings)
+    Ok(())
 }
 
 /// `--wait`: every selected container running (and healthy when it has a healthcheck); a
@@ -450,23 +465,24 @@ pub async fn plan_down(
     Ok(plan)
 }
 
-/// `down`: stop and remove the project's containers (and with `-v` its volumes).
+/// `down`: stop and remove the project's containers (and with `-v` its volumes); the plan's
+/// warnings go to `warn` first.
 pub async fn down(
     engine: &Engine,
     p: &Project,
     opts: &DownOptions,
     run: &RunOptions,
     progress: &Progress,
-) -> Result<Vec<String>, PlanError> {
+    warn: &(dyn Fn(&str) + Sync),
+) -> Result<(), PlanError> {
     let _lock = lock_project(engine, &p.name).await?;
     let plan = plan_down(engine, p, opts).await?;
-    let warnings = plan.warnings.clone();
+    plan.warnings.iter().for_each(|w| warn(w));
     if run.dry_run {
         plan.dry_run(progress);
-    } else {
-        plan.execute(engine, run.parallel, progress).await?;
+        return Ok(());
     }
-    Ok(warnings)
+    plan.execute(engine, run.parallel, progress).await
 }
 
 /// What a lifecycle command does to each selected container.

@@ -252,8 +252,9 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
                     volumes: a.volumes,
                     timeout: a.timeout,
                 };
-                let w = ops::down(&engine, &p, &opts, &run, &progress).await.map_err(plan_err)?;
-                warn_all(&w);
+                ops::down(&engine, &p, &opts, &run, &progress, &warn_one)
+                    .await
+                    .map_err(plan_err)?;
                 Ok(ExitCode::SUCCESS)
             }
             Command::Ps(a) => ps(po, &engine, a).await,
@@ -308,9 +309,12 @@ fn progress_sink(mode: &str, dry_run: bool) -> Progress {
 }
 
 fn warn_all(w: &[String]) {
-    for w in w {
-        eprintln!("WARN[0000] {w}");
-    }
+    w.iter().for_each(|w| warn_one(w));
+}
+
+/// A warning line as compose prints it.
+fn warn_one(w: &str) {
+    eprintln!("WARN[0000] {w}");
 }
 
 fn plan_err(e: PlanError) -> anyhow::Error {
@@ -387,8 +391,7 @@ async fn up(
         wait_timeout: a.wait_timeout.map(Duration::from_secs),
     };
     let since = chrono::Utc::now().timestamp_nanos_opt().map(|n| n as i128);
-    let w = ops::up(engine, &p, &opts, run, progress).await.map_err(plan_err)?;
-    warn_all(&w);
+    ops::up(engine, &p, &opts, run, progress, &warn_one).await.map_err(plan_err)?;
     if a.detach || a.wait || a.no_start || run.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
