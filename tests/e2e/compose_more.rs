@@ -147,3 +147,17 @@ services:
     p.ok(&["rm", "-s", "-v"]);
     assert!(p.containers().is_empty());
 }
+
+#[test]
+fn compose_down_by_project_name_without_file() {
+    let compose =
+        format!("services:\n  s:\n    image: bb\n    network_mode: none\n    command: {LONG}\n");
+    let Some(p) = Project::new("nofile", &compose) else { return };
+    p.ok(&["up", "-d"]);
+    std::fs::remove_file(p.path().join("compose.yaml")).expect("remove compose.yaml");
+    let (so, _) = p.ok(&["ps"]);
+    assert!(so.contains(&p.cname("s", 1)), "{so}");
+    let (_, se) = p.ok(&["down", "-t", "2"]);
+    assert!(se.contains(&format!(" Container {}  Removed", p.cname("s", 1))), "{se}");
+    assert!(p.containers().is_empty());
+}

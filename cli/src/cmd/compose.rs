@@ -13,6 +13,7 @@ use berth_planner::ops::{self, DownOptions, Lifecycle, RunOptions, UpOptions};
 use berth_planner::{Event, PlanError, Progress, labels};
 use berth_runtime::Engine;
 use berth_runtime::container::{ExecConfig, LogsOptions};
+use compose_spec::ErrorKind;
 use compose_spec::loader::LoadOptions;
 use compose_spec::model::Project;
 
@@ -348,7 +349,8 @@ fn load(po: &ProjectOpts, allow_missing: bool) -> anyhow::Result<Project> {
             warn_all(&warnings);
             Ok(p)
         }
-        Err(e) => match (&po.project_name, allow_missing && po.files.is_empty()) {
+        // Only a missing file falls back: a broken one must not make `down` act on labels alone.
+        Err(e) => match (&po.project_name, allow_missing && e.kind == ErrorKind::NotFound) {
             (Some(name), true) => Ok(Project { name: name.clone(), ..Default::default() }),
             _ => Err(ExitWith { code: e.exit_code(), message: e.to_string() }.into()),
         },
