@@ -304,13 +304,18 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
         }
         Action::Recreate { service, name, config, start: st, timeout } => {
             emit(p, "Container", name, "Recreate", false);
-            engine.container_stop(name, *timeout).await.map_err(cerr(name))?;
-            // Anonymous volumes go with the old container (compose would carry them over).
-            engine.container_remove(name, true, true).await.map_err(cerr(name))?;
+            // As compose: create the replacement under a temporary name first, so a config the
+            // engine refuses leaves the old container untouched.
+            let old = engine.container_inspect(name).await.map_err(cerr(name))?;
+            let tmp = format!("{}_{name}", &old.id[..12.min(old.id.len())]);
             engine
-                .container_create(Some(name), (**config).clone())
+                .container_create(Some(&tmp), (**config).clone())
                 .await
                 .map_err(|e| create_error(service, name, e))?;
+            engine.container_stop(&old.id, *timeout).await.map_err(cerr(name))?;
+            // Anonymous volumes go with the old container (compose would carry them over).
+            engine.container_remove(&old.id, true, true).await.map_err(cerr(name))?;
+            engine.container_rename(&tmp, name).await.map_err(cerr(name))?;
             emit(p, "Container", name, "Recreated", !*st);
             if *st {
                 start(engine, name, p).await?;

@@ -161,3 +161,20 @@ fn compose_down_by_project_name_without_file() {
     assert!(se.contains(&format!(" Container {}  Removed", p.cname("s", 1))), "{se}");
     assert!(p.containers().is_empty());
 }
+
+#[test]
+fn compose_refused_recreate_keeps_old_container() {
+    let ok =
+        format!("services:\n  s:\n    image: bb\n    network_mode: none\n    command: {LONG}\n");
+    let Some(p) = Project::new("refused", &ok) else { return };
+    p.ok(&["up", "-d"]);
+    let id = p.id(&p.cname("s", 1));
+    p.write(&format!("{ok}    user: nosuchuser\n"));
+    let out = p.run(&["up", "-d"]);
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{se}");
+    assert!(se.contains("nosuchuser"), "{se}");
+    assert_eq!(p.id(&p.cname("s", 1)), id, "old container kept");
+    assert_eq!(p.inspect(&p.cname("s", 1), "{{.State.Status}}"), "running");
+    assert_eq!(p.containers(), vec![p.cname("s", 1)], "no temporary container left");
+}
