@@ -92,6 +92,14 @@ pub fn selected_services(
     Ok(p.dependency_order().into_iter().filter(|s| keep.contains(*s)).map(String::from).collect())
 }
 
+/// Whether `name` is the temporary `{12 hex}_{expected}` name of an interrupted recreate.
+fn is_recreate_leftover(name: &str, expected: &str) -> bool {
+    name.len() == expected.len() + 13
+        && name.ends_with(expected)
+        && name.as_bytes()[12] == b'_'
+        && name[..12].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 fn orphans<'a>(p: &Project, obs: &'a [Observed]) -> Vec<&'a Observed> {
     obs.iter().filter(|c| !p.services.contains_key(&c.service)).collect()
 }
@@ -196,7 +204,14 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
                 });
             }
         };
-        let mut existing: Vec<&Observed> = obs.iter().filter(|c| &c.service == svc).collect();
+        let (leftovers, mut existing): (Vec<&Observed>, Vec<&Observed>) =
+            obs.iter().filter(|c| &c.service == svc).partition(|c| {
+                is_recreate_leftover(&c.name, &convert::container_name(&p.name, svc, s, c.number))
+            });
+        // A recreate interrupted before its rename left `{id[:12]}_{name}`: remove it.
+        for o in leftovers {
+            plan.add(Action::Remove { name: o.name.clone(), force: true, volumes: true });
+        }
         existing.sort_by_key(|c| c.number);
         // Scaling down removes the highest numbers first.
         while existing.len() > want as usize {
@@ -582,4 +597,17 @@ pub async fn lifecycle(
         return Ok(());
     }
     plan.execute(engine, run.parallel, progress).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_recreate_leftover;
+
+    #[test]
+    fn recreate_leftovers() {
+        assert!(is_recreate_leftover("0123456789ab_p-web-1", "p-web-1"));
+        assert!(!is_recreate_leftover("p-web-1", "p-web-1"));
+        assert!(!is_recreate_leftover("0123456789xy_p-web-1", "p-web-1"));
+        assert!(!is_recreate_leftover("0123456789ab-p-web-1", "p-web-1"));
+    }
 }

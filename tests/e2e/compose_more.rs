@@ -178,3 +178,17 @@ fn compose_refused_recreate_keeps_old_container() {
     assert_eq!(p.inspect(&p.cname("s", 1), "{{.State.Status}}"), "running");
     assert_eq!(p.containers(), vec![p.cname("s", 1)], "no temporary container left");
 }
+
+#[test]
+fn compose_interrupted_recreate_leftover_is_cleaned() {
+    let ok =
+        format!("services:\n  s:\n    image: bb\n    network_mode: none\n    command: {LONG}\n");
+    let Some(p) = Project::new("leftover", &ok) else { return };
+    p.ok(&["up", "-d"]);
+    // As if a recreate died after removing the old container, before its rename.
+    let tmp = format!("0123456789ab_{}", p.cname("s", 1));
+    p.env.ok(&["container", "rename", &p.cname("s", 1), &tmp]);
+    p.ok(&["up", "-d"]);
+    assert_eq!(p.containers(), vec![p.cname("s", 1)]);
+    assert_eq!(p.inspect(&p.cname("s", 1), "{{.State.Status}}"), "running");
+}
