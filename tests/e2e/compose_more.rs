@@ -192,3 +192,30 @@ fn compose_interrupted_recreate_leftover_is_cleaned() {
     assert_eq!(p.containers(), vec![p.cname("s", 1)]);
     assert_eq!(p.inspect(&p.cname("s", 1), "{{.State.Status}}"), "running");
 }
+
+#[test]
+fn compose_abort_on_container_exit_and_exit_code_from() {
+    let compose = format!(
+        r#"
+services:
+  long:
+    image: bb
+    network_mode: none
+    command: {LONG}
+  test:
+    image: bb
+    network_mode: none
+    command: ["sh", "-c", "echo testing; exit 4"]
+"#
+    );
+    let Some(p) = Project::new("abort", &compose) else { return };
+    let out = p.run(&["up", "--exit-code-from", "test", "-t", "2"]);
+    let so = String::from_utf8_lossy(&out.stdout);
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{so}\n{se}");
+    assert!(so.contains("test-1  | testing"), "{so}");
+    assert!(se.contains("Aborting on container exit..."), "{se}");
+    assert_eq!(p.inspect(&p.cname("long", 1), "{{.State.Status}}"), "exited");
+    let out = p.run(&["up", "--abort-on-container-exit", "-t", "2"]);
+    assert_eq!(out.status.code(), Some(4));
+}

@@ -53,6 +53,12 @@ pub struct UpArgs {
     /// Use this timeout in seconds for container shutdown.
     #[arg(short = 't', long)]
     timeout: Option<i64>,
+    /// Stops all containers if any container was stopped (attached mode).
+    #[arg(long, conflicts_with = "detach")]
+    abort_on_container_exit: bool,
+    /// Return the exit code of the selected service container (implies --abort-on-container-exit).
+    #[arg(long, value_name = "SERVICE", conflicts_with = "detach")]
+    exit_code_from: Option<String>,
     /// Services to start (and their dependencies).
     services: Vec<String>,
 }
@@ -380,6 +386,11 @@ async fn up(
         }
         scale.insert(k.to_string(), n);
     }
+    if let Some(svc) = &a.exit_code_from
+        && !p.services.contains_key(svc)
+    {
+        return Err(plan_err(PlanError::NoSuchService(svc.clone())));
+    }
     let opts = UpOptions {
         services: a.services.clone(),
         scale,
@@ -404,9 +415,28 @@ async fn up(
         obs.into_iter().filter(|c| selected.contains(&c.service)).collect();
     let opts =
         LogsOptions { follow: true, stdout: true, stderr: true, since, ..Default::default() };
-    let streams = stream_logs(engine, &targets, opts, true, false);
+    let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
+    let streams = stream_logs(engine, &targets, opts, true, false, abort);
     tokio::select! {
-        _ = streams => Ok(ExitCode::SUCCESS),
+        ended = streams => {
+            if !abort {
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!("Aborting on container exit...");
+            ops::lifecycle(engine, &p, &a.services, Lifecycle::Stop(a.timeout), run, progress)
+                .await
+                .map_err(plan_err)?;
+            // The exit code of --exit-code-from's service, else of the first container that exited.
+            let from = match &a.exit_code_from {
+                Some(svc) => targets.iter().find(|c| &c.service == svc).map(|c| c.id.clone()),
+                None => ended,
+            };
+            let code = match from {
+                Some(id) => engine.container_inspect(&id).await.map_err(engine_err)?.state.exit_code,
+                None => 0,
+            };
+            Ok(ExitCode::from(code.clamp(0, 255) as u8))
+        }
         _ = tokio::signal::ctrl_c() => {
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
             let stop = ops::lifecycle(engine, &p, &a.services, Lifecycle::Stop(a.timeout), run, progress);
@@ -425,14 +455,16 @@ fn prefix_of(c: &Observed) -> String {
     c.name.strip_prefix(&format!("{project}-")).unwrap_or(&c.name).to_string()
 }
 
-/// Streams the logs of `targets` with `name  | ` prefixes; returns when every stream ended.
+/// Streams the logs of `targets` with `name  | ` prefixes; returns when every stream ended, or
+/// with `first`, when the first one ended (with that container's id).
 async fn stream_logs(
     engine: &Engine,
     targets: &[Observed],
     opts: LogsOptions,
     prefix: bool,
     timestamps: bool,
-) {
+    first: bool,
+) -> Option<String> {
     let width = targets.iter().map(|c| prefix_of(c).len()).max().unwrap_or(0);
     let out = Arc::new(Mutex::new(()));
     let mut tasks = tokio::task::JoinSet::new();
@@ -440,6 +472,7 @@ async fn stream_logs(
         let Ok(mut rx) = engine.container_logs(&c.id, opts.clone()).await else { continue };
         let pfx = if prefix { format!("{:width$}  | ", prefix_of(c)) } else { String::new() };
         let out = out.clone();
+        let id = c.id.clone();
         tasks.spawn(async move {
             while let Some(e) = rx.recv().await {
                 let text = if timestamps { format!("{} {}", e.time, e.text) } else { e.text };
@@ -452,9 +485,15 @@ async fn stream_logs(
                 let _ = o.write_all(line.as_bytes());
                 let _ = o.flush();
             }
+            id
         });
     }
-    while tasks.join_next().await.is_some() {}
+    while let Some(done) = tasks.join_next().await {
+        if first {
+            return done.ok();
+        }
+    }
+    None
 }
 
 async fn lifecycle(
@@ -631,7 +670,7 @@ async fn logs(po: &ProjectOpts, engine: &Engine, a: LogsArgs) -> anyhow::Result<
     };
     let opts =
         LogsOptions { follow: a.follow, stdout: true, stderr: true, tail, ..Default::default() };
-    stream_logs(engine, &obs, opts, !a.no_log_prefix, a.timestamps).await;
+    stream_logs(engine, &obs, opts, !a.no_log_prefix, a.timestamps, false).await;
     Ok(ExitCode::SUCCESS)
 }
 
