@@ -511,6 +511,8 @@ pub enum Lifecycle {
     Restart(Option<i64>),
     /// `kill -s`.
     Kill(Option<String>),
+    /// `pause` (true) / `unpause` (false).
+    Pause(bool),
     /// `rm` (stop first, remove anonymous volumes).
     Remove {
         /// Stop running containers first (`-s`).
@@ -575,6 +577,12 @@ pub async fn lifecycle(
                     Lifecycle::Restart(t) => Action::Restart { name: c.name.clone(), timeout: *t },
                     Lifecycle::Kill(sig) if c.is_running() => {
                         Action::Kill { name: c.name.clone(), signal: sig.clone() }
+                    }
+                    Lifecycle::Pause(true) if c.state == "running" => {
+                        Action::Pause { name: c.name.clone(), pause: true }
+                    }
+                    Lifecycle::Pause(false) if c.state == "paused" => {
+                        Action::Pause { name: c.name.clone(), pause: false }
                     }
                     _ => continue,
                 };

@@ -109,6 +109,13 @@ pub enum Action {
         /// Signal (None: SIGKILL).
         signal: Option<String>,
     },
+    /// Freeze (`true`) or thaw (`false`) a container's processes.
+    Pause {
+        /// Container name.
+        name: String,
+        /// Pause or unpause.
+        pause: bool,
+    },
     /// Remove a container (it is stopped first when `force`).
     Remove {
         /// Container name.
@@ -151,6 +158,8 @@ impl Action {
             Action::Stop { name, .. } => ("Container", name, "Stopped"),
             Action::Restart { name, .. } => ("Container", name, "Started"),
             Action::Kill { name, .. } => ("Container", name, "Killed"),
+            Action::Pause { name, pause: true } => ("Container", name, "Paused"),
+            Action::Pause { name, pause: false } => ("Container", name, "Unpaused"),
             Action::Remove { name, .. } => ("Container", name, "Removed"),
             Action::RemoveVolume { name } => ("Volume", name, "Removed"),
         }
@@ -350,6 +359,17 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
             emit(p, "Container", name, "Killing", false);
             engine.container_kill(name, signal.as_deref()).await.map_err(cerr(name))?;
             emit(p, "Container", name, "Killed", true);
+        }
+        Action::Pause { name, pause } => {
+            if *pause {
+                emit(p, "Container", name, "Pausing", false);
+                engine.container_pause(name).await.map_err(cerr(name))?;
+                emit(p, "Container", name, "Paused", true);
+            } else {
+                emit(p, "Container", name, "Unpausing", false);
+                engine.container_unpause(name).await.map_err(cerr(name))?;
+                emit(p, "Container", name, "Unpaused", true);
+            }
         }
         Action::Remove { name, force, volumes } => {
             emit(p, "Container", name, "Removing", false);

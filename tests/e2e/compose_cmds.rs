@@ -73,3 +73,24 @@ fn compose_ps_logs_exec_stop_start_ls() {
     assert_eq!(ev["id"], format!("Container {}", p.cname("worker", 1)));
     assert_eq!(ev["status"], "Started");
 }
+
+#[test]
+fn compose_pause_unpause_top_logs_since() {
+    let Some(p) = Project::new("pause", COMPOSE) else { return };
+    p.ok(&["up", "-d"]);
+    let (_, se) = p.ok(&["pause", "web"]);
+    assert!(se.contains(&format!(" Container {}  Paused", p.cname("web", 1))), "{se}");
+    assert_eq!(p.inspect(&p.cname("web", 1), "{{.State.Status}}"), "paused");
+    p.ok(&["unpause"]);
+    assert_eq!(p.inspect(&p.cname("web", 1), "{{.State.Status}}"), "running");
+    let (so, _) = p.ok(&["top", "worker"]);
+    assert!(
+        so.starts_with(&format!("{}\n", p.cname("worker", 1))) && so.contains("sleep 3600"),
+        "{so}"
+    );
+    p.wait_for("worker output", 10, || p.ok(&["logs", "worker"]).0.contains("line2"));
+    let (so, _) = p.ok(&["logs", "--since", "1h", "worker"]);
+    assert!(so.contains("line1"), "{so}");
+    let (so, _) = p.ok(&["logs", "--until", "1h", "worker"]);
+    assert_eq!(so, "", "nothing is older than an hour");
+}

@@ -114,6 +114,12 @@ pub struct LogsArgs {
     /// Don't print prefix in logs.
     #[arg(long)]
     no_log_prefix: bool,
+    /// Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes).
+    #[arg(long)]
+    since: Option<String>,
+    /// Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes).
+    #[arg(long)]
+    until: Option<String>,
     /// Services whose logs to show.
     services: Vec<String>,
 }
@@ -234,6 +240,12 @@ pub enum Command {
     Exec(ExecArgs),
     /// ls.
     Ls(LsArgs),
+    /// pause.
+    Pause(StartArgs),
+    /// unpause.
+    Unpause(StartArgs),
+    /// top.
+    Top(StartArgs),
 }
 
 /// Runs one compose command.
@@ -289,6 +301,13 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
             }
             Command::Exec(a) => exec(po, &engine, a).await,
             Command::Ls(a) => ls(&engine, a).await,
+            Command::Pause(a) => {
+                lifecycle(po, &engine, &a.services, Lifecycle::Pause(true), &run, &progress).await
+            }
+            Command::Unpause(a) => {
+                lifecycle(po, &engine, &a.services, Lifecycle::Pause(false), &run, &progress).await
+            }
+            Command::Top(a) => top(po, &engine, a).await,
         }
     })
 }
@@ -668,10 +687,33 @@ async fn logs(po: &ProjectOpts, engine: &Engine, a: LogsArgs) -> anyhow::Result<
             message: format!("invalid --tail value {t:?}: use a number or all"),
         })?),
     };
-    let opts =
-        LogsOptions { follow: a.follow, stdout: true, stderr: true, tail, ..Default::default() };
+    let opts = LogsOptions {
+        follow: a.follow,
+        stdout: true,
+        stderr: true,
+        tail,
+        since: a.since.as_deref().map(parse_time_arg).transpose()?,
+        until: a.until.as_deref().map(parse_time_arg).transpose()?,
+        timestamps: a.timestamps,
+    };
     stream_logs(engine, &obs, opts, !a.no_log_prefix, a.timestamps, false).await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A `--since`/`--until` value: RFC 3339, unix seconds, or a duration back from now.
+fn parse_time_arg(s: &str) -> anyhow::Result<i128> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_nanos_opt().unwrap_or(0) as i128);
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok((secs * 1e9) as i128);
+    }
+    let d = super::run::parse_duration(s).map_err(|_| ExitWith {
+        code: EXIT_USAGE,
+        message: format!("invalid time {s:?}: use RFC 3339, unix seconds or a duration like 10m"),
+    })?;
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as i128;
+    Ok(now - d as i128)
 }
 
 async fn exec(po: &ProjectOpts, engine: &Engine, a: ExecArgs) -> anyhow::Result<ExitCode> {
@@ -705,6 +747,20 @@ async fn exec(po: &ProjectOpts, engine: &Engine, a: ExecArgs) -> anyhow::Result<
         }
         .into()),
     }
+}
+
+async fn top(po: &ProjectOpts, engine: &Engine, a: StartArgs) -> anyhow::Result<ExitCode> {
+    let (_, obs) = targets(po, engine, &a.services).await?;
+    let mut out = std::io::stdout().lock();
+    for c in obs.iter().filter(|c| c.is_running()) {
+        let t = engine.container_top(&c.id).await.map_err(engine_err)?;
+        let _ = writeln!(out, "{}", c.name);
+        let mut table = vec![t.titles.clone()];
+        table.extend(t.processes.iter().cloned());
+        print_table(&mut out, &table);
+        let _ = writeln!(out);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn ls(engine: &Engine, a: LsArgs) -> anyhow::Result<ExitCode> {

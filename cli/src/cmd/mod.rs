@@ -115,6 +115,12 @@ enum Command {
     Exec(compose::ExecArgs),
     /// List running compose projects.
     Ls(compose::LsArgs),
+    /// Pause services.
+    Pause(compose::StartArgs),
+    /// Unpause services.
+    Unpause(compose::StartArgs),
+    /// Display the running processes.
+    Top(compose::StartArgs),
     /// Run a command in a new container.
     Run(run::Args),
     /// Manage containers.
@@ -157,6 +163,11 @@ pub fn main() -> ExitCode {
         Command::Rm(a) => compose::run(&cli.project, &cli.engine, compose::Command::Rm(a)),
         Command::Exec(a) => compose::run(&cli.project, &cli.engine, compose::Command::Exec(a)),
         Command::Ls(a) => compose::run(&cli.project, &cli.engine, compose::Command::Ls(a)),
+        Command::Pause(a) => compose::run(&cli.project, &cli.engine, compose::Command::Pause(a)),
+        Command::Unpause(a) => {
+            compose::run(&cli.project, &cli.engine, compose::Command::Unpause(a))
+        }
+        Command::Top(a) => compose::run(&cli.project, &cli.engine, compose::Command::Top(a)),
         Command::Run(args) => run::run(&cli.engine, args),
         Command::Container(cmd) => container::run(&cli.engine, cmd),
         Command::Image(cmd) => image::run(&cli.engine, cmd),
