@@ -67,8 +67,12 @@ fn compose_scale_up_down_fills_gaps() {
         "services:\n  w:\n    image: bb\n    network_mode: none\n    command: {LONG}\n    scale: 2\n"
     );
     let Some(p) = Project::new("scale", &compose) else { return };
-    p.ok(&["up", "-d"]);
+    // `create` makes the containers without starting them; `up` (one action at a time) starts them.
+    p.ok(&["create"]);
+    assert_eq!(p.inspect(&p.cname("w", 2), "{{.State.Status}}"), "created");
+    p.ok(&["--parallel", "1", "up", "-d"]);
     assert_eq!(p.containers(), vec![p.cname("w", 1), p.cname("w", 2)]);
+    assert_eq!(p.inspect(&p.cname("w", 2), "{{.State.Status}}"), "running");
     p.ok(&["up", "-d", "--scale", "w=4"]);
     assert_eq!(p.containers().len(), 4);
     let first = p.id(&p.cname("w", 1));

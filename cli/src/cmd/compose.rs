@@ -63,6 +63,45 @@ pub struct UpArgs {
     services: Vec<String>,
 }
 
+/// `berth create`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Scale SERVICE to NUM instances.
+    #[arg(long, value_name = "SERVICE=NUM")]
+    scale: Vec<String>,
+    /// Remove containers for services not defined in the compose file.
+    #[arg(long)]
+    remove_orphans: bool,
+    /// Recreate containers even if their configuration hasn't changed.
+    #[arg(long, conflicts_with = "no_recreate")]
+    force_recreate: bool,
+    /// If containers already exist, don't recreate them.
+    #[arg(long)]
+    no_recreate: bool,
+    /// Services to create (and their dependencies).
+    services: Vec<String>,
+}
+
+impl From<CreateArgs> for UpArgs {
+    fn from(c: CreateArgs) -> Self {
+        UpArgs {
+            detach: true,
+            scale: c.scale,
+            wait: false,
+            wait_timeout: None,
+            remove_orphans: c.remove_orphans,
+            force_recreate: c.force_recreate,
+            no_recreate: c.no_recreate,
+            no_deps: false,
+            no_start: true,
+            timeout: None,
+            abort_on_container_exit: false,
+            exit_code_from: None,
+            services: c.services,
+        }
+    }
+}
+
 /// `berth down`.
 #[derive(Debug, clap::Args)]
 pub struct DownArgs {
@@ -246,6 +285,8 @@ pub enum Command {
     Unpause(StartArgs),
     /// top.
     Top(StartArgs),
+    /// create.
+    Create(CreateArgs),
 }
 
 /// Runs one compose command.
@@ -308,6 +349,7 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
                 lifecycle(po, &engine, &a.services, Lifecycle::Pause(false), &run, &progress).await
             }
             Command::Top(a) => top(po, &engine, a).await,
+            Command::Create(a) => up(po, &engine, a.into(), &run, &progress).await,
         }
     })
 }

@@ -121,6 +121,9 @@ enum Command {
     Unpause(compose::StartArgs),
     /// Display the running processes.
     Top(compose::StartArgs),
+    /// Creates containers for a service.
+    #[command(name = "create")]
+    ComposeCreate(compose::CreateArgs),
     /// Run a command in a new container.
     Run(run::Args),
     /// Manage containers.
@@ -168,6 +171,9 @@ pub fn main() -> ExitCode {
             compose::run(&cli.project, &cli.engine, compose::Command::Unpause(a))
         }
         Command::Top(a) => compose::run(&cli.project, &cli.engine, compose::Command::Top(a)),
+        Command::ComposeCreate(a) => {
+            compose::run(&cli.project, &cli.engine, compose::Command::Create(a))
+        }
         Command::Run(args) => run::run(&cli.engine, args),
         Command::Container(cmd) => container::run(&cli.engine, cmd),
         Command::Image(cmd) => image::run(&cli.engine, cmd),
