@@ -33,11 +33,19 @@ services:
     image: bb
     network_mode: none
     command: ["echo", "from two"]
+  quiet:
+    image: bb
+    network_mode: none
+    attach: false
+    command: ["echo", "not shown"]
 "#;
     let Some(p) = Project::new("attach", compose) else { return };
     let (so, _) = p.ok(&["up"]);
     assert!(so.contains("one-1  | first") && so.contains("one-1  | second"), "{so}");
     assert!(so.contains("two-1  | from two"), "{so}");
+    assert!(!so.contains("not shown"), "attach: false is not streamed: {so}");
+    let (so, _) = p.ok(&["up", "--no-attach", "one"]);
+    assert!(!so.contains("one-1") && so.contains("two-1  | from two"), "{so}");
 }
 
 #[test]

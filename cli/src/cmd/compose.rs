@@ -59,6 +59,15 @@ pub struct UpArgs {
     /// Return the exit code of the selected service container (implies --abort-on-container-exit).
     #[arg(long, value_name = "SERVICE", conflicts_with = "detach")]
     exit_code_from: Option<String>,
+    /// Restrict attaching to the specified services.
+    #[arg(long, value_name = "SERVICE")]
+    attach: Vec<String>,
+    /// Do not attach (stream logs) to the specified services.
+    #[arg(long, value_name = "SERVICE")]
+    no_attach: Vec<String>,
+    /// Show timestamps (attached mode).
+    #[arg(long)]
+    timestamps: bool,
     /// Services to start (and their dependencies).
     services: Vec<String>,
 }
@@ -97,6 +106,9 @@ impl From<CreateArgs> for UpArgs {
             timeout: None,
             abort_on_container_exit: false,
             exit_code_from: None,
+            attach: Vec::new(),
+            no_attach: Vec::new(),
+            timestamps: false,
             services: c.services,
         }
     }
@@ -472,12 +484,20 @@ async fn up(
     // Attached: stream every selected container's output until all stop or Ctrl-C.
     let selected = ops::selected_services(&p, &a.services, !a.no_deps).map_err(plan_err)?;
     let obs = observe::containers(engine, &p.name).await.map_err(plan_err)?;
+    // Attached services: --attach wins, else all but `attach: false` and --no-attach ones.
+    let attached = |svc: &str| {
+        if !a.attach.is_empty() {
+            return a.attach.iter().any(|s| s == svc);
+        }
+        let off = p.services.get(svc).and_then(|s| s.attach) == Some(false);
+        !off && !a.no_attach.iter().any(|s| s == svc)
+    };
     let targets: Vec<Observed> =
-        obs.into_iter().filter(|c| selected.contains(&c.service)).collect();
+        obs.into_iter().filter(|c| selected.contains(&c.service) && attached(&c.service)).collect();
     let opts =
         LogsOptions { follow: true, stdout: true, stderr: true, since, ..Default::default() };
     let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
-    let streams = stream_logs(engine, &targets, opts, true, false, abort);
+    let streams = stream_logs(engine, &targets, opts, true, a.timestamps, abort);
     tokio::select! {
         ended = streams => {
             if !abort {
