@@ -2,6 +2,7 @@
 //! Each test uses its own state root and unique names, and cleans up even when it fails.
 
 mod compose_cmds;
+mod compose_config;
 mod compose_more;
 mod compose_support;
 mod compose_up;

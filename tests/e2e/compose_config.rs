@@ -1,0 +1,58 @@
+//! Service keys translated into the container: environment, user, working_dir, hostname,
+//! read_only, tmpfs, limits, restart policy, init, labels, stop signal, capabilities.
+
+use crate::compose_support::Project;
+
+#[test]
+fn compose_service_keys_reach_the_container() {
+    let compose = r#"
+services:
+  s:
+    image: bb
+    network_mode: none
+    command: ["sh", "-c", "trap 'exit 0' USR1; sleep 3600 & wait"]
+    environment:
+      GREETING: hello
+    user: "1000:1000"
+    working_dir: /tmp
+    hostname: boxy
+    read_only: true
+    tmpfs: ["/scratch:size=1m"]
+    mem_limit: 64m
+    pids_limit: 50
+    restart: on-failure:2
+    init: true
+    labels:
+      team: core
+    stop_signal: SIGUSR1
+    stop_grace_period: 5s
+    cap_drop: [ALL]
+    ulimits:
+      nofile: {soft: 1000, hard: 1000}
+"#;
+    let Some(p) = Project::new("keys", compose) else { return };
+    p.ok(&["up", "-d"]);
+    let c = p.cname("s", 1);
+    assert_eq!(p.inspect(&c, "{{.Config.Hostname}}"), "boxy");
+    assert_eq!(p.inspect(&c, "{{.Config.Labels.team}}"), "core");
+    assert_eq!(p.inspect(&c, "{{.Config.StopSignal}}"), "SIGUSR1");
+    assert_eq!(p.inspect(&c, "{{.Config.StopTimeout}}"), "5");
+    assert_eq!(p.inspect(&c, "{{.HostConfig.Memory}}"), "67108864");
+    assert_eq!(p.inspect(&c, "{{.HostConfig.PidsLimit}}"), "50");
+    assert_eq!(p.inspect(&c, "{{.HostConfig.RestartPolicy.Name}}"), "on-failure");
+    assert_eq!(p.inspect(&c, "{{.HostConfig.RestartPolicy.MaximumRetryCount}}"), "2");
+    assert_eq!(p.inspect(&c, "{{.HostConfig.Init}}"), "true");
+    let (so, _) = p.ok(&[
+        "exec",
+        "-T",
+        "s",
+        "sh",
+        "-c",
+        "echo $GREETING $(id -u):$(id -g) $PWD $(hostname) $(ulimit -n); touch /x 2>/dev/null || echo ro; touch /scratch/y && echo tmpfs-ok",
+    ]);
+    assert_eq!(so, "hello 1000:1000 /tmp boxy 1000\nro\ntmpfs-ok\n");
+    // The configured stop signal stops it at once (the trap is on USR1).
+    let t = std::time::Instant::now();
+    p.ok(&["stop"]);
+    assert!(t.elapsed() < std::time::Duration::from_secs(4), "stopped by SIGUSR1");
+}
