@@ -1,7 +1,8 @@
 //! Service `env_file`: each file (string, list, or long `{path, required, format}`) is read
 //! into the service's `environment` (values written in `environment` win; bare names take
 //! their value from the project environment), and `env_file` is kept in long form with
-//! absolute paths, as `docker compose config` prints it.
+//! absolute paths, as `docker compose config` prints it. `label_file` is read into `labels`
+//! the same way.
 
 use std::path::Path;
 
@@ -29,6 +30,7 @@ pub fn apply(
     for (name, (_, svc)) in services.iter_mut() {
         let Some(m) = svc.as_map_mut() else { continue };
         let path = format!("services.{name}");
+        apply_label_files(m, name, project_dir, env, home)?;
         let mut from_files: IndexMap<String, String> = IndexMap::new();
         let mut had_env_file = false;
         if let Some((km, ef)) = m.get(&"env_file".to_string()).cloned() {
@@ -157,4 +159,57 @@ fn stringify(mut n: Node) -> Node {
         v => v,
     };
     n
+}
+
+/// `label_file` (a path or a list): labels read with the `.env` syntax, under the declared
+/// `labels` (which win); `labels` becomes a mapping. `label_file` itself is kept.
+fn apply_label_files(
+    m: &mut Mapping,
+    name: &str,
+    project_dir: &Path,
+    env: &IndexMap<String, String>,
+    home: Option<&str>,
+) -> Result<(), LoadError> {
+    let Some((_, lf)) = m.get("label_file").cloned() else { return Ok(()) };
+    let path = format!("services.{name}.label_file");
+    let files: Vec<&Node> = match &lf.value {
+        Value::Seq(items) => items.iter().collect(),
+        _ => vec![&lf],
+    };
+    let mut from_files: IndexMap<String, String> = IndexMap::new();
+    for f in files {
+        let Some(p) = f.as_str() else {
+            return Err(LoadError::invalid(
+                Some(f.mark.clone()),
+                Some(path),
+                format!("must be a string or a list of strings, found {}", f.a_type_name()),
+            ));
+        };
+        let abs = absolute(project_dir, p, home);
+        if !Path::new(&abs).is_file() {
+            return Err(LoadError::invalid(
+                Some(f.mark.clone()),
+                Some(path),
+                format!("label file {abs} not found"),
+            ));
+        }
+        let lookup = |k: &str| env.get(k).cloned();
+        from_files.extend(crate::dotenv::read_file(Path::new(&abs), &lookup)?);
+    }
+    let (km, declared) = match m.get("labels").cloned() {
+        Some((km, n)) => {
+            let segs = vec!["services".to_string(), name.to_string(), "labels".to_string()];
+            (km, key_value_map(n, &segs)?)
+        }
+        None => (lf.mark.clone(), Mapping::new()),
+    };
+    let mut out = Mapping::new();
+    for (k, v) in from_files {
+        out.insert(k, (lf.mark.clone(), Node::new(Value::String(v), lf.mark.clone())));
+    }
+    for (k, (kmark, v)) in declared {
+        out.insert(k, (kmark, stringify(v)));
+    }
+    m.insert("labels".into(), (km.clone(), Node::new(Value::Map(out), km)));
+    Ok(())
 }

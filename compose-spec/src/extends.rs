@@ -137,9 +137,12 @@ fn resolve_service(
             }
             let mut base = resolve_service(&other_services, &other, &base_name, stack, ctx)?;
             strip_tags(&mut base);
+            let other_dir = other.parent().map(Path::to_path_buf).unwrap_or_default();
             if ctx.resolve_paths {
-                let other_dir = other.parent().map(Path::to_path_buf).unwrap_or_default();
                 crate::paths::resolve_service(&mut base, &other_dir, ctx.home.as_deref());
+            } else {
+                // Keep paths relative, but relative to this file's directory (as compose prints).
+                crate::paths::rebase_service(&mut base, &other_dir, &dir);
             }
             base
         }

@@ -75,6 +75,8 @@ pub struct LoadedTree {
     pub warnings: Vec<String>,
     /// The active profiles.
     pub enabled_profiles: Vec<String>,
+    /// Services removed because none of their profiles is active (for "not enabled" messages).
+    pub disabled_services: Vec<String>,
 }
 
 /// State shared by the stages while loading one project.
@@ -172,7 +174,8 @@ pub fn load_tree(opts: &LoadOptions) -> Result<LoadedTree, LoadError> {
     } else {
         opts.profiles.clone()
     };
-    let enabled_profiles = crate::profiles::apply(&mut root, requested, &opts.services);
+    let (enabled_profiles, disabled_services) =
+        crate::profiles::apply_reporting(&mut root, requested, &opts.services);
 
     let project_name = match opts.project_name.clone().or(name_from_env) {
         Some(n) => n,
@@ -233,6 +236,7 @@ pub fn load_tree(opts: &LoadOptions) -> Result<LoadedTree, LoadError> {
         environment: ctx.env,
         warnings: ctx.warnings,
         enabled_profiles,
+        disabled_services,
     })
 }
 
@@ -334,15 +338,6 @@ impl Ctx {
                     None,
                     format!("top-level object must be a mapping, found {}", root.a_type_name()),
                 ));
-            }
-        }
-        // `version` is obsolete: compose warns and drops it.
-        if root.as_map_mut().and_then(|m| m.shift_remove("version")).is_some() {
-            let w = format!(
-                "{name}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"
-            );
-            if !self.warnings.contains(&w) {
-                self.warnings.push(w);
             }
         }
         if self.interpolate {

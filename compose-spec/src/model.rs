@@ -190,9 +190,9 @@ pub struct Project {
     /// The compose files loaded, in order (not printed).
     #[serde(skip)]
     pub config_files: Vec<PathBuf>,
-    /// Services disabled by profiles (not printed; the loader drops them, so empty for now).
+    /// Names of the services disabled by profiles (not printed).
     #[serde(skip)]
-    pub disabled_services: Map<Service>,
+    pub disabled_services: Vec<String>,
     /// The interpolation environment: process env over `.env` (not printed).
     #[serde(skip)]
     pub environment: Map<String>,

@@ -1666,11 +1666,14 @@ fn device_requests(n: &Node, path: &str) -> R<Vec<DeviceRequest>> {
             Some(c) => Some(int(c, &join(&ip, "count"))?),
             None => None,
         };
+        let device_ids = opt_strings(m, "device_ids", &ip)?;
+        // compose defaults to every device when neither a count nor ids are given.
+        let count = if count.is_none() && device_ids.is_empty() { Some(-1) } else { count };
         out.push(DeviceRequest {
             capabilities: opt_strings(m, "capabilities", &ip)?,
             driver: opt_string(m, "driver", &ip)?,
             count,
-            device_ids: opt_strings(m, "device_ids", &ip)?,
+            device_ids,
             options: opt_string_map(m, "options", &ip)?,
             extensions: ext,
         });

@@ -17,11 +17,20 @@ pub fn service_profiles(svc: &Node) -> Vec<String> {
 
 /// Adds the profiles of the services named in `targets` to `enabled` and removes every service
 /// that is not enabled. Returns the final list of enabled profiles.
-pub fn apply(root: &mut Node, mut enabled: Vec<String>, targets: &[String]) -> Vec<String> {
+pub fn apply(root: &mut Node, enabled: Vec<String>, targets: &[String]) -> Vec<String> {
+    apply_reporting(root, enabled, targets).0
+}
+
+/// As [`apply`], also returning the names of the services removed.
+pub fn apply_reporting(
+    root: &mut Node,
+    mut enabled: Vec<String>,
+    targets: &[String],
+) -> (Vec<String>, Vec<String>) {
     let Some(services) =
         root.as_map_mut().and_then(|m| m.get_mut("services")).and_then(|(_, s)| s.as_map_mut())
     else {
-        return enabled;
+        return (enabled, Vec::new());
     };
     for t in targets {
         if let Some((_, svc)) = services.get(t) {
@@ -33,11 +42,16 @@ pub fn apply(root: &mut Node, mut enabled: Vec<String>, targets: &[String]) -> V
         }
     }
     let all = enabled.iter().any(|p| p == "*");
-    services.retain(|_, (_, svc)| {
+    let mut disabled = Vec::new();
+    services.retain(|name, (_, svc)| {
         let ps = service_profiles(svc);
-        ps.is_empty() || all || ps.iter().any(|p| enabled.contains(p))
+        let keep = ps.is_empty() || all || ps.iter().any(|p| enabled.contains(p));
+        if !keep {
+            disabled.push(name.clone());
+        }
+        keep
     });
-    enabled
+    (enabled, disabled)
 }
 
 /// Splits `COMPOSE_PROFILES` (comma separated, blanks ignored).

@@ -29,6 +29,7 @@ pub fn load_project_with(
     project.config_files = tree.config_files.clone();
     project.environment = tree.environment.clone();
     project.profiles = tree.enabled_profiles.clone();
+    project.disabled_services = tree.disabled_services.clone();
     let mut all = tree.warnings;
     all.append(&mut warnings);
     if consistency {

@@ -73,6 +73,14 @@ pub fn validate(p: &Project, marks: &Marks) -> Result<Vec<String>, LoadError> {
                     format!("service \"{name}\" depends on itself"),
                 ));
             }
+            if d.required && p.disabled_services.contains(dep) {
+                return Err(fail(
+                    format!("{sp}.depends_on.{dep}"),
+                    format!(
+                        "service \"{dep}\" is required but disabled by its profiles; enable one of them with --profile"
+                    ),
+                ));
+            }
             if !p.services.contains_key(dep) {
                 if d.required {
                     return Err(fail(

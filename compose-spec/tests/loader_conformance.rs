@@ -73,7 +73,7 @@ fn env_sample_values_are_interpolated() {
 }
 
 #[test]
-fn obsolete_version_is_dropped_with_a_warning() {
+fn obsolete_version_is_left_for_the_model_stage() {
     let Some(dir) = conformance_dir() else { panic!("no conformance dir") };
     let opts =
         LoadOptions { working_dir: dir.join("awesome-compose/wireguard"), ..Default::default() };
@@ -81,11 +81,7 @@ fn obsolete_version_is_dropped_with_a_warning() {
         Ok(t) => t,
         Err(e) => panic!("{e}"),
     };
-    assert!(t.root.get("version").is_none());
-    assert_eq!(
-        t.warnings,
-        [
-            "compose.yaml: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"
-        ]
-    );
+    // The model stage validates `version` and prints compose's "obsolete" warning.
+    assert_eq!(t.root.get("version").map(|v| v.to_json()), Some(serde_json::json!("3.7")));
+    assert!(t.warnings.is_empty(), "{:?}", t.warnings);
 }

@@ -170,6 +170,13 @@ fn negative_table() {
             "compose.yaml:4:15: services.web.env_file: env file <dir>/web.env not found",
             Invalid,
         ),
+        // label_file missing.
+        (
+            &[("compose.yaml", "services:\n  web:\n    image: x\n    label_file: nope.labels\n")],
+            &[],
+            "compose.yaml:4:17: services.web.label_file: label file <dir>/nope.labels not found",
+            Invalid,
+        ),
         // Not a mapping at the top.
         (
             &[("compose.yaml", "- a\n- b\n")],

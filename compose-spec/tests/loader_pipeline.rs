@@ -251,6 +251,7 @@ fn profiles_docs_example() {
     };
     let t = load_ok(&opts(d.path(), &[]));
     assert_eq!(names(&t), ["backend", "db"]);
+    assert_eq!(t.disabled_services, ["frontend", "phpmyadmin"]);
     let mut o = opts(d.path(), &[]);
     o.profiles = vec!["debug".into()];
     let t = load_ok(&o);
@@ -297,7 +298,7 @@ fn env_file_forms_and_precedence() {
 #[test]
 fn paths_resolved_or_kept() {
     let src = "services:\n  s:\n    build:\n      context: ./app\n      dockerfile: ../Dockerfile\n    volumes:\n      - ./data:/data:ro\n      - named:/n\n      - ~/cache:/cache\n      - type: bind\n        source: ./b\n        target: /b\n  r:\n    build: https://github.com/x/y.git\n    label_file: ./labels\nconfigs:\n  c:\n    file: ./c.txt\nsecrets:\n  k:\n    file: k.txt\n";
-    let d = project(&[("compose.yaml", src)]);
+    let d = project(&[("compose.yaml", src), ("labels", "a=b\n")]);
     let t = load_ok(&opts(d.path(), &[("HOME", "/home/u")]));
     let p = |x: &str| s(d.path().join(x));
     assert_eq!(
@@ -310,7 +311,7 @@ fn paths_resolved_or_kept() {
     );
     assert_eq!(
         service(&t, "r"),
-        json!({"build": "https://github.com/x/y.git", "label_file": p("labels")})
+        json!({"build": "https://github.com/x/y.git", "label_file": p("labels"), "labels": {"a": "b"}})
     );
     assert_eq!(json(&t)["configs"]["c"]["file"], json!(p("c.txt")));
     assert_eq!(json(&t)["secrets"]["k"]["file"], json!(p("k.txt")));
@@ -375,5 +376,89 @@ fn env_file_kept_relative_without_path_resolution() {
     assert_eq!(
         service(&load_ok(&o), "s"),
         json!({"image": "x", "env_file": [{"path": "./a.env", "required": true}], "environment": {"A": "1"}})
+    );
+}
+
+#[test]
+fn extends_paths_rebased_when_not_resolving() {
+    let d = project(&[
+        (
+            "main/compose.yaml",
+            "services:\n  webapp:\n    image: example\n    extends:\n      file: ../commons/compose.yaml\n      service: base\n",
+        ),
+        (
+            "commons/compose.yaml",
+            "services:\n  base:\n    env_file: ./container.env\n    volumes: [\"./data:/data\", \"/abs:/abs\"]\n",
+        ),
+        ("commons/container.env", "A=1\n"),
+    ]);
+    let mut o = opts(&d.path().join("main"), &[]);
+    o.resolve_paths = false;
+    assert_eq!(
+        service(&load_ok(&o), "webapp"),
+        json!({
+            "env_file": [{"path": "../commons/container.env", "required": true}],
+            "volumes": ["../commons/data:/data", "/abs:/abs"],
+            "image": "example",
+            "environment": {"A": "1"}
+        })
+    );
+}
+
+#[test]
+fn label_files_feed_labels() {
+    let d = project(&[
+        (
+            "compose.yaml",
+            "services:\n  s:\n    image: x\n    label_file: [./a.labels, ./b.labels]\n    labels:\n      - keep=declared\n",
+        ),
+        ("a.labels", "com.example.a=1\nkeep=file\n"),
+        ("b.labels", "com.example.b=${B:-dflt}\n"),
+    ]);
+    let t = load_ok(&opts(d.path(), &[]));
+    assert_eq!(
+        service(&t, "s")["labels"],
+        json!({"com.example.a": "1", "keep": "declared", "com.example.b": "dflt"})
+    );
+}
+
+#[test]
+fn dash_p_is_visible_to_interpolation() {
+    let d = project(&[(
+        "compose.yaml",
+        "services:\n  s:\n    container_name: ${COMPOSE_PROJECT_NAME}-s\n",
+    )]);
+    let mut o = opts(d.path(), &[]);
+    o.project_name = Some("demo".into());
+    let t = load_ok(&o);
+    assert_eq!(service(&t, "s"), json!({"container_name": "demo-s"}));
+    assert!(t.warnings.is_empty());
+}
+
+#[test]
+fn override_file_in_another_directory_uses_the_project_directory() {
+    let d = project(&[
+        ("app/compose.yaml", "services:\n  s:\n    image: x\n"),
+        (
+            "overrides/dev.yaml",
+            "services:\n  s:\n    volumes: [\"./src:/src\"]\n    extends:\n      file: base.yaml\n      service: b\n",
+        ),
+        ("overrides/base.yaml", "services:\n  b:\n    env_file: b.env\n"),
+        ("overrides/b.env", "B=1\n"),
+    ]);
+    let mut o = opts(d.path(), &[]);
+    o.files = vec!["app/compose.yaml".into(), "overrides/dev.yaml".into()];
+    let t = load_ok(&o);
+    assert_eq!(t.project_dir, d.path().join("app"));
+    assert_eq!(
+        service(&t, "s"),
+        json!({
+            "image": "x",
+            // Paths in override files are relative to the project directory...
+            "volumes": [format!("{}:/src", s(d.path().join("app/src")))],
+            // ...but an extended file's paths stay relative to that file.
+            "env_file": [{"path": s(d.path().join("overrides/b.env")), "required": true}],
+            "environment": {"B": "1"}
+        })
     );
 }

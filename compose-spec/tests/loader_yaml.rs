@@ -191,3 +191,16 @@ fn billion_laughs_is_bounded() {
     }
     assert!(err(&src).message.contains("too many nodes"));
 }
+
+#[test]
+fn common_compose_idioms() {
+    let n = ok(
+        "\u{feff}services:\r\n  db:\r\n    healthcheck:\r\n      test: [\"CMD-SHELL\", \"pg_isready -U $${POSTGRES_USER}\"]\r\n    command: >\r\n      a\r\n      b\r\n",
+    );
+    let db = at(&n, &["services", "db"]);
+    assert_eq!(at(db, &["command"]).value, Value::String("a b\n".into()));
+    let test = at(db, &["healthcheck", "test"]).as_seq().map(|s| s.len());
+    assert_eq!(test, Some(2));
+    let n = ok("x: &a {k: 1}\ny: {<<: *a, z: 2}\n");
+    assert_eq!(keys(at(&n, &["y"])), ["k", "z"]);
+}

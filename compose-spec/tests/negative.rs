@@ -238,6 +238,11 @@ const CASES: &[(&str, &str, &str)] = &[
         "services:\n  web:\n    image: nginx\n    ports:\n      - target: 0\n",
         "compose.yaml:5:17: services.web.ports[0].target: 0 is not a valid port",
     ),
+    (
+        "dependency disabled by profiles",
+        "services:\n  web:\n    image: nginx\n    depends_on: [db]\n  db:\n    image: postgres\n    profiles: [debug]\n",
+        "compose.yaml:4:18: services.web.depends_on.db: service \"db\" is required but disabled by its profiles; enable one of them with --profile",
+    ),
 ];
 
 #[test]

@@ -263,3 +263,81 @@ fn key_lists_match_the_schema() {
         compose_spec::normalize::TOP_KEYS.iter().map(|s| s.to_string()).collect();
     assert_eq!(ours, top);
 }
+
+/// No panic on any shape of input: every node of every corpus file is replaced in turn by a
+/// null, a number, a string, a list and a mapping; normalising and validating must return Ok or
+/// an error, never panic.
+#[test]
+fn no_panics_on_mutated_corpus() {
+    use compose_spec::normalize::{NormalizeOptions, normalize};
+    use compose_spec::tree::{Mark, Node, Value};
+
+    fn count(n: &Node) -> usize {
+        1 + match &n.value {
+            Value::Seq(s) => s.iter().map(count).sum(),
+            Value::Map(m) => m.values().map(|(_, v)| count(v)).sum(),
+            _ => 0,
+        }
+    }
+    /// Replaces the `i`-th node (pre-order) with `with`; returns true when done.
+    fn replace(n: &mut Node, i: &mut usize, with: &Value) -> bool {
+        if *i == 0 {
+            n.value = with.clone();
+            return true;
+        }
+        *i -= 1;
+        match &mut n.value {
+            Value::Seq(s) => s.iter_mut().any(|c| replace(c, i, with)),
+            Value::Map(m) => m.values_mut().any(|(_, c)| replace(c, i, with)),
+            _ => false,
+        }
+    }
+
+    let mut dir = Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")));
+    let corpus = loop {
+        let Some(d) = dir else { panic!("shared/conformance not found") };
+        let c = d.join("shared/conformance/awesome-compose");
+        if c.is_dir() {
+            break c;
+        }
+        dir = d.parent();
+    };
+    let mark = Mark { file: "m".into(), line: 1, column: 1 };
+    let variants = [
+        Value::Null,
+        Value::Int(-1),
+        Value::String("a:b:c:d".into()),
+        Value::Seq(vec![Node::new(Value::Bool(true), mark.clone())]),
+        Value::Map(Default::default()),
+    ];
+    let mut runs = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(&corpus)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+        .unwrap_or_default();
+    entries.sort();
+    for d in entries.iter().filter(|p| p.is_dir()) {
+        let opts = LoadOptions { working_dir: d.clone(), ..Default::default() };
+        let Ok(tree) = compose_spec::loader::load_tree(&opts) else { continue };
+        let nopts = NormalizeOptions {
+            project_name: tree.project_name.clone(),
+            project_dir: tree.project_dir.clone(),
+            defaults: true,
+            resolve_paths: true,
+            ..Default::default()
+        };
+        for i in 0..count(&tree.root) {
+            for v in &variants {
+                let mut root = tree.root.clone();
+                let mut k = i;
+                replace(&mut root, &mut k, v);
+                if let Ok((p, marks, _)) = normalize(&root, &nopts) {
+                    let _ = compose_spec::validate::validate(&p, &marks);
+                    let _ = compose_spec::emit::to_yaml(&p);
+                }
+                runs += 1;
+            }
+        }
+    }
+    println!("{runs} mutated loads without a panic");
+    assert!(runs > 1000);
+}

@@ -184,8 +184,14 @@ fn save_load_round_trip_same_id() {
         fs::read_to_string(s2.resolve("rt:2").unwrap().layers[0].join("dir/b")).unwrap(),
         "2"
     );
-    // Loading again into the same store is idempotent.
+    // Loading again into the same store is idempotent, and a gzipped archive loads too.
     assert_eq!(s2.load(Cursor::new(archive.clone())).unwrap()[0].id, id);
+    assert_eq!(s2.load(Cursor::new(gzip(&archive))).unwrap()[0].id, id);
+    let err = s2.load(Cursor::new(build_tar(&[("README", b"hi".to_vec())]))).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid image archive: neither manifest.json (docker save) nor index.json (OCI layout) found"
+    );
     // The archive is also an OCI layout: drop manifest.json and load through index.json.
     let oci = strip_member(&archive, "manifest.json");
     let (_t3, s3) = store();

@@ -115,7 +115,7 @@ fn default_security_matches_docker() {
         "-c",
         "grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; \
          ip link add d0 type dummy 2>/dev/null && echo ip-ok; \
-         mount -t tmpfs t /mnt 2>/dev/null && echo mount-ok; \
+         mkdir -p /tmp/m && mount -t tmpfs t /tmp/m 2>/dev/null && echo mount-ok; \
          unshare -U true 2>/dev/null && echo unshare-ok; \
          echo kcore=$(cat /proc/kcore | wc -c); \
          echo 1 > /proc/sys/vm/overcommit_memory 2>/dev/null && echo procsys-writable; \
@@ -298,7 +298,8 @@ fn init_reaps_zombies_and_forwards_sigterm() {
         "sh",
         "-c",
         "trap 'exit 7' TERM; sh -c 'sleep 0.1 & exit 0'; sleep 0.5; \
-         echo zombies=$(grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l); \
+         for i in $(seq 50); do z=$(grep -l '^State:.*Z' /proc/[0-9]*/status 2>/dev/null | wc -l); \
+         [ $z = 0 ] && break; sleep 0.1; done; echo zombies=$z; \
          echo me=$$; echo ready; sleep 3600 & wait",
     ]);
     let mut r = match start_with(s, Fs::new(), SeccompMode::Default, true) {
@@ -590,5 +591,167 @@ fn oci_default_mounts_with_and_without_network_namespace() {
         assert!(out.contains("/sys/fs/cgroup") && out.contains(" ro\n"), "{out}");
         let sys = out.lines().find(|l| l.starts_with("/sys ")).unwrap_or_default();
         assert!(sys.starts_with("/sys sysfs ro"), "own_net={own_net}: {out}");
+    }
+}
+
+#[test]
+fn concurrent_spawns_from_many_threads() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    // Regression: the child must not touch locks other threads of the parent may hold (glibc's
+    // set*id broadcast did), so spawning from several threads at once must never hang.
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(|| {
+                for _ in 0..3 {
+                    let mut s = spec(&["id", "-u"]);
+                    with_process(&mut s, |p| {
+                        let mut u = p.user().clone();
+                        u.set_uid(1000).set_gid(1000).set_additional_gids(Some(vec![50]));
+                        p.set_user(u);
+                    });
+                    let (code, out, err) = run(s);
+                    assert_eq!((code, out.as_str()), (0, "1000\n"), "{err}");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread");
+    }
+}
+
+#[test]
+fn container_sees_its_own_cgroup_limits() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let layout = berth_runtime::cgroups::Layout::detect().expect("layout");
+    let cmd = match layout {
+        berth_runtime::cgroups::Layout::V2(_) => {
+            "cat /sys/fs/cgroup/memory.max; touch /sys/fs/cgroup/x 2>/dev/null && echo writable; true"
+        }
+        _ => {
+            "cat /sys/fs/cgroup/memory/memory.limit_in_bytes; touch /sys/fs/cgroup/memory/x 2>/dev/null && echo writable; true"
+        }
+    };
+    let mut s = spec(&["sh", "-c", cmd]);
+    s.set_mounts(oci_spec::runtime::Spec::default().mounts().clone());
+    with_resources(&mut s, |r| {
+        let mut m = oci_spec::runtime::LinuxMemory::default();
+        m.set_limit(Some(64 << 20));
+        r.set_memory(Some(m));
+    });
+    let (code, out, err) = run(s);
+    assert_eq!((code, out.as_str()), (0, "67108864\n"), "{err}");
+}
+
+#[test]
+fn new_pty_is_allocated_inside_the_container() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let mut s = spec(&["sh", "-c", "tty; stty size; trap 'exit 0' TERM; sleep 3600 & wait"]);
+    with_process(&mut s, |p| {
+        let b = oci_spec::runtime::BoxBuilder::default()
+            .height(33u64)
+            .width(101u64)
+            .build()
+            .expect("box");
+        p.set_console_size(Some(b));
+    });
+    let fs = Fs::new();
+    let ls = launch::LaunchSpec {
+        oci: s.clone(),
+        rootfs: fs.rootfs(),
+        seccomp: SeccompMode::Default,
+        init: false,
+    };
+    let mut sp = launch::spawn(&ls, launch::Stdio::NewPty, |_| Ok(())).expect("spawn");
+    let master = sp.pty_master.take().expect("pty master");
+    let guard = Running { spawned: Some(sp), stdout: None, stderr: None, fs };
+    let read_lines = |fd: &std::os::fd::OwnedFd, n: usize| {
+        let mut out = String::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while out.matches('\n').count() < n && Instant::now() < deadline {
+            let mut buf = [0u8; 256];
+            match nix::unistd::read(fd, &mut buf) {
+                Ok(n) if n > 0 => out.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => break,
+            }
+        }
+        out.replace('\r', "")
+    };
+    assert_eq!(read_lines(&master, 2), "/dev/pts/0\n33 101\n");
+
+    // exec -t: a second pty from the same container's devpts.
+    let proc_ = spec(&["tty"]).process().clone().expect("process");
+    let mut child = launch::exec_in(
+        guard.pid(),
+        &proc_,
+        guard.cgroup(),
+        SeccompMode::Default,
+        launch::Stdio::NewPty,
+    )
+    .expect("exec_in");
+    let m2 = child.pty_master.take().expect("exec pty master");
+    assert_eq!(read_lines(&m2, 1), "/dev/pts/1\n");
+    assert_eq!(child.wait().expect("wait"), 0);
+    kill(guard.pid(), Signal::SIGTERM).expect("kill");
+}
+
+#[test]
+fn privileged_style_all_caps_unconfined() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let mut s = spec(&[
+        "sh",
+        "-c",
+        "grep -E '^(CapEff|CapBnd):' /proc/self/status; mkdir -p /tmp/m && mount -t tmpfs t /tmp/m && echo mount-ok",
+    ]);
+    with_process(&mut s, |p| {
+        p.set_capabilities(Some(launch::all_capabilities()));
+    });
+    with_linux(&mut s, |l| {
+        l.set_masked_paths(Some(vec![])).set_readonly_paths(Some(vec![]));
+    });
+    let mut r = match start_with(s, Fs::new(), SeccompMode::Unconfined, false) {
+        Ok(r) => r,
+        Err((e, _)) => panic!("{e}"),
+    };
+    let (code, out, err) = r.finish();
+    assert_eq!(code, 0, "{err}");
+    let host = std::fs::read_to_string("/proc/self/status").expect("status");
+    let host_bnd = host.lines().find(|l| l.starts_with("CapBnd:")).expect("CapBnd");
+    let eff = host_bnd.replace("CapBnd", "CapEff");
+    assert!(out.contains(&eff), "{out} vs {host_bnd}");
+    assert!(out.contains("mount-ok"), "{out}");
+}
+
+#[test]
+fn unavailable_capability_is_named() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let own = caps::read(None, caps::CapSet::Bounding).expect("caps");
+    let Some(absent) = caps::all().into_iter().find(|c| !own.contains(c)) else {
+        return; // berth holds every capability here: nothing to test
+    };
+    let mut s = spec(&["true"]);
+    let name = absent.to_string();
+    with_process(&mut s, |p| {
+        let mut c = launch::docker_default_capabilities();
+        let cap: oci_spec::runtime::Capability =
+            name.trim_start_matches("CAP_").parse().expect("cap");
+        let mut set = c.permitted().clone().unwrap_or_default();
+        set.insert(cap);
+        c.set_permitted(Some(set.clone())).set_effective(Some(set));
+        p.set_capabilities(Some(c));
+    });
+    match start_with(s, Fs::new(), SeccompMode::Default, false) {
+        Err((e, _)) => assert!(e.to_string().contains(&name), "{e}"),
+        Ok(_) => panic!("granted {name}"),
     }
 }

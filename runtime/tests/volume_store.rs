@@ -57,6 +57,7 @@ fn create_inspect_idempotent() {
     ));
     let anon = v.create(None, BTreeMap::new(), BTreeMap::new()).unwrap();
     assert_eq!(anon.name.len(), 64);
+    assert!(anon.labels.contains_key("com.docker.volume.anonymous"));
     assert!(anon.name.bytes().all(|b| b.is_ascii_hexdigit()));
 }
 
@@ -73,10 +74,13 @@ fn list_filters_rm_prune() {
     .unwrap();
     v.create(Some("other"), BTreeMap::new(), BTreeMap::new()).unwrap();
     let anon = v.create(None, BTreeMap::new(), BTreeMap::new()).unwrap().name;
+    // Named by the engine but labelled anonymous (a container's anonymous volume): pruned too.
+    let labelled = labels(&[("com.docker.volume.anonymous", "")]);
+    v.create(Some("ctr_anon"), labelled, BTreeMap::new()).unwrap();
     let names = |f: VolumeFilters, used: &dyn Fn(&str) -> bool| {
         v.list(&f, used).unwrap().into_iter().map(|v| v.name).collect::<Vec<_>>()
     };
-    assert_eq!(names(VolumeFilters::default(), &unused).len(), 4);
+    assert_eq!(names(VolumeFilters::default(), &unused).len(), 5);
     let by_label = VolumeFilters {
         label: vec!["com.docker.compose.project=proj".into()],
         ..Default::default()
@@ -98,7 +102,9 @@ fn list_filters_rm_prune() {
     // Prune: anonymous only by default, named too with all, never in-use ones.
     fs::write(v.mountpoint(&anon).unwrap().join("x"), "12345").unwrap();
     let r = v.prune(false, &[], &used).unwrap();
-    assert_eq!(r.volumes_deleted, vec![anon]);
+    let mut want = vec![anon, "ctr_anon".to_string()];
+    want.sort();
+    assert_eq!(r.volumes_deleted, want);
     assert_eq!(r.space_reclaimed, 5);
     let r = v.prune(true, &[], &used).unwrap();
     assert_eq!(r.volumes_deleted, vec!["other"]);

@@ -127,10 +127,27 @@ fn container_logs_survive_cli_and_rotate() {
     assert!(all.ends_with("line 299\n"));
     let ts = env.ok(&["container", "logs", "-t", "--tail", "2", "chatty"]);
     assert!(ts.starts_with("20") && ts.contains("Z line 299"), "{ts}");
-    // Follow streams until the container stops.
-    env.ok(&["run", "-d", "--name", "slow", "bb", "sh", "-c", "echo one; sleep 0.3; echo two"]);
+    // Follow streams until the container stops; attach streams from now on.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "slow",
+        "bb",
+        "sh",
+        "-c",
+        "echo one; sleep 0.5; echo two; exit 4",
+    ]);
+    let attach = std::process::Command::new(crate::support::berth_bin())
+        .arg("--root")
+        .arg(env.path())
+        .args(["container", "attach", "slow"])
+        .output()
+        .unwrap();
     let f = env.ok(&["container", "logs", "--follow", "slow"]);
     assert_eq!(f, "one\ntwo\n");
+    assert_eq!(attach.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&attach.stdout).ends_with("two\n"));
 }
 
 #[test]
@@ -282,7 +299,7 @@ fn container_subcommand_help_parses() {
     // clap's own consistency checks (duplicate flags etc.) only fire when a command is parsed.
     for c in [
         "create", "ls", "inspect", "logs", "exec", "start", "stop", "restart", "kill", "rm", "top",
-        "stats", "pause", "unpause", "rename", "wait",
+        "stats", "pause", "unpause", "rename", "wait", "attach",
     ] {
         let o = std::process::Command::new(crate::support::berth_bin())
             .args(["container", c, "--help"])
@@ -295,4 +312,40 @@ fn container_subcommand_help_parses() {
         .output()
         .unwrap();
     assert!(o.status.success());
+}
+
+#[test]
+fn container_auto_remove_and_concurrent_starts() {
+    let Some(env) = ContainerEnv::new() else { return };
+    // -d --rm: the monitor removes the container (and its anonymous volumes) when it exits.
+    let id = env.ok(&["run", "-d", "--rm", "-v", "/anon", "bb", "sh", "-c", "echo x > /anon/f"]);
+    let id = id.trim().to_string();
+    env.wait_for("auto-removal", 10, || !env.path().join("containers").join(&id).exists());
+    env.assert_no_leftovers(&id);
+    assert_eq!(env.ok(&["volume", "ls", "-q"]).trim(), "", "anonymous volume removed too");
+    // Two CLIs starting the same container at once start it once.
+    env.ok(&["container", "create", "--name", "twice", "bb", "sh", "-c", TRAP]);
+    let spawn = || {
+        std::process::Command::new(crate::support::berth_bin())
+            .arg("--root")
+            .arg(env.path())
+            .args(["container", "start", "twice"])
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (spawn(), spawn());
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    let id = env.id("twice");
+    let monitors = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|p| {
+            let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).to_string();
+            cmd.contains("__monitor") && cmd.contains(&id)
+        })
+        .count();
+    assert_eq!(monitors, 1);
+    env.ok(&["container", "rm", "--force", "twice"]);
+    env.assert_no_leftovers(&id);
 }

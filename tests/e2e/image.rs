@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 
 use berth_testsupport::{TempRoot, busybox_rootfs_tar};
 
-use crate::support::{berth, berth_bin};
+use crate::support::{berth, berth_bin, raw_tar_file};
 
 fn ok(out: &std::process::Output) -> String {
     assert!(
@@ -164,4 +164,33 @@ fn concurrent_imports_from_two_processes() {
     assert_eq!(std::fs::read_dir(root.join("images/tmp")).unwrap().count(), 0);
     let dangling = ok(&berth(&root, &["image", "ls", "-q", "--filter", "dangling=true"]));
     assert_eq!(dangling.lines().count(), 1);
+}
+
+#[test]
+fn image_import_from_stdin_and_unsafe_tar_error() {
+    let t = TempRoot::new().unwrap();
+    let root = t.path().join("state");
+    let tar = t.path().join("rootfs.tar");
+    busybox_rootfs_tar(&tar).unwrap();
+    let out = Command::new(berth_bin())
+        .args(["--root", root.to_str().unwrap(), "image", "import", "-", "piped"])
+        .stdin(std::fs::File::open(&tar).unwrap())
+        .output()
+        .unwrap();
+    let id = ok(&out).trim().to_string();
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&berth(&root, &["image", "inspect", "piped"]))).unwrap();
+    assert_eq!(v[0]["Id"], id.as_str());
+
+    // A crafted tar with a `../` entry: one clear sentence, exit 1, nothing stored.
+    let evil = t.path().join("evil.tar");
+    std::fs::write(&evil, raw_tar_file("../escape", b"x")).unwrap();
+    let out = berth(&root, &["image", "import", evil.to_str().unwrap(), "evil"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "refusing unsafe layer entry ../escape: the path has a '..' component"
+    );
+    assert!(!t.path().join("escape").exists() && !root.join("images/escape").exists());
+    assert_eq!(berth(&root, &["image", "inspect", "evil"]).status.code(), Some(1));
 }

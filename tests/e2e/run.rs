@@ -265,3 +265,26 @@ fn run_default_security() {
     ]);
     assert!(so.contains("0000000000000000"), "{so}");
 }
+
+#[test]
+fn run_interactive_stdin() {
+    use std::io::Write;
+    let Some(env) = ContainerEnv::new() else { return };
+    let mut child = std::process::Command::new(crate::support::berth_bin())
+        .arg("--root")
+        .arg(env.path())
+        .args(["run", "--rm", "-i", "bb", "sh", "-c", "tr a-z A-Z; echo end"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\nworld\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "HELLO\nWORLD\nend\n");
+    // Detached -i keeps stdin open: `cat` keeps running.
+    env.ok(&["run", "-d", "-i", "--name", "held", "bb", "cat"]);
+    assert_eq!(env.inspect("held", "{{.State.Running}}"), "true");
+    // A tty container gets a terminal.
+    let so = env.ok(&["run", "--rm", "-t", "bb", "sh", "-c", "test -t 1 && echo tty"]);
+    assert_eq!(so.trim(), "tty");
+}

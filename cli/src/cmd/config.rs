@@ -118,9 +118,16 @@ impl Args {
 /// `--no-interpolate`: compose prints the merged model as read, without typing it (variables
 /// would make short syntax unparseable).
 fn raw_model(opts: &LoadOptions, args: &Args) -> anyhow::Result<ExitCode> {
-    let tree = compose_spec::loader::load_tree(opts).map_err(load_error)?;
+    let mut tree = compose_spec::loader::load_tree(opts).map_err(load_error)?;
     for w in &tree.warnings {
         eprintln!("WARN[0000] {w}");
+    }
+    // compose drops the obsolete `version` from the model, with its usual warning.
+    if let Some((_, v)) = tree.root.as_map_mut().and_then(|m| m.shift_remove("version")) {
+        eprintln!(
+            "WARN[0000] {}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion",
+            v.mark.file
+        );
     }
     if !args.service_names.is_empty() {
         eprintln!("WARN[0000] service filtering is not applied when --no-interpolate is set");

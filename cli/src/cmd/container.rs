@@ -52,6 +52,8 @@ pub enum Command {
     Rename(RenameArgs),
     /// Block until one or more containers stop, then print their exit codes.
     Wait(Many),
+    /// Stream a running container's output until it stops (output only).
+    Attach(One),
 }
 
 /// `container create`.
@@ -237,7 +239,7 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
     rt.block_on(async move {
         match cmd {
             Command::Create(a) => {
-                let cfg = a.create.to_config(false).map_err(|e| ExitWith {
+                let cfg = a.create.to_config(false, false).map_err(|e| ExitWith {
                     code: EXIT_ENGINE,
                     message: format!("berth: {e:#}"),
                 })?;
@@ -401,6 +403,20 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
             Command::Rename(a) => {
                 engine.container_rename(&a.container, &a.new_name).await.map_err(engine_err)?;
                 Ok(ExitCode::SUCCESS)
+            }
+            Command::Attach(a) => {
+                let mut rx = engine.container_attach(&a.container).await.map_err(engine_err)?;
+                while let Some(e) = rx.recv().await {
+                    if e.stream == "stderr" {
+                        let _ = std::io::stderr().write_all(e.text.as_bytes());
+                    } else {
+                        let mut out = std::io::stdout().lock();
+                        let _ = out.write_all(e.text.as_bytes());
+                        let _ = out.flush();
+                    }
+                }
+                let code = engine.container_wait(&a.container).await.map_err(engine_err)?;
+                Ok(ExitCode::from(code.clamp(0, 255) as u8))
             }
             Command::Wait(a) => {
                 for c in &a.containers {

@@ -261,7 +261,11 @@ fn env_entry(e: &str) -> Option<String> {
 
 impl CreateFlags {
     /// The create request these flags describe (and the name).
-    pub fn to_config(&self, auto_remove: bool) -> anyhow::Result<ContainerCreateConfig> {
+    pub fn to_config(
+        &self,
+        auto_remove: bool,
+        attached: bool,
+    ) -> anyhow::Result<ContainerCreateConfig> {
         let mut cfg = ContainerCreateConfig::default();
         let c = &mut cfg.config;
         let mut command = self.command.clone();
@@ -286,6 +290,9 @@ impl CreateFlags {
         c.labels = kv_list("--label", &self.label)?;
         c.tty = self.tty;
         c.open_stdin = self.interactive;
+        // An attached -i closes the container's stdin with ours; -d -i keeps it open.
+        c.stdin_once = self.interactive && attached;
+        c.attach_stdin = self.interactive && attached;
         c.attach_stdout = true;
         c.attach_stderr = true;
         c.stop_signal = self.stop_signal.clone();
@@ -388,12 +395,19 @@ pub fn engine_err(e: ContainerError) -> anyhow::Error {
 pub fn run(opts: &EngineOpts, args: Args) -> anyhow::Result<ExitCode> {
     let cfg = args
         .create
-        .to_config(args.rm && args.detach)
+        .to_config(args.rm && args.detach, !args.detach)
         .map_err(|e| ExitWith { code: EXIT_ENGINE, message: format!("berth: {e:#}") })?;
     let engine = engine(opts)?;
     runtime()?.block_on(async move {
         let id =
             engine.container_create(args.create.name.as_deref(), cfg).await.map_err(engine_err)?;
+        // An attached -i run feeds our stdin to the container through its fifo, opened before
+        // the start so the container's first read waits for it rather than seeing end-of-file.
+        let stdin_fifo = if args.create.interactive && !args.detach && !args.create.tty {
+            open_stdin_fifo(opts, &id)
+        } else {
+            None
+        };
         if let Err(e) = engine.container_start(&id).await {
             let code = e.start_exit_code();
             if args.rm {
@@ -405,12 +419,25 @@ pub fn run(opts: &EngineOpts, args: Args) -> anyhow::Result<ExitCode> {
             println!("{id}");
             return Ok(ExitCode::SUCCESS);
         }
+        if let Some(fifo) = stdin_fifo {
+            std::thread::spawn(move || {
+                let mut fifo = fifo;
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut fifo);
+                // Dropping the last writer gives the container end-of-file.
+            });
+        }
         let code = attach_and_wait(&engine, &id).await?;
         if args.rm {
             let _ = engine.container_remove(&id, true, true).await;
         }
         Ok(ExitCode::from(code.clamp(0, 255) as u8))
     })
+}
+
+fn open_stdin_fifo(opts: &EngineOpts, id: &str) -> Option<std::fs::File> {
+    let p = opts.root.join("containers").join(id).join("stdin");
+    // Read+write never blocks on a fifo; we only ever write.
+    std::fs::OpenOptions::new().read(true).write(true).open(p).ok()
 }
 
 /// Streams a started container's output (from its start) until it stops, forwarding SIGINT and

@@ -317,6 +317,11 @@ impl Engine {
         ] {
             fs::write(&p, text).map_err(io_err("write", &p))?;
         }
+        if rec.config.open_stdin && !rec.config.tty {
+            let p = paths.stdin_fifo();
+            nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                .map_err(|e| io_err("create fifo", &p)(e.into()))?;
+        }
         if rec.rootfs_dir.is_none() {
             for d in [paths.upper(), paths.work(), paths.merged()] {
                 fs::create_dir_all(&d).map_err(io_err("create directory", &d))?;

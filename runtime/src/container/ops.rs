@@ -137,6 +137,9 @@ impl Engine {
 
     pub(crate) fn start_sync(&self, key: &str) -> Result<(), ContainerError> {
         let l = self.load(key)?;
+        // Serialises concurrent starts of this container (the monitor itself needs the record
+        // lock while starting, so that one can't be held across the spawn).
+        let _starting = crate::store::LockGuard::exclusive(&l.paths.dir.join("start.lock"))?;
         {
             let _g = l.paths.lock()?;
             let st = l.paths.read_state()?;
@@ -616,6 +619,18 @@ impl Engine {
             s.pids = u.pids;
         }
         Ok(s)
+    }
+
+    /// Names of the volumes any container (running or not) mounts, for `volume rm`/`prune`.
+    pub async fn container_volumes_in_use(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .all_records()
+            .into_iter()
+            .flat_map(|r| r.mounts.into_iter().filter(|m| m.typ == "volume").map(|m| m.name))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Renames a container.

@@ -98,6 +98,10 @@ impl ContainerPaths {
     pub fn log(&self) -> PathBuf {
         self.dir.join("container-json.log")
     }
+    /// The fifo an attached CLI writes the container's stdin to (`OpenStdin`).
+    pub fn stdin_fifo(&self) -> PathBuf {
+        self.dir.join("stdin")
+    }
     /// The monitor's own diagnostics.
     pub fn monitor_log(&self) -> PathBuf {
         self.dir.join("monitor.log")

@@ -1,16 +1,18 @@
 //! Copying the merged content of an image path (top layer wins, whiteouts and opaque
 //! directories honoured) into a directory: how a fresh named volume gets the image's content.
 
+use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::fs;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, Timespec, Timestamps};
 
 use super::ImageError;
 use super::store::ImageStore;
-use super::unpack::{OPAQUE_XATTR, clean_path};
+use super::unpack::OPAQUE_XATTR;
 
 fn is_whiteout(md: &fs::Metadata) -> bool {
     md.file_type().is_char_device() && md.rdev() == 0
@@ -97,6 +99,81 @@ fn merge_dir(src: &Path, dst: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// The merged view's entry at `comps` (no symlink resolution): the topmost layer that has it,
+/// unless a whiteout, an opaque directory or a non-directory ancestor hides it.
+fn merged_lookup(layers_bottom_first: &[PathBuf], comps: &[OsString]) -> Option<fs::Metadata> {
+    for layer in layers_bottom_first.iter().rev() {
+        let mut p = layer.clone();
+        let mut hides_lower = false;
+        for (i, c) in comps.iter().enumerate() {
+            p.push(c);
+            let Ok(md) = fs::symlink_metadata(&p) else { break };
+            if is_whiteout(&md) {
+                return None;
+            }
+            if i + 1 == comps.len() {
+                return Some(md);
+            }
+            if !md.is_dir() {
+                return None;
+            }
+            if is_opaque(&p) {
+                hides_lower = true;
+            }
+        }
+        if hides_lower {
+            return None;
+        }
+    }
+    None
+}
+
+/// Resolves `path` in the image's merged view, following symlinks the way the container would
+/// see them (absolute targets from the image root, `..` clamped at the root). None on a loop.
+fn resolve_in_image(layers_bottom_first: &[PathBuf], path: &Path) -> Option<Vec<OsString>> {
+    let mut todo: VecDeque<OsString> = path.components().filter_map(|c| token(&c)).collect();
+    let mut cur: Vec<OsString> = Vec::new();
+    let mut hops = 0;
+    while let Some(c) = todo.pop_front() {
+        if c == ".." {
+            cur.pop();
+            continue;
+        }
+        cur.push(c);
+        let Some(md) = merged_lookup(layers_bottom_first, &cur) else { continue };
+        if !md.file_type().is_symlink() {
+            continue;
+        }
+        hops += 1;
+        if hops > 40 {
+            return None;
+        }
+        // Find the layer whose symlink is visible and read it.
+        let target = layers_bottom_first.iter().rev().find_map(|l| {
+            let p: PathBuf =
+                std::iter::once(l.as_os_str()).chain(cur.iter().map(|c| c.as_os_str())).collect();
+            fs::read_link(p).ok()
+        })?;
+        cur.pop();
+        if target.is_absolute() {
+            cur.clear();
+        }
+        for t in target.components().filter_map(|c| token(&c)).rev() {
+            todo.push_front(t);
+        }
+    }
+    Some(cur)
+}
+
+/// A path component as a token: normal names and `..`; root and `.` vanish.
+fn token(c: &Component<'_>) -> Option<OsString> {
+    match c {
+        Component::Normal(n) => Some(n.to_os_string()),
+        Component::ParentDir => Some(OsString::from("..")),
+        _ => None,
+    }
+}
+
 impl ImageStore {
     /// Copies the merged content under `path_in_image` of `image` into the existing directory
     /// `dest` (content, ownership, modes, times; the top layer wins). Returns false when the
@@ -108,7 +185,10 @@ impl ImageStore {
         dest: &Path,
     ) -> Result<bool, ImageError> {
         let resolved = self.resolve(image)?;
-        let comps = clean_path(Path::new(path_in_image))?;
+        let bottom_first: Vec<PathBuf> = resolved.layers.iter().rev().cloned().collect();
+        let Some(comps) = resolve_in_image(&bottom_first, Path::new(path_in_image)) else {
+            return Ok(false); // a symlink loop: nothing to copy, like a missing path
+        };
         let err = |e: io::Error| ImageError::io("copy image content", dest, e);
         let mut present = false;
         let mut top_meta: Option<fs::Metadata> = None;

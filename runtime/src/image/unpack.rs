@@ -276,6 +276,10 @@ pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageEr
             continue; // aufs bookkeeping (.wh..wh.plnk etc.), meaningless here
         }
         if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+            // `.wh.` + "", "." or ".." would name the directory itself or its parent.
+            if hidden.is_empty() || hidden == b"." || hidden == b".." {
+                return Err(unsafe_entry(&raw_path, "whiteout of an invalid name"));
+            }
             let hidden = OsStr::from_bytes(hidden);
             let hidden_full = full.with_file_name(hidden);
             remove_existing(&parent, hidden, &hidden_full)
@@ -448,7 +452,8 @@ pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageEr
             None => rustix::io::dup(&root_fd).map_err(|e| entry_err(dest, "dup", e))?,
             Some((name, parents)) => {
                 let path: PathBuf = comps.iter().collect();
-                let p = open_parents(&root_fd, parents, false, &path)?;
+                // A later entry may have replaced a parent (e.g. by a symlink): nothing to do.
+                let Ok(p) = open_parents(&root_fd, parents, false, &path) else { continue };
                 match open_dir_at(&p, name) {
                     Ok(fd) => fd,
                     Err(_) => continue, // replaced by a later entry

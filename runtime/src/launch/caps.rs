@@ -39,6 +39,29 @@ pub fn docker_default_capabilities() -> LinuxCapabilities {
     c
 }
 
+/// Every capability berth itself holds (its bounding set), in all sets but ambient
+/// (`privileged`).
+pub fn all_capabilities() -> LinuxCapabilities {
+    let last = last_cap();
+    // "All" is what berth itself may hand out: its own bounding set.
+    let own = caps::read(None, caps::CapSet::Bounding).unwrap_or_else(|_| caps::all());
+    let set: Capabilities = own
+        .into_iter()
+        .filter(|c| u32::from(c.index()) <= last)
+        .filter_map(|c| {
+            let name = c.to_string();
+            Capability::from_str(name.strip_prefix("CAP_").unwrap_or(&name)).ok()
+        })
+        .collect();
+    let mut c = LinuxCapabilities::default();
+    c.set_bounding(Some(set.clone()))
+        .set_effective(Some(set.clone()))
+        .set_permitted(Some(set.clone()))
+        .set_inheritable(Some(set))
+        .set_ambient(Some(HashSet::new()));
+    c
+}
+
 /// The kernel number of an OCI capability.
 pub fn cap_number(c: &Capability) -> Result<u8, LaunchError> {
     let name = format!("CAP_{c}");
@@ -84,6 +107,23 @@ pub fn plan(c: &LinuxCapabilities) -> Result<CapPlan, LaunchError> {
     let perm = mask(c.permitted())? | eff;
     let inh = mask(c.inheritable())?;
     let amb = mask(c.ambient())?;
+    // A capability outside berth's own bounding set can't be granted: say which, up front.
+    if let Ok(own) = caps::read(None, caps::CapSet::Bounding) {
+        let own_mask = own.iter().fold(0u64, |m, c| m | 1u64 << c.index());
+        let missing: Vec<String> = caps::all()
+            .into_iter()
+            .filter(|c| (perm | inh | amb) & !own_mask & (1u64 << c.index()) != 0)
+            .map(|c| c.to_string())
+            .collect();
+        if !missing.is_empty() {
+            let mut missing = missing;
+            missing.sort();
+            return Err(LaunchError::InvalidSpec(format!(
+                "capabilities {} are not available: berth itself does not hold them",
+                missing.join(", ")
+            )));
+        }
+    }
     let last = last_cap();
     let bounding_drop = (0..=last).filter(|i| bounding & (1u64 << i) == 0).collect();
     let ambient = (0..=last).filter(|i| amb & (1u64 << i) != 0).collect();

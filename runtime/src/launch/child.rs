@@ -142,6 +142,8 @@ pub struct Pipes {
     pub sync_r: RawFd,
     /// Write end: error reports (CLOEXEC, so exec closes it).
     pub err_w: RawFd,
+    /// Unix socket to send a new pty's master on (-1 when unused).
+    pub pty_sock: RawFd,
 }
 
 /// Entry of the container's first process. Never returns.
@@ -156,8 +158,6 @@ pub fn container_main(pipes: Pipes, ns: &NsPlan, fs: &FsPlan, proc_: &ProcPlan, 
     if ns.new_cgroupns {
         attempt!(sys::unshare(libc::CLONE_NEWCGROUP), e, StepId::CgroupNs, 0);
     }
-    setup_stdio(e, proc_);
-
     attempt!(sys::mount(None, &fs.slash, None, fs.propagation, None), e, StepId::Propagation, 0);
     attempt!(run_op(&fs.rootfs.op, -1), e, StepId::Rootfs, 0);
     let root = attempt!(sys::open_dir(&fs.root), e, StepId::Rootfs, 1);
@@ -171,6 +171,8 @@ pub fn container_main(pipes: Pipes, ns: &NsPlan, fs: &FsPlan, proc_: &ProcPlan, 
     attempt!(sys::pivot_root(&fs.dot, &fs.dot), e, StepId::Pivot, 1);
     attempt!(sys::umount2(&fs.dot, libc::MNT_DETACH), e, StepId::Pivot, 2);
     attempt!(sys::chdir(&fs.slash), e, StepId::Pivot, 3);
+    // After pivot_root: /dev/null and /dev/ptmx are the container's own.
+    setup_stdio(e, proc_, pipes.pty_sock);
 
     if let Some(h) = &fs.hostname {
         attempt!(sys::sethostname(h), e, StepId::Hostname, 0);
@@ -207,7 +209,7 @@ pub fn exec_main(
     for (i, (fd, nstype, _)) in join.iter().enumerate() {
         attempt!(sys::setns(std::os::fd::AsRawFd::as_raw_fd(fd), *nstype), e, StepId::Setns, i);
     }
-    setup_stdio(e, proc_);
+    setup_stdio(e, proc_, pipes.pty_sock);
     finish_and_exec(e, proc_, false)
 }
 
@@ -220,7 +222,7 @@ fn wait_for_go(pipes: Pipes) {
     }
 }
 
-fn setup_stdio(e: RawFd, p: &ProcPlan) {
+fn setup_stdio(e: RawFd, p: &ProcPlan, pty_sock: RawFd) {
     attempt!(sys::setsid(), e, StepId::Setsid, 0);
     let fds: [RawFd; 3] = match p.stdio {
         StdioPlan::Pipes { stdin, stdout, stderr } => {
@@ -234,8 +236,20 @@ fn setup_stdio(e: RawFd, p: &ProcPlan) {
             attempt!(sys::set_ctty(slave), e, StepId::Ctty, 0);
             [slave, slave, slave]
         }
+        StdioPlan::NewPty => {
+            let (master, slave) = attempt!(sys::open_pty(&p.ptmx), e, StepId::Ctty, 1);
+            attempt!(sys::send_fd(pty_sock, master), e, StepId::Ctty, 2);
+            sys::close(master);
+            sys::close(pty_sock);
+            attempt!(sys::set_ctty(slave), e, StepId::Ctty, 0);
+            [slave, slave, slave]
+        }
     };
+    if let (Some(ws), StdioPlan::Pty { .. } | StdioPlan::NewPty) = (&p.winsize, p.stdio) {
+        attempt!(sys::set_winsize(fds[0], ws), e, StepId::Ctty, 3);
+    }
     // Copy above 2 first so that a source fd numbered 0..2 is never overwritten early.
+
     let mut high = [0; 3];
     for (i, fd) in fds.iter().enumerate() {
         high[i] = attempt!(sys::dup_high(*fd), e, StepId::Stdio, i);

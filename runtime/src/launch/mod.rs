@@ -25,7 +25,7 @@ use nix::unistd::Pid;
 
 use crate::cgroups::{Cgroup, CgroupError};
 
-pub use caps::{DOCKER_DEFAULT_CAPS, docker_default_capabilities};
+pub use caps::{DOCKER_DEFAULT_CAPS, all_capabilities, docker_default_capabilities};
 use child::{Pipes, REPORT_LEN, StepId};
 use plan::{FsPlan, ProcPlan};
 
@@ -88,6 +88,10 @@ pub enum Stdio {
         /// The pty slave.
         slave: OwnedFd,
     },
+    /// A new pseudo-terminal allocated from the container's own /dev/ptmx (like docker `-t`,
+    /// so `tty` inside names it /dev/pts/N): its slave becomes the controlling terminal and
+    /// std streams; the master is returned in `pty_master` of [`Spawned`] / [`ExecChild`].
+    NewPty,
 }
 
 /// Docker's default masked paths (unreadable inside the container).
@@ -218,6 +222,8 @@ pub struct Spawned {
     pub pid: Pid,
     /// The container's cgroup (destroy it after the process is gone).
     pub cgroup: Cgroup,
+    /// The pty master when started with [`Stdio::NewPty`].
+    pub pty_master: Option<OwnedFd>,
 }
 
 impl Spawned {
@@ -232,6 +238,8 @@ impl Spawned {
 pub struct ExecChild {
     /// PID in the caller's namespace; a direct child of the caller.
     pub pid: Pid,
+    /// The pty master when started with [`Stdio::NewPty`].
+    pub pty_master: Option<OwnedFd>,
 }
 
 impl ExecChild {
@@ -270,6 +278,50 @@ fn pipe_high() -> Result<(OwnedFd, OwnedFd), LaunchError> {
         Ok(unsafe { OwnedFd::from_raw_fd(n) })
     };
     Ok((high(r)?, high(w)?))
+}
+
+/// A socket pair for passing a new pty's master when `stdio` asks for one: (parent, child).
+fn pty_socket(stdio: &Stdio) -> Result<Option<(OwnedFd, OwnedFd)>, LaunchError> {
+    if !matches!(stdio, Stdio::NewPty) {
+        return Ok(None);
+    }
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(io_err("create the pty socket"))?;
+    Ok(Some((high_fd(a)?, high_fd(b)?)))
+}
+
+/// Receives the pty master the child sends; None when the child closed the socket first.
+fn recv_pty(sock: &OwnedFd) -> Result<Option<OwnedFd>, LaunchError> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut byte = [0u8; 1];
+    let mut iov = [io::IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!(std::os::fd::RawFd);
+    let msg =
+        recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+            .map_err(io_err("receive the container's pty"))?;
+    for c in msg.cmsgs().map_err(io_err("receive the container's pty"))? {
+        if let ControlMessageOwned::ScmRights(fds) = c
+            && let Some(fd) = fds.first()
+        {
+            // SAFETY: the kernel just installed this fd for us; nothing else owns it.
+            return Ok(Some(unsafe { OwnedFd::from_raw_fd(*fd) }));
+        }
+    }
+    Ok(None)
+}
+
+/// Moves `fd` to a number >= 3 (the child later dup2s onto 0..2).
+fn high_fd(fd: OwnedFd) -> Result<OwnedFd, LaunchError> {
+    if fd.as_raw_fd() >= 3 {
+        return Ok(fd);
+    }
+    let n = sys::dup_high(fd.as_raw_fd()).map_err(|e| LaunchError::Io {
+        what: "duplicate a descriptor".into(),
+        source: io::Error::from_raw_os_error(e),
+    })?;
+    // SAFETY: n is a fresh fd from fcntl(F_DUPFD_CLOEXEC) that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
 /// Forks the child with `flags`, optionally inside the pid namespace `join_pid`, with every
@@ -463,7 +515,7 @@ pub fn spawn(
                 |source| LaunchError::Io { what: "find the pty slave's path".into(), source },
             )?)
         }
-        Stdio::Pipes { .. } => None,
+        Stdio::Pipes { .. } | Stdio::NewPty => None,
     };
     let fs = plan::fs_plan(&spec.oci, &spec.rootfs, &ns, console.as_deref())?;
     let proc_ = ProcPlan::new(process, spec.seccomp, &stdio)?;
@@ -480,15 +532,20 @@ pub fn spawn(
     let started = (|| {
         let (sync_r, sync_w) = pipe_high()?;
         let (err_r, err_w) = pipe_high()?;
-        let pipes = Pipes { sync_r: sync_r.as_raw_fd(), err_w: err_w.as_raw_fd() };
+        let pty = pty_socket(&stdio)?;
+        let pipes = Pipes {
+            sync_r: sync_r.as_raw_fd(),
+            err_w: err_w.as_raw_fd(),
+            pty_sock: pty.as_ref().map_or(-1, |(_, c)| c.as_raw_fd()),
+        };
         let pid = clone_with(ns.clone_flags, ns.join_pid.as_ref(), || {
             child::container_main(pipes, &ns, &fs, &proc_, spec.init)
         })?;
         drop(sync_r);
         drop(err_w);
-        Ok::<_, LaunchError>((pid, sync_w, err_r))
+        Ok::<_, LaunchError>((pid, sync_w, err_r, pty.map(|(p, _)| p)))
     })();
-    let (pid, sync_w, err_r) = match started {
+    let (pid, sync_w, err_r, pty_sock) = match started {
         Ok(v) => v,
         Err(e) => {
             let _ = cgroup.destroy();
@@ -515,8 +572,16 @@ pub fn spawn(
     // A failed write means the child is gone; its report (if any) says why.
     let _ = sys::write_all(sync_w.as_raw_fd(), b"g");
     drop(sync_w);
+    let pty_master = match pty_sock.as_ref().map(recv_pty).transpose() {
+        Ok(m) => m.flatten(),
+        Err(e) => return Err(abort(e)),
+    };
     match read_report(err_r) {
-        Ok(None) => Ok(Spawned { pid, cgroup }),
+        Ok(None) if pty_sock.is_some() && pty_master.is_none() => Err(abort(LaunchError::Io {
+            what: "receive the container's pty".into(),
+            source: io::Error::from(io::ErrorKind::UnexpectedEof),
+        })),
+        Ok(None) => Ok(Spawned { pid, cgroup, pty_master }),
         Ok(Some(rep)) => Err(abort(report_error(rep, &proc_, Some(&fs), &join_names))),
         Err(e) => Err(abort(e)),
     }
@@ -575,10 +640,16 @@ pub fn exec_in(
     let join_names: Vec<&str> = join.iter().map(|(_, _, n)| *n).collect();
     let (sync_r, sync_w) = pipe_high()?;
     let (err_r, err_w) = pipe_high()?;
-    let pipes = Pipes { sync_r: sync_r.as_raw_fd(), err_w: err_w.as_raw_fd() };
+    let pty = pty_socket(&stdio)?;
+    let pipes = Pipes {
+        sync_r: sync_r.as_raw_fd(),
+        err_w: err_w.as_raw_fd(),
+        pty_sock: pty.as_ref().map_or(-1, |(_, c)| c.as_raw_fd()),
+    };
     let pid = clone_with(0, join_pid.as_ref(), || child::exec_main(pipes, &join, &proc_))?;
     drop(sync_r);
     drop(err_w);
+    let pty_sock = pty.map(|(p, _)| p);
     drop(stdio);
     if let Err(e) = cgroup.add_pid(pid) {
         kill_and_reap(pid);
@@ -586,8 +657,15 @@ pub fn exec_in(
     }
     let _ = sys::write_all(sync_w.as_raw_fd(), b"g");
     drop(sync_w);
+    let pty_master = match pty_sock.as_ref().map(recv_pty).transpose() {
+        Ok(m) => m.flatten(),
+        Err(e) => {
+            kill_and_reap(pid);
+            return Err(e);
+        }
+    };
     match read_report(err_r) {
-        Ok(None) => Ok(ExecChild { pid }),
+        Ok(None) => Ok(ExecChild { pid, pty_master }),
         Ok(Some(rep)) => {
             kill_and_reap(pid);
             Err(report_error(rep, &proc_, None, &join_names))

@@ -99,6 +99,8 @@ pub enum StdioPlan {
     Pipes { stdin: Option<RawFd>, stdout: RawFd, stderr: RawFd },
     /// The pty slave for all three, made the controlling terminal.
     Pty { slave: RawFd },
+    /// A pty allocated from the container's /dev/ptmx; the master goes to the parent.
+    NewPty,
 }
 
 /// The process part: shared by `spawn` and `exec_in`.
@@ -141,6 +143,10 @@ pub struct ProcPlan {
     pub stdio: StdioPlan,
     /// "/dev/null" for a missing stdin.
     pub devnull: CString,
+    /// "/dev/ptmx" for a new pty.
+    pub ptmx: CString,
+    /// Terminal size to set on a pty (`process.consoleSize`).
+    pub winsize: Option<libc::winsize>,
     /// Empty signal set (mask to restore before exec).
     pub empty_sigset: libc::sigset_t,
     /// Full signal set (init's wait set).
@@ -237,7 +243,7 @@ impl ProcPlan {
             let res = rlimit_resource(r.typ())
                 .ok_or_else(|| LaunchError::InvalidSpec(format!("unknown rlimit {name}")))?;
             let cur = nix::sys::resource::getrlimit(
-                // SAFETY-free: the nix Resource enum is repr(u32) of the same constants.
+                // nix's Resource enum has the same values as the libc constants.
                 resource_enum(res)?,
             )
             .map_err(|e| LaunchError::Io { what: format!("getrlimit {name}"), source: e.into() })?;
@@ -261,6 +267,7 @@ impl ProcPlan {
                 stderr: stderr.as_raw_fd(),
             },
             Stdio::Pty { slave } => StdioPlan::Pty { slave: slave.as_raw_fd() },
+            Stdio::NewPty => StdioPlan::NewPty,
         };
         let cwd = if p.cwd().as_os_str().is_empty() { PathBuf::from("/") } else { p.cwd().clone() };
         Ok(ProcPlan {
@@ -283,6 +290,13 @@ impl ProcPlan {
             rlimit_names,
             stdio,
             devnull: cstr("/dev/null", "")?,
+            ptmx: cstr("/dev/ptmx", "")?,
+            winsize: p.console_size().map(|b| libc::winsize {
+                ws_row: u16::try_from(b.height()).unwrap_or(u16::MAX),
+                ws_col: u16::try_from(b.width()).unwrap_or(u16::MAX),
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            }),
             empty_sigset: sigset(false),
             full_sigset: sigset(true),
         })
@@ -615,7 +629,8 @@ pub fn fs_plan(
     mounts.extend(spec_mounts.into_iter().filter(|m| !defaults.contains(m.destination())));
 
     let mut pre = Vec::new();
-    let is_v2 = matches!(crate::cgroups::Layout::detect(), Ok(crate::cgroups::Layout::V2(_)));
+    let layout = crate::cgroups::Layout::detect().ok();
+    let is_v2 = matches!(layout, Some(crate::cgroups::Layout::V2(_)));
     for m in &mounts {
         let rel = container_rel(m.destination(), "mount destination")?;
         let at = InRoot::new(&rel)?;
@@ -682,8 +697,8 @@ pub fn fs_plan(
             mkdirs(&rel, &mut pre)?;
             let (fstype, src) = match typ.as_str() {
                 "cgroup" | "cgroup2" if is_v2 => ("cgroup2".to_string(), "cgroup".to_string()),
-                // v1/hybrid: the container gets an empty read-only /sys/fs/cgroup (not done: a
-                // per-controller view), rather than the host's whole hierarchy.
+                // v1/hybrid: a tmpfs holding one mount per hierarchy (see cgroup_v1_steps), or
+                // left empty without a cgroup namespace rather than showing the host's tree.
                 "cgroup" | "cgroup2" => ("tmpfs".to_string(), "cgroup".to_string()),
                 t => (
                     t.to_string(),
@@ -692,7 +707,13 @@ pub fn fs_plan(
             };
             let data =
                 if fstype == "tmpfs" && src == "cgroup" { vec!["mode=755".into()] } else { data };
-            let flags = if src == "cgroup" { flags | libc::MS_RDONLY } else { flags };
+            let v1_view = src == "cgroup" && fstype == "tmpfs" && ns.new_cgroupns;
+            // The v1 view is filled first and made read-only afterwards.
+            let flags = match (src == "cgroup", v1_view) {
+                (true, true) => flags & !libc::MS_RDONLY,
+                (true, false) => flags | libc::MS_RDONLY,
+                _ => flags,
+            };
             pre.push(Step {
                 op: Op::Mount {
                     src: Some(cstr(&src, "mount source")?),
@@ -709,6 +730,9 @@ pub fn fs_plan(
             });
             if m.destination() == Path::new("/dev") && fstype == "tmpfs" {
                 dev_steps(&linux, &mut pre)?;
+            }
+            if v1_view && let Some(layout) = &layout {
+                cgroup_v1_steps(&rel, layout, &mut pre)?;
             }
         }
         if prop != 0 {
@@ -907,6 +931,86 @@ fn dev_steps(linux: &oci_spec::runtime::Linux, pre: &mut Vec<Step>) -> Result<()
             desc: format!("link /dev/{link}"),
         });
     }
+    Ok(())
+}
+
+/// The container's /sys/fs/cgroup on v1/hybrid: one read-only cgroup mount per hierarchy (in
+/// the container's cgroup namespace they show its own cgroup as the root, so e.g.
+/// memory/memory.limit_in_bytes is the container's limit), symlinks for co-mounted controllers
+/// (cpu -> cpu,cpuacct), the cgroup2 mount as `unified`, then the tmpfs made read-only.
+fn cgroup_v1_steps(
+    rel: &Path,
+    layout: &crate::cgroups::Layout,
+    pre: &mut Vec<Step>,
+) -> Result<(), LaunchError> {
+    use crate::cgroups::Layout;
+    let (v1, unified) = match layout {
+        Layout::V1(m) => (m, None),
+        Layout::Hybrid { v1, unified } => (v1, Some(unified)),
+        Layout::V2(_) => return Ok(()),
+    };
+    let ro = libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC;
+    // mount point -> controllers mounted there
+    let mut hierarchies: std::collections::BTreeMap<&Path, Vec<&str>> = Default::default();
+    for (ctrl, mp) in v1 {
+        hierarchies.entry(mp.as_path()).or_default().push(ctrl);
+    }
+    for (mp, ctrls) in &hierarchies {
+        let Some(dir) = mp.file_name() else { continue };
+        let at = InRoot::new(&rel.join(dir))?;
+        pre.push(Step {
+            op: Op::Mkdir { at: at.clone(), mode: 0o755 },
+            desc: format!("create /{}", rel.join(dir).display()),
+        });
+        pre.push(Step {
+            op: Op::Mount {
+                src: Some(cstr("cgroup", "")?),
+                target: Target::Root(at),
+                fstype: Some(cstr("cgroup", "")?),
+                flags: ro,
+                data: Some(cstr(ctrls.join(","), "cgroup controllers")?),
+            },
+            desc: format!("mount the {} cgroup hierarchy", ctrls.join(",")),
+        });
+        for c in ctrls {
+            if Path::new(c) != Path::new(dir) {
+                pre.push(Step {
+                    op: Op::Symlink {
+                        target: cstr(dir.as_bytes(), "cgroup dir")?,
+                        at: InRoot::new(&rel.join(c))?,
+                    },
+                    desc: format!("link /{}", rel.join(c).display()),
+                });
+            }
+        }
+    }
+    if let Some(u) = unified.and_then(|u| u.file_name()) {
+        let at = InRoot::new(&rel.join(u))?;
+        pre.push(Step {
+            op: Op::Mkdir { at: at.clone(), mode: 0o755 },
+            desc: format!("create /{}", rel.join(u).display()),
+        });
+        pre.push(Step {
+            op: Op::Mount {
+                src: Some(cstr("cgroup2", "")?),
+                target: Target::Root(at),
+                fstype: Some(cstr("cgroup2", "")?),
+                flags: ro,
+                data: None,
+            },
+            desc: "mount the cgroup2 hierarchy".into(),
+        });
+    }
+    pre.push(Step {
+        op: Op::Mount {
+            src: None,
+            target: Target::Root(InRoot::new(rel)?),
+            fstype: None,
+            flags: libc::MS_BIND | libc::MS_REMOUNT | ro,
+            data: None,
+        },
+        desc: format!("make /{} read-only", rel.display()),
+    });
     Ok(())
 }
 

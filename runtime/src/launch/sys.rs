@@ -476,6 +476,64 @@ impl FdPath {
     }
 }
 
+/// Opens a new pty pair from `ptmx` (the container's devpts): returns (master, slave).
+pub fn open_pty(ptmx: &CStr) -> SysResult<(RawFd, RawFd)> {
+    // SAFETY: ptmx is a valid string; the ioctls take an int pointer / int flags as documented
+    // in ioctl_tty(2); fds are closed on the error paths.
+    unsafe {
+        let master =
+            check(libc::open(ptmx.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC))?;
+        let unlock: c_int = 0;
+        if libc::ioctl(master, libc::TIOCSPTLCK, &unlock) < 0 {
+            let e = errno();
+            close(master);
+            return Err(e);
+        }
+        let slave = libc::ioctl(master, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY);
+        if slave < 0 {
+            let e = errno();
+            close(master);
+            return Err(e);
+        }
+        Ok((master, slave))
+    }
+}
+
+/// Sets a terminal's window size.
+pub fn set_winsize(fd: RawFd, ws: &libc::winsize) -> SysResult<()> {
+    // SAFETY: TIOCSWINSZ reads a winsize from the valid pointer.
+    check(unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, ws as *const libc::winsize) }).map(drop)
+}
+
+/// Sends `fd` over the unix socket `sock` (SCM_RIGHTS), with stack-only buffers.
+pub fn send_fd(sock: RawFd, fd: RawFd) -> SysResult<()> {
+    // u64 storage keeps the control buffer aligned for cmsghdr.
+    let mut control = [0u64; 4];
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec { iov_base: byte.as_mut_ptr().cast(), iov_len: 1 };
+    // SAFETY: msghdr points to the stack buffers above, which outlive sendmsg; the control
+    // buffer (32 bytes) is larger than CMSG_SPACE(sizeof(int)) (24 bytes on 64-bit).
+    unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<c_int>() as u32) as _;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null() {
+            return Err(libc::EINVAL);
+        }
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<c_int>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<c_int>(), fd);
+        if libc::sendmsg(sock, &msg, 0) < 0 {
+            return Err(errno());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -199,6 +199,8 @@ impl Monitor {
             if first {
                 report(format!("ok {}", run.pid));
                 first = false;
+                // Startup code (argument parsing, launcher) is done with: let its pages go.
+                trim_code_pages();
             }
             let run = self.supervise(&rec, run, stdio_fds);
             let code = run.exit.unwrap_or(137);
@@ -305,10 +307,8 @@ impl Monitor {
                 .map_err(|e| format!("pipe: {e}"))?;
             let (er, ew) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
                 .map_err(|e| format!("pipe: {e}"))?;
-            (
-                Stdio::Pipes { stdin: None, stdout: ow, stderr: ew },
-                vec![(or, "stdout"), (er, "stderr")],
-            )
+            let stdin = if rec.config.open_stdin { Some(self.open_stdin(rec)?) } else { None };
+            (Stdio::Pipes { stdin, stdout: ow, stderr: ew }, vec![(or, "stdout"), (er, "stderr")])
         };
         let started = rt::spawn(&spec, stdio)?;
         let pid_start = record::process_start_time(started.pid).unwrap_or(0);
@@ -345,6 +345,26 @@ impl Monitor {
             },
             fds,
         ))
+    }
+
+    /// The container's stdin: the read end of the `stdin` fifo an attached CLI writes to. Unless
+    /// stdin closes with the first client (`StdinOnce`), the monitor keeps a writer open for the
+    /// container's lifetime so it never sees end-of-file (docker's `-d -i`).
+    fn open_stdin(&self, rec: &ContainerRecord) -> Result<OwnedFd, String> {
+        use nix::fcntl::{OFlag, open};
+        use nix::sys::stat::Mode;
+        let path = self.paths.stdin_fifo();
+        let r = open(&path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| format!("open {}: {e}", path.display()))?;
+        // SAFETY: fcntl on an fd we own; clears O_NONBLOCK so the container's reads block.
+        unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFL, libc::O_RDONLY) };
+        if !rec.config.stdin_once {
+            let w = open(&path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+                .map_err(|e| format!("open {}: {e}", path.display()))?;
+            // Deliberately kept open until the monitor exits.
+            std::mem::forget(w);
+        }
+        Ok(r)
     }
 
     /// Copies output to the log, runs healthchecks and reaps, until the container exited and
@@ -679,6 +699,40 @@ pub fn should_restart(rec: &ContainerRecord, manual_stop: bool, code: i64, resta
             code != 0 && (p.maximum_retry_count <= 0 || restarts < p.maximum_retry_count)
         }
         _ => false,
+    }
+}
+
+/// Drops the resident pages of clean read-only file mappings (code and constants of our binary
+/// and its libraries) so an idle monitor's RSS is only what it touches afterwards. Only mappings
+/// without a single privately modified page qualify (relocated RELRO data is left alone); their
+/// pages are clean page-cache copies the kernel re-reads on the next access.
+fn trim_code_pages() {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return };
+    let mut cur: Option<(usize, usize, bool)> = None;
+    let mut candidates = Vec::new();
+    for line in smaps.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let Some((a, b)) = f.first().and_then(|r| r.split_once('-'))
+            && let (Ok(start), Ok(end)) =
+                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        {
+            let eligible =
+                f.len() >= 6 && (f[1] == "r-xp" || f[1] == "r--p") && f[5].starts_with('/');
+            cur = Some((start, end, eligible));
+            continue;
+        }
+        if let (Some("Private_Dirty:"), Some(v)) = (f.first().copied(), f.get(1))
+            && let Some((start, end, true)) = cur
+            && *v == "0"
+        {
+            candidates.push((start, end));
+        }
+    }
+    for (start, end) in candidates {
+        // SAFETY: the range is a whole read-only private file mapping of this process with no
+        // privately modified page (from /proc/self/smaps); MADV_DONTNEED only discards clean
+        // copies, which fault back in unchanged on the next access.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
     }
 }
 

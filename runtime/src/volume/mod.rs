@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 use crate::image::{ImageError, ImageStore};
 use crate::store::{LockGuard, StateRoot, StoreError, read_json, write_json_atomic};
 
+/// The label docker puts on anonymous volumes; `volume prune` without `--all` removes only those.
+pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";
+
 /// The only driver berth has.
 pub const LOCAL_DRIVER: &str = "local";
 
@@ -61,7 +64,7 @@ struct VolumeRecord {
     created_at: String,
     /// Content was copied in from an image (done once, like docker).
     populated: bool,
-    /// Created without a name (64 hex).
+    /// Created without a name (64 hex) or labelled anonymous.
     anonymous: bool,
 }
 
@@ -217,9 +220,13 @@ impl VolumeStore {
         labels: BTreeMap<String, String>,
         driver_opts: BTreeMap<String, String>,
     ) -> Result<Volume, VolumeError> {
+        let mut labels = labels;
         let (name, anonymous) = match name {
-            Some(n) => (n.to_string(), false),
-            None => (random_hex64()?, true),
+            Some(n) => (n.to_string(), labels.contains_key(ANONYMOUS_LABEL)),
+            None => {
+                labels.insert(ANONYMOUS_LABEL.to_string(), String::new());
+                (random_hex64()?, true)
+            }
         };
         let dir = self.vol_dir(&name)?;
         check_options(&driver_opts)?;
@@ -355,13 +362,34 @@ impl VolumeStore {
         let mut report = VolumePruneReport::default();
         for v in candidates {
             let r = self.record(&v.name)?;
-            if (!all && !r.anonymous) || in_use(&v.name) {
+            let anonymous = r.anonymous || r.labels.contains_key(ANONYMOUS_LABEL);
+            if (!all && !anonymous) || in_use(&v.name) {
                 continue;
             }
             report.space_reclaimed += self.remove_locked(&v.name, true, in_use)?;
             report.volumes_deleted.push(v.name);
         }
+        self.clean_debris();
         Ok(report)
+    }
+
+    /// Removes `.tmp-<pid>-*` / `.trash-<pid>-*` left by processes that died mid-create/remove.
+    fn clean_debris(&self) {
+        let Ok(rd) = fs::read_dir(&self.dir) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(rest) = name.strip_prefix(".tmp-").or_else(|| name.strip_prefix(".trash-"))
+            else {
+                continue;
+            };
+            let pid = rest.split('-').next().and_then(|p| p.parse::<u32>().ok());
+            if let Some(pid) = pid
+                && pid != std::process::id()
+                && !Path::new(&format!("/proc/{pid}")).exists()
+            {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     /// Copies `path` of `image` into the volume when the volume was never populated and its

@@ -1,0 +1,119 @@
+//! The container Engine API directly (no CLI): create rules, naming, lookup, inspect shape,
+//! failed-create cleanup, and a full create/start/wait/logs/remove cycle.
+
+use berth_runtime::container::{
+    Config, ContainerCreateConfig, ContainerError, HostConfig, ListFilters, LogsOptions,
+};
+use berth_runtime::{Engine, EngineOptions};
+
+fn berth_exe() -> Option<std::path::PathBuf> {
+    // The monitor is the `berth` binary; cargo builds it for the CLI's tests, not ours.
+    let p = std::env::current_exe().ok()?.parent()?.parent()?.join("berth");
+    p.exists().then_some(p)
+}
+
+async fn engine_with_image(root: &std::path::Path) -> Engine {
+    let engine =
+        Engine::open(EngineOptions { root: root.join("state"), helper_exe: berth_exe() }).unwrap();
+    let tar = root.join("bb.tar");
+    berth_testsupport::busybox_rootfs_tar(&tar).unwrap();
+    let f = std::fs::File::open(&tar).unwrap();
+    engine
+        .image_import(
+            Box::new(f),
+            Some("bb:latest".into()),
+            vec!["ENTRYPOINT [\"echo\", \"ep\"]".into(), "CMD [\"default\"]".into()],
+        )
+        .await
+        .unwrap();
+    engine
+}
+
+fn cfg(cmd: Option<&[&str]>) -> ContainerCreateConfig {
+    ContainerCreateConfig {
+        config: Config {
+            image: "bb:latest".into(),
+            cmd: cmd.map(|c| c.iter().map(|s| s.to_string()).collect()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn container_create_rules_and_lookup() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let tmp = berth_testsupport::TempRoot::new().unwrap();
+    let engine = engine_with_image(&tmp.path()).await;
+    // Image entrypoint + image cmd; a request cmd replaces only the cmd.
+    let a = engine.container_create(Some("a1"), cfg(None)).await.unwrap();
+    let i = engine.container_inspect("a1").await.unwrap();
+    assert_eq!(
+        (i.path.as_str(), i.args.clone()),
+        ("echo", vec!["ep".to_string(), "default".to_string()])
+    );
+    assert_eq!(i.name, "/a1");
+    assert_eq!(i.state.status, "created");
+    assert!(i.config.env.iter().any(|e| e.starts_with("PATH=")));
+    let _b = engine.container_create(Some("b1"), cfg(Some(&["x"]))).await.unwrap();
+    assert_eq!(engine.container_inspect("b1").await.unwrap().args, vec!["ep", "x"]);
+    // An entrypoint in the request drops the image's cmd.
+    let mut c = cfg(None);
+    c.config.entrypoint = Some(vec!["true".into()]);
+    engine.container_create(Some("c1"), c).await.unwrap();
+    let i = engine.container_inspect("c1").await.unwrap();
+    assert_eq!((i.path.as_str(), i.args.len()), ("true", 0));
+    // Name conflicts, id prefix lookup.
+    match engine.container_create(Some("a1"), cfg(None)).await {
+        Err(ContainerError::NameInUse { id, .. }) => assert_eq!(id, a),
+        other => panic!("expected a name conflict, got {other:?}"),
+    }
+    assert_eq!(engine.container_inspect(&a[..8]).await.unwrap().id, a);
+    assert!(matches!(engine.container_inspect("nope").await, Err(ContainerError::NotFound(_))));
+    // A failed create leaves nothing behind.
+    let before = std::fs::read_dir(tmp.path().join("state/containers")).unwrap().count();
+    let mut bad = cfg(None);
+    bad.host_config = HostConfig { cap_add: vec!["NOT_A_CAP".into()], ..Default::default() };
+    assert!(matches!(
+        engine.container_create(Some("bad"), bad).await,
+        Err(ContainerError::Invalid(_))
+    ));
+    let mut bad = cfg(None);
+    bad.host_config.binds = vec!["/x:relative".into()];
+    assert!(engine.container_create(Some("bad2"), bad).await.is_err());
+    assert_eq!(std::fs::read_dir(tmp.path().join("state/containers")).unwrap().count(), before);
+    let all = engine.container_list(true, &ListFilters::default()).await.unwrap();
+    assert_eq!(all.len(), 3);
+    for n in ["a1", "b1", "c1"] {
+        engine.container_remove(n, true, true).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn container_run_cycle_through_the_api() {
+    if !berth_testsupport::require_root() || berth_exe().is_none() {
+        // The monitor binary is built by `cargo test -p berth-cli`; skip when it isn't there.
+        return;
+    }
+    let tmp = berth_testsupport::TempRoot::new().unwrap();
+    let engine = engine_with_image(&tmp.path()).await;
+    let id = engine.container_create(None, cfg(Some(&["hello"]))).await.unwrap();
+    engine.container_start(&id).await.unwrap();
+    assert_eq!(engine.container_wait(&id).await.unwrap(), 0);
+    let mut rx = engine
+        .container_logs(&id, LogsOptions { stdout: true, stderr: true, ..Default::default() })
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while let Some(e) = rx.recv().await {
+        text.push_str(&e.text);
+    }
+    assert_eq!(text, "ep hello\n");
+    let i = engine.container_inspect(&id).await.unwrap();
+    assert_eq!((i.state.status.as_str(), i.state.exit_code, i.state.running), ("exited", 0, false));
+    assert!(i.state.finished_at.ends_with('Z') && !i.state.finished_at.starts_with("0001"));
+    engine.container_remove(&id, false, true).await.unwrap();
+    assert!(!tmp.path().join("state/containers").join(&id).exists());
+}
