@@ -21,7 +21,6 @@ services:
     mem_limit: 64m
     pids_limit: 50
     restart: on-failure:2
-    init: true
     labels:
       team: core
     stop_signal: SIGUSR1
@@ -29,9 +28,18 @@ services:
     cap_drop: [ALL]
     ulimits:
       nofile: {soft: 1000, hard: 1000}
+  i:
+    image: bb
+    network_mode: none
+    command: ["true"]
+    init: true
 "#;
     let Some(p) = Project::new("keys", compose) else { return };
-    p.ok(&["up", "-d"]);
+    p.ok(&["up", "-d", "s"]);
+    // `init: true` is only checked on a created container: with the engine merged at 12:26 a
+    // started container with an init dies at once (reported to the engine stream).
+    p.ok(&["create", "i"]);
+    assert_eq!(p.inspect(&p.cname("i", 1), "{{.HostConfig.Init}}"), "true");
     let c = p.cname("s", 1);
     assert_eq!(p.inspect(&c, "{{.Config.Hostname}}"), "boxy");
     assert_eq!(p.inspect(&c, "{{.Config.Labels.team}}"), "core");
@@ -41,7 +49,6 @@ services:
     assert_eq!(p.inspect(&c, "{{.HostConfig.PidsLimit}}"), "50");
     assert_eq!(p.inspect(&c, "{{.HostConfig.RestartPolicy.Name}}"), "on-failure");
     assert_eq!(p.inspect(&c, "{{.HostConfig.RestartPolicy.MaximumRetryCount}}"), "2");
-    assert_eq!(p.inspect(&c, "{{.HostConfig.Init}}"), "true");
     let (so, _) = p.ok(&[
         "exec",
         "-T",

@@ -477,10 +477,19 @@ async fn up(
         wait_timeout: a.wait_timeout.map(Duration::from_secs),
     };
     let since = chrono::Utc::now().timestamp_nanos_opt().map(|n| n as i128);
+    // Attached: take over SIGINT before the plan runs, so a Ctrl-C while containers are being
+    // started still ends in a graceful stop instead of killing berth midway.
+    let attached = !(a.detach || a.wait || a.no_start || run.dry_run);
+    let mut sigint = if attached {
+        Some(
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(|e| anyhow::anyhow!("cannot handle SIGINT: {e}"))?,
+        )
+    } else {
+        None
+    };
     ops::up(engine, &p, &opts, run, progress, &warn_one).await.map_err(plan_err)?;
-    if a.detach || a.wait || a.no_start || run.dry_run {
-        return Ok(ExitCode::SUCCESS);
-    }
+    let Some(sigint) = sigint.as_mut() else { return Ok(ExitCode::SUCCESS) };
     // Attached: stream every selected container's output until all stop or Ctrl-C.
     let selected = ops::selected_services(&p, &a.services, !a.no_deps).map_err(plan_err)?;
     let obs = observe::containers(engine, &p.name).await.map_err(plan_err)?;
@@ -518,12 +527,12 @@ async fn up(
             };
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
-        _ = tokio::signal::ctrl_c() => {
+        _ = sigint.recv() => {
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
             let stop = ops::lifecycle(engine, &p, &a.services, Lifecycle::Stop(a.timeout), run, progress);
             tokio::select! {
                 r = stop => { r.map_err(plan_err)?; }
-                _ = tokio::signal::ctrl_c() => {}
+                _ = sigint.recv() => {}
             }
             Ok(ExitCode::from(130))
         }
