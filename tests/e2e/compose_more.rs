@@ -227,3 +227,26 @@ services:
     let out = p.run(&["up", "--abort-on-container-exit", "-t", "2"]);
     assert_eq!(out.status.code(), Some(4));
 }
+
+#[test]
+fn compose_optional_dependency_failure_only_warns() {
+    let compose = format!(
+        r#"
+services:
+  setup:
+    image: bb
+    network_mode: none
+    command: ["sh", "-c", "exit 2"]
+  app:
+    image: bb
+    network_mode: none
+    command: {LONG}
+    depends_on:
+      setup: {{condition: service_completed_successfully, required: false}}
+"#
+    );
+    let Some(p) = Project::new("optional", &compose) else { return };
+    let (_, se) = p.ok(&["up", "-d"]);
+    assert!(se.contains("didn't complete successfully: exit 2"), "{se}");
+    assert_eq!(p.inspect(&p.cname("app", 1), "{{.State.Status}}"), "running");
+}
