@@ -589,10 +589,43 @@ pub async fn lifecycle(
                 let n = plan.add(a);
                 by_service.entry(c.service.as_str()).or_default().push(n);
             }
+            let starting = matches!(other, Lifecycle::Start);
             for (svc, s) in &p.services {
-                for dep in s.depends_on.keys() {
-                    for a in by_service.get(dep.as_str()).into_iter().flatten() {
-                        for b in by_service.get(svc.as_str()).into_iter().flatten() {
+                for (dep, d) in &s.depends_on {
+                    let (Some(dep_nodes), Some(svc_nodes)) =
+                        (by_service.get(dep.as_str()), by_service.get(svc.as_str()))
+                    else {
+                        continue;
+                    };
+                    // `start` honours healthy/completed conditions as `up` does.
+                    let cond = match d.condition.as_str() {
+                        "service_healthy" if starting => Some(Condition::Healthy),
+                        "service_completed_successfully" if starting => Some(Condition::Completed),
+                        _ => None,
+                    };
+                    let gate = match cond {
+                        Some(condition) => {
+                            let containers = targets
+                                .iter()
+                                .filter(|c| &c.service == dep)
+                                .map(|c| c.name.clone())
+                                .collect();
+                            let w = plan.add(Action::Wait {
+                                service: svc.clone(),
+                                dependency: dep.clone(),
+                                containers,
+                                condition,
+                                required: d.required,
+                            });
+                            for a in dep_nodes {
+                                plan.order(*a, w);
+                            }
+                            vec![w]
+                        }
+                        None => dep_nodes.clone(),
+                    };
+                    for a in &gate {
+                        for b in svc_nodes {
                             plan.order(*a, *b);
                         }
                     }

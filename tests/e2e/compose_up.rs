@@ -137,6 +137,13 @@ services:
     assert!(init_finished <= app_started, "app started after init completed");
     assert_eq!(p.inspect(&p.cname("db", 1), "{{.State.Health.Status}}"), "healthy");
 
+    // `start` after `stop` waits on the same conditions.
+    p.ok(&["stop", "-t", "2"]);
+    let (_, se) = p.ok(&["start"]);
+    assert!(se.contains("Healthy") && se.contains("Exited"), "{se}");
+    assert_eq!(p.inspect(&p.cname("db", 1), "{{.State.Health.Status}}"), "healthy");
+    assert_eq!(p.inspect(&p.cname("app", 1), "{{.State.Status}}"), "running");
+
     // A failing dependency stops the plan and is named.
     let failing = r#"
 services:
