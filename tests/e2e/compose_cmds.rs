@@ -42,6 +42,8 @@ fn compose_ps_logs_exec_stop_start_ls() {
     assert!(so.contains("worker-1  | line1"), "{so}");
     let (so, _) = p.ok(&["logs", "--no-log-prefix", "--tail", "1", "worker"]);
     assert_eq!(so, "line2\n");
+    let (so, _) = p.ok(&["--ansi", "always", "logs", "worker"]);
+    assert!(so.starts_with("\x1b[36mworker-1  |\x1b[0m line1"), "{so:?}");
 
     // exec: output and exit code.
     let (so, _) =

@@ -506,7 +506,8 @@ async fn up(
     let opts =
         LogsOptions { follow: true, stdout: true, stderr: true, since, ..Default::default() };
     let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
-    let streams = stream_logs(engine, &targets, opts, true, a.timestamps, abort);
+    let style = LogStyle { prefix: true, timestamps: a.timestamps, color: use_color(&po.ansi) };
+    let streams = stream_logs(engine, &targets, opts, style, abort);
     tokio::select! {
         ended = streams => {
             if !abort {
@@ -545,22 +546,50 @@ fn prefix_of(c: &Observed) -> String {
     c.name.strip_prefix(&format!("{project}-")).unwrap_or(&c.name).to_string()
 }
 
+/// How log lines are printed.
+#[derive(Debug, Clone, Copy)]
+struct LogStyle {
+    /// `name  | ` prefixes.
+    prefix: bool,
+    /// The entry's timestamp before the text.
+    timestamps: bool,
+    /// Coloured prefixes.
+    color: bool,
+}
+
+/// Whether to colour output for `--ansi` (auto: when stdout is a terminal).
+fn use_color(ansi: &str) -> bool {
+    match ansi {
+        "never" => false,
+        "always" => true,
+        _ => std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    }
+}
+
 /// Streams the logs of `targets` with `name  | ` prefixes; returns when every stream ended, or
 /// with `first`, when the first one ended (with that container's id).
 async fn stream_logs(
     engine: &Engine,
     targets: &[Observed],
     opts: LogsOptions,
-    prefix: bool,
-    timestamps: bool,
+    style: LogStyle,
     first: bool,
 ) -> Option<String> {
     let width = targets.iter().map(|c| prefix_of(c).len()).max().unwrap_or(0);
     let out = Arc::new(Mutex::new(()));
     let mut tasks = tokio::task::JoinSet::new();
-    for c in targets {
+    let timestamps = style.timestamps;
+    for (i, c) in targets.iter().enumerate() {
         let Ok(mut rx) = engine.container_logs(&c.id, opts.clone()).await else { continue };
-        let pfx = if prefix { format!("{:width$}  | ", prefix_of(c)) } else { String::new() };
+        let pfx = match (style.prefix, style.color) {
+            (false, _) => String::new(),
+            (true, false) => format!("{:width$}  | ", prefix_of(c)),
+            // compose cycles through bright colours per container.
+            (true, true) => {
+                let code = [36, 33, 32, 35, 34, 96, 93, 92, 95, 94][i % 10];
+                format!("\x1b[{code}m{:width$}  |\x1b[0m ", prefix_of(c))
+            }
+        };
         let out = out.clone();
         let id = c.id.clone();
         tasks.spawn(async move {
@@ -767,7 +796,9 @@ async fn logs(po: &ProjectOpts, engine: &Engine, a: LogsArgs) -> anyhow::Result<
         until: a.until.as_deref().map(parse_time_arg).transpose()?,
         timestamps: a.timestamps,
     };
-    stream_logs(engine, &obs, opts, !a.no_log_prefix, a.timestamps, false).await;
+    let style =
+        LogStyle { prefix: !a.no_log_prefix, timestamps: a.timestamps, color: use_color(&po.ansi) };
+    stream_logs(engine, &obs, opts, style, false).await;
     Ok(ExitCode::SUCCESS)
 }
 
