@@ -96,3 +96,24 @@ fn compose_pause_unpause_top_logs_since() {
     let (so, _) = p.ok(&["logs", "--until", "1h", "worker"]);
     assert_eq!(so, "", "nothing is older than an hour");
 }
+
+#[test]
+fn compose_images_and_wait() {
+    let compose = r#"
+services:
+  job:
+    image: bb
+    network_mode: none
+    command: ["sh", "-c", "sleep 0.5; exit 5"]
+"#;
+    let Some(p) = Project::new("imgwait", compose) else { return };
+    p.ok(&["up", "-d"]);
+    let (so, _) = p.ok(&["images"]);
+    let line = so.lines().nth(1).expect("one image row");
+    assert!(
+        line.starts_with(&p.cname("job", 1)) && line.contains("bb") && line.contains("latest"),
+        "{so}"
+    );
+    let out = p.run(&["wait", "job"]);
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -299,6 +299,34 @@ pub enum Command {
     Top(StartArgs),
     /// create.
     Create(CreateArgs),
+    /// images.
+    Images(ImagesArgs),
+    /// wait.
+    Wait(WaitArgs),
+}
+
+/// `berth images`.
+#[derive(Debug, clap::Args)]
+pub struct ImagesArgs {
+    /// Only display IDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Format the output: table or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Services.
+    services: Vec<String>,
+}
+
+/// `berth wait`.
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// Drops project when the first container stops.
+    #[arg(long)]
+    down_project: bool,
+    /// Services to wait for.
+    #[arg(required = true)]
+    services: Vec<String>,
 }
 
 /// Runs one compose command.
@@ -362,6 +390,8 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
             }
             Command::Top(a) => top(po, &engine, a).await,
             Command::Create(a) => up(po, &engine, a.into(), &run, &progress).await,
+            Command::Images(a) => images(po, &engine, a).await,
+            Command::Wait(a) => wait(po, &engine, a, &run, &progress).await,
         }
     })
 }
@@ -863,6 +893,92 @@ async fn top(po: &ProjectOpts, engine: &Engine, a: StartArgs) -> anyhow::Result<
         let _ = writeln!(out);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn images(po: &ProjectOpts, engine: &Engine, a: ImagesArgs) -> anyhow::Result<ExitCode> {
+    let (_, obs) = targets(po, engine, &a.services).await?;
+    let mut rows = Vec::new();
+    for c in &obs {
+        let Ok(i) = engine.image_inspect(c.summary.image.clone()).await else { continue };
+        let (repo, tag) = match c.summary.image.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
+            _ => (c.summary.image.clone(), "latest".to_string()),
+        };
+        rows.push((c.name.clone(), repo, tag, i.id, i.size));
+    }
+    let mut out = std::io::stdout().lock();
+    if a.quiet {
+        let ids: BTreeSet<&str> = rows.iter().map(|r| r.3.as_str()).collect();
+        for id in ids {
+            let _ = writeln!(out, "{id}");
+        }
+    } else if a.format == "json" {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(c, r, t, id, size)| {
+                serde_json::json!({"ContainerName": c, "Repository": r, "Tag": t, "ID": id, "Size": size})
+            })
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::Value::Array(v));
+    } else {
+        let mut table = vec![vec![
+            "CONTAINER".to_string(),
+            "REPOSITORY".into(),
+            "TAG".into(),
+            "IMAGE ID".into(),
+            "SIZE".into(),
+        ]];
+        for (c, r, t, id, size) in rows {
+            let short = id.trim_start_matches("sha256:").chars().take(12).collect();
+            table.push(vec![c, r, t, short, human_size(size)]);
+        }
+        print_table(&mut out, &table);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes as docker prints them (`4.2MB`).
+fn human_size(n: u64) -> String {
+    let f = n as f64;
+    if f >= 1e9 {
+        format!("{:.3}GB", f / 1e9)
+    } else if f >= 1e6 {
+        format!("{:.3}MB", f / 1e6)
+    } else if f >= 1e3 {
+        format!("{:.3}kB", f / 1e3)
+    } else {
+        format!("{n}B")
+    }
+}
+
+async fn wait(
+    po: &ProjectOpts,
+    engine: &Engine,
+    a: WaitArgs,
+    run: &RunOptions,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
+    let (p, obs) = targets(po, engine, &a.services).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in obs {
+        let e = engine.clone();
+        tasks.spawn(async move { e.container_wait(&c.id).await });
+    }
+    // compose prints nothing and exits with the first container's exit code.
+    let mut code = 0;
+    if let Some(r) = tasks.join_next().await {
+        code = r.map_err(|e| anyhow::anyhow!("wait task failed: {e}"))?.map_err(engine_err)?;
+    }
+    if a.down_project {
+        ops::down(engine, &p, &DownOptions::default(), run, progress, &warn_one)
+            .await
+            .map_err(plan_err)?;
+    } else {
+        while let Some(r) = tasks.join_next().await {
+            r.map_err(|e| anyhow::anyhow!("wait task failed: {e}"))?.map_err(engine_err)?;
+        }
+    }
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }
 
 async fn ls(engine: &Engine, a: LsArgs) -> anyhow::Result<ExitCode> {

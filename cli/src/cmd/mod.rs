@@ -124,6 +124,10 @@ enum Command {
     /// Creates containers for a service.
     #[command(name = "create")]
     ComposeCreate(compose::CreateArgs),
+    /// List images used by the created containers.
+    Images(compose::ImagesArgs),
+    /// Block until containers of all (or specified) services stop.
+    Wait(compose::WaitArgs),
     /// Run a command in a new container.
     Run(run::Args),
     /// Manage containers.
@@ -174,6 +178,8 @@ pub fn main() -> ExitCode {
         Command::ComposeCreate(a) => {
             compose::run(&cli.project, &cli.engine, compose::Command::Create(a))
         }
+        Command::Images(a) => compose::run(&cli.project, &cli.engine, compose::Command::Images(a)),
+        Command::Wait(a) => compose::run(&cli.project, &cli.engine, compose::Command::Wait(a)),
         Command::Run(args) => run::run(&cli.engine, args),
         Command::Container(cmd) => container::run(&cli.engine, cmd),
         Command::Image(cmd) => image::run(&cli.engine, cmd),
