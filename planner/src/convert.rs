@@ -219,8 +219,37 @@ pub fn create_config(
     if !s.volumes_from.is_empty() {
         return Err(unsupported("volumes_from".into()));
     }
-    if !s.secrets.is_empty() || !s.configs.is_empty() {
-        return Err(unsupported("secrets and configs".into()));
+    // File-based secrets and configs are read-only binds, as compose does without swarm.
+    for (refs, defs, kind, base) in [
+        (&s.secrets, &p.secrets, "secret", "/run/secrets/"),
+        (&s.configs, &p.configs, "config", "/"),
+    ] {
+        for r in refs {
+            let Some(def) = defs.get(&r.source) else {
+                return Err(PlanError::Invalid {
+                    service: service.into(),
+                    message: format!("service uses undefined {kind} {:?}", r.source),
+                });
+            };
+            let Some(file) = &def.file else {
+                return Err(unsupported(format!(
+                    "{kind} {:?} without `file:` (environment, content or external)",
+                    r.source
+                )));
+            };
+            let target = match &r.target {
+                Some(t) if t.starts_with('/') => t.clone(),
+                Some(t) => format!("{base}{t}"),
+                None => format!("{base}{}", r.source),
+            };
+            hc.mounts.push(MountSpec {
+                typ: "bind".into(),
+                source: file.clone(),
+                target,
+                read_only: true,
+                ..Default::default()
+            });
+        }
     }
     Ok(cfg)
 }

@@ -63,3 +63,37 @@ services:
     p.ok(&["stop"]);
     assert!(t.elapsed() < std::time::Duration::from_secs(4), "stopped by SIGUSR1");
 }
+
+#[test]
+fn compose_file_secrets_and_configs_are_read_only_files() {
+    let compose = r#"
+services:
+  s:
+    image: bb
+    network_mode: none
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+    secrets: [token]
+    configs:
+      - source: app
+        target: /etc/app.conf
+secrets:
+  token:
+    file: ./token.txt
+configs:
+  app:
+    file: ./app.conf
+"#;
+    let Some(p) = Project::new("secrets", compose) else { return };
+    std::fs::write(p.path().join("token.txt"), "s3cret\n").expect("write secret");
+    std::fs::write(p.path().join("app.conf"), "key=value\n").expect("write config");
+    p.ok(&["up", "-d"]);
+    let (so, _) = p.ok(&[
+        "exec",
+        "-T",
+        "s",
+        "sh",
+        "-c",
+        "cat /run/secrets/token /etc/app.conf; echo x >> /run/secrets/token 2>/dev/null || echo ro",
+    ]);
+    assert_eq!(so, "s3cret\nkey=value\nro\n");
+}
