@@ -2,8 +2,8 @@
 //! `Config` + `HostConfig`), with the compose labels the planner later diffs through.
 
 use berth_runtime::container::{
-    BindOptions, ContainerCreateConfig, HealthConfig, LogConfig, MountSpec, RestartPolicy,
-    TmpfsOptions, Ulimit, VolumeOptions,
+    BindOptions, ContainerCreateConfig, DeviceMapping, HealthConfig, LogConfig, MountSpec,
+    RestartPolicy, TmpfsOptions, Ulimit, VolumeOptions,
 };
 use compose_spec::model::{Project, Service};
 use indexmap::IndexMap;
@@ -167,6 +167,23 @@ pub fn create_config(
         }
     }
     hc.restart_policy = restart_policy(service, s)?;
+    hc.devices = s
+        .devices
+        .iter()
+        .map(|d| DeviceMapping {
+            path_on_host: d.source.clone(),
+            path_in_container: if d.target.is_empty() {
+                d.source.clone()
+            } else {
+                d.target.clone()
+            },
+            cgroup_permissions: if d.permissions.is_empty() {
+                "rwm".into()
+            } else {
+                d.permissions.clone()
+            },
+        })
+        .collect();
 
     // Mounts: named volumes get their project-scoped engine name; binds and tmpfs as written.
     for v in &s.volumes {
@@ -252,6 +269,35 @@ pub fn create_config(
         }
     }
     Ok(cfg)
+}
+
+/// Service keys berth reads but cannot apply yet (the planner warns about each).
+pub fn ignored_keys(s: &Service) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut check = |set: bool, key: &'static str| {
+        if set {
+            out.push(key);
+        }
+    };
+    check(s.pid.is_some(), "pid");
+    check(s.ipc.is_some(), "ipc");
+    check(s.uts.is_some(), "uts");
+    check(s.userns_mode.is_some(), "userns_mode");
+    check(s.cgroup_parent.is_some(), "cgroup_parent");
+    check(s.cgroup.is_some(), "cgroup");
+    check(!s.extra_hosts.is_empty(), "extra_hosts");
+    check(!s.dns.is_empty() || !s.dns_search.is_empty() || !s.dns_opt.is_empty(), "dns");
+    check(s.mac_address.is_some(), "mac_address");
+    check(!s.gpus.is_empty(), "gpus");
+    check(!s.device_cgroup_rules.is_empty(), "device_cgroup_rules");
+    check(!s.links.is_empty() || !s.external_links.is_empty(), "links");
+    check(!s.storage_opt.is_empty(), "storage_opt");
+    check(s.runtime.is_some(), "runtime");
+    check(s.oom_kill_disable, "oom_kill_disable");
+    check(s.mem_swappiness.is_some(), "mem_swappiness");
+    check(s.cpu_rt_period.is_some() || s.cpu_rt_runtime.is_some(), "cpu_rt_period/cpu_rt_runtime");
+    check(!s.post_start.is_empty() || !s.pre_stop.is_empty(), "post_start/pre_stop");
+    out
 }
 
 /// The engine restart policy from `restart:` or `deploy.restart_policy`.

@@ -191,6 +191,13 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
                 ),
             });
         }
+        let ignored = convert::ignored_keys(s);
+        if !ignored.is_empty() {
+            plan.warnings.push(format!(
+                "service {svc:?}: {} not supported by berth yet, ignored",
+                ignored.join(", ")
+            ));
+        }
         let hash = compose_spec::service_hash(s);
         let image = p.image_name(svc);
         let image_id = match engine.image_inspect(image.clone()).await {

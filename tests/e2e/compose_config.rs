@@ -97,3 +97,21 @@ configs:
     ]);
     assert_eq!(so, "s3cret\nkey=value\nro\n");
 }
+
+#[test]
+fn compose_devices_and_ignored_keys_warn() {
+    let compose = r#"
+services:
+  s:
+    image: bb
+    network_mode: none
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+    devices: ["/dev/null:/dev/mynull"]
+    extra_hosts: ["a.example:10.0.0.1"]
+"#;
+    let Some(p) = Project::new("devices", compose) else { return };
+    let (_, se) = p.ok(&["up", "-d"]);
+    assert!(se.contains("service \"s\": extra_hosts not supported by berth yet, ignored"), "{se}");
+    let (so, _) = p.ok(&["exec", "-T", "s", "sh", "-c", "test -c /dev/mynull && echo dev-ok"]);
+    assert_eq!(so, "dev-ok\n");
+}
