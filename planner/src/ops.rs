@@ -334,6 +334,7 @@ pub async fn up(
     warn: &(dyn Fn(&str) + Sync),
 ) -> Result<(), PlanError> {
     let _lock = lock_project(engine, &p.name).await?;
+    let p = &materialize_file_objects(engine, p, run.dry_run)?;
     let plan = plan_up(engine, p, opts).await?;
     plan.warnings.iter().for_each(|w| warn(w));
     if run.dry_run {
@@ -345,6 +346,42 @@ pub async fn up(
         wait_running(engine, p, opts).await?;
     }
     Ok(())
+}
+
+/// Secrets and configs given as `content:` or `environment:` become files under
+/// `{root}/compose/{project}/{secrets|configs}/` (written unless `dry_run`), so they mount like
+/// file-based ones.
+fn materialize_file_objects(
+    engine: &Engine,
+    p: &Project,
+    dry_run: bool,
+) -> Result<Project, PlanError> {
+    let mut p = p.clone();
+    let base = engine.root().path().join("compose").join(&p.name);
+    let env = p.environment.clone();
+    for (kind, defs) in [("secrets", &mut p.secrets), ("configs", &mut p.configs)] {
+        for (key, def) in defs.iter_mut() {
+            let text = match (&def.content, &def.environment) {
+                (Some(c), _) => c.clone(),
+                (None, Some(var)) => env.get(var).cloned().unwrap_or_default(),
+                _ => continue,
+            };
+            let dir = base.join(kind);
+            let path = dir.join(key);
+            if !dry_run {
+                let io = |e: std::io::Error| PlanError::Invalid {
+                    service: String::new(),
+                    message: format!("cannot write {kind} {key:?} to {}: {e}", path.display()),
+                };
+                std::fs::create_dir_all(&dir).map_err(io)?;
+                std::fs::write(&path, text.as_bytes()).map_err(io)?;
+            }
+            def.file = Some(path.to_string_lossy().to_string());
+            def.content = None;
+            def.environment = None;
+        }
+    }
+    Ok(p)
 }
 
 /// `--wait`: every selected container running (and healthy when it has a healthcheck); a
@@ -504,7 +541,17 @@ pub async fn down(
         plan.dry_run(progress);
         return Ok(());
     }
-    plan.execute(engine, run.parallel, progress).await
+    plan.execute(engine, run.parallel, progress).await?;
+    // Materialised secrets and configs go with the containers that used them.
+    let files = engine.root().path().join("compose").join(&p.name);
+    match std::fs::remove_dir_all(&files) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(PlanError::Invalid {
+            service: String::new(),
+            message: format!("cannot remove {}: {e}", files.display()),
+        }),
+    }
 }
 
 /// What a lifecycle command does to each selected container.

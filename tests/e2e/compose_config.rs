@@ -76,12 +76,15 @@ services:
     configs:
       - source: app
         target: /etc/app.conf
+      - inline
 secrets:
   token:
     file: ./token.txt
 configs:
   app:
     file: ./app.conf
+  inline:
+    content: "inline text"
 "#;
     let Some(p) = Project::new("secrets", compose) else { return };
     std::fs::write(p.path().join("token.txt"), "s3cret\n").expect("write secret");
@@ -93,9 +96,9 @@ configs:
         "s",
         "sh",
         "-c",
-        "cat /run/secrets/token /etc/app.conf; echo x >> /run/secrets/token 2>/dev/null || echo ro",
+        "cat /run/secrets/token /etc/app.conf; echo x >> /run/secrets/token 2>/dev/null || echo ro; cat /inline",
     ]);
-    assert_eq!(so, "s3cret\nkey=value\nro\n");
+    assert_eq!(so, "s3cret\nkey=value\nro\ninline text");
 }
 
 #[test]

@@ -126,6 +126,8 @@ impl Drop for Project {
         for id in ids {
             self.env.assert_no_leftovers(&id);
         }
+        let files = self.env.path().join("compose").join(&self.name);
+        assert!(!files.exists(), "{} left after down", files.display());
         let vols = self.env.run(&["volume", "ls", "-q"]);
         assert_eq!(String::from_utf8_lossy(&vols.stdout).trim(), "", "volumes left after down -v");
     }
