@@ -514,8 +514,19 @@ pub async fn plan_down(
             .filter(|(_, v)| v.external)
             .map(|(k, v)| v.name.clone().unwrap_or_else(|| k.clone()))
             .collect();
-        for v in vols.into_iter().filter(|v| !external.contains(&v.name)) {
-            let n = plan.add(Action::RemoveVolume { name: v.name });
+        let mut names: BTreeSet<String> =
+            vols.into_iter().map(|v| v.name).filter(|n| !external.contains(n)).collect();
+        // Anonymous volumes a recreate carried over are mounted by name in the new container,
+        // so its own removal does not take them: remove them here.
+        for c in &targets {
+            for m in &c.summary.mounts {
+                if m.typ == "volume" && crate::plan::is_anonymous(&m.name) {
+                    names.insert(m.name.clone());
+                }
+            }
+        }
+        for name in names {
+            let n = plan.add(Action::RemoveVolume { name });
             for rm in &removes {
                 plan.order(*rm, n);
             }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_runtime::Engine;
-use berth_runtime::container::{ContainerCreateConfig, ContainerError};
+use berth_runtime::container::{ContainerCreateConfig, ContainerError, MountSpec};
 use berth_runtime::volume::VolumeError;
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -317,13 +317,48 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
             // engine refuses leaves the old container untouched.
             let old = engine.container_inspect(name).await.map_err(cerr(name))?;
             let tmp = format!("{}_{name}", &old.id[..12.min(old.id.len())]);
+            // As compose: the old container's anonymous volumes move to the new one wherever
+            // the new config mounts nothing else, so their data survives the recreate.
+            let mut config = (**config).clone();
+            let mut dropped = Vec::new();
+            for m in old.mounts.iter().filter(|m| m.typ == "volume" && is_anonymous(&m.name)) {
+                // An anonymous volume declared again at the same path takes the old one.
+                if let Some(x) =
+                    config.host_config.mounts.iter_mut().find(|x| {
+                        x.typ == "volume" && x.source.is_empty() && x.target == m.destination
+                    })
+                {
+                    x.source = m.name.clone();
+                    continue;
+                }
+                let hc = &config.host_config;
+                let taken = hc.mounts.iter().any(|x| x.target == m.destination)
+                    || hc.tmpfs.contains_key(&m.destination)
+                    || hc.binds.iter().any(|b| b.split(':').nth(1) == Some(m.destination.as_str()));
+                if taken {
+                    dropped.push(m.name.clone());
+                } else {
+                    config.host_config.mounts.push(MountSpec {
+                        typ: "volume".into(),
+                        source: m.name.clone(),
+                        target: m.destination.clone(),
+                        read_only: !m.rw,
+                        ..Default::default()
+                    });
+                }
+            }
             engine
-                .container_create(Some(&tmp), (**config).clone())
+                .container_create(Some(&tmp), config)
                 .await
                 .map_err(|e| create_error(service, name, e))?;
             engine.container_stop(&old.id, *timeout).await.map_err(cerr(name))?;
-            // Anonymous volumes go with the old container (compose would carry them over).
-            engine.container_remove(&old.id, true, true).await.map_err(cerr(name))?;
+            engine.container_remove(&old.id, true, false).await.map_err(cerr(name))?;
+            for v in dropped {
+                match engine.volume_remove(v.clone(), false, Vec::new()).await {
+                    Ok(()) | Err(VolumeError::NoSuchVolume(_)) => {}
+                    Err(e) => return Err(verr(&v)(e)),
+                }
+            }
             engine.container_rename(&tmp, name).await.map_err(cerr(name))?;
             emit(p, "Container", name, "Recreated", !*st);
             if *st {
@@ -389,6 +424,11 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
         }
     }
     Ok(())
+}
+
+/// Whether a volume name is an anonymous one (64 hex digits, as the engine generates).
+pub fn is_anonymous(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 fn create_error(service: &str, name: &str, e: ContainerError) -> PlanError {

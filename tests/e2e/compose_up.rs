@@ -202,3 +202,22 @@ fn compose_dry_run_changes_nothing() {
     assert_eq!(p.id(&p.cname("db", 1)), id);
     assert_eq!(p.inspect(&p.cname("db", 1), "{{.State.Status}}"), "running");
 }
+
+#[test]
+fn compose_recreate_keeps_anonymous_volume_data() {
+    let file = |v: &str| {
+        format!(
+            "services:\n  s:\n    image: bb\n    network_mode: none\n    command: {LONG}\n    environment:\n      V: \"{v}\"\n    volumes: [/data]\n"
+        )
+    };
+    let Some(p) = Project::new("anon", &file("1")) else { return };
+    p.ok(&["up", "-d"]);
+    p.ok(&["exec", "-T", "s", "sh", "-c", "echo kept > /data/f"]);
+    let id = p.id(&p.cname("s", 1));
+    p.write(&file("2"));
+    p.ok(&["up", "-d"]);
+    assert_ne!(p.id(&p.cname("s", 1)), id, "recreated");
+    let (so, _) = p.ok(&["exec", "-T", "s", "cat", "/data/f"]);
+    assert_eq!(so, "kept\n");
+    // The Drop guard's `down -v` asserts the carried volume is removed too.
+}
