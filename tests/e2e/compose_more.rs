@@ -250,3 +250,17 @@ services:
     assert!(se.contains("didn't complete successfully: exit 2"), "{se}");
     assert_eq!(p.inspect(&p.cname("app", 1), "{{.State.Status}}"), "running");
 }
+
+#[test]
+fn compose_named_service_enables_its_profile() {
+    let compose = format!(
+        "services:\n  a:\n    image: bb\n    network_mode: none\n    command: {LONG}\n  dbg:\n    image: bb\n    network_mode: none\n    command: {LONG}\n    profiles: [debug]\n"
+    );
+    let Some(p) = Project::new("profiles", &compose) else { return };
+    p.ok(&["up", "-d"]);
+    assert_eq!(p.containers(), vec![p.cname("a", 1)]);
+    p.ok(&["up", "-d", "dbg"]);
+    assert_eq!(p.containers(), vec![p.cname("a", 1), p.cname("dbg", 1)]);
+    p.ok(&["stop", "-t", "2", "dbg"]);
+    assert_eq!(p.inspect(&p.cname("dbg", 1), "{{.State.Status}}"), "exited");
+}

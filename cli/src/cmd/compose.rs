@@ -346,7 +346,7 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
         match cmd {
             Command::Up(a) => up(po, &engine, a, &run, &progress).await,
             Command::Down(a) => {
-                let p = load(po, true)?;
+                let p = load(po, true, &[])?;
                 let opts = DownOptions {
                     remove_orphans: a.remove_orphans,
                     volumes: a.volumes,
@@ -437,7 +437,8 @@ fn plan_err(e: PlanError) -> anyhow::Error {
 
 /// Loads the project; with `allow_missing` and `-p`, a missing compose file gives an empty
 /// project of that name (so `down -p x` works from anywhere, as with compose).
-fn load(po: &ProjectOpts, allow_missing: bool) -> anyhow::Result<Project> {
+/// `services` named on the command line enable their profiles, as in compose.
+fn load(po: &ProjectOpts, allow_missing: bool, services: &[String]) -> anyhow::Result<Project> {
     let working_dir = std::env::current_dir()
         .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
     let opts = LoadOptions {
@@ -448,7 +449,7 @@ fn load(po: &ProjectOpts, allow_missing: bool) -> anyhow::Result<Project> {
         project_name: po.project_name.clone(),
         env_files: po.env_files.clone(),
         profiles: po.profiles.clone(),
-        services: Vec::new(),
+        services: services.to_vec(),
         environment: std::env::vars().collect(),
         interpolate: true,
         resolve_paths: true,
@@ -473,7 +474,7 @@ async fn up(
     run: &RunOptions,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
-    let p = load(po, false)?;
+    let p = load(po, false, &a.services)?;
     let mut scale = HashMap::new();
     for s in &a.scale {
         let parsed = s.split_once('=').and_then(|(k, v)| v.parse::<u32>().ok().map(|n| (k, n)));
@@ -653,7 +654,7 @@ async fn lifecycle(
     run: &RunOptions,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
-    let p = load(po, true)?;
+    let p = load(po, true, services)?;
     ops::lifecycle(engine, &p, services, what, run, progress).await.map_err(plan_err)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -663,7 +664,7 @@ async fn targets(
     engine: &Engine,
     services: &[String],
 ) -> anyhow::Result<(Project, Vec<Observed>)> {
-    let p = load(po, true)?;
+    let p = load(po, true, services)?;
     for s in services {
         if !p.services.is_empty() && !p.services.contains_key(s) {
             return Err(plan_err(PlanError::NoSuchService(s.clone())));
