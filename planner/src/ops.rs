@@ -101,7 +101,11 @@ fn is_recreate_leftover(name: &str, expected: &str) -> bool {
 }
 
 fn orphans<'a>(p: &Project, obs: &'a [Observed]) -> Vec<&'a Observed> {
-    obs.iter().filter(|c| !p.services.contains_key(&c.service)).collect()
+    obs.iter()
+        .filter(|c| {
+            !p.services.contains_key(&c.service) && !p.disabled_services.contains(&c.service)
+        })
+        .collect()
 }
 
 fn orphan_warning(orphans: &[&Observed]) -> String {
@@ -486,7 +490,11 @@ pub async fn plan_down(
     let targets: Vec<&Observed> = obs
         .iter()
         .filter(|c| {
-            p.services.is_empty() || opts.remove_orphans || p.services.contains_key(&c.service)
+            // Services disabled by profiles go too (compose's down removes them).
+            p.services.is_empty()
+                || opts.remove_orphans
+                || p.services.contains_key(&c.service)
+                || p.disabled_services.contains(&c.service)
         })
         .collect();
     let running: Vec<&Observed> = targets.iter().copied().filter(|c| c.is_running()).collect();

@@ -261,6 +261,12 @@ fn compose_named_service_enables_its_profile() {
     assert_eq!(p.containers(), vec![p.cname("a", 1)]);
     p.ok(&["up", "-d", "dbg"]);
     assert_eq!(p.containers(), vec![p.cname("a", 1), p.cname("dbg", 1)]);
+    // A plain `up` leaves the profiled service alone: not an orphan.
+    let (_, se) = p.ok(&["up", "-d", "--remove-orphans"]);
+    assert!(!se.contains("orphan"), "{se}");
+    assert_eq!(p.containers().len(), 2);
     p.ok(&["stop", "-t", "2", "dbg"]);
     assert_eq!(p.inspect(&p.cname("dbg", 1), "{{.State.Status}}"), "exited");
+    p.ok(&["down"]);
+    assert!(p.containers().is_empty(), "down removes the profiled service's container too");
 }
