@@ -117,3 +117,18 @@ services:
     let out = p.run(&["wait", "job"]);
     assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn compose_logs_follow_ends_when_containers_stop() {
+    let compose = r#"
+services:
+  t:
+    image: bb
+    network_mode: none
+    command: ["sh", "-c", "echo start; sleep 1; echo end"]
+"#;
+    let Some(p) = Project::new("follow", compose) else { return };
+    p.ok(&["up", "-d"]);
+    let (so, _) = p.ok(&["logs", "--follow"]);
+    assert_eq!(so, "t-1  | start\nt-1  | end\n");
+}
