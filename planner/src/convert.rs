@@ -233,9 +233,6 @@ pub fn create_config(
         let (path, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
         hc.tmpfs.insert(path.to_string(), opts.to_string());
     }
-    if !s.volumes_from.is_empty() {
-        return Err(unsupported("volumes_from".into()));
-    }
     // File-based secrets and configs are read-only binds, as compose does without swarm.
     for (refs, defs, kind, base) in [
         (&s.secrets, &p.secrets, "secret", "/run/secrets/"),
@@ -269,6 +266,36 @@ pub fn create_config(
         }
     }
     Ok(cfg)
+}
+
+/// `volumes_from` as (container name, read-only): `service:x` and bare `x` name the first replica
+/// of service x, `container:name` a container by name.
+pub fn volumes_from(
+    p: &Project,
+    service: &str,
+    s: &Service,
+) -> Result<Vec<(String, bool)>, PlanError> {
+    let mut out = Vec::new();
+    for v in &s.volumes_from {
+        let (kind, rest) = match v.split_once(':') {
+            Some(("service", r)) => ("service", r),
+            Some(("container", r)) => ("container", r),
+            _ => ("service", v.as_str()),
+        };
+        let (name, mode) = rest.split_once(':').unwrap_or((rest, "rw"));
+        let ro = mode == "ro";
+        let container = if kind == "container" {
+            name.to_string()
+        } else {
+            let src = p.services.get(name).ok_or_else(|| PlanError::Invalid {
+                service: service.into(),
+                message: format!("volumes_from names undefined service {name:?}"),
+            })?;
+            container_name(&p.name, name, src, 1)
+        };
+        out.push((container, ro));
+    }
+    Ok(out)
 }
 
 /// Service keys berth reads but cannot apply yet (the planner warns about each).

@@ -180,6 +180,7 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
     let mut nodes: HashMap<String, Vec<NodeIndex>> = HashMap::new();
     let mut names: HashMap<String, Vec<String>> = HashMap::new();
     let mut recreated: BTreeSet<String> = BTreeSet::new();
+    let mut pending: Vec<(String, Vec<NodeIndex>)> = Vec::new();
     for svc in &selected {
         let Some(s) = p.services.get(svc) else { continue };
         let want = match opts.scale.get(svc) {
@@ -203,6 +204,7 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
             ));
         }
         let hash = compose_spec::service_hash(s);
+        let vf = convert::volumes_from(p, svc, s)?;
         let image = p.image_name(svc);
         let image_id = match engine.image_inspect(image.clone()).await {
             Ok(i) => i.id,
@@ -244,6 +246,7 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
                     config: Box::new(convert::create_config(p, svc, o.number, &hash, &image_id)?),
                     start: !opts.no_start,
                     timeout: opts.timeout,
+                    volumes_from: vf.clone(),
                 }
             } else if o.is_running()
                 && s.depends_on.iter().any(|(d, c)| c.restart && recreated.contains(d))
@@ -276,6 +279,7 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
                 name: name.clone(),
                 config: Box::new(config),
                 start: !opts.no_start,
+                volumes_from: vf.clone(),
             }));
             svc_names.push(name);
         }
@@ -322,8 +326,24 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
                 }
             }
         }
+        // volumes_from services come first too (their order is not in depends_on).
+        for v in &s.volumes_from {
+            let src = v.strip_prefix("service:").unwrap_or(v);
+            if v.starts_with("container:") {
+                continue;
+            }
+            let src = src.split(':').next().unwrap_or(src).to_string();
+            pending.push((src, svc_nodes.clone()));
+        }
         nodes.insert(svc.clone(), svc_nodes);
         names.insert(svc.clone(), svc_names);
+    }
+    for (src, after) in pending {
+        for a in nodes.get(&src).into_iter().flatten() {
+            for b in &after {
+                plan.order(*a, *b);
+            }
+        }
     }
     Ok(plan)
 }

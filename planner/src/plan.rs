@@ -47,6 +47,8 @@ pub enum Action {
         config: Box<ContainerCreateConfig>,
         /// Start after creating.
         start: bool,
+        /// `volumes_from`: (container, read-only), resolved when the action runs.
+        volumes_from: Vec<(String, bool)>,
     },
     /// Replace an outdated container by a new one with the same name.
     Recreate {
@@ -60,6 +62,8 @@ pub enum Action {
         start: bool,
         /// Grace period for stopping the old container.
         timeout: Option<i64>,
+        /// `volumes_from`: (container, read-only), resolved when the action runs.
+        volumes_from: Vec<(String, bool)>,
     },
     /// Start an existing, up-to-date container.
     Start {
@@ -300,10 +304,12 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
                 .map_err(verr(name))?;
             emit(p, "Volume", name, "Created", true);
         }
-        Action::Create { service, name, config, start: st } => {
+        Action::Create { service, name, config, start: st, volumes_from } => {
             emit(p, "Container", name, "Creating", false);
+            let mut config = (**config).clone();
+            add_volumes_from(engine, &mut config, volumes_from).await?;
             engine
-                .container_create(Some(name), (**config).clone())
+                .container_create(Some(name), config)
                 .await
                 .map_err(|e| create_error(service, name, e))?;
             emit(p, "Container", name, "Created", !*st);
@@ -311,7 +317,7 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
                 start(engine, name, p).await?;
             }
         }
-        Action::Recreate { service, name, config, start: st, timeout } => {
+        Action::Recreate { service, name, config, start: st, timeout, volumes_from } => {
             emit(p, "Container", name, "Recreate", false);
             // As compose: create the replacement under a temporary name first, so a config the
             // engine refuses leaves the old container untouched.
@@ -320,6 +326,7 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
             // As compose: the old container's anonymous volumes move to the new one wherever
             // the new config mounts nothing else, so their data survives the recreate.
             let mut config = (**config).clone();
+            add_volumes_from(engine, &mut config, volumes_from).await?;
             let mut dropped = Vec::new();
             for m in old.mounts.iter().filter(|m| m.typ == "volume" && is_anonymous(&m.name)) {
                 // An anonymous volume declared again at the same path takes the old one.
@@ -421,6 +428,37 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
                 Err(e) => return Err(verr(name)(e)),
             }
             emit(p, "Volume", name, "Removed", true);
+        }
+    }
+    Ok(())
+}
+
+/// Adds the volume and bind mounts of each `volumes_from` container where the config mounts
+/// nothing at that path yet.
+async fn add_volumes_from(
+    engine: &Engine,
+    config: &mut ContainerCreateConfig,
+    from: &[(String, bool)],
+) -> Result<(), PlanError> {
+    for (container, ro) in from {
+        let src = engine.container_inspect(container).await.map_err(cerr(container))?;
+        for m in &src.mounts {
+            let hc = &mut config.host_config;
+            if hc.mounts.iter().any(|x| x.target == m.destination) {
+                continue;
+            }
+            let (typ, source) = match m.typ.as_str() {
+                "volume" => ("volume", m.name.clone()),
+                "bind" => ("bind", m.source.clone()),
+                _ => continue,
+            };
+            hc.mounts.push(MountSpec {
+                typ: typ.into(),
+                source,
+                target: m.destination.clone(),
+                read_only: *ro || !m.rw,
+                ..Default::default()
+            });
         }
     }
     Ok(())

@@ -118,3 +118,29 @@ services:
     let (so, _) = p.ok(&["exec", "-T", "s", "sh", "-c", "test -c /dev/mynull && echo dev-ok"]);
     assert_eq!(so, "dev-ok\n");
 }
+
+#[test]
+fn compose_volumes_from_shares_mounts() {
+    let compose = r#"
+services:
+  reader:
+    image: bb
+    network_mode: none
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+    volumes_from: ["store:ro"]
+  store:
+    image: bb
+    network_mode: none
+    command: ["sh", "-c", "trap 'exit 0' TERM; echo shared > /data/f; sleep 3600 & wait"]
+    volumes: [data:/data]
+volumes:
+  data: {}
+"#;
+    let Some(p) = Project::new("volfrom", compose) else { return };
+    p.ok(&["up", "-d"]);
+    p.wait_for("store to write", 10, || {
+        p.run(&["exec", "-T", "reader", "cat", "/data/f"]).stdout == b"shared\n"
+    });
+    let out = p.run(&["exec", "-T", "reader", "sh", "-c", "echo x > /data/g"]);
+    assert_ne!(out.status.code(), Some(0), "read-only through volumes_from");
+}
