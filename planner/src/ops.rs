@@ -87,6 +87,14 @@ pub fn selected_services(
             && let Some(s) = p.services.get(&n)
         {
             todo.extend(s.depends_on.keys().filter(|d| p.services.contains_key(*d)).cloned());
+            // Services named by volumes_from are needed too (compose treats them as dependencies).
+            for v in s.volumes_from.iter().filter(|v| !v.starts_with("container:")) {
+                let v = v.strip_prefix("service:").unwrap_or(v);
+                let name = v.split(':').next().unwrap_or(v);
+                if p.services.contains_key(name) {
+                    todo.push(name.to_string());
+                }
+            }
         }
     }
     Ok(p.dependency_order().into_iter().filter(|s| keep.contains(*s)).map(String::from).collect())

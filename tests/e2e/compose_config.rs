@@ -137,7 +137,8 @@ volumes:
   data: {}
 "#;
     let Some(p) = Project::new("volfrom", compose) else { return };
-    p.ok(&["up", "-d"]);
+    // Naming only the reader brings up the store it takes volumes from.
+    p.ok(&["up", "-d", "reader"]);
     p.wait_for("store to write", 10, || {
         p.run(&["exec", "-T", "reader", "cat", "/data/f"]).stdout == b"shared\n"
     });
