@@ -64,6 +64,8 @@ fn compose_ps_logs_exec_stop_start_ls() {
     assert_eq!(p.inspect(&p.cname("worker", 1), "{{.State.Status}}"), "running");
     let (so, _) = p.ok(&["ps", "-q"]);
     assert_eq!(so.lines().count(), 1);
+    let (so, _) = p.ok(&["ps", "--filter", "status=exited", "--format", "json"]);
+    assert!(so.lines().count() == 1 && so.contains("\"Service\":\"web\""), "{so}");
     p.ok(&["start"]);
     assert_eq!(p.inspect(&p.cname("web", 1), "{{.State.Status}}"), "running");
     assert_eq!(p.id(&p.cname("web", 1)), id);

@@ -143,6 +143,9 @@ pub struct PsArgs {
     /// Filter services by status (created, running, exited, paused, restarting, removing, dead).
     #[arg(long)]
     status: Vec<String>,
+    /// Filter services by a property (supported filters: status).
+    #[arg(long)]
+    filter: Vec<String>,
     /// Format the output: table or json.
     #[arg(long, default_value = "table")]
     format: String,
@@ -675,7 +678,19 @@ async fn targets(
     Ok((p, obs.collect()))
 }
 
-async fn ps(po: &ProjectOpts, engine: &Engine, a: PsArgs) -> anyhow::Result<ExitCode> {
+async fn ps(po: &ProjectOpts, engine: &Engine, mut a: PsArgs) -> anyhow::Result<ExitCode> {
+    for f in &a.filter {
+        match f.split_once('=') {
+            Some(("status", v)) => a.status.push(v.to_string()),
+            _ => {
+                return Err(ExitWith {
+                    code: EXIT_USAGE,
+                    message: format!("invalid filter {f:?}: only status=STATE is supported"),
+                }
+                .into());
+            }
+        }
+    }
     let (p, obs) = targets(po, engine, &a.service_names).await?;
     let shown: Vec<&Observed> = obs
         .iter()
