@@ -36,10 +36,13 @@ services:
 "#;
     let Some(p) = Project::new("keys", compose) else { return };
     p.ok(&["up", "-d", "s"]);
-    // `init: true` is only checked on a created container: with the engine merged at 12:26 a
-    // started container with an init dies at once (reported to the engine stream).
-    p.ok(&["create", "i"]);
-    assert_eq!(p.inspect(&p.cname("i", 1), "{{.HostConfig.Init}}"), "true");
+    // `init: true` reaches the container: it runs (under init) and completes with exit 0.
+    p.ok(&["up", "-d", "i"]);
+    let i = p.cname("i", 1);
+    assert_eq!(p.inspect(&i, "{{.HostConfig.Init}}"), "true");
+    p.env.wait_for("i exited", 10, || p.inspect(&i, "{{.State.Status}}") == "exited");
+    assert_eq!(p.inspect(&i, "{{.State.ExitCode}}"), "0");
+    assert_eq!(p.inspect(&i, "{{.State.Error}}"), "");
     let c = p.cname("s", 1);
     assert_eq!(p.inspect(&c, "{{.Config.Hostname}}"), "boxy");
     assert_eq!(p.inspect(&c, "{{.Config.Labels.team}}"), "core");
