@@ -323,3 +323,41 @@ fn run_init_container_survives_and_stops_cleanly() {
     env.ok(&["container", "rm", "ini"]);
     env.assert_no_leftovers(&id);
 }
+
+/// docker's short flags after the subcommand (`rm -f`, `ls -f`, `inspect -f`) and `run --env-file`:
+/// compose-level options go before the subcommand, so these are the subcommands' own.
+#[test]
+fn run_env_file_and_docker_short_flags() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let file = env.path().join("vars.env");
+    std::fs::write(&file, "# comment\nGREETING=from-file\n").unwrap();
+    let (code, so, se) = out(&env.run(&[
+        "run",
+        "--rm",
+        "--env-file",
+        file.to_str().unwrap(),
+        "bb",
+        "sh",
+        "-c",
+        "echo $GREETING",
+    ]));
+    assert_eq!((code, so.as_str()), (Some(0), "from-file\n"), "{se}");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "shorty",
+        "bb",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; sleep 3600 & wait",
+    ]);
+    assert_eq!(env.ok(&["container", "ls", "-q", "-f", "name=shorty"]).trim().len(), 12);
+    assert_eq!(
+        env.ok(&["container", "inspect", "-f", "{{.State.Running}}", "shorty"]).trim(),
+        "true"
+    );
+    let id = env.id("shorty");
+    env.ok(&["container", "rm", "-f", "shorty"]);
+    env.assert_no_leftovers(&id);
+}

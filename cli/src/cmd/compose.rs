@@ -157,7 +157,7 @@ pub struct PsArgs {
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
     /// Follow log output (`-f` is the global --file flag in berth).
-    #[arg(long)]
+    #[arg(short = 'f', long)]
     follow: bool,
     /// Number of lines to show from the end of the logs for each container.
     #[arg(short = 'n', long, default_value = "all")]
@@ -212,7 +212,7 @@ pub struct KillArgs {
 #[derive(Debug, clap::Args)]
 pub struct RmArgs {
     /// Don't ask to confirm removal (berth never asks; `-f` is the global --file flag).
-    #[arg(long)]
+    #[arg(short = 'f', long)]
     force: bool,
     /// Stop the containers, if required, before removing.
     #[arg(short, long)]

@@ -34,35 +34,37 @@ impl std::fmt::Display for ExitWith {
 
 impl std::error::Error for ExitWith {}
 
-/// Options shared by every compose-level command (docker compose v2's global flags).
+/// Options shared by every compose-level command (docker compose v2's global flags). They go
+/// before the subcommand, as in `docker compose [OPTIONS] COMMAND`, which leaves `-f`/`-p` free
+/// for subcommands' own short flags (`logs -f`, `rm -f`, `run -p`).
 #[derive(Debug, Clone, Args, Default)]
 pub struct ProjectOpts {
     /// Compose configuration files (repeatable; `-` reads standard input).
-    #[arg(short = 'f', long = "file", global = true)]
+    #[arg(short = 'f', long = "file")]
     pub files: Vec<PathBuf>,
     /// Project name.
-    #[arg(short = 'p', long = "project-name", global = true)]
+    #[arg(short = 'p', long = "project-name")]
     pub project_name: Option<String>,
     /// Alternate working directory (default: the directory of the first compose file).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub project_directory: Option<PathBuf>,
     /// Alternate environment files (repeatable).
-    #[arg(long = "env-file", global = true)]
+    #[arg(long = "env-file")]
     pub env_files: Vec<PathBuf>,
     /// Profiles to enable (repeatable).
-    #[arg(long = "profile", global = true)]
+    #[arg(long = "profile")]
     pub profiles: Vec<String>,
     /// Control when to print ANSI control characters ("never"|"always"|"auto").
-    #[arg(long, global = true, default_value = "auto")]
+    #[arg(long, default_value = "auto")]
     pub ansi: String,
     /// Progress output type (auto, tty, plain, json, quiet).
-    #[arg(long, global = true, default_value = "auto")]
+    #[arg(long, default_value = "auto")]
     pub progress: String,
     /// Execute command in dry run mode.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub dry_run: bool,
     /// Control max parallelism, -1 for unlimited.
-    #[arg(long, global = true, default_value_t = -1, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     pub parallel: i64,
 }
 
@@ -218,4 +220,15 @@ fn init_tracing(verbose: bool) {
     };
     let _ =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks over every subcommand (duplicate short flags, ...).
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }
