@@ -360,7 +360,8 @@ impl Networks {
     /// only), and DNS records for its name and aliases.
     pub fn connect(&self, network: &str, netns: &Path, cfg: EndpointConfig) -> Result<Endpoint> {
         let _root = self.lock()?;
-        let mut st = self.state(network)?;
+        let states = self.states()?;
+        let mut st = Self::resolve_in(&states, network)?;
         let net = st.network.name.clone();
         if st.endpoints.contains_key(&cfg.container_id) {
             return Err(NetworkError::AlreadyConnected { network: net, container: cfg.name });
@@ -435,6 +436,15 @@ impl Networks {
             store::short_hash(&format!("{}/{}", st.network.id, cfg.container_id))
         );
         let default_via = (!st.network.internal).then_some(st.gateway);
+        // The container's current default-route owner on another network, with its priority.
+        let owner: Option<(String, i32)> = states.iter().find_map(|s| {
+            s.endpoints
+                .get(&cfg.container_id)
+                .filter(|e| e.endpoint.default_route)
+                .map(|e| (s.network.id.clone(), e.priority))
+        });
+        let replace_default =
+            !st.network.internal && owner.as_ref().is_some_and(|(_, p)| cfg.priority > *p);
         let plan = netlink::VethPlan {
             bridge: st.bridge.clone(),
             host_ifname: host_ifname.clone(),
@@ -447,6 +457,7 @@ impl Networks {
             default_via,
             ip6,
             default_via6: if st.network.internal { None } else { st.gateway6 },
+            replace_default,
         };
         let default_route = match netlink::plug_veth(plan.clone()) {
             // Bridge gone (reboot, manual delete): rebuild it from the record and retry once.
@@ -472,7 +483,11 @@ impl Networks {
         }
         st.endpoints.insert(
             cfg.container_id.clone(),
-            EndpointState { name: cfg.name.clone(), endpoint: endpoint.clone() },
+            EndpointState {
+                name: cfg.name.clone(),
+                endpoint: endpoint.clone(),
+                priority: cfg.priority,
+            },
         );
         st.network.containers.insert(
             cfg.container_id.clone(),
@@ -490,6 +505,14 @@ impl Networks {
         if let Err(e) = self.save(&st) {
             let _ = netlink::delete_link(&host_ifname);
             return Err(e);
+        }
+        // The previous owner no longer holds the default route.
+        if let (true, Some((owner_id, _))) = (replace_default && default_route, owner)
+            && let Ok(mut prev) = self.state(&owner_id)
+            && let Some(e) = prev.endpoints.get_mut(&cfg.container_id)
+        {
+            e.endpoint.default_route = false;
+            self.save(&prev)?;
         }
         Ok(endpoint)
     }

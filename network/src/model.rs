@@ -180,7 +180,8 @@ pub struct EndpointConfig {
     pub mac_address: Option<String>,
     /// Interface name inside the container (`eth0`, `eth1`, ... by order).
     pub interface_name: String,
-    /// Higher priority networks connect first; the first non-internal one sets the default route.
+    /// Default-route priority: the first non-internal network sets the default route, and a
+    /// later one with a strictly higher priority takes it over.
     pub priority: i32,
     /// Upstream resolvers for this container's forwarded queries (compose `dns:`); empty = host's.
     pub dns_servers: Vec<IpAddr>,
@@ -266,6 +267,9 @@ pub struct EndpointState {
     pub name: String,
     /// The endpoint as returned by connect.
     pub endpoint: Endpoint,
+    /// Its `EndpointConfig::priority` (decides which network owns the default route).
+    #[serde(default)]
+    pub priority: i32,
 }
 
 /// One container's DNS names on a network.

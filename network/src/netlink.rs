@@ -194,6 +194,8 @@ pub struct VethPlan {
     pub ip6: Option<(Ipv6Addr, u8)>,
     /// IPv6 gateway for the default IPv6 route, when one is wanted.
     pub default_via6: Option<Ipv6Addr>,
+    /// Replace an existing default route (this network has a higher priority than its owner).
+    pub replace_default: bool,
 }
 
 /// Why `plug_veth` failed: the bridge is missing (recoverable) or anything else.
@@ -309,7 +311,9 @@ async fn configure_inside(n: &Handle, plan: &VethPlan) -> Result<bool> {
     if let Some(gw6) = plan.default_via6 {
         let route =
             RouteMessageBuilder::<Ipv6Addr>::new().gateway(gw6).output_interface(idx).build();
-        match n.route().add(route).execute().await {
+        let req = n.route().add(route);
+        let req = if plan.replace_default { req.replace() } else { req };
+        match req.execute().await {
             Ok(()) => {}
             Err(e) if errno_of(&e) == EEXIST => {}
             Err(e) => return Err(nl(ctx(&format!("add default route via {gw6} on")))(e)),
@@ -317,7 +321,9 @@ async fn configure_inside(n: &Handle, plan: &VethPlan) -> Result<bool> {
     }
     let Some(gw) = plan.default_via else { return Ok(false) };
     let route = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).output_interface(idx).build();
-    match n.route().add(route).execute().await {
+    let req = n.route().add(route);
+    let req = if plan.replace_default { req.replace() } else { req };
+    match req.execute().await {
         Ok(()) => Ok(true),
         // Another (earlier, higher-priority) network already set the default route.
         Err(e) if errno_of(&e) == EEXIST => Ok(false),

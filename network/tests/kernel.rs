@@ -1044,3 +1044,37 @@ fn ipv6_inside_a_network_and_aaaa_answers() {
     let (_, tables) = sh("nft", &["list", "tables"]);
     assert!(!tables.contains("ip6 berth"), "ip6 table left: {tables}");
 }
+
+#[test]
+fn higher_priority_network_takes_the_default_route() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let low = root.create(Some("172.30.20.0/24"), false);
+    let high = root.create(Some("172.30.21.0/24"), false);
+    let ns = Ns::new();
+    let cfg = |ifname: &str, priority: i32| EndpointConfig {
+        container_id: "c-multi".into(),
+        name: "multi".into(),
+        interface_name: ifname.into(),
+        priority,
+        ..Default::default()
+    };
+    let e1 = root.nets.connect(&low.id, &ns.path(), cfg("eth0", 0)).unwrap();
+    assert!(e1.default_route);
+    let e2 = root.nets.connect(&high.id, &ns.path(), cfg("eth1", 10)).unwrap();
+    assert!(e2.default_route, "higher priority takes the default route");
+    let (_, routes) = ns.run(&["ip", "route", "show", "default"]);
+    assert!(routes.contains("via 172.30.21.1 dev eth1"), "{routes}");
+    assert_eq!(routes.lines().count(), 1, "{routes}");
+    assert!(!root.nets.endpoint(&low.id, "c-multi").unwrap().unwrap().default_route);
+    // A third, lower-priority network does not take it.
+    let third = root.create(Some("172.30.22.0/24"), false);
+    let e3 = root.nets.connect(&third.id, &ns.path(), cfg("eth2", 5)).unwrap();
+    assert!(!e3.default_route);
+    let (_, routes) = ns.run(&["ip", "route", "show", "default"]);
+    assert!(routes.contains("via 172.30.21.1 dev eth1"), "{routes}");
+    finish(root, vec![ns]);
+}

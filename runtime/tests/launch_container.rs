@@ -29,6 +29,19 @@ fn pid1_and_hostname() {
     assert_eq!(out, "1\nberthtest\n");
 }
 
+/// A new network namespace gets `lo` up (as docker's `none` network), so 127.0.0.1 works.
+#[test]
+fn loopback_is_up_in_a_new_network_namespace() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let script = "ip -o link show lo; ping -c 1 -W 2 127.0.0.1 >/dev/null && echo ping-ok";
+    let (code, out, err) = run(spec(&["sh", "-c", script]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("<LOOPBACK,UP,LOWER_UP>"), "{out}");
+    assert!(out.contains("ping-ok"), "{out}");
+}
+
 #[test]
 fn env_user_groups_and_workdir() {
     if !berth_testsupport::require_root() {

@@ -32,7 +32,7 @@ fn corpus_through_cli_binary() {
     let bin = support::berth_bin();
     for name in ["flask-redis", "wordpress-mysql"] {
         let dir = conformance_dir().join("awesome-compose").join(name);
-        let out = std::process::Command::new(&bin)
+        let out = std::process::Command::new(bin)
             .arg("config")
             .current_dir(&dir)
             .env("HOME", "/home/tester")
@@ -50,7 +50,7 @@ fn cli_exit_codes() {
     let bin = support::berth_bin();
     let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let run = |dir: &Path| {
-        std::process::Command::new(&bin)
+        std::process::Command::new(bin)
             .arg("config")
             .current_dir(dir)
             .env_remove("COMPOSE_FILE")
@@ -80,7 +80,7 @@ fn cli_exit_codes() {
 fn cli_no_interpolate_keeps_variables() {
     let bin = support::berth_bin();
     let dir = conformance_dir().join("awesome-compose/plex");
-    let out = std::process::Command::new(&bin)
+    let out = std::process::Command::new(bin)
         .args(["config", "--no-interpolate"])
         .current_dir(&dir)
         .output()

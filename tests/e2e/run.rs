@@ -301,3 +301,63 @@ fn run_interactive_stdin() {
     assert_eq!(o.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&o.stdout).contains("got-42"));
 }
+
+/// `--init`: the container's PID 1 is berth's init (a forked copy of the monitor), the monitor
+/// survives its start-up trimming (it once discarded pages the forked init still shared and
+/// crashed), and a stop reaches the process through init: exit 143, no "monitor died" error.
+#[test]
+fn run_init_container_survives_and_stops_cleanly() {
+    let Some(env) = ContainerEnv::new() else { return };
+    env.ok(&["run", "-d", "--name", "ini", "--init", "bb", "sleep", "3600"]);
+    env.wait_for("ini running", 10, || env.inspect("ini", "{{.State.Running}}") == "true");
+    let ps = env.ok(&["container", "exec", "ini", "ps", "-o", "pid,args"]);
+    assert!(
+        ps.lines().any(|l| l.trim_start().starts_with("2 ") && l.contains("sleep 3600")),
+        "{ps}"
+    );
+    assert!(!ps.lines().any(|l| l.trim_start().starts_with("1 ") && l.contains("sleep")), "{ps}");
+    env.ok(&["container", "stop", "ini"]);
+    assert_eq!(env.inspect("ini", "{{.State.Error}}"), "");
+    assert_eq!(env.inspect("ini", "{{.State.ExitCode}}"), "143");
+    let id = env.id("ini");
+    env.ok(&["container", "rm", "ini"]);
+    env.assert_no_leftovers(&id);
+}
+
+/// docker's short flags after the subcommand (`rm -f`, `ls -f`, `inspect -f`) and `run --env-file`:
+/// compose-level options go before the subcommand, so these are the subcommands' own.
+#[test]
+fn run_env_file_and_docker_short_flags() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let file = env.path().join("vars.env");
+    std::fs::write(&file, "# comment\nGREETING=from-file\n").unwrap();
+    let (code, so, se) = out(&env.run(&[
+        "run",
+        "--rm",
+        "--env-file",
+        file.to_str().unwrap(),
+        "bb",
+        "sh",
+        "-c",
+        "echo $GREETING",
+    ]));
+    assert_eq!((code, so.as_str()), (Some(0), "from-file\n"), "{se}");
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "shorty",
+        "bb",
+        "sh",
+        "-c",
+        "trap 'exit 0' TERM; sleep 3600 & wait",
+    ]);
+    assert_eq!(env.ok(&["container", "ls", "-q", "-f", "name=shorty"]).trim().len(), 12);
+    assert_eq!(
+        env.ok(&["container", "inspect", "-f", "{{.State.Running}}", "shorty"]).trim(),
+        "true"
+    );
+    let id = env.id("shorty");
+    env.ok(&["container", "rm", "-f", "shorty"]);
+    env.assert_no_leftovers(&id);
+}

@@ -98,14 +98,21 @@ impl ContainerEnv {
             let cg = entry.path().join("berth").join(id);
             assert!(!cg.exists(), "cgroup {} left", cg.display());
         }
+        // A monitor that has just removed an auto-removed container is still exiting: wait
+        // (bounded) for it to go; one that stays is a leftover.
         let root = self.path().to_string_lossy().to_string();
-        for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
-            assert!(
-                !(cmd.contains("__monitor") && cmd.contains(&root) && cmd.contains(id)),
-                "monitor process left: {cmd}"
-            );
+        let monitor_of = |id: &str| {
+            std::fs::read_dir("/proc").into_iter().flatten().flatten().find_map(|p| {
+                let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                (cmd.contains("__monitor") && cmd.contains(&root) && cmd.contains(id))
+                    .then_some(cmd)
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while let Some(cmd) = monitor_of(id) {
+            assert!(std::time::Instant::now() < deadline, "monitor process left: {cmd}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 }

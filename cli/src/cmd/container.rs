@@ -73,7 +73,7 @@ pub struct LsArgs {
     #[arg(short, long)]
     quiet: bool,
     /// Filter output (`label=k[=v]`, `name=x`, `status=running`, `id=abc`).
-    #[arg(long)]
+    #[arg(short = 'f', long)]
     filter: Vec<String>,
     /// Format output: `table` (default) or `json`.
     #[arg(long, default_value = "table")]
@@ -87,7 +87,7 @@ pub struct LsArgs {
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
     /// Format output: `json` (default) or a `{{.Path.To.Field}}` template.
-    #[arg(long)]
+    #[arg(short = 'f', long)]
     format: Option<String>,
     /// Containers.
     #[arg(required = true)]
@@ -98,7 +98,7 @@ pub struct InspectArgs {
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
     /// Follow log output.
-    #[arg(long)]
+    #[arg(short = 'f', long)]
     follow: bool,
     /// Number of lines to show from the end of the logs (`all`).
     #[arg(short = 'n', long, default_value = "all")]
@@ -184,7 +184,7 @@ pub struct KillArgs {
 #[derive(Debug, clap::Args)]
 pub struct RmArgs {
     /// Force the removal of a running container.
-    #[arg(long)]
+    #[arg(short = 'f', long)]
     force: bool,
     /// Remove anonymous volumes associated with the container.
     #[arg(short, long)]

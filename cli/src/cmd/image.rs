@@ -69,7 +69,7 @@ pub enum Command {
     #[command(alias = "remove", alias = "rmi")]
     Rm {
         /// Force removal of the image.
-        #[arg(long)]
+        #[arg(short = 'f', long)]
         force: bool,
         /// Images to remove.
         #[arg(required = true)]
@@ -81,7 +81,7 @@ pub enum Command {
         #[arg(short, long)]
         all: bool,
         /// Do not prompt for confirmation.
-        #[arg(long)]
+        #[arg(short = 'f', long)]
         force: bool,
     },
 }
@@ -99,7 +99,7 @@ pub struct LsArgs {
     #[arg(long)]
     no_trunc: bool,
     /// Filter output (`reference=`, `label=`, `dangling=`).
-    #[arg(long = "filter")]
+    #[arg(short = 'f', long = "filter")]
     filter: Vec<String>,
     /// Output format: `table` (default) or `json`.
     #[arg(long)]

@@ -1,6 +1,7 @@
 //! Top-level argument parsing and dispatch. Each command group lives in its own module with an
 //! `Args` type (clap) and a `run` function; errors become one clear sentence and an exit code.
 
+mod compose;
 mod config;
 mod container;
 mod dns;
@@ -36,35 +37,37 @@ impl std::fmt::Display for ExitWith {
 
 impl std::error::Error for ExitWith {}
 
-/// Options shared by every compose-level command (docker compose v2's global flags).
+/// Options shared by every compose-level command (docker compose v2's global flags). They go
+/// before the subcommand, as in `docker compose [OPTIONS] COMMAND`, which leaves `-f`/`-p` free
+/// for subcommands' own short flags (`logs -f`, `rm -f`, `run -p`).
 #[derive(Debug, Clone, Args, Default)]
 pub struct ProjectOpts {
     /// Compose configuration files (repeatable; `-` reads standard input).
-    #[arg(short = 'f', long = "file", global = true)]
+    #[arg(short = 'f', long = "file")]
     pub files: Vec<PathBuf>,
     /// Project name.
-    #[arg(short = 'p', long = "project-name", global = true)]
+    #[arg(short = 'p', long = "project-name")]
     pub project_name: Option<String>,
     /// Alternate working directory (default: the directory of the first compose file).
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub project_directory: Option<PathBuf>,
     /// Alternate environment files (repeatable).
-    #[arg(long = "env-file", global = true)]
+    #[arg(long = "env-file")]
     pub env_files: Vec<PathBuf>,
     /// Profiles to enable (repeatable).
-    #[arg(long = "profile", global = true)]
+    #[arg(long = "profile")]
     pub profiles: Vec<String>,
     /// Control when to print ANSI control characters ("never"|"always"|"auto").
-    #[arg(long, global = true, default_value = "auto")]
+    #[arg(long, default_value = "auto")]
     pub ansi: String,
     /// Progress output type (auto, tty, plain, json, quiet).
-    #[arg(long, global = true, default_value = "auto")]
+    #[arg(long, default_value = "auto")]
     pub progress: String,
     /// Execute command in dry run mode.
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub dry_run: bool,
     /// Control max parallelism, -1 for unlimited.
-    #[arg(long, global = true, default_value_t = -1, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     pub parallel: i64,
 }
 
@@ -95,6 +98,41 @@ struct Cli {
 enum Command {
     /// Parse, resolve and render compose file in canonical format.
     Config(config::Args),
+    /// Create and start containers.
+    Up(compose::UpArgs),
+    /// Stop and remove containers and volumes.
+    Down(compose::DownArgs),
+    /// List containers.
+    Ps(compose::PsArgs),
+    /// View output from containers.
+    Logs(compose::LogsArgs),
+    /// Start services.
+    Start(compose::StartArgs),
+    /// Stop services.
+    Stop(compose::StopArgs),
+    /// Restart service containers.
+    Restart(compose::StopArgs),
+    /// Force stop service containers.
+    Kill(compose::KillArgs),
+    /// Removes stopped service containers.
+    Rm(compose::RmArgs),
+    /// Execute a command in a running container.
+    Exec(compose::ExecArgs),
+    /// List running compose projects.
+    Ls(compose::LsArgs),
+    /// Pause services.
+    Pause(compose::StartArgs),
+    /// Unpause services.
+    Unpause(compose::StartArgs),
+    /// Display the running processes.
+    Top(compose::StartArgs),
+    /// Creates containers for a service.
+    #[command(name = "create")]
+    ComposeCreate(compose::CreateArgs),
+    /// List images used by the created containers.
+    Images(compose::ImagesArgs),
+    /// Block until containers of all (or specified) services stop.
+    Wait(compose::WaitArgs),
     /// Run a command in a new container.
     Run(run::Args),
     /// Manage containers.
@@ -130,6 +168,29 @@ pub fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let result = match cli.command {
         Command::Config(args) => config::run(&cli.project, args),
+        Command::Up(a) => compose::run(&cli.project, &cli.engine, compose::Command::Up(a)),
+        Command::Down(a) => compose::run(&cli.project, &cli.engine, compose::Command::Down(a)),
+        Command::Ps(a) => compose::run(&cli.project, &cli.engine, compose::Command::Ps(a)),
+        Command::Logs(a) => compose::run(&cli.project, &cli.engine, compose::Command::Logs(a)),
+        Command::Start(a) => compose::run(&cli.project, &cli.engine, compose::Command::Start(a)),
+        Command::Stop(a) => compose::run(&cli.project, &cli.engine, compose::Command::Stop(a)),
+        Command::Restart(a) => {
+            compose::run(&cli.project, &cli.engine, compose::Command::Restart(a))
+        }
+        Command::Kill(a) => compose::run(&cli.project, &cli.engine, compose::Command::Kill(a)),
+        Command::Rm(a) => compose::run(&cli.project, &cli.engine, compose::Command::Rm(a)),
+        Command::Exec(a) => compose::run(&cli.project, &cli.engine, compose::Command::Exec(a)),
+        Command::Ls(a) => compose::run(&cli.project, &cli.engine, compose::Command::Ls(a)),
+        Command::Pause(a) => compose::run(&cli.project, &cli.engine, compose::Command::Pause(a)),
+        Command::Unpause(a) => {
+            compose::run(&cli.project, &cli.engine, compose::Command::Unpause(a))
+        }
+        Command::Top(a) => compose::run(&cli.project, &cli.engine, compose::Command::Top(a)),
+        Command::ComposeCreate(a) => {
+            compose::run(&cli.project, &cli.engine, compose::Command::Create(a))
+        }
+        Command::Images(a) => compose::run(&cli.project, &cli.engine, compose::Command::Images(a)),
+        Command::Wait(a) => compose::run(&cli.project, &cli.engine, compose::Command::Wait(a)),
         Command::Run(args) => run::run(&cli.engine, args),
         Command::Container(cmd) => container::run(&cli.engine, cmd),
         Command::Image(cmd) => image::run(&cli.engine, cmd),
@@ -170,4 +231,15 @@ fn init_tracing(verbose: bool) {
     };
     let _ =
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks over every subcommand (duplicate short flags, ...).
+    #[test]
+    fn command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -25,8 +25,8 @@ pub struct CreateFlags {
     /// Set environment variables (KEY=value, or KEY to copy it from this environment).
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
-    /// Files read by `--env-file` (the global option of that name; filled in by the caller).
-    #[arg(skip)]
+    /// Read environment variables from files (`KEY=value` lines).
+    #[arg(long = "env-file")]
     pub env_file: Vec<std::path::PathBuf>,
     /// Bind mount a host path or a named volume (`src:dst[:ro]`), or an anonymous volume (`dst`).
     #[arg(short = 'v', long = "volume")]

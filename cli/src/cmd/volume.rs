@@ -20,7 +20,7 @@ pub enum Command {
         #[arg(short, long)]
         quiet: bool,
         /// Filter output (`name=`, `label=`, `dangling=`).
-        #[arg(long = "filter")]
+        #[arg(short = 'f', long = "filter")]
         filter: Vec<String>,
         /// Output format: `table` (default) or `json`.
         #[arg(long)]
@@ -53,7 +53,7 @@ pub enum Command {
     #[command(alias = "remove")]
     Rm {
         /// Do not error when a volume does not exist.
-        #[arg(long)]
+        #[arg(short = 'f', long)]
         force: bool,
         /// Volume names.
         #[arg(required = true)]
@@ -65,7 +65,7 @@ pub enum Command {
         #[arg(short, long)]
         all: bool,
         /// Do not prompt for confirmation.
-        #[arg(long)]
+        #[arg(short = 'f', long)]
         force: bool,
         /// Filter (`label=`).
         #[arg(long = "filter")]

@@ -70,13 +70,15 @@ pub enum StepId {
     CloseFds,
     /// Mounting (0) or opening (1) the root filesystem.
     Rootfs,
+    /// Bringing up `lo` in a new network namespace.
+    Loopback,
 }
 
 impl StepId {
     /// Decodes the wire value.
     pub fn from_u32(v: u32) -> Option<StepId> {
         use StepId::*;
-        const ALL: [StepId; 30] = [
+        const ALL: [StepId; 31] = [
             Sync,
             Setns,
             CgroupNs,
@@ -107,6 +109,7 @@ impl StepId {
             Exec,
             CloseFds,
             Rootfs,
+            Loopback,
         ];
         ALL.into_iter().find(|s| *s as u32 == v)
     }
@@ -174,6 +177,11 @@ pub fn container_main(pipes: Pipes, ns: &NsPlan, fs: &FsPlan, proc_: &ProcPlan, 
     // After pivot_root: /dev/null and /dev/ptmx are the container's own.
     setup_stdio(e, proc_, pipes.pty_sock);
 
+    // A new network namespace starts with `lo` down; docker brings it up even for `none`,
+    // and programs talking to 127.0.0.1 (healthchecks) rely on it.
+    if ns.new_net {
+        attempt!(sys::loopback_up(), e, StepId::Loopback, 0);
+    }
     if let Some(h) = &fs.hostname {
         attempt!(sys::sethostname(h), e, StepId::Hostname, 0);
     }

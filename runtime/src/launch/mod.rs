@@ -479,6 +479,7 @@ fn report_error(
         Some(StepId::MkdirCwd) => {
             format!("create working directory {}", proc_.cwd.to_string_lossy())
         }
+        Some(StepId::Loopback) => "bring up the loopback interface".into(),
         Some(StepId::Setuid) => format!("set user id {}", proc_.uid),
         Some(StepId::Setgid) => format!("set group id {}", proc_.gid),
         Some(StepId::Setgroups) => format!("set supplementary groups {:?}", proc_.groups),

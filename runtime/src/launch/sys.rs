@@ -182,6 +182,27 @@ pub fn setns(fd: RawFd, nstype: c_int) -> SysResult<()> {
     check(unsafe { libc::setns(fd, nstype) }).map(drop)
 }
 
+/// Sets IFF_UP on `lo` of the calling process's network namespace (stack memory only).
+pub fn loopback_up() -> SysResult<()> {
+    // SAFETY: socket(2) takes no memory; the fd is closed below.
+    let fd =
+        check(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write `req`, a valid ifreq on our stack.
+    let result = check(unsafe { libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) }).and_then(|_| {
+        // SAFETY: the flags member of the union was just filled by SIOCGIFFLAGS.
+        unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+        // SAFETY: as above.
+        check(unsafe { libc::ioctl(fd, libc::SIOCSIFFLAGS, &req) })
+    });
+    close(fd);
+    result.map(drop)
+}
+
 /// unshare(2).
 pub fn unshare(flags: c_int) -> SysResult<()> {
     // SAFETY: no memory is involved.

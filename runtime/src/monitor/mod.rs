@@ -779,10 +779,14 @@ pub fn should_restart(rec: &ContainerRecord, manual_stop: bool, code: i64, resta
 
 /// Drops the resident pages of clean read-only file mappings (code and constants of our binary
 /// and its libraries) so an idle monitor's RSS is only what it touches afterwards. Only mappings
-/// without a single privately modified page qualify (relocated RELRO data is left alone); their
-/// pages are clean page-cache copies the kernel re-reads on the next access.
+/// with no dirty page (private *or* shared) and no anonymous (copied-on-write) page qualify:
+/// relocated RELRO data is anonymous, and after a fork (the `--init` process is a forked copy of
+/// the monitor) its pages show as Shared_Dirty, not Private_Dirty; discarding them would bring
+/// back the unrelocated file contents. What remains are clean page-cache copies the kernel
+/// re-reads on the next access.
 fn trim_code_pages() {
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return };
+    // (start, end, eligible so far)
     let mut cur: Option<(usize, usize, bool)> = None;
     let mut candidates = Vec::new();
     for line in smaps.lines() {
@@ -791,22 +795,29 @@ fn trim_code_pages() {
             && let (Ok(start), Ok(end)) =
                 (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
         {
+            if let Some((s, e, true)) = cur {
+                candidates.push((s, e));
+            }
             let eligible =
                 f.len() >= 6 && (f[1] == "r-xp" || f[1] == "r--p") && f[5].starts_with('/');
             cur = Some((start, end, eligible));
             continue;
         }
-        if let (Some("Private_Dirty:"), Some(v)) = (f.first().copied(), f.get(1))
-            && let Some((start, end, true)) = cur
-            && *v == "0"
+        if let (Some(key), Some(v)) = (f.first().copied(), f.get(1))
+            && matches!(key, "Shared_Dirty:" | "Private_Dirty:" | "Anonymous:")
+            && *v != "0"
+            && let Some((_, _, eligible)) = cur.as_mut()
         {
-            candidates.push((start, end));
+            *eligible = false;
         }
+    }
+    if let Some((s, e, true)) = cur {
+        candidates.push((s, e));
     }
     for (start, end) in candidates {
         // SAFETY: the range is a whole read-only private file mapping of this process with no
-        // privately modified page (from /proc/self/smaps); MADV_DONTNEED only discards clean
-        // copies, which fault back in unchanged on the next access.
+        // dirty and no anonymous page (from /proc/self/smaps); MADV_DONTNEED only discards
+        // clean page-cache copies, which fault back in unchanged on the next access.
         unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
     }
 }

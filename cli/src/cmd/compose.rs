@@ -1,0 +1,1036 @@
+//! The compose commands (`up`, `down`, `ps`, `logs`, `start`, `stop`, `restart`, `kill`, `rm`,
+//! `exec`, `ls`), with docker compose v2's names, flags and output shapes. Thin: the planner
+//! decides and acts; this module parses, loads the project and prints.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use berth_planner::observe::{self, Observed};
+use berth_planner::ops::{self, DownOptions, Lifecycle, RunOptions, UpOptions};
+use berth_planner::{Event, PlanError, Progress, labels};
+use berth_runtime::Engine;
+use berth_runtime::container::{ExecConfig, LogsOptions};
+use compose_spec::ErrorKind;
+use compose_spec::loader::LoadOptions;
+use compose_spec::model::Project;
+
+use super::run::{engine, engine_err};
+use super::{EXIT_USAGE, EngineOpts, ExitWith, ProjectOpts};
+
+/// `berth up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Detached mode: run containers in the background.
+    #[arg(short, long)]
+    detach: bool,
+    /// Scale SERVICE to NUM instances (overrides `scale` in the compose file).
+    #[arg(long, value_name = "SERVICE=NUM")]
+    scale: Vec<String>,
+    /// Wait for services to be running|healthy (implies detached mode).
+    #[arg(long)]
+    wait: bool,
+    /// Maximum duration in seconds to wait for the project to be running|healthy.
+    #[arg(long)]
+    wait_timeout: Option<u64>,
+    /// Remove containers for services not defined in the compose file.
+    #[arg(long)]
+    remove_orphans: bool,
+    /// Recreate containers even if their configuration hasn't changed.
+    #[arg(long, conflicts_with = "no_recreate")]
+    force_recreate: bool,
+    /// If containers already exist, don't recreate them.
+    #[arg(long)]
+    no_recreate: bool,
+    /// Don't start linked services.
+    #[arg(long)]
+    no_deps: bool,
+    /// Don't start the services after creating them.
+    #[arg(long)]
+    no_start: bool,
+    /// Use this timeout in seconds for container shutdown.
+    #[arg(short = 't', long)]
+    timeout: Option<i64>,
+    /// Stops all containers if any container was stopped (attached mode).
+    #[arg(long, conflicts_with = "detach")]
+    abort_on_container_exit: bool,
+    /// Return the exit code of the selected service container (implies --abort-on-container-exit).
+    #[arg(long, value_name = "SERVICE", conflicts_with = "detach")]
+    exit_code_from: Option<String>,
+    /// Restrict attaching to the specified services.
+    #[arg(long, value_name = "SERVICE")]
+    attach: Vec<String>,
+    /// Do not attach (stream logs) to the specified services.
+    #[arg(long, value_name = "SERVICE")]
+    no_attach: Vec<String>,
+    /// Show timestamps (attached mode).
+    #[arg(long)]
+    timestamps: bool,
+    /// Services to start (and their dependencies).
+    services: Vec<String>,
+}
+
+/// `berth create`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Scale SERVICE to NUM instances.
+    #[arg(long, value_name = "SERVICE=NUM")]
+    scale: Vec<String>,
+    /// Remove containers for services not defined in the compose file.
+    #[arg(long)]
+    remove_orphans: bool,
+    /// Recreate containers even if their configuration hasn't changed.
+    #[arg(long, conflicts_with = "no_recreate")]
+    force_recreate: bool,
+    /// If containers already exist, don't recreate them.
+    #[arg(long)]
+    no_recreate: bool,
+    /// Services to create (and their dependencies).
+    services: Vec<String>,
+}
+
+impl From<CreateArgs> for UpArgs {
+    fn from(c: CreateArgs) -> Self {
+        UpArgs {
+            detach: true,
+            scale: c.scale,
+            wait: false,
+            wait_timeout: None,
+            remove_orphans: c.remove_orphans,
+            force_recreate: c.force_recreate,
+            no_recreate: c.no_recreate,
+            no_deps: false,
+            no_start: true,
+            timeout: None,
+            abort_on_container_exit: false,
+            exit_code_from: None,
+            attach: Vec::new(),
+            no_attach: Vec::new(),
+            timestamps: false,
+            services: c.services,
+        }
+    }
+}
+
+/// `berth down`.
+#[derive(Debug, clap::Args)]
+pub struct DownArgs {
+    /// Remove named volumes declared in the volumes section and anonymous volumes.
+    #[arg(short, long)]
+    volumes: bool,
+    /// Remove containers for services not defined in the compose file.
+    #[arg(long)]
+    remove_orphans: bool,
+    /// Specify a shutdown timeout in seconds.
+    #[arg(short = 't', long)]
+    timeout: Option<i64>,
+}
+
+/// `berth ps`.
+#[derive(Debug, clap::Args)]
+pub struct PsArgs {
+    /// Show all stopped containers.
+    #[arg(short, long)]
+    all: bool,
+    /// Only display IDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Display services.
+    #[arg(long)]
+    services: bool,
+    /// Filter services by status (created, running, exited, paused, restarting, removing, dead).
+    #[arg(long)]
+    status: Vec<String>,
+    /// Filter services by a property (supported filters: status).
+    #[arg(long)]
+    filter: Vec<String>,
+    /// Format the output: table or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Services to list.
+    service_names: Vec<String>,
+}
+
+/// `berth logs`.
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// Follow log output (`-f` is the global --file flag in berth).
+    #[arg(short = 'f', long)]
+    follow: bool,
+    /// Number of lines to show from the end of the logs for each container.
+    #[arg(short = 'n', long, default_value = "all")]
+    tail: String,
+    /// Show timestamps.
+    #[arg(short, long)]
+    timestamps: bool,
+    /// Don't print prefix in logs.
+    #[arg(long)]
+    no_log_prefix: bool,
+    /// Show logs since timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes).
+    #[arg(long)]
+    since: Option<String>,
+    /// Show logs before a timestamp (e.g. 2013-01-02T13:23:37Z) or relative (e.g. 42m for 42 minutes).
+    #[arg(long)]
+    until: Option<String>,
+    /// Services whose logs to show.
+    services: Vec<String>,
+}
+
+/// `berth stop` / `restart`.
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    /// Specify a shutdown timeout in seconds.
+    #[arg(short = 't', long)]
+    timeout: Option<i64>,
+    /// Services.
+    services: Vec<String>,
+}
+
+/// `berth start`.
+#[derive(Debug, clap::Args)]
+pub struct StartArgs {
+    /// Services.
+    services: Vec<String>,
+}
+
+/// `berth kill`.
+#[derive(Debug, clap::Args)]
+pub struct KillArgs {
+    /// SIGNAL to send to the container.
+    #[arg(short, long, default_value = "SIGKILL")]
+    signal: String,
+    /// Remove containers for services not defined in the compose file.
+    #[arg(long)]
+    remove_orphans: bool,
+    /// Services.
+    services: Vec<String>,
+}
+
+/// `berth rm`.
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    /// Don't ask to confirm removal (berth never asks; `-f` is the global --file flag).
+    #[arg(short = 'f', long)]
+    force: bool,
+    /// Stop the containers, if required, before removing.
+    #[arg(short, long)]
+    stop: bool,
+    /// Remove any anonymous volumes attached to containers.
+    #[arg(short, long)]
+    volumes: bool,
+    /// Services.
+    services: Vec<String>,
+}
+
+/// `berth exec`.
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    /// Detached mode: run the command in the background.
+    #[arg(short, long)]
+    detach: bool,
+    /// Set environment variables.
+    #[arg(short, long)]
+    env: Vec<String>,
+    /// Index of the container if the service has multiple replicas.
+    #[arg(long, default_value_t = 1)]
+    index: u32,
+    /// Disable pseudo-TTY allocation.
+    #[arg(short = 'T', long = "no-TTY")]
+    no_tty: bool,
+    /// Give extended privileges to the process.
+    #[arg(long)]
+    privileged: bool,
+    /// Run the command as this user.
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Path to workdir directory for this command.
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// The service.
+    service: String,
+    /// Command and arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    command: Vec<String>,
+}
+
+/// `berth ls`.
+#[derive(Debug, clap::Args)]
+pub struct LsArgs {
+    /// Show all stopped Compose projects.
+    #[arg(short, long)]
+    all: bool,
+    /// Only display project names.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Format the output: table or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+/// The compose commands.
+#[derive(Debug)]
+pub enum Command {
+    /// up.
+    Up(UpArgs),
+    /// down.
+    Down(DownArgs),
+    /// ps.
+    Ps(PsArgs),
+    /// logs.
+    Logs(LogsArgs),
+    /// start.
+    Start(StartArgs),
+    /// stop.
+    Stop(StopArgs),
+    /// restart.
+    Restart(StopArgs),
+    /// kill.
+    Kill(KillArgs),
+    /// rm.
+    Rm(RmArgs),
+    /// exec.
+    Exec(ExecArgs),
+    /// ls.
+    Ls(LsArgs),
+    /// pause.
+    Pause(StartArgs),
+    /// unpause.
+    Unpause(StartArgs),
+    /// top.
+    Top(StartArgs),
+    /// create.
+    Create(CreateArgs),
+    /// images.
+    Images(ImagesArgs),
+    /// wait.
+    Wait(WaitArgs),
+}
+
+/// `berth images`.
+#[derive(Debug, clap::Args)]
+pub struct ImagesArgs {
+    /// Only display IDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Format the output: table or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+    /// Services.
+    services: Vec<String>,
+}
+
+/// `berth wait`.
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// Drops project when the first container stops.
+    #[arg(long)]
+    down_project: bool,
+    /// Services to wait for.
+    #[arg(required = true)]
+    services: Vec<String>,
+}
+
+/// Runs one compose command.
+pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
+    let engine = engine(eo)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
+    let run = RunOptions {
+        dry_run: po.dry_run,
+        parallel: if po.parallel > 0 { Some(po.parallel as usize) } else { None },
+    };
+    let progress = progress_sink(&po.progress, po.dry_run);
+    rt.block_on(async move {
+        match cmd {
+            Command::Up(a) => up(po, &engine, a, &run, &progress).await,
+            Command::Down(a) => {
+                let p = load(po, true, &[])?;
+                let opts = DownOptions {
+                    remove_orphans: a.remove_orphans,
+                    volumes: a.volumes,
+                    timeout: a.timeout,
+                };
+                ops::down(&engine, &p, &opts, &run, &progress, &warn_one)
+                    .await
+                    .map_err(plan_err)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            Command::Ps(a) => ps(po, &engine, a).await,
+            Command::Logs(a) => logs(po, &engine, a).await,
+            Command::Start(a) => {
+                lifecycle(po, &engine, &a.services, Lifecycle::Start, &run, &progress).await
+            }
+            Command::Stop(a) => {
+                lifecycle(po, &engine, &a.services, Lifecycle::Stop(a.timeout), &run, &progress)
+                    .await
+            }
+            Command::Restart(a) => {
+                lifecycle(po, &engine, &a.services, Lifecycle::Restart(a.timeout), &run, &progress)
+                    .await
+            }
+            Command::Kill(a) => {
+                let _ = a.remove_orphans;
+                let what = Lifecycle::Kill(Some(a.signal));
+                lifecycle(po, &engine, &a.services, what, &run, &progress).await
+            }
+            Command::Rm(a) => {
+                let _ = a.force;
+                let what = Lifecycle::Remove { stop: a.stop, volumes: a.volumes };
+                lifecycle(po, &engine, &a.services, what, &run, &progress).await
+            }
+            Command::Exec(a) => exec(po, &engine, a).await,
+            Command::Ls(a) => ls(&engine, a).await,
+            Command::Pause(a) => {
+                lifecycle(po, &engine, &a.services, Lifecycle::Pause(true), &run, &progress).await
+            }
+            Command::Unpause(a) => {
+                lifecycle(po, &engine, &a.services, Lifecycle::Pause(false), &run, &progress).await
+            }
+            Command::Top(a) => top(po, &engine, a).await,
+            Command::Create(a) => up(po, &engine, a.into(), &run, &progress).await,
+            Command::Images(a) => images(po, &engine, a).await,
+            Command::Wait(a) => wait(po, &engine, a, &run, &progress).await,
+        }
+    })
+}
+
+/// Progress as compose prints it: plain lines on stderr, one JSON object per event, or nothing.
+fn progress_sink(mode: &str, dry_run: bool) -> Progress {
+    let prefix = if dry_run { " DRY-RUN MODE - " } else { "" };
+    match mode {
+        "quiet" => berth_planner::no_progress(),
+        "json" => Arc::new(move |e: Event| {
+            let v = serde_json::json!({
+                "dry-run": dry_run,
+                "id": format!("{} {}", e.kind, e.name),
+                "status": e.status,
+                "text": e.status,
+                "done": e.done,
+            });
+            let _ = writeln!(std::io::stderr().lock(), "{v}");
+        }),
+        _ => Arc::new(move |e: Event| {
+            let _ =
+                writeln!(std::io::stderr().lock(), "{prefix} {} {}  {}", e.kind, e.name, e.status);
+        }),
+    }
+}
+
+fn warn_all(w: &[String]) {
+    w.iter().for_each(|w| warn_one(w));
+}
+
+/// A warning line as compose prints it.
+fn warn_one(w: &str) {
+    eprintln!("WARN[0000] {w}");
+}
+
+fn plan_err(e: PlanError) -> anyhow::Error {
+    let code = match e {
+        PlanError::NoSuchService(_) => EXIT_USAGE,
+        _ => 1,
+    };
+    ExitWith { code, message: e.to_string() }.into()
+}
+
+/// Loads the project; with `allow_missing` and `-p`, a missing compose file gives an empty
+/// project of that name (so `down -p x` works from anywhere, as with compose).
+/// `services` named on the command line enable their profiles, as in compose.
+fn load(po: &ProjectOpts, allow_missing: bool, services: &[String]) -> anyhow::Result<Project> {
+    let working_dir = std::env::current_dir()
+        .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
+    let opts = LoadOptions {
+        working_dir,
+        files: po.files.clone(),
+        stdin: None,
+        project_directory: po.project_directory.clone(),
+        project_name: po.project_name.clone(),
+        env_files: po.env_files.clone(),
+        profiles: po.profiles.clone(),
+        services: services.to_vec(),
+        environment: std::env::vars().collect(),
+        interpolate: true,
+        resolve_paths: true,
+    };
+    match compose_spec::load_project(&opts) {
+        Ok((p, warnings)) => {
+            warn_all(&warnings);
+            Ok(p)
+        }
+        // Only a missing file falls back: a broken one must not make `down` act on labels alone.
+        Err(e) => match (&po.project_name, allow_missing && e.kind == ErrorKind::NotFound) {
+            (Some(name), true) => Ok(Project { name: name.clone(), ..Default::default() }),
+            _ => Err(ExitWith { code: e.exit_code(), message: e.to_string() }.into()),
+        },
+    }
+}
+
+async fn up(
+    po: &ProjectOpts,
+    engine: &Engine,
+    a: UpArgs,
+    run: &RunOptions,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
+    let p = load(po, false, &a.services)?;
+    let mut scale = HashMap::new();
+    for s in &a.scale {
+        let parsed = s.split_once('=').and_then(|(k, v)| v.parse::<u32>().ok().map(|n| (k, n)));
+        let Some((k, n)) = parsed else {
+            return Err(ExitWith {
+                code: EXIT_USAGE,
+                message: format!("invalid --scale value {s:?}: use SERVICE=NUMBER"),
+            }
+            .into());
+        };
+        if !p.services.contains_key(k) {
+            return Err(plan_err(PlanError::NoSuchService(k.into())));
+        }
+        scale.insert(k.to_string(), n);
+    }
+    if let Some(svc) = &a.exit_code_from
+        && !p.services.contains_key(svc)
+    {
+        return Err(plan_err(PlanError::NoSuchService(svc.clone())));
+    }
+    let opts = UpOptions {
+        services: a.services.clone(),
+        scale,
+        force_recreate: a.force_recreate,
+        no_recreate: a.no_recreate,
+        no_deps: a.no_deps,
+        no_start: a.no_start,
+        remove_orphans: a.remove_orphans,
+        timeout: a.timeout,
+        wait: a.wait,
+        wait_timeout: a.wait_timeout.map(Duration::from_secs),
+    };
+    let since = chrono::Utc::now().timestamp_nanos_opt().map(|n| n as i128);
+    // Attached: take over SIGINT before the plan runs, so a Ctrl-C while containers are being
+    // started still ends in a graceful stop instead of killing berth midway.
+    let attached = !(a.detach || a.wait || a.no_start || run.dry_run);
+    let mut sigint = if attached {
+        Some(
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(|e| anyhow::anyhow!("cannot handle SIGINT: {e}"))?,
+        )
+    } else {
+        None
+    };
+    ops::up(engine, &p, &opts, run, progress, &warn_one).await.map_err(plan_err)?;
+    let Some(sigint) = sigint.as_mut() else { return Ok(ExitCode::SUCCESS) };
+    // Attached: stream every selected container's output until all stop or Ctrl-C.
+    let selected = ops::selected_services(&p, &a.services, !a.no_deps).map_err(plan_err)?;
+    let obs = observe::containers(engine, &p.name).await.map_err(plan_err)?;
+    // Attached services: --attach wins, else all but `attach: false` and --no-attach ones.
+    let attached = |svc: &str| {
+        if !a.attach.is_empty() {
+            return a.attach.iter().any(|s| s == svc);
+        }
+        let off = p.services.get(svc).and_then(|s| s.attach) == Some(false);
+        !off && !a.no_attach.iter().any(|s| s == svc)
+    };
+    let targets: Vec<Observed> =
+        obs.into_iter().filter(|c| selected.contains(&c.service) && attached(&c.service)).collect();
+    let opts =
+        LogsOptions { follow: true, stdout: true, stderr: true, since, ..Default::default() };
+    let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
+    let style = LogStyle { prefix: true, timestamps: a.timestamps, color: use_color(&po.ansi) };
+    let streams = stream_logs(engine, &targets, opts, style, abort);
+    tokio::select! {
+        ended = streams => {
+            if !abort {
+                return Ok(ExitCode::SUCCESS);
+            }
+            eprintln!("Aborting on container exit...");
+            ops::lifecycle(engine, &p, &a.services, Lifecycle::Stop(a.timeout), run, progress)
+                .await
+                .map_err(plan_err)?;
+            // The exit code of --exit-code-from's service, else of the first container that exited.
+            let from = match &a.exit_code_from {
+                Some(svc) => targets.iter().find(|c| &c.service == svc).map(|c| c.id.clone()),
+                None => ended,
+            };
+            let code = match from {
+                Some(id) => engine.container_inspect(&id).await.map_err(engine_err)?.state.exit_code,
+                None => 0,
+            };
+            Ok(ExitCode::from(code.clamp(0, 255) as u8))
+        }
+        _ = sigint.recv() => {
+            eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
+            let stop = ops::lifecycle(engine, &p, &a.services, Lifecycle::Stop(a.timeout), run, progress);
+            tokio::select! {
+                r = stop => { r.map_err(plan_err)?; }
+                _ = sigint.recv() => {}
+            }
+            Ok(ExitCode::from(130))
+        }
+    }
+}
+
+/// The log prefix of a container: `service-N` for compose-named ones, else the name.
+fn prefix_of(c: &Observed) -> String {
+    let project = c.summary.labels.get(labels::PROJECT).cloned().unwrap_or_default();
+    c.name.strip_prefix(&format!("{project}-")).unwrap_or(&c.name).to_string()
+}
+
+/// How log lines are printed.
+#[derive(Debug, Clone, Copy)]
+struct LogStyle {
+    /// `name  | ` prefixes.
+    prefix: bool,
+    /// The entry's timestamp before the text.
+    timestamps: bool,
+    /// Coloured prefixes.
+    color: bool,
+}
+
+/// Whether to colour output for `--ansi` (auto: when stdout is a terminal).
+fn use_color(ansi: &str) -> bool {
+    match ansi {
+        "never" => false,
+        "always" => true,
+        _ => std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    }
+}
+
+/// Streams the logs of `targets` with `name  | ` prefixes; returns when every stream ended, or
+/// with `first`, when the first one ended (with that container's id).
+async fn stream_logs(
+    engine: &Engine,
+    targets: &[Observed],
+    opts: LogsOptions,
+    style: LogStyle,
+    first: bool,
+) -> Option<String> {
+    let width = targets.iter().map(|c| prefix_of(c).len()).max().unwrap_or(0);
+    let out = Arc::new(Mutex::new(()));
+    let mut tasks = tokio::task::JoinSet::new();
+    let timestamps = style.timestamps;
+    for (i, c) in targets.iter().enumerate() {
+        let Ok(mut rx) = engine.container_logs(&c.id, opts.clone()).await else { continue };
+        let pfx = match (style.prefix, style.color) {
+            (false, _) => String::new(),
+            (true, false) => format!("{:width$}  | ", prefix_of(c)),
+            // compose cycles through bright colours per container.
+            (true, true) => {
+                let code = [36, 33, 32, 35, 34, 96, 93, 92, 95, 94][i % 10];
+                format!("\x1b[{code}m{:width$}  |\x1b[0m ", prefix_of(c))
+            }
+        };
+        let out = out.clone();
+        let id = c.id.clone();
+        tasks.spawn(async move {
+            while let Some(e) = rx.recv().await {
+                let text = if timestamps { format!("{} {}", e.time, e.text) } else { e.text };
+                let _g = out.lock();
+                let mut line = format!("{pfx}{text}");
+                if !line.ends_with('\n') {
+                    line.push('\n');
+                }
+                let mut o = std::io::stdout().lock();
+                let _ = o.write_all(line.as_bytes());
+                let _ = o.flush();
+            }
+            id
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        if first {
+            return done.ok();
+        }
+    }
+    None
+}
+
+async fn lifecycle(
+    po: &ProjectOpts,
+    engine: &Engine,
+    services: &[String],
+    what: Lifecycle,
+    run: &RunOptions,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
+    let p = load(po, true, services)?;
+    ops::lifecycle(engine, &p, services, what, run, progress).await.map_err(plan_err)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn targets(
+    po: &ProjectOpts,
+    engine: &Engine,
+    services: &[String],
+) -> anyhow::Result<(Project, Vec<Observed>)> {
+    let p = load(po, true, services)?;
+    for s in services {
+        if !p.services.is_empty() && !p.services.contains_key(s) {
+            return Err(plan_err(PlanError::NoSuchService(s.clone())));
+        }
+    }
+    let obs = observe::containers(engine, &p.name).await.map_err(plan_err)?;
+    let obs = obs.into_iter().filter(|c| services.is_empty() || services.contains(&c.service));
+    Ok((p, obs.collect()))
+}
+
+async fn ps(po: &ProjectOpts, engine: &Engine, mut a: PsArgs) -> anyhow::Result<ExitCode> {
+    for f in &a.filter {
+        match f.split_once('=') {
+            Some(("status", v)) => a.status.push(v.to_string()),
+            _ => {
+                return Err(ExitWith {
+                    code: EXIT_USAGE,
+                    message: format!("invalid filter {f:?}: only status=STATE is supported"),
+                }
+                .into());
+            }
+        }
+    }
+    let (p, obs) = targets(po, engine, &a.service_names).await?;
+    let shown: Vec<&Observed> = obs
+        .iter()
+        .filter(|c| {
+            if !a.status.is_empty() {
+                return a.status.contains(&c.state);
+            }
+            a.all || c.is_running()
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if a.services {
+        let mut names: Vec<&str> = if p.services.is_empty() {
+            shown.iter().map(|c| c.service.as_str()).collect::<BTreeSet<_>>().into_iter().collect()
+        } else {
+            p.services
+                .keys()
+                .map(String::as_str)
+                .filter(|s| a.service_names.is_empty() || a.service_names.iter().any(|n| n == s))
+                .collect()
+        };
+        names.dedup();
+        for n in names {
+            let _ = writeln!(out, "{n}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.quiet {
+        for c in &shown {
+            let _ = writeln!(out, "{}", c.id);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = Vec::new();
+    for c in &shown {
+        let i = engine.container_inspect(&c.id).await.map_err(engine_err)?;
+        let s = &c.summary;
+        let created = chrono::DateTime::from_timestamp(s.created, 0)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
+            .unwrap_or_default();
+        let running_for = berth_runtime::container::ops_human_duration(
+            chrono::Utc::now()
+                - chrono::DateTime::from_timestamp(s.created, 0).unwrap_or_else(chrono::Utc::now),
+        );
+        rows.push(serde_json::json!({
+            "Command": format!("\"{}\"", truncate(&s.command, 20)),
+            "CreatedAt": created,
+            "ExitCode": i.state.exit_code,
+            "Health": i.state.health.as_ref().map(|h| h.status.clone()).unwrap_or_default(),
+            "ID": c.id,
+            "Image": s.image,
+            "Labels": s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+            "LocalVolumes": s.mounts.iter().filter(|m| m.typ == "volume").count().to_string(),
+            "Mounts": s.mounts.iter().map(|m| if m.name.is_empty() { m.source.clone() } else { m.name.clone() }).collect::<Vec<_>>().join(","),
+            "Name": c.name,
+            "Names": c.name,
+            "Networks": i.host_config.network_mode,
+            "Ports": "",
+            "Project": p.name,
+            "Publishers": [],
+            "RunningFor": format!("{running_for} ago"),
+            "Service": c.service,
+            "Size": "0B",
+            "State": c.state,
+            "Status": s.status,
+        }));
+    }
+    match a.format.as_str() {
+        "json" => {
+            for r in &rows {
+                let _ = writeln!(out, "{r}");
+            }
+        }
+        "table" => {
+            let mut table = vec![vec![
+                "NAME".to_string(),
+                "IMAGE".into(),
+                "COMMAND".into(),
+                "SERVICE".into(),
+                "CREATED".into(),
+                "STATUS".into(),
+                "PORTS".into(),
+            ]];
+            for r in &rows {
+                let f = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+                table.push(vec![
+                    f("Name"),
+                    f("Image"),
+                    f("Command"),
+                    f("Service"),
+                    f("RunningFor"),
+                    f("Status"),
+                    f("Ports"),
+                ]);
+            }
+            print_table(&mut out, &table);
+        }
+        other => {
+            return Err(ExitWith {
+                code: EXIT_USAGE,
+                message: format!("unsupported --format {other:?}: use table or json"),
+            }
+            .into());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n - 1).collect::<String>())
+    }
+}
+
+fn print_table(out: &mut impl Write, rows: &[Vec<String>]) {
+    let cols = rows.first().map(Vec::len).unwrap_or(0);
+    let widths: Vec<usize> =
+        (0..cols).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0)).collect();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 == cols {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:w$}   ", w = widths[i]));
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+async fn logs(po: &ProjectOpts, engine: &Engine, a: LogsArgs) -> anyhow::Result<ExitCode> {
+    let (_, obs) = targets(po, engine, &a.services).await?;
+    let tail = match a.tail.as_str() {
+        "all" | "-1" => None,
+        t => Some(t.parse::<usize>().map_err(|_| ExitWith {
+            code: EXIT_USAGE,
+            message: format!("invalid --tail value {t:?}: use a number or all"),
+        })?),
+    };
+    let opts = LogsOptions {
+        follow: a.follow,
+        stdout: true,
+        stderr: true,
+        tail,
+        since: a.since.as_deref().map(parse_time_arg).transpose()?,
+        until: a.until.as_deref().map(parse_time_arg).transpose()?,
+        timestamps: a.timestamps,
+    };
+    let style =
+        LogStyle { prefix: !a.no_log_prefix, timestamps: a.timestamps, color: use_color(&po.ansi) };
+    stream_logs(engine, &obs, opts, style, false).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A `--since`/`--until` value: RFC 3339, unix seconds, or a duration back from now.
+fn parse_time_arg(s: &str) -> anyhow::Result<i128> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_nanos_opt().unwrap_or(0) as i128);
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return Ok((secs * 1e9) as i128);
+    }
+    let d = super::run::parse_duration(s).map_err(|_| ExitWith {
+        code: EXIT_USAGE,
+        message: format!("invalid time {s:?}: use RFC 3339, unix seconds or a duration like 10m"),
+    })?;
+    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as i128;
+    Ok(now - d as i128)
+}
+
+async fn exec(po: &ProjectOpts, engine: &Engine, a: ExecArgs) -> anyhow::Result<ExitCode> {
+    let (_, obs) = targets(po, engine, std::slice::from_ref(&a.service)).await?;
+    let Some(c) = obs.iter().find(|c| c.number == a.index && c.is_running()) else {
+        return Err(ExitWith {
+            code: 1,
+            message: format!(
+                "service {:?} is not running (no running container with index {}): start it with `berth up -d {}`",
+                a.service, a.index, a.service
+            ),
+        }
+        .into());
+    };
+    let cfg = ExecConfig {
+        cmd: a.command,
+        env: a.env,
+        user: a.user,
+        working_dir: a.workdir,
+        // A terminal only when asked for one and stdin is one (compose's -T default).
+        tty: false,
+        detach: a.detach,
+        privileged: a.privileged,
+    };
+    let _ = a.no_tty;
+    match engine.container_exec(&c.id, cfg).await {
+        Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        Err(e) => Err(ExitWith {
+            code: if e.start_exit_code() == 127 { 127 } else { 126 },
+            message: format!("service {:?}: {e}", a.service),
+        }
+        .into()),
+    }
+}
+
+async fn top(po: &ProjectOpts, engine: &Engine, a: StartArgs) -> anyhow::Result<ExitCode> {
+    let (_, obs) = targets(po, engine, &a.services).await?;
+    let mut out = std::io::stdout().lock();
+    for c in obs.iter().filter(|c| c.is_running()) {
+        let t = engine.container_top(&c.id).await.map_err(engine_err)?;
+        let _ = writeln!(out, "{}", c.name);
+        let mut table = vec![t.titles.clone()];
+        table.extend(t.processes.iter().cloned());
+        print_table(&mut out, &table);
+        let _ = writeln!(out);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn images(po: &ProjectOpts, engine: &Engine, a: ImagesArgs) -> anyhow::Result<ExitCode> {
+    let (_, obs) = targets(po, engine, &a.services).await?;
+    let mut rows = Vec::new();
+    for c in &obs {
+        let Ok(i) = engine.image_inspect(c.summary.image.clone()).await else { continue };
+        let (repo, tag) = match c.summary.image.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r.to_string(), t.to_string()),
+            _ => (c.summary.image.clone(), "latest".to_string()),
+        };
+        rows.push((c.name.clone(), repo, tag, i.id, i.size));
+    }
+    let mut out = std::io::stdout().lock();
+    if a.quiet {
+        let ids: BTreeSet<&str> = rows.iter().map(|r| r.3.as_str()).collect();
+        for id in ids {
+            let _ = writeln!(out, "{id}");
+        }
+    } else if a.format == "json" {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(c, r, t, id, size)| {
+                serde_json::json!({"ContainerName": c, "Repository": r, "Tag": t, "ID": id, "Size": size})
+            })
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::Value::Array(v));
+    } else {
+        let mut table = vec![vec![
+            "CONTAINER".to_string(),
+            "REPOSITORY".into(),
+            "TAG".into(),
+            "IMAGE ID".into(),
+            "SIZE".into(),
+        ]];
+        for (c, r, t, id, size) in rows {
+            let short = id.trim_start_matches("sha256:").chars().take(12).collect();
+            table.push(vec![c, r, t, short, human_size(size)]);
+        }
+        print_table(&mut out, &table);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes as docker prints them (`4.2MB`).
+fn human_size(n: u64) -> String {
+    let f = n as f64;
+    if f >= 1e9 {
+        format!("{:.3}GB", f / 1e9)
+    } else if f >= 1e6 {
+        format!("{:.3}MB", f / 1e6)
+    } else if f >= 1e3 {
+        format!("{:.3}kB", f / 1e3)
+    } else {
+        format!("{n}B")
+    }
+}
+
+async fn wait(
+    po: &ProjectOpts,
+    engine: &Engine,
+    a: WaitArgs,
+    run: &RunOptions,
+    progress: &Progress,
+) -> anyhow::Result<ExitCode> {
+    let (p, obs) = targets(po, engine, &a.services).await?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in obs {
+        let e = engine.clone();
+        tasks.spawn(async move { e.container_wait(&c.id).await });
+    }
+    // compose prints nothing and exits with the first container's exit code.
+    let mut code = 0;
+    if let Some(r) = tasks.join_next().await {
+        code = r.map_err(|e| anyhow::anyhow!("wait task failed: {e}"))?.map_err(engine_err)?;
+    }
+    if a.down_project {
+        ops::down(engine, &p, &DownOptions::default(), run, progress, &warn_one)
+            .await
+            .map_err(plan_err)?;
+    } else {
+        while let Some(r) = tasks.join_next().await {
+            r.map_err(|e| anyhow::anyhow!("wait task failed: {e}"))?.map_err(engine_err)?;
+        }
+    }
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+async fn ls(engine: &Engine, a: LsArgs) -> anyhow::Result<ExitCode> {
+    let projects = observe::projects(engine).await.map_err(plan_err)?;
+    let mut out = std::io::stdout().lock();
+    let mut rows = Vec::new();
+    for (name, states, files) in projects {
+        let running = states.iter().filter(|s| s.as_str() == "running").count();
+        if !a.all && running == 0 {
+            continue;
+        }
+        // compose: `running(2)`, or every state with its count, comma separated.
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        for s in &states {
+            match counts.iter_mut().find(|(n, _)| n == s) {
+                Some((_, c)) => *c += 1,
+                None => counts.push((s.clone(), 1)),
+            }
+        }
+        let status: Vec<String> = counts.iter().map(|(s, c)| format!("{s}({c})")).collect();
+        rows.push((name, status.join(", "), files));
+    }
+    if a.quiet {
+        for (n, _, _) in &rows {
+            let _ = writeln!(out, "{n}");
+        }
+    } else if a.format == "json" {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(n, s, f)| serde_json::json!({"Name": n, "Status": s, "ConfigFiles": f}))
+            .collect();
+        let _ = writeln!(out, "{}", serde_json::Value::Array(v));
+    } else {
+        let mut table = vec![vec!["NAME".to_string(), "STATUS".into(), "CONFIG FILES".into()]];
+        table.extend(rows.into_iter().map(|(n, s, f)| vec![n, s, f]));
+        print_table(&mut out, &table);
+    }
+    Ok(ExitCode::SUCCESS)
+}

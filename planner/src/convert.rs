@@ -1,0 +1,409 @@
+//! Translation of one compose service replica into the Engine's create request (Docker's
+//! `Config` + `HostConfig`), with the compose labels the planner later diffs through.
+
+use berth_runtime::container::{
+    BindOptions, ContainerCreateConfig, DeviceMapping, HealthConfig, LogConfig, MountSpec,
+    RestartPolicy, TmpfsOptions, Ulimit, VolumeOptions,
+};
+use compose_spec::model::{Project, Service};
+use indexmap::IndexMap;
+
+use crate::PlanError;
+use crate::labels;
+
+/// The container name of replica `number` of `service` (`container_name` wins).
+pub fn container_name(project: &str, service: &str, s: &Service, number: u32) -> String {
+    match &s.container_name {
+        Some(n) => n.clone(),
+        None => format!("{project}-{service}-{number}"),
+    }
+}
+
+/// The compose labels of a container of `service` (replica `number`, config `hash`).
+pub fn container_labels(
+    p: &Project,
+    service: &str,
+    s: &Service,
+    number: u32,
+    hash: &str,
+    image_id: &str,
+) -> IndexMap<String, String> {
+    let mut l: IndexMap<String, String> = IndexMap::new();
+    for (k, v) in &s.labels {
+        l.insert(k.clone(), v.clone());
+    }
+    l.insert(labels::PROJECT.into(), p.name.clone());
+    l.insert(labels::SERVICE.into(), service.into());
+    l.insert(labels::NUMBER.into(), number.to_string());
+    l.insert(labels::ONEOFF.into(), "False".into());
+    l.insert(labels::CONFIG_HASH.into(), hash.into());
+    l.insert(labels::WORKING_DIR.into(), p.working_dir.to_string_lossy().to_string());
+    let files: Vec<String> =
+        p.config_files.iter().map(|f| f.to_string_lossy().to_string()).collect();
+    l.insert(labels::CONFIG_FILES.into(), files.join(","));
+    // compose's format: `dep:condition:restart`, comma separated.
+    let deps: Vec<String> =
+        s.depends_on.iter().map(|(d, c)| format!("{d}:{}:{}", c.condition, c.restart)).collect();
+    l.insert(labels::DEPENDS_ON.into(), deps.join(","));
+    // compose records the image id here and recreates when the image changed.
+    l.insert(labels::IMAGE.into(), image_id.into());
+    l.insert(labels::VERSION.into(), labels::COMPOSE_VERSION.into());
+    l
+}
+
+/// The create request for replica `number` of `service`.
+pub fn create_config(
+    p: &Project,
+    service: &str,
+    number: u32,
+    hash: &str,
+    image_id: &str,
+) -> Result<ContainerCreateConfig, PlanError> {
+    let s = p.services.get(service).ok_or_else(|| PlanError::NoSuchService(service.into()))?;
+    let unsupported = |what: String| PlanError::Unsupported { service: service.to_string(), what };
+    let mut cfg = ContainerCreateConfig::default();
+    let c = &mut cfg.config;
+    c.image = p.image_name(service);
+    c.labels = container_labels(p, service, s, number, hash, image_id);
+    c.env =
+        s.environment.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))).collect();
+    // An explicit empty list clears the image's value, as in compose.
+    c.cmd = s.command.clone();
+    c.entrypoint = s.entrypoint.clone();
+    c.user = s.user.clone().unwrap_or_default();
+    c.working_dir = s.working_dir.clone().unwrap_or_default();
+    c.hostname = s.hostname.clone().unwrap_or_default();
+    c.domainname = s.domainname.clone().unwrap_or_default();
+    c.tty = s.tty;
+    c.open_stdin = s.stdin_open;
+    c.stop_signal = s.stop_signal.clone();
+    c.stop_timeout = s.stop_grace_period.map(|d| d.0 / 1_000_000_000);
+    if let Some(h) = &s.healthcheck {
+        let test = if h.disable { vec!["NONE".to_string()] } else { h.test.clone() };
+        let ns = |d: Option<compose_spec::model::Duration>| d.map(|d| d.0).unwrap_or(0);
+        c.healthcheck = Some(HealthConfig {
+            test,
+            interval: ns(h.interval),
+            timeout: ns(h.timeout),
+            retries: h.retries.unwrap_or(0),
+            start_period: ns(h.start_period),
+            start_interval: ns(h.start_interval),
+        });
+    }
+    if !s.expose.is_empty() {
+        let mut m = IndexMap::new();
+        for e in &s.expose {
+            let k = if e.contains('/') { e.clone() } else { format!("{e}/tcp") };
+            m.insert(k, Default::default());
+        }
+        c.exposed_ports = Some(m);
+    }
+
+    let hc = &mut cfg.host_config;
+    hc.network_mode = match s.network_mode.as_deref() {
+        // Bridge networks are not wired into container creation yet: the seam is here.
+        None => "none".into(),
+        Some(m @ ("none" | "host")) => m.into(),
+        Some(other) => return Err(unsupported(format!("network_mode {other:?}"))),
+    };
+    if !s.ports.is_empty() {
+        return Err(unsupported("published ports (bridge networking is not wired yet)".into()));
+    }
+    hc.cap_add = s.cap_add.clone();
+    hc.cap_drop = s.cap_drop.clone();
+    hc.privileged = s.privileged;
+    hc.readonly_rootfs = s.read_only;
+    hc.init = s.init;
+    hc.security_opt = s.security_opt.clone();
+    hc.group_add = s.group_add.clone();
+    hc.oom_score_adj = s.oom_score_adj.unwrap_or(0) as i32;
+    hc.sysctls = s.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    hc.shm_size = s.shm_size.map(|b| b.0).unwrap_or(0);
+    hc.ulimits = s
+        .ulimits
+        .iter()
+        .map(|(name, u)| {
+            let (soft, hard) = u.limits();
+            Ulimit { name: name.clone(), soft, hard }
+        })
+        .collect();
+    if let Some(l) = &s.logging {
+        hc.log_config = LogConfig {
+            typ: l.driver.clone().unwrap_or_default(),
+            config: l.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        };
+    }
+    // Legacy resource keys first; deploy.resources wins where both are set (as compose).
+    hc.memory = s.mem_limit.map(|b| b.0).unwrap_or(0);
+    hc.memory_reservation = s.mem_reservation.map(|b| b.0).unwrap_or(0);
+    hc.memory_swap = s.memswap_limit.map(|b| b.0).unwrap_or(0);
+    hc.nano_cpus = s.cpus.map(|c| (c * 1e9) as i64).unwrap_or(0);
+    hc.cpu_shares = s.cpu_shares.unwrap_or(0);
+    hc.cpu_quota = s.cpu_quota.unwrap_or(0);
+    hc.cpu_period = s.cpu_period.unwrap_or(0);
+    hc.cpuset_cpus = s.cpuset.clone().unwrap_or_default();
+    hc.pids_limit = s.pids_limit;
+    if let Some(b) = &s.blkio_config
+        && let Some(w) = b.weight
+    {
+        hc.blkio_weight = w as u16;
+    }
+    if let Some(d) = &s.deploy {
+        if let Some(l) = &d.resources.limits {
+            if let Some(m) = l.memory {
+                hc.memory = m.0;
+            }
+            if let Some(c) = l.cpus {
+                hc.nano_cpus = (c * 1e9) as i64;
+            }
+            if let Some(pids) = l.pids {
+                hc.pids_limit = Some(pids);
+            }
+        }
+        if let Some(r) = &d.resources.reservations
+            && let Some(m) = r.memory
+        {
+            hc.memory_reservation = m.0;
+        }
+    }
+    hc.restart_policy = restart_policy(service, s)?;
+    hc.devices = s
+        .devices
+        .iter()
+        .map(|d| DeviceMapping {
+            path_on_host: d.source.clone(),
+            path_in_container: if d.target.is_empty() {
+                d.source.clone()
+            } else {
+                d.target.clone()
+            },
+            cgroup_permissions: if d.permissions.is_empty() {
+                "rwm".into()
+            } else {
+                d.permissions.clone()
+            },
+        })
+        .collect();
+
+    // Mounts: named volumes get their project-scoped engine name; binds and tmpfs as written.
+    for v in &s.volumes {
+        let mut m =
+            MountSpec { target: v.target.clone(), read_only: v.read_only, ..Default::default() };
+        match v.kind.as_str() {
+            "volume" => {
+                m.typ = "volume".into();
+                m.source = match &v.source {
+                    None => String::new(),
+                    Some(key) => match p.volumes.get(key) {
+                        Some(vol) => {
+                            vol.name.clone().unwrap_or_else(|| format!("{}_{key}", p.name))
+                        }
+                        None => {
+                            return Err(PlanError::Invalid {
+                                service: service.into(),
+                                message: format!("service uses undefined volume {key:?}"),
+                            });
+                        }
+                    },
+                };
+                if v.volume.as_ref().is_some_and(|o| o.nocopy) {
+                    m.volume_options = Some(VolumeOptions { no_copy: true });
+                }
+            }
+            "bind" => {
+                m.typ = "bind".into();
+                m.source = v.source.clone().unwrap_or_default();
+                let create = v.bind.as_ref().is_none_or(|b| b.create_host_path);
+                m.bind_options = Some(BindOptions { create_mountpoint: create });
+            }
+            "tmpfs" => {
+                m.typ = "tmpfs".into();
+                if let Some(t) = &v.tmpfs {
+                    m.tmpfs_options = Some(TmpfsOptions {
+                        size_bytes: t.size.map(|b| b.0).unwrap_or(0),
+                        mode: t.mode.unwrap_or(0),
+                    });
+                }
+            }
+            other => return Err(unsupported(format!("volume type {other:?}"))),
+        }
+        hc.mounts.push(m);
+    }
+    for t in &s.tmpfs {
+        let (path, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
+        hc.tmpfs.insert(path.to_string(), opts.to_string());
+    }
+    // File-based secrets and configs are read-only binds, as compose does without swarm.
+    for (refs, defs, kind, base) in [
+        (&s.secrets, &p.secrets, "secret", "/run/secrets/"),
+        (&s.configs, &p.configs, "config", "/"),
+    ] {
+        for r in refs {
+            let Some(def) = defs.get(&r.source) else {
+                return Err(PlanError::Invalid {
+                    service: service.into(),
+                    message: format!("service uses undefined {kind} {:?}", r.source),
+                });
+            };
+            let Some(file) = &def.file else {
+                return Err(unsupported(format!(
+                    "{kind} {:?} without `file:` (environment, content or external)",
+                    r.source
+                )));
+            };
+            let target = match &r.target {
+                Some(t) if t.starts_with('/') => t.clone(),
+                Some(t) => format!("{base}{t}"),
+                None => format!("{base}{}", r.source),
+            };
+            hc.mounts.push(MountSpec {
+                typ: "bind".into(),
+                source: file.clone(),
+                target,
+                read_only: true,
+                ..Default::default()
+            });
+        }
+    }
+    Ok(cfg)
+}
+
+/// `volumes_from` as (container name, read-only): `service:x` and bare `x` name the first replica
+/// of service x, `container:name` a container by name.
+pub fn volumes_from(
+    p: &Project,
+    service: &str,
+    s: &Service,
+) -> Result<Vec<(String, bool)>, PlanError> {
+    let mut out = Vec::new();
+    for v in &s.volumes_from {
+        let (kind, rest) = match v.split_once(':') {
+            Some(("service", r)) => ("service", r),
+            Some(("container", r)) => ("container", r),
+            _ => ("service", v.as_str()),
+        };
+        let (name, mode) = rest.split_once(':').unwrap_or((rest, "rw"));
+        let ro = mode == "ro";
+        let container = if kind == "container" {
+            name.to_string()
+        } else {
+            let src = p.services.get(name).ok_or_else(|| PlanError::Invalid {
+                service: service.into(),
+                message: format!("volumes_from names undefined service {name:?}"),
+            })?;
+            container_name(&p.name, name, src, 1)
+        };
+        out.push((container, ro));
+    }
+    Ok(out)
+}
+
+/// Service keys berth reads but cannot apply yet (the planner warns about each).
+pub fn ignored_keys(s: &Service) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut check = |set: bool, key: &'static str| {
+        if set {
+            out.push(key);
+        }
+    };
+    check(s.pid.is_some(), "pid");
+    check(s.ipc.is_some(), "ipc");
+    check(s.uts.is_some(), "uts");
+    check(s.userns_mode.is_some(), "userns_mode");
+    check(s.cgroup_parent.is_some(), "cgroup_parent");
+    check(s.cgroup.is_some(), "cgroup");
+    check(!s.extra_hosts.is_empty(), "extra_hosts");
+    check(!s.dns.is_empty() || !s.dns_search.is_empty() || !s.dns_opt.is_empty(), "dns");
+    check(s.mac_address.is_some(), "mac_address");
+    check(!s.gpus.is_empty(), "gpus");
+    check(!s.device_cgroup_rules.is_empty(), "device_cgroup_rules");
+    check(!s.links.is_empty() || !s.external_links.is_empty(), "links");
+    check(!s.storage_opt.is_empty(), "storage_opt");
+    check(s.runtime.is_some(), "runtime");
+    check(s.oom_kill_disable, "oom_kill_disable");
+    check(s.mem_swappiness.is_some(), "mem_swappiness");
+    check(s.cpu_rt_period.is_some() || s.cpu_rt_runtime.is_some(), "cpu_rt_period/cpu_rt_runtime");
+    check(!s.post_start.is_empty() || !s.pre_stop.is_empty(), "post_start/pre_stop");
+    out
+}
+
+/// The engine restart policy from `restart:` or `deploy.restart_policy`.
+fn restart_policy(service: &str, s: &Service) -> Result<RestartPolicy, PlanError> {
+    if let Some(r) = &s.restart {
+        let (name, count) = r.split_once(':').unwrap_or((r.as_str(), ""));
+        let maximum_retry_count = if count.is_empty() {
+            0
+        } else {
+            count.parse().map_err(|_| PlanError::Invalid {
+                service: service.into(),
+                message: format!("invalid restart policy {r:?}"),
+            })?
+        };
+        return Ok(RestartPolicy { name: name.into(), maximum_retry_count });
+    }
+    if let Some(rp) = s.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()) {
+        let name = match rp.condition.as_deref() {
+            Some("none") => "no",
+            Some("on-failure") => "on-failure",
+            // compose maps `any` (the default condition) to `always`.
+            _ => "always",
+        };
+        return Ok(RestartPolicy {
+            name: name.into(),
+            maximum_retry_count: rp.max_attempts.unwrap_or(0),
+        });
+    }
+    Ok(RestartPolicy::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use compose_spec::model::{Deploy, Resource, Resources};
+
+    fn project(s: Service) -> Project {
+        let mut p = Project { name: "p".into(), ..Default::default() };
+        p.services.insert("web".into(), s);
+        p
+    }
+
+    #[test]
+    fn names_and_labels() {
+        let s = Service { image: Some("busybox".into()), ..Default::default() };
+        assert_eq!(container_name("p", "web", &s, 2), "p-web-2");
+        let p = project(s);
+        let c = create_config(&p, "web", 2, "abc", "sha256:x").unwrap();
+        assert_eq!(c.config.labels[labels::PROJECT], "p");
+        assert_eq!(c.config.labels[labels::NUMBER], "2");
+        assert_eq!(c.config.labels[labels::CONFIG_HASH], "abc");
+        assert_eq!(c.host_config.network_mode, "none");
+    }
+
+    #[test]
+    fn resources_and_restart() {
+        let s = Service {
+            image: Some("busybox".into()),
+            mem_limit: Some(compose_spec::model::ByteSize(100)),
+            restart: Some("on-failure:3".into()),
+            deploy: Some(Deploy {
+                resources: Resources {
+                    limits: Some(Resource {
+                        memory: Some(compose_spec::model::ByteSize(200)),
+                        cpus: Some(0.5),
+                        pids: Some(20),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let c = create_config(&project(s), "web", 1, "h", "sha256:x").unwrap();
+        assert_eq!(c.host_config.memory, 200);
+        assert_eq!(c.host_config.nano_cpus, 500_000_000);
+        assert_eq!(c.host_config.pids_limit, Some(20));
+        assert_eq!(c.host_config.restart_policy.name, "on-failure");
+        assert_eq!(c.host_config.restart_policy.maximum_retry_count, 3);
+    }
+}

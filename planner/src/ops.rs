@@ -1,0 +1,755 @@
+//! The compose operations: each observes the project, builds a [`Plan`] and runs (or prints) it
+//! under the project lock.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use berth_runtime::Engine;
+use berth_runtime::store::LockGuard;
+use berth_runtime::volume::VolumeFilters;
+use compose_spec::model::Project;
+use petgraph::graph::NodeIndex;
+
+use crate::observe::{self, Observed};
+use crate::plan::{Action, Condition, Plan};
+use crate::{PlanError, Progress, convert, labels};
+
+/// Options shared by every operation.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Print the plan, change nothing.
+    pub dry_run: bool,
+    /// Max actions at once (None: unlimited).
+    pub parallel: Option<usize>,
+}
+
+/// Holds the project lock: two commands on one project never plan on the same observed state.
+pub struct ProjectLock {
+    _guard: LockGuard,
+}
+
+/// Takes the per-project lock under the state root (blocks while another command holds it).
+pub async fn lock_project(engine: &Engine, project: &str) -> Result<ProjectLock, PlanError> {
+    let dir = engine.root().path().join("compose");
+    let project_s = project.to_string();
+    let lerr = |message: String| PlanError::Lock { project: project_s.clone(), message };
+    std::fs::create_dir_all(&dir).map_err(|e| lerr(format!("{}: {e}", dir.display())))?;
+    let path = dir.join(format!("{project}.lock"));
+    let guard = tokio::task::spawn_blocking(move || LockGuard::exclusive(&path))
+        .await
+        .map_err(|e| lerr(e.to_string()))?
+        .map_err(|e| lerr(e.to_string()))?;
+    Ok(ProjectLock { _guard: guard })
+}
+
+/// `up` options (docker compose v2 flags).
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Services named on the command line (empty: all).
+    pub services: Vec<String>,
+    /// `--scale svc=N`.
+    pub scale: HashMap<String, u32>,
+    /// Recreate even unchanged containers.
+    pub force_recreate: bool,
+    /// Never recreate existing containers.
+    pub no_recreate: bool,
+    /// Don't start linked services.
+    pub no_deps: bool,
+    /// Create but don't start.
+    pub no_start: bool,
+    /// Remove containers of services no longer in the project.
+    pub remove_orphans: bool,
+    /// Grace period for stops (seconds).
+    pub timeout: Option<i64>,
+    /// Wait for running/healthy after starting.
+    pub wait: bool,
+    /// Bound of `wait`.
+    pub wait_timeout: Option<Duration>,
+}
+
+/// The services to act on: the named ones (and with `deps`, what they depend on), in dependency order.
+pub fn selected_services(
+    p: &Project,
+    names: &[String],
+    deps: bool,
+) -> Result<Vec<String>, PlanError> {
+    for n in names {
+        if !p.services.contains_key(n) {
+            return Err(PlanError::NoSuchService(n.clone()));
+        }
+    }
+    let mut keep: BTreeSet<String> = BTreeSet::new();
+    let mut todo: Vec<String> =
+        if names.is_empty() { p.services.keys().cloned().collect() } else { names.to_vec() };
+    while let Some(n) = todo.pop() {
+        if keep.insert(n.clone())
+            && deps
+            && let Some(s) = p.services.get(&n)
+        {
+            todo.extend(s.depends_on.keys().filter(|d| p.services.contains_key(*d)).cloned());
+            // Services named by volumes_from are needed too (compose treats them as dependencies).
+            for v in s.volumes_from.iter().filter(|v| !v.starts_with("container:")) {
+                let v = v.strip_prefix("service:").unwrap_or(v);
+                let name = v.split(':').next().unwrap_or(v);
+                if p.services.contains_key(name) {
+                    todo.push(name.to_string());
+                }
+            }
+        }
+    }
+    Ok(p.dependency_order().into_iter().filter(|s| keep.contains(*s)).map(String::from).collect())
+}
+
+/// Whether `name` is the temporary `{12 hex}_{expected}` name of an interrupted recreate.
+fn is_recreate_leftover(name: &str, expected: &str) -> bool {
+    name.len() == expected.len() + 13
+        && name.ends_with(expected)
+        && name.as_bytes()[12] == b'_'
+        && name[..12].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn orphans<'a>(p: &Project, obs: &'a [Observed]) -> Vec<&'a Observed> {
+    obs.iter()
+        .filter(|c| {
+            !p.services.contains_key(&c.service) && !p.disabled_services.contains(&c.service)
+        })
+        .collect()
+}
+
+fn orphan_warning(orphans: &[&Observed]) -> String {
+    let names: Vec<&str> = orphans.iter().map(|o| o.name.as_str()).collect();
+    format!(
+        "Found orphan containers ([{}]) for this project. If you removed or renamed this service in your compose file, you can run this command with the --remove-orphans flag to clean it up.",
+        names.join(" ")
+    )
+}
+
+/// Builds the plan of `up` from the project and what exists.
+pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<Plan, PlanError> {
+    let obs = observe::containers(engine, &p.name).await?;
+    let selected = selected_services(p, &opts.services, !opts.no_deps)?;
+    let mut plan = Plan::default();
+
+    // Network seam: compose networks are not created until the engine wires bridges into
+    // containers; until then say which services run without one.
+    let unnetworked: Vec<&str> = selected
+        .iter()
+        .filter(|s| p.services.get(*s).is_some_and(|s| s.network_mode.is_none()))
+        .map(String::as_str)
+        .collect();
+    if !unnetworked.is_empty() {
+        plan.warnings.push(format!(
+            "bridge networks are not wired into containers yet: {} run without a network (set network_mode: host or none to silence this)",
+            unnetworked.join(", ")
+        ));
+    }
+
+    let orph = orphans(p, &obs);
+    if !orph.is_empty() {
+        if opts.remove_orphans {
+            for o in orph {
+                let stop = plan.add(Action::Stop { name: o.name.clone(), timeout: opts.timeout });
+                let rm =
+                    plan.add(Action::Remove { name: o.name.clone(), force: true, volumes: false });
+                plan.order(stop, rm);
+            }
+        } else {
+            plan.warnings.push(orphan_warning(&orph));
+        }
+    }
+
+    // Volumes: every named, non-external volume of the project, created with compose's labels.
+    let mut volume_nodes: Vec<NodeIndex> = Vec::new();
+    for (key, v) in &p.volumes {
+        let name = v.name.clone().unwrap_or_else(|| format!("{}_{key}", p.name));
+        let mut l: BTreeMap<String, String> =
+            v.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        l.insert(labels::PROJECT.into(), p.name.clone());
+        l.insert(labels::VOLUME.into(), key.clone());
+        l.insert(labels::VERSION.into(), labels::COMPOSE_VERSION.into());
+        l.insert(labels::CONFIG_HASH.into(), compose_spec::emit::volume_hash(v));
+        if let Some(d) = &v.driver
+            && d != "local"
+        {
+            return Err(PlanError::Invalid {
+                service: String::new(),
+                message: format!("volume {key:?}: driver {d:?} is not supported (only local)"),
+            });
+        }
+        volume_nodes.push(plan.add(Action::CreateVolume {
+            name,
+            labels: l,
+            driver_opts: v.driver_opts.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            external: v.external,
+        }));
+    }
+
+    // Containers, per service; remember each service's nodes and container names for ordering.
+    let mut nodes: HashMap<String, Vec<NodeIndex>> = HashMap::new();
+    let mut names: HashMap<String, Vec<String>> = HashMap::new();
+    let mut recreated: BTreeSet<String> = BTreeSet::new();
+    let mut pending: Vec<(String, Vec<NodeIndex>)> = Vec::new();
+    for svc in &selected {
+        let Some(s) = p.services.get(svc) else { continue };
+        let want = match opts.scale.get(svc) {
+            Some(n) => *n,
+            None => s.replicas().max(0) as u32,
+        };
+        if s.container_name.is_some() && want > 1 {
+            return Err(PlanError::Invalid {
+                service: svc.clone(),
+                message: format!(
+                    "container_name {:?} can't be used with {want} replicas: remove container_name or scale to 1",
+                    s.container_name.as_deref().unwrap_or_default()
+                ),
+            });
+        }
+        let ignored = convert::ignored_keys(s);
+        if !ignored.is_empty() {
+            plan.warnings.push(format!(
+                "service {svc:?}: {} not supported by berth yet, ignored",
+                ignored.join(", ")
+            ));
+        }
+        let hash = compose_spec::service_hash(s);
+        let vf = convert::volumes_from(p, svc, s)?;
+        let image = p.image_name(svc);
+        let image_id = match engine.image_inspect(image.clone()).await {
+            Ok(i) => i.id,
+            Err(_) => {
+                return Err(PlanError::Invalid {
+                    service: svc.clone(),
+                    message: format!(
+                        "image {image:?} not found (berth cannot pull or build yet: load it with `berth image import` or `berth image load`)"
+                    ),
+                });
+            }
+        };
+        let (leftovers, mut existing): (Vec<&Observed>, Vec<&Observed>) =
+            obs.iter().filter(|c| &c.service == svc).partition(|c| {
+                is_recreate_leftover(&c.name, &convert::container_name(&p.name, svc, s, c.number))
+            });
+        // A recreate interrupted before its rename left `{id[:12]}_{name}`: remove it.
+        for o in leftovers {
+            plan.add(Action::Remove { name: o.name.clone(), force: true, volumes: true });
+        }
+        existing.sort_by_key(|c| c.number);
+        // Scaling down removes the highest numbers first.
+        while existing.len() > want as usize {
+            if let Some(o) = existing.pop() {
+                let stop = plan.add(Action::Stop { name: o.name.clone(), timeout: opts.timeout });
+                let rm =
+                    plan.add(Action::Remove { name: o.name.clone(), force: true, volumes: true });
+                plan.order(stop, rm);
+            }
+        }
+        let mut svc_nodes = Vec::new();
+        let mut svc_names = Vec::new();
+        for o in &existing {
+            let outdated = o.hash != hash || o.image_id != image_id;
+            let action = if (opts.force_recreate || outdated) && !opts.no_recreate {
+                Action::Recreate {
+                    service: svc.clone(),
+                    name: o.name.clone(),
+                    config: Box::new(convert::create_config(p, svc, o.number, &hash, &image_id)?),
+                    start: !opts.no_start,
+                    timeout: opts.timeout,
+                    volumes_from: vf.clone(),
+                }
+            } else if o.is_running()
+                && s.depends_on.iter().any(|(d, c)| c.restart && recreated.contains(d))
+            {
+                // `depends_on.restart: true`: restart when the dependency was recreated.
+                Action::Restart { name: o.name.clone(), timeout: opts.timeout }
+            } else if o.is_running() || opts.no_start {
+                Action::Keep { service: svc.clone(), name: o.name.clone() }
+            } else {
+                Action::Start { service: svc.clone(), name: o.name.clone() }
+            };
+            if matches!(action, Action::Recreate { .. }) {
+                recreated.insert(svc.clone());
+            }
+            svc_nodes.push(plan.add(action));
+            svc_names.push(o.name.clone());
+        }
+        // New replicas take the lowest free numbers (gaps are filled).
+        let used: BTreeSet<u32> = existing.iter().map(|o| o.number).collect();
+        let mut number = 0u32;
+        for _ in existing.len()..want as usize {
+            number += 1;
+            while used.contains(&number) {
+                number += 1;
+            }
+            let name = convert::container_name(&p.name, svc, s, number);
+            let config = convert::create_config(p, svc, number, &hash, &image_id)?;
+            svc_nodes.push(plan.add(Action::Create {
+                service: svc.clone(),
+                name: name.clone(),
+                config: Box::new(config),
+                start: !opts.no_start,
+                volumes_from: vf.clone(),
+            }));
+            svc_names.push(name);
+        }
+        for n in &svc_nodes {
+            for v in &volume_nodes {
+                plan.order(*v, *n);
+            }
+        }
+        // Dependencies come first: plain edges for service_started, a wait node otherwise.
+        for (dep, d) in &s.depends_on {
+            let Some(dep_nodes) = nodes.get(dep).cloned() else {
+                if d.required && !p.services.contains_key(dep) {
+                    return Err(PlanError::Invalid {
+                        service: svc.clone(),
+                        message: format!("depends on undefined service {dep:?}"),
+                    });
+                }
+                continue;
+            };
+            let cond = match d.condition.as_str() {
+                "service_healthy" => Some(Condition::Healthy),
+                "service_completed_successfully" => Some(Condition::Completed),
+                _ => None,
+            };
+            let gate = match cond {
+                Some(condition) if !opts.no_start => {
+                    let w = plan.add(Action::Wait {
+                        service: svc.clone(),
+                        dependency: dep.clone(),
+                        containers: names.get(dep).cloned().unwrap_or_default(),
+                        condition,
+                        required: d.required,
+                    });
+                    for dn in &dep_nodes {
+                        plan.order(*dn, w);
+                    }
+                    vec![w]
+                }
+                _ => dep_nodes,
+            };
+            for g in &gate {
+                for n in &svc_nodes {
+                    plan.order(*g, *n);
+                }
+            }
+        }
+        // volumes_from services come first too (their order is not in depends_on).
+        for v in &s.volumes_from {
+            let src = v.strip_prefix("service:").unwrap_or(v);
+            if v.starts_with("container:") {
+                continue;
+            }
+            let src = src.split(':').next().unwrap_or(src).to_string();
+            pending.push((src, svc_nodes.clone()));
+        }
+        nodes.insert(svc.clone(), svc_nodes);
+        names.insert(svc.clone(), svc_names);
+    }
+    for (src, after) in pending {
+        for a in nodes.get(&src).into_iter().flatten() {
+            for b in &after {
+                plan.order(*a, *b);
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// `up`: converge the project to its compose file; the plan's warnings go to `warn` first.
+pub async fn up(
+    engine: &Engine,
+    p: &Project,
+    opts: &UpOptions,
+    run: &RunOptions,
+    progress: &Progress,
+    warn: &(dyn Fn(&str) + Sync),
+) -> Result<(), PlanError> {
+    let _lock = lock_project(engine, &p.name).await?;
+    let p = &materialize_file_objects(engine, p, run.dry_run)?;
+    let plan = plan_up(engine, p, opts).await?;
+    plan.warnings.iter().for_each(|w| warn(w));
+    if run.dry_run {
+        plan.dry_run(progress);
+        return Ok(());
+    }
+    plan.execute(engine, run.parallel, progress).await?;
+    if opts.wait && !opts.no_start {
+        wait_running(engine, p, opts).await?;
+    }
+    Ok(())
+}
+
+/// Secrets and configs given as `content:` or `environment:` become files under
+/// `{root}/compose/{project}/{secrets|configs}/` (written unless `dry_run`), so they mount like
+/// file-based ones.
+fn materialize_file_objects(
+    engine: &Engine,
+    p: &Project,
+    dry_run: bool,
+) -> Result<Project, PlanError> {
+    let mut p = p.clone();
+    let base = engine.root().path().join("compose").join(&p.name);
+    let env = p.environment.clone();
+    for (kind, defs) in [("secrets", &mut p.secrets), ("configs", &mut p.configs)] {
+        for (key, def) in defs.iter_mut() {
+            let text = match (&def.content, &def.environment) {
+                (Some(c), _) => c.clone(),
+                (None, Some(var)) => env.get(var).cloned().unwrap_or_default(),
+                _ => continue,
+            };
+            let dir = base.join(kind);
+            let path = dir.join(key);
+            if !dry_run {
+                let io = |e: std::io::Error| PlanError::Invalid {
+                    service: String::new(),
+                    message: format!("cannot write {kind} {key:?} to {}: {e}", path.display()),
+                };
+                std::fs::create_dir_all(&dir).map_err(io)?;
+                std::fs::write(&path, text.as_bytes()).map_err(io)?;
+            }
+            def.file = Some(path.to_string_lossy().to_string());
+            def.content = None;
+            def.environment = None;
+        }
+    }
+    Ok(p)
+}
+
+/// `--wait`: every selected container running (and healthy when it has a healthcheck); a
+/// container that exited 0 counts when a dependent waits for its completion.
+async fn wait_running(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<(), PlanError> {
+    let selected = selected_services(p, &opts.services, !opts.no_deps)?;
+    let one_shots: BTreeSet<&str> = p
+        .services
+        .values()
+        .flat_map(|s| s.depends_on.iter())
+        .filter(|(_, d)| d.condition == "service_completed_successfully")
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let deadline = opts.wait_timeout.map(|t| Instant::now() + t);
+    loop {
+        let obs = observe::containers(engine, &p.name).await?;
+        let mut pending = None;
+        for c in obs.iter().filter(|c| selected.contains(&c.service)) {
+            let i = engine
+                .container_inspect(&c.id)
+                .await
+                .map_err(|source| PlanError::Container { name: c.name.clone(), source })?;
+            let s = &i.state;
+            if !s.running && !s.restarting {
+                if s.exit_code == 0 && one_shots.contains(c.service.as_str()) {
+                    continue;
+                }
+                return Err(PlanError::Wait(format!(
+                    "container {} exited ({}): see `berth logs {}`",
+                    c.name, s.exit_code, c.service
+                )));
+            }
+            match s.health.as_ref().map(|h| h.status.as_str()) {
+                Some("unhealthy") => {
+                    return Err(PlanError::Wait(format!("container {} is unhealthy", c.name)));
+                }
+                Some("healthy") | None => {}
+                Some(_) => pending = Some(c.name.clone()),
+            }
+        }
+        let Some(name) = pending else { return Ok(()) };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(PlanError::Wait(format!(
+                "timed out waiting for container {name} to become healthy"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `down` options.
+#[derive(Debug, Clone, Default)]
+pub struct DownOptions {
+    /// Also remove orphan containers.
+    pub remove_orphans: bool,
+    /// Also remove named volumes of the project and anonymous volumes of its containers.
+    pub volumes: bool,
+    /// Grace period for stops (seconds).
+    pub timeout: Option<i64>,
+}
+
+/// Adds stop actions for `targets`, dependents before their dependencies; returns the nodes
+/// by container name.
+fn stop_in_reverse_order(
+    plan: &mut Plan,
+    p: &Project,
+    targets: &[&Observed],
+    timeout: Option<i64>,
+) -> HashMap<String, NodeIndex> {
+    let mut by_service: HashMap<&str, Vec<NodeIndex>> = HashMap::new();
+    let mut out = HashMap::new();
+    for c in targets {
+        let n = plan.add(Action::Stop { name: c.name.clone(), timeout });
+        by_service.entry(c.service.as_str()).or_default().push(n);
+        out.insert(c.name.clone(), n);
+    }
+    for (svc, s) in &p.services {
+        for dep in s.depends_on.keys() {
+            for a in by_service.get(svc.as_str()).into_iter().flatten() {
+                for b in by_service.get(dep.as_str()).into_iter().flatten() {
+                    plan.order(*a, *b);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Builds the plan of `down`.
+pub async fn plan_down(
+    engine: &Engine,
+    p: &Project,
+    opts: &DownOptions,
+) -> Result<Plan, PlanError> {
+    let obs = observe::containers(engine, &p.name).await?;
+    let mut plan = Plan::default();
+    let orph = orphans(p, &obs);
+    if !orph.is_empty() && !opts.remove_orphans && !p.services.is_empty() {
+        plan.warnings.push(orphan_warning(&orph));
+    }
+    // With no compose file (services empty) everything labelled with the project goes.
+    let targets: Vec<&Observed> = obs
+        .iter()
+        .filter(|c| {
+            // Services disabled by profiles go too (compose's down removes them).
+            p.services.is_empty()
+                || opts.remove_orphans
+                || p.services.contains_key(&c.service)
+                || p.disabled_services.contains(&c.service)
+        })
+        .collect();
+    let running: Vec<&Observed> = targets.iter().copied().filter(|c| c.is_running()).collect();
+    let stops = stop_in_reverse_order(&mut plan, p, &running, opts.timeout);
+    let mut removes = Vec::new();
+    for c in &targets {
+        let rm =
+            plan.add(Action::Remove { name: c.name.clone(), force: true, volumes: opts.volumes });
+        if let Some(s) = stops.get(&c.name) {
+            plan.order(*s, rm);
+        }
+        removes.push(rm);
+    }
+    if opts.volumes {
+        let filters = VolumeFilters {
+            label: vec![format!("{}={}", labels::PROJECT, p.name)],
+            ..Default::default()
+        };
+        let vols = engine.volume_list(filters, Vec::new()).await.map_err(|source| {
+            PlanError::Volume { name: format!("(project {})", p.name), source }
+        })?;
+        let external: BTreeSet<String> = p
+            .volumes
+            .iter()
+            .filter(|(_, v)| v.external)
+            .map(|(k, v)| v.name.clone().unwrap_or_else(|| k.clone()))
+            .collect();
+        let mut names: BTreeSet<String> =
+            vols.into_iter().map(|v| v.name).filter(|n| !external.contains(n)).collect();
+        // Anonymous volumes a recreate carried over are mounted by name in the new container,
+        // so its own removal does not take them: remove them here.
+        for c in &targets {
+            for m in &c.summary.mounts {
+                if m.typ == "volume" && crate::plan::is_anonymous(&m.name) {
+                    names.insert(m.name.clone());
+                }
+            }
+        }
+        for name in names {
+            let n = plan.add(Action::RemoveVolume { name });
+            for rm in &removes {
+                plan.order(*rm, n);
+            }
+        }
+    }
+    Ok(plan)
+}
+
+/// `down`: stop and remove the project's containers (and with `-v` its volumes); the plan's
+/// warnings go to `warn` first.
+pub async fn down(
+    engine: &Engine,
+    p: &Project,
+    opts: &DownOptions,
+    run: &RunOptions,
+    progress: &Progress,
+    warn: &(dyn Fn(&str) + Sync),
+) -> Result<(), PlanError> {
+    let _lock = lock_project(engine, &p.name).await?;
+    let plan = plan_down(engine, p, opts).await?;
+    plan.warnings.iter().for_each(|w| warn(w));
+    if run.dry_run {
+        plan.dry_run(progress);
+        return Ok(());
+    }
+    plan.execute(engine, run.parallel, progress).await?;
+    // Materialised secrets and configs go with the containers that used them.
+    let files = engine.root().path().join("compose").join(&p.name);
+    match std::fs::remove_dir_all(&files) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(PlanError::Invalid {
+            service: String::new(),
+            message: format!("cannot remove {}: {e}", files.display()),
+        }),
+    }
+}
+
+/// What a lifecycle command does to each selected container.
+#[derive(Debug, Clone)]
+pub enum Lifecycle {
+    /// `stop -t`.
+    Stop(Option<i64>),
+    /// `start`.
+    Start,
+    /// `restart -t`.
+    Restart(Option<i64>),
+    /// `kill -s`.
+    Kill(Option<String>),
+    /// `pause` (true) / `unpause` (false).
+    Pause(bool),
+    /// `rm` (stop first, remove anonymous volumes).
+    Remove {
+        /// Stop running containers first (`-s`).
+        stop: bool,
+        /// Remove anonymous volumes (`-v`).
+        volumes: bool,
+    },
+}
+
+/// `stop`/`start`/`restart`/`kill`/`rm` on the selected services' containers, in dependency
+/// order (reverse order for stop).
+pub async fn lifecycle(
+    engine: &Engine,
+    p: &Project,
+    services: &[String],
+    what: Lifecycle,
+    run: &RunOptions,
+    progress: &Progress,
+) -> Result<(), PlanError> {
+    let _lock = lock_project(engine, &p.name).await?;
+    let selected = if services.is_empty() && p.services.is_empty() {
+        Vec::new()
+    } else {
+        selected_services(p, services, false)?
+    };
+    let obs = observe::containers(engine, &p.name).await?;
+    let targets: Vec<&Observed> =
+        obs.iter().filter(|c| selected.is_empty() || selected.contains(&c.service)).collect();
+    let mut plan = Plan::default();
+    match what {
+        Lifecycle::Stop(t) => {
+            let running: Vec<&Observed> = targets.into_iter().filter(|c| c.is_running()).collect();
+            stop_in_reverse_order(&mut plan, p, &running, t);
+        }
+        Lifecycle::Remove { stop, volumes } => {
+            let stops = if stop {
+                let running: Vec<&Observed> =
+                    targets.iter().copied().filter(|c| c.is_running()).collect();
+                stop_in_reverse_order(&mut plan, p, &running, None)
+            } else {
+                HashMap::new()
+            };
+            for c in &targets {
+                if c.is_running() && !stop {
+                    continue;
+                }
+                let rm = plan.add(Action::Remove { name: c.name.clone(), force: false, volumes });
+                if let Some(s) = stops.get(&c.name) {
+                    plan.order(*s, rm);
+                }
+            }
+        }
+        other => {
+            // Dependencies first.
+            let mut by_service: HashMap<&str, Vec<NodeIndex>> = HashMap::new();
+            for c in &targets {
+                let a = match &other {
+                    Lifecycle::Start if c.is_running() => continue,
+                    Lifecycle::Start => {
+                        Action::Start { service: c.service.clone(), name: c.name.clone() }
+                    }
+                    Lifecycle::Restart(t) => Action::Restart { name: c.name.clone(), timeout: *t },
+                    Lifecycle::Kill(sig) if c.is_running() => {
+                        Action::Kill { name: c.name.clone(), signal: sig.clone() }
+                    }
+                    Lifecycle::Pause(true) if c.state == "running" => {
+                        Action::Pause { name: c.name.clone(), pause: true }
+                    }
+                    Lifecycle::Pause(false) if c.state == "paused" => {
+                        Action::Pause { name: c.name.clone(), pause: false }
+                    }
+                    _ => continue,
+                };
+                let n = plan.add(a);
+                by_service.entry(c.service.as_str()).or_default().push(n);
+            }
+            let starting = matches!(other, Lifecycle::Start);
+            for (svc, s) in &p.services {
+                for (dep, d) in &s.depends_on {
+                    let (Some(dep_nodes), Some(svc_nodes)) =
+                        (by_service.get(dep.as_str()), by_service.get(svc.as_str()))
+                    else {
+                        continue;
+                    };
+                    // `start` honours healthy/completed conditions as `up` does.
+                    let cond = match d.condition.as_str() {
+                        "service_healthy" if starting => Some(Condition::Healthy),
+                        "service_completed_successfully" if starting => Some(Condition::Completed),
+                        _ => None,
+                    };
+                    let gate = match cond {
+                        Some(condition) => {
+                            let containers = targets
+                                .iter()
+                                .filter(|c| &c.service == dep)
+                                .map(|c| c.name.clone())
+                                .collect();
+                            let w = plan.add(Action::Wait {
+                                service: svc.clone(),
+                                dependency: dep.clone(),
+                                containers,
+                                condition,
+                                required: d.required,
+                            });
+                            for a in dep_nodes {
+                                plan.order(*a, w);
+                            }
+                            vec![w]
+                        }
+                        None => dep_nodes.clone(),
+                    };
+                    for a in &gate {
+                        for b in svc_nodes {
+                            plan.order(*a, *b);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if run.dry_run {
+        plan.dry_run(progress);
+        return Ok(());
+    }
+    plan.execute(engine, run.parallel, progress).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_recreate_leftover;
+
+    #[test]
+    fn recreate_leftovers() {
+        assert!(is_recreate_leftover("0123456789ab_p-web-1", "p-web-1"));
+        assert!(!is_recreate_leftover("p-web-1", "p-web-1"));
+        assert!(!is_recreate_leftover("0123456789xy_p-web-1", "p-web-1"));
+        assert!(!is_recreate_leftover("0123456789ab-p-web-1", "p-web-1"));
+    }
+}
