@@ -392,7 +392,7 @@ fn net_published_port_random_and_taken() {
         &web,
         "--network",
         &net,
-        "--publish",
+        "-p",
         "127.0.0.1:0:80",
         "bb",
         "httpd",

@@ -4,11 +4,11 @@
 use berth_runtime::container::ContainerCreateConfig;
 use berth_runtime::container::network::{EndpointIpamConfig, EndpointRequest, PortBinding};
 
-/// Networking flags (`-p` is the global project flag in berth, so publishing is `--publish`).
+/// Networking flags of `run` and `container create`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct NetFlags {
     /// Publish a container's port(s) to the host (`[ip:][hostPort:]containerPort[/proto]`, ranges allowed).
-    #[arg(long = "publish")]
+    #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
     /// Publish every exposed port to a random host port.
     #[arg(short = 'P', long = "publish-all")]
