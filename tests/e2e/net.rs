@@ -612,6 +612,33 @@ fn net_default_bridge_and_hosts_entries() {
     assert_eq!(ip, n.ip_of(&top, "bridge"));
     assert!(!ip.is_empty());
     n.note_veths();
+    // Publishing without --network implies the default bridge.
+    let implied = berth_testsupport::unique_name("impl");
+    n.env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &implied,
+        "-p",
+        "127.0.0.1:0:80",
+        "bb",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/etc",
+    ]);
+    assert_eq!(n.env.inspect(&implied, "{{.HostConfig.NetworkMode}}"), "bridge");
+    n.note_veths();
+    let ports = n.env.inspect(&implied, "{{json .NetworkSettings.Ports}}");
+    let p: u16 = ports
+        .split("\"HostPort\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no HostPort: {ports}"));
+    assert!(http_get(p, "/group", 15).contains("root:"));
     let ls = n.env.ok(&["network", "ls"]);
     assert!(ls.lines().any(|l| l.contains(" bridge ")), "{ls}");
     // Without a network, --dns and --add-host still shape the files.

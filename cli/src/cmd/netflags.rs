@@ -47,7 +47,11 @@ impl NetFlags {
         networks: &[String],
         cfg: &mut ContainerCreateConfig,
     ) -> anyhow::Result<()> {
-        let mode = networks.first().map(String::as_str).unwrap_or("none");
+        // Without --network, publishing a port implies the default bridge (docker's default
+        // mode); otherwise berth's default stays `none`.
+        let implied = if self.publish.is_empty() && !self.publish_all { "none" } else { "bridge" };
+        let mode = networks.first().map(String::as_str).unwrap_or(implied);
+        cfg.host_config.network_mode = mode.to_string();
         let bridge_like =
             !matches!(mode, "none" | "host" | "default" | "") && !mode.starts_with("container:");
         if networks.len() > 1 && !bridge_like {

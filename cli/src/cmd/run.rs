@@ -148,9 +148,10 @@ pub struct CreateFlags {
     /// Keep STDIN open (not forwarded yet).
     #[arg(short = 'i', long)]
     pub interactive: bool,
-    /// Network mode: `none`, `host`, `bridge`, a network name or `container:NAME`; repeat
-    /// for more bridge networks (the first gets the default route).
-    #[arg(long = "network", alias = "net", default_value = "none")]
+    /// Network mode: `none` (default, or `bridge` when ports are published), `host`, `bridge`,
+    /// a network name or `container:NAME`; repeat for more networks (the first gets the
+    /// default route).
+    #[arg(long = "network", alias = "net")]
     pub network: Vec<String>,
     /// Ports, aliases, addresses, DNS and hosts entries for bridge networks.
     #[command(flatten)]
