@@ -2,7 +2,7 @@
 //!
 //! Entry point: [`Networks`] over a state root (records live in `<root>/networks/`). All calls
 //! are synchronous and safe to call from async code via `spawn_blocking`; the DNS server
-//! ([`dns::serve`]) is async. See notes/network.md for the design.
+//! ([`dns::serve`]) is async. See docs/network.md for the design.
 
 #![warn(missing_docs)]
 

@@ -1,5 +1,5 @@
 //! nftables rules for NAT, isolation and published ports, in berth's own `ip berth` table,
-//! driven through `nft -j -f -` (the JSON API; see notes/network.md for why).
+//! driven through `nft -j -f -` (the JSON API; see docs/network.md for why).
 //!
 //! Layout: set `subnets` (every berth subnet), chains `prerouting`/`output` (nat, jump to
 //! `ports` for local destinations), `ports` (one DNAT rule per published port), `postrouting`

@@ -90,3 +90,31 @@ fn cli_no_interpolate_keeps_variables() {
     assert!(text.starts_with("name: plex\nservices:\n"), "{text}");
     assert!(text.contains("      - ${PLEX_MEDIA_PATH}:/media/\n"), "{text}");
 }
+
+/// Every stack in `samples/` loads and validates through `berth config`.
+#[test]
+fn samples_load_through_config() {
+    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&samples).unwrap_or_else(|e| panic!("{e}")).flatten() {
+        let file = entry.path().join("compose.yaml");
+        if !file.is_file() {
+            continue;
+        }
+        let out = std::process::Command::new(support::berth_bin())
+            .arg("-f")
+            .arg(&file)
+            .args(["config", "-q"])
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        count += 1;
+    }
+    println!("loaded {count} samples");
+    assert!(count >= 6, "only {count} samples found");
+}
