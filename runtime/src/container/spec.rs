@@ -52,7 +52,8 @@ pub const ALL_CAPS: &[&str] = &[
     "CAP_CHECKPOINT_RESTORE",
 ];
 
-/// docker's default capability set (CapEff 00000000a80425fb).
+/// docker's default capability set (CapEff 00000000a80425fb), as names (the launcher's
+/// `DOCKER_DEFAULT_CAPS` holds the same set as oci-spec values).
 pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -69,26 +70,6 @@ pub const DEFAULT_CAPS: &[&str] = &[
     "CAP_KILL",
     "CAP_AUDIT_WRITE",
 ];
-
-/// Paths docker hides (a null device or empty read-only tmpfs over them).
-pub const MASKED_PATHS: &[&str] = &[
-    "/proc/asound",
-    "/proc/acpi",
-    "/proc/interrupts",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-
-/// Paths docker makes read-only.
-pub const READONLY_PATHS: &[&str] =
-    &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
 /// Capabilities this process can hand out: known to the kernel (up to cap_last_cap) and in our
 /// own bounding set (a sandboxed berth may lack some, and asking for them fails capset).
@@ -424,7 +405,7 @@ pub fn build(rec: &ContainerRecord, paths: &ContainerPaths) -> Result<LaunchSpec
     let (masked, readonly): (Vec<&str>, Vec<&str>) = if hc.privileged {
         (vec![], vec![])
     } else {
-        (MASKED_PATHS.to_vec(), READONLY_PATHS.to_vec())
+        (crate::launch::DOCKER_MASKED_PATHS.to_vec(), crate::launch::DOCKER_READONLY_PATHS.to_vec())
     };
     let root_path = match &rec.rootfs_dir {
         Some(d) => d.clone(),
