@@ -361,3 +361,19 @@ fn run_env_file_and_docker_short_flags() {
     env.ok(&["container", "rm", "-f", "shorty"]);
     env.assert_no_leftovers(&id);
 }
+
+/// `image rm` and `volume rm` refuse what a container (even a stopped one) uses, like docker.
+#[test]
+fn images_and_volumes_in_use_are_not_removed() {
+    let Some(env) = ContainerEnv::new() else { return };
+    env.ok(&["container", "create", "--name", "user", "-v", "keep:/data", "bb", "true"]);
+    let img = env.run(&["image", "rm", "bb"]);
+    assert!(!img.status.success(), "image rm of a used image succeeded");
+    let vol = env.run(&["volume", "rm", "keep"]);
+    assert!(!vol.status.success(), "volume rm of a used volume succeeded");
+    assert!(env.ok(&["image", "ls", "-q"]).trim().len() >= 12, "image gone");
+    assert_eq!(env.ok(&["volume", "ls", "-q"]).trim(), "keep");
+    env.ok(&["container", "rm", "user"]);
+    env.ok(&["volume", "rm", "keep"]);
+    env.ok(&["image", "rm", "bb"]);
+}

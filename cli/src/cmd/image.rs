@@ -113,10 +113,11 @@ fn open(engine: &EngineOpts) -> anyhow::Result<ImageStore> {
     Ok(ImageStore::open(&root)?)
 }
 
-/// Image ids that containers use. Containers are recorded by the container work; until that
-/// lands no image counts as used.
-fn images_in_use(_engine: &EngineOpts) -> Vec<String> {
-    Vec::new()
+/// What the containers of this state root use (so `rm`/`prune` refuse to delete it).
+fn images_in_use(engine: &EngineOpts) -> anyhow::Result<Vec<String>> {
+    let engine = berth_runtime::Engine::open(berth_runtime::EngineOptions::new(&engine.root))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    Ok(rt.block_on(engine.container_images_in_use()))
 }
 
 /// Docker's human size: decimal units, three significant digits (`4.26MB`).
@@ -396,7 +397,7 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
         },
         Command::Tag { source, target } => store.tag(&source, &target)?,
         Command::Rm { force, images } => {
-            let used = images_in_use(engine);
+            let used = images_in_use(engine)?;
             let mut failed = false;
             for i in &images {
                 match store.remove(i, force, &|id| used.iter().any(|u| u == id)) {
@@ -427,7 +428,7 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
             if !force && !confirm(&format!("{what}\nAre you sure you want to continue?")) {
                 return Ok(ExitCode::SUCCESS);
             }
-            let used = images_in_use(engine);
+            let used = images_in_use(engine)?;
             let report = store.prune(all, &|id| used.iter().any(|u| u == id))?;
             if !report.images_deleted.is_empty() {
                 writeln!(out, "Deleted Images:")?;

@@ -73,10 +73,11 @@ pub enum Command {
     },
 }
 
-/// Volume names that containers use. Containers are recorded by the container work; until that
-/// lands no volume counts as used.
-fn volumes_in_use(_engine: &EngineOpts) -> Vec<String> {
-    Vec::new()
+/// What the containers of this state root use (so `rm`/`prune` refuse to delete it).
+fn volumes_in_use(engine: &EngineOpts) -> anyhow::Result<Vec<String>> {
+    let engine = berth_runtime::Engine::open(berth_runtime::EngineOptions::new(&engine.root))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    Ok(rt.block_on(engine.container_volumes_in_use()))
 }
 
 fn key_values(raw: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
@@ -92,7 +93,7 @@ fn key_values(raw: &[String], what: &str) -> anyhow::Result<BTreeMap<String, Str
 pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
     let root = StateRoot::open(&engine.root)?;
     let store = VolumeStore::open(&root);
-    let used = volumes_in_use(engine);
+    let used = volumes_in_use(engine)?;
     let in_use = |n: &str| used.iter().any(|u| u == n);
     let mut out = io::stdout().lock();
     match cmd {

@@ -635,6 +635,15 @@ impl Engine {
         names
     }
 
+    /// Ids of the images some container (in any state) was created from; `image rm`/`prune`
+    /// refuse to delete them without force, like docker.
+    pub async fn container_images_in_use(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.all_records().into_iter().map(|r| r.image_id).collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
     /// Renames a container.
     pub async fn container_rename(&self, key: &str, new_name: &str) -> Result<(), ContainerError> {
         let new_name = new_name.strip_prefix('/').unwrap_or(new_name);
