@@ -14,7 +14,9 @@ fn conformance_dir() -> PathBuf {
     while let Some(d) = dir {
         let c = d.join("shared").join("conformance");
         if c.is_dir() {
-            return c;
+            // The binary runs with this as its cwd, which the kernel reports resolved: compare
+            // against the resolved path too (shared/ may be a symlink).
+            return c.canonicalize().unwrap_or(c);
         }
         dir = d.parent();
     }
