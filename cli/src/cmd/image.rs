@@ -304,23 +304,10 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
             let _ = args.all;
         }
         Command::Inspect { images, format } => {
-            if let Some(f) = format.as_deref().filter(|f| *f != "json") {
-                anyhow::bail!("unsupported format \"{f}\": only json");
-            }
-            let mut found = Vec::new();
-            let mut failed = false;
-            for i in &images {
-                match store.inspect(i) {
-                    Ok(v) => found.push(v),
-                    Err(e) => {
-                        eprintln!("{e}");
-                        failed = true;
-                    }
-                }
-            }
-            writeln!(out, "{}", serde_json::to_string_pretty(&found)?)?;
-            if failed {
-                return Ok(ExitCode::from(1));
+            let code =
+                super::inspect_each(&images, format.as_deref(), &mut out, |k| store.inspect(k))?;
+            if code != ExitCode::SUCCESS {
+                return Ok(code);
             }
         }
         Command::Import { file, reference, change, message: _ } => {

@@ -205,6 +205,32 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// `inspect` as docker does it: a JSON array of what was found, each miss as a line on stderr,
+/// exit 1 when anything was missing. Only the `json` format is supported.
+pub fn inspect_each<T: serde::Serialize, E: std::fmt::Display>(
+    keys: &[String],
+    format: Option<&str>,
+    out: &mut impl std::io::Write,
+    mut lookup: impl FnMut(&str) -> Result<T, E>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(f) = format.filter(|f| *f != "json") {
+        anyhow::bail!("unsupported format \"{f}\": only json");
+    }
+    let mut found = Vec::new();
+    let mut failed = false;
+    for k in keys {
+        match lookup(k) {
+            Ok(v) => found.push(v),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    writeln!(out, "{}", serde_json::to_string_pretty(&found)?)?;
+    Ok(ExitCode::from(u8::from(failed)))
+}
+
 /// Prints an error as one sentence on stderr and returns its exit code.
 fn report(err: anyhow::Error) -> ExitCode {
     if let Some(exit) = err.downcast_ref::<ExitWith>() {

@@ -266,18 +266,7 @@ pub fn wait(pid: Pid) -> Result<i32, LaunchError> {
 fn pipe_high() -> Result<(OwnedFd, OwnedFd), LaunchError> {
     let (r, w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io_err("create a pipe"))?;
-    let high = |fd: OwnedFd| -> Result<OwnedFd, LaunchError> {
-        if fd.as_raw_fd() >= 3 {
-            return Ok(fd);
-        }
-        let n = sys::dup_high(fd.as_raw_fd()).map_err(|e| LaunchError::Io {
-            what: "duplicate a pipe".into(),
-            source: io::Error::from_raw_os_error(e),
-        })?;
-        // SAFETY: n is a fresh fd from fcntl(F_DUPFD_CLOEXEC) that nothing else owns.
-        Ok(unsafe { OwnedFd::from_raw_fd(n) })
-    };
-    Ok((high(r)?, high(w)?))
+    Ok((high_fd(r)?, high_fd(w)?))
 }
 
 /// A socket pair for passing a new pty's master when `stdio` asks for one: (parent, child).
