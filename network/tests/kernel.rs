@@ -948,8 +948,11 @@ fn dns_process_body_serves_and_exits_when_idle() {
     let state_root = root.nets.dir().parent().unwrap().to_path_buf();
     let sr = state_root.clone();
     let server = std::thread::spawn(move || berth_network::dns::run_blocking(&sr));
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(berth_network::dns::server_running(&state_root));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !berth_network::dns::server_running(&state_root) {
+        assert!(Instant::now() < deadline, "DNS server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // A second server for the same root returns at once.
     berth_network::dns::run_blocking(&state_root).unwrap();
     assert_eq!(lookup(&a, "solo", gw).0, vec![ep.ip]);

@@ -227,7 +227,10 @@ fn container_restart_policies() {
     env.ok(&["container", "stop", "loop"]);
     let n = env.inspect("loop", "{{.RestartCount}}");
     assert_eq!(env.inspect("loop", "{{.State.Status}}"), "exited");
-    std::thread::sleep(Duration::from_millis(800));
+    // The monitor records its final decision (no restart) with MonitorPid 0, atomically.
+    env.wait_for("the monitor's final decision", 10, || {
+        env.state_record("loop")["MonitorPid"] == 0
+    });
     assert_eq!(env.inspect("loop", "{{.RestartCount}} {{.State.Status}}"), format!("{n} exited"));
     assert!(env.ok(&["container", "logs", "loop"]).matches("run").count() >= 2);
 }
