@@ -1,11 +1,12 @@
 //! Translation of one compose service replica into the Engine's create request (Docker's
 //! `Config` + `HostConfig`), with the compose labels the planner later diffs through.
 
+use berth_runtime::container::network::{EndpointIpamConfig, EndpointRequest, PortBinding};
 use berth_runtime::container::{
     BindOptions, ContainerCreateConfig, DeviceMapping, HealthConfig, LogConfig, MountSpec,
     RestartPolicy, TmpfsOptions, Ulimit, VolumeOptions,
 };
-use compose_spec::model::{Project, Service};
+use compose_spec::model::{Project, Service, ServiceNetwork};
 use indexmap::IndexMap;
 
 use crate::PlanError;
@@ -99,16 +100,8 @@ pub fn create_config(
         c.exposed_ports = Some(m);
     }
 
+    apply_network(p, service, s, &mut cfg)?;
     let hc = &mut cfg.host_config;
-    hc.network_mode = match s.network_mode.as_deref() {
-        // Bridge networks are not wired into container creation yet: the seam is here.
-        None => "none".into(),
-        Some(m @ ("none" | "host")) => m.into(),
-        Some(other) => return Err(unsupported(format!("network_mode {other:?}"))),
-    };
-    if !s.ports.is_empty() {
-        return Err(unsupported("published ports (bridge networking is not wired yet)".into()));
-    }
     hc.cap_add = s.cap_add.clone();
     hc.cap_drop = s.cap_drop.clone();
     hc.privileged = s.privileged;
@@ -268,6 +261,102 @@ pub fn create_config(
     Ok(cfg)
 }
 
+/// The service's networks as compose orders them: `priority` descending, then by key.
+pub fn networks_by_priority(s: &Service) -> Vec<(&str, ServiceNetwork)> {
+    let mut v: Vec<(&str, ServiceNetwork)> =
+        s.networks.iter().map(|(k, n)| (k.as_str(), n.clone().unwrap_or_default())).collect();
+    v.sort_by(|a, b| b.1.priority.unwrap_or(0).cmp(&a.1.priority.unwrap_or(0)).then(a.0.cmp(b.0)));
+    v
+}
+
+/// Network mode, endpoints, published ports, DNS settings and extra hosts of a service.
+fn apply_network(
+    p: &Project,
+    service: &str,
+    s: &Service,
+    cfg: &mut ContainerCreateConfig,
+) -> Result<(), PlanError> {
+    let invalid = |message: String| PlanError::Invalid { service: service.to_string(), message };
+    let hc = &mut cfg.host_config;
+    match s.network_mode.as_deref() {
+        Some(m @ ("none" | "host" | "bridge")) => hc.network_mode = m.into(),
+        Some(m) if m.starts_with("container:") => hc.network_mode = m.into(),
+        Some(m) if m.starts_with("service:") => {
+            let target = &m["service:".len()..];
+            let t = p.services.get(target).ok_or_else(|| {
+                invalid(format!("network_mode {m:?} names undefined service {target:?}"))
+            })?;
+            // As compose: the first replica of that service (ordered first by depends_on).
+            hc.network_mode = format!("container:{}", container_name(&p.name, target, t, 1));
+        }
+        Some(m) if !m.is_empty() => {
+            return Err(invalid(format!(
+                "unsupported network_mode {m:?} (use host, none, bridge, service:NAME or container:NAME)"
+            )));
+        }
+        _ => {
+            let nets = networks_by_priority(s);
+            for (i, (key, sn)) in nets.iter().enumerate() {
+                let name = crate::ops::network_name(p, key);
+                if i == 0 {
+                    hc.network_mode = name.clone();
+                }
+                let ipam_config =
+                    (sn.ipv4_address.is_some() || sn.ipv6_address.is_some()).then(|| {
+                        EndpointIpamConfig {
+                            ipv4_address: sn.ipv4_address.clone().unwrap_or_default(),
+                            ipv6_address: sn.ipv6_address.clone().unwrap_or_default(),
+                        }
+                    });
+                // The service-level mac_address belongs to the first network, as in compose.
+                let mac = sn
+                    .mac_address
+                    .clone()
+                    .or_else(|| if i == 0 { s.mac_address.clone() } else { None });
+                // Priority keeps compose's interface order; gw_priority picks the default route.
+                let gw_priority = sn.gw_priority.unwrap_or(sn.priority.unwrap_or(0));
+                cfg.networking_config.endpoints_config.insert(
+                    name,
+                    EndpointRequest {
+                        aliases: sn.aliases.clone(),
+                        ipam_config,
+                        mac_address: mac.unwrap_or_default(),
+                        gw_priority: gw_priority.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+                    },
+                );
+            }
+            if nets.is_empty() {
+                // Only without compose's normalisation (`--no-normalize`): nothing to join.
+                hc.network_mode = "none".into();
+            }
+        }
+    }
+    for port in &s.ports {
+        let protocol = if port.protocol.is_empty() { "tcp" } else { port.protocol.as_str() };
+        if protocol != "tcp" && protocol != "udp" {
+            return Err(invalid(format!(
+                "port {}: protocol {protocol:?} is not supported (tcp or udp)",
+                port.target
+            )));
+        }
+        hc.port_bindings.entry(format!("{}/{protocol}", port.target)).or_default().push(
+            PortBinding {
+                host_ip: port.host_ip.clone().unwrap_or_default(),
+                host_port: port.published.clone().unwrap_or_default(),
+            },
+        );
+    }
+    hc.dns = s.dns.clone();
+    hc.dns_search = s.dns_search.clone();
+    hc.dns_options = s.dns_opt.clone();
+    hc.extra_hosts = s
+        .extra_hosts
+        .iter()
+        .flat_map(|(host, addrs)| addrs.iter().map(move |a| format!("{host}:{a}")))
+        .collect();
+    Ok(())
+}
+
 /// `volumes_from` as (container name, read-only): `service:x` and bare `x` name the first replica
 /// of service x, `container:name` a container by name.
 pub fn volumes_from(
@@ -312,9 +401,6 @@ pub fn ignored_keys(s: &Service) -> Vec<&'static str> {
     check(s.userns_mode.is_some(), "userns_mode");
     check(s.cgroup_parent.is_some(), "cgroup_parent");
     check(s.cgroup.is_some(), "cgroup");
-    check(!s.extra_hosts.is_empty(), "extra_hosts");
-    check(!s.dns.is_empty() || !s.dns_search.is_empty() || !s.dns_opt.is_empty(), "dns");
-    check(s.mac_address.is_some(), "mac_address");
     check(!s.gpus.is_empty(), "gpus");
     check(!s.device_cgroup_rules.is_empty(), "device_cgroup_rules");
     check(!s.links.is_empty() || !s.external_links.is_empty(), "links");

@@ -37,6 +37,8 @@ pub mod labels {
     pub const IMAGE: &str = "com.docker.compose.image";
     /// The compose version that made the resource.
     pub const VERSION: &str = "com.docker.compose.version";
+    /// The network key in the compose file.
+    pub const NETWORK: &str = "com.docker.compose.network";
     /// The volume key in the compose file.
     pub const VOLUME: &str = "com.docker.compose.volume";
     /// The version written into `VERSION` labels.
@@ -80,6 +82,14 @@ pub enum PlanError {
         name: String,
         /// The engine's error.
         source: VolumeError,
+    },
+    /// A network operation failed (the message names the network).
+    #[error("{message}")]
+    Network {
+        /// The engine-side network name.
+        name: String,
+        /// One sentence naming the network and what to do.
+        message: String,
     },
     /// A dependency did not reach its condition.
     #[error("dependency failed to start: {0}")]

@@ -4,10 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
+use berth_network::{Filters as NetFilters, IpamRequest, NetworkCreate};
 use berth_runtime::Engine;
 use berth_runtime::store::LockGuard;
 use berth_runtime::volume::VolumeFilters;
-use compose_spec::model::Project;
+use compose_spec::model::{Network, Project};
+use indexmap::IndexMap;
 use petgraph::graph::NodeIndex;
 
 use crate::observe::{self, Observed};
@@ -130,19 +132,7 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
     let selected = selected_services(p, &opts.services, !opts.no_deps)?;
     let mut plan = Plan::default();
 
-    // Network seam: compose networks are not created until the engine wires bridges into
-    // containers; until then say which services run without one.
-    let unnetworked: Vec<&str> = selected
-        .iter()
-        .filter(|s| p.services.get(*s).is_some_and(|s| s.network_mode.is_none()))
-        .map(String::as_str)
-        .collect();
-    if !unnetworked.is_empty() {
-        plan.warnings.push(format!(
-            "bridge networks are not wired into containers yet: {} run without a network (set network_mode: host or none to silence this)",
-            unnetworked.join(", ")
-        ));
-    }
+    let network_nodes = plan_networks(engine, p, &selected, &mut plan).await?;
 
     let orph = orphans(p, &obs);
     if !orph.is_empty() {
@@ -295,6 +285,11 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
             for v in &volume_nodes {
                 plan.order(*v, *n);
             }
+            for key in s.networks.keys() {
+                if let Some(net) = network_nodes.get(key) {
+                    plan.order(*net, *n);
+                }
+            }
         }
         // Dependencies come first: plain edges for service_started, a wait node otherwise.
         for (dep, d) in &s.depends_on {
@@ -354,6 +349,153 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
         }
     }
     Ok(plan)
+}
+
+/// The engine-side name of compose network `key` (its `name:`, else `{project}_{key}`;
+/// external ones keep their key).
+pub fn network_name(p: &Project, key: &str) -> String {
+    match p.networks.get(key) {
+        Some(n) => n.name.clone().unwrap_or_else(|| {
+            if n.external { key.to_string() } else { format!("{}_{key}", p.name) }
+        }),
+        None => format!("{}_{key}", p.name),
+    }
+}
+
+/// The create request compose would send for network `key`.
+pub fn network_request(p: &Project, key: &str, n: &Network) -> NetworkCreate {
+    let mut l: IndexMap<String, String> =
+        n.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    l.insert(labels::PROJECT.into(), p.name.clone());
+    l.insert(labels::NETWORK.into(), key.into());
+    l.insert(labels::VERSION.into(), labels::COMPOSE_VERSION.into());
+    l.insert(labels::CONFIG_HASH.into(), compose_spec::emit::network_hash(n));
+    NetworkCreate {
+        name: network_name(p, key),
+        driver: Some("bridge".into()),
+        internal: n.internal,
+        attachable: n.attachable,
+        labels: l,
+        options: n.driver_opts.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        ipam: n
+            .ipam
+            .config
+            .iter()
+            .map(|c| IpamRequest {
+                subnet: c.subnet.clone(),
+                ip_range: c.ip_range.clone(),
+                gateway: c.gateway.clone(),
+            })
+            .collect(),
+        enable_ipv6: n.enable_ipv6.unwrap_or(false),
+    }
+}
+
+/// Plans the networks the selected services use: external ones must exist; project ones are
+/// created when missing, reused when their config hash matches, recreated when it changed and
+/// no container is attached (else an error asking for `down`). Returns each network key's
+/// create node, which the containers using it follow.
+async fn plan_networks(
+    engine: &Engine,
+    p: &Project,
+    selected: &[String],
+    plan: &mut Plan,
+) -> Result<HashMap<String, NodeIndex>, PlanError> {
+    // Network key -> the first service using it (named in errors).
+    let mut used: BTreeMap<&str, &str> = BTreeMap::new();
+    for svc in selected {
+        let Some(s) = p.services.get(svc) else { continue };
+        for key in s.networks.keys() {
+            if !p.networks.contains_key(key) {
+                return Err(PlanError::Invalid {
+                    service: svc.clone(),
+                    message: format!("service refers to undefined network {key:?}"),
+                });
+            }
+            used.entry(key.as_str()).or_insert(svc.as_str());
+        }
+    }
+    let mut nodes = HashMap::new();
+    if used.is_empty() {
+        return Ok(nodes);
+    }
+    let existing = engine.network_list(NetFilters::default()).await.map_err(|e| {
+        PlanError::Network { name: String::new(), message: format!("cannot list networks: {e}") }
+    })?;
+    for (key, svc) in used {
+        let n = &p.networks[key];
+        let name = network_name(p, key);
+        let found = existing.iter().find(|r| r.name == name);
+        if n.external {
+            if found.is_none() {
+                return Err(PlanError::Invalid {
+                    service: svc.into(),
+                    message: format!(
+                        "network {name} declared as external, but could not be found: create it with `berth network create {name}`"
+                    ),
+                });
+            }
+            continue;
+        }
+        if let Some(d) = n.driver.as_deref()
+            && d != "bridge"
+        {
+            return Err(PlanError::Invalid {
+                service: svc.into(),
+                message: format!("network {key:?}: driver {d:?} is not supported (only bridge)"),
+            });
+        }
+        let req = network_request(p, key, n);
+        let Some(rec) = found else {
+            nodes.insert(
+                key.to_string(),
+                plan.add(Action::CreateNetwork { request: Box::new(req) }),
+            );
+            continue;
+        };
+        let label = |k: &str| rec.labels.get(k).map(String::as_str);
+        let Some(owner) = label(labels::PROJECT) else {
+            plan.warnings.push(format!(
+                "a network with name {name} exists but was not created by compose. Set `external: true` to use an existing network"
+            ));
+            continue;
+        };
+        if owner != p.name || label(labels::NETWORK).is_some_and(|k| k != key) {
+            return Err(PlanError::Network {
+                name: name.clone(),
+                message: format!(
+                    "network {name} was found but has incorrect label {} set to {:?} (expected {:?}): remove it or pick another network name",
+                    if owner != p.name { labels::PROJECT } else { labels::NETWORK },
+                    if owner != p.name {
+                        owner
+                    } else {
+                        label(labels::NETWORK).unwrap_or_default()
+                    },
+                    if owner != p.name { p.name.as_str() } else { key },
+                ),
+            });
+        }
+        let want_hash = &req.labels[labels::CONFIG_HASH];
+        if label(labels::CONFIG_HASH).is_none_or(|h| h == want_hash) {
+            continue;
+        }
+        if !rec.containers.is_empty() {
+            let users: Vec<&str> = rec.containers.values().map(|c| c.name.as_str()).collect();
+            return Err(PlanError::Network {
+                name: name.clone(),
+                message: format!(
+                    "network {name} was found but has incorrect config (network {key:?} changed in the compose file) and containers use it ({}): run `berth down` first to recreate it",
+                    users.join(", ")
+                ),
+            });
+        }
+        // Changed and unused: replace it, as compose recreates a changed network.
+        let rm = plan.add(Action::RemoveNetwork { name: name.clone() });
+        let create = plan.add(Action::CreateNetwork { request: Box::new(req) });
+        plan.order(rm, create);
+        nodes.insert(key.to_string(), create);
+    }
+    Ok(nodes)
 }
 
 /// `up`: converge the project to its compose file; the plan's warnings go to `warn` first.
@@ -535,6 +677,21 @@ pub async fn plan_down(
             plan.order(*s, rm);
         }
         removes.push(rm);
+    }
+    // The project's networks go after its containers (external ones are never removed).
+    let filters =
+        NetFilters { label: vec![format!("{}={}", labels::PROJECT, p.name)], ..Default::default() };
+    let nets = engine.network_list(filters).await.map_err(|e| PlanError::Network {
+        name: String::new(),
+        message: format!("cannot list the networks of project {}: {e}", p.name),
+    })?;
+    let external: BTreeSet<String> =
+        p.networks.iter().filter(|(_, n)| n.external).map(|(k, _)| network_name(p, k)).collect();
+    for rec in nets.into_iter().filter(|r| !external.contains(&r.name)) {
+        let n = plan.add(Action::RemoveNetwork { name: rec.name });
+        for rm in &removes {
+            plan.order(*rm, n);
+        }
     }
     if opts.volumes {
         let filters = VolumeFilters {

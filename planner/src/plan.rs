@@ -5,8 +5,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_network::{NetworkCreate, NetworkError};
 use berth_runtime::Engine;
 use berth_runtime::container::{ContainerCreateConfig, ContainerError, MountSpec};
+use berth_runtime::network::EngineNetworkError;
 use berth_runtime::volume::VolumeError;
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -36,6 +38,16 @@ pub enum Action {
         driver_opts: BTreeMap<String, String>,
         /// Managed outside the project: never created.
         external: bool,
+    },
+    /// Create a project network (its existence and config were checked while planning).
+    CreateNetwork {
+        /// The create request (engine-side name, compose labels, IPAM, options).
+        request: Box<NetworkCreate>,
+    },
+    /// Remove a network; one still in use by other containers is left with a warning.
+    RemoveNetwork {
+        /// Engine-side name.
+        name: String,
     },
     /// Create a container, then start it when `start`.
     Create {
@@ -143,6 +155,8 @@ impl Action {
             Action::CreateVolume { name, external, .. } => {
                 ("Volume", name, if *external { "Exists" } else { "Created" })
             }
+            Action::CreateNetwork { request } => ("Network", &request.name, "Created"),
+            Action::RemoveNetwork { name } => ("Network", name, "Removed"),
             Action::Create { name, start, .. } => {
                 ("Container", name, if *start { "Started" } else { "Created" })
             }
@@ -303,6 +317,33 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
                 .await
                 .map_err(verr(name))?;
             emit(p, "Volume", name, "Created", true);
+        }
+        Action::CreateNetwork { request } => {
+            let name = &request.name;
+            emit(p, "Network", name, "Creating", false);
+            match engine.network_create((**request).clone()).await {
+                // Another command created it since planning: the config was checked there.
+                Ok(_) | Err(EngineNetworkError::Network(NetworkError::AlreadyExists(_))) => {}
+                Err(e) => {
+                    return Err(PlanError::Network { name: name.clone(), message: e.to_string() });
+                }
+            }
+            emit(p, "Network", name, "Created", true);
+        }
+        Action::RemoveNetwork { name } => {
+            emit(p, "Network", name, "Removing", false);
+            match engine.network_remove(name).await {
+                Ok(()) | Err(EngineNetworkError::Network(NetworkError::NotFound(_))) => {}
+                // As compose: a network another project's container still uses is left alone.
+                Err(EngineNetworkError::Network(NetworkError::InUse { .. })) => {
+                    emit(p, "Network", name, "Resource is still in use", true);
+                    return Ok(());
+                }
+                Err(e) => {
+                    return Err(PlanError::Network { name: name.clone(), message: e.to_string() });
+                }
+            }
+            emit(p, "Network", name, "Removed", true);
         }
         Action::Create { service, name, config, start: st, volumes_from } => {
             emit(p, "Container", name, "Creating", false);

@@ -153,6 +153,21 @@ pub struct PsArgs {
     service_names: Vec<String>,
 }
 
+/// `berth port`.
+#[derive(Debug, clap::Args)]
+pub struct PortArgs {
+    /// tcp or udp.
+    #[arg(long, default_value = "tcp")]
+    protocol: String,
+    /// Index of the container if the service has multiple replicas.
+    #[arg(long, default_value_t = 1)]
+    index: u32,
+    /// The service.
+    service: String,
+    /// The container port.
+    private_port: u16,
+}
+
 /// `berth logs`.
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
@@ -278,6 +293,8 @@ pub enum Command {
     Down(DownArgs),
     /// ps.
     Ps(PsArgs),
+    /// port.
+    Port(PortArgs),
     /// logs.
     Logs(LogsArgs),
     /// start.
@@ -361,6 +378,7 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
                 Ok(ExitCode::SUCCESS)
             }
             Command::Ps(a) => ps(po, &engine, a).await,
+            Command::Port(a) => port(po, &engine, a).await,
             Command::Logs(a) => logs(po, &engine, a).await,
             Command::Start(a) => {
                 lifecycle(po, &engine, &a.services, Lifecycle::Start, &run, &progress).await
@@ -748,9 +766,14 @@ async fn ps(po: &ProjectOpts, engine: &Engine, mut a: PsArgs) -> anyhow::Result<
             "Name": c.name,
             "Names": c.name,
             "Networks": i.host_config.network_mode,
-            "Ports": "",
+            "Ports": super::netflags::ports_column(&s.ports),
             "Project": p.name,
-            "Publishers": [],
+            "Publishers": s.ports.iter().map(|p| serde_json::json!({
+                "URL": p.ip,
+                "TargetPort": p.private_port,
+                "PublishedPort": p.public_port,
+                "Protocol": p.typ,
+            })).collect::<Vec<_>>(),
             "RunningFor": format!("{running_for} ago"),
             "Service": c.service,
             "Size": "0B",
@@ -797,6 +820,38 @@ async fn ps(po: &ProjectOpts, engine: &Engine, mut a: PsArgs) -> anyhow::Result<
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `port SERVICE PRIVATE_PORT`: the host address and port of a published port, as compose
+/// prints it (`127.0.0.1:49153`).
+async fn port(po: &ProjectOpts, engine: &Engine, a: PortArgs) -> anyhow::Result<ExitCode> {
+    let (_, obs) = targets(po, engine, std::slice::from_ref(&a.service)).await?;
+    let Some(c) = obs.iter().find(|c| c.number == a.index) else {
+        return Err(ExitWith {
+            code: 1,
+            message: format!("service {:?} has no container with index {}", a.service, a.index),
+        }
+        .into());
+    };
+    let found =
+        c.summary.ports.iter().find(|p| {
+            p.private_port == a.private_port && p.typ == a.protocol && p.public_port != 0
+        });
+    match found {
+        Some(p) => {
+            let ip = if p.ip.is_empty() { "0.0.0.0" } else { p.ip.as_str() };
+            let _ = writeln!(std::io::stdout().lock(), "{ip}:{}", p.public_port);
+            Ok(ExitCode::SUCCESS)
+        }
+        None => Err(ExitWith {
+            code: 1,
+            message: format!(
+                "no port {}/{} published for container {} (service {:?})",
+                a.private_port, a.protocol, c.name, a.service
+            ),
+        }
+        .into()),
+    }
 }
 
 fn truncate(s: &str, n: usize) -> String {

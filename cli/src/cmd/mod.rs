@@ -104,6 +104,8 @@ enum Command {
     Down(compose::DownArgs),
     /// List containers.
     Ps(compose::PsArgs),
+    /// Print the public port for a port binding.
+    Port(compose::PortArgs),
     /// View output from containers.
     Logs(compose::LogsArgs),
     /// Start services.
@@ -171,6 +173,7 @@ pub fn main() -> ExitCode {
         Command::Up(a) => compose::run(&cli.project, &cli.engine, compose::Command::Up(a)),
         Command::Down(a) => compose::run(&cli.project, &cli.engine, compose::Command::Down(a)),
         Command::Ps(a) => compose::run(&cli.project, &cli.engine, compose::Command::Ps(a)),
+        Command::Port(a) => compose::run(&cli.project, &cli.engine, compose::Command::Port(a)),
         Command::Logs(a) => compose::run(&cli.project, &cli.engine, compose::Command::Logs(a)),
         Command::Start(a) => compose::run(&cli.project, &cli.engine, compose::Command::Start(a)),
         Command::Stop(a) => compose::run(&cli.project, &cli.engine, compose::Command::Stop(a)),
