@@ -287,9 +287,13 @@ fn verr(name: &str) -> impl FnOnce(VolumeError) -> PlanError + '_ {
     move |source| PlanError::Volume { name: name.to_string(), source }
 }
 
-async fn start(engine: &Engine, name: &str, p: &Progress) -> Result<(), PlanError> {
+async fn start(engine: &Engine, service: &str, name: &str, p: &Progress) -> Result<(), PlanError> {
     emit(p, "Container", name, "Starting", false);
-    engine.container_start(name).await.map_err(cerr(name))?;
+    // Name the service too: a start fails for its config (a published port in use...).
+    engine.container_start(name).await.map_err(|e| PlanError::Invalid {
+        service: service.into(),
+        message: format!("container {name}: {e}"),
+    })?;
     emit(p, "Container", name, "Started", true);
     Ok(())
 }
@@ -355,7 +359,7 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
                 .map_err(|e| create_error(service, name, e))?;
             emit(p, "Container", name, "Created", !*st);
             if *st {
-                start(engine, name, p).await?;
+                start(engine, service, name, p).await?;
             }
         }
         Action::Recreate { service, name, config, start: st, timeout, volumes_from } => {
@@ -410,10 +414,10 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
             engine.container_rename(&tmp, name).await.map_err(cerr(name))?;
             emit(p, "Container", name, "Recreated", !*st);
             if *st {
-                start(engine, name, p).await?;
+                start(engine, service, name, p).await?;
             }
         }
-        Action::Start { name, .. } => start(engine, name, p).await?,
+        Action::Start { service, name } => start(engine, service, name, p).await?,
         Action::Keep { name, .. } => emit(p, "Container", name, "Running", true),
         Action::Wait { service, dependency, containers, condition, required } => {
             for c in containers {

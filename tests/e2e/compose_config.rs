@@ -114,12 +114,19 @@ services:
     command: ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
     devices: ["/dev/null:/dev/mynull"]
     extra_hosts: ["a.example:10.0.0.1"]
+    mem_swappiness: 10
 "#;
     let Some(p) = Project::new("devices", compose) else { return };
     let (_, se) = p.ok(&["up", "-d"]);
-    assert!(se.contains("service \"s\": extra_hosts not supported by berth yet, ignored"), "{se}");
+    assert!(
+        se.contains("service \"s\": mem_swappiness not supported by berth yet, ignored"),
+        "{se}"
+    );
     let (so, _) = p.ok(&["exec", "-T", "s", "sh", "-c", "test -c /dev/mynull && echo dev-ok"]);
     assert_eq!(so, "dev-ok\n");
+    // extra_hosts is honoured even without a network.
+    let (so, _) = p.ok(&["exec", "-T", "s", "grep", "a.example", "/etc/hosts"]);
+    assert!(so.contains("10.0.0.1"), "{so}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Helpers for compose tests: a state root with `bb:latest`, a project directory with a compose
 //! file and a unique project name; on drop `down -v --remove-orphans`, then (when the test
-//! passed) an assertion that no container, mount, cgroup or monitor is left.
+//! passed) an assertion that no container, mount, cgroup, monitor, network, bridge or DNS
+//! server of the test is left.
 
 #![allow(dead_code)]
 
@@ -110,10 +111,60 @@ impl Project {
     }
 }
 
+impl Project {
+    /// The project's networks by name (`network ls --format json` rows).
+    pub fn networks(&self) -> Vec<serde_json::Value> {
+        let out = self.env.ok(&["network", "ls", "--format", "json"]);
+        let mut v: Vec<serde_json::Value> = out
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).expect("network ls json line"))
+            .collect();
+        v.sort_by_key(|n| n["Name"].as_str().unwrap_or_default().to_string());
+        v
+    }
+
+    /// Full ids of the root's networks.
+    pub fn network_ids(&self) -> Vec<String> {
+        let out = self.env.ok(&["network", "ls", "-q", "--no-trunc"]);
+        out.split_whitespace().map(String::from).collect()
+    }
+
+    /// Asserts the root has no network, no bridge of the networks `ids`, and (within 5 s) no
+    /// DNS server process.
+    pub fn assert_no_network_leftovers(&self, ids: &[String]) {
+        let left = self.env.run(&["network", "ls", "-q"]);
+        assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "networks left after down");
+        let links = Command::new("ip").args(["-o", "link"]).output().map(|o| o.stdout);
+        let links = String::from_utf8_lossy(&links.unwrap_or_default()).into_owned();
+        for id in ids {
+            let bridge = format!("brt-{}", &id[..10.min(id.len())]);
+            assert!(!links.contains(&bridge), "bridge {bridge} left after down");
+        }
+        let root = self.env.path().to_string_lossy().to_string();
+        let dns = || {
+            std::fs::read_dir("/proc").into_iter().flatten().flatten().any(|p| {
+                let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                cmd.contains("__dns") && cmd.contains(&root)
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while dns() {
+            assert!(Instant::now() < deadline, "DNS server of {root} left after down");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 impl Drop for Project {
     fn drop(&mut self) {
         let ids: Vec<String> = {
             let out = self.env.run(&["container", "ls", "-aq", "--no-trunc"]);
+            String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect()
+        };
+        let nets: Vec<String> = {
+            let out = self.env.run(&["network", "ls", "-q", "--no-trunc"]);
             String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect()
         };
         let down = self.run(&["down", "-v", "--remove-orphans", "-t", "2"]);
@@ -130,5 +181,6 @@ impl Drop for Project {
         assert!(!files.exists(), "{} left after down", files.display());
         let vols = self.env.run(&["volume", "ls", "-q"]);
         assert_eq!(String::from_utf8_lossy(&vols.stdout).trim(), "", "volumes left after down -v");
+        self.assert_no_network_leftovers(&nets);
     }
 }

@@ -1,0 +1,325 @@
+//! Compose networks end to end: the default network, service DNS with replicas and scale,
+//! several networks with aliases, internal networks and static addresses, published ports
+//! (`berth port`, `ps`), `network_mode: service:x`, external networks, and that `down` removes
+//! the project's networks. Traffic only goes to loopback and to the test's own containers;
+//! each Project tears down on drop and asserts no container, network, bridge or DNS server left.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::compose_support::{LONG, Project};
+
+/// A service command: busybox httpd serving `body` on port 80, stopping at once on SIGTERM.
+fn httpd(body: &str) -> String {
+    format!(
+        r#"["sh", "-c", "echo {body} > /tmp/index.html; trap 'exit 0' TERM; httpd -p 80 -h /tmp; sleep 3600 & wait"]"#
+    )
+}
+
+/// Shell statement that retries `cmd` every 100 ms and fails after ~10 s (servers starting).
+fn retry(cmd: &str) -> String {
+    format!(
+        "i=0; until {cmd}; do i=$((i+1)); if [ $i -ge 100 ]; then echo 'gave up: {cmd}'; exit 1; fi; sleep 0.1; done"
+    )
+}
+
+/// `exec -T SVC sh -c SCRIPT`: (success, stdout + stderr).
+fn sh(p: &Project, svc: &str, script: &str) -> (bool, String) {
+    let out = p.run(&["exec", "-T", svc, "sh", "-c", script]);
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+/// Like `sh`, asserting success; returns stdout + stderr.
+fn sh_ok(p: &Project, svc: &str, script: &str) -> String {
+    let (ok, text) = sh(p, svc, script);
+    assert!(ok, "exec {svc} {script:?} failed: {text}");
+    text
+}
+
+/// Answer addresses of a busybox `nslookup` (the server line has a tab and `:53`).
+fn answers(nslookup: &str) -> Vec<String> {
+    nslookup
+        .lines()
+        .filter_map(|l| l.strip_prefix("Address: "))
+        .map(|a| a.trim().to_string())
+        .collect()
+}
+
+/// Container ids of the project (all states), sorted.
+fn ids(p: &Project) -> Vec<String> {
+    let mut v: Vec<String> = p.containers().iter().map(|c| p.id(c)).collect();
+    v.sort();
+    v
+}
+
+/// The container's address on engine network `net`.
+fn ip_on(p: &Project, container: &str, net: &str) -> String {
+    let j = p.inspect(container, "{{json .NetworkSettings.Networks}}");
+    let v: serde_json::Value = serde_json::from_str(&j).expect("networks json");
+    v[net]["IPAddress"].as_str().unwrap_or_default().to_string()
+}
+
+/// A /24 in 10.200-249.x.0 that no host route or address mentions.
+fn free_subnet(skip: &str) -> String {
+    let routes = std::process::Command::new("ip")
+        .args(["-o", "route", "show", "table", "all"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let seed = std::process::id() as usize;
+    for i in 0..2000 {
+        let n = seed.wrapping_add(i * 7919);
+        let prefix = format!("10.{}.{}.", 200 + n % 50, (n / 50) % 256);
+        if !routes.contains(&prefix) && prefix != skip {
+            return prefix;
+        }
+    }
+    panic!("no free 10.x subnet found");
+}
+
+/// GET `/` from 127.0.0.1:`port`, retrying for up to 10 s; returns the response.
+fn http_get(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = || -> std::io::Result<String> {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(2)))?;
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        };
+        match attempt() {
+            Ok(r) if r.contains("200") => return r,
+            other => assert!(Instant::now() < deadline, "GET 127.0.0.1:{port}/: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn compose_net_default_network_dns_scale_and_ids() {
+    let compose = format!(
+        "services:\n  web:\n    image: bb\n    command: {}\n  pool:\n    image: bb\n    command: {}\n    scale: 3\n  client:\n    image: bb\n    command: {LONG}\n",
+        httpd("web-page"),
+        httpd("pool-$(hostname)"),
+    );
+    let Some(p) = Project::new("cnet", &compose) else { return };
+    let default = format!("{}_default", p.name);
+
+    // --dry-run shows the network action and creates nothing.
+    let (_, se) = p.ok(&["--dry-run", "up", "-d"]);
+    assert!(se.contains(&format!("Network {default}  Created")), "{se}");
+    assert!(p.networks().is_empty(), "dry run created a network");
+
+    let (_, se) = p.ok(&["up", "-d"]);
+    assert!(se.contains(&format!(" Network {default}  Creating")), "{se}");
+    assert!(!se.contains("not wired"), "{se}");
+    let nets = p.networks();
+    assert_eq!(nets.len(), 1, "{nets:?}");
+    assert_eq!(nets[0]["Name"], default.as_str());
+    let labels = nets[0]["Labels"].as_str().unwrap_or_default();
+    assert!(labels.contains(&format!("com.docker.compose.project={}", p.name)), "{labels}");
+    assert!(labels.contains("com.docker.compose.network=default"), "{labels}");
+
+    // Two services talk over TCP by service name.
+    let body = sh_ok(&p, "client", &retry("wget -qO- http://web/"));
+    assert!(body.contains("web-page"), "{body}");
+
+    // Three replicas: all in DNS, each answers as pool-N.
+    let all = sh_ok(&p, "client", "nslookup pool");
+    assert_eq!(answers(&all).len(), 3, "{all}");
+    let mut bodies = Vec::new();
+    for n in 1..=3 {
+        let b = sh_ok(&p, "client", &retry(&format!("wget -qO- http://pool-{n}/")));
+        assert!(b.starts_with("pool-"), "{b}");
+        bodies.push(b);
+    }
+    bodies.sort();
+    bodies.dedup();
+    assert_eq!(bodies.len(), 3, "replicas answered alike: {bodies:?}");
+
+    // A second up with no change keeps the containers and the network.
+    let (cids, nids) = (ids(&p), p.network_ids());
+    let (_, se) = p.ok(&["up", "-d"]);
+    assert!(!se.contains("Network"), "{se}");
+    assert_eq!(ids(&p), cids);
+    assert_eq!(p.network_ids(), nids);
+
+    // Scale down: the removed replicas leave DNS at once.
+    p.ok(&["up", "-d", "--scale", "pool=1"]);
+    let one = sh_ok(&p, "client", "nslookup pool");
+    assert_eq!(answers(&one).len(), 1, "{one}");
+    let (_, gone) = sh(&p, "client", "nslookup pool-2");
+    assert!(answers(&gone).is_empty(), "pool-2 still resolves: {gone}");
+
+    // down removes the network (and its bridge); the DNS server goes with the last network.
+    let (_, se) = p.ok(&["down", "-t", "2"]);
+    assert!(se.contains(&format!(" Network {default}  Removed")), "{se}");
+    p.assert_no_network_leftovers(&nids);
+}
+
+#[test]
+fn compose_net_front_back_aliases_internal_static_ip() {
+    let prefix = free_subnet("");
+    let compose = |prefix: &str| {
+        format!(
+            r#"services:
+  fe:
+    image: bb
+    command: {LONG}
+    networks: [front]
+  be:
+    image: bb
+    command: {be}
+    networks:
+      back:
+        aliases: [database]
+        ipv4_address: {prefix}50
+  both:
+    image: bb
+    command: {both}
+    networks: [front, back]
+networks:
+  front: {{}}
+  back:
+    internal: true
+    ipam:
+      config:
+        - subnet: {prefix}0/24
+"#,
+            be = httpd("be-page"),
+            both = httpd("both-page"),
+        )
+    };
+    let Some(p) = Project::new("cnet2", &compose(&prefix)) else { return };
+    p.ok(&["up", "-d"]);
+    let back = format!("{}_back", p.name);
+    let be_ip = ip_on(&p, &p.cname("be", 1), &back);
+    assert_eq!(be_ip, format!("{prefix}50"), "static ipv4_address");
+
+    // A service on both networks reaches both, by name and by alias.
+    let b = sh_ok(&p, "both", &retry("wget -qO- http://be/"));
+    assert!(b.contains("be-page"), "{b}");
+    let b = sh_ok(&p, "both", &retry("wget -qO- http://database/"));
+    assert!(b.contains("be-page"), "{b}");
+    let b = sh_ok(&p, "fe", &retry("wget -qO- http://both/"));
+    assert!(b.contains("both-page"), "{b}");
+
+    // front can neither resolve nor reach a service only on back.
+    let (_, look) = sh(&p, "fe", "nslookup be");
+    assert!(!look.contains(&be_ip), "fe resolved be: {look}");
+    let (ok, out) = sh(&p, "fe", &format!("timeout 3 wget -qO- http://{be_ip}/"));
+    assert!(!ok && !out.contains("be-page"), "fe reached be: {out}");
+
+    // The internal network gives no default route.
+    let routes = sh_ok(&p, "be", "ip route");
+    assert!(!routes.contains("default"), "internal network has a default route: {routes}");
+
+    // A changed network config while containers use it: one sentence asking for down.
+    let other = free_subnet(&prefix);
+    p.write(&compose(&other));
+    let out = p.run(&["up", "-d"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "changed network config accepted: {err}");
+    assert!(err.contains(&back) && err.contains("berth down"), "{err}");
+    // After down, the new config comes up.
+    p.ok(&["down", "-t", "2"]);
+    p.ok(&["up", "-d"]);
+    assert_eq!(ip_on(&p, &p.cname("be", 1), &back), format!("{other}50"));
+}
+
+#[test]
+fn compose_net_published_ports_and_port_in_use() {
+    let compose = format!(
+        "services:\n  web:\n    image: bb\n    command: {}\n    ports: [\"127.0.0.1::80\"]\n",
+        httpd("port-page")
+    );
+    let Some(p) = Project::new("cnetport", &compose) else { return };
+    p.ok(&["up", "-d"]);
+    let (so, _) = p.ok(&["port", "web", "80"]);
+    let (ip, port) = so.trim().split_once(':').expect("HOST:PORT");
+    assert_eq!(ip, "127.0.0.1");
+    let port: u16 = port.parse().expect("port number");
+    assert!(port > 0);
+    let body = http_get(port);
+    assert!(body.contains("port-page"), "{body}");
+    // ps: the PORTS column and compose's Publishers.
+    let (so, _) = p.ok(&["ps", "--format", "json"]);
+    let row: serde_json::Value = serde_json::from_str(so.trim()).expect("ps json");
+    assert_eq!(row["Ports"], format!("127.0.0.1:{port}->80/tcp").as_str());
+    let pubs = &row["Publishers"][0];
+    assert_eq!(pubs["URL"], "127.0.0.1");
+    assert_eq!(pubs["TargetPort"], 80);
+    assert_eq!(pubs["PublishedPort"], port);
+    assert_eq!(pubs["Protocol"], "tcp");
+    let (so, _) = p.ok(&["ps"]);
+    assert!(so.contains(&format!("127.0.0.1:{port}->80/tcp")), "{so}");
+    // An unpublished port is an error naming it.
+    let out = p.run(&["port", "web", "81"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("81/tcp"));
+
+    // A port already taken: one sentence naming the port; down then leaves nothing.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let taken = holder.local_addr().expect("addr").port();
+    p.write(&format!(
+        "{compose}  busy:\n    image: bb\n    command: {LONG}\n    ports: [\"127.0.0.1:{taken}:80\"]\n"
+    ));
+    let out = p.run(&["up", "-d"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "taken port accepted: {err}");
+    let line: Vec<&str> = err.lines().filter(|l| l.contains("already in use")).collect();
+    assert_eq!(line.len(), 1, "{err}");
+    assert!(line[0].contains(&taken.to_string()) && line[0].contains("service \"busy\""), "{err}");
+    let nids = p.network_ids();
+    p.ok(&["down", "-t", "2"]);
+    assert!(p.containers().is_empty(), "containers left after down");
+    p.assert_no_network_leftovers(&nids);
+    drop(holder);
+}
+
+#[test]
+fn compose_net_service_mode_shares_namespace() {
+    let compose = format!(
+        "services:\n  x:\n    image: bb\n    command: {}\n  y:\n    image: bb\n    command: {LONG}\n    network_mode: \"service:x\"\n",
+        httpd("x-page")
+    );
+    let Some(p) = Project::new("cnetmode", &compose) else { return };
+    p.ok(&["up", "-d"]);
+    let mode = p.inspect(&p.cname("y", 1), "{{.HostConfig.NetworkMode}}");
+    assert_eq!(mode.trim(), format!("container:{}", p.cname("x", 1)));
+    let b = sh_ok(&p, "y", &retry("wget -qO- http://127.0.0.1/"));
+    assert!(b.contains("x-page"), "{b}");
+}
+
+#[test]
+fn compose_net_external_network_must_exist() {
+    let ext = berth_testsupport::unique_name("cnetext").to_lowercase().replace('_', "-");
+    let compose = format!(
+        "services:\n  z:\n    image: bb\n    command: {}\n    networks: [outside]\n  c:\n    image: bb\n    command: {LONG}\n    networks: [outside]\nnetworks:\n  outside:\n    name: {ext}\n    external: true\n",
+        httpd("z-page")
+    );
+    let Some(p) = Project::new("cnetext", &compose) else { return };
+    let out = p.run(&["up", "-d"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "missing external network accepted");
+    assert!(err.contains(&ext) && err.contains("external") && err.contains("service \""), "{err}");
+    assert!(p.containers().is_empty(), "containers created without their network");
+
+    // Once it exists the project joins it, and down leaves it alone.
+    p.env.ok(&["network", "create", &ext]);
+    p.ok(&["up", "-d"]);
+    let b = sh_ok(&p, "c", &retry("wget -qO- http://z/"));
+    assert!(b.contains("z-page"), "{b}");
+    let (_, se) = p.ok(&["down", "-t", "2"]);
+    assert!(!se.contains("Network"), "{se}");
+    let names: Vec<String> =
+        p.networks().iter().map(|n| n["Name"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(names, vec![ext.clone()]);
+    p.env.ok(&["network", "rm", &ext]);
+}
