@@ -492,4 +492,59 @@ mod tests {
         assert_eq!(c.host_config.restart_policy.name, "on-failure");
         assert_eq!(c.host_config.restart_policy.maximum_retry_count, 3);
     }
+
+    #[test]
+    fn networks_ports_and_modes() {
+        use compose_spec::model::{Network, Port};
+        let net = |priority: Option<i64>, alias: &str| {
+            Some(ServiceNetwork {
+                priority,
+                aliases: vec![alias.into()],
+                ipv4_address: (alias == "b").then(|| "10.9.0.5".into()),
+                ..Default::default()
+            })
+        };
+        let mut s = Service { image: Some("busybox".into()), ..Default::default() };
+        s.networks.insert("zeta".into(), net(None, "z"));
+        s.networks.insert("back".into(), net(None, "b"));
+        s.networks.insert("front".into(), net(Some(10), "f"));
+        s.mac_address = Some("02:42:ac:11:00:02".into());
+        s.ports.push(Port {
+            target: 80,
+            host_ip: Some("127.0.0.1".into()),
+            protocol: "tcp".into(),
+            ..Default::default()
+        });
+        s.extra_hosts.insert("gw".into(), vec!["host-gateway".into()]);
+        s.dns = vec!["1.1.1.1".into()];
+        let mut p = project(s);
+        p.networks.insert("front".into(), Network::default());
+        p.networks
+            .insert("back".into(), Network { name: Some("shared".into()), ..Default::default() });
+        p.networks.insert("zeta".into(), Network::default());
+        let c = create_config(&p, "web", 1, "h", "sha256:x").unwrap();
+        // priority first, then by key; the first is the network mode and gets the service MAC.
+        assert_eq!(c.host_config.network_mode, "p_front");
+        let eps: Vec<&String> = c.networking_config.endpoints_config.keys().collect();
+        assert_eq!(eps, ["p_front", "shared", "p_zeta"]);
+        let front = &c.networking_config.endpoints_config["p_front"];
+        assert_eq!((front.mac_address.as_str(), front.gw_priority), ("02:42:ac:11:00:02", 10));
+        let back = &c.networking_config.endpoints_config["shared"];
+        assert_eq!(back.ipam_config.as_ref().unwrap().ipv4_address, "10.9.0.5");
+        assert_eq!(back.mac_address, "");
+        let b = &c.host_config.port_bindings["80/tcp"][0];
+        assert_eq!((b.host_ip.as_str(), b.host_port.as_str()), ("127.0.0.1", ""));
+        assert_eq!(c.host_config.extra_hosts, ["gw:host-gateway"]);
+        assert_eq!(c.host_config.dns, ["1.1.1.1"]);
+
+        let mut p2 = p.clone();
+        let mut y = Service { image: Some("busybox".into()), ..Default::default() };
+        y.network_mode = Some("service:web".into());
+        p2.services.insert("y".into(), y);
+        let c = create_config(&p2, "y", 1, "h", "sha256:x").unwrap();
+        assert_eq!(c.host_config.network_mode, "container:p-web-1");
+        p2.services["y"].network_mode = Some("service:nope".into());
+        let e = create_config(&p2, "y", 1, "h", "sha256:x").unwrap_err().to_string();
+        assert!(e.contains("\"y\"") && e.contains("nope"), "{e}");
+    }
 }

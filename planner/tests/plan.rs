@@ -62,10 +62,12 @@ fn scale_numbers_and_no_start() {
     let actions = plan(&engine, &p, &opts);
     let mut n = names(&actions);
     n.sort();
-    assert_eq!(n, vec!["t-w-1", "t-w-2", "t-w-3"]);
-    assert!(actions.iter().all(|a| matches!(a, Action::Create { start: false, .. })));
+    // The default network comes first (created only because a service uses it).
+    assert_eq!(n, vec!["t-w-1", "t-w-2", "t-w-3", "t_default"]);
+    assert!(matches!(actions[0], Action::CreateNetwork { .. }), "{actions:?}");
+    assert!(actions[1..].iter().all(|a| matches!(a, Action::Create { start: false, .. })));
     let mut scale = std::collections::HashMap::new();
     scale.insert("w".to_string(), 1);
     let one = plan(&engine, &p, &UpOptions { scale, ..Default::default() });
-    assert_eq!(names(&one), vec!["t-w-1"]);
+    assert_eq!(names(&one), vec!["t_default", "t-w-1"]);
 }
