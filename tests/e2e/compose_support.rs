@@ -19,6 +19,8 @@ pub struct Project {
     pub dir: tempfile::TempDir,
     /// The unique project name.
     pub name: String,
+    /// Environment variables for every berth command (sample ports).
+    pub envs: Vec<(String, String)>,
 }
 
 /// A command that keeps running and stops at once on SIGTERM.
@@ -30,9 +32,28 @@ impl Project {
         let env = ContainerEnv::new()?;
         let dir = tempfile::Builder::new().prefix("berth-proj-").tempdir().expect("project dir");
         let name = berth_testsupport::unique_name(prefix).to_lowercase().replace('_', "-");
-        let p = Project { env, dir, name };
+        let p = Project { env, dir, name, envs: Vec::new() };
         p.write(compose);
         Some(p)
+    }
+
+    /// A copy of `samples/{sample}` as the project directory, with `busybox:local` imported and
+    /// `envs` set for every command; None when root tests are skipped.
+    pub fn sample(prefix: &str, sample: &str, envs: &[(&str, String)]) -> Option<Self> {
+        let env = ContainerEnv::new()?;
+        env.ok(&["image", "tag", "bb:latest", "busybox:local"]);
+        let dir = tempfile::Builder::new().prefix("berth-sample-").tempdir().expect("sample dir");
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples").join(sample);
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(format!("{}/.", src.display()))
+            .arg(dir.path())
+            .status()
+            .expect("spawn cp");
+        assert!(status.success(), "copying {}", src.display());
+        let name = berth_testsupport::unique_name(prefix).to_lowercase().replace('_', "-");
+        let envs = envs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        Some(Project { env, dir, name, envs })
     }
 
     /// Replaces compose.yaml.
@@ -54,6 +75,7 @@ impl Project {
             .arg("-p")
             .arg(&self.name)
             .args(args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("spawn berth")
     }

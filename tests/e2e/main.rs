@@ -12,4 +12,5 @@ mod container;
 mod image;
 mod net;
 mod run;
+mod samples;
 mod support;

@@ -1,0 +1,144 @@
+//! The stacks in samples/ end to end: each is copied into its own project directory, brought up
+//! in its own state root under a unique project name (`-p`) with its published port moved to a
+//! free one, checked through HTTP bodies, DNS, volume files and exit codes, and taken down with
+//! `down -v` (the Project guard then asserts nothing is left).
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::compose_support::Project;
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// GET `path` from 127.0.0.1:`port` until it answers 200 (10 s); returns the body.
+fn get(port: u16, path: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = || -> std::io::Result<String> {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        };
+        match attempt() {
+            Ok(r) if r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200") => {
+                return r.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+            }
+            other => assert!(Instant::now() < deadline, "GET 127.0.0.1:{port}{path}: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `ps -a --format json` rows.
+fn ps(p: &Project) -> Vec<serde_json::Value> {
+    let (so, _) = p.ok(&["ps", "-a", "--format", "json"]);
+    so.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).expect("ps json"))
+        .collect()
+}
+
+#[test]
+fn sample_web_static_serves_the_site_folder() {
+    let port = free_port();
+    let Some(p) = Project::sample("smpweb", "web-static", &[("WEB_PORT", port.to_string())]) else {
+        return;
+    };
+    p.ok(&["up", "-d"]);
+    let want = std::fs::read_to_string(p.path().join("site/index.html")).expect("index.html");
+    assert_eq!(get(port, "/"), want);
+    let (so, _) = p.ok(&["port", "web", "80"]);
+    assert_eq!(so.trim(), format!("127.0.0.1:{port}"));
+    p.ok(&["down", "-v"]);
+}
+
+#[test]
+fn sample_visit_counter_keeps_its_count_until_down_v() {
+    let port = free_port();
+    let Some(p) =
+        Project::sample("smpvisit", "visit-counter", &[("COUNTER_PORT", port.to_string())])
+    else {
+        return;
+    };
+    p.ok(&["up", "-d"]);
+    // web asks db by service name over TCP; db may still be starting its listener.
+    assert!(get(port, "/cgi-bin/visit").contains("visits: 1"));
+    assert!(get(port, "/cgi-bin/visit").contains("visits: 2"));
+    // The count lives in the named volume: it survives down/up ...
+    p.ok(&["down"]);
+    p.ok(&["up", "-d"]);
+    assert!(get(port, "/cgi-bin/visit").contains("visits: 3"));
+    let (so, _) = p.ok(&["exec", "-T", "db", "cat", "/data/count"]);
+    assert_eq!(so.trim(), "3");
+    // ... and is gone after down -v.
+    p.ok(&["down", "-v"]);
+    p.ok(&["up", "-d"]);
+    assert!(get(port, "/cgi-bin/visit").contains("visits: 1"));
+    p.ok(&["down", "-v"]);
+}
+
+#[test]
+fn sample_health_chain_starts_in_order_when_healthy() {
+    let port = free_port();
+    let Some(p) = Project::sample("smphealth", "health-chain", &[("CHAIN_PORT", port.to_string())])
+    else {
+        return;
+    };
+    // up returns once web started, which needs api healthy, which needs db healthy.
+    p.ok(&["up", "-d"]);
+    assert_eq!(get(port, "/"), "chain-ok\n");
+    let rows = ps(&p);
+    for svc in ["db", "api"] {
+        let row = rows.iter().find(|r| r["Service"] == svc).expect("service row");
+        assert_eq!(row["Health"], "healthy", "{row}");
+    }
+    p.ok(&["down", "-v"]);
+}
+
+#[test]
+fn sample_migrate_runs_once_before_the_app() {
+    let port = free_port();
+    let Some(p) = Project::sample("smpmig", "migrate", &[("MIGRATE_PORT", port.to_string())])
+    else {
+        return;
+    };
+    p.ok(&["up", "-d"]);
+    assert_eq!(get(port, "/"), "schema v2\n");
+    let rows = ps(&p);
+    let m = rows.iter().find(|r| r["Service"] == "migrate").expect("migrate row");
+    assert_eq!((m["State"].as_str(), m["ExitCode"].as_i64()), (Some("exited"), Some(0)), "{m}");
+    let (so, _) = p.ok(&["exec", "-T", "app", "cat", "/data/migrations.log"]);
+    assert_eq!(so.lines().count(), 1, "{so}");
+    p.ok(&["down", "-v"]);
+}
+
+#[test]
+fn sample_worker_pool_round_robins_over_three_replicas() {
+    let port = free_port();
+    let Some(p) = Project::sample("smppool", "worker-pool", &[("POOL_PORT", port.to_string())])
+    else {
+        return;
+    };
+    p.ok(&["up", "-d"]);
+    let (so, _) = p.ok(&["exec", "-T", "front", "nslookup", "worker"]);
+    let addrs = so.lines().filter(|l| l.starts_with("Address: ")).count();
+    assert_eq!(addrs, 3, "{so}");
+    // Each request resolves `worker` again; the DNS rotates the order, so every replica answers.
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.len() < 3 {
+        assert!(Instant::now() < deadline, "only {seen:?} answered");
+        seen.insert(get(port, "/cgi-bin/ask").trim().to_string());
+    }
+    p.ok(&["down", "-v"]);
+}
