@@ -227,10 +227,16 @@ networks:
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "changed network config accepted: {err}");
     assert!(err.contains(&back) && err.contains("berth down"), "{err}");
-    // After down, the new config comes up.
-    p.ok(&["down", "-t", "2"]);
-    p.ok(&["up", "-d"]);
+    // Once no container uses it, up recreates the changed network (new id, new subnet).
+    let old_ids = p.network_ids();
+    p.ok(&["rm", "--stop", "--force"]);
+    let (_, se) = p.ok(&["up", "-d"]);
+    assert!(se.contains(&format!("Network {back}  Removed")), "{se}");
+    assert!(se.contains(&format!("Network {back}  Created")), "{se}");
     assert_eq!(ip_on(&p, &p.cname("be", 1), &back), format!("{other}50"));
+    let new_ids = p.network_ids();
+    assert_eq!(new_ids.len(), 2);
+    assert_eq!(new_ids.iter().filter(|i| old_ids.contains(i)).count(), 1, "only back changes");
 }
 
 #[test]
@@ -264,6 +270,14 @@ fn compose_net_published_ports_and_port_in_use() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("81/tcp"));
 
+    // Changing the ports recreates the container (the config hash covers them).
+    let before = p.id(&p.cname("web", 1));
+    p.write(&compose.replace("\"127.0.0.1::80\"", "\"127.0.0.1::80\", \"127.0.0.1::81\""));
+    p.ok(&["up", "-d"]);
+    assert_ne!(p.id(&p.cname("web", 1)), before, "ports changed but the container was kept");
+    let (so, _) = p.ok(&["port", "web", "81"]);
+    assert!(so.starts_with("127.0.0.1:"), "{so}");
+
     // A port already taken: one sentence naming the port; down then leaves nothing.
     let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let taken = holder.local_addr().expect("addr").port();
@@ -295,6 +309,14 @@ fn compose_net_service_mode_shares_namespace() {
     assert_eq!(mode.trim(), format!("container:{}", p.cname("x", 1)));
     let b = sh_ok(&p, "y", &retry("wget -qO- http://127.0.0.1/"));
     assert!(b.contains("x-page"), "{b}");
+    // down of a project whose containers are already gone still removes its network.
+    p.ok(&["rm", "--stop", "--force"]);
+    assert!(p.containers().is_empty());
+    let nids = p.network_ids();
+    assert_eq!(nids.len(), 1);
+    let (_, se) = p.ok(&["down"]);
+    assert!(se.contains(&format!("Network {}_default  Removed", p.name)), "{se}");
+    p.assert_no_network_leftovers(&nids);
 }
 
 #[test]
