@@ -185,7 +185,9 @@ fn compose_net_front_back_aliases_internal_static_ip() {
     command: {both}
     networks: [front, back]
 networks:
-  front: {{}}
+  front:
+    driver_opts:
+      com.docker.network.driver.mtu: "1400"
   back:
     internal: true
     ipam:
@@ -215,6 +217,10 @@ networks:
     assert!(!look.contains(&be_ip), "fe resolved be: {look}");
     let (ok, out) = sh(&p, "fe", &format!("timeout 3 wget -qO- http://{be_ip}/"));
     assert!(!ok && !out.contains("be-page"), "fe reached be: {out}");
+
+    // driver_opts reach the bridge: fe's interface has the network's MTU.
+    let mtu = sh_ok(&p, "fe", "cat /sys/class/net/eth0/mtu");
+    assert_eq!(mtu.trim(), "1400");
 
     // The internal network gives no default route.
     let routes = sh_ok(&p, "be", "ip route");
@@ -258,6 +264,7 @@ fn compose_net_published_ports_and_port_in_use() {
     let (so, _) = p.ok(&["ps", "--format", "json"]);
     let row: serde_json::Value = serde_json::from_str(so.trim()).expect("ps json");
     assert_eq!(row["Ports"], format!("127.0.0.1:{port}->80/tcp").as_str());
+    assert_eq!(row["Networks"], format!("{}_default", p.name).as_str());
     let pubs = &row["Publishers"][0];
     assert_eq!(pubs["URL"], "127.0.0.1");
     assert_eq!(pubs["TargetPort"], 80);

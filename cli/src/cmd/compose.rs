@@ -765,7 +765,12 @@ async fn ps(po: &ProjectOpts, engine: &Engine, mut a: PsArgs) -> anyhow::Result<
             "Mounts": s.mounts.iter().map(|m| if m.name.is_empty() { m.source.clone() } else { m.name.clone() }).collect::<Vec<_>>().join(","),
             "Name": c.name,
             "Names": c.name,
-            "Networks": i.host_config.network_mode,
+            // compose: the names of the networks the container is on, comma separated.
+            "Networks": if i.network_settings.networks.is_empty() {
+                i.host_config.network_mode.clone()
+            } else {
+                i.network_settings.networks.keys().cloned().collect::<Vec<_>>().join(",")
+            },
             "Ports": super::netflags::ports_column(&s.ports),
             "Project": p.name,
             "Publishers": s.ports.iter().map(|p| serde_json::json!({
