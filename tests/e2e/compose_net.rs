@@ -173,6 +173,9 @@ fn compose_net_front_back_aliases_internal_static_ip() {
     image: bb
     command: {LONG}
     networks: [front]
+    mac_address: "02:42:ac:11:00:99"
+    dns_search: [example.internal]
+    extra_hosts: ["gw.test:host-gateway"]
   be:
     image: bb
     command: {be}
@@ -218,9 +221,20 @@ networks:
     let (ok, out) = sh(&p, "fe", &format!("timeout 3 wget -qO- http://{be_ip}/"));
     assert!(!ok && !out.contains("be-page"), "fe reached be: {out}");
 
-    // driver_opts reach the bridge: fe's interface has the network's MTU.
+    // driver_opts reach the bridge: fe's interface has the network's MTU; mac_address,
+    // dns_search and extra_hosts (host-gateway = the network's gateway) reach the container.
     let mtu = sh_ok(&p, "fe", "cat /sys/class/net/eth0/mtu");
     assert_eq!(mtu.trim(), "1400");
+    let mac = sh_ok(&p, "fe", "cat /sys/class/net/eth0/address");
+    assert_eq!(mac.trim(), "02:42:ac:11:00:99");
+    let resolv = sh_ok(&p, "fe", "cat /etc/resolv.conf");
+    assert!(resolv.contains("example.internal"), "{resolv}");
+    let front = format!("{}_front", p.name);
+    let rec: serde_json::Value =
+        serde_json::from_str(&p.env.ok(&["network", "inspect", &front])).expect("inspect json");
+    let gw = rec[0]["IPAM"]["Config"][0]["Gateway"].as_str().unwrap_or_default().to_string();
+    let hosts = sh_ok(&p, "fe", "grep gw.test /etc/hosts");
+    assert!(hosts.contains(gw.trim()) && !gw.trim().is_empty(), "{hosts} vs {gw}");
 
     // The internal network gives no default route.
     let routes = sh_ok(&p, "be", "ip route");
