@@ -49,6 +49,21 @@ fn ps(p: &Project) -> Vec<serde_json::Value> {
 }
 
 #[test]
+fn sample_hello_serves_what_init_wrote() {
+    let port = free_port();
+    let Some(p) = Project::sample("smphello", "hello", &[("HELLO_PORT", port.to_string())]) else {
+        return;
+    };
+    p.ok(&["up", "-d"]);
+    let body = get(port, "/");
+    assert!(body.starts_with("hello from berth, written by "), "{body}");
+    let rows = ps(&p);
+    let init = rows.iter().find(|r| r["Service"] == "init").expect("init row");
+    assert_eq!(init["ExitCode"], 0, "{init}");
+    p.ok(&["down", "-v"]);
+}
+
+#[test]
 fn sample_web_static_serves_the_site_folder() {
     let port = free_port();
     let Some(p) = Project::sample("smpweb", "web-static", &[("WEB_PORT", port.to_string())]) else {
