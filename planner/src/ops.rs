@@ -132,7 +132,7 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
     let selected = selected_services(p, &opts.services, !opts.no_deps)?;
     let mut plan = Plan::default();
 
-    let network_nodes = plan_networks(engine, p, &selected, &mut plan).await?;
+    let nets = plan_networks(engine, p, &obs, &selected, opts, &mut plan).await?;
 
     let orph = orphans(p, &obs);
     if !orph.is_empty() {
@@ -227,7 +227,10 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
         // Scaling down removes the highest numbers first.
         while existing.len() > want as usize {
             if let Some(o) = existing.pop() {
-                let stop = plan.add(Action::Stop { name: o.name.clone(), timeout: opts.timeout });
+                let stop = match nets.stops.get(&o.name) {
+                    Some(n) => *n,
+                    None => plan.add(Action::Stop { name: o.name.clone(), timeout: opts.timeout }),
+                };
                 let rm =
                     plan.add(Action::Remove { name: o.name.clone(), force: true, volumes: true });
                 plan.order(stop, rm);
@@ -235,8 +238,10 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
         }
         let mut svc_nodes = Vec::new();
         let mut svc_names = Vec::new();
+        // A recreated network takes its services' containers with it (as compose).
+        let net_changed = s.networks.keys().any(|k| nets.changed.contains(k));
         for o in &existing {
-            let outdated = o.hash != hash || o.image_id != image_id;
+            let outdated = o.hash != hash || o.image_id != image_id || net_changed;
             let action = if (opts.force_recreate || outdated) && !opts.no_recreate {
                 Action::Recreate {
                     service: svc.clone(),
@@ -259,7 +264,11 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
             if matches!(action, Action::Recreate { .. }) {
                 recreated.insert(svc.clone());
             }
-            svc_nodes.push(plan.add(action));
+            let node = plan.add(action);
+            if let Some(stop) = nets.stops.get(&o.name) {
+                plan.order(*stop, node);
+            }
+            svc_nodes.push(node);
             svc_names.push(o.name.clone());
         }
         // New replicas take the lowest free numbers (gaps are filled).
@@ -286,7 +295,7 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
                 plan.order(*v, *n);
             }
             for key in s.networks.keys() {
-                if let Some(net) = network_nodes.get(key) {
+                if let Some(net) = nets.nodes.get(key) {
                     plan.order(*net, *n);
                 }
             }
@@ -391,16 +400,31 @@ pub fn network_request(p: &Project, key: &str, n: &Network) -> NetworkCreate {
     }
 }
 
+/// What [`plan_networks`] decided.
+#[derive(Default)]
+struct NetworkPlan {
+    /// Network key -> its create node (the containers using it follow it).
+    nodes: HashMap<String, NodeIndex>,
+    /// Keys of networks recreated because their config changed: their services' containers are
+    /// recreated too.
+    changed: BTreeSet<String>,
+    /// Stop nodes of the containers a network recreate detaches, by container name.
+    stops: HashMap<String, NodeIndex>,
+}
+
 /// Plans the networks the selected services use: external ones must exist; project ones are
-/// created when missing, reused when their config hash matches, recreated when it changed and
-/// no container is attached (else an error asking for `down`). Returns each network key's
-/// create node, which the containers using it follow.
+/// created when missing, reused when their config hash matches, and recreated when it changed
+/// (as compose: the attached containers of the selected services are stopped first and then
+/// recreated; containers of other services or projects attached to it, or `--no-recreate`,
+/// make it an error asking for `down`).
 async fn plan_networks(
     engine: &Engine,
     p: &Project,
+    obs: &[Observed],
     selected: &[String],
+    opts: &UpOptions,
     plan: &mut Plan,
-) -> Result<HashMap<String, NodeIndex>, PlanError> {
+) -> Result<NetworkPlan, PlanError> {
     // Network key -> the first service using it (named in errors).
     let mut used: BTreeMap<&str, &str> = BTreeMap::new();
     for svc in selected {
@@ -415,9 +439,9 @@ async fn plan_networks(
             used.entry(key.as_str()).or_insert(svc.as_str());
         }
     }
-    let mut nodes = HashMap::new();
+    let mut out = NetworkPlan::default();
     if used.is_empty() {
-        return Ok(nodes);
+        return Ok(out);
     }
     let existing = engine.network_list(NetFilters::default()).await.map_err(|e| {
         PlanError::Network { name: String::new(), message: format!("cannot list networks: {e}") }
@@ -447,7 +471,7 @@ async fn plan_networks(
         }
         let req = network_request(p, key, n);
         let Some(rec) = found else {
-            nodes.insert(
+            out.nodes.insert(
                 key.to_string(),
                 plan.add(Action::CreateNetwork { request: Box::new(req) }),
             );
@@ -479,23 +503,32 @@ async fn plan_networks(
         if label(labels::CONFIG_HASH).is_none_or(|h| h == want_hash) {
             continue;
         }
-        if !rec.containers.is_empty() {
-            let users: Vec<&str> = rec.containers.values().map(|c| c.name.as_str()).collect();
+        // Attached containers must all be this `up`'s to be stopped and recreated with it.
+        let attached: Vec<&str> = rec.containers.values().map(|c| c.name.as_str()).collect();
+        let ours = |n: &&str| obs.iter().any(|o| o.name == *n && selected.contains(&o.service));
+        if !attached.is_empty() && (opts.no_recreate || !attached.iter().all(|n| ours(n))) {
             return Err(PlanError::Network {
                 name: name.clone(),
                 message: format!(
                     "network {name} was found but has incorrect config (network {key:?} changed in the compose file) and containers use it ({}): run `berth down` first to recreate it",
-                    users.join(", ")
+                    attached.join(", ")
                 ),
             });
         }
-        // Changed and unused: replace it, as compose recreates a changed network.
+        // Changed: replace it, as compose recreates a diverged network.
         let rm = plan.add(Action::RemoveNetwork { name: name.clone() });
+        for c in attached {
+            let stop = *out.stops.entry(c.to_string()).or_insert_with(|| {
+                plan.add(Action::Stop { name: c.to_string(), timeout: opts.timeout })
+            });
+            plan.order(stop, rm);
+        }
         let create = plan.add(Action::CreateNetwork { request: Box::new(req) });
         plan.order(rm, create);
-        nodes.insert(key.to_string(), create);
+        out.nodes.insert(key.to_string(), create);
+        out.changed.insert(key.to_string());
     }
-    Ok(nodes)
+    Ok(out)
 }
 
 /// `up`: converge the project to its compose file; the plan's warnings go to `warn` first.

@@ -240,23 +240,34 @@ networks:
     let routes = sh_ok(&p, "be", "ip route");
     assert!(!routes.contains("default"), "internal network has a default route: {routes}");
 
-    // A changed network config while containers use it: one sentence asking for down.
+    // A changed network config: with --no-recreate, one sentence asking for down.
     let other = free_subnet(&prefix);
     p.write(&compose(&other));
-    let out = p.run(&["up", "-d"]);
+    let out = p.run(&["up", "-d", "--no-recreate"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "changed network config accepted: {err}");
     assert!(err.contains(&back) && err.contains("berth down"), "{err}");
-    // Once no container uses it, up recreates the changed network (new id, new subnet).
+    // Plain up recreates the network (new id, new subnet) and the containers on it, as
+    // compose; fe (front only) and the front network are kept.
     let old_ids = p.network_ids();
-    p.ok(&["rm", "--stop", "--force"]);
+    let (fe, be) = (p.id(&p.cname("fe", 1)), p.id(&p.cname("be", 1)));
     let (_, se) = p.ok(&["up", "-d"]);
     assert!(se.contains(&format!("Network {back}  Removed")), "{se}");
     assert!(se.contains(&format!("Network {back}  Created")), "{se}");
     assert_eq!(ip_on(&p, &p.cname("be", 1), &back), format!("{other}50"));
+    assert_eq!(p.id(&p.cname("fe", 1)), fe, "fe was recreated");
+    assert_ne!(p.id(&p.cname("be", 1)), be, "be kept the old network");
     let new_ids = p.network_ids();
     assert_eq!(new_ids.len(), 2);
     assert_eq!(new_ids.iter().filter(|i| old_ids.contains(i)).count(), 1, "only back changes");
+    let b = sh_ok(&p, "both", &retry("wget -qO- http://database/"));
+    assert!(b.contains("be-page"), "{b}");
+    // Once no container uses it, the network alone is recreated.
+    p.ok(&["rm", "--stop", "--force"]);
+    p.write(&compose(&prefix));
+    let (_, se) = p.ok(&["up", "-d"]);
+    assert!(se.contains(&format!("Network {back}  Created")), "{se}");
+    assert_eq!(ip_on(&p, &p.cname("be", 1), &back), format!("{prefix}50"));
 }
 
 #[test]
