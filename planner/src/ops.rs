@@ -505,7 +505,7 @@ async fn plan_networks(
         }
         // Attached containers must all be this `up`'s to be stopped and recreated with it.
         let attached: Vec<&str> = rec.containers.values().map(|c| c.name.as_str()).collect();
-        let ours = |n: &&str| obs.iter().any(|o| o.name == *n && selected.contains(&o.service));
+        let ours = |n: &str| obs.iter().any(|o| o.name == n && selected.contains(&o.service));
         if !attached.is_empty() && (opts.no_recreate || !attached.iter().all(|n| ours(n))) {
             return Err(PlanError::Network {
                 name: name.clone(),
