@@ -484,18 +484,16 @@ async fn plan_networks(
             ));
             continue;
         };
-        if owner != p.name || label(labels::NETWORK).is_some_and(|k| k != key) {
+        let wrong = if owner != p.name {
+            Some((labels::PROJECT, owner, p.name.as_str()))
+        } else {
+            label(labels::NETWORK).filter(|k| *k != key).map(|k| (labels::NETWORK, k, key))
+        };
+        if let Some((which, found, expected)) = wrong {
             return Err(PlanError::Network {
                 name: name.clone(),
                 message: format!(
-                    "network {name} was found but has incorrect label {} set to {:?} (expected {:?}): remove it or pick another network name",
-                    if owner != p.name { labels::PROJECT } else { labels::NETWORK },
-                    if owner != p.name {
-                        owner
-                    } else {
-                        label(labels::NETWORK).unwrap_or_default()
-                    },
-                    if owner != p.name { p.name.as_str() } else { key },
+                    "network {name} was found but has incorrect label {which} set to {found:?} (expected {expected:?}): remove it or pick another network name"
                 ),
             });
         }

@@ -377,3 +377,35 @@ fn compose_net_external_network_must_exist() {
     assert_eq!(names, vec![ext.clone()]);
     p.env.ok(&["network", "rm", &ext]);
 }
+
+#[test]
+fn compose_net_foreign_network_is_refused_and_unlabelled_reused() {
+    let fixed = berth_testsupport::unique_name("cnetfix").to_lowercase().replace('_', "-");
+    let compose = format!(
+        "services:\n  s:\n    image: bb\n    command: {LONG}\n    networks: [x]\nnetworks:\n  x:\n    name: {fixed}\n"
+    );
+    let Some(p) = Project::new("cnetfix", &compose) else { return };
+    p.ok(&["up", "-d"]);
+    // Another project asking for the same engine name: one sentence naming network and label.
+    let other = std::process::Command::new(crate::support::berth_bin())
+        .current_dir(p.path())
+        .args(["--root", &p.env.path().to_string_lossy(), "-p", "other", "up", "-d"])
+        .output()
+        .expect("spawn berth");
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success(), "foreign network accepted: {err}");
+    assert!(
+        err.contains(&fixed)
+            && err.contains(&format!("com.docker.compose.project set to \"{}\"", p.name)),
+        "{err}"
+    );
+    assert_eq!(p.containers().len(), 1, "the other project created containers");
+    p.ok(&["down", "-t", "2"]);
+    // A network of that name made outside compose is reused with compose's warning.
+    p.env.ok(&["network", "create", &fixed]);
+    let (_, se) = p.ok(&["up", "-d"]);
+    assert!(se.contains("exists but was not created by compose"), "{se}");
+    let (_, se) = p.ok(&["down", "-t", "2"]);
+    assert!(!se.contains("Network"), "down removed a network it didn't create: {se}");
+    p.env.ok(&["network", "rm", &fixed]);
+}
