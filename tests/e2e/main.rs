@@ -11,4 +11,5 @@ mod container;
 mod image;
 mod net;
 mod run;
+mod stats;
 mod support;

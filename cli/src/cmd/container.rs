@@ -43,7 +43,7 @@ pub enum Command {
     /// Display the running processes of a container.
     Top(One),
     /// Display a sample of containers' resource usage.
-    Stats(StatsArgs),
+    Stats(super::stats::StatsArgs),
     /// Pause all processes within one or more containers.
     Pause(Many),
     /// Unpause all processes within one or more containers.
@@ -189,20 +189,6 @@ pub struct RmArgs {
     /// Remove anonymous volumes associated with the container.
     #[arg(short, long)]
     volumes: bool,
-    /// Containers.
-    #[arg(required = true)]
-    containers: Vec<String>,
-}
-
-/// `container stats`.
-#[derive(Debug, clap::Args)]
-pub struct StatsArgs {
-    /// One sample only (always the case for now).
-    #[arg(long)]
-    no_stream: bool,
-    /// Format output: `table` (default) or `json`.
-    #[arg(long, default_value = "table")]
-    format: String,
     /// Containers.
     #[arg(required = true)]
     containers: Vec<String>,
@@ -367,39 +353,7 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                 print_table(&rows);
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Stats(a) => {
-                let _ = a.no_stream;
-                let mut rows = vec![vec![
-                    "CONTAINER ID".to_string(),
-                    "NAME".into(),
-                    "CPU TIME".into(),
-                    "MEM USAGE / LIMIT".into(),
-                    "PIDS".into(),
-                ]];
-                for c in &a.containers {
-                    let s = engine.container_stats(c).await.map_err(engine_err)?;
-                    if a.format == "json" {
-                        outln!("{}", serde_json::to_string(&s)?);
-                        continue;
-                    }
-                    let limit = if s.memory_limit == 0 {
-                        "unlimited".to_string()
-                    } else {
-                        human_bytes(s.memory_limit)
-                    };
-                    rows.push(vec![
-                        s.id[..12].to_string(),
-                        s.name.clone(),
-                        format!("{:.2}s", s.cpu_total_ns as f64 / 1e9),
-                        format!("{} / {}", human_bytes(s.memory_usage), limit),
-                        s.pids.to_string(),
-                    ]);
-                }
-                if a.format != "json" {
-                    print_table(&rows);
-                }
-                Ok(ExitCode::SUCCESS)
-            }
+            Command::Stats(a) => super::stats::run(&engine, a).await,
             Command::Rename(a) => {
                 engine.container_rename(&a.container, &a.new_name).await.map_err(engine_err)?;
                 Ok(ExitCode::SUCCESS)
@@ -447,17 +401,6 @@ where
         }
     }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
-}
-
-fn human_bytes(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < units.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 { format!("{n}B") } else { format!("{v:.2}{}", units[i]) }
 }
 
 fn print_table(rows: &[Vec<String>]) {

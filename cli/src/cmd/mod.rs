@@ -10,6 +10,7 @@ mod monitor;
 mod netflags;
 mod network;
 mod run;
+mod stats;
 mod volume;
 
 use std::path::PathBuf;
