@@ -3,6 +3,7 @@
 
 mod compose_cmds;
 mod compose_config;
+mod compose_faults;
 mod compose_more;
 mod compose_support;
 mod compose_up;
