@@ -5,9 +5,26 @@ use std::process::{Child, Command, Stdio};
 
 use crate::compose_support::{LONG, Project};
 
+/// A background berth CLI, killed (SIGKILL) when dropped so a failing test leaves no CLI behind.
+struct Background(Child);
+
+impl Background {
+    /// SIGKILLs the CLI and reaps it.
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Starts `berth ARGS` for the project in the background.
-fn spawn(p: &Project, args: &[&str]) -> Child {
-    Command::new(crate::support::berth_bin())
+fn spawn(p: &Project, args: &[&str]) -> Background {
+    let child = Command::new(crate::support::berth_bin())
         .current_dir(p.path())
         .arg("--root")
         .arg(p.env.path())
@@ -17,7 +34,8 @@ fn spawn(p: &Project, args: &[&str]) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn berth")
+        .expect("spawn berth");
+    Background(child)
 }
 
 /// Running containers of the project, by name.
@@ -73,8 +91,7 @@ services:
     p.wait_for("gate running while up waits on it", 20, || {
         running(&p).contains(&p.cname("gate", 1))
     });
-    up.kill().expect("kill -9 up");
-    let _ = up.wait();
+    up.kill();
     assert!(!p.containers().contains(&p.cname("b", 1)), "b must not exist before gate is healthy");
     p.ok(&["exec", "-T", "gate", "touch", "/tmp/ready"]);
     p.ok(&["up", "-d"]);
@@ -94,8 +111,7 @@ services:
     p.wait_for("every other container removed by down", 30, || {
         p.containers() == vec![p.cname("stubborn", 1)]
     });
-    down.kill().expect("kill -9 down");
-    let _ = down.wait();
+    down.kill();
     p.ok(&["down", "-t", "1"]);
     assert!(p.containers().is_empty());
     p.env.assert_no_leftovers(&gate_id);

@@ -726,7 +726,8 @@ async fn ps(po: &ProjectOpts, engine: &Engine, mut a: PsArgs) -> anyhow::Result<
     }
     let mut rows = Vec::new();
     for c in &shown {
-        let i = engine.container_inspect(&c.id).await.map_err(engine_err)?;
+        // A container removed between the list and here (a concurrent `down`) is not shown.
+        let Ok(i) = engine.container_inspect(&c.id).await else { continue };
         let s = &c.summary;
         let created = chrono::DateTime::from_timestamp(s.created, 0)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
