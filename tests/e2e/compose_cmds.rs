@@ -55,6 +55,10 @@ fn compose_ps_logs_exec_stop_start_ls() {
     // ls lists the project.
     let (so, _) = p.ok(&["ls", "--format", "json"]);
     assert!(so.contains(&format!("\"Name\":\"{}\"", p.name)) && so.contains("running(2)"), "{so}");
+    let (so, _) = p.ok(&["ls", "-q", "--filter", &format!("name={}", &p.name[1..])]);
+    assert_eq!(so.trim(), p.name);
+    let (so, _) = p.ok(&["ls", "-q", "--filter", "name=no-such-project-name"]);
+    assert_eq!(so.trim(), "");
 
     // stop / start keep the same containers.
     let id = p.id(&p.cname("web", 1));

@@ -297,6 +297,9 @@ pub struct LsArgs {
     /// Format the output: table or json.
     #[arg(long, default_value = "table")]
     format: String,
+    /// Filter output based on conditions provided (`name=SUBSTRING`).
+    #[arg(long)]
+    filter: Vec<String>,
 }
 
 /// The compose commands (flattened into the top-level command list).
@@ -1035,7 +1038,21 @@ async fn wait(
 }
 
 async fn ls(engine: &Engine, a: LsArgs) -> anyhow::Result<ExitCode> {
-    let projects = observe::projects(engine).await.map_err(plan_err)?;
+    let mut names = Vec::new();
+    for f in &a.filter {
+        match f.split_once('=') {
+            Some(("name", v)) => names.push(v.to_string()),
+            _ => {
+                return Err(ExitWith {
+                    code: EXIT_USAGE,
+                    message: format!("invalid filter {f:?}: only name=VALUE is supported"),
+                }
+                .into());
+            }
+        }
+    }
+    let mut projects = observe::projects(engine).await.map_err(plan_err)?;
+    projects.retain(|(name, _, _)| names.iter().all(|n| name.contains(n.as_str())));
     let mut out = std::io::stdout().lock();
     let mut rows = Vec::new();
     for (name, states, files) in projects {
