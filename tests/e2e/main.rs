@@ -10,6 +10,7 @@ mod compose_up;
 mod config;
 mod container;
 mod image;
+mod inspect_format;
 mod net;
 mod run;
 mod stats;

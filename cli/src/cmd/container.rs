@@ -86,7 +86,7 @@ pub struct LsArgs {
 /// `container inspect`.
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// Format output: `json` (default) or a `{{.Path.To.Field}}` template.
+    /// Format output: `json` (default) or a Go template (`{{.State.Status}}`, `{{range ...}}`).
     #[arg(short = 'f', long)]
     format: Option<String>,
     /// Containers.
@@ -249,14 +249,11 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                         }
                     }
                 }
-                match a.format.as_deref() {
-                    None | Some("json") => outln!("{}", serde_json::to_string_pretty(&all)?),
-                    Some(t) => {
-                        for v in &all {
-                            outln!("{}", render_template(t, v));
-                        }
-                    }
-                }
+                super::template::print_inspected(
+                    &all,
+                    a.format.as_deref(),
+                    &mut std::io::stdout().lock(),
+                )?;
                 Ok(ExitCode::from(failed.unwrap_or(0)))
             }
             Command::Logs(a) => logs(&engine, a).await,
@@ -423,36 +420,6 @@ fn print_table(rows: &[Vec<String>]) {
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
-}
-
-/// Renders a minimal Go template: `{{.A.B}}` paths and `{{json .A}}`; other text is kept.
-fn render_template(t: &str, v: &serde_json::Value) -> String {
-    let mut out = String::new();
-    let mut rest = t;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let expr = rest[start + 2..start + end].trim();
-        let (json, path) = match expr.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, expr),
-        };
-        let mut cur = v;
-        for part in path.trim_start_matches('.').split('.').filter(|p| !p.is_empty()) {
-            cur = cur.get(part).unwrap_or(&serde_json::Value::Null);
-        }
-        match (json, cur) {
-            (false, serde_json::Value::String(s)) => out.push_str(s),
-            (false, serde_json::Value::Null) => out.push_str("<no value>"),
-            (_, other) => out.push_str(&other.to_string()),
-        }
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    out
 }
 
 fn parse_filters(f: &[String]) -> anyhow::Result<ListFilters> {

@@ -11,6 +11,7 @@ mod netflags;
 mod network;
 mod run;
 mod stats;
+mod template;
 mod volume;
 
 use std::path::PathBuf;
@@ -151,29 +152,26 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// `inspect` as docker does it: a JSON array of what was found, each miss as a line on stderr,
-/// exit 1 when anything was missing. Only the `json` format is supported.
+/// `inspect` as docker does it: what was found as a JSON array (or one `--format` template line
+/// each), each miss as a line on stderr, exit 1 when anything was missing.
 pub fn inspect_each<T: serde::Serialize, E: std::fmt::Display>(
     keys: &[String],
     format: Option<&str>,
     out: &mut impl std::io::Write,
     mut lookup: impl FnMut(&str) -> Result<T, E>,
 ) -> anyhow::Result<ExitCode> {
-    if let Some(f) = format.filter(|f| *f != "json") {
-        anyhow::bail!("unsupported format \"{f}\": only json");
-    }
     let mut found = Vec::new();
     let mut failed = false;
     for k in keys {
         match lookup(k) {
-            Ok(v) => found.push(v),
+            Ok(v) => found.push(serde_json::to_value(v)?),
             Err(e) => {
                 eprintln!("{e}");
                 failed = true;
             }
         }
     }
-    writeln!(out, "{}", serde_json::to_string_pretty(&found)?)?;
+    template::print_inspected(&found, format, out)?;
     Ok(ExitCode::from(u8::from(failed)))
 }
 
