@@ -1,6 +1,6 @@
-//! `ps`, `logs`, `exec`, `stop`/`start`, `ls` on a running project.
+//! `ps`, `logs`, `exec`, `stop`/`start`, `ls`, `scale`, `version` on a running project.
 
-use crate::compose_support::Project;
+use crate::compose_support::{LONG, Project};
 
 const COMPOSE: &str = r#"
 services:
@@ -55,6 +55,10 @@ fn compose_ps_logs_exec_stop_start_ls() {
     // ls lists the project.
     let (so, _) = p.ok(&["ls", "--format", "json"]);
     assert!(so.contains(&format!("\"Name\":\"{}\"", p.name)) && so.contains("running(2)"), "{so}");
+    let (so, _) = p.ok(&["ls", "-q", "--filter", &format!("name={}", &p.name[1..])]);
+    assert_eq!(so.trim(), p.name);
+    let (so, _) = p.ok(&["ls", "-q", "--filter", "name=no-such-project-name"]);
+    assert_eq!(so.trim(), "");
 
     // stop / start keep the same containers.
     let id = p.id(&p.cname("web", 1));
@@ -133,4 +137,33 @@ services:
     p.ok(&["up", "-d"]);
     let (so, _) = p.ok(&["logs", "--follow"]);
     assert_eq!(so, "t-1  | start\nt-1  | end\n");
+}
+
+#[test]
+fn compose_scale_command_keeps_existing_containers() {
+    let compose = |cmd: &str| {
+        format!(
+            "services:\n  a:\n    image: bb\n    network_mode: none\n    command: {cmd}\n  b:\n    image: bb\n    network_mode: none\n    command: {LONG}\n"
+        )
+    };
+    let Some(p) = Project::new("scalecmd", &compose(LONG)) else { return };
+    p.ok(&["up", "-d"]);
+    let (a1, b1) = (p.id(&p.cname("a", 1)), p.id(&p.cname("b", 1)));
+    p.ok(&["scale", "a=3"]);
+    assert_eq!(
+        p.containers(),
+        vec![p.cname("a", 1), p.cname("a", 2), p.cname("a", 3), p.cname("b", 1)]
+    );
+    // A changed service is scaled, not recreated: `scale` never touches existing containers.
+    p.write(&compose(r#"["sh", "-c", "trap 'exit 0' TERM; sleep 3601 & wait"]"#));
+    p.ok(&["scale", "a=1"]);
+    assert_eq!(p.containers(), vec![p.cname("a", 1), p.cname("b", 1)]);
+    assert_eq!((p.id(&p.cname("a", 1)), p.id(&p.cname("b", 1))), (a1, b1));
+    let bad = p.run(&["scale", "nosuch=2"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no such service: nosuch"));
+    let (v, _) = p.ok(&["version", "--short"]);
+    assert_eq!(v.trim(), env!("CARGO_PKG_VERSION"));
+    let (j, _) = p.ok(&["version", "--format", "json"]);
+    let j: serde_json::Value = serde_json::from_str(&j).unwrap();
+    assert_eq!(j["version"], env!("CARGO_PKG_VERSION"));
 }

@@ -3,6 +3,7 @@
 
 mod compose_cmds;
 mod compose_config;
+mod compose_faults;
 mod compose_more;
 mod compose_net;
 mod compose_support;
@@ -10,7 +11,9 @@ mod compose_up;
 mod config;
 mod container;
 mod image;
+mod inspect_format;
 mod net;
 mod run;
 mod samples;
+mod stats;
 mod support;

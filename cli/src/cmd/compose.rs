@@ -21,7 +21,7 @@ use super::run::{engine, engine_err};
 use super::{EXIT_USAGE, EngineOpts, ExitWith, ProjectOpts};
 
 /// `berth up`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct UpArgs {
     /// Detached mode: run containers in the background.
     #[arg(short, long)]
@@ -96,22 +96,52 @@ impl From<CreateArgs> for UpArgs {
         UpArgs {
             detach: true,
             scale: c.scale,
-            wait: false,
-            wait_timeout: None,
             remove_orphans: c.remove_orphans,
             force_recreate: c.force_recreate,
             no_recreate: c.no_recreate,
-            no_deps: false,
             no_start: true,
-            timeout: None,
-            abort_on_container_exit: false,
-            exit_code_from: None,
-            attach: Vec::new(),
-            no_attach: Vec::new(),
-            timestamps: false,
             services: c.services,
+            ..Default::default()
         }
     }
+}
+
+/// `berth scale`.
+#[derive(Debug, clap::Args)]
+pub struct ScaleArgs {
+    /// Don't start linked services.
+    #[arg(long)]
+    no_deps: bool,
+    /// SERVICE=REPLICAS pairs.
+    #[arg(required = true, value_name = "SERVICE=REPLICAS")]
+    scale: Vec<String>,
+}
+
+impl From<ScaleArgs> for UpArgs {
+    /// `scale` is a detached `up` of the named services that adds or removes replicas and
+    /// leaves existing containers as they are.
+    fn from(a: ScaleArgs) -> Self {
+        let services = a.scale.iter().map(|s| s.split('=').next().unwrap_or(s).to_string());
+        UpArgs {
+            detach: true,
+            no_recreate: true,
+            no_deps: a.no_deps,
+            services: services.collect(),
+            scale: a.scale,
+            ..Default::default()
+        }
+    }
+}
+
+/// `berth version`.
+#[derive(Debug, clap::Args)]
+pub struct VersionArgs {
+    /// Format the output: `pretty` (default) or `json`.
+    #[arg(short, long, default_value = "pretty")]
+    format: String,
+    /// Show only the version number.
+    #[arg(long)]
+    short: bool,
 }
 
 /// `berth down`.
@@ -282,47 +312,54 @@ pub struct LsArgs {
     /// Format the output: table or json.
     #[arg(long, default_value = "table")]
     format: String,
+    /// Filter output based on conditions provided (`name=SUBSTRING`).
+    #[arg(long)]
+    filter: Vec<String>,
 }
 
-/// The compose commands.
-#[derive(Debug)]
+/// The compose commands (flattened into the top-level command list).
+#[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// up.
+    /// Create and start containers.
     Up(UpArgs),
-    /// down.
+    /// Stop and remove containers and volumes.
     Down(DownArgs),
-    /// ps.
+    /// List containers.
     Ps(PsArgs),
-    /// port.
+    /// Print the public port for a port binding.
     Port(PortArgs),
-    /// logs.
+    /// View output from containers.
     Logs(LogsArgs),
-    /// start.
+    /// Start services.
     Start(StartArgs),
-    /// stop.
+    /// Stop services.
     Stop(StopArgs),
-    /// restart.
+    /// Restart service containers.
     Restart(StopArgs),
-    /// kill.
+    /// Force stop service containers.
     Kill(KillArgs),
-    /// rm.
+    /// Removes stopped service containers.
     Rm(RmArgs),
-    /// exec.
+    /// Execute a command in a running container.
     Exec(ExecArgs),
-    /// ls.
+    /// List running compose projects.
     Ls(LsArgs),
-    /// pause.
+    /// Pause services.
     Pause(StartArgs),
-    /// unpause.
+    /// Unpause services.
     Unpause(StartArgs),
-    /// top.
+    /// Display the running processes.
     Top(StartArgs),
-    /// create.
+    /// Creates containers for a service.
     Create(CreateArgs),
-    /// images.
+    /// List images used by the created containers.
     Images(ImagesArgs),
-    /// wait.
+    /// Block until containers of all (or specified) services stop.
     Wait(WaitArgs),
+    /// Scale services.
+    Scale(ScaleArgs),
+    /// Show the berth version information.
+    Version(VersionArgs),
 }
 
 /// `berth images`.
@@ -413,6 +450,8 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
             Command::Create(a) => up(po, &engine, a.into(), &run, &progress).await,
             Command::Images(a) => images(po, &engine, a).await,
             Command::Wait(a) => wait(po, &engine, a, &run, &progress).await,
+            Command::Scale(a) => up(po, &engine, a.into(), &run, &progress).await,
+            Command::Version(a) => version(a),
         }
     })
 }
@@ -744,7 +783,8 @@ async fn ps(po: &ProjectOpts, engine: &Engine, mut a: PsArgs) -> anyhow::Result<
     }
     let mut rows = Vec::new();
     for c in &shown {
-        let i = engine.container_inspect(&c.id).await.map_err(engine_err)?;
+        // A container removed between the list and here (a concurrent `down`) is not shown.
+        let Ok(i) = engine.container_inspect(&c.id).await else { continue };
         let s = &c.summary;
         let created = chrono::DateTime::from_timestamp(s.created, 0)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
@@ -1058,7 +1098,21 @@ async fn wait(
 }
 
 async fn ls(engine: &Engine, a: LsArgs) -> anyhow::Result<ExitCode> {
-    let projects = observe::projects(engine).await.map_err(plan_err)?;
+    let mut names = Vec::new();
+    for f in &a.filter {
+        match f.split_once('=') {
+            Some(("name", v)) => names.push(v.to_string()),
+            _ => {
+                return Err(ExitWith {
+                    code: EXIT_USAGE,
+                    message: format!("invalid filter {f:?}: only name=VALUE is supported"),
+                }
+                .into());
+            }
+        }
+    }
+    let mut projects = observe::projects(engine).await.map_err(plan_err)?;
+    projects.retain(|(name, _, _)| names.iter().all(|n| name.contains(n.as_str())));
     let mut out = std::io::stdout().lock();
     let mut rows = Vec::new();
     for (name, states, files) in projects {
@@ -1092,5 +1146,17 @@ async fn ls(engine: &Engine, a: LsArgs) -> anyhow::Result<ExitCode> {
         table.extend(rows.into_iter().map(|(n, s, f)| vec![n, s, f]));
         print_table(&mut out, &table);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints berth's version like `docker compose version` (`--short`, `--format json`).
+fn version(a: VersionArgs) -> anyhow::Result<ExitCode> {
+    let v = env!("CARGO_PKG_VERSION");
+    let mut out = std::io::stdout().lock();
+    let _ = match (a.short, a.format.as_str()) {
+        (true, _) => writeln!(out, "{v}"),
+        (false, "json") => writeln!(out, "{}", serde_json::json!({ "version": v })),
+        _ => writeln!(out, "berth version v{v}"),
+    };
     Ok(ExitCode::SUCCESS)
 }

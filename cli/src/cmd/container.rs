@@ -43,7 +43,7 @@ pub enum Command {
     /// Display the running processes of a container.
     Top(One),
     /// Display a sample of containers' resource usage.
-    Stats(StatsArgs),
+    Stats(super::stats::StatsArgs),
     /// Pause all processes within one or more containers.
     Pause(Many),
     /// Unpause all processes within one or more containers.
@@ -86,7 +86,7 @@ pub struct LsArgs {
 /// `container inspect`.
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// Format output: `json` (default) or a `{{.Path.To.Field}}` template.
+    /// Format output: `json` (default) or a Go template (`{{.State.Status}}`, `{{range ...}}`).
     #[arg(short = 'f', long)]
     format: Option<String>,
     /// Containers.
@@ -194,20 +194,6 @@ pub struct RmArgs {
     containers: Vec<String>,
 }
 
-/// `container stats`.
-#[derive(Debug, clap::Args)]
-pub struct StatsArgs {
-    /// One sample only (always the case for now).
-    #[arg(long)]
-    no_stream: bool,
-    /// Format output: `table` (default) or `json`.
-    #[arg(long, default_value = "table")]
-    format: String,
-    /// Containers.
-    #[arg(required = true)]
-    containers: Vec<String>,
-}
-
 /// One container.
 #[derive(Debug, clap::Args)]
 pub struct One {
@@ -263,14 +249,11 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                         }
                     }
                 }
-                match a.format.as_deref() {
-                    None | Some("json") => outln!("{}", serde_json::to_string_pretty(&all)?),
-                    Some(t) => {
-                        for v in &all {
-                            outln!("{}", render_template(t, v));
-                        }
-                    }
-                }
+                super::template::print_inspected(
+                    &all,
+                    a.format.as_deref(),
+                    &mut std::io::stdout().lock(),
+                )?;
                 Ok(ExitCode::from(failed.unwrap_or(0)))
             }
             Command::Logs(a) => logs(&engine, a).await,
@@ -367,39 +350,7 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                 print_table(&rows);
                 Ok(ExitCode::SUCCESS)
             }
-            Command::Stats(a) => {
-                let _ = a.no_stream;
-                let mut rows = vec![vec![
-                    "CONTAINER ID".to_string(),
-                    "NAME".into(),
-                    "CPU TIME".into(),
-                    "MEM USAGE / LIMIT".into(),
-                    "PIDS".into(),
-                ]];
-                for c in &a.containers {
-                    let s = engine.container_stats(c).await.map_err(engine_err)?;
-                    if a.format == "json" {
-                        outln!("{}", serde_json::to_string(&s)?);
-                        continue;
-                    }
-                    let limit = if s.memory_limit == 0 {
-                        "unlimited".to_string()
-                    } else {
-                        human_bytes(s.memory_limit)
-                    };
-                    rows.push(vec![
-                        s.id[..12].to_string(),
-                        s.name.clone(),
-                        format!("{:.2}s", s.cpu_total_ns as f64 / 1e9),
-                        format!("{} / {}", human_bytes(s.memory_usage), limit),
-                        s.pids.to_string(),
-                    ]);
-                }
-                if a.format != "json" {
-                    print_table(&rows);
-                }
-                Ok(ExitCode::SUCCESS)
-            }
+            Command::Stats(a) => super::stats::run(&engine, a).await,
             Command::Rename(a) => {
                 engine.container_rename(&a.container, &a.new_name).await.map_err(engine_err)?;
                 Ok(ExitCode::SUCCESS)
@@ -449,17 +400,6 @@ where
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn human_bytes(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i + 1 < units.len() {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 { format!("{n}B") } else { format!("{v:.2}{}", units[i]) }
-}
-
 fn print_table(rows: &[Vec<String>]) {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let mut widths = vec![0; cols];
@@ -480,36 +420,6 @@ fn print_table(rows: &[Vec<String>]) {
         }
         let _ = writeln!(out, "{}", line.trim_end());
     }
-}
-
-/// Renders a minimal Go template: `{{.A.B}}` paths and `{{json .A}}`; other text is kept.
-fn render_template(t: &str, v: &serde_json::Value) -> String {
-    let mut out = String::new();
-    let mut rest = t;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let Some(end) = rest[start..].find("}}") else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let expr = rest[start + 2..start + end].trim();
-        let (json, path) = match expr.strip_prefix("json ") {
-            Some(p) => (true, p.trim()),
-            None => (false, expr),
-        };
-        let mut cur = v;
-        for part in path.trim_start_matches('.').split('.').filter(|p| !p.is_empty()) {
-            cur = cur.get(part).unwrap_or(&serde_json::Value::Null);
-        }
-        match (json, cur) {
-            (false, serde_json::Value::String(s)) => out.push_str(s),
-            (false, serde_json::Value::Null) => out.push_str("<no value>"),
-            (_, other) => out.push_str(&other.to_string()),
-        }
-        rest = &rest[start + end + 2..];
-    }
-    out.push_str(rest);
-    out
 }
 
 fn parse_filters(f: &[String]) -> anyhow::Result<ListFilters> {

@@ -22,8 +22,8 @@ pub enum Command {
         /// Images (references or ids).
         #[arg(required = true)]
         images: Vec<String>,
-        /// Output format (only `json`, the default).
-        #[arg(long)]
+        /// Format output: `json` (default) or a Go template (`{{.Id}}`, `{{json .Config}}`).
+        #[arg(short, long)]
         format: Option<String>,
     },
     /// Import the contents from a tarball to create a filesystem image.

@@ -10,6 +10,8 @@ mod monitor;
 mod netflags;
 mod network;
 mod run;
+mod stats;
+mod template;
 mod volume;
 
 use std::path::PathBuf;
@@ -98,43 +100,8 @@ struct Cli {
 enum Command {
     /// Parse, resolve and render compose file in canonical format.
     Config(config::Args),
-    /// Create and start containers.
-    Up(compose::UpArgs),
-    /// Stop and remove containers and volumes.
-    Down(compose::DownArgs),
-    /// List containers.
-    Ps(compose::PsArgs),
-    /// Print the public port for a port binding.
-    Port(compose::PortArgs),
-    /// View output from containers.
-    Logs(compose::LogsArgs),
-    /// Start services.
-    Start(compose::StartArgs),
-    /// Stop services.
-    Stop(compose::StopArgs),
-    /// Restart service containers.
-    Restart(compose::StopArgs),
-    /// Force stop service containers.
-    Kill(compose::KillArgs),
-    /// Removes stopped service containers.
-    Rm(compose::RmArgs),
-    /// Execute a command in a running container.
-    Exec(compose::ExecArgs),
-    /// List running compose projects.
-    Ls(compose::LsArgs),
-    /// Pause services.
-    Pause(compose::StartArgs),
-    /// Unpause services.
-    Unpause(compose::StartArgs),
-    /// Display the running processes.
-    Top(compose::StartArgs),
-    /// Creates containers for a service.
-    #[command(name = "create")]
-    ComposeCreate(compose::CreateArgs),
-    /// List images used by the created containers.
-    Images(compose::ImagesArgs),
-    /// Block until containers of all (or specified) services stop.
-    Wait(compose::WaitArgs),
+    #[command(flatten)]
+    Compose(compose::Command),
     /// Run a command in a new container.
     Run(run::Args),
     /// Manage containers.
@@ -170,30 +137,7 @@ pub fn main() -> ExitCode {
     init_tracing(cli.verbose);
     let result = match cli.command {
         Command::Config(args) => config::run(&cli.project, args),
-        Command::Up(a) => compose::run(&cli.project, &cli.engine, compose::Command::Up(a)),
-        Command::Down(a) => compose::run(&cli.project, &cli.engine, compose::Command::Down(a)),
-        Command::Ps(a) => compose::run(&cli.project, &cli.engine, compose::Command::Ps(a)),
-        Command::Port(a) => compose::run(&cli.project, &cli.engine, compose::Command::Port(a)),
-        Command::Logs(a) => compose::run(&cli.project, &cli.engine, compose::Command::Logs(a)),
-        Command::Start(a) => compose::run(&cli.project, &cli.engine, compose::Command::Start(a)),
-        Command::Stop(a) => compose::run(&cli.project, &cli.engine, compose::Command::Stop(a)),
-        Command::Restart(a) => {
-            compose::run(&cli.project, &cli.engine, compose::Command::Restart(a))
-        }
-        Command::Kill(a) => compose::run(&cli.project, &cli.engine, compose::Command::Kill(a)),
-        Command::Rm(a) => compose::run(&cli.project, &cli.engine, compose::Command::Rm(a)),
-        Command::Exec(a) => compose::run(&cli.project, &cli.engine, compose::Command::Exec(a)),
-        Command::Ls(a) => compose::run(&cli.project, &cli.engine, compose::Command::Ls(a)),
-        Command::Pause(a) => compose::run(&cli.project, &cli.engine, compose::Command::Pause(a)),
-        Command::Unpause(a) => {
-            compose::run(&cli.project, &cli.engine, compose::Command::Unpause(a))
-        }
-        Command::Top(a) => compose::run(&cli.project, &cli.engine, compose::Command::Top(a)),
-        Command::ComposeCreate(a) => {
-            compose::run(&cli.project, &cli.engine, compose::Command::Create(a))
-        }
-        Command::Images(a) => compose::run(&cli.project, &cli.engine, compose::Command::Images(a)),
-        Command::Wait(a) => compose::run(&cli.project, &cli.engine, compose::Command::Wait(a)),
+        Command::Compose(c) => compose::run(&cli.project, &cli.engine, c),
         Command::Run(args) => run::run(&cli.engine, args),
         Command::Container(cmd) => container::run(&cli.engine, cmd),
         Command::Image(cmd) => image::run(&cli.engine, cmd),
@@ -208,29 +152,26 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// `inspect` as docker does it: a JSON array of what was found, each miss as a line on stderr,
-/// exit 1 when anything was missing. Only the `json` format is supported.
+/// `inspect` as docker does it: what was found as a JSON array (or one `--format` template line
+/// each), each miss as a line on stderr, exit 1 when anything was missing.
 pub fn inspect_each<T: serde::Serialize, E: std::fmt::Display>(
     keys: &[String],
     format: Option<&str>,
     out: &mut impl std::io::Write,
     mut lookup: impl FnMut(&str) -> Result<T, E>,
 ) -> anyhow::Result<ExitCode> {
-    if let Some(f) = format.filter(|f| *f != "json") {
-        anyhow::bail!("unsupported format \"{f}\": only json");
-    }
     let mut found = Vec::new();
     let mut failed = false;
     for k in keys {
         match lookup(k) {
-            Ok(v) => found.push(v),
+            Ok(v) => found.push(serde_json::to_value(v)?),
             Err(e) => {
                 eprintln!("{e}");
                 failed = true;
             }
         }
     }
-    writeln!(out, "{}", serde_json::to_string_pretty(&found)?)?;
+    template::print_inspected(&found, format, out)?;
     Ok(ExitCode::from(u8::from(failed)))
 }
 

@@ -45,8 +45,8 @@ pub enum Command {
         /// Volume names.
         #[arg(required = true)]
         names: Vec<String>,
-        /// Output format (only `json`, the default).
-        #[arg(long)]
+        /// Format output: `json` (default) or a Go template (`{{.Id}}`, `{{json .Config}}`).
+        #[arg(short, long)]
         format: Option<String>,
     },
     /// Remove one or more volumes.

@@ -183,6 +183,12 @@ pub struct CgroupStats {
     pub pids_current: u64,
     /// pids limit, None when unlimited.
     pub pids_limit: Option<u64>,
+    /// Inactive file cache, bytes: docker subtracts it from the usage it shows.
+    pub memory_inactive_file: u64,
+    /// Bytes read from block devices.
+    pub block_read: u64,
+    /// Bytes written to block devices.
+    pub block_write: u64,
 }
 
 /// A container's cgroup across every hierarchy of the machine's layout.
@@ -464,6 +470,10 @@ impl Cgroup {
             s.memory_limit = read_max(&d.join("memory.max"));
             s.pids_current = read_u64(&d.join("pids.current")).unwrap_or(0);
             s.pids_limit = read_max(&d.join("pids.max"));
+            let mem = read_trimmed(&d.join("memory.stat")).unwrap_or_default();
+            s.memory_inactive_file = kv(&mem, "inactive_file").unwrap_or(0);
+            let io = read_trimmed(&d.join("io.stat")).unwrap_or_default();
+            (s.block_read, s.block_write) = io_stat_v2(&io);
             return Ok(s);
         }
         if let Some(d) = self.v1_dir("cpuacct") {
@@ -473,6 +483,12 @@ impl Cgroup {
             s.memory_usage = read_u64(&d.join("memory.usage_in_bytes")).unwrap_or(0);
             s.memory_limit =
                 read_u64(&d.join("memory.limit_in_bytes")).filter(|&l| l < V1_UNLIMITED_THRESHOLD);
+            let mem = read_trimmed(&d.join("memory.stat")).unwrap_or_default();
+            s.memory_inactive_file = kv(&mem, "total_inactive_file").unwrap_or(0);
+        }
+        if let Some(d) = self.v1_dir("blkio") {
+            let io = read_trimmed(&d.join("blkio.throttle.io_service_bytes")).unwrap_or_default();
+            (s.block_read, s.block_write) = io_service_bytes_v1(&io);
         }
         if let Some(d) = self.v1_dir("pids") {
             s.pids_current = read_u64(&d.join("pids.current")).unwrap_or(0);
@@ -755,8 +771,46 @@ fn kv(text: &str, key: &str) -> Option<u64> {
     })
 }
 
+/// (read, write) bytes summed over devices from v2 `io.stat` (`8:0 rbytes=1 wbytes=2 ...`).
+fn io_stat_v2(text: &str) -> (u64, u64) {
+    let (mut r, mut w) = (0, 0);
+    for field in text.split_whitespace() {
+        if let Some(v) = field.strip_prefix("rbytes=") {
+            r += v.parse().unwrap_or(0);
+        } else if let Some(v) = field.strip_prefix("wbytes=") {
+            w += v.parse().unwrap_or(0);
+        }
+    }
+    (r, w)
+}
+
+/// (read, write) bytes summed over devices from v1 `blkio.throttle.io_service_bytes`
+/// (`8:0 Read 4096` lines; the `Total` lines are skipped).
+fn io_service_bytes_v1(text: &str) -> (u64, u64) {
+    let (mut r, mut w) = (0, 0);
+    for l in text.lines() {
+        let mut it = l.split_whitespace();
+        let (Some(_dev), Some(op), Some(n)) = (it.next(), it.next(), it.next()) else { continue };
+        let n: u64 = n.parse().unwrap_or(0);
+        match op {
+            "Read" => r += n,
+            "Write" => w += n,
+            _ => {}
+        }
+    }
+    (r, w)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn block_io_parsers_sum_devices() {
+        let v2 = "8:0 rbytes=4096 wbytes=100 rios=1 wios=1\n8:16 rbytes=1 wbytes=2 rios=0 wios=0";
+        assert_eq!(super::io_stat_v2(v2), (4097, 102));
+        let v1 = "8:0 Read 4096\n8:0 Write 512\n8:0 Sync 0\n8:0 Total 4608\nTotal 4608";
+        assert_eq!(super::io_service_bytes_v1(v1), (4096, 512));
+    }
+
     use super::*;
 
     #[test]

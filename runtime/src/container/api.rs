@@ -531,6 +531,18 @@ pub struct ContainerStats {
     pub memory_limit: u64,
     /// Number of processes.
     pub pids: u64,
+    /// Inactive file cache included in `memory_usage`, bytes (docker subtracts it).
+    pub memory_inactive_file: u64,
+    /// Bytes received on the container's interfaces (loopback excluded).
+    pub net_rx: u64,
+    /// Bytes sent on the container's interfaces (loopback excluded).
+    pub net_tx: u64,
+    /// Bytes read from block devices.
+    pub block_read: u64,
+    /// Bytes written to block devices.
+    pub block_write: u64,
+    /// When the sample was taken, nanoseconds since the Unix epoch.
+    pub read_ns: u64,
 }
 
 /// What `top` returns: ps-like columns and rows.

@@ -619,7 +619,16 @@ impl Engine {
             s.memory_usage = u.memory;
             s.memory_limit = u.memory_limit;
             s.pids = u.pids;
+            s.memory_inactive_file = u.memory_inactive_file;
+            s.block_read = u.block_read;
+            s.block_write = u.block_write;
+            if l.st.state.pid > 0 {
+                (s.net_rx, s.net_tx) = rt::net_io(l.st.state.pid as i32);
+            }
         }
+        s.read_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         Ok(s)
     }
 

@@ -81,6 +81,12 @@ pub struct Usage {
     pub memory_limit: u64,
     /// Processes.
     pub pids: u64,
+    /// Inactive file cache, bytes (docker shows usage minus this).
+    pub memory_inactive_file: u64,
+    /// Block device bytes read.
+    pub block_read: u64,
+    /// Block device bytes written.
+    pub block_write: u64,
 }
 
 /// Usage of a cgroup.
@@ -91,7 +97,33 @@ pub fn cgroup_usage(cgroup: &str) -> Result<Usage, String> {
         memory: s.memory_usage,
         memory_limit: s.memory_limit.unwrap_or(0),
         pids: s.pids_current,
+        memory_inactive_file: s.memory_inactive_file,
+        block_read: s.block_read,
+        block_write: s.block_write,
     })
+}
+
+/// Bytes (received, transmitted) on every interface but `lo` of `pid`'s network namespace.
+pub fn net_io(pid: i32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default();
+    parse_net_dev(&text)
+}
+
+/// Sums `/proc/net/dev` counters (columns: rx bytes is the 1st, tx bytes the 9th), skipping `lo`.
+fn parse_net_dev(text: &str) -> (u64, u64) {
+    let (mut rx, mut tx) = (0, 0);
+    for line in text.lines().skip(2) {
+        let Some((iface, counters)) = line.split_once(':') else { continue };
+        if iface.trim() == "lo" {
+            continue;
+        }
+        let cols: Vec<u64> = counters.split_whitespace().map(|c| c.parse().unwrap_or(0)).collect();
+        if cols.len() >= 9 {
+            rx += cols[0];
+            tx += cols[8];
+        }
+    }
+    (rx, tx)
 }
 
 /// What the engine needs from an image.
@@ -161,4 +193,17 @@ pub fn volume_populate(
 /// Removes a volume (anonymous volumes on `rm -v`).
 pub fn volume_remove(root: &StateRoot, name: &str) -> Result<(), String> {
     VolumeStore::open(root).remove(name, true, &|_| false).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn net_dev_sums_all_but_loopback() {
+        let text = "Inter-|   Receive                                                |  Transmit\n \
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    \
+ lo:     100       1    0    0    0     0          0         0      100       1    0    0    0     0       0          0\n  \
+ eth0:    1500      10    0    0    0     0          0         0      700       5    0    0    0     0       0          0\n  \
+ eth1:      10       1    0    0    0     0          0         0        3       1    0    0    0     0       0          0\n";
+        assert_eq!(super::parse_net_dev(text), (1510, 703));
+    }
 }
