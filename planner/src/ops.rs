@@ -514,9 +514,17 @@ pub async fn plan_down(
     if !orph.is_empty() && !opts.remove_orphans && !p.services.is_empty() {
         plan.warnings.push(orphan_warning(&orph));
     }
+    // One-off (`run`) containers go too: compose takes them only with --remove-orphans, but
+    // they are the project's and would keep its networks in use.
+    let oneoffs: Vec<Observed> = crate::oneoff::containers(engine, &p.name)
+        .await?
+        .into_iter()
+        .map(Observed::from_summary)
+        .collect();
     // With no compose file (services empty) everything labelled with the project goes.
     let targets: Vec<&Observed> = obs
         .iter()
+        .chain(oneoffs.iter())
         .filter(|c| {
             // Services disabled by profiles go too (compose's down removes them).
             p.services.is_empty()

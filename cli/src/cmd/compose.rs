@@ -306,6 +306,8 @@ pub enum Command {
     Images(ImagesArgs),
     /// wait.
     Wait(WaitArgs),
+    /// run (one-off container of a service).
+    Run(Box<super::compose_run::RunArgs>),
 }
 
 /// `berth images`.
@@ -395,12 +397,13 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
             Command::Create(a) => up(po, &engine, a.into(), &run, &progress).await,
             Command::Images(a) => images(po, &engine, a).await,
             Command::Wait(a) => wait(po, &engine, a, &run, &progress).await,
+            Command::Run(a) => super::compose_run::run(po, eo, &engine, *a, &run, &progress).await,
         }
     })
 }
 
 /// Progress as compose prints it: plain lines on stderr, one JSON object per event, or nothing.
-fn progress_sink(mode: &str, dry_run: bool) -> Progress {
+pub(super) fn progress_sink(mode: &str, dry_run: bool) -> Progress {
     let prefix = if dry_run { " DRY-RUN MODE - " } else { "" };
     match mode {
         "quiet" => berth_planner::no_progress(),
@@ -426,11 +429,11 @@ fn warn_all(w: &[String]) {
 }
 
 /// A warning line as compose prints it.
-fn warn_one(w: &str) {
+pub(super) fn warn_one(w: &str) {
     eprintln!("WARN[0000] {w}");
 }
 
-fn plan_err(e: PlanError) -> anyhow::Error {
+pub(super) fn plan_err(e: PlanError) -> anyhow::Error {
     let code = match e {
         PlanError::NoSuchService(_) => EXIT_USAGE,
         _ => 1,
@@ -441,7 +444,11 @@ fn plan_err(e: PlanError) -> anyhow::Error {
 /// Loads the project; with `allow_missing` and `-p`, a missing compose file gives an empty
 /// project of that name (so `down -p x` works from anywhere, as with compose).
 /// `services` named on the command line enable their profiles, as in compose.
-fn load(po: &ProjectOpts, allow_missing: bool, services: &[String]) -> anyhow::Result<Project> {
+pub(super) fn load(
+    po: &ProjectOpts,
+    allow_missing: bool,
+    services: &[String],
+) -> anyhow::Result<Project> {
     let working_dir = std::env::current_dir()
         .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
     let opts = LoadOptions {
@@ -575,14 +582,14 @@ async fn up(
 }
 
 /// The log prefix of a container: `service-N` for compose-named ones, else the name.
-fn prefix_of(c: &Observed) -> String {
+pub(super) fn prefix_of(c: &Observed) -> String {
     let project = c.summary.labels.get(labels::PROJECT).cloned().unwrap_or_default();
     c.name.strip_prefix(&format!("{project}-")).unwrap_or(&c.name).to_string()
 }
 
 /// How log lines are printed.
 #[derive(Debug, Clone, Copy)]
-struct LogStyle {
+pub(super) struct LogStyle {
     /// `name  | ` prefixes.
     prefix: bool,
     /// The entry's timestamp before the text.
@@ -592,7 +599,7 @@ struct LogStyle {
 }
 
 /// Whether to colour output for `--ansi` (auto: when stdout is a terminal).
-fn use_color(ansi: &str) -> bool {
+pub(super) fn use_color(ansi: &str) -> bool {
     match ansi {
         "never" => false,
         "always" => true,
@@ -602,7 +609,7 @@ fn use_color(ansi: &str) -> bool {
 
 /// Streams the logs of `targets` with `name  | ` prefixes; returns when every stream ended, or
 /// with `first`, when the first one ended (with that container's id).
-async fn stream_logs(
+pub(super) async fn stream_logs(
     engine: &Engine,
     targets: &[Observed],
     opts: LogsOptions,

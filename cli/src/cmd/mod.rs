@@ -2,6 +2,7 @@
 //! `Args` type (clap) and a `run` function; errors become one clear sentence and an exit code.
 
 mod compose;
+mod compose_run;
 mod config;
 mod container;
 mod dns;
@@ -133,8 +134,8 @@ enum Command {
     Images(compose::ImagesArgs),
     /// Block until containers of all (or specified) services stop.
     Wait(compose::WaitArgs),
-    /// Run a command in a new container.
-    Run(run::Args),
+    /// Run a one-off command on a service.
+    Run(Box<compose_run::RunArgs>),
     /// Manage containers.
     #[command(subcommand)]
     Container(container::Command),
@@ -191,7 +192,7 @@ pub fn main() -> ExitCode {
         }
         Command::Images(a) => compose::run(&cli.project, &cli.engine, compose::Command::Images(a)),
         Command::Wait(a) => compose::run(&cli.project, &cli.engine, compose::Command::Wait(a)),
-        Command::Run(args) => run::run(&cli.engine, args),
+        Command::Run(a) => compose::run(&cli.project, &cli.engine, compose::Command::Run(a)),
         Command::Container(cmd) => container::run(&cli.engine, cmd),
         Command::Image(cmd) => image::run(&cli.engine, cmd),
         Command::Volume(cmd) => volume::run(&cli.engine, cmd),
