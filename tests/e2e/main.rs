@@ -4,6 +4,7 @@
 mod compose_cmds;
 mod compose_config;
 mod compose_more;
+mod compose_progress;
 mod compose_run;
 mod compose_support;
 mod compose_up;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use berth_planner::observe::{self, Observed};
 use berth_planner::ops::{self, DownOptions, Lifecycle, RunOptions, UpOptions};
-use berth_planner::{Event, PlanError, Progress, labels};
+use berth_planner::{PlanError, Progress, labels};
 use berth_runtime::Engine;
 use berth_runtime::container::{ExecConfig, LogsOptions};
 use compose_spec::ErrorKind;
@@ -346,8 +346,8 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
         dry_run: po.dry_run,
         parallel: if po.parallel > 0 { Some(po.parallel as usize) } else { None },
     };
-    let progress = progress_sink(&po.progress, po.dry_run);
-    rt.block_on(async move {
+    let progress = progress_sink(&po.progress, &po.ansi, po.dry_run);
+    let result = rt.block_on(async move {
         match cmd {
             Command::Up(a) => up(po, &engine, a, &run, &progress).await,
             Command::Down(a) => {
@@ -399,29 +399,14 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
             Command::Wait(a) => wait(po, &engine, a, &run, &progress).await,
             Command::Run(a) => super::compose_run::run(po, eo, &engine, *a, &run, &progress).await,
         }
-    })
+    });
+    crate::progress::finish();
+    result
 }
 
-/// Progress as compose prints it: plain lines on stderr, one JSON object per event, or nothing.
-pub(super) fn progress_sink(mode: &str, dry_run: bool) -> Progress {
-    let prefix = if dry_run { " DRY-RUN MODE - " } else { "" };
-    match mode {
-        "quiet" => berth_planner::no_progress(),
-        "json" => Arc::new(move |e: Event| {
-            let v = serde_json::json!({
-                "dry-run": dry_run,
-                "id": format!("{} {}", e.kind, e.name),
-                "status": e.status,
-                "text": e.status,
-                "done": e.done,
-            });
-            let _ = writeln!(std::io::stderr().lock(), "{v}");
-        }),
-        _ => Arc::new(move |e: Event| {
-            let _ =
-                writeln!(std::io::stderr().lock(), "{prefix} {} {}  {}", e.kind, e.name, e.status);
-        }),
-    }
+/// Progress as compose prints it (see `crate::progress`).
+pub(super) fn progress_sink(mode: &str, ansi: &str, dry_run: bool) -> Progress {
+    crate::progress::sink(crate::progress::Mode::choose(mode, ansi), dry_run)
 }
 
 fn warn_all(w: &[String]) {
@@ -529,7 +514,10 @@ async fn up(
     } else {
         None
     };
-    ops::up(engine, &p, &opts, run, progress, &warn_one).await.map_err(plan_err)?;
+    let planned = ops::up(engine, &p, &opts, run, progress, &warn_one).await;
+    // The progress block ends before logs or the error follow it.
+    crate::progress::finish();
+    planned.map_err(plan_err)?;
     let Some(sigint) = sigint.as_mut() else { return Ok(ExitCode::SUCCESS) };
     // Attached: stream every selected container's output until all stop or Ctrl-C.
     let selected = ops::selected_services(&p, &a.services, !a.no_deps).map_err(plan_err)?;

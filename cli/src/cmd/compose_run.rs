@@ -157,6 +157,7 @@ pub async fn run(
     oneoff::create(engine, &p, &a.service, &one, a.no_deps, run, progress)
         .await
         .map_err(plan_err)?;
+    crate::progress::finish();
     if run.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
