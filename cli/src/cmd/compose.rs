@@ -536,7 +536,10 @@ async fn up(
         LogsOptions { follow: true, stdout: true, stderr: true, since, ..Default::default() };
     let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
     let style = LogStyle { prefix: true, timestamps: a.timestamps, color: use_color(&po.ansi) };
-    let streams = stream_logs(engine, &targets, opts, style, abort);
+    // Replicas added, recreated or restarted while attached are followed too.
+    let select = |c: &Observed| selected.contains(&c.service) && attached(&c.service);
+    let streams =
+        super::compose_logs::follow(engine, &p.name, &targets, &select, opts, style, abort);
     tokio::select! {
         ended = streams => {
             if !abort {
@@ -579,11 +582,11 @@ pub(super) fn prefix_of(c: &Observed) -> String {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct LogStyle {
     /// `name  | ` prefixes.
-    prefix: bool,
+    pub(super) prefix: bool,
     /// The entry's timestamp before the text.
-    timestamps: bool,
+    pub(super) timestamps: bool,
     /// Coloured prefixes.
-    color: bool,
+    pub(super) color: bool,
 }
 
 /// Whether to colour output for `--ansi` (auto: when stdout is a terminal).
@@ -610,15 +613,7 @@ pub(super) async fn stream_logs(
     let timestamps = style.timestamps;
     for (i, c) in targets.iter().enumerate() {
         let Ok(mut rx) = engine.container_logs(&c.id, opts.clone()).await else { continue };
-        let pfx = match (style.prefix, style.color) {
-            (false, _) => String::new(),
-            (true, false) => format!("{:width$}  | ", prefix_of(c)),
-            // compose cycles through bright colours per container.
-            (true, true) => {
-                let code = [36, 33, 32, 35, 34, 96, 93, 92, 95, 94][i % 10];
-                format!("\x1b[{code}m{:width$}  |\x1b[0m ", prefix_of(c))
-            }
-        };
+        let pfx = super::compose_logs::prefix_for(c, i, width, style);
         let out = out.clone();
         let id = c.id.clone();
         tasks.spawn(async move {
@@ -820,7 +815,7 @@ fn print_table(out: &mut impl Write, rows: &[Vec<String>]) {
 }
 
 async fn logs(po: &ProjectOpts, engine: &Engine, a: LogsArgs) -> anyhow::Result<ExitCode> {
-    let (_, obs) = targets(po, engine, &a.services).await?;
+    let (p, obs) = targets(po, engine, &a.services).await?;
     let tail = match a.tail.as_str() {
         "all" | "-1" => None,
         t => Some(t.parse::<usize>().map_err(|_| ExitWith {
@@ -839,7 +834,13 @@ async fn logs(po: &ProjectOpts, engine: &Engine, a: LogsArgs) -> anyhow::Result<
     };
     let style =
         LogStyle { prefix: !a.no_log_prefix, timestamps: a.timestamps, color: use_color(&po.ansi) };
-    stream_logs(engine, &obs, opts, style, false).await;
+    if a.follow {
+        // New, recreated and restarted containers of the selected services are followed too.
+        let select = |c: &Observed| a.services.is_empty() || a.services.contains(&c.service);
+        super::compose_logs::follow(engine, &p.name, &obs, &select, opts, style, false).await;
+    } else {
+        stream_logs(engine, &obs, opts, style, false).await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

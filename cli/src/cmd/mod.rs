@@ -2,6 +2,7 @@
 //! `Args` type (clap) and a `run` function; errors become one clear sentence and an exit code.
 
 mod compose;
+mod compose_logs;
 mod compose_run;
 mod config;
 mod container;
