@@ -21,42 +21,55 @@ services:
     )
 }
 
-/// A background berth whose stdout is collected; killed on drop.
-struct Follower {
+/// A background berth whose stdout and stderr are collected; killed on drop.
+pub struct Follower {
     child: Child,
     out: Arc<Mutex<String>>,
+    err: Arc<Mutex<String>>,
+}
+
+/// Appends everything read from `from` to `to` until end-of-file.
+fn collect(mut from: impl Read + Send + 'static, to: Arc<Mutex<String>>) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            to.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
 }
 
 impl Follower {
-    fn start(p: &Project, args: &[&str]) -> Self {
+    /// Starts `berth --root R -p NAME ARGS...` in the project directory.
+    pub fn start(p: &Project, args: &[&str]) -> Self {
         let mut child = Command::new(crate::support::berth_bin())
             .current_dir(p.path())
             .args(["--root", p.env.path().to_str().expect("root"), "-p", &p.name])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("spawn berth");
-        let mut stdout = child.stdout.take().expect("stdout");
-        let out = Arc::new(Mutex::new(String::new()));
-        let sink = out.clone();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Follower { child, out }
+        let (out, err) = (Arc::new(Mutex::new(String::new())), Arc::new(Mutex::new(String::new())));
+        collect(child.stdout.take().expect("stdout"), out.clone());
+        collect(child.stderr.take().expect("stderr"), err.clone());
+        Follower { child, out, err }
     }
 
-    fn text(&self) -> String {
+    /// Its stdout so far.
+    pub fn text(&self) -> String {
         self.out.lock().unwrap().clone()
     }
 
-    fn count(&self, line: &str) -> usize {
+    /// Its stderr so far.
+    pub fn errors(&self) -> String {
+        self.err.lock().unwrap().clone()
+    }
+
+    /// How many stdout lines equal `line`.
+    pub fn count(&self, line: &str) -> usize {
         self.text().lines().filter(|l| *l == line).count()
     }
 }

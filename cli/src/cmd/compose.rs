@@ -308,6 +308,8 @@ pub enum Command {
     Wait(WaitArgs),
     /// run (one-off container of a service).
     Run(Box<super::compose_run::RunArgs>),
+    /// events.
+    Events(super::compose_events::EventsArgs),
 }
 
 /// `berth images`.
@@ -398,6 +400,7 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
             Command::Images(a) => images(po, &engine, a).await,
             Command::Wait(a) => wait(po, &engine, a, &run, &progress).await,
             Command::Run(a) => super::compose_run::run(po, eo, &engine, *a, &run, &progress).await,
+            Command::Events(a) => super::compose_events::run(po, &engine, a).await,
         }
     });
     crate::progress::finish();

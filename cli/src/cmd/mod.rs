@@ -2,6 +2,7 @@
 //! `Args` type (clap) and a `run` function; errors become one clear sentence and an exit code.
 
 mod compose;
+mod compose_events;
 mod compose_logs;
 mod compose_run;
 mod config;
@@ -135,6 +136,8 @@ enum Command {
     Images(compose::ImagesArgs),
     /// Block until containers of all (or specified) services stop.
     Wait(compose::WaitArgs),
+    /// Receive real time events from containers.
+    Events(compose_events::EventsArgs),
     /// Run a one-off command on a service.
     Run(Box<compose_run::RunArgs>),
     /// Manage containers.
@@ -193,6 +196,7 @@ pub fn main() -> ExitCode {
         }
         Command::Images(a) => compose::run(&cli.project, &cli.engine, compose::Command::Images(a)),
         Command::Wait(a) => compose::run(&cli.project, &cli.engine, compose::Command::Wait(a)),
+        Command::Events(a) => compose::run(&cli.project, &cli.engine, compose::Command::Events(a)),
         Command::Run(a) => compose::run(&cli.project, &cli.engine, compose::Command::Run(a)),
         Command::Container(cmd) => container::run(&cli.engine, cmd),
         Command::Image(cmd) => image::run(&cli.engine, cmd),
