@@ -3,6 +3,7 @@
 
 mod compose_cmds;
 mod compose_config;
+mod compose_cp;
 mod compose_events;
 mod compose_logs;
 mod compose_more;

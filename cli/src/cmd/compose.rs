@@ -310,6 +310,8 @@ pub enum Command {
     Run(Box<super::compose_run::RunArgs>),
     /// events.
     Events(super::compose_events::EventsArgs),
+    /// cp.
+    Cp(super::compose_cp::CpArgs),
 }
 
 /// `berth images`.
@@ -401,6 +403,7 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
             Command::Wait(a) => wait(po, &engine, a, &run, &progress).await,
             Command::Run(a) => super::compose_run::run(po, eo, &engine, *a, &run, &progress).await,
             Command::Events(a) => super::compose_events::run(po, &engine, a).await,
+            Command::Cp(a) => super::compose_cp::run(po, &engine, a).await,
         }
     });
     crate::progress::finish();

@@ -2,6 +2,7 @@
 //! `Args` type (clap) and a `run` function; errors become one clear sentence and an exit code.
 
 mod compose;
+mod compose_cp;
 mod compose_events;
 mod compose_logs;
 mod compose_run;
@@ -136,6 +137,8 @@ enum Command {
     Images(compose::ImagesArgs),
     /// Block until containers of all (or specified) services stop.
     Wait(compose::WaitArgs),
+    /// Copy files/folders between a service container and the local filesystem.
+    Cp(compose_cp::CpArgs),
     /// Receive real time events from containers.
     Events(compose_events::EventsArgs),
     /// Run a one-off command on a service.
@@ -196,6 +199,7 @@ pub fn main() -> ExitCode {
         }
         Command::Images(a) => compose::run(&cli.project, &cli.engine, compose::Command::Images(a)),
         Command::Wait(a) => compose::run(&cli.project, &cli.engine, compose::Command::Wait(a)),
+        Command::Cp(a) => compose::run(&cli.project, &cli.engine, compose::Command::Cp(a)),
         Command::Events(a) => compose::run(&cli.project, &cli.engine, compose::Command::Events(a)),
         Command::Run(a) => compose::run(&cli.project, &cli.engine, compose::Command::Run(a)),
         Command::Container(cmd) => container::run(&cli.engine, cmd),
