@@ -11,6 +11,7 @@ mod compose_progress;
 mod compose_run;
 mod compose_support;
 mod compose_up;
+mod compose_upflags;
 mod config;
 mod container;
 mod image;

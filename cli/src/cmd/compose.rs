@@ -68,6 +68,13 @@ pub struct UpArgs {
     /// Show timestamps (attached mode).
     #[arg(long)]
     timestamps: bool,
+    /// Automatically attach to log output of dependent services.
+    #[arg(long)]
+    attach_dependencies: bool,
+    /// Enable interactive shortcuts when running attached (berth has none: accepted, ignored).
+    #[arg(long, require_equals = true, num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    menu: Option<bool>,
     /// Services to start (and their dependencies).
     services: Vec<String>,
 }
@@ -109,6 +116,8 @@ impl From<CreateArgs> for UpArgs {
             attach: Vec::new(),
             no_attach: Vec::new(),
             timestamps: false,
+            attach_dependencies: false,
+            menu: None,
             services: c.services,
         }
     }
@@ -529,9 +538,15 @@ async fn up(
     let selected = ops::selected_services(&p, &a.services, !a.no_deps).map_err(plan_err)?;
     let obs = observe::containers(engine, &p.name).await.map_err(plan_err)?;
     // Attached services: --attach wins, else all but `attach: false` and --no-attach ones.
+    let _ = a.menu;
     let attached = |svc: &str| {
         if !a.attach.is_empty() {
             return a.attach.iter().any(|s| s == svc);
+        }
+        // compose: with services named, their dependencies only with --attach-dependencies.
+        if !a.services.is_empty() && !a.attach_dependencies && !a.services.iter().any(|s| s == svc)
+        {
+            return false;
         }
         let off = p.services.get(svc).and_then(|s| s.attach) == Some(false);
         !off && !a.no_attach.iter().any(|s| s == svc)
