@@ -135,7 +135,9 @@ impl Block {
         let mut out = vec![format!("[+] Running {done}/{}", self.entries.len())];
         let id_w = self.entries.iter().map(|e| e.id.chars().count()).max().unwrap_or(0);
         let st_w = self.entries.iter().map(|e| e.status.chars().count()).max().unwrap_or(0);
-        let frame = (now.elapsed().as_millis() / 100) as usize;
+        // The spinner turns every 100 ms from the block's first event.
+        let epoch = self.entries.first().map(|e| e.started).unwrap_or(now);
+        let frame = (now.saturating_duration_since(epoch).as_millis() / 100) as usize;
         for e in &self.entries {
             let elapsed = e.ended.unwrap_or(now).saturating_duration_since(e.started);
             let icon = match e.ended {

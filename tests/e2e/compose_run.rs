@@ -79,10 +79,15 @@ fn compose_run_oneoff_attached_deps_labels_and_exit_code() {
     assert!(lbl["com.docker.compose.slug"].as_str().is_some_and(|s| s.starts_with(slug)));
     assert_eq!(p.inspect(name, "{{.State.ExitCode}}"), "3");
 
-    // Not a service replica (ps) and not an orphan (up says nothing about it).
-    assert_eq!(p.containers(), vec![p.cname("db", 1)]);
-    let (_, se) = p.ok(&["up", "-d", "db"]);
+    // Listed by ps (as compose does), not an orphan (up says nothing about it), and not a
+    // replica (up leaves it alone).
+    let mut expected = vec![p.cname("db", 1), name.clone()];
+    expected.sort();
+    assert_eq!(p.containers(), expected);
+    let (_, se) = p.ok(&["up", "-d"]);
     assert!(!se.contains("orphan"), "{se}");
+    assert!(!se.contains(name.as_str()), "{se}");
+    assert_eq!(p.inspect(name, "{{.State.Status}}"), "exited");
 
     // The service's default command runs when none is given; --rm leaves nothing behind.
     let (so, _) = p.ok(&["run", "--rm", "app"]);
@@ -148,7 +153,7 @@ fn compose_run_no_deps_name_conflict_and_unknown_service() {
     let name = format!("{}-custom", p.name);
     let (so, _) = p.ok(&["run", "--no-deps", "--name", &name, "app", "echo", "alone"]);
     assert_eq!(so, "alone\n");
-    assert!(p.containers().is_empty());
+    assert_eq!(p.containers(), vec![name.clone()]);
     assert_eq!(labels(&p, &name)["com.docker.compose.oneoff"], "True");
 
     // The same --name again: one sentence naming it, nothing created.

@@ -702,7 +702,15 @@ async fn ps(po: &ProjectOpts, engine: &Engine, mut a: PsArgs) -> anyhow::Result<
             }
         }
     }
-    let (p, obs) = targets(po, engine, &a.service_names).await?;
+    let (p, mut obs) = targets(po, engine, &a.service_names).await?;
+    // compose lists `run` containers too.
+    let oneoffs = berth_planner::oneoff::containers(engine, &p.name).await.map_err(plan_err)?;
+    obs.extend(
+        oneoffs
+            .into_iter()
+            .map(Observed::from_summary)
+            .filter(|c| a.service_names.is_empty() || a.service_names.contains(&c.service)),
+    );
     let shown: Vec<&Observed> = obs
         .iter()
         .filter(|c| {

@@ -459,7 +459,7 @@ mod tests {
     fn cleaning_stays_at_the_root() {
         assert_eq!(clean("/../../etc/passwd").0, ["etc", "passwd"]);
         assert_eq!(clean("a/./b//c/..").0, ["a", "b"]);
-        assert_eq!(clean("/data/.").1, true);
+        assert!(clean("/data/.").1);
         assert!(clean("/").0.is_empty());
     }
 }
