@@ -133,6 +133,8 @@ impl Engine {
             return Ok(RootView { fd, _mount: None, _lock: Some(lock) });
         }
         let dir = l.paths.dir.join("cp");
+        // A copy killed midway left its mount: take it away first (we hold the start lock).
+        let _ = nix::mount::umount2(&dir, nix::mount::MntFlags::MNT_DETACH);
         std::fs::create_dir_all(&dir).map_err(io_err("create", &dir))?;
         let lowers: Vec<String> =
             l.rec.layers.iter().map(|p| p.to_string_lossy().into_owned()).collect();
