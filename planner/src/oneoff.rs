@@ -44,6 +44,9 @@ pub struct OneOffOptions {
     pub interactive: bool,
     /// Remove the container when it exits (engine-side; for detached runs).
     pub auto_remove: bool,
+    /// Keep the service's network aliases (`--use-aliases`); otherwise the one-off answers to
+    /// its own name only, as in compose.
+    pub use_aliases: bool,
 }
 
 /// A prepared one-off container: its name and create request.
@@ -140,6 +143,11 @@ pub async fn prepare(
     cfg.host_config.auto_remove = opts.auto_remove;
     // compose does not restart one-offs.
     cfg.host_config.restart_policy = Default::default();
+    if !opts.use_aliases {
+        for ep in cfg.networking_config.endpoints_config.values_mut() {
+            ep.aliases.clear();
+        }
+    }
     Ok(OneOff { name, config: cfg })
 }
 

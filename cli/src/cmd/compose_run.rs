@@ -138,9 +138,9 @@ pub async fn run(
         },
         interactive,
         auto_remove: a.rm && a.detach,
+        use_aliases: a.use_aliases,
     };
-    // Service network aliases are the planner's to give; one-offs get none unless asked.
-    let _ = (a.use_aliases, a.quiet_pull);
+    let _ = a.quiet_pull;
     let mut one = oneoff::prepare(engine, &p, &opts).await.map_err(plan_err)?;
     for spec in &a.publish {
         let parsed = super::netflags::parse_publish(spec)
