@@ -53,7 +53,7 @@ struct Followed {
 
 /// Follows the logs of the project's containers that `select` accepts, starting with
 /// `initial` (with `opts`; containers that appear later are shown from `opts.since`, or
-/// whole). Returns when no selected container has run for a second and every stream ended,
+/// whole). Returns when no selected container has run for `IDLE_END` and every stream ended,
 /// or with `first`, when the first container stops (with its id).
 pub(super) async fn follow(
     engine: &Engine,
