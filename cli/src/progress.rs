@@ -74,15 +74,19 @@ pub fn finish() {
     }
 }
 
-/// One event as compose's JSON progress line (`id`, `text`, `status`; `dry-run` when set).
+/// One event as compose's JSON progress line: `id`, `text` (the state word) and `dry-run`
+/// only when set, as compose; plus `status` (= `text`, compose puts detail there) and `done`.
 fn json_line(e: &Event, dry_run: bool) -> serde_json::Value {
-    serde_json::json!({
-        "dry-run": dry_run,
+    let mut v = serde_json::json!({
         "id": format!("{} {}", e.kind, e.name),
-        "status": e.status,
         "text": e.status,
+        "status": e.status,
         "done": e.done,
-    })
+    });
+    if dry_run {
+        v["dry-run"] = serde_json::Value::Bool(true);
+    }
+    v
 }
 
 /// One resource's line.
@@ -255,6 +259,8 @@ mod tests {
         assert_eq!(v["text"], "Started");
         assert_eq!(v["status"], "Started");
         assert_eq!(v["done"], true);
+        assert!(v.get("dry-run").is_none());
+        assert_eq!(json_line(&ev("p-web-1", "Started", true), true)["dry-run"], true);
     }
 
     #[test]

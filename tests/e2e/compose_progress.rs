@@ -20,7 +20,11 @@ fn compose_progress_json_plain_quiet_tty() {
     let texts: Vec<&str> = mine.iter().filter_map(|e| e["text"].as_str()).collect();
     assert_eq!(texts, ["Creating", "Created", "Starting", "Started"], "{se}");
     assert_eq!(mine.last().map(|e| e["done"].clone()), Some(serde_json::Value::Bool(true)));
-    assert!(mine.iter().all(|e| e["dry-run"] == false));
+    assert!(mine.iter().all(|e| e.get("dry-run").is_none()));
+    let (_, se) = p.ok(&["--dry-run", "--progress", "json", "restart"]);
+    let ev: serde_json::Value =
+        serde_json::from_str(se.lines().last().expect("event")).expect("json");
+    assert_eq!(ev["dry-run"], true);
 
     // quiet: nothing.
     let (_, se) = p.ok(&["--progress", "quiet", "restart", "-t", "2"]);
