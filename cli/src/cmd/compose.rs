@@ -420,7 +420,7 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
 }
 
 /// Progress as compose prints it (see `crate::progress`).
-pub(super) fn progress_sink(mode: &str, ansi: &str, dry_run: bool) -> Progress {
+fn progress_sink(mode: &str, ansi: &str, dry_run: bool) -> Progress {
     crate::progress::sink(crate::progress::Mode::choose(mode, ansi), dry_run)
 }
 
@@ -611,7 +611,7 @@ pub(super) struct LogStyle {
 }
 
 /// Whether to colour output for `--ansi` (auto: when stdout is a terminal).
-pub(super) fn use_color(ansi: &str) -> bool {
+fn use_color(ansi: &str) -> bool {
     match ansi {
         "never" => false,
         "always" => true,
@@ -621,7 +621,7 @@ pub(super) fn use_color(ansi: &str) -> bool {
 
 /// Streams the logs of `targets` with `name  | ` prefixes; returns when every stream ended, or
 /// with `first`, when the first one ended (with that container's id).
-pub(super) async fn stream_logs(
+async fn stream_logs(
     engine: &Engine,
     targets: &[Observed],
     opts: LogsOptions,
