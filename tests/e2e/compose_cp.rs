@@ -5,8 +5,9 @@ use crate::compose_support::{LONG, Project};
 
 #[test]
 fn compose_cp_in_out_stopped_and_escapes() {
-    let compose =
-        format!("services:\n  web:\n    image: bb\n    network_mode: none\n    command: {LONG}\n");
+    let compose = format!(
+        "services:\n  web:\n    image: bb\n    network_mode: none\n    command: {LONG}\n    volumes: [\"vol:/vol\", \"cfg:/cfg:ro\"]\nvolumes:\n  vol: {{}}\n  cfg: {{}}\n"
+    );
     let Some(p) = Project::new("ccp", &compose) else { return };
     p.ok(&["up", "-d"]);
     let host = tempfile::tempdir().expect("tempdir");
@@ -66,6 +67,7 @@ fn compose_cp_in_out_stopped_and_escapes() {
     );
 
     // A stopped container: its filesystem is still reachable, and the copy persists.
+    exec("echo in the volume > /vol/early.txt");
     p.ok(&["stop", "-t", "2"]);
     std::fs::write(h("later.txt"), "while stopped\n").unwrap();
     p.ok(&["cp", &hs("later.txt"), "web:/tmp/later.txt"]);
@@ -75,8 +77,17 @@ fn compose_cp_in_out_stopped_and_escapes() {
     let dir = p.env.path().join("containers").join(&id);
     assert!(berth_testsupport::mounts_under(&dir).is_empty(), "copy mount left");
     assert!(!dir.join("cp").exists());
+    // ... volumes included: in and out of a named volume, a read-only one refuses.
+    p.ok(&["cp", &hs("later.txt"), "web:/vol/later.txt"]);
+    p.ok(&["cp", "web:/vol/early.txt", &hs("early.txt")]);
+    assert_eq!(std::fs::read_to_string(h("early.txt")).unwrap(), "in the volume\n");
+    let out = p.run(&["cp", &hs("later.txt"), "web:/cfg/x"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
     p.ok(&["start"]);
-    assert_eq!(exec("cat /tmp/later.txt"), "while stopped\n");
+    assert_eq!(
+        exec("cat /tmp/later.txt /vol/later.txt; test -e /cfg/x || echo no-x"),
+        "while stopped\nwhile stopped\nno-x\n"
+    );
 
     // -a keeps owners; usage errors.
     std::fs::write(h("owned"), "o\n").unwrap();

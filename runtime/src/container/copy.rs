@@ -5,12 +5,12 @@
 //! component is opened with O_NOFOLLOW, so a symlink is copied as a symlink, never followed out.
 //! The root is `/proc/<pid>/root` of a running container (which shows its volumes and binds as
 //! the container sees them); for a stopped one, its overlay is mounted on a private directory
-//! under the container's state dir for the copy (volumes are not included then), with the start
-//! lock held so it cannot start meanwhile.
+//! under the container's state dir for the copy, with its volumes and binds bound in at their
+//! destinations, and the start lock held so it cannot start meanwhile.
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -93,6 +93,66 @@ impl Drop for MountGuard {
     }
 }
 
+/// Binds the container's volumes and bind mounts into the overlay mounted on `dir` (root fd
+/// `root`), at their destinations resolved inside it, as the container would see them. A
+/// destination that does not exist yet (never started) is skipped. The overlay mount is made
+/// private first, so none of this propagates elsewhere; the guard's lazy unmount takes it all.
+fn mount_volumes(
+    root: &OwnedFd,
+    dir: &Path,
+    mounts: &[super::MountPoint],
+) -> Result<(), ContainerError> {
+    use nix::mount::{MsFlags, mount};
+    let merr = |op: &'static str, path: &Path| {
+        let path = path.to_path_buf();
+        move |e: nix::errno::Errno| ContainerError::Io { op, path, source: e.into() }
+    };
+    mount(None::<&str>, dir, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(merr("make private", dir))?;
+    let mut binds: Vec<&super::MountPoint> = mounts.iter().filter(|m| m.typ != "tmpfs").collect();
+    // Outer destinations first, so nested ones land on top of them.
+    binds.sort_by_key(|m| m.destination.matches('/').count());
+    for m in binds {
+        let (parts, _) = clean(&m.destination);
+        let Ok(at) = rustix::fs::openat2(
+            root,
+            joined(&parts),
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) else {
+            continue;
+        };
+        // The resolved destination, by fd: no path that the container's symlinks could redirect.
+        let target = PathBuf::from(format!("/proc/self/fd/{}", at.as_raw_fd()));
+        let source = Path::new(&m.source);
+        mount(
+            Some(source),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(merr("bind", source))?;
+        if !m.rw {
+            // `at` still names what is under the new mount: resolve again to reach the bind.
+            let top = rustix::fs::openat2(
+                root,
+                joined(&parts),
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+            )
+            .map_err(sys("open", source))?;
+            let top_path = PathBuf::from(format!("/proc/self/fd/{}", top.as_raw_fd()));
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+            mount(None::<&str>, &top_path, None::<&str>, flags, None::<&str>)
+                .map_err(merr("remount read-only", source))?;
+        }
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Opens the root a copy works in: the running container's, or its overlay mounted for
     /// the copy when it is stopped.
@@ -163,6 +223,7 @@ impl Engine {
             Mode::empty(),
         )
         .map_err(sys("open", &dir))?;
+        mount_volumes(&fd, &dir, &l.rec.mounts)?;
         Ok(RootView { fd, _mount: Some(guard), _lock: Some(lock) })
     }
 
