@@ -192,3 +192,39 @@ fn compose_run_no_deps_name_conflict_and_unknown_service() {
     let out = child.wait_with_output().expect("wait");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "SHOUT\n");
 }
+
+#[test]
+fn compose_run_waits_for_healthy_dependency_and_dry_run() {
+    // db's healthcheck leaves a marker in a shared volume: the one-off only sees it if it
+    // started after db became healthy.
+    let compose = format!(
+        r#"
+services:
+  db:
+    image: bb
+    network_mode: none
+    command: {LONG}
+    volumes: ["v:/v"]
+    healthcheck:
+      test: ["CMD", "touch", "/v/healthy"]
+      interval: 500ms
+      start_interval: 300ms
+  app:
+    image: bb
+    network_mode: none
+    volumes: ["v:/v"]
+    depends_on:
+      db: {{condition: service_healthy}}
+volumes:
+  v: {{}}
+"#
+    );
+    let Some(p) = Project::new("crun3", &compose) else { return };
+    // --dry-run: the plan is shown, nothing is created.
+    let (_, se) = p.ok(&["--dry-run", "run", "app", "true"]);
+    assert!(se.contains("DRY-RUN MODE"), "{se}");
+    assert!(p.containers().is_empty());
+    let (so, se) = p.ok(&["run", "--rm", "app", "cat", "/v/healthy"]);
+    assert_eq!(so, "", "{se}");
+    assert_eq!(p.inspect(&p.cname("db", 1), "{{.State.Health.Status}}"), "healthy");
+}
