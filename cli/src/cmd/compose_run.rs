@@ -154,9 +154,10 @@ pub async fn run(
             .await
             .map_err(plan_err)?;
     }
-    oneoff::create(engine, &p, &a.service, &one, a.no_deps, run, progress)
-        .await
-        .map_err(plan_err)?;
+    // compose shows the dependencies' progress only, not the one-off's own creation.
+    let quiet = berth_planner::no_progress();
+    let own = if run.dry_run { progress } else { &quiet };
+    oneoff::create(engine, &p, &a.service, &one, a.no_deps, run, own).await.map_err(plan_err)?;
     crate::progress::finish();
     if run.dry_run {
         return Ok(ExitCode::SUCCESS);
