@@ -4,9 +4,11 @@
 //! - [`convert`]: one service replica -> the Engine's create request.
 //! - [`plan`]: the plan, a petgraph DAG of [`plan::Action`]s, and its bounded-parallel executor.
 //! - [`ops`]: the compose operations (`up`, `down`, `stop`, `start`, ...) built on the two.
+//! - [`oneoff`]: `run SERVICE`'s one-off containers.
 
 pub mod convert;
 pub mod observe;
+pub mod oneoff;
 pub mod ops;
 pub mod plan;
 

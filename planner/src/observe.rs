@@ -27,6 +27,24 @@ pub struct Observed {
 }
 
 impl Observed {
+    /// The observed view of one list row (labels read as compose writes them).
+    pub fn from_summary(c: ContainerSummary) -> Self {
+        Observed {
+            id: c.id.clone(),
+            name: c
+                .names
+                .first()
+                .map(|n| n.trim_start_matches('/').to_string())
+                .unwrap_or_default(),
+            service: c.labels.get(labels::SERVICE).cloned().unwrap_or_default(),
+            number: c.labels.get(labels::NUMBER).and_then(|n| n.parse().ok()).unwrap_or(0),
+            hash: c.labels.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
+            image_id: c.labels.get(labels::IMAGE).cloned().unwrap_or_default(),
+            state: c.state.clone(),
+            summary: c,
+        }
+    }
+
     /// Whether the container's process runs (or is about to be restarted by its policy).
     pub fn is_running(&self) -> bool {
         matches!(self.state.as_str(), "running" | "restarting" | "paused")
@@ -44,20 +62,7 @@ pub async fn containers(engine: &Engine, project: &str) -> Result<Vec<Observed>,
     let mut out: Vec<Observed> = list
         .into_iter()
         .filter(|c| c.labels.get(labels::ONEOFF).is_none_or(|v| v != "True"))
-        .map(|c| Observed {
-            id: c.id.clone(),
-            name: c
-                .names
-                .first()
-                .map(|n| n.trim_start_matches('/').to_string())
-                .unwrap_or_default(),
-            service: c.labels.get(labels::SERVICE).cloned().unwrap_or_default(),
-            number: c.labels.get(labels::NUMBER).and_then(|n| n.parse().ok()).unwrap_or(0),
-            hash: c.labels.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
-            image_id: c.labels.get(labels::IMAGE).cloned().unwrap_or_default(),
-            state: c.state.clone(),
-            summary: c,
-        })
+        .map(Observed::from_summary)
         .collect();
     out.sort_by(|a, b| a.service.cmp(&b.service).then(a.number.cmp(&b.number)));
     Ok(out)

@@ -590,16 +590,9 @@ fn materialize_file_objects(
 }
 
 /// `--wait`: every selected container running (and healthy when it has a healthcheck); a
-/// container that exited 0 counts when a dependent waits for its completion.
+/// container that exited 0 is a finished one-shot and counts as done (compose fails there).
 async fn wait_running(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<(), PlanError> {
     let selected = selected_services(p, &opts.services, !opts.no_deps)?;
-    let one_shots: BTreeSet<&str> = p
-        .services
-        .values()
-        .flat_map(|s| s.depends_on.iter())
-        .filter(|(_, d)| d.condition == "service_completed_successfully")
-        .map(|(k, _)| k.as_str())
-        .collect();
     let deadline = opts.wait_timeout.map(|t| Instant::now() + t);
     loop {
         let obs = observe::containers(engine, &p.name).await?;
@@ -611,7 +604,7 @@ async fn wait_running(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<
                 .map_err(|source| PlanError::Container { name: c.name.clone(), source })?;
             let s = &i.state;
             if !s.running && !s.restarting {
-                if s.exit_code == 0 && one_shots.contains(c.service.as_str()) {
+                if s.exit_code == 0 && s.status == "exited" {
                     continue;
                 }
                 return Err(PlanError::Wait(format!(
@@ -687,9 +680,17 @@ pub async fn plan_down(
     if !orph.is_empty() && !opts.remove_orphans && !p.services.is_empty() {
         plan.warnings.push(orphan_warning(&orph));
     }
+    // One-off (`run`) containers go too: compose takes them only with --remove-orphans, but
+    // they are the project's and would keep its networks in use.
+    let oneoffs: Vec<Observed> = crate::oneoff::containers(engine, &p.name)
+        .await?
+        .into_iter()
+        .map(Observed::from_summary)
+        .collect();
     // With no compose file (services empty) everything labelled with the project goes.
     let targets: Vec<&Observed> = obs
         .iter()
+        .chain(oneoffs.iter())
         .filter(|c| {
             // Services disabled by profiles go too (compose's down removes them).
             p.services.is_empty()

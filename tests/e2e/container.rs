@@ -66,7 +66,7 @@ fn container_lifecycle_and_cleanup() {
 #[test]
 fn container_stop_grace_then_kill() {
     let Some(env) = ContainerEnv::new() else { return };
-    env.ok(&["run", "-d", "--name", "polite", "bb", "sh", "-c", TRAP]);
+    env.ok(&["container", "run", "-d", "--name", "polite", "bb", "sh", "-c", TRAP]);
     let t = Instant::now();
     env.ok(&["container", "stop", "polite"]);
     assert!(
@@ -76,7 +76,7 @@ fn container_stop_grace_then_kill() {
     );
     assert_eq!(env.inspect("polite", "{{.State.Status}} {{.State.ExitCode}}"), "exited 0");
     // PID 1 without a TERM handler ignores it: SIGKILL after the grace period.
-    env.ok(&["run", "-d", "--name", "stubborn", "bb", "sleep", "3600"]);
+    env.ok(&["container", "run", "-d", "--name", "stubborn", "bb", "sleep", "3600"]);
     let t = Instant::now();
     env.ok(&["container", "stop", "-t", "1", "stubborn"]);
     let took = t.elapsed();
@@ -93,6 +93,7 @@ fn container_stop_grace_then_kill() {
 fn container_logs_survive_cli_and_rotate() {
     let Some(env) = ContainerEnv::new() else { return };
     env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -129,6 +130,7 @@ fn container_logs_survive_cli_and_rotate() {
     assert!(ts.starts_with("20") && ts.contains("Z line 299"), "{ts}");
     // Follow streams until the container stops; attach streams from now on.
     env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -153,7 +155,7 @@ fn container_logs_survive_cli_and_rotate() {
 #[test]
 fn container_exec_runs_in_the_container() {
     let Some(env) = ContainerEnv::new() else { return };
-    env.ok(&["run", "-d", "--name", "ex", "-e", "BASE=1", "bb", "sh", "-c", TRAP]);
+    env.ok(&["container", "run", "-d", "--name", "ex", "-e", "BASE=1", "bb", "sh", "-c", TRAP]);
     let so = env.ok(&[
         "container",
         "exec",
@@ -191,6 +193,7 @@ fn container_exec_runs_in_the_container() {
 fn container_restart_policies() {
     let Some(env) = ContainerEnv::new() else { return };
     env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -205,11 +208,12 @@ fn container_restart_policies() {
     assert_eq!(env.ok(&["container", "wait", "flaky"]).trim(), "3");
     assert_eq!(env.inspect("flaky", "{{.RestartCount}} {{.State.Status}}"), "2 exited");
     // on-failure doesn't restart a success.
-    env.ok(&["run", "-d", "--name", "fine", "--restart", "on-failure", "bb", "true"]);
+    env.ok(&["container", "run", "-d", "--name", "fine", "--restart", "on-failure", "bb", "true"]);
     assert_eq!(env.ok(&["container", "wait", "fine"]).trim(), "0");
     assert_eq!(env.inspect("fine", "{{.RestartCount}}"), "0");
     // always restarts, even after exit 0; a user stop ends it for good.
     env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -239,6 +243,7 @@ fn container_restart_policies() {
 fn container_healthcheck_transitions() {
     let Some(env) = ContainerEnv::new() else { return };
     env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -272,7 +277,7 @@ fn container_healthcheck_transitions() {
 #[test]
 fn container_dead_monitor_reads_as_exited_and_restarts() {
     let Some(env) = ContainerEnv::new() else { return };
-    env.ok(&["run", "-d", "--name", "orphan", "bb", "sh", "-c", TRAP]);
+    env.ok(&["container", "run", "-d", "--name", "orphan", "bb", "sh", "-c", TRAP]);
     let pid: i32 = env.inspect("orphan", "{{.State.Pid}}").parse().unwrap();
     let mon = env.state_record("orphan")["MonitorPid"].as_i64().unwrap() as i32;
     assert!(mon > 0);
@@ -311,7 +316,7 @@ fn container_subcommand_help_parses() {
         assert!(o.status.success(), "container {c} --help: {}", String::from_utf8_lossy(&o.stderr));
     }
     let o = std::process::Command::new(crate::support::berth_bin())
-        .args(["run", "--help"])
+        .args(["container", "run", "--help"])
         .output()
         .unwrap();
     assert!(o.status.success());
@@ -321,7 +326,18 @@ fn container_subcommand_help_parses() {
 fn container_auto_remove_and_concurrent_starts() {
     let Some(env) = ContainerEnv::new() else { return };
     // -d --rm: the monitor removes the container (and its anonymous volumes) when it exits.
-    let id = env.ok(&["run", "-d", "--rm", "-v", "/anon", "bb", "sh", "-c", "echo x > /anon/f"]);
+    let id = env.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--rm",
+        "-v",
+        "/anon",
+        "bb",
+        "sh",
+        "-c",
+        "echo x > /anon/f",
+    ]);
     let id = id.trim().to_string();
     env.wait_for("auto-removal", 10, || !env.path().join("containers").join(&id).exists());
     env.assert_no_leftovers(&id);

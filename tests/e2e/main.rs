@@ -3,11 +3,17 @@
 
 mod compose_cmds;
 mod compose_config;
+mod compose_cp;
+mod compose_events;
 mod compose_faults;
+mod compose_logs;
 mod compose_more;
 mod compose_net;
+mod compose_progress;
+mod compose_run;
 mod compose_support;
 mod compose_up;
+mod compose_upflags;
 mod config;
 mod container;
 mod image;

@@ -219,6 +219,7 @@ fn net_containers_talk_by_name_alias_and_static_ip() {
     let ip = n.addr_in(&net, 50);
     let web = berth_testsupport::unique_name("web");
     n.env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -248,7 +249,18 @@ fn net_containers_talk_by_name_alias_and_static_ip() {
         retry("wget -q -O - http://webalias/group | grep -q root:"),
     );
     let client = berth_testsupport::unique_name("cli");
-    let out = n.env.run(&["run", "--name", &client, "--network", &net, "bb", "sh", "-c", &script]);
+    let out = n.env.run(&[
+        "container",
+        "run",
+        "--name",
+        &client,
+        "--network",
+        &net,
+        "bb",
+        "sh",
+        "-c",
+        &script,
+    ]);
     assert!(
         out.status.success(),
         "client failed: {}{}",
@@ -258,6 +270,7 @@ fn net_containers_talk_by_name_alias_and_static_ip() {
     // Compose labels give the service name and `{service}-{n}` as DNS names.
     let svc = berth_testsupport::unique_name("svc");
     n.env.ok(&[
+        "container",
         "run",
         "-d",
         "--network",
@@ -279,7 +292,7 @@ fn net_containers_talk_by_name_alias_and_static_ip() {
         retry(&format!("wget -q -O - http://{svc}/passwd | grep -q root:")),
         retry(&format!("wget -q -O - http://{svc}-2/group | grep -q root:"))
     );
-    n.env.ok(&["run", "--rm", "--network", &net, "bb", "sh", "-c", &script]);
+    n.env.ok(&["container", "run", "--rm", "--network", &net, "bb", "sh", "-c", &script]);
     n.note_veths();
     // A rename changes the DNS name at once.
     let renamed = format!("{web}-r");
@@ -288,12 +301,12 @@ fn net_containers_talk_by_name_alias_and_static_ip() {
         "{} && ! nslookup {web} >/dev/null 2>&1",
         retry(&format!("wget -q -O - http://{renamed}/passwd | grep -q root:"))
     );
-    n.env.ok(&["run", "--rm", "--network", &net, "bb", "sh", "-c", &script]);
+    n.env.ok(&["container", "run", "--rm", "--network", &net, "bb", "sh", "-c", &script]);
     // The client's endpoint went away with its process.
     let rec = n.net_inspect(&net);
     assert_eq!(rec["Containers"].as_object().map(|m| m.len()), Some(2), "{rec}");
     // A taken static address is a clear error naming network and address.
-    let out = n.env.run(&["run", "-d", "--network", &net, "--ip", &ip, "bb", "true"]);
+    let out = n.env.run(&["container", "run", "-d", "--network", &net, "--ip", &ip, "bb", "true"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains(&ip) && err.contains(&net), "{err}");
     n.teardown_and_check();
@@ -308,6 +321,7 @@ fn net_isolation_multi_homed_and_connect() {
     let wb = berth_testsupport::unique_name("wb");
     for (name, net) in [(&wa, &a), (&wb, &b)] {
         n.env.ok(&[
+            "container",
             "run",
             "-d",
             "--name",
@@ -330,7 +344,7 @@ fn net_isolation_multi_homed_and_connect() {
          if timeout 3 wget -q -O - http://{ip_b}/passwd; then echo reached; exit 1; fi; exit 0",
         retry(&format!("wget -q -O - http://{wa}/passwd >/dev/null"))
     );
-    let out = n.env.run(&["run", "--network", &a, "bb", "sh", "-c", &script]);
+    let out = n.env.run(&["container", "run", "--network", &a, "bb", "sh", "-c", &script]);
     assert!(
         out.status.success(),
         "isolation: {}{}",
@@ -359,19 +373,29 @@ fn net_isolation_multi_homed_and_connect() {
 fn net_internal_network_has_no_default_route() {
     let Some(n) = NetEnv::new() else { return };
     let net = n.network("nwint", &["--internal"]);
-    let out = n.env.ok(&["run", "--network", &net, "bb", "ip", "route"]);
+    let out = n.env.ok(&["container", "run", "--network", &net, "bb", "ip", "route"]);
     assert!(!out.contains("default"), "internal network has a default route: {out}");
     assert!(out.contains("eth0"), "no route on eth0: {out}");
     // An unknown network is one sentence naming it, and nothing is created.
     let missing = berth_testsupport::unique_name("nosuch");
     let before = n.env.ok(&["container", "ls", "-aq"]);
-    let out = n.env.run(&["run", "--network", &missing, "bb", "true"]);
+    let out = n.env.run(&["container", "run", "--network", &missing, "bb", "true"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains(&missing) && err.contains("not found"), "{err}");
     assert_eq!(n.env.ok(&["container", "ls", "-aq"]), before);
     // Two --network flags: the first (non-internal) owns the default route, eth0 and eth1.
     let outer = n.network("nwout", &[]);
-    let out = n.env.ok(&["run", "--network", &outer, "--network", &net, "bb", "ip", "route"]);
+    let out = n.env.ok(&[
+        "container",
+        "run",
+        "--network",
+        &outer,
+        "--network",
+        &net,
+        "bb",
+        "ip",
+        "route",
+    ]);
     assert!(
         out.contains("default") && out.contains("dev eth0") && out.contains("dev eth1"),
         "{out}"
@@ -386,6 +410,7 @@ fn net_published_port_random_and_taken() {
     let net = n.network("nwp", &[]);
     let web = berth_testsupport::unique_name("pweb");
     n.env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -420,6 +445,7 @@ fn net_published_port_random_and_taken() {
     let other = berth_testsupport::unique_name("ptaken");
     let spec = format!("127.0.0.1:{port}:80");
     let out = n.env.run(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -447,6 +473,7 @@ fn net_published_port_random_and_taken() {
     let ranged = berth_testsupport::unique_name("prange");
     let spec = format!("127.0.0.1:{port}-{}:80", port.saturating_add(20));
     n.env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -476,6 +503,7 @@ fn net_published_port_random_and_taken() {
     // -P publishes exposed ports on random host ports (every address, so 127.0.0.1 too).
     let all = berth_testsupport::unique_name("pall");
     n.env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -516,6 +544,7 @@ fn net_container_mode_shares_the_namespace() {
     let net = n.network("nwc", &[]);
     let web = berth_testsupport::unique_name("cweb");
     n.env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -537,7 +566,7 @@ fn net_container_mode_shares_the_namespace() {
         "{} && ip addr show eth0 | grep -q 'inet {ip}/'",
         retry("wget -q -O - http://127.0.0.1/passwd | grep -q root:")
     );
-    n.env.ok(&["run", "--network", &mode, "bb", "sh", "-c", &script]);
+    n.env.ok(&["container", "run", "--network", &mode, "bb", "sh", "-c", &script]);
     // Joining a container that doesn't exist fails at create.
     let out = n.env.run(&["container", "create", "--network", "container:nosuchbox", "bb", "true"]);
     let err = String::from_utf8_lossy(&out.stderr);
@@ -545,7 +574,8 @@ fn net_container_mode_shares_the_namespace() {
     // Joining a container that doesn't run is an error naming it.
     let idle = berth_testsupport::unique_name("idle");
     n.env.ok(&["container", "create", "--name", &idle, "bb", "true"]);
-    let out = n.env.run(&["run", "--network", &format!("container:{idle}"), "bb", "true"]);
+    let out =
+        n.env.run(&["container", "run", "--network", &format!("container:{idle}"), "bb", "true"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains(&idle) && err.contains("not running"), "{err}");
     n.teardown_and_check();
@@ -555,6 +585,7 @@ fn net_container_mode_shares_the_namespace() {
 fn net_default_bridge_and_hosts_entries() {
     let Some(n) = NetEnv::new() else { return };
     let out = n.env.ok(&[
+        "container",
         "run",
         "--network",
         "bridge",
@@ -584,6 +615,7 @@ fn net_default_bridge_and_hosts_entries() {
     );
     // --mac-address is the interface's address; `network ls` lists the default network.
     let mac = n.env.ok(&[
+        "container",
         "run",
         "--network",
         "bridge",
@@ -597,6 +629,7 @@ fn net_default_bridge_and_hosts_entries() {
     // Docker's legacy top-level address fields are filled on the default bridge network.
     let top = berth_testsupport::unique_name("top");
     n.env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -615,6 +648,7 @@ fn net_default_bridge_and_hosts_entries() {
     // Publishing without --network implies the default bridge.
     let implied = berth_testsupport::unique_name("impl");
     n.env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -643,6 +677,7 @@ fn net_default_bridge_and_hosts_entries() {
     assert!(ls.lines().any(|l| l.contains(" bridge ")), "{ls}");
     // Without a network, --dns and --add-host still shape the files.
     let out = n.env.ok(&[
+        "container",
         "run",
         "--network",
         "none",
@@ -666,6 +701,7 @@ fn net_restarts_reconnect_and_disconnect_detaches() {
     // The restart policy reconnects every run: three runs, three addresses on eth0.
     let flappy = berth_testsupport::unique_name("flap");
     n.env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -690,6 +726,7 @@ fn net_restarts_reconnect_and_disconnect_detaches() {
     // `container restart` reconnects; `network disconnect` detaches a running container.
     let web = berth_testsupport::unique_name("rweb");
     n.env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -709,7 +746,7 @@ fn net_restarts_reconnect_and_disconnect_detaches() {
     n.env.ok(&["container", "restart", &web]);
     n.note_veths();
     let script = retry(&format!("wget -q -O - http://{web}/passwd | grep -q root:"));
-    n.env.ok(&["run", "--network", &net, "bb", "sh", "-c", &script]);
+    n.env.ok(&["container", "run", "--network", &net, "bb", "sh", "-c", &script]);
     n.env.ok(&["network", "disconnect", &net, &web]);
     let rec = n.net_inspect(&net);
     assert_eq!(rec["Containers"].as_object().map(|m| m.len()), Some(0), "{rec}");
@@ -718,6 +755,7 @@ fn net_restarts_reconnect_and_disconnect_detaches() {
     // start connects again.
     let orphan = berth_testsupport::unique_name("orph");
     n.env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -767,6 +805,7 @@ fn net_concurrent_starts_on_one_network() {
                 crate::support::berth(
                     &root,
                     &[
+                        "container",
                         "run",
                         "-d",
                         "--name",
@@ -797,6 +836,6 @@ fn net_concurrent_starts_on_one_network() {
         .map(|c| retry(&format!("wget -q -O - http://{c}/passwd | grep -q root:")))
         .collect::<Vec<_>>()
         .join(" && ");
-    n.env.ok(&["run", "--rm", "--network", &net, "bb", "sh", "-c", &script]);
+    n.env.ok(&["container", "run", "--rm", "--network", &net, "bb", "sh", "-c", &script]);
     n.teardown_and_check();
 }

@@ -13,18 +13,25 @@ fn out(o: &std::process::Output) -> (Option<i32>, String, String) {
 #[test]
 fn run_exit_codes_and_output() {
     let Some(env) = ContainerEnv::new() else { return };
-    let (code, so, _) = out(&env.run(&["run", "--rm", "bb:latest", "echo", "hello"]));
+    let (code, so, _) = out(&env.run(&["container", "run", "--rm", "bb:latest", "echo", "hello"]));
     assert_eq!((code, so.as_str()), (Some(0), "hello\n"));
-    let (code, so, se) =
-        out(&env.run(&["run", "--rm", "bb", "sh", "-c", "echo out; echo err >&2; exit 3"]));
+    let (code, so, se) = out(&env.run(&[
+        "container",
+        "run",
+        "--rm",
+        "bb",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]));
     assert_eq!((code, so.as_str(), se.as_str()), (Some(3), "out\n", "err\n"));
-    let (code, _, se) = out(&env.run(&["run", "--rm", "bb", "nosuchcmd"]));
+    let (code, _, se) = out(&env.run(&["container", "run", "--rm", "bb", "nosuchcmd"]));
     assert_eq!(code, Some(127), "{se}");
     assert!(se.contains("exec: \"nosuchcmd\": executable file not found in $PATH"), "{se}");
-    let (code, _, se) = out(&env.run(&["run", "--rm", "bb", "/etc/passwd"]));
+    let (code, _, se) = out(&env.run(&["container", "run", "--rm", "bb", "/etc/passwd"]));
     assert_eq!(code, Some(126), "{se}");
     // berth's own errors are 125.
-    let (code, _, se) = out(&env.run(&["run", "--rm", "nosuchimage", "true"]));
+    let (code, _, se) = out(&env.run(&["container", "run", "--rm", "nosuchimage", "true"]));
     assert_eq!(code, Some(125), "{se}");
     // --rm left nothing behind.
     assert_eq!(env.ok(&["container", "ls", "-aq"]).trim(), "");
@@ -33,11 +40,12 @@ fn run_exit_codes_and_output() {
 #[test]
 fn run_process_environment() {
     let Some(env) = ContainerEnv::new() else { return };
-    let so = env.ok(&["run", "--rm", "bb", "sh", "-c", "echo $$"]);
+    let so = env.ok(&["container", "run", "--rm", "bb", "sh", "-c", "echo $$"]);
     assert_eq!(so.trim(), "1", "the command is PID 1");
-    let so = env.ok(&["run", "--rm", "--hostname", "box1", "bb", "hostname"]);
+    let so = env.ok(&["container", "run", "--rm", "--hostname", "box1", "bb", "hostname"]);
     assert_eq!(so.trim(), "box1");
     let so = env.ok(&[
+        "container",
         "run",
         "--rm",
         "-e",
@@ -53,6 +61,7 @@ fn run_process_environment() {
     ]);
     assert_eq!(so.trim(), "1 /tmp 1000 1000 1000 50 /home/app");
     let so = env.ok(&[
+        "container",
         "run",
         "--rm",
         "--name",
@@ -67,7 +76,7 @@ fn run_process_environment() {
     assert_eq!(lines[0].len(), 12, "default hostname is the short id");
     // The name is taken while the container exists.
     env.ok(&["container", "create", "--name", "dup", "bb", "true"]);
-    let (code, _, se) = out(&env.run(&["run", "--name", "dup", "bb", "true"]));
+    let (code, _, se) = out(&env.run(&["container", "run", "--name", "dup", "bb", "true"]));
     assert_eq!(code, Some(125));
     assert!(
         se.contains("Conflict. The container name \"/dup\" is already in use by container"),
@@ -82,6 +91,7 @@ fn run_mounts_binds_volumes_tmpfs() {
     std::fs::write(host.path().join("f"), "from host").unwrap();
     let ro = format!("{}:/data:ro", host.path().display());
     let (code, so, se) = out(&env.run(&[
+        "container",
         "run",
         "--rm",
         "-v",
@@ -98,10 +108,11 @@ fn run_mounts_binds_volumes_tmpfs() {
     // A missing bind source directory is created, and writes go through.
     let newdir = host.path().join("made/by/berth");
     let rw = format!("{}:/out", newdir.display());
-    env.ok(&["run", "--rm", "-v", &rw, "bb", "sh", "-c", "echo hi > /out/x"]);
+    env.ok(&["container", "run", "--rm", "-v", &rw, "bb", "sh", "-c", "echo hi > /out/x"]);
     assert_eq!(std::fs::read_to_string(newdir.join("x")).unwrap(), "hi\n");
     // A fresh named volume is populated from the image and outlives its containers.
     let so = env.ok(&[
+        "container",
         "run",
         "--rm",
         "-v",
@@ -112,11 +123,12 @@ fn run_mounts_binds_volumes_tmpfs() {
         "cat /etc/group | head -1; echo kept > /etc/marker",
     ]);
     assert_eq!(so.trim(), "root:x:0:");
-    let so = env.ok(&["run", "--rm", "-v", "etcvol:/etc", "bb", "cat", "/etc/marker"]);
+    let so = env.ok(&["container", "run", "--rm", "-v", "etcvol:/etc", "bb", "cat", "/etc/marker"]);
     assert_eq!(so.trim(), "kept");
     assert!(env.ok(&["volume", "ls", "-q"]).contains("etcvol"));
     // tmpfs with size and mode.
     let so = env.ok(&[
+        "container",
         "run",
         "--rm",
         "--tmpfs",
@@ -130,7 +142,8 @@ fn run_mounts_binds_volumes_tmpfs() {
     assert!(so.contains("size=1024k"), "{so}");
     assert!(so.contains("1770"), "{so}");
     // Read-only root filesystem.
-    let (code, _, se) = out(&env.run(&["run", "--rm", "--read-only", "bb", "touch", "/x"]));
+    let (code, _, se) =
+        out(&env.run(&["container", "run", "--rm", "--read-only", "bb", "touch", "/x"]));
     assert_ne!(code, Some(0));
     assert!(se.contains("Read-only file system"), "{se}");
 }
@@ -140,6 +153,7 @@ fn run_resource_limits() {
     let Some(env) = ContainerEnv::new() else { return };
     // Memory: the OOM killer ends it; exit 137 and OOMKilled recorded.
     let (code, ..) = out(&env.run(&[
+        "container",
         "run",
         "--name",
         "oom",
@@ -156,6 +170,7 @@ fn run_resource_limits() {
     assert_eq!(env.inspect("oom", "{{.State.OOMKilled}} {{.State.ExitCode}}"), "true 137");
     // pids limit stops a fork bomb.
     let (_, _, se) = out(&env.run(&[
+        "container",
         "run",
         "--rm",
         "--pids-limit",
@@ -168,6 +183,7 @@ fn run_resource_limits() {
     assert!(se.contains("can't fork") || se.contains("Resource temporarily unavailable"), "{se}");
     // CPU quota reaches the cgroup.
     env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",
@@ -194,6 +210,7 @@ fn run_resource_limits() {
 fn run_default_security() {
     let Some(env) = ContainerEnv::new() else { return };
     let so = env.ok(&[
+        "container",
         "run",
         "--rm",
         "bb",
@@ -204,20 +221,41 @@ fn run_default_security() {
     assert!(so.contains("CapEff:\t00000000a80425fb"), "{so}");
     assert!(so.contains("Seccomp:\t2"), "{so}");
     assert!(so.contains("NoNewPrivs:\t0"), "{so}");
-    let (code, _, se) =
-        out(&env.run(&["run", "--rm", "bb", "ip", "addr", "add", "10.9.9.9/32", "dev", "lo"]));
+    let (code, _, se) = out(&env.run(&[
+        "container",
+        "run",
+        "--rm",
+        "bb",
+        "ip",
+        "addr",
+        "add",
+        "10.9.9.9/32",
+        "dev",
+        "lo",
+    ]));
     assert_ne!(code, Some(0), "no CAP_NET_ADMIN by default");
     assert!(se.contains("not permitted"), "{se}");
-    let (code, _, se) =
-        out(&env.run(&["run", "--rm", "bb", "ip", "link", "add", "d0", "type", "dummy"]));
+    let (code, _, se) = out(&env.run(&[
+        "container",
+        "run",
+        "--rm",
+        "bb",
+        "ip",
+        "link",
+        "add",
+        "d0",
+        "type",
+        "dummy",
+    ]));
     assert_ne!(code, Some(0), "{se}");
     let (code, _, se) =
-        out(&env.run(&["run", "--rm", "bb", "mount", "-t", "tmpfs", "none", "/tmp"]));
+        out(&env.run(&["container", "run", "--rm", "bb", "mount", "-t", "tmpfs", "none", "/tmp"]));
     assert_ne!(code, Some(0), "no mount by default");
     assert!(se.contains("denied") || se.contains("not permitted"), "{se}");
-    let so = env.ok(&["run", "--rm", "bb", "sh", "-c", "head -c 1 /proc/kcore 2>/dev/null | wc -c; echo x > /proc/sys/kernel/hostname 2>/dev/null || echo ro"]);
+    let so = env.ok(&["container", "run", "--rm", "bb", "sh", "-c", "head -c 1 /proc/kcore 2>/dev/null | wc -c; echo x > /proc/sys/kernel/hostname 2>/dev/null || echo ro"]);
     assert_eq!(so.split_whitespace().collect::<Vec<_>>(), vec!["0", "ro"]);
     env.ok(&[
+        "container",
         "run",
         "--rm",
         "--cap-add",
@@ -231,6 +269,7 @@ fn run_default_security() {
         "lo",
     ]);
     let so = env.ok(&[
+        "container",
         "run",
         "--rm",
         "--privileged",
@@ -241,6 +280,7 @@ fn run_default_security() {
     ]);
     assert_eq!(so.trim(), "mounted");
     let so = env.ok(&[
+        "container",
         "run",
         "--rm",
         "--security-opt",
@@ -254,6 +294,7 @@ fn run_default_security() {
     ]);
     assert!(so.contains("Seccomp:\t0") && so.contains("NoNewPrivs:\t1"), "{so}");
     let so = env.ok(&[
+        "container",
         "run",
         "--rm",
         "--cap-drop",
@@ -273,7 +314,7 @@ fn run_interactive_stdin() {
     let mut child = std::process::Command::new(crate::support::berth_bin())
         .arg("--root")
         .arg(env.path())
-        .args(["run", "--rm", "-i", "bb", "sh", "-c", "tr a-z A-Z; echo end"])
+        .args(["container", "run", "--rm", "-i", "bb", "sh", "-c", "tr a-z A-Z; echo end"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -282,16 +323,16 @@ fn run_interactive_stdin() {
     let o = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "HELLO\nWORLD\nend\n");
     // Detached -i keeps stdin open: `cat` keeps running.
-    env.ok(&["run", "-d", "-i", "--name", "held", "bb", "cat"]);
+    env.ok(&["container", "run", "-d", "-i", "--name", "held", "bb", "cat"]);
     assert_eq!(env.inspect("held", "{{.State.Running}}"), "true");
     // A tty container gets a terminal.
-    let so = env.ok(&["run", "--rm", "-t", "bb", "sh", "-c", "test -t 1 && echo tty"]);
+    let so = env.ok(&["container", "run", "--rm", "-t", "bb", "sh", "-c", "test -t 1 && echo tty"]);
     assert_eq!(so.trim(), "tty");
     // -it: our input reaches the shell through its pty.
     let mut child = std::process::Command::new(crate::support::berth_bin())
         .arg("--root")
         .arg(env.path())
-        .args(["run", "--rm", "-it", "bb", "sh"])
+        .args(["container", "run", "--rm", "-it", "bb", "sh"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -308,7 +349,7 @@ fn run_interactive_stdin() {
 #[test]
 fn run_init_container_survives_and_stops_cleanly() {
     let Some(env) = ContainerEnv::new() else { return };
-    env.ok(&["run", "-d", "--name", "ini", "--init", "bb", "sleep", "3600"]);
+    env.ok(&["container", "run", "-d", "--name", "ini", "--init", "bb", "sleep", "3600"]);
     env.wait_for("ini running", 10, || env.inspect("ini", "{{.State.Running}}") == "true");
     let ps = env.ok(&["container", "exec", "ini", "ps", "-o", "pid,args"]);
     assert!(
@@ -332,6 +373,7 @@ fn run_env_file_and_docker_short_flags() {
     let file = env.path().join("vars.env");
     std::fs::write(&file, "# comment\nGREETING=from-file\n").unwrap();
     let (code, so, se) = out(&env.run(&[
+        "container",
         "run",
         "--rm",
         "--env-file",
@@ -343,6 +385,7 @@ fn run_env_file_and_docker_short_flags() {
     ]));
     assert_eq!((code, so.as_str()), (Some(0), "from-file\n"), "{se}");
     env.ok(&[
+        "container",
         "run",
         "-d",
         "--name",

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use berth_planner::observe::{self, Observed};
 use berth_planner::ops::{self, DownOptions, Lifecycle, RunOptions, UpOptions};
-use berth_planner::{Event, PlanError, Progress, labels};
+use berth_planner::{PlanError, Progress, labels};
 use berth_runtime::Engine;
 use berth_runtime::container::{ExecConfig, LogsOptions};
 use compose_spec::ErrorKind;
@@ -68,6 +68,13 @@ pub struct UpArgs {
     /// Show timestamps (attached mode).
     #[arg(long)]
     timestamps: bool,
+    /// Automatically attach to log output of dependent services.
+    #[arg(long)]
+    attach_dependencies: bool,
+    /// Enable interactive shortcuts when running attached (berth has none: accepted, ignored).
+    #[arg(long, require_equals = true, num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    menu: Option<bool>,
     /// Services to start (and their dependencies).
     services: Vec<String>,
 }
@@ -360,6 +367,12 @@ pub enum Command {
     Scale(ScaleArgs),
     /// Show the berth version information.
     Version(VersionArgs),
+    /// Run a one-off command on a service.
+    Run(Box<super::compose_run::RunArgs>),
+    /// Receive real time events from containers.
+    Events(super::compose_events::EventsArgs),
+    /// Copy files/folders between a service container and the local filesystem.
+    Cp(super::compose_cp::CpArgs),
 }
 
 /// `berth images`.
@@ -398,8 +411,8 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
         dry_run: po.dry_run,
         parallel: if po.parallel > 0 { Some(po.parallel as usize) } else { None },
     };
-    let progress = progress_sink(&po.progress, po.dry_run);
-    rt.block_on(async move {
+    let progress = progress_sink(&po.progress, &po.ansi, po.dry_run);
+    let result = rt.block_on(async move {
         match cmd {
             Command::Up(a) => up(po, &engine, a, &run, &progress).await,
             Command::Down(a) => {
@@ -452,30 +465,18 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
             Command::Wait(a) => wait(po, &engine, a, &run, &progress).await,
             Command::Scale(a) => up(po, &engine, a.into(), &run, &progress).await,
             Command::Version(a) => version(a),
+            Command::Run(a) => super::compose_run::run(po, eo, &engine, *a, &run, &progress).await,
+            Command::Events(a) => super::compose_events::run(po, &engine, a).await,
+            Command::Cp(a) => super::compose_cp::run(po, &engine, a).await,
         }
-    })
+    });
+    crate::progress::finish();
+    result
 }
 
-/// Progress as compose prints it: plain lines on stderr, one JSON object per event, or nothing.
-fn progress_sink(mode: &str, dry_run: bool) -> Progress {
-    let prefix = if dry_run { " DRY-RUN MODE - " } else { "" };
-    match mode {
-        "quiet" => berth_planner::no_progress(),
-        "json" => Arc::new(move |e: Event| {
-            let v = serde_json::json!({
-                "dry-run": dry_run,
-                "id": format!("{} {}", e.kind, e.name),
-                "status": e.status,
-                "text": e.status,
-                "done": e.done,
-            });
-            let _ = writeln!(std::io::stderr().lock(), "{v}");
-        }),
-        _ => Arc::new(move |e: Event| {
-            let _ =
-                writeln!(std::io::stderr().lock(), "{prefix} {} {}  {}", e.kind, e.name, e.status);
-        }),
-    }
+/// Progress as compose prints it (see `crate::progress`).
+fn progress_sink(mode: &str, ansi: &str, dry_run: bool) -> Progress {
+    crate::progress::sink(crate::progress::Mode::choose(mode, ansi), dry_run)
 }
 
 fn warn_all(w: &[String]) {
@@ -483,11 +484,11 @@ fn warn_all(w: &[String]) {
 }
 
 /// A warning line as compose prints it.
-fn warn_one(w: &str) {
+pub(super) fn warn_one(w: &str) {
     eprintln!("WARN[0000] {w}");
 }
 
-fn plan_err(e: PlanError) -> anyhow::Error {
+pub(super) fn plan_err(e: PlanError) -> anyhow::Error {
     let code = match e {
         PlanError::NoSuchService(_) => EXIT_USAGE,
         _ => 1,
@@ -498,7 +499,11 @@ fn plan_err(e: PlanError) -> anyhow::Error {
 /// Loads the project; with `allow_missing` and `-p`, a missing compose file gives an empty
 /// project of that name (so `down -p x` works from anywhere, as with compose).
 /// `services` named on the command line enable their profiles, as in compose.
-fn load(po: &ProjectOpts, allow_missing: bool, services: &[String]) -> anyhow::Result<Project> {
+pub(super) fn load(
+    po: &ProjectOpts,
+    allow_missing: bool,
+    services: &[String],
+) -> anyhow::Result<Project> {
     let working_dir = std::env::current_dir()
         .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?;
     let opts = LoadOptions {
@@ -579,15 +584,24 @@ async fn up(
     } else {
         None
     };
-    ops::up(engine, &p, &opts, run, progress, &warn_one).await.map_err(plan_err)?;
+    let planned = ops::up(engine, &p, &opts, run, progress, &warn_one).await;
+    // The progress block ends before logs or the error follow it.
+    crate::progress::finish();
+    planned.map_err(plan_err)?;
     let Some(sigint) = sigint.as_mut() else { return Ok(ExitCode::SUCCESS) };
     // Attached: stream every selected container's output until all stop or Ctrl-C.
     let selected = ops::selected_services(&p, &a.services, !a.no_deps).map_err(plan_err)?;
     let obs = observe::containers(engine, &p.name).await.map_err(plan_err)?;
     // Attached services: --attach wins, else all but `attach: false` and --no-attach ones.
+    let _ = a.menu;
     let attached = |svc: &str| {
         if !a.attach.is_empty() {
             return a.attach.iter().any(|s| s == svc);
+        }
+        // compose: with services named, their dependencies only with --attach-dependencies.
+        if !a.services.is_empty() && !a.attach_dependencies && !a.services.iter().any(|s| s == svc)
+        {
+            return false;
         }
         let off = p.services.get(svc).and_then(|s| s.attach) == Some(false);
         !off && !a.no_attach.iter().any(|s| s == svc)
@@ -598,7 +612,10 @@ async fn up(
         LogsOptions { follow: true, stdout: true, stderr: true, since, ..Default::default() };
     let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
     let style = LogStyle { prefix: true, timestamps: a.timestamps, color: use_color(&po.ansi) };
-    let streams = stream_logs(engine, &targets, opts, style, abort);
+    // Replicas added, recreated or restarted while attached are followed too.
+    let select = |c: &Observed| selected.contains(&c.service) && attached(&c.service);
+    let streams =
+        super::compose_logs::follow(engine, &p.name, &targets, &select, opts, style, abort);
     tokio::select! {
         ended = streams => {
             if !abort {
@@ -632,20 +649,20 @@ async fn up(
 }
 
 /// The log prefix of a container: `service-N` for compose-named ones, else the name.
-fn prefix_of(c: &Observed) -> String {
+pub(super) fn prefix_of(c: &Observed) -> String {
     let project = c.summary.labels.get(labels::PROJECT).cloned().unwrap_or_default();
     c.name.strip_prefix(&format!("{project}-")).unwrap_or(&c.name).to_string()
 }
 
 /// How log lines are printed.
 #[derive(Debug, Clone, Copy)]
-struct LogStyle {
+pub(super) struct LogStyle {
     /// `name  | ` prefixes.
-    prefix: bool,
+    pub(super) prefix: bool,
     /// The entry's timestamp before the text.
-    timestamps: bool,
+    pub(super) timestamps: bool,
     /// Coloured prefixes.
-    color: bool,
+    pub(super) color: bool,
 }
 
 /// Whether to colour output for `--ansi` (auto: when stdout is a terminal).
@@ -672,15 +689,7 @@ async fn stream_logs(
     let timestamps = style.timestamps;
     for (i, c) in targets.iter().enumerate() {
         let Ok(mut rx) = engine.container_logs(&c.id, opts.clone()).await else { continue };
-        let pfx = match (style.prefix, style.color) {
-            (false, _) => String::new(),
-            (true, false) => format!("{:width$}  | ", prefix_of(c)),
-            // compose cycles through bright colours per container.
-            (true, true) => {
-                let code = [36, 33, 32, 35, 34, 96, 93, 92, 95, 94][i % 10];
-                format!("\x1b[{code}m{:width$}  |\x1b[0m ", prefix_of(c))
-            }
-        };
+        let pfx = super::compose_logs::prefix_for(c, i, width, style);
         let out = out.clone();
         let id = c.id.clone();
         tasks.spawn(async move {
@@ -748,7 +757,15 @@ async fn ps(po: &ProjectOpts, engine: &Engine, mut a: PsArgs) -> anyhow::Result<
             }
         }
     }
-    let (p, obs) = targets(po, engine, &a.service_names).await?;
+    let (p, mut obs) = targets(po, engine, &a.service_names).await?;
+    // compose lists `run` containers too.
+    let oneoffs = berth_planner::oneoff::containers(engine, &p.name).await.map_err(plan_err)?;
+    obs.extend(
+        oneoffs
+            .into_iter()
+            .map(Observed::from_summary)
+            .filter(|c| a.service_names.is_empty() || a.service_names.contains(&c.service)),
+    );
     let shown: Vec<&Observed> = obs
         .iter()
         .filter(|c| {
@@ -925,7 +942,7 @@ fn print_table(out: &mut impl Write, rows: &[Vec<String>]) {
 }
 
 async fn logs(po: &ProjectOpts, engine: &Engine, a: LogsArgs) -> anyhow::Result<ExitCode> {
-    let (_, obs) = targets(po, engine, &a.services).await?;
+    let (p, obs) = targets(po, engine, &a.services).await?;
     let tail = match a.tail.as_str() {
         "all" | "-1" => None,
         t => Some(t.parse::<usize>().map_err(|_| ExitWith {
@@ -944,7 +961,13 @@ async fn logs(po: &ProjectOpts, engine: &Engine, a: LogsArgs) -> anyhow::Result<
     };
     let style =
         LogStyle { prefix: !a.no_log_prefix, timestamps: a.timestamps, color: use_color(&po.ansi) };
-    stream_logs(engine, &obs, opts, style, false).await;
+    if a.follow {
+        // New, recreated and restarted containers of the selected services are followed too.
+        let select = |c: &Observed| a.services.is_empty() || a.services.contains(&c.service);
+        super::compose_logs::follow(engine, &p.name, &obs, &select, opts, style, false).await;
+    } else {
+        stream_logs(engine, &obs, opts, style, false).await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

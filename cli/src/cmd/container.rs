@@ -1,4 +1,4 @@
-//! `berth container` subcommands: create, ls, inspect, logs, exec, start, stop, restart, kill,
+//! `berth container` subcommands: run, create, ls, inspect, logs, exec, start, stop, restart, kill,
 //! rm, top, stats, pause, unpause, rename, wait. Output columns and `--format json` like docker's.
 
 use std::io::Write;
@@ -19,6 +19,8 @@ macro_rules! outln {
 /// `berth container` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// Create and run a new container from an image (docker's `run`).
+    Run(super::run::Args),
     /// Create a new container.
     Create(CreateArgs),
     /// List containers.
@@ -220,10 +222,16 @@ pub struct RenameArgs {
 
 /// Runs a `berth container` subcommand.
 pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
+    let cmd = match cmd {
+        Command::Run(args) => return super::run::run(opts, args),
+        other => other,
+    };
     let engine = engine(opts)?;
     let rt = runtime()?;
     rt.block_on(async move {
         match cmd {
+            // Dispatched above, before this runtime exists (it builds its own).
+            Command::Run(_) => unreachable!("container run is dispatched before"),
             Command::Create(a) => {
                 let cfg = a.create.to_config(false, false).map_err(|e| ExitWith {
                     code: EXIT_ENGINE,

@@ -2,6 +2,10 @@
 //! `Args` type (clap) and a `run` function; errors become one clear sentence and an exit code.
 
 mod compose;
+mod compose_cp;
+mod compose_events;
+mod compose_logs;
+mod compose_run;
 mod config;
 mod container;
 mod dns;
@@ -102,8 +106,6 @@ enum Command {
     Config(config::Args),
     #[command(flatten)]
     Compose(compose::Command),
-    /// Run a command in a new container.
-    Run(run::Args),
     /// Manage containers.
     #[command(subcommand)]
     Container(container::Command),
@@ -138,7 +140,6 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config(args) => config::run(&cli.project, args),
         Command::Compose(c) => compose::run(&cli.project, &cli.engine, c),
-        Command::Run(args) => run::run(&cli.engine, args),
         Command::Container(cmd) => container::run(&cli.engine, cmd),
         Command::Image(cmd) => image::run(&cli.engine, cmd),
         Command::Volume(cmd) => volume::run(&cli.engine, cmd),

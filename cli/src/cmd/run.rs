@@ -441,12 +441,13 @@ pub fn run(opts: &EngineOpts, args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Puts the user's terminal (stdin) in raw mode until dropped.
-struct RawTerminal {
+pub(super) struct RawTerminal {
     saved: nix::sys::termios::Termios,
 }
 
 impl RawTerminal {
-    fn enter() -> Option<Self> {
+    /// Raw mode on stdin (None when stdin is not a terminal).
+    pub(super) fn enter() -> Option<Self> {
         use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
         let stdin = std::io::stdin();
         let saved = tcgetattr(&stdin).ok()?;
@@ -467,7 +468,8 @@ impl Drop for RawTerminal {
     }
 }
 
-fn open_stdin_fifo(opts: &EngineOpts, id: &str) -> Option<std::fs::File> {
+/// The container's stdin fifo, opened for writing.
+pub(super) fn open_stdin_fifo(opts: &EngineOpts, id: &str) -> Option<std::fs::File> {
     let p = opts.root.join("containers").join(id).join("stdin");
     // Read+write never blocks on a fifo; we only ever write.
     std::fs::OpenOptions::new().read(true).write(true).open(p).ok()

@@ -6,6 +6,7 @@
 //! names are checked under the root lock, a container's records under its own lock file.
 
 pub mod api;
+mod copy;
 mod create;
 pub mod exec;
 pub mod network;
@@ -20,6 +21,7 @@ pub mod user;
 use std::path::PathBuf;
 
 pub use api::*;
+pub use copy::CopyOptions;
 pub use exec::ExecOutput;
 
 use crate::Engine;
