@@ -55,6 +55,10 @@ pub struct UpOptions {
     pub force_recreate: bool,
     /// Never recreate existing containers.
     pub no_recreate: bool,
+    /// Recreate the dependencies of the named services even when unchanged.
+    pub always_recreate_deps: bool,
+    /// Recreated containers get fresh anonymous volumes instead of the old ones' (`-V`).
+    pub renew_anon_volumes: bool,
     /// Don't start linked services.
     pub no_deps: bool,
     /// Create but don't start.
@@ -242,7 +246,10 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
         let net_changed = s.networks.keys().any(|k| nets.changed.contains(k));
         for o in &existing {
             let outdated = o.hash != hash || o.image_id != image_id || net_changed;
-            let action = if (opts.force_recreate || outdated) && !opts.no_recreate {
+            // A service pulled in only as a dependency of the named ones.
+            let is_dep = !opts.services.is_empty() && !opts.services.contains(svc);
+            let forced = opts.force_recreate || (opts.always_recreate_deps && is_dep);
+            let action = if (forced || outdated) && !opts.no_recreate {
                 Action::Recreate {
                     service: svc.clone(),
                     name: o.name.clone(),
@@ -250,6 +257,7 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
                     start: !opts.no_start,
                     timeout: opts.timeout,
                     volumes_from: vf.clone(),
+                    renew_anon_volumes: opts.renew_anon_volumes,
                 }
             } else if o.is_running()
                 && s.depends_on.iter().any(|(d, c)| c.restart && recreated.contains(d))

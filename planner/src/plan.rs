@@ -76,6 +76,8 @@ pub enum Action {
         timeout: Option<i64>,
         /// `volumes_from`: (container, read-only), resolved when the action runs.
         volumes_from: Vec<(String, bool)>,
+        /// Don't carry the old container's anonymous volumes over (`up -V`): remove them.
+        renew_anon_volumes: bool,
     },
     /// Start an existing, up-to-date container.
     Start {
@@ -362,7 +364,15 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
                 start(engine, service, name, p).await?;
             }
         }
-        Action::Recreate { service, name, config, start: st, timeout, volumes_from } => {
+        Action::Recreate {
+            service,
+            name,
+            config,
+            start: st,
+            timeout,
+            volumes_from,
+            renew_anon_volumes,
+        } => {
             emit(p, "Container", name, "Recreate", false);
             // As compose: create the replacement under a temporary name first, so a config the
             // engine refuses leaves the old container untouched.
@@ -374,6 +384,10 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
             add_volumes_from(engine, &mut config, volumes_from).await?;
             let mut dropped = Vec::new();
             for m in old.mounts.iter().filter(|m| m.typ == "volume" && is_anonymous(&m.name)) {
+                if *renew_anon_volumes {
+                    dropped.push(m.name.clone());
+                    continue;
+                }
                 // An anonymous volume declared again at the same path takes the old one.
                 if let Some(x) =
                     config.host_config.mounts.iter_mut().find(|x| {

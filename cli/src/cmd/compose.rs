@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::compose_logs::EndOn;
 use berth_planner::observe::{self, Observed};
 use berth_planner::ops::{self, DownOptions, Lifecycle, RunOptions, UpOptions};
 use berth_planner::{PlanError, Progress, labels};
@@ -68,6 +69,21 @@ pub struct UpArgs {
     /// Show timestamps (attached mode).
     #[arg(long)]
     timestamps: bool,
+    /// Stops all containers if any container exited with failure (attached mode).
+    #[arg(long, conflicts_with = "detach")]
+    abort_on_container_failure: bool,
+    /// Don't print prefix in logs (attached mode).
+    #[arg(long)]
+    no_log_prefix: bool,
+    /// Produce monochrome output (attached mode).
+    #[arg(long)]
+    no_color: bool,
+    /// Recreate anonymous volumes instead of retrieving data from the previous containers.
+    #[arg(short = 'V', long)]
+    renew_anon_volumes: bool,
+    /// Recreate dependent containers. Incompatible with --no-recreate.
+    #[arg(long, conflicts_with = "no_recreate")]
+    always_recreate_deps: bool,
     /// Automatically attach to log output of dependent services.
     #[arg(long)]
     attach_dependencies: bool,
@@ -208,9 +224,15 @@ pub struct PortArgs {
 /// `berth logs`.
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
-    /// Follow log output (`-f` is the global --file flag in berth).
+    /// Follow log output.
     #[arg(short = 'f', long)]
     follow: bool,
+    /// Index of the container if the service has multiple replicas.
+    #[arg(long)]
+    index: Option<u32>,
+    /// Produce monochrome output.
+    #[arg(long)]
+    no_color: bool,
     /// Number of lines to show from the end of the logs for each container.
     #[arg(short = 'n', long, default_value = "all")]
     tail: String,
@@ -263,7 +285,7 @@ pub struct KillArgs {
 /// `berth rm`.
 #[derive(Debug, clap::Args)]
 pub struct RmArgs {
-    /// Don't ask to confirm removal (berth never asks; `-f` is the global --file flag).
+    /// Don't ask to confirm removal (berth never asks).
     #[arg(short = 'f', long)]
     force: bool,
     /// Stop the containers, if required, before removing.
@@ -565,6 +587,8 @@ async fn up(
         scale,
         force_recreate: a.force_recreate,
         no_recreate: a.no_recreate,
+        always_recreate_deps: a.always_recreate_deps,
+        renew_anon_volumes: a.renew_anon_volumes,
         no_deps: a.no_deps,
         no_start: a.no_start,
         remove_orphans: a.remove_orphans,
@@ -610,15 +634,27 @@ async fn up(
         obs.into_iter().filter(|c| selected.contains(&c.service) && attached(&c.service)).collect();
     let opts =
         LogsOptions { follow: true, stdout: true, stderr: true, since, ..Default::default() };
-    let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
-    let style = LogStyle { prefix: true, timestamps: a.timestamps, color: use_color(&po.ansi) };
+    let end_on = if a.abort_on_container_exit || a.exit_code_from.is_some() {
+        EndOn::AnyExit
+    } else if a.abort_on_container_failure {
+        EndOn::Failure
+    } else {
+        EndOn::Idle
+    };
+    let abort = end_on != EndOn::Idle;
+    let style = LogStyle {
+        prefix: !a.no_log_prefix,
+        timestamps: a.timestamps,
+        color: !a.no_color && use_color(&po.ansi),
+    };
     // Replicas added, recreated or restarted while attached are followed too.
     let select = |c: &Observed| selected.contains(&c.service) && attached(&c.service);
     let streams =
-        super::compose_logs::follow(engine, &p.name, &targets, &select, opts, style, abort);
+        super::compose_logs::follow(engine, &p.name, &targets, &select, opts, style, end_on);
     tokio::select! {
         ended = streams => {
-            if !abort {
+            // Ended by itself: everything stopped, or (--abort-on-container-failure) nothing failed.
+            if !abort || (ended.is_none() && end_on == EndOn::Failure) {
                 return Ok(ExitCode::SUCCESS);
             }
             eprintln!("Aborting on container exit...");
@@ -942,7 +978,10 @@ fn print_table(out: &mut impl Write, rows: &[Vec<String>]) {
 }
 
 async fn logs(po: &ProjectOpts, engine: &Engine, a: LogsArgs) -> anyhow::Result<ExitCode> {
-    let (p, obs) = targets(po, engine, &a.services).await?;
+    let (p, mut obs) = targets(po, engine, &a.services).await?;
+    if let Some(n) = a.index {
+        obs.retain(|c| c.number == n);
+    }
     let tail = match a.tail.as_str() {
         "all" | "-1" => None,
         t => Some(t.parse::<usize>().map_err(|_| ExitWith {
@@ -959,12 +998,18 @@ async fn logs(po: &ProjectOpts, engine: &Engine, a: LogsArgs) -> anyhow::Result<
         until: a.until.as_deref().map(parse_time_arg).transpose()?,
         timestamps: a.timestamps,
     };
-    let style =
-        LogStyle { prefix: !a.no_log_prefix, timestamps: a.timestamps, color: use_color(&po.ansi) };
+    let style = LogStyle {
+        prefix: !a.no_log_prefix,
+        timestamps: a.timestamps,
+        color: !a.no_color && use_color(&po.ansi),
+    };
     if a.follow {
         // New, recreated and restarted containers of the selected services are followed too.
-        let select = |c: &Observed| a.services.is_empty() || a.services.contains(&c.service);
-        super::compose_logs::follow(engine, &p.name, &obs, &select, opts, style, false).await;
+        let select = |c: &Observed| {
+            (a.services.is_empty() || a.services.contains(&c.service))
+                && a.index.is_none_or(|n| c.number == n)
+        };
+        super::compose_logs::follow(engine, &p.name, &obs, &select, opts, style, EndOn::Idle).await;
     } else {
         stream_logs(engine, &obs, opts, style, false).await;
     }

@@ -51,10 +51,21 @@ struct Followed {
     mark: Arc<Mutex<Option<Mark>>>,
 }
 
+/// When following ends besides "nothing runs any more".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum EndOn {
+    /// Only when no selected container has run for `IDLE_END` and every stream ended.
+    Idle,
+    /// Also when the first container stops (`--abort-on-container-exit`).
+    AnyExit,
+    /// Also when a container stops with a non-zero code (`--abort-on-container-failure`).
+    Failure,
+}
+
 /// Follows the logs of the project's containers that `select` accepts, starting with
 /// `initial` (with `opts`; containers that appear later are shown from `opts.since`, or
 /// whole). Returns when no selected container has run for `IDLE_END` and every stream ended,
-/// or with `first`, when the first container stops (with its id).
+/// or as `end_on` says, with the id of the container that stopped.
 pub(super) async fn follow(
     engine: &Engine,
     project: &str,
@@ -62,7 +73,7 @@ pub(super) async fn follow(
     select: &(dyn Fn(&Observed) -> bool + Sync),
     opts: LogsOptions,
     style: LogStyle,
-    first: bool,
+    end_on: EndOn,
 ) -> Option<String> {
     let mut width = initial.iter().map(|c| prefix_of(c).len()).max().unwrap_or(0);
     let out = Arc::new(Mutex::new(()));
@@ -117,13 +128,12 @@ pub(super) async fn follow(
                 if let Some(f) = known.get_mut(&id) {
                     f.streaming = false;
                 }
-                if first {
-                    let running = engine
-                        .container_inspect(&id)
-                        .await
-                        .map(|i| i.state.running || i.state.restarting)
-                        .unwrap_or(false);
-                    if !running {
+                if end_on != EndOn::Idle {
+                    let state = engine.container_inspect(&id).await.map(|i| i.state);
+                    let (running, code) = state
+                        .map(|s| (s.running || s.restarting, s.exit_code))
+                        .unwrap_or((false, 0));
+                    if !running && (end_on == EndOn::AnyExit || code != 0) {
                         return Some(id);
                     }
                 }
@@ -146,7 +156,7 @@ pub(super) async fn follow(
         let streaming = known.values().any(|f| f.streaming);
         if any_running || streaming || !pending.is_empty() {
             idle_since = None;
-        } else if first {
+        } else if end_on == EndOn::AnyExit {
             // Nothing left to stop first.
             return None;
         } else {
