@@ -214,8 +214,16 @@ pub async fn create(
         });
         plan.order(n, create);
     }
+    // The networks it joins are created when missing (`run` before any `up`), as compose does;
+    // a changed network in use is left for `up`/`down` to replace.
+    let obs = crate::observe::containers(engine, &p.name).await?;
+    let keep = crate::ops::UpOptions { no_recreate: true, ..Default::default() };
+    let nets = crate::ops::plan_networks(engine, p, &obs, &[service.to_string()], &keep, &mut plan)
+        .await?;
+    for node in nets.nodes.values() {
+        plan.order(*node, create);
+    }
     if !no_deps {
-        let obs = crate::observe::containers(engine, &p.name).await?;
         for (dep, d) in &s.depends_on {
             let condition = match d.condition.as_str() {
                 "service_healthy" => Condition::Healthy,

@@ -410,9 +410,9 @@ pub fn network_request(p: &Project, key: &str, n: &Network) -> NetworkCreate {
 
 /// What [`plan_networks`] decided.
 #[derive(Default)]
-struct NetworkPlan {
+pub(crate) struct NetworkPlan {
     /// Network key -> its create node (the containers using it follow it).
-    nodes: HashMap<String, NodeIndex>,
+    pub(crate) nodes: HashMap<String, NodeIndex>,
     /// Keys of networks recreated because their config changed: their services' containers are
     /// recreated too.
     changed: BTreeSet<String>,
@@ -425,7 +425,7 @@ struct NetworkPlan {
 /// (as compose: the attached containers of the selected services are stopped first and then
 /// recreated; containers of other services or projects attached to it, or `--no-recreate`,
 /// make it an error asking for `down`).
-async fn plan_networks(
+pub(crate) async fn plan_networks(
     engine: &Engine,
     p: &Project,
     obs: &[Observed],

@@ -4,10 +4,6 @@
 //! the project's networks. Traffic only goes to loopback and to the test's own containers;
 //! each Project tears down on drop and asserts no container, network, bridge or DNS server left.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
-
 use crate::compose_support::{LONG, Project};
 
 /// A service command: busybox httpd serving `body` on port 80, stopping at once on SIGTERM.
@@ -78,27 +74,6 @@ fn free_subnet(skip: &str) -> String {
         }
     }
     panic!("no free 10.x subnet found");
-}
-
-/// GET `/` from 127.0.0.1:`port`, retrying for up to 10 s; returns the response.
-fn http_get(port: u16) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let attempt = || -> std::io::Result<String> {
-            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs(2)))?;
-            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
-            let mut out = String::new();
-            s.read_to_string(&mut out)?;
-            Ok(out)
-        };
-        match attempt() {
-            Ok(r) if r.contains("200") => return r,
-            other => assert!(Instant::now() < deadline, "GET 127.0.0.1:{port}/: {other:?}"),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -283,7 +258,7 @@ fn compose_net_published_ports_and_port_in_use() {
     assert_eq!(ip, "127.0.0.1");
     let port: u16 = port.parse().expect("port number");
     assert!(port > 0);
-    let body = http_get(port);
+    let body = crate::support::http_response(port, "/");
     assert!(body.contains("port-page"), "{body}");
     // ps: the PORTS column and compose's Publishers.
     let (so, _) = p.ok(&["ps", "--format", "json"]);

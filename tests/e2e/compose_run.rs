@@ -228,3 +228,46 @@ volumes:
     assert_eq!(so, "", "{se}");
     assert_eq!(p.inspect(&p.cname("db", 1), "{{.State.Health.Status}}"), "healthy");
 }
+
+#[test]
+fn compose_run_ports_only_when_asked_and_aliases_only_with_use_aliases() {
+    let compose = r#"
+services:
+  web:
+    image: bb
+    init: true
+    command: ["sh", "-c", "echo run-page > /tmp/index.html; httpd -f -p 80 -h /tmp"]
+    ports: ["127.0.0.1::80"]
+    networks:
+      default:
+        aliases: [www]
+  client:
+    image: bb
+    command: ["true"]
+"#;
+    let Some(p) = Project::new("crunnet", compose) else { return };
+    let host_port = |name: &str| {
+        p.inspect(name, r#"{{range (index .NetworkSettings.Ports "80/tcp")}}{{.HostPort}}{{end}}"#)
+    };
+    // compose's run publishes nothing unless asked ...
+    p.ok(&["run", "-d", "--name", "plain", "web"]);
+    assert_eq!(host_port("plain"), "");
+    // ... -P publishes the service's ports, -p the given ones.
+    p.ok(&["run", "-d", "--name", "svcports", "-P", "web"]);
+    let port: u16 = host_port("svcports").parse().expect("a published host port");
+    assert!(crate::support::http_body(port, "/index.html").contains("run-page"));
+    let fixed = crate::support::free_port();
+    p.ok(&["run", "-d", "--name", "fixed", "-p", &format!("127.0.0.1:{fixed}:80"), "web"]);
+    assert!(crate::support::http_body(fixed, "/index.html").contains("run-page"));
+    // The service's alias answers only for a one-off started with --use-aliases.
+    let lookup = |p: &Project| p.run(&["run", "--rm", "--no-deps", "client", "nslookup", "www"]);
+    assert!(!lookup(&p).status.success(), "no one-off uses the alias yet");
+    p.ok(&["run", "-d", "--name", "aliased", "--use-aliases", "web"]);
+    let ip = p.inspect(
+        "aliased",
+        &format!(r#"{{{{(index .NetworkSettings.Networks "{}_default").IPAddress}}}}"#, p.name),
+    );
+    let out = lookup(&p);
+    let so = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && so.contains(&ip), "www -> {ip}: {so}");
+}

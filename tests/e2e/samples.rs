@@ -4,40 +4,10 @@
 //! `down -v` (the Project guard then asserts nothing is left).
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use crate::compose_support::Project;
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
-/// GET `path` from 127.0.0.1:`port` until it answers 200 (10 s); returns the body.
-fn get(port: u16, path: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let attempt = || -> std::io::Result<String> {
-            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
-            let mut out = String::new();
-            s.read_to_string(&mut out)?;
-            Ok(out)
-        };
-        match attempt() {
-            Ok(r) if r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200") => {
-                return r.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-            }
-            other => assert!(Instant::now() < deadline, "GET 127.0.0.1:{port}{path}: {other:?}"),
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use crate::support::{free_port, http_body as get};
 
 /// `ps -a --format json` rows.
 fn ps(p: &Project) -> Vec<serde_json::Value> {

@@ -147,3 +147,39 @@ pub fn raw_tar_file(name: &str, content: &[u8]) -> Vec<u8> {
     out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
     out
 }
+
+/// A loopback TCP port nothing listens on right now.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// GET `path` from 127.0.0.1:`port`, retrying until it answers 200 (10 s deadline: containers
+/// may still be starting); returns the whole response.
+pub fn http_response(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = || -> std::io::Result<String> {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        };
+        match attempt() {
+            Ok(r) if r.starts_with("HTTP/1.0 200") || r.starts_with("HTTP/1.1 200") => return r,
+            other => assert!(Instant::now() < deadline, "GET 127.0.0.1:{port}{path}: {other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The body of a 200 answer to GET `path` on 127.0.0.1:`port` (see `http_response`).
+pub fn http_body(port: u16, path: &str) -> String {
+    let r = http_response(port, path);
+    r.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
