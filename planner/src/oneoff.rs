@@ -85,18 +85,7 @@ pub async fn prepare(
             ),
         });
     }
-    let image = p.image_name(svc);
-    let image_id = match engine.image_inspect(image.clone()).await {
-        Ok(i) => i.id,
-        Err(_) => {
-            return Err(PlanError::Invalid {
-                service: svc.clone(),
-                message: format!(
-                    "image {image:?} not found (berth cannot pull or build yet: load it with `berth image import` or `berth image load`)"
-                ),
-            });
-        }
-    };
+    let image_id = crate::ops::service_image_id(engine, p, svc).await?;
     let hash = compose_spec::service_hash(s);
     // compose publishes no ports for a one-off unless asked (`--service-ports`); nor does it
     // apply `container_name` (it would clash with the service's own container).

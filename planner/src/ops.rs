@@ -207,18 +207,7 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
         }
         let hash = compose_spec::service_hash(s);
         let vf = convert::volumes_from(p, svc, s)?;
-        let image = p.image_name(svc);
-        let image_id = match engine.image_inspect(image.clone()).await {
-            Ok(i) => i.id,
-            Err(_) => {
-                return Err(PlanError::Invalid {
-                    service: svc.clone(),
-                    message: format!(
-                        "image {image:?} not found (berth cannot pull or build yet: load it with `berth image import` or `berth image load`)"
-                    ),
-                });
-            }
-        };
+        let image_id = service_image_id(engine, p, svc).await?;
         let (leftovers, mut existing): (Vec<&Observed>, Vec<&Observed>) =
             obs.iter().filter(|c| &c.service == svc).partition(|c| {
                 is_recreate_leftover(&c.name, &convert::container_name(&p.name, svc, s, c.number))
@@ -535,6 +524,25 @@ pub(crate) async fn plan_networks(
         out.changed.insert(key.to_string());
     }
     Ok(out)
+}
+
+/// The id of the image `svc` runs; a missing image is an error naming the service and the way
+/// to get it.
+pub(crate) async fn service_image_id(
+    engine: &Engine,
+    p: &Project,
+    svc: &str,
+) -> Result<String, PlanError> {
+    let image = p.image_name(svc);
+    match engine.image_inspect(image.clone()).await {
+        Ok(i) => Ok(i.id),
+        Err(_) => Err(PlanError::Invalid {
+            service: svc.to_string(),
+            message: format!(
+                "image {image:?} not found (berth cannot pull or build yet: load it with `berth image import` or `berth image load`)"
+            ),
+        }),
+    }
 }
 
 /// `up`: converge the project to its compose file; the plan's warnings go to `warn` first.
