@@ -173,12 +173,20 @@ impl Resolver {
                 }
             })
             .collect();
+        // A link alias of the asking container stands for its target's name (docker's links
+        // on user-defined networks are visible to the linking container only).
+        let linked: Option<&str> = scope
+            .iter()
+            .flat_map(|n| n.records.iter())
+            .filter(|r| askers.contains(&&r.container_id))
+            .find_map(|r| r.links.get(name))
+            .map(String::as_str);
         let mut ips: Vec<Ipv4Addr> = Vec::new();
         let mut ips6: Vec<std::net::Ipv6Addr> = Vec::new();
         let mut known = false;
         for n in &scope {
             for r in &n.records {
-                if r.names.iter().any(|x| x == name) {
+                if r.names.iter().any(|x| x == name || Some(x.as_str()) == linked) {
                     known = true;
                     if !ips.contains(&r.ipv4) {
                         ips.push(r.ipv4);
@@ -470,6 +478,7 @@ mod tests {
                 ipv4: ip,
                 ipv6: None,
                 upstreams: vec![],
+                links: BTreeMap::new(),
             });
         }
         NetworkState {
@@ -585,5 +594,27 @@ mod tests {
         crate::store::write_json(&nd.join("aaaa.json"), &a2).unwrap();
         crate::store::write_atomic(&nd.join(GENERATION_FILE), b"2").unwrap();
         assert_eq!(ask(&r, "api", RecordType::A, from_a).0, ResponseCode::NXDomain);
+    }
+    #[test]
+    fn links_answer_only_the_linking_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let nd = dir.path().join("networks");
+        std::fs::create_dir_all(&nd).unwrap();
+        let mut a = state(
+            "aaaa",
+            "10.77.3.0/24",
+            &[
+                ("web", &["web"], [10, 77, 3, 2]),
+                ("cli", &["cli"], [10, 77, 3, 3]),
+                ("other", &["other"], [10, 77, 3, 4]),
+            ],
+        );
+        a.dns[1].links.insert("db".into(), "web".into());
+        crate::store::write_json(&nd.join("aaaa.json"), &a).unwrap();
+        crate::store::write_atomic(&nd.join(GENERATION_FILE), b"1").unwrap();
+        let r = Resolver::new(dir.path(), vec![]);
+        let web = vec![Ipv4Addr::new(10, 77, 3, 2)];
+        assert_eq!(ask(&r, "DB", RecordType::A, [10, 77, 3, 3]), (ResponseCode::NoError, web));
+        assert_eq!(ask(&r, "db", RecordType::A, [10, 77, 3, 4]).0, ResponseCode::NXDomain);
     }
 }

@@ -502,6 +502,7 @@ impl Networks {
         let mut names = vec![cfg.name.clone()];
         names.extend(cfg.aliases.iter().cloned());
         set_dns(&mut st, &cfg.container_id, &names, ip, ip6.map(|(a, _)| a), &cfg.dns_servers);
+        set_links(&mut st, &cfg.container_id, &cfg.links);
         if let Err(e) = self.save(&st) {
             let _ = netlink::delete_link(&host_ifname);
             return Err(e);
@@ -566,9 +567,16 @@ impl Networks {
             .flat_map(|d| d.names.iter().cloned())
             .collect();
         let container = st.network.containers.get(container_id);
+        // docker shows links as `target:alias`.
+        let links: Vec<String> = st
+            .dns
+            .iter()
+            .filter(|d| d.container_id == container_id)
+            .flat_map(|d| d.links.iter().map(|(alias, target)| format!("{target}:{alias}")))
+            .collect();
         Ok(Some(EndpointSettings {
             ipam_config: None,
-            links: None,
+            links: (!links.is_empty()).then_some(links),
             aliases: names
                 .iter()
                 .filter(|n| **n != ep.name.to_ascii_lowercase())
@@ -671,6 +679,31 @@ impl Networks {
         st.allocations6.retain(|_, c| c != container_id);
         st.network.containers.remove(container_id);
         st.dns.retain(|d| d.container_id != container_id);
+        self.save(&st)
+    }
+
+    /// Gives `container_id`'s endpoint on `network` the default route of its namespace at
+    /// `netns` (after the network that held it was disconnected); recorded on the endpoint.
+    pub fn take_default_route(
+        &self,
+        network: &str,
+        container_id: &str,
+        netns: &Path,
+    ) -> Result<()> {
+        let _root = self.lock()?;
+        let mut st = self.state(network)?;
+        let not_connected = || NetworkError::NotConnected {
+            network: st.network.name.clone(),
+            container: container_id.to_string(),
+        };
+        let ep = st.endpoints.get(container_id).ok_or_else(not_connected)?;
+        if st.network.internal || ep.endpoint.default_route {
+            return Ok(());
+        }
+        netlink::replace_default_route(netns, &ep.endpoint.ifname, st.gateway)?;
+        if let Some(e) = st.endpoints.get_mut(container_id) {
+            e.endpoint.default_route = true;
+        }
         self.save(&st)
     }
 
@@ -788,7 +821,15 @@ impl Networks {
         let _root = self.lock()?;
         let mut st = self.state(network)?;
         let ip6 = st.endpoints.get(container_id).and_then(|e| e.endpoint.ip6).map(|(a, _)| a);
-        set_dns(&mut st, container_id, names, ip, ip6, &[]);
+        // Keep the container's upstreams and links: only its names change.
+        let old = st.dns.iter().find(|d| d.container_id == container_id).cloned();
+        let up = old.as_ref().map(|d| d.upstreams.clone()).unwrap_or_default();
+        set_dns(&mut st, container_id, names, ip, ip6, &up);
+        if let (Some(old), Some(new)) =
+            (old, st.dns.iter_mut().find(|d| d.container_id == container_id))
+        {
+            new.links = old.links;
+        }
         self.save(&st)
     }
 
@@ -823,7 +864,20 @@ fn set_dns(
         ipv4: ip,
         ipv6: ip6,
         upstreams: up.to_vec(),
+        links: BTreeMap::new(),
     });
+}
+
+/// Sets the links (alias -> target name) of `container_id`'s DNS entry on `st`.
+fn set_links(st: &mut NetworkState, container_id: &str, links: &[(String, String)]) {
+    let clean = |n: &str| n.trim().trim_end_matches('.').to_ascii_lowercase();
+    if let Some(d) = st.dns.iter_mut().find(|d| d.container_id == container_id) {
+        d.links = links
+            .iter()
+            .map(|(alias, target)| (clean(alias), clean(target)))
+            .filter(|(a, t)| !a.is_empty() && !t.is_empty())
+            .collect();
+    }
 }
 
 /// Reads every `<id>.json` record in `dir`, sorted by name.

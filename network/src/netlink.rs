@@ -331,6 +331,26 @@ async fn configure_inside(n: &Handle, plan: &VethPlan) -> Result<bool> {
     }
 }
 
+/// Points the default route of the namespace at `netns` at `gateway` through `ifname`
+/// (replacing any default route there).
+pub fn replace_default_route(netns: &Path, ifname: &str, gateway: Ipv4Addr) -> Result<()> {
+    let (ifname, path) = (ifname.to_string(), netns.to_path_buf());
+    on_thread(Some(path.clone()), move |_, inner| async move {
+        let ctx = format!("set default route via {gateway} on {ifname} in {}", path.display());
+        let n = inner.ok_or_else(|| NetworkError::Netlink {
+            context: ctx.clone(),
+            message: "no namespace handle".into(),
+        })?;
+        let idx = index_of(&n, &ifname).await?.ok_or_else(|| NetworkError::Netlink {
+            context: ctx.clone(),
+            message: "interface not found".into(),
+        })?;
+        let route =
+            RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).output_interface(idx).build();
+        n.route().add(route).replace().execute().await.map_err(nl(ctx))
+    })
+}
+
 /// Parses `aa:bb:cc:dd:ee:ff`.
 pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
     let parts: Vec<u8> = s

@@ -180,7 +180,17 @@ impl Dns {
                 }
             });
         });
-        std::thread::sleep(Duration::from_millis(300));
+        // Wait until the server is bound on every gateway of the root (it answers TCP there).
+        let gateways: Vec<Ipv4Addr> =
+            root.nets.states().unwrap().iter().map(|s| s.gateway).collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for gw in gateways {
+            let addr = SocketAddr::from((gw, 53));
+            while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+                assert!(Instant::now() < deadline, "DNS server did not bind {addr}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         Dns { stop: Some(tx), thread: Some(thread) }
     }
 }
@@ -273,8 +283,31 @@ fn serve_http(ns: &mut Ns, port: u16, body: &str) -> tempfile::TempDir {
         "-h",
         dir.path().to_str().unwrap(),
     ]);
-    std::thread::sleep(Duration::from_millis(200));
+    let pid = ns.children.last().expect("httpd child").id();
+    wait_listening(pid, port);
     dir
+}
+
+/// Waits until the process `pid` (inside its namespace) has a TCP socket listening on `port`:
+/// `/proc/<pid>/net/tcp{,6}` list the sockets of that process's network namespace.
+fn wait_listening(pid: u32, port: u16) {
+    let want = format!(":{port:04X} ");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listening = ["tcp", "tcp6"].iter().any(|f| {
+            std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).unwrap_or_default().lines().any(
+                |l| {
+                    let cols: Vec<&str> = l.split_whitespace().collect();
+                    cols.len() > 3 && format!("{} ", cols[1]).ends_with(&want) && cols[3] == "0A"
+                },
+            )
+        });
+        if listening {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing listens on port {port} in pid {pid}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Asserts that no link, netns, nft rule or table of ours remains.

@@ -10,5 +10,6 @@ mod config;
 mod container;
 mod image;
 mod net;
+mod net_live;
 mod run;
 mod support;
