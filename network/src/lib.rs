@@ -26,7 +26,7 @@ pub use indexmap::IndexMap;
 pub use ipam::{Ipv4Net, Ipv6Net};
 pub use model::*;
 
-use store::{Lock, read_json, write_atomic, write_json};
+use store::{Lock, read_json, write_json};
 
 /// Default MTU when `com.docker.network.driver.mtu` is not given.
 pub const DEFAULT_MTU: u32 = 1500;
@@ -70,11 +70,18 @@ impl Networks {
 
     /// Tells readers (the DNS server) that records changed.
     fn bump(&self) -> Result<()> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        write_atomic(&self.dir.join(dns::GENERATION_FILE), now.to_string().as_bytes())
+        // Only the file's mtime carries the news (the DNS server keys on inode and mtime):
+        // setting it is one inode update, where rewriting the file and renaming it over the old
+        // one cost a create, a data flush and a rename (each stalls for milliseconds on a busy
+        // disk).
+        let path = self.dir.join(dns::GENERATION_FILE);
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| NetworkError::io("open", &path, e))?;
+        f.set_modified(std::time::SystemTime::now())
+            .map_err(|e| NetworkError::io("set the time of", &path, e))
     }
 
     fn resolve_in(states: &[NetworkState], key: &str) -> Result<NetworkState> {
