@@ -820,4 +820,15 @@ mod tests {
         rec.host_config.network_mode = "container:x".into();
         assert!(endpoints_of(&rec).is_empty());
     }
+
+    #[test]
+    fn link_syntax() {
+        let l = |v: &[&str]| parse_links(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(l(&["web"]).unwrap(), vec![("web".to_string(), "web".to_string())]);
+        assert_eq!(l(&["web:db"]).unwrap(), vec![("db".to_string(), "web".to_string())]);
+        // docker's stored form
+        assert_eq!(l(&["/web:/app/db"]).unwrap(), vec![("db".to_string(), "web".to_string())]);
+        assert!(l(&["web:"]).is_err());
+        assert!(l(&["a b"]).is_err());
+    }
 }
