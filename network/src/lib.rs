@@ -340,7 +340,7 @@ impl Networks {
         }
         let _machine = sysctl::machine_lock()?;
         nft::remove_tagged(&nft::net_tag(&st.network.id), Some(&st.subnet))?;
-        netlink::delete_link(&st.bridge)?;
+        netlink::delete_link_unlisted(&st.bridge)?;
         let path = self.state_path(&st.network.id);
         std::fs::remove_file(&path).map_err(|e| NetworkError::io("remove", &path, e))?;
         if !st.network.internal {
@@ -672,7 +672,7 @@ impl Networks {
             });
         };
         // The peer dies with the namespace; the host end may already be gone.
-        netlink::delete_link(&ep.endpoint.host_ifname)?;
+        netlink::delete_link_unlisted(&ep.endpoint.host_ifname)?;
         let (gone, kept): (Vec<PublishedPort>, Vec<PublishedPort>) =
             st.ports.drain(..).partition(|p| p.container_id == container_id);
         st.ports = kept;

@@ -1114,3 +1114,29 @@ fn higher_priority_network_takes_the_default_route() {
     assert!(routes.contains("via 172.30.21.1 dev eth1"), "{routes}");
     finish(root, vec![ns]);
 }
+
+#[test]
+fn disconnect_returns_with_the_veth_unlisted_and_its_name_free() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some("172.30.23.0/24"), false);
+    let ns = Ns::new();
+    // The same container on the same network reuses the same host veth name every round.
+    for round in 0..3 {
+        let ep = root.connect(&net.name, &ns, "again", &[]);
+        assert_eq!(ep.ifname, "eth0", "round {round}: the old peer is still listed");
+        root.nets.disconnect(&net.id, "c-again").unwrap();
+        // No polling: the call returns only once both ends are unlisted.
+        assert!(!berth_network::netlink::link_exists(&ep.host_ifname).unwrap(), "round {round}");
+        let (_, links) = ns.run(&["ip", "-o", "link"]);
+        assert!(!links.contains("eth0"), "round {round}: peer still listed: {links}");
+    }
+    // A network removal returns with its bridge unlisted, too.
+    let bridge = root.nets.state(&net.id).unwrap().bridge;
+    root.nets.remove(&net.id).unwrap();
+    assert!(!berth_network::netlink::link_exists(&bridge).unwrap());
+    finish(root, vec![ns]);
+}

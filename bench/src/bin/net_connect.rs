@@ -98,8 +98,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             ("connect (target <= 5 ms)", conn),
             ("  netlink worker alone (thread, runtime, socket, 1 round trip)", worker),
             ("  kernel data path alone (plug_veth)", plug),
-            ("disconnect", disc),
-            ("  kernel veth deletion alone (delete_link)", unplug),
+            ("disconnect (returns once the veth is unlisted)", disc),
+            ("  kernel veth deletion alone, waiting for its RCU barrier (delete_link)", unplug),
         ])
     })();
     for st in nets.states().unwrap_or_default() {
