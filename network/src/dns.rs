@@ -617,4 +617,29 @@ mod tests {
         assert_eq!(ask(&r, "DB", RecordType::A, [10, 77, 3, 3]), (ResponseCode::NoError, web));
         assert_eq!(ask(&r, "db", RecordType::A, [10, 77, 3, 4]).0, ResponseCode::NXDomain);
     }
+    #[test]
+    fn live_part_overrides_and_a_garbled_one_means_no_endpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let nd = dir.path().join("networks");
+        std::fs::create_dir_all(&nd).unwrap();
+        let old = state("aaaa", "10.77.4.0/24", &[("c1", &["web"], [10, 77, 4, 2])]);
+        crate::store::write_json(&nd.join("aaaa.json"), &old).unwrap();
+        let new = state("aaaa", "10.77.4.0/24", &[("c2", &["db"], [10, 77, 4, 3])]);
+        let live = nd.join("aaaa.live");
+        for _ in 0..2 {
+            let bytes = serde_json::to_vec(&crate::LiveState::of(&new)).unwrap();
+            crate::store::write_exchange(&live, &bytes).unwrap();
+        }
+        let names: Vec<String> = std::fs::read_dir(&nd)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains(".tmp")), "temp file left: {names:?}");
+        let st = crate::load_states(&nd).unwrap().remove(0);
+        assert_eq!(st.dns, new.dns);
+        assert_eq!(st.allocations, new.allocations);
+        std::fs::write(&live, b"").unwrap();
+        let st = crate::load_states(&nd).unwrap().remove(0);
+        assert!(st.dns.is_empty() && st.allocations.is_empty());
+    }
 }
