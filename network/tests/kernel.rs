@@ -981,11 +981,16 @@ fn dns_process_body_serves_and_exits_when_idle() {
     let state_root = root.nets.dir().parent().unwrap().to_path_buf();
     let sr = state_root.clone();
     let server = std::thread::spawn(move || berth_network::dns::run_blocking(&sr));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !berth_network::dns::server_running(&state_root) {
+    // Wait until it serves. (Polling `server_running` instead would race: its probe takes the
+    // lock for a moment, and a server starting at that moment thinks another one runs.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let addr = SocketAddr::from((gw, 53));
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(!server.is_finished(), "DNS server returned before serving");
         assert!(Instant::now() < deadline, "DNS server did not start");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
+    assert!(berth_network::dns::server_running(&state_root));
     // A second server for the same root returns at once.
     berth_network::dns::run_blocking(&state_root).unwrap();
     assert_eq!(lookup(&a, "solo", gw).0, vec![ep.ip]);
