@@ -92,6 +92,10 @@ impl Engine {
         req: EndpointRequest,
     ) -> Result<(), EngineNetworkError> {
         let nets = self.networks()?;
+        if network == cnet::DEFAULT_BRIDGE {
+            // docker always has `bridge`; berth makes it on first use.
+            cnet::ensure_default_bridge(&nets)?;
+        }
         let net = nets.state(network)?.network.name;
         let l = self.load(container)?;
         let mode = &l.rec.host_config.network_mode;
@@ -111,9 +115,6 @@ impl Engine {
         let paths = ContainerPaths::new(self.root(), &l.rec.id);
         if l.st.state.running && l.st.state.pid > 0 {
             let pid = l.st.state.pid as i32;
-            if net == cnet::DEFAULT_BRIDGE {
-                cnet::ensure_default_bridge(&nets)?;
-            }
             let ep = cnet::connect_one(&nets, &l.rec, &net, &req, pid)?;
             let root = self.root().path();
             let live = cnet::ensure_dns(root, Some(self.helper_exe()))

@@ -155,5 +155,11 @@ fn net_live_links_host_mode_inspect_and_ipv6() {
     let out = n.env.run(&run(&["--network", "host", "--link", &web, "bb", "true"]));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("links"), "{err}");
+    // `network connect bridge` makes the default network on first use, as docker always has it.
+    let lone = berth_testsupport::unique_name("klone");
+    n.env.ok(&run(&["-d", "--name", &lone, "--stop-timeout", "1", "bb", "sh", "-c", HTTPD]));
+    n.env.ok(&["network", "connect", "bridge", &lone]);
+    n.note_veths();
+    assert!(!n.ip_of(&lone, "bridge").is_empty(), "no address on bridge");
     n.teardown_and_check();
 }
