@@ -173,12 +173,20 @@ impl Resolver {
                 }
             })
             .collect();
+        // A link alias of the asking container stands for its target's name (docker's links
+        // on user-defined networks are visible to the linking container only).
+        let linked: Option<&str> = scope
+            .iter()
+            .flat_map(|n| n.records.iter())
+            .filter(|r| askers.contains(&&r.container_id))
+            .find_map(|r| r.links.get(name))
+            .map(String::as_str);
         let mut ips: Vec<Ipv4Addr> = Vec::new();
         let mut ips6: Vec<std::net::Ipv6Addr> = Vec::new();
         let mut known = false;
         for n in &scope {
             for r in &n.records {
-                if r.names.iter().any(|x| x == name) {
+                if r.names.iter().any(|x| x == name || Some(x.as_str()) == linked) {
                     known = true;
                     if !ips.contains(&r.ipv4) {
                         ips.push(r.ipv4);
@@ -470,6 +478,7 @@ mod tests {
                 ipv4: ip,
                 ipv6: None,
                 upstreams: vec![],
+                links: BTreeMap::new(),
             });
         }
         NetworkState {
@@ -585,5 +594,52 @@ mod tests {
         crate::store::write_json(&nd.join("aaaa.json"), &a2).unwrap();
         crate::store::write_atomic(&nd.join(GENERATION_FILE), b"2").unwrap();
         assert_eq!(ask(&r, "api", RecordType::A, from_a).0, ResponseCode::NXDomain);
+    }
+    #[test]
+    fn links_answer_only_the_linking_container() {
+        let dir = tempfile::tempdir().unwrap();
+        let nd = dir.path().join("networks");
+        std::fs::create_dir_all(&nd).unwrap();
+        let mut a = state(
+            "aaaa",
+            "10.77.3.0/24",
+            &[
+                ("web", &["web"], [10, 77, 3, 2]),
+                ("cli", &["cli"], [10, 77, 3, 3]),
+                ("other", &["other"], [10, 77, 3, 4]),
+            ],
+        );
+        a.dns[1].links.insert("db".into(), "web".into());
+        crate::store::write_json(&nd.join("aaaa.json"), &a).unwrap();
+        crate::store::write_atomic(&nd.join(GENERATION_FILE), b"1").unwrap();
+        let r = Resolver::new(dir.path(), vec![]);
+        let web = vec![Ipv4Addr::new(10, 77, 3, 2)];
+        assert_eq!(ask(&r, "DB", RecordType::A, [10, 77, 3, 3]), (ResponseCode::NoError, web));
+        assert_eq!(ask(&r, "db", RecordType::A, [10, 77, 3, 4]).0, ResponseCode::NXDomain);
+    }
+    #[test]
+    fn live_part_overrides_and_a_garbled_one_means_no_endpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let nd = dir.path().join("networks");
+        std::fs::create_dir_all(&nd).unwrap();
+        let old = state("aaaa", "10.77.4.0/24", &[("c1", &["web"], [10, 77, 4, 2])]);
+        crate::store::write_json(&nd.join("aaaa.json"), &old).unwrap();
+        let new = state("aaaa", "10.77.4.0/24", &[("c2", &["db"], [10, 77, 4, 3])]);
+        let live = nd.join("aaaa.live");
+        for _ in 0..2 {
+            let bytes = serde_json::to_vec(&crate::LiveState::of(&new)).unwrap();
+            crate::store::write_exchange(&live, &bytes).unwrap();
+        }
+        let names: Vec<String> = std::fs::read_dir(&nd)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(!names.iter().any(|n| n.contains(".tmp")), "temp file left: {names:?}");
+        let st = crate::load_states(&nd).unwrap().remove(0);
+        assert_eq!(st.dns, new.dns);
+        assert_eq!(st.allocations, new.allocations);
+        std::fs::write(&live, b"").unwrap();
+        let st = crate::load_states(&nd).unwrap().remove(0);
+        assert!(st.dns.is_empty() && st.allocations.is_empty());
     }
 }

@@ -123,7 +123,7 @@ pub struct NetworkRecord {
 
 /// A container's view of one network, as `docker inspect` shows it under
 /// `NetworkSettings.Networks.<name>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct EndpointSettings {
     /// Static addresses requested (null when dynamic).
@@ -185,6 +185,9 @@ pub struct EndpointConfig {
     pub priority: i32,
     /// Upstream resolvers for this container's forwarded queries (compose `dns:`); empty = host's.
     pub dns_servers: Vec<IpAddr>,
+    /// Links (`--link NAME:ALIAS`): alias -> target container name, answered to this
+    /// container only.
+    pub links: Vec<(String, String)>,
 }
 
 /// The result of `connect`.
@@ -287,6 +290,10 @@ pub struct DnsEntry {
     /// Per-container upstream resolvers (empty = the server's).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upstreams: Vec<IpAddr>,
+    /// Links of this container: lower-case alias -> lower-case target name. Only queries from
+    /// this container see them (docker's links on user-defined networks).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub links: BTreeMap<String, String>,
 }
 
 /// Everything berth keeps about one network: `networks/<id>.json`.

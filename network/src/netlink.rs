@@ -47,6 +47,23 @@ where
     F: FnOnce(Handle, Option<Handle>) -> Fut + Send + 'static,
     Fut: Future<Output = Result<T>>,
 {
+    spawn_worker(netns, job)?.recv().unwrap_or_else(|_| Err(worker_panicked()))
+}
+
+fn worker_panicked() -> NetworkError {
+    NetworkError::Netlink { context: "netlink worker".into(), message: "panicked".into() }
+}
+
+/// Starts `job` like [`on_thread`] and returns the channel its result arrives on.
+fn spawn_worker<T, F, Fut>(
+    netns: Option<PathBuf>,
+    job: F,
+) -> Result<std::sync::mpsc::Receiver<Result<T>>>
+where
+    T: Send + 'static,
+    F: FnOnce(Handle, Option<Handle>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T>>,
+{
     // The result comes back over a channel as soon as the job is done; tearing down the
     // runtime and the thread happens off the caller's critical path.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Result<T>>(1);
@@ -80,9 +97,7 @@ where
             let _ = tx.send(r);
         })
         .map_err(|e| NetworkError::io("spawn netlink thread", "", e))?;
-    rx.recv().unwrap_or_else(|_| {
-        Err(NetworkError::Netlink { context: "netlink worker".into(), message: "panicked".into() })
-    })
+    Ok(rx)
 }
 
 /// Moves the calling thread into the network namespace at `path`. Only called on the dedicated
@@ -159,14 +174,42 @@ pub fn create_bridge(
 
 /// Deletes link `name` from the host namespace; a missing link is not an error.
 pub fn delete_link(name: &str) -> Result<()> {
+    spawn_delete(name)?.recv().unwrap_or_else(|_| Err(worker_panicked()))
+}
+
+fn spawn_delete(name: &str) -> Result<std::sync::mpsc::Receiver<Result<()>>> {
     let name = name.to_string();
-    on_thread(None, move |h, _| async move {
+    spawn_worker(None, move |h, _| async move {
         let Some(idx) = index_of(&h, &name).await? else { return Ok(()) };
         match h.link().del(idx).execute().await {
             Err(e) if errno_of(&e) != ENODEV => Err(nl(format!("delete link {name}"))(e)),
             _ => Ok(()),
         }
     })
+}
+
+/// Deletes link `name` (a missing one is not an error) and returns as soon as the kernel has
+/// unlisted it: its name is free, it has left its bridge and no listing shows it (a veth's
+/// peer goes in the same step). `RTM_DELLINK` itself returns only after the kernel's
+/// `rcu_barrier` (about 20 ms, after the RTNL lock is released); that wait finishes on the
+/// worker thread. A process that exits meanwhile still waits for it (the kernel completes the
+/// call), so nothing is ever left half-deleted.
+pub fn delete_link_unlisted(name: &str) -> Result<()> {
+    use std::sync::mpsc::RecvTimeoutError;
+    let rx = spawn_delete(name)?;
+    loop {
+        match rx.recv_timeout(std::time::Duration::from_micros(250)) {
+            Ok(r) => return r,
+            Err(RecvTimeoutError::Disconnected) => return Err(worker_panicked()),
+            // Gone from the host's list (the caller's namespace is the host's, like the
+            // worker's): done, whatever the worker still waits for.
+            Err(RecvTimeoutError::Timeout) => {
+                if nix::net::if_::if_nametoindex(name) == Err(nix::errno::Errno::ENODEV) {
+                    return Ok(());
+                }
+            }
+        }
+    }
 }
 
 /// Everything needed to plug one container interface into a bridge.
@@ -329,6 +372,26 @@ async fn configure_inside(n: &Handle, plan: &VethPlan) -> Result<bool> {
         Err(e) if errno_of(&e) == EEXIST => Ok(false),
         Err(e) => Err(nl(ctx(&format!("add default route via {gw} on")))(e)),
     }
+}
+
+/// Points the default route of the namespace at `netns` at `gateway` through `ifname`
+/// (replacing any default route there).
+pub fn replace_default_route(netns: &Path, ifname: &str, gateway: Ipv4Addr) -> Result<()> {
+    let (ifname, path) = (ifname.to_string(), netns.to_path_buf());
+    on_thread(Some(path.clone()), move |_, inner| async move {
+        let ctx = format!("set default route via {gateway} on {ifname} in {}", path.display());
+        let n = inner.ok_or_else(|| NetworkError::Netlink {
+            context: ctx.clone(),
+            message: "no namespace handle".into(),
+        })?;
+        let idx = index_of(&n, &ifname).await?.ok_or_else(|| NetworkError::Netlink {
+            context: ctx.clone(),
+            message: "interface not found".into(),
+        })?;
+        let route =
+            RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).output_interface(idx).build();
+        n.route().add(route).replace().execute().await.map_err(nl(ctx))
+    })
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff`.

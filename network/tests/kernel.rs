@@ -180,7 +180,17 @@ impl Dns {
                 }
             });
         });
-        std::thread::sleep(Duration::from_millis(300));
+        // Wait until the server is bound on every gateway of the root (it answers TCP there).
+        let gateways: Vec<Ipv4Addr> =
+            root.nets.states().unwrap().iter().map(|s| s.gateway).collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for gw in gateways {
+            let addr = SocketAddr::from((gw, 53));
+            while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+                assert!(Instant::now() < deadline, "DNS server did not bind {addr}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
         Dns { stop: Some(tx), thread: Some(thread) }
     }
 }
@@ -273,8 +283,31 @@ fn serve_http(ns: &mut Ns, port: u16, body: &str) -> tempfile::TempDir {
         "-h",
         dir.path().to_str().unwrap(),
     ]);
-    std::thread::sleep(Duration::from_millis(200));
+    let pid = ns.children.last().expect("httpd child").id();
+    wait_listening(pid, port);
     dir
+}
+
+/// Waits until the process `pid` (inside its namespace) has a TCP socket listening on `port`:
+/// `/proc/<pid>/net/tcp{,6}` list the sockets of that process's network namespace.
+fn wait_listening(pid: u32, port: u16) {
+    let want = format!(":{port:04X} ");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listening = ["tcp", "tcp6"].iter().any(|f| {
+            std::fs::read_to_string(format!("/proc/{pid}/net/{f}")).unwrap_or_default().lines().any(
+                |l| {
+                    let cols: Vec<&str> = l.split_whitespace().collect();
+                    cols.len() > 3 && format!("{} ", cols[1]).ends_with(&want) && cols[3] == "0A"
+                },
+            )
+        });
+        if listening {
+            return;
+        }
+        assert!(Instant::now() < deadline, "nothing listens on port {port} in pid {pid}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Asserts that no link, netns, nft rule or table of ours remains.
@@ -948,11 +981,16 @@ fn dns_process_body_serves_and_exits_when_idle() {
     let state_root = root.nets.dir().parent().unwrap().to_path_buf();
     let sr = state_root.clone();
     let server = std::thread::spawn(move || berth_network::dns::run_blocking(&sr));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !berth_network::dns::server_running(&state_root) {
+    // Wait until it serves. (Polling `server_running` instead would race: its probe takes the
+    // lock for a moment, and a server starting at that moment thinks another one runs.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let addr = SocketAddr::from((gw, 53));
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        assert!(!server.is_finished(), "DNS server returned before serving");
         assert!(Instant::now() < deadline, "DNS server did not start");
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(10));
     }
+    assert!(berth_network::dns::server_running(&state_root));
     // A second server for the same root returns at once.
     berth_network::dns::run_blocking(&state_root).unwrap();
     assert_eq!(lookup(&a, "solo", gw).0, vec![ep.ip]);
@@ -1079,5 +1117,31 @@ fn higher_priority_network_takes_the_default_route() {
     assert!(!e3.default_route);
     let (_, routes) = ns.run(&["ip", "route", "show", "default"]);
     assert!(routes.contains("via 172.30.21.1 dev eth1"), "{routes}");
+    finish(root, vec![ns]);
+}
+
+#[test]
+fn disconnect_returns_with_the_veth_unlisted_and_its_name_free() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some("172.30.23.0/24"), false);
+    let ns = Ns::new();
+    // The same container on the same network reuses the same host veth name every round.
+    for round in 0..3 {
+        let ep = root.connect(&net.name, &ns, "again", &[]);
+        assert_eq!(ep.ifname, "eth0", "round {round}: the old peer is still listed");
+        root.nets.disconnect(&net.id, "c-again").unwrap();
+        // No polling: the call returns only once both ends are unlisted.
+        assert!(!berth_network::netlink::link_exists(&ep.host_ifname).unwrap(), "round {round}");
+        let (_, links) = ns.run(&["ip", "-o", "link"]);
+        assert!(!links.contains("eth0"), "round {round}: peer still listed: {links}");
+    }
+    // A network removal returns with its bridge unlisted, too.
+    let bridge = root.nets.state(&net.id).unwrap().bridge;
+    root.nets.remove(&net.id).unwrap();
+    assert!(!berth_network::netlink::link_exists(&bridge).unwrap());
     finish(root, vec![ns]);
 }

@@ -92,10 +92,16 @@ impl Engine {
         req: EndpointRequest,
     ) -> Result<(), EngineNetworkError> {
         let nets = self.networks()?;
+        if network == cnet::DEFAULT_BRIDGE {
+            // docker always has `bridge`; berth makes it on first use.
+            cnet::ensure_default_bridge(&nets)?;
+        }
         let net = nets.state(network)?.network.name;
         let l = self.load(container)?;
         let mode = &l.rec.host_config.network_mode;
-        if !cnet::is_bridge_mode(mode) {
+        // `none` is left for the network (docker wants `network disconnect none C` first).
+        let from_none = matches!(mode.as_str(), "none" | "");
+        if !from_none && !cnet::is_bridge_mode(mode) {
             return Err(EngineNetworkError::Invalid(format!(
                 "container {} uses network mode {mode:?} and cannot be connected to network {net}",
                 l.rec.name
@@ -106,15 +112,27 @@ impl Engine {
                 NetworkError::AlreadyConnected { network: net, container: l.rec.name }.into()
             );
         }
+        let paths = ContainerPaths::new(self.root(), &l.rec.id);
         if l.st.state.running && l.st.state.pid > 0 {
             let pid = l.st.state.pid as i32;
-            cnet::connect_one(&nets, &l.rec, &net, &req, pid)?;
-            cnet::ensure_dns(self.root().path(), Some(self.helper_exe()))
-                .map_err(EngineNetworkError::Invalid)?;
+            let ep = cnet::connect_one(&nets, &l.rec, &net, &req, pid)?;
+            let root = self.root().path();
+            let live = cnet::ensure_dns(root, Some(self.helper_exe()))
+                .and_then(|()| cnet::live_connected(&nets, &l.rec, &paths, &net, &ep));
+            if let Err(e) = live {
+                // Nothing half-made: the endpoint (and any port rule of it) goes again.
+                let _ = nets.disconnect(&net, &l.rec.id);
+                return Err(EngineNetworkError::Invalid(format!(
+                    "connecting container {} to network {net}: {e}",
+                    l.rec.name
+                )));
+            }
         }
-        let paths = ContainerPaths::new(self.root(), &l.rec.id);
         let _g = paths.lock().map_err(ContainerError::from)?;
         let mut rec = paths.read_config().map_err(ContainerError::from)?.unwrap_or(l.rec);
+        if from_none {
+            rec.host_config.network_mode = net.clone();
+        }
         rec.networking_config.endpoints_config.insert(net, req);
         paths.write_config(&rec).map_err(ContainerError::from)?;
         Ok(())
@@ -138,10 +156,19 @@ impl Engine {
         if !cnet::endpoints_of(&l.rec).iter().any(|(n, _)| *n == net) {
             return Err(NetworkError::NotConnected { network: net, container: l.rec.name }.into());
         }
-        if nets.endpoint(&net, &l.rec.id)?.is_some() {
-            nets.disconnect(&net, &l.rec.id)?;
-        }
         let paths = ContainerPaths::new(self.root(), &l.rec.id);
+        if let Some(old) = nets.endpoint(&net, &l.rec.id)? {
+            nets.disconnect(&net, &l.rec.id)?;
+            if l.st.state.running && l.st.state.pid > 0 {
+                let pid = l.st.state.pid as i32;
+                cnet::live_disconnected(&nets, &l.rec, &paths, pid, &old).map_err(|e| {
+                    EngineNetworkError::Invalid(format!(
+                        "disconnecting container {} from network {net}: {e}",
+                        l.rec.name
+                    ))
+                })?;
+            }
+        }
         let _g = paths.lock().map_err(ContainerError::from)?;
         let mut rec = paths.read_config().map_err(ContainerError::from)?.unwrap_or(l.rec);
         rec.networking_config.endpoints_config.shift_remove(&net);

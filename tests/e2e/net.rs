@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use crate::support::ContainerEnv;
 
 /// A container root plus the networks a test made; removes them all on drop.
-struct NetEnv {
-    env: ContainerEnv,
+pub(super) struct NetEnv {
+    pub(super) env: ContainerEnv,
     networks: std::cell::RefCell<Vec<String>>,
     /// Kernel objects seen while the test ran: bridges, host veths, network ids.
     seen: std::cell::RefCell<Seen>,
@@ -27,7 +27,7 @@ struct Seen {
 }
 
 impl NetEnv {
-    fn new() -> Option<Self> {
+    pub(super) fn new() -> Option<Self> {
         Some(NetEnv {
             env: ContainerEnv::new()?,
             networks: Default::default(),
@@ -36,7 +36,7 @@ impl NetEnv {
     }
 
     /// Creates a network with a unique name; returns the name.
-    fn network(&self, prefix: &str, extra: &[&str]) -> String {
+    pub(super) fn network(&self, prefix: &str, extra: &[&str]) -> String {
         let name = berth_testsupport::unique_name(prefix);
         let mut args = vec!["network", "create"];
         args.extend_from_slice(extra);
@@ -51,14 +51,14 @@ impl NetEnv {
         name
     }
 
-    fn net_inspect(&self, name: &str) -> serde_json::Value {
+    pub(super) fn net_inspect(&self, name: &str) -> serde_json::Value {
         let out = self.env.ok(&["network", "inspect", name]);
         let v: serde_json::Value = serde_json::from_str(&out).expect("network inspect json");
         v[0].clone()
     }
 
     /// The network's gateway with the last octet replaced (an address inside its subnet).
-    fn addr_in(&self, name: &str, last: u8) -> String {
+    pub(super) fn addr_in(&self, name: &str, last: u8) -> String {
         let rec = self.net_inspect(name);
         let gw = rec["IPAM"]["Config"][0]["Gateway"].as_str().expect("gateway").to_string();
         let mut parts: Vec<&str> = gw.split('.').collect();
@@ -68,7 +68,7 @@ impl NetEnv {
     }
 
     /// Remembers the host veths currently recorded in the root's network states.
-    fn note_veths(&self) {
+    pub(super) fn note_veths(&self) {
         let dir = self.env.path().join("networks");
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
             let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
@@ -84,13 +84,13 @@ impl NetEnv {
     }
 
     /// The container's `NetworkSettings.Networks.<net>` entry.
-    fn endpoint(&self, container: &str, net: &str) -> serde_json::Value {
+    pub(super) fn endpoint(&self, container: &str, net: &str) -> serde_json::Value {
         let j = self.env.inspect(container, "{{json .NetworkSettings.Networks}}");
         let v: serde_json::Value = serde_json::from_str(&j).expect("networks json");
         v[net].clone()
     }
 
-    fn ip_of(&self, container: &str, net: &str) -> String {
+    pub(super) fn ip_of(&self, container: &str, net: &str) -> String {
         self.endpoint(container, net)["IPAddress"].as_str().unwrap_or_default().to_string()
     }
 
@@ -118,7 +118,7 @@ impl NetEnv {
     }
 
     /// Tears down, then asserts no bridge, veth, nft rule or DNS process of this test is left.
-    fn teardown_and_check(&self) {
+    pub(super) fn teardown_and_check(&self) {
         self.teardown();
         let seen = self.seen.borrow();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -160,7 +160,7 @@ unsafe fn libc_kill(pid: i32) {
     unsafe { kill(pid, 9) };
 }
 
-fn run_cmd(prog: &str, args: &[&str]) -> String {
+pub(super) fn run_cmd(prog: &str, args: &[&str]) -> String {
     std::process::Command::new(prog)
         .args(args)
         .output()
@@ -185,14 +185,14 @@ fn dns_pids(root: &Path) -> Vec<i32> {
 
 /// Shell statement that retries `cmd` every 100 ms and fails the script after ~10 s (waits
 /// for a server to listen).
-fn retry(cmd: &str) -> String {
+pub(super) fn retry(cmd: &str) -> String {
     format!(
         "i=0; until {cmd}; do i=$((i+1)); if [ $i -ge 100 ]; then echo 'gave up: {cmd}'; exit 1; fi; sleep 0.1; done"
     )
 }
 
 /// GET `path` from 127.0.0.1:`port`, retrying until `secs` pass; returns the response.
-fn http_get(port: u16, path: &str, secs: u64) -> String {
+pub(super) fn http_get(port: u16, path: &str, secs: u64) -> String {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let attempt = || -> std::io::Result<String> {

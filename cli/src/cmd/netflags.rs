@@ -37,6 +37,10 @@ pub struct NetFlags {
     /// Add a custom host-to-IP mapping (`host:ip`, ip may be `host-gateway`).
     #[arg(long = "add-host")]
     pub add_host: Vec<String>,
+    /// Add a link to another container (`NAME[:ALIAS]`): ALIAS resolves to NAME for this
+    /// container only.
+    #[arg(long = "link")]
+    pub link: Vec<String>,
 }
 
 impl NetFlags {
@@ -47,9 +51,10 @@ impl NetFlags {
         networks: &[String],
         cfg: &mut ContainerCreateConfig,
     ) -> anyhow::Result<()> {
-        // Without --network, publishing a port implies the default bridge (docker's default
-        // mode); otherwise berth's default stays `none`.
-        let implied = if self.publish.is_empty() && !self.publish_all { "none" } else { "bridge" };
+        // Without --network, publishing a port or linking implies the default bridge (docker's
+        // default mode); otherwise berth's default stays `none`.
+        let bridge_implied = !self.publish.is_empty() || self.publish_all || !self.link.is_empty();
+        let implied = if bridge_implied { "bridge" } else { "none" };
         let mode = networks.first().map(String::as_str).unwrap_or(implied);
         cfg.host_config.network_mode = mode.to_string();
         let bridge_like =
@@ -84,6 +89,7 @@ impl NetFlags {
         h.dns_search = self.dns_search.clone();
         h.dns_options = self.dns_option.clone();
         h.extra_hosts = self.add_host.clone();
+        h.links = self.link.clone();
         let wants_endpoint =
             !self.network_alias.is_empty() || self.ip.is_some() || self.mac_address.is_some();
         if wants_endpoint {

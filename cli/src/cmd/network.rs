@@ -48,15 +48,15 @@ pub enum Command {
         /// Driver options (key=value).
         #[arg(short, long = "opt")]
         opt: Vec<String>,
-        /// Subnet in CIDR format.
+        /// Subnet in CIDR format (repeat for an IPv4 and an IPv6 subnet).
         #[arg(long)]
-        subnet: Option<String>,
-        /// Allocate container addresses from a sub-range.
+        subnet: Vec<String>,
+        /// Allocate container addresses from a sub-range (of the subnet of its family).
         #[arg(long)]
-        ip_range: Option<String>,
-        /// Gateway for the subnet.
+        ip_range: Vec<String>,
+        /// Gateway (of the subnet of its family).
         #[arg(long)]
-        gateway: Option<String>,
+        gateway: Vec<String>,
         /// Network name.
         name: String,
     },
@@ -150,14 +150,28 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
             gateway,
             name,
         } => {
-            if subnet.is_none() && (ip_range.is_some() || gateway.is_some()) {
-                return Err(usage("--ip-range and --gateway need --subnet"));
+            // Each --ip-range / --gateway belongs to the --subnet of its address family.
+            let v6 = |s: &String| s.contains(':');
+            let mut ipam = Vec::new();
+            for fam in [false, true] {
+                let pick = |list: &[String], what: &str| -> anyhow::Result<Option<String>> {
+                    let mut it = list.iter().filter(|x| v6(x) == fam);
+                    let first = it.next().cloned();
+                    if it.next().is_some() {
+                        return Err(usage(&format!("one {what} per address family")));
+                    }
+                    Ok(first)
+                };
+                let subnet = pick(&subnet, "--subnet")?;
+                let (ip_range, gateway) =
+                    (pick(&ip_range, "--ip-range")?, pick(&gateway, "--gateway")?);
+                if subnet.is_none() && (ip_range.is_some() || gateway.is_some()) {
+                    return Err(usage("--ip-range and --gateway need a --subnet of their family"));
+                }
+                if subnet.is_some() {
+                    ipam.push(IpamRequest { subnet, ip_range, gateway });
+                }
             }
-            let ipam = if subnet.is_some() {
-                vec![IpamRequest { subnet, ip_range, gateway }]
-            } else {
-                Vec::new()
-            };
             let rec = nets.create(NetworkCreate {
                 name,
                 driver: Some(driver),

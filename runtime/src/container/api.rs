@@ -164,6 +164,10 @@ pub struct HostConfig {
     pub dns_options: Vec<String>,
     /// Extra /etc/hosts entries (`name:ip`, `ip` may be `host-gateway`).
     pub extra_hosts: Vec<String>,
+    /// Links `NAME[:ALIAS]` (`--link`, compose `links:`): ALIAS (default NAME) resolves to
+    /// container NAME for this container only.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
     /// Remove the container when it exits.
     pub auto_remove: bool,
     /// Supplementary groups (names or ids).

@@ -225,6 +225,14 @@ fn publish_one(
 pub(crate) fn check_create(root: &StateRoot, rec: &ContainerRecord) -> Result<(), ContainerError> {
     let mode = rec.host_config.network_mode.as_str();
     port_mappings(rec).map_err(ContainerError::Invalid)?;
+    if !rec.host_config.links.is_empty() {
+        if mode == "host" || mode.starts_with("container:") {
+            return Err(ContainerError::Invalid(format!(
+                "links cannot be used with network mode {mode:?}"
+            )));
+        }
+        parse_links(&rec.host_config.links).map_err(ContainerError::Invalid)?;
+    }
     if let Some(target) = mode.strip_prefix("container:") {
         if target.is_empty() {
             return Err(ContainerError::Invalid("network mode container: needs a name".into()));
@@ -263,6 +271,28 @@ pub(crate) fn check_create(root: &StateRoot, rec: &ContainerRecord) -> Result<()
             .map_err(|_| ContainerError::Invalid(format!("invalid DNS server address {d:?}")))?;
     }
     Ok(())
+}
+
+/// Parses links (`NAME[:ALIAS]`, or docker's stored `/NAME:/LINKER/ALIAS`) into
+/// (alias, target container name) pairs; the alias defaults to the name.
+pub fn parse_links(links: &[String]) -> Result<Vec<(String, String)>, String> {
+    links
+        .iter()
+        .map(|l| {
+            let (name, alias) = l.split_once(':').unwrap_or((l, l));
+            let name = name.trim_start_matches('/');
+            // `/linker/alias` keeps only its last part.
+            let alias = alias.rsplit('/').next().unwrap_or(alias);
+            let ok = |x: &str| {
+                !x.is_empty() && x.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            };
+            if ok(name) && ok(alias) {
+                Ok((alias.to_string(), name.to_string()))
+            } else {
+                Err(format!("invalid link {l:?}: expected NAME or NAME:ALIAS"))
+            }
+        })
+        .collect()
 }
 
 /// Creates the default `bridge` network unless it exists.
@@ -332,8 +362,137 @@ pub(crate) fn connect_one(
         interface_name: next_ifname(nets, &rec.id),
         priority: req.gw_priority,
         dns_servers: rec.host_config.dns.iter().filter_map(|d| d.parse().ok()).collect(),
+        links: parse_links(&rec.host_config.links).unwrap_or_default(),
     };
     nets.connect(net, Path::new(&format!("/proc/{pid}/ns/net")), cfg)
+}
+
+/// The container's live endpoints, by network name, in connection order (`eth0` first).
+fn live_endpoints(nets: &Networks, id: &str) -> Vec<(String, berth_network::Endpoint, bool)> {
+    let mut out: Vec<(String, berth_network::Endpoint, bool)> = nets
+        .states()
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|s| {
+            let internal = s.network.internal;
+            s.endpoints.get(id).map(|e| (s.network.name.clone(), e.endpoint.clone(), internal))
+        })
+        .collect();
+    out.sort_by_key(|(_, e, _)| {
+        e.ifname.trim_start_matches("eth").parse::<u32>().unwrap_or(u32::MAX)
+    });
+    out
+}
+
+/// Publishes the container's port bindings on network `net` (endpoint address `ip`).
+/// Stops at the first failure and returns it; what was published stays (the caller undoes).
+fn publish_all(
+    nets: &Networks,
+    rec: &ContainerRecord,
+    net: &str,
+    ip: Ipv4Addr,
+) -> Result<Vec<PublishedPort>, String> {
+    let mut out = Vec::new();
+    for (m, last) in port_requests(rec)? {
+        out.push(publish_one(nets, net, &rec.id, ip, m, last)?);
+    }
+    Ok(out)
+}
+
+/// After a running container was connected to `net` (endpoint `ep`): its hosts file gets the
+/// new address (rewritten whole when this is its first network, with resolv.conf pointing at
+/// the new gateway), and its port bindings are published when this is its first non-internal
+/// network. On error the caller disconnects `net` again (which drops any rule made here).
+pub(crate) fn live_connected(
+    nets: &Networks,
+    rec: &ContainerRecord,
+    paths: &ContainerPaths,
+    net: &str,
+    ep: &berth_network::Endpoint,
+) -> Result<(), String> {
+    let live = live_endpoints(nets, &rec.id);
+    let others: Vec<_> = live.iter().filter(|(n, _, _)| n != net).collect();
+    let internal = live.iter().any(|(n, _, i)| n == net && *i);
+    let hc = &rec.host_config;
+    if others.is_empty() {
+        let dns: Vec<IpAddr> = hc.dns.iter().filter_map(|d| d.parse().ok()).collect();
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let resolv = berth_network::files::resolv_conf(
+            Some(ep.gateway),
+            &dns,
+            &hc.dns_search,
+            &hc.dns_options,
+            &host_resolv,
+        );
+        let hosts = berth_network::files::hosts(
+            &rec.config.hostname,
+            Some(ep.ip),
+            &hc.extra_hosts,
+            Some(ep.gateway),
+        )
+        .map_err(|e| e.to_string())?;
+        write_in_place(&paths.resolv_conf(), &resolv)?;
+        write_in_place(&paths.hosts(), &hosts)?;
+    } else {
+        // Like docker: one more `address hostname` line per network.
+        let mut text = std::fs::read_to_string(paths.hosts()).unwrap_or_default();
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        text.push_str(&format!("{}\t{}\n", ep.ip, rec.config.hostname));
+        write_in_place(&paths.hosts(), &text)?;
+    }
+    let published = nets.published_ports(&rec.id).map_err(|e| e.to_string())?;
+    if !internal && published.is_empty() {
+        publish_all(nets, rec, net, ep.ip)?;
+    }
+    Ok(())
+}
+
+/// After a running container (namespace of `pid`) left `net`, where it had `old` (address
+/// `old.ip`): that address leaves its hosts file; when it stays on other networks, resolv.conf
+/// names the first one's gateway if it named the old one, the port bindings move to the first
+/// remaining non-internal network if they were on `net`, and that network's gateway takes the
+/// default route if `net` held it.
+pub(crate) fn live_disconnected(
+    nets: &Networks,
+    rec: &ContainerRecord,
+    paths: &ContainerPaths,
+    pid: i32,
+    old: &berth_network::Endpoint,
+) -> Result<(), String> {
+    let text = std::fs::read_to_string(paths.hosts()).unwrap_or_default();
+    let prefix = format!("{}\t", old.ip);
+    let kept: String =
+        text.lines().filter(|l| !l.starts_with(&prefix)).map(|l| format!("{l}\n")).collect();
+    if kept != text {
+        write_in_place(&paths.hosts(), &kept)?;
+    }
+    let live = live_endpoints(nets, &rec.id);
+    let Some((_, first, _)) = live.first() else { return Ok(()) };
+    let resolv = std::fs::read_to_string(paths.resolv_conf()).unwrap_or_default();
+    let old_ns = format!("nameserver {}", old.gateway);
+    if resolv.lines().any(|l| l.trim() == old_ns) {
+        let new_ns = format!("nameserver {}", first.gateway);
+        let text: String = resolv
+            .lines()
+            .map(|l| if l.trim() == old_ns { new_ns.clone() } else { l.to_string() })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        write_in_place(&paths.resolv_conf(), &text)?;
+    }
+    let outer = live.iter().find(|(_, _, internal)| !internal);
+    if let Some((net, ep, _)) = outer {
+        if old.default_route {
+            nets.take_default_route(net, &rec.id, Path::new(&format!("/proc/{pid}/ns/net")))
+                .map_err(|e| e.to_string())?;
+        }
+        let published = nets.published_ports(&rec.id).map_err(|e| e.to_string())?;
+        if published.is_empty() {
+            publish_all(nets, rec, net, ep.ip)?;
+        }
+    }
+    Ok(())
 }
 
 /// Starts the per-root DNS server (`berth --root R __dns`, with `exe` the berth binary;
@@ -561,6 +720,18 @@ pub(crate) fn settings(l: &Loaded) -> NetworkSettings {
     let Some(root) = l.paths.dir.parent().and_then(|p| p.parent()) else { return out };
     let Ok(nets) = Networks::open(root) else { return out };
     let rec = &l.rec;
+    let mode = rec.host_config.network_mode.as_str();
+    if mode == "host" || mode == "none" {
+        // docker's built-in `host`/`none` networks: an entry with ids and no addresses.
+        let id = |s: &str| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(s.as_bytes()));
+        let entry = berth_network::EndpointSettings {
+            network_id: id(&format!("berth-network/{mode}")),
+            endpoint_id: id(&format!("berth-endpoint/{mode}/{}", rec.id)),
+            ..Default::default()
+        };
+        out.networks.insert(mode.to_string(), serde_json::to_value(entry).unwrap_or_default());
+        return out;
+    }
     for (net, req) in endpoints_of(rec) {
         let live = nets.endpoint_settings(&net, &rec.id).ok().flatten();
         if let Some(s) = live.as_ref().filter(|_| net == DEFAULT_BRIDGE) {
@@ -648,5 +819,16 @@ mod tests {
         assert_eq!((r[2].0.host_port, r[2].1), (9000, 9005));
         rec.host_config.network_mode = "container:x".into();
         assert!(endpoints_of(&rec).is_empty());
+    }
+
+    #[test]
+    fn link_syntax() {
+        let l = |v: &[&str]| parse_links(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(l(&["web"]).unwrap(), vec![("web".to_string(), "web".to_string())]);
+        assert_eq!(l(&["web:db"]).unwrap(), vec![("db".to_string(), "web".to_string())]);
+        // docker's stored form
+        assert_eq!(l(&["/web:/app/db"]).unwrap(), vec![("db".to_string(), "web".to_string())]);
+        assert!(l(&["web:"]).is_err());
+        assert!(l(&["a b"]).is_err());
     }
 }
