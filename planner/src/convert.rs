@@ -354,6 +354,19 @@ fn apply_network(
         .iter()
         .flat_map(|(host, addrs)| addrs.iter().map(move |a| format!("{host}:{a}")))
         .collect();
+    // `links: [svc[:alias]]` name the service's first replica; the alias (default: the service
+    // name) then resolves for this container only. `external_links` name containers directly.
+    for link in &s.links {
+        let (target, alias) = link.split_once(':').unwrap_or((link, link));
+        let Some(ts) = p.services.get(target) else {
+            return Err(invalid(format!("links: {target:?} is not a service of the project")));
+        };
+        hc.links.push(format!("{}:{alias}", container_name(&p.name, target, ts, 1)));
+    }
+    for link in &s.external_links {
+        let (target, alias) = link.split_once(':').unwrap_or((link, link));
+        hc.links.push(format!("{target}:{alias}"));
+    }
     Ok(())
 }
 
@@ -403,7 +416,6 @@ pub fn ignored_keys(s: &Service) -> Vec<&'static str> {
     check(s.cgroup.is_some(), "cgroup");
     check(!s.gpus.is_empty(), "gpus");
     check(!s.device_cgroup_rules.is_empty(), "device_cgroup_rules");
-    check(!s.links.is_empty() || !s.external_links.is_empty(), "links");
     check(!s.storage_opt.is_empty(), "storage_opt");
     check(s.runtime.is_some(), "runtime");
     check(s.oom_kill_disable, "oom_kill_disable");

@@ -384,3 +384,33 @@ fn compose_net_foreign_network_is_refused_and_unlabelled_reused() {
     assert!(!se.contains("Network"), "down removed a network it didn't create: {se}");
     p.env.ok(&["network", "rm", &fixed]);
 }
+
+#[test]
+fn compose_net_links_alias_answers_only_the_linking_service() {
+    let compose = format!(
+        r#"
+services:
+  web:
+    image: bb
+    command: {web}
+  client:
+    image: bb
+    command: {LONG}
+    links: ["web:backend"]
+  other:
+    image: bb
+    command: {LONG}
+"#,
+        web = httpd("linked-page")
+    );
+    let Some(p) = Project::new("links", &compose) else { return };
+    p.ok(&["up", "-d"]);
+    let link = p.inspect(&p.cname("client", 1), "{{json .HostConfig.Links}}");
+    assert!(link.contains(&format!("{}:backend", p.cname("web", 1))), "{link}");
+    let body = sh_ok(&p, "client", &retry("wget -qO- http://backend/ 2>/dev/null"));
+    assert!(body.contains("linked-page"), "{body}");
+    // The alias is the linking container's alone; the service name answers everyone.
+    let (ok, text) = sh(&p, "other", "nslookup backend");
+    assert!(!ok, "other must not resolve the link alias: {text}");
+    sh_ok(&p, "other", "nslookup web");
+}

@@ -7,7 +7,7 @@ use super::net::{NetEnv, http_get, retry, run_cmd};
 
 /// `berth run ARGS...` (kept in one place: the run command may move under `container`).
 fn run<'a>(args: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["run"];
+    let mut v = vec!["container", "run"];
     v.extend_from_slice(args);
     v
 }
