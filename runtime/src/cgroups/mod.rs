@@ -98,11 +98,17 @@ pub enum Layout {
 }
 
 impl Layout {
-    /// Detects the layout from /proc/self/mountinfo.
+    /// Detects the layout from /proc/self/mountinfo, once per process: cgroup hierarchies are
+    /// mounted at boot, and a container's start, exit and removal each asked several times.
     pub fn detect() -> Result<Layout> {
+        static DETECTED: std::sync::OnceLock<Layout> = std::sync::OnceLock::new();
+        if let Some(l) = DETECTED.get() {
+            return Ok(l.clone());
+        }
         let info = fs::read_to_string("/proc/self/mountinfo")
             .map_err(|source| CgroupError::Io { path: "/proc/self/mountinfo".into(), source })?;
-        Self::from_mountinfo(&info)
+        let layout = Self::from_mountinfo(&info)?;
+        Ok(DETECTED.get_or_init(|| layout).clone())
     }
 
     /// Parses a mountinfo text (testable without a machine).

@@ -6,12 +6,26 @@ use std::os::fd::RawFd;
 use super::plan::{FsPlan, InRoot, NsPlan, Op, ProcPlan, StdioPlan, Target};
 use super::sys;
 
-/// What failed in the child; the parent turns it into a message.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepId {
+/// Declares `StepId` and its wire decoding from one list, so the two can't drift apart.
+macro_rules! step_ids {
+    ($($(#[$doc:meta])* $name:ident,)+) => {
+        /// What failed in the child; the parent turns it into a message.
+        #[repr(u32)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum StepId {
+            $($(#[$doc])* $name,)+
+        }
+
+        impl StepId {
+            /// Every step, in wire order (the wire value is the position + 1).
+            const ALL: &'static [StepId] = &[$(StepId::$name,)+];
+        }
+    };
+}
+
+step_ids! {
     /// Waiting for the parent's go.
-    Sync = 1,
+    Sync,
     /// setns into a joined namespace (index into NsPlan::join).
     Setns,
     /// unshare(CLONE_NEWCGROUP).
@@ -75,43 +89,14 @@ pub enum StepId {
 }
 
 impl StepId {
+    /// The wire value (never 0, so a zeroed report can't decode).
+    pub fn to_u32(self) -> u32 {
+        self as u32 + 1
+    }
+
     /// Decodes the wire value.
     pub fn from_u32(v: u32) -> Option<StepId> {
-        use StepId::*;
-        const ALL: [StepId; 31] = [
-            Sync,
-            Setns,
-            CgroupNs,
-            Stdio,
-            Setsid,
-            Ctty,
-            Propagation,
-            Pre,
-            Pivot,
-            Post,
-            RootReadonly,
-            Hostname,
-            Domainname,
-            Sysctl,
-            MkdirCwd,
-            Rlimit,
-            Seccomp,
-            Bounding,
-            KeepCaps,
-            Setgroups,
-            Setgid,
-            Setuid,
-            Capset,
-            Ambient,
-            NoNewPrivs,
-            Chdir,
-            InitFork,
-            Exec,
-            CloseFds,
-            Rootfs,
-            Loopback,
-        ];
-        ALL.into_iter().find(|s| *s as u32 == v)
+        Self::ALL.get((v as usize).checked_sub(1)?).copied()
     }
 }
 
@@ -121,7 +106,7 @@ pub const REPORT_LEN: usize = 12;
 /// Writes (step, index, errno) to the error pipe and exits.
 fn fail(err_fd: RawFd, step: StepId, index: u32, errno: i32) -> ! {
     let mut buf = [0u8; REPORT_LEN];
-    buf[..4].copy_from_slice(&(step as u32).to_ne_bytes());
+    buf[..4].copy_from_slice(&step.to_u32().to_ne_bytes());
     buf[4..8].copy_from_slice(&index.to_ne_bytes());
     buf[8..].copy_from_slice(&errno.to_ne_bytes());
     let _ = sys::write_all(err_fd, &buf);
@@ -427,4 +412,19 @@ fn finish_and_exec(e: RawFd, p: &ProcPlan, init: bool) -> ! {
         }
     }
     fail(e, StepId::Exec, 0, if saw == 0 { libc::ENOENT } else { saw })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StepId;
+
+    #[test]
+    fn step_ids_round_trip_through_the_wire() {
+        assert_eq!(StepId::from_u32(0), None);
+        for (i, s) in StepId::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i);
+            assert_eq!(StepId::from_u32(s.to_u32()), Some(*s));
+        }
+        assert_eq!(StepId::from_u32(StepId::ALL.len() as u32 + 1), None);
+    }
 }

@@ -12,6 +12,7 @@ mod init;
 mod plan;
 mod seccomp;
 mod sys;
+pub mod timing;
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -516,7 +517,9 @@ pub fn spawn(
             format!("berth/anon-{}-{}", std::process::id(), ANON.fetch_add(1, Ordering::Relaxed))
         }
     };
+    timing::mark("launch: planned");
     let cgroup = Cgroup::create(&cg_path, &linux.resources().clone().unwrap_or_default())?;
+    timing::mark("launch: cgroup created");
     let join_names: Vec<&str> = ns.join.iter().map(|(_, _, n)| *n).collect();
 
     let started = (|| {
@@ -543,6 +546,7 @@ pub fn spawn(
         }
     };
     drop(stdio);
+    timing::mark("launch: cloned");
     let abort = |e: LaunchError| {
         kill_and_reap(pid);
         let _ = cgroup.destroy();
@@ -551,6 +555,7 @@ pub fn spawn(
     if let Err(e) = cgroup.add_pid(pid) {
         return Err(abort(e.into()));
     }
+    timing::mark("launch: pid placed in the cgroup");
     if let Some(adj) = process.oom_score_adj()
         && let Err(source) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
     {
@@ -560,13 +565,16 @@ pub fn spawn(
         return Err(abort(LaunchError::PreStart(msg)));
     }
     // A failed write means the child is gone; its report (if any) says why.
+    timing::mark("launch: placed, pre_start done");
     let _ = sys::write_all(sync_w.as_raw_fd(), b"g");
     drop(sync_w);
     let pty_master = match pty_sock.as_ref().map(recv_pty).transpose() {
         Ok(m) => m.flatten(),
         Err(e) => return Err(abort(e)),
     };
-    match read_report(err_r) {
+    let report = read_report(err_r);
+    timing::mark("launch: child exec'd");
+    match report {
         Ok(None) if pty_sock.is_some() && pty_master.is_none() => Err(abort(LaunchError::Io {
             what: "receive the container's pty".into(),
             source: io::Error::from(io::ErrorKind::UnexpectedEof),
