@@ -452,6 +452,23 @@ impl Cgroup {
     }
 
     /// Moves `pid` into the cgroup in every hierarchy.
+    /// Where a new process can place itself without anyone writing `cgroup.procs`: the cgroup2
+    /// directory (for clone3's `CLONE_INTO_CGROUP`) and every v1 hierarchy's `tasks` file. A
+    /// `cgroup.procs` write takes the kernel's global threadgroup lock for writing, which waits
+    /// for an RCU grace period (5-15 ms on this VM); a thread writing "0" to `tasks` moves only
+    /// itself and skips that lock, and so does a clone straight into the cgroup.
+    pub fn self_join_paths(&self) -> (Option<PathBuf>, Vec<PathBuf>) {
+        let mut tasks: Vec<PathBuf> = Vec::new();
+        for d in self.v1.values() {
+            let t = d.join("tasks");
+            if !tasks.contains(&t) {
+                tasks.push(t);
+            }
+        }
+        (self.unified.clone(), tasks)
+    }
+
+    /// Moves process `pid` (all its threads) into the cgroup in every hierarchy.
     pub fn add_pid(&self, pid: Pid) -> Result<()> {
         for d in self.dirs() {
             write_file(&d.join("cgroup.procs"), &pid.as_raw().to_string())

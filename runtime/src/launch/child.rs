@@ -1,6 +1,7 @@
 //! The forked child: runs only raw system calls on data the parent prepared (see `plan`), and
 //! reports the first failure as (step, index, errno) over the error pipe before exiting.
 
+use std::ffi::CString;
 use std::os::fd::RawFd;
 
 use super::plan::{FsPlan, InRoot, NsPlan, Op, ProcPlan, StdioPlan, Target};
@@ -26,6 +27,8 @@ macro_rules! step_ids {
 step_ids! {
     /// Waiting for the parent's go.
     Sync,
+    /// Moving into a v1 cgroup hierarchy (index into the `tasks` paths).
+    CgroupJoin,
     /// setns into a joined namespace (index into NsPlan::join).
     Setns,
     /// unshare(CLONE_NEWCGROUP).
@@ -135,9 +138,17 @@ pub struct Pipes {
 }
 
 /// Entry of the container's first process. Never returns.
-pub fn container_main(pipes: Pipes, ns: &NsPlan, fs: &FsPlan, proc_: &ProcPlan, init: bool) -> ! {
+pub fn container_main(
+    pipes: Pipes,
+    cgroup_tasks: &[CString],
+    ns: &NsPlan,
+    fs: &FsPlan,
+    proc_: &ProcPlan,
+    init: bool,
+) -> ! {
     let e = pipes.err_w;
     sys::reset_signal_dispositions();
+    join_cgroups(e, cgroup_tasks);
     wait_for_go(pipes);
     for (i, (fd, nstype, _)) in ns.join.iter().enumerate() {
         attempt!(sys::setns(std::os::fd::AsRawFd::as_raw_fd(fd), *nstype), e, StepId::Setns, i);
@@ -193,17 +204,28 @@ pub fn container_main(pipes: Pipes, ns: &NsPlan, fs: &FsPlan, proc_: &ProcPlan, 
 /// Entry of a process joining a running container (`exec`). Never returns.
 pub fn exec_main(
     pipes: Pipes,
+    cgroup_tasks: &[CString],
     join: &[(std::os::fd::OwnedFd, libc::c_int, &'static str)],
     proc_: &ProcPlan,
 ) -> ! {
     let e = pipes.err_w;
     sys::reset_signal_dispositions();
+    join_cgroups(e, cgroup_tasks);
     wait_for_go(pipes);
     for (i, (fd, nstype, _)) in join.iter().enumerate() {
         attempt!(sys::setns(std::os::fd::AsRawFd::as_raw_fd(fd), *nstype), e, StepId::Setns, i);
     }
     setup_stdio(e, proc_, pipes.pty_sock);
     finish_and_exec(e, proc_, false)
+}
+
+/// Moves this (single-threaded) process into its v1 cgroups by writing "0" to each `tasks`
+/// file, before any namespace is joined (a joined mount namespace would hide the host's
+/// /sys/fs/cgroup). See `Cgroup::self_join_paths` for why the child does it itself.
+fn join_cgroups(e: RawFd, tasks: &[CString]) {
+    for (i, path) in tasks.iter().enumerate() {
+        attempt!(sys::write_path(path, b"0"), e, StepId::CgroupJoin, i);
+    }
 }
 
 fn wait_for_go(pipes: Pipes) {
