@@ -352,3 +352,104 @@ fn container_auto_remove_and_concurrent_starts() {
     env.ok(&["container", "rm", "--force", "twice"]);
     env.assert_no_leftovers(&id);
 }
+
+/// Runs `berth ARGS` with a pseudo-terminal of `rows`×`cols` as its stdin/stdout/stderr (as a
+/// user's shell would) and returns (exit code, what it wrote to the terminal, whether the
+/// terminal's settings were the same after it exited as before).
+fn berth_on_a_terminal(
+    env: &ContainerEnv,
+    args: &[&str],
+    rows: u16,
+    cols: u16,
+) -> (i32, String, bool) {
+    use std::os::fd::AsFd;
+    use std::process::Stdio;
+    let ws = nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let pty = nix::pty::openpty(Some(&ws), None).expect("openpty");
+    let before = nix::sys::termios::tcgetattr(pty.slave.as_fd()).expect("tcgetattr");
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = std::process::Command::new(crate::support::berth_bin())
+        .arg("--root")
+        .arg(env.path())
+        .args(args)
+        .stdin(Stdio::from(slave.try_clone().unwrap()))
+        .stdout(Stdio::from(slave.try_clone().unwrap()))
+        .stderr(Stdio::from(slave.try_clone().unwrap()))
+        .spawn()
+        .expect("spawn berth");
+    // Read the terminal while berth runs (its buffer is small), until berth exited and the
+    // terminal has nothing more.
+    let master = pty.master;
+    let fl = nix::fcntl::fcntl(master.as_fd(), nix::fcntl::FcntlArg::F_GETFL).unwrap();
+    nix::fcntl::fcntl(
+        master.as_fd(),
+        nix::fcntl::FcntlArg::F_SETFL(
+            nix::fcntl::OFlag::from_bits_truncate(fl) | nix::fcntl::OFlag::O_NONBLOCK,
+        ),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let code = loop {
+        let exited = child.try_wait().expect("wait berth");
+        loop {
+            match nix::unistd::read(&master, &mut buf) {
+                Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+                _ => break,
+            }
+        }
+        if let Some(st) = exited {
+            break st.code().unwrap_or(-1);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "berth {args:?} on a terminal did not finish: {}",
+                String::from_utf8_lossy(&out)
+            );
+        }
+        let mut p = [nix::poll::PollFd::new(master.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let _ = nix::poll::poll(&mut p, nix::poll::PollTimeout::from(50u16));
+    };
+    let after = nix::sys::termios::tcgetattr(slave.as_fd()).expect("tcgetattr");
+    let restored = before.local_flags == after.local_flags
+        && before.input_flags == after.input_flags
+        && before.output_flags == after.output_flags;
+    (code, String::from_utf8_lossy(&out).into_owned(), restored)
+}
+
+#[test]
+fn container_exec_with_a_tty() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let name = berth_testsupport::unique_name("tty");
+    env.ok(&["run", "-d", "--name", &name, "bb", "sh", "-c", TRAP]);
+    // The exec'd process gets a terminal of the container's own devpts.
+    let (code, out, restored) =
+        berth_on_a_terminal(&env, &["container", "exec", "-t", &name, "tty"], 24, 80);
+    assert_eq!(code, 0, "{out}");
+    let line = out.trim();
+    assert!(
+        line.starts_with("/dev/pts/") && line["/dev/pts/".len()..].parse::<u32>().is_ok(),
+        "{out:?}"
+    );
+    assert!(restored, "the terminal's settings were not restored");
+    // Its size is the caller's terminal's, and TERM is set like docker's.
+    let (code, out, _) = berth_on_a_terminal(
+        &env,
+        &["container", "exec", "-t", &name, "sh", "-c", "stty size; echo $TERM; exit 3"],
+        33,
+        77,
+    );
+    assert_eq!(code, 3, "{out}");
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines, ["33 77", "xterm"], "{out:?}");
+    // Without -t the same terminal is passed through as plain stdio: no terminal inside.
+    let (code, out, _) = berth_on_a_terminal(&env, &["container", "exec", &name, "tty"], 24, 80);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not a tty"), "{out:?}");
+    let id = env.id(&name);
+    env.ok(&["container", "rm", "-f", &name]);
+    env.assert_no_leftovers(&id);
+}

@@ -361,8 +361,9 @@ impl Placement {
     fn finish(&self, pid: Pid, in_unified: bool) -> Result<(), LaunchError> {
         if let (false, Some(p)) = (in_unified, &self.unified_path) {
             let procs = p.join("cgroup.procs");
-            std::fs::write(&procs, pid.as_raw().to_string()).map_err(|source| {
-                LaunchError::Io { what: format!("write {}", procs.display()), source }
+            std::fs::write(&procs, pid.as_raw().to_string()).map_err(|source| LaunchError::Io {
+                what: format!("write {}", procs.display()),
+                source,
             })?;
         }
         timing::mark("launch: pid placed in the cgroup");
@@ -661,7 +662,9 @@ pub fn spawn(
             source: io::Error::from(io::ErrorKind::UnexpectedEof),
         })),
         Ok(None) => Ok(Spawned { pid, cgroup, pty_master }),
-        Ok(Some(rep)) => Err(abort(report_error(rep, &proc_, Some(&fs), &join_names, &placement.tasks))),
+        Ok(Some(rep)) => {
+            Err(abort(report_error(rep, &proc_, Some(&fs), &join_names, &placement.tasks)))
+        }
         Err(e) => Err(abort(e)),
     }
 }

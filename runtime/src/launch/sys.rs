@@ -391,11 +391,7 @@ pub unsafe fn clone3_into_cgroup(flags: c_ulong, cgroup_fd: RawFd) -> SysResult<
     // SAFETY: args is a valid clone_args of the size passed; stack 0 gives fork semantics, and
     // no pointer field (pidfd, tids, set_tid) is used.
     let r = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const CloneArgs,
-            std::mem::size_of::<CloneArgs>(),
-        )
+        libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>())
     };
     if r < 0 { Err(errno()) } else { Ok(r as libc::pid_t) }
 }
