@@ -102,8 +102,17 @@ impl Engine {
     /// Runs a command in a running container with this process's stdin/stdout/stderr and returns
     /// its exit code (detached: returns 0 at once).
     pub async fn container_exec(&self, key: &str, cfg: ExecConfig) -> Result<i64, ContainerError> {
-        let (pid, cg, process, seccomp) = self.exec_prepare(key, &cfg)?;
+        let (pid, cg, mut process, seccomp) = self.exec_prepare(key, &cfg)?;
         if cfg.tty && !cfg.detach {
+            // The size is set before the process runs (it may ask at once), later via SIGWINCH.
+            if let Some(ws) = window_size(std::io::stdin().as_fd(), std::io::stdout().as_fd()) {
+                let size = oci_spec::runtime::BoxBuilder::default()
+                    .height(ws.ws_row as u64)
+                    .width(ws.ws_col as u64)
+                    .build()
+                    .ok();
+                process.set_console_size(size);
+            }
             let (child, master) =
                 rt::exec_in_tty(pid, &process, &cg, seccomp).map_err(ContainerError::Start)?;
             return super::ops::blocking(move || relay_tty(child, master)).await;
@@ -280,15 +289,19 @@ fn set_nonblocking(fd: BorrowedFd<'_>) {
 /// Gives the exec's terminal the size of ours (stdin's, else stdout's; nothing when neither is
 /// a terminal).
 fn copy_window_size(stdin: BorrowedFd<'_>, stdout: BorrowedFd<'_>, master: BorrowedFd<'_>) {
-    for fd in [stdin, stdout] {
+    if let Some(ws) = window_size(stdin, stdout) {
+        // SAFETY: TIOCSWINSZ reads one winsize from the struct we own.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+}
+
+/// The size of our terminal: stdin's, else stdout's; None when neither is a terminal.
+fn window_size(stdin: BorrowedFd<'_>, stdout: BorrowedFd<'_>) -> Option<libc::winsize> {
+    [stdin, stdout].into_iter().find_map(|fd| {
         let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
         // SAFETY: TIOCGWINSZ writes one winsize into the struct we own.
-        if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } == 0 {
-            // SAFETY: TIOCSWINSZ reads one winsize from the struct we own.
-            unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-            return;
-        }
-    }
+        (unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } == 0).then_some(ws)
+    })
 }
 
 /// Terminal settings of stdin, restored when dropped.
