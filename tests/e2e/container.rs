@@ -365,13 +365,28 @@ struct OnTerminal {
 
 impl OnTerminal {
     fn spawn(env: &ContainerEnv, args: &[&str], rows: u16, cols: u16) -> OnTerminal {
+        Self::spawn_in(None, env, args, rows, cols)
+    }
+
+    /// As [`OnTerminal::spawn`], in directory `dir`.
+    fn spawn_in(
+        dir: Option<&std::path::Path>,
+        env: &ContainerEnv,
+        args: &[&str],
+        rows: u16,
+        cols: u16,
+    ) -> OnTerminal {
         use std::os::fd::AsFd;
         use std::process::Stdio;
         let ws = nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
         let pty = nix::pty::openpty(Some(&ws), None).expect("openpty");
         let before = nix::sys::termios::tcgetattr(pty.slave.as_fd()).expect("tcgetattr");
         let slave = std::fs::File::from(pty.slave);
-        let child = std::process::Command::new(crate::support::berth_bin())
+        let mut cmd = std::process::Command::new(crate::support::berth_bin());
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
+        let child = cmd
             .arg("--root")
             .arg(env.path())
             .args(args)
@@ -509,4 +524,36 @@ fn container_exec_with_a_tty() {
     let id = env.id(&name);
     env.ok(&["container", "rm", "-f", &name]);
     env.assert_no_leftovers(&id);
+}
+
+#[test]
+fn compose_exec_uses_a_tty_when_stdin_is_one() {
+    let compose = format!(
+        "services:\n  web:\n    image: bb\n    network_mode: none\n    command: {}\n",
+        crate::compose_support::LONG
+    );
+    let Some(p) = crate::compose_support::Project::new("ctty", &compose) else { return };
+    p.ok(&["up", "-d"]);
+    let dir = p.path();
+    // On a terminal: a terminal inside, by default.
+    let (code, out, restored) =
+        OnTerminal::spawn_in(Some(&dir), &p.env, &["-p", &p.name, "exec", "web", "tty"], 24, 80)
+            .finish();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.trim().starts_with("/dev/pts/"), "{out:?}");
+    assert!(restored, "the terminal's settings were not restored");
+    // -T: none.
+    let (code, out, _) = OnTerminal::spawn_in(
+        Some(&dir),
+        &p.env,
+        &["-p", &p.name, "exec", "-T", "web", "tty"],
+        24,
+        80,
+    )
+    .finish();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not a tty"), "{out:?}");
+    // stdin not a terminal (as here): none either.
+    let (so, _) = p.ok(&["exec", "web", "sh", "-c", "tty || true"]);
+    assert_eq!(so.trim(), "not a tty");
 }
