@@ -382,8 +382,10 @@ struct CloneArgs {
 /// As [`clone_raw`].
 pub unsafe fn clone3_into_cgroup(flags: c_ulong, cgroup_fd: RawFd) -> SysResult<libc::pid_t> {
     const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    // c_ulong is u64 only on 64-bit targets.
+    #[allow(clippy::useless_conversion)]
     let args = CloneArgs {
-        flags: flags as u64 | CLONE_INTO_CGROUP,
+        flags: u64::from(flags) | CLONE_INTO_CGROUP,
         exit_signal: libc::SIGCHLD as u64,
         cgroup: cgroup_fd as u64,
         ..Default::default()
