@@ -122,8 +122,22 @@ pub fn write_json_atomic<T: Serialize + ?Sized>(path: &Path, value: &T) -> Resul
     write_atomic(path, &bytes)
 }
 
+/// Writes `value` as JSON to `path` atomically but without fsync: readers never see a torn
+/// record, but a power loss may leave the previous version or an empty file. For records that
+/// are rebuilt or repaired after a reboot anyway (a container's run state); saves a journal
+/// commit (1.5-7 ms on this VM's ext4) on each write.
+pub fn write_json_replace<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), StoreError> {
+    let bytes = serde_json::to_vec_pretty(value)
+        .map_err(|e| StoreError::Json { path: path.to_path_buf(), source: e })?;
+    write_file(path, &bytes, false)
+}
+
 /// Writes `bytes` to `path` atomically (temp file in the same directory, fsync, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    write_file(path, bytes, true)
+}
+
+fn write_file(path: &Path, bytes: &[u8], durable: bool) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp{}",
@@ -132,13 +146,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     ));
     let mut f = File::create(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
     f.write_all(bytes).map_err(|e| StoreError::io("write", &tmp, e))?;
-    f.sync_all().map_err(|e| StoreError::io("sync", &tmp, e))?;
+    if durable {
+        f.sync_all().map_err(|e| StoreError::io("sync", &tmp, e))?;
+    }
     fs::rename(&tmp, path).map_err(|e| StoreError::io("rename", path, e))
 }
 
-/// Reads a JSON record; `Ok(None)` when the file does not exist.
+/// Reads a JSON record; `Ok(None)` when the file does not exist, or is empty (what a
+/// [`write_json_replace`] cut short by a power loss can leave).
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, StoreError> {
     match fs::read(path) {
+        Ok(bytes) if bytes.is_empty() => Ok(None),
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
             .map_err(|e| StoreError::Json { path: path.to_path_buf(), source: e }),
@@ -160,5 +178,9 @@ mod tests {
         let _g = root.lock().unwrap();
         write_json_atomic(&p, &vec![1u32, 2]).unwrap();
         assert_eq!(read_json::<Vec<u32>>(&p).unwrap(), Some(vec![1, 2]));
+        write_json_replace(&p, &vec![3u32]).unwrap();
+        assert_eq!(read_json::<Vec<u32>>(&p).unwrap(), Some(vec![3]));
+        fs::write(&p, b"").unwrap();
+        assert_eq!(read_json::<Vec<u32>>(&p).unwrap(), None);
     }
 }

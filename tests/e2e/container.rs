@@ -368,3 +368,208 @@ fn container_auto_remove_and_concurrent_starts() {
     env.ok(&["container", "rm", "--force", "twice"]);
     env.assert_no_leftovers(&id);
 }
+
+/// `berth ARGS` running with a pseudo-terminal as its stdin/stdout/stderr, as from a user's
+/// shell; the test holds the terminal's master side. Killed on drop if still running.
+struct OnTerminal {
+    child: std::process::Child,
+    master: std::os::fd::OwnedFd,
+    slave: std::fs::File,
+    before: nix::sys::termios::Termios,
+    out: Vec<u8>,
+}
+
+impl OnTerminal {
+    fn spawn(env: &ContainerEnv, args: &[&str], rows: u16, cols: u16) -> OnTerminal {
+        Self::spawn_in(None, env, args, rows, cols)
+    }
+
+    /// As [`OnTerminal::spawn`], in directory `dir`.
+    fn spawn_in(
+        dir: Option<&std::path::Path>,
+        env: &ContainerEnv,
+        args: &[&str],
+        rows: u16,
+        cols: u16,
+    ) -> OnTerminal {
+        use std::os::fd::AsFd;
+        use std::process::Stdio;
+        let ws = nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        let pty = nix::pty::openpty(Some(&ws), None).expect("openpty");
+        let before = nix::sys::termios::tcgetattr(pty.slave.as_fd()).expect("tcgetattr");
+        let slave = std::fs::File::from(pty.slave);
+        let mut cmd = std::process::Command::new(crate::support::berth_bin());
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
+        let child = cmd
+            .arg("--root")
+            .arg(env.path())
+            .args(args)
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave.try_clone().unwrap()))
+            .spawn()
+            .expect("spawn berth");
+        let master = pty.master;
+        let fl = nix::fcntl::fcntl(master.as_fd(), nix::fcntl::FcntlArg::F_GETFL).unwrap();
+        nix::fcntl::fcntl(
+            master.as_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(
+                nix::fcntl::OFlag::from_bits_truncate(fl) | nix::fcntl::OFlag::O_NONBLOCK,
+            ),
+        )
+        .unwrap();
+        OnTerminal { child, master, slave, before, out: Vec::new() }
+    }
+
+    /// Collects output for up to 50 ms.
+    fn pump(&mut self) {
+        use std::os::fd::AsFd;
+        let mut p = [nix::poll::PollFd::new(self.master.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let _ = nix::poll::poll(&mut p, nix::poll::PollTimeout::from(50u16));
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = nix::unistd::read(&self.master, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            self.out.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.out).into_owned()
+    }
+
+    /// Waits (bounded) until the output contains `what`.
+    fn wait_output(&mut self, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !self.text().contains(what) {
+            assert!(Instant::now() < deadline, "no {what:?} on the terminal: {:?}", self.text());
+            self.pump();
+        }
+    }
+
+    /// Resizes the terminal and tells berth, as a terminal emulator does.
+    fn resize(&self, rows: u16, cols: u16) {
+        use nix::libc;
+        use std::os::fd::AsRawFd;
+        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCSWINSZ reads one winsize from the struct we own.
+        assert_eq!(unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) }, 0);
+        // berth isn't in the terminal's session here, so the kernel won't signal it itself.
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGWINCH).expect("signal berth");
+    }
+
+    /// Waits (bounded) for berth to exit; returns its exit code, the whole output and whether
+    /// the terminal's settings are back to what they were.
+    fn finish(mut self) -> (i32, String, bool) {
+        use std::os::fd::AsFd;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let code = loop {
+            let exited = self.child.try_wait().expect("wait berth");
+            self.pump();
+            if let Some(st) = exited {
+                break st.code().unwrap_or(-1);
+            }
+            assert!(Instant::now() < deadline, "berth did not finish: {:?}", self.text());
+        };
+        let after = nix::sys::termios::tcgetattr(self.slave.as_fd()).expect("tcgetattr");
+        let restored = self.before.local_flags == after.local_flags
+            && self.before.input_flags == after.input_flags
+            && self.before.output_flags == after.output_flags;
+        (code, self.text(), restored)
+    }
+}
+
+impl Drop for OnTerminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn container_exec_with_a_tty() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let name = berth_testsupport::unique_name("tty");
+    env.ok(&["run", "-d", "--name", &name, "bb", "sh", "-c", TRAP]);
+    // The exec'd process gets a terminal of the container's own devpts.
+    let (code, out, restored) =
+        OnTerminal::spawn(&env, &["container", "exec", "-t", &name, "tty"], 24, 80).finish();
+    assert_eq!(code, 0, "{out}");
+    let line = out.trim();
+    assert!(
+        line.starts_with("/dev/pts/") && line["/dev/pts/".len()..].parse::<u32>().is_ok(),
+        "{out:?}"
+    );
+    assert!(restored, "the terminal's settings were not restored");
+    // Its size is the caller's terminal's, and TERM is set like docker's.
+    let (code, out, _) = OnTerminal::spawn(
+        &env,
+        &["container", "exec", "-t", &name, "sh", "-c", "stty size; echo $TERM; exit 3"],
+        33,
+        77,
+    )
+    .finish();
+    assert_eq!(code, 3, "{out}");
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines, ["33 77", "xterm"], "{out:?}");
+    // A resize of the caller's terminal reaches the process (SIGWINCH + the new size); input
+    // typed on the caller's terminal reaches it too.
+    // (A trap interrupts `read`, hence the loop.)
+    let script = "trap 'stty size' WINCH; echo ready; \
+                  while :; do read line && [ -n \"$line\" ] && break; done; echo got:$line";
+    let mut t =
+        OnTerminal::spawn(&env, &["container", "exec", "-t", &name, "sh", "-c", script], 24, 80);
+    t.wait_output("ready");
+    t.resize(40, 100);
+    t.wait_output("40 100");
+    nix::unistd::write(&t.master, b"hello\r").unwrap();
+    let (code, out, restored) = t.finish();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("got:hello"), "{out:?}");
+    assert!(restored, "the terminal's settings were not restored");
+    // Without -t the caller's terminal is passed through as plain stdio: no terminal of the
+    // container's own (busybox `tty` can't name a host terminal).
+    let (code, out, _) =
+        OnTerminal::spawn(&env, &["container", "exec", &name, "tty"], 24, 80).finish();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not a tty"), "{out:?}");
+    let id = env.id(&name);
+    env.ok(&["container", "rm", "-f", &name]);
+    env.assert_no_leftovers(&id);
+}
+
+#[test]
+fn compose_exec_uses_a_tty_when_stdin_is_one() {
+    let compose = format!(
+        "services:\n  web:\n    image: bb\n    network_mode: none\n    command: {}\n",
+        crate::compose_support::LONG
+    );
+    let Some(p) = crate::compose_support::Project::new("ctty", &compose) else { return };
+    p.ok(&["up", "-d"]);
+    let dir = p.path();
+    // On a terminal: a terminal inside, by default.
+    let (code, out, restored) =
+        OnTerminal::spawn_in(Some(&dir), &p.env, &["-p", &p.name, "exec", "web", "tty"], 24, 80)
+            .finish();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.trim().starts_with("/dev/pts/"), "{out:?}");
+    assert!(restored, "the terminal's settings were not restored");
+    // -T: none.
+    let (code, out, _) = OnTerminal::spawn_in(
+        Some(&dir),
+        &p.env,
+        &["-p", &p.name, "exec", "-T", "web", "tty"],
+        24,
+        80,
+    )
+    .finish();
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not a tty"), "{out:?}");
+    // stdin not a terminal (as here): none either.
+    let (so, _) = p.ok(&["exec", "web", "sh", "-c", "tty || true"]);
+    assert_eq!(so.trim(), "not a tty");
+}

@@ -1049,12 +1049,11 @@ async fn exec(po: &ProjectOpts, engine: &Engine, a: ExecArgs) -> anyhow::Result<
         env: a.env,
         user: a.user,
         working_dir: a.workdir,
-        // A terminal only when asked for one and stdin is one (compose's -T default).
-        tty: false,
+        // A terminal unless -T, and only when stdin is one (compose's default).
+        tty: !a.no_tty && std::io::IsTerminal::is_terminal(&std::io::stdin()),
         detach: a.detach,
         privileged: a.privileged,
     };
-    let _ = a.no_tty;
     match engine.container_exec(&c.id, cfg).await {
         Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
         Err(e) => Err(ExitWith {

@@ -98,11 +98,17 @@ pub enum Layout {
 }
 
 impl Layout {
-    /// Detects the layout from /proc/self/mountinfo.
+    /// Detects the layout from /proc/self/mountinfo, once per process: cgroup hierarchies are
+    /// mounted at boot, and a container's start, exit and removal each asked several times.
     pub fn detect() -> Result<Layout> {
+        static DETECTED: std::sync::OnceLock<Layout> = std::sync::OnceLock::new();
+        if let Some(l) = DETECTED.get() {
+            return Ok(l.clone());
+        }
         let info = fs::read_to_string("/proc/self/mountinfo")
             .map_err(|source| CgroupError::Io { path: "/proc/self/mountinfo".into(), source })?;
-        Self::from_mountinfo(&info)
+        let layout = Self::from_mountinfo(&info)?;
+        Ok(DETECTED.get_or_init(|| layout).clone())
     }
 
     /// Parses a mountinfo text (testable without a machine).
@@ -452,6 +458,23 @@ impl Cgroup {
     }
 
     /// Moves `pid` into the cgroup in every hierarchy.
+    /// Where a new process can place itself without anyone writing `cgroup.procs`: the cgroup2
+    /// directory (for clone3's `CLONE_INTO_CGROUP`) and every v1 hierarchy's `tasks` file. A
+    /// `cgroup.procs` write takes the kernel's global threadgroup lock for writing, which waits
+    /// for an RCU grace period (5-15 ms on this VM); a thread writing "0" to `tasks` moves only
+    /// itself and skips that lock, and so does a clone straight into the cgroup.
+    pub fn self_join_paths(&self) -> (Option<PathBuf>, Vec<PathBuf>) {
+        let mut tasks: Vec<PathBuf> = Vec::new();
+        for d in self.v1.values() {
+            let t = d.join("tasks");
+            if !tasks.contains(&t) {
+                tasks.push(t);
+            }
+        }
+        (self.unified.clone(), tasks)
+    }
+
+    /// Moves process `pid` (all its threads) into the cgroup in every hierarchy.
     pub fn add_pid(&self, pid: Pid) -> Result<()> {
         for d in self.dirs() {
             write_file(&d.join("cgroup.procs"), &pid.as_raw().to_string())

@@ -11,6 +11,7 @@ use super::api::{Config, ContainerCreateConfig, Empty, MountPoint};
 use super::record::{self, ContainerPaths, ContainerRecord, StateRecord};
 use super::{ContainerError, io_err, rt, spec, sys, user};
 use crate::Engine;
+use crate::launch::timing::mark;
 
 /// docker's default PATH.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -174,6 +175,7 @@ impl Engine {
         name: Option<&str>,
         cfg: ContainerCreateConfig,
     ) -> Result<String, ContainerError> {
+        mark("create: begin");
         if let Some(n) = name
             && !valid_name(n.strip_prefix('/').unwrap_or(n))
         {
@@ -298,8 +300,10 @@ impl Engine {
             }
             fs::create_dir_all(&paths.dir).map_err(io_err("create directory", &paths.dir))?;
             undo.dir = Some(paths.dir.clone());
-            paths.write_config(&rec)?;
+            // Not fsynced: the final write below is, and replaces this one.
+            crate::store::write_json_replace(&paths.config(), &rec)?;
         }
+        mark("create: name reserved");
 
         self.prepare_mounts(&mut rec, &mut undo)?;
         let host_net = rec.host_config.network_mode == "host";
@@ -330,6 +334,7 @@ impl Engine {
         }
         undo.dir = None;
         undo.volumes.clear();
+        mark("create: done");
         Ok(id)
     }
 

@@ -1,7 +1,12 @@
 //! `exec`: run another process in a running container, from the calling process (no monitor).
+//! With `tty`, the process gets a terminal allocated inside the container and this process's
+//! terminal is relayed to it in raw mode (restored on return, error or panic), with window
+//! size changes (SIGWINCH) forwarded as resizes.
 
 use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
@@ -97,7 +102,21 @@ impl Engine {
     /// Runs a command in a running container with this process's stdin/stdout/stderr and returns
     /// its exit code (detached: returns 0 at once).
     pub async fn container_exec(&self, key: &str, cfg: ExecConfig) -> Result<i64, ContainerError> {
-        let (pid, cg, process, seccomp) = self.exec_prepare(key, &cfg)?;
+        let (pid, cg, mut process, seccomp) = self.exec_prepare(key, &cfg)?;
+        if cfg.tty && !cfg.detach {
+            // The size is set before the process runs (it may ask at once), later via SIGWINCH.
+            if let Some(ws) = window_size(std::io::stdin().as_fd(), std::io::stdout().as_fd()) {
+                let size = oci_spec::runtime::BoxBuilder::default()
+                    .height(ws.ws_row as u64)
+                    .width(ws.ws_col as u64)
+                    .build()
+                    .ok();
+                process.set_console_size(size);
+            }
+            let (child, master) =
+                rt::exec_in_tty(pid, &process, &cg, seccomp).map_err(ContainerError::Start)?;
+            return super::ops::blocking(move || relay_tty(child, master)).await;
+        }
         let dup = |fd: std::os::fd::BorrowedFd<'_>| -> Result<OwnedFd, ContainerError> {
             fd.try_clone_to_owned().map_err(|e| ContainerError::Internal(format!("dup: {e}")))
         };
@@ -158,4 +177,192 @@ impl Engine {
         })
         .await
     }
+}
+
+/// Relays this process's stdin/stdout to an exec's terminal until the process exits; returns
+/// its exit code. Stdin is put in raw mode while it is a terminal (keys like ^C go to the
+/// container's terminal, which turns them into signals there, as with docker exec -t).
+fn relay_tty(child: i32, master: OwnedFd) -> Result<i64, ContainerError> {
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let _raw = RawMode::enter(stdin.as_fd());
+    let winch = winch_pipe();
+    copy_window_size(stdin.as_fd(), stdout.as_fd(), master.as_fd());
+    let pidfd = super::sys::pidfd_open(child);
+    set_nonblocking(master.as_fd());
+    let mut buf = [0u8; 16 * 1024];
+    let mut stdin_open = true;
+    loop {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let mut fds = vec![PollFd::new(master.as_fd(), PollFlags::POLLIN)];
+        let pid_slot = pidfd.as_ref().map(|p| {
+            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let winch_slot = winch.map(|w| {
+            fds.push(PollFd::new(w, PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        let stdin_slot = stdin_open.then(|| {
+            fds.push(PollFd::new(stdin.as_fd(), PollFlags::POLLIN));
+            fds.len() - 1
+        });
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(ContainerError::Internal(format!("poll: {e}"))),
+        }
+        let ready = |slot: Option<usize>| {
+            slot.and_then(|i| fds.get(i)).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty())
+        };
+        let (master_ready, exited, resized, input) =
+            (ready(Some(0)), ready(pid_slot), ready(winch_slot), ready(stdin_slot));
+        drop(fds);
+        if resized {
+            if let Some(w) = winch {
+                drain(w);
+            }
+            copy_window_size(stdin.as_fd(), stdout.as_fd(), master.as_fd());
+        }
+        if input {
+            match nix::unistd::read(&stdin, &mut buf) {
+                Ok(0) | Err(_) => stdin_open = false,
+                Ok(n) => {
+                    if write_all(master.as_fd(), &buf[..n]).is_err() {
+                        stdin_open = false;
+                    }
+                }
+            }
+        }
+        // Output until the terminal has no writer left (EIO) or, once the process exited,
+        // until nothing is pending: a background child holding the terminal doesn't keep us.
+        if (master_ready || exited) && !pump_output(master.as_fd(), stdout.as_fd(), &mut buf) {
+            break;
+        }
+        if exited {
+            break;
+        }
+    }
+    wait_child(child)
+}
+
+/// Copies what the terminal has to `out`; false when it has no writer left.
+fn pump_output(master: BorrowedFd<'_>, out: BorrowedFd<'_>, buf: &mut [u8]) -> bool {
+    loop {
+        match nix::unistd::read(master, buf) {
+            Ok(0) => return false,
+            Ok(n) => {
+                if write_all(out, &buf[..n]).is_err() {
+                    return false;
+                }
+            }
+            Err(nix::errno::Errno::EAGAIN) => return true,
+            Err(nix::errno::Errno::EINTR) => continue,
+            // EIO: the last slave closed.
+            Err(_) => return false,
+        }
+    }
+}
+
+fn write_all(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => {
+                let mut p = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLOUT)];
+                let _ = nix::poll::poll(&mut p, nix::poll::PollTimeout::from(100u16));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn set_nonblocking(fd: BorrowedFd<'_>) {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    if let Ok(fl) = fcntl(fd, FcntlArg::F_GETFL) {
+        let _ = fcntl(fd, FcntlArg::F_SETFL(OFlag::from_bits_truncate(fl) | OFlag::O_NONBLOCK));
+    }
+}
+
+/// Gives the exec's terminal the size of ours (stdin's, else stdout's; nothing when neither is
+/// a terminal).
+fn copy_window_size(stdin: BorrowedFd<'_>, stdout: BorrowedFd<'_>, master: BorrowedFd<'_>) {
+    if let Some(ws) = window_size(stdin, stdout) {
+        // SAFETY: TIOCSWINSZ reads one winsize from the struct we own.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+}
+
+/// The size of our terminal: stdin's, else stdout's; None when neither is a terminal.
+fn window_size(stdin: BorrowedFd<'_>, stdout: BorrowedFd<'_>) -> Option<libc::winsize> {
+    [stdin, stdout].into_iter().find_map(|fd| {
+        let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCGWINSZ writes one winsize into the struct we own.
+        (unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) } == 0).then_some(ws)
+    })
+}
+
+/// Terminal settings of stdin, restored when dropped.
+struct RawMode<'a> {
+    fd: BorrowedFd<'a>,
+    saved: nix::sys::termios::Termios,
+}
+
+impl<'a> RawMode<'a> {
+    /// Puts `fd` in raw mode; None when it isn't a terminal.
+    fn enter(fd: BorrowedFd<'a>) -> Option<RawMode<'a>> {
+        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
+        let saved = tcgetattr(fd).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(fd, SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode { fd, saved })
+    }
+}
+
+impl Drop for RawMode<'_> {
+    fn drop(&mut self) {
+        let _ =
+            nix::sys::termios::tcsetattr(self.fd, nix::sys::termios::SetArg::TCSANOW, &self.saved);
+    }
+}
+
+/// Write end of the SIGWINCH self-pipe (-1 until installed).
+static WINCH_W: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_winch(_: libc::c_int) {
+    let fd = WINCH_W.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let b = 0u8;
+        // SAFETY: write(2) is async-signal-safe; the buffer is a local byte.
+        unsafe { libc::write(fd, (&b as *const u8).cast(), 1) };
+    }
+}
+
+/// The read end of a pipe that gets a byte on every SIGWINCH. Installed once per process and
+/// kept (SIGWINCH's default is to be ignored, so the handler changes nothing else; a full pipe
+/// just drops bytes), so no handler can ever write to a closed, reused descriptor.
+fn winch_pipe() -> Option<BorrowedFd<'static>> {
+    static PIPE: OnceLock<Option<OwnedFd>> = OnceLock::new();
+    PIPE.get_or_init(|| {
+        use nix::fcntl::OFlag;
+        use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+        let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).ok()?;
+        WINCH_W.store(w.as_raw_fd(), Ordering::Relaxed);
+        std::mem::forget(w);
+        let act =
+            SigAction::new(SigHandler::Handler(on_winch), SaFlags::SA_RESTART, SigSet::empty());
+        // SAFETY: the handler only calls write(2) on a pipe, which is async-signal-safe.
+        unsafe { sigaction(Signal::SIGWINCH, &act) }.ok()?;
+        Some(r)
+    })
+    .as_ref()
+    .map(|fd| fd.as_fd())
+}
+
+fn drain(fd: BorrowedFd<'_>) {
+    let mut b = [0u8; 64];
+    while matches!(nix::unistd::read(fd, &mut b), Ok(n) if n > 0) {}
 }

@@ -145,6 +145,13 @@ impl Engine {
 
     /// Finds a container by full id, name (with or without `/`) or unique id prefix.
     pub(crate) fn find(&self, key: &str) -> Result<ContainerRecord, ContainerError> {
+        // A full id is read directly instead of every record: an exact id wins below too.
+        if key.len() == 64
+            && key.bytes().all(|b| b.is_ascii_hexdigit())
+            && let Ok(Some(rec)) = ContainerPaths::new(self.root(), key).read_config()
+        {
+            return Ok(rec);
+        }
         let all = self.all_records();
         let name = key.strip_prefix('/').unwrap_or(key);
         if let Some(r) = all.iter().find(|r| r.id == key) {

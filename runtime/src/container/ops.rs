@@ -15,6 +15,7 @@ use super::api::*;
 use super::record::{self, ContainerPaths, StateRecord};
 use super::{ContainerError, Loaded, claims_alive, io_err, rt, sys};
 use crate::Engine;
+use crate::launch::timing::mark;
 use crate::logs::{self, LogEntry, LogFollower};
 
 /// Default grace period of `stop`, seconds.
@@ -66,6 +67,42 @@ impl DirWatch {
 }
 
 use std::os::fd::AsFd;
+
+/// Waits for a container's monitor to exit. An unsettled container always has a live monitor
+/// (a dead one is repaired on load), and the monitor exits only after recording the final
+/// state, so its exit is the event to wait for. A pidfd rather than an inotify watch: closing
+/// an inotify instance waits for an SRCU grace period (fsnotify_destroy_group), which cost
+/// 10-15 ms per `wait` here.
+#[derive(Default)]
+struct MonitorWatch {
+    /// (pid, start time, pidfd) of the monitor being watched.
+    current: Option<(i32, u64, std::os::fd::OwnedFd)>,
+}
+
+impl MonitorWatch {
+    /// Blocks until the monitor recorded in `st` exits or `timeout` passes.
+    fn wait(&mut self, st: &StateRecord, timeout: Duration) {
+        let same = self
+            .current
+            .as_ref()
+            .is_some_and(|(p, s, _)| *p == st.monitor_pid && *s == st.monitor_start);
+        if !same {
+            self.current = sys::pidfd_open(st.monitor_pid)
+                // Opened after the start-time check would race a pid reuse: check after.
+                .filter(|_| record::process_alive(st.monitor_pid, st.monitor_start))
+                .map(|fd| (st.monitor_pid, st.monitor_start, fd));
+        }
+        match &self.current {
+            Some((_, _, fd)) => {
+                let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+                let ms = timeout.as_millis().min(u16::MAX as u128) as u16;
+                let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
+            }
+            // No monitor to watch (yet): a short sleep, then the caller re-reads the state.
+            None => std::thread::sleep(timeout.min(Duration::from_millis(2))),
+        }
+    }
+}
 
 /// docker's human durations ("5 seconds", "About a minute", "3 hours").
 pub fn human_duration(d: chrono::Duration) -> String {
@@ -136,6 +173,7 @@ impl Engine {
     }
 
     pub(crate) fn start_sync(&self, key: &str) -> Result<(), ContainerError> {
+        mark("start: begin");
         let l = self.load(key)?;
         // Serialises concurrent starts of this container (the monitor itself needs the record
         // lock while starting, so that one can't be held across the spawn).
@@ -153,7 +191,10 @@ impl Engine {
                 return Ok(());
             }
         }
-        self.spawn_monitor(&l)
+        mark("start: spawning the monitor");
+        let r = self.spawn_monitor(&l);
+        mark("start: monitor reported");
+        r
     }
 
     fn spawn_monitor(&self, l: &Loaded) -> Result<(), ContainerError> {
@@ -183,6 +224,7 @@ impl Engine {
         drop(w);
         // The monitor forks itself away at once; reap the short-lived parent.
         let _ = child.wait();
+        mark("start: monitor detached");
         let mut msg = String::new();
         let _ = File::from(r).read_to_string(&mut msg);
         let msg = msg.trim();
@@ -267,7 +309,7 @@ impl Engine {
         timeout: Option<Duration>,
     ) -> Result<Option<StateRecord>, ContainerError> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let watch = DirWatch::new(&paths.dir);
+        let mut watch = MonitorWatch::default();
         loop {
             if !paths.dir.exists() {
                 return Err(ContainerError::NotFound(
@@ -280,6 +322,7 @@ impl Engine {
             }
             let st = self.checked_state(paths)?;
             if settled(&st) {
+                mark("wait: settled");
                 return Ok(Some(st));
             }
             let left = match deadline {
@@ -292,8 +335,8 @@ impl Engine {
                 }
                 None => Duration::from_millis(500),
             };
-            // Re-check at least every 500 ms: a monitor killed with -9 writes nothing.
-            watch.wait(left.min(Duration::from_millis(500)));
+            // Re-check at least every 500 ms (a monitor that wasn't recorded yet has no pidfd).
+            watch.wait(&st, left.min(Duration::from_millis(500)));
         }
     }
 
@@ -369,6 +412,7 @@ impl Engine {
         force: bool,
         volumes: bool,
     ) -> Result<(), ContainerError> {
+        mark("remove: begin");
         let l = self.load(key)?;
         if !settled(&l.st) {
             if !force {
@@ -394,7 +438,9 @@ impl Engine {
         if let Some(cg) = st.cgroup.as_ref().and_then(|c| c.to_str()) {
             rt::cgroup_destroy(cg);
         }
+        mark("remove: cgroup gone");
         super::network::release(self.root(), &l.rec.id);
+        mark("remove: network released");
         {
             let _root = self.root().lock()?;
             let _g = l.paths.lock()?;
@@ -402,6 +448,7 @@ impl Engine {
                 fs::remove_dir_all(&l.paths.dir).map_err(io_err("remove", &l.paths.dir))?;
             }
         }
+        mark("remove: directory gone");
         if volumes {
             for v in &l.rec.anonymous_volumes {
                 let _ = rt::volume_remove(self.root(), v);

@@ -152,9 +152,11 @@ impl ContainerPaths {
         Ok(store::read_json(&self.state())?.unwrap_or_default())
     }
 
-    /// Writes the state record atomically (hold the lock).
+    /// Writes the state record atomically (hold the lock). Not fsynced: after a power loss the
+    /// run state is stale anyway (no monitor survives a reboot) and is repaired on load; an
+    /// empty file reads as a created container.
     pub fn write_state(&self, st: &StateRecord) -> Result<(), StoreError> {
-        store::write_json_atomic(&self.state(), st)
+        store::write_json_replace(&self.state(), st)
     }
 
     /// Writes the identity record atomically (hold the lock).

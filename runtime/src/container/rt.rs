@@ -44,6 +44,28 @@ pub fn exec_in(
     Ok(child.pid.as_raw())
 }
 
+/// Like [`exec_in`] with a new terminal allocated inside the container (its own devpts, so
+/// `tty` names it); returns the process's host pid and the terminal's master side.
+pub fn exec_in_tty(
+    pid: i32,
+    process: &oci_spec::runtime::Process,
+    cgroup: &str,
+    seccomp: SeccompMode,
+) -> Result<(i32, std::os::fd::OwnedFd), String> {
+    let cg = Cgroup::open(cgroup).map_err(|e| e.to_string())?;
+    let child = launch::exec_in(Pid::from_raw(pid), process, &cg, seccomp, Stdio::NewPty)
+        .map_err(|e| e.to_string())?;
+    let pid = child.pid.as_raw();
+    match child.pty_master {
+        Some(m) => Ok((pid, m)),
+        None => {
+            let _ = nix::sys::signal::kill(child.pid, nix::sys::signal::Signal::SIGKILL);
+            let _ = launch::wait(child.pid);
+            Err("the exec'd process got no terminal".into())
+        }
+    }
+}
+
 /// Whether the OOM killer struck in the cgroup.
 pub fn cgroup_oom_killed(cgroup: &str) -> bool {
     Cgroup::open(cgroup).map(|c| c.oom_killed()).unwrap_or(false)

@@ -460,6 +460,10 @@ pub fn exec_process(
         env.retain(|x| x.split('=').next() != Some(key));
         env.push(e.clone());
     }
+    // docker exec -t sets TERM when neither the container nor the exec gives one.
+    if tty && !env.iter().any(|e| e.split('=').next() == Some("TERM")) {
+        env.push("TERM=xterm".into());
+    }
     let (uid, gid, groups) = user.unwrap_or((rec.uid, rec.gid, rec.additional_gids.clone()));
     let p = process_json(
         rec,

@@ -15,7 +15,8 @@ pub fn signal_verified(pid: i32, start: u64, sig: i32) -> Result<bool, std::io::
     Ok(true)
 }
 
-fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+/// A pidfd for `pid` (None if it is gone).
+pub(crate) fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1; no memory is shared.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {

@@ -1,17 +1,34 @@
 //! The forked child: runs only raw system calls on data the parent prepared (see `plan`), and
 //! reports the first failure as (step, index, errno) over the error pipe before exiting.
 
+use std::ffi::CString;
 use std::os::fd::RawFd;
 
 use super::plan::{FsPlan, InRoot, NsPlan, Op, ProcPlan, StdioPlan, Target};
 use super::sys;
 
-/// What failed in the child; the parent turns it into a message.
-#[repr(u32)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepId {
+/// Declares `StepId` and its wire decoding from one list, so the two can't drift apart.
+macro_rules! step_ids {
+    ($($(#[$doc:meta])* $name:ident,)+) => {
+        /// What failed in the child; the parent turns it into a message.
+        #[repr(u32)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum StepId {
+            $($(#[$doc])* $name,)+
+        }
+
+        impl StepId {
+            /// Every step, in wire order (the wire value is the position + 1).
+            const ALL: &'static [StepId] = &[$(StepId::$name,)+];
+        }
+    };
+}
+
+step_ids! {
     /// Waiting for the parent's go.
-    Sync = 1,
+    Sync,
+    /// Moving into a v1 cgroup hierarchy (index into the `tasks` paths).
+    CgroupJoin,
     /// setns into a joined namespace (index into NsPlan::join).
     Setns,
     /// unshare(CLONE_NEWCGROUP).
@@ -75,43 +92,14 @@ pub enum StepId {
 }
 
 impl StepId {
+    /// The wire value (never 0, so a zeroed report can't decode).
+    pub fn to_u32(self) -> u32 {
+        self as u32 + 1
+    }
+
     /// Decodes the wire value.
     pub fn from_u32(v: u32) -> Option<StepId> {
-        use StepId::*;
-        const ALL: [StepId; 31] = [
-            Sync,
-            Setns,
-            CgroupNs,
-            Stdio,
-            Setsid,
-            Ctty,
-            Propagation,
-            Pre,
-            Pivot,
-            Post,
-            RootReadonly,
-            Hostname,
-            Domainname,
-            Sysctl,
-            MkdirCwd,
-            Rlimit,
-            Seccomp,
-            Bounding,
-            KeepCaps,
-            Setgroups,
-            Setgid,
-            Setuid,
-            Capset,
-            Ambient,
-            NoNewPrivs,
-            Chdir,
-            InitFork,
-            Exec,
-            CloseFds,
-            Rootfs,
-            Loopback,
-        ];
-        ALL.into_iter().find(|s| *s as u32 == v)
+        Self::ALL.get((v as usize).checked_sub(1)?).copied()
     }
 }
 
@@ -121,7 +109,7 @@ pub const REPORT_LEN: usize = 12;
 /// Writes (step, index, errno) to the error pipe and exits.
 fn fail(err_fd: RawFd, step: StepId, index: u32, errno: i32) -> ! {
     let mut buf = [0u8; REPORT_LEN];
-    buf[..4].copy_from_slice(&(step as u32).to_ne_bytes());
+    buf[..4].copy_from_slice(&step.to_u32().to_ne_bytes());
     buf[4..8].copy_from_slice(&index.to_ne_bytes());
     buf[8..].copy_from_slice(&errno.to_ne_bytes());
     let _ = sys::write_all(err_fd, &buf);
@@ -150,9 +138,17 @@ pub struct Pipes {
 }
 
 /// Entry of the container's first process. Never returns.
-pub fn container_main(pipes: Pipes, ns: &NsPlan, fs: &FsPlan, proc_: &ProcPlan, init: bool) -> ! {
+pub fn container_main(
+    pipes: Pipes,
+    cgroup_tasks: &[CString],
+    ns: &NsPlan,
+    fs: &FsPlan,
+    proc_: &ProcPlan,
+    init: bool,
+) -> ! {
     let e = pipes.err_w;
     sys::reset_signal_dispositions();
+    join_cgroups(e, cgroup_tasks);
     wait_for_go(pipes);
     for (i, (fd, nstype, _)) in ns.join.iter().enumerate() {
         attempt!(sys::setns(std::os::fd::AsRawFd::as_raw_fd(fd), *nstype), e, StepId::Setns, i);
@@ -208,17 +204,28 @@ pub fn container_main(pipes: Pipes, ns: &NsPlan, fs: &FsPlan, proc_: &ProcPlan, 
 /// Entry of a process joining a running container (`exec`). Never returns.
 pub fn exec_main(
     pipes: Pipes,
+    cgroup_tasks: &[CString],
     join: &[(std::os::fd::OwnedFd, libc::c_int, &'static str)],
     proc_: &ProcPlan,
 ) -> ! {
     let e = pipes.err_w;
     sys::reset_signal_dispositions();
+    join_cgroups(e, cgroup_tasks);
     wait_for_go(pipes);
     for (i, (fd, nstype, _)) in join.iter().enumerate() {
         attempt!(sys::setns(std::os::fd::AsRawFd::as_raw_fd(fd), *nstype), e, StepId::Setns, i);
     }
     setup_stdio(e, proc_, pipes.pty_sock);
     finish_and_exec(e, proc_, false)
+}
+
+/// Moves this (single-threaded) process into its v1 cgroups by writing "0" to each `tasks`
+/// file, before any namespace is joined (a joined mount namespace would hide the host's
+/// /sys/fs/cgroup). See `Cgroup::self_join_paths` for why the child does it itself.
+fn join_cgroups(e: RawFd, tasks: &[CString]) {
+    for (i, path) in tasks.iter().enumerate() {
+        attempt!(sys::write_path(path, b"0"), e, StepId::CgroupJoin, i);
+    }
 }
 
 fn wait_for_go(pipes: Pipes) {
@@ -427,4 +434,19 @@ fn finish_and_exec(e: RawFd, p: &ProcPlan, init: bool) -> ! {
         }
     }
     fail(e, StepId::Exec, 0, if saw == 0 { libc::ENOENT } else { saw })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StepId;
+
+    #[test]
+    fn step_ids_round_trip_through_the_wire() {
+        assert_eq!(StepId::from_u32(0), None);
+        for (i, s) in StepId::ALL.iter().enumerate() {
+            assert_eq!(*s as usize, i);
+            assert_eq!(StepId::from_u32(s.to_u32()), Some(*s));
+        }
+        assert_eq!(StepId::from_u32(StepId::ALL.len() as u32 + 1), None);
+    }
 }

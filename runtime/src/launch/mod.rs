@@ -12,10 +12,13 @@ mod init;
 mod plan;
 mod seccomp;
 mod sys;
+pub mod timing;
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -313,13 +316,71 @@ fn high_fd(fd: OwnedFd) -> Result<OwnedFd, LaunchError> {
     Ok(unsafe { OwnedFd::from_raw_fd(n) })
 }
 
-/// Forks the child with `flags`, optionally inside the pid namespace `join_pid`, with every
-/// signal blocked, and runs `child` in it. Returns the child's pid in the parent.
+/// How a new process enters its cgroup without the parent writing `cgroup.procs` (see
+/// `Cgroup::self_join_paths`): cloned straight into the cgroup2 directory, and moving itself
+/// into each v1 hierarchy first thing in the child.
+struct Placement {
+    /// The cgroup2 directory (O_PATH), for clone3's CLONE_INTO_CGROUP.
+    unified: Option<OwnedFd>,
+    /// Its path, for the fallback write when clone3 isn't available.
+    unified_path: Option<PathBuf>,
+    /// v1 `tasks` files the child writes "0" to.
+    tasks: Vec<std::ffi::CString>,
+}
+
+impl Placement {
+    fn new(cgroup: &Cgroup) -> Result<Placement, LaunchError> {
+        let (unified_path, tasks) = cgroup.self_join_paths();
+        let unified = match &unified_path {
+            Some(p) => Some(
+                File::options()
+                    .read(true)
+                    .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                    .open(p)
+                    .map_err(|source| LaunchError::Io {
+                        what: format!("open cgroup {}", p.display()),
+                        source,
+                    })?
+                    .into(),
+            ),
+            None => None,
+        };
+        let tasks = tasks
+            .into_iter()
+            .map(|p| {
+                std::ffi::CString::new(p.into_os_string().into_vec()).map_err(|_| {
+                    LaunchError::InvalidSpec("a cgroup path contains a NUL byte".into())
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Placement { unified, unified_path, tasks })
+    }
+
+    /// After the clone: when clone3 couldn't place the child in the cgroup2 directory, the
+    /// parent writes its pid there the classic way.
+    fn finish(&self, pid: Pid, in_unified: bool) -> Result<(), LaunchError> {
+        if let (false, Some(p)) = (in_unified, &self.unified_path) {
+            let procs = p.join("cgroup.procs");
+            std::fs::write(&procs, pid.as_raw().to_string()).map_err(|source| LaunchError::Io {
+                what: format!("write {}", procs.display()),
+                source,
+            })?;
+        }
+        timing::mark("launch: pid placed in the cgroup");
+        Ok(())
+    }
+}
+
+/// Forks the child with `flags`, optionally inside the pid namespace `join_pid` and (clone3)
+/// straight into the cgroup2 directory `cgroup`, with every signal blocked, and runs `child` in
+/// it. Returns the child's pid in the parent and whether it was cloned into `cgroup` (false
+/// when clone3 is unavailable, e.g. filtered by a seccomp profile: plain clone then).
 fn clone_with(
     flags: libc::c_ulong,
     join_pid: Option<&OwnedFd>,
+    cgroup: Option<&OwnedFd>,
     child: impl FnOnce(),
-) -> Result<Pid, LaunchError> {
+) -> Result<(Pid, bool), LaunchError> {
     // Entering another pid namespace for our children is per-thread state: set it on this
     // thread for the clone only, and restore it right after.
     let restore = match join_pid {
@@ -339,9 +400,19 @@ fn clone_with(
         Some(&SigSet::all()),
         Some(&mut old),
     );
-    // SAFETY: the child branch only runs `child`, which uses raw system calls on data prepared
-    // before this point and leaves through exec or _exit (see child.rs); it never returns here.
-    let r = unsafe { sys::clone_raw(flags | libc::SIGCHLD as libc::c_ulong) };
+    let mut into_cgroup = false;
+    let mut r = Err(libc::ENOSYS);
+    if let Some(fd) = cgroup {
+        // SAFETY: as for clone_raw below.
+        r = unsafe { sys::clone3_into_cgroup(flags, fd.as_raw_fd()) };
+        into_cgroup = r.is_ok();
+    }
+    if matches!(r, Err(libc::ENOSYS | libc::E2BIG | libc::EINVAL | libc::EPERM)) {
+        // SAFETY: the child branch only runs `child`, which uses raw system calls on data
+        // prepared before this point and leaves through exec or _exit (see child.rs); it never
+        // returns here.
+        r = unsafe { sys::clone_raw(flags | libc::SIGCHLD as libc::c_ulong) };
+    }
     if let Ok(0) = r {
         child();
         sys::exit(127);
@@ -357,7 +428,7 @@ fn clone_with(
         }
     }
     match r {
-        Ok(pid) => Ok(Pid::from_raw(pid)),
+        Ok(pid) => Ok((Pid::from_raw(pid), into_cgroup)),
         Err(e) => Err(LaunchError::Io {
             what: "create the container process (clone)".into(),
             source: io::Error::from_raw_os_error(e),
@@ -422,6 +493,7 @@ fn report_error(
     proc_: &ProcPlan,
     fs: Option<&FsPlan>,
     join_names: &[&str],
+    cgroup_tasks: &[std::ffi::CString],
 ) -> LaunchError {
     let source = io::Error::from_raw_os_error(errno);
     let program = proc_.program.clone();
@@ -469,6 +541,10 @@ fn report_error(
             format!("create working directory {}", proc_.cwd.to_string_lossy())
         }
         Some(StepId::Loopback) => "bring up the loopback interface".into(),
+        Some(StepId::CgroupJoin) => format!(
+            "join the container's cgroup (write {})",
+            cgroup_tasks.get(i).map_or("?".into(), |p| p.to_string_lossy().into_owned())
+        ),
         Some(StepId::Setuid) => format!("set user id {}", proc_.uid),
         Some(StepId::Setgid) => format!("set group id {}", proc_.gid),
         Some(StepId::Setgroups) => format!("set supplementary groups {:?}", proc_.groups),
@@ -516,7 +592,16 @@ pub fn spawn(
             format!("berth/anon-{}-{}", std::process::id(), ANON.fetch_add(1, Ordering::Relaxed))
         }
     };
+    timing::mark("launch: planned");
     let cgroup = Cgroup::create(&cg_path, &linux.resources().clone().unwrap_or_default())?;
+    timing::mark("launch: cgroup created");
+    let placement = match Placement::new(&cgroup) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = cgroup.destroy();
+            return Err(e);
+        }
+    };
     let join_names: Vec<&str> = ns.join.iter().map(|(_, _, n)| *n).collect();
 
     let started = (|| {
@@ -528,14 +613,15 @@ pub fn spawn(
             err_w: err_w.as_raw_fd(),
             pty_sock: pty.as_ref().map_or(-1, |(_, c)| c.as_raw_fd()),
         };
-        let pid = clone_with(ns.clone_flags, ns.join_pid.as_ref(), || {
-            child::container_main(pipes, &ns, &fs, &proc_, spec.init)
-        })?;
+        let (pid, in_unified) =
+            clone_with(ns.clone_flags, ns.join_pid.as_ref(), placement.unified.as_ref(), || {
+                child::container_main(pipes, &placement.tasks, &ns, &fs, &proc_, spec.init)
+            })?;
         drop(sync_r);
         drop(err_w);
-        Ok::<_, LaunchError>((pid, sync_w, err_r, pty.map(|(p, _)| p)))
+        Ok::<_, LaunchError>((pid, in_unified, sync_w, err_r, pty.map(|(p, _)| p)))
     })();
-    let (pid, sync_w, err_r, pty_sock) = match started {
+    let (pid, in_unified, sync_w, err_r, pty_sock) = match started {
         Ok(v) => v,
         Err(e) => {
             let _ = cgroup.destroy();
@@ -543,13 +629,14 @@ pub fn spawn(
         }
     };
     drop(stdio);
+    timing::mark("launch: cloned");
     let abort = |e: LaunchError| {
         kill_and_reap(pid);
         let _ = cgroup.destroy();
         e
     };
-    if let Err(e) = cgroup.add_pid(pid) {
-        return Err(abort(e.into()));
+    if let Err(e) = placement.finish(pid, in_unified) {
+        return Err(abort(e));
     }
     if let Some(adj) = process.oom_score_adj()
         && let Err(source) = std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
@@ -560,19 +647,24 @@ pub fn spawn(
         return Err(abort(LaunchError::PreStart(msg)));
     }
     // A failed write means the child is gone; its report (if any) says why.
+    timing::mark("launch: placed, pre_start done");
     let _ = sys::write_all(sync_w.as_raw_fd(), b"g");
     drop(sync_w);
     let pty_master = match pty_sock.as_ref().map(recv_pty).transpose() {
         Ok(m) => m.flatten(),
         Err(e) => return Err(abort(e)),
     };
-    match read_report(err_r) {
+    let report = read_report(err_r);
+    timing::mark("launch: child exec'd");
+    match report {
         Ok(None) if pty_sock.is_some() && pty_master.is_none() => Err(abort(LaunchError::Io {
             what: "receive the container's pty".into(),
             source: io::Error::from(io::ErrorKind::UnexpectedEof),
         })),
         Ok(None) => Ok(Spawned { pid, cgroup, pty_master }),
-        Ok(Some(rep)) => Err(abort(report_error(rep, &proc_, Some(&fs), &join_names))),
+        Ok(Some(rep)) => {
+            Err(abort(report_error(rep, &proc_, Some(&fs), &join_names, &placement.tasks)))
+        }
         Err(e) => Err(abort(e)),
     }
 }
@@ -636,14 +728,17 @@ pub fn exec_in(
         err_w: err_w.as_raw_fd(),
         pty_sock: pty.as_ref().map_or(-1, |(_, c)| c.as_raw_fd()),
     };
-    let pid = clone_with(0, join_pid.as_ref(), || child::exec_main(pipes, &join, &proc_))?;
+    let placement = Placement::new(cgroup)?;
+    let (pid, in_unified) = clone_with(0, join_pid.as_ref(), placement.unified.as_ref(), || {
+        child::exec_main(pipes, &placement.tasks, &join, &proc_)
+    })?;
     drop(sync_r);
     drop(err_w);
     let pty_sock = pty.map(|(p, _)| p);
     drop(stdio);
-    if let Err(e) = cgroup.add_pid(pid) {
+    if let Err(e) = placement.finish(pid, in_unified) {
         kill_and_reap(pid);
-        return Err(e.into());
+        return Err(e);
     }
     let _ = sys::write_all(sync_w.as_raw_fd(), b"g");
     drop(sync_w);
@@ -658,7 +753,7 @@ pub fn exec_in(
         Ok(None) => Ok(ExecChild { pid, pty_master }),
         Ok(Some(rep)) => {
             kill_and_reap(pid);
-            Err(report_error(rep, &proc_, None, &join_names))
+            Err(report_error(rep, &proc_, None, &join_names, &placement.tasks))
         }
         Err(e) => {
             kill_and_reap(pid);

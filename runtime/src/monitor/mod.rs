@@ -30,6 +30,7 @@ use crate::container::network::NetHold;
 use crate::container::record::{self, ContainerPaths, ContainerRecord};
 use crate::container::{rt, spec, start_error_code};
 use crate::launch::Stdio;
+use crate::launch::timing::mark;
 use crate::logs::{LineSplitter, LogWriter, Rotation};
 use crate::store::StateRoot;
 use crate::{Engine, EngineOptions};
@@ -101,6 +102,7 @@ fn take_status_fd() -> Option<File> {
 
 /// Runs the monitor for container `id` under `root` (after [`daemonize`]); returns the exit code.
 pub fn run(root: &Path, id: &str) -> i32 {
+    mark("monitor: detached");
     let mut status = take_status_fd();
     let mut report = |msg: String| {
         if let Some(mut f) = status.take() {
@@ -152,6 +154,9 @@ struct HealthRun {
 type OutputFds = Vec<(OwnedFd, &'static str)>;
 
 const HEALTH_OUTPUT_MAX: usize = 4096;
+
+/// How long the monitor idles before dropping its start-up code pages (see `trim_code_pages`).
+const IDLE_TRIM_AFTER: Duration = Duration::from_millis(200);
 
 impl Monitor {
     fn new(root: &Path, id: &str) -> Result<Self, String> {
@@ -210,15 +215,16 @@ impl Monitor {
             if first {
                 report(format!("ok {}", run.pid));
                 first = false;
-                // Startup code (argument parsing, launcher) is done with: let its pages go.
-                trim_code_pages();
             }
             let run = self.supervise(&rec, run, stdio_fds);
+            mark("monitor: container reaped");
             // Before the state says exited, so a waiting `rm`/`stop` sees the network gone.
             crate::container::network::detach(&self.root, &self.id, net_hold);
+            mark("monitor: network detached");
             let code = run.exit.unwrap_or(137);
             let oom = rt::cgroup_oom_killed(&run.cgroup);
             rt::cgroup_destroy(&run.cgroup);
+            mark("monitor: cgroup destroyed");
             let ran_for = run.started.elapsed();
             if ran_for >= Duration::from_secs(10) {
                 delay = Duration::from_millis(100);
@@ -246,6 +252,7 @@ impl Monitor {
                     restart
                 })
                 .unwrap_or(false);
+            mark("monitor: exit recorded");
             if !restart {
                 if rec.host_config.auto_remove {
                     self.auto_remove();
@@ -311,6 +318,7 @@ impl Monitor {
     /// Sets up stdio, spawns the container and records it as running.
     fn start_once(&self, rec: &ContainerRecord) -> Result<((Running, NetHold), OutputFds), String> {
         let spec = spec::build(rec, &self.paths)?;
+        mark("monitor: spec built");
         let (stdio, fds) = if rec.config.tty {
             let pty = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
             set_cloexec(&pty.master);
@@ -331,6 +339,7 @@ impl Monitor {
         };
         let (started, net_hold) =
             crate::container::network::spawn(&self.root, rec, &self.paths, spec, stdio)?;
+        mark("monitor: spawned");
         let pid_start = record::process_start_time(started.pid).unwrap_or(0);
         let has_health = health_config(rec).is_some();
         self.paths
@@ -356,6 +365,7 @@ impl Monitor {
                 st.has_been_started = true;
             })
             .map_err(|e| e.to_string())?;
+        mark("monitor: running recorded");
         Ok((
             (
                 Running {
@@ -423,6 +433,9 @@ impl Monitor {
         let mut exited_at: Option<Instant> = None;
         let seccomp = spec::seccomp_mode(&rec.host_config);
         let mut buf = vec![0u8; 64 * 1024];
+        // Startup code (argument parsing, launcher) is done with: its pages are let go once the
+        // monitor first idles, not at once, so a short-lived container's exit isn't delayed.
+        let mut trimmed = false;
         loop {
             let streams_open = streams.iter().any(|s| s.3);
             if let Some(t) = exited_at {
@@ -443,6 +456,9 @@ impl Monitor {
                 if let Some(c) = &check {
                     timeout = timeout.min(c.deadline.saturating_duration_since(now));
                 }
+            }
+            if !trimmed {
+                timeout = timeout.min(IDLE_TRIM_AFTER);
             }
             let mut pfds: Vec<PollFd> = vec![PollFd::new(self.sig_r.as_fd(), PollFlags::POLLIN)];
             let mut idx = Vec::new();
@@ -468,7 +484,11 @@ impl Monitor {
                 _ => false,
             };
             let ms = timeout.as_millis().min(60_000) as u16;
-            let _ = nix::poll::poll(&mut pfds, PollTimeout::from(ms.max(1)));
+            let ready_count = nix::poll::poll(&mut pfds, PollTimeout::from(ms.max(1))).unwrap_or(1);
+            if ready_count == 0 && !trimmed {
+                trimmed = true;
+                trim_code_pages();
+            }
             let ready: Vec<bool> =
                 pfds.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect();
             drop(pfds);
