@@ -26,7 +26,9 @@ impl Docker {
         let mut host = std::env::var("BENCH_DOCKER_HOST").ok().filter(|h| !h.is_empty());
         if let Some(i) = args.iter().position(|a| a == "--docker-host") {
             if i + 1 >= args.len() {
-                return Err("--docker-host needs an address, e.g. unix:///var/run/docker.sock".into());
+                return Err(
+                    "--docker-host needs an address, e.g. unix:///var/run/docker.sock".into()
+                );
             }
             host = Some(args.remove(i + 1));
             args.remove(i);

@@ -50,9 +50,7 @@ fn compose(n: usize, network_none: bool) -> String {
         if network_none {
             s.push_str("    network_mode: none\n");
         }
-        s.push_str(
-            "    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; sleep 3600 & wait\"]\n",
-        );
+        s.push_str("    command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; sleep 3600 & wait\"]\n");
     }
     s
 }
@@ -100,7 +98,9 @@ fn parse_args() -> Result<Opts, String> {
             "--network-mode" => match it.next().as_deref() {
                 Some("none") => opts.network_none = true,
                 Some("default") => opts.network_none = false,
-                other => return Err(format!("--network-mode takes none or default, not {other:?}")),
+                other => {
+                    return Err(format!("--network-mode takes none or default, not {other:?}"));
+                }
             },
             "--runs" => {
                 opts.runs = it
@@ -112,7 +112,7 @@ fn parse_args() -> Result<Opts, String> {
             other => {
                 return Err(format!(
                     "unknown argument {other:?} (--network-mode none|default, --runs N, --docker-host URL)"
-                ))
+                ));
             }
         }
     }
