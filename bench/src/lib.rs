@@ -71,11 +71,11 @@ impl Docker {
 pub fn output(cmd: &mut std::process::Command, what: &str) -> Result<String, String> {
     let out = cmd.output().map_err(|e| format!("{what}: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
-            "{what}: {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        // Progress output can be long: the end holds the error.
+        let err = String::from_utf8_lossy(&out.stderr);
+        let err = err.trim();
+        let tail = err.char_indices().rev().nth(600).map_or(err, |(i, _)| &err[i..]);
+        return Err(format!("{what}: {}: {tail}", out.status));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
