@@ -3,8 +3,12 @@
 //!
 //! Run as root: `cargo build --release -p berth-cli -p berth-bench &&
 //! target/release/run_true` (the monitor is the `berth` binary next to this one, or `$BERTH_EXE`).
+//!
+//! With `--docker-host URL` (or `$BENCH_DOCKER_HOST`) the same run also imports the same root
+//! filesystem into that docker daemon (`docker import`) and times `docker run --rm bb:latest
+//! true` (50 runs after 3 warm-ups), printing the ratio; `bench/docker-side` sets that up.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use berth_runtime::container::{Config, ContainerCreateConfig};
@@ -26,7 +30,10 @@ fn vm_rss_kib(pid: i32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-async fn bench() -> Result<(), String> {
+const RUNS: usize = 50;
+const WARMUP: usize = 3;
+
+async fn bench(docker: Option<berth_bench::Docker>) -> Result<(), String> {
     let root =
         tempfile::Builder::new().prefix("berth-bench-").tempdir().map_err(|e| e.to_string())?;
     let tar = root.path().join("bb.tar");
@@ -48,7 +55,7 @@ async fn bench() -> Result<(), String> {
         ..Default::default()
     };
     let mut samples = Vec::new();
-    for i in 0..53 {
+    for i in 0..WARMUP + RUNS {
         let t = Instant::now();
         let id = engine.container_create(None, cfg()).await.map_err(|e| e.to_string())?;
         let t1 = t.elapsed();
@@ -63,7 +70,7 @@ async fn bench() -> Result<(), String> {
         if code != 0 {
             return Err(format!("true exited {code}"));
         }
-        if i >= 3 {
+        if i >= WARMUP {
             samples.push(t.elapsed().as_secs_f64() * 1000.0);
         }
     }
@@ -92,10 +99,49 @@ async fn bench() -> Result<(), String> {
         None => println!("monitor VmRSS: unavailable"),
     }
     engine.container_remove(&id, true, true).await.map_err(|e| e.to_string())?;
+
+    if let Some(docker) = docker {
+        docker_side(&docker, &tar, median)?;
+    }
+    Ok(())
+}
+
+/// Times `docker run --rm bb:latest true` on the same root filesystem and prints the ratio to
+/// berth's `berth_median` (ms).
+fn docker_side(docker: &berth_bench::Docker, tar: &Path, berth_median: f64) -> Result<(), String> {
+    println!("docker: dockerd {} at {}", docker.server_version()?, docker.host);
+    docker.import(tar, "bb:latest")?;
+    let mut samples = Vec::new();
+    for i in 0..WARMUP + RUNS {
+        let t = Instant::now();
+        docker.run(&["run", "--rm", "bb:latest", "true"])?;
+        if i >= WARMUP {
+            samples.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let median = berth_bench::median(&mut samples);
+    println!(
+        "docker run --rm true: median {median:.1} ms (fastest {:.1} ms) over {} runs",
+        samples.first().copied().unwrap_or(0.0),
+        samples.len()
+    );
+    println!("ratio docker/berth: {:.1}x", median / berth_median);
     Ok(())
 }
 
 fn main() -> std::process::ExitCode {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let docker = match berth_bench::Docker::from_args(&mut args) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("run_true: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    if let Some(a) = args.first() {
+        eprintln!("run_true: unknown argument {a:?} (only --docker-host URL)");
+        return std::process::ExitCode::FAILURE;
+    }
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -103,7 +149,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(bench()) {
+    match rt.block_on(bench(docker)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("run_true: {e}");
