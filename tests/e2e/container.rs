@@ -494,7 +494,7 @@ impl Drop for OnTerminal {
 fn container_exec_with_a_tty() {
     let Some(env) = ContainerEnv::new() else { return };
     let name = berth_testsupport::unique_name("tty");
-    env.ok(&["run", "-d", "--name", &name, "bb", "sh", "-c", TRAP]);
+    env.ok(&["container", "run", "-d", "--name", &name, "bb", "sh", "-c", TRAP]);
     // The exec'd process gets a terminal of the container's own devpts.
     let (code, out, restored) =
         OnTerminal::spawn(&env, &["container", "exec", "-t", &name, "tty"], 24, 80).finish();
