@@ -64,6 +64,13 @@ pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
 
 /// Writes `bytes` to `path` atomically (temp file in the same directory, rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = write_temp_beside(path, bytes)?;
+    fs::rename(&tmp, path).map_err(|e| NetworkError::io("rename", path, e))
+}
+
+/// Writes `bytes` to a temporary file next to `path` (same directory, so a rename is atomic)
+/// and returns its path.
+fn write_temp_beside(path: &Path, bytes: &[u8]) -> Result<std::path::PathBuf> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp{}",
@@ -72,8 +79,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     ));
     let mut f = File::create(&tmp).map_err(|e| NetworkError::io("create", &tmp, e))?;
     f.write_all(bytes).map_err(|e| NetworkError::io("write", &tmp, e))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(|e| NetworkError::io("rename", path, e))
+    Ok(tmp)
 }
 
 /// Replaces `path` with `bytes` atomically without the data flush ext4 does before a rename
@@ -83,15 +89,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// rename when `path` does not exist yet or the filesystem has no exchange.
 pub fn write_exchange(path: &Path, bytes: &[u8]) -> Result<()> {
     use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("record"),
-        std::process::id()
-    ));
-    let mut f = File::create(&tmp).map_err(|e| NetworkError::io("create", &tmp, e))?;
-    f.write_all(bytes).map_err(|e| NetworkError::io("write", &tmp, e))?;
-    drop(f);
+    let tmp = write_temp_beside(path, bytes)?;
     match renameat2(AT_FDCWD, &tmp, AT_FDCWD, path, RenameFlags::RENAME_EXCHANGE) {
         Ok(()) => fs::remove_file(&tmp).map_err(|e| NetworkError::io("remove", &tmp, e)),
         Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => {
