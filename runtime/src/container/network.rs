@@ -413,26 +413,8 @@ pub(crate) fn live_connected(
     let live = live_endpoints(nets, &rec.id);
     let others: Vec<_> = live.iter().filter(|(n, _, _)| n != net).collect();
     let internal = live.iter().any(|(n, _, i)| n == net && *i);
-    let hc = &rec.host_config;
     if others.is_empty() {
-        let dns: Vec<IpAddr> = hc.dns.iter().filter_map(|d| d.parse().ok()).collect();
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let resolv = berth_network::files::resolv_conf(
-            Some(ep.gateway),
-            &dns,
-            &hc.dns_search,
-            &hc.dns_options,
-            &host_resolv,
-        );
-        let hosts = berth_network::files::hosts(
-            &rec.config.hostname,
-            Some(ep.ip),
-            &hc.extra_hosts,
-            Some(ep.gateway),
-        )
-        .map_err(|e| e.to_string())?;
-        write_in_place(&paths.resolv_conf(), &resolv)?;
-        write_in_place(&paths.hosts(), &hosts)?;
+        write_first_network_files(rec, paths, ep)?;
     } else {
         // Like docker: one more `address hostname` line per network.
         let mut text = std::fs::read_to_string(paths.hosts()).unwrap_or_default();
@@ -569,26 +551,7 @@ fn attach_inner(
         }
     }
     if let Some(ep) = &first {
-        let hc = &rec.host_config;
-        let dns: Vec<IpAddr> = hc.dns.iter().filter_map(|d| d.parse().ok()).collect();
-        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        let resolv = berth_network::files::resolv_conf(
-            Some(ep.gateway),
-            &dns,
-            &hc.dns_search,
-            &hc.dns_options,
-            &host_resolv,
-        );
-        let hosts = berth_network::files::hosts(
-            &rec.config.hostname,
-            Some(ep.ip),
-            &hc.extra_hosts,
-            Some(ep.gateway),
-        )
-        .map_err(|e| e.to_string())?;
-        // Written in place (same inode): the container bind-mounts these files.
-        write_in_place(&paths.resolv_conf(), &resolv)?;
-        write_in_place(&paths.hosts(), &hosts)?;
+        write_first_network_files(rec, paths, ep)?;
         ensure_dns(root.path(), None)?;
     }
     Ok(())
@@ -615,6 +578,35 @@ fn none_mode_files(rec: &ContainerRecord, paths: &ContainerPaths) -> Result<(), 
         write_in_place(&paths.hosts(), &text)?;
     }
     Ok(())
+}
+
+/// resolv.conf (the gateway's DNS server first) and hosts (the container's address on it) for
+/// a container whose first network is the one of `ep`.
+fn write_first_network_files(
+    rec: &ContainerRecord,
+    paths: &ContainerPaths,
+    ep: &berth_network::Endpoint,
+) -> Result<(), String> {
+    let hc = &rec.host_config;
+    let dns: Vec<IpAddr> = hc.dns.iter().filter_map(|d| d.parse().ok()).collect();
+    let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let resolv = berth_network::files::resolv_conf(
+        Some(ep.gateway),
+        &dns,
+        &hc.dns_search,
+        &hc.dns_options,
+        &host_resolv,
+    );
+    let hosts = berth_network::files::hosts(
+        &rec.config.hostname,
+        Some(ep.ip),
+        &hc.extra_hosts,
+        Some(ep.gateway),
+    )
+    .map_err(|e| e.to_string())?;
+    // Written in place (same inode): the container bind-mounts these files.
+    write_in_place(&paths.resolv_conf(), &resolv)?;
+    write_in_place(&paths.hosts(), &hosts)
 }
 
 fn write_in_place(path: &Path, text: &str) -> Result<(), String> {
