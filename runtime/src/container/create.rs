@@ -147,12 +147,19 @@ struct Undo<'a> {
     engine: &'a Engine,
     dir: Option<PathBuf>,
     volumes: Vec<String>,
+    /// The name reserved in the index, and for which id.
+    name: Option<(String, String)>,
 }
 
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
         if let Some(d) = self.dir.take() {
             let _ = fs::remove_dir_all(d);
+        }
+        if let Some((name, id)) = self.name.take()
+            && let Ok(_root) = self.engine.root().lock()
+        {
+            self.engine.release_name(&name, &id);
         }
         for v in &self.volumes {
             let _ = rt::volume_remove(self.engine.root(), v);
@@ -292,12 +299,14 @@ impl Engine {
         super::network::check_create(self.root(), &rec)?;
 
         // Reserve the name under the root lock: the record is visible from here on.
-        let mut undo = Undo { engine: self, dir: None, volumes: Vec::new() };
+        let mut undo = Undo { engine: self, dir: None, volumes: Vec::new(), name: None };
         {
+            // O(1) under the lock: one index entry, one directory, one unsynced record.
             let _root = self.root().lock()?;
-            if let Some(other) = self.all_records().into_iter().find(|r| r.name == name) {
-                return Err(ContainerError::NameInUse { name, id: other.id });
+            if let Err(owner) = self.reserve_name(&name, &id)? {
+                return Err(ContainerError::NameInUse { name, id: owner });
             }
+            undo.name = Some((name.clone(), id.clone()));
             fs::create_dir_all(&paths.dir).map_err(io_err("create directory", &paths.dir))?;
             undo.dir = Some(paths.dir.clone());
             // Not fsynced: the final write below is, and replaces this one.
@@ -334,6 +343,7 @@ impl Engine {
         }
         undo.dir = None;
         undo.volumes.clear();
+        undo.name = None;
         mark("create: done");
         Ok(id)
     }
