@@ -166,8 +166,14 @@ async fn name_index_and_removal_aside() {
             let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
         }
     }
-    nix::mount::mount(Some(&outside), &cp, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>)
-        .unwrap();
+    nix::mount::mount(
+        Some(&outside),
+        &cp,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
     let _unmount = Unmount(cp.clone());
     engine.container_remove("ghost", true, true).await.unwrap();
     assert_eq!(std::fs::read_to_string(outside.join("keep")).unwrap(), "data");

@@ -8,8 +8,8 @@
 pub mod api;
 mod copy;
 mod create;
-mod names;
 pub mod exec;
+mod names;
 pub mod network;
 mod ops;
 pub use ops::human_duration as ops_human_duration;

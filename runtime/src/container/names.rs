@@ -56,7 +56,11 @@ impl Engine {
 
     /// Reserves `name` for container `id` (hold the root lock). `Err(owner)` when another
     /// container holds it.
-    pub(crate) fn reserve_name(&self, name: &str, id: &str) -> Result<Result<(), String>, StoreError> {
+    pub(crate) fn reserve_name(
+        &self,
+        name: &str,
+        id: &str,
+    ) -> Result<Result<(), String>, StoreError> {
         let p = self.name_index()?.join(name);
         loop {
             match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
@@ -101,7 +105,11 @@ impl Engine {
 
     /// Moves container `id`'s directory aside (hold the root and container locks) and returns
     /// a handle that deletes it; call [`Removing::finish`] after releasing the locks.
-    pub(crate) fn move_aside(&self, paths: &ContainerPaths, id: &str) -> Result<Removing, StoreError> {
+    pub(crate) fn move_aside(
+        &self,
+        paths: &ContainerPaths,
+        id: &str,
+    ) -> Result<Removing, StoreError> {
         // A `berth cp` killed midway leaves its overlay mounted there; deleting through a
         // mount would delete inside the mounted tree (volumes bound into it included).
         let _ = nix::mount::umount2(&paths.dir.join("cp"), nix::mount::MntFlags::MNT_DETACH);
