@@ -113,6 +113,24 @@ impl LockGuard {
             .map_err(|(_, errno)| StoreError::io("lock", path, errno.into()))?;
         Ok(LockGuard { _flock: flock })
     }
+
+    /// Blocks until the exclusive lock on the directory `dir` itself is held (no lock file:
+    /// one inode fewer per container; the lock follows the directory through a rename).
+    pub fn exclusive_dir(dir: &Path) -> Result<Self, StoreError> {
+        Self::dir_lock(dir, nix::fcntl::FlockArg::LockExclusive)
+    }
+
+    /// Like [`LockGuard::exclusive_dir`] but fails at once when someone holds the lock.
+    pub fn try_exclusive_dir(dir: &Path) -> Result<Self, StoreError> {
+        Self::dir_lock(dir, nix::fcntl::FlockArg::LockExclusiveNonblock)
+    }
+
+    fn dir_lock(dir: &Path, how: nix::fcntl::FlockArg) -> Result<Self, StoreError> {
+        let file = File::open(dir).map_err(|e| StoreError::io("open directory", dir, e))?;
+        let flock = nix::fcntl::Flock::lock(file, how)
+            .map_err(|(_, errno)| StoreError::io("lock", dir, errno.into()))?;
+        Ok(LockGuard { _flock: flock })
+    }
 }
 
 /// Writes `value` as JSON to `path` atomically (temp file in the same directory, fsync, rename).

@@ -8,16 +8,16 @@
 //!
 //! Removal renames `containers/<id>` to `containers/.rm-<id>` under the locks (listings skip
 //! dot entries) and deletes it after they are released; a `.rm-*` left by a crash is deleted
-//! by the next removal or listing. Whoever deletes one holds a `flock` on the directory itself.
+//! by the next removal or listing. Whoever deletes one holds the container's lock, a `flock` on
+//! the directory itself, which moves with it.
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use super::record::{ContainerPaths, ContainerRecord};
 use crate::Engine;
-use crate::store::{StateRoot, StoreError};
+use crate::store::{LockGuard, StateRoot, StoreError};
 
 /// Prefix of a container directory being deleted.
 pub(crate) const REMOVING_PREFIX: &str = ".rm-";
@@ -103,12 +103,14 @@ impl Engine {
         }
     }
 
-    /// Moves container `id`'s directory aside (hold the root and container locks) and returns
-    /// a handle that deletes it; call [`Removing::finish`] after releasing the locks.
+    /// Moves container `id`'s directory aside (hold the root lock; `lock` is the container's
+    /// lock, which stays on the moved directory) and returns a handle that deletes it; call
+    /// [`Removing::finish`] after releasing the root lock.
     pub(crate) fn move_aside(
         &self,
         paths: &ContainerPaths,
         id: &str,
+        lock: LockGuard,
     ) -> Result<Removing, StoreError> {
         // A `berth cp` killed midway leaves its overlay mounted there; deleting through a
         // mount would delete inside the mounted tree (volumes bound into it included).
@@ -119,7 +121,7 @@ impl Engine {
             purge(&aside);
         }
         fs::rename(&paths.dir, &aside).map_err(|e| StoreError::io("rename", &paths.dir, e))?;
-        Ok(Removing::claim(aside.clone()).unwrap_or(Removing { dir: Some(aside), _flock: None }))
+        Ok(Removing { dir: Some(aside), _lock: Some(lock) })
     }
 
     /// `.rm-*` directories nobody is deleting (left by a crash), claimed for deletion.
@@ -141,27 +143,14 @@ impl Engine {
 /// A container directory moved aside, locked by us, to be deleted.
 pub(crate) struct Removing {
     dir: Option<PathBuf>,
-    _flock: Option<nix::fcntl::Flock<fs::File>>,
+    _lock: Option<LockGuard>,
 }
 
 impl Removing {
-    fn open(dir: &Path) -> Option<fs::File> {
-        fs::File::open(dir).ok()
-    }
-
-    /// Claims `dir`, waiting for another deleter if there is one.
-    fn claim(dir: PathBuf) -> Option<Removing> {
-        let f = Self::open(&dir)?;
-        let _ = f.as_fd();
-        let fl = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive).ok()?;
-        Some(Removing { dir: Some(dir), _flock: Some(fl) })
-    }
-
-    /// Claims `dir` unless someone is deleting it already.
+    /// Claims `dir` unless someone holds its lock (a removal deleting it right now).
     fn try_claim(dir: PathBuf) -> Option<Removing> {
-        let f = Self::open(&dir)?;
-        let fl = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).ok()?;
-        Some(Removing { dir: Some(dir), _flock: Some(fl) })
+        let lock = LockGuard::try_exclusive_dir(&dir).ok()?;
+        Some(Removing { dir: Some(dir), _lock: Some(lock) })
     }
 
     /// Deletes the directory (a failure is logged; the next removal or listing retries).

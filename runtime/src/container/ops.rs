@@ -445,13 +445,15 @@ impl Engine {
         // thousand-odd unlinks run after the locks are released, in parallel with other removals.
         let aside = {
             let _root = self.root().lock()?;
-            let _g = l.paths.lock()?;
-            if l.paths.dir.exists() {
-                let r = self.move_aside(&l.paths, &l.rec.id)?;
-                self.release_name(&l.rec.name, &l.rec.id);
-                Some(r)
-            } else {
-                None
+            match l.paths.lock() {
+                Ok(g) => {
+                    let r = self.move_aside(&l.paths, &l.rec.id, g)?;
+                    self.release_name(&l.rec.name, &l.rec.id);
+                    Some(r)
+                }
+                // Removed meanwhile (the directory is gone, so its lock cannot be taken).
+                Err(_) if !l.paths.dir.exists() => None,
+                Err(e) => return Err(e.into()),
             }
         };
         mark("remove: directory moved aside");
