@@ -140,6 +140,18 @@ impl ContainerPaths {
         LockGuard::exclusive_dir(&self.dir)
     }
 
+    /// Takes the container's start lock (serialises starts, and copies against starts): a
+    /// `flock` on `rootfs/` (made at create, never replaced, invisible inside the container),
+    /// or on a `start.lock` file for a container run on a plain directory (`--rootfs`).
+    pub fn start_lock(&self) -> Result<LockGuard, StoreError> {
+        let rootfs = self.dir.join("rootfs");
+        if rootfs.is_dir() {
+            LockGuard::exclusive_dir(&rootfs)
+        } else {
+            LockGuard::exclusive(&self.dir.join("start.lock"))
+        }
+    }
+
     /// Reads the identity record; None when the container doesn't exist (any more).
     pub fn read_config(&self) -> Result<Option<ContainerRecord>, StoreError> {
         store::read_json(&self.config())
