@@ -117,3 +117,71 @@ async fn container_run_cycle_through_the_api() {
     engine.container_remove(&id, false, true).await.unwrap();
     assert!(!tmp.path().join("state/containers").join(&id).exists());
 }
+
+#[tokio::test]
+async fn name_index_and_removal_aside() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let tmp = berth_testsupport::TempRoot::new().unwrap();
+    let engine = engine_with_image(&tmp.path()).await;
+    let containers = tmp.path().join("state/containers");
+    let index = tmp.path().join("state/container-names");
+    // Rename moves the name: the old one is free, the new one taken.
+    let a = engine.container_create(Some("n1"), cfg(None)).await.unwrap();
+    engine.container_rename("n1", "n2").await.unwrap();
+    let b = engine.container_create(Some("n1"), cfg(None)).await.unwrap();
+    match engine.container_create(Some("n2"), cfg(None)).await {
+        Err(ContainerError::NameInUse { id, .. }) => assert_eq!(id, a),
+        other => panic!("expected a name conflict, got {other:?}"),
+    }
+    assert_eq!(engine.container_inspect("n2").await.unwrap().id, a);
+    // A state root without the index (made before it existed) gets it rebuilt from the records.
+    std::fs::remove_dir_all(&index).unwrap();
+    match engine.container_create(Some("n1"), cfg(None)).await {
+        Err(ContainerError::NameInUse { id, .. }) => assert_eq!(id, b),
+        other => panic!("expected a name conflict, got {other:?}"),
+    }
+    assert_eq!(std::fs::read_to_string(index.join("n2")).unwrap(), a);
+    // A stale entry (its container is gone) does not hold the name.
+    std::fs::write(index.join("ghost"), "0".repeat(64)).unwrap();
+    let g = engine.container_create(Some("ghost"), cfg(None)).await.unwrap();
+    assert_eq!(engine.container_inspect("ghost").await.unwrap().id, g);
+    // A leftover of a crashed removal is invisible and deleted by the next listing.
+    let left = containers.join(format!(".rm-{}", "f".repeat(64)));
+    std::fs::create_dir_all(left.join("rootfs/upper/etc")).unwrap();
+    std::fs::write(left.join("rootfs/upper/etc/x"), "x").unwrap();
+    let all = engine.container_list(true, &ListFilters::default()).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(!left.exists());
+    // A `cp` overlay left mounted in the container's directory is unmounted, not deleted through.
+    let outside = tmp.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("keep"), "data").unwrap();
+    let cp = containers.join(&g).join("cp");
+    std::fs::create_dir_all(&cp).unwrap();
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    nix::mount::mount(
+        Some(&outside),
+        &cp,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    let _unmount = Unmount(cp.clone());
+    engine.container_remove("ghost", true, true).await.unwrap();
+    assert_eq!(std::fs::read_to_string(outside.join("keep")).unwrap(), "data");
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(&g));
+    // Removal leaves neither the directory, a `.rm-*` entry nor the index entry.
+    for n in ["n1", "n2"] {
+        engine.container_remove(n, true, true).await.unwrap();
+    }
+    assert_eq!(std::fs::read_dir(&containers).unwrap().count(), 0);
+    assert_eq!(std::fs::read_dir(&index).unwrap().count(), 0);
+}

@@ -158,7 +158,7 @@ impl Engine {
     /// the copy when it is stopped.
     fn copy_root(&self, key: &str) -> Result<RootView, ContainerError> {
         let l = self.load(key)?;
-        let lock = LockGuard::exclusive(&l.paths.dir.join("start.lock"))?;
+        let lock = l.paths.start_lock()?;
         let st = self.checked_state(&l.paths)?;
         let s = &st.state;
         if s.restarting {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use super::api::{Config, ContainerCreateConfig, Empty, MountPoint};
-use super::record::{self, ContainerPaths, ContainerRecord, StateRecord};
+use super::record::{self, ContainerPaths, ContainerRecord};
 use super::{ContainerError, io_err, rt, spec, sys, user};
 use crate::Engine;
 use crate::launch::timing::mark;
@@ -147,12 +147,19 @@ struct Undo<'a> {
     engine: &'a Engine,
     dir: Option<PathBuf>,
     volumes: Vec<String>,
+    /// The name reserved in the index, and for which id.
+    name: Option<(String, String)>,
 }
 
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
         if let Some(d) = self.dir.take() {
             let _ = fs::remove_dir_all(d);
+        }
+        if let Some((name, id)) = self.name.take()
+            && let Ok(_root) = self.engine.root().lock()
+        {
+            self.engine.release_name(&name, &id);
         }
         for v in &self.volumes {
             let _ = rt::volume_remove(self.engine.root(), v);
@@ -167,7 +174,9 @@ impl Engine {
         name: Option<&str>,
         cfg: ContainerCreateConfig,
     ) -> Result<String, ContainerError> {
-        self.create_sync(name, cfg)
+        // Off the async workers: a create waiting on the root lock or an fsync must not hold one.
+        let (e, name) = (self.clone(), name.map(str::to_string));
+        super::ops::blocking(move || e.create_sync(name.as_deref(), cfg)).await
     }
 
     pub(crate) fn create_sync(
@@ -291,19 +300,16 @@ impl Engine {
         rec.networking_config = cfg.networking_config.clone();
         super::network::check_create(self.root(), &rec)?;
 
-        // Reserve the name under the root lock: the record is visible from here on.
-        let mut undo = Undo { engine: self, dir: None, volumes: Vec::new() };
-        {
-            let _root = self.root().lock()?;
-            if let Some(other) = self.all_records().into_iter().find(|r| r.name == name) {
-                return Err(ContainerError::NameInUse { name, id: other.id });
-            }
-            fs::create_dir_all(&paths.dir).map_err(io_err("create directory", &paths.dir))?;
-            undo.dir = Some(paths.dir.clone());
-            // Not fsynced: the final write below is, and replaces this one.
-            crate::store::write_json_replace(&paths.config(), &rec)?;
+        // Fail fast on a taken name; the reservation that counts is made at the end, under the
+        // root lock, together with publishing the record.
+        if let Some(other) = self.lookup_name(&name) {
+            return Err(ContainerError::NameInUse { name, id: other.id });
         }
-        mark("create: name reserved");
+        // Until its config.json appears the directory is invisible (listings and lookups go by
+        // the record), so it is filled without any lock.
+        let mut undo = Undo { engine: self, dir: None, volumes: Vec::new(), name: None };
+        fs::create_dir_all(&paths.dir).map_err(io_err("create directory", &paths.dir))?;
+        undo.dir = Some(paths.dir.clone());
 
         self.prepare_mounts(&mut rec, &mut undo)?;
         let host_net = rec.host_config.network_mode == "host";
@@ -327,13 +333,21 @@ impl Engine {
         }
         // Check the spec builds now, so a bad option fails create rather than start.
         spec::build(&rec, &paths).map_err(ContainerError::Invalid)?;
+        // The record is written and fsynced beside its final name, then published with the name
+        // reservation under the root lock: O(1) there (one index entry, one rename), no fsync.
+        // No state.json: a missing one reads as a created container.
+        let staged = crate::store::stage_json(&paths.config(), &rec)?;
         {
-            let _g = paths.lock()?;
-            paths.write_state(&StateRecord::default())?;
-            paths.write_config(&rec)?;
+            let _root = self.root().lock()?;
+            if let Err(owner) = self.reserve_name(&name, &id)? {
+                return Err(ContainerError::NameInUse { name, id: owner });
+            }
+            undo.name = Some((name.clone(), id.clone()));
+            fs::rename(&staged, paths.config()).map_err(io_err("rename", paths.config()))?;
         }
         undo.dir = None;
         undo.volumes.clear();
+        undo.name = None;
         mark("create: done");
         Ok(id)
     }

@@ -9,6 +9,7 @@ pub mod api;
 mod copy;
 mod create;
 pub mod exec;
+mod names;
 pub mod network;
 mod ops;
 pub use ops::human_duration as ops_human_duration;
@@ -135,6 +136,10 @@ impl Engine {
         if let Ok(rd) = std::fs::read_dir(self.root().containers_dir()) {
             for e in rd.flatten() {
                 let id = e.file_name().to_string_lossy().to_string();
+                // Dot entries: directories being deleted (`.rm-<id>`) and temp files.
+                if id.starts_with('.') {
+                    continue;
+                }
                 if let Ok(Some(rec)) = ContainerPaths::new(self.root(), &id).read_config() {
                     out.push(rec);
                 }
@@ -152,8 +157,12 @@ impl Engine {
         {
             return Ok(rec);
         }
-        let all = self.all_records();
         let name = key.strip_prefix('/').unwrap_or(key);
+        // A name wins over an id prefix (as below): look it up in the index first.
+        if let Some(rec) = self.lookup_name(name) {
+            return Ok(rec);
+        }
+        let all = self.all_records();
         if let Some(r) = all.iter().find(|r| r.id == key) {
             return Ok(r.clone());
         }

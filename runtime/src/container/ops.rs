@@ -177,7 +177,7 @@ impl Engine {
         let l = self.load(key)?;
         // Serialises concurrent starts of this container (the monitor itself needs the record
         // lock while starting, so that one can't be held across the spawn).
-        let _starting = crate::store::LockGuard::exclusive(&l.paths.dir.join("start.lock"))?;
+        let _starting = l.paths.start_lock()?;
         {
             let _g = l.paths.lock()?;
             let st = l.paths.read_state()?;
@@ -441,12 +441,27 @@ impl Engine {
         mark("remove: cgroup gone");
         super::network::release(self.root(), &l.rec.id);
         mark("remove: network released");
-        {
+        // Under the locks only a rename (and the name's index entry): the directory's
+        // thousand-odd unlinks run after the locks are released, in parallel with other removals.
+        let aside = {
             let _root = self.root().lock()?;
-            let _g = l.paths.lock()?;
-            if l.paths.dir.exists() {
-                fs::remove_dir_all(&l.paths.dir).map_err(io_err("remove", &l.paths.dir))?;
+            match l.paths.lock() {
+                Ok(g) => {
+                    let r = self.move_aside(&l.paths, &l.rec.id, g)?;
+                    self.release_name(&l.rec.name, &l.rec.id);
+                    Some(r)
+                }
+                // Removed meanwhile (the directory is gone, so its lock cannot be taken).
+                Err(_) if !l.paths.dir.exists() => None,
+                Err(e) => return Err(e.into()),
             }
+        };
+        mark("remove: directory moved aside");
+        if let Some(r) = aside {
+            r.finish();
+        }
+        for r in self.leftover_removals() {
+            r.finish();
         }
         mark("remove: directory gone");
         if volumes {
@@ -470,6 +485,9 @@ impl Engine {
         filters: &ListFilters,
     ) -> Result<Vec<ContainerSummary>, ContainerError> {
         let mut out: Vec<(String, ContainerSummary)> = Vec::new();
+        for r in self.leftover_removals() {
+            r.finish();
+        }
         for rec in self.all_records() {
             let paths = ContainerPaths::new(self.root(), &rec.id);
             let Ok(st) = self.checked_state(&paths) else { continue };
@@ -710,20 +728,30 @@ impl Engine {
         }
         let _root = self.root().lock()?;
         let rec = self.find(key)?;
-        if let Some(other) = self.all_records().into_iter().find(|r| r.name == new_name) {
-            if other.id == rec.id {
-                return Err(ContainerError::Invalid(format!(
-                    "Renaming a container with the same name as its current name: {new_name}"
-                )));
-            }
-            return Err(ContainerError::NameInUse { name: new_name.to_string(), id: other.id });
+        if rec.name == new_name {
+            return Err(ContainerError::Invalid(format!(
+                "Renaming a container with the same name as its current name: {new_name}"
+            )));
+        }
+        if let Err(owner) = self.reserve_name(new_name, &rec.id)? {
+            return Err(ContainerError::NameInUse { name: new_name.to_string(), id: owner });
         }
         let paths = ContainerPaths::new(self.root(), &rec.id);
         let _g = paths.lock()?;
-        let mut rec =
-            paths.read_config()?.ok_or_else(|| ContainerError::NotFound(key.to_string()))?;
-        rec.name = new_name.to_string();
-        paths.write_config(&rec)?;
+        let mut rec = match paths.read_config()? {
+            Some(r) => r,
+            None => {
+                self.release_name(new_name, &rec.id);
+                return Err(ContainerError::NotFound(key.to_string()));
+            }
+        };
+        let old_name = std::mem::replace(&mut rec.name, new_name.to_string());
+        if let Err(e) = paths.write_config(&rec) {
+            self.release_name(new_name, &rec.id);
+            return Err(e.into());
+        }
+        // After the record: a crash in between leaves a stale entry, which counts for nothing.
+        self.release_name(&old_name, &rec.id);
         super::network::renamed(self.root(), &rec);
         Ok(())
     }

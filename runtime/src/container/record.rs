@@ -1,5 +1,6 @@
 //! On-disk records of a container: `config.json` (what it is) and `state.json` (what it is doing),
-//! both under `containers/<id>/`, written atomically under the container's own lock file.
+//! both under `containers/<id>/`, written atomically under the container's own lock (a `flock` on
+//! the directory).
 
 use std::path::{Path, PathBuf};
 
@@ -92,10 +93,6 @@ impl ContainerPaths {
     pub fn state(&self) -> PathBuf {
         self.dir.join("state.json")
     }
-    /// The per-container lock file.
-    pub fn lock_file(&self) -> PathBuf {
-        self.dir.join("lock")
-    }
     /// The current json-file log.
     pub fn log(&self) -> PathBuf {
         self.dir.join("container-json.log")
@@ -137,9 +134,22 @@ impl ContainerPaths {
         self.dir.join("shm")
     }
 
-    /// Takes the container's exclusive lock.
+    /// Takes the container's exclusive lock: a `flock` on its directory (which a removal
+    /// keeps holding while it deletes the directory under its `.rm-<id>` name).
     pub fn lock(&self) -> Result<LockGuard, StoreError> {
-        LockGuard::exclusive(&self.lock_file())
+        LockGuard::exclusive_dir(&self.dir)
+    }
+
+    /// Takes the container's start lock (serialises starts, and copies against starts): a
+    /// `flock` on `rootfs/` (made at create, never replaced, invisible inside the container),
+    /// or on a `start.lock` file for a container run on a plain directory (`--rootfs`).
+    pub fn start_lock(&self) -> Result<LockGuard, StoreError> {
+        let rootfs = self.dir.join("rootfs");
+        if rootfs.is_dir() {
+            LockGuard::exclusive_dir(&rootfs)
+        } else {
+            LockGuard::exclusive(&self.dir.join("start.lock"))
+        }
     }
 
     /// Reads the identity record; None when the container doesn't exist (any more).

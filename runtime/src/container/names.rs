@@ -1,0 +1,177 @@
+//! The container name index and the removal of container directories outside the locks.
+//!
+//! `container-names/<name>` holds the id of the container that owns `<name>`, so create and
+//! rename check a name with one lookup instead of reading every record. The index is written
+//! under the root lock; an entry counts only while `containers/<id>/config.json` still carries
+//! that name, so an entry left by a crash (or by a create that failed) is simply taken over.
+//! A state root made before the index existed gets it built once, from the records, on first use.
+//!
+//! Removal renames `containers/<id>` to `containers/.rm-<id>` under the locks (listings skip
+//! dot entries) and deletes it after they are released; a `.rm-*` left by a crash is deleted
+//! by the next removal or listing. Whoever deletes one holds the container's lock, a `flock` on
+//! the directory itself, which moves with it.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::record::{ContainerPaths, ContainerRecord};
+use crate::Engine;
+use crate::store::{LockGuard, StateRoot, StoreError};
+
+/// Prefix of a container directory being deleted.
+pub(crate) const REMOVING_PREFIX: &str = ".rm-";
+
+fn index_dir(root: &StateRoot) -> PathBuf {
+    root.path().join("container-names")
+}
+
+fn read_owner(path: &Path) -> Option<String> {
+    fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// Whether container `id`'s record still carries `name`.
+fn owns(root: &StateRoot, id: &str, name: &str) -> bool {
+    matches!(ContainerPaths::new(root, id).read_config(), Ok(Some(r)) if r.name == name)
+}
+
+impl Engine {
+    /// The index directory, built from the records when missing (hold the root lock).
+    fn name_index(&self) -> Result<PathBuf, StoreError> {
+        let dir = index_dir(self.root());
+        if dir.is_dir() {
+            return Ok(dir);
+        }
+        // Built aside and renamed into place, so a half-built index is never used.
+        let tmp = self.root().path().join(format!(".container-names.tmp{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir_all(&tmp).map_err(|e| StoreError::io("create directory", &tmp, e))?;
+        for rec in self.all_records() {
+            let p = tmp.join(&rec.name);
+            fs::write(&p, &rec.id).map_err(|e| StoreError::io("write", &p, e))?;
+        }
+        fs::rename(&tmp, &dir).map_err(|e| StoreError::io("rename", &dir, e))?;
+        Ok(dir)
+    }
+
+    /// Reserves `name` for container `id` (hold the root lock). `Err(owner)` when another
+    /// container holds it.
+    pub(crate) fn reserve_name(
+        &self,
+        name: &str,
+        id: &str,
+    ) -> Result<Result<(), String>, StoreError> {
+        let p = self.name_index()?.join(name);
+        loop {
+            match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
+                Ok(mut f) => {
+                    f.write_all(id.as_bytes()).map_err(|e| StoreError::io("write", &p, e))?;
+                    return Ok(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    if let Some(owner) = read_owner(&p)
+                        && owner != id
+                        && owns(self.root(), &owner, name)
+                    {
+                        return Ok(Err(owner));
+                    }
+                    // Stale (its container is gone or renamed): take it over.
+                    fs::remove_file(&p).map_err(|e| StoreError::io("remove", &p, e))?;
+                }
+                Err(e) => return Err(StoreError::io("create", &p, e)),
+            }
+        }
+    }
+
+    /// Drops `name` from the index if container `id` holds it (hold the root lock).
+    pub(crate) fn release_name(&self, name: &str, id: &str) {
+        let p = index_dir(self.root()).join(name);
+        if read_owner(&p).as_deref() == Some(id) {
+            let _ = fs::remove_file(&p);
+        }
+    }
+
+    /// The record of the container the index gives for `name`, if it still carries the name.
+    pub(crate) fn lookup_name(&self, name: &str) -> Option<ContainerRecord> {
+        if name.is_empty() || name.starts_with('.') || name.contains('/') {
+            return None;
+        }
+        let id = read_owner(&index_dir(self.root()).join(name))?;
+        match ContainerPaths::new(self.root(), &id).read_config() {
+            Ok(Some(r)) if r.name == name => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Moves container `id`'s directory aside (hold the root lock; `lock` is the container's
+    /// lock, which stays on the moved directory) and returns a handle that deletes it; call
+    /// [`Removing::finish`] after releasing the root lock.
+    pub(crate) fn move_aside(
+        &self,
+        paths: &ContainerPaths,
+        id: &str,
+        lock: LockGuard,
+    ) -> Result<Removing, StoreError> {
+        // A `berth cp` killed midway leaves its overlay mounted there; deleting through a
+        // mount would delete inside the mounted tree (volumes bound into it included).
+        let _ = nix::mount::umount2(&paths.dir.join("cp"), nix::mount::MntFlags::MNT_DETACH);
+        let aside = self.root().containers_dir().join(format!("{REMOVING_PREFIX}{id}"));
+        // A leftover of the same id cannot exist (ids are random), but never rename onto one.
+        if aside.exists() {
+            purge(&aside);
+        }
+        fs::rename(&paths.dir, &aside).map_err(|e| StoreError::io("rename", &paths.dir, e))?;
+        Ok(Removing { dir: Some(aside), _lock: Some(lock) })
+    }
+
+    /// `.rm-*` directories nobody is deleting (left by a crash), claimed for deletion.
+    pub(crate) fn leftover_removals(&self) -> Vec<Removing> {
+        let mut out = Vec::new();
+        if let Ok(rd) = fs::read_dir(self.root().containers_dir()) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(REMOVING_PREFIX)
+                    && let Some(r) = Removing::try_claim(e.path())
+                {
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A container directory moved aside, locked by us, to be deleted.
+pub(crate) struct Removing {
+    dir: Option<PathBuf>,
+    _lock: Option<LockGuard>,
+}
+
+impl Removing {
+    /// Claims `dir` unless someone holds its lock (a removal deleting it right now).
+    fn try_claim(dir: PathBuf) -> Option<Removing> {
+        let lock = LockGuard::try_exclusive_dir(&dir).ok()?;
+        Some(Removing { dir: Some(dir), _lock: Some(lock) })
+    }
+
+    /// Deletes the directory (a failure is logged; the next removal or listing retries).
+    pub(crate) fn finish(mut self) {
+        if let Some(d) = self.dir.take() {
+            purge(&d);
+        }
+    }
+}
+
+/// Deletes a moved-aside container directory, tolerating a concurrent deleter.
+fn purge(dir: &Path) {
+    let _ = nix::mount::umount2(&dir.join("cp"), nix::mount::MntFlags::MNT_DETACH);
+    for attempt in 0..3 {
+        match fs::remove_dir_all(dir) {
+            Ok(()) => return,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return,
+            Err(e) if attempt == 2 => {
+                tracing::warn!(path = %dir.display(), "cannot delete a removed container's directory: {e}");
+            }
+            Err(_) => {}
+        }
+    }
+}
