@@ -121,5 +121,4 @@ mod tests {
         peer.read_exact(&mut b).unwrap();
         assert_eq!(&b, b"hi");
     }
-
 }
