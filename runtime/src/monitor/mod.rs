@@ -441,7 +441,9 @@ impl Monitor {
         let mut exited_at: Option<Instant> = None;
         let seccomp = spec::seccomp_mode(&rec.host_config);
         let mut buf = vec![0u8; 64 * 1024];
-        let mut proxy = proxy::Proxy::new(net.proxy_listeners());
+        // Only with IPv6 listeners: a monitor without them never runs (or pages in) proxy code.
+        let mut proxy =
+            (!net.proxy_listeners().is_empty()).then(|| proxy::Proxy::new(net.proxy_listeners()));
         // Startup code (argument parsing, launcher) is done with: its pages are let go once the
         // monitor first idles, not at once, so a short-lived container's exit isn't delayed.
         let mut trimmed = false;
@@ -493,8 +495,10 @@ impl Monitor {
                 _ => None,
             };
             let proxy_base = pfds.len();
-            let proxy_slots =
-                if run.exit.is_none() { proxy.register(&mut pfds) } else { Vec::new() };
+            let proxy_slots = match &proxy {
+                Some(p) if run.exit.is_none() => p.register(&mut pfds),
+                _ => Vec::new(),
+            };
             let ms = timeout.as_millis().min(60_000) as u16;
             let ready_count = nix::poll::poll(&mut pfds, PollTimeout::from(ms.max(1))).unwrap_or(1);
             if ready_count == 0 && !trimmed {
@@ -508,7 +512,9 @@ impl Monitor {
                 .map(|p| p.revents().unwrap_or(PollFlags::empty()))
                 .collect();
             drop(pfds);
-            proxy.service(&proxy_slots, &proxy_events);
+            if let Some(p) = proxy.as_mut() {
+                p.service(&proxy_slots, &proxy_events);
+            }
             if let (Some(slot), Some((fifo, master))) = (fwd_slot, fwd.as_ref())
                 && ready[slot]
             {
@@ -570,7 +576,9 @@ impl Monitor {
             self.reap(&mut run, &mut check);
             if run.exit.is_some() && exited_at.is_none() {
                 exited_at = Some(Instant::now());
-                proxy.close_all();
+                if let Some(p) = proxy.as_mut() {
+                    p.close_all();
+                }
                 if let Some(c) = check.take() {
                     // SAFETY: kill has no memory effects; pid is our own child.
                     unsafe { libc::kill(c.pid, libc::SIGKILL) };
