@@ -13,6 +13,7 @@ pub mod ipam;
 pub mod model;
 pub mod netlink;
 pub mod nft;
+pub mod proxy_socket;
 pub mod store;
 pub mod sysctl;
 
@@ -25,6 +26,7 @@ pub use error::{NetworkError, Result};
 pub use indexmap::IndexMap;
 pub use ipam::{Ipv4Net, Ipv6Net};
 pub use model::*;
+pub use proxy_socket::{ProxyListener, bind_ipv6_proxy, ipv6_available, wants_ipv6_proxy};
 
 use store::{Lock, read_json, write_json};
 

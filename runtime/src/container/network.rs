@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use berth_network::{
-    EndpointConfig, Networks, PortMapping, PortReservation, Protocol, PublishedPort,
+    EndpointConfig, Networks, PortMapping, PortReservation, Protocol, ProxyListener, PublishedPort,
 };
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -87,11 +87,20 @@ pub struct PortSummary {
     pub typ: String,
 }
 
-/// What the monitor holds while the container runs: the published ports' reservations.
+/// What the monitor holds while the container runs: the published ports' reservations and
+/// the `[::]:PORT` listeners of the IPv6 proxy.
 #[derive(Debug, Default)]
 pub struct NetHold {
     reservations: Vec<PortReservation>,
+    proxies: Vec<ProxyListener>,
     attached: bool,
+}
+
+impl NetHold {
+    /// The IPv6 listeners whose connections the monitor relays to the container.
+    pub fn proxy_listeners(&self) -> &[ProxyListener] {
+        &self.proxies
+    }
 }
 
 /// Whether `mode` attaches berth bridge networks (`bridge` or a network name).
@@ -218,6 +227,49 @@ fn publish_one(
         m.container_port,
         m.protocol.as_str()
     ))
+}
+
+/// Publishes `m` (see [`publish_one`]), reserves its host port and, with `ipv6`, binds its
+/// `[::]:PORT` proxy listener. A kernel-chosen port (0) or a range moves on to another port
+/// when only the IPv6 side is taken; a fixed port fails like a taken IPv4 one.
+#[allow(clippy::too_many_arguments)]
+fn publish_held(
+    nets: &Networks,
+    net: &str,
+    id: &str,
+    ip: Ipv4Addr,
+    m: PortMapping,
+    last: u16,
+    ipv6: bool,
+    hold: &mut NetHold,
+) -> Result<(), String> {
+    let mut m = m;
+    let mut tries = 0;
+    loop {
+        let p = publish_one(nets, net, id, ip, m.clone(), last)?;
+        hold.reservations.push(berth_network::reserve_port(&p).map_err(|e| e.to_string())?);
+        if !(ipv6 && berth_network::wants_ipv6_proxy(&p)) {
+            return Ok(());
+        }
+        match berth_network::bind_ipv6_proxy(&p) {
+            Ok(l) => {
+                hold.proxies.push(l);
+                return Ok(());
+            }
+            Err(e) => {
+                let fixed = m.host_port != 0 && last <= m.host_port;
+                tries += 1;
+                if fixed || tries >= 16 || (m.host_port != 0 && p.host_port >= last) {
+                    return Err(e.to_string());
+                }
+                hold.reservations.pop();
+                nets.unpublish(net, &p).map_err(|e| e.to_string())?;
+                if m.host_port != 0 {
+                    m.host_port = p.host_port + 1;
+                }
+            }
+        }
+    }
 }
 
 /// Checks a create request's network settings (networks exist, addresses parse, ports parse);
@@ -507,6 +559,7 @@ fn attach(
     let res = attach_inner(&nets, root, rec, paths, pid, &eps, hold);
     if res.is_err() {
         hold.reservations.clear();
+        hold.proxies.clear();
         let _ = nets.disconnect_all(&rec.id);
         hold.attached = false;
     }
@@ -545,9 +598,9 @@ fn attach_inner(
                 rec.name
             ));
         };
+        let ipv6 = berth_network::ipv6_available();
         for (m, last) in mappings {
-            let p = publish_one(nets, net, &rec.id, *ip, m, last)?;
-            hold.reservations.push(berth_network::reserve_port(&p).map_err(|e| e.to_string())?);
+            publish_held(nets, net, &rec.id, *ip, m, last, ipv6, hold)?;
         }
     }
     if let Some(ep) = &first {

@@ -35,6 +35,8 @@ use crate::logs::{LineSplitter, LogWriter, Rotation};
 use crate::store::StateRoot;
 use crate::{Engine, EngineOptions};
 
+mod proxy;
+
 /// The fd on which the spawning CLI waits for "ok" or "err <message>".
 pub const STATUS_FD: RawFd = 3;
 
@@ -216,7 +218,7 @@ impl Monitor {
                 report(format!("ok {}", run.pid));
                 first = false;
             }
-            let run = self.supervise(&rec, run, stdio_fds);
+            let run = self.supervise(&rec, run, stdio_fds, &net_hold);
             mark("monitor: container reaped");
             // Before the state says exited, so a waiting `rm`/`stop` sees the network gone.
             crate::container::network::detach(&self.root, &self.id, net_hold);
@@ -417,7 +419,13 @@ impl Monitor {
 
     /// Copies output to the log, runs healthchecks and reaps, until the container exited and
     /// its output is drained.
-    fn supervise(&self, rec: &ContainerRecord, mut run: Running, fds: OutputFds) -> Running {
+    fn supervise(
+        &self,
+        rec: &ContainerRecord,
+        mut run: Running,
+        fds: OutputFds,
+        net: &NetHold,
+    ) -> Running {
         let rotation = Rotation::from_options(&rec.host_config.log_config.config)
             .unwrap_or(Rotation { max_size: None, max_file: 1 });
         let mut writer = LogWriter::open(&self.paths.log(), rotation).ok();
@@ -433,6 +441,9 @@ impl Monitor {
         let mut exited_at: Option<Instant> = None;
         let seccomp = spec::seccomp_mode(&rec.host_config);
         let mut buf = vec![0u8; 64 * 1024];
+        // Only with IPv6 listeners: a monitor without them never runs (or pages in) proxy code.
+        let mut proxy =
+            (!net.proxy_listeners().is_empty()).then(|| proxy::Proxy::new(net.proxy_listeners()));
         // Startup code (argument parsing, launcher) is done with: its pages are let go once the
         // monitor first idles, not at once, so a short-lived container's exit isn't delayed.
         let mut trimmed = false;
@@ -479,9 +490,14 @@ impl Monitor {
             let health_slot = match &check {
                 Some(c) if c.out_open => {
                     pfds.push(PollFd::new(c.out.as_fd(), PollFlags::POLLIN));
-                    true
+                    Some(pfds.len() - 1)
                 }
-                _ => false,
+                _ => None,
+            };
+            let proxy_base = pfds.len();
+            let proxy_slots = match &proxy {
+                Some(p) if run.exit.is_none() => p.register(&mut pfds),
+                _ => Vec::new(),
             };
             let ms = timeout.as_millis().min(60_000) as u16;
             let ready_count = nix::poll::poll(&mut pfds, PollTimeout::from(ms.max(1))).unwrap_or(1);
@@ -491,7 +507,14 @@ impl Monitor {
             }
             let ready: Vec<bool> =
                 pfds.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect();
+            let proxy_events: Vec<PollFlags> = pfds[proxy_base..]
+                .iter()
+                .map(|p| p.revents().unwrap_or(PollFlags::empty()))
+                .collect();
             drop(pfds);
+            if let Some(p) = proxy.as_mut() {
+                p.service(&proxy_slots, &proxy_events);
+            }
             if let (Some(slot), Some((fifo, master))) = (fwd_slot, fwd.as_ref())
                 && ready[slot]
             {
@@ -533,8 +556,7 @@ impl Monitor {
                 }
             }
             // Healthcheck output.
-            if health_slot
-                && *ready.last().unwrap_or(&false)
+            if health_slot.is_some_and(|i| ready[i])
                 && let Some(c) = check.as_mut()
             {
                 read_health_output(c);
@@ -554,6 +576,9 @@ impl Monitor {
             self.reap(&mut run, &mut check);
             if run.exit.is_some() && exited_at.is_none() {
                 exited_at = Some(Instant::now());
+                if let Some(p) = proxy.as_mut() {
+                    p.close_all();
+                }
                 if let Some(c) = check.take() {
                     // SAFETY: kill has no memory effects; pid is our own child.
                     unsafe { libc::kill(c.pid, libc::SIGKILL) };

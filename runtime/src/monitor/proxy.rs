@@ -1,0 +1,238 @@
+//! The IPv6 userland proxy of published TCP ports (docker's docker-proxy, inside the monitor).
+//!
+//! Published ports are IPv4 DNAT rules; IPv6 clients have no rule to meet. For each port
+//! published on every address, the monitor listens on `[::]:PORT` (see
+//! `berth_network::proxy_socket`) and relays each accepted connection to the container's IPv4
+//! address. Everything is non-blocking and driven by the monitor's one `poll` loop: one fixed
+//! buffer per direction, filled only when empty, so a slow reader stops the reads from its
+//! writer (back-pressure) instead of growing memory. A half-close (EOF) on one side is passed on
+//! with `shutdown(SHUT_WR)`; any error closes both sides.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::AsFd;
+
+use berth_network::ProxyListener;
+use nix::poll::{PollFd, PollFlags};
+
+/// Connections relayed at once; more wait in the listen backlog.
+const MAX_CONNS: usize = 256;
+/// Bytes buffered per direction of a connection.
+const BUF_SIZE: usize = 16 * 1024;
+/// Read-write rounds per direction per wake-up, so one fast connection can't starve the rest.
+const ROUNDS: usize = 8;
+
+/// What a poll entry registered by [`Proxy::register`] stands for.
+pub(super) enum Slot {
+    Listener(usize),
+    Conn(usize),
+}
+
+/// One direction of a connection: bytes read from one side, not yet written to the other.
+struct Half {
+    buf: Box<[u8]>,
+    start: usize,
+    end: usize,
+    /// The reading side reached end-of-file.
+    eof: bool,
+    /// The end-of-file was passed on (`shutdown(SHUT_WR)` of the writing side).
+    shut: bool,
+}
+
+impl Half {
+    fn new() -> Self {
+        Half {
+            buf: vec![0u8; BUF_SIZE].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            eof: false,
+            shut: false,
+        }
+    }
+
+    fn pending(&self) -> bool {
+        self.start < self.end
+    }
+
+    /// Wants to read: its buffer is empty and the reader hasn't ended.
+    fn wants_read(&self) -> bool {
+        !self.pending() && !self.eof
+    }
+
+    /// Moves bytes from `from` to `to` until either would block; Err when the connection is
+    /// broken.
+    fn pump(&mut self, from: &mut TcpStream, to: &mut TcpStream) -> Result<(), ()> {
+        for _ in 0..ROUNDS {
+            while self.pending() {
+                match to.write(&self.buf[self.start..self.end]) {
+                    Ok(0) => return Err(()),
+                    Ok(n) => self.start += n,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(_) => return Err(()),
+                }
+            }
+            (self.start, self.end) = (0, 0);
+            if self.eof {
+                if !self.shut {
+                    to.shutdown(Shutdown::Write).map_err(|_| ())?;
+                    self.shut = true;
+                }
+                return Ok(());
+            }
+            match from.read(&mut self.buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => self.end = n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(_) => return Err(()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One relayed connection.
+struct Conn {
+    client: TcpStream,
+    upstream: TcpStream,
+    /// The connect to the container hasn't completed yet.
+    connecting: bool,
+    /// client -> container
+    up: Half,
+    /// container -> client
+    down: Half,
+}
+
+impl Conn {
+    fn done(&self) -> bool {
+        self.up.shut && self.down.shut
+    }
+
+    /// Makes what progress it can; Err when the connection is to be closed.
+    fn step(&mut self) -> Result<(), ()> {
+        if self.connecting {
+            match self.upstream.take_error() {
+                Ok(None) if self.upstream.peer_addr().is_ok() => self.connecting = false,
+                // Still in progress (a spurious wake-up) when nothing failed.
+                Ok(None) => return Ok(()),
+                _ => return Err(()),
+            }
+        }
+        self.up.pump(&mut self.client, &mut self.upstream)?;
+        self.down.pump(&mut self.upstream, &mut self.client)
+    }
+}
+
+/// The proxy state of one container run: its listeners (held by the `NetHold`) and the
+/// connections in flight.
+pub(super) struct Proxy<'a> {
+    listeners: &'a [ProxyListener],
+    conns: Vec<Conn>,
+}
+
+impl<'a> Proxy<'a> {
+    pub(super) fn new(listeners: &'a [ProxyListener]) -> Self {
+        Proxy { listeners, conns: Vec::new() }
+    }
+
+    /// Closes every connection (the container is gone).
+    pub(super) fn close_all(&mut self) {
+        self.conns.clear();
+    }
+
+    /// Adds the poll entries this proxy waits on to `pfds`; the returned slots name them, in
+    /// the same order.
+    pub(super) fn register<'b>(&'b self, pfds: &mut Vec<PollFd<'b>>) -> Vec<Slot> {
+        let mut slots = Vec::new();
+        if self.conns.len() < MAX_CONNS {
+            for (i, l) in self.listeners.iter().enumerate() {
+                pfds.push(PollFd::new(l.listener.as_fd(), PollFlags::POLLIN));
+                slots.push(Slot::Listener(i));
+            }
+        }
+        for (i, c) in self.conns.iter().enumerate() {
+            let (mut cl, mut up) = (PollFlags::empty(), PollFlags::empty());
+            if c.connecting {
+                up |= PollFlags::POLLOUT;
+            } else {
+                if c.up.wants_read() {
+                    cl |= PollFlags::POLLIN;
+                }
+                if c.down.pending() {
+                    cl |= PollFlags::POLLOUT;
+                }
+                if c.down.wants_read() {
+                    up |= PollFlags::POLLIN;
+                }
+                if c.up.pending() {
+                    up |= PollFlags::POLLOUT;
+                }
+            }
+            // Both are registered even without interest: POLLERR/POLLHUP still wake us.
+            pfds.push(PollFd::new(c.client.as_fd(), cl));
+            pfds.push(PollFd::new(c.upstream.as_fd(), up));
+            slots.push(Slot::Conn(i));
+            slots.push(Slot::Conn(i));
+        }
+        slots
+    }
+
+    /// Handles the poll results `revents` of the entries `slots` named.
+    pub(super) fn service(&mut self, slots: &[Slot], revents: &[PollFlags]) {
+        let mut touched = vec![false; self.conns.len()];
+        let mut accept_on = Vec::new();
+        for (slot, ev) in slots.iter().zip(revents) {
+            if ev.is_empty() {
+                continue;
+            }
+            match *slot {
+                Slot::Listener(i) => accept_on.push(i),
+                Slot::Conn(i) => touched[i] = true,
+            }
+        }
+        let mut broken = vec![false; self.conns.len()];
+        for (i, c) in self.conns.iter_mut().enumerate() {
+            if touched[i] && (c.step().is_err() || c.done()) {
+                broken[i] = true;
+            }
+        }
+        let mut k = 0;
+        self.conns.retain(|_| {
+            k += 1;
+            !broken[k - 1]
+        });
+        for i in accept_on {
+            self.accept(i);
+        }
+    }
+
+    /// Accepts what is waiting on listener `i` (up to the cap) and starts connecting each to
+    /// the container.
+    fn accept(&mut self, i: usize) {
+        let l = &self.listeners[i];
+        while self.conns.len() < MAX_CONNS {
+            let client = match l.listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // WouldBlock, or a connection aborted before we took it.
+                Err(_) => return,
+            };
+            if client.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let _ = client.set_nodelay(true);
+            let Ok(upstream) = berth_network::proxy_socket::connect_nonblocking(l.target) else {
+                continue;
+            };
+            let _ = upstream.set_nodelay(true);
+            self.conns.push(Conn {
+                client,
+                upstream,
+                connecting: true,
+                up: Half::new(),
+                down: Half::new(),
+            });
+        }
+    }
+}
