@@ -35,6 +35,14 @@ impl NetEnv {
         })
     }
 
+    /// `container run -d --name NAME --network NET ARGS...` (ARGS: more flags, the image and its
+    /// command); asserts success and returns stdout (the container id).
+    pub(super) fn run_detached(&self, name: &str, network: &str, args: &[&str]) -> String {
+        let mut all = vec!["container", "run", "-d", "--name", name, "--network", network];
+        all.extend_from_slice(args);
+        self.env.ok(&all)
+    }
+
     /// Creates a network with a unique name; returns the name.
     pub(super) fn network(&self, prefix: &str, extra: &[&str]) -> String {
         let name = berth_testsupport::unique_name(prefix);
@@ -218,26 +226,23 @@ fn net_containers_talk_by_name_alias_and_static_ip() {
     let net = n.network("nwa", &[]);
     let ip = n.addr_in(&net, 50);
     let web = berth_testsupport::unique_name("web");
-    n.env.ok(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
+    n.run_detached(
         &web,
-        "--network",
         &net,
-        "--network-alias",
-        "webalias",
-        "--ip",
-        &ip,
-        "bb",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]);
+        &[
+            "--network-alias",
+            "webalias",
+            "--ip",
+            &ip,
+            "bb",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+            "-h",
+            "/etc",
+        ],
+    );
     assert_eq!(n.ip_of(&web, &net), ip, "static --ip honoured");
     let aliases = n.endpoint(&web, &net)["Aliases"].to_string();
     assert!(aliases.contains("webalias"), "aliases: {aliases}");
@@ -320,22 +325,7 @@ fn net_isolation_multi_homed_and_connect() {
     let wa = berth_testsupport::unique_name("wa");
     let wb = berth_testsupport::unique_name("wb");
     for (name, net) in [(&wa, &a), (&wb, &b)] {
-        n.env.ok(&[
-            "container",
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            net,
-            "bb",
-            "httpd",
-            "-f",
-            "-p",
-            "80",
-            "-h",
-            "/etc",
-        ]);
+        n.run_detached(name, net, &["bb", "httpd", "-f", "-p", "80", "-h", "/etc"]);
     }
     let ip_b = n.ip_of(&wb, &b);
     // On A only: B's name doesn't resolve and its address isn't reachable.
@@ -409,24 +399,11 @@ fn net_published_port_random_and_taken() {
     let Some(n) = NetEnv::new() else { return };
     let net = n.network("nwp", &[]);
     let web = berth_testsupport::unique_name("pweb");
-    n.env.ok(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
+    n.run_detached(
         &web,
-        "--network",
         &net,
-        "-p",
-        "127.0.0.1:0:80",
-        "bb",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]);
+        &["-p", "127.0.0.1:0:80", "bb", "httpd", "-f", "-p", "80", "-h", "/etc"],
+    );
     n.note_veths();
     let port: u16 = n
         .env
@@ -472,24 +449,11 @@ fn net_published_port_random_and_taken() {
     // A host range takes its first free port: here not the taken one.
     let ranged = berth_testsupport::unique_name("prange");
     let spec = format!("127.0.0.1:{port}-{}:80", port.saturating_add(20));
-    n.env.ok(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
+    n.run_detached(
         &ranged,
-        "--network",
         &net,
-        "--publish",
-        &spec,
-        "bb",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]);
+        &["--publish", &spec, "bb", "httpd", "-f", "-p", "80", "-h", "/etc"],
+    );
     let got = n.env.inspect(&ranged, "{{json .NetworkSettings.Ports}}");
     let p3: u16 = got
         .split("\"HostPort\":\"")
@@ -502,25 +466,11 @@ fn net_published_port_random_and_taken() {
     n.env.ok(&["container", "rm", "--force", &ranged]);
     // -P publishes exposed ports on random host ports (every address, so 127.0.0.1 too).
     let all = berth_testsupport::unique_name("pall");
-    n.env.ok(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
+    n.run_detached(
         &all,
-        "--network",
         &net,
-        "-P",
-        "--expose",
-        "80",
-        "bb",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]);
+        &["-P", "--expose", "80", "bb", "httpd", "-f", "-p", "80", "-h", "/etc"],
+    );
     let ports = n.env.inspect(&all, "{{json .NetworkSettings.Ports}}");
     let p2: u16 = ports
         .split("\"HostPort\":\"")
@@ -543,22 +493,7 @@ fn net_container_mode_shares_the_namespace() {
     let Some(n) = NetEnv::new() else { return };
     let net = n.network("nwc", &[]);
     let web = berth_testsupport::unique_name("cweb");
-    n.env.ok(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
-        &web,
-        "--network",
-        &net,
-        "bb",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]);
+    n.run_detached(&web, &net, &["bb", "httpd", "-f", "-p", "80", "-h", "/etc"]);
     let ip = n.ip_of(&web, &net);
     n.note_veths();
     let mode = format!("container:{web}");
@@ -700,21 +635,11 @@ fn net_restarts_reconnect_and_disconnect_detaches() {
     let net = n.network("nwr", &[]);
     // The restart policy reconnects every run: three runs, three addresses on eth0.
     let flappy = berth_testsupport::unique_name("flap");
-    n.env.ok(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
+    n.run_detached(
         &flappy,
-        "--network",
         &net,
-        "--restart",
-        "on-failure:2",
-        "bb",
-        "sh",
-        "-c",
-        "ip -o -4 addr show eth0; exit 1",
-    ]);
+        &["--restart", "on-failure:2", "bb", "sh", "-c", "ip -o -4 addr show eth0; exit 1"],
+    );
     n.env.wait_for("restarts to finish", 30, || {
         n.env.inspect(&flappy, "{{.State.Status}}") == "exited"
             && n.env.inspect(&flappy, "{{.RestartCount}}") == "2"
@@ -725,24 +650,11 @@ fn net_restarts_reconnect_and_disconnect_detaches() {
     assert_eq!(rec["Containers"].as_object().map(|m| m.len()), Some(0), "{rec}");
     // `container restart` reconnects; `network disconnect` detaches a running container.
     let web = berth_testsupport::unique_name("rweb");
-    n.env.ok(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
+    n.run_detached(
         &web,
-        "--network",
         &net,
-        "--stop-timeout",
-        "1",
-        "bb",
-        "httpd",
-        "-f",
-        "-p",
-        "80",
-        "-h",
-        "/etc",
-    ]);
+        &["--stop-timeout", "1", "bb", "httpd", "-f", "-p", "80", "-h", "/etc"],
+    );
     n.env.ok(&["container", "restart", &web]);
     n.note_veths();
     let script = retry(&format!("wget -q -O - http://{web}/passwd | grep -q root:"));
@@ -754,21 +666,11 @@ fn net_restarts_reconnect_and_disconnect_detaches() {
     // A monitor killed with -9 can't detach: the next look at the container does, and a new
     // start connects again.
     let orphan = berth_testsupport::unique_name("orph");
-    n.env.ok(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
+    n.run_detached(
         &orphan,
-        "--network",
         &net,
-        "--publish",
-        "127.0.0.1:0:80",
-        "bb",
-        "sh",
-        "-c",
-        "trap 'exit 0' TERM; sleep 3600 & wait",
-    ]);
+        &["--publish", "127.0.0.1:0:80", "bb", "sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"],
+    );
     n.note_veths();
     let mon = n.env.state_record(&orphan)["MonitorPid"].as_i64().unwrap_or(0) as i32;
     assert!(mon > 0);

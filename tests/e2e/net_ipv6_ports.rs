@@ -71,21 +71,7 @@ fn net_ipv6_published_port_relays_and_goes_with_container() {
     let net = n.network("nw6", &[]);
     let web = berth_testsupport::unique_name("web6");
     let script = web_script();
-    n.env.ok(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
-        &web,
-        "--network",
-        &net,
-        "-p",
-        "0:80",
-        "bb",
-        "sh",
-        "-c",
-        &script,
-    ]);
+    n.run_detached(&web, &net, &["-p", "0:80", "bb", "sh", "-c", &script]);
     n.note_veths();
     let port = host_port(&n, &web);
     // The server may still be starting: retry until it answers (bounded).
@@ -132,21 +118,7 @@ fn net_ipv6_not_for_ipv4_host_address() {
     let net = n.network("nw6l", &[]);
     let web = berth_testsupport::unique_name("web6l");
     let script = web_script();
-    n.env.ok(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
-        &web,
-        "--network",
-        &net,
-        "-p",
-        "127.0.0.1:0:80",
-        "bb",
-        "sh",
-        "-c",
-        &script,
-    ]);
+    n.run_detached(&web, &net, &["-p", "127.0.0.1:0:80", "bb", "sh", "-c", &script]);
     n.note_veths();
     let port = host_port(&n, &web);
     assert!(crate::net::http_get(port, "/", 15).contains("hello6"));
