@@ -868,44 +868,53 @@ impl Normalizer<'_> {
     }
 
     fn service_models(&mut self, n: &Node, path: &str) -> R<Map<Option<ServiceModel>>> {
-        let mut out = IndexMap::new();
-        match &n.value {
-            Value::Seq(seq) => {
-                for (i, item) in seq.iter().enumerate() {
-                    let name = string(item, &idx(path, i))?;
-                    self.marks.put(join(path, &name), &item.mark);
-                    out.insert(name, None);
-                }
-            }
-            Value::Map(m) => {
-                for (name, (km, v)) in m {
-                    let mp = join(path, name);
-                    self.marks.put(mp.clone(), km);
-                    let val = if matches!(v.value, Value::Null) {
-                        None
-                    } else {
-                        let (mm, ext) = object(v, &mp, &["endpoint_var", "model_var"])?;
-                        Some(ServiceModel {
-                            endpoint_var: opt_string(mm, "endpoint_var", &mp)?,
-                            model_var: opt_string(mm, "model_var", &mp)?,
-                            extensions: ext,
-                        })
-                    };
-                    out.insert(name.clone(), val);
-                }
-            }
-            _ => {
-                return Err(err(
-                    n,
-                    path,
-                    format!("must be a list or a mapping, not a {}", n.type_name()),
-                ));
-            }
-        }
-        Ok(out)
+        self.names_or_objects(n, path, |v, mp| {
+            let (mm, ext) = object(v, mp, &["endpoint_var", "model_var"])?;
+            Ok(ServiceModel {
+                endpoint_var: opt_string(mm, "endpoint_var", mp)?,
+                model_var: opt_string(mm, "model_var", mp)?,
+                extensions: ext,
+            })
+        })
     }
 
     fn service_networks(&mut self, n: &Node, path: &str) -> R<Map<Option<ServiceNetwork>>> {
+        const KEYS: &[&str] = &[
+            "aliases",
+            "interface_name",
+            "ipv4_address",
+            "ipv6_address",
+            "link_local_ips",
+            "mac_address",
+            "driver_opts",
+            "priority",
+            "gw_priority",
+        ];
+        self.names_or_objects(n, path, |v, np| {
+            let (nm, ext) = object(v, np, KEYS)?;
+            Ok(ServiceNetwork {
+                aliases: opt_strings(nm, "aliases", np)?,
+                driver_opts: opt_string_map(nm, "driver_opts", np)?,
+                gw_priority: opt_int(nm, "gw_priority", np)?,
+                interface_name: opt_string(nm, "interface_name", np)?,
+                ipv4_address: opt_string(nm, "ipv4_address", np)?,
+                ipv6_address: opt_string(nm, "ipv6_address", np)?,
+                link_local_ips: opt_strings(nm, "link_local_ips", np)?,
+                mac_address: opt_string(nm, "mac_address", np)?,
+                priority: opt_int(nm, "priority", np)?,
+                extensions: ext,
+            })
+        })
+    }
+
+    /// A list of names, or a mapping of name -> object (null = no settings), as a service's
+    /// `networks:` and `models:` are written; `parse` reads one object at its path.
+    fn names_or_objects<T>(
+        &mut self,
+        n: &Node,
+        path: &str,
+        parse: impl Fn(&Node, &str) -> R<T>,
+    ) -> R<Map<Option<T>>> {
         let mut out = IndexMap::new();
         match &n.value {
             Value::Seq(seq) => {
@@ -916,37 +925,11 @@ impl Normalizer<'_> {
                 }
             }
             Value::Map(m) => {
-                const KEYS: &[&str] = &[
-                    "aliases",
-                    "interface_name",
-                    "ipv4_address",
-                    "ipv6_address",
-                    "link_local_ips",
-                    "mac_address",
-                    "driver_opts",
-                    "priority",
-                    "gw_priority",
-                ];
                 for (name, (km, v)) in m {
                     let np = join(path, name);
                     self.marks.put(np.clone(), km);
-                    let val = if matches!(v.value, Value::Null) {
-                        None
-                    } else {
-                        let (nm, ext) = object(v, &np, KEYS)?;
-                        Some(ServiceNetwork {
-                            aliases: opt_strings(nm, "aliases", &np)?,
-                            driver_opts: opt_string_map(nm, "driver_opts", &np)?,
-                            gw_priority: opt_int(nm, "gw_priority", &np)?,
-                            interface_name: opt_string(nm, "interface_name", &np)?,
-                            ipv4_address: opt_string(nm, "ipv4_address", &np)?,
-                            ipv6_address: opt_string(nm, "ipv6_address", &np)?,
-                            link_local_ips: opt_strings(nm, "link_local_ips", &np)?,
-                            mac_address: opt_string(nm, "mac_address", &np)?,
-                            priority: opt_int(nm, "priority", &np)?,
-                            extensions: ext,
-                        })
-                    };
+                    let val =
+                        if matches!(v.value, Value::Null) { None } else { Some(parse(v, &np)?) };
                     out.insert(name.clone(), val);
                 }
             }
