@@ -994,8 +994,8 @@ async fn logs(po: &ProjectOpts, engine: &Engine, a: LogsArgs) -> anyhow::Result<
         stdout: true,
         stderr: true,
         tail,
-        since: a.since.as_deref().map(parse_time_arg).transpose()?,
-        until: a.until.as_deref().map(parse_time_arg).transpose()?,
+        since: a.since.as_deref().map(super::run::parse_time_arg).transpose()?,
+        until: a.until.as_deref().map(super::run::parse_time_arg).transpose()?,
         timestamps: a.timestamps,
     };
     let style = LogStyle {
@@ -1014,22 +1014,6 @@ async fn logs(po: &ProjectOpts, engine: &Engine, a: LogsArgs) -> anyhow::Result<
         stream_logs(engine, &obs, opts, style, false).await;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A `--since`/`--until` value: RFC 3339, unix seconds, or a duration back from now.
-fn parse_time_arg(s: &str) -> anyhow::Result<i128> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp_nanos_opt().unwrap_or(0) as i128);
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return Ok((secs * 1e9) as i128);
-    }
-    let d = super::run::parse_duration(s).map_err(|_| ExitWith {
-        code: EXIT_USAGE,
-        message: format!("invalid time {s:?}: use RFC 3339, unix seconds or a duration like 10m"),
-    })?;
-    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as i128;
-    Ok(now - d as i128)
 }
 
 async fn exec(po: &ProjectOpts, engine: &Engine, a: ExecArgs) -> anyhow::Result<ExitCode> {

@@ -519,18 +519,6 @@ async fn ls(engine: &berth_runtime::Engine, a: LsArgs) -> anyhow::Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_time_arg(s: &str) -> anyhow::Result<i128> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp_nanos_opt().unwrap_or(0) as i128);
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return Ok((secs * 1e9) as i128);
-    }
-    let d = super::run::parse_duration(s)?;
-    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as i128;
-    Ok(now - d as i128)
-}
-
 async fn logs(engine: &berth_runtime::Engine, a: LogsArgs) -> anyhow::Result<ExitCode> {
     let tail = if a.tail == "all" || a.tail == "-1" {
         None
@@ -545,8 +533,8 @@ async fn logs(engine: &berth_runtime::Engine, a: LogsArgs) -> anyhow::Result<Exi
         follow: a.follow,
         stdout: true,
         stderr: true,
-        since: a.since.as_deref().map(parse_time_arg).transpose()?,
-        until: a.until.as_deref().map(parse_time_arg).transpose()?,
+        since: a.since.as_deref().map(super::run::parse_time_arg).transpose()?,
+        until: a.until.as_deref().map(super::run::parse_time_arg).transpose()?,
         timestamps: a.timestamps,
         tail,
     };

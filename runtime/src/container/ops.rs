@@ -262,13 +262,7 @@ impl Engine {
             st.clone()
         })?;
         let timeout = timeout.or(l.rec.config.stop_timeout).unwrap_or(DEFAULT_STOP_TIMEOUT);
-        let sig = l
-            .rec
-            .config
-            .stop_signal
-            .as_deref()
-            .and_then(sys::parse_signal)
-            .unwrap_or(libc::SIGTERM);
+        let sig = l.rec.stop_signal();
         self.poke_monitor(&st);
         if st.state.running {
             self.thaw_if_paused(&st);
@@ -355,14 +349,7 @@ impl Engine {
         if !l.st.state.running {
             return Err(ContainerError::NotRunning(l.rec.name.clone()));
         }
-        let stop_sig = l
-            .rec
-            .config
-            .stop_signal
-            .as_deref()
-            .and_then(sys::parse_signal)
-            .unwrap_or(libc::SIGTERM);
-        let st = if sig == libc::SIGKILL || sig == stop_sig {
+        let st = if sig == libc::SIGKILL || sig == l.rec.stop_signal() {
             // As docker: killing with KILL or the stop signal is a user stop (no restart).
             l.paths.update_state(|st| {
                 st.manual_stop = true;

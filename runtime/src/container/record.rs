@@ -51,6 +51,17 @@ pub struct ContainerRecord {
     pub networking_config: super::network::NetworkingConfig,
 }
 
+impl ContainerRecord {
+    /// The signal `stop` sends first: the configured `StopSignal` (image or create), else SIGTERM.
+    pub fn stop_signal(&self) -> i32 {
+        self.config
+            .stop_signal
+            .as_deref()
+            .and_then(super::sys::parse_signal)
+            .unwrap_or(libc::SIGTERM)
+    }
+}
+
 /// The container's changing state, written by the CLI and by its monitor.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase", default)]
