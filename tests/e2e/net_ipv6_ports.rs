@@ -20,8 +20,8 @@ fn v6(port: u16) -> SocketAddr {
 /// One GET over `[::1]:port`; `half_close` shuts the write side after the request.
 fn get6(port: u16, path: &str, half_close: bool) -> std::io::Result<Vec<u8>> {
     let mut s = TcpStream::connect_timeout(&v6(port), Duration::from_secs(2))?;
-    // A deadline, not a pace: one loaded CI run saw a parallel GET idle for 10 s (unreproduced
-    // since; if it recurs, suspect the container's busybox httpd accept backlog or the relay).
+    // A deadline, not a pace. Two CI runs saw a parallel GET never end: the relay dropped the
+    // end-of-file when it was read in a wake-up's last round (proxy.rs unit test).
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
     if half_close {
