@@ -18,7 +18,7 @@ pub mod store;
 pub mod sysctl;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 
 pub use error::{NetworkError, Result};
@@ -26,7 +26,10 @@ pub use error::{NetworkError, Result};
 pub use indexmap::IndexMap;
 pub use ipam::{Ipv4Net, Ipv6Net};
 pub use model::*;
-pub use proxy_socket::{ProxyListener, bind_ipv6_proxy, ipv6_available, wants_ipv6_proxy};
+pub use proxy_socket::{
+    ProxyListener, UdpProxySocket, bind_ipv6_proxy, bind_ipv6_udp_proxy, ipv6_available,
+    wants_ipv6_proxy,
+};
 
 use store::{Lock, read_json, write_json};
 
@@ -563,7 +566,7 @@ impl Networks {
         for cid in &stale {
             tracing::info!(network = %st.network.name, container = %cid, "dropping stale endpoint");
             for p in st.ports.iter().filter(|p| &p.container_id == cid) {
-                nft::remove_tagged(&nft::port_tag(&st.network.id, p), None)?;
+                nft::remove_port(&st.network.id, p)?;
             }
             st.ports.retain(|p| &p.container_id != cid);
             st.endpoints.remove(cid);
@@ -701,7 +704,7 @@ impl Networks {
         if !gone.is_empty() {
             let _machine = sysctl::machine_lock()?;
             for p in &gone {
-                nft::remove_tagged(&nft::port_tag(&st.network.id, p), None)?;
+                nft::remove_port(&st.network.id, p)?;
             }
         }
         st.allocations.retain(|_, c| c != container_id);
@@ -755,7 +758,7 @@ impl Networks {
                 message: "ports cannot be published on an internal network".into(),
             });
         }
-        let host_ip = mapping.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let host_ip = proxy_socket::canonical_host_ip(mapping.host_ip);
         let proto = mapping.protocol;
         let in_use = |port: u16| -> Option<String> {
             states.iter().find_map(|s| {
@@ -764,6 +767,7 @@ impl Networks {
                     .find(|p| {
                         p.protocol == proto
                             && p.host_port == port
+                            && p.host_ip.is_ipv4() == host_ip.is_ipv4()
                             && (p.host_ip.is_unspecified()
                                 || host_ip.is_unspecified()
                                 || p.host_ip == host_ip)
@@ -776,29 +780,35 @@ impl Networks {
                     })
             })
         };
-        let port_err = |port: u16, detail: String| NetworkError::PortInUse {
-            network: net.clone(),
-            host_ip: host_ip.to_string(),
-            port,
-            protocol: proto.as_str().to_string(),
-            detail,
-        };
+        let port_err = |port: u16, e: std::io::Error| probe_error(&net, host_ip, port, proto, e);
         let host_port = if mapping.host_port == 0 {
             let mut found = None;
             for _ in 0..32 {
-                let p = probe_port(host_ip, 0, proto).map_err(|e| port_err(0, format!(": {e}")))?;
+                let p = probe_port(host_ip, 0, proto).map_err(|e| port_err(0, e))?;
                 if in_use(p).is_none() {
                     found = Some(p);
                     break;
                 }
             }
-            found.ok_or_else(|| port_err(0, ": no free port found".into()))?
+            found.ok_or_else(|| NetworkError::PortInUse {
+                network: net.clone(),
+                host_ip: proxy_socket::bracketed(host_ip),
+                port: 0,
+                protocol: proto.as_str().to_string(),
+                detail: ": no free port found".into(),
+            })?
         } else {
             if let Some(d) = in_use(mapping.host_port) {
-                return Err(port_err(mapping.host_port, d));
+                return Err(NetworkError::PortInUse {
+                    network: net.clone(),
+                    host_ip: proxy_socket::bracketed(host_ip),
+                    port: mapping.host_port,
+                    protocol: proto.as_str().to_string(),
+                    detail: d,
+                });
             }
             probe_port(host_ip, mapping.host_port, proto)
-                .map_err(|e| port_err(mapping.host_port, format!(" ({e})")))?;
+                .map_err(|e| port_err(mapping.host_port, e))?;
             mapping.host_port
         };
         let p = PublishedPort {
@@ -816,7 +826,7 @@ impl Networks {
         st.ports.push(p.clone());
         if let Err(e) = self.save(&st) {
             let _m = sysctl::machine_lock();
-            let _ = nft::remove_tagged(&nft::port_tag(&st.network.id, &p), None);
+            let _ = nft::remove_port(&st.network.id, &p);
             return Err(e);
         }
         Ok(p)
@@ -833,7 +843,7 @@ impl Networks {
         };
         if let Some(p) = st.ports.iter().find(|p| same(p)).cloned() {
             let _machine = sysctl::machine_lock()?;
-            nft::remove_tagged(&nft::port_tag(&st.network.id, &p), None)?;
+            nft::remove_port(&st.network.id, &p)?;
         }
         st.ports.retain(|p| !same(p));
         self.save(&st)
@@ -1024,27 +1034,53 @@ pub enum PortReservation {
     Udp(UdpSocket),
 }
 
-/// Binds `p.host_ip:p.host_port` for the lifetime of the returned reservation.
+/// Binds `p.host_ip:p.host_port` for the lifetime of the returned reservation (an IPv6
+/// binding is held by its proxy socket instead: see `proxy_socket`).
 pub fn reserve_port(p: &PublishedPort) -> Result<PortReservation> {
-    let addr = SocketAddrV4::new(p.host_ip, p.host_port);
-    let err = |e: std::io::Error| NetworkError::PortInUse {
-        network: String::from("-"),
-        host_ip: p.host_ip.to_string(),
-        port: p.host_port,
-        protocol: p.protocol.as_str().to_string(),
-        detail: format!(" ({e})"),
-    };
+    let err = |e: std::io::Error| probe_error("-", p.host_ip, p.host_port, p.protocol, e);
+    let addr = SocketAddr::new(p.host_ip, p.host_port);
     match p.protocol {
         Protocol::Tcp => TcpListener::bind(addr).map(PortReservation::Tcp).map_err(err),
         Protocol::Udp => UdpSocket::bind(addr).map(PortReservation::Udp).map_err(err),
     }
 }
 
+/// The error for a host port that could not be bound: the address is not the host's, or the
+/// port is taken.
+fn probe_error(
+    network: &str,
+    host_ip: IpAddr,
+    port: u16,
+    proto: Protocol,
+    e: std::io::Error,
+) -> NetworkError {
+    let (network, protocol) = (network.to_string(), proto.as_str().to_string());
+    if matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL) | Some(libc::EAFNOSUPPORT)) {
+        return NetworkError::HostAddressUnavailable { network, host_ip, port, protocol };
+    }
+    NetworkError::PortInUse {
+        network,
+        host_ip: proxy_socket::bracketed(host_ip),
+        port,
+        protocol,
+        detail: format!(" ({e})"),
+    }
+}
+
 /// Checks that `host_ip:port` is free by binding it; returns the bound port (0 = kernel's pick).
-fn probe_port(host_ip: Ipv4Addr, port: u16, proto: Protocol) -> std::io::Result<u16> {
-    let addr = SocketAddrV4::new(host_ip, port);
-    match proto {
-        Protocol::Tcp => TcpListener::bind(addr)?.local_addr().map(|a| a.port()),
-        Protocol::Udp => UdpSocket::bind(addr)?.local_addr().map(|a| a.port()),
+/// IPv6 is bound v6-only, so the IPv4 binding of the same port is no conflict.
+fn probe_port(host_ip: IpAddr, port: u16, proto: Protocol) -> std::io::Result<u16> {
+    let addr = SocketAddr::new(host_ip, port);
+    match (host_ip, proto) {
+        (IpAddr::V6(ip), _) => proxy_socket::bind_v6only(ip, port, proto, false)
+            .and_then(|fd| {
+                nix::sys::socket::getsockname::<nix::sys::socket::SockaddrIn6>(
+                    std::os::fd::AsRawFd::as_raw_fd(&fd),
+                )
+                .map_err(std::io::Error::from)
+            })
+            .map(|a| a.port()),
+        (_, Protocol::Tcp) => TcpListener::bind(addr)?.local_addr().map(|a| a.port()),
+        (_, Protocol::Udp) => UdpSocket::bind(addr)?.local_addr().map(|a| a.port()),
     }
 }

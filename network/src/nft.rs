@@ -153,8 +153,12 @@ pub fn add_network(id: &str, bridge: &str, subnet: &Ipv4Net, internal: bool) -> 
     apply(cmds, &format!("add rules of network {id}"))
 }
 
-/// Adds the DNAT rule for one published port.
+/// Adds the DNAT rule for one published port (none for an IPv6 binding: the monitor's proxy
+/// serves it).
 pub fn add_port(id: &str, p: &PublishedPort) -> Result<()> {
+    if p.is_ipv6() {
+        return Ok(());
+    }
     ensure_table()?;
     let tag = port_tag(id, p);
     let mut expr = Vec::new();
@@ -164,6 +168,14 @@ pub fn add_port(id: &str, p: &PublishedPort) -> Result<()> {
     expr.push(m("==", payload(p.protocol.as_str(), "dport"), json!(p.host_port)));
     expr.push(json!({"dnat": {"addr": p.container_ip.to_string(), "port": p.container_port}}));
     apply(vec![rule("ports", expr, Some(&tag))], &format!("publish port {}", p.host_port))
+}
+
+/// Deletes the DNAT rule of one published port (an IPv6 binding has none).
+pub fn remove_port(id: &str, p: &PublishedPort) -> Result<()> {
+    if p.is_ipv6() {
+        return Ok(());
+    }
+    remove_tagged(&port_tag(id, p), None)
 }
 
 /// Deletes every rule whose comment starts with `tag` (and the subnet element when given) in

@@ -852,14 +852,14 @@ fn udp_and_loopback_only_ports_and_reservation() {
             "c-udpsrv",
             ep.ip,
             PortMapping {
-                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_ip: Some(Ipv4Addr::LOCALHOST.into()),
                 host_port: 0,
                 container_port: 7777,
                 protocol: Protocol::Udp,
             },
         )
         .unwrap();
-    assert_eq!(p.host_ip, Ipv4Addr::LOCALHOST);
+    assert_eq!(p.host_ip, std::net::IpAddr::from(Ipv4Addr::LOCALHOST));
     let c = UdpSocket::bind("127.0.0.1:0").unwrap();
     c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     c.send_to(b"ping-udp", ("127.0.0.1", p.host_port)).unwrap();
@@ -876,7 +876,7 @@ fn udp_and_loopback_only_ports_and_reservation() {
             "c-udpsrv",
             ep.ip,
             PortMapping {
-                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_ip: Some(Ipv4Addr::LOCALHOST.into()),
                 host_port: 0,
                 container_port: 80,
                 protocol: Protocol::Tcp,

@@ -937,8 +937,12 @@ async fn port(po: &ProjectOpts, engine: &Engine, a: PortArgs) -> anyhow::Result<
         });
     match found {
         Some(p) => {
-            let ip = if p.ip.is_empty() { "0.0.0.0" } else { p.ip.as_str() };
-            let _ = writeln!(std::io::stdout().lock(), "{ip}:{}", p.public_port);
+            // compose prints the first binding only (the IPv4 one when `[::]` is served too).
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                super::netflags::host_port(&p.ip, p.public_port)
+            );
             Ok(ExitCode::SUCCESS)
         }
         None => Err(ExitWith {

@@ -7,11 +7,12 @@
 //! for, in which order, and undoes a partial attach so a failed start leaves nothing.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use berth_network::{
     EndpointConfig, Networks, PortMapping, PortReservation, Protocol, ProxyListener, PublishedPort,
+    UdpProxySocket,
 };
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -88,11 +89,12 @@ pub struct PortSummary {
 }
 
 /// What the monitor holds while the container runs: the published ports' reservations and
-/// the `[::]:PORT` listeners of the IPv6 proxy.
+/// the IPv6 sockets of the userland proxy (TCP listeners, UDP sockets).
 #[derive(Debug, Default)]
 pub struct NetHold {
     reservations: Vec<PortReservation>,
     proxies: Vec<ProxyListener>,
+    udp_proxies: Vec<UdpProxySocket>,
     attached: bool,
 }
 
@@ -100,6 +102,17 @@ impl NetHold {
     /// The IPv6 listeners whose connections the monitor relays to the container.
     pub fn proxy_listeners(&self) -> &[ProxyListener] {
         &self.proxies
+    }
+
+    /// The IPv6 UDP sockets whose datagrams the monitor relays to the container.
+    pub fn udp_proxies(&self) -> &[UdpProxySocket] {
+        &self.udp_proxies
+    }
+
+    fn clear(&mut self) {
+        self.reservations.clear();
+        self.proxies.clear();
+        self.udp_proxies.clear();
     }
 }
 
@@ -145,6 +158,15 @@ pub fn parse_port_proto(key: &str) -> Result<(u16, Protocol), String> {
     Ok((port, proto))
 }
 
+/// A `HostIp`: empty for every address, else an IPv4 or IPv6 address (brackets allowed).
+pub fn parse_host_ip(s: &str) -> Result<Option<IpAddr>, std::net::AddrParseError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let bare = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+    bare.parse::<IpAddr>().map(Some)
+}
+
 /// The port mappings a host config asks for, checked.
 pub fn port_mappings(rec: &ContainerRecord) -> Result<Vec<PortMapping>, String> {
     Ok(port_requests(rec)?.into_iter().map(|(m, _)| m).collect())
@@ -158,12 +180,8 @@ fn port_requests(rec: &ContainerRecord) -> Result<Vec<(PortMapping, u16)>, Strin
         let (container_port, protocol) = parse_port_proto(key)?;
         let binds = if binds.is_empty() { vec![PortBinding::default()] } else { binds.clone() };
         for b in binds {
-            let host_ip = match b.host_ip.as_str() {
-                "" => None,
-                s => Some(s.parse::<Ipv4Addr>().map_err(|_| {
-                    format!("invalid host address {s:?} for port {key} (IPv4 only)")
-                })?),
-            };
+            let host_ip = parse_host_ip(&b.host_ip)
+                .map_err(|_| format!("invalid host address {:?} for port {key}", b.host_ip))?;
             let bad = || format!("invalid host port {:?} for {key}", b.host_port);
             let (first, last) = match b.host_port.split_once('-') {
                 _ if b.host_port.is_empty() => (0, 0),
@@ -229,9 +247,10 @@ fn publish_one(
     ))
 }
 
-/// Publishes `m` (see [`publish_one`]), reserves its host port and, with `ipv6`, binds its
-/// `[::]:PORT` proxy listener. A kernel-chosen port (0) or a range moves on to another port
-/// when only the IPv6 side is taken; a fixed port fails like a taken IPv4 one.
+/// Publishes `m` (see [`publish_one`]) and holds it: an IPv4 binding by a reservation, plus
+/// (with `ipv6`, for every address) the `[::]:PORT` proxy socket recorded as a second binding;
+/// an IPv6 binding by its proxy socket alone. A kernel-chosen port (0) or a range moves on to
+/// another port when only the IPv6 side is taken; a fixed port fails like a taken IPv4 one.
 #[allow(clippy::too_many_arguments)]
 fn publish_held(
     nets: &Networks,
@@ -247,29 +266,50 @@ fn publish_held(
     let mut tries = 0;
     loop {
         let p = publish_one(nets, net, id, ip, m.clone(), last)?;
-        hold.reservations.push(berth_network::reserve_port(&p).map_err(|e| e.to_string())?);
-        if !(ipv6 && berth_network::wants_ipv6_proxy(&p)) {
-            return Ok(());
-        }
-        match berth_network::bind_ipv6_proxy(&p) {
-            Ok(l) => {
-                hold.proxies.push(l);
+        let held = if p.is_ipv6() {
+            hold_proxy(&p, hold).map_err(|e| (e, vec![p.clone()]))
+        } else {
+            hold.reservations.push(berth_network::reserve_port(&p).map_err(|e| e.to_string())?);
+            if !(ipv6 && berth_network::wants_ipv6_proxy(&p)) {
                 return Ok(());
             }
-            Err(e) => {
-                let fixed = m.host_port != 0 && last <= m.host_port;
-                tries += 1;
-                if fixed || tries >= 16 || (m.host_port != 0 && p.host_port >= last) {
-                    return Err(e.to_string());
-                }
-                hold.reservations.pop();
-                nets.unpublish(net, &p).map_err(|e| e.to_string())?;
-                if m.host_port != 0 {
-                    m.host_port = p.host_port + 1;
-                }
+            // The `::` companion: recorded (so inspect and ps show it) and then bound.
+            let m6 = PortMapping {
+                host_ip: Some(Ipv6Addr::UNSPECIFIED.into()),
+                host_port: p.host_port,
+                ..m.clone()
+            };
+            match nets.publish(net, id, ip, m6) {
+                Ok(p6) => hold_proxy(&p6, hold).map_err(|e| (e, vec![p6, p.clone()])),
+                Err(e) => Err((e, vec![p.clone()])),
             }
+        };
+        let Err((e, made)) = held else { return Ok(()) };
+        let fixed = m.host_port != 0 && last <= m.host_port;
+        let moves_on = matches!(e, berth_network::NetworkError::PortInUse { .. });
+        tries += 1;
+        if fixed || !moves_on || tries >= 16 || (m.host_port != 0 && p.host_port >= last) {
+            return Err(e.to_string());
+        }
+        if !p.is_ipv6() {
+            hold.reservations.pop();
+        }
+        for q in &made {
+            nets.unpublish(net, q).map_err(|e| e.to_string())?;
+        }
+        if m.host_port != 0 {
+            m.host_port = p.host_port + 1;
         }
     }
+}
+
+/// Binds the IPv6 proxy socket of `p` (TCP listener or UDP socket) into `hold`.
+fn hold_proxy(p: &PublishedPort, hold: &mut NetHold) -> berth_network::Result<()> {
+    match p.protocol {
+        Protocol::Tcp => hold.proxies.push(berth_network::bind_ipv6_proxy(p)?),
+        Protocol::Udp => hold.udp_proxies.push(berth_network::bind_ipv6_udp_proxy(p)?),
+    }
+    Ok(())
 }
 
 /// Checks a create request's network settings (networks exist, addresses parse, ports parse);
@@ -446,6 +486,11 @@ fn publish_all(
 ) -> Result<Vec<PublishedPort>, String> {
     let mut out = Vec::new();
     for (m, last) in port_requests(rec)? {
+        // An IPv6 binding is served by the monitor's proxy socket alone, which only a start
+        // makes: recording it here would show a port nothing answers on.
+        if berth_network::proxy_socket::canonical_host_ip(m.host_ip).is_ipv6() {
+            continue;
+        }
         out.push(publish_one(nets, net, &rec.id, ip, m, last)?);
     }
     Ok(out)
@@ -558,8 +603,7 @@ fn attach(
     hold.attached = true;
     let res = attach_inner(&nets, root, rec, paths, pid, &eps, hold);
     if res.is_err() {
-        hold.reservations.clear();
-        hold.proxies.clear();
+        hold.clear();
         let _ = nets.disconnect_all(&rec.id);
         hold.attached = false;
     }
@@ -854,7 +898,7 @@ mod tests {
         let m = port_mappings(&rec).unwrap();
         assert_eq!(m[0].host_port, 0);
         assert_eq!(m[1].protocol, Protocol::Udp);
-        assert_eq!(m[1].host_ip, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(m[1].host_ip, Some(Ipv4Addr::LOCALHOST.into()));
         assert!(parse_port_proto("80/sctp").is_err());
         rec.host_config.port_bindings.insert(
             "81".into(),

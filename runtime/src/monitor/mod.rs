@@ -36,6 +36,7 @@ use crate::store::StateRoot;
 use crate::{Engine, EngineOptions};
 
 mod proxy;
+mod udp_proxy;
 
 /// The fd on which the spawning CLI waits for "ok" or "err <message>".
 pub const STATUS_FD: RawFd = 3;
@@ -441,9 +442,8 @@ impl Monitor {
         let mut exited_at: Option<Instant> = None;
         let seccomp = spec::seccomp_mode(&rec.host_config);
         let mut buf = vec![0u8; 64 * 1024];
-        // Only with IPv6 listeners: a monitor without them never runs (or pages in) proxy code.
-        let mut proxy =
-            (!net.proxy_listeners().is_empty()).then(|| proxy::Proxy::new(net.proxy_listeners()));
+        // Only with IPv6 sockets: a monitor without them never runs (or pages in) proxy code.
+        let mut proxy = proxy::Proxy::new(net.proxy_listeners(), net.udp_proxies());
         // Startup code (argument parsing, launcher) is done with: its pages are let go once the
         // monitor first idles, not at once, so a short-lived container's exit isn't delayed.
         let mut trimmed = false;
@@ -470,6 +470,9 @@ impl Monitor {
             }
             if !trimmed {
                 timeout = timeout.min(IDLE_TRIM_AFTER);
+            }
+            if let Some(d) = proxy.as_ref().and_then(|p| p.next_deadline()) {
+                timeout = timeout.min(d.saturating_duration_since(now));
             }
             let mut pfds: Vec<PollFd> = vec![PollFd::new(self.sig_r.as_fd(), PollFlags::POLLIN)];
             let mut idx = Vec::new();
