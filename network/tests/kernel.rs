@@ -1145,3 +1145,55 @@ fn disconnect_returns_with_the_veth_unlisted_and_its_name_free() {
     assert!(!berth_network::netlink::link_exists(&bridge).unwrap());
     finish(root, vec![ns]);
 }
+
+#[test]
+fn ipv6_bindings_are_records_without_rules() {
+    if !require_root() || !berth_network::ipv6_available() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some("172.30.24.0/24"), false);
+    let ns = Ns::new();
+    let ep = root.connect(&net.name, &ns, "six", &[]);
+    let map = |ip: &str, host_port| PortMapping {
+        host_ip: Some(ip.parse().unwrap()),
+        host_port,
+        container_port: 80,
+        protocol: Protocol::Tcp,
+    };
+    let tag = nft::net_tag(&net.id);
+    let port_rules = || {
+        nft::rule_comments()
+            .into_iter()
+            .filter(|c| c.starts_with(&tag) && c.contains("port:"))
+            .count()
+    };
+    // The IPv4 binding on every address and its `::` companion on the same port coexist.
+    let v4 = root.nets.publish(&net.id, "c-six", ep.ip, map("0.0.0.0", 0)).unwrap();
+    let v6 = root.nets.publish(&net.id, "c-six", ep.ip, map("::", v4.host_port)).unwrap();
+    assert_eq!(v6.host_ip, "::".parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(port_rules(), 1, "only the IPv4 binding has a DNAT rule");
+    // `::1` of the same port conflicts with `::` (per family), naming the address.
+    let err = root.nets.publish(&net.id, "c-other", ep.ip, map("::1", v4.host_port)).unwrap_err();
+    assert!(err.to_string().contains(&format!("[::1]:{}/tcp", v4.host_port)), "{err}");
+    // An explicit [::1] with a random port: recorded, no rule.
+    let one = root.nets.publish(&net.id, "c-six", ep.ip, map("::1", 0)).unwrap();
+    assert_ne!(one.host_port, 0);
+    assert_eq!(port_rules(), 1);
+    assert_eq!(
+        root.nets.published_ports("c-six").unwrap(),
+        vec![v4.clone(), v6.clone(), one.clone()]
+    );
+    // An address the host lacks: its own error, nothing recorded.
+    let err = root.nets.publish(&net.id, "c-six", ep.ip, map("2001:db8::1", 0)).unwrap_err();
+    assert!(matches!(err, NetworkError::HostAddressUnavailable { .. }), "{err}");
+    assert_eq!(root.nets.published_ports("c-six").unwrap().len(), 3);
+    // unpublish of an IPv6 binding leaves the IPv4 rule; disconnect removes the rest.
+    root.nets.unpublish(&net.id, &one).unwrap();
+    assert_eq!(port_rules(), 1);
+    root.nets.disconnect_all("c-six").unwrap();
+    assert!(root.nets.published_ports("c-six").unwrap().is_empty());
+    assert_eq!(port_rules(), 0);
+    finish(root, vec![ns]);
+}
