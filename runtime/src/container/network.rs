@@ -92,7 +92,9 @@ pub struct PortSummary {
 /// the IPv6 sockets of the userland proxy (TCP listeners, UDP sockets).
 #[derive(Debug, Default)]
 pub struct NetHold {
-    reservations: Vec<PortReservation>,
+    /// Each IPv4 binding with its reservation; a cell so the monitor can follow a live
+    /// `network connect`/`disconnect` ([`resync`]) while the proxy borrows the sockets.
+    reservations: std::cell::RefCell<Vec<(PublishedPort, PortReservation)>>,
     proxies: Vec<ProxyListener>,
     udp_proxies: Vec<UdpProxySocket>,
     attached: bool,
@@ -110,7 +112,7 @@ impl NetHold {
     }
 
     fn clear(&mut self) {
-        self.reservations.clear();
+        self.reservations.get_mut().clear();
         self.proxies.clear();
         self.udp_proxies.clear();
     }
@@ -269,7 +271,8 @@ fn publish_held(
         let held = if p.is_ipv6() {
             hold_proxy(&p, hold).map_err(|e| (e, vec![p.clone()]))
         } else {
-            hold.reservations.push(berth_network::reserve_port(&p).map_err(|e| e.to_string())?);
+            let r = berth_network::reserve_port(&p).map_err(|e| e.to_string())?;
+            hold.reservations.get_mut().push((p.clone(), r));
             if !(ipv6 && berth_network::wants_ipv6_proxy(&p)) {
                 return Ok(());
             }
@@ -292,7 +295,7 @@ fn publish_held(
             return Err(e.to_string());
         }
         if !p.is_ipv6() {
-            hold.reservations.pop();
+            hold.reservations.get_mut().pop();
         }
         for q in &made {
             nets.unpublish(net, q).map_err(|e| e.to_string())?;
@@ -770,6 +773,27 @@ pub(crate) fn spawn(
                 detach(root, &rec.id, hold);
             }
             Err(e.to_string())
+        }
+    }
+}
+
+/// Makes the monitor's reservations follow the ports now published for `id` (after a live
+/// `network connect`/`disconnect`, which pokes the monitor): reserves each IPv4 binding it
+/// does not hold yet and lets go of those no longer published. Best effort, like the
+/// reservations themselves.
+pub(crate) fn resync(root: &StateRoot, id: &str, hold: &NetHold) {
+    let Ok(nets) = Networks::open(root.path()) else { return };
+    let Ok(published) = nets.published_ports(id) else { return };
+    let same = |a: &PublishedPort, b: &PublishedPort| {
+        a.protocol == b.protocol && a.host_ip == b.host_ip && a.host_port == b.host_port
+    };
+    let mut held = hold.reservations.borrow_mut();
+    held.retain(|(p, _)| published.iter().any(|q| same(p, q)));
+    for p in published.iter().filter(|p| !p.is_ipv6()) {
+        if !held.iter().any(|(q, _)| same(p, q))
+            && let Ok(r) = berth_network::reserve_port(p)
+        {
+            held.push((p.clone(), r));
         }
     }
 }

@@ -572,6 +572,10 @@ impl Monitor {
                         // SAFETY: kill has no memory effects; pid is our own child.
                         unsafe { libc::kill(run.pid, libc::SIGTERM) };
                     }
+                    // A live `network connect`/`disconnect` changed the published ports.
+                    libc::SIGUSR1 if run.exit.is_none() => {
+                        crate::container::network::resync(&self.root, &self.id, net)
+                    }
                     _ => {}
                 }
             }
