@@ -655,6 +655,17 @@ pub struct DownOptions {
     pub volumes: bool,
     /// Grace period for stops (seconds).
     pub timeout: Option<i64>,
+    /// `--rmi`: also remove the services' images.
+    pub images: Option<RemoveImages>,
+}
+
+/// Which images `down --rmi` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoveImages {
+    /// Only images without a custom tag (compose's default `{project}-{service}` name).
+    Local,
+    /// Every image a service uses.
+    All,
 }
 
 /// Adds stop actions for `targets`, dependents before their dependencies; returns the nodes
@@ -773,7 +784,39 @@ pub async fn plan_down(
             }
         }
     }
+    if let Some(mode) = opts.images {
+        for name in images_to_remove(p, &targets, mode) {
+            let n = plan.add(Action::RemoveImage { name });
+            for rm in &removes {
+                plan.order(*rm, n);
+            }
+        }
+    }
     Ok(plan)
+}
+
+/// The images `down --rmi` removes, as compose picks them: `all` takes every service's image
+/// (and, with `--remove-orphans`, the images of the orphans going), `local` only images named
+/// by compose itself (a service without `image:` gets `{project}-{service}`).
+fn images_to_remove(p: &Project, targets: &[&Observed], mode: RemoveImages) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (name, svc) in &p.services {
+        match (&svc.image, mode) {
+            (Some(image), RemoveImages::All) => {
+                names.insert(image.clone());
+            }
+            (None, _) => {
+                names.insert(format!("{}-{name}", p.name));
+            }
+            (Some(_), RemoveImages::Local) => {}
+        }
+    }
+    if mode == RemoveImages::All {
+        for c in targets.iter().filter(|c| !p.services.contains_key(&c.service)) {
+            names.insert(c.summary.image.clone());
+        }
+    }
+    names
 }
 
 /// `down`: stop and remove the project's containers (and with `-v` its volumes); the plan's

@@ -266,6 +266,7 @@ impl Engine {
         self.poke_monitor(&st);
         if st.state.running {
             self.thaw_if_paused(&st);
+            self.journal_kill(&l.rec.id, sig);
             let _ = sys::signal_verified(st.state.pid as i32, st.pid_start, sig);
         }
         let grace = Duration::from_secs(timeout.max(0) as u64);
@@ -274,11 +275,19 @@ impl Engine {
         }
         let st = l.paths.read_state()?;
         self.thaw_if_paused(&st);
+        self.journal_kill(&l.rec.id, libc::SIGKILL);
         let _ = sys::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
         match self.wait_settled(&l.paths, Some(Duration::from_secs(30)))? {
             Some(_) => Ok(()),
             None => Err(ContainerError::Timeout(l.rec.name.clone())),
         }
+    }
+
+    /// Journals docker's `kill` event, before the signal goes so that it precedes the `die`
+    /// the container's end is seen as.
+    fn journal_kill(&self, id: &str, sig: i32) {
+        let ev = crate::events::JournalEvent::now("kill", id, &[("signal", sig.to_string())]);
+        crate::events::append(self.root().path(), &ev);
     }
 
     /// Tells the monitor to re-read the state (cancels a pending restart after a user stop).
@@ -361,6 +370,7 @@ impl Engine {
         if sig == libc::SIGKILL {
             self.thaw_if_paused(&st);
         }
+        self.journal_kill(&l.rec.id, sig);
         match sys::signal_verified(st.state.pid as i32, st.pid_start, sig) {
             Ok(true) => Ok(()),
             Ok(false) => Err(ContainerError::NotRunning(l.rec.name.clone())),
