@@ -1176,7 +1176,7 @@ fn ipv6_bindings_are_records_without_rules() {
     }
     let _s = serial();
     let mut root = Root::new();
-    let net = root.create(Some("172.30.24.0/24"), false);
+    let net = root.create(Some(t("24.0/24").as_str()), false);
     let ns = Ns::new();
     let ep = root.connect(&net.name, &ns, "six", &[]);
     let map = |ip: &str, host_port| PortMapping {
