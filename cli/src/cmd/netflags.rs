@@ -205,13 +205,52 @@ pub fn host_port(ip: &str, port: impl std::fmt::Display) -> String {
     if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") }
 }
 
-/// docker's PORTS column: `0.0.0.0:8080->80/tcp, [::]:8080->80/tcp, 127.0.0.1:5353->53/udp`.
+/// docker's PORTS column (`docker ps`, compose `ps`): sorted by container port, then host
+/// address (IPv4 before IPv6), host port and protocol; a binding whose host port equals the
+/// container port joins a run of such ports on the same address (`0.0.0.0:80-81->80-81/tcp`);
+/// the others follow one by one (`0.0.0.0:8080->80/tcp, [::]:8080->80/tcp`).
 pub fn ports_column(ports: &[berth_runtime::container::network::PortSummary]) -> String {
-    ports
-        .iter()
-        .map(|p| format!("{}->{}/{}", host_port(&p.ip, p.public_port), p.private_port, p.typ))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let ip_of = |s: &str| s.parse::<std::net::IpAddr>().ok();
+    let mut sorted: Vec<_> = ports.iter().collect();
+    sorted.sort_by(|a, b| {
+        (a.private_port, ip_of(&a.ip), a.public_port, &a.typ).cmp(&(
+            b.private_port,
+            ip_of(&b.ip),
+            b.public_port,
+            &b.typ,
+        ))
+    });
+    // Runs by (address, protocol), in the order they start; a broken run is closed at once.
+    let mut runs: Vec<(&str, &str, u16, u16)> = Vec::new();
+    let mut out = Vec::new();
+    let mut mappings = Vec::new();
+    let form = |(ip, typ, first, last): (&str, &str, u16, u16)| {
+        let span = if first == last { first.to_string() } else { format!("{first}-{last}") };
+        if ip.is_empty() {
+            format!("{span}/{typ}")
+        } else {
+            format!("{}->{span}/{typ}", host_port(ip, &span))
+        }
+    };
+    for p in sorted {
+        if !p.ip.is_empty() && p.public_port != p.private_port {
+            let to = format!("{}/{}", p.private_port, p.typ);
+            mappings.push(format!("{}->{to}", host_port(&p.ip, p.public_port)));
+            continue;
+        }
+        let cur = p.private_port;
+        match runs.iter_mut().find(|r| r.0 == p.ip && r.1 == p.typ) {
+            None => runs.push((&p.ip, &p.typ, cur, cur)),
+            Some(r) if r.3.checked_add(1) == Some(cur) => r.3 = cur,
+            Some(r) => {
+                out.push(form(*r));
+                *r = (&p.ip, &p.typ, cur, cur);
+            }
+        }
+    }
+    out.extend(runs.into_iter().map(form));
+    out.extend(mappings);
+    out.join(", ")
 }
 
 /// `container port` output lines from inspect's `NetworkSettings.Ports`: with `private`
@@ -322,8 +361,27 @@ mod tests {
             typ: "tcp".into(),
         };
         assert_eq!(
-            ports_column(&[s("0.0.0.0"), s("::"), s("::1")]),
+            ports_column(&[s("::1"), s("::"), s("0.0.0.0")]),
             "0.0.0.0:8080->80/tcp, [::]:8080->80/tcp, [::1]:8080->80/tcp"
+        );
+        // docker's runs: equal host and container ports on one address join up.
+        let same = |ip: &str, port: u16, typ: &str| PortSummary {
+            ip: ip.into(),
+            private_port: port,
+            public_port: port,
+            typ: typ.into(),
+        };
+        let mixed = [
+            s("0.0.0.0"),
+            same("::", 81, "tcp"),
+            same("0.0.0.0", 81, "tcp"),
+            same("0.0.0.0", 80, "tcp"),
+            same("::", 80, "tcp"),
+            same("0.0.0.0", 53, "udp"),
+        ];
+        assert_eq!(
+            ports_column(&mixed),
+            "0.0.0.0:53->53/udp, 0.0.0.0:80-81->80-81/tcp, [::]:80-81->80-81/tcp, 0.0.0.0:8080->80/tcp"
         );
         let b = |ip: &str, port: &str| PortBinding { host_ip: ip.into(), host_port: port.into() };
         let mut ports = std::collections::BTreeMap::new();
