@@ -523,3 +523,51 @@ fn compose_net_ipv6_host_ip_short_and_long_syntax() {
     p.ok(&["down"]);
     TcpListener::bind(("::1", short)).expect("[::1] port released by down");
 }
+
+#[test]
+fn net_ipv6_live_connect_makes_and_moves_the_ipv6_bindings() {
+    if !has_ipv6() {
+        return;
+    }
+    let Some(n) = NetEnv::new() else { return };
+    let (a, b) = (n.network("nw6la", &[]), n.network("nw6lb", &[]));
+    let c = berth_testsupport::unique_name("web6live");
+    let script = "mkdir -p /www && echo hello6 > /www/index.html && httpd -p 80 -h /www && \
+                  httpd -p 81 -h /www && trap 'exit 0' TERM; sleep 3600 & wait";
+    let args = ["-p", "0:80", "-p", "[::1]::81", "bb", "sh", "-c", script];
+    n.run_detached(&c, "none", &args);
+    // Two bindings for 80 (IPv4 + [::]) and one for 81 ([::1]), once the monitor made them.
+    let settled = |n: &NetEnv| {
+        let v = ports_json(n, &c);
+        let count = |k: &str| v[k].as_array().map(|x| x.len()).unwrap_or(0);
+        (count("80/tcp") == 2 && count("81/tcp") == 1).then_some(v)
+    };
+    n.env.ok(&["network", "connect", &a, &c]);
+    n.note_veths();
+    n.env.wait_for("the IPv6 bindings after connect", 10, || settled(&n).is_some());
+    let v = settled(&n).expect("bindings");
+    let p = bound_port(&n, &c, "80/tcp", 0);
+    let q = bound_port(&n, &c, "81/tcp", 0);
+    assert_eq!(v["80/tcp"], bindings(&[("0.0.0.0", p), ("::", p)]), "{v}");
+    assert_eq!(v["81/tcp"], bindings(&[("::1", q)]), "{v}");
+    assert_eq!(body(&get6_ready(p)), b"hello6\n");
+    assert_eq!(body(&get6_ready(q)), b"hello6\n");
+    // A second network changes nothing; leaving the first moves the bindings to it.
+    n.env.ok(&["network", "connect", &b, &c]);
+    n.note_veths();
+    n.env.ok(&["network", "disconnect", &a, &c]);
+    n.env.wait_for("the bindings on the second network", 10, || {
+        settled(&n).is_some() && bound_port(&n, &c, "80/tcp", 0) != p
+    });
+    let p2 = bound_port(&n, &c, "80/tcp", 0);
+    assert_eq!(bound_port(&n, &c, "80/tcp", 1), p2);
+    assert_eq!(body(&get6_ready(p2)), b"hello6\n");
+    assert_eq!(body(&get6_ready(bound_port(&n, &c, "81/tcp", 0))), b"hello6\n");
+    n.env.wait_for("the old [::] socket to close", 5, || refused(p));
+    // Leaving the last network: no binding, nothing listens on IPv6.
+    let q2 = bound_port(&n, &c, "81/tcp", 0);
+    n.env.ok(&["network", "disconnect", &b, &c]);
+    n.env.wait_for("the IPv6 sockets to close", 5, || refused(p2) && refused(q2));
+    assert_eq!(ports_json(&n, &c)["80/tcp"], serde_json::Value::Null);
+    n.teardown_and_check();
+}

@@ -89,32 +89,47 @@ pub struct PortSummary {
 }
 
 /// What the monitor holds while the container runs: the published ports' reservations and
-/// the IPv6 sockets of the userland proxy (TCP listeners, UDP sockets).
+/// the IPv6 sockets of the userland proxy (TCP listeners, UDP sockets) until the monitor's
+/// relay takes them over ([`NetHold::take_proxies`]).
 #[derive(Debug, Default)]
 pub struct NetHold {
     /// Each IPv4 binding with its reservation; a cell so the monitor can follow a live
-    /// `network connect`/`disconnect` ([`resync`]) while the proxy borrows the sockets.
+    /// `network connect`/`disconnect` ([`resync`]) through a shared reference.
     reservations: std::cell::RefCell<Vec<(PublishedPort, PortReservation)>>,
-    proxies: Vec<ProxyListener>,
-    udp_proxies: Vec<UdpProxySocket>,
+    proxies: std::cell::RefCell<ProxySockets>,
     attached: bool,
 }
 
-impl NetHold {
-    /// The IPv6 listeners whose connections the monitor relays to the container.
-    pub fn proxy_listeners(&self) -> &[ProxyListener] {
-        &self.proxies
-    }
+/// IPv6 proxy sockets: TCP listeners and UDP sockets.
+#[derive(Debug, Default)]
+pub struct ProxySockets {
+    /// Listening TCP sockets.
+    pub tcp: Vec<ProxyListener>,
+    /// Bound UDP sockets.
+    pub udp: Vec<UdpProxySocket>,
+}
 
-    /// The IPv6 UDP sockets whose datagrams the monitor relays to the container.
-    pub fn udp_proxies(&self) -> &[UdpProxySocket] {
-        &self.udp_proxies
+/// One proxy socket the monitor has bound, as [`resync`] compares it with the records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundSocket {
+    /// tcp or udp.
+    pub protocol: Protocol,
+    /// The socket's own address (`[::]:8080`).
+    pub local: std::net::SocketAddr,
+    /// Where it relays to.
+    pub target: std::net::SocketAddrV4,
+}
+
+impl NetHold {
+    /// Hands the IPv6 proxy sockets to the monitor's relay (which then owns them, so a resync
+    /// can add and close sockets while it runs).
+    pub fn take_proxies(&self) -> ProxySockets {
+        std::mem::take(&mut *self.proxies.borrow_mut())
     }
 
     fn clear(&mut self) {
         self.reservations.get_mut().clear();
-        self.proxies.clear();
-        self.udp_proxies.clear();
+        *self.proxies.get_mut() = ProxySockets::default();
     }
 }
 
@@ -309,8 +324,8 @@ fn publish_held(
 /// Binds the IPv6 proxy socket of `p` (TCP listener or UDP socket) into `hold`.
 fn hold_proxy(p: &PublishedPort, hold: &mut NetHold) -> berth_network::Result<()> {
     match p.protocol {
-        Protocol::Tcp => hold.proxies.push(berth_network::bind_ipv6_proxy(p)?),
-        Protocol::Udp => hold.udp_proxies.push(berth_network::bind_ipv6_udp_proxy(p)?),
+        Protocol::Tcp => hold.proxies.get_mut().tcp.push(berth_network::bind_ipv6_proxy(p)?),
+        Protocol::Udp => hold.proxies.get_mut().udp.push(berth_network::bind_ipv6_udp_proxy(p)?),
     }
     Ok(())
 }
@@ -777,25 +792,139 @@ pub(crate) fn spawn(
     }
 }
 
-/// Makes the monitor's reservations follow the ports now published for `id` (after a live
+/// Makes what the monitor holds follow the ports now published for `id` (after a live
 /// `network connect`/`disconnect`, which pokes the monitor): reserves each IPv4 binding it
-/// does not hold yet and lets go of those no longer published. Best effort, like the
-/// reservations themselves.
-pub(crate) fn resync(root: &StateRoot, id: &str, hold: &NetHold) {
-    let Ok(nets) = Networks::open(root.path()) else { return };
-    let Ok(published) = nets.published_ports(id) else { return };
+/// does not hold yet and lets go of those no longer published; closes the proxy sockets in
+/// `bound` whose IPv6 binding is gone or relays elsewhere now, and makes the IPv6 bindings the
+/// container asks for that a live connect could not make (the `[::]` one of a port on every
+/// address, explicit IPv6 host addresses) on the network its ports are published on. Best
+/// effort: a binding that can't be made is logged and left out. `close` is called with the
+/// sockets to close before any new one is bound (a moved binding may keep its port); the new
+/// sockets are returned.
+pub(crate) fn resync(
+    root: &StateRoot,
+    id: &str,
+    hold: &NetHold,
+    bound: &[BoundSocket],
+    close: &mut dyn FnMut(&[BoundSocket]),
+) -> ProxySockets {
+    let Ok(nets) = Networks::open(root.path()) else { return ProxySockets::default() };
+    let Ok(published) = nets.published_ports(id) else { return ProxySockets::default() };
     let same = |a: &PublishedPort, b: &PublishedPort| {
         a.protocol == b.protocol && a.host_ip == b.host_ip && a.host_port == b.host_port
     };
-    let mut held = hold.reservations.borrow_mut();
-    held.retain(|(p, _)| published.iter().any(|q| same(p, q)));
-    for p in published.iter().filter(|p| !p.is_ipv6()) {
-        if !held.iter().any(|(q, _)| same(p, q))
-            && let Ok(r) = berth_network::reserve_port(p)
-        {
-            held.push((p.clone(), r));
+    {
+        let mut held = hold.reservations.borrow_mut();
+        held.retain(|(p, _)| published.iter().any(|q| same(p, q)));
+        for p in published.iter().filter(|p| !p.is_ipv6()) {
+            if !held.iter().any(|(q, _)| same(p, q))
+                && let Ok(r) = berth_network::reserve_port(p)
+            {
+                held.push((p.clone(), r));
+            }
         }
     }
+    let serves = |b: &BoundSocket, p: &PublishedPort| {
+        b.protocol == p.protocol
+            && b.local.ip() == p.host_ip
+            && b.local.port() == p.host_port
+            && b.target == std::net::SocketAddrV4::new(p.container_ip, p.container_port)
+    };
+    let gone: Vec<BoundSocket> = bound
+        .iter()
+        .filter(|b| !published.iter().any(|p| p.is_ipv6() && serves(b, p)))
+        .cloned()
+        .collect();
+    if !gone.is_empty() {
+        close(&gone);
+    }
+    let kept: Vec<BoundSocket> = bound.iter().filter(|b| !gone.contains(b)).cloned().collect();
+    add_missing_ipv6(&nets, root, id, &published, &kept).unwrap_or_else(|e| {
+        tracing::warn!(container = id, "IPv6 bindings after a live network change: {e}");
+        ProxySockets::default()
+    })
+}
+
+/// The IPv6 half of [`resync`]: binds the IPv6 bindings of `id` that have no record (or a
+/// record no socket in `bound` serves) and returns their sockets.
+fn add_missing_ipv6(
+    nets: &Networks,
+    root: &StateRoot,
+    id: &str,
+    published: &[PublishedPort],
+    bound: &[BoundSocket],
+) -> Result<ProxySockets, String> {
+    let none = Ok(ProxySockets::default());
+    let paths = ContainerPaths::new(root, id);
+    let Some(rec) = paths.read_config().map_err(|e| e.to_string())? else { return none };
+    let live = live_endpoints(nets, id);
+    let Some((net, ep, _)) = live.iter().find(|(_, _, internal)| !internal) else { return none };
+    if !berth_network::ipv6_available() {
+        return none;
+    }
+    let kept = |p: &PublishedPort| {
+        bound.iter().any(|b| {
+            b.protocol == p.protocol && b.local.ip() == p.host_ip && b.local.port() == p.host_port
+        })
+    };
+    let mut tmp = NetHold::default();
+    for (m, last) in port_requests(&rec)? {
+        let host_ip = berth_network::proxy_socket::canonical_host_ip(m.host_ip);
+        let proto = m.protocol;
+        let res = if host_ip.is_ipv6() {
+            let recorded = published.iter().find(|p| {
+                p.is_ipv6()
+                    && p.protocol == proto
+                    && p.host_ip == host_ip
+                    && p.container_port == m.container_port
+            });
+            match recorded {
+                Some(p) if kept(p) => continue,
+                // A record nothing serves (its socket relayed to an old address): again.
+                Some(p) => nets.unpublish(net, p).map_err(|e| e.to_string()),
+                None => Ok(()),
+            }
+            .and_then(|()| publish_held(nets, net, id, ep.ip, m.clone(), last, true, &mut tmp))
+        } else if host_ip.is_unspecified() {
+            // The `[::]` companion of an IPv4 binding on every address (on this network).
+            let Some(v4) = published.iter().find(|p| {
+                !p.is_ipv6()
+                    && p.host_ip.is_unspecified()
+                    && p.protocol == proto
+                    && p.container_port == m.container_port
+            }) else {
+                continue;
+            };
+            let v6: std::net::IpAddr = Ipv6Addr::UNSPECIFIED.into();
+            let recorded = published.iter().find(|p| {
+                p.is_ipv6() && p.host_ip == v6 && p.protocol == proto && p.host_port == v4.host_port
+            });
+            match recorded {
+                Some(p) if kept(p) => continue,
+                Some(p) => nets.unpublish(net, p).map_err(|e| e.to_string()),
+                None => Ok(()),
+            }
+            .and_then(|()| {
+                let m6 = PortMapping { host_ip: Some(v6), host_port: v4.host_port, ..m.clone() };
+                let p6 = nets.publish(net, id, v4.container_ip, m6).map_err(|e| e.to_string())?;
+                hold_proxy(&p6, &mut tmp).map_err(|e| {
+                    let _ = nets.unpublish(net, &p6);
+                    e.to_string()
+                })
+            })
+        } else {
+            continue;
+        };
+        if let Err(e) = res {
+            tracing::warn!(
+                container = id,
+                "IPv6 binding of {}/{}: {e}",
+                m.container_port,
+                proto.as_str()
+            );
+        }
+    }
+    Ok(tmp.take_proxies())
 }
 
 /// Detaches the container from every network (veths, addresses, DNS names, port rules) and

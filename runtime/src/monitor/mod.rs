@@ -443,7 +443,7 @@ impl Monitor {
         let seccomp = spec::seccomp_mode(&rec.host_config);
         let mut buf = vec![0u8; 64 * 1024];
         // Only with IPv6 sockets: a monitor without them never runs (or pages in) proxy code.
-        let mut proxy = proxy::Proxy::new(net.proxy_listeners(), net.udp_proxies());
+        let mut proxy = proxy::Proxy::new(net.take_proxies());
         // Startup code (argument parsing, launcher) is done with: its pages are let go once the
         // monitor first idles, not at once, so a short-lived container's exit isn't delayed.
         let mut trimmed = false;
@@ -574,7 +574,12 @@ impl Monitor {
                     }
                     // A live `network connect`/`disconnect` changed the published ports.
                     libc::SIGUSR1 if run.exit.is_none() => {
-                        crate::container::network::resync(&self.root, &self.id, net)
+                        let bound = proxy::Proxy::bound(&proxy);
+                        let mut close = |gone: &[_]| proxy::Proxy::close(&mut proxy, gone);
+                        let add = crate::container::network::resync(
+                            &self.root, &self.id, net, &bound, &mut close,
+                        );
+                        proxy::Proxy::add(&mut proxy, add);
                     }
                     _ => {}
                 }

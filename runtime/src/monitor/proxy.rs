@@ -12,8 +12,10 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
 
-use berth_network::{ProxyListener, UdpProxySocket};
+use berth_network::{Protocol, ProxyListener};
 use nix::poll::{PollFd, PollFlags};
+
+use crate::container::network::{BoundSocket, ProxySockets};
 
 use super::udp_proxy::UdpRelay;
 
@@ -150,19 +152,64 @@ impl Conn {
 
 /// The proxy state of one container run: its TCP listeners and UDP sockets (held by the
 /// `NetHold`), the connections in flight and the UDP flows.
-pub(super) struct Proxy<'a> {
-    listeners: &'a [ProxyListener],
+pub(super) struct Proxy {
+    listeners: Vec<ProxyListener>,
     conns: Vec<Conn>,
-    udp: UdpRelay<'a>,
+    udp: UdpRelay,
 }
 
-impl<'a> Proxy<'a> {
+impl Proxy {
     /// A proxy for these sockets; None when there are none (nothing to build or page in).
-    pub(super) fn new(listeners: &'a [ProxyListener], udp: &'a [UdpProxySocket]) -> Option<Self> {
-        if listeners.is_empty() && udp.is_empty() {
+    pub(super) fn new(sockets: ProxySockets) -> Option<Self> {
+        if sockets.tcp.is_empty() && sockets.udp.is_empty() {
             return None;
         }
-        Some(Proxy { listeners, conns: Vec::new(), udp: UdpRelay::new(udp) })
+        Some(Proxy { listeners: sockets.tcp, conns: Vec::new(), udp: UdpRelay::new(sockets.udp) })
+    }
+
+    /// What `proxy` has bound: (protocol, local address, target) of each socket.
+    pub(super) fn bound(proxy: &Option<Self>) -> Vec<BoundSocket> {
+        let Some(p) = proxy else { return Vec::new() };
+        let tcp = p.listeners.iter().filter_map(|l| {
+            Some(BoundSocket {
+                protocol: Protocol::Tcp,
+                local: l.listener.local_addr().ok()?,
+                target: l.target,
+            })
+        });
+        let udp = p.udp.sockets().iter().filter_map(|u| {
+            Some(BoundSocket {
+                protocol: Protocol::Udp,
+                local: u.socket.local_addr().ok()?,
+                target: u.target,
+            })
+        });
+        tcp.chain(udp).collect()
+    }
+
+    /// Closes the sockets in `gone` (a resync found their binding gone); the connections of
+    /// a closed listener keep running.
+    pub(super) fn close(proxy: &mut Option<Self>, gone: &[BoundSocket]) {
+        let Some(p) = proxy else { return };
+        let is_gone = |protocol: Protocol, local: std::io::Result<std::net::SocketAddr>| {
+            local.is_ok_and(|a| gone.iter().any(|g| g.protocol == protocol && g.local == a))
+        };
+        p.listeners.retain(|l| !is_gone(Protocol::Tcp, l.listener.local_addr()));
+        p.udp.replace(|u| is_gone(Protocol::Udp, u.socket.local_addr()), Vec::new());
+        if p.listeners.is_empty() && p.udp.sockets().is_empty() && p.conns.is_empty() {
+            *proxy = None;
+        }
+    }
+
+    /// Runs the new sockets of a resync too (making the proxy when there was none).
+    pub(super) fn add(proxy: &mut Option<Self>, add: ProxySockets) {
+        match proxy {
+            Some(p) => {
+                p.listeners.extend(add.tcp);
+                p.udp.replace(|_| false, add.udp);
+            }
+            None => *proxy = Proxy::new(add),
+        }
     }
 
     /// Closes every connection and UDP flow (the container is gone).

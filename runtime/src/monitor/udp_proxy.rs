@@ -36,17 +36,48 @@ struct Flow {
 }
 
 /// The UDP relay state of one container run.
-pub(super) struct UdpRelay<'a> {
-    sockets: &'a [UdpProxySocket],
+pub(super) struct UdpRelay {
+    sockets: Vec<UdpProxySocket>,
     flows: Vec<Flow>,
     /// Allocated at the first datagram: a monitor whose UDP port sees no IPv6 traffic never
     /// holds it.
     buf: Vec<u8>,
 }
 
-impl<'a> UdpRelay<'a> {
-    pub(super) fn new(sockets: &'a [UdpProxySocket]) -> Self {
+impl UdpRelay {
+    pub(super) fn new(sockets: Vec<UdpProxySocket>) -> Self {
         UdpRelay { sockets, flows: Vec::new(), buf: Vec::new() }
+    }
+
+    /// The published sockets (for a resync to compare with what should be bound).
+    pub(super) fn sockets(&self) -> &[UdpProxySocket] {
+        &self.sockets
+    }
+
+    /// Closes the sockets `drop` picks (with their flows) and adds `add`.
+    pub(super) fn replace(
+        &mut self,
+        drop: impl Fn(&UdpProxySocket) -> bool,
+        add: Vec<UdpProxySocket>,
+    ) {
+        let keep: Vec<bool> = self.sockets.iter().map(|s| !drop(s)).collect();
+        // New index of each kept socket, so the flows follow their socket.
+        let mut new_index = Vec::with_capacity(keep.len());
+        let mut n = 0;
+        for k in &keep {
+            new_index.push(n);
+            n += usize::from(*k);
+        }
+        self.flows.retain(|f| keep[f.socket]);
+        for f in &mut self.flows {
+            f.socket = new_index[f.socket];
+        }
+        let mut k = 0;
+        self.sockets.retain(|_| {
+            k += 1;
+            keep[k - 1]
+        });
+        self.sockets.extend(add);
     }
 
     /// Closes every flow (the container is gone).
@@ -56,7 +87,7 @@ impl<'a> UdpRelay<'a> {
 
     /// Adds the published sockets, then the flows' upstream sockets, to `pfds`.
     pub(super) fn register<'b>(&'b self, pfds: &mut Vec<PollFd<'b>>) -> (usize, usize) {
-        for s in self.sockets {
+        for s in &self.sockets {
             pfds.push(PollFd::new(s.socket.as_fd(), PollFlags::POLLIN));
         }
         for f in &self.flows {
@@ -111,8 +142,7 @@ impl<'a> UdpRelay<'a> {
 
     /// Client -> container: datagrams waiting on published socket `i`.
     fn requests(&mut self, i: usize, now: Instant) {
-        let sockets = self.sockets;
-        let sock = &sockets[i];
+        let sock = &self.sockets[i];
         for _ in 0..BURST {
             let (n, client) = match sock.socket.recv_from(&mut self.buf) {
                 Ok(x) => x,
@@ -185,13 +215,13 @@ mod tests {
     #[test]
     fn flows_per_client_replies_and_idle_end() {
         let (socks, echo, addr) = relay_to_echo();
-        let mut r = UdpRelay::new(&socks);
+        let mut r = UdpRelay::new(socks);
         let now = Instant::now();
         let (a, b) = (client(), client());
         a.send_to(b"a", addr).unwrap();
         b.send_to(b"b", addr).unwrap();
         // Loopback sends are queued at once: one wake-up takes both.
-        readable(&socks[0].socket);
+        readable(&r.sockets[0].socket);
         r.service(&[true], &[], now);
         assert_eq!(r.flows.len(), 2, "one flow per client");
         echo_one(&echo);
@@ -207,7 +237,7 @@ mod tests {
         assert_eq!(&buf[..n], b"re:b");
         // A second datagram of a reuses its flow.
         a.send_to(b"a2", addr).unwrap();
-        readable(&socks[0].socket);
+        readable(&r.sockets[0].socket);
         r.service(&[true], &[false, false], now + Duration::from_secs(60));
         assert_eq!(r.flows.len(), 2);
         assert_eq!(r.next_deadline(), Some(now + FLOW_IDLE));
@@ -222,16 +252,16 @@ mod tests {
     #[test]
     fn flows_are_bounded_and_the_longest_idle_goes() {
         let (socks, _echo, addr) = relay_to_echo();
-        let mut r = UdpRelay::new(&socks);
+        let mut r = UdpRelay::new(socks);
         let t0 = Instant::now();
         let first = client();
         first.send_to(b"x", addr).unwrap();
-        readable(&socks[0].socket);
+        readable(&r.sockets[0].socket);
         r.service(&[true], &[], t0);
         let clients: Vec<UdpSocket> = (0..MAX_FLOWS).map(|_| client()).collect();
         for (k, c) in clients.iter().enumerate() {
             c.send_to(b"x", addr).unwrap();
-            readable(&socks[0].socket);
+            readable(&r.sockets[0].socket);
             let flows = vec![false; r.flows.len()];
             r.service(&[true], &flows, t0 + Duration::from_millis(1 + k as u64));
         }
