@@ -2,11 +2,12 @@
 //!
 //! Published ports are IPv4 DNAT rules; IPv6 clients have no rule to meet. For each port
 //! published on every address (or on an IPv6 host address), the monitor listens on
-//! `[::]:PORT` (see `berth_network::proxy_socket`) and relays each accepted connection to the
-//! container's IPv4 address; UDP is relayed by `super::udp_proxy`. Everything is non-blocking and driven by the monitor's one `poll` loop: one fixed
-//! buffer per direction, filled only when empty, so a slow reader stops the reads from its
-//! writer (back-pressure) instead of growing memory. A half-close (EOF) on one side is passed on
-//! with `shutdown(SHUT_WR)`; any error closes both sides.
+//! `[::]:PORT` (or that address; see `berth_network::proxy_socket`) and relays each accepted
+//! connection to the container's IPv4 address; UDP is relayed by `super::udp_proxy`.
+//! Everything is non-blocking and driven by the monitor's one `poll` loop: one fixed buffer
+//! per direction, filled only when empty, so a slow reader stops the reads from its writer
+//! (back-pressure) instead of growing memory. A half-close (EOF) on one side is passed on with
+//! `shutdown(SHUT_WR)`; any error closes both sides.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -150,8 +151,8 @@ impl Conn {
     }
 }
 
-/// The proxy state of one container run: its TCP listeners and UDP sockets (held by the
-/// `NetHold`), the connections in flight and the UDP flows.
+/// The proxy state of one container run: its TCP listeners and UDP sockets (taken from the
+/// `NetHold`; a resync adds and closes some), the connections in flight and the UDP flows.
 pub(super) struct Proxy {
     listeners: Vec<ProxyListener>,
     conns: Vec<Conn>,
