@@ -7,7 +7,7 @@ use berth_runtime::container::network::{EndpointIpamConfig, EndpointRequest, Por
 /// Networking flags of `run` and `container create`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct NetFlags {
-    /// Publish a container's port(s) to the host (`[ip:][hostPort:]containerPort[/proto]`, ranges allowed).
+    /// Publish a container's port(s) to the host (`[ip:][hostPort:]containerPort[/proto]`, ranges allowed; IPv6 as `[::1]:8080:80`).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
     /// Publish every exposed port to a random host port.

@@ -90,11 +90,11 @@ pub struct PortSummary {
 
 /// What the monitor holds while the container runs: the published ports' reservations and
 /// the IPv6 sockets of the userland proxy (TCP listeners, UDP sockets) until the monitor's
-/// relay takes them over ([`NetHold::take_proxies`]).
+/// relay takes them over (`NetHold::take_proxies`).
 #[derive(Debug, Default)]
 pub struct NetHold {
     /// Each IPv4 binding with its reservation; a cell so the monitor can follow a live
-    /// `network connect`/`disconnect` ([`resync`]) through a shared reference.
+    /// `network connect`/`disconnect` (`resync`) through a shared reference.
     reservations: std::cell::RefCell<Vec<(PublishedPort, PortReservation)>>,
     proxies: std::cell::RefCell<ProxySockets>,
     attached: bool,
@@ -109,7 +109,7 @@ pub struct ProxySockets {
     pub udp: Vec<UdpProxySocket>,
 }
 
-/// One proxy socket the monitor has bound, as [`resync`] compares it with the records.
+/// One proxy socket the monitor has bound, as `resync` compares it with the records.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BoundSocket {
     /// tcp or udp.
