@@ -868,60 +868,65 @@ fn add_missing_ipv6(
         })
     };
     let mut tmp = NetHold::default();
+    let warn = |what: String, e: String| {
+        tracing::warn!(container = id, "IPv6 binding of {what}: {e}");
+    };
+    // The `[::]` companion of each IPv4 binding on every address, on the same port.
+    let v6any: IpAddr = Ipv6Addr::UNSPECIFIED.into();
+    for v4 in published.iter().filter(|p| !p.is_ipv6() && p.host_ip.is_unspecified()) {
+        let recorded = published.iter().find(|p| {
+            p.host_ip == v6any && p.protocol == v4.protocol && p.host_port == v4.host_port
+        });
+        let res = match recorded {
+            Some(p) if kept(p) => continue,
+            // A record nothing serves (its socket relayed to an old address): again.
+            Some(p) => nets.unpublish(net, p).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+        .and_then(|()| {
+            let m6 = PortMapping {
+                host_ip: Some(v6any),
+                host_port: v4.host_port,
+                container_port: v4.container_port,
+                protocol: v4.protocol,
+            };
+            let p6 = nets.publish(net, id, v4.container_ip, m6).map_err(|e| e.to_string())?;
+            hold_proxy(&p6, &mut tmp).map_err(|e| {
+                let _ = nets.unpublish(net, &p6);
+                e.to_string()
+            })
+        });
+        if let Err(e) = res {
+            warn(v4.host_addr(), e);
+        }
+    }
+    // Explicit IPv6 host addresses of `PortBindings`; each record serves one mapping.
+    let mut claimed: Vec<&PublishedPort> = Vec::new();
     for (m, last) in port_requests(&rec)? {
         let host_ip = berth_network::proxy_socket::canonical_host_ip(m.host_ip);
-        let proto = m.protocol;
-        let res = if host_ip.is_ipv6() {
-            let recorded = published.iter().find(|p| {
-                p.is_ipv6()
-                    && p.protocol == proto
-                    && p.host_ip == host_ip
-                    && p.container_port == m.container_port
-            });
-            match recorded {
-                Some(p) if kept(p) => continue,
-                // A record nothing serves (its socket relayed to an old address): again.
-                Some(p) => nets.unpublish(net, p).map_err(|e| e.to_string()),
-                None => Ok(()),
-            }
-            .and_then(|()| publish_held(nets, net, id, ep.ip, m.clone(), last, true, &mut tmp))
-        } else if host_ip.is_unspecified() {
-            // The `[::]` companion of an IPv4 binding on every address (on this network).
-            let Some(v4) = published.iter().find(|p| {
-                !p.is_ipv6()
-                    && p.host_ip.is_unspecified()
-                    && p.protocol == proto
-                    && p.container_port == m.container_port
-            }) else {
-                continue;
-            };
-            let v6: std::net::IpAddr = Ipv6Addr::UNSPECIFIED.into();
-            let recorded = published.iter().find(|p| {
-                p.is_ipv6() && p.host_ip == v6 && p.protocol == proto && p.host_port == v4.host_port
-            });
-            match recorded {
-                Some(p) if kept(p) => continue,
-                Some(p) => nets.unpublish(net, p).map_err(|e| e.to_string()),
-                None => Ok(()),
-            }
-            .and_then(|()| {
-                let m6 = PortMapping { host_ip: Some(v6), host_port: v4.host_port, ..m.clone() };
-                let p6 = nets.publish(net, id, v4.container_ip, m6).map_err(|e| e.to_string())?;
-                hold_proxy(&p6, &mut tmp).map_err(|e| {
-                    let _ = nets.unpublish(net, &p6);
-                    e.to_string()
-                })
-            })
-        } else {
+        if !host_ip.is_ipv6() {
             continue;
+        }
+        let fits = |p: &PublishedPort| {
+            p.host_ip == host_ip
+                && p.protocol == m.protocol
+                && p.container_port == m.container_port
+                && (m.host_port == 0
+                    || (m.host_port..=last.max(m.host_port)).contains(&p.host_port))
+                && !claimed.iter().any(|c| std::ptr::eq(*c, p))
         };
+        let recorded = published.iter().find(|p| fits(p));
+        if let Some(p) = recorded {
+            claimed.push(p);
+        }
+        let res = match recorded {
+            Some(p) if kept(p) => continue,
+            Some(p) => nets.unpublish(net, p).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+        .and_then(|()| publish_held(nets, net, id, ep.ip, m.clone(), last, true, &mut tmp));
         if let Err(e) = res {
-            tracing::warn!(
-                container = id,
-                "IPv6 binding of {}/{}: {e}",
-                m.container_port,
-                proto.as_str()
-            );
+            warn(format!("{}/{}", m.container_port, m.protocol.as_str()), e);
         }
     }
     Ok(tmp.take_proxies())
