@@ -428,6 +428,36 @@ fn net_ipv6_explicit_host_addresses_and_their_errors() {
     assert_eq!(n.env.inspect(&taken, "{{.State.Status}}"), "created");
     assert!(n.net_inspect(&net)["Containers"].get(n.env.id(&taken)).is_none());
 
+    // Taken by a host process on [::1] only: the same sentence, nothing half-made.
+    let holder = TcpListener::bind("[::1]:0").expect("bind [::1]");
+    let held = holder.local_addr().expect("addr").port();
+    let busy = berth_testsupport::unique_name("web6busy");
+    let spec = format!("[::1]:{held}:80");
+    let out = n.env.run(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        &busy,
+        "--network",
+        &net,
+        "-p",
+        &spec,
+        "bb",
+        "httpd",
+        "-f",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains(&format!("[::1]:{held}/tcp"))
+            && err.contains("in use"),
+        "{err}"
+    );
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    assert_eq!(n.env.inspect(&busy, "{{.State.Status}}"), "created");
+    drop(holder);
+
     // An address the host doesn't have (documentation prefix: binding it sends nothing).
     let foreign = berth_testsupport::unique_name("web6for");
     let spec = format!("[2001:db8::1]:{fixed}:80");
