@@ -808,6 +808,9 @@ pub(crate) fn resync(
     bound: &[BoundSocket],
     close: &mut dyn FnMut(&[BoundSocket]),
 ) -> ProxySockets {
+    // A stop or a forced removal pokes the monitor too (to cancel a pending restart), and then
+    // nothing has changed: this finds everything in place. (`manual_stop` can't tell the
+    // cases apart: a start does not clear it.)
     let Ok(nets) = Networks::open(root.path()) else { return ProxySockets::default() };
     let Ok(published) = nets.published_ports(id) else { return ProxySockets::default() };
     let same = |a: &PublishedPort, b: &PublishedPort| {
