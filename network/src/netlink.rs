@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::AddressHeaderFlags;
-use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::error::{NetworkError, Result};
@@ -124,13 +124,15 @@ pub fn link_exists(name: &str) -> Result<bool> {
     on_thread(None, move |h, _| async move { Ok(index_of(&h, &name).await?.is_some()) })
 }
 
-/// Creates bridge `name` (up, `mtu`) with `gateway/prefix` on it. Fails when it already exists.
+/// Creates bridge `name` (up, `mtu`, in link group `group` unless 0) with `gateway/prefix` on
+/// it. Fails when it already exists.
 pub fn create_bridge(
     name: &str,
     mtu: u32,
     gateway: Ipv4Addr,
     prefix: u8,
     v6: Option<(Ipv6Addr, u8)>,
+    group: u32,
 ) -> Result<()> {
     let name = name.to_string();
     on_thread(None, move |h, _| async move {
@@ -138,7 +140,11 @@ pub fn create_bridge(
         // A fixed MAC: otherwise the bridge takes the lowest MAC of its ports and changes it
         // when ports come and go, leaving containers' ARP entries for the gateway stale for
         // ~30 s (DNS and egress time out meanwhile).
-        let bridge = LinkBridge::new(&name).mtu(mtu).address(mac_for(gateway).to_vec()).build();
+        let mut bridge = LinkBridge::new(&name).mtu(mtu).address(mac_for(gateway).to_vec());
+        if group != 0 {
+            bridge = bridge.link_group(group);
+        }
+        let bridge = bridge.build();
         h.link().add(bridge).execute().await.map_err(|e| {
             if errno_of(&e) == EEXIST {
                 NetworkError::Netlink {
@@ -174,42 +180,132 @@ pub fn create_bridge(
 
 /// Deletes link `name` from the host namespace; a missing link is not an error.
 pub fn delete_link(name: &str) -> Result<()> {
-    spawn_delete(name)?.recv().unwrap_or_else(|_| Err(worker_panicked()))
+    let names = vec![name.to_string()];
+    spawn_delete(Doomed::Names(names))?.recv().unwrap_or_else(|_| Err(worker_panicked()))
 }
 
-fn spawn_delete(name: &str) -> Result<std::sync::mpsc::Receiver<Result<()>>> {
-    let name = name.to_string();
+/// What one deletion request removes.
+#[derive(Debug, Clone)]
+enum Doomed {
+    /// These links, by name, one `RTM_DELLINK` each.
+    Names(Vec<String>),
+    /// Every link of this (non-zero) group, in one `RTM_DELLINK`.
+    Group(u32),
+}
+
+/// `RTM_DELLINK` by name (index 0 + `IFLA_IFNAME`): one round trip, no index lookup.
+async fn del_by_name(h: &Handle, name: &str) -> Result<()> {
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+    match h.link().del_with_message(msg).execute().await {
+        Err(e) if errno_of(&e) != ENODEV => Err(nl(format!("delete link {name}"))(e)),
+        _ => Ok(()),
+    }
+}
+
+fn spawn_delete(doomed: Doomed) -> Result<std::sync::mpsc::Receiver<Result<()>>> {
     spawn_worker(None, move |h, _| async move {
-        let Some(idx) = index_of(&h, &name).await? else { return Ok(()) };
-        match h.link().del(idx).execute().await {
-            Err(e) if errno_of(&e) != ENODEV => Err(nl(format!("delete link {name}"))(e)),
-            _ => Ok(()),
+        match doomed {
+            Doomed::Names(names) => {
+                for name in &names {
+                    del_by_name(&h, name).await?;
+                }
+                Ok(())
+            }
+            Doomed::Group(group) => {
+                // The kernel refuses group 0 (EPERM); callers never pass it.
+                let mut msg = LinkMessage::default();
+                msg.attributes.push(LinkAttribute::Group(group));
+                match h.link().del_with_message(msg).execute().await {
+                    // ENODEV: no link of the group is left.
+                    Err(e) if errno_of(&e) != ENODEV => {
+                        Err(nl(format!("delete the links of group {group}"))(e))
+                    }
+                    _ => Ok(()),
+                }
+            }
         }
     })
 }
 
-/// Deletes link `name` (a missing one is not an error) and returns as soon as the kernel has
-/// unlisted it: its name is free, it has left its bridge and no listing shows it (a veth's
-/// peer goes in the same step). `RTM_DELLINK` itself returns only after the kernel's
-/// `rcu_barrier` (about 20 ms, after the RTNL lock is released); that wait finishes on the
-/// worker thread. A process that exits meanwhile still waits for it (the kernel completes the
-/// call), so nothing is ever left half-deleted.
-pub fn delete_link_unlisted(name: &str) -> Result<()> {
-    use std::sync::mpsc::RecvTimeoutError;
-    let rx = spawn_delete(name)?;
-    loop {
-        match rx.recv_timeout(std::time::Duration::from_micros(250)) {
-            Ok(r) => return r,
-            Err(RecvTimeoutError::Disconnected) => return Err(worker_panicked()),
-            // Gone from the host's list (the caller's namespace is the host's, like the
-            // worker's): done, whatever the worker still waits for.
-            Err(RecvTimeoutError::Timeout) => {
-                if nix::net::if_::if_nametoindex(name) == Err(nix::errno::Errno::ENODEV) {
-                    return Ok(());
+/// A deletion running on a netlink worker; [`PendingDelete::wait_unlisted`] waits for it.
+#[derive(Debug)]
+pub struct PendingDelete {
+    rx: std::sync::mpsc::Receiver<Result<()>>,
+    names: Vec<String>,
+}
+
+/// Starts deleting every link of `group` (one `RTM_DELLINK` with ifindex 0 and `IFLA_GROUP`:
+/// the kernel unregisters them all in one batch, so they share one set of RCU waits, where one
+/// request per link waits once per link), or, for group 0 (records made before groups), the
+/// links `names` one by one. `names` are the links the caller expects gone afterwards.
+pub fn start_delete(group: u32, names: Vec<String>) -> Result<PendingDelete> {
+    let doomed = if group != 0 { Doomed::Group(group) } else { Doomed::Names(names.clone()) };
+    Ok(PendingDelete { rx: spawn_delete(doomed)?, names })
+}
+
+impl PendingDelete {
+    /// Returns as soon as the kernel has unlisted every expected link: names free, ports gone
+    /// from their bridge, no listing shows them (a veth's peer goes in the same step).
+    /// `RTM_DELLINK` itself returns only after the kernel's `rcu_barrier` (20-40 ms here,
+    /// after the RTNL lock is released); that wait finishes on the worker thread. A process
+    /// that exits meanwhile still waits for it (the kernel completes the call), so nothing is
+    /// ever left half-deleted.
+    pub fn wait_unlisted(self) -> Result<()> {
+        use std::sync::mpsc::RecvTimeoutError;
+        loop {
+            match self.rx.recv_timeout(std::time::Duration::from_micros(250)) {
+                Ok(r) => return r,
+                Err(RecvTimeoutError::Disconnected) => return Err(worker_panicked()),
+                // Gone from the host's list (the caller's namespace is the host's, like the
+                // worker's): done, whatever the worker still waits for.
+                Err(RecvTimeoutError::Timeout) => {
+                    let gone = |n: &String| {
+                        nix::net::if_::if_nametoindex(n.as_str()) == Err(nix::errno::Errno::ENODEV)
+                    };
+                    if self.names.iter().all(gone) {
+                        return Ok(());
+                    }
                 }
             }
         }
     }
+}
+
+/// Deletes link `name` (a missing one is not an error) and returns as soon as the kernel has
+/// unlisted it (see [`PendingDelete::wait_unlisted`]).
+pub fn delete_link_unlisted(name: &str) -> Result<()> {
+    start_delete(0, vec![name.to_string()])?.wait_unlisted()
+}
+
+/// A link group for a new network: derived from `seed` (random hex), never 0 (the default
+/// group of every link) and not carried by any link of the host namespace now. The caller
+/// holds the machine lock, so two networks cannot pick the same one.
+pub fn pick_group(seed: &str) -> Result<u32> {
+    let seed = seed.to_string();
+    on_thread(None, move |h, _| async move {
+        let mut used = std::collections::BTreeSet::new();
+        let mut links = h.link().get().execute();
+        while let Some(m) = links.try_next().await.map_err(nl("list links"))? {
+            for a in &m.attributes {
+                if let LinkAttribute::Group(g) = a {
+                    used.insert(*g);
+                }
+            }
+        }
+        Ok(group_candidate(&seed, &used))
+    })
+}
+
+/// The first group from `seed`'s hash upwards (in 0x4000_0000..=u32::MAX, far from the small
+/// numbers people assign by hand) that `used` lacks.
+fn group_candidate(seed: &str, used: &std::collections::BTreeSet<u32>) -> u32 {
+    const LOW: u32 = 0x4000_0000;
+    let mut g = LOW | crate::store::short_hash(seed);
+    while used.contains(&g) {
+        g = if g == u32::MAX { LOW } else { g + 1 };
+    }
+    g
 }
 
 /// Everything needed to plug one container interface into a bridge.
@@ -239,6 +335,11 @@ pub struct VethPlan {
     pub default_via6: Option<Ipv6Addr>,
     /// Replace an existing default route (this network has a higher priority than its owner).
     pub replace_default: bool,
+    /// Link group of the network (0: none), given to the host end.
+    pub group: u32,
+    /// Host links to delete first: veths of exited containers, left to die with their
+    /// namespace, that carry this endpoint's MAC address (a bridge must not see it twice).
+    pub stale: Vec<String>,
 }
 
 /// Why `plug_veth` failed: the bridge is missing (recoverable) or anything else.
@@ -292,23 +393,41 @@ pub fn plug_veth(plan: VethPlan) -> std::result::Result<bool, PlugError> {
                 message: "bridge does not exist".into(),
             });
         };
-        let peer = LinkUnspec::new_with_name(&plan.ifname)
-            .setns_by_fd(ns_file.as_raw_fd())
-            .address(plan.mac.to_vec())
-            .mtu(plan.mtu)
-            .build();
-        let msg = LinkVeth::new(&plan.host_ifname, &plan.ifname)
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-            .mtu(plan.mtu)
-            .controller(br)
-            .up()
-            .build();
-        h.link().add(msg).execute().await.map_err(nl(format!(
+        for name in &plan.stale {
+            del_by_name(&h, name).await?;
+        }
+        let msg = || {
+            let peer = LinkUnspec::new_with_name(&plan.ifname)
+                .setns_by_fd(ns_file.as_raw_fd())
+                .address(plan.mac.to_vec())
+                .mtu(plan.mtu)
+                .build();
+            let mut m = LinkVeth::new(&plan.host_ifname, &plan.ifname)
+                .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+                .mtu(plan.mtu)
+                .controller(br)
+                .up();
+            if plan.group != 0 {
+                m = m.link_group(plan.group);
+            }
+            m.build()
+        };
+        let ctx = format!(
             "create veth {} <-> {} in {}",
             plan.host_ifname,
             plan.ifname,
             plan.netns.display()
-        )))?;
+        );
+        match h.link().add(msg()).execute().await {
+            Ok(()) => {}
+            // The host name is this container's on this network: a link of that name is the
+            // veth of its previous run, whose namespace the kernel has not cleaned up yet.
+            Err(e) if errno_of(&e) == EEXIST => {
+                del_by_name(&h, &plan.host_ifname).await?;
+                h.link().add(msg()).execute().await.map_err(nl(ctx))?;
+            }
+            Err(e) => return Err(nl(ctx)(e)),
+        }
         let r = configure_inside(&n, &plan).await;
         if r.is_err()
             && let Ok(Some(idx)) = index_of(&h, &plan.host_ifname).await
