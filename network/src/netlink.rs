@@ -228,11 +228,21 @@ fn spawn_delete(doomed: Doomed) -> Result<std::sync::mpsc::Receiver<Result<()>>>
     })
 }
 
-/// A deletion running on a netlink worker; [`PendingDelete::wait_unlisted`] waits for it.
+/// A deletion under way; [`PendingDelete::wait_unlisted`] waits for it.
 #[derive(Debug)]
 pub struct PendingDelete {
-    rx: std::sync::mpsc::Receiver<Result<()>>,
+    runner: Runner,
     names: Vec<String>,
+}
+
+/// Who runs a deletion and how its result comes back.
+#[derive(Debug)]
+enum Runner {
+    /// A detached process (see [`spawn_detached_delete`]); it writes the kernel's answer, an
+    /// errno as 4 native-endian bytes (0: done), to this pipe.
+    Detached(std::os::fd::OwnedFd),
+    /// A netlink worker thread of this process (when no process could be started).
+    Thread(std::sync::mpsc::Receiver<Result<()>>),
 }
 
 /// Starts deleting every link of `group` (one `RTM_DELLINK` with ifindex 0 and `IFLA_GROUP`:
@@ -241,33 +251,219 @@ pub struct PendingDelete {
 /// links `names` one by one. `names` are the links the caller expects gone afterwards.
 pub fn start_delete(group: u32, names: Vec<String>) -> Result<PendingDelete> {
     let doomed = if group != 0 { Doomed::Group(group) } else { Doomed::Names(names.clone()) };
-    Ok(PendingDelete { rx: spawn_delete(doomed)?, names })
+    let runner = match spawn_detached_delete(&dellink_requests(&doomed)) {
+        Ok(fd) => Runner::Detached(fd),
+        Err(e) => {
+            tracing::debug!("deleting links in this process: {e}");
+            Runner::Thread(spawn_delete(doomed)?)
+        }
+    };
+    Ok(PendingDelete { runner, names })
+}
+
+/// The `RTM_DELLINK` requests for `doomed`, serialised back to back (one datagram).
+fn dellink_requests(doomed: &Doomed) -> Vec<u8> {
+    use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_REQUEST, NetlinkMessage};
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    let msgs: Vec<LinkMessage> = match doomed {
+        Doomed::Group(g) => {
+            let mut m = LinkMessage::default();
+            m.attributes.push(LinkAttribute::Group(*g));
+            vec![m]
+        }
+        Doomed::Names(names) => names
+            .iter()
+            .map(|n| {
+                let mut m = LinkMessage::default();
+                m.attributes.push(LinkAttribute::IfName(n.clone()));
+                m
+            })
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for (i, m) in msgs.into_iter().enumerate() {
+        let mut req = NetlinkMessage::from(RouteNetlinkMessage::DelLink(m));
+        req.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+        req.header.sequence_number = i as u32 + 1;
+        req.finalize();
+        let at = out.len();
+        out.resize(at + req.buffer_len(), 0);
+        req.serialize(&mut out[at..]);
+    }
+    out
+}
+
+/// Sends `requests` (a datagram of `RTM_DELLINK` messages) from a detached grandchild process
+/// and returns the read end of the pipe its answer comes on. The kernel runs a deletion inside
+/// the sender's `send` call, grace periods included, and a process cannot exit before all its
+/// threads left their system calls: from a worker thread, `down` and `network rm` waited
+/// 20-40 ms after their work was done for the kernel's `rcu_barrier`. The grandchild (its own
+/// session, no inherited descriptor but the pipe, reaped by init) waits instead; the caller
+/// only waits until the links are unlisted.
+fn spawn_detached_delete(requests: &[u8]) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned here alone.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: the children run only `detached_delete`, which makes raw system calls on memory
+    // prepared before the fork (no allocation, no locks) and ends in `_exit`.
+    let child = unsafe { libc::fork() };
+    match child {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => {
+            // SAFETY: in the child; see above.
+            unsafe {
+                if libc::fork() != 0 {
+                    libc::_exit(0);
+                }
+                detached_delete(requests, wr.as_raw_fd())
+            }
+        }
+        pid => {
+            drop(wr);
+            // The middle child exits at once. ECHILD: a `waitpid(-1)` elsewhere (the
+            // monitor's) reaped it first.
+            loop {
+                // SAFETY: waits for our own child; a null status pointer is allowed.
+                let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                if r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)
+                {
+                    break;
+                }
+            }
+            Ok(rd)
+        }
+    }
+}
+
+/// The grandchild of [`spawn_detached_delete`]: sends `requests`, reads the acknowledgements
+/// and writes the first error (or 0) to `answer`, then exits.
+///
+/// # Safety
+/// Only to be called in a freshly forked child: it closes every other descriptor and never
+/// returns.
+unsafe fn detached_delete(requests: &[u8], answer: i32) -> ! {
+    // SAFETY: async-signal-safe system calls on memory we own; see the function's contract.
+    unsafe {
+        libc::setsid();
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        // Keep no descriptor of the parent (pipes its caller waits on, lock files).
+        if answer > 0 {
+            libc::syscall(libc::SYS_close_range, 0u32, (answer - 1) as u32, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, (answer + 1) as u32, u32::MAX, 0u32);
+        let mut code: i32 = 0;
+        let sock = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        );
+        let sent = sock >= 0
+            && libc::send(sock, requests.as_ptr().cast(), requests.len(), 0)
+                == requests.len() as isize;
+        if !sent {
+            code = *libc::__errno_location();
+        }
+        // One acknowledgement per request.
+        let mut expected = count_messages(requests);
+        let mut buf = [0u8; 4096];
+        while sent && expected > 0 && code == 0 {
+            let n = libc::recv(sock, buf.as_mut_ptr().cast(), buf.len(), 0);
+            if n <= 0 {
+                code = if n < 0 { *libc::__errno_location() } else { libc::EIO };
+                break;
+            }
+            let mut at = 0usize;
+            while at + 20 <= n as usize && expected > 0 {
+                let len = u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+                let typ = u16::from_ne_bytes([buf[at + 4], buf[at + 5]]);
+                if typ == libc::NLMSG_ERROR as u16 {
+                    let e = i32::from_ne_bytes([
+                        buf[at + 16],
+                        buf[at + 17],
+                        buf[at + 18],
+                        buf[at + 19],
+                    ]);
+                    expected -= 1;
+                    // A missing link is not an error.
+                    if e != 0 && -e != libc::ENODEV {
+                        code = -e;
+                    }
+                }
+                at += (len as usize).next_multiple_of(4).max(20);
+            }
+        }
+        let bytes = code.to_ne_bytes();
+        libc::write(answer, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(0)
+    }
+}
+
+/// How many netlink messages the datagram `buf` holds (their headers' lengths chain them).
+fn count_messages(buf: &[u8]) -> usize {
+    let (mut n, mut at) = (0, 0usize);
+    while at + 16 <= buf.len() {
+        let len = u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]) as usize;
+        if len < 16 {
+            break;
+        }
+        n += 1;
+        at += len.next_multiple_of(4);
+    }
+    n
 }
 
 impl PendingDelete {
     /// Returns as soon as the kernel has unlisted every expected link: names free, ports gone
-    /// from their bridge, no listing shows them (a veth's peer goes in the same step).
-    /// `RTM_DELLINK` itself returns only after the kernel's `rcu_barrier` (20-40 ms here,
-    /// after the RTNL lock is released); that wait finishes on the worker thread. A process
-    /// that exits meanwhile still waits for it (the kernel completes the call), so nothing is
-    /// ever left half-deleted.
+    /// from their bridge, no listing shows them (a veth's peer goes in the same step), or
+    /// when the deletion answered, whichever comes first. The rest of the kernel's work (its
+    /// `rcu_barrier`, 20-40 ms here) finishes in whoever sent the request.
     pub fn wait_unlisted(self) -> Result<()> {
-        use std::sync::mpsc::RecvTimeoutError;
-        loop {
-            match self.rx.recv_timeout(std::time::Duration::from_micros(250)) {
-                Ok(r) => return r,
-                Err(RecvTimeoutError::Disconnected) => return Err(worker_panicked()),
-                // Gone from the host's list (the caller's namespace is the host's, like the
-                // worker's): done, whatever the worker still waits for.
-                Err(RecvTimeoutError::Timeout) => {
-                    let gone = |n: &String| {
-                        nix::net::if_::if_nametoindex(n.as_str()) == Err(nix::errno::Errno::ENODEV)
-                    };
-                    if self.names.iter().all(gone) {
+        use std::os::fd::AsFd;
+        let gone = |n: &String| {
+            nix::net::if_::if_nametoindex(n.as_str()) == Err(nix::errno::Errno::ENODEV)
+        };
+        let tick = std::time::Duration::from_micros(250);
+        match self.runner {
+            Runner::Thread(rx) => loop {
+                use std::sync::mpsc::RecvTimeoutError;
+                match rx.recv_timeout(tick) {
+                    Ok(r) => return r,
+                    Err(RecvTimeoutError::Disconnected) => return Err(worker_panicked()),
+                    // Gone from the host's list (the caller's namespace is the host's, like
+                    // the worker's): done, whatever the worker still waits for.
+                    Err(RecvTimeoutError::Timeout) if self.names.iter().all(gone) => {
                         return Ok(());
                     }
+                    Err(RecvTimeoutError::Timeout) => {}
                 }
-            }
+            },
+            Runner::Detached(fd) => loop {
+                let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+                let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(0u8))
+                    .map_err(|e| NetworkError::io("wait for link deletion", "", e.into()))?;
+                if ready > 0 {
+                    let mut b = [0u8; 4];
+                    let n = nix::unistd::read(&fd, &mut b)
+                        .map_err(|e| NetworkError::io("wait for link deletion", "", e.into()))?;
+                    let code = if n == 4 { i32::from_ne_bytes(b) } else { libc::EIO };
+                    if code == 0 {
+                        return Ok(());
+                    }
+                    return Err(NetworkError::Netlink {
+                        context: format!("delete links {}", self.names.join(", ")),
+                        message: std::io::Error::from_raw_os_error(code).to_string(),
+                    });
+                }
+                if self.names.iter().all(gone) {
+                    return Ok(());
+                }
+                std::thread::sleep(tick);
+            },
         }
     }
 }
@@ -297,13 +493,15 @@ pub fn pick_group(seed: &str) -> Result<u32> {
     })
 }
 
-/// The first group from `seed`'s hash upwards (in 0x4000_0000..=u32::MAX, far from the small
-/// numbers people assign by hand) that `used` lacks.
+/// The first group from `seed`'s hash upwards (in 0x4000_0000..=0x7fff_ffff, far from the
+/// small numbers people assign by hand) that `used` lacks.
 fn group_candidate(seed: &str, used: &std::collections::BTreeSet<u32>) -> u32 {
     const LOW: u32 = 0x4000_0000;
-    let mut g = LOW | crate::store::short_hash(seed);
+    // At most i32::MAX: `ip` parses and prints groups as signed numbers.
+    const HIGH: u32 = 0x7fff_ffff;
+    let mut g = LOW | (crate::store::short_hash(seed) & (HIGH - LOW));
     while used.contains(&g) {
-        g = if g == u32::MAX { LOW } else { g + 1 };
+        g = if g == HIGH { LOW } else { g + 1 };
     }
     g
 }
