@@ -73,7 +73,8 @@ impl Networks {
     fn save(&self, st: &NetworkState) -> Result<()> {
         let live = LiveState::of(st);
         let path = live_path(&self.dir, &st.network.id);
-        let bytes = serde_json::to_vec_pretty(&live)
+        // Compact: rewritten on every connect and disconnect, under the root lock.
+        let bytes = serde_json::to_vec(&live)
             .map_err(|e| NetworkError::Json { path: path.clone(), source: e })?;
         store::write_exchange(&path, &bytes)?;
         self.bump()
@@ -667,15 +668,30 @@ impl Networks {
     }
 
     fn disconnect_all_as(&self, container_id: &str, delete_veth: bool) -> Result<Vec<String>> {
+        // A look without the lock first: most callers (every removal) are on no network.
+        let on: Vec<String> = self
+            .states()?
+            .into_iter()
+            .filter(|s| s.endpoints.contains_key(container_id))
+            .map(|s| s.network.id)
+            .collect();
+        if on.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Under the lock only these networks are read again: the lock is what every exiting
+        // container of a `down` queues on.
+        let _root = self.lock()?;
         let mut left = Vec::new();
         let mut first_err = None;
-        for st in self.states()? {
-            if st.endpoints.contains_key(container_id) {
-                match self.disconnect_as(&st.network.id, container_id, delete_veth) {
-                    Ok(()) => left.push(st.network.name),
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
+        for id in on {
+            let Some(mut st) = load_state(&self.dir, &self.state_path(&id))? else { continue };
+            if !st.endpoints.contains_key(container_id) {
+                continue;
+            }
+            match self.disconnect_locked(&mut st, container_id, delete_veth) {
+                Ok(()) => left.push(st.network.name),
+                Err(e) => {
+                    first_err.get_or_insert(e);
                 }
             }
         }
@@ -726,6 +742,16 @@ impl Networks {
     fn disconnect_as(&self, network: &str, container_id: &str, delete_veth: bool) -> Result<()> {
         let _root = self.lock()?;
         let mut st = self.state(network)?;
+        self.disconnect_locked(&mut st, container_id, delete_veth)
+    }
+
+    /// The work of [`Networks::disconnect_as`] on `st`, read under the root lock.
+    fn disconnect_locked(
+        &self,
+        st: &mut NetworkState,
+        container_id: &str,
+        delete_veth: bool,
+    ) -> Result<()> {
         let Some(ep) = st.endpoints.remove(container_id) else {
             return Err(NetworkError::NotConnected {
                 network: st.network.name.clone(),
@@ -750,15 +776,14 @@ impl Networks {
         st.ports = kept;
         if !gone.is_empty() {
             let _machine = sysctl::machine_lock()?;
-            for p in &gone {
-                nft::remove_tagged(&nft::port_tag(&st.network.id, p), None)?;
-            }
+            let tags: Vec<String> = gone.iter().map(|p| nft::port_tag(&st.network.id, p)).collect();
+            nft::remove_tags(&tags, None)?;
         }
         st.allocations.retain(|_, c| c != container_id);
         st.allocations6.retain(|_, c| c != container_id);
         st.network.containers.remove(container_id);
         st.dns.retain(|d| d.container_id != container_id);
-        self.save(&st)
+        self.save(st)
     }
 
     /// Gives `container_id`'s endpoint on `network` the default route of its namespace at
@@ -1030,27 +1055,30 @@ pub(crate) fn load_states(dir: &Path) -> Result<Vec<NetworkState>> {
         if name.starts_with('.') || !name.ends_with(".json") {
             continue;
         }
-        if let Some(mut st) = read_json::<NetworkState>(&ent.path())? {
-            let live = live_path(dir, &st.network.id);
-            match read_json::<LiveState>(&live) {
-                Ok(Some(l)) => l.apply(&mut st),
-                // Older roots keep everything in `<id>.json`.
-                Ok(None) => {}
-                // Unreadable after a crash (its data need not have reached the disk): the
-                // endpoints it listed died with the crash anyway.
-                Err(e) => {
-                    tracing::warn!(
-                        "{e}; treating network {} as having no endpoints",
-                        st.network.name
-                    );
-                    LiveState::default().apply(&mut st);
-                }
-            }
+        if let Some(st) = load_state(dir, &ent.path())? {
             out.push(st);
         }
     }
     out.sort_by(|a, b| a.network.name.cmp(&b.network.name));
     Ok(out)
+}
+
+/// Reads one network's definition at `path` (`<dir>/<id>.json`) with its `<id>.live` part.
+fn load_state(dir: &Path, path: &Path) -> Result<Option<NetworkState>> {
+    let Some(mut st) = read_json::<NetworkState>(path)? else { return Ok(None) };
+    let live = live_path(dir, &st.network.id);
+    match read_json::<LiveState>(&live) {
+        Ok(Some(l)) => l.apply(&mut st),
+        // Older roots keep everything in `<id>.json`.
+        Ok(None) => {}
+        // Unreadable after a crash (its data need not have reached the disk): the endpoints
+        // it listed died with the crash anyway.
+        Err(e) => {
+            tracing::warn!("{e}; treating network {} as having no endpoints", st.network.name);
+            LiveState::default().apply(&mut st);
+        }
+    }
+    Ok(Some(st))
 }
 
 fn validate_name(name: &str) -> Result<()> {

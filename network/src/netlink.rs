@@ -330,8 +330,7 @@ fn spawn_detached_delete(requests: &[u8]) -> std::io::Result<std::os::fd::OwnedF
             loop {
                 // SAFETY: waits for our own child; a null status pointer is allowed.
                 let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-                if r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)
-                {
+                if r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
                     break;
                 }
             }

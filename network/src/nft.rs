@@ -171,13 +171,22 @@ pub fn add_port(id: &str, p: &PublishedPort) -> Result<()> {
 /// berth rule is left in it. One `nft` run lists both tables, one more deletes (each run costs
 /// a process start, 3-10 ms here).
 pub fn remove_tagged(tag: &str, subnet: Option<&Ipv4Net>) -> Result<()> {
+    remove_tags(&[tag.to_string()], subnet)
+}
+
+/// [`remove_tagged`] for several tags at once (a container's published ports): still one
+/// listing and one deletion.
+pub fn remove_tags(tags: &[String], subnet: Option<&Ipv4Net>) -> Result<()> {
+    if tags.is_empty() {
+        return Ok(());
+    }
     let objs = list_berth_tables();
-    let mut cmds = removals(&objs, FAMILY, tag, subnet.map(prefix), subnet.is_some());
-    cmds.extend(removals(&objs, FAMILY6, tag, None, subnet.is_some()));
+    let mut cmds = removals(&objs, FAMILY, tags, subnet.map(prefix), subnet.is_some());
+    cmds.extend(removals(&objs, FAMILY6, tags, None, subnet.is_some()));
     if cmds.is_empty() {
         return Ok(());
     }
-    apply(cmds, &format!("remove rules {tag}"))
+    apply(cmds, &format!("remove rules {}", tags.join(", ")))
 }
 
 /// The objects of every `berth` table (both families) in one `nft list ruleset`.
@@ -201,13 +210,13 @@ fn list_berth_tables() -> Vec<Value> {
         .collect()
 }
 
-/// The commands deleting `tag`'s rules (and `elem` from the subnets set) from `<family>
-/// berth` among `objs`; the table itself when `drop_empty` and no other network's rule is
-/// left in it.
+/// The commands deleting the rules tagged with one of `tags` (and `elem` from the subnets
+/// set) from `<family> berth` among `objs`; the table itself when `drop_empty` and no other
+/// network's rule is left in it.
 fn removals(
     objs: &[Value],
     family: &str,
-    tag: &str,
+    tags: &[String],
     elem: Option<Value>,
     drop_empty: bool,
 ) -> Vec<Value> {
@@ -220,9 +229,11 @@ fn removals(
     let mut others = 0;
     for r in objs.iter().filter_map(|o| o.get("rule")).filter(|r| of_family(r)) {
         let comment = r.get("comment").and_then(Value::as_str).unwrap_or("");
-        if comment.starts_with(tag)
-            && (comment.len() == tag.len() || comment[tag.len()..].starts_with(' '))
-        {
+        let tagged = |tag: &String| {
+            comment.starts_with(tag.as_str())
+                && (comment.len() == tag.len() || comment[tag.len()..].starts_with(' '))
+        };
+        if tags.iter().any(tagged) {
             cmds.push(json!({"delete": {"rule": {"family": family, "table": TABLE,
                 "chain": r.get("chain").cloned().unwrap_or(Value::Null),
                 "handle": r.get("handle").cloned().unwrap_or(Value::Null)}}}));
@@ -231,9 +242,11 @@ fn removals(
         }
     }
     if let Some(e) = elem {
-        let present = objs.iter().filter_map(|o| o.get("set")).filter(|s| of_family(s)).any(|s| {
-            s.get("elem").and_then(Value::as_array).is_some_and(|x| x.contains(&e))
-        });
+        let present = objs
+            .iter()
+            .filter_map(|o| o.get("set"))
+            .filter(|s| of_family(s))
+            .any(|s| s.get("elem").and_then(Value::as_array).is_some_and(|x| x.contains(&e)));
         if present {
             cmds.push(json!({"delete": {"element": {"family": family, "table": TABLE,
                 "name": "subnets", "elem": [e]}}}));

@@ -802,7 +802,18 @@ fn net_exited_container_veth_goes_with_its_namespace_unless_a_joiner_holds_it() 
     };
     let joiner = berth_testsupport::unique_name("joiner");
     let mode = format!("container:{web}");
-    n.env.ok(&["container", "run", "-d", "--name", &joiner, "--network", &mode, "bb", "sleep", "3600"]);
+    n.env.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        &joiner,
+        "--network",
+        &mode,
+        "bb",
+        "sleep",
+        "3600",
+    ]);
     assert!(link_listed(&veth));
     n.env.ok(&["container", "stop", &web]);
     assert!(!link_listed(&veth), "veth {veth} of {web} left while its joiner runs");

@@ -107,9 +107,11 @@ const JOINER_MARK: &str = "netns-joined-by-";
 /// True when a running `container:` joiner may still use the namespace of the container
 /// whose directory is `dir`.
 fn has_joiners(dir: &Path) -> bool {
-    std::fs::read_dir(dir).into_iter().flatten().flatten().any(|e| {
-        e.file_name().to_str().is_some_and(|n| n.starts_with(JOINER_MARK))
-    })
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(JOINER_MARK)))
 }
 
 impl NetHold {
