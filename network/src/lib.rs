@@ -36,6 +36,9 @@ use store::{Lock, read_json, write_json};
 /// Default MTU when `com.docker.network.driver.mtu` is not given.
 pub const DEFAULT_MTU: u32 = 1500;
 
+/// Most lingering veths a network remembers (see [`Lingering`]).
+const MAX_LINGERING: usize = 256;
+
 /// The networks of one state root.
 #[derive(Debug, Clone)]
 pub struct Networks {
@@ -73,7 +76,8 @@ impl Networks {
     fn save(&self, st: &NetworkState) -> Result<()> {
         let live = LiveState::of(st);
         let path = live_path(&self.dir, &st.network.id);
-        let bytes = serde_json::to_vec_pretty(&live)
+        // Compact: rewritten on every connect and disconnect, under the root lock.
+        let bytes = serde_json::to_vec(&live)
             .map_err(|e| NetworkError::Json { path: path.clone(), source: e })?;
         store::write_exchange(&path, &bytes)?;
         self.bump()
@@ -311,9 +315,11 @@ impl Networks {
             subnet6,
             gateway6,
             allocations6: BTreeMap::new(),
+            group: netlink::pick_group(&id)?,
+            lingering: Vec::new(),
         };
         let v6 = gateway6.zip(subnet6.map(|s| s.prefix()));
-        netlink::create_bridge(&bridge, mtu, gateway, subnet.prefix(), v6)?;
+        netlink::create_bridge(&bridge, mtu, gateway, subnet.prefix(), v6, st.group)?;
         let path = self.state_path(&id);
         let kernel = (|| -> Result<()> {
             if !req.internal {
@@ -357,8 +363,15 @@ impl Networks {
             });
         }
         let _machine = sysctl::machine_lock()?;
-        nft::remove_tagged(&nft::net_tag(&st.network.id), Some(&st.subnet))?;
-        netlink::delete_link_unlisted(&st.bridge)?;
+        // The bridge and the veths exited containers left to the kernel go in one batch
+        // (their link group), while nft removes the rules.
+        let mut links = vec![st.bridge.clone()];
+        links.extend(st.lingering.iter().map(|l| l.host_ifname.clone()));
+        let pending = netlink::start_delete(st.group, links)?;
+        let rules = nft::remove_tagged(&nft::net_tag(&st.network.id), Some(&st.subnet));
+        let unlisted = pending.wait_unlisted();
+        rules?;
+        unlisted?;
         let path = self.state_path(&st.network.id);
         std::fs::remove_file(&path).map_err(|e| NetworkError::io("remove", &path, e))?;
         let live = live_path(&self.dir, &st.network.id);
@@ -477,6 +490,11 @@ impl Networks {
         });
         let replace_default =
             !st.network.internal && owner.as_ref().is_some_and(|(_, p)| cfg.priority > *p);
+        // An exited container's veth with this MAC may still be on the bridge: delete it first.
+        let mac_s = netlink::format_mac(&mac);
+        let (gone, kept): (Vec<Lingering>, Vec<Lingering>) =
+            st.lingering.drain(..).partition(|l| l.mac == mac_s || l.host_ifname == host_ifname);
+        st.lingering = kept;
         let plan = netlink::VethPlan {
             bridge: st.bridge.clone(),
             host_ifname: host_ifname.clone(),
@@ -490,6 +508,8 @@ impl Networks {
             ip6,
             default_via6: if st.network.internal { None } else { st.gateway6 },
             replace_default,
+            group: st.group,
+            stale: gone.into_iter().map(|l| l.host_ifname).collect(),
         };
         let default_route = match netlink::plug_veth(plan.clone()) {
             // Bridge gone (reboot, manual delete): rebuild it from the record and retry once.
@@ -640,15 +660,41 @@ impl Networks {
     /// Disconnects `container_id` from every network it is on (container stop); keeps going
     /// after a failure and returns the first error. Returns the networks it left.
     pub fn disconnect_all(&self, container_id: &str) -> Result<Vec<String>> {
+        self.disconnect_all_as(container_id, true)
+    }
+
+    /// [`Networks::disconnect_all`] for a container that exited and whose network namespace
+    /// nothing else holds: its veths are left to the kernel's namespace cleanup (see
+    /// [`Networks::disconnect_as`]), so the caller does not wait for their deletion.
+    pub fn disconnect_exited(&self, container_id: &str) -> Result<Vec<String>> {
+        self.disconnect_all_as(container_id, false)
+    }
+
+    fn disconnect_all_as(&self, container_id: &str, delete_veth: bool) -> Result<Vec<String>> {
+        // A look without the lock first: most callers (every removal) are on no network.
+        let on: Vec<String> = self
+            .states()?
+            .into_iter()
+            .filter(|s| s.endpoints.contains_key(container_id))
+            .map(|s| s.network.id)
+            .collect();
+        if on.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Under the lock only these networks are read again: the lock is what every exiting
+        // container of a `down` queues on.
+        let _root = self.lock()?;
         let mut left = Vec::new();
         let mut first_err = None;
-        for st in self.states()? {
-            if st.endpoints.contains_key(container_id) {
-                match self.disconnect(&st.network.id, container_id) {
-                    Ok(()) => left.push(st.network.name),
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
+        for id in on {
+            let Some(mut st) = load_state(&self.dir, &self.state_path(&id))? else { continue };
+            if !st.endpoints.contains_key(container_id) {
+                continue;
+            }
+            match self.disconnect_locked(&mut st, container_id, delete_veth) {
+                Ok(()) => left.push(st.network.name),
+                Err(e) => {
+                    first_err.get_or_insert(e);
                 }
             }
         }
@@ -667,7 +713,7 @@ impl Networks {
         tracing::info!(network = %st.network.name, bridge = %st.bridge, "recreating missing bridge");
         let _machine = sysctl::machine_lock()?;
         let v6 = st.gateway6.zip(st.subnet6.map(|s| s.prefix()));
-        netlink::create_bridge(&st.bridge, st.mtu, st.gateway, st.subnet.prefix(), v6)?;
+        netlink::create_bridge(&st.bridge, st.mtu, st.gateway, st.subnet.prefix(), v6, st.group)?;
         let id = &st.network.id;
         nft::remove_tagged(&nft::net_tag(id), None)?;
         if !st.network.internal {
@@ -688,30 +734,64 @@ impl Networks {
 
     /// Disconnects a container: removes its veth, published ports, DNS records and address.
     pub fn disconnect(&self, network: &str, container_id: &str) -> Result<()> {
+        self.disconnect_as(network, container_id, true)
+    }
+
+    /// [`Networks::disconnect`] with `delete_veth` false for a container whose network
+    /// namespace died with it: the kernel deletes the veth pair when it cleans up the
+    /// namespace (asynchronously; nobody waits for its RCU grace periods), so the host end is
+    /// only remembered as lingering: a new endpoint with its MAC address, or the network's
+    /// removal, deletes it if it is still there.
+    fn disconnect_as(&self, network: &str, container_id: &str, delete_veth: bool) -> Result<()> {
         let _root = self.lock()?;
         let mut st = self.state(network)?;
+        self.disconnect_locked(&mut st, container_id, delete_veth)
+    }
+
+    /// The work of [`Networks::disconnect_as`] on `st`, read under the root lock.
+    fn disconnect_locked(
+        &self,
+        st: &mut NetworkState,
+        container_id: &str,
+        delete_veth: bool,
+    ) -> Result<()> {
         let Some(ep) = st.endpoints.remove(container_id) else {
             return Err(NetworkError::NotConnected {
                 network: st.network.name.clone(),
                 container: container_id.to_string(),
             });
         };
-        // The peer dies with the namespace; the host end may already be gone.
-        netlink::delete_link_unlisted(&ep.endpoint.host_ifname)?;
+        if delete_veth {
+            // The peer dies with it; the host end may already be gone.
+            netlink::delete_link_unlisted(&ep.endpoint.host_ifname)?;
+        } else {
+            st.lingering.retain(|l| l.host_ifname != ep.endpoint.host_ifname);
+            st.lingering.push(Lingering {
+                host_ifname: ep.endpoint.host_ifname.clone(),
+                mac: ep.endpoint.mac.clone(),
+            });
+            // Bounded: the kernel deletes them within milliseconds; old entries are moot.
+            let extra = st.lingering.len().saturating_sub(MAX_LINGERING);
+            st.lingering.drain(..extra);
+        }
         let (gone, kept): (Vec<PublishedPort>, Vec<PublishedPort>) =
             st.ports.drain(..).partition(|p| p.container_id == container_id);
         st.ports = kept;
         if !gone.is_empty() {
             let _machine = sysctl::machine_lock()?;
-            for p in &gone {
-                nft::remove_port(&st.network.id, p)?;
-            }
+            // IPv6 bindings are served by the monitor's relay: they have no rules.
+            let tags: Vec<String> = gone
+                .iter()
+                .filter(|p| !p.is_ipv6())
+                .map(|p| nft::port_tag(&st.network.id, p))
+                .collect();
+            nft::remove_tags(&tags, None)?;
         }
         st.allocations.retain(|_, c| c != container_id);
         st.allocations6.retain(|_, c| c != container_id);
         st.network.containers.remove(container_id);
         st.dns.retain(|d| d.container_id != container_id);
-        self.save(&st)
+        self.save(st)
     }
 
     /// Gives `container_id`'s endpoint on `network` the default route of its namespace at
@@ -940,6 +1020,8 @@ pub(crate) struct LiveState {
     dns: Vec<DnsEntry>,
     #[serde(default)]
     allocations6: BTreeMap<std::net::Ipv6Addr, String>,
+    #[serde(default)]
+    lingering: Vec<Lingering>,
 }
 
 impl LiveState {
@@ -951,6 +1033,7 @@ impl LiveState {
             ports: st.ports.clone(),
             dns: st.dns.clone(),
             allocations6: st.allocations6.clone(),
+            lingering: st.lingering.clone(),
         }
     }
 
@@ -962,6 +1045,7 @@ impl LiveState {
         st.ports = self.ports;
         st.dns = self.dns;
         st.allocations6 = self.allocations6;
+        st.lingering = self.lingering;
     }
 
     /// A copy of `st` with these (empty) live parts: the definition alone.
@@ -986,27 +1070,30 @@ pub(crate) fn load_states(dir: &Path) -> Result<Vec<NetworkState>> {
         if name.starts_with('.') || !name.ends_with(".json") {
             continue;
         }
-        if let Some(mut st) = read_json::<NetworkState>(&ent.path())? {
-            let live = live_path(dir, &st.network.id);
-            match read_json::<LiveState>(&live) {
-                Ok(Some(l)) => l.apply(&mut st),
-                // Older roots keep everything in `<id>.json`.
-                Ok(None) => {}
-                // Unreadable after a crash (its data need not have reached the disk): the
-                // endpoints it listed died with the crash anyway.
-                Err(e) => {
-                    tracing::warn!(
-                        "{e}; treating network {} as having no endpoints",
-                        st.network.name
-                    );
-                    LiveState::default().apply(&mut st);
-                }
-            }
+        if let Some(st) = load_state(dir, &ent.path())? {
             out.push(st);
         }
     }
     out.sort_by(|a, b| a.network.name.cmp(&b.network.name));
     Ok(out)
+}
+
+/// Reads one network's definition at `path` (`<dir>/<id>.json`) with its `<id>.live` part.
+fn load_state(dir: &Path, path: &Path) -> Result<Option<NetworkState>> {
+    let Some(mut st) = read_json::<NetworkState>(path)? else { return Ok(None) };
+    let live = live_path(dir, &st.network.id);
+    match read_json::<LiveState>(&live) {
+        Ok(Some(l)) => l.apply(&mut st),
+        // Older roots keep everything in `<id>.json`.
+        Ok(None) => {}
+        // Unreadable after a crash (its data need not have reached the disk): the endpoints
+        // it listed died with the crash anyway.
+        Err(e) => {
+            tracing::warn!("{e}; treating network {} as having no endpoints", st.network.name);
+            LiveState::default().apply(&mut st);
+        }
+    }
+    Ok(Some(st))
 }
 
 fn validate_name(name: &str) -> Result<()> {

@@ -342,6 +342,24 @@ pub struct NetworkState {
     /// Allocated IPv6 addresses -> container id.
     #[serde(default)]
     pub allocations6: BTreeMap<Ipv6Addr, String>,
+    /// Link group of the bridge and the host-side veths (0: none, records made before groups),
+    /// so removing the network deletes them all with one request.
+    #[serde(default)]
+    pub group: u32,
+    /// Host veths of exited containers, left to the kernel's namespace cleanup, newest last.
+    #[serde(default)]
+    pub lingering: Vec<Lingering>,
+}
+
+/// A host-side veth whose container exited: not deleted (the kernel deletes the pair when it
+/// cleans up the namespace, asynchronously) but remembered until a new endpoint takes its MAC
+/// address or the network goes, which delete it if it is still there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lingering {
+    /// Host-side interface name.
+    pub host_ifname: String,
+    /// The container end's MAC address (`aa:bb:...`).
+    pub mac: String,
 }
 
 /// Filters for `list` and `prune` (docker semantics: OR within a key, AND across keys).

@@ -1220,3 +1220,73 @@ fn ipv6_bindings_are_records_without_rules() {
     assert_eq!(port_rules(), 0);
     finish(root, vec![ns]);
 }
+
+#[test]
+fn exited_containers_veths_linger_until_reused_or_their_network_goes() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some(t("25.0/24").as_str()), false);
+    let st = root.nets.state(&net.id).unwrap();
+    let exists = |l: &str| berth_network::netlink::link_exists(l).unwrap();
+    let group_of = |l: &str| {
+        let (_, out) = sh("ip", &["-d", "-o", "link", "show", l]);
+        out.split(" group ").nth(1).and_then(|g| g.split_whitespace().next()).map(String::from)
+    };
+    // The bridge and every host veth carry the network's own link group.
+    assert_ne!(st.group, 0);
+    assert_eq!(group_of(&st.bridge), Some(st.group.to_string()));
+    let (a, b, c, b2) = (Ns::new(), Ns::new(), Ns::new(), Ns::new());
+    let ea = root.connect(&net.name, &a, "a", &[]);
+    let eb = root.connect(&net.name, &b, "b", &[]);
+    assert_eq!(group_of(&ea.host_ifname), Some(st.group.to_string()));
+    // `a` exited, but its namespace lives on here (`ip netns` holds it): its veth stays,
+    // remembered as lingering, and its address is free again.
+    assert_eq!(root.nets.disconnect_exited("c-a").unwrap(), vec![net.name.clone()]);
+    assert!(exists(&ea.host_ifname));
+    let st = root.nets.state(&net.id).unwrap();
+    assert_eq!(st.lingering.len(), 1);
+    assert_eq!(st.lingering[0].host_ifname, ea.host_ifname);
+    assert!(!st.allocations.contains_key(&ea.ip) && !st.endpoints.contains_key("c-a"));
+    // A new endpoint taking that address (and so its MAC) deletes the old veth first: the
+    // bridge never has the MAC on two ports.
+    let ec = root.connect(&net.name, &c, "c", &[]);
+    assert_eq!((ec.ip, &ec.mac), (ea.ip, &ea.mac));
+    assert!(!exists(&ea.host_ifname));
+    assert!(root.nets.state(&net.id).unwrap().lingering.is_empty());
+    let (_, links) = a.run(&["ip", "-o", "link"]);
+    assert!(!links.contains("eth0"), "peer left in a: {links}");
+    // The same container again (same host veth name) replaces its lingering veth.
+    root.nets.disconnect_exited("c-b").unwrap();
+    let eb2 = root.connect(&net.name, &b2, "b", &[]);
+    assert_eq!(eb2.host_ifname, eb.host_ifname);
+    let (_, links) = b.run(&["ip", "-o", "link"]);
+    assert!(!links.contains("eth0"), "old peer left in b: {links}");
+    // A stray link with an endpoint's host name (no record of it) is replaced, too.
+    let stray =
+        format!("veth{:08x}", berth_network::store::short_hash(&format!("{}/c-stray", net.id)));
+    let (ok, out) = sh("ip", &["link", "add", &stray, "type", "bridge"]);
+    assert!(ok, "{out}");
+    let d = Ns::new();
+    let ed = root.connect(&net.name, &d, "stray", &[]);
+    assert_eq!(ed.host_ifname, stray);
+    assert_eq!(group_of(&stray), Some(st.group.to_string()));
+    // Everything exits; removing the network deletes the bridge and all the lingering veths
+    // (one request for the group) and returns with them unlisted.
+    for c in ["c-b", "c-c", "c-stray"] {
+        root.nets.disconnect_exited(c).unwrap();
+    }
+    let st = root.nets.state(&net.id).unwrap();
+    assert_eq!(st.lingering.len(), 3);
+    root.nets.remove(&net.id).unwrap();
+    for l in [&st.bridge, &eb2.host_ifname, &ec.host_ifname, &ed.host_ifname] {
+        assert!(!exists(l), "{l} left");
+    }
+    for ns in [&b2, &c, &d] {
+        let (_, links) = ns.run(&["ip", "-o", "link"]);
+        assert!(!links.contains("eth"), "peer left in {}: {links}", ns.name);
+    }
+    finish(root, vec![a, b, c, b2, d]);
+}

@@ -729,15 +729,24 @@ pub async fn plan_down(
     let running: Vec<&Observed> = targets.iter().copied().filter(|c| c.is_running()).collect();
     let stops = stop_in_reverse_order(&mut plan, p, &running, opts.timeout);
     let mut removes = Vec::new();
+    // What a network removal waits for: a container's stop when it runs (a stopped container
+    // has left its networks, so their teardown overlaps the removal of the containers' files),
+    // else its removal.
+    let mut off_network = Vec::new();
     for c in &targets {
         let rm =
             plan.add(Action::Remove { name: c.name.clone(), force: true, volumes: opts.volumes });
-        if let Some(s) = stops.get(&c.name) {
-            plan.order(*s, rm);
+        match stops.get(&c.name) {
+            Some(s) => {
+                plan.order(*s, rm);
+                off_network.push(*s);
+            }
+            None => off_network.push(rm),
         }
         removes.push(rm);
     }
-    // The project's networks go after its containers (external ones are never removed).
+    // The project's networks go once its containers left them (external ones are never
+    // removed).
     let filters =
         NetFilters { label: vec![format!("{}={}", labels::PROJECT, p.name)], ..Default::default() };
     let nets = engine.network_list(filters).await.map_err(|e| PlanError::Network {
@@ -748,8 +757,8 @@ pub async fn plan_down(
         p.networks.iter().filter(|(_, n)| n.external).map(|(k, _)| network_name(p, k)).collect();
     for rec in nets.into_iter().filter(|r| !external.contains(&r.name)) {
         let n = plan.add(Action::RemoveNetwork { name: rec.name });
-        for rm in &removes {
-            plan.order(*rm, n);
+        for c in &off_network {
+            plan.order(*c, n);
         }
     }
     if opts.volumes {

@@ -345,7 +345,10 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
         }
         Action::RemoveNetwork { name } => {
             emit(p, "Network", name, "Removing", false);
-            match engine.network_remove(name).await {
+            berth_runtime::launch::timing::mark("network: remove begin");
+            let removed = engine.network_remove(name).await;
+            berth_runtime::launch::timing::mark("network: remove end");
+            match removed {
                 Ok(()) | Err(EngineNetworkError::Network(NetworkError::NotFound(_))) => {}
                 // As compose: a network another project's container still uses is left alone.
                 Err(EngineNetworkError::Network(NetworkError::InUse { .. })) => {
