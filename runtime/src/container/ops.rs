@@ -893,3 +893,30 @@ pub(crate) async fn blocking<T: Send + 'static>(
         Err(e) => Err(ContainerError::Internal(format!("background task failed: {e}"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monitor_exe_is_found_beside_berth_or_beside_its_symlink_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bin, path) = (dir.path().join("bin"), dir.path().join("path"));
+        fs::create_dir_all(&bin).unwrap();
+        fs::create_dir_all(&path).unwrap();
+        fs::write(bin.join("berth"), b"").unwrap();
+        std::os::unix::fs::symlink(bin.join("berth"), path.join("berth")).unwrap();
+        // Missing: the error names the expected file and what to do.
+        let err = monitor_exe(&bin.join("berth")).unwrap_err().to_string();
+        assert!(err.contains(&format!("{} is missing", bin.join(MONITOR_EXE).display())), "{err}");
+        assert!(err.contains("install berth-monitor beside"), "{err}");
+        fs::write(bin.join(MONITOR_EXE), b"").unwrap();
+        assert_eq!(monitor_exe(&bin.join("berth")).unwrap(), bin.join(MONITOR_EXE));
+        // `berth` symlinked onto the PATH: found beside the file it resolves to.
+        let real = fs::canonicalize(bin.join(MONITOR_EXE)).unwrap();
+        assert_eq!(monitor_exe(&path.join("berth")).unwrap(), real);
+        // One beside the symlink itself wins.
+        fs::write(path.join(MONITOR_EXE), b"").unwrap();
+        assert_eq!(monitor_exe(&path.join("berth")).unwrap(), path.join(MONITOR_EXE));
+    }
+}
