@@ -35,6 +35,13 @@ fn vm_rss_kib(pid: i32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Prints a result line; a closed stdout (e.g. `| head -1`) must not panic the bench while
+/// containers still run.
+fn say(line: String) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 const RUNS: usize = 50;
 const WARMUP: usize = 3;
 
@@ -107,11 +114,11 @@ async fn time_runs(
         }
     }
     let median = berth_bench::median(&mut samples);
-    println!(
+    say(format!(
         "run_true: create+start+wait+remove median {median:.2} ms (fastest {:.2} ms) over {} runs",
         samples.first().copied().unwrap_or(0.0),
         samples.len()
-    );
+    ));
     Ok(median)
 }
 
@@ -128,7 +135,7 @@ async fn monitor_rss(
     publish: bool,
 ) -> Result<(), String> {
     let mut ids = Vec::new();
-    let r = async {
+    let r: Result<String, String> = async {
         for _ in 0..RSS_CONTAINERS {
             let mut c = cfg();
             c.config.cmd = Some(vec!["sleep".into(), "3600".into()]);
@@ -155,21 +162,22 @@ async fn monitor_rss(
         }
         let all = kib.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
         kib.sort_unstable();
-        println!(
+        Ok(format!(
             "monitor VmRSS{}: min {} / median {} / max {} KiB over {} monitors ({all})",
             if publish { " with a published port" } else { "" },
             kib[0],
             kib[kib.len() / 2],
             kib[kib.len() - 1],
             kib.len(),
-        );
-        Ok(())
+        ))
     }
     .await;
+    // Removed before printing, so a closed stdout can't leave them running.
     for id in &ids {
         let _ = engine.container_remove(id, true, true).await;
     }
-    r
+    say(r?);
+    Ok(())
 }
 
 /// A monitor's VmRSS once it has settled: it lets go of its start-up memory after 200 ms
@@ -191,7 +199,7 @@ async fn settled_rss_kib(pid: i32) -> Option<u64> {
 /// Times `docker run --rm bb:latest true` on the same root filesystem and prints the ratio to
 /// berth's `berth_median` (ms).
 fn docker_side(docker: &berth_bench::Docker, tar: &Path, berth_median: f64) -> Result<(), String> {
-    println!("docker: dockerd {} at {}", docker.server_version()?, docker.host);
+    say(format!("docker: dockerd {} at {}", docker.server_version()?, docker.host));
     docker.import(tar, "bb:latest")?;
     let mut samples = Vec::new();
     for i in 0..WARMUP + RUNS {
@@ -202,12 +210,12 @@ fn docker_side(docker: &berth_bench::Docker, tar: &Path, berth_median: f64) -> R
         }
     }
     let median = berth_bench::median(&mut samples);
-    println!(
+    say(format!(
         "docker run --rm true: median {median:.1} ms (fastest {:.1} ms) over {} runs",
         samples.first().copied().unwrap_or(0.0),
         samples.len()
-    );
-    println!("ratio docker/berth: {:.1}x", median / berth_median);
+    ));
+    say(format!("ratio docker/berth: {:.1}x", median / berth_median));
     Ok(())
 }
 
