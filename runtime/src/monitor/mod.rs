@@ -462,6 +462,10 @@ impl Monitor {
         // Startup code (argument parsing, launcher) is done with: its pages are let go once the
         // monitor first idles, not at once, so a short-lived container's exit isn't delayed.
         let mut trimmed = false;
+        // Woken by anything since the last trim: the next 200 ms idle trims again.
+        let mut busy = false;
+        // The code mappings the first trim found droppable.
+        let mut code = Vec::new();
         loop {
             let streams_open = streams.iter().any(|s| s.3);
             if let Some(t) = exited_at {
@@ -483,7 +487,7 @@ impl Monitor {
                     timeout = timeout.min(c.deadline.saturating_duration_since(now));
                 }
             }
-            if !trimmed {
+            if !trimmed || busy {
                 timeout = timeout.min(IDLE_TRIM_AFTER);
             }
             let mut pfds: Vec<PollFd> = vec![PollFd::new(self.sig_r.as_fd(), PollFlags::POLLIN)];
@@ -518,7 +522,14 @@ impl Monitor {
             let ready_count = nix::poll::poll(&mut pfds, PollTimeout::from(ms.max(1))).unwrap_or(1);
             if ready_count == 0 && !trimmed {
                 trimmed = true;
-                trim_memory(&mut buf);
+                busy = false;
+                code = trim_memory(&mut buf);
+            } else if ready_count == 0 && busy {
+                busy = false;
+                retrim_code_pages(&code);
+                trim_heap(&mut buf);
+            } else if ready_count > 0 {
+                busy = true;
             }
             let ready: Vec<bool> =
                 pfds.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect();
@@ -839,16 +850,24 @@ pub fn should_restart(rec: &ContainerRecord, manual_stop: bool, code: i64, resta
 
 /// Lets go of the memory an idle monitor no longer needs, so its resident set is only what
 /// it touches from then on: the start-up code's pages, the heap freed after start-up, the
-/// stack below the current frame and the pages of the output buffer `scratch`.
-fn trim_memory(scratch: &mut [u8]) {
-    let stack = trim_code_pages();
+/// stack below the current frame and the pages of the output buffer `scratch`. Returns the
+/// code mappings it dropped, for [`retrim_code_pages`].
+fn trim_memory(scratch: &mut [u8]) -> Vec<(usize, usize)> {
+    let (code, stack) = trim_code_pages();
+    trim_heap(scratch);
+    if let Some((start, _)) = stack {
+        trim_stack_below_here(start);
+    }
+    code
+}
+
+/// The heap part of [`trim_memory`], repeated after each busy spell (a burst of output, a
+/// healthcheck, relayed connections): free heap pages and the output buffer's pages go back.
+fn trim_heap(scratch: &mut [u8]) {
     release_pages(scratch);
     // SAFETY: malloc_trim only returns free heap memory to the kernel (madvise of free
     // chunks and a shrunk top); no live allocation is touched.
     unsafe { libc::malloc_trim(0) };
-    if let Some((start, _)) = stack {
-        trim_stack_below_here(start);
-    }
 }
 
 /// Gives the whole pages inside `buf` back to the kernel; they read as zeros afterwards and
@@ -865,14 +884,45 @@ fn release_pages(buf: &mut [u8]) {
     }
 }
 
+/// Drops again, after a busy spell, the pages of the code mappings `known` that the first trim
+/// found droppable (logging or a healthcheck pages code back in). Only a mapping still present
+/// with the same bounds, a read-only private file mapping, is touched; /proc/self/maps is
+/// read rather than smaps, which would walk every page table again.
+fn retrim_code_pages(known: &[(usize, usize)]) {
+    if known.is_empty() {
+        return;
+    }
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return };
+    for line in maps.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let (Some(range), Some(perms), Some(path)) = (f.next(), f.next(), f.nth(3)) else {
+            continue;
+        };
+        let Some((a, b)) = range.split_once('-') else { continue };
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        else {
+            continue;
+        };
+        if (perms == "r-xp" || perms == "r--p")
+            && path.starts_with('/')
+            && known.contains(&(start, end))
+        {
+            // SAFETY: the same read-only private file mapping the first trim checked had no
+            // anonymous page (it can't gain one: it is not writable); MADV_DONTNEED only unmaps
+            // page-cache pages, which fault back in unchanged on the next access.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        }
+    }
+}
+
 /// Drops the resident pages of clean read-only file mappings (code and constants of our binary
-/// and its libraries) and returns the main stack's range. Only mappings with no anonymous
+/// and its libraries) and returns them and the main stack's range. Only mappings with no anonymous
 /// (copied-on-write) page qualify: relocated RELRO data is anonymous (after a fork, e.g. the
 /// `--init` process is a forked copy of the monitor, it shows as Shared_Dirty but is still
 /// Anonymous); discarding it would bring back the unrelocated file contents. Dirty page-cache
 /// pages (a binary written moments ago) are fine to unmap: the page cache keeps them.
-fn trim_code_pages() -> Option<(usize, usize)> {
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return None };
+fn trim_code_pages() -> (Vec<(usize, usize)>, Option<(usize, usize)>) {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return (Vec::new(), None) };
     // (start, end, eligible so far)
     let mut cur: Option<(usize, usize, bool)> = None;
     let mut candidates = Vec::new();
@@ -905,13 +955,13 @@ fn trim_code_pages() -> Option<(usize, usize)> {
     if let Some((s, e, true)) = cur {
         candidates.push((s, e));
     }
-    for (start, end) in candidates {
+    for &(start, end) in &candidates {
         // SAFETY: the range is a whole read-only private file mapping of this process with no
         // anonymous page (from /proc/self/smaps); MADV_DONTNEED only unmaps page-cache pages,
         // which fault back in unchanged on the next access.
         unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
     }
-    stack
+    (candidates, stack)
 }
 
 /// Discards the main stack's pages below the current frame (less a margin for the calls made
