@@ -848,11 +848,14 @@ pub fn should_restart(rec: &ContainerRecord, manual_stop: bool, code: i64, resta
     }
 }
 
+/// An address range of this process's memory: (start, end).
+type Range = (usize, usize);
+
 /// Lets go of the memory an idle monitor no longer needs, so its resident set is only what
 /// it touches from then on: the start-up code's pages, the heap freed after start-up, the
 /// stack below the current frame and the pages of the output buffer `scratch`. Returns the
 /// code mappings it dropped, for [`retrim_code_pages`].
-fn trim_memory(scratch: &mut [u8]) -> Vec<(usize, usize)> {
+fn trim_memory(scratch: &mut [u8]) -> Vec<Range> {
     let (code, stack) = trim_code_pages();
     trim_heap(scratch);
     if let Some((start, _)) = stack {
@@ -888,7 +891,7 @@ fn release_pages(buf: &mut [u8]) {
 /// found droppable (logging or a healthcheck pages code back in). Only a mapping still present
 /// with the same bounds, a read-only private file mapping, is touched; /proc/self/maps is
 /// read rather than smaps, which would walk every page table again.
-fn retrim_code_pages(known: &[(usize, usize)]) {
+fn retrim_code_pages(known: &[Range]) {
     if known.is_empty() {
         return;
     }
@@ -921,7 +924,7 @@ fn retrim_code_pages(known: &[(usize, usize)]) {
 /// `--init` process is a forked copy of the monitor, it shows as Shared_Dirty but is still
 /// Anonymous); discarding it would bring back the unrelocated file contents. Dirty page-cache
 /// pages (a binary written moments ago) are fine to unmap: the page cache keeps them.
-fn trim_code_pages() -> (Vec<(usize, usize)>, Option<(usize, usize)>) {
+fn trim_code_pages() -> (Vec<Range>, Option<Range>) {
     let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return (Vec::new(), None) };
     // (start, end, eligible so far)
     let mut cur: Option<(usize, usize, bool)> = None;
