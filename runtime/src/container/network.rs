@@ -611,11 +611,14 @@ pub(crate) fn live_disconnected(
 }
 
 /// Starts the per-root DNS server (`berth --root R __dns`, with `exe` the berth binary;
-/// None: the current executable, as in the monitor) unless one runs.
+/// None: the `berth` that started this monitor, else the current executable) unless one runs.
 pub(crate) fn ensure_dns(root: &Path, exe: Option<&Path>) -> Result<(), String> {
     let exe = match exe {
         Some(e) => e.to_path_buf(),
-        None => std::env::current_exe().map_err(|e| format!("find current executable: {e}"))?,
+        None => match crate::monitor::berth_exe() {
+            Some(e) => e.to_path_buf(),
+            None => std::env::current_exe().map_err(|e| format!("find current executable: {e}"))?,
+        },
     };
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--root").arg(root).arg("__dns");
