@@ -237,6 +237,16 @@ fn container_restart_policies() {
     });
     assert_eq!(env.inspect("loop", "{{.RestartCount}} {{.State.Status}}"), format!("{n} exited"));
     assert!(env.ok(&["container", "logs", "loop"]).matches("run").count() >= 2);
+    // A user start lifts the stop: the policy restarts it again, counting from zero (docker).
+    let runs = || env.ok(&["container", "logs", "loop"]).matches("run").count();
+    let (before_runs, before_count) = (runs(), n.parse::<usize>().unwrap());
+    env.ok(&["container", "start", "loop"]);
+    env.wait_for("a restart after the user start", 15, || runs() >= before_runs + 2);
+    env.ok(&["container", "stop", "loop"]);
+    let new_runs = runs() - before_runs;
+    let count: usize = env.inspect("loop", "{{.RestartCount}}").parse().unwrap();
+    // Without the reset it would be at least before_count + new_runs - 1 > new_runs.
+    assert!(count <= new_runs, "RestartCount {count} after {new_runs} runs (was {before_count})");
 }
 
 #[test]

@@ -209,7 +209,7 @@ impl Monitor {
                     return 1;
                 }
             };
-            let ((run, net_hold), stdio_fds) = match self.start_once(&rec) {
+            let ((run, net_hold), stdio_fds) = match self.start_once(&rec, first) {
                 Ok(x) => x,
                 Err(msg) => {
                     let _ = self.paths.update_state(|st| {
@@ -334,7 +334,13 @@ impl Monitor {
     }
 
     /// Sets up stdio, spawns the container and records it as running.
-    fn start_once(&self, rec: &ContainerRecord) -> Result<((Running, NetHold), OutputFds), String> {
+    /// Starts the container's process once; `user_start` for the start a user asked for (not
+    /// a restart by policy).
+    fn start_once(
+        &self,
+        rec: &ContainerRecord,
+        user_start: bool,
+    ) -> Result<((Running, NetHold), OutputFds), String> {
         let spec = spec::build(rec, &self.paths)?;
         mark("monitor: spec built");
         let (stdio, fds) = if rec.config.tty {
@@ -381,6 +387,12 @@ impl Monitor {
                 st.monitor_start = self.me_start;
                 st.cgroup = Some(PathBuf::from(&started.cgroup));
                 st.has_been_started = true;
+                if user_start {
+                    // As docker's start: an earlier user stop no longer holds the restart
+                    // policy back, and the policy's count starts again.
+                    st.manual_stop = false;
+                    st.restart_count = 0;
+                }
             })
             .map_err(|e| e.to_string())?;
         mark("monitor: running recorded");
