@@ -9,7 +9,8 @@
 //! Removal renames `containers/<id>` to `containers/.rm-<id>` under the locks (listings skip
 //! dot entries) and deletes it after they are released; a `.rm-*` left by a crash is deleted
 //! by the next removal or listing. Whoever deletes one holds the container's lock, a `flock` on
-//! the directory itself, which moves with it.
+//! the directory itself, which moves with it. Create fills `containers/.new-<id>` under that lock
+//! and renames it into place when complete; one left by a killed create is deleted the same way.
 
 use std::fs;
 use std::io::{self, Write};
@@ -21,6 +22,8 @@ use crate::store::{LockGuard, StateRoot, StoreError};
 
 /// Prefix of a container directory being deleted.
 pub(crate) const REMOVING_PREFIX: &str = ".rm-";
+/// Prefix of a container directory being filled by create (renamed to `<id>` when complete).
+pub(crate) const CREATING_PREFIX: &str = ".new-";
 
 fn index_dir(root: &StateRoot) -> PathBuf {
     root.path().join("container-names")
@@ -124,12 +127,15 @@ impl Engine {
         Ok(Removing { dir: Some(aside), _lock: Some(lock) })
     }
 
-    /// `.rm-*` directories nobody is deleting (left by a crash), claimed for deletion.
+    /// `.rm-*` directories nobody is deleting and `.new-*` ones no create is filling (left by
+    /// a crash), claimed for deletion.
     pub(crate) fn leftover_removals(&self) -> Vec<Removing> {
         let mut out = Vec::new();
         if let Ok(rd) = fs::read_dir(self.root().containers_dir()) {
             for e in rd.flatten() {
-                if e.file_name().to_string_lossy().starts_with(REMOVING_PREFIX)
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if (name.starts_with(REMOVING_PREFIX) || name.starts_with(CREATING_PREFIX))
                     && let Some(r) = Removing::try_claim(e.path())
                 {
                     out.push(r);

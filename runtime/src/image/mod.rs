@@ -18,9 +18,11 @@ mod engine;
 mod reference;
 mod store;
 mod types;
+mod mountpoints;
 mod unpack;
 
 pub use changes::apply_changes;
+pub use mountpoints::mount_point_layer;
 pub use reference::{DEFAULT_DOMAIN, DEFAULT_TAG, Reference};
 pub use store::{ImageStore, ListFilters, PruneReport, RemoveItem, ResolvedImage};
 pub use types::{
