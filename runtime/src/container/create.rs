@@ -12,8 +12,8 @@ use super::names::CREATING_PREFIX;
 use super::record::{self, ContainerPaths, ContainerRecord};
 use super::{ContainerError, io_err, rt, spec, sys, user};
 use crate::Engine;
-use crate::store::LockGuard;
 use crate::launch::timing::mark;
+use crate::store::LockGuard;
 
 /// docker's default PATH.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

@@ -15,10 +15,10 @@ mod archive;
 mod changes;
 mod copy;
 mod engine;
+mod mountpoints;
 mod reference;
 mod store;
 mod types;
-mod mountpoints;
 mod unpack;
 
 pub use changes::apply_changes;

@@ -50,8 +50,8 @@ fn lookup(layers: &[PathBuf], rel: &Path) -> Found {
             let p = layer.join(&prefix);
             match fs::symlink_metadata(&p) {
                 Ok(m) if m.is_dir() => {
-                    let opaque = rustix::fs::lgetxattr(&p, OPAQUE_XATTR, &mut [0u8; 4])
-                        .is_ok_and(|n| n > 0);
+                    let opaque =
+                        rustix::fs::lgetxattr(&p, OPAQUE_XATTR, &mut [0u8; 4]).is_ok_and(|n| n > 0);
                     if next.is_empty() {
                         found = Found::Dir(m);
                     }
@@ -158,7 +158,11 @@ pub fn mount_point_layer(layers: &[PathBuf]) -> Option<PathBuf> {
     if !dir.is_dir() {
         // Built aside and renamed into place; a concurrent create may win the rename (same
         // content), and a crash leaves only a temp dir that goes with the layer.
-        let tmp = top.join(format!(".mounts.tmp{}-{:?}", std::process::id(), std::thread::current().id()));
+        let tmp = top.join(format!(
+            ".mounts.tmp{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         let _ = fs::remove_dir_all(&tmp);
         let built = fs::create_dir(&tmp).and_then(|()| fill(layers, &tmp));
         let renamed = built.and_then(|()| fs::rename(&tmp, &dir));
