@@ -147,6 +147,12 @@ async fn name_index_and_removal_aside() {
     std::fs::write(index.join("ghost"), "0".repeat(64)).unwrap();
     let g = engine.container_create(Some("ghost"), cfg(None)).await.unwrap();
     assert_eq!(engine.container_inspect("ghost").await.unwrap().id, g);
+    // A new entry keeps the id in an xattr (no data block); one holding it as content still counts.
+    assert_eq!(std::fs::metadata(index.join("ghost")).unwrap().len(), 0);
+    match engine.container_create(Some("ghost"), cfg(None)).await {
+        Err(ContainerError::NameInUse { id, .. }) => assert_eq!(id, g),
+        other => panic!("expected a name conflict, got {other:?}"),
+    }
     // A leftover of a crashed removal is invisible and deleted by the next listing.
     let left = containers.join(format!(".rm-{}", "f".repeat(64)));
     std::fs::create_dir_all(left.join("rootfs/upper/etc")).unwrap();
