@@ -512,6 +512,8 @@ mod tests {
             subnet6: None,
             gateway6: None,
             allocations6: BTreeMap::new(),
+            group: 0,
+            lingering: vec![],
         }
     }
 

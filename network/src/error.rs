@@ -105,6 +105,21 @@ pub enum NetworkError {
         /// Who holds it, when known.
         detail: String,
     },
+    /// A published port's host address is not an address of this host (or its family is
+    /// not available).
+    #[error(
+        "network {network}: cannot publish port {port}/{protocol} on {host_ip}: the host has no such address"
+    )]
+    HostAddressUnavailable {
+        /// The network.
+        network: String,
+        /// The host address asked for.
+        host_ip: std::net::IpAddr,
+        /// The port.
+        port: u16,
+        /// tcp or udp.
+        protocol: String,
+    },
     /// A netlink request failed.
     #[error("{context}: {message}")]
     Netlink {

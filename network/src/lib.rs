@@ -18,7 +18,7 @@ pub mod store;
 pub mod sysctl;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 
 pub use error::{NetworkError, Result};
@@ -26,12 +26,18 @@ pub use error::{NetworkError, Result};
 pub use indexmap::IndexMap;
 pub use ipam::{Ipv4Net, Ipv6Net};
 pub use model::*;
-pub use proxy_socket::{ProxyListener, bind_ipv6_proxy, ipv6_available, wants_ipv6_proxy};
+pub use proxy_socket::{
+    ProxyListener, UdpProxySocket, bind_ipv6_proxy, bind_ipv6_udp_proxy, ipv6_available,
+    wants_ipv6_proxy,
+};
 
 use store::{Lock, read_json, write_json};
 
 /// Default MTU when `com.docker.network.driver.mtu` is not given.
 pub const DEFAULT_MTU: u32 = 1500;
+
+/// Most lingering veths a network remembers (see [`Lingering`]).
+const MAX_LINGERING: usize = 256;
 
 /// The networks of one state root.
 #[derive(Debug, Clone)]
@@ -70,7 +76,8 @@ impl Networks {
     fn save(&self, st: &NetworkState) -> Result<()> {
         let live = LiveState::of(st);
         let path = live_path(&self.dir, &st.network.id);
-        let bytes = serde_json::to_vec_pretty(&live)
+        // Compact: rewritten on every connect and disconnect, under the root lock.
+        let bytes = serde_json::to_vec(&live)
             .map_err(|e| NetworkError::Json { path: path.clone(), source: e })?;
         store::write_exchange(&path, &bytes)?;
         self.bump()
@@ -308,9 +315,11 @@ impl Networks {
             subnet6,
             gateway6,
             allocations6: BTreeMap::new(),
+            group: netlink::pick_group(&id)?,
+            lingering: Vec::new(),
         };
         let v6 = gateway6.zip(subnet6.map(|s| s.prefix()));
-        netlink::create_bridge(&bridge, mtu, gateway, subnet.prefix(), v6)?;
+        netlink::create_bridge(&bridge, mtu, gateway, subnet.prefix(), v6, st.group)?;
         let path = self.state_path(&id);
         let kernel = (|| -> Result<()> {
             if !req.internal {
@@ -354,8 +363,15 @@ impl Networks {
             });
         }
         let _machine = sysctl::machine_lock()?;
-        nft::remove_tagged(&nft::net_tag(&st.network.id), Some(&st.subnet))?;
-        netlink::delete_link_unlisted(&st.bridge)?;
+        // The bridge and the veths exited containers left to the kernel go in one batch
+        // (their link group), while nft removes the rules.
+        let mut links = vec![st.bridge.clone()];
+        links.extend(st.lingering.iter().map(|l| l.host_ifname.clone()));
+        let pending = netlink::start_delete(st.group, links)?;
+        let rules = nft::remove_tagged(&nft::net_tag(&st.network.id), Some(&st.subnet));
+        let unlisted = pending.wait_unlisted();
+        rules?;
+        unlisted?;
         let path = self.state_path(&st.network.id);
         std::fs::remove_file(&path).map_err(|e| NetworkError::io("remove", &path, e))?;
         let live = live_path(&self.dir, &st.network.id);
@@ -474,6 +490,11 @@ impl Networks {
         });
         let replace_default =
             !st.network.internal && owner.as_ref().is_some_and(|(_, p)| cfg.priority > *p);
+        // An exited container's veth with this MAC may still be on the bridge: delete it first.
+        let mac_s = netlink::format_mac(&mac);
+        let (gone, kept): (Vec<Lingering>, Vec<Lingering>) =
+            st.lingering.drain(..).partition(|l| l.mac == mac_s || l.host_ifname == host_ifname);
+        st.lingering = kept;
         let plan = netlink::VethPlan {
             bridge: st.bridge.clone(),
             host_ifname: host_ifname.clone(),
@@ -487,6 +508,8 @@ impl Networks {
             ip6,
             default_via6: if st.network.internal { None } else { st.gateway6 },
             replace_default,
+            group: st.group,
+            stale: gone.into_iter().map(|l| l.host_ifname).collect(),
         };
         let default_route = match netlink::plug_veth(plan.clone()) {
             // Bridge gone (reboot, manual delete): rebuild it from the record and retry once.
@@ -563,7 +586,7 @@ impl Networks {
         for cid in &stale {
             tracing::info!(network = %st.network.name, container = %cid, "dropping stale endpoint");
             for p in st.ports.iter().filter(|p| &p.container_id == cid) {
-                nft::remove_tagged(&nft::port_tag(&st.network.id, p), None)?;
+                nft::remove_port(&st.network.id, p)?;
             }
             st.ports.retain(|p| &p.container_id != cid);
             st.endpoints.remove(cid);
@@ -637,15 +660,41 @@ impl Networks {
     /// Disconnects `container_id` from every network it is on (container stop); keeps going
     /// after a failure and returns the first error. Returns the networks it left.
     pub fn disconnect_all(&self, container_id: &str) -> Result<Vec<String>> {
+        self.disconnect_all_as(container_id, true)
+    }
+
+    /// [`Networks::disconnect_all`] for a container that exited and whose network namespace
+    /// nothing else holds: its veths are left to the kernel's namespace cleanup (see
+    /// [`Networks::disconnect_as`]), so the caller does not wait for their deletion.
+    pub fn disconnect_exited(&self, container_id: &str) -> Result<Vec<String>> {
+        self.disconnect_all_as(container_id, false)
+    }
+
+    fn disconnect_all_as(&self, container_id: &str, delete_veth: bool) -> Result<Vec<String>> {
+        // A look without the lock first: most callers (every removal) are on no network.
+        let on: Vec<String> = self
+            .states()?
+            .into_iter()
+            .filter(|s| s.endpoints.contains_key(container_id))
+            .map(|s| s.network.id)
+            .collect();
+        if on.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Under the lock only these networks are read again: the lock is what every exiting
+        // container of a `down` queues on.
+        let _root = self.lock()?;
         let mut left = Vec::new();
         let mut first_err = None;
-        for st in self.states()? {
-            if st.endpoints.contains_key(container_id) {
-                match self.disconnect(&st.network.id, container_id) {
-                    Ok(()) => left.push(st.network.name),
-                    Err(e) => {
-                        first_err.get_or_insert(e);
-                    }
+        for id in on {
+            let Some(mut st) = load_state(&self.dir, &self.state_path(&id))? else { continue };
+            if !st.endpoints.contains_key(container_id) {
+                continue;
+            }
+            match self.disconnect_locked(&mut st, container_id, delete_veth) {
+                Ok(()) => left.push(st.network.name),
+                Err(e) => {
+                    first_err.get_or_insert(e);
                 }
             }
         }
@@ -664,7 +713,7 @@ impl Networks {
         tracing::info!(network = %st.network.name, bridge = %st.bridge, "recreating missing bridge");
         let _machine = sysctl::machine_lock()?;
         let v6 = st.gateway6.zip(st.subnet6.map(|s| s.prefix()));
-        netlink::create_bridge(&st.bridge, st.mtu, st.gateway, st.subnet.prefix(), v6)?;
+        netlink::create_bridge(&st.bridge, st.mtu, st.gateway, st.subnet.prefix(), v6, st.group)?;
         let id = &st.network.id;
         nft::remove_tagged(&nft::net_tag(id), None)?;
         if !st.network.internal {
@@ -685,30 +734,64 @@ impl Networks {
 
     /// Disconnects a container: removes its veth, published ports, DNS records and address.
     pub fn disconnect(&self, network: &str, container_id: &str) -> Result<()> {
+        self.disconnect_as(network, container_id, true)
+    }
+
+    /// [`Networks::disconnect`] with `delete_veth` false for a container whose network
+    /// namespace died with it: the kernel deletes the veth pair when it cleans up the
+    /// namespace (asynchronously; nobody waits for its RCU grace periods), so the host end is
+    /// only remembered as lingering: a new endpoint with its MAC address, or the network's
+    /// removal, deletes it if it is still there.
+    fn disconnect_as(&self, network: &str, container_id: &str, delete_veth: bool) -> Result<()> {
         let _root = self.lock()?;
         let mut st = self.state(network)?;
+        self.disconnect_locked(&mut st, container_id, delete_veth)
+    }
+
+    /// The work of [`Networks::disconnect_as`] on `st`, read under the root lock.
+    fn disconnect_locked(
+        &self,
+        st: &mut NetworkState,
+        container_id: &str,
+        delete_veth: bool,
+    ) -> Result<()> {
         let Some(ep) = st.endpoints.remove(container_id) else {
             return Err(NetworkError::NotConnected {
                 network: st.network.name.clone(),
                 container: container_id.to_string(),
             });
         };
-        // The peer dies with the namespace; the host end may already be gone.
-        netlink::delete_link_unlisted(&ep.endpoint.host_ifname)?;
+        if delete_veth {
+            // The peer dies with it; the host end may already be gone.
+            netlink::delete_link_unlisted(&ep.endpoint.host_ifname)?;
+        } else {
+            st.lingering.retain(|l| l.host_ifname != ep.endpoint.host_ifname);
+            st.lingering.push(Lingering {
+                host_ifname: ep.endpoint.host_ifname.clone(),
+                mac: ep.endpoint.mac.clone(),
+            });
+            // Bounded: the kernel deletes them within milliseconds; old entries are moot.
+            let extra = st.lingering.len().saturating_sub(MAX_LINGERING);
+            st.lingering.drain(..extra);
+        }
         let (gone, kept): (Vec<PublishedPort>, Vec<PublishedPort>) =
             st.ports.drain(..).partition(|p| p.container_id == container_id);
         st.ports = kept;
         if !gone.is_empty() {
             let _machine = sysctl::machine_lock()?;
-            for p in &gone {
-                nft::remove_tagged(&nft::port_tag(&st.network.id, p), None)?;
-            }
+            // IPv6 bindings are served by the monitor's relay: they have no rules.
+            let tags: Vec<String> = gone
+                .iter()
+                .filter(|p| !p.is_ipv6())
+                .map(|p| nft::port_tag(&st.network.id, p))
+                .collect();
+            nft::remove_tags(&tags, None)?;
         }
         st.allocations.retain(|_, c| c != container_id);
         st.allocations6.retain(|_, c| c != container_id);
         st.network.containers.remove(container_id);
         st.dns.retain(|d| d.container_id != container_id);
-        self.save(&st)
+        self.save(st)
     }
 
     /// Gives `container_id`'s endpoint on `network` the default route of its namespace at
@@ -755,7 +838,7 @@ impl Networks {
                 message: "ports cannot be published on an internal network".into(),
             });
         }
-        let host_ip = mapping.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let host_ip = proxy_socket::canonical_host_ip(mapping.host_ip);
         let proto = mapping.protocol;
         let in_use = |port: u16| -> Option<String> {
             states.iter().find_map(|s| {
@@ -764,6 +847,7 @@ impl Networks {
                     .find(|p| {
                         p.protocol == proto
                             && p.host_port == port
+                            && p.host_ip.is_ipv4() == host_ip.is_ipv4()
                             && (p.host_ip.is_unspecified()
                                 || host_ip.is_unspecified()
                                 || p.host_ip == host_ip)
@@ -776,29 +860,35 @@ impl Networks {
                     })
             })
         };
-        let port_err = |port: u16, detail: String| NetworkError::PortInUse {
-            network: net.clone(),
-            host_ip: host_ip.to_string(),
-            port,
-            protocol: proto.as_str().to_string(),
-            detail,
-        };
+        let port_err = |port: u16, e: std::io::Error| probe_error(&net, host_ip, port, proto, e);
         let host_port = if mapping.host_port == 0 {
             let mut found = None;
             for _ in 0..32 {
-                let p = probe_port(host_ip, 0, proto).map_err(|e| port_err(0, format!(": {e}")))?;
+                let p = probe_port(host_ip, 0, proto).map_err(|e| port_err(0, e))?;
                 if in_use(p).is_none() {
                     found = Some(p);
                     break;
                 }
             }
-            found.ok_or_else(|| port_err(0, ": no free port found".into()))?
+            found.ok_or_else(|| NetworkError::PortInUse {
+                network: net.clone(),
+                host_ip: proxy_socket::bracketed(host_ip),
+                port: 0,
+                protocol: proto.as_str().to_string(),
+                detail: ": no free port found".into(),
+            })?
         } else {
             if let Some(d) = in_use(mapping.host_port) {
-                return Err(port_err(mapping.host_port, d));
+                return Err(NetworkError::PortInUse {
+                    network: net.clone(),
+                    host_ip: proxy_socket::bracketed(host_ip),
+                    port: mapping.host_port,
+                    protocol: proto.as_str().to_string(),
+                    detail: d,
+                });
             }
             probe_port(host_ip, mapping.host_port, proto)
-                .map_err(|e| port_err(mapping.host_port, format!(" ({e})")))?;
+                .map_err(|e| port_err(mapping.host_port, e))?;
             mapping.host_port
         };
         let p = PublishedPort {
@@ -816,7 +906,7 @@ impl Networks {
         st.ports.push(p.clone());
         if let Err(e) = self.save(&st) {
             let _m = sysctl::machine_lock();
-            let _ = nft::remove_tagged(&nft::port_tag(&st.network.id, &p), None);
+            let _ = nft::remove_port(&st.network.id, &p);
             return Err(e);
         }
         Ok(p)
@@ -833,7 +923,7 @@ impl Networks {
         };
         if let Some(p) = st.ports.iter().find(|p| same(p)).cloned() {
             let _machine = sysctl::machine_lock()?;
-            nft::remove_tagged(&nft::port_tag(&st.network.id, &p), None)?;
+            nft::remove_port(&st.network.id, &p)?;
         }
         st.ports.retain(|p| !same(p));
         self.save(&st)
@@ -930,6 +1020,8 @@ pub(crate) struct LiveState {
     dns: Vec<DnsEntry>,
     #[serde(default)]
     allocations6: BTreeMap<std::net::Ipv6Addr, String>,
+    #[serde(default)]
+    lingering: Vec<Lingering>,
 }
 
 impl LiveState {
@@ -941,6 +1033,7 @@ impl LiveState {
             ports: st.ports.clone(),
             dns: st.dns.clone(),
             allocations6: st.allocations6.clone(),
+            lingering: st.lingering.clone(),
         }
     }
 
@@ -952,6 +1045,7 @@ impl LiveState {
         st.ports = self.ports;
         st.dns = self.dns;
         st.allocations6 = self.allocations6;
+        st.lingering = self.lingering;
     }
 
     /// A copy of `st` with these (empty) live parts: the definition alone.
@@ -976,27 +1070,30 @@ pub(crate) fn load_states(dir: &Path) -> Result<Vec<NetworkState>> {
         if name.starts_with('.') || !name.ends_with(".json") {
             continue;
         }
-        if let Some(mut st) = read_json::<NetworkState>(&ent.path())? {
-            let live = live_path(dir, &st.network.id);
-            match read_json::<LiveState>(&live) {
-                Ok(Some(l)) => l.apply(&mut st),
-                // Older roots keep everything in `<id>.json`.
-                Ok(None) => {}
-                // Unreadable after a crash (its data need not have reached the disk): the
-                // endpoints it listed died with the crash anyway.
-                Err(e) => {
-                    tracing::warn!(
-                        "{e}; treating network {} as having no endpoints",
-                        st.network.name
-                    );
-                    LiveState::default().apply(&mut st);
-                }
-            }
+        if let Some(st) = load_state(dir, &ent.path())? {
             out.push(st);
         }
     }
     out.sort_by(|a, b| a.network.name.cmp(&b.network.name));
     Ok(out)
+}
+
+/// Reads one network's definition at `path` (`<dir>/<id>.json`) with its `<id>.live` part.
+fn load_state(dir: &Path, path: &Path) -> Result<Option<NetworkState>> {
+    let Some(mut st) = read_json::<NetworkState>(path)? else { return Ok(None) };
+    let live = live_path(dir, &st.network.id);
+    match read_json::<LiveState>(&live) {
+        Ok(Some(l)) => l.apply(&mut st),
+        // Older roots keep everything in `<id>.json`.
+        Ok(None) => {}
+        // Unreadable after a crash (its data need not have reached the disk): the endpoints
+        // it listed died with the crash anyway.
+        Err(e) => {
+            tracing::warn!("{e}; treating network {} as having no endpoints", st.network.name);
+            LiveState::default().apply(&mut st);
+        }
+    }
+    Ok(Some(st))
 }
 
 fn validate_name(name: &str) -> Result<()> {
@@ -1024,27 +1121,53 @@ pub enum PortReservation {
     Udp(UdpSocket),
 }
 
-/// Binds `p.host_ip:p.host_port` for the lifetime of the returned reservation.
+/// Binds `p.host_ip:p.host_port` for the lifetime of the returned reservation (an IPv6
+/// binding is held by its proxy socket instead: see `proxy_socket`).
 pub fn reserve_port(p: &PublishedPort) -> Result<PortReservation> {
-    let addr = SocketAddrV4::new(p.host_ip, p.host_port);
-    let err = |e: std::io::Error| NetworkError::PortInUse {
-        network: String::from("-"),
-        host_ip: p.host_ip.to_string(),
-        port: p.host_port,
-        protocol: p.protocol.as_str().to_string(),
-        detail: format!(" ({e})"),
-    };
+    let err = |e: std::io::Error| probe_error("-", p.host_ip, p.host_port, p.protocol, e);
+    let addr = SocketAddr::new(p.host_ip, p.host_port);
     match p.protocol {
         Protocol::Tcp => TcpListener::bind(addr).map(PortReservation::Tcp).map_err(err),
         Protocol::Udp => UdpSocket::bind(addr).map(PortReservation::Udp).map_err(err),
     }
 }
 
+/// The error for a host port that could not be bound: the address is not the host's, or the
+/// port is taken.
+fn probe_error(
+    network: &str,
+    host_ip: IpAddr,
+    port: u16,
+    proto: Protocol,
+    e: std::io::Error,
+) -> NetworkError {
+    let (network, protocol) = (network.to_string(), proto.as_str().to_string());
+    if matches!(e.raw_os_error(), Some(libc::EADDRNOTAVAIL) | Some(libc::EAFNOSUPPORT)) {
+        return NetworkError::HostAddressUnavailable { network, host_ip, port, protocol };
+    }
+    NetworkError::PortInUse {
+        network,
+        host_ip: proxy_socket::bracketed(host_ip),
+        port,
+        protocol,
+        detail: format!(" ({e})"),
+    }
+}
+
 /// Checks that `host_ip:port` is free by binding it; returns the bound port (0 = kernel's pick).
-fn probe_port(host_ip: Ipv4Addr, port: u16, proto: Protocol) -> std::io::Result<u16> {
-    let addr = SocketAddrV4::new(host_ip, port);
-    match proto {
-        Protocol::Tcp => TcpListener::bind(addr)?.local_addr().map(|a| a.port()),
-        Protocol::Udp => UdpSocket::bind(addr)?.local_addr().map(|a| a.port()),
+/// IPv6 is bound v6-only, so the IPv4 binding of the same port is no conflict.
+fn probe_port(host_ip: IpAddr, port: u16, proto: Protocol) -> std::io::Result<u16> {
+    let addr = SocketAddr::new(host_ip, port);
+    match (host_ip, proto) {
+        (IpAddr::V6(ip), _) => proxy_socket::bind_v6only(ip, port, proto, false)
+            .and_then(|fd| {
+                nix::sys::socket::getsockname::<nix::sys::socket::SockaddrIn6>(
+                    std::os::fd::AsRawFd::as_raw_fd(&fd),
+                )
+                .map_err(std::io::Error::from)
+            })
+            .map(|a| a.port()),
+        (_, Protocol::Tcp) => TcpListener::bind(addr)?.local_addr().map(|a| a.port()),
+        (_, Protocol::Udp) => UdpSocket::bind(addr)?.local_addr().map(|a| a.port()),
     }
 }

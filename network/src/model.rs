@@ -236,8 +236,9 @@ impl Protocol {
 /// A port to publish.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortMapping {
-    /// Host address to listen on; None or 0.0.0.0 = every host address (and 127.0.0.1).
-    pub host_ip: Option<Ipv4Addr>,
+    /// Host address to listen on; None or 0.0.0.0 = every host address (and 127.0.0.1). An
+    /// IPv6 address is served by the monitor's proxy only (no DNAT rule).
+    pub host_ip: Option<IpAddr>,
     /// Host port; 0 = pick a free one.
     pub host_port: u16,
     /// Container port.
@@ -251,8 +252,9 @@ pub struct PortMapping {
 pub struct PublishedPort {
     /// Owning container.
     pub container_id: String,
-    /// Host address (0.0.0.0 = any).
-    pub host_ip: Ipv4Addr,
+    /// Host address (0.0.0.0 = any). IPv6 (`::` = any): served by the monitor's userland proxy,
+    /// with no DNAT rule.
+    pub host_ip: IpAddr,
     /// Actual host port.
     pub host_port: u16,
     /// Container address.
@@ -261,6 +263,18 @@ pub struct PublishedPort {
     pub container_port: u16,
     /// tcp or udp.
     pub protocol: Protocol,
+}
+
+impl PublishedPort {
+    /// Whether this binding is an IPv6 one (the monitor's proxy serves it; no nft rule).
+    pub fn is_ipv6(&self) -> bool {
+        self.host_ip.is_ipv6()
+    }
+
+    /// `host:port` as docker prints it (`0.0.0.0:8080`, `[::]:8080`).
+    pub fn host_addr(&self) -> String {
+        std::net::SocketAddr::new(self.host_ip, self.host_port).to_string()
+    }
 }
 
 /// Per-endpoint state kept beside the Docker record.
@@ -328,6 +342,24 @@ pub struct NetworkState {
     /// Allocated IPv6 addresses -> container id.
     #[serde(default)]
     pub allocations6: BTreeMap<Ipv6Addr, String>,
+    /// Link group of the bridge and the host-side veths (0: none, records made before groups),
+    /// so removing the network deletes them all with one request.
+    #[serde(default)]
+    pub group: u32,
+    /// Host veths of exited containers, left to the kernel's namespace cleanup, newest last.
+    #[serde(default)]
+    pub lingering: Vec<Lingering>,
+}
+
+/// A host-side veth whose container exited: not deleted (the kernel deletes the pair when it
+/// cleans up the namespace, asynchronously) but remembered until a new endpoint takes its MAC
+/// address or the network goes, which delete it if it is still there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lingering {
+    /// Host-side interface name.
+    pub host_ifname: String,
+    /// The container end's MAC address (`aa:bb:...`).
+    pub mac: String,
 }
 
 /// Filters for `list` and `prune` (docker semantics: OR within a key, AND across keys).

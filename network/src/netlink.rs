@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::AddressHeaderFlags;
-use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkMessage};
 use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use crate::error::{NetworkError, Result};
@@ -124,13 +124,15 @@ pub fn link_exists(name: &str) -> Result<bool> {
     on_thread(None, move |h, _| async move { Ok(index_of(&h, &name).await?.is_some()) })
 }
 
-/// Creates bridge `name` (up, `mtu`) with `gateway/prefix` on it. Fails when it already exists.
+/// Creates bridge `name` (up, `mtu`, in link group `group` unless 0) with `gateway/prefix` on
+/// it. Fails when it already exists.
 pub fn create_bridge(
     name: &str,
     mtu: u32,
     gateway: Ipv4Addr,
     prefix: u8,
     v6: Option<(Ipv6Addr, u8)>,
+    group: u32,
 ) -> Result<()> {
     let name = name.to_string();
     on_thread(None, move |h, _| async move {
@@ -138,7 +140,11 @@ pub fn create_bridge(
         // A fixed MAC: otherwise the bridge takes the lowest MAC of its ports and changes it
         // when ports come and go, leaving containers' ARP entries for the gateway stale for
         // ~30 s (DNS and egress time out meanwhile).
-        let bridge = LinkBridge::new(&name).mtu(mtu).address(mac_for(gateway).to_vec()).build();
+        let mut bridge = LinkBridge::new(&name).mtu(mtu).address(mac_for(gateway).to_vec());
+        if group != 0 {
+            bridge = bridge.link_group(group);
+        }
+        let bridge = bridge.build();
         h.link().add(bridge).execute().await.map_err(|e| {
             if errno_of(&e) == EEXIST {
                 NetworkError::Netlink {
@@ -174,42 +180,329 @@ pub fn create_bridge(
 
 /// Deletes link `name` from the host namespace; a missing link is not an error.
 pub fn delete_link(name: &str) -> Result<()> {
-    spawn_delete(name)?.recv().unwrap_or_else(|_| Err(worker_panicked()))
+    let names = vec![name.to_string()];
+    spawn_delete(Doomed::Names(names))?.recv().unwrap_or_else(|_| Err(worker_panicked()))
 }
 
-fn spawn_delete(name: &str) -> Result<std::sync::mpsc::Receiver<Result<()>>> {
-    let name = name.to_string();
+/// What one deletion request removes.
+#[derive(Debug, Clone)]
+enum Doomed {
+    /// These links, by name, one `RTM_DELLINK` each.
+    Names(Vec<String>),
+    /// Every link of this (non-zero) group, in one `RTM_DELLINK`.
+    Group(u32),
+}
+
+/// `RTM_DELLINK` by name (index 0 + `IFLA_IFNAME`): one round trip, no index lookup.
+async fn del_by_name(h: &Handle, name: &str) -> Result<()> {
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::IfName(name.to_string()));
+    match h.link().del_with_message(msg).execute().await {
+        Err(e) if errno_of(&e) != ENODEV => Err(nl(format!("delete link {name}"))(e)),
+        _ => Ok(()),
+    }
+}
+
+fn spawn_delete(doomed: Doomed) -> Result<std::sync::mpsc::Receiver<Result<()>>> {
     spawn_worker(None, move |h, _| async move {
-        let Some(idx) = index_of(&h, &name).await? else { return Ok(()) };
-        match h.link().del(idx).execute().await {
-            Err(e) if errno_of(&e) != ENODEV => Err(nl(format!("delete link {name}"))(e)),
-            _ => Ok(()),
+        match doomed {
+            Doomed::Names(names) => {
+                for name in &names {
+                    del_by_name(&h, name).await?;
+                }
+                Ok(())
+            }
+            Doomed::Group(group) => {
+                // The kernel refuses group 0 (EPERM); callers never pass it.
+                let mut msg = LinkMessage::default();
+                msg.attributes.push(LinkAttribute::Group(group));
+                match h.link().del_with_message(msg).execute().await {
+                    // ENODEV: no link of the group is left.
+                    Err(e) if errno_of(&e) != ENODEV => {
+                        Err(nl(format!("delete the links of group {group}"))(e))
+                    }
+                    _ => Ok(()),
+                }
+            }
         }
     })
 }
 
-/// Deletes link `name` (a missing one is not an error) and returns as soon as the kernel has
-/// unlisted it: its name is free, it has left its bridge and no listing shows it (a veth's
-/// peer goes in the same step). `RTM_DELLINK` itself returns only after the kernel's
-/// `rcu_barrier` (about 20 ms, after the RTNL lock is released); that wait finishes on the
-/// worker thread. A process that exits meanwhile still waits for it (the kernel completes the
-/// call), so nothing is ever left half-deleted.
-pub fn delete_link_unlisted(name: &str) -> Result<()> {
-    use std::sync::mpsc::RecvTimeoutError;
-    let rx = spawn_delete(name)?;
-    loop {
-        match rx.recv_timeout(std::time::Duration::from_micros(250)) {
-            Ok(r) => return r,
-            Err(RecvTimeoutError::Disconnected) => return Err(worker_panicked()),
-            // Gone from the host's list (the caller's namespace is the host's, like the
-            // worker's): done, whatever the worker still waits for.
-            Err(RecvTimeoutError::Timeout) => {
-                if nix::net::if_::if_nametoindex(name) == Err(nix::errno::Errno::ENODEV) {
+/// A deletion under way; [`PendingDelete::wait_unlisted`] waits for it.
+#[derive(Debug)]
+pub struct PendingDelete {
+    runner: Runner,
+    names: Vec<String>,
+}
+
+/// Who runs a deletion and how its result comes back.
+#[derive(Debug)]
+enum Runner {
+    /// A detached process (see [`spawn_detached_delete`]); it writes the kernel's answer, an
+    /// errno as 4 native-endian bytes (0: done), to this pipe.
+    Detached(std::os::fd::OwnedFd),
+    /// A netlink worker thread of this process (when no process could be started).
+    Thread(std::sync::mpsc::Receiver<Result<()>>),
+}
+
+/// Starts deleting every link of `group` (one `RTM_DELLINK` with ifindex 0 and `IFLA_GROUP`:
+/// the kernel unregisters them all in one batch, so they share one set of RCU waits, where one
+/// request per link waits once per link), or, for group 0 (records made before groups), the
+/// links `names` one by one. `names` are the links the caller expects gone afterwards.
+pub fn start_delete(group: u32, names: Vec<String>) -> Result<PendingDelete> {
+    let doomed = if group != 0 { Doomed::Group(group) } else { Doomed::Names(names.clone()) };
+    let runner = match spawn_detached_delete(&dellink_requests(&doomed)) {
+        Ok(fd) => Runner::Detached(fd),
+        Err(e) => {
+            tracing::debug!("deleting links in this process: {e}");
+            Runner::Thread(spawn_delete(doomed)?)
+        }
+    };
+    Ok(PendingDelete { runner, names })
+}
+
+/// The `RTM_DELLINK` requests for `doomed`, serialised back to back (one datagram).
+fn dellink_requests(doomed: &Doomed) -> Vec<u8> {
+    use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_REQUEST, NetlinkMessage};
+    use rtnetlink::packet_route::RouteNetlinkMessage;
+    let msgs: Vec<LinkMessage> = match doomed {
+        Doomed::Group(g) => {
+            let mut m = LinkMessage::default();
+            m.attributes.push(LinkAttribute::Group(*g));
+            vec![m]
+        }
+        Doomed::Names(names) => names
+            .iter()
+            .map(|n| {
+                let mut m = LinkMessage::default();
+                m.attributes.push(LinkAttribute::IfName(n.clone()));
+                m
+            })
+            .collect(),
+    };
+    let mut out = Vec::new();
+    for (i, m) in msgs.into_iter().enumerate() {
+        let mut req = NetlinkMessage::from(RouteNetlinkMessage::DelLink(m));
+        req.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+        req.header.sequence_number = i as u32 + 1;
+        req.finalize();
+        let at = out.len();
+        out.resize(at + req.buffer_len(), 0);
+        req.serialize(&mut out[at..]);
+    }
+    out
+}
+
+/// Sends `requests` (a datagram of `RTM_DELLINK` messages) from a detached grandchild process
+/// and returns the read end of the pipe its answer comes on. The kernel runs a deletion inside
+/// the sender's `send` call, grace periods included, and a process cannot exit before all its
+/// threads left their system calls: from a worker thread, `down` and `network rm` waited
+/// 20-40 ms after their work was done for the kernel's `rcu_barrier`. The grandchild (its own
+/// session, no inherited descriptor but the pipe, reaped by init) waits instead; the caller
+/// only waits until the links are unlisted.
+fn spawn_detached_delete(requests: &[u8]) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both descriptors were just created and are owned here alone.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: the children run only `detached_delete`, which makes raw system calls on memory
+    // prepared before the fork (no allocation, no locks) and ends in `_exit`.
+    let child = unsafe { libc::fork() };
+    match child {
+        -1 => Err(std::io::Error::last_os_error()),
+        0 => {
+            // SAFETY: in the child; see above.
+            unsafe {
+                if libc::fork() != 0 {
+                    libc::_exit(0);
+                }
+                detached_delete(requests, wr.as_raw_fd())
+            }
+        }
+        pid => {
+            drop(wr);
+            // The middle child exits at once. ECHILD: a `waitpid(-1)` elsewhere (the
+            // monitor's) reaped it first.
+            loop {
+                // SAFETY: waits for our own child; a null status pointer is allowed.
+                let r = unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+                if r >= 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                    break;
+                }
+            }
+            Ok(rd)
+        }
+    }
+}
+
+/// The grandchild of [`spawn_detached_delete`]: sends `requests`, reads the acknowledgements
+/// and writes the first error (or 0) to `answer`, then exits.
+///
+/// # Safety
+/// Only to be called in a freshly forked child: it closes every other descriptor and never
+/// returns.
+unsafe fn detached_delete(requests: &[u8], answer: i32) -> ! {
+    // SAFETY: async-signal-safe system calls on memory we own; see the function's contract.
+    unsafe {
+        libc::setsid();
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        // Keep no descriptor of the parent (pipes its caller waits on, lock files).
+        if answer > 0 {
+            libc::syscall(libc::SYS_close_range, 0u32, (answer - 1) as u32, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, (answer + 1) as u32, u32::MAX, 0u32);
+        let mut code: i32 = 0;
+        let sock = libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        );
+        let sent = sock >= 0
+            && libc::send(sock, requests.as_ptr().cast(), requests.len(), 0)
+                == requests.len() as isize;
+        if !sent {
+            code = *libc::__errno_location();
+        }
+        // One acknowledgement per request.
+        let mut expected = count_messages(requests);
+        let mut buf = [0u8; 4096];
+        while sent && expected > 0 && code == 0 {
+            let n = libc::recv(sock, buf.as_mut_ptr().cast(), buf.len(), 0);
+            if n <= 0 {
+                code = if n < 0 { *libc::__errno_location() } else { libc::EIO };
+                break;
+            }
+            let mut at = 0usize;
+            while at + 20 <= n as usize && expected > 0 {
+                let len = u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
+                let typ = u16::from_ne_bytes([buf[at + 4], buf[at + 5]]);
+                if typ == libc::NLMSG_ERROR as u16 {
+                    let e = i32::from_ne_bytes([
+                        buf[at + 16],
+                        buf[at + 17],
+                        buf[at + 18],
+                        buf[at + 19],
+                    ]);
+                    expected -= 1;
+                    // A missing link is not an error.
+                    if e != 0 && -e != libc::ENODEV {
+                        code = -e;
+                    }
+                }
+                at += (len as usize).next_multiple_of(4).max(20);
+            }
+        }
+        let bytes = code.to_ne_bytes();
+        libc::write(answer, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(0)
+    }
+}
+
+/// How many netlink messages the datagram `buf` holds (their headers' lengths chain them).
+fn count_messages(buf: &[u8]) -> usize {
+    let (mut n, mut at) = (0, 0usize);
+    while at + 16 <= buf.len() {
+        let len = u32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]) as usize;
+        if len < 16 {
+            break;
+        }
+        n += 1;
+        at += len.next_multiple_of(4);
+    }
+    n
+}
+
+impl PendingDelete {
+    /// Returns as soon as the kernel has unlisted every expected link: names free, ports gone
+    /// from their bridge, no listing shows them (a veth's peer goes in the same step), or
+    /// when the deletion answered, whichever comes first. The rest of the kernel's work (its
+    /// `rcu_barrier`, 20-40 ms here) finishes in whoever sent the request.
+    pub fn wait_unlisted(self) -> Result<()> {
+        use std::os::fd::AsFd;
+        let gone = |n: &String| {
+            nix::net::if_::if_nametoindex(n.as_str()) == Err(nix::errno::Errno::ENODEV)
+        };
+        let tick = std::time::Duration::from_micros(250);
+        match self.runner {
+            Runner::Thread(rx) => loop {
+                use std::sync::mpsc::RecvTimeoutError;
+                match rx.recv_timeout(tick) {
+                    Ok(r) => return r,
+                    Err(RecvTimeoutError::Disconnected) => return Err(worker_panicked()),
+                    // Gone from the host's list (the caller's namespace is the host's, like
+                    // the worker's): done, whatever the worker still waits for.
+                    Err(RecvTimeoutError::Timeout) if self.names.iter().all(gone) => {
+                        return Ok(());
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                }
+            },
+            Runner::Detached(fd) => loop {
+                let mut fds = [nix::poll::PollFd::new(fd.as_fd(), nix::poll::PollFlags::POLLIN)];
+                let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(0u8))
+                    .map_err(|e| NetworkError::io("wait for link deletion", "", e.into()))?;
+                if ready > 0 {
+                    let mut b = [0u8; 4];
+                    let n = nix::unistd::read(&fd, &mut b)
+                        .map_err(|e| NetworkError::io("wait for link deletion", "", e.into()))?;
+                    let code = if n == 4 { i32::from_ne_bytes(b) } else { libc::EIO };
+                    if code == 0 {
+                        return Ok(());
+                    }
+                    return Err(NetworkError::Netlink {
+                        context: format!("delete links {}", self.names.join(", ")),
+                        message: std::io::Error::from_raw_os_error(code).to_string(),
+                    });
+                }
+                if self.names.iter().all(gone) {
                     return Ok(());
+                }
+                std::thread::sleep(tick);
+            },
+        }
+    }
+}
+
+/// Deletes link `name` (a missing one is not an error) and returns as soon as the kernel has
+/// unlisted it (see [`PendingDelete::wait_unlisted`]).
+pub fn delete_link_unlisted(name: &str) -> Result<()> {
+    start_delete(0, vec![name.to_string()])?.wait_unlisted()
+}
+
+/// A link group for a new network: derived from `seed` (random hex), never 0 (the default
+/// group of every link) and not carried by any link of the host namespace now. The caller
+/// holds the machine lock, so two networks cannot pick the same one.
+pub fn pick_group(seed: &str) -> Result<u32> {
+    let seed = seed.to_string();
+    on_thread(None, move |h, _| async move {
+        let mut used = std::collections::BTreeSet::new();
+        let mut links = h.link().get().execute();
+        while let Some(m) = links.try_next().await.map_err(nl("list links"))? {
+            for a in &m.attributes {
+                if let LinkAttribute::Group(g) = a {
+                    used.insert(*g);
                 }
             }
         }
+        Ok(group_candidate(&seed, &used))
+    })
+}
+
+/// The first group from `seed`'s hash upwards (in 0x4000_0000..=0x7fff_ffff, far from the
+/// small numbers people assign by hand) that `used` lacks.
+fn group_candidate(seed: &str, used: &std::collections::BTreeSet<u32>) -> u32 {
+    const LOW: u32 = 0x4000_0000;
+    // At most i32::MAX: `ip` parses and prints groups as signed numbers.
+    const HIGH: u32 = 0x7fff_ffff;
+    let mut g = LOW | (crate::store::short_hash(seed) & (HIGH - LOW));
+    while used.contains(&g) {
+        g = if g == HIGH { LOW } else { g + 1 };
     }
+    g
 }
 
 /// Everything needed to plug one container interface into a bridge.
@@ -239,6 +532,11 @@ pub struct VethPlan {
     pub default_via6: Option<Ipv6Addr>,
     /// Replace an existing default route (this network has a higher priority than its owner).
     pub replace_default: bool,
+    /// Link group of the network (0: none), given to the host end.
+    pub group: u32,
+    /// Host links to delete first: veths of exited containers, left to die with their
+    /// namespace, that carry this endpoint's MAC address (a bridge must not see it twice).
+    pub stale: Vec<String>,
 }
 
 /// Why `plug_veth` failed: the bridge is missing (recoverable) or anything else.
@@ -292,23 +590,41 @@ pub fn plug_veth(plan: VethPlan) -> std::result::Result<bool, PlugError> {
                 message: "bridge does not exist".into(),
             });
         };
-        let peer = LinkUnspec::new_with_name(&plan.ifname)
-            .setns_by_fd(ns_file.as_raw_fd())
-            .address(plan.mac.to_vec())
-            .mtu(plan.mtu)
-            .build();
-        let msg = LinkVeth::new(&plan.host_ifname, &plan.ifname)
-            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
-            .mtu(plan.mtu)
-            .controller(br)
-            .up()
-            .build();
-        h.link().add(msg).execute().await.map_err(nl(format!(
+        for name in &plan.stale {
+            del_by_name(&h, name).await?;
+        }
+        let msg = || {
+            let peer = LinkUnspec::new_with_name(&plan.ifname)
+                .setns_by_fd(ns_file.as_raw_fd())
+                .address(plan.mac.to_vec())
+                .mtu(plan.mtu)
+                .build();
+            let mut m = LinkVeth::new(&plan.host_ifname, &plan.ifname)
+                .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+                .mtu(plan.mtu)
+                .controller(br)
+                .up();
+            if plan.group != 0 {
+                m = m.link_group(plan.group);
+            }
+            m.build()
+        };
+        let ctx = format!(
             "create veth {} <-> {} in {}",
             plan.host_ifname,
             plan.ifname,
             plan.netns.display()
-        )))?;
+        );
+        match h.link().add(msg()).execute().await {
+            Ok(()) => {}
+            // The host name is this container's on this network: a link of that name is the
+            // veth of its previous run, whose namespace the kernel has not cleaned up yet.
+            Err(e) if errno_of(&e) == EEXIST => {
+                del_by_name(&h, &plan.host_ifname).await?;
+                h.link().add(msg()).execute().await.map_err(nl(ctx))?;
+            }
+            Err(e) => return Err(nl(ctx)(e)),
+        }
         let r = configure_inside(&n, &plan).await;
         if r.is_err()
             && let Ok(Some(idx)) = index_of(&h, &plan.host_ifname).await

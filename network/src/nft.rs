@@ -153,8 +153,12 @@ pub fn add_network(id: &str, bridge: &str, subnet: &Ipv4Net, internal: bool) -> 
     apply(cmds, &format!("add rules of network {id}"))
 }
 
-/// Adds the DNAT rule for one published port.
+/// Adds the DNAT rule for one published port (none for an IPv6 binding: the monitor's proxy
+/// serves it).
 pub fn add_port(id: &str, p: &PublishedPort) -> Result<()> {
+    if p.is_ipv6() {
+        return Ok(());
+    }
     ensure_table()?;
     let tag = port_tag(id, p);
     let mut expr = Vec::new();
@@ -166,27 +170,82 @@ pub fn add_port(id: &str, p: &PublishedPort) -> Result<()> {
     apply(vec![rule("ports", expr, Some(&tag))], &format!("publish port {}", p.host_port))
 }
 
-/// Deletes every rule whose comment starts with `tag` (and the subnet element when given) in
-/// `ip berth` and `ip6 berth`; when `subnet` is given (network removal), drops a table once no
-/// berth rule is left in it.
-pub fn remove_tagged(tag: &str, subnet: Option<&Ipv4Net>) -> Result<()> {
-    remove_tagged_in(FAMILY, tag, subnet.map(prefix), subnet.is_some())?;
-    remove_tagged_in(FAMILY6, tag, None, subnet.is_some())
+/// Deletes the DNAT rule of one published port (an IPv6 binding has none).
+pub fn remove_port(id: &str, p: &PublishedPort) -> Result<()> {
+    if p.is_ipv6() {
+        return Ok(());
+    }
+    remove_tagged(&port_tag(id, p), None)
 }
 
-fn remove_tagged_in(family: &str, tag: &str, elem: Option<Value>, drop_empty: bool) -> Result<()> {
-    let objs = list_family(family);
-    if objs.is_empty() {
+/// Deletes every rule whose comment starts with `tag` (and the subnet element when given) in
+/// `ip berth` and `ip6 berth`; when `subnet` is given (network removal), drops a table once no
+/// berth rule is left in it. One `nft` run lists both tables, one more deletes (each run costs
+/// a process start, 3-10 ms here).
+pub fn remove_tagged(tag: &str, subnet: Option<&Ipv4Net>) -> Result<()> {
+    remove_tags(&[tag.to_string()], subnet)
+}
+
+/// [`remove_tagged`] for several tags at once (a container's published ports): still one
+/// listing and one deletion.
+pub fn remove_tags(tags: &[String], subnet: Option<&Ipv4Net>) -> Result<()> {
+    if tags.is_empty() {
         return Ok(());
+    }
+    let objs = list_berth_tables();
+    let mut cmds = removals(&objs, FAMILY, tags, subnet.map(prefix), subnet.is_some());
+    cmds.extend(removals(&objs, FAMILY6, tags, None, subnet.is_some()));
+    if cmds.is_empty() {
+        return Ok(());
+    }
+    apply(cmds, &format!("remove rules {}", tags.join(", ")))
+}
+
+/// The objects of every `berth` table (both families) in one `nft list ruleset`.
+fn list_berth_tables() -> Vec<Value> {
+    let Ok(out) = run_nft(&["-j", "list", "ruleset"], None, "list ruleset") else {
+        return Vec::new();
+    };
+    serde_json::from_str::<Value>(&out)
+        .ok()
+        .and_then(|v| v.get("nftables").and_then(Value::as_array).cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|o| {
+            let Some((kind, x)) = o.as_object().and_then(|m| m.iter().next()) else {
+                return false;
+            };
+            // A table names itself in `name`; everything in a table names it in `table`.
+            let table = if kind == "table" { x.get("name") } else { x.get("table") };
+            table.and_then(Value::as_str) == Some(TABLE)
+        })
+        .collect()
+}
+
+/// The commands deleting the rules tagged with one of `tags` (and `elem` from the subnets
+/// set) from `<family> berth` among `objs`; the table itself when `drop_empty` and no other
+/// network's rule is left in it.
+fn removals(
+    objs: &[Value],
+    family: &str,
+    tags: &[String],
+    elem: Option<Value>,
+    drop_empty: bool,
+) -> Vec<Value> {
+    let of_family = |x: &Value| x.get("family").and_then(Value::as_str) == Some(family);
+    let exists = objs.iter().any(|o| o.get("table").is_some_and(of_family));
+    if !exists {
+        return Vec::new();
     }
     let mut cmds = Vec::new();
     let mut others = 0;
-    for o in &objs {
-        let Some(r) = o.get("rule") else { continue };
+    for r in objs.iter().filter_map(|o| o.get("rule")).filter(|r| of_family(r)) {
         let comment = r.get("comment").and_then(Value::as_str).unwrap_or("");
-        if comment.starts_with(tag)
-            && (comment.len() == tag.len() || comment[tag.len()..].starts_with(' '))
-        {
+        let tagged = |tag: &String| {
+            comment.starts_with(tag.as_str())
+                && (comment.len() == tag.len() || comment[tag.len()..].starts_with(' '))
+        };
+        if tags.iter().any(tagged) {
             cmds.push(json!({"delete": {"rule": {"family": family, "table": TABLE,
                 "chain": r.get("chain").cloned().unwrap_or(Value::Null),
                 "handle": r.get("handle").cloned().unwrap_or(Value::Null)}}}));
@@ -195,12 +254,11 @@ fn remove_tagged_in(family: &str, tag: &str, elem: Option<Value>, drop_empty: bo
         }
     }
     if let Some(e) = elem {
-        let present = objs.iter().any(|o| {
-            o.get("set")
-                .and_then(|s| s.get("elem"))
-                .and_then(Value::as_array)
-                .is_some_and(|x| x.contains(&e))
-        });
+        let present = objs
+            .iter()
+            .filter_map(|o| o.get("set"))
+            .filter(|s| of_family(s))
+            .any(|s| s.get("elem").and_then(Value::as_array).is_some_and(|x| x.contains(&e)));
         if present {
             cmds.push(json!({"delete": {"element": {"family": family, "table": TABLE,
                 "name": "subnets", "elem": [e]}}}));
@@ -209,10 +267,7 @@ fn remove_tagged_in(family: &str, tag: &str, elem: Option<Value>, drop_empty: bo
     if others == 0 && drop_empty {
         cmds = vec![json!({"delete": {"table": {"family": family, "name": TABLE}}})];
     }
-    if cmds.is_empty() {
-        return Ok(());
-    }
-    apply(cmds, &format!("remove rules {tag} ({family})"))
+    cmds
 }
 
 /// Keeps IPv6 traffic of an IPv6-enabled network on its bridge (`ip6 berth` forward chain):

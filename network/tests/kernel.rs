@@ -6,13 +6,13 @@
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use berth_network::dns::{DnsConfig, serve};
 use berth_network::{
-    EndpointConfig, Filters, IpamRequest, NetworkCreate, NetworkError, Networks, PortMapping,
-    Protocol, nft,
+    EndpointConfig, Filters, IpamRequest, Ipv4Net, NetworkCreate, NetworkError, Networks,
+    PortMapping, Protocol, nft,
 };
 use berth_testsupport::{TempRoot, require_root, unique_name};
 use hickory_proto::op::{Message, MessageType, Metadata, ResponseCode};
@@ -20,6 +20,33 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record};
 
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The /16 the tests' fixed subnets come from: the first candidate that no host route,
+/// address or resolver touches, so test traffic only ever reaches the test's namespaces.
+fn base() -> &'static str {
+    static BASE: OnceLock<String> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let taken = berth_network::ipam::host_occupied();
+        ["172.30", "172.29", "10.251", "10.252", "10.253"]
+            .into_iter()
+            .find(|b| {
+                let net = Ipv4Net::new(format!("{b}.0.0").parse().expect("ip"), 16).expect("net");
+                !taken.iter().any(|(t, _)| t.overlaps(&net))
+            })
+            .expect("every test range collides with a host route: add a candidate")
+            .to_string()
+    })
+}
+
+/// `rest` ("8.0/24", "8.77") inside the tests' /16.
+fn t(rest: &str) -> String {
+    format!("{}.{rest}", base())
+}
+
+/// Address `c.d` inside the tests' /16.
+fn tip(c: u8, d: u8) -> Ipv4Addr {
+    t(&format!("{c}.{d}")).parse().expect("test address")
+}
 
 fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|p| p.into_inner())
@@ -354,7 +381,7 @@ fn two_namespaces_talk_by_name_and_dns_answers() {
     }
     let _s = serial();
     let mut root = Root::new();
-    let net = root.create(Some("172.30.1.0/24"), false);
+    let net = root.create(Some(t("1.0/24").as_str()), false);
     let gw = root.gateway(&net.id);
     let mut a = Ns::new();
     let b = Ns::new();
@@ -396,7 +423,7 @@ fn service_replicas_appear_and_disappear() {
     }
     let _s = serial();
     let mut root = Root::new();
-    let net = root.create(Some("172.30.2.0/24"), false);
+    let net = root.create(Some(t("2.0/24").as_str()), false);
     let gw = root.gateway(&net.id);
     let reps: Vec<Ns> = (0..3).map(|_| Ns::new()).collect();
     let mut ips = Vec::new();
@@ -473,8 +500,8 @@ fn networks_are_isolated_but_multi_homed_reaches_both() {
     }
     let _s = serial();
     let mut root = Root::new();
-    let na = root.create(Some("172.30.3.0/24"), false);
-    let nb = root.create(Some("172.30.4.0/24"), false);
+    let na = root.create(Some(t("3.0/24").as_str()), false);
+    let nb = root.create(Some(t("4.0/24").as_str()), false);
     let mut a = Ns::new();
     let mut b = Ns::new();
     let c = Ns::new();
@@ -517,13 +544,13 @@ fn internal_network_has_no_default_route() {
     }
     let _s = serial();
     let mut root = Root::new();
-    let net = root.create(Some("172.30.5.0/24"), true);
+    let net = root.create(Some(t("5.0/24").as_str()), true);
     let ns = Ns::new();
     let ep = root.connect(&net.name, &ns, "lonely", &[]);
     assert!(!ep.default_route);
     let (_, routes) = ns.run(&["ip", "route"]);
     assert!(!routes.contains("default"), "{routes}");
-    assert!(routes.contains("172.30.5.0/24"), "{routes}");
+    assert!(routes.contains(&t("5.0/24")), "{routes}");
     let (_, addrs) = ns.run(&["ip", "-o", "addr", "show", "lo"]);
     assert!(addrs.contains("127.0.0.1"), "lo up: {addrs}");
     let tag = nft::net_tag(&net.id);
@@ -554,7 +581,7 @@ fn published_port_answers_on_localhost_and_hairpin() {
     }
     let _s = serial();
     let mut root = Root::new();
-    let net = root.create(Some("172.30.6.0/24"), false);
+    let net = root.create(Some(t("6.0/24").as_str()), false);
     let gw = root.gateway(&net.id);
     let mut srv = Ns::new();
     let peer = Ns::new();
@@ -634,7 +661,7 @@ fn static_addresses_and_their_errors() {
     }
     let _s = serial();
     let mut root = Root::new();
-    let net = root.create(Some("172.30.8.0/24"), false);
+    let net = root.create(Some(t("8.0/24").as_str()), false);
     let a = Ns::new();
     let b = Ns::new();
     let cfg = |name: &str, ip: Ipv4Addr| EndpointConfig {
@@ -644,18 +671,16 @@ fn static_addresses_and_their_errors() {
         interface_name: "eth0".into(),
         ..Default::default()
     };
-    let want = Ipv4Addr::new(172, 30, 8, 77);
+    let want = tip(8, 77);
     let ep = root.nets.connect(&net.id, &a.path(), cfg("a", want)).unwrap();
     assert_eq!(ep.ip, want);
     let (_, addrs) = a.run(&["ip", "-o", "addr", "show", "eth0"]);
-    assert!(addrs.contains("172.30.8.77/24"), "{addrs}");
+    assert!(addrs.contains(&t("8.77/24")), "{addrs}");
     let insp = root.nets.inspect(&net.name).unwrap();
-    assert_eq!(insp.containers["c-a"].ipv4_address, "172.30.8.77/24");
-    for (ip, needle) in [
-        (want, "already in use by a"),
-        (Ipv4Addr::new(172, 30, 9, 5), "outside the subnet"),
-        (Ipv4Addr::new(172, 30, 8, 1), "gateway"),
-    ] {
+    assert_eq!(insp.containers["c-a"].ipv4_address, t("8.77/24"));
+    for (ip, needle) in
+        [(want, "already in use by a"), (tip(9, 5), "outside the subnet"), (tip(8, 1), "gateway")]
+    {
         let err = root.nets.connect(&net.id, &b.path(), cfg("b", ip)).unwrap_err();
         let msg = err.to_string();
         assert!(
@@ -669,7 +694,7 @@ fn static_addresses_and_their_errors() {
         &b.path(),
         EndpointConfig { container_id: "c-b".into(), name: "b".into(), ..Default::default() },
     );
-    assert_eq!(eb.unwrap().ip, Ipv4Addr::new(172, 30, 8, 2));
+    assert_eq!(eb.unwrap().ip, tip(8, 2));
     finish(root, vec![a, b]);
 }
 
@@ -681,15 +706,12 @@ fn subnets_records_and_lifecycle() {
     let _s = serial();
     let forward_before = sh("sysctl", &["-n", "net.ipv4.ip_forward"]).1;
     let mut root = Root::new();
-    let a = root.create(Some("172.30.10.0/24"), false);
+    let a = root.create(Some(t("10.0/24").as_str()), false);
     let err = root
         .nets
         .create(NetworkCreate {
             name: unique_name("tnet"),
-            ipam: vec![IpamRequest {
-                subnet: Some("172.30.10.128/25".into()),
-                ..Default::default()
-            }],
+            ipam: vec![IpamRequest { subnet: Some(t("10.128/25")), ..Default::default() }],
             ..Default::default()
         })
         .unwrap_err();
@@ -721,8 +743,8 @@ fn subnets_records_and_lifecycle() {
     ] {
         assert!(v.get(key).is_some(), "missing {key} in {v}");
     }
-    assert_eq!(v["IPAM"]["Config"][0]["Subnet"], "172.30.10.0/24");
-    assert_eq!(v["IPAM"]["Config"][0]["Gateway"], "172.30.10.1");
+    assert_eq!(v["IPAM"]["Config"][0]["Subnet"], t("10.0/24"));
+    assert_eq!(v["IPAM"]["Config"][0]["Gateway"], t("10.1"));
     let listed =
         root.nets.list(&Filters { name: vec![a.name.clone()], ..Default::default() }).unwrap();
     assert_eq!(listed.len(), 1);
@@ -747,7 +769,7 @@ fn missing_bridge_is_recreated_on_connect_and_dns_lock() {
     }
     let _s = serial();
     let mut root = Root::new();
-    let net = root.create(Some("172.30.11.0/24"), false);
+    let net = root.create(Some(t("11.0/24").as_str()), false);
     let st = root.nets.state(&net.id).unwrap();
     let (ok, out) = sh("ip", &["link", "del", &st.bridge]);
     assert!(ok, "{out}");
@@ -779,7 +801,7 @@ fn endpoints_of_dead_namespaces_do_not_block_removal() {
     }
     let _s = serial();
     let mut root = Root::new();
-    let net = root.create(Some("172.30.12.0/24"), false);
+    let net = root.create(Some(t("12.0/24").as_str()), false);
     let ns = Ns::new();
     let ep = root.connect(&net.name, &ns, "ghost", &[]);
     let p = root
@@ -841,7 +863,7 @@ fn udp_and_loopback_only_ports_and_reservation() {
     }
     let _s = serial();
     let mut root = Root::new();
-    let net = root.create(Some("172.30.13.0/24"), false);
+    let net = root.create(Some(t("13.0/24").as_str()), false);
     let mut ns = Ns::new();
     let ep = root.connect(&net.name, &ns, "udpsrv", &[]);
     let echo = udp_echo(ns.path(), 7777, 1);
@@ -852,14 +874,14 @@ fn udp_and_loopback_only_ports_and_reservation() {
             "c-udpsrv",
             ep.ip,
             PortMapping {
-                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_ip: Some(Ipv4Addr::LOCALHOST.into()),
                 host_port: 0,
                 container_port: 7777,
                 protocol: Protocol::Udp,
             },
         )
         .unwrap();
-    assert_eq!(p.host_ip, Ipv4Addr::LOCALHOST);
+    assert_eq!(p.host_ip, std::net::IpAddr::from(Ipv4Addr::LOCALHOST));
     let c = UdpSocket::bind("127.0.0.1:0").unwrap();
     c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     c.send_to(b"ping-udp", ("127.0.0.1", p.host_port)).unwrap();
@@ -876,7 +898,7 @@ fn udp_and_loopback_only_ports_and_reservation() {
             "c-udpsrv",
             ep.ip,
             PortMapping {
-                host_ip: Some(Ipv4Addr::LOCALHOST),
+                host_ip: Some(Ipv4Addr::LOCALHOST.into()),
                 host_port: 0,
                 container_port: 80,
                 protocol: Protocol::Tcp,
@@ -894,7 +916,7 @@ fn udp_and_loopback_only_ports_and_reservation() {
     finish(root, vec![ns]);
 }
 
-/// An "outside" namespace joined to the host by a plain veth (172.30.99.0/30). It has no route
+/// An "outside" namespace joined to the host by a plain veth (`t("99.0/30")`). It has no route
 /// back to berth subnets, so only masqueraded traffic from containers can get answers.
 struct Uplink {
     ns: Ns,
@@ -904,18 +926,19 @@ impl Uplink {
     fn new() -> Uplink {
         let ns = Ns::new();
         let host_end = format!("vethu{}", std::process::id() % 100000);
+        let (host_ip, ns_ip) = (t("99.1/30"), t("99.2/30"));
         for args in [
             vec![
                 "link", "add", &host_end, "type", "veth", "peer", "name", "up0", "netns", &ns.name,
             ],
-            vec!["addr", "add", "172.30.99.1/30", "dev", &host_end],
+            vec!["addr", "add", &host_ip, "dev", &host_end],
             vec!["link", "set", &host_end, "up"],
         ] {
             let (ok, out) = sh("ip", &args);
             assert!(ok, "ip {args:?}: {out}");
         }
         for args in [
-            vec!["ip", "addr", "add", "172.30.99.2/30", "dev", "up0"],
+            vec!["ip", "addr", "add", &ns_ip, "dev", "up0"],
             vec!["ip", "link", "set", "up0", "up"],
         ] {
             let (ok, out) = ns.run(&args);
@@ -934,15 +957,15 @@ fn egress_is_masqueraded_and_internal_has_none() {
     let mut root = Root::new();
     let mut up = Uplink::new();
     let _www = serve_http(&mut up.ns, 8080, "outside\n");
-    let open = root.create(Some("172.30.14.0/24"), false);
-    let closed = root.create(Some("172.30.15.0/24"), true);
+    let open = root.create(Some(t("14.0/24").as_str()), false);
+    let closed = root.create(Some(t("15.0/24").as_str()), true);
     let a = Ns::new();
     let b = Ns::new();
     root.connect(&open.name, &a, "egress", &[]);
     root.connect(&closed.name, &b, "sealed", &[]);
-    let (ok, out) = wget(&a, "http://172.30.99.2:8080/");
+    let (ok, out) = wget(&a, &format!("http://{}:8080/", t("99.2")));
     assert!(ok && out.contains("outside"), "egress through NAT: {out}");
-    let (ok, out) = wget(&b, "http://172.30.99.2:8080/");
+    let (ok, out) = wget(&b, &format!("http://{}:8080/", t("99.2")));
     assert!(!ok && !out.contains("outside"), "internal network reached outside: {out}");
     // MTU option
     let m = root
@@ -952,7 +975,7 @@ fn egress_is_masqueraded_and_internal_has_none() {
             options: [(berth_network::OPT_MTU.to_string(), "1400".to_string())]
                 .into_iter()
                 .collect(),
-            ipam: vec![IpamRequest { subnet: Some("172.30.16.0/24".into()), ..Default::default() }],
+            ipam: vec![IpamRequest { subnet: Some(t("16.0/24")), ..Default::default() }],
             ..Default::default()
         })
         .unwrap();
@@ -974,7 +997,7 @@ fn dns_process_body_serves_and_exits_when_idle() {
     }
     let _s = serial();
     let mut root = Root::new();
-    let net = root.create(Some("172.30.17.0/24"), false);
+    let net = root.create(Some(t("17.0/24").as_str()), false);
     let gw = root.gateway(&net.id);
     let a = Ns::new();
     let ep = root.connect(&net.name, &a, "solo", &[]);
@@ -1018,7 +1041,7 @@ fn ipv6_inside_a_network_and_aaaa_answers() {
             name: unique_name("tnet"),
             enable_ipv6: true,
             ipam: vec![
-                IpamRequest { subnet: Some("172.30.18.0/24".into()), ..Default::default() },
+                IpamRequest { subnet: Some(t("18.0/24")), ..Default::default() },
                 IpamRequest { subnet: Some("fd42:30:18::/64".into()), ..Default::default() },
             ],
             ..Default::default()
@@ -1073,7 +1096,7 @@ fn ipv6_inside_a_network_and_aaaa_answers() {
         .create(NetworkCreate {
             name: unique_name("tnet"),
             enable_ipv6: true,
-            ipam: vec![IpamRequest { subnet: Some("172.30.19.0/24".into()), ..Default::default() }],
+            ipam: vec![IpamRequest { subnet: Some(t("19.0/24")), ..Default::default() }],
             ..Default::default()
         })
         .unwrap();
@@ -1093,8 +1116,8 @@ fn higher_priority_network_takes_the_default_route() {
     }
     let _s = serial();
     let mut root = Root::new();
-    let low = root.create(Some("172.30.20.0/24"), false);
-    let high = root.create(Some("172.30.21.0/24"), false);
+    let low = root.create(Some(t("20.0/24").as_str()), false);
+    let high = root.create(Some(t("21.0/24").as_str()), false);
     let ns = Ns::new();
     let cfg = |ifname: &str, priority: i32| EndpointConfig {
         container_id: "c-multi".into(),
@@ -1108,15 +1131,15 @@ fn higher_priority_network_takes_the_default_route() {
     let e2 = root.nets.connect(&high.id, &ns.path(), cfg("eth1", 10)).unwrap();
     assert!(e2.default_route, "higher priority takes the default route");
     let (_, routes) = ns.run(&["ip", "route", "show", "default"]);
-    assert!(routes.contains("via 172.30.21.1 dev eth1"), "{routes}");
+    assert!(routes.contains(&format!("via {} dev eth1", t("21.1"))), "{routes}");
     assert_eq!(routes.lines().count(), 1, "{routes}");
     assert!(!root.nets.endpoint(&low.id, "c-multi").unwrap().unwrap().default_route);
     // A third, lower-priority network does not take it.
-    let third = root.create(Some("172.30.22.0/24"), false);
+    let third = root.create(Some(t("22.0/24").as_str()), false);
     let e3 = root.nets.connect(&third.id, &ns.path(), cfg("eth2", 5)).unwrap();
     assert!(!e3.default_route);
     let (_, routes) = ns.run(&["ip", "route", "show", "default"]);
-    assert!(routes.contains("via 172.30.21.1 dev eth1"), "{routes}");
+    assert!(routes.contains(&format!("via {} dev eth1", t("21.1"))), "{routes}");
     finish(root, vec![ns]);
 }
 
@@ -1127,7 +1150,7 @@ fn disconnect_returns_with_the_veth_unlisted_and_its_name_free() {
     }
     let _s = serial();
     let mut root = Root::new();
-    let net = root.create(Some("172.30.23.0/24"), false);
+    let net = root.create(Some(t("23.0/24").as_str()), false);
     let ns = Ns::new();
     // The same container on the same network reuses the same host veth name every round.
     for round in 0..3 {
@@ -1144,4 +1167,126 @@ fn disconnect_returns_with_the_veth_unlisted_and_its_name_free() {
     root.nets.remove(&net.id).unwrap();
     assert!(!berth_network::netlink::link_exists(&bridge).unwrap());
     finish(root, vec![ns]);
+}
+
+#[test]
+fn ipv6_bindings_are_records_without_rules() {
+    if !require_root() || !berth_network::ipv6_available() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some(t("24.0/24").as_str()), false);
+    let ns = Ns::new();
+    let ep = root.connect(&net.name, &ns, "six", &[]);
+    let map = |ip: &str, host_port| PortMapping {
+        host_ip: Some(ip.parse().unwrap()),
+        host_port,
+        container_port: 80,
+        protocol: Protocol::Tcp,
+    };
+    let tag = nft::net_tag(&net.id);
+    let port_rules = || {
+        nft::rule_comments()
+            .into_iter()
+            .filter(|c| c.starts_with(&tag) && c.contains("port:"))
+            .count()
+    };
+    // The IPv4 binding on every address and its `::` companion on the same port coexist.
+    let v4 = root.nets.publish(&net.id, "c-six", ep.ip, map("0.0.0.0", 0)).unwrap();
+    let v6 = root.nets.publish(&net.id, "c-six", ep.ip, map("::", v4.host_port)).unwrap();
+    assert_eq!(v6.host_ip, "::".parse::<std::net::IpAddr>().unwrap());
+    assert_eq!(port_rules(), 1, "only the IPv4 binding has a DNAT rule");
+    // `::1` of the same port conflicts with `::` (per family), naming the address.
+    let err = root.nets.publish(&net.id, "c-other", ep.ip, map("::1", v4.host_port)).unwrap_err();
+    assert!(err.to_string().contains(&format!("[::1]:{}/tcp", v4.host_port)), "{err}");
+    // An explicit [::1] with a random port: recorded, no rule.
+    let one = root.nets.publish(&net.id, "c-six", ep.ip, map("::1", 0)).unwrap();
+    assert_ne!(one.host_port, 0);
+    assert_eq!(port_rules(), 1);
+    assert_eq!(
+        root.nets.published_ports("c-six").unwrap(),
+        vec![v4.clone(), v6.clone(), one.clone()]
+    );
+    // An address the host lacks: its own error, nothing recorded.
+    let err = root.nets.publish(&net.id, "c-six", ep.ip, map("2001:db8::1", 0)).unwrap_err();
+    assert!(matches!(err, NetworkError::HostAddressUnavailable { .. }), "{err}");
+    assert_eq!(root.nets.published_ports("c-six").unwrap().len(), 3);
+    // unpublish of an IPv6 binding leaves the IPv4 rule; disconnect removes the rest.
+    root.nets.unpublish(&net.id, &one).unwrap();
+    assert_eq!(port_rules(), 1);
+    root.nets.disconnect_all("c-six").unwrap();
+    assert!(root.nets.published_ports("c-six").unwrap().is_empty());
+    assert_eq!(port_rules(), 0);
+    finish(root, vec![ns]);
+}
+
+#[test]
+fn exited_containers_veths_linger_until_reused_or_their_network_goes() {
+    if !require_root() {
+        return;
+    }
+    let _s = serial();
+    let mut root = Root::new();
+    let net = root.create(Some(t("25.0/24").as_str()), false);
+    let st = root.nets.state(&net.id).unwrap();
+    let exists = |l: &str| berth_network::netlink::link_exists(l).unwrap();
+    let group_of = |l: &str| {
+        let (_, out) = sh("ip", &["-d", "-o", "link", "show", l]);
+        out.split(" group ").nth(1).and_then(|g| g.split_whitespace().next()).map(String::from)
+    };
+    // The bridge and every host veth carry the network's own link group.
+    assert_ne!(st.group, 0);
+    assert_eq!(group_of(&st.bridge), Some(st.group.to_string()));
+    let (a, b, c, b2) = (Ns::new(), Ns::new(), Ns::new(), Ns::new());
+    let ea = root.connect(&net.name, &a, "a", &[]);
+    let eb = root.connect(&net.name, &b, "b", &[]);
+    assert_eq!(group_of(&ea.host_ifname), Some(st.group.to_string()));
+    // `a` exited, but its namespace lives on here (`ip netns` holds it): its veth stays,
+    // remembered as lingering, and its address is free again.
+    assert_eq!(root.nets.disconnect_exited("c-a").unwrap(), vec![net.name.clone()]);
+    assert!(exists(&ea.host_ifname));
+    let st = root.nets.state(&net.id).unwrap();
+    assert_eq!(st.lingering.len(), 1);
+    assert_eq!(st.lingering[0].host_ifname, ea.host_ifname);
+    assert!(!st.allocations.contains_key(&ea.ip) && !st.endpoints.contains_key("c-a"));
+    // A new endpoint taking that address (and so its MAC) deletes the old veth first: the
+    // bridge never has the MAC on two ports.
+    let ec = root.connect(&net.name, &c, "c", &[]);
+    assert_eq!((ec.ip, &ec.mac), (ea.ip, &ea.mac));
+    assert!(!exists(&ea.host_ifname));
+    assert!(root.nets.state(&net.id).unwrap().lingering.is_empty());
+    let (_, links) = a.run(&["ip", "-o", "link"]);
+    assert!(!links.contains("eth0"), "peer left in a: {links}");
+    // The same container again (same host veth name) replaces its lingering veth.
+    root.nets.disconnect_exited("c-b").unwrap();
+    let eb2 = root.connect(&net.name, &b2, "b", &[]);
+    assert_eq!(eb2.host_ifname, eb.host_ifname);
+    let (_, links) = b.run(&["ip", "-o", "link"]);
+    assert!(!links.contains("eth0"), "old peer left in b: {links}");
+    // A stray link with an endpoint's host name (no record of it) is replaced, too.
+    let stray =
+        format!("veth{:08x}", berth_network::store::short_hash(&format!("{}/c-stray", net.id)));
+    let (ok, out) = sh("ip", &["link", "add", &stray, "type", "bridge"]);
+    assert!(ok, "{out}");
+    let d = Ns::new();
+    let ed = root.connect(&net.name, &d, "stray", &[]);
+    assert_eq!(ed.host_ifname, stray);
+    assert_eq!(group_of(&stray), Some(st.group.to_string()));
+    // Everything exits; removing the network deletes the bridge and all the lingering veths
+    // (one request for the group) and returns with them unlisted.
+    for c in ["c-b", "c-c", "c-stray"] {
+        root.nets.disconnect_exited(c).unwrap();
+    }
+    let st = root.nets.state(&net.id).unwrap();
+    assert_eq!(st.lingering.len(), 3);
+    root.nets.remove(&net.id).unwrap();
+    for l in [&st.bridge, &eb2.host_ifname, &ec.host_ifname, &ed.host_ifname] {
+        assert!(!exists(l), "{l} left");
+    }
+    for ns in [&b2, &c, &d] {
+        let (_, links) = ns.run(&["ip", "-o", "link"]);
+        assert!(!links.contains("eth"), "peer left in {}: {links}", ns.name);
+    }
+    finish(root, vec![a, b, c, b2, d]);
 }

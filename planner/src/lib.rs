@@ -15,6 +15,7 @@ pub mod plan;
 use std::sync::Arc;
 
 use berth_runtime::container::ContainerError;
+use berth_runtime::image::ImageError;
 use berth_runtime::volume::VolumeError;
 
 /// Compose label keys (docker compose v2 names).
@@ -85,6 +86,14 @@ pub enum PlanError {
         /// The engine's error.
         source: VolumeError,
     },
+    /// An image operation failed.
+    #[error("image {name}: {source}")]
+    Image {
+        /// The image reference.
+        name: String,
+        /// The engine's error.
+        source: ImageError,
+    },
     /// A network operation failed (the message names the network).
     #[error("{message}")]
     Network {
@@ -115,7 +124,7 @@ pub enum PlanError {
 /// One progress event, as compose prints them (` Container p-web-1  Started`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    /// `Container`, `Volume` or `Network`.
+    /// `Container`, `Volume`, `Network` or `Image`.
     pub kind: &'static str,
     /// The resource name.
     pub name: String,

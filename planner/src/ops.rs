@@ -655,6 +655,17 @@ pub struct DownOptions {
     pub volumes: bool,
     /// Grace period for stops (seconds).
     pub timeout: Option<i64>,
+    /// `--rmi`: also remove the services' images.
+    pub images: Option<RemoveImages>,
+}
+
+/// Which images `down --rmi` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoveImages {
+    /// Only images without a custom tag (compose's default `{project}-{service}` name).
+    Local,
+    /// Every image a service uses.
+    All,
 }
 
 /// Adds stop actions for `targets`, dependents before their dependencies; returns the nodes
@@ -718,15 +729,24 @@ pub async fn plan_down(
     let running: Vec<&Observed> = targets.iter().copied().filter(|c| c.is_running()).collect();
     let stops = stop_in_reverse_order(&mut plan, p, &running, opts.timeout);
     let mut removes = Vec::new();
+    // What a network removal waits for: a container's stop when it runs (a stopped container
+    // has left its networks, so their teardown overlaps the removal of the containers' files),
+    // else its removal.
+    let mut off_network = Vec::new();
     for c in &targets {
         let rm =
             plan.add(Action::Remove { name: c.name.clone(), force: true, volumes: opts.volumes });
-        if let Some(s) = stops.get(&c.name) {
-            plan.order(*s, rm);
+        match stops.get(&c.name) {
+            Some(s) => {
+                plan.order(*s, rm);
+                off_network.push(*s);
+            }
+            None => off_network.push(rm),
         }
         removes.push(rm);
     }
-    // The project's networks go after its containers (external ones are never removed).
+    // The project's networks go once its containers left them (external ones are never
+    // removed).
     let filters =
         NetFilters { label: vec![format!("{}={}", labels::PROJECT, p.name)], ..Default::default() };
     let nets = engine.network_list(filters).await.map_err(|e| PlanError::Network {
@@ -737,8 +757,8 @@ pub async fn plan_down(
         p.networks.iter().filter(|(_, n)| n.external).map(|(k, _)| network_name(p, k)).collect();
     for rec in nets.into_iter().filter(|r| !external.contains(&r.name)) {
         let n = plan.add(Action::RemoveNetwork { name: rec.name });
-        for rm in &removes {
-            plan.order(*rm, n);
+        for c in &off_network {
+            plan.order(*c, n);
         }
     }
     if opts.volumes {
@@ -773,7 +793,39 @@ pub async fn plan_down(
             }
         }
     }
+    if let Some(mode) = opts.images {
+        for name in images_to_remove(p, &targets, mode) {
+            let n = plan.add(Action::RemoveImage { name });
+            for rm in &removes {
+                plan.order(*rm, n);
+            }
+        }
+    }
     Ok(plan)
+}
+
+/// The images `down --rmi` removes, as compose picks them: `all` takes every service's image
+/// (and, with `--remove-orphans`, the images of the orphans going), `local` only images named
+/// by compose itself (a service without `image:` gets `{project}-{service}`).
+fn images_to_remove(p: &Project, targets: &[&Observed], mode: RemoveImages) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for (name, svc) in &p.services {
+        match (&svc.image, mode) {
+            (Some(image), RemoveImages::All) => {
+                names.insert(image.clone());
+            }
+            (None, _) => {
+                names.insert(format!("{}-{name}", p.name));
+            }
+            (Some(_), RemoveImages::Local) => {}
+        }
+    }
+    if mode == RemoveImages::All {
+        for c in targets.iter().filter(|c| !p.services.contains_key(&c.service)) {
+            names.insert(c.summary.image.clone());
+        }
+    }
+    names
 }
 
 /// `down`: stop and remove the project's containers (and with `-v` its volumes); the plan's

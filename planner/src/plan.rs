@@ -8,6 +8,7 @@ use std::time::Duration;
 use berth_network::{NetworkCreate, NetworkError};
 use berth_runtime::Engine;
 use berth_runtime::container::{ContainerCreateConfig, ContainerError, MountSpec};
+use berth_runtime::image::ImageError;
 use berth_runtime::network::EngineNetworkError;
 use berth_runtime::volume::VolumeError;
 use petgraph::Direction;
@@ -148,6 +149,11 @@ pub enum Action {
         /// Engine-side name.
         name: String,
     },
+    /// Remove an image (`down --rmi`); one a container still uses is left with a warning.
+    RemoveImage {
+        /// The image reference.
+        name: String,
+    },
 }
 
 impl Action {
@@ -182,6 +188,7 @@ impl Action {
             Action::Pause { name, pause: false } => ("Container", name, "Unpaused"),
             Action::Remove { name, .. } => ("Container", name, "Removed"),
             Action::RemoveVolume { name } => ("Volume", name, "Removed"),
+            Action::RemoveImage { name } => ("Image", name, "Removed"),
         }
     }
 }
@@ -338,7 +345,10 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
         }
         Action::RemoveNetwork { name } => {
             emit(p, "Network", name, "Removing", false);
-            match engine.network_remove(name).await {
+            berth_runtime::launch::timing::mark("network: remove begin");
+            let removed = engine.network_remove(name).await;
+            berth_runtime::launch::timing::mark("network: remove end");
+            match removed {
                 Ok(()) | Err(EngineNetworkError::Network(NetworkError::NotFound(_))) => {}
                 // As compose: a network another project's container still uses is left alone.
                 Err(EngineNetworkError::Network(NetworkError::InUse { .. })) => {
@@ -487,6 +497,18 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
                 Err(e) => return Err(verr(name)(e)),
             }
             emit(p, "Volume", name, "Removed", true);
+        }
+        Action::RemoveImage { name } => {
+            emit(p, "Image", name, "Removing", false);
+            let in_use = engine.container_images_in_use().await;
+            // As compose: an image still in use, or gone already, is a warning, not a failure.
+            let status = match engine.image_remove(name.clone(), false, in_use).await {
+                Ok(_) => "Removed",
+                Err(ImageError::InUse { .. }) => "Resource is still in use",
+                Err(ImageError::NoSuchImage(_)) => "Warning: No resource found to remove",
+                Err(source) => return Err(PlanError::Image { name: name.clone(), source }),
+            };
+            emit(p, "Image", name, status, true);
         }
     }
     Ok(())

@@ -15,6 +15,7 @@
 pub mod cgroups;
 pub mod container;
 pub mod engine;
+pub mod events;
 pub mod image;
 pub mod launch;
 pub mod logs;

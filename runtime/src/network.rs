@@ -127,6 +127,7 @@ impl Engine {
                     l.rec.name
                 )));
             }
+            poke_monitor(&l.st);
         }
         let _g = paths.lock().map_err(ContainerError::from)?;
         let mut rec = paths.read_config().map_err(ContainerError::from)?.unwrap_or(l.rec);
@@ -161,7 +162,9 @@ impl Engine {
             nets.disconnect(&net, &l.rec.id)?;
             if l.st.state.running && l.st.state.pid > 0 {
                 let pid = l.st.state.pid as i32;
-                cnet::live_disconnected(&nets, &l.rec, &paths, pid, &old).map_err(|e| {
+                let moved = cnet::live_disconnected(&nets, &l.rec, &paths, pid, &old);
+                poke_monitor(&l.st);
+                moved.map_err(|e| {
                     EngineNetworkError::Invalid(format!(
                         "disconnecting container {} from network {net}: {e}",
                         l.rec.name
@@ -181,5 +184,14 @@ impl Engine {
         }
         paths.write_config(&rec).map_err(ContainerError::from)?;
         Ok(())
+    }
+}
+
+/// Tells a running container's monitor that its published ports changed, so it reserves the
+/// new ones and lets go of the old (`container::network::resync`).
+fn poke_monitor(st: &crate::container::record::StateRecord) {
+    if st.monitor_pid > 0 {
+        let _ =
+            crate::container::sys::signal_verified(st.monitor_pid, st.monitor_start, libc::SIGUSR1);
     }
 }

@@ -7,7 +7,8 @@ use berth_runtime::container::{
 use berth_runtime::{Engine, EngineOptions};
 
 fn berth_exe() -> Option<std::path::PathBuf> {
-    // The monitor is the `berth` binary; cargo builds it for the CLI's tests, not ours.
+    // `berth` and the `berth-monitor` beside it, which the engine starts; cargo builds them
+    // for the CLI's tests, not ours.
     let p = std::env::current_exe().ok()?.parent()?.parent()?.join("berth");
     p.exists().then_some(p)
 }

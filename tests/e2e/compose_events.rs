@@ -23,11 +23,35 @@ fn compose_events_json_and_text() {
         f.text().lines().map(|l| serde_json::from_str(l).expect("event json")).collect()
     };
     p.wait_for("create and start", 10, || actions(&json).len() >= 2);
+    // The TERM trap is set once sleep runs (a PID 1 without a handler ignores the stop's TERM).
+    p.wait_for("web's trap", 10, || p.ok(&["top", "web"]).0.contains("sleep 3600"));
+    // An exec and a stop leave no trace in the container's state: they come from the journal.
+    p.ok(&["exec", "-T", "web", "true"]);
+    p.wait_for("the exec's events", 10, || actions(&json).len() >= 5);
     p.ok(&["stop", "-t", "2"]);
-    p.wait_for("die and stop", 10, || actions(&json).len() >= 4);
+    p.wait_for("kill, die and stop", 10, || actions(&json).len() >= 8);
     let evs = actions(&json);
     let names: Vec<&str> = evs.iter().filter_map(|e| e["action"].as_str()).collect();
-    assert_eq!(names, ["create", "start", "die", "stop"], "{evs:?}");
+    assert_eq!(
+        names,
+        [
+            "create",
+            "start",
+            "exec_create: true",
+            "exec_start: true",
+            "exec_die",
+            "kill",
+            "die",
+            "stop"
+        ],
+        "{evs:?}"
+    );
+    let exec_id = evs[2]["attributes"]["execID"].as_str().expect("execID");
+    assert!(exec_id.len() >= 12, "{exec_id}");
+    assert_eq!(evs[3]["attributes"]["execID"], exec_id);
+    assert_eq!(evs[4]["attributes"]["execID"], exec_id);
+    assert_eq!(evs[4]["attributes"]["exitCode"], "0");
+    assert_eq!(evs[5]["attributes"]["signal"], "15");
     for e in &evs {
         assert_eq!(e["type"], "container");
         assert_eq!(e["id"], id.as_str());
@@ -38,7 +62,7 @@ fn compose_events_json_and_text() {
         assert!(chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S%.6f").is_ok(), "{t}");
     }
     // SIGTERM trapped with exit 0.
-    assert_eq!(evs[2]["attributes"]["exitCode"], "0");
+    assert_eq!(evs[6]["attributes"]["exitCode"], "0");
 
     // Text: compose's line shape, both services.
     p.wait_for("text events of both services", 10, || {

@@ -270,3 +270,43 @@ fn compose_named_service_enables_its_profile() {
     p.ok(&["down"]);
     assert!(p.containers().is_empty(), "down removes the profiled service's container too");
 }
+
+#[test]
+fn compose_down_rmi_removes_service_images_but_not_used_ones() {
+    let svc = |name: &str, image: &str| {
+        format!("  {name}:\n    image: {image}\n    network_mode: none\n    command: {LONG}\n")
+    };
+    let compose = format!(
+        "services:\n{}{}{}",
+        svc("own", "rmi-own:1"),
+        svc("tag", "rmi-tag:1"),
+        svc("used", "rmi-used:1")
+    );
+    let Some(p) = Project::new("rmi", &compose) else { return };
+    // Two images of their own (a changed config gives a new id) and a second tag of bb.
+    let tar = p.env.path().join("bb.tar");
+    let tar = tar.to_str().expect("utf-8 path");
+    p.env.ok(&["image", "import", "-c", "ENV RMI=own", tar, "rmi-own:1"]);
+    p.env.ok(&["image", "import", "-c", "ENV RMI=used", tar, "rmi-used:1"]);
+    p.env.ok(&["image", "tag", "bb:latest", "rmi-tag:1"]);
+    // A container outside the project keeps rmi-used:1 in use.
+    let outside = berth_testsupport::unique_name("rmi-outside");
+    p.env.ok(&["container", "create", "--name", &outside, "rmi-used:1", "true"]);
+    let exists = |image: &str| p.env.run(&["image", "inspect", image]).status.success();
+
+    p.ok(&["up", "-d"]);
+    let (_, se) = p.ok(&["down", "-t", "1", "--rmi", "local"]);
+    assert!(!se.contains(" Image "), "local: every service names its image: {se}");
+    assert!(exists("rmi-own:1") && exists("rmi-tag:1") && exists("rmi-used:1"));
+
+    p.ok(&["up", "-d"]);
+    let (_, se) = p.ok(&["down", "-t", "1", "--rmi", "all"]);
+    assert!(se.contains(" Image rmi-own:1  Removed"), "{se}");
+    assert!(se.contains(" Image rmi-tag:1  Removed"), "{se}");
+    assert!(se.contains(" Image rmi-used:1  Resource is still in use"), "{se}");
+    assert!(!exists("rmi-own:1") && !exists("rmi-tag:1"));
+    // The untagged image's other name and the image in use stay.
+    assert!(exists("bb:latest") && exists("rmi-used:1"));
+    assert!(p.containers().is_empty());
+    p.env.ok(&["container", "rm", &outside]);
+}

@@ -152,6 +152,26 @@ impl Project {
         out.split_whitespace().map(String::from).collect()
     }
 
+    /// (network id, host-side veth) for every veth the root's network records name:
+    /// endpoints and the lingering veths of exited containers.
+    pub fn host_veths(&self) -> Vec<(String, String)> {
+        let dir = self.env.path().join("networks");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+            let eps = v["endpoints"].as_object().into_iter().flat_map(|m| m.values());
+            let named = eps.filter_map(|ep| ep["endpoint"]["host_ifname"].as_str());
+            let lingering = v["lingering"].as_array().into_iter().flatten();
+            let named = named.chain(lingering.filter_map(|l| l["host_ifname"].as_str()));
+            // `<id>.live` (or `<id>.json` in older roots).
+            let path = e.path();
+            let id = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+            out.extend(named.map(|n| (id.clone(), n.to_string())));
+        }
+        out
+    }
+
     /// Asserts the root has no network, no bridge of the networks `ids`, and (within 5 s) no
     /// DNS server process.
     pub fn assert_no_network_leftovers(&self, ids: &[String]) {
@@ -189,11 +209,31 @@ impl Drop for Project {
             let out = self.env.run(&["network", "ls", "-q", "--no-trunc"]);
             String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect()
         };
+        let veths = self.host_veths();
         let down = self.run(&["down", "-v", "--remove-orphans", "-t", "2"]);
         if std::thread::panicking() {
             return;
         }
         assert!(down.status.success(), "down failed: {}", String::from_utf8_lossy(&down.stderr));
+        // Removing a network deletes its veths (also those of exited containers, which the
+        // kernel would delete later with their namespaces) before `down` returns: no waiting.
+        // On networks `down` keeps (external ones) the kernel's namespace cleanup takes them.
+        let kept = self.network_ids();
+        let links = || {
+            let out = Command::new("ip").args(["-o", "link"]).output().map(|o| o.stdout);
+            String::from_utf8_lossy(&out.unwrap_or_default()).into_owned()
+        };
+        let now = links();
+        for (net, v) in veths.iter().filter(|(net, _)| !kept.contains(net)) {
+            assert!(!now.contains(&format!(" {v}@")), "veth {v} of network {net} left after down");
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for (_, v) in veths.iter().filter(|(net, _)| kept.contains(net)) {
+            while links().contains(&format!(" {v}@")) {
+                assert!(Instant::now() < deadline, "veth {v} left after down");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
         let left = self.env.run(&["container", "ls", "-aq"]);
         assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "containers left after down");
         for id in ids {

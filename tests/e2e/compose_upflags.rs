@@ -38,8 +38,11 @@ volumes:
     });
     assert_eq!(p.inspect(&p.cname("init", 1), "{{.State.ExitCode}}"), "0");
 
-    // A one-shot that fails still fails the wait, naming the container.
-    let Some(p) = Project::new("cwait2", &compose("exit 3")) else { return };
+    // A one-shot that fails still fails the wait, naming the container. It writes no marker,
+    // so web never turns healthy and the wait can only end on init's failure (with the marker,
+    // a loaded machine could see web healthy while init had yet to exit, and succeed).
+    let failing = compose("exit 3").replace("touch /v/done; ", "");
+    let Some(p) = Project::new("cwait2", &failing) else { return };
     let out = p.run(&["up", "-d", "--wait", "--wait-timeout", "30"]);
     let se = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{se}");

@@ -237,6 +237,16 @@ fn container_restart_policies() {
     });
     assert_eq!(env.inspect("loop", "{{.RestartCount}} {{.State.Status}}"), format!("{n} exited"));
     assert!(env.ok(&["container", "logs", "loop"]).matches("run").count() >= 2);
+    // A user start lifts the stop: the policy restarts it again, counting from zero (docker).
+    let runs = || env.ok(&["container", "logs", "loop"]).matches("run").count();
+    let (before_runs, before_count) = (runs(), n.parse::<usize>().unwrap());
+    env.ok(&["container", "start", "loop"]);
+    env.wait_for("a restart after the user start", 15, || runs() >= before_runs + 2);
+    env.ok(&["container", "stop", "loop"]);
+    let new_runs = runs() - before_runs;
+    let count: usize = env.inspect("loop", "{{.RestartCount}}").parse().unwrap();
+    // Without the reset it would be at least before_count + new_runs - 1 > new_runs.
+    assert!(count <= new_runs, "RestartCount {count} after {new_runs} runs (was {before_count})");
 }
 
 #[test]
@@ -572,4 +582,43 @@ fn compose_exec_uses_a_tty_when_stdin_is_one() {
     // stdin not a terminal (as here): none either.
     let (so, _) = p.ok(&["exec", "web", "sh", "-c", "tty || true"]);
     assert_eq!(so.trim(), "not a tty");
+}
+
+/// The monitor is the `berth-monitor` executable beside `berth`, single-threaded; a `berth`
+/// without it fails the start with a sentence naming the missing file, leaving the container
+/// created and nothing else behind.
+#[test]
+fn container_monitor_is_berth_monitor_beside_berth() {
+    let Some(env) = ContainerEnv::new() else { return };
+    env.ok(&["container", "run", "-d", "--name", "mon", "bb", "sh", "-c", TRAP]);
+    let mon = env.state_record("mon")["MonitorPid"].as_i64().expect("monitor pid");
+    let exe = std::fs::read_link(format!("/proc/{mon}/exe")).expect("monitor exe");
+    let beside = std::path::Path::new(crate::support::berth_bin()).with_file_name("berth-monitor");
+    assert_eq!(exe, std::fs::canonicalize(&beside).expect("berth-monitor beside berth"));
+    let status = std::fs::read_to_string(format!("/proc/{mon}/status")).expect("status");
+    assert!(status.lines().any(|l| l == "Threads:\t1"), "monitor threads:\n{status}");
+    let id = env.id("mon");
+    env.ok(&["container", "rm", "--force", "mon"]);
+    env.assert_no_leftovers(&id);
+
+    // A `berth` with no `berth-monitor` beside it (a hard link elsewhere, or a copy).
+    let dir = berth_testsupport::TempRoot::new().expect("temp dir");
+    let lone = dir.path().join("berth");
+    if std::fs::hard_link(crate::support::berth_bin(), &lone).is_err() {
+        std::fs::copy(crate::support::berth_bin(), &lone).expect("copy berth");
+    }
+    let out = std::process::Command::new(&lone)
+        .arg("--root")
+        .arg(env.path())
+        .args(["container", "run", "-d", "--name", "nomon", "bb", "true"])
+        .output()
+        .expect("run lone berth");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started without a monitor executable: {err}");
+    let want = format!("{} is missing", dir.path().join("berth-monitor").display());
+    assert!(err.contains(&want) && err.contains("install berth-monitor beside"), "stderr: {err}");
+    assert_eq!(env.inspect("nomon", "{{.State.Status}}"), "created");
+    let id = env.id("nomon");
+    env.ok(&["container", "rm", "nomon"]);
+    env.assert_no_leftovers(&id);
 }

@@ -741,3 +741,83 @@ fn net_concurrent_starts_on_one_network() {
     n.env.ok(&["container", "run", "--rm", "--network", &net, "bb", "sh", "-c", &script]);
     n.teardown_and_check();
 }
+
+/// Host veths the root's network records remember as lingering (exited containers' veths
+/// left to the kernel's namespace cleanup).
+fn lingering(n: &NetEnv) -> Vec<String> {
+    let dir = n.env.path().join("networks");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        for l in v["lingering"].as_array().into_iter().flatten() {
+            out.extend(l["host_ifname"].as_str().map(String::from));
+        }
+    }
+    out
+}
+
+fn link_listed(name: &str) -> bool {
+    let links = run_cmd("ip", &["-o", "link"]);
+    links.contains(&format!(" {name}@")) || links.contains(&format!(" {name}:"))
+}
+
+#[test]
+fn net_exited_container_veth_goes_with_its_namespace_unless_a_joiner_holds_it() {
+    let Some(n) = NetEnv::new() else { return };
+    let net = n.network("nwx", &[]);
+    // Exits on its own: the monitor records the veth as lingering and the kernel deletes the
+    // pair with the namespace.
+    let quick = berth_testsupport::unique_name("quick");
+    n.run_detached(&quick, &net, &["bb", "true"]);
+    n.env.wait_for("the container to exit", 10, || {
+        n.env.inspect(&quick, "{{.State.Status}}") == "exited"
+    });
+    let left = lingering(&n);
+    assert_eq!(left.len(), 1, "{left:?}");
+    n.seen.borrow_mut().veths.extend(left.iter().cloned());
+    n.env.wait_for("the kernel to delete the exited container's veth", 10, || {
+        !link_listed(&left[0])
+    });
+    // It starts again on a fresh veth.
+    n.env.ok(&["container", "start", &quick]);
+    // A `container:` joiner keeps the namespace alive after its owner stops: then the owner's
+    // veth is deleted before `stop` returns, and the joiner is off the network.
+    let web = berth_testsupport::unique_name("jweb");
+    n.run_detached(&web, &net, &["--stop-timeout", "1", "bb", "sleep", "3600"]);
+    n.note_veths();
+    let rec = n.net_inspect(&net);
+    let veth = {
+        let states = std::fs::read_dir(n.env.path().join("networks")).unwrap();
+        let mut found = None;
+        for e in states.flatten() {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let id = n.env.inspect(&web, "{{.Id}}");
+            if let Some(h) = v["endpoints"][&id]["endpoint"]["host_ifname"].as_str() {
+                found = Some(h.to_string());
+            }
+        }
+        found.unwrap_or_else(|| panic!("no endpoint of {web} in {rec}"))
+    };
+    let joiner = berth_testsupport::unique_name("joiner");
+    let mode = format!("container:{web}");
+    n.env.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        &joiner,
+        "--network",
+        &mode,
+        "bb",
+        "sleep",
+        "3600",
+    ]);
+    assert!(link_listed(&veth));
+    n.env.ok(&["container", "stop", &web]);
+    assert!(!link_listed(&veth), "veth {veth} of {web} left while its joiner runs");
+    let out = n.env.ok(&["container", "exec", &joiner, "ip", "-o", "link"]);
+    assert!(!out.contains("eth0"), "{out}");
+    n.teardown_and_check();
+}

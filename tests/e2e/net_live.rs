@@ -163,3 +163,25 @@ fn net_live_links_host_mode_inspect_and_ipv6() {
     assert!(!n.ip_of(&lone, "bridge").is_empty(), "no address on bridge");
     n.teardown_and_check();
 }
+
+#[test]
+fn net_live_connect_reserves_published_ports_at_once() {
+    let Some(n) = NetEnv::new() else { return };
+    let a = n.network("nlr", &[]);
+    let c = berth_testsupport::unique_name("lres");
+    let args =
+        ["-d", "--name", &c, "--network", "none", "-p", "127.0.0.1:0:80", "bb", "sh", "-c", HTTPD];
+    n.env.ok(&run(&args));
+    n.env.ok(&["network", "connect", &a, &c]);
+    n.note_veths();
+    let port = host_port(&n, &c).expect("port published on connect");
+    // The monitor holds the port (a host process can't take it) without a restart.
+    let free = || std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    n.env.wait_for("the monitor to reserve the port", 5, || !free());
+    assert!(http_get(port, "/group", 10).contains("root:"));
+    // Leaving the last network unpublishes it, and the reservation goes too.
+    n.env.ok(&["network", "disconnect", &a, &c]);
+    n.env.wait_for("the monitor to release the port", 5, free);
+    assert_eq!(n.env.inspect(&c, "{{.State.Status}}"), "running");
+    n.teardown_and_check();
+}

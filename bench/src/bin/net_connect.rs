@@ -64,6 +64,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
                 ip6: None,
                 default_via6: None,
                 replace_default: false,
+                group: 0,
+                stale: Vec::new(),
             };
             let t = Instant::now();
             netlink::plug_veth(plan).map_err(berth_network::NetworkError::from)?;

@@ -1,8 +1,12 @@
 //! Median time of create + start + wait + remove of a `true` container through the Engine API
-//! (50 runs after 3 warm-ups), and the monitor's resident set size.
+//! (50 runs after 3 warm-ups), and the monitor's resident set size (min/median/max over
+//! 5 idle `sleep` containers, read once each monitor has settled).
 //!
 //! Run as root: `cargo build --release -p berth-cli -p berth-bench &&
-//! target/release/run_true` (the monitor is the `berth` binary next to this one, or `$BERTH_EXE`).
+//! target/release/run_true` (`berth` and `berth-monitor` next to this one, or `$BERTH_EXE`).
+//! `--publish` also measures monitors of containers on the default bridge with a published
+//! port (`-p 0:80`: the monitor then holds the IPv6 relay listener); `--rss-only` skips the
+//! timing runs.
 //!
 //! With `--docker-host URL` (or `$BENCH_DOCKER_HOST`) the same run also imports the same root
 //! filesystem into that docker daemon (`docker import`) and times `docker run --rm bb:latest
@@ -11,6 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use berth_runtime::container::network::PortBinding;
 use berth_runtime::container::{Config, ContainerCreateConfig};
 use berth_runtime::{Engine, EngineOptions};
 
@@ -30,10 +35,23 @@ fn vm_rss_kib(pid: i32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Prints a result line; a closed stdout (e.g. `| head -1`) must not panic the bench while
+/// containers still run.
+fn say(line: String) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 const RUNS: usize = 50;
 const WARMUP: usize = 3;
 
-async fn bench(docker: Option<berth_bench::Docker>) -> Result<(), String> {
+/// Command-line options besides the docker ones.
+struct Opts {
+    publish: bool,
+    rss_only: bool,
+}
+
+async fn bench(docker: Option<berth_bench::Docker>, opts: Opts) -> Result<(), String> {
     let root =
         tempfile::Builder::new().prefix("berth-bench-").tempdir().map_err(|e| e.to_string())?;
     let tar = root.path().join("bb.tar");
@@ -54,6 +72,27 @@ async fn bench(docker: Option<berth_bench::Docker>) -> Result<(), String> {
         },
         ..Default::default()
     };
+    let median = if opts.rss_only { None } else { Some(time_runs(&engine, &cfg).await?) };
+    monitor_rss(&engine, root.path(), &cfg, false).await?;
+    if opts.publish {
+        let r = monitor_rss(&engine, root.path(), &cfg, true).await;
+        // The default bridge (and with it the DNS server) goes with the last container.
+        let _ = engine.network_remove("bridge").await;
+        r?;
+    }
+
+    if let (Some(docker), Some(median)) = (docker, median) {
+        docker_side(&docker, &tar, median)?;
+    }
+    Ok(())
+}
+
+/// create + start + wait + remove of a `true` container, RUNS times after WARMUP; returns the
+/// median in ms.
+async fn time_runs(
+    engine: &Engine,
+    cfg: &impl Fn() -> ContainerCreateConfig,
+) -> Result<f64, String> {
     let mut samples = Vec::new();
     for i in 0..WARMUP + RUNS {
         let t = Instant::now();
@@ -75,41 +114,92 @@ async fn bench(docker: Option<berth_bench::Docker>) -> Result<(), String> {
         }
     }
     let median = berth_bench::median(&mut samples);
-    println!(
+    say(format!(
         "run_true: create+start+wait+remove median {median:.2} ms (fastest {:.2} ms) over {} runs",
         samples.first().copied().unwrap_or(0.0),
         samples.len()
-    );
+    ));
+    Ok(median)
+}
 
-    // Monitor RSS of an idle running container.
-    let mut c = cfg();
-    c.config.cmd = Some(vec!["sleep".into(), "3600".into()]);
-    let id = engine.container_create(None, c).await.map_err(|e| e.to_string())?;
-    engine.container_start(&id).await.map_err(|e| e.to_string())?;
-    let state: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(root.path().join("state/containers").join(&id).join("state.json"))
-            .map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
-    let mon = state["MonitorPid"].as_i64().unwrap_or(0) as i32;
-    // Idle RSS: give the monitor a moment to settle into its poll loop.
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    match vm_rss_kib(mon) {
-        Some(kib) => println!("monitor VmRSS: {kib} KiB (pid {mon})"),
-        None => println!("monitor VmRSS: unavailable"),
-    }
-    engine.container_remove(&id, true, true).await.map_err(|e| e.to_string())?;
+/// Containers whose monitors are measured, per kind.
+const RSS_CONTAINERS: usize = 5;
 
-    if let Some(docker) = docker {
-        docker_side(&docker, &tar, median)?;
+/// Starts RSS_CONTAINERS idle `sleep` containers (with `publish`: on the default bridge with
+/// container port 80 published on a free host port), reads each monitor's VmRSS once it has
+/// settled, prints min/median/max and removes them.
+async fn monitor_rss(
+    engine: &Engine,
+    root: &Path,
+    cfg: &impl Fn() -> ContainerCreateConfig,
+    publish: bool,
+) -> Result<(), String> {
+    let mut ids = Vec::new();
+    let r: Result<String, String> = async {
+        for _ in 0..RSS_CONTAINERS {
+            let mut c = cfg();
+            c.config.cmd = Some(vec!["sleep".into(), "3600".into()]);
+            if publish {
+                c.host_config.network_mode = "bridge".into();
+                c.host_config.port_bindings.insert(
+                    "80/tcp".into(),
+                    vec![PortBinding { host_ip: String::new(), host_port: "0".into() }],
+                );
+            }
+            let id = engine.container_create(None, c).await.map_err(|e| e.to_string())?;
+            ids.push(id.clone());
+            engine.container_start(&id).await.map_err(|e| e.to_string())?;
+        }
+        let mut kib = Vec::new();
+        for id in &ids {
+            let state: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(root.join("state/containers").join(id).join("state.json"))
+                    .map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?;
+            let mon = state["MonitorPid"].as_i64().unwrap_or(0) as i32;
+            kib.push(settled_rss_kib(mon).await.ok_or(format!("no VmRSS for monitor {mon}"))?);
+        }
+        let all = kib.iter().map(u64::to_string).collect::<Vec<_>>().join(" ");
+        kib.sort_unstable();
+        Ok(format!(
+            "monitor VmRSS{}: min {} / median {} / max {} KiB over {} monitors ({all})",
+            if publish { " with a published port" } else { "" },
+            kib[0],
+            kib[kib.len() / 2],
+            kib[kib.len() - 1],
+            kib.len(),
+        ))
     }
+    .await;
+    // Removed before printing, so a closed stdout can't leave them running.
+    for id in &ids {
+        let _ = engine.container_remove(id, true, true).await;
+    }
+    say(r?);
     Ok(())
+}
+
+/// A monitor's VmRSS once it has settled: it lets go of its start-up memory after 200 ms
+/// idle, so this waits for 300 ms then for three equal readings 100 ms apart (at most 5 s).
+async fn settled_rss_kib(pid: i32) -> Option<u64> {
+    let tick = std::time::Duration::from_millis(100);
+    tokio::time::sleep(3 * tick).await;
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    let (mut last, mut same) = (vm_rss_kib(pid)?, 0);
+    while same < 2 && Instant::now() < deadline {
+        tokio::time::sleep(tick).await;
+        let now = vm_rss_kib(pid)?;
+        same = if now == last { same + 1 } else { 0 };
+        last = now;
+    }
+    Some(last)
 }
 
 /// Times `docker run --rm bb:latest true` on the same root filesystem and prints the ratio to
 /// berth's `berth_median` (ms).
 fn docker_side(docker: &berth_bench::Docker, tar: &Path, berth_median: f64) -> Result<(), String> {
-    println!("docker: dockerd {} at {}", docker.server_version()?, docker.host);
+    say(format!("docker: dockerd {} at {}", docker.server_version()?, docker.host));
     docker.import(tar, "bb:latest")?;
     let mut samples = Vec::new();
     for i in 0..WARMUP + RUNS {
@@ -120,12 +210,12 @@ fn docker_side(docker: &berth_bench::Docker, tar: &Path, berth_median: f64) -> R
         }
     }
     let median = berth_bench::median(&mut samples);
-    println!(
+    say(format!(
         "docker run --rm true: median {median:.1} ms (fastest {:.1} ms) over {} runs",
         samples.first().copied().unwrap_or(0.0),
         samples.len()
-    );
-    println!("ratio docker/berth: {:.1}x", median / berth_median);
+    ));
+    say(format!("ratio docker/berth: {:.1}x", median / berth_median));
     Ok(())
 }
 
@@ -138,9 +228,18 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    if let Some(a) = args.first() {
-        eprintln!("run_true: unknown argument {a:?} (only --docker-host URL)");
-        return std::process::ExitCode::FAILURE;
+    let mut opts = Opts { publish: false, rss_only: false };
+    for a in &args {
+        match a.as_str() {
+            "--publish" => opts.publish = true,
+            "--rss-only" => opts.rss_only = true,
+            _ => {
+                eprintln!(
+                    "run_true: unknown argument {a:?} (--docker-host URL, --publish, --rss-only)"
+                );
+                return std::process::ExitCode::FAILURE;
+            }
+        }
     }
     let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -149,7 +248,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(bench(docker)) {
+    match rt.block_on(bench(docker, opts)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("run_true: {e}");

@@ -179,6 +179,18 @@ pub struct DownArgs {
     /// Specify a shutdown timeout in seconds.
     #[arg(short = 't', long)]
     timeout: Option<i64>,
+    /// Remove images used by services: "local" only those without a custom tag, "all" every one.
+    #[arg(long, value_name = "TYPE")]
+    rmi: Option<RmiArg>,
+}
+
+/// `down --rmi` values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RmiArg {
+    /// Images without a custom tag (`{project}-{service}`).
+    Local,
+    /// Every image a service uses.
+    All,
 }
 
 /// `berth ps`.
@@ -443,6 +455,10 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
                     remove_orphans: a.remove_orphans,
                     volumes: a.volumes,
                     timeout: a.timeout,
+                    images: a.rmi.map(|r| match r {
+                        RmiArg::Local => ops::RemoveImages::Local,
+                        RmiArg::All => ops::RemoveImages::All,
+                    }),
                 };
                 ops::down(&engine, &p, &opts, &run, &progress, &warn_one)
                     .await
@@ -937,8 +953,12 @@ async fn port(po: &ProjectOpts, engine: &Engine, a: PortArgs) -> anyhow::Result<
         });
     match found {
         Some(p) => {
-            let ip = if p.ip.is_empty() { "0.0.0.0" } else { p.ip.as_str() };
-            let _ = writeln!(std::io::stdout().lock(), "{ip}:{}", p.public_port);
+            // compose prints the first binding only (the IPv4 one when `[::]` is served too).
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                super::netflags::host_port(&p.ip, p.public_port)
+            );
             Ok(ExitCode::SUCCESS)
         }
         None => Err(ExitWith {

@@ -1,7 +1,9 @@
 //! `berth events [--json] [SERVICE...]`: compose's container event stream. berth has no daemon
 //! to publish events, so the project's containers are watched instead (listed and inspected
 //! every 100 ms) and each change becomes docker's event: create, start, die, stop, restart,
-//! pause, unpause, health_status, destroy.
+//! pause, unpause, health_status, destroy. What leaves no trace in a container's state (a
+//! signal sent, an exec) comes from the state root's event journal: kill, exec_create,
+//! exec_start, exec_die.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -12,6 +14,7 @@ use berth_planner::labels;
 use berth_runtime::Engine;
 use berth_runtime::container::ListFilters;
 use berth_runtime::container::record::ContainerPaths;
+use berth_runtime::events::{JournalEvent, JournalReader};
 
 use super::compose::load;
 use super::run::engine_err;
@@ -167,6 +170,20 @@ pub fn diff(
     out
 }
 
+/// A journaled event (kill, exec) of a container of the project, with compose's attributes.
+fn from_journal(j: JournalEvent, seen: &Seen) -> ContainerEvent {
+    let mut attributes = j.attributes;
+    attributes.insert("name".to_string(), seen.name.clone());
+    attributes.insert("image".to_string(), seen.image.clone());
+    ContainerEvent {
+        time: j.time,
+        action: j.action,
+        id: j.id,
+        service: seen.service.clone(),
+        attributes,
+    }
+}
+
 /// Runs `berth events` until interrupted.
 pub async fn run(po: &ProjectOpts, engine: &Engine, a: EventsArgs) -> anyhow::Result<ExitCode> {
     let p = load(po, true, &a.services)?;
@@ -177,13 +194,23 @@ pub async fn run(po: &ProjectOpts, engine: &Engine, a: EventsArgs) -> anyhow::Re
             );
         }
     }
+    let mut journal = JournalReader::at_end(engine.root().path());
     let mut known = look(engine, &p.name, &a.services).await?;
     tracing::debug!(project = %p.name, containers = known.len(), "events: watching");
     loop {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let now = look(engine, &p.name, &a.services).await?;
         let time = chrono::Utc::now();
-        let mut events = Vec::new();
+        // The journal after the look: a kill is written before its signal goes, so one that
+        // caused a die this look saw is read now, and sorts before it.
+        let journaled = journal.read_new();
+        let mut events: Vec<ContainerEvent> = journaled
+            .into_iter()
+            .filter_map(|j| {
+                let seen = now.get(&j.id).or_else(|| known.get(&j.id))?;
+                Some(from_journal(j, seen))
+            })
+            .collect();
         for (id, seen) in &now {
             events.extend(diff(id, known.get(id), Some(seen), time));
         }
@@ -192,6 +219,8 @@ pub async fn run(po: &ProjectOpts, engine: &Engine, a: EventsArgs) -> anyhow::Re
                 events.extend(diff(id, Some(seen), None, time));
             }
         }
+        // Stable: events of one look keep their order after the journal's earlier ones.
+        events.sort_by_key(|e| e.time);
         let mut out = std::io::stdout().lock();
         for e in events {
             let line = if a.json { e.json().to_string() } else { e.text() };

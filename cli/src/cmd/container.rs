@@ -1,5 +1,5 @@
 //! `berth container` subcommands: run, create, ls, inspect, logs, exec, start, stop, restart, kill,
-//! rm, top, stats, pause, unpause, rename, wait. Output columns and `--format json` like docker's.
+//! rm, top, stats, pause, unpause, rename, wait, port. Output columns and `--format json` like docker's.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -56,6 +56,17 @@ pub enum Command {
     Wait(Many),
     /// Stream a running container's output until it stops (output only).
     Attach(One),
+    /// List port mappings or a specific mapping for the container.
+    Port(PortArgs),
+}
+
+/// `container port`.
+#[derive(Debug, clap::Args)]
+pub struct PortArgs {
+    /// Container.
+    container: String,
+    /// `PRIVATE_PORT[/PROTO]` (default protocol tcp).
+    private_port: Option<String>,
 }
 
 /// `container create`.
@@ -376,6 +387,19 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                 }
                 let code = engine.container_wait(&a.container).await.map_err(engine_err)?;
                 Ok(ExitCode::from(code.clamp(0, 255) as u8))
+            }
+            Command::Port(a) => {
+                let i = engine.container_inspect(&a.container).await.map_err(engine_err)?;
+                let lines = super::netflags::port_lines(
+                    &i.network_settings.ports,
+                    a.private_port.as_deref(),
+                    &a.container,
+                )
+                .map_err(|m| ExitWith { code: 1, message: format!("Error: {m}") })?;
+                for l in lines {
+                    outln!("{l}");
+                }
+                Ok(ExitCode::SUCCESS)
             }
             Command::Wait(a) => {
                 for c in &a.containers {

@@ -10,7 +10,6 @@ mod config;
 mod container;
 mod dns;
 mod image;
-mod monitor;
 mod netflags;
 mod network;
 mod run;
@@ -121,9 +120,6 @@ enum Command {
     /// Internal: the per-root DNS server for bridge networks.
     #[command(name = "__dns", hide = true)]
     Dns,
-    /// Internal: the per-container monitor process.
-    #[command(name = "__monitor", hide = true)]
-    Monitor(monitor::Args),
 }
 
 /// Parses arguments, runs the command and maps errors to exit codes.
@@ -145,7 +141,6 @@ pub fn main() -> ExitCode {
         Command::Volume(cmd) => volume::run(&cli.engine, cmd),
         Command::Network(cmd) => network::run(&cli.engine, cmd),
         Command::Dns => dns::run(&cli.engine),
-        Command::Monitor(args) => monitor::run(args),
     };
     match result {
         Ok(code) => code,

@@ -7,7 +7,7 @@ use berth_runtime::container::network::{EndpointIpamConfig, EndpointRequest, Por
 /// Networking flags of `run` and `container create`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct NetFlags {
-    /// Publish a container's port(s) to the host (`[ip:][hostPort:]containerPort[/proto]`, ranges allowed).
+    /// Publish a container's port(s) to the host (`[ip:][hostPort:]containerPort[/proto]`, ranges allowed; IPv6 as `[::1]:8080:80`).
     #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
     /// Publish every exposed port to a random host port.
@@ -125,23 +125,57 @@ fn range(s: &str, what: &str, spec: &str) -> anyhow::Result<(u16, u16)> {
     Ok((a, b))
 }
 
-/// Parses docker's `-p` syntax into `("80/tcp", binding)` pairs: `80`, `8080:80`,
-/// `127.0.0.1:8080:80`, `127.0.0.1::80`, `8000-8001:80-81`, `53/udp`.
-pub fn parse_publish(spec: &str) -> anyhow::Result<Vec<(String, PortBinding)>> {
-    let (ports, proto) = spec.rsplit_once('/').unwrap_or((spec, "tcp"));
-    if proto != "tcp" && proto != "udp" {
-        anyhow::bail!("invalid protocol {proto:?} in --publish {spec}");
+/// Splits `[ip:][hostPort:]containerPort` (no protocol) into its three parts; the address may
+/// be IPv6, in brackets (`[::1]:8080:80`) or bare as docker also takes it (`::1:8080:80`).
+fn split_publish<'a>(ports: &'a str, spec: &str) -> anyhow::Result<(&'a str, &'a str, &'a str)> {
+    let shape =
+        || anyhow::anyhow!("invalid --publish {spec}: expected [ip:][hostPort:]containerPort");
+    if let Some(rest) = ports.strip_prefix('[') {
+        let Some((ip, rest)) = rest.split_once(']') else {
+            anyhow::bail!("invalid --publish {spec}: the IPv6 host address has no closing ']'");
+        };
+        let (host, ctr) =
+            rest.strip_prefix(':').and_then(|r| r.split_once(':')).ok_or_else(shape)?;
+        if ctr.contains(':') {
+            return Err(shape());
+        }
+        check_host_ip(ip, spec, true)?;
+        return Ok((ip, host, ctr));
     }
     let parts: Vec<&str> = ports.split(':').collect();
     let (ip, host, ctr) = match parts.as_slice() {
         [c] => ("", "", *c),
         [h, c] => ("", *h, *c),
         [i, h, c] => (*i, *h, *c),
-        _ => anyhow::bail!("invalid --publish {spec}: expected [ip:][hostPort:]containerPort"),
+        [.., h, c] => (&ports[..ports.len() - h.len() - c.len() - 2], *h, *c),
+        [] => return Err(shape()),
     };
-    if !ip.is_empty() && ip.parse::<std::net::Ipv4Addr>().is_err() {
-        anyhow::bail!("invalid host address {ip:?} in --publish {spec} (IPv4 only)");
+    if ip.contains(']') {
+        anyhow::bail!("invalid --publish {spec}: the IPv6 host address has no opening '['");
     }
+    check_host_ip(ip, spec, false)?;
+    Ok((ip, host, ctr))
+}
+
+fn check_host_ip(ip: &str, spec: &str, bracketed: bool) -> anyhow::Result<()> {
+    match ip.parse::<std::net::IpAddr>() {
+        _ if ip.is_empty() && !bracketed => Ok(()),
+        Ok(std::net::IpAddr::V4(_)) if bracketed => {
+            anyhow::bail!("invalid --publish {spec}: only IPv6 addresses go in brackets")
+        }
+        Ok(_) => Ok(()),
+        Err(_) => anyhow::bail!("invalid host address {ip:?} in --publish {spec}"),
+    }
+}
+
+/// Parses docker's `-p` syntax into `("80/tcp", binding)` pairs: `80`, `8080:80`,
+/// `127.0.0.1:8080:80`, `127.0.0.1::80`, `[::1]:8080:80`, `8000-8001:80-81`, `53/udp`.
+pub fn parse_publish(spec: &str) -> anyhow::Result<Vec<(String, PortBinding)>> {
+    let (ports, proto) = spec.rsplit_once('/').unwrap_or((spec, "tcp"));
+    if proto != "tcp" && proto != "udp" {
+        anyhow::bail!("invalid protocol {proto:?} in --publish {spec}");
+    }
+    let (ip, host, ctr) = split_publish(ports, spec)?;
     let (c0, c1) = range(ctr, "container port", spec)?;
     let host_range = if host.is_empty() { None } else { Some(range(host, "host port", spec)?) };
     if let Some((h0, h1)) = host_range
@@ -165,13 +199,121 @@ pub fn parse_publish(spec: &str) -> anyhow::Result<Vec<(String, PortBinding)>> {
     Ok(out)
 }
 
-/// docker's PORTS column: `0.0.0.0:8080->80/tcp, 127.0.0.1:5353->53/udp`.
+/// `host:port` as docker joins them: an IPv6 address in brackets (`[::]:8080`).
+pub fn host_port(ip: &str, port: impl std::fmt::Display) -> String {
+    let ip = if ip.is_empty() { "0.0.0.0" } else { ip };
+    if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") }
+}
+
+/// docker's PORTS column (`docker ps`, compose `ps`): sorted by container port, then host
+/// address (IPv4 before IPv6), host port and protocol; a binding whose host port equals the
+/// container port joins a run of such ports on the same address (`0.0.0.0:80-81->80-81/tcp`);
+/// the others follow one by one (`0.0.0.0:8080->80/tcp, [::]:8080->80/tcp`).
 pub fn ports_column(ports: &[berth_runtime::container::network::PortSummary]) -> String {
-    ports
-        .iter()
-        .map(|p| format!("{}:{}->{}/{}", p.ip, p.public_port, p.private_port, p.typ))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let ip_of = |s: &str| s.parse::<std::net::IpAddr>().ok();
+    let mut sorted: Vec<_> = ports.iter().collect();
+    sorted.sort_by(|a, b| {
+        (a.private_port, ip_of(&a.ip), a.public_port, &a.typ).cmp(&(
+            b.private_port,
+            ip_of(&b.ip),
+            b.public_port,
+            &b.typ,
+        ))
+    });
+    // Runs by (address, protocol), in the order they start; a broken run is closed at once.
+    let mut runs: Vec<(&str, &str, u16, u16)> = Vec::new();
+    let mut out = Vec::new();
+    let mut mappings = Vec::new();
+    let form = |(ip, typ, first, last): (&str, &str, u16, u16)| {
+        let span = if first == last { first.to_string() } else { format!("{first}-{last}") };
+        if ip.is_empty() {
+            format!("{span}/{typ}")
+        } else {
+            format!("{}->{span}/{typ}", host_port(ip, &span))
+        }
+    };
+    for p in sorted {
+        if !p.ip.is_empty() && p.public_port != p.private_port {
+            let to = format!("{}/{}", p.private_port, p.typ);
+            mappings.push(format!("{}->{to}", host_port(&p.ip, p.public_port)));
+            continue;
+        }
+        let cur = p.private_port;
+        match runs.iter_mut().find(|r| r.0 == p.ip && r.1 == p.typ) {
+            None => runs.push((&p.ip, &p.typ, cur, cur)),
+            Some(r) if r.3.checked_add(1) == Some(cur) => r.3 = cur,
+            Some(r) => {
+                out.push(form(*r));
+                *r = (&p.ip, &p.typ, cur, cur);
+            }
+        }
+    }
+    out.extend(runs.into_iter().map(form));
+    out.extend(mappings);
+    out.join(", ")
+}
+
+/// `container port` output lines from inspect's `NetworkSettings.Ports`: with `private`
+/// (`80` or `80/udp`) that port's `host:port` bindings, else every `80/tcp -> host:port`;
+/// in docker's natural order. Err: the sentence for a port not published.
+pub fn port_lines(
+    ports: &std::collections::BTreeMap<String, Option<Vec<PortBinding>>>,
+    private: Option<&str>,
+    container: &str,
+) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = match private {
+        Some(want) => {
+            let (port, proto) = want.split_once('/').unwrap_or((want, "tcp"));
+            if port.parse::<u16>().is_err() {
+                return Err(format!("invalid port ({port})"));
+            }
+            let binds =
+                ports.get(&format!("{port}/{proto}")).cloned().flatten().unwrap_or_default();
+            if binds.is_empty() {
+                return Err(format!("No public port '{want}' published for {container}"));
+            }
+            binds.iter().map(|b| host_port(&b.host_ip, &b.host_port)).collect()
+        }
+        None => ports
+            .iter()
+            .flat_map(|(k, v)| {
+                v.iter()
+                    .flatten()
+                    .map(move |b| format!("{k} -> {}", host_port(&b.host_ip, &b.host_port)))
+            })
+            .collect(),
+    };
+    out.sort_by(|a, b| natural_cmp(a, b));
+    Ok(out)
+}
+
+/// Compares with digit runs as numbers (`80/tcp` before `443/tcp`), like docker's sortorder.
+fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    fn runs(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let b = s.as_bytes();
+        for i in 1..=b.len() {
+            if i == b.len() || b[i].is_ascii_digit() != b[start].is_ascii_digit() {
+                out.push((b[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (ra, rb) = (runs(a), runs(b));
+    for ((da, x), (db, y)) in ra.iter().zip(rb.iter()) {
+        let o = if *da && *db {
+            let (xt, yt) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+            xt.len().cmp(&yt.len()).then(xt.cmp(yt))
+        } else {
+            x.cmp(y)
+        };
+        if o != std::cmp::Ordering::Equal {
+            return o;
+        }
+    }
+    ra.len().cmp(&rb.len())
 }
 
 #[cfg(test)]
@@ -194,5 +336,67 @@ mod tests {
         assert!(parse_publish("x:80").is_err());
         assert!(parse_publish("80/sctp").is_err());
         assert!(parse_publish("1:2:3:4").is_err());
+        // IPv6 host addresses: bracketed, random port, bare (as docker takes it).
+        let p = one("[::1]:8080:80");
+        assert_eq!((p[0].1.host_ip.as_str(), p[0].1.host_port.as_str()), ("::1", "8080"));
+        assert_eq!(one("[::]:8080:80/udp")[0].1.host_ip, "::");
+        let p = one("[::1]::80");
+        assert_eq!((p[0].1.host_ip.as_str(), p[0].1.host_port.as_str()), ("::1", ""));
+        assert_eq!(one("::1:8080:80")[0].1.host_ip, "::1");
+        for bad in
+            ["[::1:8080:80", "[::1", "::1]:8080:80", "[::1]:80", "[127.0.0.1]:80:80", "[x]:1:2"]
+        {
+            let e = parse_publish(bad).unwrap_err().to_string();
+            assert!(e.contains(bad) && !e.contains('\n'), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn ports_column_and_port_lines() {
+        use berth_runtime::container::network::PortSummary;
+        let s = |ip: &str| PortSummary {
+            ip: ip.into(),
+            private_port: 80,
+            public_port: 8080,
+            typ: "tcp".into(),
+        };
+        assert_eq!(
+            ports_column(&[s("::1"), s("::"), s("0.0.0.0")]),
+            "0.0.0.0:8080->80/tcp, [::]:8080->80/tcp, [::1]:8080->80/tcp"
+        );
+        // docker's runs: equal host and container ports on one address join up.
+        let same = |ip: &str, port: u16, typ: &str| PortSummary {
+            ip: ip.into(),
+            private_port: port,
+            public_port: port,
+            typ: typ.into(),
+        };
+        let mixed = [
+            s("0.0.0.0"),
+            same("::", 81, "tcp"),
+            same("0.0.0.0", 81, "tcp"),
+            same("0.0.0.0", 80, "tcp"),
+            same("::", 80, "tcp"),
+            same("0.0.0.0", 53, "udp"),
+        ];
+        assert_eq!(
+            ports_column(&mixed),
+            "0.0.0.0:53->53/udp, 0.0.0.0:80-81->80-81/tcp, [::]:80-81->80-81/tcp, 0.0.0.0:8080->80/tcp"
+        );
+        let b = |ip: &str, port: &str| PortBinding { host_ip: ip.into(), host_port: port.into() };
+        let mut ports = std::collections::BTreeMap::new();
+        ports.insert("80/tcp".to_string(), Some(vec![b("::", "8080"), b("0.0.0.0", "8080")]));
+        ports.insert("443/tcp".to_string(), Some(vec![b("127.0.0.1", "8443")]));
+        ports.insert("53/udp".to_string(), None);
+        assert_eq!(port_lines(&ports, Some("80"), "c").unwrap(), ["0.0.0.0:8080", "[::]:8080"]);
+        assert_eq!(
+            port_lines(&ports, None, "c").unwrap(),
+            ["80/tcp -> 0.0.0.0:8080", "80/tcp -> [::]:8080", "443/tcp -> 127.0.0.1:8443"]
+        );
+        assert_eq!(
+            port_lines(&ports, Some("53/udp"), "c").unwrap_err(),
+            "No public port '53/udp' published for c"
+        );
+        assert!(port_lines(&ports, Some("x"), "c").is_err());
     }
 }

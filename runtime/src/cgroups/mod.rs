@@ -214,8 +214,12 @@ const V1_UNLIMITED_THRESHOLD: u64 = 1 << 62;
 impl Cgroup {
     /// Builds the handle (no I/O beyond detection).
     fn handle(path: &str) -> Result<Cgroup> {
+        Self::handle_in(Layout::detect()?, path)
+    }
+
+    /// Builds the handle for a given layout (tests give one rooted in a scratch directory).
+    fn handle_in(layout: Layout, path: &str) -> Result<Cgroup> {
         let rel = normalize(path)?;
-        let layout = Layout::detect()?;
         let (unified, v1) = match &layout {
             Layout::V2(root) => (Some(root.join(&rel)), BTreeMap::new()),
             Layout::V1(m) => (None, m.iter().map(|(c, p)| (c.clone(), p.join(&rel))).collect()),
@@ -230,7 +234,10 @@ impl Cgroup {
     /// Creates the cgroup (and missing parents) in every hierarchy and applies `resources`.
     /// On any failure, the directories created here are removed again.
     pub fn create(path: &str, resources: &LinuxResources) -> Result<Cgroup> {
-        let cg = Self::handle(path)?;
+        Self::create_in(Self::handle(path)?, resources)
+    }
+
+    fn create_in(cg: Cgroup, resources: &LinuxResources) -> Result<Cgroup> {
         let mut created: Vec<PathBuf> = Vec::new();
         let res = cg.create_dirs(&mut created).and_then(|()| cg.apply(resources));
         if let Err(e) = res {
@@ -871,5 +878,109 @@ mod tests {
         assert_eq!(shares_to_weight(262_144), 10000);
         assert!(normalize("../x").is_err());
         assert_eq!(normalize("/berth/abc").ok().as_deref(), Some("berth/abc"));
+    }
+
+    /// A cgroup2 tree as the kernel shows it: every level lists the controllers, and the
+    /// container's directory already holds its control files (the kernel makes them on mkdir;
+    /// here they are made in advance, so the writes land in files the test reads back).
+    fn fake_v2_tree(files: &[&str]) -> tempfile::TempDir {
+        let root = tempfile::tempdir().expect("tempdir");
+        let leaf = root.path().join("berth/c1");
+        fs::create_dir_all(&leaf).expect("mkdir");
+        for dir in [root.path(), &root.path().join("berth")] {
+            fs::write(dir.join("cgroup.controllers"), "cpuset cpu io memory hugetlb pids\n")
+                .expect("controllers");
+            fs::write(dir.join("cgroup.subtree_control"), "").expect("subtree_control");
+        }
+        for f in files {
+            fs::write(leaf.join(f), "").expect("control file");
+        }
+        root
+    }
+
+    fn limits() -> LinuxResources {
+        use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids};
+        let mut r = LinuxResources::default();
+        let mut m = LinuxMemory::default();
+        m.set_limit(Some(64 << 20)).set_reservation(Some(32 << 20)).set_swap(Some(96 << 20));
+        let mut c = LinuxCpu::default();
+        c.set_quota(Some(50_000)).set_period(Some(100_000)).set_shares(Some(512));
+        c.set_cpus(Some("0".into())).set_mems(Some("0".into()));
+        let mut p = LinuxPids::default();
+        p.set_limit(20);
+        let mut b = LinuxBlockIo::default();
+        b.set_weight(Some(500));
+        r.set_memory(Some(m)).set_cpu(Some(c)).set_pids(Some(p)).set_block_io(Some(b));
+        r
+    }
+
+    const V2_FILES: [&str; 9] = [
+        "memory.max",
+        "memory.low",
+        "memory.swap.max",
+        "cpu.max",
+        "cpu.weight",
+        "cpuset.cpus",
+        "cpuset.mems",
+        "pids.max",
+        "io.weight",
+    ];
+
+    // This machine's cgroup2 hierarchy has no controllers (hybrid layout), so the v2 writer is
+    // checked against a scratch tree: file names and value formats as the kernel reads them.
+    #[test]
+    fn v2_limits_are_written_in_the_kernels_formats() {
+        let tree = fake_v2_tree(&V2_FILES);
+        let layout = Layout::V2(tree.path().to_path_buf());
+        let cg = Cgroup::handle_in(layout, "/berth/c1").expect("handle");
+        let cg = Cgroup::create_in(cg, &limits()).expect("create");
+        let leaf = tree.path().join("berth/c1");
+        let read = |f: &str| fs::read_to_string(leaf.join(f)).expect(f);
+        assert_eq!(read("memory.max"), (64u64 << 20).to_string());
+        assert_eq!(read("memory.low"), (32u64 << 20).to_string());
+        // OCI's swap is memory+swap; v2's is swap alone.
+        assert_eq!(read("memory.swap.max"), (32u64 << 20).to_string());
+        assert_eq!(read("cpu.max"), "50000 100000");
+        assert_eq!(read("cpu.weight"), shares_to_weight(512).to_string());
+        assert_eq!(read("cpuset.cpus"), "0");
+        assert_eq!(read("pids.max"), "20");
+        // blkio 10..=1000 maps onto io 1..=10000.
+        assert_eq!(read("io.weight"), "4950");
+        // Controllers are enabled for the children of each level above the container.
+        let subtree = fs::read_to_string(tree.path().join("cgroup.subtree_control")).unwrap();
+        assert!(subtree.starts_with('+'), "{subtree}");
+        assert_eq!(cg.dirs(), vec![leaf.clone()]);
+
+        // Unlimited values read "max".
+        let mut r = LinuxResources::default();
+        let mut p = oci_spec::runtime::LinuxPids::default();
+        p.set_limit(0);
+        r.set_pids(Some(p));
+        cg.apply(&r).expect("apply");
+        assert_eq!(read("pids.max"), "max");
+    }
+
+    #[test]
+    fn v2_missing_control_file_is_named_and_new_dirs_go() {
+        // No pids controller file in the container's cgroup: the limit fails naming the file.
+        let tree = fake_v2_tree(&V2_FILES[..7]);
+        fs::remove_dir_all(tree.path().join("berth")).expect("rm");
+        fs::create_dir(tree.path().join("berth")).expect("mkdir");
+        let layout = Layout::V2(tree.path().to_path_buf());
+        let mut r = LinuxResources::default();
+        let mut p = oci_spec::runtime::LinuxPids::default();
+        p.set_limit(5);
+        r.set_pids(Some(p));
+        let cg = Cgroup::handle_in(layout, "berth/c2").expect("handle");
+        match Cgroup::create_in(cg, &r) {
+            Err(CgroupError::Limit { file, value, .. }) => {
+                assert!(file.ends_with("berth/c2/pids.max"), "{file:?}");
+                assert_eq!(value, "5");
+            }
+            other => panic!("expected a Limit error, got {other:?}"),
+        }
+        // The directory this create made is gone again; the pre-existing parent stays.
+        assert!(!tree.path().join("berth/c2").exists());
+        assert!(tree.path().join("berth").is_dir());
     }
 }

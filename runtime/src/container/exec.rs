@@ -14,6 +14,7 @@ use nix::unistd::Pid;
 use super::api::ExecConfig;
 use super::{ContainerError, rt, spec, user};
 use crate::Engine;
+use crate::events::{self, JournalEvent};
 use crate::launch::Stdio;
 
 /// The result of an exec whose output was captured.
@@ -25,6 +26,50 @@ pub struct ExecOutput {
     pub stdout: Vec<u8>,
     /// Captured standard error.
     pub stderr: Vec<u8>,
+}
+
+/// What an exec needs once the container was checked: where to run what.
+struct Prepared {
+    /// The container's main process (namespaces to join).
+    pid: i32,
+    /// The container's cgroup path.
+    cgroup: String,
+    /// The process to run.
+    process: oci_spec::runtime::Process,
+    seccomp: crate::launch::SeccompMode,
+    journal: ExecJournal,
+}
+
+/// docker's `exec_create`/`exec_start`/`exec_die` events of one exec, in the event journal.
+struct ExecJournal {
+    root: std::path::PathBuf,
+    container: String,
+    exec_id: String,
+}
+
+impl ExecJournal {
+    /// Journals the exec's creation and start (`exec_create: CMD`, `exec_start: CMD`).
+    fn start(root: &std::path::Path, container: &str, cmd: &[String]) -> Self {
+        let exec_id = super::sys::random_id().unwrap_or_default();
+        let line = cmd.join(" ");
+        for action in ["exec_create", "exec_start"] {
+            let attrs = [("execID", exec_id.clone())];
+            events::append(
+                root,
+                &JournalEvent::now(format!("{action}: {line}"), container, &attrs),
+            );
+        }
+        ExecJournal { root: root.to_path_buf(), container: container.to_string(), exec_id }
+    }
+
+    /// Journals the exec's end (`exec_die` with its exit code) and passes the result on.
+    fn died(self, res: Result<i64, ContainerError>) -> Result<i64, ContainerError> {
+        if let Ok(code) = &res {
+            let attrs = [("execID", self.exec_id.clone()), ("exitCode", code.to_string())];
+            events::append(&self.root, &JournalEvent::now("exec_die", &self.container, &attrs));
+        }
+        res
+    }
 }
 
 /// The exit code of a wait status, shell style.
@@ -54,12 +99,7 @@ pub fn wait_child(pid: i32) -> Result<i64, ContainerError> {
 }
 
 impl Engine {
-    fn exec_prepare(
-        &self,
-        key: &str,
-        cfg: &ExecConfig,
-    ) -> Result<(i32, String, oci_spec::runtime::Process, crate::launch::SeccompMode), ContainerError>
-    {
+    fn exec_prepare(&self, key: &str, cfg: &ExecConfig) -> Result<Prepared, ContainerError> {
         let l = self.load(key)?;
         if !l.st.state.running {
             return Err(ContainerError::NotRunning(l.rec.name.clone()));
@@ -96,13 +136,15 @@ impl Engine {
         let cg = l.st.cgroup.as_ref().and_then(|c| c.to_str()).unwrap_or_default().to_string();
         let mut hc = l.rec.host_config.clone();
         hc.privileged |= cfg.privileged;
-        Ok((pid, cg, process, spec::seccomp_mode(&hc)))
+        let journal = ExecJournal::start(self.root().path(), &l.rec.id, &cfg.cmd);
+        Ok(Prepared { pid, cgroup: cg, process, seccomp: spec::seccomp_mode(&hc), journal })
     }
 
     /// Runs a command in a running container with this process's stdin/stdout/stderr and returns
     /// its exit code (detached: returns 0 at once).
     pub async fn container_exec(&self, key: &str, cfg: ExecConfig) -> Result<i64, ContainerError> {
-        let (pid, cg, mut process, seccomp) = self.exec_prepare(key, &cfg)?;
+        let Prepared { pid, cgroup: cg, mut process, seccomp, journal } =
+            self.exec_prepare(key, &cfg)?;
         if cfg.tty && !cfg.detach {
             // The size is set before the process runs (it may ask at once), later via SIGWINCH.
             if let Some(ws) = window_size(std::io::stdin().as_fd(), std::io::stdout().as_fd()) {
@@ -115,7 +157,7 @@ impl Engine {
             }
             let (child, master) =
                 rt::exec_in_tty(pid, &process, &cg, seccomp).map_err(ContainerError::Start)?;
-            return super::ops::blocking(move || relay_tty(child, master)).await;
+            return super::ops::blocking(move || journal.died(relay_tty(child, master))).await;
         }
         let dup = |fd: std::os::fd::BorrowedFd<'_>| -> Result<OwnedFd, ContainerError> {
             fd.try_clone_to_owned().map_err(|e| ContainerError::Internal(format!("dup: {e}")))
@@ -141,10 +183,10 @@ impl Engine {
             rt::exec_in(pid, &process, &cg, seccomp, stdio).map_err(ContainerError::Start)?;
         if cfg.detach {
             // Reap it in the background so it doesn't linger as a zombie of a long-lived caller.
-            std::thread::spawn(move || wait_child(child));
+            std::thread::spawn(move || journal.died(wait_child(child)));
             return Ok(0);
         }
-        super::ops::blocking(move || wait_child(child)).await
+        super::ops::blocking(move || journal.died(wait_child(child))).await
     }
 
     /// Runs a command in a running container and captures its output.
@@ -153,7 +195,8 @@ impl Engine {
         key: &str,
         cfg: ExecConfig,
     ) -> Result<ExecOutput, ContainerError> {
-        let (pid, cg, process, seccomp) = self.exec_prepare(key, &cfg)?;
+        let Prepared { pid, cgroup: cg, process, seccomp, journal } =
+            self.exec_prepare(key, &cfg)?;
         let pipe = || {
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
                 .map_err(|e| ContainerError::Internal(format!("pipe: {e}")))
@@ -172,7 +215,7 @@ impl Engine {
             let mut stdout = Vec::new();
             let _ = std::fs::File::from(out_r).read_to_end(&mut stdout);
             let stderr = t.join().unwrap_or_default();
-            let exit_code = wait_child(child)?;
+            let exit_code = journal.died(wait_child(child))?;
             Ok(ExecOutput { exit_code, stdout, stderr })
         })
         .await

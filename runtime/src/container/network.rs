@@ -7,11 +7,12 @@
 //! for, in which order, and undoes a partial attach so a failed start leaves nothing.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use berth_network::{
     EndpointConfig, Networks, PortMapping, PortReservation, Protocol, ProxyListener, PublishedPort,
+    UdpProxySocket,
 };
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -88,18 +89,65 @@ pub struct PortSummary {
 }
 
 /// What the monitor holds while the container runs: the published ports' reservations and
-/// the `[::]:PORT` listeners of the IPv6 proxy.
+/// the IPv6 sockets of the userland proxy (TCP listeners, UDP sockets) until the monitor's
+/// relay takes them over (`NetHold::take_proxies`).
 #[derive(Debug, Default)]
 pub struct NetHold {
-    reservations: Vec<PortReservation>,
-    proxies: Vec<ProxyListener>,
+    /// Each IPv4 binding with its reservation; a cell so the monitor can follow a live
+    /// `network connect`/`disconnect` (`resync`) through a shared reference.
+    reservations: std::cell::RefCell<Vec<(PublishedPort, PortReservation)>>,
+    proxies: std::cell::RefCell<ProxySockets>,
     attached: bool,
+    /// This container's directory, where `container:` joiners of its namespace leave marks.
+    dir: Option<std::path::PathBuf>,
+    /// The mark this container (a `container:` joiner) left in its target's directory.
+    joined: Option<std::path::PathBuf>,
+}
+
+/// Prefix of the marks `container:X` joiners leave in X's directory while they run: X's
+/// namespace outlives X then, so X's veths must be deleted, not left to the namespace's end.
+const JOINER_MARK: &str = "netns-joined-by-";
+
+/// True when a running `container:` joiner may still use the namespace of the container
+/// whose directory is `dir`.
+fn has_joiners(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(JOINER_MARK)))
+}
+
+/// IPv6 proxy sockets: TCP listeners and UDP sockets.
+#[derive(Debug, Default)]
+pub struct ProxySockets {
+    /// Listening TCP sockets.
+    pub tcp: Vec<ProxyListener>,
+    /// Bound UDP sockets.
+    pub udp: Vec<UdpProxySocket>,
+}
+
+/// One proxy socket the monitor has bound, as `resync` compares it with the records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundSocket {
+    /// tcp or udp.
+    pub protocol: Protocol,
+    /// The socket's own address (`[::]:8080`).
+    pub local: std::net::SocketAddr,
+    /// Where it relays to.
+    pub target: std::net::SocketAddrV4,
 }
 
 impl NetHold {
-    /// The IPv6 listeners whose connections the monitor relays to the container.
-    pub fn proxy_listeners(&self) -> &[ProxyListener] {
-        &self.proxies
+    /// Hands the IPv6 proxy sockets to the monitor's relay (which then owns them, so a resync
+    /// can add and close sockets while it runs).
+    pub fn take_proxies(&self) -> ProxySockets {
+        std::mem::take(&mut *self.proxies.borrow_mut())
+    }
+
+    fn clear(&mut self) {
+        self.reservations.get_mut().clear();
+        *self.proxies.get_mut() = ProxySockets::default();
     }
 }
 
@@ -145,6 +193,15 @@ pub fn parse_port_proto(key: &str) -> Result<(u16, Protocol), String> {
     Ok((port, proto))
 }
 
+/// A `HostIp`: empty for every address, else an IPv4 or IPv6 address (brackets allowed).
+pub fn parse_host_ip(s: &str) -> Result<Option<IpAddr>, std::net::AddrParseError> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let bare = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(s);
+    bare.parse::<IpAddr>().map(Some)
+}
+
 /// The port mappings a host config asks for, checked.
 pub fn port_mappings(rec: &ContainerRecord) -> Result<Vec<PortMapping>, String> {
     Ok(port_requests(rec)?.into_iter().map(|(m, _)| m).collect())
@@ -158,12 +215,8 @@ fn port_requests(rec: &ContainerRecord) -> Result<Vec<(PortMapping, u16)>, Strin
         let (container_port, protocol) = parse_port_proto(key)?;
         let binds = if binds.is_empty() { vec![PortBinding::default()] } else { binds.clone() };
         for b in binds {
-            let host_ip = match b.host_ip.as_str() {
-                "" => None,
-                s => Some(s.parse::<Ipv4Addr>().map_err(|_| {
-                    format!("invalid host address {s:?} for port {key} (IPv4 only)")
-                })?),
-            };
+            let host_ip = parse_host_ip(&b.host_ip)
+                .map_err(|_| format!("invalid host address {:?} for port {key}", b.host_ip))?;
             let bad = || format!("invalid host port {:?} for {key}", b.host_port);
             let (first, last) = match b.host_port.split_once('-') {
                 _ if b.host_port.is_empty() => (0, 0),
@@ -229,9 +282,10 @@ fn publish_one(
     ))
 }
 
-/// Publishes `m` (see [`publish_one`]), reserves its host port and, with `ipv6`, binds its
-/// `[::]:PORT` proxy listener. A kernel-chosen port (0) or a range moves on to another port
-/// when only the IPv6 side is taken; a fixed port fails like a taken IPv4 one.
+/// Publishes `m` (see [`publish_one`]) and holds it: an IPv4 binding by a reservation, plus
+/// (with `ipv6`, for every address) the `[::]:PORT` proxy socket recorded as a second binding;
+/// an IPv6 binding by its proxy socket alone. A kernel-chosen port (0) or a range moves on to
+/// another port when only the IPv6 side is taken; a fixed port fails like a taken IPv4 one.
 #[allow(clippy::too_many_arguments)]
 fn publish_held(
     nets: &Networks,
@@ -247,29 +301,51 @@ fn publish_held(
     let mut tries = 0;
     loop {
         let p = publish_one(nets, net, id, ip, m.clone(), last)?;
-        hold.reservations.push(berth_network::reserve_port(&p).map_err(|e| e.to_string())?);
-        if !(ipv6 && berth_network::wants_ipv6_proxy(&p)) {
-            return Ok(());
-        }
-        match berth_network::bind_ipv6_proxy(&p) {
-            Ok(l) => {
-                hold.proxies.push(l);
+        let held = if p.is_ipv6() {
+            hold_proxy(&p, hold).map_err(|e| (e, vec![p.clone()]))
+        } else {
+            let r = berth_network::reserve_port(&p).map_err(|e| e.to_string())?;
+            hold.reservations.get_mut().push((p.clone(), r));
+            if !(ipv6 && berth_network::wants_ipv6_proxy(&p)) {
                 return Ok(());
             }
-            Err(e) => {
-                let fixed = m.host_port != 0 && last <= m.host_port;
-                tries += 1;
-                if fixed || tries >= 16 || (m.host_port != 0 && p.host_port >= last) {
-                    return Err(e.to_string());
-                }
-                hold.reservations.pop();
-                nets.unpublish(net, &p).map_err(|e| e.to_string())?;
-                if m.host_port != 0 {
-                    m.host_port = p.host_port + 1;
-                }
+            // The `::` companion: recorded (so inspect and ps show it) and then bound.
+            let m6 = PortMapping {
+                host_ip: Some(Ipv6Addr::UNSPECIFIED.into()),
+                host_port: p.host_port,
+                ..m.clone()
+            };
+            match nets.publish(net, id, ip, m6) {
+                Ok(p6) => hold_proxy(&p6, hold).map_err(|e| (e, vec![p6, p.clone()])),
+                Err(e) => Err((e, vec![p.clone()])),
             }
+        };
+        let Err((e, made)) = held else { return Ok(()) };
+        let fixed = m.host_port != 0 && last <= m.host_port;
+        let moves_on = matches!(e, berth_network::NetworkError::PortInUse { .. });
+        tries += 1;
+        if fixed || !moves_on || tries >= 16 || (m.host_port != 0 && p.host_port >= last) {
+            return Err(e.to_string());
+        }
+        if !p.is_ipv6() {
+            hold.reservations.get_mut().pop();
+        }
+        for q in &made {
+            nets.unpublish(net, q).map_err(|e| e.to_string())?;
+        }
+        if m.host_port != 0 {
+            m.host_port = p.host_port + 1;
         }
     }
+}
+
+/// Binds the IPv6 proxy socket of `p` (TCP listener or UDP socket) into `hold`.
+fn hold_proxy(p: &PublishedPort, hold: &mut NetHold) -> berth_network::Result<()> {
+    match p.protocol {
+        Protocol::Tcp => hold.proxies.get_mut().tcp.push(berth_network::bind_ipv6_proxy(p)?),
+        Protocol::Udp => hold.proxies.get_mut().udp.push(berth_network::bind_ipv6_udp_proxy(p)?),
+    }
+    Ok(())
 }
 
 /// Checks a create request's network settings (networks exist, addresses parse, ports parse);
@@ -446,6 +522,11 @@ fn publish_all(
 ) -> Result<Vec<PublishedPort>, String> {
     let mut out = Vec::new();
     for (m, last) in port_requests(rec)? {
+        // An IPv6 binding is served by the monitor's proxy socket alone, which only a start
+        // makes: recording it here would show a port nothing answers on.
+        if berth_network::proxy_socket::canonical_host_ip(m.host_ip).is_ipv6() {
+            continue;
+        }
         out.push(publish_one(nets, net, &rec.id, ip, m, last)?);
     }
     Ok(out)
@@ -530,11 +611,14 @@ pub(crate) fn live_disconnected(
 }
 
 /// Starts the per-root DNS server (`berth --root R __dns`, with `exe` the berth binary;
-/// None: the current executable, as in the monitor) unless one runs.
+/// None: the `berth` that started this monitor, else the current executable) unless one runs.
 pub(crate) fn ensure_dns(root: &Path, exe: Option<&Path>) -> Result<(), String> {
     let exe = match exe {
         Some(e) => e.to_path_buf(),
-        None => std::env::current_exe().map_err(|e| format!("find current executable: {e}"))?,
+        None => match crate::monitor::berth_exe() {
+            Some(e) => e.to_path_buf(),
+            None => std::env::current_exe().map_err(|e| format!("find current executable: {e}"))?,
+        },
     };
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--root").arg(root).arg("__dns");
@@ -556,10 +640,10 @@ fn attach(
     }
     let nets = Networks::open(root.path()).map_err(|e| e.to_string())?;
     hold.attached = true;
+    hold.dir = Some(paths.dir.clone());
     let res = attach_inner(&nets, root, rec, paths, pid, &eps, hold);
     if res.is_err() {
-        hold.reservations.clear();
-        hold.proxies.clear();
+        hold.clear();
         let _ = nets.disconnect_all(&rec.id);
         hold.attached = false;
     }
@@ -692,8 +776,13 @@ pub(crate) fn spawn(
     mut spec: LaunchSpec,
     stdio: Stdio,
 ) -> Result<(Started, NetHold), String> {
+    let mut hold = NetHold::default();
     if let Some(target) = rec.host_config.network_mode.strip_prefix("container:") {
         let (pid, other) = running_pid(root, target)?;
+        let mark = other.dir.join(format!("{JOINER_MARK}{}", rec.id));
+        std::fs::write(&mark, b"")
+            .map_err(|e| format!("cannot join network namespace of container {target}: {e}"))?;
+        hold.joined = Some(mark);
         let ns_path = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
         if let Some(linux) = spec.oci.linux_mut().as_mut()
             && let Some(nss) = linux.namespaces_mut().as_mut()
@@ -716,25 +805,188 @@ pub(crate) fn spawn(
     if rec.host_config.network_mode == "none" {
         none_mode_files(rec, paths)?;
     }
-    let mut hold = NetHold::default();
     let res =
         crate::launch::spawn(&spec, stdio, |pid| attach(root, rec, paths, pid.as_raw(), &mut hold));
     match res {
         Ok(s) => Ok((Started { pid: s.pid.as_raw(), cgroup: s.cgroup.path().to_string() }, hold)),
         Err(e) => {
-            if hold.attached {
-                detach(root, &rec.id, hold);
+            let attached = hold.attached;
+            if let Some(mark) = hold.joined.take() {
+                let _ = std::fs::remove_file(mark);
+            }
+            drop(hold);
+            // The process may not be gone yet: delete its veths rather than leave them.
+            if attached {
+                release(root, &rec.id);
             }
             Err(e.to_string())
         }
     }
 }
 
-/// Detaches the container from every network (veths, addresses, DNS names, port rules) and
-/// releases its port reservations. Best effort: a failure is logged, not returned.
-pub(crate) fn detach(root: &StateRoot, id: &str, hold: NetHold) {
+/// Makes what the monitor holds follow the ports now published for `id` (after a live
+/// `network connect`/`disconnect`, which pokes the monitor): reserves each IPv4 binding it
+/// does not hold yet and lets go of those no longer published; closes the proxy sockets in
+/// `bound` whose IPv6 binding is gone or relays elsewhere now, and makes the IPv6 bindings the
+/// container asks for that a live connect could not make (the `[::]` one of a port on every
+/// address, explicit IPv6 host addresses) on the network its ports are published on. Best
+/// effort: a binding that can't be made is logged and left out. `close` is called with the
+/// sockets to close before any new one is bound (a moved binding may keep its port); the new
+/// sockets are returned.
+pub(crate) fn resync(
+    root: &StateRoot,
+    id: &str,
+    hold: &NetHold,
+    bound: &[BoundSocket],
+    close: &mut dyn FnMut(&[BoundSocket]),
+) -> ProxySockets {
+    // A stop or a forced removal pokes the monitor too (to cancel a pending restart), and then
+    // nothing has changed: this finds everything in place. (`manual_stop` can't tell the
+    // cases apart: a start does not clear it.)
+    let Ok(nets) = Networks::open(root.path()) else { return ProxySockets::default() };
+    let Ok(published) = nets.published_ports(id) else { return ProxySockets::default() };
+    let same = |a: &PublishedPort, b: &PublishedPort| {
+        a.protocol == b.protocol && a.host_ip == b.host_ip && a.host_port == b.host_port
+    };
+    {
+        let mut held = hold.reservations.borrow_mut();
+        held.retain(|(p, _)| published.iter().any(|q| same(p, q)));
+        for p in published.iter().filter(|p| !p.is_ipv6()) {
+            if !held.iter().any(|(q, _)| same(p, q))
+                && let Ok(r) = berth_network::reserve_port(p)
+            {
+                held.push((p.clone(), r));
+            }
+        }
+    }
+    let serves = |b: &BoundSocket, p: &PublishedPort| {
+        b.protocol == p.protocol
+            && b.local.ip() == p.host_ip
+            && b.local.port() == p.host_port
+            && b.target == std::net::SocketAddrV4::new(p.container_ip, p.container_port)
+    };
+    let gone: Vec<BoundSocket> = bound
+        .iter()
+        .filter(|b| !published.iter().any(|p| p.is_ipv6() && serves(b, p)))
+        .cloned()
+        .collect();
+    if !gone.is_empty() {
+        close(&gone);
+    }
+    let kept: Vec<BoundSocket> = bound.iter().filter(|b| !gone.contains(b)).cloned().collect();
+    add_missing_ipv6(&nets, root, id, &published, &kept).unwrap_or_else(|e| {
+        tracing::warn!(container = id, "IPv6 bindings after a live network change: {e}");
+        ProxySockets::default()
+    })
+}
+
+/// The IPv6 half of [`resync`]: binds the IPv6 bindings of `id` that have no record (or a
+/// record no socket in `bound` serves) and returns their sockets.
+fn add_missing_ipv6(
+    nets: &Networks,
+    root: &StateRoot,
+    id: &str,
+    published: &[PublishedPort],
+    bound: &[BoundSocket],
+) -> Result<ProxySockets, String> {
+    let none = Ok(ProxySockets::default());
+    let paths = ContainerPaths::new(root, id);
+    let Some(rec) = paths.read_config().map_err(|e| e.to_string())? else { return none };
+    let live = live_endpoints(nets, id);
+    let Some((net, ep, _)) = live.iter().find(|(_, _, internal)| !internal) else { return none };
+    if !berth_network::ipv6_available() {
+        return none;
+    }
+    let kept = |p: &PublishedPort| {
+        bound.iter().any(|b| {
+            b.protocol == p.protocol && b.local.ip() == p.host_ip && b.local.port() == p.host_port
+        })
+    };
+    let mut tmp = NetHold::default();
+    let warn = |what: String, e: String| {
+        tracing::warn!(container = id, "IPv6 binding of {what}: {e}");
+    };
+    // The `[::]` companion of each IPv4 binding on every address, on the same port.
+    let v6any: IpAddr = Ipv6Addr::UNSPECIFIED.into();
+    for v4 in published.iter().filter(|p| !p.is_ipv6() && p.host_ip.is_unspecified()) {
+        let recorded = published.iter().find(|p| {
+            p.host_ip == v6any && p.protocol == v4.protocol && p.host_port == v4.host_port
+        });
+        let res = match recorded {
+            Some(p) if kept(p) => continue,
+            // A record nothing serves (its socket relayed to an old address): again.
+            Some(p) => nets.unpublish(net, p).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+        .and_then(|()| {
+            let m6 = PortMapping {
+                host_ip: Some(v6any),
+                host_port: v4.host_port,
+                container_port: v4.container_port,
+                protocol: v4.protocol,
+            };
+            let p6 = nets.publish(net, id, v4.container_ip, m6).map_err(|e| e.to_string())?;
+            hold_proxy(&p6, &mut tmp).map_err(|e| {
+                let _ = nets.unpublish(net, &p6);
+                e.to_string()
+            })
+        });
+        if let Err(e) = res {
+            warn(v4.host_addr(), e);
+        }
+    }
+    // Explicit IPv6 host addresses of `PortBindings`; each record serves one mapping.
+    let mut claimed: Vec<&PublishedPort> = Vec::new();
+    for (m, last) in port_requests(&rec)? {
+        let host_ip = berth_network::proxy_socket::canonical_host_ip(m.host_ip);
+        if !host_ip.is_ipv6() {
+            continue;
+        }
+        let fits = |p: &PublishedPort| {
+            p.host_ip == host_ip
+                && p.protocol == m.protocol
+                && p.container_port == m.container_port
+                && (m.host_port == 0
+                    || (m.host_port..=last.max(m.host_port)).contains(&p.host_port))
+                && !claimed.iter().any(|c| std::ptr::eq(*c, p))
+        };
+        let recorded = published.iter().find(|p| fits(p));
+        if let Some(p) = recorded {
+            claimed.push(p);
+        }
+        let res = match recorded {
+            Some(p) if kept(p) => continue,
+            Some(p) => nets.unpublish(net, p).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+        .and_then(|()| publish_held(nets, net, id, ep.ip, m.clone(), last, true, &mut tmp));
+        if let Err(e) = res {
+            warn(format!("{}/{}", m.container_port, m.protocol.as_str()), e);
+        }
+    }
+    Ok(tmp.take_proxies())
+}
+
+/// Detaches the exited container from every network (addresses, DNS names, port rules) and
+/// releases its port reservations. Its veths die with its network namespace in the kernel's
+/// namespace cleanup, which nobody waits for; deleting them here made the monitor, and so
+/// `stop` and `down`, wait 20-40 ms of RCU grace periods each. Only while a `container:`
+/// joiner keeps the namespace alive are they deleted here. Best effort: a failure is logged.
+pub(crate) fn detach(root: &StateRoot, id: &str, mut hold: NetHold) {
+    if let Some(mark) = hold.joined.take() {
+        let _ = std::fs::remove_file(mark);
+    }
+    let attached = hold.attached;
+    let shared = hold.dir.as_deref().is_some_and(has_joiners);
     drop(hold);
-    release(root, id);
+    if !attached {
+        return release(root, id);
+    }
+    let Ok(nets) = Networks::open(root.path()) else { return };
+    let r = if shared { nets.disconnect_all(id) } else { nets.disconnect_exited(id) };
+    if let Err(e) = r {
+        tracing::warn!(container = id, "disconnecting: {e}");
+    }
 }
 
 /// Removes whatever network state `id` still has (used by remove, after a monitor died).
@@ -854,7 +1106,7 @@ mod tests {
         let m = port_mappings(&rec).unwrap();
         assert_eq!(m[0].host_port, 0);
         assert_eq!(m[1].protocol, Protocol::Udp);
-        assert_eq!(m[1].host_ip, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(m[1].host_ip, Some(Ipv4Addr::LOCALHOST.into()));
         assert!(parse_port_proto("80/sctp").is_err());
         rec.host_config.port_bindings.insert(
             "81".into(),

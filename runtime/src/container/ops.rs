@@ -207,10 +207,13 @@ impl Engine {
             .open(&log_path)
             .map_err(io_err("open", &log_path))?;
         let log2 = log.try_clone().map_err(io_err("open", &log_path))?;
-        let mut cmd = Command::new(self.helper_exe());
+        let exe = monitor_exe(self.helper_exe())?;
+        let mut cmd = Command::new(&exe);
         cmd.arg("__monitor")
             .arg(self.root().path())
             .arg(&l.rec.id)
+            .arg(self.helper_exe())
+            .env("GLIBC_TUNABLES", monitor_tunables())
             .stdin(std::process::Stdio::null())
             .stdout(log)
             .stderr(log2);
@@ -220,7 +223,7 @@ impl Engine {
         unsafe {
             cmd.pre_exec(move || status_fd_to_3(wfd));
         }
-        let mut child = cmd.spawn().map_err(io_err("spawn monitor", self.helper_exe()))?;
+        let mut child = cmd.spawn().map_err(io_err("spawn monitor", &exe))?;
         drop(w);
         // The monitor forks itself away at once; reap the short-lived parent.
         let _ = child.wait();
@@ -266,6 +269,7 @@ impl Engine {
         self.poke_monitor(&st);
         if st.state.running {
             self.thaw_if_paused(&st);
+            self.journal_kill(&l.rec.id, sig);
             let _ = sys::signal_verified(st.state.pid as i32, st.pid_start, sig);
         }
         let grace = Duration::from_secs(timeout.max(0) as u64);
@@ -274,11 +278,19 @@ impl Engine {
         }
         let st = l.paths.read_state()?;
         self.thaw_if_paused(&st);
+        self.journal_kill(&l.rec.id, libc::SIGKILL);
         let _ = sys::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
         match self.wait_settled(&l.paths, Some(Duration::from_secs(30)))? {
             Some(_) => Ok(()),
             None => Err(ContainerError::Timeout(l.rec.name.clone())),
         }
+    }
+
+    /// Journals docker's `kill` event, before the signal goes so that it precedes the `die`
+    /// the container's end is seen as.
+    fn journal_kill(&self, id: &str, sig: i32) {
+        let ev = crate::events::JournalEvent::now("kill", id, &[("signal", sig.to_string())]);
+        crate::events::append(self.root().path(), &ev);
     }
 
     /// Tells the monitor to re-read the state (cancels a pending restart after a user stop).
@@ -361,6 +373,7 @@ impl Engine {
         if sig == libc::SIGKILL {
             self.thaw_if_paused(&st);
         }
+        self.journal_kill(&l.rec.id, sig);
         match sys::signal_verified(st.state.pid as i32, st.pid_start, sig) {
             Ok(true) => Ok(()),
             Ok(false) => Err(ContainerError::NotRunning(l.rec.name.clone())),
@@ -829,6 +842,42 @@ fn boot_time() -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// The caller's `GLIBC_TUNABLES` plus no per-thread cache of freed heap chunks for the
+/// monitor: it stays resident for the container's life and allocates little after start, and
+/// the cache would pin ~100 KiB of start-up heap pages that its `malloc_trim` can't give back
+/// (docs/launch.md "Monitor memory").
+fn monitor_tunables() -> std::ffi::OsString {
+    let mut t = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
+    if !t.is_empty() {
+        t.push(":");
+    }
+    t.push("glibc.malloc.tcache_count=0");
+    t
+}
+
+/// The monitor executable's file name; it is installed beside `berth`.
+const MONITOR_EXE: &str = "berth-monitor";
+
+/// The monitor executable beside `berth` (`helper`): next to the path as given, else next to
+/// the file it resolves to (a `berth` symlinked onto the PATH).
+fn monitor_exe(helper: &Path) -> Result<std::path::PathBuf, ContainerError> {
+    let beside = helper.with_file_name(MONITOR_EXE);
+    if beside.is_file() {
+        return Ok(beside);
+    }
+    if let Ok(real) = fs::canonicalize(helper) {
+        let p = real.with_file_name(MONITOR_EXE);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(ContainerError::Start(format!(
+        "the container monitor {} is missing: install {MONITOR_EXE} beside {}",
+        beside.display(),
+        helper.display()
+    )))
+}
+
 /// Points fd 3 of the child at the status pipe (called between fork and exec).
 fn status_fd_to_3(wfd: i32) -> std::io::Result<()> {
     if wfd == 3 {
@@ -852,5 +901,32 @@ pub(crate) async fn blocking<T: Send + 'static>(
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
         Err(e) => Err(ContainerError::Internal(format!("background task failed: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn monitor_exe_is_found_beside_berth_or_beside_its_symlink_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bin, path) = (dir.path().join("bin"), dir.path().join("path"));
+        fs::create_dir_all(&bin).unwrap();
+        fs::create_dir_all(&path).unwrap();
+        fs::write(bin.join("berth"), b"").unwrap();
+        std::os::unix::fs::symlink(bin.join("berth"), path.join("berth")).unwrap();
+        // Missing: the error names the expected file and what to do.
+        let err = monitor_exe(&bin.join("berth")).unwrap_err().to_string();
+        assert!(err.contains(&format!("{} is missing", bin.join(MONITOR_EXE).display())), "{err}");
+        assert!(err.contains("install berth-monitor beside"), "{err}");
+        fs::write(bin.join(MONITOR_EXE), b"").unwrap();
+        assert_eq!(monitor_exe(&bin.join("berth")).unwrap(), bin.join(MONITOR_EXE));
+        // `berth` symlinked onto the PATH: found beside the file it resolves to.
+        let real = fs::canonicalize(bin.join(MONITOR_EXE)).unwrap();
+        assert_eq!(monitor_exe(&path.join("berth")).unwrap(), real);
+        // One beside the symlink itself wins.
+        fs::write(path.join(MONITOR_EXE), b"").unwrap();
+        assert_eq!(monitor_exe(&path.join("berth")).unwrap(), path.join(MONITOR_EXE));
     }
 }

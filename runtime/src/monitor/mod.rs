@@ -1,4 +1,4 @@
-//! The per-container monitor: `berth __monitor <root> <id>`.
+//! The per-container monitor: `berth-monitor __monitor <root> <id> <berth>` (cli/src/bin).
 //!
 //! One small single-threaded process per running container (no async runtime: it is mostly
 //! asleep in `poll`). It detaches (fork + setsid) so the CLI can exit, starts the container
@@ -36,6 +36,7 @@ use crate::store::StateRoot;
 use crate::{Engine, EngineOptions};
 
 mod proxy;
+mod udp_proxy;
 
 /// The fd on which the spawning CLI waits for "ok" or "err <message>".
 pub const STATUS_FD: RawFd = 3;
@@ -102,9 +103,24 @@ fn take_status_fd() -> Option<File> {
     Some(f)
 }
 
-/// Runs the monitor for container `id` under `root` (after [`daemonize`]); returns the exit code.
-pub fn run(root: &Path, id: &str) -> i32 {
+/// The `berth` executable this monitor was started by (for helpers such as the DNS server,
+/// which the monitor binary doesn't contain).
+static BERTH_EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// The `berth` executable, in a monitor process; None elsewhere.
+pub(crate) fn berth_exe() -> Option<&'static Path> {
+    BERTH_EXE.get().map(PathBuf::as_path)
+}
+
+/// Runs the monitor for container `id` under `root` (after [`daemonize`]), with `berth` the
+/// CLI executable that started it; returns the exit code.
+pub fn run(root: &Path, id: &str, berth: &Path) -> i32 {
     mark("monitor: detached");
+    // One malloc arena: a thread the network setup starts (netlink) would otherwise leave
+    // its own arena resident for the monitor's lifetime.
+    // SAFETY: mallopt only changes the allocator's tuning; we are still single-threaded here.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+    let _ = BERTH_EXE.set(berth.to_path_buf());
     let mut status = take_status_fd();
     let mut report = |msg: String| {
         if let Some(mut f) = status.take() {
@@ -157,7 +173,7 @@ type OutputFds = Vec<(OwnedFd, &'static str)>;
 
 const HEALTH_OUTPUT_MAX: usize = 4096;
 
-/// How long the monitor idles before dropping its start-up code pages (see `trim_code_pages`).
+/// How long the monitor idles before letting go of its start-up memory (see `trim_memory`).
 const IDLE_TRIM_AFTER: Duration = Duration::from_millis(200);
 
 impl Monitor {
@@ -193,7 +209,7 @@ impl Monitor {
                     return 1;
                 }
             };
-            let ((run, net_hold), stdio_fds) = match self.start_once(&rec) {
+            let ((run, net_hold), stdio_fds) = match self.start_once(&rec, first) {
                 Ok(x) => x,
                 Err(msg) => {
                     let _ = self.paths.update_state(|st| {
@@ -308,7 +324,7 @@ impl Monitor {
     fn auto_remove(&self) {
         let opts = EngineOptions {
             root: self.root.path().to_path_buf(),
-            helper_exe: Some(PathBuf::from("/proc/self/exe")),
+            helper_exe: berth_exe().map(Path::to_path_buf),
         };
         if let Ok(engine) = Engine::open(opts)
             && let Ok(l) = engine.load(&self.id)
@@ -318,7 +334,13 @@ impl Monitor {
     }
 
     /// Sets up stdio, spawns the container and records it as running.
-    fn start_once(&self, rec: &ContainerRecord) -> Result<((Running, NetHold), OutputFds), String> {
+    /// Starts the container's process once; `user_start` for the start a user asked for (not
+    /// a restart by policy).
+    fn start_once(
+        &self,
+        rec: &ContainerRecord,
+        user_start: bool,
+    ) -> Result<((Running, NetHold), OutputFds), String> {
         let spec = spec::build(rec, &self.paths)?;
         mark("monitor: spec built");
         let (stdio, fds) = if rec.config.tty {
@@ -365,6 +387,12 @@ impl Monitor {
                 st.monitor_start = self.me_start;
                 st.cgroup = Some(PathBuf::from(&started.cgroup));
                 st.has_been_started = true;
+                if user_start {
+                    // As docker's start: an earlier user stop no longer holds the restart
+                    // policy back, and the policy's count starts again.
+                    st.manual_stop = false;
+                    st.restart_count = 0;
+                }
             })
             .map_err(|e| e.to_string())?;
         mark("monitor: running recorded");
@@ -441,12 +469,15 @@ impl Monitor {
         let mut exited_at: Option<Instant> = None;
         let seccomp = spec::seccomp_mode(&rec.host_config);
         let mut buf = vec![0u8; 64 * 1024];
-        // Only with IPv6 listeners: a monitor without them never runs (or pages in) proxy code.
-        let mut proxy =
-            (!net.proxy_listeners().is_empty()).then(|| proxy::Proxy::new(net.proxy_listeners()));
+        // Only with IPv6 sockets: a monitor without them never runs (or pages in) proxy code.
+        let mut proxy = proxy::Proxy::new(net.take_proxies());
         // Startup code (argument parsing, launcher) is done with: its pages are let go once the
         // monitor first idles, not at once, so a short-lived container's exit isn't delayed.
         let mut trimmed = false;
+        // Woken by anything since the last trim: the next 200 ms idle trims again.
+        let mut busy = false;
+        // The code mappings the first trim found droppable.
+        let mut code = Vec::new();
         loop {
             let streams_open = streams.iter().any(|s| s.3);
             if let Some(t) = exited_at {
@@ -468,8 +499,11 @@ impl Monitor {
                     timeout = timeout.min(c.deadline.saturating_duration_since(now));
                 }
             }
-            if !trimmed {
+            if !trimmed || busy {
                 timeout = timeout.min(IDLE_TRIM_AFTER);
+            }
+            if let Some(d) = proxy.as_ref().and_then(|p| p.next_deadline()) {
+                timeout = timeout.min(d.saturating_duration_since(now));
             }
             let mut pfds: Vec<PollFd> = vec![PollFd::new(self.sig_r.as_fd(), PollFlags::POLLIN)];
             let mut idx = Vec::new();
@@ -503,7 +537,14 @@ impl Monitor {
             let ready_count = nix::poll::poll(&mut pfds, PollTimeout::from(ms.max(1))).unwrap_or(1);
             if ready_count == 0 && !trimmed {
                 trimmed = true;
-                trim_code_pages();
+                busy = false;
+                code = trim_memory(&mut buf);
+            } else if ready_count == 0 && busy {
+                busy = false;
+                retrim_code_pages(&code);
+                trim_heap(&mut buf);
+            } else if ready_count > 0 {
+                busy = true;
             }
             let ready: Vec<bool> =
                 pfds.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect();
@@ -568,6 +609,15 @@ impl Monitor {
                     libc::SIGTERM | libc::SIGINT | libc::SIGHUP if run.exit.is_none() => {
                         // SAFETY: kill has no memory effects; pid is our own child.
                         unsafe { libc::kill(run.pid, libc::SIGTERM) };
+                    }
+                    // A live `network connect`/`disconnect` changed the published ports.
+                    libc::SIGUSR1 if run.exit.is_none() => {
+                        let bound = proxy::Proxy::bound(&proxy);
+                        let mut close = |gone: &[_]| proxy::Proxy::close(&mut proxy, gone);
+                        let add = crate::container::network::resync(
+                            &self.root, &self.id, net, &bound, &mut close,
+                        );
+                        proxy::Proxy::add(&mut proxy, add);
                     }
                     _ => {}
                 }
@@ -822,35 +872,108 @@ pub fn should_restart(rec: &ContainerRecord, manual_stop: bool, code: i64, resta
     }
 }
 
+/// An address range of this process's memory: (start, end).
+type Range = (usize, usize);
+
+/// Lets go of the memory an idle monitor no longer needs, so its resident set is only what
+/// it touches from then on: the start-up code's pages, the heap freed after start-up, the
+/// stack below the current frame and the pages of the output buffer `scratch`. Returns the
+/// code mappings it dropped, for [`retrim_code_pages`].
+fn trim_memory(scratch: &mut [u8]) -> Vec<Range> {
+    let (code, stack) = trim_code_pages();
+    trim_heap(scratch);
+    if let Some((start, _)) = stack {
+        trim_stack_below_here(start);
+    }
+    code
+}
+
+/// The heap part of [`trim_memory`], repeated after each busy spell (a burst of output, a
+/// healthcheck, relayed connections): free heap pages and the output buffer's pages go back.
+fn trim_heap(scratch: &mut [u8]) {
+    release_pages(scratch);
+    // SAFETY: malloc_trim only returns free heap memory to the kernel (madvise of free
+    // chunks and a shrunk top); no live allocation is touched.
+    unsafe { libc::malloc_trim(0) };
+}
+
+/// Gives the whole pages inside `buf` back to the kernel; they read as zeros afterwards and
+/// become resident again only when written. For scratch buffers whose contents don't matter.
+fn release_pages(buf: &mut [u8]) {
+    let page = 4096;
+    let start = (buf.as_mut_ptr() as usize).next_multiple_of(page);
+    let end = (buf.as_mut_ptr() as usize + buf.len()) & !(page - 1);
+    if end > start {
+        // SAFETY: [start, end) lies inside `buf`, which we borrow exclusively, and heap memory is
+        // private anonymous memory: MADV_DONTNEED keeps it mapped and makes it read back as
+        // zeros, a valid value for u8, so `buf` stays a valid (zeroed) slice there.
+        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+    }
+}
+
+/// Drops again, after a busy spell, the pages of the code mappings `known` that the first trim
+/// found droppable (logging or a healthcheck pages code back in). Only a mapping still present
+/// with the same bounds, a read-only private file mapping, is touched; /proc/self/maps is
+/// read rather than smaps, which would walk every page table again.
+fn retrim_code_pages(known: &[Range]) {
+    if known.is_empty() {
+        return;
+    }
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return };
+    for line in maps.lines() {
+        let mut f = line.split_ascii_whitespace();
+        let (Some(range), Some(perms), Some(path)) = (f.next(), f.next(), f.nth(3)) else {
+            continue;
+        };
+        let Some((a, b)) = range.split_once('-') else { continue };
+        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+        else {
+            continue;
+        };
+        if (perms == "r-xp" || perms == "r--p")
+            && path.starts_with('/')
+            && known.contains(&(start, end))
+        {
+            // SAFETY: the same read-only private file mapping the first trim checked had no
+            // anonymous page (it can't gain one: it is not writable); MADV_DONTNEED only unmaps
+            // page-cache pages, which fault back in unchanged on the next access.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        }
+    }
+}
+
 /// Drops the resident pages of clean read-only file mappings (code and constants of our binary
-/// and its libraries) so an idle monitor's RSS is only what it touches afterwards. Only mappings
-/// with no dirty page (private *or* shared) and no anonymous (copied-on-write) page qualify:
-/// relocated RELRO data is anonymous, and after a fork (the `--init` process is a forked copy of
-/// the monitor) its pages show as Shared_Dirty, not Private_Dirty; discarding them would bring
-/// back the unrelocated file contents. What remains are clean page-cache copies the kernel
-/// re-reads on the next access.
-fn trim_code_pages() {
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return };
+/// and its libraries) and returns them and the main stack's range. Only mappings with no anonymous
+/// (copied-on-write) page qualify: relocated RELRO data is anonymous (after a fork, e.g. the
+/// `--init` process is a forked copy of the monitor, it shows as Shared_Dirty but is still
+/// Anonymous); discarding it would bring back the unrelocated file contents. Dirty page-cache
+/// pages (a binary written moments ago) are fine to unmap: the page cache keeps them.
+fn trim_code_pages() -> (Vec<Range>, Option<Range>) {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return (Vec::new(), None) };
     // (start, end, eligible so far)
     let mut cur: Option<(usize, usize, bool)> = None;
     let mut candidates = Vec::new();
+    let mut stack = None;
     for line in smaps.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if let Some((a, b)) = f.first().and_then(|r| r.split_once('-'))
+        let mut f = line.split_ascii_whitespace();
+        let (Some(first), Some(second)) = (f.next(), f.next()) else { continue };
+        if let Some((a, b)) = first.split_once('-')
             && let (Ok(start), Ok(end)) =
                 (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
         {
             if let Some((s, e, true)) = cur {
                 candidates.push((s, e));
             }
-            let eligible =
-                f.len() >= 6 && (f[1] == "r-xp" || f[1] == "r--p") && f[5].starts_with('/');
+            let path = f.nth(3).unwrap_or("");
+            if path == "[stack]" {
+                stack = Some((start, end));
+            }
+            let eligible = (second == "r-xp" || second == "r--p") && path.starts_with('/');
             cur = Some((start, end, eligible));
             continue;
         }
-        if let (Some(key), Some(v)) = (f.first().copied(), f.get(1))
-            && matches!(key, "Shared_Dirty:" | "Private_Dirty:" | "Anonymous:")
-            && *v != "0"
+        if matches!(first, "Private_Dirty:" | "Anonymous:")
+            && second != "0"
             && let Some((_, _, eligible)) = cur.as_mut()
         {
             *eligible = false;
@@ -859,12 +982,35 @@ fn trim_code_pages() {
     if let Some((s, e, true)) = cur {
         candidates.push((s, e));
     }
-    for (start, end) in candidates {
+    for &(start, end) in &candidates {
         // SAFETY: the range is a whole read-only private file mapping of this process with no
-        // dirty and no anonymous page (from /proc/self/smaps); MADV_DONTNEED only discards
-        // clean page-cache copies, which fault back in unchanged on the next access.
+        // anonymous page (from /proc/self/smaps); MADV_DONTNEED only unmaps page-cache pages,
+        // which fault back in unchanged on the next access.
         unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
     }
+    (candidates, stack)
+}
+
+/// Discards the main stack's pages below the current frame (less a margin for the calls made
+/// from here), which start-up's deep calls (spec building, the launcher) left resident. Memory
+/// below the stack pointer holds nothing live; a page touched again comes back zero-filled.
+#[inline(never)]
+fn trim_stack_below_here(stack_start: usize) {
+    const MARGIN: usize = 16 * 1024;
+    let here = 0u8;
+    let sp = std::hint::black_box(&here) as *const u8 as usize;
+    let page = 4096;
+    let end = (sp.saturating_sub(MARGIN)) & !(page - 1);
+    if sp < stack_start || end <= stack_start {
+        return;
+    }
+    // SAFETY: [stack_start, end) lies in this thread's stack mapping and at least MARGIN below
+    // the current frame, so no live frame (this one, or the libc call below it) is there;
+    // MADV_DONTNEED on anonymous memory makes it read back as zeros, which is fine for memory
+    // nothing will read before writing.
+    unsafe {
+        libc::madvise(stack_start as *mut libc::c_void, end - stack_start, libc::MADV_DONTNEED)
+    };
 }
 
 fn set_nonblock(fd: RawFd) {

@@ -1,19 +1,24 @@
-//! The IPv6 userland proxy of published TCP ports (docker's docker-proxy, inside the monitor).
+//! The IPv6 userland proxy of published ports (docker's docker-proxy, inside the monitor).
 //!
 //! Published ports are IPv4 DNAT rules; IPv6 clients have no rule to meet. For each port
-//! published on every address, the monitor listens on `[::]:PORT` (see
-//! `berth_network::proxy_socket`) and relays each accepted connection to the container's IPv4
-//! address. Everything is non-blocking and driven by the monitor's one `poll` loop: one fixed
-//! buffer per direction, filled only when empty, so a slow reader stops the reads from its
-//! writer (back-pressure) instead of growing memory. A half-close (EOF) on one side is passed on
-//! with `shutdown(SHUT_WR)`; any error closes both sides.
+//! published on every address (or on an IPv6 host address), the monitor listens on
+//! `[::]:PORT` (or that address; see `berth_network::proxy_socket`) and relays each accepted
+//! connection to the container's IPv4 address; UDP is relayed by `super::udp_proxy`.
+//! Everything is non-blocking and driven by the monitor's one `poll` loop: one fixed buffer
+//! per direction, filled only when empty, so a slow reader stops the reads from its writer
+//! (back-pressure) instead of growing memory. A half-close (EOF) on one side is passed on with
+//! `shutdown(SHUT_WR)`; any error closes both sides.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::fd::AsFd;
 
-use berth_network::ProxyListener;
+use berth_network::{Protocol, ProxyListener};
 use nix::poll::{PollFd, PollFlags};
+
+use crate::container::network::{BoundSocket, ProxySockets};
+
+use super::udp_proxy::UdpRelay;
 
 /// Connections relayed at once; more wait in the listen backlog.
 const MAX_CONNS: usize = 256;
@@ -26,6 +31,10 @@ const ROUNDS: usize = 8;
 pub(super) enum Slot {
     Listener(usize),
     Conn(usize),
+    /// A UDP socket; these come in registration order.
+    Udp,
+    /// A UDP flow's upstream socket; in registration order.
+    Flow,
 }
 
 /// One direction of a connection: bytes read from one side, not yet written to the other.
@@ -142,21 +151,77 @@ impl Conn {
     }
 }
 
-/// The proxy state of one container run: its listeners (held by the `NetHold`) and the
-/// connections in flight.
-pub(super) struct Proxy<'a> {
-    listeners: &'a [ProxyListener],
+/// The proxy state of one container run: its TCP listeners and UDP sockets (taken from the
+/// `NetHold`; a resync adds and closes some), the connections in flight and the UDP flows.
+pub(super) struct Proxy {
+    listeners: Vec<ProxyListener>,
     conns: Vec<Conn>,
+    udp: UdpRelay,
 }
 
-impl<'a> Proxy<'a> {
-    pub(super) fn new(listeners: &'a [ProxyListener]) -> Self {
-        Proxy { listeners, conns: Vec::new() }
+impl Proxy {
+    /// A proxy for these sockets; None when there are none (nothing to build or page in).
+    pub(super) fn new(sockets: ProxySockets) -> Option<Self> {
+        if sockets.tcp.is_empty() && sockets.udp.is_empty() {
+            return None;
+        }
+        Some(Proxy { listeners: sockets.tcp, conns: Vec::new(), udp: UdpRelay::new(sockets.udp) })
     }
 
-    /// Closes every connection (the container is gone).
+    /// What `proxy` has bound: (protocol, local address, target) of each socket.
+    pub(super) fn bound(proxy: &Option<Self>) -> Vec<BoundSocket> {
+        let Some(p) = proxy else { return Vec::new() };
+        let tcp = p.listeners.iter().filter_map(|l| {
+            Some(BoundSocket {
+                protocol: Protocol::Tcp,
+                local: l.listener.local_addr().ok()?,
+                target: l.target,
+            })
+        });
+        let udp = p.udp.sockets().iter().filter_map(|u| {
+            Some(BoundSocket {
+                protocol: Protocol::Udp,
+                local: u.socket.local_addr().ok()?,
+                target: u.target,
+            })
+        });
+        tcp.chain(udp).collect()
+    }
+
+    /// Closes the sockets in `gone` (a resync found their binding gone); the connections of
+    /// a closed listener keep running.
+    pub(super) fn close(proxy: &mut Option<Self>, gone: &[BoundSocket]) {
+        let Some(p) = proxy else { return };
+        let is_gone = |protocol: Protocol, local: std::io::Result<std::net::SocketAddr>| {
+            local.is_ok_and(|a| gone.iter().any(|g| g.protocol == protocol && g.local == a))
+        };
+        p.listeners.retain(|l| !is_gone(Protocol::Tcp, l.listener.local_addr()));
+        p.udp.replace(|u| is_gone(Protocol::Udp, u.socket.local_addr()), Vec::new());
+        if p.listeners.is_empty() && p.udp.sockets().is_empty() && p.conns.is_empty() {
+            *proxy = None;
+        }
+    }
+
+    /// Runs the new sockets of a resync too (making the proxy when there was none).
+    pub(super) fn add(proxy: &mut Option<Self>, add: ProxySockets) {
+        match proxy {
+            Some(p) => {
+                p.listeners.extend(add.tcp);
+                p.udp.replace(|_| false, add.udp);
+            }
+            None => *proxy = Proxy::new(add),
+        }
+    }
+
+    /// Closes every connection and UDP flow (the container is gone).
     pub(super) fn close_all(&mut self) {
         self.conns.clear();
+        self.udp.close_all();
+    }
+
+    /// When the proxy next has something to do without a poll event (a UDP flow's idle end).
+    pub(super) fn next_deadline(&self) -> Option<std::time::Instant> {
+        self.udp.next_deadline()
     }
 
     /// Adds the poll entries this proxy waits on to `pfds`; the returned slots name them, in
@@ -193,6 +258,9 @@ impl<'a> Proxy<'a> {
             slots.push(Slot::Conn(i));
             slots.push(Slot::Conn(i));
         }
+        let (socks, flows) = self.udp.register(pfds);
+        slots.extend((0..socks).map(|_| Slot::Udp));
+        slots.extend((0..flows).map(|_| Slot::Flow));
         slots
     }
 
@@ -200,15 +268,19 @@ impl<'a> Proxy<'a> {
     pub(super) fn service(&mut self, slots: &[Slot], revents: &[PollFlags]) {
         let mut touched = vec![false; self.conns.len()];
         let mut accept_on = Vec::new();
+        let mut udp_ready = Vec::new();
+        let mut flow_ready = Vec::new();
         for (slot, ev) in slots.iter().zip(revents) {
-            if ev.is_empty() {
-                continue;
-            }
+            let ready = !ev.is_empty();
             match *slot {
+                Slot::Udp => udp_ready.push(ready),
+                Slot::Flow => flow_ready.push(ready),
+                _ if !ready => {}
                 Slot::Listener(i) => accept_on.push(i),
                 Slot::Conn(i) => touched[i] = true,
             }
         }
+        self.udp.service(&udp_ready, &flow_ready, std::time::Instant::now());
         let mut broken = vec![false; self.conns.len()];
         for (i, c) in self.conns.iter_mut().enumerate() {
             if touched[i] && (c.step().is_err() || c.done()) {
