@@ -150,16 +150,21 @@ pub fn write_json_replace<T: Serialize + ?Sized>(path: &Path, value: &T) -> Resu
     write_file(path, &bytes, false)
 }
 
-/// Writes `value` as JSON, fsynced, to a temp file beside `path` and returns the temp file's
-/// path; renaming it onto `path` publishes it atomically (the caller does, e.g. under a lock).
-pub fn stage_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<PathBuf, StoreError> {
+/// Writes `value` as JSON to a new file `path` (in a directory nobody reads yet, published later
+/// by renaming the directory), fsynced when `durable`.
+pub fn write_json_new<T: Serialize + ?Sized>(
+    path: &Path,
+    value: &T,
+    durable: bool,
+) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec_pretty(value)
         .map_err(|e| StoreError::Json { path: path.to_path_buf(), source: e })?;
-    let tmp = temp_path(path);
-    let mut f = File::create(&tmp).map_err(|e| StoreError::io("create", &tmp, e))?;
-    f.write_all(&bytes).map_err(|e| StoreError::io("write", &tmp, e))?;
-    f.sync_all().map_err(|e| StoreError::io("sync", &tmp, e))?;
-    Ok(tmp)
+    let mut f = File::create(path).map_err(|e| StoreError::io("create", path, e))?;
+    f.write_all(&bytes).map_err(|e| StoreError::io("write", path, e))?;
+    if durable {
+        f.sync_all().map_err(|e| StoreError::io("sync", path, e))?;
+    }
+    Ok(())
 }
 
 fn temp_path(path: &Path) -> PathBuf {

@@ -148,6 +148,12 @@ async fn name_index_and_removal_aside() {
     std::fs::write(index.join("ghost"), "0".repeat(64)).unwrap();
     let g = engine.container_create(Some("ghost"), cfg(None)).await.unwrap();
     assert_eq!(engine.container_inspect("ghost").await.unwrap().id, g);
+    // A new entry keeps the id in an xattr (no data block); one holding it as content still counts.
+    assert_eq!(std::fs::metadata(index.join("ghost")).unwrap().len(), 0);
+    match engine.container_create(Some("ghost"), cfg(None)).await {
+        Err(ContainerError::NameInUse { id, .. }) => assert_eq!(id, g),
+        other => panic!("expected a name conflict, got {other:?}"),
+    }
     // A leftover of a crashed removal is invisible and deleted by the next listing.
     let left = containers.join(format!(".rm-{}", "f".repeat(64)));
     std::fs::create_dir_all(left.join("rootfs/upper/etc")).unwrap();
@@ -185,4 +191,69 @@ async fn name_index_and_removal_aside() {
     }
     assert_eq!(std::fs::read_dir(&containers).unwrap().count(), 0);
     assert_eq!(std::fs::read_dir(&index).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn killed_create_leftover_is_invisible_and_swept() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    let tmp = berth_testsupport::TempRoot::new().unwrap();
+    let engine = engine_with_image(&tmp.path()).await;
+    let containers = tmp.path().join("state/containers");
+    // What a create killed before publishing leaves: `.new-<id>` with some or all of its files.
+    let dead = containers.join(format!(".new-{}", "a".repeat(64)));
+    std::fs::create_dir_all(dead.join("rootfs/upper")).unwrap();
+    std::fs::create_dir_all(dead.join("rootfs/work")).unwrap();
+    std::fs::write(dead.join("hostname"), "x\n").unwrap();
+    // A create in progress holds the directory's lock: its directory is left alone.
+    let busy = containers.join(format!(".new-{}", "b".repeat(64)));
+    std::fs::create_dir_all(&busy).unwrap();
+    let lock = nix::fcntl::Flock::lock(
+        std::fs::File::open(&busy).unwrap(),
+        nix::fcntl::FlockArg::LockExclusiveNonblock,
+    )
+    .unwrap();
+    let id = engine.container_create(Some("kept"), cfg(None)).await.unwrap();
+    let all = engine.container_list(true, &ListFilters::default()).await.unwrap();
+    assert_eq!(all.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), vec![id.as_str()]);
+    assert!(!dead.exists(), "the killed create's directory is deleted by the listing");
+    assert!(busy.exists(), "a directory whose create still runs is kept");
+    assert!(engine.container_inspect(&"b".repeat(64)).await.is_err());
+    drop(lock);
+    engine.container_remove(&id, true, true).await.unwrap();
+    // The removal sweeps the now unlocked leftover too.
+    assert_eq!(std::fs::read_dir(&containers).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn mount_points_come_from_a_shared_layer_not_the_upper_dir() {
+    if !berth_testsupport::require_root() || berth_exe().is_none() {
+        return;
+    }
+    let tmp = berth_testsupport::TempRoot::new().unwrap();
+    let engine = engine_with_image(&tmp.path()).await;
+    let mut c = cfg(None);
+    c.config.entrypoint = Some(vec!["sh".into(), "-c".into()]);
+    c.config.cmd = Some(vec!["cat /etc/hostname && ls -ld /etc /proc /sys /dev".into()]);
+    let id = engine.container_create(None, c).await.unwrap();
+    engine.container_start(&id).await.unwrap();
+    assert_eq!(engine.container_wait(&id).await.unwrap(), 0);
+    let mut rx = engine
+        .container_logs(&id, LogsOptions { stdout: true, stderr: true, ..Default::default() })
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while let Some(e) = rx.recv().await {
+        text.push_str(&e.text);
+    }
+    assert!(text.starts_with(&format!("{}\n", &id[..12])), "{text}");
+    // Nothing was created in the container's writable layer to mount over.
+    let upper = tmp.path().join("state/containers").join(&id).join("rootfs/upper");
+    assert_eq!(std::fs::read_dir(&upper).unwrap().count(), 0);
+    // The image's /etc keeps its mode in the merged view (the layer copies it).
+    let etc_line = text.lines().find(|l| l.ends_with(" /etc")).unwrap().to_string();
+    assert!(etc_line.starts_with("drwxr-xr-x"), "{etc_line}");
+    engine.container_remove(&id, false, true).await.unwrap();
+    assert_eq!(std::fs::read_dir(tmp.path().join("state/containers")).unwrap().count(), 0);
 }

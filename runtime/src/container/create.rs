@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use super::api::{Config, ContainerCreateConfig, Empty, MountPoint};
+use super::names::CREATING_PREFIX;
 use super::record::{self, ContainerPaths, ContainerRecord};
 use super::{ContainerError, io_err, rt, spec, sys, user};
 use crate::Engine;
 use crate::launch::timing::mark;
+use crate::store::LockGuard;
 
 /// docker's default PATH.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -140,6 +142,28 @@ fn hosts_file(hostname: &str, host_network: bool) -> String {
     }
     let _ = hostname;
     "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string()
+}
+
+/// Makes `dir` and takes its lock. A sweep of crash leftovers may claim the directory between
+/// the mkdir and the lock (then it is gone once we get the lock): make it again.
+fn make_locked_dir(dir: &Path) -> Result<LockGuard, ContainerError> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        fs::create_dir(dir).map_err(io_err("create directory", dir))?;
+        match LockGuard::exclusive_dir(dir) {
+            Ok(g) if dir.is_dir() => return Ok(g),
+            Ok(_) | Err(_) if attempts < 3 => continue,
+            Ok(_) => {
+                return Err(ContainerError::Io {
+                    op: "create directory",
+                    path: dir.to_path_buf(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// What create made so far, undone on failure.
@@ -305,46 +329,58 @@ impl Engine {
         if let Some(other) = self.lookup_name(&name) {
             return Err(ContainerError::NameInUse { name, id: other.id });
         }
-        // Until its config.json appears the directory is invisible (listings and lookups go by
-        // the record), so it is filled without any lock.
+        // The shared mount-point layer keeps the upper directory empty at start (no copy-up
+        // of /etc, no mount-point files per container).
+        if let Some(mounts) = crate::image::mount_point_layer(&rec.layers) {
+            rec.layers.insert(0, mounts);
+        }
+        // Filled under a hidden name (`.new-<id>`, skipped by listings) while we hold its lock,
+        // and renamed into place when complete: a create killed midway leaves only a hidden,
+        // unlocked directory, which the next listing or removal deletes.
         let mut undo = Undo { engine: self, dir: None, volumes: Vec::new(), name: None };
-        fs::create_dir_all(&paths.dir).map_err(io_err("create directory", &paths.dir))?;
-        undo.dir = Some(paths.dir.clone());
+        let staging = ContainerPaths {
+            dir: self.root().containers_dir().join(format!("{CREATING_PREFIX}{id}")),
+        };
+        let dir_lock = make_locked_dir(&staging.dir)?;
+        undo.dir = Some(staging.dir.clone());
 
         self.prepare_mounts(&mut rec, &mut undo)?;
         let host_net = rec.host_config.network_mode == "host";
         let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         for (p, text) in [
-            (paths.hostname(), format!("{}\n", rec.config.hostname)),
-            (paths.hosts(), hosts_file(&rec.config.hostname, host_net)),
-            (paths.resolv_conf(), container_resolv_conf(&host_resolv, host_net)),
+            (staging.hostname(), format!("{}\n", rec.config.hostname)),
+            (staging.hosts(), hosts_file(&rec.config.hostname, host_net)),
+            (staging.resolv_conf(), container_resolv_conf(&host_resolv, host_net)),
         ] {
             fs::write(&p, text).map_err(io_err("write", &p))?;
         }
         if rec.config.open_stdin {
-            let p = paths.stdin_fifo();
+            let p = staging.stdin_fifo();
             nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o600))
                 .map_err(|e| io_err("create fifo", &p)(e.into()))?;
         }
         if rec.rootfs_dir.is_none() {
-            for d in [paths.upper(), paths.work(), paths.merged()] {
+            // `rootfs/` is also the overlay's mount target (in the container's own mount
+            // namespace), so no separate `merged/` directory.
+            for d in [staging.upper(), staging.work()] {
                 fs::create_dir_all(&d).map_err(io_err("create directory", &d))?;
             }
         }
         // Check the spec builds now, so a bad option fails create rather than start.
         spec::build(&rec, &paths).map_err(ContainerError::Invalid)?;
-        // The record is written and fsynced beside its final name, then published with the name
-        // reservation under the root lock: O(1) there (one index entry, one rename), no fsync.
+        // The record is written (fsynced) inside the hidden directory, which is published with
+        // the name reservation under the root lock: O(1) there (one index entry, one rename).
         // No state.json: a missing one reads as a created container.
-        let staged = crate::store::stage_json(&paths.config(), &rec)?;
+        crate::store::write_json_new(&staging.config(), &rec, true)?;
         {
             let _root = self.root().lock()?;
             if let Err(owner) = self.reserve_name(&name, &id)? {
                 return Err(ContainerError::NameInUse { name, id: owner });
             }
             undo.name = Some((name.clone(), id.clone()));
-            fs::rename(&staged, paths.config()).map_err(io_err("rename", paths.config()))?;
+            fs::rename(&staging.dir, &paths.dir).map_err(io_err("rename", &paths.dir))?;
         }
+        drop(dir_lock);
         undo.dir = None;
         undo.volumes.clear();
         undo.name = None;

@@ -1,6 +1,7 @@
 //! The container name index and the removal of container directories outside the locks.
 //!
-//! `container-names/<name>` holds the id of the container that owns `<name>`, so create and
+//! `container-names/<name>` holds the id of the container that owns `<name>` (in an xattr, or as
+//! its content), so create and
 //! rename check a name with one lookup instead of reading every record. The index is written
 //! under the root lock; an entry counts only while `containers/<id>/config.json` still carries
 //! that name, so an entry left by a crash (or by a create that failed) is simply taken over.
@@ -9,7 +10,8 @@
 //! Removal renames `containers/<id>` to `containers/.rm-<id>` under the locks (listings skip
 //! dot entries) and deletes it after they are released; a `.rm-*` left by a crash is deleted
 //! by the next removal or listing. Whoever deletes one holds the container's lock, a `flock` on
-//! the directory itself, which moves with it.
+//! the directory itself, which moves with it. Create fills `containers/.new-<id>` under that lock
+//! and renames it into place when complete; one left by a killed create is deleted the same way.
 
 use std::fs;
 use std::io::{self, Write};
@@ -21,13 +23,28 @@ use crate::store::{LockGuard, StateRoot, StoreError};
 
 /// Prefix of a container directory being deleted.
 pub(crate) const REMOVING_PREFIX: &str = ".rm-";
+/// Prefix of a container directory being filled by create (renamed to `<id>` when complete).
+pub(crate) const CREATING_PREFIX: &str = ".new-";
 
 fn index_dir(root: &StateRoot) -> PathBuf {
     root.path().join("container-names")
 }
 
+/// The xattr holding the owner's id on an index entry: it lives in the inode, so the entry has
+/// no data block to allocate, nor to free at removal (on a journal-less ext4 mounted with
+/// `discard`, every freed block is a synchronous discard). Entries from before, or on a file
+/// system without user xattrs, hold the id as their content.
+const OWNER_XATTR: &str = "user.berth.id";
+
 fn read_owner(path: &Path) -> Option<String> {
-    fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    let content = fs::read_to_string(path).ok()?;
+    let content = content.trim();
+    if !content.is_empty() {
+        return Some(content.to_string());
+    }
+    let mut buf = [0u8; 128];
+    let n = rustix::fs::getxattr(path, OWNER_XATTR, &mut buf).ok()?;
+    std::str::from_utf8(&buf[..n]).ok().map(str::to_string).filter(|s| !s.is_empty())
 }
 
 /// Whether container `id`'s record still carries `name`.
@@ -65,7 +82,10 @@ impl Engine {
         loop {
             match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
                 Ok(mut f) => {
-                    f.write_all(id.as_bytes()).map_err(|e| StoreError::io("write", &p, e))?;
+                    let flags = rustix::fs::XattrFlags::empty();
+                    if rustix::fs::fsetxattr(&f, OWNER_XATTR, id.as_bytes(), flags).is_err() {
+                        f.write_all(id.as_bytes()).map_err(|e| StoreError::io("write", &p, e))?;
+                    }
                     return Ok(Ok(()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -124,12 +144,15 @@ impl Engine {
         Ok(Removing { dir: Some(aside), _lock: Some(lock) })
     }
 
-    /// `.rm-*` directories nobody is deleting (left by a crash), claimed for deletion.
+    /// `.rm-*` directories nobody is deleting and `.new-*` ones no create is filling (left by
+    /// a crash), claimed for deletion.
     pub(crate) fn leftover_removals(&self) -> Vec<Removing> {
         let mut out = Vec::new();
         if let Ok(rd) = fs::read_dir(self.root().containers_dir()) {
             for e in rd.flatten() {
-                if e.file_name().to_string_lossy().starts_with(REMOVING_PREFIX)
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if (name.starts_with(REMOVING_PREFIX) || name.starts_with(CREATING_PREFIX))
                     && let Some(r) = Removing::try_claim(e.path())
                 {
                     out.push(r);

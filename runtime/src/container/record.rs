@@ -136,9 +136,11 @@ impl ContainerPaths {
     pub fn work(&self) -> PathBuf {
         self.dir.join("rootfs/work")
     }
-    /// Mount target of the rootfs before pivot_root.
+    /// Mount target of the rootfs before pivot_root: `rootfs/` itself (the overlay covers its
+    /// `upper/` and `work/` only in the container's own mount namespace), so no per-container
+    /// `merged/` directory is made.
     pub fn merged(&self) -> PathBuf {
-        self.dir.join("rootfs/merged")
+        self.dir.join("rootfs")
     }
     /// Directory of anonymous volumes' fallback data (unused when volumes come from the store).
     pub fn shm(&self) -> PathBuf {

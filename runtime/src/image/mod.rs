@@ -15,12 +15,14 @@ mod archive;
 mod changes;
 mod copy;
 mod engine;
+mod mountpoints;
 mod reference;
 mod store;
 mod types;
 mod unpack;
 
 pub use changes::apply_changes;
+pub use mountpoints::mount_point_layer;
 pub use reference::{DEFAULT_DOMAIN, DEFAULT_TAG, Reference};
 pub use store::{ImageStore, ListFilters, PruneReport, RemoveItem, ResolvedImage};
 pub use types::{
