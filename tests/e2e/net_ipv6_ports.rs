@@ -195,6 +195,31 @@ fn udp_ask(c: &UdpSocket, to: SocketAddr, msg: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Runs `container run -d --name NAME --network NET -p SPEC bb httpd -f`, which must fail with
+/// one sentence containing every one of `needles`, leaving the container created (not started);
+/// returns the sentence.
+fn refused_publish(n: &NetEnv, net: &str, name: &str, spec: &str, needles: &[&str]) -> String {
+    let out = n.env.run(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        net,
+        "-p",
+        spec,
+        "bb",
+        "httpd",
+        "-f",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success() && needles.iter().all(|w| err.contains(w)), "{spec}: {err}");
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    assert_eq!(n.env.inspect(name, "{{.State.Status}}"), "created");
+    err
+}
+
 #[test]
 fn net_ipv6_published_port_relays_and_goes_with_container() {
     if !has_ipv6() {
@@ -271,29 +296,7 @@ fn net_ipv6_port_taken_on_ipv6_fails_clean() {
     let port = holder.local_addr().expect("addr").port();
     let web = berth_testsupport::unique_name("web6t");
     let spec = format!("{port}:80");
-    let out = n.env.run(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
-        &web,
-        "--network",
-        &net,
-        "-p",
-        &spec,
-        "bb",
-        "httpd",
-        "-f",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success()
-            && err.contains(&format!("[::]:{port}/tcp"))
-            && err.contains("in use"),
-        "{err}"
-    );
-    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
-    assert_eq!(n.env.inspect(&web, "{{.State.Status}}"), "created");
+    refused_publish(&n, &net, &web, &spec, &[&format!("[::]:{port}/tcp"), "in use"]);
     // Nothing half-made: no rule, no endpoint, the IPv4 port is free again.
     let rules = run_cmd("nft", &["list", "table", "ip", "berth"]);
     assert!(!rules.contains(&format!("dport {port} ")), "{rules}");
@@ -405,27 +408,7 @@ fn net_ipv6_explicit_host_addresses_and_their_errors() {
     // Taken in this root ([::1]:p1 is one's): one sentence naming it, nothing half-made.
     let taken = berth_testsupport::unique_name("web6dup");
     let dup = format!("[::1]:{p1}:80");
-    let out = n.env.run(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
-        &taken,
-        "--network",
-        &net,
-        "-p",
-        &dup,
-        "bb",
-        "httpd",
-        "-f",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success() && err.contains(&format!("[::1]:{p1}/tcp")) && err.contains("in use"),
-        "{err}"
-    );
-    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
-    assert_eq!(n.env.inspect(&taken, "{{.State.Status}}"), "created");
+    refused_publish(&n, &net, &taken, &dup, &[&format!("[::1]:{p1}/tcp"), "in use"]);
     assert!(n.net_inspect(&net)["Containers"].get(n.env.id(&taken)).is_none());
 
     // Taken by a host process on [::1] only: the same sentence, nothing half-made.
@@ -433,57 +416,13 @@ fn net_ipv6_explicit_host_addresses_and_their_errors() {
     let held = holder.local_addr().expect("addr").port();
     let busy = berth_testsupport::unique_name("web6busy");
     let spec = format!("[::1]:{held}:80");
-    let out = n.env.run(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
-        &busy,
-        "--network",
-        &net,
-        "-p",
-        &spec,
-        "bb",
-        "httpd",
-        "-f",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success()
-            && err.contains(&format!("[::1]:{held}/tcp"))
-            && err.contains("in use"),
-        "{err}"
-    );
-    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
-    assert_eq!(n.env.inspect(&busy, "{{.State.Status}}"), "created");
+    refused_publish(&n, &net, &busy, &spec, &[&format!("[::1]:{held}/tcp"), "in use"]);
     drop(holder);
 
     // An address the host doesn't have (documentation prefix: binding it sends nothing).
     let foreign = berth_testsupport::unique_name("web6for");
     let spec = format!("[2001:db8::1]:{fixed}:80");
-    let out = n.env.run(&[
-        "container",
-        "run",
-        "-d",
-        "--name",
-        &foreign,
-        "--network",
-        &net,
-        "-p",
-        &spec,
-        "bb",
-        "httpd",
-        "-f",
-    ]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success()
-            && err.contains("2001:db8::1")
-            && err.contains(&format!("{fixed}/tcp")),
-        "{err}"
-    );
-    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
-    assert_eq!(n.env.inspect(&foreign, "{{.State.Status}}"), "created");
+    refused_publish(&n, &net, &foreign, &spec, &["2001:db8::1", &format!("{fixed}/tcp")]);
     let rec = n.net_inspect(&net);
     assert_eq!(rec["Containers"].as_object().map(|m| m.len()), Some(2), "{rec}");
 
