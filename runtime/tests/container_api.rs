@@ -13,6 +13,21 @@ fn berth_exe() -> Option<std::path::PathBuf> {
     p.exists().then_some(p)
 }
 
+/// Starts container `id`, waits for its exit (which must be 0) and returns its whole log.
+async fn run_to_exit_0(engine: &Engine, id: &str) -> String {
+    engine.container_start(id).await.unwrap();
+    assert_eq!(engine.container_wait(id).await.unwrap(), 0);
+    let mut rx = engine
+        .container_logs(id, LogsOptions { stdout: true, stderr: true, ..Default::default() })
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while let Some(e) = rx.recv().await {
+        text.push_str(&e.text);
+    }
+    text
+}
+
 async fn engine_with_image(root: &std::path::Path) -> Engine {
     let engine =
         Engine::open(EngineOptions { root: root.join("state"), helper_exe: berth_exe() }).unwrap();
@@ -101,16 +116,7 @@ async fn container_run_cycle_through_the_api() {
     let tmp = berth_testsupport::TempRoot::new().unwrap();
     let engine = engine_with_image(&tmp.path()).await;
     let id = engine.container_create(None, cfg(Some(&["hello"]))).await.unwrap();
-    engine.container_start(&id).await.unwrap();
-    assert_eq!(engine.container_wait(&id).await.unwrap(), 0);
-    let mut rx = engine
-        .container_logs(&id, LogsOptions { stdout: true, stderr: true, ..Default::default() })
-        .await
-        .unwrap();
-    let mut text = String::new();
-    while let Some(e) = rx.recv().await {
-        text.push_str(&e.text);
-    }
+    let text = run_to_exit_0(&engine, &id).await;
     assert_eq!(text, "ep hello\n");
     let i = engine.container_inspect(&id).await.unwrap();
     assert_eq!((i.state.status.as_str(), i.state.exit_code, i.state.running), ("exited", 0, false));
@@ -237,16 +243,7 @@ async fn mount_points_come_from_a_shared_layer_not_the_upper_dir() {
     c.config.entrypoint = Some(vec!["sh".into(), "-c".into()]);
     c.config.cmd = Some(vec!["cat /etc/hostname && ls -ld /etc /proc /sys /dev".into()]);
     let id = engine.container_create(None, c).await.unwrap();
-    engine.container_start(&id).await.unwrap();
-    assert_eq!(engine.container_wait(&id).await.unwrap(), 0);
-    let mut rx = engine
-        .container_logs(&id, LogsOptions { stdout: true, stderr: true, ..Default::default() })
-        .await
-        .unwrap();
-    let mut text = String::new();
-    while let Some(e) = rx.recv().await {
-        text.push_str(&e.text);
-    }
+    let text = run_to_exit_0(&engine, &id).await;
     assert!(text.starts_with(&format!("{}\n", &id[..12])), "{text}");
     // Nothing was created in the container's writable layer to mount over.
     let upper = tmp.path().join("state/containers").join(&id).join("rootfs/upper");
