@@ -585,10 +585,10 @@ impl Networks {
         let _machine = sysctl::machine_lock()?;
         for cid in &stale {
             tracing::info!(network = %st.network.name, container = %cid, "dropping stale endpoint");
-            for p in st.ports.iter().filter(|p| &p.container_id == cid) {
-                nft::remove_port(&st.network.id, p)?;
-            }
-            st.ports.retain(|p| &p.container_id != cid);
+            let (gone, kept): (Vec<PublishedPort>, Vec<PublishedPort>) =
+                st.ports.drain(..).partition(|p| &p.container_id == cid);
+            st.ports = kept;
+            nft::remove_ports(&st.network.id, &gone)?;
             st.endpoints.remove(cid);
             st.allocations.retain(|_, c| c != cid);
             st.allocations6.retain(|_, c| c != cid);
@@ -779,13 +779,7 @@ impl Networks {
         st.ports = kept;
         if !gone.is_empty() {
             let _machine = sysctl::machine_lock()?;
-            // IPv6 bindings are served by the monitor's relay: they have no rules.
-            let tags: Vec<String> = gone
-                .iter()
-                .filter(|p| !p.is_ipv6())
-                .map(|p| nft::port_tag(&st.network.id, p))
-                .collect();
-            nft::remove_tags(&tags, None)?;
+            nft::remove_ports(&st.network.id, &gone)?;
         }
         st.allocations.retain(|_, c| c != container_id);
         st.allocations6.retain(|_, c| c != container_id);

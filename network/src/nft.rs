@@ -29,7 +29,7 @@ pub fn net_tag(id: &str) -> String {
 }
 
 /// The comment tag of one published port's rule.
-pub fn port_tag(id: &str, p: &PublishedPort) -> String {
+fn port_tag(id: &str, p: &PublishedPort) -> String {
     format!("{} port:{}:{}:{}", net_tag(id), p.protocol.as_str(), p.host_ip, p.host_port)
 }
 
@@ -172,10 +172,15 @@ pub fn add_port(id: &str, p: &PublishedPort) -> Result<()> {
 
 /// Deletes the DNAT rule of one published port (an IPv6 binding has none).
 pub fn remove_port(id: &str, p: &PublishedPort) -> Result<()> {
-    if p.is_ipv6() {
-        return Ok(());
-    }
-    remove_tagged(&port_tag(id, p), None)
+    remove_ports(id, std::slice::from_ref(p))
+}
+
+/// Deletes the DNAT rules of `ports` with one listing and one deletion; IPv6 bindings have
+/// none (the monitor's proxy serves them), and with no IPv4 binding no `nft` runs at all.
+pub fn remove_ports(id: &str, ports: &[PublishedPort]) -> Result<()> {
+    let tags: Vec<String> =
+        ports.iter().filter(|p| !p.is_ipv6()).map(|p| port_tag(id, p)).collect();
+    remove_tags(&tags, None)
 }
 
 /// Deletes every rule whose comment starts with `tag` (and the subnet element when given) in
@@ -188,7 +193,7 @@ pub fn remove_tagged(tag: &str, subnet: Option<&Ipv4Net>) -> Result<()> {
 
 /// [`remove_tagged`] for several tags at once (a container's published ports): still one
 /// listing and one deletion.
-pub fn remove_tags(tags: &[String], subnet: Option<&Ipv4Net>) -> Result<()> {
+fn remove_tags(tags: &[String], subnet: Option<&Ipv4Net>) -> Result<()> {
     if tags.is_empty() {
         return Ok(());
     }
