@@ -51,6 +51,16 @@ pub struct Seen {
     pub manual_stop: bool,
 }
 
+impl Seen {
+    /// The attributes every event of this container carries (`name`, `image`).
+    fn attributes(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            ("name".to_string(), self.name.clone()),
+            ("image".to_string(), self.image.clone()),
+        ])
+    }
+}
+
 /// One container event, with compose's fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerEvent {
@@ -101,9 +111,7 @@ pub fn diff(
 ) -> Vec<ContainerEvent> {
     let Some(now) = after.or(before) else { return Vec::new() };
     let ev = |action: &str, exit: Option<i64>| {
-        let mut attributes = BTreeMap::new();
-        attributes.insert("name".to_string(), now.name.clone());
-        attributes.insert("image".to_string(), now.image.clone());
+        let mut attributes = now.attributes();
         if let Some(code) = exit {
             attributes.insert("exitCode".to_string(), code.to_string());
         }
@@ -172,9 +180,8 @@ pub fn diff(
 
 /// A journaled event (kill, exec) of a container of the project, with compose's attributes.
 fn from_journal(j: JournalEvent, seen: &Seen) -> ContainerEvent {
-    let mut attributes = j.attributes;
-    attributes.insert("name".to_string(), seen.name.clone());
-    attributes.insert("image".to_string(), seen.image.clone());
+    let mut attributes = seen.attributes();
+    attributes.extend(j.attributes);
     ContainerEvent {
         time: j.time,
         action: j.action,
