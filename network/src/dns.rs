@@ -630,7 +630,7 @@ mod tests {
         let live = nd.join("aaaa.live");
         for _ in 0..2 {
             let bytes = serde_json::to_vec(&crate::LiveState::of(&new)).unwrap();
-            crate::store::write_exchange(&live, &bytes).unwrap();
+            berth_slotfile::write(&live, &bytes).unwrap();
         }
         let names: Vec<String> = std::fs::read_dir(&nd)
             .unwrap()

@@ -79,7 +79,7 @@ impl Networks {
         // Compact: rewritten on every connect and disconnect, under the root lock.
         let bytes = serde_json::to_vec(&live)
             .map_err(|e| NetworkError::Json { path: path.clone(), source: e })?;
-        store::write_exchange(&path, &bytes)?;
+        berth_slotfile::write(&path, &bytes).map_err(|e| NetworkError::io("write", &path, e))?;
         self.bump()
     }
 
@@ -999,12 +999,11 @@ fn live_path(dir: &Path, id: &str) -> PathBuf {
 }
 
 /// The parts of a network's state that change on every connect, disconnect and publish, kept
-/// apart from the definition (`<id>.json`, written once at create). They are written with
-/// `RENAME_EXCHANGE` ([`store::write_exchange`]), which skips the data flush ext4 does
-/// before a rename replaces a file. That flush cost 0.3–4 ms per write on a busy disk (median,
-/// p90 4 ms, outliers of 20–50 ms), against 0.06 ms for the exchange. The price is that a crash
-/// can leave this file empty. It describes endpoints that a crash kills anyway, so an
-/// unreadable one reads as "no endpoints".
+/// apart from the definition (`<id>.json`, written once at create). They are rewritten in
+/// place as a two-slot record ([`berth_slotfile`]): no data flush (a rename over a file cost
+/// 0.3–4 ms of ext4 flush per write on a busy disk), no new inode per write (each would slow
+/// later inode allocations on a journal-less ext4). Not flushed: it describes endpoints that a
+/// crash kills anyway, so an unreadable one reads as "no endpoints".
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct LiveState {
     containers: BTreeMap<String, ContainerEndpoint>,
@@ -1076,14 +1075,21 @@ pub(crate) fn load_states(dir: &Path) -> Result<Vec<NetworkState>> {
 fn load_state(dir: &Path, path: &Path) -> Result<Option<NetworkState>> {
     let Some(mut st) = read_json::<NetworkState>(path)? else { return Ok(None) };
     let live = live_path(dir, &st.network.id);
-    match read_json::<LiveState>(&live) {
+    let parsed = berth_slotfile::read(&live).map_err(|e| e.to_string()).and_then(|b| {
+        b.map(|b| serde_json::from_slice::<LiveState>(&b)).transpose().map_err(|e| e.to_string())
+    });
+    match parsed {
         Ok(Some(l)) => l.apply(&mut st),
         // Older roots keep everything in `<id>.json`.
         Ok(None) => {}
         // Unreadable after a crash (its data need not have reached the disk): the endpoints
         // it listed died with the crash anyway.
         Err(e) => {
-            tracing::warn!("{e}; treating network {} as having no endpoints", st.network.name);
+            tracing::warn!(
+                "{}: {e}; treating network {} as having no endpoints",
+                live.display(),
+                st.network.name
+            );
             LiveState::default().apply(&mut st);
         }
     }

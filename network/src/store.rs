@@ -82,26 +82,6 @@ fn write_temp_beside(path: &Path, bytes: &[u8]) -> Result<std::path::PathBuf> {
     Ok(tmp)
 }
 
-/// Replaces `path` with `bytes` atomically without the data flush ext4 does before a rename
-/// over an existing file: the new file is swapped in with `renameat2(RENAME_EXCHANGE)` and the
-/// old one, now under the temporary name, is unlinked. Readers see the old or the new content,
-/// never a mix. Not crash-safe: after a crash the file may be empty. Falls back to a plain
-/// rename when `path` does not exist yet or the filesystem has no exchange.
-pub fn write_exchange(path: &Path, bytes: &[u8]) -> Result<()> {
-    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-    let tmp = write_temp_beside(path, bytes)?;
-    match renameat2(AT_FDCWD, &tmp, AT_FDCWD, path, RenameFlags::RENAME_EXCHANGE) {
-        Ok(()) => fs::remove_file(&tmp).map_err(|e| NetworkError::io("remove", &tmp, e)),
-        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS) => {
-            fs::rename(&tmp, path).map_err(|e| NetworkError::io("rename", path, e))
-        }
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(NetworkError::io("exchange", path, e.into()))
-        }
-    }
-}
-
 /// Reads a JSON record; `Ok(None)` when the file does not exist.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     match fs::read(path) {

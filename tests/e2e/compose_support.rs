@@ -155,17 +155,13 @@ impl Project {
     /// (network id, host-side veth) for every veth the root's network records name:
     /// endpoints and the lingering veths of exited containers.
     pub fn host_veths(&self) -> Vec<(String, String)> {
-        let dir = self.env.path().join("networks");
         let mut out = Vec::new();
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        for (path, v) in self.env.network_records() {
             let eps = v["endpoints"].as_object().into_iter().flat_map(|m| m.values());
             let named = eps.filter_map(|ep| ep["endpoint"]["host_ifname"].as_str());
             let lingering = v["lingering"].as_array().into_iter().flatten();
             let named = named.chain(lingering.filter_map(|l| l["host_ifname"].as_str()));
             // `<id>.live` (or `<id>.json` in older roots).
-            let path = e.path();
             let id = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
             out.extend(named.map(|n| (id.clone(), n.to_string())));
         }

@@ -77,10 +77,7 @@ impl NetEnv {
 
     /// Remembers the host veths currently recorded in the root's network states.
     pub(super) fn note_veths(&self) {
-        let dir = self.env.path().join("networks");
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+        for (_, v) in self.env.network_records() {
             if let Some(eps) = v["endpoints"].as_object() {
                 for ep in eps.values() {
                     if let Some(h) = ep["endpoint"]["host_ifname"].as_str() {
@@ -745,11 +742,8 @@ fn net_concurrent_starts_on_one_network() {
 /// Host veths the root's network records remember as lingering (exited containers' veths
 /// left to the kernel's namespace cleanup).
 fn lingering(n: &NetEnv) -> Vec<String> {
-    let dir = n.env.path().join("networks");
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let Ok(text) = std::fs::read_to_string(e.path()) else { continue };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
+    for (_, v) in n.env.network_records() {
         for l in v["lingering"].as_array().into_iter().flatten() {
             out.extend(l["host_ifname"].as_str().map(String::from));
         }
@@ -788,11 +782,8 @@ fn net_exited_container_veth_goes_with_its_namespace_unless_a_joiner_holds_it() 
     n.note_veths();
     let rec = n.net_inspect(&net);
     let veth = {
-        let states = std::fs::read_dir(n.env.path().join("networks")).unwrap();
         let mut found = None;
-        for e in states.flatten() {
-            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        for (_, v) in n.env.network_records() {
             let id = n.env.inspect(&web, "{{.Id}}");
             if let Some(h) = v["endpoints"][&id]["endpoint"]["host_ifname"].as_str() {
                 found = Some(h.to_string());
@@ -819,5 +810,48 @@ fn net_exited_container_veth_goes_with_its_namespace_unless_a_joiner_holds_it() 
     assert!(!link_listed(&veth), "veth {veth} of {web} left while its joiner runs");
     let out = n.env.ok(&["container", "exec", &joiner, "ip", "-o", "link"]);
     assert!(!out.contains("eth0"), "{out}");
+    n.teardown_and_check();
+}
+
+fn inode(p: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).ino()
+}
+
+/// A container's run state and its network's endpoint record are rewritten in place: a
+/// stop/start cycle allocates no inode for them (each new inode costs a scan of recently freed
+/// ones on a journal-less ext4), and readers see every change.
+#[test]
+fn net_state_and_endpoint_records_are_rewritten_in_place() {
+    let Some(n) = NetEnv::new() else { return };
+    let net = n.network("nip", &[]);
+    let c = berth_testsupport::unique_name("inplace");
+    n.run_detached(&c, &net, &["--stop-timeout", "1", "bb", "sleep", "3600"]);
+    n.note_veths();
+    let id = n.env.id(&c);
+    let net_id = n.net_inspect(&net)["Id"].as_str().unwrap().to_string();
+    let state = n.env.path().join("containers").join(&id).join("state.json");
+    let live = n.env.path().join("networks").join(format!("{net_id}.live"));
+    let (state_ino, live_ino) = (inode(&state), inode(&live));
+    for round in 0..2 {
+        n.env.ok(&["container", "stop", &c]);
+        assert_eq!(n.env.inspect(&c, "{{.State.Status}}"), "exited", "round {round}");
+        assert_eq!(n.endpoint(&c, &net)["IPAddress"], "", "round {round}: endpoint kept");
+        n.env.ok(&["container", "start", &c]);
+        assert_eq!(n.env.inspect(&c, "{{.State.Status}}"), "running", "round {round}");
+        assert_ne!(n.ip_of(&c, &net), "", "round {round}: no address after start");
+        n.note_veths();
+        assert_eq!(inode(&state), state_ino, "round {round}: state.json was replaced");
+        assert_eq!(inode(&live), live_ino, "round {round}: {net_id}.live was replaced");
+    }
+    assert_eq!(n.env.state_record(&c)["State"]["Running"], true);
+    let temps: Vec<_> = [state.parent().unwrap(), live.parent().unwrap()]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap().flatten())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".tmp"))
+        .collect();
+    assert!(temps.is_empty(), "temporary files left: {temps:?}");
+    n.env.ok(&["container", "rm", "-f", &c]);
     n.teardown_and_check();
 }

@@ -73,7 +73,21 @@ impl ContainerEnv {
     pub fn state_record(&self, name: &str) -> serde_json::Value {
         let id = self.id(name);
         let p = self.path().join("containers").join(id).join("state.json");
-        serde_json::from_slice(&std::fs::read(p).expect("state.json")).expect("state json")
+        berth_runtime::store::read_json_in_place(&p).expect("state.json").expect("a state record")
+    }
+
+    /// Every record file under `networks/` (`<id>.json` definitions and `<id>.live` parts,
+    /// plain JSON or two-slot records) with its path, parsed.
+    pub fn network_records(&self) -> Vec<(std::path::PathBuf, serde_json::Value)> {
+        let dir = self.path().join("networks");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let Ok(Some(bytes)) = berth_slotfile::read(&e.path()) else { continue };
+            if let Ok(v) = serde_json::from_slice(&bytes) {
+                out.push((e.path(), v));
+            }
+        }
+        out
     }
 
     /// Polls `cond` every 20 ms until it holds; panics with `what` after `secs` seconds.

@@ -172,14 +172,14 @@ impl ContainerPaths {
 
     /// Reads the state record (default when missing: a created container).
     pub fn read_state(&self) -> Result<StateRecord, StoreError> {
-        Ok(store::read_json(&self.state())?.unwrap_or_default())
+        Ok(store::read_json_in_place(&self.state())?.unwrap_or_default())
     }
 
-    /// Writes the state record atomically (hold the lock). Not fsynced: after a power loss the
-    /// run state is stale anyway (no monitor survives a reboot) and is repaired on load; an
-    /// empty file reads as a created container.
+    /// Writes the state record in place (hold the lock): readers see the old or the new record,
+    /// never a mix. Not fsynced: after a power loss the run state is stale anyway (no monitor
+    /// survives a reboot) and is repaired on load.
     pub fn write_state(&self, st: &StateRecord) -> Result<(), StoreError> {
-        store::write_json_replace(&self.state(), st)
+        store::write_json_in_place(&self.state(), st)
     }
 
     /// Writes the identity record atomically (hold the lock).
