@@ -298,6 +298,12 @@ impl LogFollower {
     /// Returns entries appended since the last call.
     pub fn poll(&mut self) -> Vec<LogEntry> {
         let mut out = Vec::new();
+        // Gone with its container: the file may be another container's log by now (a removed
+        // container's directory is recycled, logs cut to 0), so nothing more is read from it.
+        // (A rotation's instant without the file only delays the reading to the next poll.)
+        if self.reader.is_some() && fs::symlink_metadata(&self.path).is_err() {
+            return out;
+        }
         loop {
             if self.reader.is_none() {
                 match File::open(&self.path) {
