@@ -264,10 +264,11 @@ fn recycle(dir: &Path) -> io::Result<()> {
     if pool_size(containers)? >= POOL_CAP {
         return Err(other("the pool is full"));
     }
-    // A `berth cp` overlay still mounted there (the copy was killed) may live on, detached,
-    // over this upper directory: never hand that to a new container.
-    let cp = dir.join("cp");
-    if nix::mount::umount2(&cp, nix::mount::MntFlags::MNT_DETACH).is_ok() {
+    // A `berth cp` into the stopped container holds its start lock while its overlay of this
+    // upper directory is mounted: what it writes must never reach a new container.
+    let _start = LockGuard::try_exclusive_dir(&dir.join("rootfs"))
+        .map_err(|_| other("a copy is using the container's files"))?;
+    if nix::mount::umount2(&dir.join("cp"), nix::mount::MntFlags::MNT_DETACH).is_ok() {
         return Err(other("a copy's overlay was still mounted"));
     }
     // The upper directory is the container's `/`: everything the container wrote goes, and its
