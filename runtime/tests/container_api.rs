@@ -411,8 +411,7 @@ async fn pool_is_capped_claimed_concurrently_and_falls_back_to_deletion() {
         let e = engine.clone();
         async move { e.container_create(Some(&format!("q{i}")), cfg(None)).await }
     });
-    let made: Vec<String> =
-        join_all(creates).await.into_iter().map(|r| r.unwrap()).collect();
+    let made: Vec<String> = join_all(creates).await.into_iter().map(|r| r.unwrap()).collect();
     let mut inodes: Vec<u64> = made.iter().map(|id| ino(&containers.join(id))).collect();
     inodes.sort();
     inodes.dedup();
