@@ -337,7 +337,7 @@ async fn removed_container_directory_is_reused_clean() {
     assert!(non_pool_entries(&containers).is_empty());
     assert_eq!(std::fs::read_dir(free.join("rootfs/upper")).unwrap().count(), 0);
     let mut buf = [0u8; 256];
-    assert_eq!(rustix::fs::llistxattr(&free.join("rootfs/upper"), &mut buf).unwrap(), 0);
+    assert_eq!(rustix::fs::llistxattr(free.join("rootfs/upper"), &mut buf).unwrap(), 0);
     assert_eq!(std::fs::metadata(free.join("container-json.log")).unwrap().len(), 0);
     let mut left: Vec<String> = std::fs::read_dir(&free)
         .unwrap()
