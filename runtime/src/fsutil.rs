@@ -90,7 +90,8 @@ mod tests {
         let d = dir.path();
         fs::create_dir_all(d.join("locked/inner")).expect("mkdir");
         fs::write(d.join("locked/inner/f"), "x").expect("write");
-        fs::set_permissions(d.join("locked/inner"), fs::Permissions::from_mode(0o000)).expect("chmod");
+        fs::set_permissions(d.join("locked/inner"), fs::Permissions::from_mode(0o000))
+            .expect("chmod");
         fs::set_permissions(d.join("locked"), fs::Permissions::from_mode(0o000)).expect("chmod");
         fs::write(d.join("keep.txt"), "k").expect("write");
         fs::write(d.join("drop.txt"), "d").expect("write");

@@ -328,6 +328,10 @@ async fn removed_container_directory_is_reused_clean() {
     let upper = a_dir.join("rootfs/upper");
     rustix::fs::setxattr(&upper, "trusted.overlay.origin", b"x", rustix::fs::XattrFlags::empty())
         .unwrap();
+    // As an ACL or xattr the container could put on its bind-mounted /etc/hosts.
+    let hosts = a_dir.join("hosts");
+    rustix::fs::setxattr(&hosts, "trusted.berth.test", b"x", rustix::fs::XattrFlags::empty())
+        .unwrap();
     let (dir_ino, config_ino) = (ino(&a_dir), ino(&a_dir.join("config.json")));
     engine.container_remove(&a, false, true).await.unwrap();
 
@@ -338,6 +342,7 @@ async fn removed_container_directory_is_reused_clean() {
     assert_eq!(std::fs::read_dir(free.join("rootfs/upper")).unwrap().count(), 0);
     let mut buf = [0u8; 256];
     assert_eq!(rustix::fs::llistxattr(free.join("rootfs/upper"), &mut buf).unwrap(), 0);
+    assert_eq!(rustix::fs::llistxattr(free.join("hosts"), &mut buf).unwrap(), 0);
     assert_eq!(std::fs::metadata(free.join("container-json.log")).unwrap().len(), 0);
     let mut left: Vec<String> = std::fs::read_dir(&free)
         .unwrap()

@@ -294,11 +294,12 @@ fn recycle(dir: &Path) -> io::Result<()> {
         }
     }
     // The /etc files are bind-mounted read-write into the container, which may have changed
-    // their mode or owner (create rewrites only their content).
+    // their mode, owner, ACLs or xattrs (create rewrites only their content).
     for f in ["hostname", "hosts", "resolv.conf"] {
         let p = dir.join(f);
         let Ok(m) = fs::symlink_metadata(&p) else { continue };
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        crate::fsutil::clear_xattrs(&p)?;
         if m.mode() & 0o7777 != FILE_MODE || m.uid() != 0 || m.gid() != 0 {
             // chown first: it drops set-id bits and file capabilities.
             std::os::unix::fs::lchown(&p, Some(0), Some(0))?;
