@@ -197,7 +197,12 @@ async fn name_index_and_removal_aside() {
         engine.container_remove(n, true, true).await.unwrap();
     }
     assert!(non_pool_entries(&containers).is_empty(), "{:?}", non_pool_entries(&containers));
-    assert_eq!(std::fs::read_dir(&index).unwrap().count(), 0);
+    // Released index entries are kept in `.free/` for reuse, never as names.
+    assert!(
+        non_pool_entries(&index).iter().all(|n| n == ".free"),
+        "{:?}",
+        non_pool_entries(&index)
+    );
 }
 
 #[tokio::test]
@@ -333,7 +338,12 @@ async fn removed_container_directory_is_reused_clean() {
     rustix::fs::setxattr(&hosts, "trusted.berth.test", b"x", rustix::fs::XattrFlags::empty())
         .unwrap();
     let (dir_ino, config_ino) = (ino(&a_dir), ino(&a_dir.join("config.json")));
+    let index = tmp.path().join("state/container-names");
+    let name_ino = ino(&index.join("old"));
     engine.container_remove(&a, false, true).await.unwrap();
+    // The name is released (its index entry kept aside for reuse).
+    assert!(!index.join("old").exists());
+    assert!(engine.container_inspect("old").await.is_err());
 
     // The directory became a clean pool entry.
     let free = containers.join(format!(".free-{a}"));
@@ -373,6 +383,7 @@ async fn removed_container_directory_is_reused_clean() {
     let b = engine.container_create(Some("new"), new).await.unwrap();
     let b_dir = containers.join(&b);
     assert_eq!((ino(&b_dir), ino(&b_dir.join("config.json"))), (dir_ino, config_ino));
+    assert_eq!(ino(&index.join("new")), name_ino, "the index entry was reused");
     assert!(pool_entries(&containers).is_empty());
     let i = engine.container_inspect("new").await.unwrap();
     assert_eq!(

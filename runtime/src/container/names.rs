@@ -74,6 +74,44 @@ fn read_owner(path: &Path) -> Option<String> {
     std::str::from_utf8(&buf[..n]).ok().map(str::to_string).filter(|s| !s.is_empty())
 }
 
+/// Subdirectory of the name index holding released entries for reuse (a name never starts
+/// with a dot, so it cannot be an entry).
+const FREE_NAMES: &str = ".free";
+
+/// Sets the owner xattr of an index entry.
+fn set_owner(path: &Path, id: &str) -> rustix::io::Result<()> {
+    rustix::fs::lsetxattr(path, OWNER_XATTR, id.as_bytes(), rustix::fs::XattrFlags::empty())
+}
+
+/// Moves the released entry `p` (held by `id`, id in its xattr) into the free entries, unless
+/// they are [`POOL_CAP`] already (hold the root lock). False when it was not moved.
+fn free_entry(dir: &Path, p: &Path, id: &str) -> bool {
+    if !fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return false;
+    }
+    let free = dir.join(FREE_NAMES);
+    let count = match fs::read_dir(&free) {
+        Ok(rd) => rd.count(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => match fs::create_dir(&free) {
+            Ok(()) => 0,
+            Err(_) => return false,
+        },
+        Err(_) => return false,
+    };
+    count < POOL_CAP && rename_noreplace(p, &free.join(id)).is_ok()
+}
+
+/// Takes a free entry as `p`, owned by `id` (hold the root lock). False when there is none or
+/// `p` exists (then the caller checks its owner as for any existing entry).
+fn claim_free_entry(dir: &Path, p: &Path, id: &str) -> bool {
+    let Ok(mut rd) = fs::read_dir(dir.join(FREE_NAMES)) else { return false };
+    let Some(Ok(e)) = rd.next() else { return false };
+    let entry = e.path();
+    // The owner is set before the entry gets the name: a crash in between leaves a free entry
+    // naming `id`, which nothing reads.
+    set_owner(&entry, id).is_ok() && rename_noreplace(&entry, p).is_ok()
+}
+
 /// Whether container `id`'s record still carries `name`.
 fn owns(root: &StateRoot, id: &str, name: &str) -> bool {
     matches!(ContainerPaths::new(root, id).read_config(), Ok(Some(r)) if r.name == name)
@@ -105,8 +143,12 @@ impl Engine {
         name: &str,
         id: &str,
     ) -> Result<Result<(), String>, StoreError> {
-        let p = self.name_index()?.join(name);
+        let dir = self.name_index()?;
+        let p = dir.join(name);
         loop {
+            if claim_free_entry(&dir, &p, id) {
+                return Ok(Ok(()));
+            }
             match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
                 Ok(mut f) => {
                     let flags = rustix::fs::XattrFlags::empty();
@@ -122,7 +164,13 @@ impl Engine {
                     {
                         return Ok(Err(owner));
                     }
-                    // Stale (its container is gone or renamed): take it over.
+                    // Stale (its container is gone or renamed): take it over, in place when
+                    // the id is in its xattr (no inode freed and allocated again).
+                    if fs::symlink_metadata(&p).is_ok_and(|m| m.is_file() && m.len() == 0)
+                        && set_owner(&p, id).is_ok()
+                    {
+                        return Ok(Ok(()));
+                    }
                     fs::remove_file(&p).map_err(|e| StoreError::io("remove", &p, e))?;
                 }
                 Err(e) => return Err(StoreError::io("create", &p, e)),
@@ -130,10 +178,12 @@ impl Engine {
         }
     }
 
-    /// Drops `name` from the index if container `id` holds it (hold the root lock).
+    /// Drops `name` from the index if container `id` holds it (hold the root lock): the entry
+    /// is kept in `container-names/.free/` for the next reservation when there is room.
     pub(crate) fn release_name(&self, name: &str, id: &str) {
-        let p = index_dir(self.root()).join(name);
-        if read_owner(&p).as_deref() == Some(id) {
+        let dir = index_dir(self.root());
+        let p = dir.join(name);
+        if read_owner(&p).as_deref() == Some(id) && !free_entry(&dir, &p, id) {
             let _ = fs::remove_file(&p);
         }
     }
