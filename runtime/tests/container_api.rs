@@ -439,6 +439,18 @@ async fn pool_is_capped_claimed_concurrently_and_falls_back_to_deletion() {
     }
     assert_eq!(pool_entries(&containers).len(), 8);
 
+    // A create failing after it claimed an entry gives it back clean, leaving nothing visible.
+    let pool_before = pool_entries(&containers);
+    let mut bad = cfg(None);
+    bad.host_config.binds = vec!["/x:relative".into()];
+    assert!(engine.container_create(Some("bad"), bad).await.is_err());
+    assert!(non_pool_entries(&containers).is_empty(), "{:?}", non_pool_entries(&containers));
+    let pool_after = pool_entries(&containers);
+    assert_eq!(pool_after.len(), 8);
+    // One entry went through the failed create (it is back under that create's id).
+    assert_eq!(pool_after.iter().filter(|n| !pool_before.contains(n)).count(), 1);
+    assert!(engine.container_inspect("bad").await.is_err());
+
     // A failure while recycling (here: the entry's name is taken) deletes the directory instead.
     let c = engine.container_create(Some("cc"), cfg(None)).await.unwrap();
     let squatter = containers.join(format!(".free-{c}"));

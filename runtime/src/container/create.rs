@@ -398,9 +398,9 @@ impl Engine {
         // The record is written (fsynced) inside the hidden directory, which is published with
         // the name reservation under the root lock: O(1) there (one index entry, one rename).
         // In a fresh directory no state.json: a missing one reads as a created container; a
-        // reused one holds its previous container's, reset here.
+        // reused one may hold its previous container's, reset here.
         write_config_in_place(&staging.config(), &rec)?;
-        if reused {
+        if reused && staging.state().exists() {
             staging.write_state(&StateRecord::default())?;
         }
         {

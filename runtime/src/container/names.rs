@@ -324,8 +324,8 @@ fn recycle(dir: &Path) -> io::Result<()> {
     // The upper directory is the container's `/`: everything the container wrote goes, and its
     // own mode, owner and overlay marks (trusted.overlay.*) become what create makes.
     crate::fsutil::empty_dir(&upper, |_, _| false)?;
-    fs::set_permissions(&upper, std::os::unix::fs::PermissionsExt::from_mode(UPPER_MODE))?;
     std::os::unix::fs::lchown(&upper, Some(0), Some(0))?;
+    fs::set_permissions(&upper, std::os::unix::fs::PermissionsExt::from_mode(UPPER_MODE))?;
     crate::fsutil::clear_xattrs(&upper)?;
     crate::fsutil::empty_dir(&work, |_, _| false)?;
     crate::fsutil::clear_xattrs(&work)?;
