@@ -354,6 +354,8 @@ async fn removed_container_directory_is_reused_clean() {
     assert_eq!(rustix::fs::llistxattr(free.join("rootfs/upper"), &mut buf).unwrap(), 0);
     assert_eq!(rustix::fs::llistxattr(free.join("hosts"), &mut buf).unwrap(), 0);
     assert_eq!(std::fs::metadata(free.join("container-json.log")).unwrap().len(), 0);
+    // The old record (env, command) is gone too.
+    assert_eq!(std::fs::read_to_string(free.join("config.json")).unwrap(), "{}\n");
     let mut left: Vec<String> = std::fs::read_dir(&free)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -336,6 +336,12 @@ fn recycle(dir: &Path) -> io::Result<()> {
     crate::fsutil::empty_dir(dir, |n, t| {
         (t.is_file() && REUSED_FILES.contains(&n)) || (t.is_dir() && n == "rootfs")
     })?;
+    // The record may hold secrets (env): removed means gone. Overwritten in place, so its
+    // block stays for the next record.
+    let config = dir.join("config.json");
+    if config.exists() {
+        crate::fsutil::write_in_place(&config, b"{}\n", false)?;
+    }
     for log in ["container-json.log", "monitor.log"] {
         match fs::OpenOptions::new().write(true).open(dir.join(log)) {
             Ok(f) => f.set_len(0)?,
