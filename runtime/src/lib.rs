@@ -9,6 +9,7 @@
 //! - [`container`]: container records, create/start/stop/inspect/list/exec, Docker-shaped API types.
 //! - [`monitor`]: the per-container monitor process (stdio, logs, exit code, restart, healthcheck).
 //! - [`logs`]: docker json-file log writing (with rotation) and reading.
+//! - [`fsutil`]: in-place file rewrites and directory emptying (no new inodes).
 //! - [`network`]: Engine network methods (create/list/inspect/remove/prune/connect/disconnect).
 //! - [`engine`]: the async, bollard-like facade the planner and CLI drive.
 
@@ -16,6 +17,7 @@ pub mod cgroups;
 pub mod container;
 pub mod engine;
 pub mod events;
+pub mod fsutil;
 pub mod image;
 pub mod launch;
 pub mod logs;

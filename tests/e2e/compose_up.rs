@@ -221,3 +221,37 @@ fn compose_recreate_keeps_anonymous_volume_data() {
     assert_eq!(so, "kept\n");
     // The Drop guard's `down -v` asserts the carried volume is removed too.
 }
+
+#[test]
+fn compose_down_then_up_reuses_container_directories_clean() {
+    let compose = "services:\n  a:\n    image: bb\n    network_mode: none\n    command: [\"sh\", \"-c\", \"test -e /marker && echo stale; touch /marker; echo started; trap 'exit 0' TERM; sleep 3600 & wait\"]\n";
+    let Some(p) = Project::new("pool", compose) else { return };
+    let containers = p.env.path().join("containers");
+    let ino = |id: &str| {
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(containers.join(id)).expect("dir"))
+    };
+    let logs = || p.ok(&["logs", "--no-log-prefix", "a"]).0;
+    p.ok(&["up", "-d"]);
+    p.wait_for("the first container's output", 10, || logs().contains("started"));
+    let first = p.id(&p.cname("a", 1));
+    let first_ino = ino(&first);
+    p.ok(&["down", "-t", "2"]);
+    // Kept as a pool entry, which no listing shows.
+    assert!(containers.join(format!(".free-{first}")).is_dir());
+    assert!(p.containers().is_empty());
+    assert_eq!(p.env.ok(&["container", "ls", "-a", "-q"]).trim(), "");
+
+    p.ok(&["up", "-d"]);
+    p.wait_for("the second container's output", 10, || logs().contains("started"));
+    let second = p.id(&p.cname("a", 1));
+    assert_ne!(second, first);
+    assert_eq!(ino(&second), first_ino, "the directory was reused");
+    // Nothing of the first container: its file, its log, its state.
+    assert_eq!(logs(), "started\n");
+    assert_eq!(p.containers(), vec![p.cname("a", 1)]);
+    assert_eq!(
+        p.inspect(&p.cname("a", 1), "{{.State.Status}} {{.RestartCount}} {{.Config.Hostname}}"),
+        format!("running 0 {}", &second[..12])
+    );
+    assert_eq!(p.env.ok(&["container", "ls", "-a", "-q"]).lines().count(), 1);
+}

@@ -8,12 +8,13 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use super::api::{Config, ContainerCreateConfig, Empty, MountPoint};
-use super::names::CREATING_PREFIX;
-use super::record::{self, ContainerPaths, ContainerRecord};
+use super::names::{self, CREATING_PREFIX};
+use super::record::{self, ContainerPaths, ContainerRecord, StateRecord};
 use super::{ContainerError, io_err, rt, spec, sys, user};
 use crate::Engine;
+use crate::fsutil;
 use crate::launch::timing::mark;
-use crate::store::LockGuard;
+use crate::store::{LockGuard, StoreError};
 
 /// docker's default PATH.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -166,10 +167,20 @@ fn make_locked_dir(dir: &Path) -> Result<LockGuard, ContainerError> {
     }
 }
 
+/// Writes the identity record into a directory nobody reads yet (`.new-<id>`), over the
+/// previous one's bytes when the directory is reused, and fsyncs it.
+fn write_config_in_place(path: &Path, rec: &ContainerRecord) -> Result<(), ContainerError> {
+    let bytes = serde_json::to_vec_pretty(rec)
+        .map_err(|e| StoreError::Json { path: path.to_path_buf(), source: e })?;
+    fsutil::write_in_place(path, &bytes, true).map_err(io_err("write", path))
+}
+
 /// What create made so far, undone on failure.
 struct Undo<'a> {
     engine: &'a Engine,
+    /// The `.new-<id>` directory (fresh or from the pool), recycled or deleted under its lock.
     dir: Option<PathBuf>,
+    dir_lock: Option<LockGuard>,
     volumes: Vec<String>,
     /// The name reserved in the index, and for which id.
     name: Option<(String, String)>,
@@ -178,8 +189,9 @@ struct Undo<'a> {
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
         if let Some(d) = self.dir.take() {
-            let _ = fs::remove_dir_all(d);
+            super::names::dispose(&d);
         }
+        self.dir_lock = None;
         if let Some((name, id)) = self.name.take()
             && let Ok(_root) = self.engine.root().lock()
         {
@@ -337,12 +349,27 @@ impl Engine {
         // Filled under a hidden name (`.new-<id>`, skipped by listings) while we hold its lock,
         // and renamed into place when complete: a create killed midway leaves only a hidden,
         // unlocked directory, which the next listing or removal deletes.
-        let mut undo = Undo { engine: self, dir: None, volumes: Vec::new(), name: None };
+        let mut undo =
+            Undo { engine: self, dir: None, dir_lock: None, volumes: Vec::new(), name: None };
         let staging = ContainerPaths {
             dir: self.root().containers_dir().join(format!("{CREATING_PREFIX}{id}")),
         };
-        let dir_lock = make_locked_dir(&staging.dir)?;
+        // An emptied directory from the pool when there is one (an overlay container's: a
+        // `--rootfs` one has no upper/work), else a fresh one: every file below is rewritten in
+        // place either way, so a reused one shows nothing of its previous container.
+        let start = usize::from_str_radix(&id[..4], 16).unwrap_or(0);
+        let claimed = match rec.rootfs_dir {
+            None => names::claim_free(&staging.dir, start),
+            Some(_) => None,
+        };
+        let reused = claimed.is_some();
+        let dir_lock = match claimed {
+            Some(l) => l,
+            None => make_locked_dir(&staging.dir)?,
+        };
         undo.dir = Some(staging.dir.clone());
+        undo.dir_lock = Some(dir_lock);
+        mark(if reused { "create: directory from the pool" } else { "create: directory made" });
 
         self.prepare_mounts(&mut rec, &mut undo)?;
         let host_net = rec.host_config.network_mode == "host";
@@ -352,7 +379,7 @@ impl Engine {
             (staging.hosts(), hosts_file(&rec.config.hostname, host_net)),
             (staging.resolv_conf(), container_resolv_conf(&host_resolv, host_net)),
         ] {
-            fs::write(&p, text).map_err(io_err("write", &p))?;
+            fsutil::write_in_place(&p, text.as_bytes(), false).map_err(io_err("write", &p))?;
         }
         if rec.config.open_stdin {
             let p = staging.stdin_fifo();
@@ -361,7 +388,7 @@ impl Engine {
         }
         if rec.rootfs_dir.is_none() {
             // `rootfs/` is also the overlay's mount target (in the container's own mount
-            // namespace), so no separate `merged/` directory.
+            // namespace), so no separate `merged/` directory. A pool entry has both already.
             for d in [staging.upper(), staging.work()] {
                 fs::create_dir_all(&d).map_err(io_err("create directory", &d))?;
             }
@@ -370,8 +397,12 @@ impl Engine {
         spec::build(&rec, &paths).map_err(ContainerError::Invalid)?;
         // The record is written (fsynced) inside the hidden directory, which is published with
         // the name reservation under the root lock: O(1) there (one index entry, one rename).
-        // No state.json: a missing one reads as a created container.
-        crate::store::write_json_new(&staging.config(), &rec, true)?;
+        // In a fresh directory no state.json: a missing one reads as a created container; a
+        // reused one may hold its previous container's, reset here.
+        write_config_in_place(&staging.config(), &rec)?;
+        if reused && staging.state().exists() {
+            staging.write_state(&StateRecord::default())?;
+        }
         {
             let _root = self.root().lock()?;
             if let Err(owner) = self.reserve_name(&name, &id)? {
@@ -380,8 +411,8 @@ impl Engine {
             undo.name = Some((name.clone(), id.clone()));
             fs::rename(&staging.dir, &paths.dir).map_err(io_err("rename", &paths.dir))?;
         }
-        drop(dir_lock);
         undo.dir = None;
+        undo.dir_lock = None;
         undo.volumes.clear();
         undo.name = None;
         mark("create: done");

@@ -746,19 +746,10 @@ fn write_first_network_files(
     write_in_place(&paths.hosts(), &hosts)
 }
 
+/// Rewrites a file the container bind-mounts, keeping its inode (see [`crate::fsutil`]).
 fn write_in_place(path: &Path, text: &str) -> Result<(), String> {
-    use std::io::Write;
-    // Overwritten, then cut to length: O_TRUNC would free the file's block only for the write
-    // to allocate it again (and on a file system mounted with `discard`, discard it each time).
-    let err = |e: std::io::Error| format!("write {}: {e}", path.display());
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(err)?;
-    f.write_all(text.as_bytes()).map_err(err)?;
-    f.set_len(text.len() as u64).map_err(err)
+    crate::fsutil::write_in_place(path, text.as_bytes(), false)
+        .map_err(|e| format!("write {}: {e}", path.display()))
 }
 
 /// The pid and paths of the running container `key` whose namespace `container:key` joins.
@@ -1098,19 +1089,6 @@ fn summary(p: &PublishedPort) -> PortSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rewrites_keep_the_inode_and_cut_the_old_tail() {
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let p = dir.path().join("resolv.conf");
-        write_in_place(&p, "nameserver 10.0.0.1\nsearch a.example b.example\n").expect("write");
-        let ino = std::fs::metadata(&p).expect("stat").ino();
-        write_in_place(&p, "nameserver 10.0.0.2\n").expect("rewrite");
-        assert_eq!(std::fs::read_to_string(&p).expect("read"), "nameserver 10.0.0.2\n");
-        // Same inode: a bind mount of the file in the container sees the new text.
-        assert_eq!(std::fs::metadata(&p).expect("stat").ino(), ino);
-    }
 
     #[test]
     fn order_and_ports() {

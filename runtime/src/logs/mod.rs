@@ -298,6 +298,12 @@ impl LogFollower {
     /// Returns entries appended since the last call.
     pub fn poll(&mut self) -> Vec<LogEntry> {
         let mut out = Vec::new();
+        // Gone with its container: the file may be another container's log by now (a removed
+        // container's directory is recycled, logs cut to 0), so nothing more is read from it.
+        // (A rotation's instant without the file only delays the reading to the next poll.)
+        if self.reader.is_some() && fs::symlink_metadata(&self.path).is_err() {
+            return out;
+        }
         loop {
             if self.reader.is_none() {
                 match File::open(&self.path) {
@@ -413,5 +419,29 @@ mod tests {
         let first = raw.lines().next().unwrap();
         assert!(first.starts_with("{\"log\":\"line "), "{first}");
         assert!(first.contains("\"stream\":\"stdout\",\"time\":\""), "{first}");
+    }
+
+    #[test]
+    fn follower_stops_reading_a_log_whose_container_is_gone() {
+        // Removal renames the container directory away and may recycle the log (cut to 0, then
+        // another container's lines): a follower still holding it must not read those.
+        let dir = tempfile::tempdir().unwrap();
+        let cdir = dir.path().join("c1");
+        fs::create_dir(&cdir).unwrap();
+        let p = cdir.join("container-json.log");
+        let rot = Rotation { max_size: None, max_file: 1 };
+        let mut w = LogWriter::open(&p, rot).unwrap();
+        let mut f = LogFollower::from_start(&p);
+        w.write("stdout", b"mine\n").unwrap();
+        assert_eq!(f.poll().iter().map(|e| e.text.as_str()).collect::<Vec<_>>(), ["mine\n"]);
+        let moved = dir.path().join(".free-c1");
+        fs::rename(&cdir, &moved).unwrap();
+        let reused = moved.join("container-json.log");
+        OpenOptions::new().write(true).open(&reused).unwrap().set_len(0).unwrap();
+        let mut other = LogWriter::open(&reused, rot).unwrap();
+        for _ in 0..3 {
+            other.write("stdout", b"another container's line\n").unwrap();
+        }
+        assert!(f.poll().is_empty());
     }
 }
