@@ -96,10 +96,12 @@ fn list_family(family: &str) -> Vec<Value> {
     }
 }
 
-/// Creates the table with its set, chains and shared rules unless it exists.
-pub fn ensure_table() -> Result<()> {
+/// The commands that create the table with its set, chains and shared rules; none when it
+/// exists. Callers send them in the same `nft` run as their own rules (one process, ~2.5 ms,
+/// fewer per network created).
+fn table_commands() -> Vec<Value> {
     if !list_table().is_empty() {
-        return Ok(());
+        return Vec::new();
     }
     let local = m("==", json!({"fib": {"result": "type", "flags": ["daddr"]}}), json!("local"));
     let jump = json!({"jump": {"target": "ports"}});
@@ -117,16 +119,16 @@ pub fn ensure_table() -> Result<()> {
         // Published-port traffic (and its replies) may cross networks; isolation comes after.
         rule("forward", vec![ct_dnat(), json!({"accept": null})], None),
     ];
-    apply(cmds, "create table ip berth")
+    cmds
 }
 
 /// Adds a network's subnet to the set and its masquerade / isolation rules.
 pub fn add_network(id: &str, bridge: &str, subnet: &Ipv4Net, internal: bool) -> Result<()> {
-    ensure_table()?;
     let tag = net_tag(id);
     let t = Some(tag.as_str());
-    let mut cmds = vec![json!({"add": {"element": {"family": FAMILY, "table": TABLE,
-        "name": "subnets", "elem": [prefix(subnet)]}}})];
+    let mut cmds = table_commands();
+    cmds.push(json!({"add": {"element": {"family": FAMILY, "table": TABLE,
+        "name": "subnets", "elem": [prefix(subnet)]}}}));
     let iif = |op: &str| m(op, meta("iifname"), json!(bridge));
     let oif = |op: &str| m(op, meta("oifname"), json!(bridge));
     let drop = json!({"drop": null});
@@ -159,7 +161,6 @@ pub fn add_port(id: &str, p: &PublishedPort) -> Result<()> {
     if p.is_ipv6() {
         return Ok(());
     }
-    ensure_table()?;
     let tag = port_tag(id, p);
     let mut expr = Vec::new();
     if !p.host_ip.is_unspecified() {
@@ -167,7 +168,9 @@ pub fn add_port(id: &str, p: &PublishedPort) -> Result<()> {
     }
     expr.push(m("==", payload(p.protocol.as_str(), "dport"), json!(p.host_port)));
     expr.push(json!({"dnat": {"addr": p.container_ip.to_string(), "port": p.container_port}}));
-    apply(vec![rule("ports", expr, Some(&tag))], &format!("publish port {}", p.host_port))
+    let mut cmds = table_commands();
+    cmds.push(rule("ports", expr, Some(&tag)));
+    apply(cmds, &format!("publish port {}", p.host_port))
 }
 
 /// Deletes the DNAT rule of one published port (an IPv6 binding has none).

@@ -38,8 +38,9 @@ use crate::{Engine, EngineOptions};
 mod proxy;
 mod udp_proxy;
 
-/// The fd on which the spawning CLI waits for "ok" or "err <message>".
-pub const STATUS_FD: RawFd = 3;
+/// Set (to `stdin`) by the spawning CLI when the monitor's stdin is the pipe on which the CLI
+/// waits for "ok" or "err <message>".
+pub const STATUS_ENV: &str = "BERTH_MONITOR_STATUS";
 
 /// Forks the monitor away from its parent: returns false in the parent (which should exit 0
 /// at once) and true in the detached child (new session, no controlling terminal).
@@ -89,18 +90,26 @@ fn install_signal_pipe() -> Result<OwnedFd, String> {
     Ok(r)
 }
 
-/// Takes the status fd handed down by the CLI, if there is one.
+/// Takes the status pipe handed down by the CLI as stdin, if there is one, and puts
+/// /dev/null in its place.
 fn take_status_fd() -> Option<File> {
-    // SAFETY: F_GETFD only queries the descriptor.
-    if unsafe { libc::fcntl(STATUS_FD, libc::F_GETFD) } < 0 {
+    if std::env::var_os(STATUS_ENV).is_none_or(|v| v != "stdin") {
         return None;
     }
-    // SAFETY: fd 3 is open (checked above) and was put there for us alone by the CLI.
-    let f = unsafe { File::from_raw_fd(STATUS_FD) };
-    // Don't leak it into the container.
-    // SAFETY: fcntl on an fd we own.
-    unsafe { libc::fcntl(STATUS_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
-    Some(f)
+    // SAFETY: the environment is only read and changed here, while the monitor is still
+    // single-threaded (before any thread is started).
+    unsafe { std::env::remove_var(STATUS_ENV) };
+    let status = nix::fcntl::fcntl(std::io::stdin(), nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+        .ok()
+        .map(|fd| {
+            // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else owns.
+            unsafe { File::from_raw_fd(fd) }
+        })?;
+    // Nothing the monitor starts inherits the pipe: stdin becomes /dev/null.
+    if let Ok(null) = File::open("/dev/null") {
+        let _ = nix::unistd::dup2_stdin(&null);
+    }
+    Some(status)
 }
 
 /// The `berth` executable this monitor was started by (for helpers such as the DNS server,
