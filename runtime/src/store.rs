@@ -165,23 +165,6 @@ pub fn read_json_in_place<T: DeserializeOwned>(path: &Path) -> Result<Option<T>,
     }
 }
 
-/// Writes `value` as JSON to a new file `path` (in a directory nobody reads yet, published later
-/// by renaming the directory), fsynced when `durable`.
-pub fn write_json_new<T: Serialize + ?Sized>(
-    path: &Path,
-    value: &T,
-    durable: bool,
-) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec_pretty(value)
-        .map_err(|e| StoreError::Json { path: path.to_path_buf(), source: e })?;
-    let mut f = File::create(path).map_err(|e| StoreError::io("create", path, e))?;
-    f.write_all(&bytes).map_err(|e| StoreError::io("write", path, e))?;
-    if durable {
-        f.sync_all().map_err(|e| StoreError::io("sync", path, e))?;
-    }
-    Ok(())
-}
-
 fn temp_path(path: &Path) -> PathBuf {
     let dir = path.parent().unwrap_or(Path::new("."));
     dir.join(format!(
