@@ -17,6 +17,11 @@ fn berth_exe() -> Option<std::path::PathBuf> {
 async fn run_to_exit_0(engine: &Engine, id: &str) -> String {
     engine.container_start(id).await.unwrap();
     assert_eq!(engine.container_wait(id).await.unwrap(), 0);
+    whole_log(engine, id).await
+}
+
+/// Container `id`'s whole log (stdout and stderr).
+async fn whole_log(engine: &Engine, id: &str) -> String {
     let mut rx = engine
         .container_logs(id, LogsOptions { stdout: true, stderr: true, ..Default::default() })
         .await
@@ -290,18 +295,6 @@ fn sh(script: &str) -> ContainerCreateConfig {
     let mut c = cfg(Some(&[script]));
     c.config.entrypoint = Some(vec!["sh".into(), "-c".into()]);
     c
-}
-
-async fn whole_log(engine: &Engine, id: &str) -> String {
-    let mut rx = engine
-        .container_logs(id, LogsOptions { stdout: true, stderr: true, ..Default::default() })
-        .await
-        .unwrap();
-    let mut text = String::new();
-    while let Some(e) = rx.recv().await {
-        text.push_str(&e.text);
-    }
-    text
 }
 
 #[tokio::test]

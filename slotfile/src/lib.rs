@@ -245,14 +245,21 @@ mod tests {
         assert!(!is_plain_json(&fs::read(&p).unwrap()));
     }
 
+    /// A record file at `<d>/r` holding "one" (slot 0) and then "two" (slot 1), opened for
+    /// damaging.
+    fn two_records(d: &Path) -> (PathBuf, File) {
+        let p = d.join("r");
+        write(&p, b"one").unwrap();
+        write(&p, b"two").unwrap();
+        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        (p, f)
+    }
+
     #[test]
     fn a_torn_slot_reads_as_the_previous_record() {
         let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("r");
-        write(&p, b"one").unwrap();
-        write(&p, b"two").unwrap();
-        // "two" went to slot 1; damage a payload byte there, as a write cut short would.
-        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        let (p, f) = two_records(d.path());
+        // Damage a payload byte of "two", as a write cut short would.
         f.write_all_at(b"X", (MIN_SLOT + HEADER) as u64).unwrap();
         assert_eq!(read(&p).unwrap().unwrap(), b"one");
         // The next write goes to the slot that does not hold the newest valid record.
@@ -263,10 +270,7 @@ mod tests {
     #[test]
     fn both_slots_damaged_is_an_error_naming_the_file() {
         let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("r");
-        write(&p, b"one").unwrap();
-        write(&p, b"two").unwrap();
-        let f = OpenOptions::new().write(true).open(&p).unwrap();
+        let (p, f) = two_records(d.path());
         f.write_all_at(b"X", HEADER as u64).unwrap();
         f.write_all_at(b"X", (MIN_SLOT + HEADER) as u64).unwrap();
         let e = read(&p).unwrap_err();
