@@ -117,3 +117,42 @@ fn compose_attached_up_follows_scaled_replicas() {
     p.ok(&["up", "-d", "--scale", "w=2"]);
     p.wait_for("the new replica in attached up", 10, || f.count("w-2  | started v=1") == 1);
 }
+
+/// A `logs -f` running across `down` shows what the containers print while they stop, to the
+/// last line, even when it reads them only after the containers were removed: removal deletes
+/// a container's log instead of recycling it with the directory, so a follower still holding
+/// the file reads it to its end.
+#[test]
+fn compose_logs_follow_keeps_the_last_lines_printed_during_down() {
+    let compose = r#"
+services:
+  w:
+    image: bb
+    network_mode: none
+    command: ["sh", "-c", "echo up; trap 'for i in $(seq 1 300); do echo bye $$i; done; exit 0' TERM; sleep 3600 & wait"]
+"#;
+    let Some(p) = Project::new("clogsdown", compose) else { return };
+    p.ok(&["up", "-d", "--scale", "w=2"]);
+    let mut f = Follower::start(&p, &["logs", "-f"]);
+    p.wait_for("both replicas' first line", 10, || {
+        f.count("w-1  | up") == 1 && f.count("w-2  | up") == 1
+    });
+    // Stopped while `down` runs, so it can only read the last lines after the containers (and
+    // their directories) are gone.
+    let pid = f.child.id().to_string();
+    let signal =
+        |sig: &str| assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    signal("-STOP");
+    p.ok(&["down", "-t", "5"]);
+    signal("-CONT");
+    p.wait_for("logs -f to end after down", 10, || matches!(f.child.try_wait(), Ok(Some(_))));
+    // Its output threads finish at end-of-file, just after the process.
+    p.wait_for("the last lines", 5, || {
+        f.count("w-1  | bye 300") == 1 && f.count("w-2  | bye 300") == 1
+    });
+    let text = f.text();
+    for w in ["w-1", "w-2"] {
+        let byes = text.lines().filter(|l| l.starts_with(&format!("{w}  | bye "))).count();
+        assert_eq!(byes, 300, "{w}: {text}");
+    }
+}

@@ -38,16 +38,11 @@ pub(crate) const FREE_PREFIX: &str = ".free-";
 /// Most pool entries kept; beyond, removed directories are deleted.
 pub(crate) const POOL_CAP: usize = 128;
 /// The files of a container directory that a pool entry keeps: create rewrites each in place
-/// (and the logs are cut to 0 when recycled), so their inodes and blocks are reused.
-const REUSED_FILES: [&str; 7] = [
-    "config.json",
-    "state.json",
-    "hostname",
-    "hosts",
-    "resolv.conf",
-    "container-json.log",
-    "monitor.log",
-];
+/// (and the monitor's log is cut to 0 when recycled), so their inodes and blocks are reused.
+/// Not the container's log: a `logs -f` may still hold it and must read it to its end, never
+/// into the next container's lines (so it costs one inode per container life).
+const REUSED_FILES: [&str; 6] =
+    ["config.json", "state.json", "hostname", "hosts", "resolv.conf", "monitor.log"];
 /// Mode of the files create writes in a container directory (0666 less the usual umask).
 const FILE_MODE: u32 = 0o644;
 /// Mode of `rootfs/upper`, which is the container's `/` (as docker's overlay `diff`).
@@ -342,12 +337,10 @@ fn recycle(dir: &Path) -> io::Result<()> {
     if config.exists() {
         crate::fsutil::write_in_place(&config, b"{}\n", false)?;
     }
-    for log in ["container-json.log", "monitor.log"] {
-        match fs::OpenOptions::new().write(true).open(dir.join(log)) {
-            Ok(f) => f.set_len(0)?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
+    match fs::OpenOptions::new().write(true).open(dir.join("monitor.log")) {
+        Ok(f) => f.set_len(0)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
     }
     // The /etc files are bind-mounted read-write into the container, which may have changed
     // their mode, owner, ACLs or xattrs (create rewrites only their content).

@@ -298,12 +298,6 @@ impl LogFollower {
     /// Returns entries appended since the last call.
     pub fn poll(&mut self) -> Vec<LogEntry> {
         let mut out = Vec::new();
-        // Gone with its container: the file may be another container's log by now (a removed
-        // container's directory is recycled, logs cut to 0), so nothing more is read from it.
-        // (A rotation's instant without the file only delays the reading to the next poll.)
-        if self.reader.is_some() && fs::symlink_metadata(&self.path).is_err() {
-            return out;
-        }
         loop {
             if self.reader.is_none() {
                 match File::open(&self.path) {
@@ -422,9 +416,9 @@ mod tests {
     }
 
     #[test]
-    fn follower_stops_reading_a_log_whose_container_is_gone() {
-        // Removal renames the container directory away and may recycle the log (cut to 0, then
-        // another container's lines): a follower still holding it must not read those.
+    fn follower_reads_a_removed_containers_log_to_its_end() {
+        // Removal renames the container directory away and deletes its log (a recycled
+        // directory never keeps it): a follower still holding the file reads its last lines.
         let dir = tempfile::tempdir().unwrap();
         let cdir = dir.path().join("c1");
         fs::create_dir(&cdir).unwrap();
@@ -432,16 +426,13 @@ mod tests {
         let rot = Rotation { max_size: None, max_file: 1 };
         let mut w = LogWriter::open(&p, rot).unwrap();
         let mut f = LogFollower::from_start(&p);
-        w.write("stdout", b"mine\n").unwrap();
-        assert_eq!(f.poll().iter().map(|e| e.text.as_str()).collect::<Vec<_>>(), ["mine\n"]);
-        let moved = dir.path().join(".free-c1");
+        w.write("stdout", b"first\n").unwrap();
+        assert_eq!(f.poll().iter().map(|e| e.text.as_str()).collect::<Vec<_>>(), ["first\n"]);
+        w.write("stdout", b"last\n").unwrap();
+        let moved = dir.path().join(".rm-c1");
         fs::rename(&cdir, &moved).unwrap();
-        let reused = moved.join("container-json.log");
-        OpenOptions::new().write(true).open(&reused).unwrap().set_len(0).unwrap();
-        let mut other = LogWriter::open(&reused, rot).unwrap();
-        for _ in 0..3 {
-            other.write("stdout", b"another container's line\n").unwrap();
-        }
+        fs::remove_file(moved.join("container-json.log")).unwrap();
+        assert_eq!(f.poll().iter().map(|e| e.text.as_str()).collect::<Vec<_>>(), ["last\n"]);
         assert!(f.poll().is_empty());
     }
 }
