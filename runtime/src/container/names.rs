@@ -14,8 +14,8 @@
 //! and renames it into place when complete; one left by a killed create is deleted the same way.
 //!
 //! Deleting is mostly recycling: a removed overlay container's directory is emptied down to the
-//! files create writes again (config, state, /etc files, logs cut to 0, an empty upper and work
-//! directory) and renamed `.free-<id>`, a pool entry; create claims one instead of making new
+//! files create writes again (config, state, /etc files, the monitor's log cut to 0, an empty
+//! upper and work directory; the container's log is deleted) and renamed `.free-<id>`, a pool entry; create claims one instead of making new
 //! files. On this VM's journal-less ext4 every inode allocation scans past each inode freed in
 //! the last 30 s, so a container life that allocates and frees ~none keeps `up` after `down`
 //! linear in the number of containers. An entry is cleaned before it gets its `.free-` name,
