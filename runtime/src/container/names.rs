@@ -15,11 +15,12 @@
 //!
 //! Deleting is mostly recycling: a removed overlay container's directory is emptied down to the
 //! files create writes again (config, state, /etc files, the monitor's log cut to 0, an empty
-//! upper and work directory; the container's log is deleted) and renamed `.free-<id>`, a pool entry; create claims one instead of making new
-//! files. On this VM's journal-less ext4 every inode allocation scans past each inode freed in
-//! the last 30 s, so a container life that allocates and frees ~none keeps `up` after `down`
-//! linear in the number of containers. An entry is cleaned before it gets its `.free-` name,
-//! so a `.free-*` is always clean; a removal killed midway leaves a `.rm-*`, swept as before.
+//! upper and work directory; the container's log is deleted) and renamed `.free-<id>`, a pool
+//! entry; create claims one instead of making new files. On this VM's journal-less ext4 every
+//! inode allocation scans past each inode freed in the last 30 s, so a container life that
+//! allocates and frees ~none keeps `up` after `down` linear in the number of containers. An
+//! entry is cleaned before it gets its `.free-` name, so a `.free-*` is always clean; a removal
+//! killed midway leaves a `.rm-*`, swept as before.
 
 use std::fs;
 use std::io::{self, Write};
