@@ -74,6 +74,12 @@ fn read_owner(path: &Path) -> Option<String> {
 /// with a dot, so it cannot be an entry).
 const FREE_NAMES: &str = ".free";
 
+/// Whether the index entry `p` keeps its owner in the xattr (an empty file), so it can be
+/// handed to another owner in place; an older entry holds the id as its content.
+fn owner_in_xattr(p: &Path) -> bool {
+    fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0)
+}
+
 /// Sets the owner xattr of an index entry.
 fn set_owner(path: &Path, id: &str) -> rustix::io::Result<()> {
     rustix::fs::lsetxattr(path, OWNER_XATTR, id.as_bytes(), rustix::fs::XattrFlags::empty())
@@ -82,7 +88,7 @@ fn set_owner(path: &Path, id: &str) -> rustix::io::Result<()> {
 /// Moves the released entry `p` (held by `id`, id in its xattr) into the free entries, unless
 /// they are [`POOL_CAP`] already (hold the root lock). False when it was not moved.
 fn free_entry(dir: &Path, p: &Path, id: &str) -> bool {
-    if !fs::symlink_metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0) {
+    if !owner_in_xattr(p) {
         return false;
     }
     let free = dir.join(FREE_NAMES);
@@ -147,8 +153,7 @@ impl Engine {
             }
             match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
                 Ok(mut f) => {
-                    let flags = rustix::fs::XattrFlags::empty();
-                    if rustix::fs::fsetxattr(&f, OWNER_XATTR, id.as_bytes(), flags).is_err() {
+                    if set_owner(&p, id).is_err() {
                         f.write_all(id.as_bytes()).map_err(|e| StoreError::io("write", &p, e))?;
                     }
                     return Ok(Ok(()));
@@ -162,9 +167,7 @@ impl Engine {
                     }
                     // Stale (its container is gone or renamed): take it over, in place when
                     // the id is in its xattr (no inode freed and allocated again).
-                    if fs::symlink_metadata(&p).is_ok_and(|m| m.is_file() && m.len() == 0)
-                        && set_owner(&p, id).is_ok()
-                    {
+                    if owner_in_xattr(&p) && set_owner(&p, id).is_ok() {
                         return Ok(Ok(()));
                     }
                     fs::remove_file(&p).map_err(|e| StoreError::io("remove", &p, e))?;
