@@ -227,9 +227,7 @@ fn compose_down_then_up_reuses_container_directories_clean() {
     let compose = "services:\n  a:\n    image: bb\n    network_mode: none\n    command: [\"sh\", \"-c\", \"test -e /marker && echo stale; touch /marker; echo started; trap 'exit 0' TERM; sleep 3600 & wait\"]\n";
     let Some(p) = Project::new("pool", compose) else { return };
     let containers = p.env.path().join("containers");
-    let ino = |id: &str| {
-        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(containers.join(id)).expect("dir"))
-    };
+    let ino = |id: &str| crate::support::inode(&containers.join(id));
     let logs = || p.ok(&["logs", "--no-log-prefix", "a"]).0;
     p.ok(&["up", "-d"]);
     p.wait_for("the first container's output", 10, || logs().contains("started"));

@@ -813,11 +813,6 @@ fn net_exited_container_veth_goes_with_its_namespace_unless_a_joiner_holds_it() 
     n.teardown_and_check();
 }
 
-fn inode(p: &std::path::Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).ino()
-}
-
 /// A container's run state and its network's endpoint record are rewritten in place: a
 /// stop/start cycle allocates no inode for them (each new inode costs a scan of recently freed
 /// ones on a journal-less ext4), and readers see every change.
@@ -832,7 +827,7 @@ fn net_state_and_endpoint_records_are_rewritten_in_place() {
     let net_id = n.net_inspect(&net)["Id"].as_str().unwrap().to_string();
     let state = n.env.path().join("containers").join(&id).join("state.json");
     let live = n.env.path().join("networks").join(format!("{net_id}.live"));
-    let (state_ino, live_ino) = (inode(&state), inode(&live));
+    let (state_ino, live_ino) = (crate::support::inode(&state), crate::support::inode(&live));
     for round in 0..2 {
         n.env.ok(&["container", "stop", &c]);
         assert_eq!(n.env.inspect(&c, "{{.State.Status}}"), "exited", "round {round}");
@@ -841,8 +836,16 @@ fn net_state_and_endpoint_records_are_rewritten_in_place() {
         assert_eq!(n.env.inspect(&c, "{{.State.Status}}"), "running", "round {round}");
         assert_ne!(n.ip_of(&c, &net), "", "round {round}: no address after start");
         n.note_veths();
-        assert_eq!(inode(&state), state_ino, "round {round}: state.json was replaced");
-        assert_eq!(inode(&live), live_ino, "round {round}: {net_id}.live was replaced");
+        assert_eq!(
+            crate::support::inode(&state),
+            state_ino,
+            "round {round}: state.json was replaced"
+        );
+        assert_eq!(
+            crate::support::inode(&live),
+            live_ino,
+            "round {round}: {net_id}.live was replaced"
+        );
     }
     assert_eq!(n.env.state_record(&c)["State"]["Running"], true);
     let temps: Vec<_> = [state.parent().unwrap(), live.parent().unwrap()]

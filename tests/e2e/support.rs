@@ -15,6 +15,12 @@ pub fn berth(root: &Path, args: &[&str]) -> Output {
     Command::new(berth_bin()).arg("--root").arg(root).args(args).output().expect("spawn berth")
 }
 
+/// The inode number of `p` (panics naming the path when it is missing).
+pub fn inode(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).ino()
+}
+
 /// A state root with the busybox image imported as `bb:latest`, for container tests. On drop,
 /// every container in it is force-removed (even when the test failed).
 pub struct ContainerEnv {
