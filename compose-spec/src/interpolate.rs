@@ -174,21 +174,21 @@ impl Subst<'_> {
     }
 }
 
-/// Index (in `s`, which starts with `{`) of the `}` closing it, counting nested `${`.
+/// Index (in `s`, which starts with `{`) of the `}` closing it. As compose counts: every `{`
+/// opens (and the character right after it is skipped), every `}` closes, so a default that
+/// holds braces (`${JSON:-{"a":1}}`) ends at the brace that balances the first one.
 fn closing_brace(s: &str) -> Option<usize> {
     let b = s.as_bytes();
     let mut depth = 0usize;
     let mut i = 0;
     while i < b.len() {
         match b[i] {
-            b'$' if b.get(i + 1) == Some(&b'$') => i += 1,
-            b'$' if b.get(i + 1) == Some(&b'{') => {
+            b'{' => {
                 depth += 1;
                 i += 1;
             }
-            b'{' if i == 0 => depth += 1,
             b'}' => {
-                depth -= 1;
+                depth = depth.saturating_sub(1);
                 if depth == 0 {
                     return Some(i);
                 }
@@ -265,5 +265,7 @@ mod tests {
     fn closing_brace_nested() {
         assert_eq!(closing_brace("{A:-${B}}x"), Some(8));
         assert_eq!(closing_brace("{A"), None);
+        assert_eq!(closing_brace(r#"{J:-{"json":1}}x"#), Some(14));
+        assert_eq!(closing_brace(r#"{J:-{"a":{"b":1}}}"#), Some(17));
     }
 }

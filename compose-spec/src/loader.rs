@@ -187,6 +187,16 @@ pub fn load_tree(opts: &LoadOptions) -> Result<LoadedTree, LoadError> {
     let (enabled_profiles, disabled_services) =
         crate::profiles::apply_reporting(&mut root, requested, &opts.services);
 
+    // The schema's type for `name`, checked even when -p or the environment supplies the name.
+    if let Some(n) = root.get("name")
+        && !matches!(n.value, Value::Null | Value::String(_))
+    {
+        return Err(LoadError::invalid(
+            Some(n.mark.clone()),
+            Some("name".to_string()),
+            format!("must be a string, not a {}", n.type_name()),
+        ));
+    }
     let project_name = match opts.project_name.clone().or(name_from_env) {
         Some(n) => n,
         None => match root.get("name") {

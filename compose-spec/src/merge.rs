@@ -95,7 +95,6 @@ const APPEND_UNIQUE: &[&str] = &[
     "services.*.cap_drop",
     "services.*.profiles",
     "services.*.expose",
-    "services.*.links",
     "services.*.external_links",
     "services.*.security_opt",
     "services.*.group_add",
@@ -131,6 +130,13 @@ fn merge_at(base: Node, over: Node, segs: &mut Vec<String>) -> Result<Node, Load
     if any_match(segs, APPEND_UNIQUE) {
         return Ok(append_unique(base, over, |n| Some(scalar_text(n))));
     }
+    if matches(segs, "services.*.links") {
+        // compose keys a link by the text before `=`: a later `db=alias` replaces `db`.
+        return Ok(replace_by_key(base, over, |n| {
+            let t = scalar_text(n);
+            Some(t.split_once('=').map_or(t.clone(), |(k, _)| k.to_string()))
+        }));
+    }
     if matches(segs, "services.*.ports") {
         return Ok(append_unique(base, over, port_key));
     }
@@ -162,7 +168,8 @@ fn merge_at(base: Node, over: Node, segs: &mut Vec<String>) -> Result<Node, Load
         let o = list_to_map(over, Some(depends_on_default));
         return merge_plain(b, o, segs);
     }
-    if matches(segs, "services.*.networks") {
+    if matches(segs, "services.*.networks") || matches(segs, "services.*.models") {
+        // Short (list) and long (mapping) syntax merge into one mapping.
         let b = list_to_map(base, None);
         let o = list_to_map(over, None);
         return merge_plain(b, o, segs);
@@ -271,6 +278,20 @@ fn append_unique(base: Node, over: Node, key: impl Fn(&Node) -> Option<String>) 
         let dup = k.is_some() && b.iter().any(|e| key(e) == k);
         if !dup {
             b.push(item);
+        }
+    }
+    Node { value: Value::Seq(b), mark, tag }
+}
+
+/// Items sharing a key are replaced in place by the later one, new ones appended.
+fn replace_by_key(base: Node, over: Node, key: impl Fn(&Node) -> Option<String>) -> Node {
+    let (mut b, mark, tag) = as_list(base);
+    let (o, _, _) = as_list(over);
+    for item in o {
+        let k = key(&item);
+        match b.iter().position(|e| k.is_some() && key(e) == k) {
+            Some(i) => b[i] = item,
+            None => b.push(item),
         }
     }
     Node { value: Value::Seq(b), mark, tag }

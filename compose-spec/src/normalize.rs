@@ -474,7 +474,7 @@ impl Normalizer<'_> {
                 Value::String(v) if v == "all" => {
                     vec![DeviceRequest { count: Some(-1), ..DeviceRequest::default() }]
                 }
-                _ => device_requests(g, &gp)?,
+                _ => device_requests(g, &gp, false)?,
             };
         }
         s.hostname = opt_string(m, "hostname", p)?;
@@ -575,6 +575,11 @@ impl Normalizer<'_> {
         }
         s.runtime = opt_string(m, "runtime", p)?;
         s.scale = opt_int(m, "scale", p)?;
+        if let (Some(sc), Some(sn)) = (s.scale, get(m, "scale"))
+            && sc < 0
+        {
+            return Err(err(sn, &join(p, "scale"), "must be greater than or equal to 0"));
+        }
         s.secrets = self.file_refs(m, "secrets", p, Some("/run/secrets/"))?;
         s.security_opt = opt_strings(m, "security_opt", p)?;
         s.shm_size = opt_bytes(m, "shm_size", p)?;
@@ -637,6 +642,16 @@ impl Normalizer<'_> {
         b.context = opt_string(m, "context", p)?.map(|c| self.context(&c));
         b.dockerfile = opt_string(m, "dockerfile", p)?;
         b.dockerfile_inline = opt_string(m, "dockerfile_inline", p)?;
+        if b.dockerfile.is_some()
+            && let Some(di) = get(m, "dockerfile_inline")
+            && b.dockerfile_inline.is_some()
+        {
+            return Err(err(
+                di,
+                &join(p, "dockerfile_inline"),
+                "\"dockerfile\" and \"dockerfile_inline\" are mutually exclusive",
+            ));
+        }
         b.entitlements = opt_strings(m, "entitlements", p)?;
         let args = opt_list_or_dict(m, "args", p)?;
         b.args = if self.opts.defaults { self.resolve_env(args) } else { args };
@@ -651,7 +666,31 @@ impl Normalizer<'_> {
                         None => k,
                     })
                     .collect(),
-                _ => string_or_list(s, &join(p, "ssh"))?,
+                Value::Seq(items) => {
+                    let sp = join(p, "ssh");
+                    let mut keys = Vec::new();
+                    for (i, it) in items.iter().enumerate() {
+                        let ipath = idx(&sp, i);
+                        let key = string(it, &ipath)?;
+                        // compose: `id=path`, or `default` alone (the agent's socket).
+                        if !key.contains('=') && key != "default" {
+                            return Err(err(
+                                it,
+                                &ipath,
+                                format!("invalid ssh key {key:?}: expected id=path or default"),
+                            ));
+                        }
+                        keys.push(key);
+                    }
+                    keys
+                }
+                _ => {
+                    return Err(err(
+                        s,
+                        &join(p, "ssh"),
+                        format!("must be a mapping or a list of id=path, not a {}", s.type_name()),
+                    ));
+                }
             },
             None => Vec::new(),
         };
@@ -720,10 +759,25 @@ impl Normalizer<'_> {
                         format!("\"{action}\" is not a valid watch action"),
                     ));
                 }
+                let wpath = req("path")?;
+                if wpath.is_empty() {
+                    let pn = get(im, "path").unwrap_or(item);
+                    return Err(err(pn, &join(&ip, "path"), "value can't be blank"));
+                }
+                let target = opt_string(im, "target", &ip)?;
+                if target.as_deref().is_none_or(str::is_empty)
+                    && !matches!(action.as_str(), "rebuild" | "restart")
+                {
+                    return Err(err(
+                        item,
+                        &join(&ip, "target"),
+                        format!("is required for the \"{action}\" action"),
+                    ));
+                }
                 d.watch.push(WatchRule {
-                    path: self.path_str(&req("path")?, false),
+                    path: self.path_str(&wpath, false),
                     action,
-                    target: opt_string(im, "target", &ip)?,
+                    target,
                     exec: get(im, "exec")
                         .map(|e| hook(e, &join(&ip, "exec"), false))
                         .transpose()?,
@@ -1022,7 +1076,16 @@ impl Normalizer<'_> {
                     out.push(Port {
                         name: opt_string(m, "name", &ip)?,
                         mode,
-                        host_ip: opt_string(m, "host_ip", &ip)?,
+                        host_ip: match (opt_string(m, "host_ip", &ip)?, get(m, "host_ip")) {
+                            (Some(h), Some(hn)) if h.parse::<std::net::IpAddr>().is_err() => {
+                                return Err(err(
+                                    hn,
+                                    &join(&ip, "host_ip"),
+                                    format!("invalid ip address: {h}"),
+                                ));
+                            }
+                            (h, _) => h,
+                        },
                         target,
                         published,
                         protocol,
@@ -1096,9 +1159,18 @@ impl Normalizer<'_> {
             }
             None => String::new(),
         };
+        let source = opt_string(m, "source", ip)?;
+        if kind == "bind" && source.as_deref().is_none_or(str::is_empty) {
+            let at = get(m, "source").unwrap_or(item);
+            return Err(err(
+                at,
+                &join(ip, "source"),
+                "invalid mount config for type \"bind\": field Source must not be empty",
+            ));
+        }
         let mut v = ServiceVolume {
             kind,
-            source: opt_string(m, "source", ip)?,
+            source,
             target,
             read_only: flag(m, "read_only", ip)?,
             consistency: opt_string(m, "consistency", ip)?,
@@ -1146,8 +1218,13 @@ impl Normalizer<'_> {
                 ),
                 None => None,
             };
-            v.tmpfs =
-                Some(TmpfsOptions { size: opt_bytes(tm, "size", &tp)?, mode, extensions: text });
+            let size = opt_bytes(tm, "size", &tp)?;
+            if let (Some(sz), Some(sn)) = (&size, get(tm, "size"))
+                && sz.0 < 0
+            {
+                return Err(err(sn, &join(&tp, "size"), "must be greater than or equal to 0"));
+            }
+            v.tmpfs = Some(TmpfsOptions { size, mode, extensions: text });
         }
         if let Some(im) = get(m, "image") {
             let imp = join(ip, "image");
@@ -1175,14 +1252,7 @@ impl Normalizer<'_> {
             "labels",
         ];
         let (m, extensions) = object(n, path, KEYS)?;
-        let (external, ext_name) = external(m, path)?;
-        let mut name = opt_string(m, "name", path)?;
-        if let Some(en) = ext_name {
-            if name.is_some() {
-                return Err(err(n, path, "cannot set both \"name\" and \"external.name\""));
-            }
-            name = Some(en);
-        }
+        let (external, name) = self.external_and_name(m, path, Some(EXTERNAL_CONFLICTS))?;
         let mut ipam = Ipam::default();
         if let Some(i) = get(m, "ipam") {
             let ip = join(path, "ipam");
@@ -1228,14 +1298,8 @@ impl Normalizer<'_> {
         }
         let (m, extensions) =
             object(n, path, &["name", "driver", "driver_opts", "external", "labels"])?;
-        let (external, ext_name) = external(m, path)?;
-        let mut name = opt_string(m, "name", path)?;
-        if let Some(en) = ext_name {
-            if name.is_some() {
-                return Err(err(n, path, "cannot set both \"name\" and \"external.name\""));
-            }
-            name = Some(en);
-        }
+        // compose refuses every other attribute on an external volume.
+        let (external, name) = self.external_and_name(m, path, None)?;
         let driver = opt_string(m, "driver", path)?;
         let mut driver_opts = opt_string_map(m, "driver_opts", path)?;
         if self.opts.defaults
@@ -1273,11 +1337,7 @@ impl Normalizer<'_> {
             &["name", "content", "environment", "file", "external", "labels", "template_driver"]
         };
         let (m, extensions) = object(n, path, keys)?;
-        let (external, ext_name) = external(m, path)?;
-        let mut name = opt_string(m, "name", path)?;
-        if let Some(en) = ext_name {
-            name = name.or(Some(en));
-        }
+        let (external, name) = self.external_and_name(m, path, Some(EXTERNAL_CONFLICTS))?;
         let o = FileObject {
             name,
             file: opt_string(m, "file", path)?.map(|f| self.path_str(&f, false)),
@@ -1290,6 +1350,18 @@ impl Normalizer<'_> {
             template_driver: opt_string(m, "template_driver", path)?,
             extensions,
         };
+        let exclusive = [o.file.is_some(), o.environment.is_some(), o.content.is_some()];
+        if exclusive.iter().filter(|b| **b).count() > 1 {
+            return Err(err(
+                n,
+                path,
+                if secret {
+                    "file|environment attributes are mutually exclusive"
+                } else {
+                    "file|environment|content attributes are mutually exclusive"
+                },
+            ));
+        }
         let sources = [o.file.is_some(), o.environment.is_some(), o.content.is_some(), o.external]
             .iter()
             .filter(|b| **b)
@@ -1306,6 +1378,49 @@ impl Normalizer<'_> {
             ));
         }
         Ok(o)
+    }
+
+    /// `external` and the resource's name, checked as compose does: attributes that make no
+    /// sense on an external resource (`conflicting`, or every one but `name` when None) are
+    /// refused, and the deprecated `external.name` is adopted unless it contradicts `name`.
+    fn external_and_name(
+        &mut self,
+        m: &Mapping,
+        path: &str,
+        conflicting: Option<&[&str]>,
+    ) -> R<(bool, Option<String>)> {
+        let (external, ext_name) = external(m, path)?;
+        if external {
+            for (k, (km, _)) in m {
+                let conflicts = match conflicting {
+                    Some(list) => list.contains(&k.as_str()),
+                    None => !matches!(k.as_str(), "name" | "external") && !k.starts_with("x-"),
+                };
+                if conflicts {
+                    return Err(err_at(
+                        km,
+                        &join(path, k),
+                        format!("conflicting parameters \"external\" and \"{k}\" specified"),
+                    ));
+                }
+            }
+        }
+        let name = opt_string(m, "name", path)?;
+        let Some(en) = ext_name else { return Ok((external, name)) };
+        self.warnings.push(format!(
+            "{path}: external.name is deprecated. Please set name and external: true"
+        ));
+        match name {
+            Some(n) if n != en => {
+                let at = key_mark_of(m, "name");
+                Err(LoadError::invalid(
+                    at,
+                    Some(path.to_string()),
+                    "name and external.name conflict; only use name",
+                ))
+            }
+            _ => Ok((external, Some(en))),
+        }
     }
 
     fn model(&mut self, n: &Node, path: &str) -> R<Model> {
@@ -1326,6 +1441,9 @@ impl Normalizer<'_> {
 fn key_mark_of(m: &Mapping, key: &str) -> Option<Mark> {
     key_mark(m, key)
 }
+
+/// Attributes refused on an external network, config or secret.
+const EXTERNAL_CONFLICTS: &[&str] = &["driver", "driver_opts", "labels"];
 
 /// `external: true | false | {name}` -> (external, legacy name).
 fn external(m: &Mapping, path: &str) -> R<(bool, Option<String>)> {
@@ -1533,7 +1651,7 @@ fn deploy(n: &Node, path: &str) -> R<Deploy> {
                 ..Resource::default()
             };
             if let Some(d) = get(lm, "devices") {
-                res.devices = device_requests(d, &join(&lp, "devices"))?;
+                res.devices = device_requests(d, &join(&lp, "devices"), true)?;
             }
             if let Some(g) = get(lm, "generic_resources") {
                 let gp = join(&lp, "generic_resources");
@@ -1635,7 +1753,9 @@ fn deploy(n: &Node, path: &str) -> R<Deploy> {
     })
 }
 
-fn device_requests(n: &Node, path: &str) -> R<Vec<DeviceRequest>> {
+/// Device requests of `deploy.resources.reservations.devices` (where the schema requires
+/// `capabilities`) or of `gpus` (where it does not).
+fn device_requests(n: &Node, path: &str, need_capabilities: bool) -> R<Vec<DeviceRequest>> {
     let seq = n
         .as_seq()
         .ok_or_else(|| err(n, path, format!("must be a list, not a {}", n.type_name())))?;
@@ -1650,6 +1770,16 @@ fn device_requests(n: &Node, path: &str) -> R<Vec<DeviceRequest>> {
             None => None,
         };
         let device_ids = opt_strings(m, "device_ids", &ip)?;
+        if let (Some(_), Some(ids)) = (get(m, "count"), get(m, "device_ids")) {
+            return Err(err(
+                ids,
+                &join(&ip, "device_ids"),
+                "\"count\" and \"device_ids\" attributes are exclusive",
+            ));
+        }
+        if need_capabilities && get(m, "capabilities").is_none() {
+            return Err(err(item, &ip, "\"capabilities\" is required"));
+        }
         // compose defaults to every device when neither a count nor ids are given.
         let count = if count.is_none() && device_ids.is_empty() { Some(-1) } else { count };
         out.push(DeviceRequest {

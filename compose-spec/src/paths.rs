@@ -221,7 +221,8 @@ fn resolve_volume(v: &mut Node, fix: Fix) {
             let is_bind = m.get("type").and_then(|(_, t)| t.as_str()) == Some("bind");
             if is_bind
                 && let Some((_, src)) = m.get_mut("source")
-                && src.as_str().is_some_and(|s| !s.starts_with('/'))
+                // An empty source stays empty: the loader refuses it, as compose does.
+                && src.as_str().is_some_and(|s| !s.is_empty() && !s.starts_with('/'))
             {
                 abs_node(src, fix);
             }

@@ -40,19 +40,11 @@ pub fn validate(p: &Project, marks: &Marks) -> Result<Vec<String>, LoadError> {
                 ));
             }
         }
-        if s.network_mode.is_some()
-            && !s.networks.is_empty()
-            && !(s.networks.len() == 1
-                && s.networks.contains_key("default")
-                && s.networks["default"].is_none())
-        {
-            let nm = s.network_mode.as_deref().unwrap_or_default();
-            if nm != "bridge" && !nm.is_empty() {
-                return Err(fail(
-                    format!("{sp}.network_mode"),
-                    "cannot be used together with \"networks\"".into(),
-                ));
-            }
+        if s.network_mode.is_some() && !s.networks.is_empty() {
+            return Err(fail(
+                format!("{sp}.network_mode"),
+                "\"network_mode\" and \"networks\" are mutually exclusive".into(),
+            ));
         }
         for (i, vf) in s.volumes_from.iter().enumerate() {
             if vf.starts_with("container:") {
@@ -157,6 +149,49 @@ pub fn validate(p: &Project, marks: &Marks) -> Result<Vec<String>, LoadError> {
                 ));
             }
         }
+        resource_consistency(s, &sp).map_err(|(path, msg)| fail(path, msg))?;
+        if let Some(b) = &s.build {
+            for (key, ctx) in &b.additional_contexts {
+                let Some(target) = ctx.strip_prefix("service:") else { continue };
+                let msg = match p.services.get(target) {
+                    None => format!("refers to undefined service \"{target}\""),
+                    Some(t) if t.build.is_none() => {
+                        format!("refers to service \"{target}\", which has no build section")
+                    }
+                    Some(_) => continue,
+                };
+                return Err(fail(format!("{sp}.build.additional_contexts.{key}"), msg));
+            }
+            if let Some(pf) = &s.platform
+                && !b.platforms.is_empty()
+                && !b.platforms.contains(pf)
+            {
+                return Err(fail(
+                    format!("{sp}.build.platforms"),
+                    format!("must include the service's platform \"{pf}\""),
+                ));
+            }
+        }
+        let mut targets: std::collections::HashMap<&str, String> = Default::default();
+        let tmpfs = s
+            .tmpfs
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.split(':').next().unwrap_or(t), format!("{sp}.tmpfs[{i}]")));
+        let volumes = s
+            .volumes
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (v.target.as_str(), format!("{sp}.volumes[{i}]")));
+        for (target, at) in tmpfs.chain(volumes) {
+            if target.is_empty() {
+                continue;
+            }
+            if let Some(first) = targets.get(target) {
+                return Err(fail(at, format!("target {target} already mounted as {first}")));
+            }
+            targets.insert(target, at);
+        }
         if s.container_name.is_some() && s.replicas() > 1 {
             return Err(fail(
                 format!("{sp}.container_name"),
@@ -184,6 +219,53 @@ pub fn validate(p: &Project, marks: &Marks) -> Result<Vec<String>, LoadError> {
         ));
     }
     Ok(warnings)
+}
+
+/// Values given twice (a service key and its `deploy.resources` twin) must agree, as compose
+/// requires; returns the key path and message of the first disagreement.
+fn resource_consistency(s: &crate::model::Service, sp: &str) -> Result<(), (String, String)> {
+    let Some(res) = s.deploy.as_ref().map(|d| &d.resources) else { return Ok(()) };
+    let lim = res.limits.as_ref();
+    let resv = res.reservations.as_ref();
+    let pairs: [(&str, &str, bool); 4] = [
+        (
+            "cpus",
+            "deploy.resources.limits.cpus",
+            s.cpus.is_some_and(|c| c != 0.0)
+                && lim.and_then(|l| l.cpus).is_some_and(|c| Some(c) != s.cpus),
+        ),
+        (
+            "mem_limit",
+            "deploy.resources.limits.memory",
+            s.mem_limit.as_ref().is_some_and(|m| m.0 != 0)
+                && lim
+                    .and_then(|l| l.memory.as_ref())
+                    .is_some_and(|m| Some(m) != s.mem_limit.as_ref()),
+        ),
+        (
+            "mem_reservation",
+            "deploy.resources.reservations.memory",
+            s.mem_reservation.as_ref().is_some_and(|m| m.0 != 0)
+                && resv
+                    .and_then(|r| r.memory.as_ref())
+                    .is_some_and(|m| Some(m) != s.mem_reservation.as_ref()),
+        ),
+        (
+            "pids_limit",
+            "deploy.resources.limits.pids",
+            s.pids_limit.is_some_and(|p| p != 0)
+                && lim.and_then(|l| l.pids).is_some_and(|p| Some(p) != s.pids_limit),
+        ),
+    ];
+    for (key, twin, differ) in pairs {
+        if differ {
+            return Err((
+                format!("{sp}.{key}"),
+                format!("can't set distinct values on '{key}' and '{twin}'"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A dependency cycle as `[a, b, a]`, if any (depends_on, which includes implicit links).

@@ -26,6 +26,11 @@ fn run(t: &str) -> (Result<String, SubstError>, Vec<String>) {
 fn substitution_table() {
     let cases: &[(&str, &str)] = &[
         ("${SET}", "value"),
+        // A default holding braces ends where compose's brace count ends it.
+        (r#"${SET:-{"json":1}}"#, "value"),
+        (r#"ok ${SET-{"a":{"b":1}}} end"#, "ok value end"),
+        (r#"${UNSET:-{"a":{"b":1}}}"#, r#"{"a":{"b":1}}"#),
+        (r#"${SET:+{"json":1}}"#, r#"{"json":1}"#),
         ("$SET", "value"),
         ("$SET-x", "value-x"),
         ("pre${SET}post", "prevaluepost"),

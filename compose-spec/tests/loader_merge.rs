@@ -45,6 +45,21 @@ fn merge_table() {
             "foo",
             json!({"entrypoint": ["b"], "healthcheck": {"test": ["CMD", "b"], "interval": "1s"}}),
         ),
+        // links are keyed by the text before `=` (compose-go's unicity rule): a later
+        // `db=alias` replaces `db` in place; other entries stay.
+        (
+            "services:\n  foo:\n    links:\n      - db\n      - cache:c\n",
+            "services:\n  foo:\n    links:\n      - db=alias1\n      - cache:c\n      - queue\n",
+            "foo",
+            json!({"links": ["db=alias1", "cache:c", "queue"]}),
+        ),
+        // models: short and long syntax merge into one mapping.
+        (
+            "services:\n  foo:\n    models:\n      - llm\n      - embed\n",
+            "services:\n  foo:\n    models:\n      vision:\n        endpoint_var: V_URL\n      llm:\n        model_var: LLM\n",
+            "foo",
+            json!({"models": {"llm": {"model_var": "LLM"}, "embed": null, "vision": {"endpoint_var": "V_URL"}}}),
+        ),
         // Unique resources: volumes by target (spec example).
         (
             "services:\n  foo:\n    volumes:\n      - foo:/work\n",

@@ -243,6 +243,152 @@ const CASES: &[(&str, &str, &str)] = &[
         "services:\n  web:\n    image: nginx\n    depends_on: [db]\n  db:\n    image: postgres\n    profiles: [debug]\n",
         "compose.yaml:4:18: services.web.depends_on.db: service \"db\" is required but disabled by its profiles; enable one of them with --profile",
     ),
+    // compose's rules beyond the JSON schema (compose-go validate/transform).
+    (
+        "external volume with driver",
+        "services: {a: {image: x}}\nvolumes: {v: {external: true, driver: local}}\n",
+        "compose.yaml:2:31: volumes.v.driver: conflicting parameters \"external\" and \"driver\" specified",
+    ),
+    (
+        "external volume with driver_opts",
+        "services: {a: {image: x}}\nvolumes: {v: {external: true, driver_opts: {o: bind}}}\n",
+        "compose.yaml:2:31: volumes.v.driver_opts: conflicting parameters \"external\" and \"driver_opts\" specified",
+    ),
+    (
+        "external network with labels",
+        "services: {a: {image: x}}\nnetworks: {n: {external: true, labels: {a: b}}}\n",
+        "compose.yaml:2:32: networks.n.labels: conflicting parameters \"external\" and \"labels\" specified",
+    ),
+    (
+        "external secret with driver",
+        "services: {a: {image: x}}\nsecrets: {s: {external: true, driver: x}}\n",
+        "compose.yaml:2:31: secrets.s.driver: conflicting parameters \"external\" and \"driver\" specified",
+    ),
+    (
+        "external config with labels",
+        "services: {a: {image: x}}\nconfigs: {c: {external: true, labels: [a=b]}}\n",
+        "compose.yaml:2:31: configs.c.labels: conflicting parameters \"external\" and \"labels\" specified",
+    ),
+    (
+        "name contradicts external.name",
+        "services: {a: {image: x}}\nvolumes: {v: {name: foo, external: {name: bar}}}\n",
+        "compose.yaml:2:15: volumes.v: name and external.name conflict; only use name",
+    ),
+    (
+        "network_mode with networks",
+        "services: {a: {image: x, network_mode: bridge, networks: [default]}}\n",
+        "compose.yaml:1:26: services.a.network_mode: \"network_mode\" and \"networks\" are mutually exclusive",
+    ),
+    (
+        "bind without source",
+        "services: {a: {image: x, volumes: [{type: bind, target: /x}]}}\n",
+        "compose.yaml:1:36: services.a.volumes[0].source: invalid mount config for type \"bind\": field Source must not be empty",
+    ),
+    (
+        "bind with empty source",
+        "services: {a: {image: x, volumes: [{type: bind, source: \"\", target: /x}]}}\n",
+        "compose.yaml:1:57: services.a.volumes[0].source: invalid mount config for type \"bind\": field Source must not be empty",
+    ),
+    (
+        "negative tmpfs size",
+        "services: {a: {image: x, volumes: [{type: tmpfs, target: /x, tmpfs: {size: -1}}]}}\n",
+        "compose.yaml:1:76: services.a.volumes[0].tmpfs.size: must be greater than or equal to 0",
+    ),
+    (
+        "device request with count and device_ids",
+        "services: {a: {image: x, deploy: {resources: {reservations: {devices: [{count: 1, device_ids: [\"0\"], capabilities: [gpu]}]}}}}}\n",
+        "compose.yaml:1:95: services.a.deploy.resources.reservations.devices[0].device_ids: \"count\" and \"device_ids\" attributes are exclusive",
+    ),
+    (
+        "device request without capabilities",
+        "services: {a: {image: x, deploy: {resources: {reservations: {devices: [{count: 1}]}}}}}\n",
+        "compose.yaml:1:72: services.a.deploy.resources.reservations.devices[0]: \"capabilities\" is required",
+    ),
+    (
+        "build.ssh of the wrong type",
+        "services: {a: {build: {context: ., ssh: 3}}}\n",
+        "compose.yaml:1:41: services.a.build.ssh: must be a mapping or a list of id=path, not a integer",
+    ),
+    (
+        "build.ssh entry without =",
+        "services: {a: {build: {context: ., ssh: [foo]}}}\n",
+        "compose.yaml:1:42: services.a.build.ssh[0]: invalid ssh key \"foo\": expected id=path or default",
+    ),
+    (
+        "top-level name not a string",
+        "name: 123\nservices: {a: {image: x}}\n",
+        "compose.yaml:1:7: name: must be a string, not a integer",
+    ),
+    (
+        "dockerfile and dockerfile_inline",
+        "services: {a: {build: {context: ., dockerfile: D, dockerfile_inline: \"FROM x\"}}}\n",
+        "compose.yaml:1:70: services.a.build.dockerfile_inline: \"dockerfile\" and \"dockerfile_inline\" are mutually exclusive",
+    ),
+    (
+        "negative scale",
+        "services: {a: {image: x, scale: -1}}\n",
+        "compose.yaml:1:33: services.a.scale: must be greater than or equal to 0",
+    ),
+    (
+        "tmpfs and volume on one target",
+        "services: {a: {image: x, tmpfs: [/x], volumes: [{type: tmpfs, target: /x}]}}\n",
+        "compose.yaml:1:49: services.a.volumes[0]: target /x already mounted as services.a.tmpfs[0]",
+    ),
+    (
+        "secret with file and environment",
+        "services: {a: {image: x}}\nsecrets: {s: {file: a, environment: B}}\n",
+        "compose.yaml:2:14: secrets.s: file|environment attributes are mutually exclusive",
+    ),
+    (
+        "config with file and content",
+        "services: {a: {image: x}}\nconfigs: {c: {file: a, content: b}}\n",
+        "compose.yaml:2:14: configs.c: file|environment|content attributes are mutually exclusive",
+    ),
+    (
+        "watch sync without target",
+        "services: {a: {image: x, develop: {watch: [{path: ., action: sync}]}}}\n",
+        "compose.yaml:1:44: services.a.develop.watch[0].target: is required for the \"sync\" action",
+    ),
+    (
+        "watch with a blank path",
+        "services: {a: {image: x, develop: {watch: [{path: \"\", action: rebuild}]}}}\n",
+        "compose.yaml:1:51: services.a.develop.watch[0].path: value can't be blank",
+    ),
+    (
+        "cpus differs from deploy limits",
+        "services: {a: {image: x, cpus: 1, deploy: {resources: {limits: {cpus: \"2\"}}}}}\n",
+        "compose.yaml:1:12: services.a.cpus: can't set distinct values on 'cpus' and 'deploy.resources.limits.cpus'",
+    ),
+    (
+        "mem_limit differs from deploy limits",
+        "services: {a: {image: x, mem_limit: 1g, deploy: {resources: {limits: {memory: 2g}}}}}\n",
+        "compose.yaml:1:12: services.a.mem_limit: can't set distinct values on 'mem_limit' and 'deploy.resources.limits.memory'",
+    ),
+    (
+        "pids_limit differs from deploy limits",
+        "services: {a: {image: x, pids_limit: 10, deploy: {resources: {limits: {pids: 20}}}}}\n",
+        "compose.yaml:1:12: services.a.pids_limit: can't set distinct values on 'pids_limit' and 'deploy.resources.limits.pids'",
+    ),
+    (
+        "additional context of an unknown service",
+        "services: {a: {build: {context: ., additional_contexts: {b: \"service:zz\"}}}}\n",
+        "compose.yaml:1:16: services.a.build.additional_contexts.b: refers to undefined service \"zz\"",
+    ),
+    (
+        "additional context of a service without build",
+        "services: {a: {build: {context: ., additional_contexts: {b: \"service:c\"}}}, c: {image: x}}\n",
+        "compose.yaml:1:16: services.a.build.additional_contexts.b: refers to service \"c\", which has no build section",
+    ),
+    (
+        "build.platforms without the service platform",
+        "services: {a: {platform: linux/arm64, build: {context: ., platforms: [linux/amd64]}}}\n",
+        "compose.yaml:1:39: services.a.build.platforms: must include the service's platform \"linux/arm64\"",
+    ),
+    (
+        "port host_ip not an address",
+        "services: {a: {image: x, ports: [{target: 80, host_ip: nope}]}}\n",
+        "compose.yaml:1:56: services.a.ports[0].host_ip: invalid ip address: nope",
+    ),
 ];
 
 #[test]

@@ -162,7 +162,7 @@ const CASES: &[(&str, &str, &str)] = &[
     ),
     (
         "cpus and replicas from strings",
-        "cpus: \"0.5\"\n    deploy: {replicas: \"3\", resources: {limits: {cpus: \"1.5\", memory: 50M}}}",
+        "cpus: \"1.5\"\n    deploy: {replicas: \"3\", resources: {limits: {cpus: \"1.5\", memory: 50M}}}",
         "deploy:\n  replicas: 3\n  resources:\n    limits:\n      cpus: 1.5\n      memory: \"52428800\"\n",
     ),
     ("networks list to map", "networks: [front]", "networks:\n  front: null\n"),
