@@ -77,6 +77,55 @@ fn cli_exit_codes() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
 
+/// compose's rules beyond the schema stop every command that loads the project (exit 15, one
+/// sentence naming file, line and key) before anything is made in the state root.
+#[test]
+fn rule_violations_stop_every_command() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let root = tmp.path().join("root");
+    std::fs::write(
+        tmp.path().join("compose.yaml"),
+        "services:\n  web:\n    image: bb\n    network_mode: none\n    networks: [default]\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    for args in
+        [&["config"][..], &["up", "-d"], &["down"], &["ps"], &["run", "--rm", "web", "true"]]
+    {
+        let out = std::process::Command::new(support::berth_bin())
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .current_dir(tmp.path())
+            .env_remove("COMPOSE_FILE")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(15), "{args:?}: {err}");
+        assert!(
+            err.trim_end().ends_with(
+                "compose.yaml:4:5: services.web.network_mode: \"network_mode\" and \"networks\" are mutually exclusive"
+            ),
+            "{args:?}: {err}"
+        );
+    }
+    // Opening the state root makes its skeleton; no container or network record may exist.
+    for dir in ["containers", "networks"] {
+        let made: Vec<_> = std::fs::read_dir(root.join(dir))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        let records: Vec<_> = made
+            .iter()
+            .filter(|n| {
+                let n = n.to_string_lossy();
+                dir == "containers" && !n.starts_with('.') && n != "lock"
+                    || n.ends_with(".json")
+                    || n.ends_with(".live")
+            })
+            .collect();
+        assert!(records.is_empty(), "{dir}: {made:?}");
+    }
+}
+
 /// `--no-interpolate` prints the merged model untyped, variables kept (as compose does).
 #[test]
 fn cli_no_interpolate_keeps_variables() {
