@@ -226,6 +226,9 @@ fn prune(opts: &EngineOpts, all: bool, volumes: bool, force: bool) -> anyhow::Re
     for (l, e) in &host.failed {
         fail(&l.to_string(), e);
     }
+    for l in &host.unknown {
+        eprintln!("berth system prune: left {l} alone: remove it by hand if no berth uses it");
+    }
 
     writeln!(out, "Total reclaimed space: {}", human_size(reclaimed))?;
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })

@@ -93,6 +93,8 @@ pub struct HostPruneReport {
     pub removed: Vec<Leftover>,
     /// What was found but could not be removed, with the error.
     pub failed: Vec<(Leftover, String)>,
+    /// What looks like berth's but whose owner could not be determined: left alone.
+    pub unknown: Vec<Leftover>,
 }
 
 impl HostPruneReport {
@@ -175,6 +177,10 @@ fn berth_processes() -> Vec<BerthProc> {
         };
         if root.is_relative() {
             let Ok(cwd) = std::fs::read_link(format!("/proc/{pid}/cwd")) else { continue };
+            // A deleted cwd reads as "<path> (deleted)": what the root was is unknown.
+            if cwd.as_os_str().as_bytes().ends_with(b" (deleted)") {
+                continue;
+            }
             *root = cwd.join(&*root);
         }
         if sys::pidfd_send_signal(&fd, 0).is_ok() {
@@ -440,7 +446,7 @@ pub fn prune_host(current_root: &Path) -> HostPruneReport {
             kept_monitors.insert(id.clone());
             continue;
         }
-        let reason = format!("container {} {}", short(id), roots.gone_reason(root));
+        let reason = format!("container {}: {}", short(id), roots.gone_reason(root));
         let l = Leftover { kind: LeftoverKind::Monitor, name: format!("pid {}", p.pid), reason };
         report.done(l, kill_pinned(p));
     }
@@ -450,7 +456,7 @@ pub fn prune_host(current_root: &Path) -> HostPruneReport {
                 if kept_monitors.contains(id) || roots.knows_container(id) {
                     continue;
                 }
-                format!("container {} is known to no state root", short(id))
+                format!("container {}: known to no state root", short(id))
             }
             BerthCgroup::Anon(_, pid) => {
                 if Path::new(&format!("/proc/{pid}")).exists() {
@@ -542,37 +548,56 @@ pub fn prune_host(current_root: &Path) -> HostPruneReport {
     report
 }
 
-/// Why bridge `l` is an orphan, or None when it is kept (or not berth's). `has_ports`: some
-/// link is plugged into it.
-fn orphan_bridge(l: &HostLink, has_ports: bool, roots: &mut Roots) -> Option<String> {
+/// What prune makes of a bridge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum BridgeVerdict {
+    /// Not berth's, or its state root still has its network.
+    Keep,
+    /// Its state root is gone or no longer has its network (why).
+    Orphan(String),
+    /// berth's by its name, but nothing names its state root and no root found has it (why).
+    UnknownOwner(String),
+}
+
+/// Judges bridge `l`. Only a bridge whose alias names its state root can be proven orphaned;
+/// one without (made by a berth before aliases, or killed between the bridge's creation and
+/// its alias) may belong to a live root nothing on the host points to, so it is left alone.
+fn judge_bridge(l: &HostLink, roots: &mut Roots) -> BridgeVerdict {
     if !l.is_bridge {
-        return None;
+        return BridgeVerdict::Keep;
     }
     match l.alias.as_deref().and_then(orphans::parse_alias) {
         Some((id, Some(root))) => {
             if orphans::record_path(&root, &id).exists() {
-                return None;
+                return BridgeVerdict::Keep;
             }
-            Some(format!("network {} {}", short(&id), roots.gone_reason(&root)))
+            BridgeVerdict::Orphan(format!("network {}: {}", short(&id), roots.gone_reason(&root)))
         }
-        // An alias without a root (the root's path did not fit): judged by the id.
-        Some((id, None)) => (!roots.knows_network(&id))
-            .then(|| format!("network {} is known to no state root", short(&id))),
-        // No alias (made by a berth before aliases, or killed between the bridge's creation
-        // and its alias): by its name, and only while nothing is plugged in (a running
-        // container's monitor names its root, so a bridge with ports and no known owner is
-        // left for the containers' removal to settle).
-        None if l.name.starts_with(orphans::BRIDGE_PREFIX) => (!has_ports
-            && !roots.knows_bridge(&l.name))
-        .then(|| "no state root has a network on it".to_string()),
-        None => None,
+        // An alias without a root (the root's path did not fit in it).
+        Some((id, None)) if !roots.knows_network(&id) => BridgeVerdict::UnknownOwner(format!(
+            "network {}: known to no state root found, and its alias names none",
+            short(&id)
+        )),
+        None if l.name.starts_with(orphans::BRIDGE_PREFIX) && !roots.knows_bridge(&l.name) => {
+            BridgeVerdict::UnknownOwner(
+                "no state root found has a network on it, and it has no owner alias".into(),
+            )
+        }
+        _ => BridgeVerdict::Keep,
     }
 }
 
 fn prune_bridges(links: &[HostLink], roots: &mut Roots, report: &mut HostPruneReport) {
     for b in links {
-        let has_ports = links.iter().any(|p| p.master == Some(b.index));
-        let Some(reason) = orphan_bridge(b, has_ports, roots) else { continue };
+        let reason = match judge_bridge(b, roots) {
+            BridgeVerdict::Keep => continue,
+            BridgeVerdict::UnknownOwner(reason) => {
+                let name = b.name.clone();
+                report.unknown.push(Leftover { kind: LeftoverKind::Bridge, name, reason });
+                continue;
+            }
+            BridgeVerdict::Orphan(reason) => reason,
+        };
         // The veths still plugged in are of containers killed above or already dead.
         let mut r = Ok(());
         for port in links.iter().filter(|p| p.master == Some(b.index)) {
@@ -613,7 +638,7 @@ fn prune_rules(links: &[HostLink], roots: &Roots, report: &mut HostPruneReport) 
                 report.removed.push(Leftover {
                     kind: LeftoverKind::Rules,
                     name: format!("of network {id}"),
-                    reason: format!("{n} rules, the network is known to no state root"),
+                    reason: format!("{n} rules; the network is known to no state root"),
                 });
             }
             for e in p.elements {
@@ -701,7 +726,7 @@ mod tests {
     }
 
     #[test]
-    fn bridges_are_judged_by_alias_then_name() {
+    fn bridges_are_judged_by_their_alias() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = dir.path().to_path_buf();
         std::fs::create_dir_all(root.join("networks")).expect("mkdir");
@@ -716,24 +741,39 @@ mod tests {
         };
         let mut roots = Roots::default();
         roots.add(&root);
-        let orphan_bridge_t = |l: &HostLink, r: &mut Roots| orphan_bridge(l, false, r);
         let alias = |id: &str, r: &Path| Some(format!("berth {id} {}", r.display()));
-        assert_eq!(orphan_bridge_t(&bridge("brt-a", alias(ID, &root)), &mut roots), None);
-        let why = orphan_bridge_t(&bridge("brt-b", alias(&other, &root)), &mut roots);
-        assert!(why.is_some_and(|w| w.contains("not known to state root")));
-        let gone = root.join("gone");
-        let why = orphan_bridge_t(&bridge("brt-c", alias(ID, &gone)), &mut roots);
-        assert!(why.is_some_and(|w| w.contains("is gone")));
-        // No alias: kept when a known record names it (an unreadable one: by the default name).
-        assert_eq!(orphan_bridge_t(&bridge("brt-0123456789", None), &mut roots), None);
-        assert!(orphan_bridge_t(&bridge("brt-9999999999", None), &mut roots).is_some());
+        let orphan = |v: BridgeVerdict, what: &str| match v {
+            BridgeVerdict::Orphan(w) => assert!(w.contains(what), "{w}"),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            judge_bridge(&bridge("brt-a", alias(ID, &root)), &mut roots),
+            BridgeVerdict::Keep
+        );
+        orphan(
+            judge_bridge(&bridge("brt-b", alias(&other, &root)), &mut roots),
+            "not known to state root",
+        );
+        orphan(
+            judge_bridge(&bridge("brt-c", alias(ID, &root.join("gone"))), &mut roots),
+            "is gone",
+        );
+        // No alias: kept when a known record names it (an unreadable one: by the default
+        // name); otherwise its owner is unknown and it stays too.
+        assert_eq!(judge_bridge(&bridge("brt-0123456789", None), &mut roots), BridgeVerdict::Keep);
+        let v = judge_bridge(&bridge("brt-9999999999", None), &mut roots);
+        assert!(matches!(v, BridgeVerdict::UnknownOwner(_)), "{v:?}");
+        let v = judge_bridge(&bridge("brt-d", Some(format!("berth {other}"))), &mut roots);
+        assert!(matches!(v, BridgeVerdict::UnknownOwner(_)), "{v:?}");
+        assert_eq!(
+            judge_bridge(&bridge("brt-e", Some(format!("berth {ID}"))), &mut roots),
+            BridgeVerdict::Keep
+        );
         // Not berth's: other names, or not a bridge.
-        assert_eq!(orphan_bridge_t(&bridge("docker0", None), &mut roots), None);
-        let mut veth = bridge("brt-9999999999", None);
+        assert_eq!(judge_bridge(&bridge("docker0", None), &mut roots), BridgeVerdict::Keep);
+        let mut veth = bridge("brt-9999999999", alias(ID, &root.join("gone")));
         veth.is_bridge = false;
-        assert_eq!(orphan_bridge(&veth, false, &mut roots), None);
-        // An unknown alias-less bridge with a port stays.
-        assert_eq!(orphan_bridge(&bridge("brt-9999999999", None), true, &mut roots), None);
+        assert_eq!(judge_bridge(&veth, &mut roots), BridgeVerdict::Keep);
     }
 
     #[test]
