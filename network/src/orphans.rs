@@ -6,7 +6,6 @@
 //! is orphaned when `<root>/networks/<id>.json` no longer exists (the root was deleted, or no
 //! longer has the network's record). See docs/system.md.
 
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use crate::ipam::Ipv4Net;
@@ -93,11 +92,6 @@ pub fn known_networks(root: &Path) -> Vec<KnownNetwork> {
 /// The bridge name berth gives network `id` when none is asked for.
 pub fn default_bridge_name(id: &str) -> String {
     format!("{BRIDGE_PREFIX}{}", &id[..id.len().min(10)])
-}
-
-/// Whether `addr` is inside one of `nets`.
-pub fn covered(addr: Ipv4Addr, nets: &[Ipv4Net]) -> bool {
-    nets.iter().any(|n| n.contains(addr))
 }
 
 #[cfg(test)]
