@@ -13,6 +13,7 @@ pub mod ipam;
 pub mod model;
 pub mod netlink;
 pub mod nft;
+pub mod orphans;
 pub mod proxy_socket;
 pub mod store;
 pub mod sysctl;
@@ -319,7 +320,8 @@ impl Networks {
             lingering: Vec::new(),
         };
         let v6 = gateway6.zip(subnet6.map(|s| s.prefix()));
-        netlink::create_bridge(&bridge, mtu, gateway, subnet.prefix(), v6, st.group)?;
+        let alias = orphans::bridge_alias(&id, &self.dir);
+        netlink::create_bridge(&bridge, mtu, gateway, subnet.prefix(), v6, st.group, &alias)?;
         let path = self.state_path(&id);
         let kernel = (|| -> Result<()> {
             if !req.internal {
@@ -713,7 +715,16 @@ impl Networks {
         tracing::info!(network = %st.network.name, bridge = %st.bridge, "recreating missing bridge");
         let _machine = sysctl::machine_lock()?;
         let v6 = st.gateway6.zip(st.subnet6.map(|s| s.prefix()));
-        netlink::create_bridge(&st.bridge, st.mtu, st.gateway, st.subnet.prefix(), v6, st.group)?;
+        let alias = orphans::bridge_alias(&st.network.id, &self.dir);
+        netlink::create_bridge(
+            &st.bridge,
+            st.mtu,
+            st.gateway,
+            st.subnet.prefix(),
+            v6,
+            st.group,
+            &alias,
+        )?;
         let id = &st.network.id;
         nft::remove_tagged(&nft::net_tag(id), None)?;
         if !st.network.internal {

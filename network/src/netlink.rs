@@ -125,7 +125,8 @@ pub fn link_exists(name: &str) -> Result<bool> {
 }
 
 /// Creates bridge `name` (up, `mtu`, in link group `group` unless 0) with `gateway/prefix` on
-/// it. Fails when it already exists.
+/// it and `alias` as its `ifalias` (the owner marker `system prune` reads, see
+/// [`crate::orphans::bridge_alias`]). Fails when it already exists.
 pub fn create_bridge(
     name: &str,
     mtu: u32,
@@ -133,8 +134,10 @@ pub fn create_bridge(
     prefix: u8,
     v6: Option<(Ipv6Addr, u8)>,
     group: u32,
+    alias: &str,
 ) -> Result<()> {
     let name = name.to_string();
+    let alias = alias.to_string();
     on_thread(None, move |h, _| async move {
         let ctx = format!("create bridge {name}");
         // A fixed MAC: otherwise the bridge takes the lowest MAC of its ports and changes it
@@ -159,6 +162,14 @@ pub fn create_bridge(
             context: ctx.clone(),
             message: "bridge vanished after creation".into(),
         })?;
+        // The kernel ignores IFLA_IFALIAS in a create request: set it right after.
+        let mark = LinkUnspec::new_with_index(idx)
+            .append_extra_attribute(LinkAttribute::IfAlias(alias))
+            .build();
+        if let Err(e) = h.link().set(mark).execute().await {
+            let _ = h.link().del(idx).execute().await;
+            return Err(nl(format!("set the alias of bridge {name}"))(e));
+        }
         let r = h.address().add(idx, IpAddr::V4(gateway), prefix).execute().await;
         if let Err(e) = r {
             let _ = h.link().del(idx).execute().await;
@@ -729,4 +740,51 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
 /// Formats MAC bytes as `aa:bb:...`.
 pub fn format_mac(m: &[u8; 6]) -> String {
     m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// One link of the host namespace, as `system prune` needs to judge it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostLink {
+    /// Interface name.
+    pub name: String,
+    /// Interface index.
+    pub index: u32,
+    /// `ifalias`, when set.
+    pub alias: Option<String>,
+    /// Index of the bridge (or other controller) this link is a port of.
+    pub master: Option<u32>,
+    /// Whether the link is a bridge.
+    pub is_bridge: bool,
+}
+
+/// Every link of the host namespace with its alias, controller and kind (one dump).
+pub fn host_links() -> Result<Vec<HostLink>> {
+    use rtnetlink::packet_route::link::{InfoKind, LinkInfo};
+    on_thread(None, move |h, _| async move {
+        let mut out = Vec::new();
+        let mut links = h.link().get().execute();
+        while let Some(m) = links.try_next().await.map_err(nl("list links"))? {
+            let mut l = HostLink {
+                name: String::new(),
+                index: m.header.index,
+                alias: None,
+                master: None,
+                is_bridge: false,
+            };
+            for a in &m.attributes {
+                match a {
+                    LinkAttribute::IfName(n) => l.name = n.clone(),
+                    LinkAttribute::IfAlias(s) => l.alias = Some(s.clone()),
+                    LinkAttribute::Controller(i) => l.master = Some(*i),
+                    LinkAttribute::LinkInfo(infos) => {
+                        l.is_bridge |=
+                            infos.iter().any(|i| matches!(i, LinkInfo::Kind(InfoKind::Bridge)));
+                    }
+                    _ => {}
+                }
+            }
+            out.push(l);
+        }
+        Ok(out)
+    })
 }

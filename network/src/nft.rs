@@ -16,6 +16,8 @@ use crate::error::{NetworkError, Result};
 use crate::ipam::Ipv4Net;
 use crate::model::PublishedPort;
 
+pub mod prune;
+
 /// The table's family.
 pub const FAMILY: &str = "ip";
 /// The family of the IPv6 table.

@@ -76,3 +76,24 @@ pub fn release_forwarding(holder: &Path) -> Result<()> {
 pub fn enable_route_localnet(bridge: &str) -> Result<()> {
     write_sysctl(&format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"), "1")
 }
+
+/// Drops the holders whose network record is gone (a deleted state root's networks) from the
+/// `ip_forward` record, restoring `ip_forward` when none is left; returns the dropped ones.
+/// The caller holds the machine lock.
+pub fn drop_stale_holders() -> Result<Vec<PathBuf>> {
+    let path = record_path();
+    let Some(rec) = read_json::<ForwardRecord>(&path)? else { return Ok(Vec::new()) };
+    let stale: Vec<PathBuf> = rec.holders.iter().filter(|h| !h.exists()).cloned().collect();
+    if !stale.is_empty() || rec.holders.is_empty() {
+        // An empty holder path is never a holder: release_forwarding drops the stale ones and
+        // restores the old value once nothing holds forwarding.
+        release_forwarding(Path::new(""))?;
+    }
+    Ok(stale)
+}
+
+/// The network records the `ip_forward` record lists as needing forwarding (each
+/// `<state root>/networks/<id>.json`), whether or not they still exist.
+pub fn forwarding_holders() -> Vec<PathBuf> {
+    read_json::<ForwardRecord>(&record_path()).ok().flatten().map(|r| r.holders).unwrap_or_default()
+}

@@ -11,6 +11,7 @@
 //! - [`logs`]: docker json-file log writing (with rotation) and reading.
 //! - [`fsutil`]: in-place file rewrites and directory emptying (no new inodes).
 //! - [`network`]: Engine network methods (create/list/inspect/remove/prune/connect/disconnect).
+//! - [`system`]: disk usage, engine and machine facts, and host leftovers of deleted state roots.
 //! - [`engine`]: the async, bollard-like facade the planner and CLI drive.
 
 pub mod cgroups;
@@ -24,6 +25,7 @@ pub mod logs;
 pub mod monitor;
 pub mod network;
 pub mod store;
+pub mod system;
 pub mod volume;
 
 pub use engine::{Engine, EngineOptions};

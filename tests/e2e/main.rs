@@ -25,3 +25,4 @@ mod run;
 mod samples;
 mod stats;
 mod support;
+mod system;

@@ -14,6 +14,7 @@ mod netflags;
 mod network;
 mod run;
 mod stats;
+mod system;
 mod template;
 mod volume;
 
@@ -117,6 +118,9 @@ enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(network::Command),
+    /// Manage berth: prune, disk usage, information.
+    #[command(subcommand)]
+    System(system::Command),
     /// Internal: the per-root DNS server for bridge networks.
     #[command(name = "__dns", hide = true)]
     Dns,
@@ -140,6 +144,7 @@ pub fn main() -> ExitCode {
         Command::Image(cmd) => image::run(&cli.engine, cmd),
         Command::Volume(cmd) => volume::run(&cli.engine, cmd),
         Command::Network(cmd) => network::run(&cli.engine, cmd),
+        Command::System(cmd) => system::run(&cli.engine, cmd),
         Command::Dns => dns::run(&cli.engine),
     };
     match result {

@@ -26,7 +26,7 @@ pub(crate) fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> Result<(), std::io::Error> {
+pub(crate) fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> Result<(), std::io::Error> {
     // SAFETY: a valid pidfd, a signal number, a null siginfo (kernel fills it) and flags 0.
     let r = unsafe {
         libc::syscall(

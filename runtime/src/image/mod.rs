@@ -20,6 +20,7 @@ mod reference;
 mod store;
 mod types;
 mod unpack;
+mod usage;
 
 pub use changes::apply_changes;
 pub use mountpoints::mount_point_layer;
@@ -28,6 +29,7 @@ pub use store::{ImageStore, ListFilters, PruneReport, RemoveItem, ResolvedImage}
 pub use types::{
     Healthcheck, ImageConfigInspect, ImageInspect, ImageSummary, LoadedImage, RootFsInspect,
 };
+pub use usage::ImageLayers;
 
 use crate::store::StoreError;
 
