@@ -12,6 +12,7 @@
 //! - [`fsutil`]: in-place file rewrites and directory emptying (no new inodes).
 //! - [`network`]: Engine network methods (create/list/inspect/remove/prune/connect/disconnect).
 //! - [`engine`]: the async, bollard-like facade the planner and CLI drive.
+//! - [`sealed_exe`]: berth's own executables opened so no container can overwrite them.
 
 pub mod cgroups;
 pub mod container;
@@ -23,6 +24,7 @@ pub mod launch;
 pub mod logs;
 pub mod monitor;
 pub mod network;
+pub mod sealed_exe;
 pub mod store;
 pub mod volume;
 
