@@ -23,5 +23,6 @@ mod net_ipv6_ports;
 mod net_live;
 mod run;
 mod samples;
+mod seal;
 mod stats;
 mod support;
