@@ -9,7 +9,7 @@
 //! through the fd. A write reopen fails with EROFS; the mount is attached nowhere (no mount
 //! table entry, nothing to clean up) and goes away with the last process that uses it. Where
 //! the mount API is unavailable (ENOSYS, EPERM), a sealed memfd copy is used instead
-//! (`F_SEAL_WRITE`...: a write reopen fails with EPERM). See docs/launch.md "Sealed executables".
+//! (`F_SEAL_WRITE`...: writes fail with EPERM). See docs/launch.md "Sealed executables".
 //!
 //! The CLI starts `berth-monitor` through [`cached`] (so containers, healthchecks and
 //! `init: true` run from the read-only mount), and re-executes itself through [`reexec`]
