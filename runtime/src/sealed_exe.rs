@@ -277,7 +277,8 @@ pub fn original_exe() -> io::Result<PathBuf> {
 /// (plus [`MARKER_ENV`]) and descriptors, and only returns on error. Call it while the process
 /// has one thread (before any runtime starts), after [`take_marker`].
 pub fn reexec() -> Result<(), SealError> {
-    if running_protected() {
+    // Without root nothing can be joined (the exec fails anyway): spare the copy.
+    if running_protected() || !rustix::process::geteuid().is_root() {
         return Ok(());
     }
     if let Some(Some(p)) = MARKER.get() {

@@ -144,7 +144,9 @@ impl Engine {
 
     /// Runs a command in a running container, relaying this process's stdin (with
     /// `interactive`), stdout and stderr to it through pipes (or its terminal with `tty`), and
-    /// returns its exit code (detached: returns 0 at once).
+    /// returns its exit code (detached: returns 0 at once). The process runs this process's
+    /// code until its exec, visible to the container: call [`crate::sealed_exe::reexec`] at
+    /// start-up (as the CLI does) so that its executable can't be written through it.
     pub async fn container_exec(&self, key: &str, cfg: ExecConfig) -> Result<i64, ContainerError> {
         let Prepared { pid, cgroup: cg, mut process, seccomp, journal } =
             self.exec_prepare(key, &cfg)?;
