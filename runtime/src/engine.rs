@@ -36,7 +36,8 @@ impl Engine {
         let root = StateRoot::open(opts.root)?;
         let helper_exe = match opts.helper_exe {
             Some(p) => p,
-            None => std::env::current_exe()
+            // A berth re-executed from a protected copy has no usable /proc/self/exe path.
+            None => crate::sealed_exe::original_exe()
                 .map_err(|e| StoreError::io("find current executable", "/proc/self/exe", e))?,
         };
         Ok(Engine { root, helper_exe })

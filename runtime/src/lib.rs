@@ -13,6 +13,7 @@
 //! - [`network`]: Engine network methods (create/list/inspect/remove/prune/connect/disconnect).
 //! - [`system`]: disk usage, engine and machine facts, and host leftovers of deleted state roots.
 //! - [`engine`]: the async, bollard-like facade the planner and CLI drive.
+//! - [`sealed_exe`]: berth's own executables opened so no container can overwrite them.
 
 pub mod cgroups;
 pub mod container;
@@ -24,6 +25,7 @@ pub mod launch;
 pub mod logs;
 pub mod monitor;
 pub mod network;
+pub mod sealed_exe;
 pub mod store;
 pub mod system;
 pub mod volume;

@@ -592,9 +592,18 @@ fn container_monitor_is_berth_monitor_beside_berth() {
     let Some(env) = ContainerEnv::new() else { return };
     env.ok(&["container", "run", "-d", "--name", "mon", "bb", "sh", "-c", TRAP]);
     let mon = env.state_record("mon")["MonitorPid"].as_i64().expect("monitor pid");
-    let exe = std::fs::read_link(format!("/proc/{mon}/exe")).expect("monitor exe");
+    // It runs from a read-only detached mount of that file (docs/launch.md "Sealed
+    // executables"): the same inode, on a read-only mount; its command line names the file.
+    let exe = format!("/proc/{mon}/exe");
     let beside = std::path::Path::new(crate::support::berth_bin()).with_file_name("berth-monitor");
-    assert_eq!(exe, std::fs::canonicalize(&beside).expect("berth-monitor beside berth"));
+    assert_eq!(crate::support::inode(std::path::Path::new(&exe)), crate::support::inode(&beside));
+    let f = std::fs::File::open(&exe).expect("monitor exe");
+    let vfs = nix::sys::statvfs::fstatvfs(&f).expect("statvfs");
+    assert!(vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY), "writable monitor exe");
+    let cmdline = std::fs::read(format!("/proc/{mon}/cmdline")).expect("cmdline");
+    assert!(cmdline.starts_with(beside.as_os_str().as_encoded_bytes()), "{cmdline:?}");
+    let comm = std::fs::read_to_string(format!("/proc/{mon}/comm")).expect("comm");
+    assert_eq!(comm, "berth-monitor\n");
     let status = std::fs::read_to_string(format!("/proc/{mon}/status")).expect("status");
     assert!(status.lines().any(|l| l == "Threads:\t1"), "monitor threads:\n{status}");
     let id = env.id("mon");

@@ -23,6 +23,7 @@ mod net_ipv6_ports;
 mod net_live;
 mod run;
 mod samples;
+mod seal;
 mod stats;
 mod support;
 mod system;

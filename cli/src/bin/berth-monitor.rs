@@ -11,6 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // Started through /proc/self/fd/N of a read-only copy of itself (sealed_exe).
+    berth_runtime::sealed_exe::name_after_arg0();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let [tag, root, id, berth] = args.as_slice() else {
         eprintln!("berth-monitor: usage: berth-monitor __monitor <root> <id> <berth>");

@@ -1055,6 +1055,8 @@ async fn exec(po: &ProjectOpts, engine: &Engine, a: ExecArgs) -> anyhow::Result<
         working_dir: a.workdir,
         // A terminal unless -T, and only when stdin is one (compose's default).
         tty: !a.no_tty && std::io::IsTerminal::is_terminal(&std::io::stdin()),
+        // compose's exec keeps stdin open (`-i` defaults to true).
+        interactive: true,
         detach: a.detach,
         privileged: a.privileged,
     };

@@ -283,10 +283,10 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                     user: a.user,
                     working_dir: a.workdir,
                     tty: a.tty,
+                    interactive: a.interactive,
                     detach: a.detach,
                     privileged: a.privileged,
                 };
-                let _ = a.interactive;
                 match engine.container_exec(&a.container, cfg).await {
                     Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
                     Err(berth_runtime::container::ContainerError::Start(m)) => {

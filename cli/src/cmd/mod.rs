@@ -126,6 +126,17 @@ enum Command {
     Dns,
 }
 
+impl Command {
+    /// Whether this command starts processes inside a container from the CLI itself (`exec`).
+    fn joins_containers(&self) -> bool {
+        matches!(
+            self,
+            Command::Compose(compose::Command::Exec(_))
+                | Command::Container(container::Command::Exec(_))
+        )
+    }
+}
+
 /// Parses arguments, runs the command and maps errors to exit codes.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -137,6 +148,14 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing(cli.verbose);
+    // A command that starts a process in a container from this process first re-executes
+    // berth from a read-only copy of itself, so the container cannot reopen that process's
+    // /proc/PID/exe for writing (docs/launch.md "Sealed executables"). Still one thread here.
+    if cli.command.joins_containers()
+        && let Err(e) = berth_runtime::sealed_exe::reexec()
+    {
+        return report(e.into());
+    }
     let result = match cli.command {
         Command::Config(args) => config::run(&cli.project, args),
         Command::Compose(c) => compose::run(&cli.project, &cli.engine, c),

@@ -513,6 +513,8 @@ pub struct ExecConfig {
     pub working_dir: Option<String>,
     /// Allocate a terminal.
     pub tty: bool,
+    /// Relay our stdin to the process (`-i`); without, its stdin is empty.
+    pub interactive: bool,
     /// Don't wait for the process.
     pub detach: bool,
     /// Run with full privileges.

@@ -1,7 +1,9 @@
 //! `exec`: run another process in a running container, from the calling process (no monitor).
-//! With `tty`, the process gets a terminal allocated inside the container and this process's
-//! terminal is relayed to it in raw mode (restored on return, error or panic), with window
-//! size changes (SIGWINCH) forwarded as resizes.
+//! The process never gets this process's own descriptors (a host file or terminal it could
+//! read, truncate or reopen through /proc/self/fd): without `tty` it gets pipes that are
+//! relayed to our stdin/stdout/stderr, as docker does; with `tty`, a terminal allocated inside
+//! the container, relayed to ours in raw mode (restored on return, error or panic), with
+//! window size changes (SIGWINCH) forwarded as resizes; detached, the container's /dev/null.
 
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -140,8 +142,11 @@ impl Engine {
         Ok(Prepared { pid, cgroup: cg, process, seccomp: spec::seccomp_mode(&hc), journal })
     }
 
-    /// Runs a command in a running container with this process's stdin/stdout/stderr and returns
-    /// its exit code (detached: returns 0 at once).
+    /// Runs a command in a running container, relaying this process's stdin (with
+    /// `interactive`), stdout and stderr to it through pipes (or its terminal with `tty`), and
+    /// returns its exit code (detached: returns 0 at once). The process runs this process's
+    /// code until its exec, visible to the container: call [`crate::sealed_exe::reexec`] at
+    /// start-up (as the CLI does) so that its executable can't be written through it.
     pub async fn container_exec(&self, key: &str, cfg: ExecConfig) -> Result<i64, ContainerError> {
         let Prepared { pid, cgroup: cg, mut process, seccomp, journal } =
             self.exec_prepare(key, &cfg)?;
@@ -159,34 +164,29 @@ impl Engine {
                 rt::exec_in_tty(pid, &process, &cg, seccomp).map_err(ContainerError::Start)?;
             return super::ops::blocking(move || journal.died(relay_tty(child, master))).await;
         }
-        let dup = |fd: std::os::fd::BorrowedFd<'_>| -> Result<OwnedFd, ContainerError> {
-            fd.try_clone_to_owned().map_err(|e| ContainerError::Internal(format!("dup: {e}")))
-        };
-        let stdio = if cfg.detach {
-            let null = |w: bool| -> Result<OwnedFd, ContainerError> {
-                std::fs::OpenOptions::new()
-                    .read(!w)
-                    .write(w)
-                    .open("/dev/null")
-                    .map(OwnedFd::from)
-                    .map_err(|e| ContainerError::Internal(format!("open /dev/null: {e}")))
-            };
-            Stdio::Pipes { stdin: None, stdout: null(true)?, stderr: null(true)? }
-        } else {
-            Stdio::Pipes {
-                stdin: Some(dup(std::io::stdin().as_fd())?),
-                stdout: dup(std::io::stdout().as_fd())?,
-                stderr: dup(std::io::stderr().as_fd())?,
-            }
-        };
-        let child =
-            rt::exec_in(pid, &process, &cg, seccomp, stdio).map_err(ContainerError::Start)?;
         if cfg.detach {
+            // Like docker's detached exec: nothing attached, the container's own /dev/null.
+            let child = rt::exec_in(pid, &process, &cg, seccomp, Stdio::Null)
+                .map_err(ContainerError::Start)?;
             // Reap it in the background so it doesn't linger as a zombie of a long-lived caller.
             std::thread::spawn(move || journal.died(wait_child(child)));
             return Ok(0);
         }
-        super::ops::blocking(move || journal.died(wait_child(child))).await
+        let pipe = || {
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| ContainerError::Internal(format!("pipe: {e}")))
+        };
+        let (stdin_r, stdin_w) = match cfg.interactive {
+            true => pipe().map(|(r, w)| (Some(r), Some(w)))?,
+            false => (None, None),
+        };
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let stdio = Stdio::Pipes { stdin: stdin_r, stdout: out_w, stderr: err_w };
+        let child =
+            rt::exec_in(pid, &process, &cg, seccomp, stdio).map_err(ContainerError::Start)?;
+        let relay = Relay { child, stdin: stdin_w, stdout: out_r, stderr: err_r };
+        super::ops::blocking(move || journal.died(relay.run())).await
     }
 
     /// Runs a command in a running container and captures its output.
@@ -219,6 +219,136 @@ impl Engine {
             Ok(ExecOutput { exit_code, stdout, stderr })
         })
         .await
+    }
+}
+
+/// The pipes of a non-terminal exec and the process they belong to.
+struct Relay {
+    child: i32,
+    /// Write end of the process's stdin (None: not interactive, it has /dev/null).
+    stdin: Option<OwnedFd>,
+    /// Read end of its stdout.
+    stdout: OwnedFd,
+    /// Read end of its stderr.
+    stderr: OwnedFd,
+}
+
+impl Relay {
+    /// Copies our stdin to the process (closing its stdin at our EOF) and its stdout/stderr to
+    /// ours, each stream in order, until the process exited and its output is drained (a
+    /// background process still holding the pipes doesn't keep us); returns its exit code.
+    fn run(self) -> Result<i64, ContainerError> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        let Relay { child, mut stdin, stdout, stderr } = self;
+        let ours_in = std::io::stdin();
+        let (ours_out, ours_err) = (std::io::stdout(), std::io::stderr());
+        let pidfd = super::sys::pidfd_open(child);
+        for fd in [Some(&stdout), Some(&stderr), stdin.as_ref()].into_iter().flatten() {
+            set_nonblocking(fd.as_fd());
+        }
+        let mut outs = [
+            Some(Sink::new(stdout.as_fd(), ours_out.as_fd())),
+            Some(Sink::new(stderr.as_fd(), ours_err.as_fd())),
+        ];
+        // Input read from our stdin but not yet taken by the process.
+        let mut pending: Vec<u8> = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut exited = false;
+        while !exited && (outs.iter().any(Option::is_some) || pidfd.is_some()) {
+            let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(5);
+            let out_slots: Vec<Option<usize>> = outs
+                .iter()
+                .map(|o| o.as_ref().map(|o| push(&mut fds, o.from, PollFlags::POLLIN)))
+                .collect();
+            let pid_slot = pidfd.as_ref().map(|p| push(&mut fds, p.as_fd(), PollFlags::POLLIN));
+            let (in_slot, feed_slot) = match &stdin {
+                Some(w) if !pending.is_empty() => {
+                    (None, Some(push(&mut fds, w.as_fd(), PollFlags::POLLOUT)))
+                }
+                Some(_) => (Some(push(&mut fds, ours_in.as_fd(), PollFlags::POLLIN)), None),
+                None => (None, None),
+            };
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(ContainerError::Internal(format!("poll: {e}"))),
+            }
+            let ready = |s: Option<usize>| {
+                s.and_then(|i| fds.get(i)).and_then(|f| f.revents()).is_some_and(|r| !r.is_empty())
+            };
+            let out_ready: Vec<bool> = out_slots.iter().map(|s| ready(*s)).collect();
+            let (input, feed) = (ready(in_slot), ready(feed_slot));
+            exited = ready(pid_slot);
+            drop(fds);
+            if input {
+                match nix::unistd::read(&ours_in, &mut buf) {
+                    Ok(n) if n > 0 => pending.extend_from_slice(&buf[..n]),
+                    // End of our input (or none at all): the process sees EOF on its stdin.
+                    _ => stdin = None,
+                }
+            }
+            if feed && let Some(w) = &stdin {
+                match nix::unistd::write(w, &pending) {
+                    Ok(n) => drop(pending.drain(..n)),
+                    Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
+                    // The process closed its stdin: stop feeding it.
+                    Err(_) => {
+                        stdin = None;
+                        pending.clear();
+                    }
+                }
+            }
+            // Once the process exited, take whatever output is left, then stop.
+            for (o, r) in outs.iter_mut().zip(out_ready) {
+                if (r || exited) && o.as_mut().is_some_and(|s| !s.pump(&mut buf)) {
+                    *o = None;
+                }
+            }
+        }
+        drop(stdin);
+        wait_child(child)
+    }
+}
+
+/// Adds `fd` to a poll set; returns its index.
+fn push<'a>(
+    fds: &mut Vec<nix::poll::PollFd<'a>>,
+    fd: BorrowedFd<'a>,
+    ev: nix::poll::PollFlags,
+) -> usize {
+    fds.push(nix::poll::PollFd::new(fd, ev));
+    fds.len() - 1
+}
+
+/// One output stream of the process and where it goes.
+struct Sink<'a> {
+    from: BorrowedFd<'a>,
+    to: BorrowedFd<'a>,
+    /// False after a write to `to` failed: the rest is read and dropped, so the process never
+    /// blocks on a full pipe.
+    writable: bool,
+}
+
+impl<'a> Sink<'a> {
+    fn new(from: BorrowedFd<'a>, to: BorrowedFd<'a>) -> Self {
+        Sink { from, to, writable: true }
+    }
+
+    /// Copies what is readable now; false at end of stream.
+    fn pump(&mut self, buf: &mut [u8]) -> bool {
+        loop {
+            match nix::unistd::read(self.from, buf) {
+                Ok(0) => return false,
+                Ok(n) => {
+                    if self.writable && write_all(self.to, &buf[..n]).is_err() {
+                        self.writable = false;
+                    }
+                }
+                Err(nix::errno::Errno::EAGAIN) => return true,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return false,
+            }
+        }
     }
 }
 

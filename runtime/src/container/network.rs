@@ -617,7 +617,8 @@ pub(crate) fn ensure_dns(root: &Path, exe: Option<&Path>) -> Result<(), String> 
         Some(e) => e.to_path_buf(),
         None => match crate::monitor::berth_exe() {
             Some(e) => e.to_path_buf(),
-            None => std::env::current_exe().map_err(|e| format!("find current executable: {e}"))?,
+            None => crate::sealed_exe::original_exe()
+                .map_err(|e| format!("find current executable: {e}"))?,
         },
     };
     let mut cmd = std::process::Command::new(exe);

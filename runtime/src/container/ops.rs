@@ -206,7 +206,14 @@ impl Engine {
             .map_err(io_err("open", &log_path))?;
         let log2 = log.try_clone().map_err(io_err("open", &log_path))?;
         let exe = monitor_exe(self.helper_exe())?;
-        let mut cmd = Command::new(&exe);
+        // The monitor, and every process it puts into the container before that process's
+        // exec (and `init: true`'s PID 1 for good), runs from a read-only detached mount of
+        // berth-monitor, so nothing in the container can reopen /proc/PID/exe for writing
+        // (docs/launch.md "Sealed executables"). One mount per CLI process, not per container.
+        let sealed =
+            crate::sealed_exe::cached(&exe).map_err(|e| ContainerError::Start(e.to_string()))?;
+        let mut cmd = Command::new(sealed.exec_path());
+        std::os::unix::process::CommandExt::arg0(&mut cmd, &exe);
         // The status pipe goes in as the monitor's stdin: with no pre-exec code, std spawns with
         // posix_spawn (vfork), which shares this process's memory until the exec instead of
         // copying its page tables and making every page copy-on-write for the CLI's other

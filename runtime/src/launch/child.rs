@@ -89,6 +89,10 @@ step_ids! {
     Rootfs,
     /// Bringing up `lo` in a new network namespace.
     Loopback,
+    /// Entering a joined pid namespace (index: 0 setns, 1 the clone into it).
+    Relay,
+    /// Not a failure: the process now runs in the joined pid namespace as this pid (index).
+    Relayed,
 }
 
 impl StepId {
@@ -106,13 +110,18 @@ impl StepId {
 /// Size of one error report on the pipe.
 pub const REPORT_LEN: usize = 12;
 
-/// Writes (step, index, errno) to the error pipe and exits.
-fn fail(err_fd: RawFd, step: StepId, index: u32, errno: i32) -> ! {
+/// Writes a (step, index, errno) record to the error pipe.
+fn report(err_fd: RawFd, step: StepId, index: u32, errno: i32) {
     let mut buf = [0u8; REPORT_LEN];
     buf[..4].copy_from_slice(&step.to_u32().to_ne_bytes());
     buf[4..8].copy_from_slice(&index.to_ne_bytes());
     buf[8..].copy_from_slice(&errno.to_ne_bytes());
     let _ = sys::write_all(err_fd, &buf);
+}
+
+/// Writes (step, index, errno) to the error pipe and exits.
+fn fail(err_fd: RawFd, step: StepId, index: u32, errno: i32) -> ! {
+    report(err_fd, step, index, errno);
     sys::exit(1)
 }
 
@@ -153,6 +162,18 @@ pub fn container_main(
     for (i, (fd, nstype, _)) in ns.join.iter().enumerate() {
         attempt!(sys::setns(std::os::fd::AsRawFd::as_raw_fd(fd), *nstype), e, StepId::Setns, i);
     }
+    if let Some(fd) = &ns.join_pid {
+        // A joined pid namespace is entered here, before the mounts, and not last as `exec`
+        // does: /proc must be mounted from inside it to show its processes. (Linux 6.15's
+        // proc `pidns=` option would allow entering it last; the engine never joins one.)
+        attempt!(
+            sys::setns(std::os::fd::AsRawFd::as_raw_fd(fd), libc::CLONE_NEWPID),
+            e,
+            StepId::Relay,
+            0
+        );
+        relay(e, false);
+    }
     // The parent has placed us in our cgroup: a new cgroup namespace is rooted there.
     if ns.new_cgroupns {
         attempt!(sys::unshare(libc::CLONE_NEWCGROUP), e, StepId::CgroupNs, 0);
@@ -171,7 +192,7 @@ pub fn container_main(
     attempt!(sys::umount2(&fs.dot, libc::MNT_DETACH), e, StepId::Pivot, 2);
     attempt!(sys::chdir(&fs.slash), e, StepId::Pivot, 3);
     // After pivot_root: /dev/null and /dev/ptmx are the container's own.
-    setup_stdio(e, proc_, pipes.pty_sock);
+    install_stdio(e, proc_, pipes.pty_sock);
 
     // A new network namespace starts with `lo` down; docker brings it up even for `none`,
     // and programs talking to 127.0.0.1 (healthchecks) rely on it.
@@ -198,14 +219,16 @@ pub fn container_main(
         let flags = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY;
         attempt!(sys::mount(None, &fs.slash, None, flags, None), e, StepId::RootReadonly, 0);
     }
-    finish_and_exec(e, proc_, init)
+    finish_and_exec(e, proc_, -1, init)
 }
 
-/// Entry of a process joining a running container (`exec`). Never returns.
+/// Entry of a process joining a running container (`exec`); `join_pid` is the container's pid
+/// namespace (-1: it is ours). Never returns.
 pub fn exec_main(
     pipes: Pipes,
     cgroup_tasks: &[CString],
     join: &[(std::os::fd::OwnedFd, libc::c_int, &'static str)],
+    join_pid: RawFd,
     proc_: &ProcPlan,
 ) -> ! {
     let e = pipes.err_w;
@@ -215,8 +238,8 @@ pub fn exec_main(
     for (i, (fd, nstype, _)) in join.iter().enumerate() {
         attempt!(sys::setns(std::os::fd::AsRawFd::as_raw_fd(fd), *nstype), e, StepId::Setns, i);
     }
-    setup_stdio(e, proc_, pipes.pty_sock);
-    finish_and_exec(e, proc_, false)
+    install_stdio(e, proc_, pipes.pty_sock);
+    finish_and_exec(e, proc_, join_pid, false)
 }
 
 /// Moves this (single-threaded) process into its v1 cgroups by writing "0" to each `tasks`
@@ -237,8 +260,9 @@ fn wait_for_go(pipes: Pipes) {
     }
 }
 
-fn setup_stdio(e: RawFd, p: &ProcPlan, pty_sock: RawFd) {
-    attempt!(sys::setsid(), e, StepId::Setsid, 0);
+/// Puts the process's standard streams on 0, 1 and 2 (a new pty's master goes to the parent).
+/// The session and controlling terminal come later, in the final process ([`claim_tty`]).
+fn install_stdio(e: RawFd, p: &ProcPlan, pty_sock: RawFd) {
     let fds: [RawFd; 3] = match p.stdio {
         StdioPlan::Pipes { stdin, stdout, stderr } => {
             let stdin = match stdin {
@@ -247,22 +271,19 @@ fn setup_stdio(e: RawFd, p: &ProcPlan, pty_sock: RawFd) {
             };
             [stdin, stdout, stderr]
         }
-        StdioPlan::Pty { slave } => {
-            attempt!(sys::set_ctty(slave), e, StepId::Ctty, 0);
-            [slave, slave, slave]
+        StdioPlan::Null => {
+            let null = attempt!(sys::open_rdwr(&p.devnull), e, StepId::Stdio, 0);
+            [null, null, null]
         }
+        StdioPlan::Pty { slave } => [slave, slave, slave],
         StdioPlan::NewPty => {
             let (master, slave) = attempt!(sys::open_pty(&p.ptmx), e, StepId::Ctty, 1);
             attempt!(sys::send_fd(pty_sock, master), e, StepId::Ctty, 2);
             sys::close(master);
             sys::close(pty_sock);
-            attempt!(sys::set_ctty(slave), e, StepId::Ctty, 0);
             [slave, slave, slave]
         }
     };
-    if let (Some(ws), StdioPlan::Pty { .. } | StdioPlan::NewPty) = (&p.winsize, p.stdio) {
-        attempt!(sys::set_winsize(fds[0], ws), e, StepId::Ctty, 3);
-    }
     // Copy above 2 first so that a source fd numbered 0..2 is never overwritten early.
 
     let mut high = [0; 3];
@@ -364,8 +385,86 @@ fn run_op(op: &Op, root: RawFd) -> sys::SysResult<()> {
     }
 }
 
-/// rlimits, seccomp, user, capabilities, no_new_privs, cwd, then exec (under init if asked).
-fn finish_and_exec(e: RawFd, p: &ProcPlan, init: bool) -> ! {
+/// A new session, and with a terminal, stdin's pty as its controlling terminal and its size.
+fn claim_tty(e: RawFd, p: &ProcPlan) {
+    attempt!(sys::setsid(), e, StepId::Setsid, 0);
+    if matches!(p.stdio, StdioPlan::Pty { .. } | StdioPlan::NewPty) {
+        attempt!(sys::set_ctty(0), e, StepId::Ctty, 0);
+        if let Some(ws) = &p.winsize {
+            attempt!(sys::set_winsize(0, ws), e, StepId::Ctty, 3);
+        }
+    }
+}
+
+/// The process's last steps: privileges dropped, then (when it joins an existing pid namespace
+/// `join_pid`) entering it, then session/terminal, cwd, exec (under init if asked).
+///
+/// A process cloned into a running container's pid namespace is visible to the container at
+/// once (`/proc/PID/{root,cwd,fd,exe}`, ptrace with CAP_SYS_PTRACE). So the pid namespace is
+/// joined last, by a child cloned with CLONE_PARENT (it becomes the caller's direct child) once
+/// this process is in every other namespace of the container, holds only the container's
+/// credentials, capabilities and seccomp filter, and has closed every fd but the std streams
+/// and the error pipe; this process reports the child's pid and exits.
+fn finish_and_exec(e: RawFd, p: &ProcPlan, join_pid: RawFd, init: bool) -> ! {
+    if join_pid >= 0 {
+        // Only sets where our children go; needs CAP_SYS_ADMIN, so before dropping it.
+        attempt!(sys::setns(join_pid, libc::CLONE_NEWPID), e, StepId::Relay, 0);
+    }
+    drop_privileges(e, p);
+    if join_pid >= 0 {
+        relay(e, true);
+    }
+    claim_tty(e, p);
+    attempt!(sys::chdir(&p.cwd), e, StepId::Chdir, 0);
+    if init {
+        match sys::fork_raw() {
+            Err(errno) => fail(e, StepId::InitFork, 0, errno),
+            Ok(0) => {}
+            Ok(child) => {
+                // Our copy of the error pipe must close so the parent sees EOF at the exec.
+                sys::close_from(3);
+                super::init::run(child, &p.full_sigset)
+            }
+        }
+    }
+    attempt!(sys::cloexec_from(3), e, StepId::CloseFds, 0);
+    sys::set_sigmask(&p.empty_sigset);
+    let mut saw = 0;
+    for c in &p.candidates {
+        let errno = sys::execve(c, &p.argv_ptrs, &p.envp_ptrs);
+        // Like execvp: keep looking past missing entries; remember a permission problem.
+        match errno {
+            libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG => {
+                if saw == 0 {
+                    saw = libc::ENOENT;
+                }
+            }
+            libc::EACCES => saw = libc::EACCES,
+            other => fail(e, StepId::Exec, 0, other),
+        }
+    }
+    fail(e, StepId::Exec, 0, if saw == 0 { libc::ENOENT } else { saw })
+}
+
+/// Continues in a child cloned into our `pid_for_children` namespace as a child of our parent
+/// (CLONE_PARENT); this process reports the child's pid and exits. With `close_fds`, every fd
+/// but 0..2 and the error pipe is closed first, so none goes along into the container's view.
+fn relay(e: RawFd, close_fds: bool) {
+    if close_fds {
+        sys::close_above_except(e);
+    }
+    match sys::clone_parent() {
+        Err(errno) => fail(e, StepId::Relay, 1, errno),
+        Ok(0) => {}
+        Ok(child) => {
+            report(e, StepId::Relayed, child as u32, 0);
+            sys::exit(0)
+        }
+    }
+}
+
+/// rlimits, seccomp, user, capabilities, no_new_privs, umask.
+fn drop_privileges(e: RawFd, p: &ProcPlan) {
     for (i, (res, lim)) in p.rlimits.iter().enumerate() {
         attempt!(sys::setrlimit(*res, lim), e, StepId::Rlimit, i);
     }
@@ -405,35 +504,6 @@ fn finish_and_exec(e: RawFd, p: &ProcPlan, init: bool) -> ! {
     if let Some(m) = p.umask {
         sys::umask(m);
     }
-    attempt!(sys::chdir(&p.cwd), e, StepId::Chdir, 0);
-    if init {
-        match sys::fork_raw() {
-            Err(errno) => fail(e, StepId::InitFork, 0, errno),
-            Ok(0) => {}
-            Ok(child) => {
-                // Our copy of the error pipe must close so the parent sees EOF at the exec.
-                sys::close_from(3);
-                super::init::run(child, &p.full_sigset)
-            }
-        }
-    }
-    attempt!(sys::cloexec_from(3), e, StepId::CloseFds, 0);
-    sys::set_sigmask(&p.empty_sigset);
-    let mut saw = 0;
-    for c in &p.candidates {
-        let errno = sys::execve(c, &p.argv_ptrs, &p.envp_ptrs);
-        // Like execvp: keep looking past missing entries; remember a permission problem.
-        match errno {
-            libc::ENOENT | libc::ENOTDIR | libc::ELOOP | libc::ENAMETOOLONG => {
-                if saw == 0 {
-                    saw = libc::ENOENT;
-                }
-            }
-            libc::EACCES => saw = libc::EACCES,
-            other => fail(e, StepId::Exec, 0, other),
-        }
-    }
-    fail(e, StepId::Exec, 0, if saw == 0 { libc::ENOENT } else { saw })
 }
 
 #[cfg(test)]

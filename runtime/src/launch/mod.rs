@@ -95,6 +95,8 @@ pub enum Stdio {
     /// so `tty` inside names it /dev/pts/N): its slave becomes the controlling terminal and
     /// std streams; the master is returned in `pty_master` of [`Spawned`] / [`ExecChild`].
     NewPty,
+    /// The container's own /dev/null for stdin, stdout and stderr (docker's detached exec).
+    Null,
 }
 
 /// Docker's default masked paths (unreadable inside the container).
@@ -371,29 +373,16 @@ impl Placement {
     }
 }
 
-/// Forks the child with `flags`, optionally inside the pid namespace `join_pid` and (clone3)
-/// straight into the cgroup2 directory `cgroup`, with every signal blocked, and runs `child` in
-/// it. Returns the child's pid in the parent and whether it was cloned into `cgroup` (false
-/// when clone3 is unavailable, e.g. filtered by a seccomp profile: plain clone then).
+/// Forks the child with `flags` and (clone3) straight into the cgroup2 directory `cgroup`,
+/// with every signal blocked, and runs `child` in it. Returns the child's pid in the parent
+/// and whether it was cloned into `cgroup` (false when clone3 is unavailable, e.g. filtered by
+/// a seccomp profile: plain clone then). The child stays in our pid namespace: a pid namespace
+/// to join is entered by the child's own child at the very end (child.rs `finish_and_exec`).
 fn clone_with(
     flags: libc::c_ulong,
-    join_pid: Option<&OwnedFd>,
     cgroup: Option<&OwnedFd>,
     child: impl FnOnce(),
 ) -> Result<(Pid, bool), LaunchError> {
-    // Entering another pid namespace for our children is per-thread state: set it on this
-    // thread for the clone only, and restore it right after.
-    let restore = match join_pid {
-        Some(fd) => {
-            let own = File::open("/proc/thread-self/ns/pid_for_children").map_err(|source| {
-                LaunchError::Io { what: "open own pid namespace".into(), source }
-            })?;
-            nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWPID)
-                .map_err(io_err("join the container's pid namespace"))?;
-            Some(own)
-        }
-        None => None,
-    };
     let mut old = SigSet::empty();
     let blocked = nix::sys::signal::pthread_sigmask(
         SigmaskHow::SIG_SETMASK,
@@ -420,13 +409,6 @@ fn clone_with(
     if blocked.is_ok() {
         let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     }
-    if let Some(own) = restore {
-        // Failing here would leave this thread's future children in the container: abort
-        // rather than continue in that state.
-        if nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWPID).is_err() {
-            std::process::abort();
-        }
-    }
     match r {
         Ok(pid) => Ok((Pid::from_raw(pid), into_cgroup)),
         Err(e) => Err(LaunchError::Io {
@@ -439,12 +421,39 @@ fn clone_with(
 /// How long the child may take from clone to exec.
 const SETUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// Reads the child's report: None when the pipe closed without one (the exec happened).
-fn read_report(err_r: OwnedFd) -> Result<Option<(u32, u32, i32)>, LaunchError> {
+/// What the child reported on the error pipe until it closed.
+#[derive(Debug, Default)]
+struct Reports {
+    /// The pid of the process that entered a joined pid namespace (child.rs `Relayed`).
+    relayed: Option<Pid>,
+    /// The failure (step, index, errno), if any; none means the exec happened.
+    failure: Option<(u32, u32, i32)>,
+}
+
+/// Reads the child's records until the pipe closes: after the exec, or after a failure (a
+/// process that reports one exits). Read to the end, since with a relay the two processes'
+/// records may arrive in either order.
+fn read_reports(err_r: OwnedFd) -> Result<Reports, LaunchError> {
     let mut f = File::from(err_r);
+    let deadline = std::time::Instant::now() + SETUP_TIMEOUT;
+    let mut out = Reports::default();
+    while let Some(rec) = read_report(&mut f, deadline)? {
+        if StepId::from_u32(rec.0) == Some(StepId::Relayed) {
+            out.relayed = Some(Pid::from_raw(rec.1 as i32));
+        } else if out.failure.is_none() {
+            out.failure = Some(rec);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads one record: None when the pipe closed first.
+fn read_report(
+    f: &mut File,
+    deadline: std::time::Instant,
+) -> Result<Option<(u32, u32, i32)>, LaunchError> {
     let mut buf = [0u8; REPORT_LEN];
     let mut got = 0;
-    let deadline = std::time::Instant::now() + SETUP_TIMEOUT;
     while got < REPORT_LEN {
         // A setup that never reaches exec (a hung mount...) must not block the caller forever.
         let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -548,6 +557,10 @@ fn report_error(
         Some(StepId::Setuid) => format!("set user id {}", proc_.uid),
         Some(StepId::Setgid) => format!("set group id {}", proc_.gid),
         Some(StepId::Setgroups) => format!("set supplementary groups {:?}", proc_.groups),
+        Some(StepId::Relay) => match idx {
+            0 => "join the container's pid namespace".into(),
+            _ => "create the process in the container's pid namespace".into(),
+        },
         Some(other) => format!("{other:?}"),
         None => format!("step {step}"),
     };
@@ -560,6 +573,46 @@ static ANON: AtomicU32 = AtomicU32::new(0);
 fn kill_and_reap(pid: Pid) {
     let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
     let _ = wait(pid);
+}
+
+/// The outcome of the child's setup once its error pipe closed: the pid of the process that
+/// runs in the container (the child itself, or the child's child that entered a joined pid
+/// namespace; either way our direct child), or the typed failure with everything killed and
+/// reaped. `relay`: a pid namespace was to be joined.
+fn settle(
+    child: Pid,
+    relay: bool,
+    reports: Result<Reports, LaunchError>,
+    to_error: impl FnOnce((u32, u32, i32)) -> LaunchError,
+) -> Result<Pid, LaunchError> {
+    let reports = match reports {
+        Ok(r) => r,
+        Err(e) => {
+            kill_and_reap(child);
+            return Err(e);
+        }
+    };
+    if let Some(gc) = reports.relayed {
+        // The child exits right after reporting its child's pid.
+        let _ = wait(child);
+        if let Some(rep) = reports.failure {
+            kill_and_reap(gc);
+            return Err(to_error(rep));
+        }
+        return Ok(gc);
+    }
+    if let Some(rep) = reports.failure {
+        kill_and_reap(child);
+        return Err(to_error(rep));
+    }
+    if relay {
+        kill_and_reap(child);
+        return Err(LaunchError::Io {
+            what: "create the process in the container's pid namespace".into(),
+            source: io::Error::from(io::ErrorKind::UnexpectedEof),
+        });
+    }
+    Ok(child)
 }
 
 /// Starts the container's first process: namespaces, cgroup, then `pre_start(pid)` in the
@@ -581,7 +634,7 @@ pub fn spawn(
                 |source| LaunchError::Io { what: "find the pty slave's path".into(), source },
             )?)
         }
-        Stdio::Pipes { .. } | Stdio::NewPty => None,
+        Stdio::Pipes { .. } | Stdio::NewPty | Stdio::Null => None,
     };
     let fs = plan::fs_plan(&spec.oci, &spec.rootfs, &ns, console.as_deref())?;
     let proc_ = ProcPlan::new(process, spec.seccomp, &stdio)?;
@@ -613,10 +666,9 @@ pub fn spawn(
             err_w: err_w.as_raw_fd(),
             pty_sock: pty.as_ref().map_or(-1, |(_, c)| c.as_raw_fd()),
         };
-        let (pid, in_unified) =
-            clone_with(ns.clone_flags, ns.join_pid.as_ref(), placement.unified.as_ref(), || {
-                child::container_main(pipes, &placement.tasks, &ns, &fs, &proc_, spec.init)
-            })?;
+        let (pid, in_unified) = clone_with(ns.clone_flags, placement.unified.as_ref(), || {
+            child::container_main(pipes, &placement.tasks, &ns, &fs, &proc_, spec.init)
+        })?;
         drop(sync_r);
         drop(err_w);
         Ok::<_, LaunchError>((pid, in_unified, sync_w, err_r, pty.map(|(p, _)| p)))
@@ -630,11 +682,12 @@ pub fn spawn(
     };
     drop(stdio);
     timing::mark("launch: cloned");
-    let abort = |e: LaunchError| {
+    let abort_in = |pid: Pid, e: LaunchError| {
         kill_and_reap(pid);
         let _ = cgroup.destroy();
         e
     };
+    let abort = |e: LaunchError| abort_in(pid, e);
     if let Err(e) = placement.finish(pid, in_unified) {
         return Err(abort(e));
     }
@@ -654,18 +707,24 @@ pub fn spawn(
         Ok(m) => m.flatten(),
         Err(e) => return Err(abort(e)),
     };
-    let report = read_report(err_r);
+    let reports = read_reports(err_r);
     timing::mark("launch: child exec'd");
-    match report {
-        Ok(None) if pty_sock.is_some() && pty_master.is_none() => Err(abort(LaunchError::Io {
-            what: "receive the container's pty".into(),
-            source: io::Error::from(io::ErrorKind::UnexpectedEof),
-        })),
-        Ok(None) => Ok(Spawned { pid, cgroup, pty_master }),
-        Ok(Some(rep)) => {
-            Err(abort(report_error(rep, &proc_, Some(&fs), &join_names, &placement.tasks)))
+    let settled = settle(pid, ns.join_pid.is_some(), reports, |rep| {
+        report_error(rep, &proc_, Some(&fs), &join_names, &placement.tasks)
+    });
+    match settled {
+        Ok(pid) if pty_sock.is_some() && pty_master.is_none() => Err(abort_in(
+            pid,
+            LaunchError::Io {
+                what: "receive the container's pty".into(),
+                source: io::Error::from(io::ErrorKind::UnexpectedEof),
+            },
+        )),
+        Ok(pid) => Ok(Spawned { pid, cgroup, pty_master }),
+        Err(e) => {
+            let _ = cgroup.destroy();
+            Err(e)
         }
-        Err(e) => Err(abort(e)),
     }
 }
 
@@ -729,8 +788,9 @@ pub fn exec_in(
         pty_sock: pty.as_ref().map_or(-1, |(_, c)| c.as_raw_fd()),
     };
     let placement = Placement::new(cgroup)?;
-    let (pid, in_unified) = clone_with(0, join_pid.as_ref(), placement.unified.as_ref(), || {
-        child::exec_main(pipes, &placement.tasks, &join, &proc_)
+    let join_pid_fd = join_pid.as_ref().map_or(-1, |f| f.as_raw_fd());
+    let (pid, in_unified) = clone_with(0, placement.unified.as_ref(), || {
+        child::exec_main(pipes, &placement.tasks, &join, join_pid_fd, &proc_)
     })?;
     drop(sync_r);
     drop(err_w);
@@ -749,17 +809,10 @@ pub fn exec_in(
             return Err(e);
         }
     };
-    match read_report(err_r) {
-        Ok(None) => Ok(ExecChild { pid, pty_master }),
-        Ok(Some(rep)) => {
-            kill_and_reap(pid);
-            Err(report_error(rep, &proc_, None, &join_names, &placement.tasks))
-        }
-        Err(e) => {
-            kill_and_reap(pid);
-            Err(e)
-        }
-    }
+    let pid = settle(pid, join_pid.is_some(), read_reports(err_r), |rep| {
+        report_error(rep, &proc_, None, &join_names, &placement.tasks)
+    })?;
+    Ok(ExecChild { pid, pty_master })
 }
 
 /// Docker's default device cgroup rules: deny everything, then allow mknod of any node and

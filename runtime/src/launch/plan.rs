@@ -101,6 +101,8 @@ pub enum StdioPlan {
     Pty { slave: RawFd },
     /// A pty allocated from the container's /dev/ptmx; the master goes to the parent.
     NewPty,
+    /// The container's /dev/null for all three.
+    Null,
 }
 
 /// The process part: shared by `spawn` and `exec_in`.
@@ -268,6 +270,7 @@ impl ProcPlan {
             },
             Stdio::Pty { slave } => StdioPlan::Pty { slave: slave.as_raw_fd() },
             Stdio::NewPty => StdioPlan::NewPty,
+            Stdio::Null => StdioPlan::Null,
         };
         let cwd = if p.cwd().as_os_str().is_empty() { PathBuf::from("/") } else { p.cwd().clone() };
         Ok(ProcPlan {
@@ -336,7 +339,7 @@ pub struct NsPlan {
     pub new_cgroupns: bool,
     /// Namespaces to join in the child: (fd, CLONE_NEW* type, name).
     pub join: Vec<(std::os::fd::OwnedFd, libc::c_int, &'static str)>,
-    /// A pid namespace to join from the parent thread before clone.
+    /// A pid namespace to join: entered last, by a child of the new process (child.rs).
     pub join_pid: Option<std::os::fd::OwnedFd>,
     /// Whether the container has its own network namespace.
     pub new_net: bool,

@@ -176,6 +176,15 @@ pub fn close_from(from: u32) {
     unsafe { libc::syscall(libc::SYS_close_range, from, u32::MAX, 0u32) };
 }
 
+/// Closes every fd >= 3 but `keep`.
+pub fn close_above_except(keep: RawFd) {
+    if keep > 3 {
+        // SAFETY: closes fds only; the caller no longer uses them.
+        unsafe { libc::syscall(libc::SYS_close_range, 3u32, (keep - 1) as u32, 0u32) };
+    }
+    close_from(keep.max(2) as u32 + 1);
+}
+
 /// setns(2).
 pub fn setns(fd: RawFd, nstype: c_int) -> SysResult<()> {
     // SAFETY: no memory is involved.
@@ -341,6 +350,13 @@ pub fn execve(path: &CStr, argv: &[*const libc::c_char], envp: &[*const libc::c_
 pub fn fork_raw() -> SysResult<libc::pid_t> {
     // SAFETY: see clone_raw.
     unsafe { clone_raw(libc::SIGCHLD as c_ulong) }
+}
+
+/// fork(2) whose child becomes a child of our parent (CLONE_PARENT), not ours; it lands in our
+/// `pid_for_children` namespace and signals our parent with SIGCHLD when it exits.
+pub fn clone_parent() -> SysResult<libc::pid_t> {
+    // SAFETY: see clone_raw; the child continues with the same async-signal-safe code.
+    unsafe { clone_raw(libc::CLONE_PARENT as c_ulong | libc::SIGCHLD as c_ulong) }
 }
 
 /// Raw clone(2) with a NULL stack: fork semantics (copy-on-write copy of the calling thread),
