@@ -318,6 +318,43 @@ pub fn add_network6(id: &str, bridge: &str) -> Result<()> {
     apply(cmds, &format!("add IPv6 rules of network {id}"))
 }
 
+/// What the rules tagged `tag` (a network's, see [`net_tag`]) in `ip berth` tell about their
+/// network: its bridge (from an interface match) and its subnet (from the masquerade rule's
+/// source match). For removing a network whose record cannot be read.
+pub fn tagged_facts(tag: &str) -> (Option<String>, Option<Ipv4Net>) {
+    let (mut bridge, mut subnet) = (None, None);
+    let rules = list_table();
+    let tagged = rules
+        .iter()
+        .filter_map(|o| o.get("rule"))
+        .filter(|r| r.get("comment").and_then(Value::as_str) == Some(tag));
+    for r in tagged {
+        let exprs = r.get("expr").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+        for e in exprs.iter().filter_map(|e| e.get("match")) {
+            let (left, right) = (e.get("left"), e.get("right"));
+            let key = left.and_then(|l| l.get("meta")).and_then(|x| x.get("key"));
+            if matches!(key.and_then(Value::as_str), Some("iifname" | "oifname")) {
+                if let Some(b) = right.and_then(Value::as_str) {
+                    bridge.get_or_insert_with(|| b.to_string());
+                }
+                continue;
+            }
+            let field = left.and_then(|l| l.get("payload")).and_then(|p| p.get("field"));
+            let p = right.and_then(|r| r.get("prefix"));
+            let addr = p.and_then(|p| p.get("addr")).and_then(Value::as_str);
+            let len = p.and_then(|p| p.get("len")).and_then(Value::as_u64);
+            if field.and_then(Value::as_str) == Some("saddr")
+                && let (Some(a), Some(l)) = (addr.and_then(|a| a.parse().ok()), len)
+                && let Some(n) = u8::try_from(l).ok().and_then(|l| Ipv4Net::new(a, l))
+                && !n.contains(Ipv4Addr::LOCALHOST)
+            {
+                subnet.get_or_insert(n);
+            }
+        }
+    }
+    (bridge, subnet)
+}
+
 /// Comments of all rules currently in `ip berth` and `ip6 berth` (tests, diagnostics).
 pub fn rule_comments() -> Vec<String> {
     list_family(FAMILY)
