@@ -1403,3 +1403,48 @@ fn probe_port(host_ip: IpAddr, port: u16, proto: Protocol) -> std::io::Result<u1
         (_, Protocol::Udp) => UdpSocket::bind(addr)?.local_addr().map(|a| a.port()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damaged_records_are_left_out_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let nets = Networks::open(dir.path()).unwrap();
+        let empty = "ab".repeat(32);
+        let garbage = "cd".repeat(32);
+        std::fs::write(nets.dir().join(format!("{empty}.json")), b"").unwrap();
+        std::fs::write(nets.dir().join(format!("{garbage}.json")), b"{\"network\": [").unwrap();
+        assert!(nets.states().unwrap().is_empty());
+        assert!(nets.list(&Filters::default()).unwrap().is_empty());
+        let damaged = nets.damaged().unwrap();
+        assert_eq!(damaged.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), [&empty, &garbage]);
+        let text = damaged[0].to_string();
+        assert!(text.contains(&format!("{empty}.json")) && text.contains("network rm"), "{text}");
+        // By id or a unique prefix: a sentence naming the file; unknown keys stay NotFound.
+        let err = nets.state(&garbage[..6]).unwrap_err();
+        assert!(matches!(&err, NetworkError::Damaged { id, .. } if *id == garbage), "{err}");
+        assert!(err.to_string().contains(&format!("{garbage}.json")), "{err}");
+        assert!(matches!(nets.state("ef"), Err(NetworkError::NotFound(_))));
+    }
+
+    #[test]
+    fn stale_temp_files_and_marks_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let nets = Networks::open(dir.path()).unwrap();
+        let d = nets.dir();
+        std::fs::write(d.join(".abc.json.tmp123"), b"{").unwrap();
+        std::fs::write(d.join(".abc.live.tmp9"), b"x").unwrap();
+        std::fs::write(d.join("orphan.creating"), b"").unwrap();
+        std::fs::write(d.join("kept.creating"), b"").unwrap();
+        std::fs::write(d.join("kept.json"), b"{}").unwrap();
+        nets.sweep_stale_files();
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["kept.creating", "kept.json"]);
+    }
+}
