@@ -838,7 +838,9 @@ impl Networks {
         tracing::info!(network = %st.network.name, "completing a network whose creation was cut short");
         {
             let _machine = sysctl::machine_lock()?;
-            netlink::delete_link_unlisted(&st.bridge)?;
+            // By its link group, as `remove` does: an interface that took the name meanwhile
+            // is not ours to delete.
+            netlink::start_delete(st.group, vec![st.bridge.clone()])?.wait_unlisted()?;
         }
         self.ensure_kernel(st)?;
         let marker = self.creating_path(&st.network.id);
