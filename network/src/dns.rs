@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +23,8 @@ use tokio::task::JoinHandle;
 use crate::error::{NetworkError, Result};
 use crate::ipam::{Ipv4Net, resolv_nameservers};
 use crate::model::{DnsEntry, NetworkState};
+
+mod control;
 
 /// File under `networks/` rewritten on every record change.
 pub const GENERATION_FILE: &str = "generation";
@@ -357,51 +360,137 @@ async fn listen_tcp(l: TcpListener, local: Ipv4Addr, resolver: Arc<Resolver>) {
     }
 }
 
-/// Listener tasks by gateway address; aborted on drop so dropping `serve` stops everything.
-struct Listeners(HashMap<Ipv4Addr, Vec<JoinHandle<()>>>);
+/// The two kinds of listener a gateway gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Proto {
+    Udp,
+    Tcp,
+}
+
+/// Listener tasks by gateway address and protocol; aborted on drop so dropping `serve` stops
+/// everything.
+struct Listeners(HashMap<(Ipv4Addr, Proto), JoinHandle<()>>);
 
 impl Drop for Listeners {
     fn drop(&mut self) {
-        for (_, hs) in self.0.drain() {
-            hs.iter().for_each(JoinHandle::abort);
+        for (_, h) in self.0.drain() {
+            h.abort();
         }
     }
 }
 
-/// Runs the server: binds UDP `gateway:port` for every network of the state root (re-checked
-/// every `rescan`), answers from the records, forwards the rest. Returns when
+impl Listeners {
+    /// Serves on the bound socket `fd` (UDP, or listening TCP) at `gw` from now on, in place
+    /// of any earlier listener there.
+    fn start(
+        &mut self,
+        gw: Ipv4Addr,
+        proto: Proto,
+        fd: OwnedFd,
+        resolver: &Arc<Resolver>,
+    ) -> std::io::Result<()> {
+        let task = match proto {
+            Proto::Udp => {
+                let s = std::net::UdpSocket::from(fd);
+                s.set_nonblocking(true)?;
+                tokio::spawn(listen(Arc::new(UdpSocket::from_std(s)?), gw, resolver.clone()))
+            }
+            Proto::Tcp => {
+                let l = std::net::TcpListener::from(fd);
+                l.set_nonblocking(true)?;
+                tokio::spawn(listen_tcp(TcpListener::from_std(l)?, gw, resolver.clone()))
+            }
+        };
+        if let Some(old) = self.0.insert((gw, proto), task) {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    /// Serves on a socket a creator bound and handed over (see `control`), when it is a UDP or
+    /// listening TCP socket on an IPv4 address at `port`.
+    fn adopt(&mut self, fd: OwnedFd, port: u16, resolver: &Arc<Resolver>) {
+        use nix::sys::socket::{SockType, SockaddrIn, getsockname, getsockopt, sockopt};
+        let kind = getsockopt(&fd, sockopt::SockType).ok();
+        let addr = getsockname::<SockaddrIn>(std::os::fd::AsRawFd::as_raw_fd(&fd)).ok();
+        let proto = match kind {
+            Some(SockType::Datagram) => Proto::Udp,
+            Some(SockType::Stream) => Proto::Tcp,
+            _ => return,
+        };
+        let Some(addr) = addr.filter(|a| a.port() == port) else { return };
+        let gw = addr.ip();
+        if let Err(e) = self.start(gw, proto, fd, resolver) {
+            tracing::warn!("dns: serving the socket handed over for {gw}:{port}: {e}");
+        }
+    }
+}
+
+/// Runs the server: binds UDP and TCP `gateway:port` for every network of the state root
+/// (re-checked every `rescan`), answers from the records, forwards the rest. Returns when
 /// `exit_when_idle` is set and no network is left; otherwise runs until dropped.
 pub async fn serve(cfg: DnsConfig) -> Result<()> {
+    serve_with(cfg, None, Vec::new()).await
+}
+
+/// [`serve`], also serving the sockets `adopted` (bound by whoever started the server) and
+/// taking more over `control` (see `control`).
+async fn serve_with(
+    cfg: DnsConfig,
+    control: Option<control::Control>,
+    adopted: Vec<OwnedFd>,
+) -> Result<()> {
     let resolver = Arc::new(Resolver::new(&cfg.state_root, cfg.upstreams.clone()));
     let mut listeners = Listeners(HashMap::new());
+    for fd in adopted {
+        listeners.adopt(fd, cfg.port, &resolver);
+    }
     loop {
         let want = resolver.gateways();
         if cfg.exit_when_idle && want.is_empty() {
+            // Hand-overs go to a new server from now on (once this process and its lock are
+            // gone: see `control::ensure_serving`).
+            drop(control);
             return Ok(());
         }
-        listeners.0.retain(|gw, hs| {
-            let keep = want.contains(gw) && !hs.iter().any(JoinHandle::is_finished);
+        listeners.0.retain(|(gw, _), h| {
+            let keep = want.contains(gw) && !h.is_finished();
             if !keep {
-                hs.iter().for_each(JoinHandle::abort);
+                h.abort();
             }
             keep
         });
         for gw in want {
-            if listeners.0.contains_key(&gw) {
-                continue;
-            }
-            let at = SocketAddr::new(IpAddr::V4(gw), cfg.port);
-            match (UdpSocket::bind(at).await, TcpListener::bind(at).await) {
-                (Ok(sock), Ok(tcp)) => {
-                    let u = tokio::spawn(listen(Arc::new(sock), gw, resolver.clone()));
-                    let t = tokio::spawn(listen_tcp(tcp, gw, resolver.clone()));
-                    listeners.0.insert(gw, vec![u, t]);
+            for proto in [Proto::Udp, Proto::Tcp] {
+                if listeners.0.contains_key(&(gw, proto)) {
+                    continue;
                 }
-                // The bridge may not carry its address yet; try again on the next pass.
-                (Err(e), _) | (_, Err(e)) => tracing::debug!("dns: bind {at}: {e}"),
+                let at = SocketAddr::new(IpAddr::V4(gw), cfg.port);
+                let bound = match proto {
+                    Proto::Udp => std::net::UdpSocket::bind(at).map(OwnedFd::from),
+                    Proto::Tcp => std::net::TcpListener::bind(at).map(OwnedFd::from),
+                };
+                // The bridge may not carry its address yet, or a creator holds the address
+                // on its way to handing it over; try again on the next pass.
+                if let Err(e) = bound.and_then(|fd| listeners.start(gw, proto, fd, &resolver)) {
+                    tracing::debug!("dns: bind {at} ({proto:?}): {e}");
+                }
             }
         }
-        tokio::time::sleep(cfg.rescan).await;
+        match &control {
+            Some(c) => tokio::select! {
+                _ = tokio::time::sleep(cfg.rescan) => {}
+                conn = c.accept() => {
+                    if let Some(mut h) = conn {
+                        for fd in std::mem::take(&mut h.sockets) {
+                            listeners.adopt(fd, cfg.port, &resolver);
+                        }
+                        h.acknowledge().await;
+                    }
+                }
+            },
+            None => tokio::time::sleep(cfg.rescan).await,
+        }
     }
 }
 
@@ -409,7 +498,12 @@ pub async fn serve(cfg: DnsConfig) -> Result<()> {
 /// server runs for this root and the caller (the `berth __dns` process) now owns the role for as
 /// long as it keeps the lock; `None` means a server is already running.
 pub fn try_server_lock(state_root: &Path) -> Result<Option<crate::store::Lock>> {
-    crate::store::Lock::try_exclusive(&state_root.join("networks").join("dns.lock"))
+    crate::store::Lock::try_exclusive(&server_lock_path(state_root))
+}
+
+/// `<root>/networks/dns.lock`: held by the root's running DNS server.
+fn server_lock_path(state_root: &Path) -> PathBuf {
+    state_root.join("networks").join("dns.lock")
 }
 
 /// True when a DNS server process holds the lock of this state root.
@@ -417,38 +511,34 @@ pub fn server_running(state_root: &Path) -> bool {
     matches!(try_server_lock(state_root), Ok(None))
 }
 
-/// The body of the per-root `berth __dns` process: takes the server lock (returns at once when
-/// another server holds it), then serves with the host's resolvers as upstreams until no network
-/// is left in the root. Must not be called from inside a tokio runtime.
+/// The body of the per-root `berth __dns` process. Started by [`ensure_serving`], it inherits
+/// the server lock, its control socket and the sockets its starter bound. Started otherwise,
+/// it takes the lock (returns at once when another server holds it) and binds the control
+/// socket itself. Then it serves with the host's resolvers as upstreams until no network is
+/// left in the root. Must not be called from inside a tokio runtime.
 pub fn run_blocking(state_root: &Path) -> Result<()> {
-    let Some(_lock) = try_server_lock(state_root)? else { return Ok(()) };
+    // Whichever way it came, the lock is held until this process exits.
+    let (_inherited_lock, _taken_lock, control, sockets) = match control::take_inherited() {
+        Some(i) => (Some(i.lock), None, i.control, i.sockets),
+        None => {
+            let Some(lock) = try_server_lock(state_root)? else { return Ok(()) };
+            (None, Some(lock), control::bind(state_root)?, Vec::new())
+        }
+    };
     let mut cfg = DnsConfig::new(state_root);
     cfg.exit_when_idle = true;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| NetworkError::io("start dns runtime", state_root, e))?;
-    rt.block_on(serve(cfg))
+    rt.block_on(async move {
+        let control = control::Control::new(control, state_root)
+            .map_err(|e| NetworkError::io("serve the control socket in", state_root, e))?;
+        serve_with(cfg, Some(control), sockets).await
+    })
 }
 
-/// Starts `command` (e.g. `berth --root R __dns`) in its own process group with null stdio
-/// unless a server already runs for this root. Returns whether it started one.
-pub fn ensure_server(state_root: &Path, mut command: std::process::Command) -> Result<bool> {
-    use std::os::unix::process::CommandExt;
-    if server_running(state_root) {
-        return Ok(false);
-    }
-    command
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| {
-            NetworkError::Dns(format!("starting the DNS server for {}: {e}", state_root.display()))
-        })?;
-    Ok(true)
-}
+pub use control::ensure_serving;
 
 /// Serves on an explicit socket (benchmarks, tests on loopback): answers as if asked at `local`.
 pub async fn serve_socket(sock: UdpSocket, local: Ipv4Addr, resolver: Arc<Resolver>) -> Result<()> {

@@ -136,6 +136,16 @@ pub enum NetworkError {
         /// nft's stderr or the spawn error.
         message: String,
     },
+    /// A network's record cannot be read (empty, garbage, truncated).
+    #[error("network record {path} cannot be read ({message}); `berth network rm {id}` removes it")]
+    Damaged {
+        /// The network's id (the record's file name).
+        id: String,
+        /// The record.
+        path: PathBuf,
+        /// Why it cannot be read.
+        message: String,
+    },
     /// A DNS server error.
     #[error("dns: {0}")]
     Dns(String),

@@ -67,9 +67,27 @@ impl Networks {
         self.dir.join(format!("{id}.json"))
     }
 
-    /// Every network's full state (unordered by name; sorted by name).
+    /// Every readable network's full state, sorted by name. A damaged record is left out
+    /// (and named in a warning): see [`Networks::damaged`].
     pub fn states(&self) -> Result<Vec<NetworkState>> {
         load_states(&self.dir)
+    }
+
+    /// The records that cannot be read (empty, garbage, truncated). `network rm <id>` removes
+    /// them, with their bridge and rules.
+    pub fn damaged(&self) -> Result<Vec<DamagedRecord>> {
+        Ok(scan_states(&self.dir)?.damaged)
+    }
+
+    /// `<dir>/<id>.creating`: present while the network's bridge and rules are being made.
+    fn creating_path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}{CREATING_SUFFIX}"))
+    }
+
+    /// True when network `id`'s creation has not finished: under the root lock, this means
+    /// its creator died half-way (a create holds that lock from start to end).
+    pub fn is_half_made(&self, id: &str) -> bool {
+        self.creating_path(id).exists()
     }
 
     /// Saves what changes on connect/disconnect/publish: the `<id>.live` file (see
@@ -120,9 +138,30 @@ impl Networks {
         }
     }
 
-    /// The full state of one network by name, id or unique id prefix.
+    /// The full state of one network by name, id or unique id prefix. A key that only names a
+    /// damaged record (by id or id prefix) gives [`NetworkError::Damaged`].
     pub fn state(&self, key: &str) -> Result<NetworkState> {
-        Self::resolve_in(&self.states()?, key)
+        let scan = scan_states(&self.dir)?;
+        warn_damaged(&scan.damaged);
+        match Self::resolve_in(&scan.states, key) {
+            Err(NetworkError::NotFound(_)) => {
+                let hits: Vec<&DamagedRecord> = scan
+                    .damaged
+                    .iter()
+                    .filter(|d| d.id == key || (!key.is_empty() && d.id.starts_with(key)))
+                    .collect();
+                match hits.as_slice() {
+                    [] => Err(NetworkError::NotFound(key.to_string())),
+                    [d] => Err(NetworkError::Damaged {
+                        id: d.id.clone(),
+                        path: d.path.clone(),
+                        message: d.error.clone(),
+                    }),
+                    _ => Err(NetworkError::Ambiguous(key.to_string())),
+                }
+            }
+            r => r,
+        }
     }
 
     /// `network inspect`.
@@ -170,6 +209,13 @@ impl Networks {
         }
         // Serialise with other state roots: two creates must not pick the same free pool.
         let _machine = sysctl::machine_lock()?;
+        // A given bridge name must not be some other interface's: the record names its bridge
+        // before it exists, and removing a half-made network deletes that bridge. (A
+        // generated name holds part of a fresh random id.)
+        if req.options.contains_key(OPT_BRIDGE_NAME) && netlink::link_exists(&bridge)? {
+            return Err(invalid(format!("bridge name {bridge} is taken by an existing interface")));
+        }
+        self.sweep_stale_files();
         let ours: Vec<(Ipv4Net, String)> =
             states.iter().map(|s| (s.subnet, format!("network {}", s.network.name))).collect();
         let v4 = req.ipam.iter().find(|c| c.subnet.as_deref().is_none_or(|s| !s.contains(':')));
@@ -319,10 +365,34 @@ impl Networks {
             group: netlink::pick_group(&id)?,
             lingering: Vec::new(),
         };
+        // The record comes first, marked as being created (`<id>.creating`), then the kernel
+        // objects, then the mark goes. A crash at any step leaves a network that `network ls`
+        // shows, that reserves its subnet, and that `network rm`/`prune`/`down` remove or the
+        // next `connect` completes (see `finish_creation`).
+        let path = self.state_path(&id);
+        let marker = self.creating_path(&id);
+        let undo_record = || {
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(&marker);
+            let _ = self.bump();
+        };
+        if let Err(e) = std::fs::File::create_new(&marker) {
+            return Err(NetworkError::io("create", &marker, e));
+        }
+        if let Err(e) = self.save_definition(&st) {
+            undo_record();
+            return Err(e);
+        }
+        pause_point("network-create:after-record");
         let v6 = gateway6.zip(subnet6.map(|s| s.prefix()));
         let alias = orphans::bridge_alias(&id, &self.dir);
-        netlink::create_bridge(&bridge, mtu, gateway, subnet.prefix(), v6, st.group, &alias)?;
-        let path = self.state_path(&id);
+        if let Err(e) =
+            netlink::create_bridge(&bridge, mtu, gateway, subnet.prefix(), v6, st.group, &alias)
+        {
+            undo_record();
+            return Err(e);
+        }
+        pause_point("network-create:after-bridge");
         let kernel = (|| -> Result<()> {
             if !req.internal {
                 sysctl::enable_route_localnet(&bridge)?;
@@ -331,16 +401,17 @@ impl Networks {
             if subnet6.is_some() {
                 nft::add_network6(&id, &bridge)?;
             }
-            self.save_definition(&st)?;
+            pause_point("network-create:after-rules");
             if !req.internal {
                 sysctl::hold_forwarding(&path)?;
             }
-            Ok(())
+            pause_point("network-create:after-forwarding");
+            std::fs::remove_file(&marker).map_err(|e| NetworkError::io("remove", &marker, e))
         })();
         if let Err(e) = kernel {
             let _ = nft::remove_tagged(&nft::net_tag(&id), Some(&subnet));
             let _ = netlink::delete_link(&bridge);
-            let _ = std::fs::remove_file(&path);
+            undo_record();
             let _ = sysctl::release_forwarding(&path);
             return Err(e);
         }
@@ -348,11 +419,65 @@ impl Networks {
         Ok(record)
     }
 
-    /// `network rm`: refuses while endpoints exist; removes rules, bridge and record.
+    /// `network rm`: refuses while endpoints exist; removes rules, bridge and record. A
+    /// damaged record (named by its id or an id prefix) is removed with the bridge and rules
+    /// that can be found for it.
     pub fn remove(&self, key: &str) -> Result<()> {
         let _root = self.lock()?;
-        let st = self.state(key)?;
-        self.remove_locked(&st)
+        match self.state(key) {
+            Err(NetworkError::Damaged { id, path, .. }) => self.remove_damaged(&id, &path),
+            st => self.remove_locked(&st?),
+        }
+    }
+
+    /// Removes the damaged record `path` of network `id` (caller holds the root lock): its
+    /// bridge (named in its rules, else berth's name for the id), its tagged rules, its subnet
+    /// (from the rules or the bridge's address), its files and its forwarding hold. Refused
+    /// while the live part, when readable, lists an endpoint whose veth still exists.
+    fn remove_damaged(&self, id: &str, path: &Path) -> Result<()> {
+        let live = live_path(&self.dir, id);
+        let endpoints = berth_slotfile::read(&live)
+            .ok()
+            .flatten()
+            .and_then(|b| serde_json::from_slice::<LiveState>(&b).ok())
+            .map(|l| l.endpoints)
+            .unwrap_or_default();
+        let mut busy = Vec::new();
+        for ep in endpoints.values() {
+            if netlink::link_exists(&ep.endpoint.host_ifname)? {
+                busy.push(ep.name.as_str());
+            }
+        }
+        if !busy.is_empty() {
+            return Err(NetworkError::InUse {
+                network: id.to_string(),
+                containers: busy.join(", "),
+            });
+        }
+        // Only a name berth made can carry kernel objects of ours (a stray `x.json` has none).
+        if id.len() >= 12 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let _machine = sysctl::machine_lock()?;
+            let tag = nft::net_tag(id);
+            let (bridge, from_rules) = nft::tagged_facts(&tag);
+            let bridge = bridge.unwrap_or_else(|| format!("brt-{}", &id[..10]));
+            let subnet = match from_rules {
+                Some(n) => Some(n),
+                None => netlink::link_ipv4(&bridge)?.and_then(|(a, p)| Ipv4Net::new(a, p)),
+            };
+            tracing::info!(network = %id, %bridge, ?subnet, "removing a network with a damaged record");
+            netlink::delete_link_unlisted(&bridge)?;
+            nft::remove_tagged(&tag, subnet.as_ref())?;
+        }
+        for f in [path.to_path_buf(), live, self.creating_path(id)] {
+            match std::fs::remove_file(&f) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(NetworkError::io("remove", &f, e));
+                }
+                _ => {}
+            }
+        }
+        sysctl::release_forwarding(path)?;
+        self.bump()
     }
 
     fn remove_locked(&self, st: &NetworkState) -> Result<()> {
@@ -376,12 +501,13 @@ impl Networks {
         unlisted?;
         let path = self.state_path(&st.network.id);
         std::fs::remove_file(&path).map_err(|e| NetworkError::io("remove", &path, e))?;
-        let live = live_path(&self.dir, &st.network.id);
-        match std::fs::remove_file(&live) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(NetworkError::io("remove", &live, e));
+        for f in [live_path(&self.dir, &st.network.id), self.creating_path(&st.network.id)] {
+            match std::fs::remove_file(&f) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(NetworkError::io("remove", &f, e));
+                }
+                _ => {}
             }
-            _ => {}
         }
         if !st.network.internal {
             sysctl::release_forwarding(&path)?;
@@ -412,6 +538,9 @@ impl Networks {
         let net = st.network.name.clone();
         if st.endpoints.contains_key(&cfg.container_id) {
             return Err(NetworkError::AlreadyConnected { network: net, container: cfg.name });
+        }
+        if self.is_half_made(&st.network.id) {
+            self.finish_creation(&st)?;
         }
         let ip = match cfg.ipv4_address {
             Some(ip) => {
@@ -703,6 +832,41 @@ impl Networks {
         match first_err {
             Some(e) => Err(e),
             None => Ok(left),
+        }
+    }
+
+    /// Completes network `st`, whose creator died half-way (caller holds the root lock): its
+    /// bridge may lack addresses and its rules may be partial, so both are made again.
+    fn finish_creation(&self, st: &NetworkState) -> Result<()> {
+        tracing::info!(network = %st.network.name, "completing a network whose creation was cut short");
+        {
+            let _machine = sysctl::machine_lock()?;
+            // By its link group, as `remove` does: an interface that took the name meanwhile
+            // is not ours to delete.
+            netlink::start_delete(st.group, vec![st.bridge.clone()])?.wait_unlisted()?;
+        }
+        self.ensure_kernel(st)?;
+        let marker = self.creating_path(&st.network.id);
+        std::fs::remove_file(&marker).map_err(|e| NetworkError::io("remove", &marker, e))
+    }
+
+    /// Removes what writers that died left in the directory (caller holds the root lock, under
+    /// which every record is written): temp files, and creation marks without a record.
+    fn sweep_stale_files(&self) {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else { return };
+        for ent in rd.flatten() {
+            let name = ent.file_name();
+            let name = name.to_string_lossy();
+            let stale = if name.starts_with('.') {
+                name.contains(store::TEMP_INFIX)
+            } else if let Some(id) = name.strip_suffix(CREATING_SUFFIX) {
+                !self.state_path(id).exists()
+            } else {
+                false
+            };
+            if stale {
+                let _ = std::fs::remove_file(ent.path());
+            }
         }
     }
 
@@ -1060,26 +1224,97 @@ impl LiveState {
     }
 }
 
-/// Reads every `<id>.json` record in `dir` with its `<id>.live` part, sorted by name.
-pub(crate) fn load_states(dir: &Path) -> Result<Vec<NetworkState>> {
-    let mut out = Vec::new();
+/// What marks a network whose creation has not finished: `<id>.creating`.
+const CREATING_SUFFIX: &str = ".creating";
+
+/// A network record (`networks/<id>.json`) that cannot be read: empty, garbage, truncated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedRecord {
+    /// The network's id: the file's name without `.json`.
+    pub id: String,
+    /// The record's path.
+    pub path: PathBuf,
+    /// Why it cannot be read.
+    pub error: String,
+}
+
+impl std::fmt::Display for DamagedRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "network record {} cannot be read ({}); it is left out (`berth network rm {}` removes it)",
+            self.path.display(),
+            self.error,
+            self.id
+        )
+    }
+}
+
+/// The records of a directory: the readable ones (sorted by name) and the damaged ones.
+struct Scan {
+    states: Vec<NetworkState>,
+    damaged: Vec<DamagedRecord>,
+}
+
+/// Reads every `<id>.json` record in `dir` with its `<id>.live` part.
+fn scan_states(dir: &Path) -> Result<Scan> {
+    let mut scan = Scan { states: Vec::new(), damaged: Vec::new() };
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(scan),
         Err(e) => return Err(NetworkError::io("read directory", dir, e)),
     };
     for ent in rd.flatten() {
         let name = ent.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') || !name.ends_with(".json") {
+        let Some(id) = name.strip_suffix(".json").filter(|_| !name.starts_with('.')) else {
             continue;
-        }
-        if let Some(st) = load_state(dir, &ent.path())? {
-            out.push(st);
+        };
+        match load_state(dir, &ent.path()) {
+            Ok(Some(st)) => scan.states.push(st),
+            // Removed since the listing.
+            Ok(None) => {}
+            Err(e) => {
+                let error = match e {
+                    NetworkError::Json { source, .. } => source.to_string(),
+                    NetworkError::Io { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                };
+                scan.damaged.push(DamagedRecord { id: id.to_string(), path: ent.path(), error });
+            }
         }
     }
-    out.sort_by(|a, b| a.network.name.cmp(&b.network.name));
-    Ok(out)
+    scan.states.sort_by(|a, b| a.network.name.cmp(&b.network.name));
+    scan.damaged.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(scan)
+}
+
+/// Reads every readable `<id>.json` record in `dir` with its `<id>.live` part, sorted by name;
+/// damaged records are left out and named in a warning.
+pub(crate) fn load_states(dir: &Path) -> Result<Vec<NetworkState>> {
+    let scan = scan_states(dir)?;
+    warn_damaged(&scan.damaged);
+    Ok(scan.states)
+}
+
+/// Warns about each damaged record once per process (commands read the records many times).
+fn warn_damaged(damaged: &[DamagedRecord]) {
+    static WARNED: std::sync::Mutex<std::collections::BTreeSet<PathBuf>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    for d in damaged {
+        let first = WARNED.lock().map(|mut w| w.insert(d.path.clone())).unwrap_or(true);
+        if first {
+            tracing::warn!("{d}");
+        }
+    }
+}
+
+/// Test hook: when `BERTH_TEST_PAUSE_AT` names `point`, the process stops itself (SIGSTOP)
+/// there, so a test can kill it at a known step of a multi-step change. Nothing else sets it.
+fn pause_point(point: &str) {
+    if std::env::var_os("BERTH_TEST_PAUSE_AT").is_some_and(|v| v == point) {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSTOP);
+    }
 }
 
 /// Reads one network's definition at `path` (`<dir>/<id>.json`) with its `<id>.live` part.
@@ -1180,5 +1415,50 @@ fn probe_port(host_ip: IpAddr, port: u16, proto: Protocol) -> std::io::Result<u1
             .map(|a| a.port()),
         (_, Protocol::Tcp) => TcpListener::bind(addr)?.local_addr().map(|a| a.port()),
         (_, Protocol::Udp) => UdpSocket::bind(addr)?.local_addr().map(|a| a.port()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damaged_records_are_left_out_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let nets = Networks::open(dir.path()).unwrap();
+        let empty = "ab".repeat(32);
+        let garbage = "cd".repeat(32);
+        std::fs::write(nets.dir().join(format!("{empty}.json")), b"").unwrap();
+        std::fs::write(nets.dir().join(format!("{garbage}.json")), b"{\"network\": [").unwrap();
+        assert!(nets.states().unwrap().is_empty());
+        assert!(nets.list(&Filters::default()).unwrap().is_empty());
+        let damaged = nets.damaged().unwrap();
+        assert_eq!(damaged.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(), [&empty, &garbage]);
+        let text = damaged[0].to_string();
+        assert!(text.contains(&format!("{empty}.json")) && text.contains("network rm"), "{text}");
+        // By id or a unique prefix: a sentence naming the file; unknown keys stay NotFound.
+        let err = nets.state(&garbage[..6]).unwrap_err();
+        assert!(matches!(&err, NetworkError::Damaged { id, .. } if *id == garbage), "{err}");
+        assert!(err.to_string().contains(&format!("{garbage}.json")), "{err}");
+        assert!(matches!(nets.state("ef"), Err(NetworkError::NotFound(_))));
+    }
+
+    #[test]
+    fn stale_temp_files_and_marks_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let nets = Networks::open(dir.path()).unwrap();
+        let d = nets.dir();
+        std::fs::write(d.join(".abc.json.tmp123"), b"{").unwrap();
+        std::fs::write(d.join(".abc.live.tmp9"), b"x").unwrap();
+        std::fs::write(d.join("orphan.creating"), b"").unwrap();
+        std::fs::write(d.join("kept.creating"), b"").unwrap();
+        std::fs::write(d.join("kept.json"), b"{}").unwrap();
+        nets.sweep_stale_files();
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["kept.creating", "kept.json"]);
     }
 }

@@ -788,3 +788,28 @@ pub fn host_links() -> Result<Vec<HostLink>> {
         Ok(out)
     })
 }
+
+/// The first IPv4 address of link `name` with its prefix length; None when the link or an
+/// IPv4 address on it is missing (finds the subnet of a bridge whose record is damaged).
+pub fn link_ipv4(name: &str) -> Result<Option<(Ipv4Addr, u8)>> {
+    use rtnetlink::packet_route::AddressFamily;
+    use rtnetlink::packet_route::address::AddressAttribute;
+    let name = name.to_string();
+    on_thread(None, move |h, _| async move {
+        let Some(idx) = index_of(&h, &name).await? else { return Ok(None) };
+        let mut addrs = h.address().get().set_link_index_filter(idx).execute();
+        while let Some(m) =
+            addrs.try_next().await.map_err(nl(format!("list the addresses of {name}")))?
+        {
+            if m.header.family != AddressFamily::Inet {
+                continue;
+            }
+            for a in &m.attributes {
+                if let AddressAttribute::Address(IpAddr::V4(ip)) = a {
+                    return Ok(Some((*ip, m.header.prefix_len)));
+                }
+            }
+        }
+        Ok(None)
+    })
+}

@@ -1,9 +1,10 @@
 //! nftables rules for NAT, isolation and published ports, in berth's own `ip berth` table,
 //! driven through `nft -j -f -` (the JSON API; see docs/network.md for why).
 //!
-//! Layout: set `subnets` (every berth subnet), chains `prerouting`/`output` (nat, jump to
-//! `ports` for local destinations), `ports` (one DNAT rule per published port), `postrouting`
-//! (masquerade), `forward` (isolation). Every per-network rule carries the comment
+//! Layout: set `subnets` (every berth subnet), chains `guard` (filter at raw priority: no
+//! loopback addresses from a bridge), `prerouting`/`output` (nat, jump to `ports` for local
+//! destinations), `ports` (one DNAT rule per published port), `postrouting` (masquerade),
+//! `forward` (isolation). Every per-network rule carries the comment
 //! `berth net:<id12>`, port rules add ` port:<proto>:<ip>:<port>`, so they go with the network.
 
 use std::io::Write;
@@ -124,11 +125,17 @@ fn table_commands() -> Vec<Value> {
     cmds
 }
 
-/// Adds a network's subnet to the set and its masquerade / isolation rules.
+/// The priority of the `guard` chain: netfilter's raw priority, before conntrack (-200) and
+/// NAT (-100), so it sees addresses as they arrived.
+const GUARD_PRIO: i32 = -300;
+
+/// Adds a network's subnet to the set and its guard / masquerade / isolation rules.
 pub fn add_network(id: &str, bridge: &str, subnet: &Ipv4Net, internal: bool) -> Result<()> {
     let tag = net_tag(id);
     let t = Some(tag.as_str());
     let mut cmds = table_commands();
+    // `add chain` is a no-op for an existing chain: tables made before the guard get it here.
+    cmds.push(base_chain("guard", "filter", "prerouting", GUARD_PRIO));
     cmds.push(json!({"add": {"element": {"family": FAMILY, "table": TABLE,
         "name": "subnets", "elem": [prefix(subnet)]}}}));
     let iif = |op: &str| m(op, meta("iifname"), json!(bridge));
@@ -136,14 +143,25 @@ pub fn add_network(id: &str, bridge: &str, subnet: &Ipv4Net, internal: bool) -> 
     let drop = json!({"drop": null});
     let masq = json!({"masquerade": null});
     let saddr = |v: Value| m("==", payload("ip", "saddr"), v);
+    // `route_localnet` (set on the bridge so 127.0.0.1 can be DNATed to a container) also
+    // makes the kernel accept 127.0.0.0/8 addresses arriving on it: a container could reach
+    // services bound to the host's loopback, or pose as a loopback client. Nothing legitimate
+    // carries them on the wire: the replies of a DNATed 127.0.0.1 connection arrive addressed
+    // to the gateway (masquerade), and NAT puts 127.0.0.1 back only after this chain.
+    let loopback = Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8).map(|n| prefix(&n));
+    if let Some(lo) = &loopback {
+        for field in ["daddr", "saddr"] {
+            let addr = m("==", payload("ip", field), lo.clone());
+            cmds.push(rule("guard", vec![iif("=="), addr, drop.clone()], t));
+        }
+    }
     if internal {
         cmds.push(rule("forward", vec![iif("=="), oif("!="), drop.clone()], t));
         cmds.push(rule("forward", vec![oif("=="), iif("!="), drop], t));
     } else {
         cmds.push(rule("postrouting", vec![saddr(prefix(subnet)), oif("!="), masq.clone()], t));
         // 127.0.0.1:port DNATed to a container needs a routable source address.
-        let lo = Ipv4Net::new(Ipv4Addr::new(127, 0, 0, 0), 8).map(|n| prefix(&n));
-        if let Some(lo) = lo {
+        if let Some(lo) = loopback {
             cmds.push(rule("postrouting", vec![oif("=="), ct_dnat(), saddr(lo), masq.clone()], t));
         }
         // Hairpin: a container reaching a published port of its own network via the host.
@@ -300,6 +318,43 @@ pub fn add_network6(id: &str, bridge: &str) -> Result<()> {
             "expr": expr, "comment": tag}}}));
     }
     apply(cmds, &format!("add IPv6 rules of network {id}"))
+}
+
+/// What the rules tagged `tag` (a network's, see [`net_tag`]) in `ip berth` tell about their
+/// network: its bridge (from an interface match) and its subnet (from the masquerade rule's
+/// source match). For removing a network whose record cannot be read.
+pub fn tagged_facts(tag: &str) -> (Option<String>, Option<Ipv4Net>) {
+    let (mut bridge, mut subnet) = (None, None);
+    let rules = list_table();
+    let tagged = rules
+        .iter()
+        .filter_map(|o| o.get("rule"))
+        .filter(|r| r.get("comment").and_then(Value::as_str) == Some(tag));
+    for r in tagged {
+        let exprs = r.get("expr").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
+        for e in exprs.iter().filter_map(|e| e.get("match")) {
+            let (left, right) = (e.get("left"), e.get("right"));
+            let key = left.and_then(|l| l.get("meta")).and_then(|x| x.get("key"));
+            if matches!(key.and_then(Value::as_str), Some("iifname" | "oifname")) {
+                if let Some(b) = right.and_then(Value::as_str) {
+                    bridge.get_or_insert_with(|| b.to_string());
+                }
+                continue;
+            }
+            let field = left.and_then(|l| l.get("payload")).and_then(|p| p.get("field"));
+            let p = right.and_then(|r| r.get("prefix"));
+            let addr = p.and_then(|p| p.get("addr")).and_then(Value::as_str);
+            let len = p.and_then(|p| p.get("len")).and_then(Value::as_u64);
+            if field.and_then(Value::as_str) == Some("saddr")
+                && let (Some(a), Some(l)) = (addr.and_then(|a| a.parse().ok()), len)
+                && let Some(n) = u8::try_from(l).ok().and_then(|l| Ipv4Net::new(a, l))
+                && !n.contains(Ipv4Addr::LOCALHOST)
+            {
+                subnet.get_or_insert(n);
+            }
+        }
+    }
+    (bridge, subnet)
 }
 
 /// Comments of all rules currently in `ip berth` and `ip6 berth` (tests, diagnostics).

@@ -54,6 +54,30 @@ impl Lock {
     }
 }
 
+/// Takes an exclusive `flock` on `path` (created if missing) without blocking, as a plain
+/// descriptor: the lock belongs to the open file, so it stays held in every process this
+/// descriptor is passed to until the last copy closes (dropping it does not unlock, unlike
+/// [`Lock`]). `Ok(None)` when another holder has it.
+pub fn try_lock_passable(path: &Path) -> Result<Option<std::os::fd::OwnedFd>> {
+    use std::os::fd::AsRawFd;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| NetworkError::io("open lock file", path, e))?;
+    // SAFETY: flock on a descriptor we own; it touches no memory.
+    let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if r == 0 {
+        return Ok(Some(file.into()));
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        return Ok(None);
+    }
+    Err(NetworkError::io("lock", path, e))
+}
+
 /// Writes `value` as JSON to `path` atomically (temp file, rename). No fsync: network records
 /// describe kernel state that a reboot wipes anyway, and connect must stay fast.
 pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
@@ -62,25 +86,35 @@ pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
-/// Writes `bytes` to `path` atomically (temp file in the same directory, rename).
+/// Writes `bytes` to `path` atomically (temp file in the same directory, rename). On any
+/// error the temp file is removed again (a full disk must not leave one behind); errors name
+/// `path`, the record the caller meant to write.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = write_temp_beside(path, bytes)?;
-    fs::rename(&tmp, path).map_err(|e| NetworkError::io("rename", path, e))
+    let tmp = temp_beside(path);
+    let written = File::create(&tmp).and_then(|mut f| f.write_all(bytes));
+    if let Err(e) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(NetworkError::io("write", path, e));
+    }
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        NetworkError::io("rename a new version over", path, e)
+    })
 }
 
-/// Writes `bytes` to a temporary file next to `path` (same directory, so a rename is atomic)
-/// and returns its path.
-fn write_temp_beside(path: &Path, bytes: &[u8]) -> Result<std::path::PathBuf> {
+/// The temporary file [`write_atomic`] writes before renaming it to `path`: in the same
+/// directory (so the rename is atomic), hidden, and named after the writer's pid.
+fn temp_beside(path: &Path) -> std::path::PathBuf {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
+    dir.join(format!(
+        ".{}{TEMP_INFIX}{}",
         path.file_name().and_then(|n| n.to_str()).unwrap_or("record"),
         std::process::id()
-    ));
-    let mut f = File::create(&tmp).map_err(|e| NetworkError::io("create", &tmp, e))?;
-    f.write_all(bytes).map_err(|e| NetworkError::io("write", &tmp, e))?;
-    Ok(tmp)
+    ))
 }
+
+/// What names of temporary files contain (`.<name>.tmp<pid>`, here and in berth-slotfile).
+pub const TEMP_INFIX: &str = ".tmp";
 
 /// Reads a JSON record; `Ok(None)` when the file does not exist.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {

@@ -30,6 +30,19 @@ fn record_path() -> PathBuf {
     Path::new(MACHINE_DIR).join("ip_forward.json")
 }
 
+/// The record, or None when there is none. A damaged one (a crash, a full disk) counts as
+/// none, with a warning: it must not block every network create and remove on the machine;
+/// what is lost is the value to restore and the other holders, which only delays a restore.
+fn read_record(path: &Path) -> Result<Option<ForwardRecord>> {
+    match read_json(path) {
+        Err(NetworkError::Json { source, .. }) => {
+            tracing::warn!("{}: {source}; starting a new record", path.display());
+            Ok(None)
+        }
+        r => r,
+    }
+}
+
 fn read_sysctl(path: &str) -> Result<String> {
     std::fs::read_to_string(path)
         .map(|s| s.trim().to_string())
@@ -43,7 +56,7 @@ fn write_sysctl(path: &str, v: &str) -> Result<()> {
 /// Registers `holder` as needing forwarding and enables it (caller holds the machine lock).
 pub fn hold_forwarding(holder: &Path) -> Result<()> {
     let path = record_path();
-    let mut rec: ForwardRecord = read_json(&path)?.unwrap_or_default();
+    let mut rec = read_record(&path)?.unwrap_or_default();
     rec.holders.retain(|h| h.exists());
     let current = read_sysctl(IP_FORWARD)?;
     if current != "1" {
@@ -61,7 +74,7 @@ pub fn hold_forwarding(holder: &Path) -> Result<()> {
 /// Drops `holder`; when no holder is left, restores `ip_forward` if berth changed it.
 pub fn release_forwarding(holder: &Path) -> Result<()> {
     let path = record_path();
-    let Some(mut rec) = read_json::<ForwardRecord>(&path)? else { return Ok(()) };
+    let Some(mut rec) = read_record(&path)? else { return Ok(()) };
     rec.holders.retain(|h| h != holder && h.exists());
     if rec.holders.is_empty() {
         if let Some(orig) = rec.original.take() {

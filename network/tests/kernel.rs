@@ -555,7 +555,7 @@ fn internal_network_has_no_default_route() {
     assert!(addrs.contains("127.0.0.1"), "lo up: {addrs}");
     let tag = nft::net_tag(&net.id);
     let rules = nft::rule_comments().into_iter().filter(|c| *c == tag).count();
-    assert_eq!(rules, 2, "internal networks get only isolation rules");
+    assert_eq!(rules, 4, "internal networks get only isolation and loopback guard rules");
     let err = root
         .nets
         .publish(
@@ -781,7 +781,7 @@ fn missing_bridge_is_recreated_on_connect_and_dns_lock() {
     let tag = nft::net_tag(&net.id);
     assert_eq!(
         nft::rule_comments().iter().filter(|c| **c == tag).count(),
-        4,
+        6,
         "rules not duplicated"
     );
     // The per-root DNS server lock.

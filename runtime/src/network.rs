@@ -117,7 +117,7 @@ impl Engine {
             let pid = l.st.state.pid as i32;
             let ep = cnet::connect_one(&nets, &l.rec, &net, &req, pid)?;
             let root = self.root().path();
-            let live = cnet::ensure_dns(root, Some(self.helper_exe()))
+            let live = cnet::ensure_dns(root, Some(self.helper_exe()), &[ep.gateway])
                 .and_then(|()| cnet::live_connected(&nets, &l.rec, &paths, &net, &ep));
             if let Err(e) = live {
                 // Nothing half-made: the endpoint (and any port rule of it) goes again.

@@ -19,6 +19,7 @@ mod container;
 mod image;
 mod inspect_format;
 mod net;
+mod net_faults;
 mod net_ipv6_ports;
 mod net_live;
 mod run;

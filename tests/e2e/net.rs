@@ -59,6 +59,18 @@ impl NetEnv {
         name
     }
 
+    /// Tracks a network made by other means (removed on teardown, checked for leftovers).
+    pub(super) fn track(&self, name: &str) {
+        self.networks.borrow_mut().push(name.to_string());
+        let out = self.env.run(&["network", "inspect", name]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if let Some(id) = v[0]["Id"].as_str().filter(|id| id.len() >= 12) {
+            let mut seen = self.seen.borrow_mut();
+            seen.bridges.push(format!("brt-{}", &id[..10]));
+            seen.ids.push(id.to_string());
+        }
+    }
+
     pub(super) fn net_inspect(&self, name: &str) -> serde_json::Value {
         let out = self.env.ok(&["network", "inspect", name]);
         let v: serde_json::Value = serde_json::from_str(&out).expect("network inspect json");
@@ -174,7 +186,7 @@ pub(super) fn run_cmd(prog: &str, args: &[&str]) -> String {
 }
 
 /// Pids of `berth --root ROOT __dns` processes of this root.
-fn dns_pids(root: &Path) -> Vec<i32> {
+pub(super) fn dns_pids(root: &Path) -> Vec<i32> {
     let root = root.to_string_lossy().to_string();
     let mut out = Vec::new();
     for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {

@@ -610,9 +610,15 @@ pub(crate) fn live_disconnected(
     Ok(())
 }
 
-/// Starts the per-root DNS server (`berth --root R __dns`, with `exe` the berth binary;
-/// None: the `berth` that started this monitor, else the current executable) unless one runs.
-pub(crate) fn ensure_dns(root: &Path, exe: Option<&Path>) -> Result<(), String> {
+/// Makes sure the per-root DNS server answers on each of `gateways` before a container is
+/// handed its network (see `berth_network::dns::ensure_serving`): starts it (`berth --root R
+/// __dns`, with `exe` the berth binary; None: the `berth` that started this monitor, else the
+/// current executable) when none runs.
+pub(crate) fn ensure_dns(
+    root: &Path,
+    exe: Option<&Path>,
+    gateways: &[Ipv4Addr],
+) -> Result<(), String> {
     let exe = match exe {
         Some(e) => e.to_path_buf(),
         None => match crate::monitor::berth_exe() {
@@ -623,7 +629,7 @@ pub(crate) fn ensure_dns(root: &Path, exe: Option<&Path>) -> Result<(), String> 
     };
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--root").arg(root).arg("__dns");
-    berth_network::dns::ensure_server(root, cmd).map(|_| ()).map_err(|e| e.to_string())
+    berth_network::dns::ensure_serving(root, cmd, gateways).map_err(|e| e.to_string())
 }
 
 /// Attaches every network of `rec` to the namespace of `pid`, publishes its ports and writes
@@ -662,11 +668,13 @@ fn attach_inner(
 ) -> Result<(), String> {
     let mut first: Option<berth_network::Endpoint> = None;
     let mut publish_on: Option<(String, Ipv4Addr)> = None;
+    let mut gateways = Vec::new();
     for (net, req) in eps {
         if net == DEFAULT_BRIDGE {
             ensure_default_bridge(nets).map_err(|e| e.to_string())?;
         }
         let ep = connect_one(nets, rec, net, req, pid).map_err(|e| e.to_string())?;
+        gateways.push(ep.gateway);
         let internal = nets.state(net).map(|s| s.network.internal).unwrap_or(false);
         if publish_on.is_none() && !internal {
             publish_on = Some((net.clone(), ep.ip));
@@ -690,7 +698,7 @@ fn attach_inner(
     }
     if let Some(ep) = &first {
         write_first_network_files(rec, paths, ep)?;
-        ensure_dns(root.path(), None)?;
+        ensure_dns(root.path(), None, &gateways)?;
     }
     Ok(())
 }
