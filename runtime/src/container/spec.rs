@@ -7,6 +7,11 @@ use super::api::HostConfig;
 use super::record::{ContainerPaths, ContainerRecord};
 use crate::launch::{LaunchSpec, Rootfs, SeccompMode};
 
+/// The pids limit of a container that sets none (as podman; docker has none): one runaway fork
+/// bomb must not take every pid of the host. `pids_limit` / `--pids-limit` override it, and 0
+/// or -1 there means unlimited.
+pub const DEFAULT_PIDS_LIMIT: i64 = 2048;
+
 /// Every capability in kernel order (index = capability number).
 pub const ALL_CAPS: &[&str] = &[
     "CAP_CHOWN",
@@ -264,8 +269,11 @@ fn resources_json(hc: &HostConfig) -> Value {
     if !cpu.is_empty() {
         r["cpu"] = Value::Object(cpu);
     }
-    if let Some(p) = hc.pids_limit.filter(|p| *p > 0) {
-        r["pids"] = json!({"limit": p});
+    match hc.pids_limit {
+        None => r["pids"] = json!({"limit": DEFAULT_PIDS_LIMIT}),
+        Some(p) if p > 0 => r["pids"] = json!({"limit": p}),
+        // Unlimited: no pids entry leaves the new cgroup's pids.max at "max".
+        Some(_) => {}
     }
     if hc.blkio_weight > 0 {
         r["blockIO"] = json!({"weight": hc.blkio_weight});
@@ -497,6 +505,18 @@ mod tests {
         assert!(!all.contains(&"CAP_CHOWN".to_string()));
         hc.cap_add = vec!["BOGUS".into()];
         assert!(capabilities(&hc).is_err());
+    }
+
+    #[test]
+    fn pids_limit_defaults_and_overrides() {
+        let mut hc = HostConfig::default();
+        assert_eq!(resources_json(&hc)["pids"]["limit"], DEFAULT_PIDS_LIMIT);
+        hc.pids_limit = Some(100_000);
+        assert_eq!(resources_json(&hc)["pids"]["limit"], 100_000);
+        for unlimited in [0, -1] {
+            hc.pids_limit = Some(unlimited);
+            assert!(resources_json(&hc).get("pids").is_none(), "{unlimited}");
+        }
     }
 
     #[test]
