@@ -250,3 +250,121 @@ services:
     // docker shows no limit it was not given.
     assert_eq!(p.inspect(&capped, "{{.HostConfig.PidsLimit}}"), "<no value>");
 }
+
+#[test]
+fn run_refuses_limits_docker_refuses_and_creates_nothing() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let range =
+        format!("Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available");
+    let cases: &[(&[&str], &str)] = &[
+        (&["-m", "1"], "Minimum memory limit allowed is 6MB"),
+        (&["--memory-reservation", "1k"], "Minimum memory reservation allowed is 6MB"),
+        (
+            &["--memory-swap", "1g"],
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ),
+        (
+            &["-m", "64m", "--memory-swap", "32m"],
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ),
+        (&["--cpus", "-1"], &range),
+        (&["--cpus=1000"], &range),
+        (&["--cpu-quota", "10"], "CPU cfs quota can not be less than 1ms (i.e. 1000)"),
+        (&["--blkio-weight", "5"], "Range of blkio weight is from 10 to 1000"),
+    ];
+    for (flags, want) in cases {
+        let mut args = vec!["container", "run", "--rm"];
+        args.extend_from_slice(flags);
+        args.extend(["bb", "true"]);
+        let (code, _, se) = out(&env.run(&args));
+        assert_eq!(code, Some(125), "{flags:?}: {se}");
+        assert_eq!(se.trim(), format!("berth: {want}"), "{flags:?}");
+    }
+    assert_eq!(env.ok(&["container", "ls", "-aq"]).trim(), "", "a refused run created a container");
+    // Negative shares are clamped to the kernel's minimum, as docker does.
+    env.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "shares",
+        "--cpu-shares",
+        "-5",
+        "bb",
+        "sleep",
+        "60",
+    ]);
+    let id = env.id("shares");
+    let v1 = std::path::Path::new("/sys/fs/cgroup/cpu/berth").join(&id).join("cpu.shares");
+    if let Ok(shares) = std::fs::read_to_string(&v1) {
+        assert_eq!(shares.trim(), "2");
+    }
+    env.ok(&["container", "rm", "-f", "shares"]);
+}
+
+#[test]
+fn compose_refuses_invalid_limits_and_unreadable_env_files_at_the_key() {
+    let Some(p) = Project::new("badlim", "services:\n  a:\n    image: bb\n    mem_limit: 1\n")
+    else {
+        return;
+    };
+    let (code, _, se) = out(&p.run(&["up", "-d"]));
+    assert_eq!(code, Some(15), "{se}");
+    assert!(
+        se.contains("compose.yaml:4:5: services.a.mem_limit: Minimum memory limit allowed is 6MB"),
+        "{se}"
+    );
+    p.write("services:\n  a:\n    image: bb\n    cpus: -1\n");
+    let (code, _, se) = out(&p.run(&["up", "-d"]));
+    assert_eq!(code, Some(15), "{se}");
+    assert!(se.contains("compose.yaml:4:5: services.a.cpus: -1 is out of range"), "{se}");
+    // A device or a FIFO as env_file: the true reason, and no hang on the FIFO.
+    let fifo = p.path().join("fifo.env");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().is_ok_and(|s| s.success()));
+    for (file, shown) in
+        [("/dev/zero", "/dev/zero".to_string()), ("fifo.env", fifo.display().to_string())]
+    {
+        p.write(&format!("services:\n  a:\n    image: bb\n    env_file: {file}\n"));
+        let (code, _, se) = out(&p.run(&["config"]));
+        assert_eq!(code, Some(15), "{se}");
+        assert!(
+            se.contains(&format!(
+                "compose.yaml:4:15: services.a.env_file: cannot read env file {shown}: not a regular file"
+            )),
+            "{se}"
+        );
+    }
+    p.write("services:\n  a:\n    image: bb\n    network_mode: none\n    command: [\"true\"]\n");
+    assert_eq!(p.env.ok(&["container", "ls", "-aq"]).trim(), "");
+}
+
+#[test]
+fn a_damaged_image_index_is_reported_by_path_never_read_as_empty() {
+    let Some(p) = Project::new(
+        "badidx",
+        "services:\n  a:\n    image: bb\n    network_mode: none\n    command: [\"true\"]\n",
+    ) else {
+        return;
+    };
+    let index = p.env.path().join("images/index.json");
+    let good = std::fs::read(&index).unwrap();
+    for (damage, reason) in
+        [(&b"{\"images\": {"[..], "EOF while parsing"), (b"", "the file is empty")]
+    {
+        std::fs::write(&index, damage).unwrap();
+        let want = format!("the image index {} is damaged ({reason}", index.display());
+        let (code, _, se) = out(&p.env.run(&["image", "ls"]));
+        assert_eq!(code, Some(1), "{se}");
+        assert!(se.contains(&want), "{se}");
+        let (code, _, se) = out(&p.run(&["up"]));
+        assert_ne!(code, Some(0), "{se}");
+        assert!(se.contains(&format!("service \"a\": image \"bb\": {want}")), "{se}");
+        assert!(!se.contains("not found"), "{se}");
+        let (code, _, se) = out(&p.env.run(&["container", "run", "--rm", "bb", "true"]));
+        assert_eq!(code, Some(125), "{se}");
+        assert!(se.contains(&want), "{se}");
+    }
+    std::fs::write(&index, good).unwrap();
+    p.ok(&["up"]);
+}

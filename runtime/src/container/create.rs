@@ -231,6 +231,7 @@ impl Engine {
         let hc = cfg.host_config.clone();
         spec::capabilities(&hc).map_err(ContainerError::Invalid)?;
         spec::check_security_opts(&hc).map_err(ContainerError::Invalid)?;
+        spec::check_resources(&hc).map_err(ContainerError::Invalid)?;
         match hc.restart_policy.name.as_str() {
             "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
             other => {

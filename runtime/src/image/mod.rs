@@ -102,6 +102,17 @@ pub enum ImageError {
         /// The parse error.
         reason: String,
     },
+    /// `images/index.json` exists but cannot be read as an index.
+    #[error(
+        "the image index {} is damaged ({reason}): berth will not guess which images exist; restore the file, or remove it and import or load the images again",
+        path.display()
+    )]
+    DamagedIndex {
+        /// The index file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A layer (or an image archive) unpacks to more bytes than the limit allows.
     #[error(
         "refusing a layer that unpacks to more than {} (the limit; set {MAX_LAYER_SIZE_ENV} to change it)",

@@ -244,8 +244,21 @@ impl ImageStore {
         Ok(self.dir.join("layers").join(digest_hex(chain)?))
     }
 
+    /// The index; a missing one is an empty store. One that is empty or does not parse is an
+    /// error naming it: treating it as "no images" would hide every image (and let the next
+    /// import overwrite what is left of their references).
     pub(crate) fn read_index(&self) -> Result<Index, ImageError> {
-        Ok(read_json(&self.index_path())?.unwrap_or_default())
+        let path = self.index_path();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Index::default()),
+            Err(e) => return Err(ImageError::io("read", &path, e)),
+        };
+        let damaged = |reason: String| ImageError::DamagedIndex { path: path.clone(), reason };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(damaged("the file is empty".into()));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))
     }
 
     fn write_index(&self, idx: &Index) -> Result<(), ImageError> {
