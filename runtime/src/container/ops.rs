@@ -273,8 +273,9 @@ impl Engine {
             let _ = sys::signal_verified(st.state.pid as i32, st.pid_start, sig);
         }
         let grace = Duration::from_secs(timeout.max(0) as u64);
-        if self.wait_settled(&l.paths, Some(grace))?.is_some() {
-            return Ok(());
+        if let Some(settled) = self.wait_settled(&l.paths, Some(grace))? {
+            // PID 1 is gone; anything its cgroup still holds goes too before stop returns.
+            return self.kill_cgroup(&l.rec.name, &settled);
         }
         let st = l.paths.read_state()?;
         self.thaw_if_paused(&st);
