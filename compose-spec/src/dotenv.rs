@@ -206,15 +206,17 @@ pub fn read_file(
 const MAX_FILE_BYTES: u64 = 64 << 20;
 
 /// Reads a regular file as UTF-8; devices, FIFOs and directories are refused (they could block
-/// or never end).
+/// or never end). The type is checked on the opened file, and the open itself cannot block on
+/// a FIFO (O_NONBLOCK), so a path swapped for one in between is refused too.
 pub(crate) fn read_regular_file(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    if !f.metadata()?.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }
     let mut buf = Vec::new();
-    std::fs::File::open(path)?.take(MAX_FILE_BYTES + 1).read_to_end(&mut buf)?;
+    (&mut f).take(MAX_FILE_BYTES + 1).read_to_end(&mut buf)?;
     if buf.len() as u64 > MAX_FILE_BYTES {
         return Err(std::io::Error::other("file too large"));
     }

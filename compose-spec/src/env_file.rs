@@ -40,19 +40,20 @@ pub fn apply(
             for (p, required, format, mark) in entries {
                 let abs = absolute(project_dir, &p, home);
                 let lookup = |k: &str| env.get(k).cloned().or_else(|| from_files.get(k).cloned());
-                match std::fs::metadata(&abs).ok().filter(|m| m.is_file()) {
-                    None if !required => {}
-                    None => {
-                        return Err(LoadError::invalid(
-                            Some(mark.clone()),
-                            Some(format!("{path}.env_file")),
-                            format!("env file {abs} not found"),
-                        ));
-                    }
-                    Some(_) => {
-                        let vars = crate::dotenv::read_file(Path::new(&abs), &lookup)?;
-                        from_files.extend(vars);
-                    }
+                // Only a missing file is "not found" (and skipped when not required); a
+                // device, FIFO or directory is refused for what it is, without being opened.
+                let missing = matches!(std::fs::metadata(&abs), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
+                if missing && !required {
+                } else if missing {
+                    return Err(LoadError::invalid(
+                        Some(mark.clone()),
+                        Some(format!("{path}.env_file")),
+                        format!("env file {abs} not found"),
+                    ));
+                } else {
+                    let vars = crate::dotenv::read_file(Path::new(&abs), &lookup)
+                        .map_err(|e| at_key(e, &mark, format!("{path}.env_file")))?;
+                    from_files.extend(vars);
                 }
                 let mut item = Mapping::new();
                 let s = |v: Value| Node::new(v, mark.clone());
@@ -103,6 +104,12 @@ pub fn apply(
         m.insert("environment".into(), (km, Node::new(Value::Map(out), env_mark)));
     }
     Ok(())
+}
+
+/// A file that could not be read is reported at the key naming it; a syntax error keeps its
+/// own position in that file.
+fn at_key(e: LoadError, mark: &Mark, path: String) -> LoadError {
+    if e.mark.is_some() { e } else { LoadError::invalid(Some(mark.clone()), Some(path), e.message) }
 }
 
 fn svc_mark(m: &Mapping) -> Mark {
@@ -186,7 +193,7 @@ fn apply_label_files(
             ));
         };
         let abs = absolute(project_dir, p, home);
-        if !Path::new(&abs).is_file() {
+        if matches!(std::fs::metadata(&abs), Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
             return Err(LoadError::invalid(
                 Some(f.mark.clone()),
                 Some(path),
@@ -194,7 +201,9 @@ fn apply_label_files(
             ));
         }
         let lookup = |k: &str| env.get(k).cloned();
-        from_files.extend(crate::dotenv::read_file(Path::new(&abs), &lookup)?);
+        let labels = crate::dotenv::read_file(Path::new(&abs), &lookup)
+            .map_err(|e| at_key(e, &f.mark, path.clone()))?;
+        from_files.extend(labels);
     }
     let (km, declared) = match m.get("labels").cloned() {
         Some((km, n)) => {

@@ -306,13 +306,15 @@ fn read_env_files(
     let named = if opts.env_files.is_empty() { &from_var } else { &opts.env_files };
     let files: Vec<PathBuf> = if named.is_empty() {
         let d = dir.join(".env");
-        if d.is_file() { vec![d] } else { Vec::new() }
+        // Read when it exists at all: a `.env` that is not a regular file is an error, not
+        // silently no variables.
+        if std::fs::metadata(&d).is_ok() { vec![d] } else { Vec::new() }
     } else {
         named.iter().map(|f| crate::paths::clean(&cwd.join(f))).collect()
     };
     let mut out: IndexMap<String, String> = IndexMap::new();
     for f in files {
-        if !f.is_file() {
+        if matches!(std::fs::metadata(&f), Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
             return Err(LoadError {
                 kind: ErrorKind::Invalid,
                 mark: None,

@@ -360,9 +360,36 @@ impl Normalizer<'_> {
             "build",
             "deploy",
             "scale",
+            // Resource limits, checked in validation.
+            "mem_limit",
+            "mem_reservation",
+            "memswap_limit",
+            "mem_swappiness",
+            "cpus",
+            "cpu_quota",
+            "cpu_period",
+            "oom_score_adj",
+            "shm_size",
         ] {
             if let Some(km) = key_mark_of(m, key) {
                 self.marks.put(join(p, key), &km);
+            }
+        }
+        if let Some(bm) = get(m, "blkio_config").and_then(Node::as_map)
+            && let Some(km) = key_mark_of(bm, "weight")
+        {
+            self.marks.put(join(&join(p, "blkio_config"), "weight"), &km);
+        }
+        let resources = get(m, "deploy").and_then(Node::as_map).and_then(|d| get(d, "resources"));
+        for set in ["limits", "reservations"] {
+            let Some(rm) = resources.and_then(Node::as_map).and_then(|r| get(r, set)) else {
+                continue;
+            };
+            for key in ["cpus", "memory"] {
+                if let Some(km) = rm.as_map().and_then(|lm| key_mark_of(lm, key)) {
+                    let rp = format!("{p}.deploy.resources.{set}.{key}");
+                    self.marks.put(rp, &km);
+                }
             }
         }
         for key in ["links", "volumes_from"] {

@@ -192,6 +192,9 @@ pub fn validate(p: &Project, marks: &Marks) -> Result<Vec<String>, LoadError> {
             }
             targets.insert(target, at);
         }
+        if let Some((key, msg)) = bad_limit(s) {
+            return Err(fail(format!("{sp}.{key}"), msg));
+        }
         if s.container_name.is_some() && s.replicas() > 1 {
             return Err(fail(
                 format!("{sp}.container_name"),
@@ -266,6 +269,118 @@ fn resource_consistency(s: &crate::model::Service, sp: &str) -> Result<(), (Stri
         }
     }
     Ok(())
+}
+
+/// docker's smallest memory limit and reservation (`linuxMinMemory`).
+const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
+/// The first resource setting docker's daemon would refuse at create time, as (key path below
+/// the service, message); docker's own message where it has one. Settings that depend on the
+/// machine (`cpus` above its CPU count) are checked when the container is created.
+fn bad_limit(s: &crate::model::Service) -> Option<(String, String)> {
+    let limits = s.deploy.as_ref().and_then(|d| d.resources.limits.as_ref());
+    let reservations = s.deploy.as_ref().and_then(|d| d.resources.reservations.as_ref());
+    let bad = |key: &str, msg: &str| Some((key.to_string(), msg.to_string()));
+    // deploy.resources wins over the legacy keys (as the planner applies them).
+    let (mem_key, memory) = match limits.and_then(|l| l.memory) {
+        Some(m) => ("deploy.resources.limits.memory", m.0),
+        None => ("mem_limit", s.mem_limit.map_or(0, |m| m.0)),
+    };
+    let (res_key, reservation) = match reservations.and_then(|r| r.memory) {
+        Some(m) => ("deploy.resources.reservations.memory", m.0),
+        None => ("mem_reservation", s.mem_reservation.map_or(0, |m| m.0)),
+    };
+    let swap = s.memswap_limit.map_or(0, |m| m.0);
+    if memory != 0 && memory < MIN_MEMORY {
+        return bad(mem_key, "Minimum memory limit allowed is 6MB");
+    }
+    if reservation != 0 && reservation < MIN_MEMORY {
+        return bad(res_key, "Minimum memory reservation allowed is 6MB");
+    }
+    if memory > 0 && reservation > memory {
+        return bad(
+            mem_key,
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        );
+    }
+    if swap > 0 && memory == 0 {
+        return bad(
+            "memswap_limit",
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        );
+    }
+    if swap > 0 && swap < memory {
+        return bad(
+            "memswap_limit",
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        );
+    }
+    if swap < -1 {
+        return bad("memswap_limit", "must be -1 (unlimited swap) or a size");
+    }
+    if let Some(v) = s.mem_swappiness.map(|v| v.0)
+        && !(0..=100).contains(&v)
+    {
+        return Some((
+            "mem_swappiness".into(),
+            format!("Invalid value: {v}, valid memory swappiness range is 0-100"),
+        ));
+    }
+    for (key, cpus) in [
+        ("cpus", s.cpus),
+        ("deploy.resources.limits.cpus", limits.and_then(|l| l.cpus)),
+        ("deploy.resources.reservations.cpus", reservations.and_then(|r| r.cpus)),
+    ] {
+        if let Some(c) = cpus
+            && (c < 0.0 || (c > 0.0 && c < 0.01) || !c.is_finite())
+        {
+            return Some((
+                key.into(),
+                format!(
+                    "{c} is out of range: CPUs range from 0.01 to the number of CPUs (0: no limit)"
+                ),
+            ));
+        }
+    }
+    let nano = limits.and_then(|l| l.cpus).or(s.cpus).is_some_and(|c| c > 0.0);
+    let period = s.cpu_period.unwrap_or(0);
+    let quota = s.cpu_quota.unwrap_or(0);
+    if nano && period > 0 {
+        return bad(
+            "cpu_period",
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+        );
+    }
+    if nano && quota > 0 {
+        return bad("cpu_quota", "Conflicting options: Nano CPUs and CPU Quota cannot both be set");
+    }
+    if period != 0 && !(1000..=1_000_000).contains(&period) {
+        return bad(
+            "cpu_period",
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        );
+    }
+    if quota > 0 && quota < 1000 {
+        return bad("cpu_quota", "CPU cfs quota can not be less than 1ms (i.e. 1000)");
+    }
+    if let Some(w) = s.blkio_config.as_ref().and_then(|b| b.weight)
+        && w != 0
+        && !(10..=1000).contains(&w)
+    {
+        return bad("blkio_config.weight", "Range of blkio weight is from 10 to 1000");
+    }
+    if let Some(v) = s.oom_score_adj
+        && !(-1000..=1000).contains(&v)
+    {
+        return Some((
+            "oom_score_adj".into(),
+            format!("Invalid value {v}, range for oom score adj is [-1000, 1000]"),
+        ));
+    }
+    if s.shm_size.is_some_and(|v| v.0 < 0) {
+        return bad("shm_size", "SHM size can not be less than 0");
+    }
+    None
 }
 
 /// A dependency cycle as `[a, b, a]`, if any (depends_on, which includes implicit links).

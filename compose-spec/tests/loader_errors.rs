@@ -255,12 +255,64 @@ fn devices_and_directories_are_not_read() {
         e.to_string(),
         "compose.yaml:4:7: services.a.extends: cannot read /dev/zero: not a regular file"
     );
+    // A device is "not a regular file", never "not found" (and never read).
     let d =
         project(&[("compose.yaml", "services:\n  a:\n    image: x\n    env_file: /dev/zero\n")]);
     let e = load_err(&opts(d.path(), &[]));
     assert_eq!(
         e.to_string(),
-        "compose.yaml:4:15: services.a.env_file: env file /dev/zero not found"
+        "compose.yaml:4:15: services.a.env_file: cannot read env file /dev/zero: not a regular file"
+    );
+    assert_eq!(e.exit_code(), 15);
+    // Also when not required: it exists, so it is not skipped.
+    let d = project(&[(
+        "compose.yaml",
+        "services:\n  a:\n    image: x\n    env_file: {path: /dev/zero, required: false}\n",
+    )]);
+    assert!(load_err(&opts(d.path(), &[])).to_string().ends_with("/dev/zero: not a regular file"));
+    let d =
+        project(&[("compose.yaml", "services:\n  a:\n    image: x\n    label_file: /dev/zero\n")]);
+    assert_eq!(
+        load_err(&opts(d.path(), &[])).to_string(),
+        "compose.yaml:4:17: services.a.label_file: cannot read env file /dev/zero: not a regular file"
+    );
+    let d = project(&[("compose.yaml", "services: {}\n")]);
+    let mut o = opts(d.path(), &[]);
+    o.env_files = vec!["/dev/zero".into()];
+    assert_eq!(load_err(&o).to_string(), "cannot read env file /dev/zero: not a regular file");
+}
+
+/// Loads in a thread and fails the test (instead of hanging it) after 20 s.
+fn load_err_within(o: compose_spec::loader::LoadOptions) -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(load_err(&o).to_string());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(20)).expect("the load hung")
+}
+
+#[test]
+fn fifos_are_refused_without_hanging() {
+    let d = project(&[("compose.yaml", "services:\n  a:\n    image: x\n    env_file: f.env\n")]);
+    for name in ["f.env", ".env"] {
+        let made = std::process::Command::new("mkfifo").arg(d.path().join(name)).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo {name}");
+    }
+    let fifo = d.path().join("f.env");
+    // The project's `.env` is read first: a FIFO there is refused by name.
+    let got = load_err_within(opts(d.path(), &[]));
+    assert_eq!(
+        got,
+        format!("cannot read env file {}: not a regular file", d.path().join(".env").display())
+    );
+    std::fs::remove_file(d.path().join(".env")).unwrap();
+    let got = load_err_within(opts(d.path(), &[]));
+    assert_eq!(
+        got,
+        format!(
+            "compose.yaml:4:15: services.a.env_file: cannot read env file {}: not a regular file",
+            fifo.display()
+        )
     );
 }
 

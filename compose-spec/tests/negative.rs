@@ -119,6 +119,81 @@ const CASES: &[(&str, &str, &str)] = &[
         "compose.yaml:5:15: services.web.volumes[0].type: \"disk\" is not a valid mount type (bind, volume, tmpfs, cluster, npipe or image)",
     ),
     (
+        "limit docker refuses: mem_limit",
+        "services:\n  web:\n    image: x\n    mem_limit: 1\n",
+        "compose.yaml:4:5: services.web.mem_limit: Minimum memory limit allowed is 6MB",
+    ),
+    (
+        "limit docker refuses: memory",
+        "services:\n  web:\n    image: x\n    deploy:\n      resources:\n        limits:\n          memory: 5m\n",
+        "compose.yaml:7:11: services.web.deploy.resources.limits.memory: Minimum memory limit allowed is 6MB",
+    ),
+    (
+        "limit docker refuses: mem_reservation",
+        "services:\n  web:\n    image: x\n    mem_reservation: 1k\n",
+        "compose.yaml:4:5: services.web.mem_reservation: Minimum memory reservation allowed is 6MB",
+    ),
+    (
+        "limit docker refuses: mem_limit",
+        "services:\n  web:\n    image: x\n    mem_limit: 64m\n    mem_reservation: 128m\n",
+        "compose.yaml:4:5: services.web.mem_limit: Minimum memory limit can not be less than memory reservation limit, see usage",
+    ),
+    (
+        "limit docker refuses: memswap_limit",
+        "services:\n  web:\n    image: x\n    memswap_limit: 1g\n",
+        "compose.yaml:4:5: services.web.memswap_limit: You should always set the Memory limit when using Memoryswap limit, see usage",
+    ),
+    (
+        "limit docker refuses: memswap_limit",
+        "services:\n  web:\n    image: x\n    mem_limit: 64m\n    memswap_limit: 32m\n",
+        "compose.yaml:5:5: services.web.memswap_limit: Minimum memoryswap limit should be larger than memory limit, see usage",
+    ),
+    (
+        "limit docker refuses: mem_swappiness",
+        "services:\n  web:\n    image: x\n    mem_swappiness: 101\n",
+        "compose.yaml:4:5: services.web.mem_swappiness: Invalid value: 101, valid memory swappiness range is 0-100",
+    ),
+    (
+        "limit docker refuses: cpus",
+        "services:\n  web:\n    image: x\n    cpus: -1\n",
+        "compose.yaml:4:5: services.web.cpus: -1 is out of range: CPUs range from 0.01 to the number of CPUs (0: no limit)",
+    ),
+    (
+        "limit docker refuses: cpus",
+        "services:\n  web:\n    image: x\n    deploy: {resources: {limits: {cpus: '0.001'}}}\n",
+        "compose.yaml:4:35: services.web.deploy.resources.limits.cpus: 0.001 is out of range: CPUs range from 0.01 to the number of CPUs (0: no limit)",
+    ),
+    (
+        "limit docker refuses: cpu_quota",
+        "services:\n  web:\n    image: x\n    cpus: 1\n    cpu_quota: 50000\n",
+        "compose.yaml:5:5: services.web.cpu_quota: Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+    ),
+    (
+        "limit docker refuses: cpu_period",
+        "services:\n  web:\n    image: x\n    cpu_period: 10\n",
+        "compose.yaml:4:5: services.web.cpu_period: CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+    ),
+    (
+        "limit docker refuses: cpu_quota",
+        "services:\n  web:\n    image: x\n    cpu_quota: 999\n",
+        "compose.yaml:4:5: services.web.cpu_quota: CPU cfs quota can not be less than 1ms (i.e. 1000)",
+    ),
+    (
+        "limit docker refuses: weight",
+        "services:\n  web:\n    image: x\n    blkio_config: {weight: 5}\n",
+        "compose.yaml:4:20: services.web.blkio_config.weight: Range of blkio weight is from 10 to 1000",
+    ),
+    (
+        "limit docker refuses: oom_score_adj",
+        "services:\n  web:\n    image: x\n    oom_score_adj: -1001\n",
+        "compose.yaml:4:5: services.web.oom_score_adj: Invalid value -1001, range for oom score adj is [-1000, 1000]",
+    ),
+    (
+        "limit docker refuses: shm_size",
+        "services:\n  web:\n    image: x\n    shm_size: -1\n",
+        "compose.yaml:4:5: services.web.shm_size: SHM size can not be less than 0",
+    ),
+    (
         "depends_on unknown service",
         "services:\n  web:\n    image: nginx\n    depends_on:\n      - db\n",
         "compose.yaml:5:9: services.web.depends_on.db: service \"db\" is not defined",
@@ -357,12 +432,12 @@ const CASES: &[(&str, &str, &str)] = &[
     (
         "cpus differs from deploy limits",
         "services: {a: {image: x, cpus: 1, deploy: {resources: {limits: {cpus: \"2\"}}}}}\n",
-        "compose.yaml:1:12: services.a.cpus: can't set distinct values on 'cpus' and 'deploy.resources.limits.cpus'",
+        "compose.yaml:1:26: services.a.cpus: can't set distinct values on 'cpus' and 'deploy.resources.limits.cpus'",
     ),
     (
         "mem_limit differs from deploy limits",
         "services: {a: {image: x, mem_limit: 1g, deploy: {resources: {limits: {memory: 2g}}}}}\n",
-        "compose.yaml:1:12: services.a.mem_limit: can't set distinct values on 'mem_limit' and 'deploy.resources.limits.memory'",
+        "compose.yaml:1:26: services.a.mem_limit: can't set distinct values on 'mem_limit' and 'deploy.resources.limits.memory'",
     ),
     (
         "pids_limit differs from deploy limits",
@@ -403,4 +478,21 @@ fn negative_cases() {
     println!("{} negative cases", CASES.len());
     assert!(CASES.len() >= 25);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The edges of what docker accepts load: 6 MB, swap -1 (unlimited), cpus 0 (no limit) and
+/// 0.01, cpu_quota -1, oom_score_adj ±1000, swappiness 0 and 100, shm_size 0.
+#[test]
+fn limits_docker_accepts_load() {
+    let yaml = "services:\n  a:\n    image: x\n    mem_limit: 6m\n    mem_reservation: 6m\n    memswap_limit: -1\n    cpus: 0\n    cpu_quota: -1\n    cpu_period: 1000\n    oom_score_adj: -1000\n    mem_swappiness: 0\n    shm_size: 0\n  b:\n    image: x\n    mem_limit: 1g\n    memswap_limit: 1g\n    cpus: 0.01\n    oom_score_adj: 1000\n    mem_swappiness: 100\n    blkio_config: {weight: 10}\n  c:\n    image: x\n    deploy: {resources: {limits: {memory: 6291456, cpus: '2'}, reservations: {memory: 6m}}}\n";
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(tmp.path().join("compose.yaml"), yaml).unwrap_or_else(|e| panic!("{e}"));
+    let opts = LoadOptions {
+        working_dir: tmp.path().to_path_buf(),
+        project_name: Some("edges".into()),
+        ..Default::default()
+    };
+    if let Err(e) = load_project(&opts) {
+        panic!("refused: {e}");
+    }
 }

@@ -536,11 +536,16 @@ pub(crate) async fn service_image_id(
     let image = p.image_name(svc);
     match engine.image_inspect(image.clone()).await {
         Ok(i) => Ok(i.id),
-        Err(_) => Err(PlanError::Invalid {
+        Err(berth_runtime::image::ImageError::NoSuchImage(_)) => Err(PlanError::Invalid {
             service: svc.to_string(),
             message: format!(
                 "image {image:?} not found (berth cannot pull or build yet: load it with `berth image import` or `berth image load`)"
             ),
+        }),
+        // A damaged store, an ambiguous id...: not "not found".
+        Err(e) => Err(PlanError::Invalid {
+            service: svc.to_string(),
+            message: format!("image {image:?}: {e}"),
         }),
     }
 }

@@ -150,3 +150,42 @@ fn destroy_kills_leftover_processes() {
     let _ = nix::sys::wait::waitpid(s.pid, None);
     assert!(s.cgroup.dirs().iter().all(|d| !d.exists()));
 }
+
+/// Both ways of killing a whole cgroup (`cgroup.kill`, and freeze + SIGKILL + thaw) empty it
+/// while PID 1 is still forking, and a cgroup paused by the freezer dies too.
+#[test]
+fn kill_all_empties_a_forking_cgroup() {
+    if !berth_testsupport::require_root() {
+        return;
+    }
+    for (how, paused) in [("cgroup.kill", false), ("freeze", false), ("cgroup.kill", true)] {
+        // Bounded: 1500 sleeps at most, under a pids limit of 2000.
+        let mut s = spec(&[
+            "sh",
+            "-c",
+            "i=0; while [ $i -lt 1500 ]; do sleep 100 & i=$((i+1)); done; echo spawned; wait",
+        ]);
+        with_resources(&mut s, |r| {
+            let mut p = LinuxPids::default();
+            p.set_limit(2000);
+            r.set_pids(Some(p));
+        });
+        let c = start(s);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while c.cgroup().pids().expect("pids").len() < 200 {
+            assert!(Instant::now() < deadline, "{how}: the shell did not fork");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if paused {
+            c.cgroup().freeze().expect("freeze");
+        }
+        let r = match how {
+            "freeze" => c.cgroup().kill_all_frozen(Duration::from_secs(30)),
+            _ => c.cgroup().kill_all(Duration::from_secs(30)),
+        };
+        r.unwrap_or_else(|e| panic!("{how}: {e}"));
+        assert!(c.cgroup().is_empty(), "{how}");
+        assert_eq!(c.cgroup().pids().expect("pids"), Vec::new(), "{how}");
+        assert!(!c.cgroup().is_frozen(), "{how}: left frozen");
+    }
+}

@@ -189,8 +189,75 @@ fn image_import_from_stdin_and_unsafe_tar_error() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
-        "refusing unsafe layer entry ../escape: the path has a '..' component"
+        format!(
+            "cannot import {}: refusing unsafe layer entry ../escape: the path has a '..' component",
+            evil.display()
+        )
     );
     assert!(!t.path().join("escape").exists() && !root.join("images/escape").exists());
     assert_eq!(berth(&root, &["image", "inspect", "evil"]).status.code(), Some(1));
+}
+
+#[test]
+fn image_import_and_load_refuse_a_gzip_bomb_and_store_nothing() {
+    let t = TempRoot::new().unwrap();
+    let root = t.path().join("state");
+    // 100 MiB of zeros in a tar, gzip-compressed to about 100 KiB.
+    let bomb = t.path().join("bomb.tar.gz");
+    let made = Command::new("sh")
+        .arg("-c")
+        .arg("head -c 104857600 /dev/zero > zeros && tar -cf - zeros | gzip -1 > bomb.tar.gz && rm zeros")
+        .current_dir(t.path())
+        .status()
+        .unwrap();
+    assert!(made.success());
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 1 << 20);
+    let with_limit = |args: &[&str], limit: &str| {
+        Command::new(berth_bin())
+            .arg("--root")
+            .arg(&root)
+            .args(args)
+            .env("BERTH_MAX_LAYER_SIZE", limit)
+            .output()
+            .unwrap()
+    };
+    let b = bomb.to_str().unwrap();
+    let out = with_limit(&["image", "import", b, "bomb"], "10m");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!(
+            "cannot import {b}: refusing a layer that unpacks to more than 10 MiB (the limit; set BERTH_MAX_LAYER_SIZE to change it)"
+        )
+    );
+    // The bomb's tar as an archive to load: refused the same way.
+    let out = with_limit(&["image", "load", "-i", b], "10m");
+    assert_eq!(out.status.code(), Some(1));
+    let se = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        se.contains(&format!("cannot load {b}: refusing a layer that unpacks to more than 10 MiB")),
+        "{se}"
+    );
+    // Nothing half-stored.
+    assert_eq!(ok(&berth(&root, &["image", "ls", "-q"])).trim(), "");
+    for d in ["images/tmp", "images/layers", "images/blobs/sha256"] {
+        assert_eq!(std::fs::read_dir(root.join(d)).unwrap().count(), 0, "{d}");
+    }
+    let out = with_limit(&["image", "import", b, "bomb"], "a lot");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!(
+            "cannot import {b}: BERTH_MAX_LAYER_SIZE=\"a lot\" is not a size (bytes, or a number with k, m, g or t; 0: no limit)"
+        )
+    );
+    // Under the default limit it imports; the store keeps no second, uncompressed copy: the
+    // blobs hold only the config, the layer its files and a small tar-split.
+    let id = ok(&berth(&root, &["image", "import", b, "bomb"])).trim().to_string();
+    let blobs: Vec<_> =
+        std::fs::read_dir(root.join("images/blobs/sha256")).unwrap().flatten().collect();
+    assert_eq!(blobs.len(), 1, "{blobs:?}");
+    assert_eq!(format!("sha256:{}", blobs[0].file_name().to_string_lossy()), id);
+    let layers: Vec<_> = std::fs::read_dir(root.join("images/layers")).unwrap().flatten().collect();
+    let split = std::fs::metadata(layers[0].path().join("tar-split")).unwrap().len();
+    assert!(split < 64 << 10, "tar-split is {split} bytes");
 }

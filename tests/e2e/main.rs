@@ -18,6 +18,7 @@ mod config;
 mod container;
 mod image;
 mod inspect_format;
+mod limits;
 mod net;
 mod net_faults;
 mod net_ipv6_ports;

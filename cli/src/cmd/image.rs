@@ -316,7 +316,9 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
             } else {
                 Box::new(fs::File::open(&file).with_context(|| format!("cannot open {file}"))?)
             };
-            let id = store.import(reader, reference.as_deref(), &change)?;
+            let id = store
+                .import(reader, reference.as_deref(), &change)
+                .with_context(|| format!("cannot import {file}"))?;
             writeln!(out, "{id}")?;
         }
         Command::Load { input, quiet } => {
@@ -333,7 +335,8 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                     Box::new(io::stdin().lock())
                 }
             };
-            let loaded = store.load(reader)?;
+            let from = input.as_ref().map_or("stdin".into(), |p| p.display().to_string());
+            let loaded = store.load(reader).with_context(|| format!("cannot load {from}"))?;
             if !quiet {
                 for l in loaded {
                     if l.refs.is_empty() {

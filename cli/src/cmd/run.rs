@@ -50,7 +50,7 @@ pub struct CreateFlags {
     #[arg(long)]
     pub hostname: Option<String>,
     /// Memory limit (`512m`, `1g`).
-    #[arg(short = 'm', long)]
+    #[arg(short = 'm', long, allow_hyphen_values = true)]
     pub memory: Option<String>,
     /// Memory soft limit.
     #[arg(long = "memory-reservation")]
@@ -59,13 +59,13 @@ pub struct CreateFlags {
     #[arg(long = "memory-swap", allow_hyphen_values = true)]
     pub memory_swap: Option<String>,
     /// Number of CPUs (`1.5`).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub cpus: Option<f64>,
     /// CPU shares (relative weight).
-    #[arg(short = 'c', long = "cpu-shares")]
+    #[arg(short = 'c', long = "cpu-shares", allow_hyphen_values = true)]
     pub cpu_shares: Option<i64>,
     /// CFS quota, microseconds.
-    #[arg(long = "cpu-quota")]
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
     pub cpu_quota: Option<i64>,
     /// CFS period, microseconds.
     #[arg(long = "cpu-period")]

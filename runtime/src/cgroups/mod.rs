@@ -615,6 +615,80 @@ impl Cgroup {
         }
     }
 
+    /// Whether no process is left in the cgroup or its descendants (a cgroup already removed
+    /// is empty). Exited processes leave their cgroup before they are reaped, so a zombie does
+    /// not count.
+    pub fn is_empty(&self) -> bool {
+        // Without cgroup.events (no unified hierarchy, or the cgroup is gone): count tasks.
+        if let Some(u) = &self.unified
+            && let Ok(t) = read_trimmed(&u.join("cgroup.events"))
+        {
+            return kv(&t, "populated") == Some(0);
+        }
+        self.pids().is_ok_and(|p| p.is_empty())
+    }
+
+    /// Kills every process of the cgroup and its descendants with SIGKILL and waits until
+    /// none is left (or `timeout` passes: [`CgroupError::Busy`]).
+    ///
+    /// Signalling a list of pids races a process that forks in between (a fork bomb outruns
+    /// it for seconds), so, as runc does: `cgroup.kill` where the kernel has it (cgroup2,
+    /// also the unified hierarchy of the hybrid layout), which kills the whole tree and any
+    /// fork in flight at once; otherwise freeze, signal every task, thaw (a frozen task dies
+    /// as soon as it is thawed), and repeat for stragglers.
+    pub fn kill_all(&self, timeout: Duration) -> Result<()> {
+        let kill_file = self.unified.as_ref().map(|u| u.join("cgroup.kill"));
+        self.kill_rounds(timeout, kill_file.filter(|k| k.exists()))
+    }
+
+    /// [`Cgroup::kill_all`] the way it works without `cgroup.kill` (kernels before 5.14, v1
+    /// only): freeze, SIGKILL every task, thaw. `kill_all` falls back to it by itself; public
+    /// so that it is tested on kernels that have `cgroup.kill`.
+    pub fn kill_all_frozen(&self, timeout: Duration) -> Result<()> {
+        self.kill_rounds(timeout, None)
+    }
+
+    fn kill_rounds(&self, timeout: Duration, kill_file: Option<PathBuf>) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut first = true;
+        loop {
+            if self.is_empty() {
+                return Ok(());
+            }
+            let killed = kill_file.as_ref().is_some_and(|k| write_file(k, "1").is_ok());
+            // A cgroup frozen by v1's freezer (pause on v1 and hybrid) keeps SIGKILLed tasks
+            // alive until it thaws.
+            if killed {
+                if self.is_frozen() {
+                    let _ = self.thaw();
+                }
+            } else {
+                // Only the first round freezes: a freeze that times out (a task stuck in the
+                // kernel) is not worth repeating every round.
+                let frozen = first && self.freeze().is_ok();
+                for p in self.pids().unwrap_or_default() {
+                    let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGKILL);
+                }
+                if frozen || self.is_frozen() {
+                    let _ = self.thaw();
+                }
+            }
+            first = false;
+            // Dying takes each task a trip through the scheduler: give them a moment.
+            let round = Instant::now() + Duration::from_millis(100);
+            while Instant::now() < round {
+                if self.is_empty() {
+                    return Ok(());
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if Instant::now() > deadline {
+                let path = self.dirs().into_iter().next().unwrap_or_default();
+                return Err(CgroupError::Busy { path });
+            }
+        }
+    }
+
     /// Kills every remaining process and removes the cgroup from every hierarchy.
     /// Idempotent: a cgroup already gone is fine.
     pub fn destroy(&self) -> Result<()> {
@@ -622,16 +696,7 @@ impl Cgroup {
         if !dirs.iter().any(|d| d.exists()) {
             return Ok(());
         }
-        // A frozen cgroup can't die: thaw first (SIGKILL is not delivered to frozen v1 tasks).
-        if self.is_frozen() {
-            let _ = self.thaw();
-        }
-        if let Some(u) = &self.unified {
-            let k = u.join("cgroup.kill");
-            if k.exists() {
-                let _ = write_file(&k, "1");
-            }
-        }
+        self.kill_all(Duration::from_secs(30))?;
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let pids = self.pids().unwrap_or_default();

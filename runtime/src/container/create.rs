@@ -231,6 +231,7 @@ impl Engine {
         let hc = cfg.host_config.clone();
         spec::capabilities(&hc).map_err(ContainerError::Invalid)?;
         spec::check_security_opts(&hc).map_err(ContainerError::Invalid)?;
+        spec::check_resources(&hc).map_err(ContainerError::Invalid)?;
         match hc.restart_policy.name.as_str() {
             "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
             other => {
@@ -464,8 +465,15 @@ impl Engine {
                 mounts.push(self.volume_mount(rec, &name, &dst, ro, !nocopy, true, undo)?);
                 anon.push(name);
             } else if src.starts_with('/') {
-                // docker creates a missing host directory for -v binds.
-                fs::create_dir_all(src).map_err(io_err("create bind source", src))?;
+                // docker creates a missing host directory for -v binds; an existing file or
+                // directory (or a symlink to one) is bound as it is.
+                match fs::metadata(src) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        fs::create_dir_all(src).map_err(io_err("create bind source", src))?;
+                    }
+                    Err(e) => return Err(io_err("read bind source", src)(e)),
+                }
                 mounts.push(bind(src, &dst, ro, mode));
             } else {
                 mounts.push(self.volume_mount(rec, src, &dst, ro, !nocopy, false, undo)?);

@@ -280,17 +280,41 @@ impl Engine {
             let _ = sys::signal_verified(st.state.pid as i32, st.pid_start, sig);
         }
         let grace = Duration::from_secs(timeout.max(0) as u64);
-        if self.wait_settled(&l.paths, Some(grace))?.is_some() {
-            return Ok(());
+        if let Some(settled) = self.wait_settled(&l.paths, Some(grace))? {
+            // PID 1 is gone; anything its cgroup still holds goes too before stop returns.
+            return self.kill_cgroup(&l.rec.name, &settled);
         }
         let st = l.paths.read_state()?;
         self.thaw_if_paused(&st);
         self.journal_kill(&l.rec.id, libc::SIGKILL);
         let _ = sys::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
-        match self.wait_settled(&l.paths, Some(Duration::from_secs(30)))? {
-            Some(_) => Ok(()),
-            None => Err(ContainerError::Timeout(l.rec.name.clone())),
+        self.kill_all_settled(&l, &st)
+    }
+
+    /// Kills every process of the container's cgroup (its PID 1, all it started, exec'd
+    /// processes), waits until none is left and the monitor has recorded the exit. A fork bomb
+    /// outruns signals sent to a list of pids, and the pid namespace's own teardown takes
+    /// seconds for thousands of processes: `kill`, `stop`, `down` and `rm -f` return only when
+    /// the container is gone.
+    fn kill_all_settled(&self, l: &Loaded, st: &StateRecord) -> Result<(), ContainerError> {
+        self.kill_cgroup(&l.rec.name, st)?;
+        match self.wait_settled(&l.paths, Some(Duration::from_secs(30))) {
+            // The monitor destroys the cgroup before it records the exit; this covers one that
+            // gave up on a cgroup that stayed busy.
+            Ok(Some(settled)) => self.kill_cgroup(&l.rec.name, &settled),
+            Ok(None) => Err(ContainerError::Timeout(l.rec.name.clone())),
+            // Removed by its monitor (`--rm`) once it had exited: gone is what was asked.
+            Err(ContainerError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
         }
+    }
+
+    /// SIGKILLs everything in the container's cgroup and waits until it is empty.
+    fn kill_cgroup(&self, name: &str, st: &StateRecord) -> Result<(), ContainerError> {
+        let Some(cg) = st.cgroup.as_ref().and_then(|c| c.to_str()) else { return Ok(()) };
+        rt::cgroup_kill_all(cg, Duration::from_secs(30)).map_err(|e| {
+            ContainerError::Internal(format!("cannot kill the processes of container {name}: {e}"))
+        })
     }
 
     /// Journals docker's `kill` event, before the signal goes so that it precedes the `die`
@@ -382,6 +406,12 @@ impl Engine {
         }
         self.journal_kill(&l.rec.id, sig);
         match sys::signal_verified(st.state.pid as i32, st.pid_start, sig) {
+            // As docker, other signals go to PID 1 only and `kill` does not wait; SIGKILL
+            // returns once the whole container is gone.
+            Ok(true) if sig == libc::SIGKILL => {
+                let e = self.clone();
+                blocking(move || e.kill_all_settled(&l, &st)).await
+            }
             Ok(true) => Ok(()),
             Ok(false) => Err(ContainerError::NotRunning(l.rec.name.clone())),
             Err(e) => {
@@ -432,9 +462,7 @@ impl Engine {
             self.poke_monitor(&st);
             self.thaw_if_paused(&st);
             let _ = sys::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
-            if self.wait_settled(&l.paths, Some(Duration::from_secs(30)))?.is_none() {
-                return Err(ContainerError::Timeout(l.rec.name.clone()));
-            }
+            self.kill_all_settled(&l, &st)?;
         }
         self.remove_files(&l, volumes)
     }

@@ -71,6 +71,16 @@ pub fn cgroup_oom_killed(cgroup: &str) -> bool {
     Cgroup::open(cgroup).map(|c| c.oom_killed()).unwrap_or(false)
 }
 
+/// Kills every process of the cgroup and waits until none is left (a cgroup already gone is
+/// fine); the error names the cgroup that stayed busy.
+pub fn cgroup_kill_all(cgroup: &str, timeout: std::time::Duration) -> Result<(), String> {
+    match Cgroup::open(cgroup) {
+        Ok(c) => c.kill_all(timeout).map_err(|e| e.to_string()),
+        Err(crate::cgroups::CgroupError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Removes the cgroup (best effort; the launcher kills anything left in it).
 pub fn cgroup_destroy(cgroup: &str) {
     if let Ok(c) = Cgroup::open(cgroup) {

@@ -7,6 +7,11 @@ use super::api::HostConfig;
 use super::record::{ContainerPaths, ContainerRecord};
 use crate::launch::{LaunchSpec, Rootfs, SeccompMode};
 
+/// The pids limit of a container that sets none (as podman; docker has none): one runaway fork
+/// bomb must not take every pid of the host. `pids_limit` / `--pids-limit` override it, and 0
+/// or -1 there means unlimited.
+pub const DEFAULT_PIDS_LIMIT: i64 = 2048;
+
 /// Every capability in kernel order (index = capability number).
 pub const ALL_CAPS: &[&str] = &[
     "CAP_CHOWN",
@@ -224,6 +229,75 @@ pub fn process_json(
     p
 }
 
+/// docker's smallest memory limit and reservation (`linuxMinMemory`).
+const MIN_MEMORY: i64 = 6 * 1024 * 1024;
+
+/// Refuses resource settings docker's daemon refuses, with its messages: a limit the kernel
+/// would take but that cannot work (1 byte of memory) or means something else (a negative
+/// CPU count stored and never applied).
+pub fn check_resources(hc: &HostConfig) -> Result<(), String> {
+    let fail = |m: &str| Err(m.to_string());
+    if hc.memory != 0 && hc.memory < MIN_MEMORY {
+        return fail("Minimum memory limit allowed is 6MB");
+    }
+    if hc.memory_reservation != 0 && hc.memory_reservation < MIN_MEMORY {
+        return fail("Minimum memory reservation allowed is 6MB");
+    }
+    if hc.memory > 0 && hc.memory_reservation > hc.memory {
+        return fail(
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        );
+    }
+    if hc.memory_swap > 0 && hc.memory == 0 {
+        return fail(
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        );
+    }
+    if hc.memory_swap > 0 && hc.memory_swap < hc.memory {
+        return fail("Minimum memoryswap limit should be larger than memory limit, see usage");
+    }
+    if hc.memory_swap < -1 {
+        return Err(format!(
+            "invalid memory swap limit {}: -1 (unlimited swap) or at least the memory limit",
+            hc.memory_swap
+        ));
+    }
+    if hc.nano_cpus > 0 && hc.cpu_period > 0 {
+        return fail("Conflicting options: Nano CPUs and CPU Period cannot both be set");
+    }
+    if hc.nano_cpus > 0 && hc.cpu_quota > 0 {
+        return fail("Conflicting options: Nano CPUs and CPU Quota cannot both be set");
+    }
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
+    // Below 0.01 the quota would be under the kernel's 1 ms minimum.
+    if hc.nano_cpus != 0 && (hc.nano_cpus < 10_000_000 || hc.nano_cpus > ncpu * 1_000_000_000) {
+        return Err(format!(
+            "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+        ));
+    }
+    if hc.cpu_period != 0 && !(1000..=1_000_000).contains(&hc.cpu_period) {
+        return fail(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        );
+    }
+    if hc.cpu_quota > 0 && hc.cpu_quota < 1000 {
+        return fail("CPU cfs quota can not be less than 1ms (i.e. 1000)");
+    }
+    if hc.blkio_weight > 0 && !(10..=1000).contains(&hc.blkio_weight) {
+        return fail("Range of blkio weight is from 10 to 1000");
+    }
+    if !(-1000..=1000).contains(&hc.oom_score_adj) {
+        return Err(format!(
+            "Invalid value {}, range for oom score adj is [-1000, 1000]",
+            hc.oom_score_adj
+        ));
+    }
+    if hc.shm_size < 0 {
+        return fail("SHM size can not be less than 0");
+    }
+    Ok(())
+}
+
 fn resources_json(hc: &HostConfig) -> Value {
     let mut r = json!({});
     let mut mem = serde_json::Map::new();
@@ -243,8 +317,9 @@ fn resources_json(hc: &HostConfig) -> Value {
         r["memory"] = Value::Object(mem);
     }
     let mut cpu = serde_json::Map::new();
-    if hc.cpu_shares > 0 {
-        cpu.insert("shares".into(), json!(hc.cpu_shares));
+    if hc.cpu_shares != 0 {
+        // As docker: out-of-range shares (negative too) are clamped, not refused.
+        cpu.insert("shares".into(), json!(hc.cpu_shares.clamp(2, 262_144)));
     }
     if hc.nano_cpus > 0 {
         let period = 100_000i64;
@@ -264,8 +339,11 @@ fn resources_json(hc: &HostConfig) -> Value {
     if !cpu.is_empty() {
         r["cpu"] = Value::Object(cpu);
     }
-    if let Some(p) = hc.pids_limit.filter(|p| *p > 0) {
-        r["pids"] = json!({"limit": p});
+    match hc.pids_limit {
+        None => r["pids"] = json!({"limit": DEFAULT_PIDS_LIMIT}),
+        Some(p) if p > 0 => r["pids"] = json!({"limit": p}),
+        // Unlimited: no pids entry leaves the new cgroup's pids.max at "max".
+        Some(_) => {}
     }
     if hc.blkio_weight > 0 {
         r["blockIO"] = json!({"weight": hc.blkio_weight});
@@ -497,6 +575,71 @@ mod tests {
         assert!(!all.contains(&"CAP_CHOWN".to_string()));
         hc.cap_add = vec!["BOGUS".into()];
         assert!(capabilities(&hc).is_err());
+    }
+
+    #[test]
+    fn resources_docker_refuses_are_refused() {
+        let ok = HostConfig { memory: MIN_MEMORY, memory_swap: -1, ..Default::default() };
+        assert_eq!(check_resources(&ok), Ok(()));
+        let cases: Vec<(HostConfig, &str)> = vec![
+            (HostConfig { memory: 1, ..Default::default() }, "Minimum memory limit allowed is 6MB"),
+            (
+                HostConfig { memory: -5, ..Default::default() },
+                "Minimum memory limit allowed is 6MB",
+            ),
+            (
+                HostConfig { memory_reservation: 1, ..Default::default() },
+                "Minimum memory reservation allowed is 6MB",
+            ),
+            (
+                HostConfig { memory_swap: 1 << 30, ..Default::default() },
+                "You should always set the Memory limit when using Memoryswap limit, see usage",
+            ),
+            (
+                HostConfig { memory: 64 << 20, memory_swap: 32 << 20, ..Default::default() },
+                "Minimum memoryswap limit should be larger than memory limit, see usage",
+            ),
+            (
+                HostConfig { nano_cpus: 1_000_000_000, cpu_quota: 5000, ..Default::default() },
+                "Conflicting options: Nano CPUs and CPU Quota cannot both be set",
+            ),
+            (
+                HostConfig { cpu_quota: 10, ..Default::default() },
+                "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+            ),
+            (
+                HostConfig { blkio_weight: 5, ..Default::default() },
+                "Range of blkio weight is from 10 to 1000",
+            ),
+            (
+                HostConfig { oom_score_adj: 1001, ..Default::default() },
+                "Invalid value 1001, range for oom score adj is [-1000, 1000]",
+            ),
+            (HostConfig { shm_size: -1, ..Default::default() }, "SHM size can not be less than 0"),
+        ];
+        for (hc, want) in cases {
+            assert_eq!(check_resources(&hc), Err(want.to_string()), "{hc:?}");
+        }
+        let neg = HostConfig { nano_cpus: -1_000_000_000, ..Default::default() };
+        assert!(
+            check_resources(&neg).is_err_and(|e| e.starts_with("Range of CPUs is from 0.01 to "))
+        );
+        let mut hc = HostConfig { cpu_shares: -5, ..Default::default() };
+        assert_eq!(resources_json(&hc)["cpu"]["shares"], 2);
+        hc.cpu_shares = 1 << 20;
+        assert_eq!(resources_json(&hc)["cpu"]["shares"], 262_144);
+    }
+
+    #[test]
+    fn pids_limit_defaults_and_overrides() {
+        let mut hc = HostConfig::default();
+        assert_eq!(resources_json(&hc)["pids"]["limit"], DEFAULT_PIDS_LIMIT);
+        hc.pids_limit = Some(100_000);
+        assert_eq!(resources_json(&hc)["pids"]["limit"], 100_000);
+        for unlimited in [0, -1] {
+            hc.pids_limit = Some(unlimited);
+            assert!(resources_json(&hc).get("pids").is_none(), "{unlimited}");
+        }
     }
 
     #[test]

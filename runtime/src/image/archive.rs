@@ -16,10 +16,14 @@ use serde_json::{Map, Value, json};
 
 use super::changes::apply_changes;
 use super::reference::Reference;
-use super::store::{ImageStore, LayerSource, StagedLayer, chain_ids, digest_hex, sha256_hex};
+use super::store::{
+    ImageStore, LayerRecord, LayerSource, StagedLayer, chain_ids, digest_hex, sha256_hex,
+};
+use super::tarsplit::{self, Rebuilt};
 use super::types::LoadedImage;
 use super::unpack::{self, TeeReader};
 use super::{ImageError, short_id};
+use crate::store::read_json;
 
 /// docker's annotation carrying the full reference in an OCI index.
 const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
@@ -49,6 +53,29 @@ pub(crate) fn host_arch() -> &'static str {
 
 fn archive_err(msg: impl Into<String>) -> ImageError {
     ImageError::InvalidArchive(msg.into())
+}
+
+/// A reader that fails once more than `left` bytes were read (None: no bound).
+struct Bounded<R> {
+    inner: R,
+    left: Option<u64>,
+    hit: bool,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(left) = self.left.as_mut() {
+            match left.checked_sub(n as u64) {
+                Some(l) => *left = l,
+                None => {
+                    self.hit = true;
+                    return Err(std::io::Error::other("the archive exceeds the size limit"));
+                }
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Removes a staging directory on drop.
@@ -92,12 +119,19 @@ impl ImageStore {
 
     /// `docker load`: reads a docker save archive or an OCI image layout tar and adds its images.
     pub fn load(&self, reader: impl Read) -> Result<Vec<LoadedImage>, ImageError> {
+        let limit = self.layer_limit()?;
         let dir = self.staging_dir("load")?;
         let guard = StagingGuard(dir);
-        // The same safe unpacker as layers: archive members can't escape the staging dir.
+        // The same safe unpacker as layers: archive members can't escape the staging dir. The
+        // layer limit bounds the whole archive too: a small gzip must not fill the disk here.
         let plain = unpack::maybe_gunzip(reader)
             .map_err(|e| archive_err(format!("cannot read archive: {e}")))?;
-        unpack::unpack_tar(plain, &guard.0)?;
+        let mut bounded = Bounded { inner: plain, left: limit, hit: false };
+        let unpacked = unpack::unpack_tar(&mut bounded, &guard.0);
+        if let (true, Some(limit)) = (bounded.hit, limit) {
+            return Err(ImageError::LayerTooLarge { limit });
+        }
+        unpacked?;
         let root = guard.0.clone();
         if root.join("manifest.json").is_file() {
             self.load_docker(&root)
@@ -284,15 +318,38 @@ impl ImageStore {
             }
             let mut layer_paths = Vec::new();
             let mut layer_descs = Vec::new();
-            for diff in config.rootfs().diff_ids() {
+            let diff_ids = config.rootfs().diff_ids();
+            for (diff, chain) in diff_ids.iter().zip(chain_ids(diff_ids)) {
                 let hex = digest_hex(diff)?.to_string();
-                let blob = self.blob_path(diff)?;
-                let size = fs::metadata(&blob)
-                    .map_err(|e| ImageError::io("find layer tar", &blob, e))?
-                    .len();
-                if written.insert(hex.clone()) {
-                    append_file(&mut tar, &format!("blobs/sha256/{hex}"), &blob).map_err(werr)?;
-                }
+                let member = format!("blobs/sha256/{hex}");
+                let dir = self.layer_dir(&chain)?;
+                let rec: Option<LayerRecord> = read_json(&dir.join("layer.json"))?;
+                let size = match rec.and_then(|r| r.tar_size) {
+                    // Rebuilt from the layer directory and its tar-split.
+                    Some(size) => {
+                        if written.insert(hex.clone()) {
+                            let rebuilt = Rebuilt::open(&dir, diff).map_err(|e| {
+                                ImageError::io("open layer", dir.join(tarsplit::SPLIT_FILE), e)
+                            })?;
+                            let mut h = header(&member, size, tar::EntryType::Regular, 0o644);
+                            tar.append_data(&mut h, &member, rebuilt).map_err(|e| {
+                                archive_err(format!("layer {diff} of {}: {e}", short_id(id)))
+                            })?;
+                        }
+                        size
+                    }
+                    // A layer stored before tar-split: its tar is a blob.
+                    None => {
+                        let blob = self.blob_path(diff)?;
+                        let size = fs::metadata(&blob)
+                            .map_err(|e| ImageError::io("find layer tar", &blob, e))?
+                            .len();
+                        if written.insert(hex.clone()) {
+                            append_file(&mut tar, &member, &blob).map_err(werr)?;
+                        }
+                        size
+                    }
+                };
                 layer_paths.push(format!("blobs/sha256/{hex}"));
                 layer_descs.push(Descriptor::new(MediaType::ImageLayer, size, parse_digest(diff)?));
             }

@@ -5,8 +5,10 @@
 //! Layout:
 //! ```text
 //! images/index.json                 {"images": {id: record}, "refs": {"docker.io/library/busybox:latest": id}}
-//! images/blobs/sha256/<hex>         image configs (id = sha256 of the config) and uncompressed layer tars (by diff id)
+//! images/blobs/sha256/<hex>         image configs (id = sha256 of the config); stores made before
+//!                                   tar-split also hold uncompressed layer tars (by diff id)
 //! images/layers/<chain hex>/diff/   the unpacked layer (overlay whiteouts, opaque xattrs)
+//! images/layers/<chain hex>/tar-split  the layer's tar stream without file contents (for save)
 //! images/layers/<chain hex>/layer.json
 //! images/tmp/                       staging for imports and loads (same file system, so commit is a rename)
 //! ```
@@ -18,6 +20,7 @@ mod engine;
 mod mountpoints;
 mod reference;
 mod store;
+mod tarsplit;
 mod types;
 mod unpack;
 mod usage;
@@ -101,6 +104,31 @@ pub enum ImageError {
         /// The parse error.
         reason: String,
     },
+    /// `images/index.json` exists but cannot be read as an index.
+    #[error(
+        "the image index {} is damaged ({reason}): berth will not guess which images exist; restore the file, or remove it and import or load the images again",
+        path.display()
+    )]
+    DamagedIndex {
+        /// The index file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A layer (or an image archive) unpacks to more bytes than the limit allows.
+    #[error(
+        "refusing a layer that unpacks to more than {} (the limit; set {MAX_LAYER_SIZE_ENV} to change it)",
+        human_size(*limit)
+    )]
+    LayerTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// `BERTH_MAX_LAYER_SIZE` is not a size.
+    #[error(
+        "{MAX_LAYER_SIZE_ENV}={0:?} is not a size (bytes, or a number with k, m, g or t; 0: no limit)"
+    )]
+    BadSizeLimit(String),
     /// The blocking task running the operation failed.
     #[error("image task failed: {0}")]
     Task(String),
@@ -117,8 +145,77 @@ impl ImageError {
     }
 }
 
+/// The environment variable holding the largest size a layer may unpack to.
+pub const MAX_LAYER_SIZE_ENV: &str = "BERTH_MAX_LAYER_SIZE";
+
+/// The default of [`MAX_LAYER_SIZE_ENV`]: 64 GiB, more than any real layer, and a stop for a
+/// small gzip that would unpack to fill the disk.
+pub const DEFAULT_MAX_LAYER_SIZE: u64 = 64 << 30;
+
+/// The largest uncompressed size of one layer (and of one image archive) `import` and `load`
+/// accept: `BERTH_MAX_LAYER_SIZE` (bytes, or with a k/m/g/t suffix, powers of 1024; 0 means
+/// no limit), else [`DEFAULT_MAX_LAYER_SIZE`].
+pub fn max_layer_size() -> Result<Option<u64>, ImageError> {
+    match std::env::var(MAX_LAYER_SIZE_ENV) {
+        Err(std::env::VarError::NotPresent) => Ok(Some(DEFAULT_MAX_LAYER_SIZE)),
+        Err(std::env::VarError::NotUnicode(v)) => {
+            Err(ImageError::BadSizeLimit(v.to_string_lossy().into_owned()))
+        }
+        Ok(v) => match parse_size(&v) {
+            Some(0) => Ok(None),
+            Some(n) => Ok(Some(n)),
+            None => Err(ImageError::BadSizeLimit(v)),
+        },
+    }
+}
+
+/// `10m`, `64G`, `512kb`, `1GiB`, `4096`: bytes, suffixes in powers of 1024.
+fn parse_size(s: &str) -> Option<u64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix("ib").or_else(|| t.strip_suffix('b')).unwrap_or(&t);
+    let (num, shift) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 10),
+        'm' => (&t[..t.len() - 1], 20),
+        'g' => (&t[..t.len() - 1], 30),
+        't' => (&t[..t.len() - 1], 40),
+        _ => (t, 0),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(1u64 << shift)
+}
+
+/// `64 GiB`, `10 MiB`, `1536 bytes`: whole units of 1024 where they divide evenly.
+fn human_size(n: u64) -> String {
+    for (shift, unit) in [(40, "TiB"), (30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if n >= 1 << shift && n.is_multiple_of(1 << shift) {
+            return format!("{} {unit}", n >> shift);
+        }
+    }
+    format!("{n} bytes")
+}
+
 /// The 12-hex short form of an id (`sha256:` dropped).
 pub fn short_id(id: &str) -> String {
     let hex = id.strip_prefix("sha256:").unwrap_or(id);
     hex.chars().take(12).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_and_print() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("10m"), Some(10 << 20));
+        assert_eq!(parse_size("10MB"), Some(10 << 20));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size(" 64g "), Some(64 << 30));
+        assert_eq!(parse_size("0"), Some(0));
+        for bad in ["", "m", "-1", "1.5g", "10x", "99999999999t"] {
+            assert_eq!(parse_size(bad), None, "{bad}");
+        }
+        assert_eq!(human_size(64 << 30), "64 GiB");
+        assert_eq!(human_size(10 << 20), "10 MiB");
+        assert_eq!(human_size(1536), "1536 bytes");
+    }
 }

@@ -12,8 +12,8 @@ use sha2::Digest;
 
 use super::reference::Reference;
 use super::types::{Healthcheck, ImageConfigInspect, ImageInspect, ImageSummary, RootFsInspect};
-use super::unpack::{self, TeeReader};
 use super::{ImageError, short_id};
+use super::{tarsplit, unpack};
 use crate::store::{StateRoot, read_json, write_atomic, write_json_atomic};
 
 /// The references and images the store knows; `images/index.json`.
@@ -45,6 +45,10 @@ pub(crate) struct LayerRecord {
     pub chain_id: String,
     /// Unpacked size of regular file contents.
     pub size: u64,
+    /// Length of the uncompressed tar stream, rebuilt from `tar-split` by `save` (None: a layer
+    /// stored before tar-split, whose tar is the blob named by the diff id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tar_size: Option<u64>,
 }
 
 /// An image ready to run: what container create needs.
@@ -95,18 +99,22 @@ pub struct PruneReport {
 pub struct ImageStore {
     root: StateRoot,
     dir: PathBuf,
+    /// The layer size limit when set by [`ImageStore::set_max_layer_size`] (else the environment's).
+    max_layer: Option<Option<u64>>,
 }
 
 /// A layer unpacked into a staging directory, not yet in the store; removed on drop unless
 /// committed.
 #[derive(Debug)]
 pub(crate) struct StagedLayer {
-    /// Staging directory holding `diff/` and `layer.tar`.
+    /// Staging directory holding `diff/` and `tar-split`.
     pub dir: PathBuf,
     /// sha256 of the uncompressed tar.
     pub diff_id: String,
     /// Unpacked size.
     pub size: u64,
+    /// Length of the uncompressed tar.
+    pub tar_size: u64,
 }
 
 impl Drop for StagedLayer {
@@ -200,7 +208,21 @@ impl ImageStore {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(|e| ImageError::io("create directory", &p, e))?;
         }
-        Ok(ImageStore { root: root.clone(), dir })
+        Ok(ImageStore { root: root.clone(), dir, max_layer: None })
+    }
+
+    /// Sets the largest uncompressed size of a layer or archive this store accepts (None: no
+    /// limit), instead of [`super::max_layer_size`]'s `BERTH_MAX_LAYER_SIZE` or default.
+    pub fn set_max_layer_size(&mut self, limit: Option<u64>) {
+        self.max_layer = Some(limit);
+    }
+
+    /// The layer size limit in force.
+    pub(crate) fn layer_limit(&self) -> Result<Option<u64>, ImageError> {
+        match self.max_layer {
+            Some(l) => Ok(l),
+            None => super::max_layer_size(),
+        }
     }
 
     /// The state root this store lives in.
@@ -222,8 +244,21 @@ impl ImageStore {
         Ok(self.dir.join("layers").join(digest_hex(chain)?))
     }
 
+    /// The index; a missing one is an empty store. One that is empty or does not parse is an
+    /// error naming it: treating it as "no images" would hide every image (and let the next
+    /// import overwrite what is left of their references).
     pub(crate) fn read_index(&self) -> Result<Index, ImageError> {
-        Ok(read_json(&self.index_path())?.unwrap_or_default())
+        let path = self.index_path();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Index::default()),
+            Err(e) => return Err(ImageError::io("read", &path, e)),
+        };
+        let damaged = |reason: String| ImageError::DamagedIndex { path: path.clone(), reason };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(damaged("the file is empty".into()));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))
     }
 
     fn write_index(&self, idx: &Index) -> Result<(), ImageError> {
@@ -237,24 +272,38 @@ impl ImageStore {
         Ok(p)
     }
 
-    /// Unpacks one layer (plain or gzip tar) into staging; the uncompressed tar is kept beside it
-    /// so `save` can write the exact bytes the diff id names.
+    /// Unpacks one layer (plain or gzip tar) into staging. Beside it goes the layer's tar stream
+    /// without file contents (`tar-split`), from which `save` rebuilds the exact bytes the diff
+    /// id names: no second, uncompressed copy of the layer is kept. A layer whose uncompressed
+    /// tar passes [`super::max_layer_size`] is refused; the staging directory goes on any error.
     pub(crate) fn stage_layer(&self, reader: impl Read) -> Result<StagedLayer, ImageError> {
+        let limit = self.layer_limit()?;
         let dir = self.staging_dir("layer")?;
-        let mut staged = StagedLayer { dir, diff_id: String::new(), size: 0 };
+        let mut staged = StagedLayer { dir, diff_id: String::new(), size: 0, tar_size: 0 };
         let diff = staged.dir.join("diff");
         fs::create_dir(&diff).map_err(|e| ImageError::io("create directory", &diff, e))?;
-        let tar_path = staged.dir.join("layer.tar");
-        let copy =
-            fs::File::create(&tar_path).map_err(|e| ImageError::io("create", &tar_path, e))?;
-        let plain = unpack::maybe_gunzip(reader)
-            .map_err(|e| ImageError::Unpack { path: "(layer)".into(), reason: e.to_string() })?;
-        let mut tee = TeeReader::new(plain, Some(copy));
-        staged.size = unpack::unpack_tar(&mut tee, &diff)?;
-        let (diff_id, _) = tee
-            .finish()
-            .map_err(|e| ImageError::Unpack { path: "(layer)".into(), reason: e.to_string() })?;
+        let split = staged.dir.join(tarsplit::SPLIT_FILE);
+        let rec = tarsplit::Recorder::create(&staged.dir, &diff, limit)
+            .map_err(|e| ImageError::io("create", &split, e))?;
+        let layer_err = |e: std::io::Error| ImageError::Unpack {
+            path: "(layer)".into(),
+            reason: e.to_string(),
+        };
+        let plain = unpack::maybe_gunzip(reader).map_err(layer_err)?;
+        let mut reading = rec.reader(plain);
+        let unpacked = unpack::unpack_recorded(&mut reading, &diff, Some(&rec));
+        // What follows the end marker (padding to the record size) belongs to the diff id too.
+        let tail = unpacked.and_then(|size| {
+            std::io::copy(&mut reading, &mut std::io::sink()).map_err(layer_err).map(|_| size)
+        });
+        if let (true, Some(limit)) = (rec.exceeded(), limit) {
+            return Err(ImageError::LayerTooLarge { limit });
+        }
+        staged.size = tail?;
+        drop(reading);
+        let (diff_id, total) = rec.finish().map_err(|e| ImageError::io("write", &split, e))?;
         staged.diff_id = diff_id;
+        staged.tar_size = total;
         Ok(staged)
     }
 
@@ -311,16 +360,9 @@ impl ImageStore {
                 diff_id: diff_id.clone(),
                 chain_id: chain.clone(),
                 size: staged.size,
+                tar_size: Some(staged.tar_size),
             };
             write_json_atomic(&staged.dir.join("layer.json"), &rec)?;
-            let blob = self.blob_path(diff_id)?;
-            let tar = staged.dir.join("layer.tar");
-            if !blob.exists() {
-                fs::rename(&tar, &blob)
-                    .map_err(|e| ImageError::io("store layer blob", &blob, e))?;
-            } else {
-                let _ = fs::remove_file(&tar);
-            }
             // A leftover directory without layer.json is debris of a crash: replace it.
             if dest.exists() {
                 self.discard_dir(&dest)?;

@@ -20,6 +20,7 @@ use rustix::io::Errno;
 use tar::EntryType;
 
 use super::ImageError;
+use super::tarsplit::Recorder;
 
 /// Docker's whiteout prefix for a deleted file.
 const WHITEOUT_PREFIX: &str = ".wh.";
@@ -236,6 +237,24 @@ fn apply_meta_fd(fd: &OwnedFd, header: &tar::Header, root: bool) -> io::Result<(
 /// Unpacks the tar stream `reader` into the empty directory `dest`; returns the total size of
 /// regular file contents. On error `dest` may hold partial content: the caller discards it.
 pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageError> {
+    unpack_recorded(reader, dest, None)
+}
+
+/// [`unpack_tar`] telling `split` (which `reader` must pass through) where file contents are
+/// and what is replaced, so the stream can be rebuilt from `dest` later.
+pub(crate) fn unpack_recorded<R: Read>(
+    reader: R,
+    dest: &Path,
+    split: Option<&Recorder>,
+) -> Result<u64, ImageError> {
+    // Every replacement of an existing entry first lets the recorder keep what it needs.
+    let replace = |parent: &OwnedFd, comps: &[OsString], full: &Path, raw: &Path| {
+        if let Some(s) = split {
+            s.before_remove(comps).map_err(|e| entry_err(raw, "keep replaced file", e))?;
+        }
+        let Some(name) = comps.last() else { return Ok(()) };
+        remove_existing(parent, name, full).map_err(|e| entry_err(raw, "replace", e))
+    };
     let root_fd = open_root(dest).map_err(|e| entry_err(dest, "open layer directory", e))?;
     let root = is_root();
     let mut archive = tar::Archive::new(reader);
@@ -282,8 +301,9 @@ pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageEr
             }
             let hidden = OsStr::from_bytes(hidden);
             let hidden_full = full.with_file_name(hidden);
-            remove_existing(&parent, hidden, &hidden_full)
-                .map_err(|e| entry_err(&raw_path, "replace", e))?;
+            let hidden_comps: Vec<OsString> =
+                parents.iter().cloned().chain([hidden.to_os_string()]).collect();
+            replace(&parent, &hidden_comps, &hidden_full, &raw_path)?;
             rfs::mknodat(
                 &parent,
                 hidden,
@@ -303,8 +323,7 @@ pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageEr
                         let st = rfs::statat(&parent, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
                             .map_err(|e| entry_err(&raw_path, "stat", e))?;
                         if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-                            remove_existing(&parent, name, &full)
-                                .map_err(|e| entry_err(&raw_path, "replace", e))?;
+                            replace(&parent, &comps, &full, &raw_path)?;
                             rfs::mkdirat(&parent, name.as_os_str(), Mode::from_raw_mode(0o700))
                                 .map_err(|e| entry_err(&raw_path, "create directory", e))?;
                         }
@@ -319,8 +338,7 @@ pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageEr
                 dir_times.push((comps.clone(), header.mtime().unwrap_or(0)));
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                remove_existing(&parent, name, &full)
-                    .map_err(|e| entry_err(&raw_path, "replace", e))?;
+                replace(&parent, &comps, &full, &raw_path)?;
                 let fd = rfs::openat(
                     &parent,
                     name.as_os_str(),
@@ -333,6 +351,13 @@ pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageEr
                 )
                 .map_err(|e| entry_err(&raw_path, "create file", e))?;
                 let mut file = File::from(fd);
+                // A sparse entry's stream bytes are not the file's: those stay recorded.
+                if let Some(s) = split
+                    && etype != EntryType::GNUSparse
+                {
+                    s.file_content(entry.raw_file_position(), entry.size(), &comps)
+                        .map_err(|e| entry_err(&raw_path, "record layer", e))?;
+                }
                 size += io::copy(&mut entry, &mut file)
                     .map_err(|e| entry_err(&raw_path, "write file", e))?;
                 let fd = OwnedFd::from(file);
@@ -347,8 +372,7 @@ pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageEr
                     .map_err(|e| entry_err(&raw_path, "symlink target", e))?
                     .ok_or_else(|| unsafe_entry(&raw_path, "symlink without a target"))?
                     .into_owned();
-                remove_existing(&parent, name, &full)
-                    .map_err(|e| entry_err(&raw_path, "replace", e))?;
+                replace(&parent, &comps, &full, &raw_path)?;
                 rfs::symlinkat(target.as_os_str(), &parent, name.as_os_str())
                     .map_err(|e| entry_err(&raw_path, "create symlink", e))?;
                 if root {
@@ -390,8 +414,7 @@ pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageEr
                     Err(_) => return Err(not_in_layer()),
                 }
                 if tcomps != comps {
-                    remove_existing(&parent, name, &full)
-                        .map_err(|e| entry_err(&raw_path, "replace", e))?;
+                    replace(&parent, &comps, &full, &raw_path)?;
                     // flags 0: link the named object itself, never a symlink's target.
                     rfs::linkat(
                         &tparent,
@@ -417,8 +440,7 @@ pub(crate) fn unpack_tar<R: Read>(reader: R, dest: &Path) -> Result<u64, ImageEr
                     header.device_major().ok().flatten().unwrap_or(0),
                     header.device_minor().ok().flatten().unwrap_or(0),
                 );
-                remove_existing(&parent, name, &full)
-                    .map_err(|e| entry_err(&raw_path, "replace", e))?;
+                replace(&parent, &comps, &full, &raw_path)?;
                 let mode = header.mode().unwrap_or(0o644) & 0o7777;
                 rfs::mknodat(&parent, name.as_os_str(), ftype, Mode::from_raw_mode(mode), dev)
                     .map_err(|e| entry_err(&raw_path, "create node", e))?;

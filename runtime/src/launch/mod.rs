@@ -520,7 +520,13 @@ fn report_error(
             fs.map_or("mount the root filesystem".into(), |f| f.rootfs.desc.clone())
         }
         Some(StepId::Pre) => {
-            fs.and_then(|f| f.pre.get(i)).map_or("mount".into(), |s| s.desc.clone())
+            let desc = fs.and_then(|f| f.pre.get(i)).map_or("mount".into(), |s| s.desc.clone());
+            // A bind of a file onto a directory in the image (or the reverse) fails so.
+            if errno == libc::ENOTDIR && desc.starts_with("bind ") {
+                format!("{desc} (a file and a directory cannot be bound onto each other)")
+            } else {
+                desc
+            }
         }
         Some(StepId::Post) => {
             fs.and_then(|f| f.post.get(i)).map_or("mask".into(), |s| s.desc.clone())
