@@ -3,6 +3,8 @@
 use berth_runtime::Engine;
 use berth_runtime::container::{ContainerSummary, ListFilters};
 
+use compose_spec::model::Project;
+
 use crate::{PlanError, labels};
 
 /// One existing container of the project.
@@ -49,6 +51,44 @@ impl Observed {
     pub fn is_running(&self) -> bool {
         matches!(self.state.as_str(), "running" | "restarting" | "paused")
     }
+
+    /// Whether the engine lists it `dead`: a record of it can't be read, so it can only be
+    /// removed (which kills what still runs of it).
+    pub fn is_dead(&self) -> bool {
+        self.state == "dead"
+    }
+}
+
+/// Damaged containers (listed `dead`) that lost their compose labels with their record but
+/// still hold, in the engine's name index, a name this project gives a service's container:
+/// `{project}-{service}-{n}` or the service's `container_name`. Their service and number are
+/// taken from the name.
+pub async fn damaged_by_name(engine: &Engine, p: &Project) -> Result<Vec<Observed>, PlanError> {
+    let filters = ListFilters { status: vec!["dead".into()], ..Default::default() };
+    let list = engine
+        .container_list(true, &filters)
+        .await
+        .map_err(|source| PlanError::Container { name: format!("(project {})", p.name), source })?;
+    let mut out = Vec::new();
+    for c in list.into_iter().filter(|c| !c.labels.contains_key(labels::PROJECT)) {
+        let mut o = Observed::from_summary(c);
+        let named = p.services.iter().find_map(|(svc, s)| {
+            (s.container_name.as_deref() == Some(o.name.as_str())).then(|| (svc.clone(), 1))
+        });
+        let numbered = || {
+            p.services.keys().chain(p.disabled_services.iter()).find_map(|svc| {
+                let n = o.name.strip_prefix(&format!("{}-{svc}-", p.name))?;
+                n.parse::<u32>().ok().filter(|n| *n > 0).map(|n| (svc.clone(), n))
+            })
+        };
+        let found = named.or_else(numbered);
+        if let Some((service, number)) = found {
+            o.service = service;
+            o.number = number;
+            out.push(o);
+        }
+    }
+    Ok(out)
 }
 
 /// The project's service containers (not `run` one-offs), sorted by service then number.

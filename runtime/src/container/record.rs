@@ -84,6 +84,21 @@ pub struct StateRecord {
     pub has_been_started: bool,
 }
 
+/// A container record that cannot be used: which file, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The damaged file (`config.json` or `state.json`).
+    pub file: PathBuf,
+    /// What is wrong with it ("is empty", "is not a state record: ...").
+    pub reason: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.file.display(), self.reason)
+    }
+}
+
 /// Paths of one container's state directory.
 #[derive(Debug, Clone)]
 pub struct ContainerPaths {
@@ -168,6 +183,48 @@ impl ContainerPaths {
     /// Reads the identity record; None when the container doesn't exist (any more).
     pub fn read_config(&self) -> Result<Option<ContainerRecord>, StoreError> {
         store::read_json(&self.config())
+    }
+
+    /// Reads the identity record of the published container directory `containers/<id>`:
+    /// None when the directory is gone; [`Damage`] when its `config.json` is missing, empty,
+    /// not a record, or the record of another id (create renames a complete directory into
+    /// place, so none of these is a state the engine leaves).
+    pub fn read_config_checked(&self, id: &str) -> Result<Option<ContainerRecord>, Damage> {
+        let path = self.config();
+        let damage = |reason: String| Damage { file: path.clone(), reason };
+        match std::fs::read(&path) {
+            Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Err(damage("is empty".into())),
+            Ok(b) => match serde_json::from_slice::<ContainerRecord>(&b) {
+                Ok(r) if r.id == id => Ok(Some(r)),
+                Ok(r) if r.id.is_empty() => Err(damage("holds no container record".into())),
+                Ok(r) => Err(damage(format!("is the record of container {}", r.id))),
+                Err(e) => Err(damage(format!("is not a container record: {e}"))),
+            },
+            // Removed meanwhile (its directory was renamed away), or never complete.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if self.dir.is_dir() {
+                    Err(damage("is missing".into()))
+                } else {
+                    Ok(None)
+                }
+            }
+            Err(e) => Err(damage(format!("cannot be read: {e}"))),
+        }
+    }
+
+    /// Reads the state record for decisions about the container's life: a missing file is a
+    /// created container; an empty or unreadable one is [`Damage`] (the state it would read
+    /// as, "created", may be false: the container may run).
+    pub fn read_state_checked(&self) -> Result<StateRecord, Damage> {
+        let path = self.state();
+        let damage = |reason: String| Damage { file: path.clone(), reason };
+        match berth_slotfile::read(&path) {
+            Ok(None) => Ok(StateRecord::default()),
+            Ok(Some(b)) if b.iter().all(u8::is_ascii_whitespace) => Err(damage("is empty".into())),
+            Ok(Some(b)) => serde_json::from_slice(&b)
+                .map_err(|e| damage(format!("is not a state record: {e}"))),
+            Err(e) => Err(damage(format!("cannot be read: {e}"))),
+        }
     }
 
     /// Reads the state record (default when missing: a created container).
