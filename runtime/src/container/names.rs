@@ -45,6 +45,8 @@ pub(crate) const POOL_CAP: usize = 128;
 /// into the next container's lines (so it costs one inode per container life).
 const REUSED_FILES: [&str; 6] =
     ["config.json", "state.json", "hostname", "hosts", "resolv.conf", "monitor.log"];
+/// The overlay index directory a probe with `index=on` makes in the work directory.
+const PROBE_INDEX: &str = "index";
 /// Mode of the files create writes in a container directory (0666 less the usual umask).
 const FILE_MODE: u32 = 0o644;
 /// Mode of `rootfs/upper`, which is the container's `/` (as docker's overlay `diff`).
@@ -368,8 +370,16 @@ fn recycle(dir: &Path) -> io::Result<()> {
     std::os::unix::fs::lchown(&upper, Some(0), Some(0))?;
     fs::set_permissions(&upper, std::os::unix::fs::PermissionsExt::from_mode(UPPER_MODE))?;
     crate::fsutil::clear_xattrs(&upper)?;
-    crate::fsutil::empty_dir(&work, |_, _| false)?;
+    // The removal's overlay probe (`liveness::overlay_in_use`) made `work/index`: kept, empty
+    // and unmarked, so that the next probe needn't allocate it again (a mount without
+    // `index=on`, the container's, ignores it).
+    crate::fsutil::empty_dir(&work, |n, t| t.is_dir() && n == PROBE_INDEX)?;
     crate::fsutil::clear_xattrs(&work)?;
+    let index = work.join(PROBE_INDEX);
+    if is_real_dir(&index) {
+        crate::fsutil::empty_dir(&index, |_, _| false)?;
+        crate::fsutil::clear_xattrs(&index)?;
+    }
     crate::fsutil::empty_dir(&dir.join("rootfs"), |n, t| {
         t.is_dir() && (n == "upper" || n == "work")
     })?;

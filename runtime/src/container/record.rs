@@ -299,3 +299,53 @@ pub fn process_alive(pid: i32, start: u64) -> bool {
 pub fn is_container_dir(path: &Path) -> bool {
     path.join("config.json").is_file()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_that_cannot_be_read_are_damage_naming_the_file() {
+        let t = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(t.path()).unwrap();
+        let id = "c".repeat(64);
+        let p = ContainerPaths::new(&root, &id);
+        // No directory: no container.
+        assert_eq!(p.read_config_checked(&id).unwrap().map(|r| r.id), None);
+        std::fs::create_dir_all(&p.dir).unwrap();
+        let reason = |r: Result<Option<ContainerRecord>, Damage>| {
+            let d = r.unwrap_err();
+            assert_eq!(d.file, p.config());
+            d.reason
+        };
+        assert_eq!(reason(p.read_config_checked(&id)), "is missing");
+        std::fs::write(p.config(), b"").unwrap();
+        assert_eq!(reason(p.read_config_checked(&id)), "is empty");
+        std::fs::write(p.config(), b"\x00\xffgarbage").unwrap();
+        assert!(reason(p.read_config_checked(&id)).starts_with("is not a container record"));
+        std::fs::write(p.config(), b"{}").unwrap();
+        assert_eq!(reason(p.read_config_checked(&id)), "holds no container record");
+        let other = ContainerRecord { id: "d".repeat(64), ..Default::default() };
+        std::fs::write(p.config(), serde_json::to_vec(&other).unwrap()).unwrap();
+        assert!(reason(p.read_config_checked(&id)).contains(&other.id));
+        let rec = ContainerRecord { id: id.clone(), name: "n".into(), ..Default::default() };
+        p.write_config(&rec).unwrap();
+        assert_eq!(p.read_config_checked(&id).unwrap().map(|r| r.name), Some("n".into()));
+
+        // State: missing is a created container; empty or garbage is damage.
+        assert!(!p.read_state_checked().unwrap().has_been_started);
+        for (bytes, want) in [
+            (&b""[..], "is empty"),
+            (b"{\"State\": garb", "is not a state record"),
+            (b"\x00\x01binary", "cannot be read"),
+        ] {
+            std::fs::write(p.state(), bytes).unwrap();
+            let d = p.read_state_checked().unwrap_err();
+            assert_eq!(d.file, p.state());
+            assert!(d.reason.starts_with(want), "{}", d.reason);
+        }
+        let st = StateRecord { has_been_started: true, ..Default::default() };
+        p.write_state(&st).unwrap();
+        assert!(p.read_state_checked().unwrap().has_been_started);
+    }
+}
