@@ -132,8 +132,7 @@ fn orphan_warning(orphans: &[&Observed]) -> String {
 
 /// Builds the plan of `up` from the project and what exists.
 pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<Plan, PlanError> {
-    let mut obs = observe::containers(engine, &p.name).await?;
-    obs.extend(observe::damaged_by_name(engine, p).await?);
+    let obs = observe::containers_of(engine, p).await?;
     let selected = selected_services(p, &opts.services, !opts.no_deps)?;
     let mut plan = Plan::default();
 
@@ -717,8 +716,7 @@ pub async fn plan_down(
     p: &Project,
     opts: &DownOptions,
 ) -> Result<Plan, PlanError> {
-    let mut obs = observe::containers(engine, &p.name).await?;
-    obs.extend(observe::damaged_by_name(engine, p).await?);
+    let obs = observe::containers_of(engine, p).await?;
     let mut plan = Plan::default();
     let orph = orphans(p, &obs);
     if !orph.is_empty() && !opts.remove_orphans && !p.services.is_empty() {

@@ -791,9 +791,8 @@ async fn targets(
             return Err(plan_err(PlanError::NoSuchService(s.clone())));
         }
     }
-    let mut obs = observe::containers(engine, &p.name).await.map_err(plan_err)?;
-    // Damaged containers that kept only their name are the project's too (listed dead).
-    obs.extend(observe::damaged_by_name(engine, &p).await.map_err(plan_err)?);
+    // With the damaged containers that kept only their name (listed dead).
+    let obs = observe::containers_of(engine, &p).await.map_err(plan_err)?;
     let obs = obs.into_iter().filter(|c| services.is_empty() || services.contains(&c.service));
     Ok((p, obs.collect()))
 }

@@ -112,9 +112,12 @@ pub(crate) fn is_id(name: &str) -> bool {
     name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// The compose project label.
+const PROJECT_LABEL: &str = "com.docker.compose.project";
+
 /// Compose labels whose values are salvaged from a damaged record.
 const SALVAGED: [&str; 6] = [
-    "com.docker.compose.project",
+    PROJECT_LABEL,
     "com.docker.compose.service",
     "com.docker.compose.container-number",
     "com.docker.compose.oneoff",
@@ -251,11 +254,17 @@ impl Engine {
         if !all && filters.status.is_empty() {
             return Vec::new();
         }
+        let without_labels = ListFilters { label: Vec::new(), ..filters.clone() };
         let shown: Vec<&Damaged> = damaged
             .iter()
             .filter(|d| {
                 let name = d.name.clone().unwrap_or_default();
-                super::ops::row_matches(filters, &d.id, &name, &d.labels, "dead")
+                let matches =
+                    |f: &ListFilters| super::ops::row_matches(f, &d.id, &name, &d.labels, "dead");
+                matches(filters)
+                    || (filters.or_unlabelled_damaged
+                        && !d.labels.contains_key(PROJECT_LABEL)
+                        && matches(&without_labels))
             })
             .collect();
         let ids: Vec<&str> = shown.iter().map(|d| d.id.as_str()).collect();
