@@ -232,7 +232,8 @@ impl Engine {
         match self.checked_state(&paths) {
             Ok(st) => Ok(LoadedEntry::Ok(Loaded { paths, rec, st })),
             Err(ContainerError::Damaged { damage, .. }) => {
-                Ok(LoadedEntry::Damaged(self.damaged(&rec.id.clone(), damage, Some(rec))))
+                let id = rec.id.clone();
+                Ok(LoadedEntry::Damaged(self.damaged(&id, damage, Some(rec))))
             }
             Err(e) => Err(e),
         }

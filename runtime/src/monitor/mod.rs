@@ -341,7 +341,14 @@ impl Monitor {
     /// started it meanwhile (two starts asked at once). A record claiming a monitor that died
     /// is repaired first, as on any load.
     fn started_by_another(&self) -> Result<Option<i64>, String> {
-        let _g = self.paths.lock().map_err(|e| e.to_string())?;
+        let _g = match self.paths.lock() {
+            Ok(g) => g,
+            // Removed while this monitor waited for the start lock.
+            Err(_) if !self.paths.dir.exists() => {
+                return Err(format!("No such container: {}", self.id));
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         let mut st = match self.paths.read_state_checked() {
             Ok(st) => st,
             Err(damage) => {
