@@ -3,6 +3,8 @@
 use berth_runtime::Engine;
 use berth_runtime::container::{ContainerSummary, ListFilters};
 
+use compose_spec::model::Project;
+
 use crate::{PlanError, labels};
 
 /// One existing container of the project.
@@ -49,6 +51,12 @@ impl Observed {
     pub fn is_running(&self) -> bool {
         matches!(self.state.as_str(), "running" | "restarting" | "paused")
     }
+
+    /// Whether the engine lists it `dead`: a record of it can't be read, so it can only be
+    /// removed (which kills what still runs of it).
+    pub fn is_dead(&self) -> bool {
+        self.state == "dead"
+    }
 }
 
 /// The project's service containers (not `run` one-offs), sorted by service then number.
@@ -64,6 +72,49 @@ pub async fn containers(engine: &Engine, project: &str) -> Result<Vec<Observed>,
         .filter(|c| c.labels.get(labels::ONEOFF).is_none_or(|v| v != "True"))
         .map(Observed::from_summary)
         .collect();
+    out.sort_by(|a, b| a.service.cmp(&b.service).then(a.number.cmp(&b.number)));
+    Ok(out)
+}
+
+/// The project's service containers as [`containers`] lists them, plus damaged containers
+/// (listed `dead`) that lost their compose labels with their record but still hold, in the
+/// engine's name index, a name this project gives a service's container:
+/// `{project}-{service}-{n}` or the service's `container_name` (their service and number are
+/// taken from the name). One listing.
+pub async fn containers_of(engine: &Engine, p: &Project) -> Result<Vec<Observed>, PlanError> {
+    let filters = ListFilters {
+        label: vec![format!("{}={}", labels::PROJECT, p.name)],
+        or_unlabelled_damaged: true,
+        ..Default::default()
+    };
+    let list = engine
+        .container_list(true, &filters)
+        .await
+        .map_err(|source| PlanError::Container { name: format!("(project {})", p.name), source })?;
+    let mut out = Vec::new();
+    for c in list {
+        if c.labels.contains_key(labels::PROJECT) {
+            if c.labels.get(labels::ONEOFF).is_none_or(|v| v != "True") {
+                out.push(Observed::from_summary(c));
+            }
+            continue;
+        }
+        let mut o = Observed::from_summary(c);
+        let named = p.services.iter().find_map(|(svc, s)| {
+            (s.container_name.as_deref() == Some(o.name.as_str())).then(|| (svc.clone(), 1))
+        });
+        let numbered = || {
+            p.services.keys().chain(p.disabled_services.iter()).find_map(|svc| {
+                let n = o.name.strip_prefix(&format!("{}-{svc}-", p.name))?;
+                n.parse::<u32>().ok().filter(|n| *n > 0).map(|n| (svc.clone(), n))
+            })
+        };
+        if let Some((service, number)) = named.or_else(numbered) {
+            o.service = service;
+            o.number = number;
+            out.push(o);
+        }
+    }
     out.sort_by(|a, b| a.service.cmp(&b.service).then(a.number.cmp(&b.number)));
     Ok(out)
 }

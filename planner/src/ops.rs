@@ -132,7 +132,7 @@ fn orphan_warning(orphans: &[&Observed]) -> String {
 
 /// Builds the plan of `up` from the project and what exists.
 pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<Plan, PlanError> {
-    let obs = observe::containers(engine, &p.name).await?;
+    let obs = observe::containers_of(engine, p).await?;
     let selected = selected_services(p, &opts.services, !opts.no_deps)?;
     let mut plan = Plan::default();
 
@@ -208,7 +208,7 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
         let hash = compose_spec::service_hash(s);
         let vf = convert::volumes_from(p, svc, s)?;
         let image_id = service_image_id(engine, p, svc).await?;
-        let (leftovers, mut existing): (Vec<&Observed>, Vec<&Observed>) =
+        let (leftovers, existing): (Vec<&Observed>, Vec<&Observed>) =
             obs.iter().filter(|c| &c.service == svc).partition(|c| {
                 is_recreate_leftover(&c.name, &convert::container_name(&p.name, svc, s, c.number))
             });
@@ -216,6 +216,18 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
         for o in leftovers {
             plan.add(Action::Remove { name: o.name.clone(), force: true, volumes: true });
         }
+        // A container whose record is damaged (listed dead) is never started or kept: it is
+        // removed (killed first if it still runs) and its replica made again, so a service
+        // never gets a duplicate of a container the engine can't manage.
+        let (dead, mut existing): (Vec<&Observed>, Vec<&Observed>) =
+            existing.into_iter().partition(|c| c.is_dead());
+        let dead_removals: Vec<NodeIndex> = dead
+            .iter()
+            .map(|o| {
+                let name = if o.name.is_empty() { o.id.clone() } else { o.name.clone() };
+                plan.add(Action::Remove { name, force: true, volumes: false })
+            })
+            .collect();
         existing.sort_by_key(|c| c.number);
         // Scaling down removes the highest numbers first.
         while existing.len() > want as usize {
@@ -290,6 +302,9 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
         for n in &svc_nodes {
             for v in &volume_nodes {
                 plan.order(*v, *n);
+            }
+            for rm in &dead_removals {
+                plan.order(*rm, *n);
             }
             for key in s.networks.keys() {
                 if let Some(net) = nets.nodes.get(key) {
@@ -706,7 +721,7 @@ pub async fn plan_down(
     p: &Project,
     opts: &DownOptions,
 ) -> Result<Plan, PlanError> {
-    let obs = observe::containers(engine, &p.name).await?;
+    let obs = observe::containers_of(engine, p).await?;
     let mut plan = Plan::default();
     let orph = orphans(p, &obs);
     if !orph.is_empty() && !opts.remove_orphans && !p.services.is_empty() {

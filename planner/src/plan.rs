@@ -458,7 +458,12 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
         }
         Action::Stop { name, timeout } => {
             emit(p, "Container", name, "Stopping", false);
-            engine.container_stop(name, *timeout).await.map_err(cerr(name))?;
+            match engine.container_stop(name, *timeout).await {
+                // A damaged record can't be stopped, only removed (which kills it): every
+                // plan that stops a container removes or replaces it after.
+                Ok(()) | Err(ContainerError::Damaged { .. }) => {}
+                Err(e) => return Err(cerr(name)(e)),
+            }
             emit(p, "Container", name, "Stopped", true);
         }
         Action::Restart { name, timeout } => {

@@ -16,6 +16,7 @@ mod compose_up;
 mod compose_upflags;
 mod config;
 mod container;
+mod damaged;
 mod image;
 mod inspect_format;
 mod limits;

@@ -791,7 +791,8 @@ async fn targets(
             return Err(plan_err(PlanError::NoSuchService(s.clone())));
         }
     }
-    let obs = observe::containers(engine, &p.name).await.map_err(plan_err)?;
+    // With the damaged containers that kept only their name (listed dead).
+    let obs = observe::containers_of(engine, &p).await.map_err(plan_err)?;
     let obs = obs.into_iter().filter(|c| services.is_empty() || services.contains(&c.service));
     Ok((p, obs.collect()))
 }
@@ -852,8 +853,13 @@ async fn ps(po: &ProjectOpts, engine: &Engine, mut a: PsArgs) -> anyhow::Result<
     }
     let mut rows = Vec::new();
     for c in &shown {
-        // A container removed between the list and here (a concurrent `down`) is not shown.
-        let Ok(i) = engine.container_inspect(&c.id).await else { continue };
+        let i = match engine.container_inspect(&c.id).await {
+            Ok(i) => i,
+            // A damaged record (listed dead) has no inspect view: what the list knows is shown.
+            Err(_) if c.is_dead() => Default::default(),
+            // Removed between the list and here (a concurrent `down`): not shown.
+            Err(_) => continue,
+        };
         let s = &c.summary;
         let created = chrono::DateTime::from_timestamp(s.created, 0)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())

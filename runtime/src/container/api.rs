@@ -479,6 +479,10 @@ pub struct ListFilters {
     pub status: Vec<String>,
     /// Id prefixes; any may match.
     pub id: Vec<String>,
+    /// Also list damaged containers (state `dead`) that have no compose project label left,
+    /// whatever `label` asks: compose claims those whose names its naming rule gives (one
+    /// listing instead of a second one for them).
+    pub or_unlabelled_damaged: bool,
 }
 
 /// Options for `logs`.

@@ -340,7 +340,7 @@ impl Engine {
         // Fail fast on a taken name; the reservation that counts is made at the end, under the
         // root lock, together with publishing the record.
         if let Some(other) = self.lookup_name(&name) {
-            return Err(ContainerError::NameInUse { name, id: other.id });
+            return Err(ContainerError::NameInUse { name, id: other.id().to_string() });
         }
         // The shared mount-point layer keeps the upper directory empty at start (no copy-up
         // of /etc, no mount-point files per container).

@@ -8,7 +8,9 @@
 pub mod api;
 mod copy;
 mod create;
+mod damaged;
 pub mod exec;
+mod liveness;
 mod names;
 pub mod network;
 mod ops;
@@ -87,6 +89,26 @@ pub enum ContainerError {
     /// Something went wrong in a background task.
     #[error("{0}")]
     Internal(String),
+    /// A record of the container can't be read: only removal is possible.
+    #[error(
+        "container {container} cannot be used: {damage}; remove it with `berth container rm -f {container}`"
+    )]
+    Damaged {
+        /// Its name, or its id when no name is known.
+        container: String,
+        /// The damaged file and what is wrong with it.
+        damage: record::Damage,
+    },
+    /// A removal found the container alive (asked of the kernel, not of its records).
+    #[error("container {container} is still alive ({evidence}): {hint}")]
+    Alive {
+        /// Its name, or its id.
+        container: String,
+        /// What shows it alive.
+        evidence: String,
+        /// What to do.
+        hint: &'static str,
+    },
 }
 
 impl ContainerError {
@@ -130,62 +152,33 @@ pub(crate) struct Loaded {
 }
 
 impl Engine {
-    /// Every container record on disk.
+    /// Every usable container record on disk (damaged ones are left out).
     pub(crate) fn all_records(&self) -> Vec<ContainerRecord> {
-        let mut out = Vec::new();
-        if let Ok(rd) = std::fs::read_dir(self.root().containers_dir()) {
-            for e in rd.flatten() {
-                let id = e.file_name().to_string_lossy().to_string();
-                // Dot entries: directories being deleted (`.rm-<id>`) and temp files.
-                if id.starts_with('.') {
-                    continue;
-                }
-                if let Ok(Some(rec)) = ContainerPaths::new(self.root(), &id).read_config() {
-                    out.push(rec);
-                }
-            }
-        }
-        out
+        self.scan_containers()
+            .into_iter()
+            .filter_map(|e| match e {
+                damaged::Entry::Ok(r) => Some(r),
+                damaged::Entry::Damaged(_) => None,
+            })
+            .collect()
     }
 
-    /// Finds a container by full id, name (with or without `/`) or unique id prefix.
+    /// Finds a container by full id, name (with or without `/`) or unique id prefix; a
+    /// damaged one is an error naming its file.
     pub(crate) fn find(&self, key: &str) -> Result<ContainerRecord, ContainerError> {
-        // A full id is read directly instead of every record: an exact id wins below too.
-        if key.len() == 64
-            && key.bytes().all(|b| b.is_ascii_hexdigit())
-            && let Ok(Some(rec)) = ContainerPaths::new(self.root(), key).read_config()
-        {
-            return Ok(rec);
-        }
-        let name = key.strip_prefix('/').unwrap_or(key);
-        // A name wins over an id prefix (as below): look it up in the index first.
-        if let Some(rec) = self.lookup_name(name) {
-            return Ok(rec);
-        }
-        let all = self.all_records();
-        if let Some(r) = all.iter().find(|r| r.id == key) {
-            return Ok(r.clone());
-        }
-        if let Some(r) = all.iter().find(|r| r.name == name) {
-            return Ok(r.clone());
-        }
-        if key.is_empty() {
-            return Err(ContainerError::NotFound(key.to_string()));
-        }
-        let matches: Vec<&ContainerRecord> = all.iter().filter(|r| r.id.starts_with(key)).collect();
-        match matches.len() {
-            0 => Err(ContainerError::NotFound(key.to_string())),
-            1 => Ok(matches[0].clone()),
-            _ => Err(ContainerError::Ambiguous(key.to_string())),
+        match self.find_entry(key)? {
+            damaged::Entry::Ok(r) => Ok(r),
+            damaged::Entry::Damaged(d) => Err(d.error()),
         }
     }
 
-    /// Loads a container and repairs its state if its monitor died behind our back.
+    /// Loads a container and repairs its state if its monitor died behind our back; a
+    /// damaged one is an error naming its file.
     pub(crate) fn load(&self, key: &str) -> Result<Loaded, ContainerError> {
-        let rec = self.find(key)?;
-        let paths = ContainerPaths::new(self.root(), &rec.id);
-        let st = self.checked_state(&paths)?;
-        Ok(Loaded { paths, rec, st })
+        match self.load_entry(key)? {
+            damaged::LoadedEntry::Ok(l) => Ok(l),
+            damaged::LoadedEntry::Damaged(d) => Err(d.error()),
+        }
     }
 
     /// Reads the state; when it claims running/restarting but the monitor is gone, kills what
@@ -194,12 +187,20 @@ impl Engine {
         &self,
         paths: &ContainerPaths,
     ) -> Result<StateRecord, ContainerError> {
-        let st = paths.read_state()?;
+        let damaged = |damage| ContainerError::Damaged {
+            container: paths
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            damage,
+        };
+        let st = paths.read_state_checked().map_err(damaged)?;
         if !claims_alive(&st) || record::process_alive(st.monitor_pid, st.monitor_start) {
             return Ok(st);
         }
         let _g = paths.lock()?;
-        let mut st = paths.read_state()?;
+        let mut st = paths.read_state_checked().map_err(damaged)?;
         if !claims_alive(&st) || record::process_alive(st.monitor_pid, st.monitor_start) {
             return Ok(st);
         }

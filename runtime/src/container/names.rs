@@ -26,7 +26,8 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::record::{ContainerPaths, ContainerRecord};
+use super::damaged::Entry;
+use super::record::ContainerPaths;
 use crate::Engine;
 use crate::store::{LockGuard, StateRoot, StoreError};
 
@@ -44,12 +45,15 @@ pub(crate) const POOL_CAP: usize = 128;
 /// into the next container's lines (so it costs one inode per container life).
 const REUSED_FILES: [&str; 6] =
     ["config.json", "state.json", "hostname", "hosts", "resolv.conf", "monitor.log"];
+/// The overlay index directory a probe with `index=on` makes in the work directory.
+const PROBE_INDEX: &str = "index";
 /// Mode of the files create writes in a container directory (0666 less the usual umask).
 const FILE_MODE: u32 = 0o644;
 /// Mode of `rootfs/upper`, which is the container's `/` (as docker's overlay `diff`).
 const UPPER_MODE: u32 = 0o755;
 
-fn index_dir(root: &StateRoot) -> PathBuf {
+/// The name index directory of `root`.
+pub(crate) fn index_dir(root: &StateRoot) -> PathBuf {
     root.path().join("container-names")
 }
 
@@ -59,7 +63,8 @@ fn index_dir(root: &StateRoot) -> PathBuf {
 /// system without user xattrs, hold the id as their content.
 const OWNER_XATTR: &str = "user.berth.id";
 
-fn read_owner(path: &Path) -> Option<String> {
+/// The id an index entry names (its content, else its owner xattr).
+pub(crate) fn read_owner(path: &Path) -> Option<String> {
     let content = fs::read_to_string(path).ok()?;
     let content = content.trim();
     if !content.is_empty() {
@@ -114,9 +119,17 @@ fn claim_free_entry(dir: &Path, p: &Path, id: &str) -> bool {
     set_owner(&entry, id).is_ok() && rename_noreplace(&entry, p).is_ok()
 }
 
-/// Whether container `id`'s record still carries `name`.
+/// Whether container `id`'s record still carries `name`. A record that can't be read keeps
+/// its name: it may be a running container, and taking its name would make a duplicate.
 fn owns(root: &StateRoot, id: &str, name: &str) -> bool {
-    matches!(ContainerPaths::new(root, id).read_config(), Ok(Some(r)) if r.name == name)
+    if !super::damaged::is_id(id) {
+        return false;
+    }
+    match ContainerPaths::new(root, id).read_config_checked(id) {
+        Ok(Some(r)) => r.name == name,
+        Ok(None) => false,
+        Err(_) => true,
+    }
 }
 
 impl Engine {
@@ -187,14 +200,23 @@ impl Engine {
         }
     }
 
-    /// The record of the container the index gives for `name`, if it still carries the name.
-    pub(crate) fn lookup_name(&self, name: &str) -> Option<ContainerRecord> {
+    /// The container the index gives for `name`, if its record still carries the name (or
+    /// can't be read: a damaged container keeps its name).
+    pub(crate) fn lookup_name(&self, name: &str) -> Option<Entry> {
         if name.is_empty() || name.starts_with('.') || name.contains('/') {
             return None;
         }
         let id = read_owner(&index_dir(self.root()).join(name))?;
-        match ContainerPaths::new(self.root(), &id).read_config() {
-            Ok(Some(r)) if r.name == name => Some(r),
+        if !super::damaged::is_id(&id) {
+            return None;
+        }
+        match ContainerPaths::new(self.root(), &id).read_config_checked(&id) {
+            Ok(Some(r)) if r.name == name => Some(Entry::Ok(r)),
+            Err(d) => {
+                let mut d = self.damaged(&id, d, None);
+                d.name = Some(name.to_string());
+                Some(Entry::Damaged(d))
+            }
             _ => None,
         }
     }
@@ -217,7 +239,7 @@ impl Engine {
             purge(&aside);
         }
         fs::rename(&paths.dir, &aside).map_err(|e| StoreError::io("rename", &paths.dir, e))?;
-        Ok(Removing { dir: Some(aside), _lock: Some(lock) })
+        Ok(Removing { dir: Some(aside), _lock: Some(lock), proven_dead: true })
     }
 
     /// `.rm-*` directories nobody is deleting and `.new-*` ones no create is filling (left by
@@ -243,22 +265,44 @@ impl Engine {
 pub(crate) struct Removing {
     dir: Option<PathBuf>,
     _lock: Option<LockGuard>,
+    /// The remover showed the container dead before moving it aside; a leftover found by a
+    /// sweep is checked again before it goes.
+    proven_dead: bool,
 }
 
 impl Removing {
     /// Claims `dir` unless someone holds its lock (a removal deleting it right now).
     fn try_claim(dir: PathBuf) -> Option<Removing> {
         let lock = LockGuard::try_exclusive_dir(&dir).ok()?;
-        Some(Removing { dir: Some(dir), _lock: Some(lock) })
+        Some(Removing { dir: Some(dir), _lock: Some(lock), proven_dead: false })
     }
 
     /// Recycles the directory into the pool, or else deletes it (a failure is logged; the next
-    /// removal or listing retries).
+    /// removal or listing retries). A leftover whose container still shows signs of life is
+    /// left in place.
     pub(crate) fn finish(mut self) {
-        if let Some(d) = self.dir.take() {
-            dispose(&d);
+        let Some(d) = self.dir.take() else { return };
+        if !self.proven_dead
+            && let Some(ev) = leftover_alive(&d)
+        {
+            tracing::warn!(
+                path = %d.display(),
+                "a removed container's directory is still in use ({}): left in place",
+                ev.describe()
+            );
+            return;
         }
+        dispose(&d);
     }
+}
+
+/// What shows the container of the leftover directory `dir` (`.rm-<id>`, `.new-<id>`) alive.
+fn leftover_alive(dir: &Path) -> Option<super::liveness::Evidence> {
+    let name = dir.file_name()?.to_str()?;
+    let id = name.strip_prefix(REMOVING_PREFIX).or_else(|| name.strip_prefix(CREATING_PREFIX))?;
+    let st = ContainerPaths { dir: dir.to_path_buf() }.read_state_checked().ok();
+    let ev = super::liveness::gather(dir, id, st.as_ref(), st.is_none(), true);
+    (!ev.is_dead()).then_some(ev)
 }
 
 /// Recycles a moved-aside or abandoned container directory whose lock the caller holds into
@@ -326,8 +370,16 @@ fn recycle(dir: &Path) -> io::Result<()> {
     std::os::unix::fs::lchown(&upper, Some(0), Some(0))?;
     fs::set_permissions(&upper, std::os::unix::fs::PermissionsExt::from_mode(UPPER_MODE))?;
     crate::fsutil::clear_xattrs(&upper)?;
-    crate::fsutil::empty_dir(&work, |_, _| false)?;
+    // The removal's overlay probe (`liveness::overlay_in_use`) made `work/index`: kept, empty
+    // and unmarked, so that the next probe needn't allocate it again (a mount without
+    // `index=on`, the container's, ignores it).
+    crate::fsutil::empty_dir(&work, |n, t| t.is_dir() && n == PROBE_INDEX)?;
     crate::fsutil::clear_xattrs(&work)?;
+    let index = work.join(PROBE_INDEX);
+    if is_real_dir(&index) {
+        crate::fsutil::empty_dir(&index, |_, _| false)?;
+        crate::fsutil::clear_xattrs(&index)?;
+    }
     crate::fsutil::empty_dir(&dir.join("rootfs"), |n, t| {
         t.is_dir() && (n == "upper" || n == "work")
     })?;

@@ -673,8 +673,20 @@ fn attach_inner(
         if net == DEFAULT_BRIDGE {
             ensure_default_bridge(nets).map_err(|e| e.to_string())?;
         }
-        let ep = connect_one(nets, rec, net, req, pid).map_err(|e| e.to_string())?;
+        let ep = match connect_one(nets, rec, net, req, pid) {
+            // Left by an earlier start of this container that died before recording it (its
+            // monitor killed mid-start): the start lock is held and no monitor of it lives,
+            // so that endpoint is stale. Drop it and connect again.
+            Err(berth_network::NetworkError::AlreadyConnected { .. }) => {
+                tracing::info!(container = %rec.name, network = %net, "replacing a stale endpoint");
+                nets.disconnect(net, &rec.id).map_err(|e| e.to_string())?;
+                connect_one(nets, rec, net, req, pid)
+            }
+            r => r,
+        }
+        .map_err(|e| e.to_string())?;
         gateways.push(ep.gateway);
+        crate::monitor::test_pause("after-network");
         let internal = nets.state(net).map(|s| s.network.internal).unwrap_or(false);
         if publish_on.is_none() && !internal {
             publish_on = Some((net.clone(), ep.ip));

@@ -10,6 +10,7 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use tokio::sync::mpsc;
 
 use super::api::*;
+use super::damaged::{Entry, LoadedEntry};
 use super::record::{self, ContainerPaths, StateRecord};
 use super::{ContainerError, Loaded, claims_alive, io_err, rt, sys};
 use crate::Engine;
@@ -173,9 +174,9 @@ impl Engine {
     pub(crate) fn start_sync(&self, key: &str) -> Result<(), ContainerError> {
         mark("start: begin");
         let l = self.load(key)?;
-        // Serialises concurrent starts of this container (the monitor itself needs the record
-        // lock while starting, so that one can't be held across the spawn).
-        let _starting = l.paths.start_lock()?;
+        // The start lock is taken by the monitor (until the start is recorded), not here: a
+        // CLI killed while its monitor starts the container must not release it. Two starts
+        // at once spawn two monitors; the second finds the container started and reports it.
         {
             let _g = l.paths.lock()?;
             let st = l.paths.read_state()?;
@@ -450,7 +451,10 @@ impl Engine {
         volumes: bool,
     ) -> Result<(), ContainerError> {
         mark("remove: begin");
-        let l = self.load(key)?;
+        let l = match self.load_entry(key)? {
+            LoadedEntry::Ok(l) => l,
+            LoadedEntry::Damaged(d) => return self.remove_damaged(&d, force, volumes),
+        };
         if !settled(&l.st) {
             if !force {
                 return Err(ContainerError::RemoveRunning(l.rec.name.clone()));
@@ -464,15 +468,25 @@ impl Engine {
             let _ = sys::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
             self.kill_all_settled(&l, &st)?;
         }
-        self.remove_files(&l, volumes)
+        self.remove_files(&l, volumes, force)
     }
 
-    /// Deletes a settled container's cgroup leftovers, directory and (optionally) anonymous volumes.
-    pub(crate) fn remove_files(&self, l: &Loaded, volumes: bool) -> Result<(), ContainerError> {
-        let st = l.paths.read_state().unwrap_or_default();
-        if let Some(cg) = st.cgroup.as_ref().and_then(|c| c.to_str()) {
-            rt::cgroup_destroy(cg);
-        }
+    /// Deletes a settled container's cgroup leftovers, directory and (optionally) anonymous
+    /// volumes, once the kernel shows it dead (`force`: killing what is left of it first).
+    pub(crate) fn remove_files(
+        &self,
+        l: &Loaded,
+        volumes: bool,
+        force: bool,
+    ) -> Result<(), ContainerError> {
+        // Held until the directory is moved aside: a start (its monitor holds this lock until
+        // the start is recorded) or a copy can't be under way while the proof is made.
+        let start_lock = match l.paths.start_lock() {
+            Ok(g) => Some(g),
+            Err(_) if !l.paths.dir.exists() => None,
+            Err(e) => return Err(e.into()),
+        };
+        self.prove_dead(l, force)?;
         mark("remove: cgroup gone");
         super::network::release(self.root(), &l.rec.id);
         mark("remove: network released");
@@ -492,6 +506,8 @@ impl Engine {
             }
         };
         mark("remove: directory moved aside");
+        // Recycling takes the start lock itself (a copy's overlay must not be in use).
+        drop(start_lock);
         if let Some(r) = aside {
             r.finish();
         }
@@ -523,30 +539,30 @@ impl Engine {
         for r in self.leftover_removals() {
             r.finish();
         }
-        for rec in self.all_records() {
+        let mut damaged = Vec::new();
+        for entry in self.scan_containers() {
+            let rec = match entry {
+                Entry::Ok(r) => r,
+                Entry::Damaged(d) => {
+                    damaged.push(d);
+                    continue;
+                }
+            };
             let paths = ContainerPaths::new(self.root(), &rec.id);
-            let Ok(st) = self.checked_state(&paths) else { continue };
+            let st = match self.checked_state(&paths) {
+                Ok(st) => st,
+                Err(ContainerError::Damaged { damage, .. }) => {
+                    let id = rec.id.clone();
+                    damaged.push(self.damaged(&id, damage, Some(rec)));
+                    continue;
+                }
+                Err(_) => continue,
+            };
             let s = &st.state;
             if !all && !s.running && !s.restarting && filters.status.is_empty() {
                 continue;
             }
-            if !filters.status.is_empty() && !filters.status.contains(&s.status) {
-                continue;
-            }
-            if !filters.id.is_empty() && !filters.id.iter().any(|f| rec.id.starts_with(f.as_str()))
-            {
-                continue;
-            }
-            if !filters.name.is_empty()
-                && !filters.name.iter().any(|f| rec.name.contains(f.trim_start_matches('/')))
-            {
-                continue;
-            }
-            let labels_ok = filters.label.iter().all(|f| match f.split_once('=') {
-                Some((k, v)) => rec.config.labels.get(k).is_some_and(|x| x == v),
-                None => rec.config.labels.contains_key(f),
-            });
-            if !labels_ok {
+            if !row_matches(filters, &rec.id, &rec.name, &rec.config.labels, &s.status) {
                 continue;
             }
             let mut argv = vec![rec.path.clone()];
@@ -573,6 +589,7 @@ impl Engine {
                 },
             ));
         }
+        out.extend(self.damaged_rows(damaged, all, filters));
         out.sort_by(|a, b| b.0.cmp(&a.0));
         Ok(out.into_iter().map(|(_, s)| s).collect())
     }
@@ -790,6 +807,32 @@ impl Engine {
         super::network::renamed(self.root(), &rec);
         Ok(())
     }
+}
+
+/// Whether a list row (container `id` named `name` with `labels`, in `status`) passes the
+/// filters other than `all`.
+pub(crate) fn row_matches(
+    filters: &ListFilters,
+    id: &str,
+    name: &str,
+    labels: &indexmap::IndexMap<String, String>,
+    status: &str,
+) -> bool {
+    if !filters.status.is_empty() && !filters.status.iter().any(|f| f == status) {
+        return false;
+    }
+    if !filters.id.is_empty() && !filters.id.iter().any(|f| id.starts_with(f.as_str())) {
+        return false;
+    }
+    if !filters.name.is_empty()
+        && !filters.name.iter().any(|f| name.contains(f.trim_start_matches('/')))
+    {
+        return false;
+    }
+    filters.label.iter().all(|f| match f.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+        None => labels.contains_key(f),
+    })
 }
 
 /// Builds the inspect view of a loaded container.

@@ -84,6 +84,21 @@ pub struct StateRecord {
     pub has_been_started: bool,
 }
 
+/// A container record that cannot be used: which file, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The damaged file (`config.json` or `state.json`).
+    pub file: PathBuf,
+    /// What is wrong with it ("is empty", "is not a state record: ...").
+    pub reason: String,
+}
+
+impl std::fmt::Display for Damage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.file.display(), self.reason)
+    }
+}
+
 /// Paths of one container's state directory.
 #[derive(Debug, Clone)]
 pub struct ContainerPaths {
@@ -170,6 +185,48 @@ impl ContainerPaths {
         store::read_json(&self.config())
     }
 
+    /// Reads the identity record of the published container directory `containers/<id>`:
+    /// None when the directory is gone; [`Damage`] when its `config.json` is missing, empty,
+    /// not a record, or the record of another id (create renames a complete directory into
+    /// place, so none of these is a state the engine leaves).
+    pub fn read_config_checked(&self, id: &str) -> Result<Option<ContainerRecord>, Damage> {
+        let path = self.config();
+        let damage = |reason: String| Damage { file: path.clone(), reason };
+        match std::fs::read(&path) {
+            Ok(b) if b.iter().all(u8::is_ascii_whitespace) => Err(damage("is empty".into())),
+            Ok(b) => match serde_json::from_slice::<ContainerRecord>(&b) {
+                Ok(r) if r.id == id => Ok(Some(r)),
+                Ok(r) if r.id.is_empty() => Err(damage("holds no container record".into())),
+                Ok(r) => Err(damage(format!("is the record of container {}", r.id))),
+                Err(e) => Err(damage(format!("is not a container record: {e}"))),
+            },
+            // Removed meanwhile (its directory was renamed away), or never complete.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if self.dir.is_dir() {
+                    Err(damage("is missing".into()))
+                } else {
+                    Ok(None)
+                }
+            }
+            Err(e) => Err(damage(format!("cannot be read: {e}"))),
+        }
+    }
+
+    /// Reads the state record for decisions about the container's life: a missing file is a
+    /// created container; an empty or unreadable one is [`Damage`] (the state it would read
+    /// as, "created", may be false: the container may run).
+    pub fn read_state_checked(&self) -> Result<StateRecord, Damage> {
+        let path = self.state();
+        let damage = |reason: String| Damage { file: path.clone(), reason };
+        match berth_slotfile::read(&path) {
+            Ok(None) => Ok(StateRecord::default()),
+            Ok(Some(b)) if b.iter().all(u8::is_ascii_whitespace) => Err(damage("is empty".into())),
+            Ok(Some(b)) => serde_json::from_slice(&b)
+                .map_err(|e| damage(format!("is not a state record: {e}"))),
+            Err(e) => Err(damage(format!("cannot be read: {e}"))),
+        }
+    }
+
     /// Reads the state record (default when missing: a created container).
     pub fn read_state(&self) -> Result<StateRecord, StoreError> {
         Ok(store::read_json_in_place(&self.state())?.unwrap_or_default())
@@ -241,4 +298,54 @@ pub fn process_alive(pid: i32, start: u64) -> bool {
 /// Whether `path` is a directory that holds a container record.
 pub fn is_container_dir(path: &Path) -> bool {
     path.join("config.json").is_file()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_that_cannot_be_read_are_damage_naming_the_file() {
+        let t = tempfile::tempdir().unwrap();
+        let root = StateRoot::open(t.path()).unwrap();
+        let id = "c".repeat(64);
+        let p = ContainerPaths::new(&root, &id);
+        // No directory: no container.
+        assert_eq!(p.read_config_checked(&id).unwrap().map(|r| r.id), None);
+        std::fs::create_dir_all(&p.dir).unwrap();
+        let reason = |r: Result<Option<ContainerRecord>, Damage>| {
+            let d = r.unwrap_err();
+            assert_eq!(d.file, p.config());
+            d.reason
+        };
+        assert_eq!(reason(p.read_config_checked(&id)), "is missing");
+        std::fs::write(p.config(), b"").unwrap();
+        assert_eq!(reason(p.read_config_checked(&id)), "is empty");
+        std::fs::write(p.config(), b"\x00\xffgarbage").unwrap();
+        assert!(reason(p.read_config_checked(&id)).starts_with("is not a container record"));
+        std::fs::write(p.config(), b"{}").unwrap();
+        assert_eq!(reason(p.read_config_checked(&id)), "holds no container record");
+        let other = ContainerRecord { id: "d".repeat(64), ..Default::default() };
+        std::fs::write(p.config(), serde_json::to_vec(&other).unwrap()).unwrap();
+        assert!(reason(p.read_config_checked(&id)).contains(&other.id));
+        let rec = ContainerRecord { id: id.clone(), name: "n".into(), ..Default::default() };
+        p.write_config(&rec).unwrap();
+        assert_eq!(p.read_config_checked(&id).unwrap().map(|r| r.name), Some("n".into()));
+
+        // State: missing is a created container; empty or garbage is damage.
+        assert!(!p.read_state_checked().unwrap().has_been_started);
+        for (bytes, want) in [
+            (&b""[..], "is empty"),
+            (b"{\"State\": garb", "is not a state record"),
+            (b"\x00\x01binary", "cannot be read"),
+        ] {
+            std::fs::write(p.state(), bytes).unwrap();
+            let d = p.read_state_checked().unwrap_err();
+            assert_eq!(d.file, p.state());
+            assert!(d.reason.starts_with(want), "{}", d.reason);
+        }
+        let st = StateRecord { has_been_started: true, ..Default::default() };
+        p.write_state(&st).unwrap();
+        assert!(p.read_state_checked().unwrap().has_been_started);
+    }
 }

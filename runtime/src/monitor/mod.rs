@@ -42,6 +42,21 @@ mod udp_proxy;
 /// waits for "ok" or "err <message>".
 pub const STATUS_ENV: &str = "BERTH_MONITOR_STATUS";
 
+/// Test hook: the start point (`before-launch`, `after-network`) at which a monitor stops
+/// itself (SIGSTOP) once, so that a test can interleave a killed CLI or a second start with a
+/// start in flight, deterministically.
+pub const TEST_PAUSE_ENV: &str = "BERTH_TEST_MONITOR_PAUSE";
+
+/// Stops this process (SIGSTOP) at `point` of its first start when [`TEST_PAUSE_ENV`] names it.
+pub(crate) fn test_pause(point: &str) {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if std::env::var_os(TEST_PAUSE_ENV).is_some_and(|v| v == point)
+        && !DONE.swap(true, Ordering::Relaxed)
+    {
+        let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+    }
+}
+
 /// Forks the monitor away from its parent: returns false in the parent (which should exit 0
 /// at once) and true in the detached child (new session, no controlling terminal).
 pub fn daemonize() -> Result<bool, String> {
@@ -206,6 +221,28 @@ impl Monitor {
     fn main(&self, report: &mut dyn FnMut(String)) -> i32 {
         let mut delay = Duration::from_millis(100);
         let mut first = true;
+        // The start lock is held by the monitor, not by the CLI that asked for the start:
+        // from here until the start is recorded (or its failure is), so a killed CLI never
+        // lets a second start in while this one is under way.
+        let mut start_lock = match self.paths.start_lock() {
+            Ok(g) => Some(g),
+            Err(e) => {
+                report(format!("err {e}"));
+                return 1;
+            }
+        };
+        match self.started_by_another() {
+            Ok(Some(pid)) => {
+                report(format!("ok {pid}"));
+                return 0;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                report(format!("err {e}"));
+                return 1;
+            }
+        }
+        test_pause("before-launch");
         loop {
             let rec = match self.paths.read_config() {
                 Ok(Some(r)) => r,
@@ -242,6 +279,7 @@ impl Monitor {
             if first {
                 report(format!("ok {}", run.pid));
                 first = false;
+                drop(start_lock.take());
             }
             let run = self.supervise(&rec, run, stdio_fds, &net_hold);
             mark("monitor: container reaped");
@@ -299,6 +337,41 @@ impl Monitor {
         }
     }
 
+    /// Under the start lock, before a start: the pid of the container when another monitor
+    /// started it meanwhile (two starts asked at once). A record claiming a monitor that died
+    /// is repaired first, as on any load.
+    fn started_by_another(&self) -> Result<Option<i64>, String> {
+        let _g = match self.paths.lock() {
+            Ok(g) => g,
+            // Removed while this monitor waited for the start lock.
+            Err(_) if !self.paths.dir.exists() => {
+                return Err(format!("No such container: {}", self.id));
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let mut st = match self.paths.read_state_checked() {
+            Ok(st) => st,
+            Err(damage) => {
+                return Err(crate::container::ContainerError::Damaged {
+                    container: self.id.clone(),
+                    damage,
+                }
+                .to_string());
+            }
+        };
+        if !crate::container::claims_alive(&st) {
+            return Ok(None);
+        }
+        if st.monitor_pid != self.me && record::process_alive(st.monitor_pid, st.monitor_start) {
+            return Ok(Some(st.state.pid));
+        }
+        crate::container::repair_dead(&mut st);
+        self.paths.write_state(&st).map_err(|e| e.to_string())?;
+        drop(_g);
+        crate::container::network::release(&self.root, &self.id);
+        Ok(None)
+    }
+
     /// Sleeps before a restart; false when a user stop cancelled it meanwhile.
     fn backoff(&self, delay: Duration) -> bool {
         let deadline = Instant::now() + delay;
@@ -338,7 +411,7 @@ impl Monitor {
         if let Ok(engine) = Engine::open(opts)
             && let Ok(l) = engine.load(&self.id)
         {
-            let _ = engine.remove_files(&l, true);
+            let _ = engine.remove_files(&l, true, true);
         }
     }
 
