@@ -407,6 +407,13 @@ impl Listeners {
         Ok(())
     }
 
+    /// True when UDP and TCP listeners on `gw` are running.
+    fn serves(&self, gw: Ipv4Addr) -> bool {
+        [Proto::Udp, Proto::Tcp]
+            .iter()
+            .all(|p| self.0.get(&(gw, *p)).is_some_and(|h| !h.is_finished()))
+    }
+
     /// Serves on a socket a creator bound and handed over (see `control`), when it is a UDP or
     /// listening TCP socket on an IPv4 address at `port`.
     fn adopt(&mut self, fd: OwnedFd, port: u16, resolver: &Arc<Resolver>) {
@@ -485,7 +492,12 @@ async fn serve_with(
                         for fd in std::mem::take(&mut h.sockets) {
                             listeners.adopt(fd, cfg.port, &resolver);
                         }
-                        h.acknowledge().await;
+                        if h.query.is_empty() {
+                            h.acknowledge().await;
+                        } else {
+                            let served = h.query.iter().all(|gw| listeners.serves(*gw));
+                            h.answer(served).await;
+                        }
                     }
                 }
             },

@@ -9,6 +9,12 @@
 //! `networks/dns.sock` (SCM_RIGHTS, then one acknowledgement byte), or, when no server runs,
 //! to a new one as inherited descriptors, with the server lock and the already listening
 //! control socket. Nobody waits for a server to start or to rescan.
+//!
+//! EADDRINUSE alone does not prove that *this* root's server listens: for up to one rescan
+//! (100 ms) after another root removed a network, that root's server may still hold the same
+//! gateway address, which the address pool hands out again. So a gateway found in use is
+//! confirmed with this root's server (a `Q` message listing it); until it is, the binds are
+//! retried, and whatever they win is handed over as above.
 
 use std::io::{IoSlice, IoSliceMut, Read};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -29,6 +35,13 @@ const INHERIT_ENV: &str = "BERTH_DNS_FDS";
 const MAX_PER_MESSAGE: usize = 64;
 /// The server's acknowledgement byte.
 const ACK: u8 = b'K';
+/// The server's answer to a query for a gateway it does not listen on.
+const NOT_SERVED: u8 = b'N';
+/// Message kinds on the control socket: sockets handed over, or a query.
+const MSG_SOCKETS: u8 = b'S';
+const MSG_QUERY: u8 = b'Q';
+/// Most gateways in one query.
+const MAX_QUERY: usize = 64;
 /// How long the server may take to receive a hand-over.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a hand-over is tried. Only the rare moment when a server is starting or exiting
@@ -46,23 +59,69 @@ pub fn ensure_serving(state_root: &Path, command: Command, gateways: &[Ipv4Addr]
 /// [`ensure_serving`] on `port`.
 fn ensure_serving_on(
     state_root: &Path,
-    command: Command,
+    mut command: Command,
     gateways: &[Ipv4Addr],
     port: u16,
 ) -> Result<()> {
-    let mut held = Vec::new();
     let mut seen: Vec<Ipv4Addr> = Vec::new();
     for gw in gateways {
-        if seen.contains(gw) {
-            continue;
+        if !seen.contains(gw) {
+            seen.push(*gw);
         }
-        seen.push(*gw);
+    }
+    let dir = state_root.join("networks");
+    let (held, mut busy) = bind_all(state_root, &seen, port)?;
+    if !held.is_empty() {
+        hand_over(state_root, &mut command, held)?;
+    }
+    let deadline = std::time::Instant::now() + HANDOVER_DEADLINE;
+    while !busy.is_empty() {
+        if query_server(&dir, &busy) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!(
+                "{} held by a process other than the DNS server of {}; it will serve there once the address is free",
+                busy.iter().map(|g| format!("{g}:{port}")).collect::<Vec<_>>().join(", "),
+                state_root.display()
+            );
+            // At least a server of ours must run, so that its rescan binds them later.
+            if let Some(lock) =
+                crate::store::try_lock_passable(&super::server_lock_path(state_root))?
+            {
+                return spawn_server(&dir, &mut command, lock, Vec::new());
+            }
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        let (held, still) = bind_all(state_root, &busy, port)?;
+        if !held.is_empty() {
+            hand_over(state_root, &mut command, held)?;
+        }
+        busy = still;
+    }
+    Ok(())
+}
+
+/// Binds UDP and TCP `<gateway>:port` for each of `gateways`: the sockets won, and the
+/// gateways found (partly) in use by someone else.
+fn bind_all(
+    state_root: &Path,
+    gateways: &[Ipv4Addr],
+    port: u16,
+) -> Result<(Vec<OwnedFd>, Vec<Ipv4Addr>)> {
+    let mut held = Vec::new();
+    let mut busy = Vec::new();
+    for gw in gateways {
         let at = SocketAddr::new(IpAddr::V4(*gw), port);
         for bound in [std::net::UdpSocket::bind(at).map(OwnedFd::from), bind_tcp(at)] {
             match bound {
                 Ok(fd) => held.push(fd),
-                // Served already (by the server, or held by a creator handing it over).
-                Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {
+                    if !busy.contains(gw) {
+                        busy.push(*gw);
+                    }
+                }
                 Err(e) => {
                     return Err(NetworkError::Dns(format!(
                         "cannot listen on {at} for the DNS server of {}: {e}",
@@ -72,10 +131,26 @@ fn ensure_serving_on(
             }
         }
     }
-    if held.is_empty() {
-        return Ok(());
-    }
-    hand_over(state_root, command, held)
+    Ok((held, busy))
+}
+
+/// True when this root's server (control socket in `dir`) answers that it listens on UDP and
+/// TCP for every one of `gateways`.
+fn query_server(dir: &Path, gateways: &[Ipv4Addr]) -> bool {
+    gateways.chunks(MAX_QUERY).all(|chunk| {
+        let ask = || -> std::io::Result<bool> {
+            let mut stream = via_short_path(dir, CONTROL_SOCKET, |p| UnixStream::connect(p))?;
+            stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+            let mut msg = vec![MSG_QUERY];
+            for gw in chunk {
+                msg.extend_from_slice(&gw.octets());
+            }
+            std::io::Write::write_all(&mut stream, &msg)?;
+            let mut answer = [0u8; 1];
+            Ok(stream.read(&mut answer)? == 1 && answer[0] == ACK)
+        };
+        ask().unwrap_or(false)
+    })
 }
 
 /// A listening TCP socket at `at` (std's bind sets SO_REUSEADDR, so a closed connection's
@@ -85,7 +160,7 @@ fn bind_tcp(at: SocketAddr) -> std::io::Result<OwnedFd> {
 }
 
 /// Gives the bound `sockets` to the running server, or starts one with them.
-fn hand_over(state_root: &Path, mut command: Command, sockets: Vec<OwnedFd>) -> Result<()> {
+fn hand_over(state_root: &Path, command: &mut Command, sockets: Vec<OwnedFd>) -> Result<()> {
     let dir = state_root.join("networks");
     let deadline = std::time::Instant::now() + HANDOVER_DEADLINE;
     let last = loop {
@@ -97,7 +172,7 @@ fn hand_over(state_root: &Path, mut command: Command, sockets: Vec<OwnedFd>) -> 
         // the control socket before it lets go of the lock; or exiting: it removed its control
         // socket and is about to release the lock).
         if let Some(lock) = crate::store::try_lock_passable(&super::server_lock_path(state_root))? {
-            return spawn_server(&dir, &mut command, lock, sockets);
+            return spawn_server(&dir, command, lock, sockets);
         }
         if std::time::Instant::now() >= deadline {
             break err;
@@ -123,7 +198,7 @@ fn send_to_server(dir: &Path, sockets: &[OwnedFd]) -> std::io::Result<()> {
         let cmsg = [nix::sys::socket::ControlMessage::ScmRights(&raw)];
         nix::sys::socket::sendmsg::<()>(
             stream.as_raw_fd(),
-            &[IoSlice::new(b"S")],
+            &[IoSlice::new(&[MSG_SOCKETS])],
             &cmsg,
             nix::sys::socket::MsgFlags::empty(),
             None,
@@ -264,19 +339,27 @@ pub(super) struct Control {
     path: PathBuf,
 }
 
-/// One accepted hand-over: the sockets, and the connection to acknowledge them on.
+/// One accepted request: sockets handed over, or gateways asked about, and the connection to
+/// answer on.
 pub(super) struct Handover {
     /// The sockets handed over.
     pub sockets: Vec<OwnedFd>,
+    /// The gateways a query asks about (empty for a hand-over).
+    pub query: Vec<Ipv4Addr>,
     stream: tokio::net::UnixStream,
 }
 
 impl Handover {
     /// Tells the sender its sockets are served now.
     pub async fn acknowledge(self) {
+        self.answer(true).await;
+    }
+
+    /// Answers a query (or a hand-over): served, or not.
+    pub async fn answer(self, served: bool) {
         use tokio::io::AsyncWriteExt;
         let mut s = self.stream;
-        let _ = s.write_all(&[ACK]).await;
+        let _ = s.write_all(&[if served { ACK } else { NOT_SERVED }]).await;
     }
 }
 
@@ -306,8 +389,9 @@ impl Control {
         if uid != nix::unistd::geteuid().as_raw() {
             return None;
         }
-        let sockets = tokio::time::timeout(ANSWER_TIMEOUT, receive(&stream)).await.ok()?.ok()?;
-        Some(Handover { sockets, stream })
+        let (sockets, query) =
+            tokio::time::timeout(ANSWER_TIMEOUT, receive(&stream)).await.ok()?.ok()?;
+        Some(Handover { sockets, query, stream })
     }
 }
 
@@ -319,8 +403,10 @@ impl Drop for Control {
     }
 }
 
-/// Reads one hand-over message from `stream`: the descriptors it carries.
-async fn receive(stream: &tokio::net::UnixStream) -> std::io::Result<Vec<OwnedFd>> {
+/// Reads one message from `stream`: the descriptors it carries, and the gateways of a query.
+async fn receive(
+    stream: &tokio::net::UnixStream,
+) -> std::io::Result<(Vec<OwnedFd>, Vec<Ipv4Addr>)> {
     loop {
         stream.readable().await?;
         match stream.try_io(tokio::io::Interest::READABLE, || recv_fds(stream.as_raw_fd())) {
@@ -330,11 +416,12 @@ async fn receive(stream: &tokio::net::UnixStream) -> std::io::Result<Vec<OwnedFd
     }
 }
 
-/// One `recvmsg` on `fd`, returning the descriptors of its SCM_RIGHTS messages.
-fn recv_fds(fd: RawFd) -> std::io::Result<Vec<OwnedFd>> {
+/// One `recvmsg` on `fd`, returning the descriptors of its SCM_RIGHTS messages and, for a
+/// query, the gateways it lists.
+fn recv_fds(fd: RawFd) -> std::io::Result<(Vec<OwnedFd>, Vec<Ipv4Addr>)> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
-    let mut byte = [0u8; 1];
-    let mut iov = [IoSliceMut::new(&mut byte)];
+    let mut bytes = [0u8; 1 + 4 * MAX_QUERY];
+    let mut iov = [IoSliceMut::new(&mut bytes)];
     let mut space = nix::cmsg_space!([RawFd; MAX_PER_MESSAGE]);
     let msg = recvmsg::<()>(fd, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
     let mut out = Vec::new();
@@ -345,8 +432,69 @@ fn recv_fds(fd: RawFd) -> std::io::Result<Vec<OwnedFd>> {
             out.extend(fds.into_iter().map(|f| unsafe { OwnedFd::from_raw_fd(f) }));
         }
     }
-    if msg.bytes == 0 && out.is_empty() {
+    let n = msg.bytes;
+    if n == 0 && out.is_empty() {
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
-    Ok(out)
+    let mut query = Vec::new();
+    if n > 0 && bytes[0] == MSG_QUERY {
+        for a in bytes[1..n].chunks_exact(4) {
+            query.push(Ipv4Addr::new(a[0], a[1], a[2], a[3]));
+        }
+        if query.is_empty() {
+            return Err(std::io::ErrorKind::InvalidData.into());
+        }
+    }
+    Ok((out, query))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gateway address still held by another process (another root's server before its
+    /// rescan) is not taken for this root's server: the binds are retried until the address is
+    /// free, and the sockets then go to a newly started server of this root.
+    #[test]
+    fn an_address_held_by_another_process_is_waited_for_and_then_served() {
+        let root = tempfile::tempdir().expect("temp root");
+        std::fs::create_dir_all(root.path().join("networks")).expect("mkdir");
+        let lo = Ipv4Addr::LOCALHOST;
+        let probe = std::net::UdpSocket::bind((lo, 0)).expect("free port");
+        let port = probe.local_addr().expect("addr").port();
+        drop(probe);
+        let at = SocketAddr::new(IpAddr::V4(lo), port);
+        let foreign_udp = std::net::UdpSocket::bind(at).expect("foreign udp");
+        let foreign_tcp = std::net::TcpListener::bind(at).expect("foreign tcp");
+        let pidfile = root.path().join("server.pid");
+        // The "server": a process that keeps what it inherits (lock, control socket, sockets).
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!("echo $$ > {}; exec sleep 30", pidfile.display()));
+        let r = root.path().to_path_buf();
+        let t = std::thread::spawn(move || ensure_serving_on(&r, cmd, &[lo], port));
+        // Let the first binds meet the foreign sockets, then free the address.
+        std::thread::sleep(Duration::from_millis(50));
+        drop((foreign_udp, foreign_tcp));
+        let res = t.join().expect("thread");
+        // The started process writes its pid once it runs.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let pid = loop {
+            let pid =
+                std::fs::read_to_string(&pidfile).ok().and_then(|p| p.trim().parse::<i32>().ok());
+            if pid.is_some() || std::time::Instant::now() >= deadline {
+                break pid;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let held_by_server = std::net::UdpSocket::bind(at).is_err();
+        if let Some(pid) = pid {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        assert!(res.is_ok(), "{res:?}");
+        assert!(pid.is_some(), "no server was started for this root");
+        assert!(held_by_server, "the started server does not hold {at}");
+    }
 }
