@@ -345,9 +345,9 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
         }
         Action::RemoveNetwork { name } => {
             emit(p, "Network", name, "Removing", false);
-            berth_runtime::launch::timing::mark("network: remove begin");
+            berth_timing::mark("network: remove begin");
             let removed = engine.network_remove(name).await;
-            berth_runtime::launch::timing::mark("network: remove end");
+            berth_timing::mark("network: remove end");
             match removed {
                 Ok(()) | Err(EngineNetworkError::Network(NetworkError::NotFound(_))) => {}
                 // As compose: a network another project's container still uses is left alone.

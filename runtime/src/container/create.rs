@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use berth_timing::mark;
 use indexmap::IndexMap;
 
 use super::api::{Config, ContainerCreateConfig, Empty, MountPoint};
@@ -13,7 +14,6 @@ use super::record::{self, ContainerPaths, ContainerRecord, StateRecord};
 use super::{ContainerError, io_err, rt, spec, sys, user};
 use crate::Engine;
 use crate::fsutil;
-use crate::launch::timing::mark;
 use crate::store::{LockGuard, StoreError};
 
 /// docker's default PATH.

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
+use berth_timing::mark;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::wait::{WaitPidFlag, waitpid};
@@ -30,7 +31,6 @@ use crate::container::network::NetHold;
 use crate::container::record::{self, ContainerPaths, ContainerRecord};
 use crate::container::{rt, spec, start_error_code};
 use crate::launch::Stdio;
-use crate::launch::timing::mark;
 use crate::logs::{LineSplitter, LogWriter, Rotation};
 use crate::store::StateRoot;
 use crate::{Engine, EngineOptions};
