@@ -5,7 +5,6 @@
 //! - [`image`]: content-addressed image store, import/load/save, safe layer unpacking.
 //! - [`volume`]: local-driver named volumes.
 //! - [`launch`]: the OCI-runtime-like launcher: namespaces, mounts, pivot_root, caps, seccomp, exec.
-//! - [`cgroups`]: cgroup v2, v1 and hybrid placement, limits, stats, freezer.
 //! - [`container`]: container records, create/start/stop/inspect/list/exec, Docker-shaped API types.
 //! - [`monitor`]: the per-container monitor process (stdio, logs, exit code, restart, healthcheck).
 //! - [`logs`]: docker json-file log writing (with rotation) and reading.
@@ -15,7 +14,6 @@
 //! - [`engine`]: the async, bollard-like facade the planner and CLI drive.
 //! - [`sealed_exe`]: berth's own executables opened so no container can overwrite them.
 
-pub mod cgroups;
 pub mod container;
 pub mod engine;
 pub mod events;

@@ -424,7 +424,7 @@ fn pre_start_runs_before_exec_and_its_error_aborts() {
         Err(e) => panic!("unexpected {e}"),
         Ok(_) => panic!("spawn ignored the pre_start error"),
     }
-    assert!(berth_runtime::cgroups::Cgroup::open(&cg_path.to_string_lossy()).is_err());
+    assert!(berth_cgroups::Cgroup::open(&cg_path.to_string_lossy()).is_err());
 }
 
 #[test]
@@ -640,9 +640,9 @@ fn container_sees_its_own_cgroup_limits() {
     if !berth_testsupport::require_root() {
         return;
     }
-    let layout = berth_runtime::cgroups::Layout::detect().expect("layout");
+    let layout = berth_cgroups::Layout::detect().expect("layout");
     let cmd = match layout {
-        berth_runtime::cgroups::Layout::V2(_) => {
+        berth_cgroups::Layout::V2(_) => {
             "cat /sys/fs/cgroup/memory.max; touch /sys/fs/cgroup/x 2>/dev/null && echo writable; true"
         }
         _ => {

@@ -21,11 +21,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use berth_cgroups::{Cgroup, CgroupError};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
-
-use crate::cgroups::{Cgroup, CgroupError};
 
 pub use caps::{DOCKER_DEFAULT_CAPS, all_capabilities, docker_default_capabilities};
 use child::{Pipes, REPORT_LEN, StepId};

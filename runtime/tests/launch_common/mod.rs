@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use berth_runtime::cgroups::Cgroup;
+use berth_cgroups::Cgroup;
 use berth_runtime::launch::{
     self, DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS, LaunchError, LaunchSpec, Rootfs, SeccompMode,
     Spawned, Stdio,
