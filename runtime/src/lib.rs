@@ -4,7 +4,6 @@
 //! - [`store`]: the state root on disk, locking and atomic JSON records.
 //! - [`image`]: content-addressed image store, import/load/save, safe layer unpacking.
 //! - [`volume`]: local-driver named volumes.
-//! - [`launch`]: the OCI-runtime-like launcher: namespaces, mounts, pivot_root, caps, seccomp, exec.
 //! - [`container`]: container records, create/start/stop/inspect/list/exec, Docker-shaped API types.
 //! - [`monitor`]: the per-container monitor process (stdio, logs, exit code, restart, healthcheck).
 //! - [`logs`]: docker json-file log writing (with rotation) and reading.
@@ -19,7 +18,6 @@ pub mod engine;
 pub mod events;
 pub mod fsutil;
 pub mod image;
-pub mod launch;
 pub mod logs;
 pub mod monitor;
 pub mod network;

@@ -5,10 +5,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use berth_cgroups::Cgroup;
+use berth_launch::{self as launch, LaunchSpec, SeccompMode, Stdio};
 use nix::unistd::Pid;
 
 use crate::image::ImageStore;
-use crate::launch::{self, LaunchSpec, SeccompMode, Stdio};
 use crate::store::StateRoot;
 use crate::volume::VolumeStore;
 
