@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use berth_network::{Filters as NetFilters, IpamRequest, NetworkCreate};
 use berth_runtime::Engine;
-use berth_runtime::store::LockGuard;
 use berth_runtime::volume::VolumeFilters;
+use berth_store::LockGuard;
 use compose_spec::model::{Network, Project};
 use indexmap::IndexMap;
 use petgraph::graph::NodeIndex;

@@ -1,7 +1,6 @@
 //! berth-runtime: the Engine that runs containers on berth's own namespaces, cgroups and overlayfs.
 //!
 //! Layout (one module per concern):
-//! - [`store`]: the state root on disk, locking and atomic JSON records.
 //! - [`image`]: content-addressed image store, import/load/save, safe layer unpacking.
 //! - [`volume`]: local-driver named volumes.
 //! - [`container`]: container records, create/start/stop/inspect/list/exec, Docker-shaped API types.
@@ -22,7 +21,6 @@ pub mod logs;
 pub mod monitor;
 pub mod network;
 pub mod sealed_exe;
-pub mod store;
 pub mod system;
 pub mod volume;
 

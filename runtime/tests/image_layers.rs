@@ -9,7 +9,7 @@ use std::io::{Cursor, Read, Write};
 use std::path::Path;
 
 use berth_runtime::image::{ImageError, ImageStore};
-use berth_runtime::store::StateRoot;
+use berth_store::StateRoot;
 use berth_testsupport::TempRoot;
 use common::*;
 

@@ -7,7 +7,7 @@ use std::fs;
 use std::io::Cursor;
 
 use berth_runtime::image::{ImageError, ImageStore, ListFilters, RemoveItem};
-use berth_runtime::store::StateRoot;
+use berth_store::StateRoot;
 use berth_testsupport::{TempRoot, busybox_rootfs_tar};
 use common::*;
 

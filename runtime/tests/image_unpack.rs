@@ -10,7 +10,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use berth_runtime::image::{ImageError, ImageStore};
-use berth_runtime::store::StateRoot;
+use berth_store::StateRoot;
 use berth_testsupport::{TempRoot, mounts_under, require_root};
 use common::*;
 

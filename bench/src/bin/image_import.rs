@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use berth_runtime::image::ImageStore;
-use berth_runtime::store::StateRoot;
+use berth_store::StateRoot;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = berth_testsupport::TempRoot::new()?;

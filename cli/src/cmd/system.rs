@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use berth_runtime::container::ListFilters;
 use berth_runtime::image::{ImageStore, RemoveItem};
-use berth_runtime::store::StateRoot;
 use berth_runtime::system::{self, DiskUsage};
 use berth_runtime::volume::VolumeStore;
+use berth_store::StateRoot;
 
 use super::EngineOpts;
 

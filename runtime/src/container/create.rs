@@ -5,6 +5,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use berth_store::{LockGuard, StoreError};
 use berth_timing::mark;
 use indexmap::IndexMap;
 
@@ -14,7 +15,6 @@ use super::record::{self, ContainerPaths, ContainerRecord, StateRecord};
 use super::{ContainerError, io_err, rt, spec, sys, user};
 use crate::Engine;
 use crate::fsutil;
-use crate::store::{LockGuard, StoreError};
 
 /// docker's default PATH.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

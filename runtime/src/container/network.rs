@@ -15,6 +15,7 @@ use berth_network::{
     EndpointConfig, Networks, PortMapping, PortReservation, Protocol, ProxyListener, PublishedPort,
     UdpProxySocket,
 };
+use berth_store::StateRoot;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +23,6 @@ use super::api::NetworkSettings;
 use super::record::{ContainerPaths, ContainerRecord};
 use super::rt::Started;
 use super::{ContainerError, Loaded};
-use crate::store::StateRoot;
 
 /// Name of the default network (`--network bridge`), created on demand like docker's.
 pub const DEFAULT_BRIDGE: &str = "bridge";

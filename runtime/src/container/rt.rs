@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use berth_cgroups::Cgroup;
 use berth_launch::{self as launch, LaunchSpec, SeccompMode, Stdio};
+use berth_store::StateRoot;
 use nix::unistd::Pid;
 
 use crate::image::ImageStore;
-use crate::store::StateRoot;
 use crate::volume::VolumeStore;
 
 use super::api::HealthConfig;

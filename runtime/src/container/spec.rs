@@ -652,7 +652,7 @@ mod tests {
             ..Default::default()
         };
         let root =
-            crate::store::StateRoot::open(tempfile::tempdir().unwrap().path().join("r")).unwrap();
+            berth_store::StateRoot::open(tempfile::tempdir().unwrap().path().join("r")).unwrap();
         let paths = ContainerPaths::new(&root, &rec.id);
         let spec = build(&rec, &paths).unwrap();
         let args = spec.oci.process().as_ref().unwrap().args().clone().unwrap();

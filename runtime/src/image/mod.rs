@@ -25,6 +25,8 @@ mod types;
 mod unpack;
 mod usage;
 
+use berth_store::StoreError;
+
 pub use changes::apply_changes;
 pub use mountpoints::mount_point_layer;
 pub use reference::{DEFAULT_DOMAIN, DEFAULT_TAG, Reference};
@@ -33,8 +35,6 @@ pub use types::{
     Healthcheck, ImageConfigInspect, ImageInspect, ImageSummary, LoadedImage, RootFsInspect,
 };
 pub use usage::ImageLayers;
-
-use crate::store::StoreError;
 
 /// Errors from the image store.
 #[derive(Debug, thiserror::Error)]

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_launch::Stdio;
+use berth_store::StateRoot;
 use berth_timing::mark;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
@@ -32,7 +33,6 @@ use crate::container::network::NetHold;
 use crate::container::record::{self, ContainerPaths, ContainerRecord};
 use crate::container::{rt, spec, start_error_code};
 use crate::logs::{LineSplitter, LogWriter, Rotation};
-use crate::store::StateRoot;
 use crate::{Engine, EngineOptions};
 
 mod proxy;

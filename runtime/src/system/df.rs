@@ -234,8 +234,8 @@ impl Engine {
 }
 
 /// A failed blocking task as a store error (it only fails when the task panicked).
-fn join_error(e: tokio::task::JoinError) -> crate::store::StoreError {
-    crate::store::StoreError::io("run system task", "", std::io::Error::other(e.to_string()))
+fn join_error(e: tokio::task::JoinError) -> berth_store::StoreError {
+    berth_store::StoreError::io("run system task", "", std::io::Error::other(e.to_string()))
 }
 
 #[cfg(test)]

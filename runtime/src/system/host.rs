@@ -21,9 +21,9 @@ use berth_network::netlink::{self, HostLink};
 use berth_network::nft::prune::TaggedNetwork;
 use berth_network::orphans::{self, KnownNetwork};
 use berth_network::{Ipv4Net, sysctl};
+use berth_store::DEFAULT_ROOT;
 
 use crate::container::sys;
-use crate::store::DEFAULT_ROOT;
 
 /// The kind of a host leftover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
