@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_image::ImageError;
 use berth_network::{NetworkCreate, NetworkError};
 use berth_runtime::Engine;
 use berth_runtime::container::{ContainerCreateConfig, ContainerError, MountSpec};
-use berth_runtime::image::ImageError;
 use berth_runtime::network::EngineNetworkError;
 use berth_runtime::volume::VolumeError;
 use petgraph::Direction;

@@ -1,7 +1,11 @@
 //! berth-runtime: the Engine that runs containers on berth's own namespaces, cgroups and overlayfs.
 //!
+//! Below it, each its own crate: `berth-image` (the image store), `berth-launch` (the launcher:
+//! a launch spec in, a pid out), `berth-cgroups`, `berth-store` (the state root on disk) and
+//! `berth-timing` (opt-in start-up marks).
+//!
 //! Layout (one module per concern):
-//! - [`image`]: content-addressed image store, import/load/save, safe layer unpacking.
+//! - [`image`]: Engine methods for images (the store is the crate berth-image).
 //! - [`volume`]: local-driver named volumes.
 //! - [`container`]: container records, create/start/stop/inspect/list/exec, Docker-shaped API types.
 //! - [`monitor`]: the per-container monitor process (stdio, logs, exit code, restart, healthcheck).

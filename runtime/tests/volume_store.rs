@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Cursor;
 use std::os::unix::fs::MetadataExt;
 
-use berth_runtime::image::ImageStore;
+use berth_image::ImageStore;
 use berth_runtime::volume::{VolumeError, VolumeFilters, VolumeStore};
 use berth_store::StateRoot;
 use berth_testsupport::{TempRoot, require_root};

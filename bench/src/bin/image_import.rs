@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use berth_runtime::image::ImageStore;
+use berth_image::ImageStore;
 use berth_store::StateRoot;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -344,7 +344,7 @@ impl Engine {
         }
         // The shared mount-point layer keeps the upper directory empty at start (no copy-up
         // of /etc, no mount-point files per container).
-        if let Some(mounts) = crate::image::mount_point_layer(&rec.layers) {
+        if let Some(mounts) = berth_image::mount_point_layer(&rec.layers) {
             rec.layers.insert(0, mounts);
         }
         // Filled under a hidden name (`.new-<id>`, skipped by listings) while we hold its lock,

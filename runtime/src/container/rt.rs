@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use berth_cgroups::Cgroup;
+use berth_image::ImageStore;
 use berth_launch::{self as launch, LaunchSpec, SeccompMode, Stdio};
 use berth_store::StateRoot;
 use nix::unistd::Pid;
 
-use crate::image::ImageStore;
 use crate::volume::VolumeStore;
 
 use super::api::HealthConfig;

@@ -7,6 +7,7 @@ pub mod df;
 pub mod host;
 pub mod info;
 
+use berth_image::ImageError;
 use berth_store::StoreError;
 
 pub use df::{DiskUsage, DiskUsageRow};
@@ -14,7 +15,6 @@ pub use host::{HostPruneReport, Leftover, LeftoverKind, prune_host};
 pub use info::SystemInfo;
 
 use crate::container::ContainerError;
-use crate::image::ImageError;
 use crate::volume::VolumeError;
 
 /// Errors of `system df` / `system info`; each names the record or path involved.

@@ -16,7 +16,6 @@
 mod archive;
 mod changes;
 mod copy;
-mod engine;
 mod mountpoints;
 mod reference;
 mod store;
@@ -132,6 +131,14 @@ pub enum ImageError {
     /// The blocking task running the operation failed.
     #[error("image task failed: {0}")]
     Task(String),
+}
+
+// Here rather than beside the Engine's async image methods: the orphan rule keeps a `From`
+// between two foreign types out of berth-runtime.
+impl From<tokio::task::JoinError> for ImageError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ImageError::Task(e.to_string())
+    }
 }
 
 impl ImageError {
