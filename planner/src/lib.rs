@@ -14,8 +14,8 @@ pub mod plan;
 
 use std::sync::Arc;
 
+use berth_image::ImageError;
 use berth_runtime::container::ContainerError;
-use berth_runtime::image::ImageError;
 use berth_runtime::volume::VolumeError;
 
 /// Compose label keys (docker compose v2 names).

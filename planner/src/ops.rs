@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use berth_network::{Filters as NetFilters, IpamRequest, NetworkCreate};
 use berth_runtime::Engine;
-use berth_runtime::store::LockGuard;
 use berth_runtime::volume::VolumeFilters;
+use berth_store::LockGuard;
 use compose_spec::model::{Network, Project};
 use indexmap::IndexMap;
 use petgraph::graph::NodeIndex;
@@ -551,7 +551,7 @@ pub(crate) async fn service_image_id(
     let image = p.image_name(svc);
     match engine.image_inspect(image.clone()).await {
         Ok(i) => Ok(i.id),
-        Err(berth_runtime::image::ImageError::NoSuchImage(_)) => Err(PlanError::Invalid {
+        Err(berth_image::ImageError::NoSuchImage(_)) => Err(PlanError::Invalid {
             service: svc.to_string(),
             message: format!(
                 "image {image:?} not found (berth cannot pull or build yet: load it with `berth image import` or `berth image load`)"

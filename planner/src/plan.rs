@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use berth_image::ImageError;
 use berth_network::{NetworkCreate, NetworkError};
 use berth_runtime::Engine;
 use berth_runtime::container::{ContainerCreateConfig, ContainerError, MountSpec};
-use berth_runtime::image::ImageError;
 use berth_runtime::network::EngineNetworkError;
 use berth_runtime::volume::VolumeError;
 use petgraph::Direction;
@@ -345,9 +345,9 @@ async fn run(engine: &Engine, a: &Action, p: &Progress) -> Result<(), PlanError>
         }
         Action::RemoveNetwork { name } => {
             emit(p, "Network", name, "Removing", false);
-            berth_runtime::launch::timing::mark("network: remove begin");
+            berth_timing::mark("network: remove begin");
             let removed = engine.network_remove(name).await;
-            berth_runtime::launch::timing::mark("network: remove end");
+            berth_timing::mark("network: remove end");
             match removed {
                 Ok(()) | Err(EngineNetworkError::Network(NetworkError::NotFound(_))) => {}
                 // As compose: a network another project's container still uses is left alone.

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crate::store::{StateRoot, StoreError};
+use berth_store::{StateRoot, StoreError};
 
 /// How to open an Engine.
 #[derive(Debug, Clone)]

@@ -1,11 +1,12 @@
 //! berth-runtime: the Engine that runs containers on berth's own namespaces, cgroups and overlayfs.
 //!
+//! Below it, each its own crate: `berth-image` (the image store), `berth-launch` (the launcher:
+//! a launch spec in, a pid out), `berth-cgroups`, `berth-store` (the state root on disk) and
+//! `berth-timing` (opt-in start-up marks).
+//!
 //! Layout (one module per concern):
-//! - [`store`]: the state root on disk, locking and atomic JSON records.
-//! - [`image`]: content-addressed image store, import/load/save, safe layer unpacking.
+//! - [`image`]: Engine methods for images (the store is the crate berth-image).
 //! - [`volume`]: local-driver named volumes.
-//! - [`launch`]: the OCI-runtime-like launcher: namespaces, mounts, pivot_root, caps, seccomp, exec.
-//! - [`cgroups`]: cgroup v2, v1 and hybrid placement, limits, stats, freezer.
 //! - [`container`]: container records, create/start/stop/inspect/list/exec, Docker-shaped API types.
 //! - [`monitor`]: the per-container monitor process (stdio, logs, exit code, restart, healthcheck).
 //! - [`logs`]: docker json-file log writing (with rotation) and reading.
@@ -15,18 +16,15 @@
 //! - [`engine`]: the async, bollard-like facade the planner and CLI drive.
 //! - [`sealed_exe`]: berth's own executables opened so no container can overwrite them.
 
-pub mod cgroups;
 pub mod container;
 pub mod engine;
 pub mod events;
 pub mod fsutil;
 pub mod image;
-pub mod launch;
 pub mod logs;
 pub mod monitor;
 pub mod network;
 pub mod sealed_exe;
-pub mod store;
 pub mod system;
 pub mod volume;
 

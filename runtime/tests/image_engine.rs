@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use berth_runtime::image::ListFilters;
+use berth_image::ListFilters;
 use berth_runtime::{Engine, EngineOptions};
 use berth_testsupport::{TempRoot, busybox_rootfs_tar, require_root};
 

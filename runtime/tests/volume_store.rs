@@ -6,9 +6,9 @@ use std::fs;
 use std::io::Cursor;
 use std::os::unix::fs::MetadataExt;
 
-use berth_runtime::image::ImageStore;
-use berth_runtime::store::StateRoot;
+use berth_image::ImageStore;
 use berth_runtime::volume::{VolumeError, VolumeFilters, VolumeStore};
+use berth_store::StateRoot;
 use berth_testsupport::{TempRoot, require_root};
 
 fn stores() -> (TempRoot, StateRoot, VolumeStore) {

@@ -79,7 +79,7 @@ impl ContainerEnv {
     pub fn state_record(&self, name: &str) -> serde_json::Value {
         let id = self.id(name);
         let p = self.path().join("containers").join(id).join("state.json");
-        berth_runtime::store::read_json_in_place(&p).expect("state.json").expect("a state record")
+        berth_store::read_json_in_place(&p).expect("state.json").expect("a state record")
     }
 
     /// Every record file under `networks/` (`<id>.json` definitions and `<id>.live` parts,

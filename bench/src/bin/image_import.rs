@@ -4,8 +4,8 @@
 
 use std::time::Instant;
 
-use berth_runtime::image::ImageStore;
-use berth_runtime::store::StateRoot;
+use berth_image::ImageStore;
+use berth_store::StateRoot;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tmp = berth_testsupport::TempRoot::new()?;

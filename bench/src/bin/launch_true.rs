@@ -1,11 +1,11 @@
-//! Time of `launch::spawn` + wait of `/bin/true` in a busybox overlay container (docker-like
+//! Time of `berth_launch::spawn` + wait of `/bin/true` in a busybox overlay container (docker-like
 //! namespaces, caps, seccomp, masked paths), median of 50 runs; cgroup removal not included
 //! (printed separately). Run as root: `cargo run --release -p berth-bench --bin launch_true`.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use berth_runtime::launch::{self, LaunchSpec, Rootfs, SeccompMode, Stdio};
+use berth_launch::{LaunchSpec, Rootfs, SeccompMode, Stdio};
 use oci_spec::runtime::{LinuxResources, Spec};
 
 const RUNS: usize = 50;
@@ -19,18 +19,20 @@ fn spec(i: usize) -> Spec {
     let mut p = s.process().clone().unwrap_or_default();
     p.set_args(Some(vec!["/bin/true".into()]))
         .set_env(Some(vec!["PATH=/bin".into()]))
-        .set_capabilities(Some(launch::docker_default_capabilities()))
+        .set_capabilities(Some(berth_launch::docker_default_capabilities()))
         .set_no_new_privileges(Some(false))
         .set_rlimits(None);
     s.set_process(Some(p));
     let mut l = s.linux().clone().unwrap_or_default();
     let mut res = LinuxResources::default();
-    res.set_devices(Some(launch::docker_default_device_rules()));
+    res.set_devices(Some(berth_launch::docker_default_device_rules()));
     l.set_resources(Some(res))
         .set_cgroups_path(Some(PathBuf::from(format!("berth/bench-{}-{i}", std::process::id()))))
-        .set_masked_paths(Some(launch::DOCKER_MASKED_PATHS.iter().map(|s| s.to_string()).collect()))
+        .set_masked_paths(Some(
+            berth_launch::DOCKER_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+        ))
         .set_readonly_paths(Some(
-            launch::DOCKER_READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+            berth_launch::DOCKER_READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
         ));
     s.set_linux(Some(l));
     s
@@ -65,7 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             stderr: devnull.into(),
         };
         let t = Instant::now();
-        let s = launch::spawn(&ls, stdio, |_| Ok(()))?;
+        let s = berth_launch::spawn(&ls, stdio, |_| Ok(()))?;
         let code = s.wait()?;
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         let t = Instant::now();

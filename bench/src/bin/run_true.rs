@@ -153,7 +153,7 @@ async fn monitor_rss(
         let mut kib = Vec::new();
         for id in &ids {
             let path = root.join("state/containers").join(id).join("state.json");
-            let state: serde_json::Value = berth_runtime::store::read_json_in_place(&path)
+            let state: serde_json::Value = berth_store::read_json_in_place(&path)
                 .map_err(|e| e.to_string())?
                 .ok_or(format!("no state record {}", path.display()))?;
             let mon = state["MonitorPid"].as_i64().unwrap_or(0) as i32;

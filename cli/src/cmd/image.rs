@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use berth_runtime::image::{ImageStore, ListFilters, RemoveItem, short_id};
-use berth_runtime::store::StateRoot;
+use berth_image::{ImageStore, ListFilters, RemoveItem, short_id};
+use berth_store::StateRoot;
 
 use super::EngineOpts;
 

@@ -81,7 +81,7 @@ pub struct ProjectOpts {
 #[derive(Debug, Clone, Args)]
 pub struct EngineOpts {
     /// State root for images, containers, volumes and networks.
-    #[arg(long, global = true, env = "BERTH_ROOT", default_value = berth_runtime::store::DEFAULT_ROOT)]
+    #[arg(long, global = true, env = "BERTH_ROOT", default_value = berth_store::DEFAULT_ROOT)]
     pub root: PathBuf,
 }
 

@@ -4,11 +4,11 @@
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 
+use berth_image::{ImageStore, RemoveItem};
 use berth_runtime::container::ListFilters;
-use berth_runtime::image::{ImageStore, RemoveItem};
-use berth_runtime::store::StateRoot;
 use berth_runtime::system::{self, DiskUsage};
 use berth_runtime::volume::VolumeStore;
+use berth_store::StateRoot;
 
 use super::EngineOpts;
 

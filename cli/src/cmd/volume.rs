@@ -5,8 +5,8 @@ use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use berth_runtime::store::StateRoot;
 use berth_runtime::volume::{VolumeFilters, VolumeStore};
+use berth_store::StateRoot;
 
 use super::EngineOpts;
 

@@ -15,12 +15,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use berth_store::LockGuard;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::process::{Gid, Uid};
 
 use super::{ContainerError, io_err, record};
 use crate::Engine;
-use crate::store::LockGuard;
 
 /// Options of a copy.
 #[derive(Debug, Clone, Copy, Default)]

@@ -5,6 +5,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use berth_store::{LockGuard, StoreError};
+use berth_timing::mark;
 use indexmap::IndexMap;
 
 use super::api::{Config, ContainerCreateConfig, Empty, MountPoint};
@@ -13,8 +15,6 @@ use super::record::{self, ContainerPaths, ContainerRecord, StateRecord};
 use super::{ContainerError, io_err, rt, spec, sys, user};
 use crate::Engine;
 use crate::fsutil;
-use crate::launch::timing::mark;
-use crate::store::{LockGuard, StoreError};
 
 /// docker's default PATH.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -344,7 +344,7 @@ impl Engine {
         }
         // The shared mount-point layer keeps the upper directory empty at start (no copy-up
         // of /etc, no mount-point files per container).
-        if let Some(mounts) = crate::image::mount_point_layer(&rec.layers) {
+        if let Some(mounts) = berth_image::mount_point_layer(&rec.layers) {
             rec.layers.insert(0, mounts);
         }
         // Filled under a hidden name (`.new-<id>`, skipped by listings) while we hold its lock,

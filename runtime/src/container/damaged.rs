@@ -16,6 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 
+use berth_timing::mark;
 use indexmap::IndexMap;
 
 use super::api::{ContainerSummary, ListFilters};
@@ -23,7 +24,6 @@ use super::liveness;
 use super::record::{ContainerPaths, ContainerRecord, Damage, StateRecord};
 use super::{ContainerError, Loaded};
 use crate::Engine;
-use crate::launch::timing::mark;
 
 /// A container whose records can't be used.
 #[derive(Debug, Clone)]

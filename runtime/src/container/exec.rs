@@ -10,6 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use berth_launch::Stdio;
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
@@ -17,7 +18,6 @@ use super::api::ExecConfig;
 use super::{ContainerError, rt, spec, user};
 use crate::Engine;
 use crate::events::{self, JournalEvent};
-use crate::launch::Stdio;
 
 /// The result of an exec whose output was captured.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -38,7 +38,7 @@ struct Prepared {
     cgroup: String,
     /// The process to run.
     process: oci_spec::runtime::Process,
-    seccomp: crate::launch::SeccompMode,
+    seccomp: berth_launch::SeccompMode,
     journal: ExecJournal,
 }
 

@@ -23,12 +23,13 @@ pub mod user;
 
 use std::path::PathBuf;
 
+use berth_store::StoreError;
+
 pub use api::*;
 pub use copy::CopyOptions;
 pub use exec::ExecOutput;
 
 use crate::Engine;
-use crate::store::StoreError;
 use record::{ContainerPaths, ContainerRecord, StateRecord};
 
 /// Errors of container operations; each displays as one sentence.

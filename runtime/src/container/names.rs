@@ -26,10 +26,11 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use berth_store::{LockGuard, StateRoot, StoreError};
+
 use super::damaged::Entry;
 use super::record::ContainerPaths;
 use crate::Engine;
-use crate::store::{LockGuard, StateRoot, StoreError};
 
 /// Prefix of a container directory being deleted.
 pub(crate) const REMOVING_PREFIX: &str = ".rm-";

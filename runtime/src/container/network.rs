@@ -10,10 +10,12 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
+use berth_launch::{LaunchSpec, Stdio};
 use berth_network::{
     EndpointConfig, Networks, PortMapping, PortReservation, Protocol, ProxyListener, PublishedPort,
     UdpProxySocket,
 };
+use berth_store::StateRoot;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
@@ -21,8 +23,6 @@ use super::api::NetworkSettings;
 use super::record::{ContainerPaths, ContainerRecord};
 use super::rt::Started;
 use super::{ContainerError, Loaded};
-use crate::launch::{LaunchSpec, Stdio};
-use crate::store::StateRoot;
 
 /// Name of the default network (`--network bridge`), created on demand like docker's.
 pub const DEFAULT_BRIDGE: &str = "bridge";
@@ -829,7 +829,7 @@ pub(crate) fn spawn(
         none_mode_files(rec, paths)?;
     }
     let res =
-        crate::launch::spawn(&spec, stdio, |pid| attach(root, rec, paths, pid.as_raw(), &mut hold));
+        berth_launch::spawn(&spec, stdio, |pid| attach(root, rec, paths, pid.as_raw(), &mut hold));
     match res {
         Ok(s) => Ok((Started { pid: s.pid.as_raw(), cgroup: s.cgroup.path().to_string() }, hold)),
         Err(e) => {

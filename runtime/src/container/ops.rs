@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use berth_timing::mark;
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use tokio::sync::mpsc;
 
@@ -14,7 +15,6 @@ use super::damaged::{Entry, LoadedEntry};
 use super::record::{self, ContainerPaths, StateRecord};
 use super::{ContainerError, Loaded, claims_alive, io_err, rt, sys};
 use crate::Engine;
-use crate::launch::timing::mark;
 use crate::logs::{self, LogEntry, LogFollower};
 
 /// Default grace period of `stop`, seconds.

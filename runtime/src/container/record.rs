@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use berth_store::{self as store, LockGuard, StateRoot, StoreError};
 use serde::{Deserialize, Serialize};
 
 use super::api::{Config, ContainerState, HostConfig, MountPoint};
-use crate::store::{self, LockGuard, StateRoot, StoreError};
 
 /// The container's resolved identity, written at create and changed only by rename.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use berth_cgroups::Cgroup;
+use berth_image::ImageStore;
+use berth_launch::{self as launch, LaunchSpec, SeccompMode, Stdio};
+use berth_store::StateRoot;
 use nix::unistd::Pid;
 
-use crate::cgroups::Cgroup;
-use crate::image::ImageStore;
-use crate::launch::{self, LaunchSpec, SeccompMode, Stdio};
-use crate::store::StateRoot;
 use crate::volume::VolumeStore;
 
 use super::api::HealthConfig;
@@ -76,7 +76,7 @@ pub fn cgroup_oom_killed(cgroup: &str) -> bool {
 pub fn cgroup_kill_all(cgroup: &str, timeout: std::time::Duration) -> Result<(), String> {
     match Cgroup::open(cgroup) {
         Ok(c) => c.kill_all(timeout).map_err(|e| e.to_string()),
-        Err(crate::cgroups::CgroupError::NotFound(_)) => Ok(()),
+        Err(berth_cgroups::CgroupError::NotFound(_)) => Ok(()),
         Err(e) => Err(e.to_string()),
     }
 }

@@ -1,11 +1,11 @@
 //! Turns a container record into a [`LaunchSpec`]: docker's defaults (capabilities, mounts,
 //! masked and read-only paths, device rules) plus the container's own settings.
 
+use berth_launch::{LaunchSpec, Rootfs, SeccompMode};
 use serde_json::{Value, json};
 
 use super::api::HostConfig;
 use super::record::{ContainerPaths, ContainerRecord};
-use crate::launch::{LaunchSpec, Rootfs, SeccompMode};
 
 /// The pids limit of a container that sets none (as podman; docker has none): one runaway fork
 /// bomb must not take every pid of the host. `pids_limit` / `--pids-limit` override it, and 0
@@ -483,7 +483,7 @@ pub fn build(rec: &ContainerRecord, paths: &ContainerPaths) -> Result<LaunchSpec
     let (masked, readonly): (Vec<&str>, Vec<&str>) = if hc.privileged {
         (vec![], vec![])
     } else {
-        (crate::launch::DOCKER_MASKED_PATHS.to_vec(), crate::launch::DOCKER_READONLY_PATHS.to_vec())
+        (berth_launch::DOCKER_MASKED_PATHS.to_vec(), berth_launch::DOCKER_READONLY_PATHS.to_vec())
     };
     let root_path = match &rec.rootfs_dir {
         Some(d) => d.clone(),
@@ -652,7 +652,7 @@ mod tests {
             ..Default::default()
         };
         let root =
-            crate::store::StateRoot::open(tempfile::tempdir().unwrap().path().join("r")).unwrap();
+            berth_store::StateRoot::open(tempfile::tempdir().unwrap().path().join("r")).unwrap();
         let paths = ContainerPaths::new(&root, &rec.id);
         let spec = build(&rec, &paths).unwrap();
         let args = spec.oci.process().as_ref().unwrap().args().clone().unwrap();

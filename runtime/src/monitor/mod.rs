@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
+use berth_launch::Stdio;
+use berth_store::StateRoot;
+use berth_timing::mark;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 use nix::sys::wait::{WaitPidFlag, waitpid};
@@ -29,10 +32,7 @@ use crate::container::exec::exit_code_of;
 use crate::container::network::NetHold;
 use crate::container::record::{self, ContainerPaths, ContainerRecord};
 use crate::container::{rt, spec, start_error_code};
-use crate::launch::Stdio;
-use crate::launch::timing::mark;
 use crate::logs::{LineSplitter, LogWriter, Rotation};
-use crate::store::StateRoot;
 use crate::{Engine, EngineOptions};
 
 mod proxy;
@@ -799,7 +799,7 @@ impl Monitor {
         rec: &ContainerRecord,
         h: &HealthConfig,
         run: &Running,
-        seccomp: crate::launch::SeccompMode,
+        seccomp: berth_launch::SeccompMode,
     ) -> Result<HealthRun, String> {
         let argv: Vec<String> = match h.test.first().map(String::as_str) {
             Some("CMD") => h.test[1..].to_vec(),

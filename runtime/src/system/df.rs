@@ -3,12 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use berth_image::ListFilters as ImageFilters;
 use serde::Serialize;
 
 use super::{SystemError, du};
 use crate::Engine;
 use crate::container::ListFilters;
-use crate::image::ListFilters as ImageFilters;
 use crate::volume::{VolumeFilters, VolumeStore};
 
 /// One image's usage (docker's `system df -v` image row).
@@ -134,8 +134,8 @@ impl DiskUsage {
 
 /// Image rows and layer totals from each image's layers and container count.
 fn image_usage(
-    images: Vec<crate::image::ImageSummary>,
-    layers: &[crate::image::ImageLayers],
+    images: Vec<berth_image::ImageSummary>,
+    layers: &[berth_image::ImageLayers],
     used_by: &BTreeMap<String, usize>,
 ) -> (Vec<ImageUsage>, u64, u64) {
     let by_id: BTreeMap<&str, &Vec<(String, u64)>> =
@@ -234,14 +234,14 @@ impl Engine {
 }
 
 /// A failed blocking task as a store error (it only fails when the task panicked).
-fn join_error(e: tokio::task::JoinError) -> crate::store::StoreError {
-    crate::store::StoreError::io("run system task", "", std::io::Error::other(e.to_string()))
+fn join_error(e: tokio::task::JoinError) -> berth_store::StoreError {
+    berth_store::StoreError::io("run system task", "", std::io::Error::other(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::{ImageLayers, ImageSummary};
+    use berth_image::{ImageLayers, ImageSummary};
 
     fn img(id: &str) -> ImageSummary {
         ImageSummary {

@@ -16,14 +16,14 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use berth_cgroups::{Cgroup, Layout};
 use berth_network::netlink::{self, HostLink};
 use berth_network::nft::prune::TaggedNetwork;
 use berth_network::orphans::{self, KnownNetwork};
 use berth_network::{Ipv4Net, sysctl};
+use berth_store::DEFAULT_ROOT;
 
-use crate::cgroups::{Cgroup, Layout};
 use crate::container::sys;
-use crate::store::DEFAULT_ROOT;
 
 /// The kind of a host leftover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -468,7 +468,7 @@ pub fn prune_host(current_root: &Path) -> HostPruneReport {
         let path = cg.path();
         let r = match Cgroup::open(&path) {
             Ok(c) => c.destroy().map_err(|e| e.to_string()),
-            Err(crate::cgroups::CgroupError::NotFound(_)) => Ok(()),
+            Err(berth_cgroups::CgroupError::NotFound(_)) => Ok(()),
             Err(e) => Err(e.to_string()),
         };
         report.done(Leftover { kind: LeftoverKind::Cgroup, name: path, reason }, r);

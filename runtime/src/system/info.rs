@@ -4,11 +4,11 @@
 
 use std::path::Path;
 
+use berth_cgroups::Layout;
 use serde::Serialize;
 
 use super::SystemError;
 use crate::Engine;
-use crate::cgroups::Layout;
 use crate::container::ListFilters;
 
 /// What `system info` reports.

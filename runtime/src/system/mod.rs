@@ -7,13 +7,14 @@ pub mod df;
 pub mod host;
 pub mod info;
 
+use berth_image::ImageError;
+use berth_store::StoreError;
+
 pub use df::{DiskUsage, DiskUsageRow};
 pub use host::{HostPruneReport, Leftover, LeftoverKind, prune_host};
 pub use info::SystemInfo;
 
 use crate::container::ContainerError;
-use crate::image::ImageError;
-use crate::store::StoreError;
 use crate::volume::VolumeError;
 
 /// Errors of `system df` / `system info`; each names the record or path involved.

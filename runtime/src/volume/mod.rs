@@ -10,10 +10,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use berth_image::{ImageError, ImageStore};
+use berth_store::{LockGuard, StateRoot, StoreError, read_json, write_json_atomic};
 use serde::{Deserialize, Serialize};
-
-use crate::image::{ImageError, ImageStore};
-use crate::store::{LockGuard, StateRoot, StoreError, read_json, write_json_atomic};
 
 /// The label docker puts on anonymous volumes; `volume prune` without `--all` removes only those.
 pub const ANONYMOUS_LABEL: &str = "com.docker.volume.anonymous";

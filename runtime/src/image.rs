@@ -1,11 +1,14 @@
-//! Async Engine methods for images; each runs the blocking store work on tokio's blocking pool.
+//! Async Engine methods for images (the store itself is the crate berth-image); each runs the
+//! blocking store work on tokio's blocking pool.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
-use super::ImageError;
-use super::store::{ImageStore, ListFilters, PruneReport, RemoveItem, ResolvedImage};
-use super::types::{ImageInspect, ImageSummary, LoadedImage};
+use berth_image::{
+    ImageError, ImageInspect, ImageStore, ImageSummary, ListFilters, LoadedImage, PruneReport,
+    RemoveItem, ResolvedImage,
+};
+
 use crate::engine::Engine;
 
 /// Runs `f` on the blocking pool.
@@ -16,12 +19,6 @@ where
     F: FnOnce() -> Result<T, E> + Send + 'static,
 {
     tokio::task::spawn_blocking(f).await?
-}
-
-impl From<tokio::task::JoinError> for ImageError {
-    fn from(e: tokio::task::JoinError) -> Self {
-        ImageError::Task(e.to_string())
-    }
 }
 
 impl Engine {

@@ -8,8 +8,8 @@ use std::fs;
 use std::io::{Cursor, Read, Write};
 use std::path::Path;
 
-use berth_runtime::image::{ImageError, ImageStore};
-use berth_runtime::store::StateRoot;
+use berth_image::{ImageError, ImageStore};
+use berth_store::StateRoot;
 use berth_testsupport::TempRoot;
 use common::*;
 

@@ -9,8 +9,8 @@ use std::io::Cursor;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use berth_runtime::image::{ImageError, ImageStore};
-use berth_runtime::store::StateRoot;
+use berth_image::{ImageError, ImageStore};
+use berth_store::StateRoot;
 use berth_testsupport::{TempRoot, mounts_under, require_root};
 use common::*;
 

@@ -6,8 +6,8 @@ mod common;
 use std::fs;
 use std::io::Cursor;
 
-use berth_runtime::image::{ImageError, ImageStore, ListFilters, RemoveItem};
-use berth_runtime::store::StateRoot;
+use berth_image::{ImageError, ImageStore, ListFilters, RemoveItem};
+use berth_store::StateRoot;
 use berth_testsupport::{TempRoot, busybox_rootfs_tar};
 use common::*;
 
@@ -139,7 +139,7 @@ fn list_filters() {
         label: label.iter().map(|s| s.to_string()).collect(),
         dangling,
     };
-    let tags = |v: Vec<berth_runtime::image::ImageSummary>| {
+    let tags = |v: Vec<berth_image::ImageSummary>| {
         v.into_iter().flat_map(|i| i.repo_tags).collect::<Vec<_>>()
     };
     assert_eq!(tags(s.list(&f(&["web"], &[], None)).unwrap()), vec!["web:1"]);

@@ -16,7 +16,6 @@
 mod archive;
 mod changes;
 mod copy;
-mod engine;
 mod mountpoints;
 mod reference;
 mod store;
@@ -24,6 +23,8 @@ mod tarsplit;
 mod types;
 mod unpack;
 mod usage;
+
+use berth_store::StoreError;
 
 pub use changes::apply_changes;
 pub use mountpoints::mount_point_layer;
@@ -33,8 +34,6 @@ pub use types::{
     Healthcheck, ImageConfigInspect, ImageInspect, ImageSummary, LoadedImage, RootFsInspect,
 };
 pub use usage::ImageLayers;
-
-use crate::store::StoreError;
 
 /// Errors from the image store.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +131,14 @@ pub enum ImageError {
     /// The blocking task running the operation failed.
     #[error("image task failed: {0}")]
     Task(String),
+}
+
+// Here rather than beside the Engine's async image methods: the orphan rule keeps a `From`
+// between two foreign types out of berth-runtime.
+impl From<tokio::task::JoinError> for ImageError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        ImageError::Task(e.to_string())
+    }
 }
 
 impl ImageError {

@@ -632,8 +632,8 @@ pub fn fs_plan(
     mounts.extend(spec_mounts.into_iter().filter(|m| !defaults.contains(m.destination())));
 
     let mut pre = Vec::new();
-    let layout = crate::cgroups::Layout::detect().ok();
-    let is_v2 = matches!(layout, Some(crate::cgroups::Layout::V2(_)));
+    let layout = berth_cgroups::Layout::detect().ok();
+    let is_v2 = matches!(layout, Some(berth_cgroups::Layout::V2(_)));
     for m in &mounts {
         let rel = container_rel(m.destination(), "mount destination")?;
         let at = InRoot::new(&rel)?;
@@ -943,10 +943,10 @@ fn dev_steps(linux: &oci_spec::runtime::Linux, pre: &mut Vec<Step>) -> Result<()
 /// (cpu -> cpu,cpuacct), the cgroup2 mount as `unified`, then the tmpfs made read-only.
 fn cgroup_v1_steps(
     rel: &Path,
-    layout: &crate::cgroups::Layout,
+    layout: &berth_cgroups::Layout,
     pre: &mut Vec<Step>,
 ) -> Result<(), LaunchError> {
-    use crate::cgroups::Layout;
+    use berth_cgroups::Layout;
     let (v1, unified) = match layout {
         Layout::V1(m) => (m, None),
         Layout::Hybrid { v1, unified } => (v1, Some(unified)),

@@ -4,7 +4,7 @@ mod launch_common;
 
 use std::time::{Duration, Instant};
 
-use berth_runtime::launch::{self, LaunchError, SeccompMode};
+use berth_launch::{LaunchError, SeccompMode};
 use launch_common::*;
 use nix::sys::signal::{Signal, kill};
 use oci_spec::runtime::{MountBuilder, PosixRlimitBuilder, PosixRlimitType};
@@ -281,12 +281,12 @@ fn exec_in_joins_namespaces() {
     let proc_ = p.take().and_then(|s| s.process().clone()).expect("process");
     let (out_r, out_w) = nix::unistd::pipe().expect("pipe");
     let (_err_r, err_w) = nix::unistd::pipe().expect("pipe");
-    let child = launch::exec_in(
+    let child = berth_launch::exec_in(
         r.pid(),
         &proc_,
         r.cgroup(),
         SeccompMode::Default,
-        launch::Stdio::Pipes { stdin: None, stdout: out_w, stderr: err_w },
+        berth_launch::Stdio::Pipes { stdin: None, stdout: out_w, stderr: err_w },
     )
     .expect("exec_in");
     let code = child.wait().expect("wait");
@@ -376,16 +376,16 @@ fn pre_start_runs_before_exec_and_its_error_aborts() {
     let fs = Fs::new();
     let (out_r, out_w) = nix::unistd::pipe().expect("pipe");
     let (_err_r, err_w) = nix::unistd::pipe().expect("pipe");
-    let spec_ = launch::LaunchSpec {
+    let spec_ = berth_launch::LaunchSpec {
         oci: s.clone(),
         rootfs: fs.rootfs(),
         seccomp: SeccompMode::Default,
         init: false,
     };
     let dir = shared.path().to_path_buf();
-    let spawned = launch::spawn(
+    let spawned = berth_launch::spawn(
         &spec_,
-        launch::Stdio::Pipes { stdin: None, stdout: out_w, stderr: err_w },
+        berth_launch::Stdio::Pipes { stdin: None, stdout: out_w, stderr: err_w },
         |pid| {
             // The container's namespaces exist already: its net namespace differs from ours.
             let theirs =
@@ -407,16 +407,16 @@ fn pre_start_runs_before_exec_and_its_error_aborts() {
     let fs = Fs::new();
     let (_o, out_w) = nix::unistd::pipe().expect("pipe");
     let (_e, err_w) = nix::unistd::pipe().expect("pipe");
-    let spec_ = launch::LaunchSpec {
+    let spec_ = berth_launch::LaunchSpec {
         oci: s,
         rootfs: fs.rootfs(),
         seccomp: SeccompMode::Default,
         init: false,
     };
     let cg_path = spec_.oci.linux().as_ref().and_then(|l| l.cgroups_path().clone()).expect("path");
-    let r = launch::spawn(
+    let r = berth_launch::spawn(
         &spec_,
-        launch::Stdio::Pipes { stdin: None, stdout: out_w, stderr: err_w },
+        berth_launch::Stdio::Pipes { stdin: None, stdout: out_w, stderr: err_w },
         |_| Err("network attach failed".to_string()),
     );
     match r {
@@ -424,7 +424,7 @@ fn pre_start_runs_before_exec_and_its_error_aborts() {
         Err(e) => panic!("unexpected {e}"),
         Ok(_) => panic!("spawn ignored the pre_start error"),
     }
-    assert!(berth_runtime::cgroups::Cgroup::open(&cg_path.to_string_lossy()).is_err());
+    assert!(berth_cgroups::Cgroup::open(&cg_path.to_string_lossy()).is_err());
 }
 
 #[test]
@@ -439,14 +439,15 @@ fn pty_is_the_controlling_terminal() {
         "[ -t 0 ] && [ -t 1 ] && echo isatty; awk '{print \"tty_nr=\" ($7 != 0)}' /proc/self/stat",
     ]);
     let fs = Fs::new();
-    let spec_ = launch::LaunchSpec {
+    let spec_ = berth_launch::LaunchSpec {
         oci: s,
         rootfs: fs.rootfs(),
         seccomp: SeccompMode::Default,
         init: false,
     };
     let spawned =
-        launch::spawn(&spec_, launch::Stdio::Pty { slave: pty.slave }, |_| Ok(())).expect("spawn");
+        berth_launch::spawn(&spec_, berth_launch::Stdio::Pty { slave: pty.slave }, |_| Ok(()))
+            .expect("spawn");
     let guard = Running { spawned: Some(spawned), stdout: None, stderr: None, fs };
     let code = guard.spawned.as_ref().expect("spawned").wait().expect("wait");
     let mut out = vec![0u8; 4096];
@@ -511,17 +512,17 @@ fn dir_rootfs_with_readonly_root() {
     let mut root = s.root().clone().unwrap_or_default();
     root.set_readonly(Some(true));
     s.set_root(Some(root));
-    let ls = launch::LaunchSpec {
+    let ls = berth_launch::LaunchSpec {
         oci: s,
-        rootfs: launch::Rootfs::Dir(dir.path().to_path_buf()),
+        rootfs: berth_launch::Rootfs::Dir(dir.path().to_path_buf()),
         seccomp: SeccompMode::Default,
         init: false,
     };
     let (out_r, out_w) = nix::unistd::pipe().expect("pipe");
     let (_e, err_w) = nix::unistd::pipe().expect("pipe");
-    let sp = launch::spawn(
+    let sp = berth_launch::spawn(
         &ls,
-        launch::Stdio::Pipes { stdin: None, stdout: out_w, stderr: err_w },
+        berth_launch::Stdio::Pipes { stdin: None, stdout: out_w, stderr: err_w },
         |_| Ok(()),
     )
     .expect("spawn");
@@ -640,9 +641,9 @@ fn container_sees_its_own_cgroup_limits() {
     if !berth_testsupport::require_root() {
         return;
     }
-    let layout = berth_runtime::cgroups::Layout::detect().expect("layout");
+    let layout = berth_cgroups::Layout::detect().expect("layout");
     let cmd = match layout {
-        berth_runtime::cgroups::Layout::V2(_) => {
+        berth_cgroups::Layout::V2(_) => {
             "cat /sys/fs/cgroup/memory.max; touch /sys/fs/cgroup/x 2>/dev/null && echo writable; true"
         }
         _ => {
@@ -675,13 +676,13 @@ fn new_pty_is_allocated_inside_the_container() {
         p.set_console_size(Some(b));
     });
     let fs = Fs::new();
-    let ls = launch::LaunchSpec {
+    let ls = berth_launch::LaunchSpec {
         oci: s.clone(),
         rootfs: fs.rootfs(),
         seccomp: SeccompMode::Default,
         init: false,
     };
-    let mut sp = launch::spawn(&ls, launch::Stdio::NewPty, |_| Ok(())).expect("spawn");
+    let mut sp = berth_launch::spawn(&ls, berth_launch::Stdio::NewPty, |_| Ok(())).expect("spawn");
     let master = sp.pty_master.take().expect("pty master");
     let guard = Running { spawned: Some(sp), stdout: None, stderr: None, fs };
     let read_lines = |fd: &std::os::fd::OwnedFd, n: usize| {
@@ -700,12 +701,12 @@ fn new_pty_is_allocated_inside_the_container() {
 
     // exec -t: a second pty from the same container's devpts.
     let proc_ = spec(&["tty"]).process().clone().expect("process");
-    let mut child = launch::exec_in(
+    let mut child = berth_launch::exec_in(
         guard.pid(),
         &proc_,
         guard.cgroup(),
         SeccompMode::Default,
-        launch::Stdio::NewPty,
+        berth_launch::Stdio::NewPty,
     )
     .expect("exec_in");
     let m2 = child.pty_master.take().expect("exec pty master");
@@ -725,7 +726,7 @@ fn privileged_style_all_caps_unconfined() {
         "grep -E '^(CapEff|CapBnd):' /proc/self/status; mkdir -p /tmp/m && mount -t tmpfs t /tmp/m && echo mount-ok",
     ]);
     with_process(&mut s, |p| {
-        p.set_capabilities(Some(launch::all_capabilities()));
+        p.set_capabilities(Some(berth_launch::all_capabilities()));
     });
     with_linux(&mut s, |l| {
         l.set_masked_paths(Some(vec![])).set_readonly_paths(Some(vec![]));
@@ -755,7 +756,7 @@ fn unavailable_capability_is_named() {
     let mut s = spec(&["true"]);
     let name = absent.to_string();
     with_process(&mut s, |p| {
-        let mut c = launch::docker_default_capabilities();
+        let mut c = berth_launch::docker_default_capabilities();
         let cap: oci_spec::runtime::Capability =
             name.trim_start_matches("CAP_").parse().expect("cap");
         let mut set = c.permitted().clone().unwrap_or_default();

@@ -1,9 +1,10 @@
 //! What each image's layers weigh, for `berth system df`: layers are shared between images,
 //! so the disk used is counted per layer, not per image.
 
+use berth_store::read_json;
+
 use super::ImageError;
 use super::store::{ImageStore, LayerRecord};
-use crate::store::read_json;
 
 /// One image's layers with their unpacked sizes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use berth_store::{StateRoot, read_json, write_atomic, write_json_atomic};
 use oci_spec::image::ImageConfiguration;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -14,7 +15,6 @@ use super::reference::Reference;
 use super::types::{Healthcheck, ImageConfigInspect, ImageInspect, ImageSummary, RootFsInspect};
 use super::{ImageError, short_id};
 use super::{tarsplit, unpack};
-use crate::store::{StateRoot, read_json, write_atomic, write_json_atomic};
 
 /// The references and images the store knows; `images/index.json`.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]

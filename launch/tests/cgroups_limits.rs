@@ -4,7 +4,7 @@ mod launch_common;
 
 use std::time::{Duration, Instant};
 
-use berth_runtime::cgroups::{Cgroup, CgroupError, Layout};
+use berth_cgroups::{Cgroup, CgroupError, Layout};
 use launch_common::*;
 use oci_spec::runtime::{LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
 

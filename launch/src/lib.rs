@@ -12,7 +12,6 @@ mod init;
 mod plan;
 mod seccomp;
 mod sys;
-pub mod timing;
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -22,11 +21,10 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use berth_cgroups::{Cgroup, CgroupError};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
 use nix::sys::wait::WaitStatus;
 use nix::unistd::Pid;
-
-use crate::cgroups::{Cgroup, CgroupError};
 
 pub use caps::{DOCKER_DEFAULT_CAPS, all_capabilities, docker_default_capabilities};
 use child::{Pipes, REPORT_LEN, StepId};
@@ -368,7 +366,7 @@ impl Placement {
                 source,
             })?;
         }
-        timing::mark("launch: pid placed in the cgroup");
+        berth_timing::mark("launch: pid placed in the cgroup");
         Ok(())
     }
 }
@@ -651,9 +649,9 @@ pub fn spawn(
             format!("berth/anon-{}-{}", std::process::id(), ANON.fetch_add(1, Ordering::Relaxed))
         }
     };
-    timing::mark("launch: planned");
+    berth_timing::mark("launch: planned");
     let cgroup = Cgroup::create(&cg_path, &linux.resources().clone().unwrap_or_default())?;
-    timing::mark("launch: cgroup created");
+    berth_timing::mark("launch: cgroup created");
     let placement = match Placement::new(&cgroup) {
         Ok(p) => p,
         Err(e) => {
@@ -687,7 +685,7 @@ pub fn spawn(
         }
     };
     drop(stdio);
-    timing::mark("launch: cloned");
+    berth_timing::mark("launch: cloned");
     let abort_in = |pid: Pid, e: LaunchError| {
         kill_and_reap(pid);
         let _ = cgroup.destroy();
@@ -706,7 +704,7 @@ pub fn spawn(
         return Err(abort(LaunchError::PreStart(msg)));
     }
     // A failed write means the child is gone; its report (if any) says why.
-    timing::mark("launch: placed, pre_start done");
+    berth_timing::mark("launch: placed, pre_start done");
     let _ = sys::write_all(sync_w.as_raw_fd(), b"g");
     drop(sync_w);
     let pty_master = match pty_sock.as_ref().map(recv_pty).transpose() {
@@ -714,7 +712,7 @@ pub fn spawn(
         Err(e) => return Err(abort(e)),
     };
     let reports = read_reports(err_r);
-    timing::mark("launch: child exec'd");
+    berth_timing::mark("launch: child exec'd");
     let settled = settle(pid, ns.join_pid.is_some(), reports, |rep| {
         report_error(rep, &proc_, Some(&fs), &join_names, &placement.tasks)
     });

@@ -9,9 +9,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use berth_runtime::cgroups::Cgroup;
-use berth_runtime::launch::{
-    self, DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS, LaunchError, LaunchSpec, Rootfs, SeccompMode,
+use berth_cgroups::Cgroup;
+use berth_launch::{
+    DOCKER_MASKED_PATHS, DOCKER_READONLY_PATHS, LaunchError, LaunchSpec, Rootfs, SeccompMode,
     Spawned, Stdio,
 };
 use nix::sys::signal::{Signal, kill};
@@ -60,14 +60,14 @@ pub fn spec(args: &[&str]) -> Spec {
         .set_env(Some(vec![
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
         ]))
-        .set_capabilities(Some(launch::docker_default_capabilities()))
+        .set_capabilities(Some(berth_launch::docker_default_capabilities()))
         .set_no_new_privileges(Some(false))
         .set_rlimits(None)
         .set_cwd("/".into());
     s.set_process(Some(p));
     let mut l = s.linux().clone().unwrap_or_default();
     let mut res = LinuxResources::default();
-    res.set_devices(Some(launch::docker_default_device_rules()));
+    res.set_devices(Some(berth_launch::docker_default_device_rules()));
     l.set_resources(Some(res))
         .set_cgroups_path(Some(PathBuf::from(format!(
             "berth/{}",
@@ -167,7 +167,7 @@ pub fn start_with(
     let (err_r, err_w) = pipe();
     let spec = LaunchSpec { oci: s, rootfs: fs.rootfs(), seccomp, init };
     let stdio = Stdio::Pipes { stdin: None, stdout: out_w, stderr: err_w };
-    match launch::spawn(&spec, stdio, |_| Ok(())) {
+    match berth_launch::spawn(&spec, stdio, |_| Ok(())) {
         Ok(spawned) => {
             let (tx, rx) = mpsc::channel();
             thread::spawn(move || {

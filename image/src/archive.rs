@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use berth_store::read_json;
 use oci_spec::image::{
     Descriptor, Digest, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest,
     ImageManifestBuilder, MediaType,
@@ -23,7 +24,6 @@ use super::tarsplit::{self, Rebuilt};
 use super::types::LoadedImage;
 use super::unpack::{self, TeeReader};
 use super::{ImageError, short_id};
-use crate::store::read_json;
 
 /// docker's annotation carrying the full reference in an OCI index.
 const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
