@@ -208,6 +208,12 @@ impl Drop for Project {
         let veths = self.host_veths();
         let down = self.run(&["down", "-v", "--remove-orphans", "-t", "2"]);
         if std::thread::panicking() {
+            // A failed test may leave networks `down` keeps (external ones it made with
+            // `network create`): the root is the test's own, so remove every one left.
+            let out = self.env.run(&["network", "ls", "-q", "--no-trunc"]);
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = self.env.run(&["network", "rm", id]);
+            }
             return;
         }
         assert!(down.status.success(), "down failed: {}", String::from_utf8_lossy(&down.stderr));
