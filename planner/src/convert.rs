@@ -11,14 +11,7 @@ use indexmap::IndexMap;
 
 use crate::PlanError;
 use crate::labels;
-
-/// The container name of replica `number` of `service` (`container_name` wins).
-pub fn container_name(project: &str, service: &str, s: &Service, number: u32) -> String {
-    match &s.container_name {
-        Some(n) => n.clone(),
-        None => format!("{project}-{service}-{number}"),
-    }
-}
+use crate::names::{container_name, network_name};
 
 /// The compose labels of a container of `service` (replica `number`, config `hash`).
 pub fn container_labels(
@@ -297,7 +290,7 @@ fn apply_network(
         _ => {
             let nets = networks_by_priority(s);
             for (i, (key, sn)) in nets.iter().enumerate() {
-                let name = crate::ops::network_name(p, key);
+                let name = network_name(p, key);
                 if i == 0 {
                     hc.network_mode = name.clone();
                 }

@@ -1,12 +1,14 @@
 //! berth-planner: turns a compose Project and the Engine's observed state into a plan of actions.
 //!
 //! - [`observe`]: what exists (containers and volumes found through the compose labels).
+//! - [`names`]: the engine-side names of a project's containers and networks.
 //! - [`convert`]: one service replica -> the Engine's create request.
 //! - [`plan`]: the plan, a petgraph DAG of [`plan::Action`]s, and its bounded-parallel executor.
 //! - [`ops`]: the compose operations (`up`, `down`, `stop`, `start`, ...) built on the two.
 //! - [`oneoff`]: `run SERVICE`'s one-off containers.
 
 pub mod convert;
+pub mod names;
 pub mod observe;
 pub mod oneoff;
 pub mod ops;

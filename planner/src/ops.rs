@@ -12,6 +12,7 @@ use compose_spec::model::{Network, Project};
 use indexmap::IndexMap;
 use petgraph::graph::NodeIndex;
 
+use crate::names::{container_name, network_name};
 use crate::observe::{self, Observed};
 use crate::plan::{Action, Condition, Plan};
 use crate::{PlanError, Progress, convert, labels};
@@ -210,7 +211,7 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
         let image_id = service_image_id(engine, p, svc).await?;
         let (leftovers, existing): (Vec<&Observed>, Vec<&Observed>) =
             obs.iter().filter(|c| &c.service == svc).partition(|c| {
-                is_recreate_leftover(&c.name, &convert::container_name(&p.name, svc, s, c.number))
+                is_recreate_leftover(&c.name, &container_name(&p.name, svc, s, c.number))
             });
         // A recreate interrupted before its rename left `{id[:12]}_{name}`: remove it.
         for o in leftovers {
@@ -288,7 +289,7 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
             while used.contains(&number) {
                 number += 1;
             }
-            let name = convert::container_name(&p.name, svc, s, number);
+            let name = container_name(&p.name, svc, s, number);
             let config = convert::create_config(p, svc, number, &hash, &image_id)?;
             svc_nodes.push(plan.add(Action::Create {
                 service: svc.clone(),
@@ -370,17 +371,6 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
         }
     }
     Ok(plan)
-}
-
-/// The engine-side name of compose network `key` (its `name:`, else `{project}_{key}`;
-/// external ones keep their key).
-pub fn network_name(p: &Project, key: &str) -> String {
-    match p.networks.get(key) {
-        Some(n) => n.name.clone().unwrap_or_else(|| {
-            if n.external { key.to_string() } else { format!("{}_{key}", p.name) }
-        }),
-        None => format!("{}_{key}", p.name),
-    }
 }
 
 /// The create request compose would send for network `key`.
