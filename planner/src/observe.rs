@@ -1,7 +1,14 @@
-//! Observed state: the project's containers as the Engine lists them (by the project label).
+//! Observed state: what exists of a project, read from the Engine before anything is decided.
+//! The operations observe first ([`for_up`], [`for_down`], [`for_lifecycle`]), hand the
+//! [`ObservedState`] to a pure planning function, then execute the plan; so the planner's
+//! decisions can be tested with literal states, without an Engine.
 
+use std::collections::BTreeMap;
+
+use berth_network::{Filters as NetFilters, NetworkRecord};
 use berth_runtime::Engine;
 use berth_runtime::container::{ContainerSummary, ListFilters};
+use berth_runtime::volume::VolumeFilters;
 
 use compose_spec::model::Project;
 
@@ -24,6 +31,8 @@ pub struct Observed {
     pub image_id: String,
     /// Engine state (`running`, `exited`, `created`, ...).
     pub state: String,
+    /// A `run` one-off (labelled `oneoff=True`).
+    pub oneoff: bool,
     /// The full list row.
     pub summary: ContainerSummary,
 }
@@ -43,6 +52,7 @@ impl Observed {
             hash: c.labels.get(labels::CONFIG_HASH).cloned().unwrap_or_default(),
             image_id: c.labels.get(labels::IMAGE).cloned().unwrap_or_default(),
             state: c.state.clone(),
+            oneoff: c.labels.get(labels::ONEOFF).is_some_and(|v| v == "True"),
             summary: c,
         }
     }
@@ -82,6 +92,13 @@ pub async fn containers(engine: &Engine, project: &str) -> Result<Vec<Observed>,
 /// `{project}-{service}-{n}` or the service's `container_name` (their service and number are
 /// taken from the name). One listing.
 pub async fn containers_of(engine: &Engine, p: &Project) -> Result<Vec<Observed>, PlanError> {
+    let mut out = project_containers(engine, p).await?;
+    out.retain(|c| !c.oneoff);
+    Ok(out)
+}
+
+/// What [`containers_of`] returns, followed by the project's one-offs in listing order.
+async fn project_containers(engine: &Engine, p: &Project) -> Result<Vec<Observed>, PlanError> {
     let filters = ListFilters {
         label: vec![format!("{}={}", labels::PROJECT, p.name)],
         or_unlabelled_damaged: true,
@@ -92,10 +109,14 @@ pub async fn containers_of(engine: &Engine, p: &Project) -> Result<Vec<Observed>
         .await
         .map_err(|source| PlanError::Container { name: format!("(project {})", p.name), source })?;
     let mut out = Vec::new();
+    let mut oneoffs = Vec::new();
     for c in list {
         if c.labels.contains_key(labels::PROJECT) {
-            if c.labels.get(labels::ONEOFF).is_none_or(|v| v != "True") {
-                out.push(Observed::from_summary(c));
+            let o = Observed::from_summary(c);
+            if o.oneoff {
+                oneoffs.push(o)
+            } else {
+                out.push(o)
             }
             continue;
         }
@@ -116,6 +137,7 @@ pub async fn containers_of(engine: &Engine, p: &Project) -> Result<Vec<Observed>
         }
     }
     out.sort_by(|a, b| a.service.cmp(&b.service).then(a.number.cmp(&b.number)));
+    out.extend(oneoffs);
     Ok(out)
 }
 
@@ -137,4 +159,162 @@ pub async fn projects(engine: &Engine) -> Result<Vec<(String, Vec<String>, Strin
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// Everything a plan is decided from.
+#[derive(Debug, Clone, Default)]
+pub struct ObservedState {
+    /// The project's containers: service replicas sorted by service then number (with damaged
+    /// ones matched by name, as [`containers_of`]), then its one-offs.
+    pub containers: Vec<Observed>,
+    /// Networks (all of them for `up`, the project's for `down`).
+    pub networks: Vec<ObservedNetwork>,
+    /// Names of the project's volumes (observed only for `down -v`).
+    pub volumes: Vec<String>,
+    /// The services' images by reference (observed for `up`).
+    pub images: BTreeMap<String, ObservedImage>,
+}
+
+/// One existing network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservedNetwork {
+    /// The engine-side name.
+    pub name: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Names of the containers attached to it.
+    pub containers: Vec<String>,
+}
+
+impl ObservedNetwork {
+    /// The observed view of a network record.
+    pub fn from_record(r: NetworkRecord) -> Self {
+        ObservedNetwork {
+            name: r.name,
+            labels: r.labels.into_iter().collect(),
+            containers: r.containers.into_values().map(|c| c.name).collect(),
+        }
+    }
+}
+
+/// What the image store says about a service's image reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObservedImage {
+    /// It exists, with this id.
+    Present(String),
+    /// No such image.
+    Missing,
+    /// The store could not answer (damaged, ambiguous id...): the error's sentence.
+    Unreadable(String),
+}
+
+impl ObservedState {
+    /// The id of the image `svc` runs; a missing image is an error naming the service and the
+    /// way to get it.
+    pub fn image_id(&self, p: &Project, svc: &str) -> Result<String, PlanError> {
+        let image = p.image_name(svc);
+        image_id(svc, &image, self.images.get(&image))
+    }
+}
+
+/// The id `found` gives `image`, the image of `svc`; a missing image is an error naming the
+/// service and the way to get it.
+pub fn image_id(
+    svc: &str,
+    image: &str,
+    found: Option<&ObservedImage>,
+) -> Result<String, PlanError> {
+    match found {
+        Some(ObservedImage::Present(id)) => Ok(id.clone()),
+        Some(ObservedImage::Missing) | None => Err(PlanError::Invalid {
+            service: svc.to_string(),
+            message: format!(
+                "image {image:?} not found (berth cannot pull or build yet: load it with `berth image import` or `berth image load`)"
+            ),
+        }),
+        // A damaged store, an ambiguous id...: not "not found".
+        Some(ObservedImage::Unreadable(e)) => Err(PlanError::Invalid {
+            service: svc.to_string(),
+            message: format!("image {image:?}: {e}"),
+        }),
+    }
+}
+
+/// What the image store says about `reference`.
+pub async fn image(engine: &Engine, reference: &str) -> ObservedImage {
+    match engine.image_inspect(reference.to_string()).await {
+        Ok(i) => ObservedImage::Present(i.id),
+        Err(berth_image::ImageError::NoSuchImage(_)) => ObservedImage::Missing,
+        Err(e) => ObservedImage::Unreadable(e.to_string()),
+    }
+}
+
+/// Every network, when one of `services` of `p` joins one (none listed otherwise).
+pub async fn networks_used_by<'a>(
+    engine: &Engine,
+    p: &Project,
+    services: impl IntoIterator<Item = &'a String>,
+) -> Result<Vec<ObservedNetwork>, PlanError> {
+    let used =
+        services.into_iter().any(|s| p.services.get(s).is_some_and(|s| !s.networks.is_empty()));
+    if !used {
+        return Ok(Vec::new());
+    }
+    let list = engine.network_list(NetFilters::default()).await.map_err(|e| {
+        PlanError::Network { name: String::new(), message: format!("cannot list networks: {e}") }
+    })?;
+    Ok(list.into_iter().map(ObservedNetwork::from_record).collect())
+}
+
+/// What `up` decides from: the project's containers (one-offs included), the networks, and
+/// the image of every service.
+pub async fn for_up(engine: &Engine, p: &Project) -> Result<ObservedState, PlanError> {
+    let containers = project_containers(engine, p).await?;
+    let networks = networks_used_by(engine, p, p.services.keys()).await?;
+    let mut images = BTreeMap::new();
+    for svc in p.services.keys() {
+        let reference = p.image_name(svc);
+        if !images.contains_key(&reference) {
+            let found = image(engine, &reference).await;
+            images.insert(reference, found);
+        }
+    }
+    Ok(ObservedState { containers, networks, volumes: Vec::new(), images })
+}
+
+/// What `down` decides from: the project's containers (one-offs included), its networks, and
+/// with `volumes` its volumes.
+pub async fn for_down(
+    engine: &Engine,
+    p: &Project,
+    volumes: bool,
+) -> Result<ObservedState, PlanError> {
+    let containers = project_containers(engine, p).await?;
+    let filters =
+        NetFilters { label: vec![format!("{}={}", labels::PROJECT, p.name)], ..Default::default() };
+    let networks = engine.network_list(filters).await.map_err(|e| PlanError::Network {
+        name: String::new(),
+        message: format!("cannot list the networks of project {}: {e}", p.name),
+    })?;
+    let networks = networks.into_iter().map(ObservedNetwork::from_record).collect();
+    let volumes = if volumes {
+        let filters = VolumeFilters {
+            label: vec![format!("{}={}", labels::PROJECT, p.name)],
+            ..Default::default()
+        };
+        let vols = engine.volume_list(filters, Vec::new()).await.map_err(|source| {
+            PlanError::Volume { name: format!("(project {})", p.name), source }
+        })?;
+        vols.into_iter().map(|v| v.name).collect()
+    } else {
+        Vec::new()
+    };
+    Ok(ObservedState { containers, networks, volumes, images: BTreeMap::new() })
+}
+
+/// What `stop`/`start`/`restart`/`kill`/`pause`/`rm` decide from: the project's service
+/// containers, as [`containers`] lists them.
+pub async fn for_lifecycle(engine: &Engine, p: &Project) -> Result<ObservedState, PlanError> {
+    let containers = containers(engine, &p.name).await?;
+    Ok(ObservedState { containers, ..Default::default() })
 }

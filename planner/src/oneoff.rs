@@ -8,6 +8,7 @@ use berth_runtime::Engine;
 use berth_runtime::container::{ContainerCreateConfig, ContainerSummary, ListFilters};
 use compose_spec::model::Project;
 
+use crate::observe::{self, Observed, ObservedState};
 use crate::ops::{self, RunOptions, UpOptions};
 use crate::plan::{Action, Condition, Plan};
 use crate::{PlanError, Progress, convert, labels};
@@ -85,7 +86,8 @@ pub async fn prepare(
             ),
         });
     }
-    let image_id = crate::ops::service_image_id(engine, p, svc).await?;
+    let image = p.image_name(svc);
+    let image_id = observe::image_id(svc, &image, Some(&observe::image(engine, &image).await))?;
     let hash = compose_spec::service_hash(s);
     // compose publishes no ports for a one-off unless asked (`--service-ports`); nor does it
     // apply `container_name` (it would clash with the service's own container).
@@ -175,6 +177,28 @@ pub async fn create(
     run: &RunOptions,
     progress: &Progress,
 ) -> Result<(), PlanError> {
+    if !p.services.contains_key(service) {
+        return Err(PlanError::NoSuchService(service.into()));
+    }
+    let containers = observe::containers(engine, &p.name).await?;
+    let networks = observe::networks_used_by(engine, p, [&service.to_string()]).await?;
+    let observed = ObservedState { containers, networks, ..Default::default() };
+    let plan = plan_create(p, service, one, no_deps, &observed)?;
+    if run.dry_run {
+        plan.dry_run(progress);
+        return Ok(());
+    }
+    plan.execute(engine, run.parallel, progress).await
+}
+
+/// Decides the plan of [`create`] from what exists. Pure: nothing is read or changed.
+pub fn plan_create(
+    p: &Project,
+    service: &str,
+    one: &OneOff,
+    no_deps: bool,
+    observed: &ObservedState,
+) -> Result<Plan, PlanError> {
     let Some(s) = p.services.get(service) else {
         return Err(PlanError::NoSuchService(service.into()));
     };
@@ -205,10 +229,10 @@ pub async fn create(
     }
     // The networks it joins are created when missing (`run` before any `up`), as compose does;
     // a changed network in use is left for `up`/`down` to replace.
-    let obs = crate::observe::containers(engine, &p.name).await?;
-    let keep = crate::ops::UpOptions { no_recreate: true, ..Default::default() };
-    let nets = crate::ops::plan_networks(engine, p, &obs, &[service.to_string()], &keep, &mut plan)
-        .await?;
+    let obs: Vec<&Observed> = observed.containers.iter().filter(|c| !c.oneoff).collect();
+    let keep = UpOptions { no_recreate: true, ..Default::default() };
+    let nets =
+        ops::plan_networks(p, &observed.networks, &obs, &[service.to_string()], &keep, &mut plan)?;
     for node in nets.nodes.values() {
         plan.order(*node, create);
     }
@@ -231,11 +255,7 @@ pub async fn create(
             plan.order(w, create);
         }
     }
-    if run.dry_run {
-        plan.dry_run(progress);
-        return Ok(());
-    }
-    plan.execute(engine, run.parallel, progress).await
+    Ok(plan)
 }
 
 /// The project's one-off containers (`oneoff=True`), as the engine lists them.

@@ -1,19 +1,19 @@
-//! The compose operations: each observes the project, builds a [`Plan`] and runs (or prints) it
-//! under the project lock.
+//! The compose operations: each observes the project ([`crate::observe`]), decides a [`Plan`]
+//! from what it saw with a pure function ([`plan_up`], [`plan_down`], [`plan_lifecycle`]) and
+//! runs (or prints) it, all under the project lock.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use berth_network::{Filters as NetFilters, IpamRequest, NetworkCreate};
+use berth_network::{IpamRequest, NetworkCreate};
 use berth_runtime::Engine;
-use berth_runtime::volume::VolumeFilters;
 use berth_store::LockGuard;
 use compose_spec::model::{Network, Project};
 use indexmap::IndexMap;
 use petgraph::graph::NodeIndex;
 
 use crate::names::{container_name, network_name};
-use crate::observe::{self, Observed};
+use crate::observe::{self, Observed, ObservedNetwork, ObservedState};
 use crate::plan::{Action, Condition, Plan};
 use crate::{PlanError, Progress, convert, labels};
 
@@ -115,8 +115,9 @@ fn is_recreate_leftover(name: &str, expected: &str) -> bool {
         && name[..12].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-fn orphans<'a>(p: &Project, obs: &'a [Observed]) -> Vec<&'a Observed> {
+fn orphans<'a>(p: &Project, obs: &[&'a Observed]) -> Vec<&'a Observed> {
     obs.iter()
+        .copied()
         .filter(|c| {
             !p.services.contains_key(&c.service) && !p.disabled_services.contains(&c.service)
         })
@@ -131,13 +132,14 @@ fn orphan_warning(orphans: &[&Observed]) -> String {
     )
 }
 
-/// Builds the plan of `up` from the project and what exists.
-pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<Plan, PlanError> {
-    let obs = observe::containers_of(engine, p).await?;
+/// Decides the plan of `up` from the project and what exists (one-off containers are not
+/// `up`'s business). Pure: nothing is read or changed.
+pub fn plan_up(p: &Project, observed: &ObservedState, opts: &UpOptions) -> Result<Plan, PlanError> {
+    let obs: Vec<&Observed> = observed.containers.iter().filter(|c| !c.oneoff).collect();
     let selected = selected_services(p, &opts.services, !opts.no_deps)?;
     let mut plan = Plan::default();
 
-    let nets = plan_networks(engine, p, &obs, &selected, opts, &mut plan).await?;
+    let nets = plan_networks(p, &observed.networks, &obs, &selected, opts, &mut plan)?;
 
     let orph = orphans(p, &obs);
     if !orph.is_empty() {
@@ -208,9 +210,9 @@ pub async fn plan_up(engine: &Engine, p: &Project, opts: &UpOptions) -> Result<P
         }
         let hash = compose_spec::service_hash(s);
         let vf = convert::volumes_from(p, svc, s)?;
-        let image_id = service_image_id(engine, p, svc).await?;
+        let image_id = observed.image_id(p, svc)?;
         let (leftovers, existing): (Vec<&Observed>, Vec<&Observed>) =
-            obs.iter().filter(|c| &c.service == svc).partition(|c| {
+            obs.iter().copied().filter(|c| &c.service == svc).partition(|c| {
                 is_recreate_leftover(&c.name, &container_name(&p.name, svc, s, c.number))
             });
         // A recreate interrupted before its rename left `{id[:12]}_{name}`: remove it.
@@ -419,10 +421,10 @@ pub(crate) struct NetworkPlan {
 /// (as compose: the attached containers of the selected services are stopped first and then
 /// recreated; containers of other services or projects attached to it, or `--no-recreate`,
 /// make it an error asking for `down`).
-pub(crate) async fn plan_networks(
-    engine: &Engine,
+pub(crate) fn plan_networks(
     p: &Project,
-    obs: &[Observed],
+    existing: &[ObservedNetwork],
+    obs: &[&Observed],
     selected: &[String],
     opts: &UpOptions,
     plan: &mut Plan,
@@ -445,9 +447,6 @@ pub(crate) async fn plan_networks(
     if used.is_empty() {
         return Ok(out);
     }
-    let existing = engine.network_list(NetFilters::default()).await.map_err(|e| {
-        PlanError::Network { name: String::new(), message: format!("cannot list networks: {e}") }
-    })?;
     for (key, svc) in used {
         let n = &p.networks[key];
         let name = network_name(p, key);
@@ -504,7 +503,7 @@ pub(crate) async fn plan_networks(
             continue;
         }
         // Attached containers must all be this `up`'s to be stopped and recreated with it.
-        let attached: Vec<&str> = rec.containers.values().map(|c| c.name.as_str()).collect();
+        let attached: Vec<&str> = rec.containers.iter().map(String::as_str).collect();
         let ours = |n: &str| obs.iter().any(|o| o.name == n && selected.contains(&o.service));
         if !attached.is_empty() && (opts.no_recreate || !attached.iter().all(|n| ours(n))) {
             return Err(PlanError::Network {
@@ -531,30 +530,6 @@ pub(crate) async fn plan_networks(
     Ok(out)
 }
 
-/// The id of the image `svc` runs; a missing image is an error naming the service and the way
-/// to get it.
-pub(crate) async fn service_image_id(
-    engine: &Engine,
-    p: &Project,
-    svc: &str,
-) -> Result<String, PlanError> {
-    let image = p.image_name(svc);
-    match engine.image_inspect(image.clone()).await {
-        Ok(i) => Ok(i.id),
-        Err(berth_image::ImageError::NoSuchImage(_)) => Err(PlanError::Invalid {
-            service: svc.to_string(),
-            message: format!(
-                "image {image:?} not found (berth cannot pull or build yet: load it with `berth image import` or `berth image load`)"
-            ),
-        }),
-        // A damaged store, an ambiguous id...: not "not found".
-        Err(e) => Err(PlanError::Invalid {
-            service: svc.to_string(),
-            message: format!("image {image:?}: {e}"),
-        }),
-    }
-}
-
 /// `up`: converge the project to its compose file; the plan's warnings go to `warn` first.
 pub async fn up(
     engine: &Engine,
@@ -566,7 +541,8 @@ pub async fn up(
 ) -> Result<(), PlanError> {
     let _lock = lock_project(engine, &p.name).await?;
     let p = &materialize_file_objects(engine, p, run.dry_run)?;
-    let plan = plan_up(engine, p, opts).await?;
+    let observed = observe::for_up(engine, p).await?;
+    let plan = plan_up(p, &observed, opts)?;
     plan.warnings.iter().for_each(|w| warn(w));
     if run.dry_run {
         plan.dry_run(progress);
@@ -705,13 +681,14 @@ fn stop_in_reverse_order(
     out
 }
 
-/// Builds the plan of `down`.
-pub async fn plan_down(
-    engine: &Engine,
+/// Decides the plan of `down` from the project and what exists. Pure: nothing is read or
+/// changed.
+pub fn plan_down(
     p: &Project,
+    observed: &ObservedState,
     opts: &DownOptions,
 ) -> Result<Plan, PlanError> {
-    let obs = observe::containers_of(engine, p).await?;
+    let obs: Vec<&Observed> = observed.containers.iter().filter(|c| !c.oneoff).collect();
     let mut plan = Plan::default();
     let orph = orphans(p, &obs);
     if !orph.is_empty() && !opts.remove_orphans && !p.services.is_empty() {
@@ -719,15 +696,12 @@ pub async fn plan_down(
     }
     // One-off (`run`) containers go too: compose takes them only with --remove-orphans, but
     // they are the project's and would keep its networks in use.
-    let oneoffs: Vec<Observed> = crate::oneoff::containers(engine, &p.name)
-        .await?
-        .into_iter()
-        .map(Observed::from_summary)
-        .collect();
+    let oneoffs = observed.containers.iter().filter(|c| c.oneoff);
     // With no compose file (services empty) everything labelled with the project goes.
     let targets: Vec<&Observed> = obs
         .iter()
-        .chain(oneoffs.iter())
+        .copied()
+        .chain(oneoffs)
         .filter(|c| {
             // Services disabled by profiles go too (compose's down removes them).
             p.services.is_empty()
@@ -757,28 +731,18 @@ pub async fn plan_down(
     }
     // The project's networks go once its containers left them (external ones are never
     // removed).
-    let filters =
-        NetFilters { label: vec![format!("{}={}", labels::PROJECT, p.name)], ..Default::default() };
-    let nets = engine.network_list(filters).await.map_err(|e| PlanError::Network {
-        name: String::new(),
-        message: format!("cannot list the networks of project {}: {e}", p.name),
-    })?;
     let external: BTreeSet<String> =
         p.networks.iter().filter(|(_, n)| n.external).map(|(k, _)| network_name(p, k)).collect();
-    for rec in nets.into_iter().filter(|r| !external.contains(&r.name)) {
-        let n = plan.add(Action::RemoveNetwork { name: rec.name });
+    let project_label = |r: &&ObservedNetwork| r.labels.get(labels::PROJECT) == Some(&p.name);
+    for rec in
+        observed.networks.iter().filter(project_label).filter(|r| !external.contains(&r.name))
+    {
+        let n = plan.add(Action::RemoveNetwork { name: rec.name.clone() });
         for c in &off_network {
             plan.order(*c, n);
         }
     }
     if opts.volumes {
-        let filters = VolumeFilters {
-            label: vec![format!("{}={}", labels::PROJECT, p.name)],
-            ..Default::default()
-        };
-        let vols = engine.volume_list(filters, Vec::new()).await.map_err(|source| {
-            PlanError::Volume { name: format!("(project {})", p.name), source }
-        })?;
         let external: BTreeSet<String> = p
             .volumes
             .iter()
@@ -786,7 +750,7 @@ pub async fn plan_down(
             .map(|(k, v)| v.name.clone().unwrap_or_else(|| k.clone()))
             .collect();
         let mut names: BTreeSet<String> =
-            vols.into_iter().map(|v| v.name).filter(|n| !external.contains(n)).collect();
+            observed.volumes.iter().filter(|n| !external.contains(*n)).cloned().collect();
         // Anonymous volumes a recreate carried over are mounted by name in the new container,
         // so its own removal does not take them: remove them here.
         for c in &targets {
@@ -849,7 +813,8 @@ pub async fn down(
     warn: &(dyn Fn(&str) + Sync),
 ) -> Result<(), PlanError> {
     let _lock = lock_project(engine, &p.name).await?;
-    let plan = plan_down(engine, p, opts).await?;
+    let observed = observe::for_down(engine, p, opts.volumes).await?;
+    let plan = plan_down(p, &observed, opts)?;
     plan.warnings.iter().for_each(|w| warn(w));
     if run.dry_run {
         plan.dry_run(progress);
@@ -901,14 +866,45 @@ pub async fn lifecycle(
     progress: &Progress,
 ) -> Result<(), PlanError> {
     let _lock = lock_project(engine, &p.name).await?;
-    let selected = if services.is_empty() && p.services.is_empty() {
-        Vec::new()
+    let selected = selected_for_lifecycle(p, services)?;
+    let observed = observe::for_lifecycle(engine, p).await?;
+    let plan = plan_for(p, &selected, what, &observed);
+    if run.dry_run {
+        plan.dry_run(progress);
+        return Ok(());
+    }
+    plan.execute(engine, run.parallel, progress).await
+}
+
+/// The services a lifecycle command acts on (empty: every container of the project).
+fn selected_for_lifecycle(p: &Project, services: &[String]) -> Result<Vec<String>, PlanError> {
+    if services.is_empty() && p.services.is_empty() {
+        Ok(Vec::new())
     } else {
-        selected_services(p, services, false)?
-    };
-    let obs = observe::containers(engine, &p.name).await?;
-    let targets: Vec<&Observed> =
-        obs.iter().filter(|c| selected.is_empty() || selected.contains(&c.service)).collect();
+        selected_services(p, services, false)
+    }
+}
+
+/// Decides the plan of a lifecycle command (`stop`, `start`, `restart`, `kill`, `pause`,
+/// `unpause`, `rm`) on `services` (empty: all) from what exists. Pure: nothing is read or
+/// changed.
+pub fn plan_lifecycle(
+    p: &Project,
+    services: &[String],
+    what: Lifecycle,
+    observed: &ObservedState,
+) -> Result<Plan, PlanError> {
+    let selected = selected_for_lifecycle(p, services)?;
+    Ok(plan_for(p, &selected, what, observed))
+}
+
+fn plan_for(p: &Project, selected: &[String], what: Lifecycle, observed: &ObservedState) -> Plan {
+    let targets: Vec<&Observed> = observed
+        .containers
+        .iter()
+        .filter(|c| !c.oneoff)
+        .filter(|c| selected.is_empty() || selected.contains(&c.service))
+        .collect();
     let mut plan = Plan::default();
     match what {
         Lifecycle::Stop(t) => {
@@ -1001,11 +997,7 @@ pub async fn lifecycle(
             }
         }
     }
-    if run.dry_run {
-        plan.dry_run(progress);
-        return Ok(());
-    }
-    plan.execute(engine, run.parallel, progress).await
+    plan
 }
 
 #[cfg(test)]

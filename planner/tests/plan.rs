@@ -29,7 +29,8 @@ fn setup(yaml: &str) -> (tempfile::TempDir, Engine, Project) {
 
 fn plan(engine: &Engine, p: &Project, opts: &UpOptions) -> Vec<Action> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
-    let plan = rt.block_on(plan_up(engine, p, opts)).expect("plan");
+    let observed = rt.block_on(berth_planner::observe::for_up(engine, p)).expect("observe");
+    let plan = plan_up(p, &observed, opts).expect("plan");
     plan.ordered().into_iter().cloned().collect()
 }
 
