@@ -274,9 +274,9 @@ pub async fn for_up(engine: &Engine, p: &Project) -> Result<ObservedState, PlanE
     let mut images = BTreeMap::new();
     for svc in p.services.keys() {
         let reference = p.image_name(svc);
-        if !images.contains_key(&reference) {
-            let found = image(engine, &reference).await;
-            images.insert(reference, found);
+        if let std::collections::btree_map::Entry::Vacant(slot) = images.entry(reference) {
+            let found = image(engine, slot.key()).await;
+            slot.insert(found);
         }
     }
     Ok(ObservedState { containers, networks, volumes: Vec::new(), images })
