@@ -1,10 +1,11 @@
 //! berth-planner: turns a compose Project and the Engine's observed state into a plan of actions.
 //!
-//! - [`observe`]: what exists (containers and volumes found through the compose labels).
+//! - [`observe`]: what exists (containers, networks, volumes, images), read before deciding.
 //! - [`names`]: the engine-side names of a project's containers and networks.
 //! - [`convert`]: one service replica -> the Engine's create request.
 //! - [`plan`]: the plan, a petgraph DAG of [`plan::Action`]s, and its bounded-parallel executor.
-//! - [`ops`]: the compose operations (`up`, `down`, `stop`, `start`, ...) built on the two.
+//! - [`ops`]: the compose operations (`up`, `down`, `stop`, `start`, ...): observe, decide the
+//!   plan with a pure function, execute it.
 //! - [`oneoff`]: `run SERVICE`'s one-off containers.
 
 pub mod convert;
