@@ -364,3 +364,48 @@ fn stop_reverses_and_start_follows_dependency_order() {
         Err(PlanError::NoSuchService(s)) if s == "nope"
     ));
 }
+
+#[test]
+fn dependents_with_restart_true_restart_when_their_dependency_is_recreated() {
+    let p = project(
+        "services:\n  web:\n    image: bb\n    depends_on:\n      db: {condition: service_started, restart: true}\n  db:\n    image: bb\n",
+    );
+    let obs = state(
+        vec![
+            container(&p, "db", 1, "running", Some("old-hash")),
+            container(&p, "web", 1, "running", None),
+        ],
+        vec![network(&p, "default", &["t-db-1", "t-web-1"])],
+    );
+    let plan = plan_up(&p, &obs, &UpOptions::default()).expect("plan");
+    assert_eq!(dry_run(&plan), ["Container t-db-1  Started", "Container t-web-1  Started"]);
+    assert!(matches!(action(&plan, "t-db-1"), Action::Recreate { .. }));
+    assert!(matches!(action(&plan, "t-web-1"), Action::Restart { .. }));
+}
+
+#[test]
+fn dead_container_is_removed_and_its_replica_made_again() {
+    let p = project(ONE);
+    let obs = state(
+        vec![container(&p, "web", 1, "dead", None)],
+        vec![network(&p, "default", &["t-web-1"])],
+    );
+    let plan = plan_up(&p, &obs, &UpOptions::default()).expect("plan");
+    assert_eq!(dry_run(&plan), ["Container t-web-1  Removed", "Container t-web-1  Started"]);
+    assert!(matches!(action(&plan, "t-web-1"), Action::Remove { force: true, .. }));
+}
+
+#[test]
+fn interrupted_recreate_leftover_is_removed() {
+    let p = project(ONE);
+    let mut left = container(&p, "web", 1, "created", None);
+    left.name = "0123456789ab_t-web-1".into();
+    let obs = state(
+        vec![container(&p, "web", 1, "running", None), left],
+        vec![network(&p, "default", &["t-web-1"])],
+    );
+    let plan = plan_up(&p, &obs, &UpOptions::default()).expect("plan");
+    let mut lines = dry_run(&plan);
+    lines.sort();
+    assert_eq!(lines, ["Container 0123456789ab_t-web-1  Removed", "Container t-web-1  Running"]);
+}
