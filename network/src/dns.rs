@@ -119,7 +119,7 @@ impl Resolver {
         {
             return s.clone();
         }
-        let nets = crate::load_states(&self.dir)
+        let nets = crate::state::load_states(&self.dir)
             .unwrap_or_else(|e| {
                 tracing::warn!("dns: reading network records: {e}");
                 Vec::new()
@@ -731,7 +731,7 @@ mod tests {
         let new = state("aaaa", "10.77.4.0/24", &[("c2", &["db"], [10, 77, 4, 3])]);
         let live = nd.join("aaaa.live");
         for _ in 0..2 {
-            let bytes = serde_json::to_vec(&crate::LiveState::of(&new)).unwrap();
+            let bytes = serde_json::to_vec(&crate::live::LiveState::of(&new)).unwrap();
             berth_slotfile::write(&live, &bytes).unwrap();
         }
         let names: Vec<String> = std::fs::read_dir(&nd)
@@ -739,11 +739,11 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         assert!(!names.iter().any(|n| n.contains(".tmp")), "temp file left: {names:?}");
-        let st = crate::load_states(&nd).unwrap().remove(0);
+        let st = crate::state::load_states(&nd).unwrap().remove(0);
         assert_eq!(st.dns, new.dns);
         assert_eq!(st.allocations, new.allocations);
         std::fs::write(&live, b"").unwrap();
-        let st = crate::load_states(&nd).unwrap().remove(0);
+        let st = crate::state::load_states(&nd).unwrap().remove(0);
         assert!(st.dns.is_empty() && st.allocations.is_empty());
     }
 }
