@@ -4,7 +4,7 @@
 use crate::error::{NetworkError, Result};
 use crate::model::{NetworkState, PublishedPort};
 use crate::state::{CREATING_SUFFIX, Networks};
-use crate::{netlink, nft, orphans, store, sysctl};
+use crate::{ipam, netlink, nft, orphans, store, sysctl};
 
 impl Networks {
     /// Forgets endpoints whose host veth is gone (the container's namespace died without a
@@ -79,6 +79,18 @@ impl Networks {
         }
         tracing::info!(network = %st.network.name, bridge = %st.bridge, "recreating missing bridge");
         let _machine = sysctl::machine_lock()?;
+        // A network whose create was killed before its bridge existed reserved its subnet only
+        // in this root's records: another root may have taken it since. Two bridges with one
+        // subnet would mix their traffic and DNS, so refuse to complete it then.
+        if let Some((_, other)) =
+            ipam::host_occupied().into_iter().find(|(n, _)| n.overlaps(&st.subnet))
+        {
+            return Err(NetworkError::SubnetOverlap {
+                network: st.network.name.clone(),
+                subnet: format!("{} (remove the network and create it again)", st.subnet),
+                other,
+            });
+        }
         let v6 = st.gateway6.zip(st.subnet6.map(|s| s.prefix()));
         let alias = orphans::bridge_alias(&st.network.id, &self.dir);
         netlink::create_bridge(

@@ -482,3 +482,42 @@ fn net_create_on_a_full_disk_leaves_nothing() {
     let out = berth(&["network", "rm", &name]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// A create killed before its bridge existed reserved its subnet only in its own root's
+/// records: when the host has taken that subnet since (another root's bridge), the next connect
+/// refuses to complete the network instead of making a second bridge on the same subnet.
+#[test]
+fn net_half_made_network_is_not_completed_onto_a_subnet_taken_since() {
+    let Some(n) = NetEnv::new() else { return };
+    let name = unique_name("ntaken");
+    kill_at(create_cmd(&n, &name), "network-create:after-record");
+    n.track(&name);
+    let (id, subnet) = id_and_subnet(&n, &name);
+    let (addr, prefix) = subnet.split_once('/').expect("subnet");
+    let gw = format!("{}.1", addr.rsplit_once('.').expect("v4").0);
+    // The host takes the subnet: a link of this test (a bridge; no dummy driver here) with an
+    // address in it.
+    struct Dummy(String);
+    impl Drop for Dummy {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip").args(["link", "del", &self.0]).output();
+        }
+    }
+    let dummy = Dummy(format!("bdt{}", std::process::id() % 1_000_000));
+    assert!(run_ok("ip", &["link", "add", &dummy.0, "type", "bridge"]));
+    assert!(run_ok("ip", &["addr", "add", &format!("{gw}/{prefix}"), "dev", &dummy.0]));
+    let out = n.env.run(&["container", "run", "--rm", "--network", &name, "bb", "true"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "completed onto a taken subnet");
+    assert!(err.contains("overlaps") && err.contains(&subnet), "{err}");
+    let bridge = format!("brt-{}", &id[..10]);
+    assert!(!run_cmd("ip", &["-o", "link"]).contains(&format!(" {bridge}:")), "second bridge made");
+    drop(dummy);
+    n.env.ok(&["network", "rm", &name]);
+    assert!(leftovers(&n, &id, &subnet).is_empty());
+    n.teardown_and_check();
+}
+
+fn run_ok(prog: &str, args: &[&str]) -> bool {
+    std::process::Command::new(prog).args(args).status().is_ok_and(|s| s.success())
+}
