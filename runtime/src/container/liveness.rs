@@ -339,4 +339,52 @@ mod tests {
         // Not a container directory with an overlay: nothing to ask.
         assert!(!overlay_in_use(&t.path().join("none")));
     }
+
+    /// A `volatile` overlay (an auto-removed container's) reads as in use too; once it is gone,
+    /// the mark it leaves in the work directory blocks every later overlay of it until the
+    /// monitor clears it, after which the directories take an overlay again (as root; skipped
+    /// where volatile overlay mounts are refused).
+    #[test]
+    fn volatile_overlay_is_seen_in_use_and_its_mark_cleared() {
+        let t = tempfile::tempdir().unwrap();
+        let dir = t.path().join("c");
+        for d in ["rootfs/upper", "rootfs/work", "lower", "target"] {
+            fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            dir.join("lower").display(),
+            dir.join("rootfs/upper").display(),
+            dir.join("rootfs/work").display()
+        );
+        let target = dir.join("target");
+        let mount = |o: &str| {
+            nix::mount::mount(
+                Some("overlay"),
+                &target,
+                Some("overlay"),
+                nix::mount::MsFlags::empty(),
+                Some(o),
+            )
+        };
+        if mount(&format!("{opts},volatile")).is_err() {
+            eprintln!("skipped: volatile overlay mounts are refused here");
+            return;
+        }
+        let busy = overlay_in_use(&dir);
+        nix::mount::umount2(&target, nix::mount::MntFlags::empty()).unwrap();
+        assert!(busy, "a mounted volatile overlay's upper directory reads as in use");
+        let mark = dir.join("rootfs/work/work/incompat/volatile");
+        assert!(mark.is_dir(), "the kernel left its mark");
+        let blocked = mount(&opts);
+        if blocked.is_ok() {
+            let _ = nix::mount::umount2(&target, nix::mount::MntFlags::empty());
+        }
+        assert!(blocked.is_err(), "the mark blocks a later overlay");
+        crate::container::spec::clear_volatile_marker(&dir.join("rootfs/work"));
+        assert!(!mark.exists());
+        mount(&opts).expect("an overlay of the cleared directories");
+        nix::mount::umount2(&target, nix::mount::MntFlags::empty()).unwrap();
+        assert!(!overlay_in_use(&dir));
+    }
 }
