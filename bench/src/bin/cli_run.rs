@@ -1,14 +1,14 @@
 //! Wall time of the `berth` CLI starting a container as a user runs it: `berth container run
 //! --rm bb true`, and the compose one-off `berth run --rm SERVICE true` (a service on the
 //! project's default network, and one with `network_mode: none`), each from spawning the
-//! process to reaping it: median and fastest of RUNS runs after WARMUP warm-ups.
+//! process to reaping it: median and fastest of `--runs` timed runs (default 21).
 //!
 //! Run as root: `cargo build --release -p berth-cli -p berth-bench &&
 //! target/release/cli_run [--runs N] [--compare OTHER_BERTH]`. Drives the `berth` next to this
 //! bench (or `$BERTH_BIN`), with `berth-monitor` beside it. `--compare` times a second build
-//! (e.g. main's, copied with its `berth-monitor` somewhere) in the same runs, alternating one
-//! run of each, so that both see the same load; the 1-minute load average is printed before
-//! and after, since the figures follow it.
+//! (e.g. main's, copied with its `berth-monitor` somewhere) in the same minutes, alternating
+//! blocks of 7 runs (each after 2 warm-ups), so that both see the same load; the 1-minute load
+//! average is printed before and after, since the figures follow it.
 //!
 //! Each binary gets its own state root (busybox imported as `bb:latest`) and compose project;
 //! after the runs the bench checks that `--rm` left no container behind, and `down` removes
@@ -18,7 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-const WARMUP: usize = 3;
+/// Untimed runs before each block of timed ones.
+const WARMUP: usize = 2;
+
+/// Timed runs of one binary before the other one's turn.
+const BLOCK: usize = 7;
 
 /// The compose project: `net` on the default network, `nonet` without one.
 const COMPOSE: &str =
@@ -146,14 +150,22 @@ fn bench() -> Result<(), String> {
     say(format!("load average before: {}", loadavg()));
     for (label, args) in CASES {
         let mut samples = vec![Vec::new(); subjects.len()];
-        for i in 0..WARMUP + runs {
-            // Alternating run by run: both binaries see the same moments of load.
+        // In blocks of runs, alternating: both binaries see the same minutes of load, and one
+        // run's after-effects in the kernel (an older build's filesystem sync at each container
+        // exit, its deferred inotify teardown) fall mostly on runs of the same binary. Each
+        // block starts with warm-up runs.
+        let mut done = 0;
+        while done < runs {
+            let block = BLOCK.min(runs - done);
             for (s, v) in subjects.iter().zip(samples.iter_mut()) {
-                let ms = s.time(args)?;
-                if i >= WARMUP {
-                    v.push(ms);
+                for i in 0..WARMUP + block {
+                    let ms = s.time(args)?;
+                    if i >= WARMUP {
+                        v.push(ms);
+                    }
                 }
             }
+            done += block;
         }
         for (s, v) in subjects.iter().zip(samples.iter_mut()) {
             let median = berth_bench::median(v);
