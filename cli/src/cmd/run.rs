@@ -421,7 +421,8 @@ pub fn run(opts: &EngineOpts, args: Args) -> anyhow::Result<ExitCode> {
         .to_config(args.rm, !args.detach)
         .map_err(|e| ExitWith { code: EXIT_ENGINE, message: format!("berth: {e:#}") })?;
     let engine = engine(opts)?;
-    runtime()?.block_on(async move {
+    let rt = runtime()?;
+    let result = rt.block_on(async move {
         let id =
             engine.container_create(args.create.name.as_deref(), cfg).await.map_err(engine_err)?;
         // An attached -i run feeds our stdin to the container through its fifo, opened before
@@ -460,7 +461,10 @@ pub fn run(opts: &EngineOpts, args: Args) -> anyhow::Result<ExitCode> {
             if args.create.tty && args.create.interactive { RawTerminal::enter() } else { None };
         let code = attach_and_wait(&engine, &id, output).await?;
         Ok(ExitCode::from(code.clamp(0, 255) as u8))
-    })
+    });
+    // Everything it ran has finished: no need to wait for its idle threads on the way out.
+    rt.shutdown_background();
+    result
 }
 
 /// Writes log entries to our stdout and stderr in their order, stdout flushed once at the end
