@@ -57,6 +57,11 @@ pub enum Rootfs {
         work: PathBuf,
         /// The (empty) directory the overlay is mounted on before pivot_root.
         target: PathBuf,
+        /// Mount with `volatile`: no sync of the upper filesystem, in particular none when the
+        /// overlay goes with the container's last process (a whole-filesystem sync). Only for a
+        /// writable layer that is thrown away when the container stops (`--rm`); the work
+        /// directory then refuses later mounts until it is emptied.
+        volatile: bool,
     },
     /// An existing directory used as is (tests, `--rootfs`).
     Dir(PathBuf),

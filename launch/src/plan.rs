@@ -566,7 +566,7 @@ pub fn fs_plan(
 ) -> Result<FsPlan, LaunchError> {
     let linux = spec.linux().clone().unwrap_or_default();
     let (root_dir, rootfs_step) = match rootfs {
-        Rootfs::Overlay { lower, upper, work, target } => {
+        Rootfs::Overlay { lower, upper, work, target, volatile } => {
             if lower.is_empty() {
                 return Err(LaunchError::InvalidSpec("overlay rootfs without lower layers".into()));
             }
@@ -581,10 +581,11 @@ pub fn fs_plan(
             let lowers: Vec<String> =
                 lower.iter().map(|p| p.to_string_lossy().into_owned()).collect();
             let data = format!(
-                "lowerdir={},upperdir={},workdir={}",
+                "lowerdir={},upperdir={},workdir={}{}",
                 lowers.join(":"),
                 upper.display(),
-                work.display()
+                work.display(),
+                if *volatile { ",volatile" } else { "" }
             );
             if data.len() >= 4000 {
                 return Err(LaunchError::Unsupported(format!(

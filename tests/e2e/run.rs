@@ -420,3 +420,102 @@ fn images_and_volumes_in_use_are_not_removed() {
     env.ok(&["volume", "rm", "keep"]);
     env.ok(&["image", "rm", "bb"]);
 }
+
+/// What is left on the host of the container whose id starts with `short`: its directory (a
+/// recycled pool entry is renamed `.free-…` and holds nothing of it), cgroups, mounts.
+fn leftovers_of(env: &ContainerEnv, short: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    for e in std::fs::read_dir(env.path().join("containers")).expect("containers dir").flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(short) {
+            left.push(format!("directory {name}"));
+        }
+    }
+    for h in std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten() {
+        for cg in std::fs::read_dir(h.path().join("berth")).into_iter().flatten().flatten() {
+            if cg.file_name().to_string_lossy().starts_with(short) {
+                left.push(format!("cgroup {}", cg.path().display()));
+            }
+        }
+    }
+    left.extend(
+        berth_testsupport::mounts_under(&env.path()).into_iter().map(|m| format!("mount {m}")),
+    );
+    left
+}
+
+/// An attached `run --rm` returns the container's exit code and all of its output once the
+/// container is removed: no record, cgroup or mount is left at that moment. Its writable layer
+/// is mounted `volatile` (nothing to sync when it is thrown away); a container that is kept is
+/// not, and starts again.
+#[test]
+fn run_rm_returns_after_removal_and_leaves_nothing() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let (code, so, se) = out(&env.run(&[
+        "container",
+        "run",
+        "--rm",
+        "bb",
+        "sh",
+        "-c",
+        "hostname; seq 1 20000; echo done >&2; exit 7",
+    ]));
+    assert_eq!(code, Some(7), "{se}");
+    assert_eq!(se, "done\n");
+    let lines: Vec<&str> = so.lines().collect();
+    assert_eq!(lines.len(), 20001, "every line printed");
+    assert_eq!(lines.last(), Some(&"20000"));
+    // The default hostname is the short id.
+    let short = lines[0];
+    assert_eq!(short.len(), 12, "{short}");
+    assert_eq!(leftovers_of(&env, short), Vec::<String>::new());
+    assert_eq!(env.ok(&["container", "ls", "-aq"]).trim(), "");
+
+    let root_mount =
+        |o: &str| o.lines().find(|l| l.split(' ').nth(1) == Some("/")).map(str::to_string);
+    let so = env.ok(&["container", "run", "--rm", "bb", "cat", "/proc/mounts"]);
+    let rm_root = root_mount(&so).expect("root mount");
+    assert!(rm_root.contains("volatile"), "{rm_root}");
+    let so = env.ok(&["container", "run", "--name", "keep", "bb", "cat", "/proc/mounts"]);
+    let kept_root = root_mount(&so).expect("root mount");
+    assert!(!kept_root.contains("volatile"), "{kept_root}");
+    let so = env.ok(&["container", "start", "-a", "keep"]);
+    assert!(so.contains(" / overlay "), "{so}");
+    env.ok(&["container", "rm", "keep"]);
+
+    // As docker: --rm is auto-remove, which a restart policy contradicts.
+    let (code, _, se) =
+        out(&env.run(&["container", "run", "--rm", "--restart", "always", "bb", "true"]));
+    assert_eq!(code, Some(125), "{se}");
+    assert!(se.contains("cannot specify both --restart and --rm"), "{se}");
+}
+
+/// A `run --rm` whose CLI is killed while the container runs: the container still goes once
+/// it has stopped (its monitor removes it, as docker's daemon does).
+#[test]
+fn run_rm_container_is_removed_when_its_cli_is_gone() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let go = dir.path().join("go");
+    let bind = format!("{}:/ctl", dir.path().display());
+    let mut cli = std::process::Command::new(crate::support::berth_bin())
+        .arg("--root")
+        .arg(env.path())
+        .args(["container", "run", "--rm", "--name", "orphan", "-v", &bind, "bb", "sh", "-c"])
+        .arg("while [ ! -e /ctl/go ]; do sleep 0.05; done")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn berth");
+    env.wait_for("the container to run", 20, || {
+        env.run(&["container", "inspect", "-f", "{{.State.Status}}", "orphan"]).stdout
+            == b"running\n"
+    });
+    let id = env.id("orphan");
+    cli.kill().expect("kill the CLI");
+    cli.wait().expect("reap the CLI");
+    std::fs::write(&go, "").expect("write");
+    env.wait_for("the container to be removed", 20, || {
+        env.ok(&["container", "ls", "-aq"]).trim().is_empty()
+    });
+    env.assert_no_leftovers(&id);
+}

@@ -56,6 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 upper: run.join("upper"),
                 work: run.join("work"),
                 target: run.join("target"),
+                volatile: false,
             },
             seccomp: SeccompMode::Default,
             init: false,

@@ -137,7 +137,7 @@ pub async fn run(
             None
         },
         interactive,
-        auto_remove: a.rm && a.detach,
+        auto_remove: a.rm,
         use_aliases: a.use_aliases,
     };
     let _ = a.quiet_pull;
@@ -166,17 +166,26 @@ pub async fn run(
     let id = engine.container_inspect(name).await.map_err(engine_err)?.id;
     // Opened before the start so the container's first read waits for our input.
     let stdin_fifo = if interactive && !a.detach { open_stdin_fifo(eo, &id) } else { None };
-    if let Err(e) = engine.container_start(name).await {
-        let code = e.start_exit_code();
-        if a.rm {
-            let _ = engine.container_remove(name, true, true).await;
+    // Attached, the output is followed from the start on (woken by the monitor).
+    let started = if a.detach {
+        engine.container_start(name).await.map(|()| None)
+    } else {
+        engine.container_start_attached(name).await.map(Some)
+    };
+    let output = match started {
+        Ok(output) => output,
+        Err(e) => {
+            let code = e.start_exit_code();
+            if a.rm {
+                let _ = engine.container_remove(name, true, true).await;
+            }
+            return Err(ExitWith { code, message: format!("service {:?}: {e}", a.service) }.into());
         }
-        return Err(ExitWith { code, message: format!("service {:?}: {e}", a.service) }.into());
-    }
-    if a.detach {
+    };
+    let Some(output) = output else {
         println!("{name}");
         return Ok(ExitCode::SUCCESS);
-    }
+    };
     if let Some(mut fifo) = stdin_fifo {
         std::thread::spawn(move || {
             let _ = std::io::copy(&mut std::io::stdin().lock(), &mut fifo);
@@ -185,11 +194,9 @@ pub async fn run(
     }
     let tty = one.config.config.tty;
     let _raw = if tty && stdin_tty { RawTerminal::enter() } else { None };
-    let code = attach_and_wait(engine, name).await;
+    // With --rm, this also removes it (the one-off is created with auto_remove).
+    let code = attach_and_wait(engine, name, output).await;
     drop(_raw);
-    if a.rm {
-        engine.container_remove(name, true, true).await.map_err(engine_err)?;
-    }
     let code = code?;
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
 }

@@ -306,14 +306,16 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
             }
             Command::Start(a) => {
                 for c in &a.containers {
-                    engine.container_start(c).await.map_err(|e| {
+                    let start_err = |e: berth_runtime::container::ContainerError| {
                         let code = e.start_exit_code();
                         anyhow::Error::from(ExitWith { code, message: format!("berth: {e}") })
-                    })?;
+                    };
                     if a.attach {
-                        let code = super::run::attach_and_wait(&engine, c).await?;
+                        let output = engine.container_start_attached(c).await.map_err(start_err)?;
+                        let code = super::run::attach_and_wait(&engine, c, output).await?;
                         return Ok(ExitCode::from(code.clamp(0, 255) as u8));
                     }
+                    engine.container_start(c).await.map_err(start_err)?;
                     outln!("{c}");
                 }
                 Ok(ExitCode::SUCCESS)

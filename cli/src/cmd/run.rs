@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use berth_runtime::container::{
-    ContainerCreateConfig, ContainerError, DeviceMapping, HealthConfig, LogsOptions, RestartPolicy,
+    Attached, ContainerCreateConfig, ContainerError, DeviceMapping, HealthConfig, RestartPolicy,
     Ulimit,
 };
 use berth_runtime::logs::parse_size;
@@ -418,27 +418,37 @@ pub fn engine_err(e: ContainerError) -> anyhow::Error {
 pub fn run(opts: &EngineOpts, args: Args) -> anyhow::Result<ExitCode> {
     let cfg = args
         .create
-        .to_config(args.rm && args.detach, !args.detach)
+        .to_config(args.rm, !args.detach)
         .map_err(|e| ExitWith { code: EXIT_ENGINE, message: format!("berth: {e:#}") })?;
     let engine = engine(opts)?;
-    runtime()?.block_on(async move {
+    let rt = runtime()?;
+    let result = rt.block_on(async move {
         let id =
             engine.container_create(args.create.name.as_deref(), cfg).await.map_err(engine_err)?;
         // An attached -i run feeds our stdin to the container through its fifo, opened before
         // the start so the container's first read waits for it rather than seeing end-of-file.
         let stdin_fifo =
             if args.create.interactive && !args.detach { open_stdin_fifo(opts, &id) } else { None };
-        if let Err(e) = engine.container_start(&id).await {
-            let code = e.start_exit_code();
-            if args.rm {
-                let _ = engine.container_remove(&id, true, true).await;
+        // Attached, the output is followed from the start on (woken by the monitor).
+        let started = if args.detach {
+            engine.container_start(&id).await.map(|()| None)
+        } else {
+            engine.container_start_attached(&id).await.map(Some)
+        };
+        let output = match started {
+            Ok(output) => output,
+            Err(e) => {
+                let code = e.start_exit_code();
+                if args.rm {
+                    let _ = engine.container_remove(&id, true, true).await;
+                }
+                return Err(ExitWith { code, message: format!("berth: {e}") }.into());
             }
-            return Err(ExitWith { code, message: format!("berth: {e}") }.into());
-        }
-        if args.detach {
+        };
+        let Some(output) = output else {
             println!("{id}");
             return Ok(ExitCode::SUCCESS);
-        }
+        };
         if let Some(fifo) = stdin_fifo {
             std::thread::spawn(move || {
                 let mut fifo = fifo;
@@ -449,12 +459,37 @@ pub fn run(opts: &EngineOpts, args: Args) -> anyhow::Result<ExitCode> {
         // A terminal for -it: our keystrokes go through raw, the container's pty echoes.
         let _raw =
             if args.create.tty && args.create.interactive { RawTerminal::enter() } else { None };
-        let code = attach_and_wait(&engine, &id).await?;
-        if args.rm {
-            let _ = engine.container_remove(&id, true, true).await;
-        }
+        let code = attach_and_wait(&engine, &id, output).await?;
         Ok(ExitCode::from(code.clamp(0, 255) as u8))
-    })
+    });
+    // Everything it ran has finished: no need to wait for its idle threads on the way out.
+    rt.shutdown_background();
+    result
+}
+
+/// Writes log entries to our stdout and stderr in their order, stdout flushed once at the end
+/// (and before each stderr entry, so the two streams keep their interleaving).
+fn print_entries(entries: &[berth_runtime::logs::LogEntry]) {
+    use std::io::Write;
+    let mut out = Vec::new();
+    for e in entries {
+        if e.stream == "stderr" {
+            if !out.is_empty() {
+                let mut so = std::io::stdout().lock();
+                let _ = so.write_all(&out);
+                let _ = so.flush();
+                out.clear();
+            }
+            let _ = std::io::stderr().write_all(e.text.as_bytes());
+        } else {
+            out.extend_from_slice(e.text.as_bytes());
+        }
+    }
+    if !out.is_empty() {
+        let mut so = std::io::stdout().lock();
+        let _ = so.write_all(&out);
+        let _ = so.flush();
+    }
 }
 
 /// Puts the user's terminal (stdin) in raw mode until dropped.
@@ -492,32 +527,42 @@ pub(super) fn open_stdin_fifo(opts: &EngineOpts, id: &str) -> Option<std::fs::Fi
     std::fs::OpenOptions::new().read(true).write(true).open(p).ok()
 }
 
-/// Streams a started container's output (from its start) until it stops, forwarding SIGINT and
-/// SIGTERM to it; returns its exit code.
-pub async fn attach_and_wait(engine: &Engine, id: &str) -> anyhow::Result<i64> {
-    use std::io::Write;
+/// Prints the output of a container started with `Engine::container_start_attached` until it
+/// has stopped, forwarding SIGINT and SIGTERM to it; returns its exit code once it is removed
+/// too when it was created with `--rm` (as docker's `run --rm` returns).
+pub async fn attach_and_wait(engine: &Engine, id: &str, attached: Attached) -> anyhow::Result<i64> {
+    let Attached { output: mut rx, auto_remove } = attached;
     use tokio::signal::unix::{SignalKind, signal};
-    let opts = LogsOptions { follow: true, stdout: true, stderr: true, ..Default::default() };
-    let mut rx = engine.container_logs(id, opts).await.map_err(engine_err)?;
     let mut sigint = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
     loop {
         tokio::select! {
             entry = rx.recv() => {
                 let Some(e) = entry else { break };
-                if e.stream == "stderr" {
-                    let _ = std::io::stderr().write_all(e.text.as_bytes());
-                } else {
-                    let mut out = std::io::stdout().lock();
-                    let _ = out.write_all(e.text.as_bytes());
-                    let _ = out.flush();
+                // What is already there goes out together: one write per batch rather than
+                // per line keeps up with a container that prints fast.
+                let mut batch = vec![e];
+                while batch.len() < 1024 {
+                    match rx.try_recv() {
+                        Ok(e) => batch.push(e),
+                        Err(_) => break,
+                    }
                 }
+                print_entries(&batch);
             }
             _ = sigint.recv() => { let _ = engine.container_kill(id, Some("SIGINT")).await; }
             _ = sigterm.recv() => { let _ = engine.container_kill(id, Some("SIGTERM")).await; }
         }
     }
-    engine.container_wait(id).await.map_err(engine_err)
+    let code = engine.container_wait(id).await.map_err(engine_err)?;
+    if auto_remove {
+        match engine.container_remove(id, true, true).await {
+            // Removed meanwhile (its monitor does it when no client follows to the end).
+            Ok(()) | Err(ContainerError::NotFound(_)) => {}
+            Err(e) => return Err(engine_err(e)),
+        }
+    }
+    Ok(code)
 }
 
 #[cfg(test)]

@@ -43,6 +43,7 @@ impl Fs {
             upper: self.path("upper"),
             work: self.path("work"),
             target: self.path("target"),
+            volatile: false,
         }
     }
 }

@@ -168,11 +168,16 @@ fn make_locked_dir(dir: &Path) -> Result<LockGuard, ContainerError> {
 }
 
 /// Writes the identity record into a directory nobody reads yet (`.new-<id>`), over the
-/// previous one's bytes when the directory is reused, and fsyncs it.
+/// previous one's bytes when the directory is reused, and fsyncs it, unless the container is
+/// removed when it stops (`--rm`): its record is not meant to outlive its run, and after a
+/// power loss an unsynced one reads as a damaged record, which is listed and removed like any
+/// other. (The fsync, a disk cache flush here, costs 0.2-0.5 ms quiet and far more while other
+/// processes write.)
 fn write_config_in_place(path: &Path, rec: &ContainerRecord) -> Result<(), ContainerError> {
     let bytes = serde_json::to_vec_pretty(rec)
         .map_err(|e| StoreError::Json { path: path.to_path_buf(), source: e })?;
-    fsutil::write_in_place(path, &bytes, true).map_err(io_err("write", path))
+    let durable = !rec.host_config.auto_remove;
+    fsutil::write_in_place(path, &bytes, durable).map_err(io_err("write", path))
 }
 
 /// What create made so far, undone on failure.

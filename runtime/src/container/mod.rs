@@ -14,6 +14,7 @@ mod liveness;
 mod names;
 pub mod network;
 mod ops;
+pub use ops::Attached;
 pub use ops::human_duration as ops_human_duration;
 pub mod record;
 pub mod rt;

@@ -103,6 +103,71 @@ impl MonitorWatch {
     }
 }
 
+/// A container started by `Engine::container_start_attached`.
+#[derive(Debug)]
+pub struct Attached {
+    /// Its output as it is logged, from the start of its log; closes once it has stopped for
+    /// good and everything was sent.
+    pub output: mpsc::Receiver<LogEntry>,
+    /// It was created to be removed when it stops: the caller removes it (`container_remove`
+    /// with `force`) once `output` has closed.
+    pub auto_remove: bool,
+}
+
+/// What ended a wait on a monitor's status pipe.
+enum PipeWake {
+    /// Wake-up bytes (output was logged).
+    Data,
+    /// Nothing within the timeout.
+    Timeout,
+    /// End-of-file: the monitor closed it (the container stopped for good) or is gone.
+    Closed,
+}
+
+/// Waits up to `timeout` for a wake-up on a monitor's status pipe and consumes what is there.
+fn wait_pipe(pipe: &File, timeout: Duration) -> PipeWake {
+    let mut fds = [nix::poll::PollFd::new(pipe.as_fd(), nix::poll::PollFlags::POLLIN)];
+    let ms = timeout.as_millis().min(u16::MAX as u128) as u16;
+    match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+        Ok(0) => return PipeWake::Timeout,
+        Ok(_) => {}
+        Err(nix::errno::Errno::EINTR) => return PipeWake::Timeout,
+        Err(_) => return PipeWake::Closed,
+    }
+    // At most one byte is ever pending (the monitor writes none while one is unread), so a
+    // read never blocks here; end-of-file reads as 0.
+    let mut buf = [0u8; 64];
+    match nix::unistd::read(pipe, &mut buf) {
+        Ok(0) => PipeWake::Closed,
+        Ok(_) => PipeWake::Data,
+        Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => PipeWake::Timeout,
+        Err(_) => PipeWake::Closed,
+    }
+}
+
+/// Reads a monitor's one-line report on the start ("ok <pid>" or "err <message>") from its
+/// status pipe, leaving the pipe open; bytes after the line are wake-ups, which say nothing a
+/// first read of the log doesn't.
+fn read_status_line(status: &mut File) -> String {
+    let mut line = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        match status.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                line.extend_from_slice(&buf[..n]);
+                if let Some(end) = line.iter().position(|b| *b == b'\n') {
+                    line.truncate(end);
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&line).into_owned()
+}
+
 /// docker's human durations ("5 seconds", "About a minute", "3 hours").
 pub fn human_duration(d: chrono::Duration) -> String {
     let s = d.num_seconds();
@@ -172,6 +237,40 @@ impl Engine {
     }
 
     pub(crate) fn start_sync(&self, key: &str) -> Result<(), ContainerError> {
+        self.start_notify(key, false).map(drop)
+    }
+
+    /// Starts a created or exited container and streams its output, from the start of its log,
+    /// until it has stopped for good (docker's attached `run`, `start -a`); the channel closes
+    /// then. Like `container_start` then `container_logs` with `follow`, but the follower is
+    /// woken by the monitor this start spawns (over its status pipe) rather than by a watch on
+    /// the container directory: closing an inotify instance waits for an SRCU grace period,
+    /// 10-15 ms on the CLI's way out. A container some other call already runs is followed
+    /// with the watch.
+    ///
+    /// An `auto_remove` container (docker's `run --rm`) is then left for the caller to remove
+    /// once it has read the output (`Attached::auto_remove`): its monitor removes it only when
+    /// the caller went away before it stopped.
+    pub async fn container_start_attached(&self, key: &str) -> Result<Attached, ContainerError> {
+        let e = self.clone();
+        let key = key.to_string();
+        let (l, wake) = blocking(move || e.start_notify(&key, true)).await?;
+        let auto_remove = l.rec.host_config.auto_remove;
+        let (tx, rx) = mpsc::channel(256);
+        let e = self.clone();
+        let opts = LogsOptions { follow: true, stdout: true, stderr: true, ..Default::default() };
+        tokio::task::spawn_blocking(move || e.logs_producer(&l, opts, tx, false, wake));
+        Ok(Attached { output: rx, auto_remove })
+    }
+
+    /// Starts the container; with `notify`, also returns the status pipe of the monitor this
+    /// start spawned, which then wakes the caller whenever output was logged and closes once
+    /// the container has stopped for good (None when it was running already).
+    fn start_notify(
+        &self,
+        key: &str,
+        notify: bool,
+    ) -> Result<(Loaded, Option<File>), ContainerError> {
         mark("start: begin");
         let l = self.load(key)?;
         // The start lock is taken by the monitor (until the start is recorded), not here: a
@@ -187,16 +286,18 @@ impl Engine {
                         l.rec.name
                     )));
                 }
-                return Ok(());
+                return Ok((l, None));
             }
         }
         mark("start: spawning the monitor");
-        let r = self.spawn_monitor(&l);
+        let r = self.spawn_monitor(&l, notify);
         mark("start: monitor reported");
-        r
+        r.map(|wake| (l, wake))
     }
 
-    fn spawn_monitor(&self, l: &Loaded) -> Result<(), ContainerError> {
+    /// Spawns the container's monitor and waits for its report on the start; with `notify`,
+    /// returns the status pipe, which the monitor keeps for wake-ups (see `monitor::StatusPipe`).
+    fn spawn_monitor(&self, l: &Loaded, notify: bool) -> Result<Option<File>, ContainerError> {
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| ContainerError::Internal(format!("pipe: {e}")))?;
         let log_path = l.paths.monitor_log();
@@ -225,7 +326,14 @@ impl Engine {
             .arg(&l.rec.id)
             .arg(self.helper_exe())
             .env("GLIBC_TUNABLES", monitor_tunables())
-            .env(crate::monitor::STATUS_ENV, "stdin")
+            .env(
+                crate::monitor::STATUS_ENV,
+                if notify {
+                    crate::monitor::STATUS_STDIN_NOTIFY
+                } else {
+                    crate::monitor::STATUS_STDIN
+                },
+            )
             .stdin(std::process::Stdio::from(w))
             .stdout(log)
             .stderr(log2);
@@ -236,12 +344,17 @@ impl Engine {
         // The monitor forks itself away at once; reap the short-lived parent.
         let _ = child.wait();
         mark("start: monitor detached");
-        let mut msg = String::new();
-        let _ = File::from(r).read_to_string(&mut msg);
+        let mut status = File::from(r);
+        let msg = if notify {
+            read_status_line(&mut status)
+        } else {
+            let mut msg = String::new();
+            let _ = status.read_to_string(&mut msg);
+            msg
+        };
         let msg = msg.trim();
-        if let Some(rest) = msg.strip_prefix("ok") {
-            let _ = rest;
-            Ok(())
+        if msg.starts_with("ok") {
+            Ok(notify.then_some(status))
         } else if let Some(err) = msg.strip_prefix("err ") {
             Err(ContainerError::Start(err.to_string()))
         } else {
@@ -614,7 +727,7 @@ impl Engine {
         let l = self.load(key)?;
         let (tx, rx) = mpsc::channel(256);
         let e = self.clone();
-        tokio::task::spawn_blocking(move || e.logs_producer(&l, opts, tx, false));
+        tokio::task::spawn_blocking(move || e.logs_producer(&l, opts, tx, false, None));
         Ok(rx)
     }
 
@@ -627,21 +740,28 @@ impl Engine {
         let (tx, rx) = mpsc::channel(256);
         let e = self.clone();
         let opts = LogsOptions { follow: true, stdout: true, stderr: true, ..Default::default() };
-        tokio::task::spawn_blocking(move || e.logs_producer(&l, opts, tx, true));
+        tokio::task::spawn_blocking(move || e.logs_producer(&l, opts, tx, true, None));
         Ok(rx)
     }
 
+    /// Sends the container's log entries selected by `opts` (from the start of the log, or
+    /// with `from_now` only new ones); with `follow`, goes on until the container has stopped
+    /// for good, woken by `wake` (a monitor's status pipe, see `start_notify`) while that is
+    /// open, else by a watch on the container directory.
     fn logs_producer(
         &self,
         l: &Loaded,
         opts: LogsOptions,
         tx: mpsc::Sender<LogEntry>,
         from_now: bool,
+        wake: Option<File>,
     ) {
         let log = l.paths.log();
         let (stdout, stderr) =
             if !opts.stdout && !opts.stderr { (true, true) } else { (opts.stdout, opts.stderr) };
-        let watch = DirWatch::new(&l.paths.dir);
+        // Made before the first read, so that nothing written after it goes unnoticed.
+        let watch =
+            if wake.is_none() && opts.follow { Some(DirWatch::new(&l.paths.dir)) } else { None };
         let mut follower =
             if from_now { LogFollower::from_end(&log) } else { LogFollower::from_start(&log) };
         let mut first = Vec::new();
@@ -660,15 +780,43 @@ impl Engine {
         if !opts.follow {
             return;
         }
-        loop {
+        let send = |entries: Vec<LogEntry>| {
+            logs::select(entries, stdout, stderr, opts.since, opts.until, None)
+                .into_iter()
+                .all(|e| tx.blocking_send(e).is_ok())
+        };
+        let settled_now = || {
             let st = self.checked_state(&l.paths).unwrap_or_default();
-            let done = settled(&st) || !l.paths.dir.exists();
-            for e in logs::select(follower.poll(), stdout, stderr, opts.since, opts.until, None) {
-                if tx.blocking_send(e).is_err() {
+            settled(&st) || !l.paths.dir.exists()
+        };
+        if let Some(pipe) = wake {
+            // While the monitor holds its end, the container has not stopped for good: the
+            // state is only read on a timeout (a safety net) and at end-of-file.
+            let mut check = false;
+            loop {
+                let done = check && settled_now();
+                if !send(follower.poll()) || done || tx.is_closed() {
                     return;
                 }
+                match wait_pipe(&pipe, Duration::from_millis(250)) {
+                    PipeWake::Data => check = false,
+                    PipeWake::Timeout => check = true,
+                    PipeWake::Closed => {
+                        if settled_now() {
+                            send(follower.poll());
+                            return;
+                        }
+                        // The monitor went without the container stopping for good (another
+                        // monitor runs it): follow with the directory watch.
+                        break;
+                    }
+                }
             }
-            if done || tx.is_closed() {
+        }
+        let watch = watch.unwrap_or_else(|| DirWatch::new(&l.paths.dir));
+        loop {
+            let done = settled_now();
+            if !send(follower.poll()) || done || tx.is_closed() {
                 return;
             }
             watch.wait(Duration::from_millis(250));

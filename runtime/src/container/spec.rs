@@ -514,9 +514,48 @@ pub fn build(rec: &ContainerRecord, paths: &ContainerPaths) -> Result<LaunchSpec
             upper: paths.upper(),
             work: paths.work(),
             target: paths.merged(),
+            // A container removed when it stops (`--rm`) throws its writable layer away, so
+            // the sync its end would wait for (of the whole host filesystem holding the upper
+            // directory, when the overlay goes with the container's last process) protects
+            // nothing; as podman does for `--rm`.
+            volatile: volatile_rootfs(rec),
         },
     };
     Ok(LaunchSpec { oci, rootfs, seccomp: seccomp_mode(hc), init: hc.init.unwrap_or(false) })
+}
+
+/// Whether the container's overlay is mounted `volatile` (see `build`): it is removed when it
+/// stops. The kernel then leaves `work/work/incompat/volatile` behind, which the monitor
+/// clears once the overlay is gone ([`clear_volatile_marker`]).
+pub(crate) fn volatile_rootfs(rec: &ContainerRecord) -> bool {
+    rec.rootfs_dir.is_none() && rec.host_config.auto_remove && volatile_overlay_supported()
+}
+
+/// Removes the mark a volatile overlay leaves in its work directory (`work/incompat`), once
+/// that overlay is gone: while it is there the kernel refuses every later overlay of that
+/// work directory (a restart, `cp`, the removal's liveness probe), logging an error each
+/// time. It only says "this layer was never synced", which matters after a crash of a
+/// layer one keeps, not for one about to be thrown away.
+pub(crate) fn clear_volatile_marker(work: &std::path::Path) {
+    let marker = work.join("work").join("incompat");
+    if let Err(e) = std::fs::remove_dir_all(&marker)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(path = %marker.display(), "cannot clear the volatile overlay's mark: {e}");
+    }
+}
+
+/// Whether overlayfs takes the `volatile` option: Linux 5.10 and later.
+fn volatile_overlay_supported() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else {
+            return false;
+        };
+        let mut nums = release.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok());
+        let (major, minor): (u32, u32) = (nums.next().unwrap_or(0), nums.next().unwrap_or(0));
+        (major, minor) >= (5, 10)
+    })
 }
 
 /// The OCI process of an `exec` (or healthcheck) in the container.

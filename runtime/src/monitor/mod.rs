@@ -38,9 +38,17 @@ use crate::{Engine, EngineOptions};
 mod proxy;
 mod udp_proxy;
 
-/// Set (to `stdin`) by the spawning CLI when the monitor's stdin is the pipe on which the CLI
-/// waits for "ok" or "err <message>".
+/// Set by the spawning CLI when the monitor's stdin is the pipe on which the CLI waits for
+/// "ok <pid>" or "err <message>": to [`STATUS_STDIN`], or to [`STATUS_STDIN_NOTIFY`] when the
+/// CLI also follows the container's output through it (see [`StatusPipe`]).
 pub const STATUS_ENV: &str = "BERTH_MONITOR_STATUS";
+
+/// [`STATUS_ENV`] value: the start's outcome only; the pipe closes after it.
+pub const STATUS_STDIN: &str = "stdin";
+
+/// [`STATUS_ENV`] value: the start's outcome, then one byte whenever output was logged (at
+/// most one unread), and the pipe closes once the container has stopped for good.
+pub const STATUS_STDIN_NOTIFY: &str = "stdin,notify";
 
 /// Test hook: the start point (`before-launch`, `after-network`) at which a monitor stops
 /// itself (SIGSTOP) once, so that a test can interleave a killed CLI or a second start with a
@@ -105,12 +113,30 @@ fn install_signal_pipe() -> Result<OwnedFd, String> {
     Ok(r)
 }
 
+/// The pipe to the CLI that started this monitor.
+///
+/// It carries the start's outcome ("ok <pid>" or "err <message>", one line). When the CLI
+/// follows the container's output (`run` without `-d`, `start -a`) it then carries a wake-up
+/// byte whenever output was appended to the log, and closes right after the final exit is
+/// recorded: the CLI reads the log on each byte and stops at end-of-file. A watch on the
+/// container directory would do the same, but closing an inotify instance waits for an SRCU
+/// grace period (10-15 ms here) on the CLI's way out; a pipe costs nothing to close. An
+/// `auto_remove` container whose CLI still reads at that point is removed by that CLI once it
+/// has read everything (`Engine::container_start_attached`); by the monitor otherwise.
+struct StatusPipe {
+    file: File,
+    /// The CLI follows the output: keep the pipe after "ok" and notify.
+    notify: bool,
+}
+
 /// Takes the status pipe handed down by the CLI as stdin, if there is one, and puts
 /// /dev/null in its place.
-fn take_status_fd() -> Option<File> {
-    if std::env::var_os(STATUS_ENV).is_none_or(|v| v != "stdin") {
-        return None;
-    }
+fn take_status_fd() -> Option<StatusPipe> {
+    let notify = match std::env::var_os(STATUS_ENV) {
+        Some(v) if v == STATUS_STDIN => false,
+        Some(v) if v == STATUS_STDIN_NOTIFY => true,
+        _ => return None,
+    };
     // SAFETY: the environment is only read and changed here, while the monitor is still
     // single-threaded (before any thread is started).
     unsafe { std::env::remove_var(STATUS_ENV) };
@@ -124,7 +150,7 @@ fn take_status_fd() -> Option<File> {
     if let Ok(null) = File::open("/dev/null") {
         let _ = nix::unistd::dup2_stdin(&null);
     }
-    Some(status)
+    Some(StatusPipe { file: status, notify })
 }
 
 /// The `berth` executable this monitor was started by (for helpers such as the DNS server,
@@ -145,22 +171,19 @@ pub fn run(root: &Path, id: &str, berth: &Path) -> i32 {
     // SAFETY: mallopt only changes the allocator's tuning; we are still single-threaded here.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     let _ = BERTH_EXE.set(berth.to_path_buf());
-    let mut status = take_status_fd();
-    let mut report = |msg: String| {
-        if let Some(mut f) = status.take() {
-            let _ = f.write_all(msg.replace('\n', " ").as_bytes());
-            let _ = f.write_all(b"\n");
-        }
-    };
+    let status = take_status_fd();
     let m = match Monitor::new(root, id) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("monitor {id}: {e}");
-            report(format!("err {e}"));
+            if let Some(mut s) = status {
+                let _ = writeln!(s.file, "err {}", e.replace('\n', " "));
+            }
             return 1;
         }
     };
-    m.main(&mut report)
+    *m.status.borrow_mut() = status;
+    m.main()
 }
 
 struct Monitor {
@@ -172,6 +195,8 @@ struct Monitor {
     me_start: u64,
     /// tty containers with stdin: (fifo read end, pty master for writing).
     stdin_forward: std::cell::RefCell<Option<(OwnedFd, OwnedFd)>>,
+    /// The pipe to the CLI that asked for the start, while it is open.
+    status: std::cell::RefCell<Option<StatusPipe>>,
 }
 
 /// One run of the container process.
@@ -215,10 +240,57 @@ impl Monitor {
             me,
             me_start,
             stdin_forward: std::cell::RefCell::new(None),
+            status: std::cell::RefCell::new(None),
         })
     }
 
-    fn main(&self, report: &mut dyn FnMut(String)) -> i32 {
+    /// Tells the CLI that asked for the start how it went ("ok <pid>" or "err <message>").
+    /// The pipe stays open after "ok" when the CLI follows the output, else it closes.
+    fn report(&self, msg: String) {
+        let Some(mut s) = self.status.borrow_mut().take() else { return };
+        let line = format!("{}\n", msg.replace('\n', " "));
+        if s.file.write_all(line.as_bytes()).is_ok() && s.notify && msg.starts_with("ok") {
+            // Wake-ups must never block the monitor on a CLI that stopped reading.
+            set_nonblock(s.file.as_raw_fd());
+            *self.status.borrow_mut() = Some(s);
+        }
+    }
+
+    /// Wakes the following CLI after output was appended to the log. One unread byte is enough
+    /// (the CLI reads the whole log on each), so none is written while one is pending; a CLI
+    /// that went away (EPIPE) is let go.
+    fn notify_output(&self) {
+        let mut slot = self.status.borrow_mut();
+        let Some(s) = slot.as_mut() else { return };
+        let mut pending: libc::c_int = 0;
+        // SAFETY: FIONREAD writes the number of unread bytes of the pipe into `pending`.
+        let r = unsafe { libc::ioctl(s.file.as_raw_fd(), libc::FIONREAD, &mut pending) };
+        if r == 0 && pending > 0 {
+            return;
+        }
+        match nix::unistd::write(&s.file, b".") {
+            Ok(_) | Err(nix::errno::Errno::EAGAIN) => {}
+            Err(_) => *slot = None,
+        }
+    }
+
+    /// Closes the pipe to the following CLI: the container has stopped for good and its
+    /// output is all in the log. Returns whether a CLI was following to the end (it then
+    /// removes an `auto_remove` container itself once it has read the output: removing it
+    /// here could delete the log under a CLI that has not opened it yet).
+    fn close_status(&self) -> bool {
+        let Some(s) = self.status.borrow_mut().take() else { return false };
+        // A pipe whose reader is gone polls as POLLERR.
+        let mut fds = [PollFd::new(s.file.as_fd(), PollFlags::POLLOUT)];
+        let gone = match nix::poll::poll(&mut fds, PollTimeout::ZERO) {
+            Ok(_) => fds[0].revents().is_some_and(|r| r.contains(PollFlags::POLLERR)),
+            Err(_) => true,
+        };
+        s.notify && !gone
+    }
+
+    fn main(&self) -> i32 {
+        let report = |msg: String| self.report(msg);
         let mut delay = Duration::from_millis(100);
         let mut first = true;
         // The start lock is held by the monitor, not by the CLI that asked for the start:
@@ -283,6 +355,10 @@ impl Monitor {
             }
             let run = self.supervise(&rec, run, stdio_fds, &net_hold);
             mark("monitor: container reaped");
+            // Its overlay went with its last process.
+            if spec::volatile_rootfs(&rec) {
+                spec::clear_volatile_marker(&self.paths.work());
+            }
             // Before the state says exited, so a waiting `rm`/`stop` sees the network gone.
             crate::container::network::detach(&self.root, &self.id, net_hold);
             mark("monitor: network detached");
@@ -319,7 +395,8 @@ impl Monitor {
                 .unwrap_or(false);
             mark("monitor: exit recorded");
             if !restart {
-                if rec.host_config.auto_remove {
+                let client_removes = self.close_status();
+                if rec.host_config.auto_remove && !client_removes {
                     self.auto_remove();
                 }
                 return 0;
@@ -331,6 +408,8 @@ impl Monitor {
                     st.monitor_pid = 0;
                     st.monitor_start = 0;
                 });
+                // (No auto-remove here: it can't be combined with a restart policy.)
+                self.close_status();
                 return 0;
             }
             delay = (delay * 2).min(Duration::from_secs(60));
@@ -644,7 +723,10 @@ impl Monitor {
                 forward_stdin(fifo, master);
             }
             drop(fwd);
-            // Container output.
+            // Container output. A follower is woken after each chunk, not once the pipe is
+            // drained: a fast writer keeps it from draining for as long as it writes, and a
+            // follower woken only then could find the log rotated past what it had read.
+            let mut logged = false;
             for (k, &i) in idx.iter().enumerate() {
                 if !ready[k + 1] {
                     continue;
@@ -659,8 +741,11 @@ impl Monitor {
                         Ok(n) => {
                             for line in s.2.push(&buf[..n]) {
                                 if let Some(w) = writer.as_mut() {
-                                    let _ = w.write(s.1, &line);
+                                    logged |= w.write(s.1, &line).is_ok();
                                 }
+                            }
+                            if std::mem::take(&mut logged) {
+                                self.notify_output();
                             }
                         }
                         Err(nix::errno::Errno::EAGAIN) => break,
@@ -675,8 +760,11 @@ impl Monitor {
                 if !s.3
                     && let (Some(rest), Some(w)) = (s.2.finish(), writer.as_mut())
                 {
-                    let _ = w.write(s.1, &rest);
+                    logged |= w.write(s.1, &rest).is_ok();
                 }
+            }
+            if logged {
+                self.notify_output();
             }
             // Healthcheck output.
             if health_slot.is_some_and(|i| ready[i])
