@@ -122,23 +122,7 @@ fn images_in_use(engine: &EngineOpts) -> anyhow::Result<Vec<String>> {
 
 /// Docker's human size: decimal units, three significant digits (`4.26MB`).
 pub fn human_size(n: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i + 1 < units.len() {
-        v /= 1000.0;
-        i += 1;
-    }
-    let s = if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    };
-    let s =
-        if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s };
-    format!("{s}{}", units[i])
+    super::system::human_size_with_precision(n, 3)
 }
 
 /// Docker's "3 weeks ago" style.

@@ -55,32 +55,38 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
 
 /// docker's `units.HumanSize`: decimal units, four significant digits (`16.43MB`).
 pub fn human_size(n: u64) -> String {
-    scaled(n, 1000.0, &["B", "kB", "MB", "GB", "TB", "PB", "EB"])
+    human_size_with_precision(n, 4)
+}
+
+/// docker's `units.HumanSizeWithPrecision`: decimal units, `digits` significant digits
+/// (`image ls` uses 3: `4.26MB`).
+pub fn human_size_with_precision(n: u64, digits: i32) -> String {
+    scaled(n, 1000.0, &["B", "kB", "MB", "GB", "TB", "PB", "EB"], digits)
 }
 
 /// docker's `units.BytesSize`: binary units, four significant digits (`3.827GiB`).
 pub fn bytes_size(n: u64) -> String {
-    scaled(n, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"])
+    scaled(n, 1024.0, &["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"], 4)
 }
 
-fn scaled(n: u64, base: f64, units: &[&str]) -> String {
+fn scaled(n: u64, base: f64, units: &[&str], digits: i32) -> String {
     let mut v = n as f64;
     let mut i = 0;
     while v >= base && i + 1 < units.len() {
         v /= base;
         i += 1;
     }
-    format!("{}{}", g4(v), units[i])
+    format!("{}{}", significant(v, digits), units[i])
 }
 
-/// Go's `%.4g` for the values sizes take (0 and 1..1024): four significant digits, trailing
-/// zeros dropped.
-fn g4(v: f64) -> String {
+/// Go's `%.<digits>g` for the values sizes take (0 and 1..1024): `digits` significant digits,
+/// trailing zeros dropped.
+fn significant(v: f64, digits: i32) -> String {
     if v == 0.0 {
         return "0".into();
     }
     let exp = v.abs().log10().floor() as i32;
-    let decimals = (3 - exp).max(0) as usize;
+    let decimals = (digits - 1 - exp).max(0) as usize;
     let s = format!("{v:.decimals$}");
     if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.').to_string() } else { s }
 }
