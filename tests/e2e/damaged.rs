@@ -14,13 +14,8 @@ use nix::unistd::Pid;
 use crate::compose_support::{LONG, Project};
 use crate::support::ContainerEnv;
 
-/// Start time of `pid` (field 22 of /proc/<pid>/stat); None when it is gone or a zombie.
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    (f.first() != Some(&"Z")).then(|| f.get(19)?.parse().ok())?
-}
+// Start time of `pid`; None when it is gone or a zombie (the runtime's own reading).
+use berth_runtime::container::record::process_start_time as start_time;
 
 /// A process identified by pid and start time (a reused pid is not it).
 #[derive(Debug, Clone, Copy)]
