@@ -82,8 +82,12 @@ impl Networks {
         // A network whose create was killed before its bridge existed reserved its subnet only
         // in this root's records: another root may have taken it since. Two bridges with one
         // subnet would mix their traffic and DNS, so refuse to complete it then.
-        if let Some((_, other)) =
-            ipam::host_occupied().into_iter().find(|(n, _)| n.overlaps(&st.subnet))
+        // The network's own bridge, still going away after `finish_creation` deleted it, is not
+        // another owner (each entry's description ends with its interface name).
+        let own = format!(" {}", st.bridge);
+        if let Some((_, other)) = ipam::host_occupied()
+            .into_iter()
+            .find(|(n, what)| n.overlaps(&st.subnet) && !what.ends_with(&own))
         {
             return Err(NetworkError::SubnetOverlap {
                 network: st.network.name.clone(),
