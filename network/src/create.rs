@@ -10,7 +10,7 @@ use crate::model::{
     Ipam, IpamConfig, NetworkCreate, NetworkRecord, NetworkState, OPT_BRIDGE_NAME, OPT_MTU,
 };
 use crate::state::Networks;
-use crate::{netlink, nft, orphans, store, sysctl};
+use crate::{netlink, nft, orphans, reserve, store, sysctl};
 
 /// Default MTU when `com.docker.network.driver.mtu` is not given.
 pub const DEFAULT_MTU: u32 = 1500;
@@ -68,8 +68,12 @@ impl Networks {
                     return Err(invalid(format!("subnet {subnet} is too small")));
                 }
                 let host = ipam::host_occupied();
-                if let Some((_, other)) =
-                    ours.iter().chain(host.iter()).find(|(n, _)| n.overlaps(&subnet))
+                let elsewhere = reserve::others(&id);
+                if let Some((_, other)) = ours
+                    .iter()
+                    .chain(host.iter())
+                    .chain(elsewhere.iter())
+                    .find(|(n, _)| n.overlaps(&subnet))
                 {
                     return Err(NetworkError::SubnetOverlap {
                         network: name,
@@ -107,6 +111,7 @@ impl Networks {
             None => {
                 let mut taken: Vec<Ipv4Net> = ours.iter().map(|(n, _)| *n).collect();
                 taken.extend(ipam::host_occupied().into_iter().map(|(n, _)| n));
+                taken.extend(reserve::others(&id).into_iter().map(|(n, _)| n));
                 let subnet = ipam::pick_pool(&taken)
                     .ok_or_else(|| NetworkError::PoolExhausted(name.clone()))?;
                 let gw = subnet.nth(1).ok_or_else(|| NetworkError::PoolExhausted(name.clone()))?;
@@ -216,12 +221,16 @@ impl Networks {
         let undo_record = || {
             let _ = std::fs::remove_file(&path);
             let _ = std::fs::remove_file(&marker);
+            let _ = reserve::release(&id);
             let _ = self.bump();
         };
         if let Err(e) = std::fs::File::create_new(&marker) {
             return Err(NetworkError::io("create", &marker, e));
         }
-        if let Err(e) = self.save_definition(&st) {
+        // Other roots see the subnet from here on, before the bridge carries its route.
+        if let Err(e) =
+            self.save_definition(&st).and_then(|()| reserve::reserve(&id, &name, subnet, &path))
+        {
             undo_record();
             return Err(e);
         }

@@ -24,6 +24,7 @@ mod live;
 mod publish;
 mod recovery;
 mod remove;
+mod reserve;
 mod state;
 
 pub use create::DEFAULT_MTU;

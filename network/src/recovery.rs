@@ -4,7 +4,7 @@
 use crate::error::{NetworkError, Result};
 use crate::model::{NetworkState, PublishedPort};
 use crate::state::{CREATING_SUFFIX, Networks};
-use crate::{ipam, netlink, nft, orphans, store, sysctl};
+use crate::{ipam, netlink, nft, orphans, reserve, store, sysctl};
 
 impl Networks {
     /// Forgets endpoints whose host veth is gone (the container's namespace died without a
@@ -40,13 +40,13 @@ impl Networks {
     /// bridge may lack addresses and its rules may be partial, so both are made again.
     pub(crate) fn finish_creation(&self, st: &NetworkState) -> Result<()> {
         tracing::info!(network = %st.network.name, "completing a network whose creation was cut short");
-        {
-            let _machine = sysctl::machine_lock()?;
-            // By its link group, as `remove` does: an interface that took the name meanwhile
-            // is not ours to delete.
-            netlink::start_delete(st.group, vec![st.bridge.clone()])?.wait_unlisted()?;
-        }
-        self.ensure_kernel(st)?;
+        // One hold of the machine lock from the delete to the new bridge: no other root may
+        // see the subnet free in between.
+        let _machine = sysctl::machine_lock()?;
+        // By its link group, as `remove` does: an interface that took the name meanwhile
+        // is not ours to delete.
+        netlink::start_delete(st.group, vec![st.bridge.clone()])?.wait_unlisted()?;
+        self.make_kernel(st)?;
         let marker = self.creating_path(&st.network.id);
         std::fs::remove_file(&marker).map_err(|e| NetworkError::io("remove", &marker, e))
     }
@@ -79,15 +79,24 @@ impl Networks {
         }
         tracing::info!(network = %st.network.name, bridge = %st.bridge, "recreating missing bridge");
         let _machine = sysctl::machine_lock()?;
+        self.make_kernel(st)
+    }
+
+    /// Makes network `st`'s bridge, rules and forwarding hold (caller holds the root and the
+    /// machine lock, and the bridge does not exist).
+    fn make_kernel(&self, st: &NetworkState) -> Result<()> {
         // A network whose create was killed before its bridge existed reserved its subnet only
         // in this root's records: another root may have taken it since. Two bridges with one
         // subnet would mix their traffic and DNS, so refuse to complete it then.
         // The network's own bridge, still going away after `finish_creation` deleted it, is not
         // another owner (each entry's description ends with its interface name).
         let own = format!(" {}", st.bridge);
+        let id = &st.network.id;
         if let Some((_, other)) = ipam::host_occupied()
             .into_iter()
-            .find(|(n, what)| n.overlaps(&st.subnet) && !what.ends_with(&own))
+            .filter(|(_, what)| !what.ends_with(&own))
+            .chain(reserve::others(id))
+            .find(|(n, _)| n.overlaps(&st.subnet))
         {
             return Err(NetworkError::SubnetOverlap {
                 network: st.network.name.clone(),
@@ -95,6 +104,8 @@ impl Networks {
                 other,
             });
         }
+        // After a reboot emptied /run, the record's reservation is made again.
+        reserve::reserve(id, &st.network.name, st.subnet, &self.state_path(id))?;
         let v6 = st.gateway6.zip(st.subnet6.map(|s| s.prefix()));
         let alias = orphans::bridge_alias(&st.network.id, &self.dir);
         netlink::create_bridge(
@@ -106,7 +117,6 @@ impl Networks {
             st.group,
             &alias,
         )?;
-        let id = &st.network.id;
         nft::remove_tagged(&nft::net_tag(id), None)?;
         if !st.network.internal {
             sysctl::enable_route_localnet(&st.bridge)?;

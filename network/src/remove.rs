@@ -7,7 +7,7 @@ use crate::ipam::Ipv4Net;
 use crate::live::{LiveState, live_path};
 use crate::model::{Filters, NetworkState};
 use crate::state::Networks;
-use crate::{netlink, nft, sysctl};
+use crate::{netlink, nft, reserve, sysctl};
 
 impl Networks {
     /// `network rm`: refuses while endpoints exist; removes rules, bridge and record. A
@@ -58,6 +58,7 @@ impl Networks {
             tracing::info!(network = %id, %bridge, ?subnet, "removing a network with a damaged record");
             netlink::delete_link_unlisted(&bridge)?;
             nft::remove_tagged(&tag, subnet.as_ref())?;
+            reserve::release(id)?;
         }
         for f in [path.to_path_buf(), live, self.creating_path(id)] {
             match std::fs::remove_file(&f) {
@@ -90,6 +91,7 @@ impl Networks {
         let unlisted = pending.wait_unlisted();
         rules?;
         unlisted?;
+        reserve::release(&st.network.id)?;
         let path = self.state_path(&st.network.id);
         std::fs::remove_file(&path).map_err(|e| NetworkError::io("remove", &path, e))?;
         for f in [live_path(&self.dir, &st.network.id), self.creating_path(&st.network.id)] {

@@ -272,6 +272,9 @@ fn leftovers(n: &NetEnv, id: &str, subnet: &str) -> Vec<String> {
     if fwd.contains(id) {
         left.push("forwarding hold".into());
     }
+    if std::path::Path::new(&format!("/run/berth-network/subnets/{id}.json")).exists() {
+        left.push("machine-wide subnet reservation".into());
+    }
     left
 }
 
@@ -322,6 +325,40 @@ fn net_create_killed_at_each_step_is_listed_then_removed_or_completed() {
         assert!(leftovers(&n, &id, &subnet).is_empty(), "{step}");
     }
     n.teardown_and_check();
+}
+
+/// A network whose create was killed before its bridge existed keeps its subnet from networks
+/// that other state roots create meanwhile, and is completed on it by its first container.
+#[test]
+fn net_half_made_network_keeps_its_subnet_from_other_roots() {
+    let Some(a) = NetEnv::new() else { return };
+    let Some(b) = NetEnv::new() else { return };
+    let name = unique_name("nhalf");
+    kill_at(create_cmd(&a, &name), "network-create:after-record");
+    a.track(&name);
+    let (id, subnet) = id_and_subnet(&a, &name);
+    assert!(
+        std::path::Path::new(&format!("/run/berth-network/subnets/{id}.json")).exists(),
+        "no machine-wide reservation for the half-made network"
+    );
+    // Every default pool the other root picks next avoids the reserved one.
+    let other = b.network("nother", &[]);
+    let (_, other_subnet) = id_and_subnet(&b, &other);
+    assert_ne!(other_subnet, subnet, "another root took the half-made network's subnet");
+    let explicit = unique_name("nsame");
+    let out = b.env.run(&["network", "create", "--subnet", &subnet, &explicit]);
+    assert!(!out.status.success(), "another root created a network on the reserved {subnet}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&name), "the refusal does not name the reserving network: {err}");
+    // The half-made network is completed on its subnet by its first container.
+    let gw = a.addr_in(&name, 1);
+    let me = unique_name("c");
+    first_command(&a, &me, &name, &format!("ping -c 1 -W 5 {gw} && nslookup {me}"));
+    assert!(!a.env.path().join(format!("networks/{id}.creating")).exists());
+    a.env.ok(&["network", "rm", &name]);
+    assert!(leftovers(&a, &id, &subnet).is_empty());
+    b.teardown_and_check();
+    a.teardown_and_check();
 }
 
 /// `up -d` killed while it makes the project network: the next `up -d` completes the network
@@ -483,9 +520,9 @@ fn net_create_on_a_full_disk_leaves_nothing() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// A create killed before its bridge existed reserved its subnet only in its own root's
-/// records: when the host has taken that subnet since (another root's bridge), the next connect
-/// refuses to complete the network instead of making a second bridge on the same subnet.
+/// A create killed before its bridge existed reserved its subnet only among berth's networks:
+/// when something else on the host has taken that subnet since (here a bridge of the test's),
+/// the next connect refuses to complete the network instead of making a second bridge on it.
 #[test]
 fn net_half_made_network_is_not_completed_onto_a_subnet_taken_since() {
     let Some(n) = NetEnv::new() else { return };
