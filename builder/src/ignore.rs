@@ -172,6 +172,12 @@ fn match_toks(toks: &[Tok], s: &[char]) -> bool {
     }
 }
 
+/// Go's `filepath.Match` of a whole slash path (`*`, `?`, `[...]` never cross `/`): COPY globs.
+pub fn glob_match(pattern: &str, path: &str) -> bool {
+    let s: Vec<char> = path.chars().collect();
+    compile(pattern).is_ok_and(|t| match_toks(&t, &s))
+}
+
 impl Pattern {
     /// Whether the pattern matches this exact slash path.
     pub fn matches(&self, path: &str) -> bool {
@@ -359,7 +365,11 @@ mod tests {
     #[test]
     fn corpus_ignore_files_parse() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
-        let i = Ignore::parse("f", &std::fs::read_to_string(root.join("react-nginx/.dockerignore")).unwrap()).unwrap();
+        let i = Ignore::parse(
+            "f",
+            &std::fs::read_to_string(root.join("react-nginx/.dockerignore")).unwrap(),
+        )
+        .unwrap();
         assert!(i.excluded("node_modules/x/y.js"));
     }
 }

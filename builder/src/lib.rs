@@ -5,7 +5,9 @@
 //! - [`mounts`]: `RUN --mount` values.
 //! - [`ignore`]: `.dockerignore` with docker's matching rules.
 
+pub mod copy;
 pub mod dockerfile;
+pub mod fsview;
 pub mod ignore;
 pub mod lex;
 pub mod mounts;

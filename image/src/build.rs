@@ -1,0 +1,146 @@
+//! What the builder and `container commit` need from the store: add one layer on top of a
+//! chain, add an image whose layers are all stored, and read an image back as config + chain.
+
+use std::fs;
+use std::io::Read;
+use std::path::PathBuf;
+
+use berth_store::{read_json, write_atomic, write_json_atomic};
+use serde_json::Value;
+
+use super::reference::Reference;
+use super::store::{ImageRecord, ImageStore, LayerRecord, sha256_hex};
+use super::{ImageError, short_id};
+
+/// A layer now in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLayer {
+    /// sha256 of its uncompressed tar.
+    pub diff_id: String,
+    /// Its chain id (on top of the parent it was added to).
+    pub chain_id: String,
+    /// Unpacked size in bytes.
+    pub size: u64,
+}
+
+/// An image as the builder sees it: id, raw config and layer chain ids (bottom first).
+#[derive(Debug, Clone)]
+pub struct ImageState {
+    /// `sha256:<hex>`.
+    pub id: String,
+    /// The whole image configuration JSON.
+    pub config: Value,
+    /// Chain ids of its layers, bottom first.
+    pub chains: Vec<String>,
+}
+
+/// The chain id of `diff_id` on top of `parent` (None: a bottom layer).
+pub fn chain_id(parent: Option<&str>, diff_id: &str) -> String {
+    match parent {
+        None => diff_id.to_string(),
+        Some(p) => format!("sha256:{}", sha256_hex(format!("{p} {diff_id}").as_bytes())),
+    }
+}
+
+impl ImageStore {
+    /// Unpacks a layer tar on top of the chain `parent` and keeps it in the store (shared with
+    /// any image that already has the same chain).
+    pub fn add_layer(
+        &self,
+        parent: Option<&str>,
+        reader: impl Read,
+    ) -> Result<NewLayer, ImageError> {
+        let staged = self.stage_layer(reader)?;
+        let chain = chain_id(parent, &staged.diff_id);
+        let _lock = self.state_root().lock()?;
+        let dest = self.layer_dir(&chain)?;
+        if let Some(rec) = read_json::<LayerRecord>(&dest.join("layer.json"))? {
+            return Ok(NewLayer { diff_id: rec.diff_id, chain_id: chain, size: rec.size });
+        }
+        let rec = LayerRecord {
+            diff_id: staged.diff_id.clone(),
+            chain_id: chain.clone(),
+            size: staged.size,
+            tar_size: Some(staged.tar_size),
+        };
+        write_json_atomic(&staged.dir.join("layer.json"), &rec)?;
+        if dest.exists() {
+            // Debris of a crash (no layer.json): replace it.
+            fs::remove_dir_all(&dest).map_err(|e| ImageError::io("remove", &dest, e))?;
+        }
+        fs::rename(&staged.dir, &dest).map_err(|e| ImageError::io("commit layer", &dest, e))?;
+        Ok(NewLayer { diff_id: staged.diff_id.clone(), chain_id: chain, size: staged.size })
+    }
+
+    /// Adds an image whose layers (the chain ids of its config's diff ids) are all in the store
+    /// and points `refs` at it. `build_cache`: a builder's intermediate image, which `image ls`
+    /// leaves out while it has no reference (docker's intermediate images); adding the same
+    /// image again without the flag makes it an ordinary image.
+    pub fn add_image(
+        &self,
+        config_bytes: &[u8],
+        refs: &[String],
+        build_cache: bool,
+    ) -> Result<String, ImageError> {
+        let id = format!("sha256:{}", sha256_hex(config_bytes));
+        let config: Value = serde_json::from_slice(config_bytes)
+            .map_err(|e| ImageError::BadConfig { id: short_id(&id), reason: e.to_string() })?;
+        let diff_ids: Vec<String> = config
+            .pointer("/rootfs/diff_ids")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default();
+        let refs: Vec<Reference> =
+            refs.iter().map(|r| Reference::parse(r)).collect::<Result<_, _>>()?;
+        let mut chains: Vec<String> = Vec::with_capacity(diff_ids.len());
+        for d in &diff_ids {
+            let c = chain_id(chains.last().map(String::as_str), d);
+            chains.push(c);
+        }
+        let _lock = self.state_root().lock()?;
+        let mut size = 0;
+        for c in &chains {
+            let rec: LayerRecord = read_json(&self.layer_dir(c)?.join("layer.json"))?
+                .ok_or_else(|| ImageError::InvalidArchive(format!("layer {c} is missing")))?;
+            size += rec.size;
+        }
+        let cfg_path = self.blob_path(&id)?;
+        if !cfg_path.exists() {
+            write_atomic(&cfg_path, config_bytes)?;
+        }
+        let mut idx = self.read_index()?;
+        let rec = idx.images.entry(id.clone()).or_insert_with(|| ImageRecord {
+            layers: chains.clone(),
+            size,
+            added: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            build_cache,
+        });
+        if !build_cache {
+            rec.build_cache = false;
+        }
+        for r in &refs {
+            idx.refs.insert(r.full(), id.clone());
+        }
+        self.write_index(&idx)?;
+        Ok(id)
+    }
+
+    /// An image's id, whole config and layer chain ids.
+    pub fn image_state(&self, s: &str) -> Result<ImageState, ImageError> {
+        let idx = self.read_index()?;
+        let id = Self::find_in(&idx, s)?;
+        let rec = idx.images.get(&id).ok_or_else(|| ImageError::NoSuchImage(s.to_string()))?;
+        let config = serde_json::from_slice(&self.config_bytes(&id)?)
+            .map_err(|e| ImageError::BadConfig { id: short_id(&id), reason: e.to_string() })?;
+        Ok(ImageState { id, config, chains: rec.layers.clone() })
+    }
+
+    /// Whether image `id` (a full id) is in the store.
+    pub fn has_image(&self, id: &str) -> bool {
+        self.read_index().is_ok_and(|idx| idx.images.contains_key(id))
+    }
+
+    /// The unpacked directories of layers by chain id, topmost first (overlay `lowerdir` order).
+    pub fn layer_dirs(&self, chains: &[String]) -> Result<Vec<PathBuf>, ImageError> {
+        chains.iter().rev().map(|c| Ok(self.layer_dir(c)?.join("diff"))).collect()
+    }
+}
