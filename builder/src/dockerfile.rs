@@ -290,8 +290,7 @@ fn logical_lines(
             None => text.push_str(line),
             Some(first) => {
                 text.push_str(first);
-                loop {
-                    let Some(next) = lines.get(i) else { break };
+                while let Some(next) = lines.get(i) {
                     i += 1;
                     // Comments and empty lines inside a continuation are dropped.
                     if is_comment(next) || next.trim().is_empty() {

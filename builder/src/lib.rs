@@ -4,9 +4,20 @@
 //! - [`lex`]: words, quotes and variable substitution with BuildKit's rules.
 //! - [`mounts`]: `RUN --mount` values.
 //! - [`ignore`]: `.dockerignore` with docker's matching rules.
+//! - [`copy`]: COPY/ADD planning, content digests, layer tars.
+//! - [`fsview`]: an image's merged file system read through its layers.
+//! - [`exec`]: the executor (stages, steps, cache) on the Engine.
+//! - [`commit`]: `container commit`.
+//! - [`error`]: the builder's error type.
 
+pub use error::BuildError;
+pub use exec::{BuildOptions, BuildResult, Event, ImageSource, Progress, StoreOnly, build};
+
+pub mod commit;
 pub mod copy;
 pub mod dockerfile;
+pub mod error;
+pub mod exec;
 pub mod fsview;
 pub mod ignore;
 pub mod lex;

@@ -139,6 +139,16 @@ impl ImageStore {
         self.read_index().is_ok_and(|idx| idx.images.contains_key(id))
     }
 
+    /// The unpacked sizes of layers by chain id (0 for one whose record is gone).
+    pub fn layer_sizes(&self, chains: &[String]) -> Result<Vec<u64>, ImageError> {
+        let mut out = Vec::with_capacity(chains.len());
+        for c in chains {
+            let rec: Option<LayerRecord> = read_json(&self.layer_dir(c)?.join("layer.json"))?;
+            out.push(rec.map(|r| r.size).unwrap_or(0));
+        }
+        Ok(out)
+    }
+
     /// The unpacked directories of layers by chain id, topmost first (overlay `lowerdir` order).
     pub fn layer_dirs(&self, chains: &[String]) -> Result<Vec<PathBuf>, ImageError> {
         chains.iter().rev().map(|c| Ok(self.layer_dir(c)?.join("diff"))).collect()

@@ -1,6 +1,7 @@
 //! Top-level argument parsing and dispatch. Each command group lives in its own module with an
 //! `Args` type (clap) and a `run` function; errors become one clear sentence and an exit code.
 
+mod build;
 mod compose;
 mod compose_cp;
 mod compose_events;
@@ -106,6 +107,8 @@ enum Command {
     Config(config::Args),
     #[command(flatten)]
     Compose(compose::Command),
+    /// Build an image from a Dockerfile (docker's `build`; also `image build`).
+    Build(build::BuildArgs),
     /// Manage containers.
     #[command(subcommand)]
     Container(container::Command),
@@ -159,6 +162,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config(args) => config::run(&cli.project, args),
         Command::Compose(c) => compose::run(&cli.project, &cli.engine, c),
+        Command::Build(args) => build::build(&cli.engine, args),
         Command::Container(cmd) => container::run(&cli.engine, cmd),
         Command::Image(cmd) => image::run(&cli.engine, cmd),
         Command::Volume(cmd) => volume::run(&cli.engine, cmd),

@@ -1,0 +1,288 @@
+//! `berth build` / `berth image build` (docker's `build`), `berth container commit` and
+//! `berth image history`, on the builder crate (berth-builder).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use berth_builder::commit::CommitOptions;
+use berth_builder::{BuildError, BuildOptions, Event, Progress, StoreOnly};
+
+use super::run::{EXIT_ENGINE, engine};
+use super::{EngineOpts, ExitWith};
+
+/// `build` (docker's build flags).
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    /// Name and optionally a tag (`name:tag`); repeatable.
+    #[arg(short, long = "tag")]
+    tag: Vec<String>,
+    /// Name of the Dockerfile (default: `PATH/Dockerfile`).
+    #[arg(short, long = "file")]
+    file: Option<PathBuf>,
+    /// Set the target build stage to build.
+    #[arg(long)]
+    target: Option<String>,
+    /// Set build-time variables (`KEY=VALUE`, or `KEY` to take it from the environment).
+    #[arg(long = "build-arg")]
+    build_arg: Vec<String>,
+    /// Set metadata for the image (`KEY=VALUE`).
+    #[arg(long)]
+    label: Vec<String>,
+    /// Do not use the cache when building the image.
+    #[arg(long)]
+    no_cache: bool,
+    /// Accepted for docker's habits; berth has no registry client yet, so nothing is pulled.
+    #[arg(long)]
+    pull: bool,
+    /// Secret to expose to RUN --mount=type=secret (`id=ID,src=PATH`).
+    #[arg(long)]
+    secret: Vec<String>,
+    /// Progress output: auto, plain, tty or quiet.
+    #[arg(long, default_value = "auto")]
+    progress: String,
+    /// Suppress the build output and print the image id on success.
+    #[arg(short, long)]
+    quiet: bool,
+    /// The build context directory.
+    path: PathBuf,
+}
+
+/// `container commit`.
+#[derive(Debug, clap::Args)]
+pub struct CommitArgs {
+    /// Author (e.g. "John Hannibal Smith <hannibal@a-team.com>").
+    #[arg(short, long)]
+    author: Option<String>,
+    /// Apply Dockerfile instruction to the created image.
+    #[arg(short, long)]
+    change: Vec<String>,
+    /// Commit message.
+    #[arg(short, long)]
+    message: Option<String>,
+    /// Pause container during commit.
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pause: bool,
+    /// The container.
+    container: String,
+    /// `REPOSITORY[:TAG]`.
+    reference: Option<String>,
+}
+
+/// `image history`.
+#[derive(Debug, clap::Args)]
+pub struct HistoryArgs {
+    /// Don't truncate output.
+    #[arg(long)]
+    no_trunc: bool,
+    /// Only show image ids.
+    #[arg(short, long)]
+    quiet: bool,
+    /// The image.
+    image: String,
+}
+
+/// Prints docker's plain progress (`#N [stage i/n] INSTRUCTION`, `#N CACHED`, output,
+/// `#N DONE 0.1s`) on stderr.
+struct Plain {
+    quiet: bool,
+    out: Mutex<std::io::Stderr>,
+}
+
+impl Progress for Plain {
+    fn event(&self, e: Event) {
+        if self.quiet {
+            return;
+        }
+        let Ok(mut o) = self.out.lock() else { return };
+        let _ = match e {
+            Event::Step { n, stage, text } => writeln!(o, "#{n} {stage} {text}"),
+            Event::Cached { n } => writeln!(o, "#{n} CACHED"),
+            Event::Output { n, line } => writeln!(o, "#{n} {line}"),
+            Event::Done { n, millis } => writeln!(o, "#{n} DONE {:.1}s", millis as f64 / 1000.0),
+            Event::Warning(w) => writeln!(o, "{w}"),
+        };
+    }
+}
+
+fn key_value(s: &str, what: &str) -> anyhow::Result<(String, Option<String>)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), Some(v.to_string()))),
+        None if !s.is_empty() => Ok((s.to_string(), None)),
+        _ => Err(usage(format!("invalid {what} {s:?}: use KEY=VALUE"))),
+    }
+}
+
+fn usage(message: String) -> anyhow::Error {
+    ExitWith { code: super::EXIT_USAGE, message: format!("berth: {message}") }.into()
+}
+
+fn build_err(e: BuildError) -> anyhow::Error {
+    ExitWith { code: 1, message: format!("berth: {e}") }.into()
+}
+
+/// A multi-threaded runtime, so independent stages build side by side.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Runs `build`.
+pub fn build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> {
+    if !matches!(a.progress.as_str(), "auto" | "plain" | "tty" | "quiet" | "rawjson") {
+        return Err(usage(format!(
+            "invalid --progress {:?}: use auto, plain, tty or quiet",
+            a.progress
+        )));
+    }
+    let mut build_args = Vec::new();
+    for b in &a.build_arg {
+        build_args.push(key_value(b, "--build-arg")?);
+    }
+    let mut labels = Vec::new();
+    for l in &a.label {
+        let (k, v) = key_value(l, "--label")?;
+        labels.push((k, v.unwrap_or_default()));
+    }
+    let mut secrets = Vec::new();
+    for s in &a.secret {
+        let mut id = None;
+        let mut src = None;
+        for f in s.split(',') {
+            match f.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                _ => {}
+            }
+        }
+        match (id, src) {
+            (Some(i), Some(p)) => secrets.push((i, p)),
+            _ => return Err(usage(format!("invalid --secret {s:?}: use id=ID,src=PATH"))),
+        }
+    }
+    let dockerfile =
+        a.file.clone().map(|f| if f.is_absolute() || f.exists() { f } else { a.path.join(f) });
+    let bo = BuildOptions {
+        context: a.path.clone(),
+        dockerfile,
+        dockerfile_inline: None,
+        tags: a.tag.clone(),
+        target: a.target.clone(),
+        build_args,
+        labels,
+        no_cache: a.no_cache,
+        secrets,
+    };
+    let quiet = a.quiet || a.progress == "quiet";
+    if a.pull && !quiet {
+        eprintln!("berth: --pull: berth has no registry client yet; using the images in the store");
+    }
+    let engine = engine(opts)?;
+    let progress = Arc::new(Plain { quiet, out: Mutex::new(std::io::stderr()) });
+    let t0 = Instant::now();
+    let rt = runtime()?;
+    let r = rt
+        .block_on(berth_builder::build(&engine, bo, progress, Arc::new(StoreOnly)))
+        .map_err(build_err)?;
+    if quiet {
+        println!("{}", r.id);
+    } else {
+        eprintln!(
+            "writing image {} done ({} steps, {} cached, {:.1}s)",
+            r.id,
+            r.steps,
+            r.cached,
+            t0.elapsed().as_secs_f64()
+        );
+        for t in &a.tag {
+            if let Ok(r) = berth_image::Reference::parse(t) {
+                eprintln!("naming to {}", r.full());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `container commit`.
+pub fn commit(opts: &EngineOpts, a: CommitArgs) -> anyhow::Result<ExitCode> {
+    let engine = engine(opts)?;
+    let rt = super::run::runtime()?;
+    let co = CommitOptions {
+        reference: a.reference,
+        author: a.author,
+        message: a.message,
+        changes: a.change,
+        pause: a.pause,
+    };
+    let id = rt
+        .block_on(berth_builder::commit::commit(&engine, &a.container, co))
+        .map_err(|e| ExitWith { code: EXIT_ENGINE, message: format!("berth: {e}") })?;
+    println!("{id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `5 minutes ago`-style age of an RFC 3339 time.
+fn age(t: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(t) => {
+            let d = chrono::Utc::now().signed_duration_since(t.with_timezone(&chrono::Utc));
+            format!("{} ago", berth_runtime::container::ops_human_duration(d))
+        }
+        Err(_) => "N/A".into(),
+    }
+}
+
+/// Runs `image history`: newest first, one row per history entry; the top row carries the id.
+pub fn history(opts: &EngineOpts, a: HistoryArgs) -> anyhow::Result<ExitCode> {
+    let engine = engine(opts)?;
+    let store = engine.images()?;
+    let st = store
+        .image_state(&a.image)
+        .map_err(|e| ExitWith { code: 1, message: format!("berth: {e}") })?;
+    let hist = st.config.get("history").and_then(|h| h.as_array()).cloned().unwrap_or_default();
+    let sizes = store.layer_sizes(&st.chains)?;
+    let mut layer = sizes.len();
+    let mut rows = Vec::new();
+    for (i, h) in hist.iter().enumerate().rev() {
+        let empty = h.get("empty_layer").and_then(|v| v.as_bool()).unwrap_or(false);
+        let size = if empty || layer == 0 {
+            0
+        } else {
+            layer -= 1;
+            sizes[layer]
+        };
+        let id = if i + 1 == hist.len() {
+            if a.no_trunc { st.id.clone() } else { berth_image::short_id(&st.id) }
+        } else {
+            "<missing>".to_string()
+        };
+        let s = |k: &str| h.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let mut by = s("created_by");
+        if !a.no_trunc && by.chars().count() > 45 {
+            by = format!("{}…", by.chars().take(44).collect::<String>());
+        }
+        rows.push((id, age(&s("created")), by, size, s("comment")));
+    }
+    let mut out = std::io::stdout().lock();
+    if a.quiet {
+        for r in &rows {
+            writeln!(out, "{}", r.0)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "{:<14}{:<18}{:<47}{:<10}COMMENT", "IMAGE", "CREATED", "CREATED BY", "SIZE")?;
+    for (id, created, by, size, comment) in rows {
+        writeln!(
+            out,
+            "{id:<14}{created:<18}{by:<47}{:<10}{comment}",
+            super::system::human_size(size)
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
