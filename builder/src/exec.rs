@@ -1138,7 +1138,9 @@ impl StageRun {
                                 .id
                         }
                     };
-                    from_desc = id.clone();
+                    // The content digest below covers what is copied: another build of the
+                    // source stage with the same files still hits the cache (as BuildKit).
+                    from_desc = format!("--from={f}");
                     // The source image's files, materialised (only the directories named).
                     let tmp = self.ctx.tmp("from")?;
                     let mut dirs = BTreeSet::new();

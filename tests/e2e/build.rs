@@ -1,0 +1,313 @@
+//! `berth build` and `berth container commit` on real containers: FROM scratch + busybox,
+//! COPY, RUN writing files, multi-stage COPY --from, cache hits on rebuild, a failing RUN,
+//! and a container's changes committed as a layer. Each test has its own state root.
+
+use std::fs;
+use std::path::Path;
+
+use crate::support::ContainerEnv;
+
+/// A context directory beside the state root with these files.
+fn context(env: &ContainerEnv, files: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = env.path().join(berth_testsupport::unique_name("ctx"));
+    for (name, text) in files {
+        let p = dir.join(name);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, text).unwrap();
+    }
+    dir
+}
+
+fn build(env: &ContainerEnv, ctx: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["build", "--progress", "plain"];
+    args.extend_from_slice(extra);
+    args.push(ctx.to_str().unwrap());
+    env.run(&args)
+}
+
+fn ok_build(env: &ContainerEnv, ctx: &Path, extra: &[&str]) -> String {
+    let out = build(env, ctx, extra);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "build failed: {err}");
+    err
+}
+
+/// Nothing of a build is left running or mounted in this root.
+fn assert_clean(env: &ContainerEnv) {
+    assert_eq!(env.ok(&["container", "ls", "-aq"]).trim(), "", "a build container was left");
+    assert!(berth_testsupport::mounts_under(&env.path()).is_empty(), "a mount was left");
+    let tmp = env.path().join("builder/tmp");
+    let left: Vec<_> =
+        fs::read_dir(&tmp).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "builder tmp left: {left:?}");
+}
+
+#[test]
+fn build_from_scratch_multi_stage_and_cache() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let ctx = context(
+        &env,
+        &[
+            (
+                "Dockerfile",
+                "ARG BASE=bb\n\
+                 FROM $BASE AS base\n\
+                 ARG GREETING=hello\n\
+                 ENV APP=/app\n\
+                 WORKDIR $APP\n\
+                 COPY hello.txt ./\n\
+                 COPY src/ sub/\n\
+                 RUN --network=none echo \"$GREETING from run\" > /app/run.txt && rm /etc/group\n\
+                 LABEL stage=base\n\
+                 \n\
+                 FROM scratch\n\
+                 COPY --from=base /bin/busybox /bin/busybox\n\
+                 COPY --from=base /app/ /app/\n\
+                 ENV PATH=/bin\n\
+                 WORKDIR /app\n\
+                 EXPOSE 8080/tcp\n\
+                 VOLUME /data\n\
+                 USER 0:0\n\
+                 STOPSIGNAL SIGINT\n\
+                 HEALTHCHECK --interval=5s CMD [\"/bin/busybox\", \"true\"]\n\
+                 ENTRYPOINT [\"/bin/busybox\"]\n\
+                 CMD [\"cat\", \"run.txt\", \"hello.txt\", \"sub/a.txt\"]\n",
+            ),
+            ("hello.txt", "hi there\n"),
+            ("src/a.txt", "in a\n"),
+            ("src/debug.log", "not copied\n"),
+            (".dockerignore", "**/*.log\n"),
+        ],
+    );
+    let err = ok_build(&env, &ctx, &["-t", "demo:1", "--build-arg", "GREETING=howdy"]);
+    assert!(!err.contains("CACHED"), "{err}");
+    // The built image runs what CMD and ENTRYPOINT say, with the files COPY and RUN made.
+    let out = env.ok(&["container", "run", "--rm", "demo:1"]);
+    assert_eq!(out, "howdy from run\nhi there\nin a\n");
+    // .dockerignore kept the log out; RUN's deletion is a whiteout in the base stage.
+    let out = env.ok(&["container", "run", "--rm", "demo:1", "ls", "/app/sub"]);
+    assert_eq!(out.trim(), "a.txt");
+    ok_build(&env, &ctx, &["-t", "demo:base", "--target", "base", "--build-arg", "GREETING=howdy"]);
+    let out = env.ok(&["container", "run", "--rm", "demo:base", "ls", "/etc"]);
+    assert!(!out.contains("group") && out.contains("passwd"), "{out}");
+    // The config docker would write.
+    let cfg = env.ok(&["image", "inspect", "-f", "{{json .Config}}", "demo:1"]);
+    let cfg: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(cfg["Entrypoint"], serde_json::json!(["/bin/busybox"]));
+    assert_eq!(cfg["WorkingDir"], "/app");
+    assert_eq!(cfg["Env"], serde_json::json!(["PATH=/bin"]));
+    assert_eq!(cfg["ExposedPorts"], serde_json::json!({"8080/tcp": {}}));
+    assert_eq!(cfg["Volumes"], serde_json::json!({"/data": {}}));
+    assert_eq!(cfg["StopSignal"], "SIGINT");
+    assert_eq!(cfg["User"], "0:0");
+    assert_eq!(cfg["Healthcheck"]["Test"], serde_json::json!(["CMD", "/bin/busybox", "true"]));
+    assert_eq!(cfg["Healthcheck"]["Interval"], 5_000_000_000i64);
+    // A history entry per instruction.
+    let hist = env.ok(&["image", "history", "--no-trunc", "demo:1"]);
+    for want in [
+        "COPY --from=base /bin/busybox /bin/busybox",
+        "EXPOSE 8080/tcp",
+        "HEALTHCHECK",
+        "ENTRYPOINT [\"/bin/busybox\"]",
+    ] {
+        assert!(hist.contains(want), "{want} missing from\n{hist}");
+    }
+    let id1 = env.ok(&["image", "inspect", "-f", "{{.Id}}", "demo:1"]);
+
+    // Unchanged: every step from the cache, the same image.
+    let err = ok_build(&env, &ctx, &["-t", "demo:1", "--build-arg", "GREETING=howdy"]);
+    assert!(err.contains("(0 steps, 17 cached"), "{err}");
+    assert_eq!(env.ok(&["image", "inspect", "-f", "{{.Id}}", "demo:1"]), id1);
+    // An ignored file changing causes no rebuild either.
+    fs::write(ctx.join("src/debug.log"), "still not copied\n").unwrap();
+    let err = ok_build(&env, &ctx, &["-t", "demo:1", "--build-arg", "GREETING=howdy"]);
+    assert!(err.contains("(0 steps, 17 cached"), "{err}");
+    // Editing a copied file reruns from the step that reads it: ENV, WORKDIR, COPY hello.txt
+    // and the final stage's COPY of the unchanged busybox come from the cache.
+    fs::write(ctx.join("src/a.txt"), "in a, edited\n").unwrap();
+    let err = ok_build(&env, &ctx, &["-t", "demo:1", "--build-arg", "GREETING=howdy"]);
+    assert!(err.contains("(13 steps, 4 cached"), "{err}");
+    let out = env.ok(&["container", "run", "--rm", "demo:1"]);
+    assert_eq!(out, "howdy from run\nhi there\nin a, edited\n");
+    // A changed build arg reruns from the RUN that sees it.
+    let err = ok_build(&env, &ctx, &["-t", "demo:1", "--build-arg", "GREETING=hey"]);
+    assert!(err.contains("(12 steps, 5 cached"), "{err}");
+    let out = env.ok(&["container", "run", "--rm", "demo:1"]);
+    assert!(out.starts_with("hey from run\n"), "{out}");
+    // --no-cache runs everything.
+    let err = ok_build(&env, &ctx, &["-t", "demo:1", "--build-arg", "GREETING=hey", "--no-cache"]);
+    assert!(err.contains("(17 steps, 0 cached"), "{err}");
+    // Intermediate images stay out of `image ls` (replaced builds of demo:1 show as <none>,
+    // as with docker); `-a` lists them.
+    let tagged = env.ok(&["image", "ls", "-q", "--filter", "dangling=false"]);
+    assert_eq!(tagged.lines().count(), 3, "{tagged}");
+    let ls = env.ok(&["image", "ls", "-q"]);
+    let dangling = env.ok(&["image", "ls", "-q", "--filter", "dangling=true"]);
+    assert_eq!(ls.lines().count(), 3 + dangling.lines().count(), "{ls}");
+    let all = env.ok(&["image", "ls", "-a", "-q"]);
+    assert!(all.lines().count() > ls.lines().count() + 10, "{all}");
+    assert_clean(&env);
+}
+
+#[test]
+fn failing_run_names_the_step_and_leaves_nothing() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let ctx = context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM bb\nRUN echo ok > /f\nRUN echo before failing; exit 7\nRUN echo never\n",
+        )],
+    );
+    let out = build(&env, &ctx, &["-t", "broken:1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Dockerfile:3: RUN echo before failing; exit 7: the command exited with code 7; its last output:\n  before failing"),
+        "{err}"
+    );
+    assert!(!err.contains("never"), "{err}");
+    // Nothing tagged, no container, no mount.
+    let r = env.run(&["image", "inspect", "broken:1"]);
+    assert!(!r.status.success());
+    assert_clean(&env);
+
+    // Bad input is named: an unknown instruction, a missing stage, a missing or excluded file.
+    for (df, want) in [
+        ("FROM bb\nFROBNICATE x\n", "Dockerfile:2:1: unknown instruction: FROBNICATE"),
+        ("FROM bb\nCOPY --from=nowhere /x /x\n", "image nowhere is not in the store"),
+        (
+            "FROM nothere:1\n",
+            "Dockerfile:1: FROM nothere:1: image nothere:1 is not in the store; pull it first",
+        ),
+        ("FROM bb\nCOPY missing.txt /x\n", "missing.txt: not found in the build context"),
+        ("FROM bb\nCOPY secret.txt /x\n", "secret.txt: excluded by .dockerignore"),
+        ("FROM bb\nCOPY ../up /x\n", "../up: outside the build context"),
+        ("FROM bb\nRUN <<EOF\necho\n", "unterminated heredoc"),
+    ] {
+        let c = context(
+            &env,
+            &[("Dockerfile", df), ("secret.txt", "s"), (".dockerignore", "secret.txt\n")],
+        );
+        let out = build(&env, &c, &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(want), "{df:?}: {err}");
+    }
+    let out = build(&env, &ctx, &["--target", "nope"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("target stage \"nope\" could not be found")
+    );
+    assert_clean(&env);
+}
+
+#[test]
+fn run_mounts_heredocs_shell_and_onbuild() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let ctx = context(
+        &env,
+        &[
+            (
+                "Dockerfile",
+                "FROM bb AS parent\n\
+                 ONBUILD RUN echo triggered > /onbuild.txt\n\
+                 FROM parent\n\
+                 SHELL [\"/bin/sh\", \"-ec\"]\n\
+                 RUN --mount=type=cache,target=/cache echo cached-data >> /cache/log && cp /cache/log /from-cache\n\
+                 RUN --mount=type=bind,source=data,target=/mnt cat /mnt/in.txt > /from-bind\n\
+                 RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && test ! -e /data-left\n\
+                 RUN <<EOF\n\
+                 echo line one > /heredoc.txt\n\
+                 echo line two >> /heredoc.txt\n\
+                 EOF\n\
+                 COPY <<CONF /etc/app.conf\n\
+                 key=$HOSTNAME_UNSET-value\n\
+                 CONF\n\
+                 ADD files.tar /unpacked/\n\
+                 COPY --chown=1:2 --chmod=600 data/in.txt /owned\n",
+            ),
+            ("data/in.txt", "bound\n"),
+        ],
+    );
+    // A tar for ADD to extract.
+    let tar_path = ctx.join("files.tar");
+    {
+        let f = fs::File::create(&tar_path).unwrap();
+        let mut b = tar::Builder::new(f);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "inner/x.txt", &b"tar\n"[..]).unwrap();
+        b.finish().unwrap();
+    }
+    ok_build(&env, &ctx, &["-t", "mounts:1"]);
+    let out = env.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "mounts:1",
+        "sh",
+        "-c",
+        "cat /onbuild.txt /from-cache /from-bind /heredoc.txt /etc/app.conf /unpacked/inner/x.txt; \
+         stat -c '%u:%g %a' /owned; ls -d /cache /mnt /scratch 2>&1 | wc -l; ls /cache 2>/dev/null | wc -l",
+    ]);
+    assert_eq!(
+        out,
+        "triggered\ncached-data\nbound\nline one\nline two\nkey=-value\ntar\n1:2 600\n3\n0\n"
+    );
+    // The cache mount kept its content for the next build (--no-cache reruns the RUN).
+    ok_build(&env, &ctx, &["-t", "mounts:2", "--no-cache"]);
+    let out = env.ok(&["container", "run", "--rm", "mounts:2", "cat", "/from-cache"]);
+    assert_eq!(out, "cached-data\ncached-data\n");
+    assert_clean(&env);
+}
+
+#[test]
+fn container_commit_writes_the_changes_as_a_layer() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let name = berth_testsupport::unique_name("commit");
+    env.ok(&[
+        "container",
+        "run",
+        "--name",
+        &name,
+        "bb:latest",
+        "sh",
+        "-c",
+        "echo data > /newfile; rm /etc/group; mkdir -p /d/e && echo x > /d/e/f; rm -rf /bin/vi",
+    ]);
+    let id = env.ok(&[
+        "container",
+        "commit",
+        "-a",
+        "tester",
+        "-m",
+        "my message",
+        "-c",
+        "CMD [\"cat\", \"/newfile\"]",
+        "-c",
+        "ENV X=1",
+        &name,
+        "snap:1",
+    ]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(env.ok(&["container", "run", "--rm", "snap:1"]), "data\n");
+    let out = env.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "snap:1",
+        "sh",
+        "-c",
+        "echo $X; cat /d/e/f; ls /etc; test -e /bin/vi || echo no-vi",
+    ]);
+    assert_eq!(out, "1\nx\nhostname\nhosts\npasswd\nresolv.conf\nno-vi\n");
+    let ins = env.ok(&["image", "inspect", "-f", "{{.Author}}|{{len .RootFS.Layers}}", "snap:1"]);
+    assert_eq!(ins.trim(), "tester|2");
+    let hist = env.ok(&["image", "history", "snap:1"]);
+    assert!(hist.contains("my message"), "{hist}");
+    // A bad --change is refused before anything is written.
+    let r = env.run(&["container", "commit", "-c", "RUN x", &name, "snap:2"]);
+    assert!(!r.status.success());
+    assert!(!env.run(&["image", "inspect", "snap:2"]).status.success());
+}
