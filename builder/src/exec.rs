@@ -428,7 +428,7 @@ pub async fn build(
     };
     let mut state = ctx.store.image_state(&id)?;
     if !opts.labels.is_empty() {
-        let labels = config_obj(&mut state.config).entry("Labels").or_insert_with(|| json!({}));
+        let labels = config_obj(&mut state.config)?.entry("Labels").or_insert_with(|| json!({}));
         if !labels.is_object() {
             *labels = json!({});
         }
@@ -462,20 +462,14 @@ pub async fn build(
 }
 
 /// The `config` object of an image config, made when missing.
-fn config_obj(cfg: &mut Value) -> &mut serde_json::Map<String, Value> {
-    if !cfg.get("config").is_some_and(Value::is_object) {
-        cfg["config"] = json!({});
+fn config_obj(cfg: &mut Value) -> Result<&mut serde_json::Map<String, Value>, BuildError> {
+    let bad = || BuildError::Invalid("the image configuration is not a JSON object".into());
+    let top = cfg.as_object_mut().ok_or_else(bad)?;
+    let c = top.entry("config").or_insert_with(|| json!({}));
+    if !c.is_object() {
+        *c = json!({});
     }
-    match cfg.get_mut("config").and_then(Value::as_object_mut) {
-        Some(m) => m,
-        None => unreachable_config(),
-    }
-}
-
-#[allow(clippy::panic)]
-fn unreachable_config() -> ! {
-    // config_obj just made "config" an object.
-    panic!("image config object vanished")
+    c.as_object_mut().ok_or_else(bad)
 }
 
 fn env_of(cfg: &Value) -> Vec<(String, String)> {
@@ -593,7 +587,7 @@ fn run_stage(ctx: Arc<Ctx>, j: usize) -> StageFuture {
                 ins.line = st.line;
                 instructions.push(ins);
             }
-            config_obj(&mut state.config).remove("OnBuild");
+            config_obj(&mut state.config)?.remove("OnBuild");
         }
         instructions.extend(st.instructions.iter().cloned());
         ctx.progress.event(Event::Done { n, millis: t0.elapsed().as_millis() });
@@ -774,7 +768,7 @@ impl StageRun {
                     env.retain(|(ek, _)| ek != k);
                     env.push((k.clone(), v.clone()));
                 }
-                config_obj(&mut cfg).insert(
+                config_obj(&mut cfg)?.insert(
                     "Env".into(),
                     json!(env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>()),
                 );
@@ -786,7 +780,7 @@ impl StageRun {
                 for (k, v) in pairs {
                     kvs.push((self.word(ins, k)?, self.word(ins, v)?));
                 }
-                let labels = config_obj(&mut cfg).entry("Labels").or_insert_with(|| json!({}));
+                let labels = config_obj(&mut cfg)?.entry("Labels").or_insert_with(|| json!({}));
                 if !labels.is_object() {
                     *labels = json!({});
                 }
@@ -807,7 +801,7 @@ impl StageRun {
                     format!("{}/{w}", if cur.is_empty() { "/" } else { &cur })
                 };
                 let path = format!("/{}", components(&abs).join("/"));
-                config_obj(&mut cfg).insert("WorkingDir".into(), json!(path));
+                config_obj(&mut cfg)?.insert("WorkingDir".into(), json!(path));
                 let view = self.view()?;
                 let desc = format!("WORKDIR {path}");
                 if view.stat(&path).is_some() || path == "/" {
@@ -828,12 +822,12 @@ impl StageRun {
             }
             Kind::User(raw) => {
                 let u = self.word(ins, raw)?;
-                config_obj(&mut cfg).insert("User".into(), json!(u));
+                config_obj(&mut cfg)?.insert("User".into(), json!(u));
                 meta(cfg, format!("USER {u}"))
             }
             Kind::StopSignal(raw) => {
                 let s = self.word(ins, raw)?;
-                config_obj(&mut cfg).insert("StopSignal".into(), json!(s));
+                config_obj(&mut cfg)?.insert("StopSignal".into(), json!(s));
                 meta(cfg, format!("STOPSIGNAL {s}"))
             }
             Kind::Expose(raw) => {
@@ -848,7 +842,7 @@ impl StageRun {
                     }
                     ports.push(format!("{num}/{proto}"));
                 }
-                let m = config_obj(&mut cfg).entry("ExposedPorts").or_insert_with(|| json!({}));
+                let m = config_obj(&mut cfg)?.entry("ExposedPorts").or_insert_with(|| json!({}));
                 if !m.is_object() {
                     *m = json!({});
                 }
@@ -868,7 +862,7 @@ impl StageRun {
                     }
                     vols.push(v);
                 }
-                let m = config_obj(&mut cfg).entry("Volumes").or_insert_with(|| json!({}));
+                let m = config_obj(&mut cfg)?.entry("Volumes").or_insert_with(|| json!({}));
                 if !m.is_object() {
                     *m = json!({});
                 }
@@ -881,13 +875,13 @@ impl StageRun {
             }
             Kind::Cmd(c) => {
                 let argv = self.command(c);
-                config_obj(&mut cfg).insert("Cmd".into(), json!(argv));
+                config_obj(&mut cfg)?.insert("Cmd".into(), json!(argv));
                 self.cmd_set = true;
                 meta(cfg, format!("CMD {}", json!(argv)))
             }
             Kind::Entrypoint(c) => {
                 let argv = self.command(c);
-                let o = config_obj(&mut cfg);
+                let o = config_obj(&mut cfg)?;
                 o.insert("Entrypoint".into(), json!(argv));
                 // docker: an ENTRYPOINT drops the CMD inherited from the base image.
                 if !self.cmd_set {
@@ -896,7 +890,7 @@ impl StageRun {
                 meta(cfg, format!("ENTRYPOINT {}", json!(argv)))
             }
             Kind::Shell(v) => {
-                config_obj(&mut cfg).insert("Shell".into(), json!(v));
+                config_obj(&mut cfg)?.insert("Shell".into(), json!(v));
                 meta(cfg, format!("SHELL {}", json!(v)))
             }
             Kind::Maintainer(m) => {
@@ -904,7 +898,7 @@ impl StageRun {
                 meta(cfg, format!("MAINTAINER {m}"))
             }
             Kind::Onbuild(t) => {
-                let o = config_obj(&mut cfg);
+                let o = config_obj(&mut cfg)?;
                 let list = o.entry("OnBuild").or_insert_with(|| json!([]));
                 if !list.is_array() {
                     *list = json!([]);
@@ -943,7 +937,7 @@ impl StageRun {
                     }
                 };
                 let d = format!("HEALTHCHECK {v}");
-                config_obj(&mut cfg).insert("Healthcheck".into(), v);
+                config_obj(&mut cfg)?.insert("Healthcheck".into(), v);
                 meta(cfg, d)
             }
             Kind::Copy(a) | Kind::Add(a) => {
@@ -1047,6 +1041,9 @@ impl StageRun {
         if add && sources.iter().any(|s| s.contains("://") || s.starts_with("git@")) {
             return Err(self.err(ins, "ADD of a URL or git repository is not supported yet (berth has no HTTP client yet)"));
         }
+        if a.checksum.is_some() {
+            return Err(self.err(ins, "--checksum can't be specified for non-HTTP(S) sources"));
+        }
         let dest = self.word(ins, &a.dest)?;
         let view = self.view()?;
         let owner = match &a.chown {
@@ -1091,8 +1088,8 @@ impl StageRun {
             let vars = self.vars();
             for h in &a.heredocs {
                 let content = if h.expand {
-                    lex::expand_word(&h.content.replace('"', "\\\""), self.ctx.df.escape, &vars)
-                        .unwrap_or_else(|_| h.content.clone())
+                    lex::expand_heredoc(&h.content, self.ctx.df.escape, &vars)
+                        .map_err(|e| self.err(ins, e.to_string()))?
                 } else {
                     h.content.clone()
                 };

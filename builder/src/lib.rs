@@ -8,6 +8,7 @@
 //! - [`fsview`]: an image's merged file system read through its layers.
 //! - [`exec`]: the executor (stages, steps, cache) on the Engine.
 //! - [`commit`]: `container commit`.
+//! - [`prune`]: `builder prune`.
 //! - [`error`]: the builder's error type.
 
 pub use error::BuildError;
@@ -22,3 +23,4 @@ pub mod fsview;
 pub mod ignore;
 pub mod lex;
 pub mod mounts;
+pub mod prune;

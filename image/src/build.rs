@@ -9,6 +9,8 @@ use berth_store::{read_json, write_atomic, write_json_atomic};
 use serde_json::Value;
 
 use super::reference::Reference;
+use super::store::PruneReport;
+use super::store::RemoveItem;
 use super::store::{ImageRecord, ImageStore, LayerRecord, sha256_hex};
 use super::{ImageError, short_id};
 
@@ -85,6 +87,12 @@ impl ImageStore {
         let id = format!("sha256:{}", sha256_hex(config_bytes));
         let config: Value = serde_json::from_slice(config_bytes)
             .map_err(|e| ImageError::BadConfig { id: short_id(&id), reason: e.to_string() })?;
+        if !config.is_object() {
+            return Err(ImageError::BadConfig {
+                id: short_id(&id),
+                reason: "not a JSON object".into(),
+            });
+        }
         let diff_ids: Vec<String> = config
             .pointer("/rootfs/diff_ids")
             .and_then(|v| serde_json::from_value(v.clone()).ok())
@@ -129,9 +137,40 @@ impl ImageStore {
         let idx = self.read_index()?;
         let id = Self::find_in(&idx, s)?;
         let rec = idx.images.get(&id).ok_or_else(|| ImageError::NoSuchImage(s.to_string()))?;
-        let config = serde_json::from_slice(&self.config_bytes(&id)?)
+        let config: Value = serde_json::from_slice(&self.config_bytes(&id)?)
             .map_err(|e| ImageError::BadConfig { id: short_id(&id), reason: e.to_string() })?;
+        if !config.is_object() {
+            return Err(ImageError::BadConfig {
+                id: short_id(&id),
+                reason: "not a JSON object".into(),
+            });
+        }
         Ok(ImageState { id, config, chains: rec.layers.clone() })
+    }
+
+    /// Deletes the builder's untagged intermediate images no container uses (`builder prune`),
+    /// with every layer no other image needs.
+    pub fn prune_build_cache(
+        &self,
+        in_use: &dyn Fn(&str) -> bool,
+    ) -> Result<PruneReport, ImageError> {
+        let _lock = self.state_root().lock()?;
+        let mut idx = self.read_index()?;
+        let tagged: std::collections::BTreeSet<String> = idx.refs.values().cloned().collect();
+        let victims: Vec<String> = idx
+            .images
+            .iter()
+            .filter(|(id, r)| r.build_cache && !tagged.contains(*id) && !in_use(id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut report = PruneReport::default();
+        let mut items: Vec<RemoveItem> = Vec::new();
+        for id in victims {
+            report.space_reclaimed += self.delete_image(&mut idx, &id, &mut items)?;
+        }
+        report.images_deleted = items;
+        self.write_index(&idx)?;
+        Ok(report)
     }
 
     /// Whether image `id` (a full id) is in the store.

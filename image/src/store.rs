@@ -654,7 +654,7 @@ impl ImageStore {
 
     /// Drops image `id` from the index and deletes its config and every layer no other image uses.
     /// Called with the lock held; the index is written by the caller. Returns bytes freed.
-    fn delete_image(
+    pub(crate) fn delete_image(
         &self,
         idx: &mut Index,
         id: &str,

@@ -311,3 +311,35 @@ fn container_commit_writes_the_changes_as_a_layer() {
     assert!(!r.status.success());
     assert!(!env.run(&["image", "inspect", "snap:2"]).status.success());
 }
+
+/// Two stages that each wait for the other's mark can only finish when they run at the same
+/// time; a stage the target does not need (it would fail) is never built.
+#[test]
+fn independent_stages_run_side_by_side_and_unneeded_ones_not_at_all() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let wait = |me: &str, other: &str| {
+        format!(
+            "RUN --network=none --mount=type=cache,target=/sync,id=sync touch /sync/{me} && \
+             timeout 60 sh -c 'until [ -e /sync/{other} ]; do sleep 0.1; done'\n"
+        )
+    };
+    let df = format!(
+        "FROM bb AS a\n{}FROM bb AS b\n{}FROM bb AS unused\nRUN exit 9\nFROM bb\nCOPY --from=a /etc/passwd /a\nCOPY --from=b /etc/passwd /b\n",
+        wait("a", "b"),
+        wait("b", "a")
+    );
+    let ctx = context(&env, &[("Dockerfile", &df)]);
+    let err = ok_build(&env, &ctx, &["-t", "par:1"]);
+    assert!(!err.contains("[unused"), "{err}");
+    assert_eq!(env.ok(&["container", "run", "--rm", "par:1", "ls", "/a", "/b"]), "/a\n/b\n");
+    // builder prune drops the intermediate images (the tagged result stays) and the records.
+    let before = env.ok(&["image", "ls", "-a", "-q"]).lines().count();
+    let out = env.ok(&["builder", "prune", "--force", "--all"]);
+    assert!(out.starts_with("Deleted build cache objects: "), "{out}");
+    let after = env.ok(&["image", "ls", "-a", "-q"]);
+    assert!(after.lines().count() < before && after.lines().count() == 2, "{after}");
+    assert!(!env.path().join("builder/cache-mounts").exists());
+    let err = ok_build(&env, &ctx, &["-t", "par:1"]);
+    assert!(err.contains("(4 steps, 0 cached"), "{err}");
+    assert_clean(&env);
+}

@@ -72,6 +72,44 @@ pub struct CommitArgs {
     reference: Option<String>,
 }
 
+/// `builder`: manage the build cache.
+#[derive(Debug, clap::Subcommand)]
+pub enum BuilderCommand {
+    /// Remove build cache.
+    Prune {
+        /// Also remove the content of RUN --mount=type=cache directories.
+        #[arg(short, long)]
+        all: bool,
+        /// Do not prompt for confirmation.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Runs a `builder` subcommand.
+pub fn builder(opts: &EngineOpts, cmd: BuilderCommand) -> anyhow::Result<ExitCode> {
+    let BuilderCommand::Prune { all, force } = cmd;
+    if !force
+        && !super::image::confirm(
+            "WARNING! This will remove all dangling build cache.\nAre you sure you want to continue?",
+        )
+    {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let engine = engine(opts)?;
+    let rt = super::run::runtime()?;
+    let report = rt.block_on(berth_builder::prune::prune(&engine, all)).map_err(build_err)?;
+    let mut out = std::io::stdout().lock();
+    let deleted = report
+        .images_deleted
+        .iter()
+        .filter(|i| matches!(i, berth_image::RemoveItem::Deleted(_)))
+        .count();
+    writeln!(out, "Deleted build cache objects: {deleted}")?;
+    writeln!(out, "Total:\t{}", super::system::human_size(report.space_reclaimed))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `image history`.
 #[derive(Debug, clap::Args)]
 pub struct HistoryArgs {
@@ -276,13 +314,28 @@ pub fn history(opts: &EngineOpts, a: HistoryArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    writeln!(out, "{:<14}{:<18}{:<47}{:<10}COMMENT", "IMAGE", "CREATED", "CREATED BY", "SIZE")?;
-    for (id, created, by, size, comment) in rows {
-        writeln!(
-            out,
-            "{id:<14}{created:<18}{by:<47}{:<10}{comment}",
-            super::system::human_size(size)
-        )?;
+    // Columns as docker's tabwriter lays them out: as wide as their widest cell, 3 apart.
+    let cells: Vec<[String; 5]> =
+        std::iter::once(["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"].map(String::from))
+            .chain(rows.into_iter().map(|(id, created, by, size, comment)| {
+                [id, created, by, super::system::human_size(size), comment]
+            }))
+            .collect();
+    let mut widths = [0usize; 4];
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    for row in &cells {
+        let mut line = String::new();
+        for (i, c) in row.iter().enumerate() {
+            line.push_str(c);
+            if i < 4 {
+                line.push_str(&" ".repeat(widths[i] - c.chars().count() + 3));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(ExitCode::SUCCESS)
 }

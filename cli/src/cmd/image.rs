@@ -196,7 +196,7 @@ fn parse_filters(raw: &[String]) -> anyhow::Result<ListFilters> {
     Ok(f)
 }
 
-fn confirm(prompt: &str) -> bool {
+pub fn confirm(prompt: &str) -> bool {
     eprint!("{prompt} [y/N] ");
     let _ = io::stderr().flush();
     let mut line = String::new();

@@ -109,6 +109,9 @@ enum Command {
     Compose(compose::Command),
     /// Build an image from a Dockerfile (docker's `build`; also `image build`).
     Build(build::BuildArgs),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(build::BuilderCommand),
     /// Manage containers.
     #[command(subcommand)]
     Container(container::Command),
@@ -163,6 +166,7 @@ pub fn main() -> ExitCode {
         Command::Config(args) => config::run(&cli.project, args),
         Command::Compose(c) => compose::run(&cli.project, &cli.engine, c),
         Command::Build(args) => build::build(&cli.engine, args),
+        Command::Builder(cmd) => build::builder(&cli.engine, cmd),
         Command::Container(cmd) => container::run(&cli.engine, cmd),
         Command::Image(cmd) => image::run(&cli.engine, cmd),
         Command::Volume(cmd) => volume::run(&cli.engine, cmd),
