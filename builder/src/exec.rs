@@ -29,6 +29,9 @@ use crate::mounts::{MountType, parse_mount};
 
 /// The PATH BuildKit gives an image that has none.
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Where a `#!` heredoc script of RUN is bound (on the container's /dev tmpfs, so nothing of it
+/// reaches the layer).
+const SCRIPT_PATH: &str = "/dev/.berth-heredoc";
 /// Build args every Dockerfile may use without declaring them (proxies).
 const PROXY_ARGS: &[&str] = &[
     "HTTP_PROXY",
@@ -513,6 +516,8 @@ enum Action {
 
 struct RunSpec {
     argv: Vec<String>,
+    /// A heredoc script run by its `#!` interpreter (bound at [`SCRIPT_PATH`]).
+    script: Option<String>,
     env: Vec<String>,
     network: String,
     mounts: Vec<crate::mounts::RunMount>,
@@ -949,6 +954,7 @@ impl StageRun {
                 if security.as_deref().is_some_and(|s| s != "sandbox") {
                     return Err(self.err(ins, "RUN --security=insecure is not supported"));
                 }
+                let mut script = None;
                 let argv = match (cmd, heredocs.as_slice()) {
                     (Command::Shell(s), [h])
                         if s.trim()
@@ -956,23 +962,42 @@ impl StageRun {
                             .starts_with("<<")
                             && s.split_whitespace().count() == 1 =>
                     {
-                        if h.content.starts_with("#!") {
-                            return Err(self.err(ins, "a RUN heredoc with a #! line is not supported yet; run the interpreter with the heredoc as input (RUN python3 <<EOF)"));
+                        match h.content.strip_prefix("#!") {
+                            // As BuildKit: the script runs by its interpreter (one argument
+                            // after it, as the kernel passes it).
+                            Some(rest) => {
+                                let line = rest.lines().next().unwrap_or_default().trim();
+                                let mut v: Vec<String> = match line.split_once(char::is_whitespace)
+                                {
+                                    Some((i, a)) => vec![i.to_string(), a.trim().to_string()],
+                                    None => vec![line.to_string()],
+                                };
+                                if v[0].is_empty() {
+                                    return Err(
+                                        self.err(ins, "the heredoc's #! line names no interpreter")
+                                    );
+                                }
+                                v.push(SCRIPT_PATH.to_string());
+                                script = Some(h.content.clone());
+                                v
+                            }
+                            None => {
+                                let mut v = self.shell();
+                                v.push(h.content.clone());
+                                v
+                            }
                         }
-                        let mut v = self.shell();
-                        v.push(h.content.clone());
-                        v
                     }
                     (Command::Shell(s), hs) if !hs.is_empty() => {
                         // The shell reads the heredocs itself.
-                        let mut script = s.clone();
+                        let mut text = s.clone();
                         for h in hs {
-                            script.push('\n');
-                            script.push_str(&h.content);
-                            script.push_str(&h.name);
+                            text.push('\n');
+                            text.push_str(&h.content);
+                            text.push_str(&h.name);
                         }
                         let mut v = self.shell();
-                        v.push(script);
+                        v.push(text);
                         v
                     }
                     (c, _) => self.command(c),
@@ -1010,12 +1035,13 @@ impl StageRun {
                     }
                 }
                 let desc = format!(
-                    "RUN {} env={} network={net} mounts={:?}",
+                    "RUN {} env={} network={net} mounts={:?} script={}",
                     json!(argv),
                     json!(env),
-                    mounts
+                    mounts,
+                    json!(script)
                 );
-                Ok((desc, Action::Run(RunSpec { argv, env, network: net, mounts: ms })))
+                Ok((desc, Action::Run(RunSpec { argv, script, env, network: net, mounts: ms })))
             }
             Kind::Arg(_) => Ok((String::new(), Action::Meta(cfg))),
         }
@@ -1278,6 +1304,16 @@ impl StageRun {
         cfg.host_config.network_mode = spec.network.clone();
         let mut targets = Vec::new();
         let mut keep = Vec::new();
+        if let Some(text) = &spec.script {
+            let tmp = ctx.tmp("script")?;
+            let p = tmp.path().join("script");
+            std::fs::write(&p, text)
+                .map_err(|e| BuildError::Read { path: p.clone(), source: e })?;
+            let _ = copy::set_mode(&p, 0o755);
+            cfg.host_config.binds.push(format!("{}:{SCRIPT_PATH}:ro", p.display()));
+            targets.push(SCRIPT_PATH.to_string());
+            keep.push(tmp);
+        }
         for m in &spec.mounts {
             let target = m.target.clone().unwrap_or_else(|| match m.typ {
                 MountType::Secret => format!("/run/secrets/{}", m.id.clone().unwrap_or_default()),

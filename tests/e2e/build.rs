@@ -87,6 +87,8 @@ fn build_from_scratch_multi_stage_and_cache() {
     // .dockerignore kept the log out; RUN's deletion is a whiteout in the base stage.
     let out = env.ok(&["container", "run", "--rm", "demo:1", "ls", "/app/sub"]);
     assert_eq!(out.trim(), "a.txt");
+    // Arguments after the image replace CMD and go to the ENTRYPOINT.
+    assert_eq!(env.ok(&["container", "run", "--rm", "demo:1", "echo", "hi"]), "hi\n");
     ok_build(&env, &ctx, &["-t", "demo:base", "--target", "base", "--build-arg", "GREETING=howdy"]);
     let out = env.ok(&["container", "run", "--rm", "demo:base", "ls", "/etc"]);
     assert!(!out.contains("group") && out.contains("passwd"), "{out}");
@@ -219,6 +221,10 @@ fn run_mounts_heredocs_shell_and_onbuild() {
                  echo line one > /heredoc.txt\n\
                  echo line two >> /heredoc.txt\n\
                  EOF\n\
+                 RUN <<EOF\n\
+                 #!/bin/sh -e\n\
+                 echo \"from a script run by $0\" > /shebang.txt\n\
+                 EOF\n\
                  COPY <<CONF /etc/app.conf\n\
                  key=$HOSTNAME_UNSET-value\n\
                  CONF\n\
@@ -248,12 +254,14 @@ fn run_mounts_heredocs_shell_and_onbuild() {
         "mounts:1",
         "sh",
         "-c",
-        "cat /onbuild.txt /from-cache /from-bind /heredoc.txt /etc/app.conf /unpacked/inner/x.txt; \
-         stat -c '%u:%g %a' /owned; ls -d /cache /mnt /scratch 2>&1 | wc -l; ls /cache 2>/dev/null | wc -l",
+        "cat /onbuild.txt /from-cache /from-bind /heredoc.txt /shebang.txt /etc/app.conf /unpacked/inner/x.txt; \
+         stat -c '%u:%g %a' /owned; \
+         for d in /cache /mnt /scratch /dev/.berth-heredoc; do test -e $d && echo left $d; done; echo end",
     ]);
+    // Every file the steps made is there; mount points made only for RUN mounts are not.
     assert_eq!(
         out,
-        "triggered\ncached-data\nbound\nline one\nline two\nkey=-value\ntar\n1:2 600\n3\n0\n"
+        "triggered\ncached-data\nbound\nline one\nline two\nfrom a script run by /dev/.berth-heredoc\nkey=-value\ntar\n1:2 600\nend\n"
     );
     // The cache mount kept its content for the next build (--no-cache reruns the RUN).
     ok_build(&env, &ctx, &["-t", "mounts:2", "--no-cache"]);
