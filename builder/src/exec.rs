@@ -602,16 +602,6 @@ fn run_stage(ctx: Arc<Ctx>, j: usize) -> StageFuture {
         for (i, ins) in instructions.iter().enumerate() {
             run.step(ins, i + 2, total).await?;
         }
-        // A stage whose base had triggers but no step after them still needs its own image.
-        if !triggers.is_empty()
-            && instructions.len() == triggers.len()
-            && st.instructions.is_empty()
-        {
-            let bytes =
-                serde_json::to_vec(&run.state.config).map_err(|e| step_err(e.to_string()))?;
-            let id = ctx.store.add_image(&bytes, &[], true)?;
-            return Ok(id);
-        }
         Ok(run.state.id)
     })
 }

@@ -351,3 +351,43 @@ fn independent_stages_run_side_by_side_and_unneeded_ones_not_at_all() {
     assert!(err.contains("(4 steps, 0 cached"), "{err}");
     assert_clean(&env);
 }
+
+/// Compose's `build [SERVICE...]`: a service's `build:` (context, args, labels, target) becomes
+/// the image `{project}-{service}`; `build PATH` stays docker's build.
+#[test]
+fn compose_build_builds_services_images() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let project = berth_testsupport::unique_name("proj");
+    let dir = context(
+        &env,
+        &[
+            (
+                "compose.yaml",
+                "services:\n  web:\n    build:\n      context: app\n      dockerfile: web.Dockerfile\n      target: final\n      args:\n        MSG: from-compose\n      labels:\n        com.example.built: \"yes\"\n  db:\n    image: bb:latest\n",
+            ),
+            (
+                "app/web.Dockerfile",
+                "FROM bb AS final\nARG MSG=default\nRUN echo $MSG > /msg\nCMD [\"cat\", \"/msg\"]\nFROM final AS unused\n",
+            ),
+        ],
+    );
+    let file = dir.join("compose.yaml");
+    let f = file.to_str().unwrap();
+    let image = format!("{project}-web");
+    let out = env.run(&["-f", f, "-p", &project, "build"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("Service web  Built ({image}")), "{err}");
+    assert_eq!(env.ok(&["container", "run", "--rm", &image]), "from-compose\n");
+    let labels = env.ok(&["image", "inspect", "-f", "{{json .Config.Labels}}", &image]);
+    assert_eq!(labels.trim(), "{\"com.example.built\":\"yes\"}");
+    // --build-arg wins over the file's args; -q prints the id only.
+    let id =
+        env.ok(&["-f", f, "-p", &project, "build", "-q", "--build-arg", "MSG=from-cli", "web"]);
+    assert!(id.trim().starts_with("sha256:"), "{id}");
+    assert_eq!(env.ok(&["container", "run", "--rm", &image]), "from-cli\n");
+    // An unknown service is a usage error.
+    let out = env.run(&["-f", f, "-p", &project, "build", "nosuch"]);
+    assert_eq!(out.status.code(), Some(16), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_clean(&env);
+}

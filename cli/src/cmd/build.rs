@@ -12,7 +12,7 @@ use berth_builder::commit::CommitOptions;
 use berth_builder::{BuildError, BuildOptions, Event, Progress, StoreOnly};
 
 use super::run::{EXIT_ENGINE, engine};
-use super::{EngineOpts, ExitWith};
+use super::{EngineOpts, ExitWith, ProjectOpts};
 
 /// `build` (docker's build flags).
 #[derive(Debug, clap::Args)]
@@ -47,8 +47,13 @@ pub struct BuildArgs {
     /// Suppress the build output and print the image id on success.
     #[arg(short, long)]
     quiet: bool,
-    /// The build context directory.
-    path: PathBuf,
+    /// Compose: also build the services the named ones depend on.
+    #[arg(long)]
+    with_dependencies: bool,
+    /// The build context directory (docker's `build PATH`), or compose services to build
+    /// (`build [SERVICE...]`; none: every service with a `build:` section).
+    #[arg(value_name = "PATH | SERVICE")]
+    args: Vec<String>,
 }
 
 /// `container commit`.
@@ -171,8 +176,69 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// Runs `build`.
-pub fn build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> {
+/// Whether the compose project (if any) has a service called `name`.
+fn names_service(po: &ProjectOpts, name: &str) -> bool {
+    super::compose::load(po, false, &[]).is_ok_and(|p| p.services.contains_key(name))
+}
+
+/// Runs `berth build`: docker's `build PATH` when given a directory (or `-t`, `-f`, `--target`,
+/// `--label`, `--secret`), else compose's `build [SERVICE...]`. A directory that is also a
+/// service's name is the service.
+pub fn build(po: &ProjectOpts, opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> {
+    let docker = !a.tag.is_empty()
+        || a.file.is_some()
+        || a.target.is_some()
+        || !a.label.is_empty()
+        || !a.secret.is_empty()
+        || match a.args.as_slice() {
+            [one] => std::path::Path::new(one).is_dir() && !names_service(po, one),
+            _ => false,
+        };
+    if docker { image_build(opts, a) } else { compose_build_cmd(po, opts, a) }
+}
+
+/// Runs compose's `build [SERVICE...]`.
+fn compose_build_cmd(
+    po: &ProjectOpts,
+    opts: &EngineOpts,
+    a: BuildArgs,
+) -> anyhow::Result<ExitCode> {
+    let p = super::compose::load(po, false, &a.args)?;
+    let services = if a.args.is_empty() {
+        p.services.keys().cloned().collect()
+    } else {
+        berth_planner::ops::selected_services(&p, &a.args, a.with_dependencies)
+            .map_err(super::compose::plan_err)?
+    };
+    let mut build_args = Vec::new();
+    for b in &a.build_arg {
+        build_args.push(key_value(b, "--build-arg")?);
+    }
+    if a.pull && !a.quiet {
+        eprintln!("berth: --pull: berth has no registry client yet; using the images in the store");
+    }
+    let o = ComposeBuild { no_cache: a.no_cache, build_args, quiet: a.quiet };
+    let engine = engine(opts)?;
+    let rt = runtime()?;
+    let built = rt.block_on(compose_build(&engine, &p, &services, &o))?;
+    if a.quiet {
+        for (_, id) in built {
+            println!("{id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs docker's `build PATH` (also `image build`).
+pub fn image_build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> {
+    let path = match a.args.as_slice() {
+        [one] => PathBuf::from(one),
+        _ => {
+            return Err(usage(
+                "build needs exactly one argument: the build context directory".into(),
+            ));
+        }
+    };
     if !matches!(a.progress.as_str(), "auto" | "plain" | "tty" | "quiet" | "rawjson") {
         return Err(usage(format!(
             "invalid --progress {:?}: use auto, plain, tty or quiet",
@@ -205,9 +271,9 @@ pub fn build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let dockerfile =
-        a.file.clone().map(|f| if f.is_absolute() || f.exists() { f } else { a.path.join(f) });
+        a.file.clone().map(|f| if f.is_absolute() || f.exists() { f } else { path.join(&f) });
     let bo = BuildOptions {
-        context: a.path.clone(),
+        context: path.clone(),
         dockerfile,
         dockerfile_inline: None,
         tags: a.tag.clone(),
@@ -338,4 +404,114 @@ pub fn history(opts: &EngineOpts, a: HistoryArgs) -> anyhow::Result<ExitCode> {
         writeln!(out, "{}", line.trim_end())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How compose's `build` / `up --build` build the services' images.
+#[derive(Debug, Clone, Default)]
+pub struct ComposeBuild {
+    /// `--no-cache`.
+    pub no_cache: bool,
+    /// `--build-arg` (over the file's `args`).
+    pub build_args: Vec<(String, Option<String>)>,
+    /// `-q`: no progress.
+    pub quiet: bool,
+}
+
+/// Prefixes each step's stage with the service (`[web base 1/3]`), as compose's plain output.
+struct ServiceProgress {
+    service: String,
+    inner: Arc<dyn Progress>,
+}
+
+impl Progress for ServiceProgress {
+    fn event(&self, e: Event) {
+        let e = match e {
+            Event::Step { n, stage, text } => Event::Step {
+                n,
+                stage: format!("[{} {}", self.service, stage.trim_start_matches('[')),
+                text,
+            },
+            e => e,
+        };
+        self.inner.event(e);
+    }
+}
+
+/// The builder's options for a compose service's `build:` section.
+fn service_options(
+    p: &compose_spec::model::Project,
+    svc: &str,
+    b: &compose_spec::model::Build,
+    o: &ComposeBuild,
+) -> anyhow::Result<BuildOptions> {
+    let bad = |m: String| -> anyhow::Error {
+        ExitWith { code: 1, message: format!("berth: service {svc:?}: build: {m}") }.into()
+    };
+    let context = match &b.context {
+        None => p.working_dir.clone(),
+        Some(c) if c.contains("://") || c.starts_with("git@") => {
+            return Err(bad(format!("context {c:?}: remote build contexts are not supported yet")));
+        }
+        Some(c) => p.working_dir.join(c),
+    };
+    if !b.additional_contexts.is_empty() {
+        return Err(bad("additional_contexts is not supported yet".into()));
+    }
+    let dockerfile = b.dockerfile.as_ref().map(|d| context.join(d));
+    let mut tags = vec![p.image_name(svc)];
+    tags.extend(b.tags.iter().cloned());
+    let mut build_args: Vec<(String, Option<String>)> =
+        b.args.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    for (k, v) in &o.build_args {
+        build_args.retain(|(bk, _)| bk != k);
+        build_args.push((k.clone(), v.clone()));
+    }
+    Ok(BuildOptions {
+        context,
+        dockerfile,
+        dockerfile_inline: b.dockerfile_inline.clone(),
+        tags,
+        target: b.target.clone(),
+        build_args,
+        labels: b.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        no_cache: b.no_cache || o.no_cache,
+        secrets: Vec::new(),
+    })
+}
+
+/// Builds the images of `services` (those with a `build:` section; an image named by several
+/// services is built once). Returns (service, image id) in build order.
+pub async fn compose_build(
+    engine: &berth_runtime::Engine,
+    p: &compose_spec::model::Project,
+    services: &[String],
+    o: &ComposeBuild,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let progress: Arc<dyn Progress> =
+        Arc::new(Plain { quiet: o.quiet, out: Mutex::new(std::io::stderr()) });
+    let mut done: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    let mut out = Vec::new();
+    for svc in services {
+        let Some(s) = p.services.get(svc) else { continue };
+        let Some(b) = &s.build else { continue };
+        let image = p.image_name(svc);
+        if let Some(id) = done.get(&image) {
+            out.push((svc.clone(), id.clone()));
+            continue;
+        }
+        let bo = service_options(p, svc, b, o)?;
+        let sp = Arc::new(ServiceProgress { service: svc.clone(), inner: progress.clone() });
+        let r = berth_builder::build(engine, bo, sp, Arc::new(StoreOnly)).await.map_err(|e| {
+            anyhow::Error::from(ExitWith {
+                code: 1,
+                message: format!("berth: service {svc:?} failed to build: {e}"),
+            })
+        })?;
+        if !o.quiet {
+            eprintln!("Service {svc}  Built ({image}, {})", berth_image::short_id(&r.id));
+        }
+        done.insert(image, r.id.clone());
+        out.push((svc.clone(), r.id));
+    }
+    Ok(out)
 }

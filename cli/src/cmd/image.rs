@@ -209,7 +209,7 @@ pub fn confirm(prompt: &str) -> bool {
 /// Runs a `berth image` subcommand.
 pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
     let cmd = match cmd {
-        Command::Build(args) => return super::build::build(engine, args),
+        Command::Build(args) => return super::build::image_build(engine, args),
         Command::History(args) => return super::build::history(engine, args),
         other => other,
     };

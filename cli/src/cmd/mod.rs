@@ -107,7 +107,8 @@ enum Command {
     Config(config::Args),
     #[command(flatten)]
     Compose(compose::Command),
-    /// Build an image from a Dockerfile (docker's `build`; also `image build`).
+    /// Build an image from a Dockerfile (`build PATH`, docker's), or compose services' images
+    /// (`build [SERVICE...]`).
     Build(build::BuildArgs),
     /// Manage the build cache.
     #[command(subcommand)]
@@ -165,7 +166,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config(args) => config::run(&cli.project, args),
         Command::Compose(c) => compose::run(&cli.project, &cli.engine, c),
-        Command::Build(args) => build::build(&cli.engine, args),
+        Command::Build(args) => build::build(&cli.project, &cli.engine, args),
         Command::Builder(cmd) => build::builder(&cli.engine, cmd),
         Command::Container(cmd) => container::run(&cli.engine, cmd),
         Command::Image(cmd) => image::run(&cli.engine, cmd),
