@@ -67,6 +67,25 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// `--secret id=ID,src=PATH`.
     pub secrets: Vec<(String, PathBuf)>,
+    /// Labels every RUN container with [`SESSION_LABEL`]`=session`, so a caller that stops the
+    /// build midway (Ctrl-C) can remove them with [`remove_session`].
+    pub session: Option<String>,
+}
+
+/// The label naming the build a RUN container belongs to.
+pub const SESSION_LABEL: &str = "berth.build.session";
+
+/// Removes the RUN containers a build left behind when it was stopped midway.
+pub async fn remove_session(engine: &Engine, session: &str) {
+    let filters = berth_runtime::container::ListFilters {
+        label: vec![format!("{SESSION_LABEL}={session}")],
+        ..Default::default()
+    };
+    if let Ok(list) = engine.container_list(true, &filters).await {
+        for c in list {
+            let _ = engine.container_remove(&c.id, true, true).await;
+        }
+    }
 }
 
 /// What a build made.
@@ -176,6 +195,7 @@ struct Ctx {
     progress: Arc<dyn Progress>,
     source: Arc<dyn ImageSource>,
     cells: Vec<OnceCell<Option<String>>>,
+    session: Option<String>,
     errors: Mutex<BTreeMap<usize, BuildError>>,
     step: AtomicUsize,
     steps: AtomicUsize,
@@ -397,6 +417,7 @@ pub async fn build(
         progress,
         source,
         cells: (0..n).map(|_| OnceCell::new()).collect(),
+        session: opts.session.clone(),
         errors: Mutex::new(BTreeMap::new()),
         step: AtomicUsize::new(0),
         steps: AtomicUsize::new(0),
@@ -1292,6 +1313,9 @@ impl StageRun {
         cfg.config.healthcheck =
             Some(HealthConfig { test: vec!["NONE".into()], ..Default::default() });
         cfg.host_config.network_mode = spec.network.clone();
+        if let Some(s) = &ctx.session {
+            cfg.config.labels.insert(SESSION_LABEL.into(), s.clone());
+        }
         let mut targets = Vec::new();
         let mut keep = Vec::new();
         if let Some(text) = &spec.script {

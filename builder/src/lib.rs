@@ -12,7 +12,10 @@
 //! - [`error`]: the builder's error type.
 
 pub use error::BuildError;
-pub use exec::{BuildOptions, BuildResult, Event, ImageSource, Progress, StoreOnly, build};
+pub use exec::{
+    BuildOptions, BuildResult, Event, ImageSource, Progress, SESSION_LABEL, StoreOnly, build,
+    remove_session,
+};
 
 pub mod commit;
 pub mod copy;

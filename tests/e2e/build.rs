@@ -391,3 +391,35 @@ fn compose_build_builds_services_images() {
     assert_eq!(out.status.code(), Some(16), "{}", String::from_utf8_lossy(&out.stderr));
     assert_clean(&env);
 }
+
+/// Ctrl-C during a RUN stops the build and removes its container (exit 130).
+#[test]
+fn interrupted_build_removes_its_run_container() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let ctx = context(&env, &[("Dockerfile", "FROM bb\nRUN --network=none sleep 60\n")]);
+    let mut child = std::process::Command::new(crate::support::berth_bin())
+        .arg("--root")
+        .arg(env.path())
+        .args(["build", "--progress", "plain", ctx.to_str().unwrap()])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (with a deadline) until the RUN container exists.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let ids = env.ok(&["container", "ls", "-q", "--filter", "label=berth.build.session"]);
+        if !ids.trim().is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the RUN container never appeared");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_clean(&env);
+}

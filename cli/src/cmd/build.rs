@@ -167,6 +167,30 @@ fn build_err(e: BuildError) -> anyhow::Error {
     ExitWith { code: 1, message: format!("berth: {e}") }.into()
 }
 
+/// A name for this build's RUN containers.
+fn session() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// Runs a build; Ctrl-C stops it and removes the RUN containers it had running (exit 130).
+async fn interruptible<T>(
+    engine: &berth_runtime::Engine,
+    session: &str,
+    fut: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::select! {
+        r = fut => r,
+        _ = tokio::signal::ctrl_c() => {
+            berth_builder::remove_session(engine, session).await;
+            Err(ExitWith { code: 130, message: "berth: build interrupted".into() }.into())
+        }
+    }
+}
+
 /// A multi-threaded runtime, so independent stages build side by side.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -217,10 +241,11 @@ fn compose_build_cmd(
     if a.pull && !a.quiet {
         eprintln!("berth: --pull: berth has no registry client yet; using the images in the store");
     }
-    let o = ComposeBuild { no_cache: a.no_cache, build_args, quiet: a.quiet };
+    let o = ComposeBuild { no_cache: a.no_cache, build_args, quiet: a.quiet, session: session() };
     let engine = engine(opts)?;
     let rt = runtime()?;
-    let built = rt.block_on(compose_build(&engine, &p, &services, &o))?;
+    let built =
+        rt.block_on(interruptible(&engine, &o.session, compose_build(&engine, &p, &services, &o)))?;
     if a.quiet {
         for (_, id) in built {
             println!("{id}");
@@ -282,6 +307,7 @@ pub fn image_build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> 
         labels,
         no_cache: a.no_cache,
         secrets,
+        session: Some(session()),
     };
     let quiet = a.quiet || a.progress == "quiet";
     if a.pull && !quiet {
@@ -291,9 +317,10 @@ pub fn image_build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> 
     let progress = Arc::new(Plain { quiet, out: Mutex::new(std::io::stderr()) });
     let t0 = Instant::now();
     let rt = runtime()?;
-    let r = rt
-        .block_on(berth_builder::build(&engine, bo, progress, Arc::new(StoreOnly)))
-        .map_err(build_err)?;
+    let s = bo.session.clone().unwrap_or_default();
+    let r = rt.block_on(interruptible(&engine, &s, async {
+        berth_builder::build(&engine, bo, progress, Arc::new(StoreOnly)).await.map_err(build_err)
+    }))?;
     if quiet {
         println!("{}", r.id);
     } else {
@@ -415,6 +442,8 @@ pub struct ComposeBuild {
     pub build_args: Vec<(String, Option<String>)>,
     /// `-q`: no progress.
     pub quiet: bool,
+    /// Labels the RUN containers (see [`berth_builder::SESSION_LABEL`]).
+    pub session: String,
 }
 
 /// Prefixes each step's stage with the service (`[web base 1/3]`), as compose's plain output.
@@ -476,6 +505,7 @@ fn service_options(
         labels: b.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         no_cache: b.no_cache || o.no_cache,
         secrets: Vec::new(),
+        session: Some(o.session.clone()),
     })
 }
 
