@@ -470,10 +470,17 @@ mod tests {
         // The "server": a process that keeps what it inherits (lock, control socket, sockets).
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(format!("echo $$ > {}; exec sleep 30", pidfile.display()));
+        // A listener where this root's server would be: the caller asks it whether it serves
+        // the address only after a bind met the foreign sockets. (Accepted and dropped: it
+        // answers nothing, so the caller keeps waiting for the address.)
+        let control = root.path().join("networks").join(CONTROL_SOCKET);
+        let fake_server = std::os::unix::net::UnixListener::bind(&control).expect("control");
         let r = root.path().to_path_buf();
         let t = std::thread::spawn(move || ensure_serving_on(&r, cmd, &[lo], port));
-        // Let the first binds meet the foreign sockets, then free the address.
-        std::thread::sleep(Duration::from_millis(50));
+        let (asked, _) = fake_server.accept().expect("the caller asks after a failed bind");
+        drop((asked, fake_server));
+        std::fs::remove_file(&control).expect("remove the fake control socket");
+        // Now the address comes free.
         drop((foreign_udp, foreign_tcp));
         let res = t.join().expect("thread");
         // The started process writes its pid once it runs.
