@@ -460,12 +460,16 @@ mod tests {
         let root = tempfile::tempdir().expect("temp root");
         std::fs::create_dir_all(root.path().join("networks")).expect("mkdir");
         let lo = Ipv4Addr::LOCALHOST;
-        let probe = std::net::UdpSocket::bind((lo, 0)).expect("free port");
-        let port = probe.local_addr().expect("addr").port();
-        drop(probe);
-        let at = SocketAddr::new(IpAddr::V4(lo), port);
-        let foreign_udp = std::net::UdpSocket::bind(at).expect("foreign udp");
-        let foreign_tcp = std::net::TcpListener::bind(at).expect("foreign tcp");
+        // A port free for UDP and TCP both (other tests hold ports of either kind).
+        let (at, foreign_udp, foreign_tcp) = (0..100)
+            .find_map(|_| {
+                let udp = std::net::UdpSocket::bind((lo, 0)).ok()?;
+                let at = udp.local_addr().ok()?;
+                let tcp = std::net::TcpListener::bind(at).ok()?;
+                Some((at, udp, tcp))
+            })
+            .expect("a loopback port free for UDP and TCP");
+        let port = at.port();
         let pidfile = root.path().join("server.pid");
         // The "server": a process that keeps what it inherits (lock, control socket, sockets).
         let mut cmd = Command::new("sh");
