@@ -545,3 +545,40 @@ pub async fn compose_build(
     }
     Ok(out)
 }
+
+/// Before `up`: builds the images of `services` that have a `build:` section and need it:
+/// all of them with `--build`, those with `pull_policy: build`, and those whose image is
+/// missing unless `--no-build` (then the planner reports the missing image).
+pub async fn build_for_up(
+    engine: &berth_runtime::Engine,
+    p: &compose_spec::model::Project,
+    services: &[String],
+    build: bool,
+    no_build: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let mut todo = Vec::new();
+    for svc in services {
+        let Some(s) = p.services.get(svc) else { continue };
+        if s.build.is_none() {
+            continue;
+        }
+        let policy_build = s.pull_policy.as_deref() == Some("build");
+        let needed = build
+            || policy_build
+            || (!no_build
+                && matches!(
+                    engine.image_inspect(p.image_name(svc)).await,
+                    Err(berth_image::ImageError::NoSuchImage(_))
+                ));
+        if needed {
+            todo.push(svc.clone());
+        }
+    }
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let o = ComposeBuild { quiet, session: session(), ..Default::default() };
+    interruptible(engine, &o.session, compose_build(engine, p, &todo, &o)).await?;
+    Ok(())
+}

@@ -27,6 +27,12 @@ pub struct UpArgs {
     /// Detached mode: run containers in the background.
     #[arg(short, long)]
     detach: bool,
+    /// Build images before starting containers.
+    #[arg(long, conflicts_with = "no_build")]
+    build: bool,
+    /// Don't build an image, even if it's missing.
+    #[arg(long)]
+    no_build: bool,
     /// Scale SERVICE to NUM instances (overrides `scale` in the compose file).
     #[arg(long, value_name = "SERVICE=NUM")]
     scale: Vec<String>,
@@ -612,6 +618,11 @@ async fn up(
         wait: a.wait,
         wait_timeout: a.wait_timeout.map(Duration::from_secs),
     };
+    if !run.dry_run {
+        let selected = ops::selected_services(&p, &a.services, !a.no_deps).map_err(plan_err)?;
+        let quiet = po.progress == "quiet";
+        super::build::build_for_up(engine, &p, &selected, a.build, a.no_build, quiet).await?;
+    }
     let since = chrono::Utc::now().timestamp_nanos_opt().map(|n| n as i128);
     // Attached: take over SIGINT before the plan runs, so a Ctrl-C while containers are being
     // started still ends in a graceful stop instead of killing berth midway.
