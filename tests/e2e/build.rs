@@ -386,6 +386,11 @@ fn compose_build_builds_services_images() {
         env.ok(&["-f", f, "-p", &project, "build", "-q", "--build-arg", "MSG=from-cli", "web"]);
     assert!(id.trim().starts_with("sha256:"), "{id}");
     assert_eq!(env.ok(&["container", "run", "--rm", &image]), "from-cli\n");
+    // `run` builds a missing image first (here from the cache).
+    env.ok(&["image", "rm", &image]);
+    let out = env.ok(&["-f", f, "-p", &project, "run", "--rm", "web"]);
+    assert_eq!(out, "from-compose\n");
+    env.ok(&["-f", f, "-p", &project, "down"]);
     // An unknown service is a usage error.
     let out = env.run(&["-f", f, "-p", &project, "build", "nosuch"]);
     assert_eq!(out.status.code(), Some(16), "{}", String::from_utf8_lossy(&out.stderr));
