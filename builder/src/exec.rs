@@ -584,10 +584,7 @@ fn run_stage(ctx: Arc<Ctx>, j: usize) -> StageFuture {
             tokio::task::spawn_blocking(move || c.image(&b))
                 .await
                 .map_err(|e| BuildError::Invalid(e.to_string()))?
-                .map_err(|e| match e {
-                    BuildError::NotInStore(_) => step_err(e.to_string()),
-                    e => e,
-                })?
+                .map_err(|e| step_err(e.to_string()))?
         };
         if let Some(p) = &st.platform {
             let p = lex::expand_word(p, ctx.df.escape, &ctx.global).unwrap_or_default();
@@ -823,18 +820,35 @@ impl StageRun {
                 if view.stat(&path).is_some() || path == "/" {
                     return meta(cfg, desc);
                 }
+                // As BuildKit: the directories made belong to the current USER.
+                let user = str_of(&cfg, "User");
+                let (uid, gid) = if user.is_empty() {
+                    (0, 0)
+                } else {
+                    let passwd = view.read("/etc/passwd");
+                    let group = view.read("/etc/group");
+                    let u = berth_runtime::container::user::resolve(
+                        &user,
+                        &[],
+                        passwd.as_deref(),
+                        group.as_deref(),
+                    )
+                    .map_err(|e| self.err(ins, format!("USER {user}: {e}")))?;
+                    (u.uid, u.gid)
+                };
+                let o = Overrides { owner: Some((uid, gid)), mode: None };
                 let mut entries = Vec::new();
                 let comps = view.resolve(&path, true);
-                copy::parent_entries(&view, &comps, &Overrides::default(), &mut entries);
+                copy::parent_entries(&view, &comps, &o, &mut entries);
                 entries.push(Entry {
                     dest: comps,
                     src: Src::Dir,
                     mode: 0o755,
-                    uid: 0,
-                    gid: 0,
+                    uid,
+                    gid,
                     mtime: copy::now(),
                 });
-                Ok((desc, Action::Copy(entries, cfg)))
+                Ok((format!("{desc} owner={uid}:{gid}"), Action::Copy(entries, cfg)))
             }
             Kind::User(raw) => {
                 let u = self.word(ins, raw)?;

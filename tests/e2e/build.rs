@@ -229,7 +229,10 @@ fn run_mounts_heredocs_shell_and_onbuild() {
                  key=$HOSTNAME_UNSET-value\n\
                  CONF\n\
                  ADD files.tar /unpacked/\n\
-                 COPY --chown=1:2 --chmod=600 data/in.txt /owned\n",
+                 COPY --chown=1:2 --chmod=600 data/in.txt /owned\n\
+                 USER 1:2\n\
+                 WORKDIR /made/by/user\n\
+                 RUN touch /made/by/user/writable\n",
             ),
             ("data/in.txt", "bound\n"),
         ],
@@ -255,13 +258,13 @@ fn run_mounts_heredocs_shell_and_onbuild() {
         "sh",
         "-c",
         "cat /onbuild.txt /from-cache /from-bind /heredoc.txt /shebang.txt /etc/app.conf /unpacked/inner/x.txt; \
-         stat -c '%u:%g %a' /owned; \
+         stat -c '%u:%g %a' /owned /made/by/user /made; \
          for d in /cache /mnt /scratch /dev/.berth-heredoc; do test -e $d && echo left $d; done; echo end",
     ]);
     // Every file the steps made is there; mount points made only for RUN mounts are not.
     assert_eq!(
         out,
-        "triggered\ncached-data\nbound\nline one\nline two\nfrom a script run by /dev/.berth-heredoc\nkey=-value\ntar\n1:2 600\nend\n"
+        "triggered\ncached-data\nbound\nline one\nline two\nfrom a script run by /dev/.berth-heredoc\nkey=-value\ntar\n1:2 600\n1:2 755\n1:2 755\nend\n"
     );
     // The cache mount kept its content for the next build (--no-cache reruns the RUN).
     ok_build(&env, &ctx, &["-t", "mounts:2", "--no-cache"]);
