@@ -534,6 +534,48 @@ fn extract_into<W: Write>(
     Ok(())
 }
 
+/// Copies `src` of `root` (its `.dockerignore` applied, symlinks kept as links, owner root)
+/// into the fresh directory `dest`, for a RUN bind mount: nothing on the host outside the
+/// context can be reached through it, and writes to it (`rw`) are thrown away with it. Returns
+/// what to bind: `dest` for a directory, the copied file for a file.
+pub fn materialize(root: &SourceRoot<'_>, src: &str, dest: &Path) -> Result<PathBuf, CopyError> {
+    if has_glob(src) {
+        return Err(CopyError::Other(format!("{src}: a mount source can't be a pattern")));
+    }
+    let (rel, host) = if components(src).is_empty() {
+        (String::new(), root.dir.to_path_buf())
+    } else {
+        find_sources(root, src)?.remove(0)
+    };
+    let err =
+        |p: &Path, e: io::Error| CopyError::Other(format!("cannot copy {}: {e}", p.display()));
+    let md = fs::metadata(&host).map_err(|e| err(&host, e))?;
+    if !md.is_dir() {
+        let name = rel.rsplit('/').next().unwrap_or("source").to_string();
+        let to = dest.join(if name.is_empty() { "source".into() } else { name });
+        fs::copy(&host, &to).map_err(|e| err(&host, e))?;
+        return Ok(to);
+    }
+    let mut entries = Vec::new();
+    add_tree(root, &rel, &host, &[], &Overrides::default(), &mut entries)?;
+    for e in &entries {
+        let to = e.dest.iter().fold(dest.to_path_buf(), |p, c| p.join(c));
+        match &e.src {
+            Src::Dir => fs::create_dir_all(&to).map_err(|er| err(&to, er))?,
+            Src::File(p) => {
+                fs::copy(p, &to).map_err(|er| err(p, er))?;
+            }
+            Src::Symlink(t) => std::os::unix::fs::symlink(t, &to).map_err(|er| err(&to, er))?,
+            Src::Data(d) => fs::write(&to, d).map_err(|er| err(&to, er))?,
+            Src::Archive(_) => {}
+        }
+        if !matches!(e.src, Src::Symlink(_)) {
+            set_mode(&to, e.mode).map_err(|er| err(&to, er))?;
+        }
+    }
+    Ok(dest.to_path_buf())
+}
+
 /// Parses a `--chmod` value (octal).
 pub fn parse_chmod(s: &str) -> Option<u32> {
     u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o7777)

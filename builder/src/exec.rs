@@ -1382,23 +1382,19 @@ impl StageRun {
                     }
                 }
                 MountType::Bind => {
-                    if m.readonly == Some(false) {
-                        return Err(self.err(ins, "--mount=type=bind,rw is not supported yet"));
-                    }
+                    // Read-only unless `rw`; an `rw` mount's writes go to a copy and are lost.
+                    let mode = if m.readonly == Some(false) { "rw" } else { "ro" };
                     let src = m.source.clone().unwrap_or_default();
                     match &m.from {
                         None => {
-                            let comps = components(&src);
-                            let host = comps.iter().fold(ctx.context.clone(), |p, c| p.join(c));
-                            if src.split('/').filter(|c| *c == "..").count() > 0
-                                && !host.starts_with(&ctx.context)
-                            {
-                                return Err(self.err(
-                                    ins,
-                                    format!("--mount source {src}: outside the build context"),
-                                ));
-                            }
-                            cfg.host_config.binds.push(format!("{}:{target}:ro", host.display()));
+                            let tmp = ctx.tmp("mnt")?;
+                            let root = SourceRoot { dir: &ctx.context, ignore: Some(&ctx.ignore) };
+                            let what = copy::materialize(&root, &src, tmp.path())
+                                .map_err(|e| self.err(ins, format!("--mount source {e}")))?;
+                            cfg.host_config
+                                .binds
+                                .push(format!("{}:{target}:{mode}", what.display()));
+                            keep.push(tmp);
                         }
                         Some(f) => {
                             let id = match ctx.stage_index(f, self.j) {
@@ -1418,7 +1414,7 @@ impl StageRun {
                             }
                             cfg.host_config
                                 .binds
-                                .push(format!("{}:{target}:ro", tmp.path().display()));
+                                .push(format!("{}:{target}:{mode}", tmp.path().display()));
                             keep.push(tmp);
                         }
                     }

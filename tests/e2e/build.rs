@@ -215,7 +215,8 @@ fn run_mounts_heredocs_shell_and_onbuild() {
                  FROM parent\n\
                  SHELL [\"/bin/sh\", \"-ec\"]\n\
                  RUN --mount=type=cache,target=/cache echo cached-data >> /cache/log && cp /cache/log /from-cache\n\
-                 RUN --mount=type=bind,source=data,target=/mnt cat /mnt/in.txt > /from-bind\n\
+                 RUN --mount=type=bind,source=data,target=/mnt cat /mnt/in.txt > /from-bind && test ! -e /mnt/ignored.txt\n\
+                 RUN --mount=type=bind,target=/ctx,rw echo scribble > /ctx/data/in.txt\n\
                  RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && test ! -e /data-left\n\
                  RUN <<EOF\n\
                  echo line one > /heredoc.txt\n\
@@ -235,6 +236,8 @@ fn run_mounts_heredocs_shell_and_onbuild() {
                  RUN touch /made/by/user/writable\n",
             ),
             ("data/in.txt", "bound\n"),
+            ("data/ignored.txt", "not in the context\n"),
+            (".dockerignore", "data/ignored.txt\n"),
         ],
     );
     // A tar for ADD to extract.
@@ -259,8 +262,29 @@ fn run_mounts_heredocs_shell_and_onbuild() {
         "-c",
         "cat /onbuild.txt /from-cache /from-bind /heredoc.txt /shebang.txt /etc/app.conf /unpacked/inner/x.txt; \
          stat -c '%u:%g %a' /owned /made/by/user /made; \
-         for d in /cache /mnt /scratch /dev/.berth-heredoc; do test -e $d && echo left $d; done; echo end",
+         for d in /cache /mnt /ctx /scratch /dev/.berth-heredoc; do test -e $d && echo left $d; done; echo end",
     ]);
+    // The rw bind mount wrote to a copy: the context is unchanged.
+    assert_eq!(fs::read_to_string(ctx.join("data/in.txt")).unwrap(), "bound\n");
+    // A mount source that is a symlink out of the context reaches nothing of the host.
+    let secret_dir = env.path().join(berth_testsupport::unique_name("hostdir"));
+    fs::create_dir_all(&secret_dir).unwrap();
+    fs::write(secret_dir.join("marker"), "host\n").unwrap();
+    let c2 = context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM bb\nRUN --mount=type=bind,source=hostlink,target=/h cat /h/marker\n",
+        )],
+    );
+    std::os::unix::fs::symlink(&secret_dir, c2.join("hostlink")).unwrap();
+    let o2 = build(&env, &c2, &[]);
+    let err = String::from_utf8_lossy(&o2.stderr);
+    assert!(
+        !o2.status.success() && err.contains("hostlink: not found in the build context"),
+        "{err}"
+    );
+    assert!(!err.contains("#2 host"), "{err}");
     // Every file the steps made is there; mount points made only for RUN mounts are not.
     assert_eq!(
         out,
