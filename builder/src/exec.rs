@@ -1089,10 +1089,12 @@ impl StageRun {
         for s in &a.sources {
             sources.push(self.word(ins, s)?);
         }
-        if add && sources.iter().any(|s| s.contains("://") || s.starts_with("git@")) {
-            return Err(self.err(ins, "ADD of a URL or git repository is not supported yet (berth has no HTTP client yet)"));
+        let is_url = |s: &str| s.starts_with("http://") || s.starts_with("https://");
+        if add && sources.iter().any(|s| s.starts_with("git@") || s.ends_with(".git") && is_url(s))
+        {
+            return Err(self.err(ins, "ADD of a git repository is not supported yet"));
         }
-        if a.checksum.is_some() {
+        if a.checksum.is_some() && !(add && sources.iter().all(|s| is_url(s))) {
             return Err(self.err(ins, "--checksum can't be specified for non-HTTP(S) sources"));
         }
         let dest = self.word(ins, &a.dest)?;
@@ -1159,8 +1161,63 @@ impl StageRun {
                 });
             }
         }
-        let files: Vec<String> =
-            sources.iter().filter(|s| !a.heredocs.iter().any(|h| &h.name == *s)).cloned().collect();
+        // ADD of URLs: downloaded (every build: the content decides the cache), mode 0600.
+        let urls: Vec<&String> =
+            if add { sources.iter().filter(|s| is_url(s)).collect() } else { Vec::new() };
+        if !urls.is_empty() {
+            if sources.len() > 1 && !dest.ends_with('/') {
+                return Err(cerr(CopyError::NeedsDirDest(kw.to_string())));
+            }
+            let dest_abs =
+                if dest.starts_with('/') { dest.clone() } else { format!("{workdir}/{dest}") };
+            for u in &urls {
+                let u2 = (*u).clone();
+                let d = tokio::task::spawn_blocking(move || crate::fetch::get(&u2))
+                    .await
+                    .map_err(|e| BuildError::Invalid(e.to_string()))?
+                    .map_err(|e| self.err(ins, e))?;
+                if let Some(want) = &a.checksum {
+                    let want = self.word(ins, want)?;
+                    let Some(hex_want) = want.strip_prefix("sha256:") else {
+                        return Err(self.err(
+                            ins,
+                            format!("--checksum={want}: only sha256:<hex> is supported"),
+                        ));
+                    };
+                    let got = hex::encode(Sha256::digest(&d.body));
+                    if got != hex_want.to_ascii_lowercase() {
+                        return Err(self.err(
+                            ins,
+                            format!("{u}: the content has checksum sha256:{got}, not {want}"),
+                        ));
+                    }
+                }
+                let path = if dest.ends_with('/') {
+                    let Some(name) = &d.name else {
+                        return Err(self.err(ins, format!("{u}: cannot determine a file name from the URL; give a file destination")));
+                    };
+                    format!("{dest_abs}/{name}")
+                } else {
+                    dest_abs.clone()
+                };
+                let comps = view.resolve(&path, false);
+                copy::parent_entries(&view, &comps, &o, &mut entries);
+                let (uid, gid) = o.owner.unwrap_or((0, 0));
+                entries.push(Entry {
+                    dest: comps,
+                    src: Src::Data(d.body),
+                    mode: o.mode.unwrap_or(0o600),
+                    uid,
+                    gid,
+                    mtime: d.mtime.unwrap_or_else(copy::now),
+                });
+            }
+        }
+        let files: Vec<String> = sources
+            .iter()
+            .filter(|s| !a.heredocs.iter().any(|h| &h.name == *s) && !(add && is_url(s)))
+            .cloned()
+            .collect();
         let _tmp_guard;
         if !files.is_empty() {
             match &a.from {

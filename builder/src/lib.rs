@@ -7,6 +7,7 @@
 //! - [`copy`]: COPY/ADD planning, content digests, layer tars.
 //! - [`fsview`]: an image's merged file system read through its layers.
 //! - [`exec`]: the executor (stages, steps, cache) on the Engine.
+//! - [`fetch`]: plain-HTTP downloads for `ADD URL`.
 //! - [`commit`]: `container commit`.
 //! - [`prune`]: `builder prune`.
 //! - [`error`]: the builder's error type.
@@ -22,6 +23,7 @@ pub mod copy;
 pub mod dockerfile;
 pub mod error;
 pub mod exec;
+pub mod fetch;
 pub mod fsview;
 pub mod ignore;
 pub mod lex;

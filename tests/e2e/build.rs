@@ -455,3 +455,60 @@ fn interrupted_build_removes_its_run_container() {
     assert_eq!(status.code(), Some(130));
     assert_clean(&env);
 }
+
+/// `ADD http://...` downloads (here from a server on loopback that this test runs), checks
+/// `--checksum`, and the file gets mode 0600; a wrong checksum fails the step.
+#[test]
+fn add_url_downloads_and_checks_the_checksum() {
+    use std::io::{Read, Write};
+    let Some(env) = ContainerEnv::new() else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Answers every request with the same body until the test ends.
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { return };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\ndownload\n",
+            );
+        }
+    });
+    let sum = format!("sha256:{}", "0".repeat(64));
+    let good = {
+        use std::process::Command;
+        let out =
+            Command::new("sh").args(["-c", "printf 'download\\n' | sha256sum"]).output().unwrap();
+        format!(
+            "sha256:{}",
+            String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap()
+        )
+    };
+    let df = format!(
+        "FROM bb\nADD --checksum={good} http://127.0.0.1:{port}/files/data.txt /dl/\nADD http://127.0.0.1:{port}/other /named.txt\n"
+    );
+    let ctx = context(&env, &[("Dockerfile", &df)]);
+    ok_build(&env, &ctx, &["-t", "dl:1"]);
+    let out = env.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "dl:1",
+        "sh",
+        "-c",
+        "cat /dl/data.txt /named.txt; stat -c %a /dl/data.txt",
+    ]);
+    assert_eq!(out, "download\ndownload\n600\n");
+    let bad = context(
+        &env,
+        &[("Dockerfile", &format!("FROM bb\nADD --checksum={sum} http://127.0.0.1:{port}/x /x\n"))],
+    );
+    let o = build(&env, &bad, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains(&format!("the content has checksum {good}, not {sum}")),
+        "{err}"
+    );
+    assert_clean(&env);
+}
