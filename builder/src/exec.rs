@@ -1215,7 +1215,7 @@ impl StageRun {
         }
         let files: Vec<String> = sources
             .iter()
-            .filter(|s| !a.heredocs.iter().any(|h| &h.name == *s) && !(add && is_url(s)))
+            .filter(|s| !(a.heredocs.iter().any(|h| &h.name == *s) || (add && is_url(s))))
             .cloned()
             .collect();
         let _tmp_guard;
