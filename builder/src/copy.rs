@@ -66,13 +66,18 @@ pub enum CopyError {
     Other(String),
 }
 
-/// Ownership and mode overrides of a COPY.
-#[derive(Debug, Clone, Copy, Default)]
+/// Ownership and mode overrides of a COPY, and its `--exclude` and `--parents`.
+#[derive(Debug, Clone, Default)]
 pub struct Overrides {
     /// `--chown` resolved.
     pub owner: Option<(u32, u32)>,
     /// `--chmod` parsed.
     pub mode: Option<u32>,
+    /// `--exclude` patterns, matched (with `.dockerignore` rules) against paths relative to
+    /// each copied source directory, or against a copied file's name.
+    pub exclude: Option<Ignore>,
+    /// `--parents`: sources keep their path (after a `/./` pivot, if any) under the destination.
+    pub parents: bool,
 }
 
 /// Where sources are read from: the context (with its ignore rules) or a materialised
@@ -195,9 +200,11 @@ fn meta_of(md: &fs::Metadata, o: &Overrides) -> (u32, u32, u32, i64) {
 }
 
 /// Adds a source tree (a file, a symlink or a directory's content) at `dest`.
+#[allow(clippy::too_many_arguments)]
 fn add_tree(
     root: &SourceRoot<'_>,
     rel: &str,
+    sub: &str,
     host: &Path,
     dest: &[String],
     o: &Overrides,
@@ -228,7 +235,11 @@ fn add_tree(
         names.sort();
         for n in names {
             let r = if rel.is_empty() { n.clone() } else { format!("{rel}/{n}") };
+            let sub = if sub.is_empty() { n.clone() } else { format!("{sub}/{n}") };
             let child = host.join(&n);
+            if o.exclude.as_ref().is_some_and(|x| x.excluded(&sub)) {
+                continue;
+            }
             if root.ignore.is_some_and(|i| i.excluded(&r)) {
                 // Still walk an excluded directory when a `!` line may bring something back.
                 let is_dir = fs::symlink_metadata(&child).is_ok_and(|m| m.is_dir());
@@ -238,7 +249,7 @@ fn add_tree(
                 let mut inner = Vec::new();
                 let mut d = dest.to_vec();
                 d.push(n.clone());
-                add_tree(root, &r, &child, &d, o, &mut inner)?;
+                add_tree(root, &r, &sub, &child, &d, o, &mut inner)?;
                 // Keep the directory only when something in it is included.
                 if inner.iter().any(|e| !matches!(e.src, Src::Dir)) {
                     out.extend(inner);
@@ -247,7 +258,7 @@ fn add_tree(
             }
             let mut d = dest.to_vec();
             d.push(n);
-            add_tree(root, &r, &child, &d, o, out)?;
+            add_tree(root, &r, &sub, &child, &d, o, out)?;
         }
     }
     // Sockets, fifos and devices of a context are not copied (docker skips them too).
@@ -336,24 +347,48 @@ pub fn plan(
     let dest_abs =
         if dest.starts_with('/') { dest.to_string() } else { format!("{workdir}/{dest}") };
     let ends_slash = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
-    let mut found = Vec::new();
+    // Each match with the part of its path `--parents` keeps (after a `/./` pivot).
+    let mut found: Vec<(String, PathBuf, Vec<String>)> = Vec::new();
     for s in sources {
-        found.extend(find_sources(root, s)?);
+        let strip = match s.rfind("/./") {
+            Some(i) if o.parents => components(&s[..i]).len(),
+            _ => 0,
+        };
+        for (rel, host) in find_sources(root, s)? {
+            let kept: Vec<String> = components(&rel).into_iter().skip(strip).collect();
+            found.push((rel, host, kept));
+        }
+    }
+    // A match excluded by its name is not copied at all.
+    if let Some(x) = &o.exclude {
+        found.retain(|(rel, _, _)| !x.excluded(rel.rsplit('/').next().unwrap_or(rel)));
     }
     let image_dir = view.stat(&dest_abs).is_some_and(|m| m.is_dir());
-    if found.len() > 1 && !ends_slash && !image_dir {
+    if found.len() > 1 && !ends_slash && !image_dir && !o.parents {
         return Err(CopyError::NeedsDirDest(what.into()));
     }
-    let dest_dir = ends_slash || found.len() > 1 || image_dir;
-    let dest_comps = view.resolve(&dest_abs, dest_dir);
+    let dest_dir = ends_slash || found.len() > 1 || image_dir || o.parents;
+    let base_comps = view.resolve(&dest_abs, dest_dir);
     let mut out = Vec::new();
-    for (rel, host) in found {
+    for (rel, host, kept) in found {
+        // With --parents the source's own path goes under the destination.
+        let dest_comps = if o.parents {
+            let mut d = base_comps.clone();
+            if host.is_dir() {
+                d.extend(kept.iter().cloned());
+            } else {
+                d.extend(kept.iter().take(kept.len().saturating_sub(1)).cloned());
+            }
+            d
+        } else {
+            base_comps.clone()
+        };
         let md = fs::metadata(&host)
             .map_err(|e| CopyError::Other(format!("cannot read {}: {e}", host.display())))?;
         if md.is_dir() {
             parent_entries(view, &dest_comps, o, &mut out);
             let mut inner = Vec::new();
-            add_tree(root, &rel, &host, &dest_comps, o, &mut inner)?;
+            add_tree(root, &rel, "", &host, &dest_comps, o, &mut inner)?;
             // The destination directory itself keeps the image's metadata when it exists.
             if let (Some(first), Some((imd, _))) = (inner.first_mut(), view.lookup(&dest_comps))
                 && imd.is_dir()
@@ -557,7 +592,7 @@ pub fn materialize(root: &SourceRoot<'_>, src: &str, dest: &Path) -> Result<Path
         return Ok(to);
     }
     let mut entries = Vec::new();
-    add_tree(root, &rel, &host, &[], &Overrides::default(), &mut entries)?;
+    add_tree(root, &rel, "", &host, &[], &Overrides::default(), &mut entries)?;
     for e in &entries {
         let to = e.dest.iter().fold(dest.to_path_buf(), |p, c| p.join(c));
         match &e.src {
@@ -651,11 +686,41 @@ mod tests {
     }
 
     #[test]
+    fn exclude_and_parents() {
+        let d = ctx();
+        let root = SourceRoot { dir: d.path(), ignore: None };
+        let view = LayerView::new(vec![]);
+        let x = Ignore::parse("--exclude", "*.log\nsub").unwrap();
+        let o = Overrides { exclude: Some(x), ..Default::default() };
+        let p = plan(&root, &["src".into()], "/app", "/", &view, &o, false, "COPY").unwrap();
+        assert_eq!(dests(&p), ["app", "app/a.txt"]);
+        let p = plan(&root, &["src/*".into()], "/app/", "/", &view, &o, false, "COPY").unwrap();
+        assert_eq!(dests(&p), ["app", "app/a.txt"]);
+        // --parents keeps the source's path; a `/./` pivot keeps only what follows it.
+        let o = Overrides { parents: true, ..Default::default() };
+        let p = plan(
+            &root,
+            &["src/sub/b.txt".into(), "top.txt".into()],
+            "/d",
+            "/",
+            &view,
+            &o,
+            false,
+            "COPY",
+        )
+        .unwrap();
+        assert_eq!(dests(&p), ["d", "d/src", "d/src/sub", "d/src/sub/b.txt", "d", "d/top.txt"]);
+        let p =
+            plan(&root, &["src/./sub/b.txt".into()], "/d/", "/", &view, &o, false, "COPY").unwrap();
+        assert_eq!(dests(&p), ["d", "d/sub", "d/sub/b.txt"]);
+    }
+
+    #[test]
     fn digest_follows_content_not_times() {
         let d = ctx();
         let root = SourceRoot { dir: d.path(), ignore: None };
         let view = LayerView::new(vec![]);
-        let o = Overrides { owner: Some((1, 2)), mode: Some(0o600) };
+        let o = Overrides { owner: Some((1, 2)), mode: Some(0o600), ..Default::default() };
         let p1 = plan(&root, &["src".into()], "/app", "/", &view, &o, false, "COPY").unwrap();
         assert!(p1.iter().all(|e| e.uid == 1 && e.gid == 2));
         let d1 = digest(&p1).unwrap();

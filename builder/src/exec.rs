@@ -836,7 +836,7 @@ impl StageRun {
                     .map_err(|e| self.err(ins, format!("USER {user}: {e}")))?;
                     (u.uid, u.gid)
                 };
-                let o = Overrides { owner: Some((uid, gid)), mode: None };
+                let o = Overrides { owner: Some((uid, gid)), ..Default::default() };
                 let mut entries = Vec::new();
                 let comps = view.resolve(&path, true);
                 copy::parent_entries(&view, &comps, &o, &mut entries);
@@ -1079,12 +1079,6 @@ impl StageRun {
         add: bool,
         kw: &str,
     ) -> Result<(Vec<Entry>, String), BuildError> {
-        if a.parents {
-            return Err(self.err(ins, "--parents is not supported yet"));
-        }
-        if !a.excludes.is_empty() {
-            return Err(self.err(ins, "--exclude is not supported yet"));
-        }
         let mut sources = Vec::new();
         for s in &a.sources {
             sources.push(self.word(ins, s)?);
@@ -1125,7 +1119,19 @@ impl StageRun {
                 )
             }
         };
-        let o = Overrides { owner, mode };
+        let exclude = if a.excludes.is_empty() {
+            None
+        } else {
+            let mut pats = Vec::new();
+            for x in &a.excludes {
+                pats.push(self.word(ins, x)?);
+            }
+            Some(
+                crate::ignore::Ignore::parse("--exclude", &pats.join("\n"))
+                    .map_err(|e| self.err(ins, e.to_string()))?,
+            )
+        };
+        let o = Overrides { owner, mode, exclude, parents: a.parents };
         let workdir = match str_of(&self.state.config, "WorkingDir") {
             w if w.is_empty() => "/".to_string(),
             w => w,

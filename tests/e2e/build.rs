@@ -231,12 +231,15 @@ fn run_mounts_heredocs_shell_and_onbuild() {
                  CONF\n\
                  ADD files.tar /unpacked/\n\
                  COPY --chown=1:2 --chmod=600 data/in.txt /owned\n\
+                 COPY --parents data/in.txt /p/\n\
+                 COPY --exclude=*.md data /ex/\n\
                  USER 1:2\n\
                  WORKDIR /made/by/user\n\
                  RUN touch /made/by/user/writable\n",
             ),
             ("data/in.txt", "bound\n"),
             ("data/ignored.txt", "not in the context\n"),
+            ("data/notes.md", "excluded by --exclude\n"),
             (".dockerignore", "data/ignored.txt\n"),
         ],
     );
@@ -261,7 +264,7 @@ fn run_mounts_heredocs_shell_and_onbuild() {
         "sh",
         "-c",
         "cat /onbuild.txt /from-cache /from-bind /heredoc.txt /shebang.txt /etc/app.conf /unpacked/inner/x.txt; \
-         stat -c '%u:%g %a' /owned /made/by/user /made; \
+         stat -c '%u:%g %a' /owned /made/by/user /made; find /p /ex -type f | sort; \
          for d in /cache /mnt /ctx /scratch /dev/.berth-heredoc; do test -e $d && echo left $d; done; echo end",
     ]);
     // The rw bind mount wrote to a copy: the context is unchanged.
@@ -288,7 +291,7 @@ fn run_mounts_heredocs_shell_and_onbuild() {
     // Every file the steps made is there; mount points made only for RUN mounts are not.
     assert_eq!(
         out,
-        "triggered\ncached-data\nbound\nline one\nline two\nfrom a script run by /dev/.berth-heredoc\nkey=-value\ntar\n1:2 600\n1:2 755\n1:2 755\nend\n"
+        "triggered\ncached-data\nbound\nline one\nline two\nfrom a script run by /dev/.berth-heredoc\nkey=-value\ntar\n1:2 600\n1:2 755\n1:2 755\n/ex/in.txt\n/p/data/in.txt\nend\n"
     );
     // The cache mount kept its content for the next build (--no-cache reruns the RUN).
     ok_build(&env, &ctx, &["-t", "mounts:2", "--no-cache"]);
