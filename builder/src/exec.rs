@@ -70,6 +70,39 @@ pub struct BuildOptions {
     /// Labels every RUN container with [`SESSION_LABEL`]`=session`, so a caller that stops the
     /// build midway (Ctrl-C) can remove them with [`remove_session`].
     pub session: Option<String>,
+    /// The network of RUN steps without `--network`: `default` (the host's), `host` or `none`.
+    pub network: Option<String>,
+    /// Extra `/etc/hosts` entries of RUN steps (`name:ip`).
+    pub extra_hosts: Vec<String>,
+    /// Size of RUN steps' /dev/shm in bytes (0: the runtime's default).
+    pub shm_size: i64,
+    /// Named contexts (`--build-context`, compose `additional_contexts`): FROM and `--from`
+    /// naming one use it instead of a stage or image of that name.
+    pub named_contexts: Vec<(String, NamedContext)>,
+}
+
+/// What a named context is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local directory (COPY --from and RUN --mount from= read it; FROM can't use it).
+    Dir(PathBuf),
+    /// An image (`docker-image://REF`).
+    Image(String),
+}
+
+impl NamedContext {
+    /// Parses `docker-image://REF` or a directory path (relative to `base`).
+    pub fn parse(value: &str, base: &Path) -> Result<NamedContext, String> {
+        if let Some(r) = value.strip_prefix("docker-image://") {
+            return Ok(NamedContext::Image(r.to_string()));
+        }
+        if value.contains("://") || value.starts_with("service:") || value.starts_with("git@") {
+            return Err(format!(
+                "{value}: only directories and docker-image:// contexts are supported"
+            ));
+        }
+        Ok(NamedContext::Dir(base.join(value)))
+    }
 }
 
 /// The label naming the build a RUN container belongs to.
@@ -196,6 +229,10 @@ struct Ctx {
     source: Arc<dyn ImageSource>,
     cells: Vec<OnceCell<Option<String>>>,
     session: Option<String>,
+    network: Option<String>,
+    extra_hosts: Vec<String>,
+    shm_size: i64,
+    named: BTreeMap<String, NamedContext>,
     errors: Mutex<BTreeMap<usize, BuildError>>,
     step: AtomicUsize,
     steps: AtomicUsize,
@@ -418,6 +455,10 @@ pub async fn build(
         source,
         cells: (0..n).map(|_| OnceCell::new()).collect(),
         session: opts.session.clone(),
+        network: opts.network.clone(),
+        extra_hosts: opts.extra_hosts.clone(),
+        shm_size: opts.shm_size,
+        named: opts.named_contexts.iter().cloned().collect(),
         errors: Mutex::new(BTreeMap::new()),
         step: AtomicUsize::new(0),
         steps: AtomicUsize::new(0),
@@ -575,6 +616,23 @@ fn run_stage(ctx: Arc<Ctx>, j: usize) -> StageFuture {
             let bytes = serde_json::to_vec(&cfg).map_err(|e| step_err(e.to_string()))?;
             let id = ctx.store.add_image(&bytes, &[], true)?;
             ctx.store.image_state(&id)?
+        } else if let Some(named) = ctx.named.get(&base) {
+            match named {
+                NamedContext::Image(r) => {
+                    let c = ctx.clone();
+                    let r = r.clone();
+                    tokio::task::spawn_blocking(move || c.image(&r))
+                        .await
+                        .map_err(|e| BuildError::Invalid(e.to_string()))?
+                        .map_err(|e| step_err(e.to_string()))?
+                }
+                NamedContext::Dir(d) => {
+                    return Err(step_err(format!(
+                        "the named context {base} is a directory ({}): FROM needs an image",
+                        d.display()
+                    )));
+                }
+            }
         } else if let Some(k) = ctx.stage_index(&base, j) {
             let id = stage_result(ctx.clone(), k).await?;
             ctx.store.image_state(&id)?
@@ -1027,17 +1085,20 @@ impl StageRun {
                     }
                     (c, _) => self.command(c),
                 };
-                let net =
-                    match network.as_deref().map(|n| self.word(ins, n)).transpose()?.as_deref() {
-                        None | Some("default") | Some("host") => "host".to_string(),
-                        Some("none") => "none".to_string(),
-                        Some(o) => {
-                            return Err(self.err(
-                                ins,
-                                format!("RUN --network={o}: must be default, none or host"),
-                            ));
-                        }
-                    };
+                let asked = match network {
+                    Some(n) => Some(self.word(ins, n)?),
+                    None => self.ctx.network.clone(),
+                };
+                let net = match asked.as_deref() {
+                    None | Some("default") | Some("host") => "host".to_string(),
+                    Some("none") => "none".to_string(),
+                    Some(o) => {
+                        return Err(self.err(
+                            ins,
+                            format!("RUN --network={o}: must be default, none or host"),
+                        ));
+                    }
+                };
                 let mut ms = Vec::new();
                 for m in mounts {
                     let m = self.word(ins, m)?;
@@ -1235,11 +1296,46 @@ impl StageRun {
                             .map_err(cerr)?,
                     );
                 }
+                Some(f)
+                    if matches!(
+                        self.ctx.named.get(&self.word(ins, f)?),
+                        Some(NamedContext::Dir(_))
+                    ) =>
+                {
+                    let f = self.word(ins, f)?;
+                    let Some(NamedContext::Dir(dir)) = self.ctx.named.get(&f) else {
+                        return Err(self.err(ins, format!("--from={f}: not a directory context")));
+                    };
+                    from_desc = format!("--from={f}");
+                    let root = SourceRoot { dir, ignore: None };
+                    entries.extend(
+                        copy::plan(&root, &files, &dest, &workdir, &view, &o, add, kw).map_err(
+                            |e| match e {
+                                CopyError::NotFound(p) => {
+                                    self.err(ins, format!("{p}: not found in the context {f}"))
+                                }
+                                e => self.err(ins, e.to_string()),
+                            },
+                        )?,
+                    );
+                }
                 Some(f) => {
                     let f = self.word(ins, f)?;
-                    let id = match self.ctx.stage_index(&f, self.j) {
-                        Some(k) => stage_result(self.ctx.clone(), k).await?,
-                        None => {
+                    let image_ref = match self.ctx.named.get(&f) {
+                        Some(NamedContext::Image(r)) => Some(r.clone()),
+                        _ => None,
+                    };
+                    let id = match (image_ref, self.ctx.stage_index(&f, self.j)) {
+                        (Some(r), _) => {
+                            let c = self.ctx.clone();
+                            tokio::task::spawn_blocking(move || c.image(&r))
+                                .await
+                                .map_err(|e| BuildError::Invalid(e.to_string()))?
+                                .map_err(|e| self.err(ins, format!("--from={f}: {e}")))?
+                                .id
+                        }
+                        (None, Some(k)) => stage_result(self.ctx.clone(), k).await?,
+                        (None, None) => {
                             let c = self.ctx.clone();
                             let f2 = f.clone();
                             tokio::task::spawn_blocking(move || c.image(&f2))
@@ -1390,6 +1486,8 @@ impl StageRun {
         cfg.config.healthcheck =
             Some(HealthConfig { test: vec!["NONE".into()], ..Default::default() });
         cfg.host_config.network_mode = spec.network.clone();
+        cfg.host_config.extra_hosts = ctx.extra_hosts.clone();
+        cfg.host_config.shm_size = ctx.shm_size;
         if let Some(s) = &ctx.session {
             cfg.config.labels.insert(SESSION_LABEL.into(), s.clone());
         }
@@ -1459,10 +1557,27 @@ impl StageRun {
                                 .push(format!("{}:{target}:{mode}", what.display()));
                             keep.push(tmp);
                         }
+                        Some(f) if matches!(ctx.named.get(f), Some(NamedContext::Dir(_))) => {
+                            let Some(NamedContext::Dir(dir)) = ctx.named.get(f) else {
+                                return Err(self.err(
+                                    ins,
+                                    format!("--mount from={f}: not a directory context"),
+                                ));
+                            };
+                            let tmp = ctx.tmp("mnt")?;
+                            let root = SourceRoot { dir, ignore: None };
+                            let what = copy::materialize(&root, &src, tmp.path())
+                                .map_err(|e| self.err(ins, format!("--mount source {e}")))?;
+                            cfg.host_config
+                                .binds
+                                .push(format!("{}:{target}:{mode}", what.display()));
+                            keep.push(tmp);
+                        }
                         Some(f) => {
-                            let id = match ctx.stage_index(f, self.j) {
-                                Some(k) => stage_result(ctx.clone(), k).await?,
-                                None => ctx.image(f)?.id,
+                            let id = match (ctx.named.get(f), ctx.stage_index(f, self.j)) {
+                                (Some(NamedContext::Image(r)), _) => ctx.image(r)?.id,
+                                (_, Some(k)) => stage_result(ctx.clone(), k).await?,
+                                _ => ctx.image(f)?.id,
                             };
                             let tmp = ctx.tmp("mnt")?;
                             if !ctx.store.copy_path_from_image(

@@ -393,12 +393,16 @@ fn compose_build_builds_services_images() {
         &[
             (
                 "compose.yaml",
-                "services:\n  web:\n    build:\n      context: app\n      dockerfile: web.Dockerfile\n      target: final\n      args:\n        MSG: from-compose\n      labels:\n        com.example.built: \"yes\"\n  db:\n    image: bb:latest\n",
+                "services:\n  web:\n    build:\n      context: app\n      dockerfile: web.Dockerfile\n      target: final\n      args:\n        MSG: from-compose\n      labels:\n        com.example.built: \"yes\"\n      additional_contexts:\n        extra: ./more\n      secrets: [tok]\n      extra_hosts:\n        myhost: 10.1.2.3\n      network: none\n  db:\n    image: bb:latest\nsecrets:\n  tok:\n    file: tok.txt\n",
             ),
             (
                 "app/web.Dockerfile",
-                "FROM bb AS final\nARG MSG=default\nRUN echo $MSG > /msg\nCMD [\"cat\", \"/msg\"]\nFROM final AS unused\n",
+                "FROM bb AS final\nARG MSG=default\nCOPY --from=extra m.txt /m.txt\n\
+                 RUN --mount=type=secret,id=tok cp /run/secrets/tok /tok && grep myhost /etc/hosts | tr -s ' \\t' ' ' > /hosts && echo $MSG > /msg\n\
+                 CMD [\"cat\", \"/msg\"]\nFROM final AS unused\n",
             ),
+            ("more/m.txt", "from a named context\n"),
+            ("tok.txt", "s3cret\n"),
         ],
     );
     let file = dir.join("compose.yaml");
@@ -409,6 +413,8 @@ fn compose_build_builds_services_images() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&format!("Service web  Built ({image}")), "{err}");
     assert_eq!(env.ok(&["container", "run", "--rm", &image]), "from-compose\n");
+    let out = env.ok(&["container", "run", "--rm", &image, "cat", "/m.txt", "/tok", "/hosts"]);
+    assert_eq!(out, "from a named context\ns3cret\n10.1.2.3 myhost\n");
     let labels = env.ok(&["image", "inspect", "-f", "{{json .Config.Labels}}", &image]);
     assert_eq!(labels.trim(), "{\"com.example.built\":\"yes\"}");
     // --build-arg wins over the file's args; -q prints the id only.

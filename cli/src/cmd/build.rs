@@ -41,6 +41,18 @@ pub struct BuildArgs {
     /// Secret to expose to RUN --mount=type=secret (`id=ID,src=PATH`).
     #[arg(long)]
     secret: Vec<String>,
+    /// Additional build contexts (`NAME=PATH` or `NAME=docker-image://REF`).
+    #[arg(long = "build-context")]
+    build_context: Vec<String>,
+    /// Network of RUN steps: default (the host's), host or none.
+    #[arg(long)]
+    network: Option<String>,
+    /// Add a custom host-to-IP mapping (`host:ip`) for RUN steps.
+    #[arg(long = "add-host")]
+    add_host: Vec<String>,
+    /// Size of RUN steps' /dev/shm in bytes (a number with b, k, m or g).
+    #[arg(long)]
+    shm_size: Option<String>,
     /// Progress output: auto, plain, tty or quiet.
     #[arg(long, default_value = "auto")]
     progress: String,
@@ -200,13 +212,26 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// `64m`, `1g`, `4096`: bytes (powers of 1024).
+fn parse_bytes(s: &str) -> Option<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t.strip_suffix('b').unwrap_or(&t);
+    let (n, shift) = match t.chars().last()? {
+        'k' => (&t[..t.len() - 1], 10),
+        'm' => (&t[..t.len() - 1], 20),
+        'g' => (&t[..t.len() - 1], 30),
+        _ => (t, 0),
+    };
+    n.parse::<i64>().ok().filter(|n| *n >= 0)?.checked_mul(1 << shift)
+}
+
 /// Whether the compose project (if any) has a service called `name`.
 fn names_service(po: &ProjectOpts, name: &str) -> bool {
     super::compose::load(po, false, &[]).is_ok_and(|p| p.services.contains_key(name))
 }
 
 /// Runs `berth build`: docker's `build PATH` when given a directory (or `-t`, `-f`, `--target`,
-/// `--label`, `--secret`), else compose's `build [SERVICE...]`. A directory that is also a
+/// `--label`, `--secret`, `--build-context`), else compose's `build [SERVICE...]`. A directory that is also a
 /// service's name is the service.
 pub fn build(po: &ProjectOpts, opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> {
     let docker = !a.tag.is_empty()
@@ -214,6 +239,7 @@ pub fn build(po: &ProjectOpts, opts: &EngineOpts, a: BuildArgs) -> anyhow::Resul
         || a.target.is_some()
         || !a.label.is_empty()
         || !a.secret.is_empty()
+        || !a.build_context.is_empty()
         || match a.args.as_slice() {
             [one] => std::path::Path::new(one).is_dir() && !names_service(po, one),
             _ => false,
@@ -297,6 +323,29 @@ pub fn image_build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> 
     }
     let dockerfile =
         a.file.clone().map(|f| if f.is_absolute() || f.exists() { f } else { path.join(&f) });
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let mut named_contexts = Vec::new();
+    for c in &a.build_context {
+        let Some((name, value)) = c.split_once('=') else {
+            return Err(usage(format!(
+                "invalid --build-context {c:?}: use NAME=PATH or NAME=docker-image://REF"
+            )));
+        };
+        let ctx = berth_builder::NamedContext::parse(value, &cwd)
+            .map_err(|m| usage(format!("invalid --build-context {c:?}: {m}")))?;
+        named_contexts.push((name.to_string(), ctx));
+    }
+    if let Some(n) = &a.network
+        && !matches!(n.as_str(), "default" | "host" | "none")
+    {
+        return Err(usage(format!(
+            "invalid --network {n:?}: berth builds with default, host or none"
+        )));
+    }
+    let shm_size = match &a.shm_size {
+        None => 0,
+        Some(v) => parse_bytes(v).ok_or_else(|| usage(format!("invalid --shm-size {v:?}")))?,
+    };
     let bo = BuildOptions {
         context: path.clone(),
         dockerfile,
@@ -308,6 +357,10 @@ pub fn image_build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> 
         no_cache: a.no_cache,
         secrets,
         session: Some(session()),
+        network: a.network.clone(),
+        extra_hosts: a.add_host.clone(),
+        shm_size,
+        named_contexts,
     };
     let quiet = a.quiet || a.progress == "quiet";
     if a.pull && !quiet {
@@ -483,9 +536,40 @@ fn service_options(
         }
         Some(c) => p.working_dir.join(c),
     };
-    if !b.additional_contexts.is_empty() {
-        return Err(bad("additional_contexts is not supported yet".into()));
+    let mut named_contexts = Vec::new();
+    for (name, value) in &b.additional_contexts {
+        let c = berth_builder::NamedContext::parse(value, &context)
+            .map_err(|m| bad(format!("additional_contexts.{name}: {m}")))?;
+        named_contexts.push((name.clone(), c));
     }
+    // Build secrets are the project's file secrets.
+    let mut secrets = Vec::new();
+    for r in &b.secrets {
+        let def = p
+            .secrets
+            .get(&r.source)
+            .ok_or_else(|| bad(format!("secret {:?} is not defined", r.source)))?;
+        let Some(file) = &def.file else {
+            return Err(bad(format!(
+                "secret {:?}: only file secrets can be used in a build",
+                r.source
+            )));
+        };
+        // The id is the secret's name; a `target` (other than the service-style default the
+        // loader fills in) names it too.
+        let path = p.working_dir.join(file);
+        secrets.push((r.source.clone(), path.clone()));
+        if let Some(t) = &r.target
+            && *t != format!("/run/secrets/{}", r.source)
+        {
+            secrets.push((t.clone(), path));
+        }
+    }
+    let extra_hosts = b
+        .extra_hosts
+        .iter()
+        .flat_map(|(host, addrs)| addrs.iter().map(move |a| format!("{host}:{a}")))
+        .collect();
     let dockerfile = b.dockerfile.as_ref().map(|d| context.join(d));
     let mut tags = vec![p.image_name(svc)];
     tags.extend(b.tags.iter().cloned());
@@ -504,8 +588,12 @@ fn service_options(
         build_args,
         labels: b.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         no_cache: b.no_cache || o.no_cache,
-        secrets: Vec::new(),
+        secrets,
         session: Some(o.session.clone()),
+        network: b.network.clone(),
+        extra_hosts,
+        shm_size: b.shm_size.as_ref().map(|s| s.0).unwrap_or(0),
+        named_contexts,
     })
 }
 
