@@ -136,6 +136,24 @@ fn build_from_scratch_multi_stage_and_cache() {
     assert!(err.contains("(12 steps, 5 cached"), "{err}");
     let out = env.ok(&["container", "run", "--rm", "demo:1"]);
     assert!(out.starts_with("hey from run\n"), "{out}");
+    // --progress json: one JSON object a line.
+    let out = env.run(&[
+        "build",
+        "--progress",
+        "json",
+        "-t",
+        "demo:1",
+        "--build-arg",
+        "GREETING=hey",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(lines.last().unwrap()["cached"], 17);
+    assert!(lines.iter().any(|v| v["instruction"] == "EXPOSE 8080/tcp"));
     // --no-cache runs everything.
     let err = ok_build(&env, &ctx, &["-t", "demo:1", "--build-arg", "GREETING=hey", "--no-cache"]);
     assert!(err.contains("(17 steps, 0 cached"), "{err}");

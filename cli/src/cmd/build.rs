@@ -53,7 +53,7 @@ pub struct BuildArgs {
     /// Size of RUN steps' /dev/shm in bytes (a number with b, k, m or g).
     #[arg(long)]
     shm_size: Option<String>,
-    /// Progress output: auto, plain, tty or quiet.
+    /// Progress output: auto, plain, tty, json or quiet.
     #[arg(long, default_value = "auto")]
     progress: String,
     /// Suppress the build output and print the image id on success.
@@ -144,6 +144,8 @@ pub struct HistoryArgs {
 /// `#N DONE 0.1s`) on stderr.
 struct Plain {
     quiet: bool,
+    /// One JSON object a line instead (`--progress json` / `rawjson`).
+    json: bool,
     out: Mutex<std::io::Stderr>,
 }
 
@@ -153,6 +155,21 @@ impl Progress for Plain {
             return;
         }
         let Ok(mut o) = self.out.lock() else { return };
+        if self.json {
+            let v = match e {
+                Event::Step { n, stage, text } => {
+                    serde_json::json!({"step": n, "stage": stage, "instruction": text})
+                }
+                Event::Cached { n } => serde_json::json!({"step": n, "cached": true}),
+                Event::Output { n, line } => serde_json::json!({"step": n, "output": line}),
+                Event::Done { n, millis } => {
+                    serde_json::json!({"step": n, "done": true, "ms": millis as u64})
+                }
+                Event::Warning(w) => serde_json::json!({"warning": w}),
+            };
+            let _ = writeln!(o, "{v}");
+            return;
+        }
         let _ = match e {
             Event::Step { n, stage, text } => writeln!(o, "#{n} {stage} {text}"),
             Event::Cached { n } => writeln!(o, "#{n} CACHED"),
@@ -267,7 +284,13 @@ fn compose_build_cmd(
     if a.pull && !a.quiet {
         eprintln!("berth: --pull: berth has no registry client yet; using the images in the store");
     }
-    let o = ComposeBuild { no_cache: a.no_cache, build_args, quiet: a.quiet, session: session() };
+    let o = ComposeBuild {
+        no_cache: a.no_cache,
+        build_args,
+        quiet: a.quiet || po.progress == "quiet",
+        session: session(),
+        json: po.progress == "json",
+    };
     let engine = engine(opts)?;
     let rt = runtime()?;
     let built =
@@ -290,9 +313,9 @@ pub fn image_build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> 
             ));
         }
     };
-    if !matches!(a.progress.as_str(), "auto" | "plain" | "tty" | "quiet" | "rawjson") {
+    if !matches!(a.progress.as_str(), "auto" | "plain" | "tty" | "quiet" | "json" | "rawjson") {
         return Err(usage(format!(
-            "invalid --progress {:?}: use auto, plain, tty or quiet",
+            "invalid --progress {:?}: use auto, plain, tty, json or quiet",
             a.progress
         )));
     }
@@ -367,7 +390,8 @@ pub fn image_build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> 
         eprintln!("berth: --pull: berth has no registry client yet; using the images in the store");
     }
     let engine = engine(opts)?;
-    let progress = Arc::new(Plain { quiet, out: Mutex::new(std::io::stderr()) });
+    let json = matches!(a.progress.as_str(), "json" | "rawjson");
+    let progress = Arc::new(Plain { quiet, json, out: Mutex::new(std::io::stderr()) });
     let t0 = Instant::now();
     let rt = runtime()?;
     let s = bo.session.clone().unwrap_or_default();
@@ -376,6 +400,16 @@ pub fn image_build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> 
     }))?;
     if quiet {
         println!("{}", r.id);
+    } else if json {
+        let tags: Vec<String> = a
+            .tag
+            .iter()
+            .filter_map(|t| berth_image::Reference::parse(t).ok().map(|r| r.full()))
+            .collect();
+        eprintln!(
+            "{}",
+            serde_json::json!({"image": r.id, "steps": r.steps, "cached": r.cached, "tags": tags})
+        );
     } else {
         eprintln!(
             "writing image {} done ({} steps, {} cached, {:.1}s)",
@@ -497,6 +531,8 @@ pub struct ComposeBuild {
     pub quiet: bool,
     /// Labels the RUN containers (see [`berth_builder::SESSION_LABEL`]).
     pub session: String,
+    /// JSON progress lines.
+    pub json: bool,
 }
 
 /// Prefixes each step's stage with the service (`[web base 1/3]`), as compose's plain output.
@@ -606,7 +642,7 @@ pub async fn compose_build(
     o: &ComposeBuild,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let progress: Arc<dyn Progress> =
-        Arc::new(Plain { quiet: o.quiet, out: Mutex::new(std::io::stderr()) });
+        Arc::new(Plain { quiet: o.quiet, json: o.json, out: Mutex::new(std::io::stderr()) });
     let mut done: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     let mut out = Vec::new();
     for svc in services {
@@ -643,7 +679,7 @@ pub async fn build_for_up(
     services: &[String],
     build: bool,
     no_build: bool,
-    quiet: bool,
+    progress: &str,
 ) -> anyhow::Result<()> {
     let mut todo = Vec::new();
     for svc in services {
@@ -666,7 +702,12 @@ pub async fn build_for_up(
     if todo.is_empty() {
         return Ok(());
     }
-    let o = ComposeBuild { quiet, session: session(), ..Default::default() };
+    let o = ComposeBuild {
+        quiet: progress == "quiet",
+        json: progress == "json",
+        session: session(),
+        ..Default::default()
+    };
     interruptible(engine, &o.session, compose_build(engine, p, &todo, &o)).await?;
     Ok(())
 }
