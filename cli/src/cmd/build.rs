@@ -445,13 +445,10 @@ pub fn commit(opts: &EngineOpts, a: CommitArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `5 minutes ago`-style age of an RFC 3339 time.
+/// `5 minutes ago`-style age of an RFC 3339 time (as `image ls`).
 fn age(t: &str) -> String {
     match chrono::DateTime::parse_from_rfc3339(t) {
-        Ok(t) => {
-            let d = chrono::Utc::now().signed_duration_since(t.with_timezone(&chrono::Utc));
-            format!("{} ago", berth_runtime::container::ops_human_duration(d))
-        }
+        Ok(t) => super::image::human_since(t.timestamp()),
         Err(_) => "N/A".into(),
     }
 }

@@ -130,7 +130,7 @@ pub fn human_size(n: u64) -> String {
 }
 
 /// Docker's "3 weeks ago" style.
-fn human_since(ts: i64) -> String {
+pub fn human_since(ts: i64) -> String {
     if ts <= 0 {
         return "N/A".to_string();
     }
