@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use berth_runtime::container::{ContainerSummary, ExecConfig, ListFilters, LogsOptions};
 
-use super::run::{CreateFlags, EXIT_ENGINE, engine, engine_err, runtime};
+use super::engine_access::{EXIT_ENGINE, engine, engine_err, runtime};
+use super::run::CreateFlags;
 use super::{EngineOpts, ExitWith};
 
 /// println! that ignores a closed stdout (`berth container ls | head`) instead of panicking.
@@ -312,7 +313,7 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                     };
                     if a.attach {
                         let output = engine.container_start_attached(c).await.map_err(start_err)?;
-                        let code = super::run::attach_and_wait(&engine, c, output).await?;
+                        let code = super::attach::attach_and_wait(&engine, c, output).await?;
                         return Ok(ExitCode::from(code.clamp(0, 255) as u8));
                     }
                     engine.container_start(c).await.map_err(start_err)?;
@@ -559,8 +560,8 @@ async fn logs(engine: &berth_runtime::Engine, a: LogsArgs) -> anyhow::Result<Exi
         follow: a.follow,
         stdout: true,
         stderr: true,
-        since: a.since.as_deref().map(super::run::parse_time_arg).transpose()?,
-        until: a.until.as_deref().map(super::run::parse_time_arg).transpose()?,
+        since: a.since.as_deref().map(super::time_args::parse_time_arg).transpose()?,
+        until: a.until.as_deref().map(super::time_args::parse_time_arg).transpose()?,
         timestamps: a.timestamps,
         tail,
     };

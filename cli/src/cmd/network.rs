@@ -228,14 +228,14 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                 }),
                 ..Default::default()
             };
-            let engine = super::run::engine(engine)?;
-            super::run::runtime()?
+            let engine = super::engine_access::engine(engine)?;
+            super::engine_access::runtime()?
                 .block_on(engine.network_connect(&network, &container, req))
                 .map_err(|e| ExitWith { code: 1, message: format!("Error response: {e}") })?;
         }
         Command::Disconnect { force: _, network, container } => {
-            let engine = super::run::engine(engine)?;
-            super::run::runtime()?
+            let engine = super::engine_access::engine(engine)?;
+            super::engine_access::runtime()?
                 .block_on(engine.network_disconnect(&network, &container))
                 .map_err(|e| ExitWith { code: 1, message: format!("Error response: {e}") })?;
         }

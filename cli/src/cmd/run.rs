@@ -5,16 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use berth_runtime::container::{
-    Attached, ContainerCreateConfig, ContainerError, DeviceMapping, HealthConfig, RestartPolicy,
-    Ulimit,
+    ContainerCreateConfig, DeviceMapping, HealthConfig, RestartPolicy, Ulimit,
 };
 use berth_runtime::logs::parse_size;
-use berth_runtime::{Engine, EngineOptions};
 
+use super::attach::{RawTerminal, attach_and_wait, open_stdin_fifo};
+use super::engine_access::{EXIT_ENGINE, engine, engine_err, runtime};
+use super::time_args::parse_duration;
 use super::{EngineOpts, ExitWith};
-
-/// docker's exit code for errors of the engine itself.
-pub const EXIT_ENGINE: u8 = 125;
 
 /// Flags shared by `run` and `container create`.
 #[derive(Debug, Clone, clap::Args)]
@@ -188,52 +186,6 @@ pub struct Args {
     pub create: Box<CreateFlags>,
 }
 
-/// A `--since`/`--until` value as unix nanoseconds: RFC 3339, unix seconds, or a duration back
-/// from now (`10m`); anything else is a command-line error.
-pub fn parse_time_arg(s: &str) -> anyhow::Result<i128> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Ok(t.timestamp_nanos_opt().unwrap_or(0) as i128);
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return Ok((secs * 1e9) as i128);
-    }
-    let d = parse_duration(s).map_err(|_| super::ExitWith {
-        code: super::EXIT_USAGE,
-        message: format!("invalid time {s:?}: use RFC 3339, unix seconds or a duration like 10m"),
-    })?;
-    let now = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as i128;
-    Ok(now - d as i128)
-}
-
-/// Parses Go-style durations (`1h2m3s`, `500ms`, `1.5s`, plain seconds) into nanoseconds.
-pub fn parse_duration(s: &str) -> anyhow::Result<i64> {
-    let s = s.trim();
-    if let Ok(n) = s.parse::<f64>() {
-        return Ok((n * 1e9) as i64);
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_end);
-        let num: f64 = num.parse().with_context(|| format!("invalid duration {s:?}"))?;
-        let unit_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_end);
-        let mult = match unit {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => anyhow::bail!("invalid duration {s:?}"),
-        };
-        total += num * mult;
-        rest = tail;
-    }
-    Ok(total as i64)
-}
-
 fn size(flag: &str, v: &Option<String>) -> anyhow::Result<i64> {
     match v {
         None => Ok(0),
@@ -395,25 +347,6 @@ impl CreateFlags {
     }
 }
 
-/// A tokio runtime for one CLI command.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
-/// Opens the engine on the CLI's state root.
-pub fn engine(opts: &EngineOpts) -> anyhow::Result<Engine> {
-    Engine::open(EngineOptions::new(&opts.root))
-        .map_err(|e| ExitWith { code: EXIT_ENGINE, message: format!("berth: {e}") }.into())
-}
-
-/// An engine error as docker reports it: exit 125 with one sentence.
-pub fn engine_err(e: ContainerError) -> anyhow::Error {
-    ExitWith { code: EXIT_ENGINE, message: format!("berth: {e}") }.into()
-}
-
 /// Runs `berth run`.
 pub fn run(opts: &EngineOpts, args: Args) -> anyhow::Result<ExitCode> {
     let cfg = args
@@ -465,115 +398,4 @@ pub fn run(opts: &EngineOpts, args: Args) -> anyhow::Result<ExitCode> {
     // Everything it ran has finished: no need to wait for its idle threads on the way out.
     rt.shutdown_background();
     result
-}
-
-/// Writes log entries to our stdout and stderr in their order, stdout flushed once at the end
-/// (and before each stderr entry, so the two streams keep their interleaving).
-fn print_entries(entries: &[berth_runtime::logs::LogEntry]) {
-    use std::io::Write;
-    let mut out = Vec::new();
-    for e in entries {
-        if e.stream == "stderr" {
-            if !out.is_empty() {
-                let mut so = std::io::stdout().lock();
-                let _ = so.write_all(&out);
-                let _ = so.flush();
-                out.clear();
-            }
-            let _ = std::io::stderr().write_all(e.text.as_bytes());
-        } else {
-            out.extend_from_slice(e.text.as_bytes());
-        }
-    }
-    if !out.is_empty() {
-        let mut so = std::io::stdout().lock();
-        let _ = so.write_all(&out);
-        let _ = so.flush();
-    }
-}
-
-/// Puts the user's terminal (stdin) in raw mode until dropped.
-pub(super) struct RawTerminal {
-    saved: nix::sys::termios::Termios,
-}
-
-impl RawTerminal {
-    /// Raw mode on stdin (None when stdin is not a terminal).
-    pub(super) fn enter() -> Option<Self> {
-        use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
-        let stdin = std::io::stdin();
-        let saved = tcgetattr(&stdin).ok()?;
-        let mut raw = saved.clone();
-        cfmakeraw(&mut raw);
-        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
-        Some(RawTerminal { saved })
-    }
-}
-
-impl Drop for RawTerminal {
-    fn drop(&mut self) {
-        let _ = nix::sys::termios::tcsetattr(
-            std::io::stdin(),
-            nix::sys::termios::SetArg::TCSANOW,
-            &self.saved,
-        );
-    }
-}
-
-/// The container's stdin fifo, opened for writing.
-pub(super) fn open_stdin_fifo(opts: &EngineOpts, id: &str) -> Option<std::fs::File> {
-    let p = opts.root.join("containers").join(id).join("stdin");
-    // Read+write never blocks on a fifo; we only ever write.
-    std::fs::OpenOptions::new().read(true).write(true).open(p).ok()
-}
-
-/// Prints the output of a container started with `Engine::container_start_attached` until it
-/// has stopped, forwarding SIGINT and SIGTERM to it; returns its exit code once it is removed
-/// too when it was created with `--rm` (as docker's `run --rm` returns).
-pub async fn attach_and_wait(engine: &Engine, id: &str, attached: Attached) -> anyhow::Result<i64> {
-    let Attached { output: mut rx, auto_remove } = attached;
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut sigint = signal(SignalKind::interrupt()).context("installing a SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing a SIGTERM handler")?;
-    loop {
-        tokio::select! {
-            entry = rx.recv() => {
-                let Some(e) = entry else { break };
-                // What is already there goes out together: one write per batch rather than
-                // per line keeps up with a container that prints fast.
-                let mut batch = vec![e];
-                while batch.len() < 1024 {
-                    match rx.try_recv() {
-                        Ok(e) => batch.push(e),
-                        Err(_) => break,
-                    }
-                }
-                print_entries(&batch);
-            }
-            _ = sigint.recv() => { let _ = engine.container_kill(id, Some("SIGINT")).await; }
-            _ = sigterm.recv() => { let _ = engine.container_kill(id, Some("SIGTERM")).await; }
-        }
-    }
-    let code = engine.container_wait(id).await.map_err(engine_err)?;
-    if auto_remove {
-        match engine.container_remove(id, true, true).await {
-            // Removed meanwhile (its monitor does it when no client follows to the end).
-            Ok(()) | Err(ContainerError::NotFound(_)) => {}
-            Err(e) => return Err(engine_err(e)),
-        }
-    }
-    Ok(code)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("1s").unwrap(), 1_000_000_000);
-        assert_eq!(parse_duration("1m30s").unwrap(), 90_000_000_000);
-        assert_eq!(parse_duration("500ms").unwrap(), 500_000_000);
-        assert!(parse_duration("5x").is_err());
-    }
 }

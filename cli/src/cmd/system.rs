@@ -159,8 +159,8 @@ fn prune(opts: &EngineOpts, all: bool, volumes: bool, force: bool) -> anyhow::Re
     if !force && !confirm(&prune_warning(all, volumes)) {
         return Ok(ExitCode::SUCCESS);
     }
-    let engine = super::run::engine(opts)?;
-    let rt = super::run::runtime()?;
+    let engine = super::engine_access::engine(opts)?;
+    let rt = super::engine_access::runtime()?;
     let mut out = io::stdout().lock();
     let mut failed = false;
     let mut fail = |what: &str, e: &dyn std::fmt::Display| {
@@ -262,8 +262,8 @@ fn summary_rows(du: &DiskUsage) -> Vec<serde_json::Value> {
 }
 
 fn df(opts: &EngineOpts, verbose: bool, format: Option<&str>) -> anyhow::Result<ExitCode> {
-    let engine = super::run::engine(opts)?;
-    let du = super::run::runtime()?.block_on(engine.system_df())?;
+    let engine = super::engine_access::engine(opts)?;
+    let du = super::engine_access::runtime()?.block_on(engine.system_df())?;
     let mut out = io::stdout().lock();
     match format {
         Some("json") if verbose => writeln!(out, "{}", serde_json::to_string(&du)?)?,
@@ -390,8 +390,8 @@ fn df_verbose(out: &mut impl Write, du: &DiskUsage) -> io::Result<()> {
 }
 
 fn info(opts: &EngineOpts, format: Option<&str>) -> anyhow::Result<ExitCode> {
-    let engine = super::run::engine(opts)?;
-    let i = super::run::runtime()?.block_on(engine.system_info())?;
+    let engine = super::engine_access::engine(opts)?;
+    let i = super::engine_access::runtime()?.block_on(engine.system_info())?;
     let mut out = io::stdout().lock();
     match format {
         Some("json") => writeln!(out, "{}", serde_json::to_string(&i)?)?,

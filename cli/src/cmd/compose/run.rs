@@ -10,9 +10,10 @@ use berth_planner::ops::RunOptions;
 use berth_planner::{PlanError, Progress};
 use berth_runtime::Engine;
 
-use super::compose::{load, plan_err, warn_one};
-use super::run::{RawTerminal, attach_and_wait, engine_err, open_stdin_fifo};
-use super::{EXIT_USAGE, EngineOpts, ExitWith, ProjectOpts};
+use super::project::{load, plan_err, warn_one};
+use crate::cmd::attach::{RawTerminal, attach_and_wait, open_stdin_fifo};
+use crate::cmd::engine_access::engine_err;
+use crate::cmd::{EXIT_USAGE, EngineOpts, ExitWith, ProjectOpts};
 
 /// `berth run`.
 #[derive(Debug, clap::Args)]
@@ -143,7 +144,7 @@ pub async fn run(
     let _ = a.quiet_pull;
     let mut one = oneoff::prepare(engine, &p, &opts).await.map_err(plan_err)?;
     for spec in &a.publish {
-        let parsed = super::netflags::parse_publish(spec)
+        let parsed = crate::cmd::netflags::parse_publish(spec)
             .map_err(|e| usage(format!("invalid --publish {spec:?}: {e:#}")))?;
         for (key, b) in parsed {
             one.config.host_config.port_bindings.entry(key).or_default().push(b);

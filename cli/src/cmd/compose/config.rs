@@ -11,7 +11,7 @@ use compose_spec::loader::LoadOptions;
 use compose_spec::model::Project;
 use compose_spec::{LoadError, load_project_with};
 
-use super::{EXIT_USAGE, ExitWith, ProjectOpts};
+use crate::cmd::{EXIT_USAGE, ExitWith, ProjectOpts};
 
 /// Arguments of `berth config`.
 #[derive(Debug, clap::Args)]

@@ -1,25 +1,42 @@
-//! Following a project's logs (`logs -f`, attached `up`) across container changes: the
-//! project's containers are listed every 200 ms, so replicas added by `--scale`, containers
-//! recreated by another `up` and containers restarted by `restart` or `start` are picked up
-//! (compose loses them). A restarted container continues after the last line shown.
+//! Printing containers' logs with `service-N  | ` prefixes: once for each container, or followed
+//! across container changes (`logs -f`, attached `up`). Following lists the project's containers
+//! every 200 ms, so replicas added by `--scale`, containers recreated by another `up` and
+//! containers restarted by `restart` or `start` are picked up (compose loses them). A restarted
+//! container continues after the last line shown.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use berth_planner::labels;
 use berth_planner::observe::{self, Observed};
 use berth_runtime::Engine;
 use berth_runtime::container::LogsOptions;
 use tokio::sync::mpsc;
-
-use super::compose::{LogStyle, prefix_of};
 
 /// How often the project's containers are listed.
 const POLL: Duration = Duration::from_millis(200);
 
 /// How long nothing may run before following ends (a `restart` stops and starts again).
 const IDLE_END: Duration = Duration::from_secs(1);
+
+/// How log lines are printed.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LogStyle {
+    /// `name  | ` prefixes.
+    pub(super) prefix: bool,
+    /// The entry's timestamp before the text.
+    pub(super) timestamps: bool,
+    /// Coloured prefixes.
+    pub(super) color: bool,
+}
+
+/// The log prefix of a container: `service-N` for compose-named ones, else the name.
+pub(super) fn prefix_of(c: &Observed) -> String {
+    let project = c.summary.labels.get(labels::PROJECT).cloned().unwrap_or_default();
+    c.name.strip_prefix(&format!("{project}-")).unwrap_or(&c.name).to_string()
+}
 
 /// The `name  | ` prefix of the `i`-th container followed.
 pub(super) fn prefix_for(c: &Observed, i: usize, width: usize, style: LogStyle) -> String {
@@ -205,4 +222,45 @@ async fn pump(
         let _ = o.write_all(line.as_bytes());
         let _ = o.flush();
     }
+}
+
+/// Streams the logs of `targets` with `name  | ` prefixes; returns when every stream ended, or
+/// with `first`, when the first one ended (with that container's id).
+pub(super) async fn stream_logs(
+    engine: &Engine,
+    targets: &[Observed],
+    opts: LogsOptions,
+    style: LogStyle,
+    first: bool,
+) -> Option<String> {
+    let width = targets.iter().map(|c| prefix_of(c).len()).max().unwrap_or(0);
+    let out = Arc::new(Mutex::new(()));
+    let mut tasks = tokio::task::JoinSet::new();
+    let timestamps = style.timestamps;
+    for (i, c) in targets.iter().enumerate() {
+        let Ok(mut rx) = engine.container_logs(&c.id, opts.clone()).await else { continue };
+        let pfx = prefix_for(c, i, width, style);
+        let out = out.clone();
+        let id = c.id.clone();
+        tasks.spawn(async move {
+            while let Some(e) = rx.recv().await {
+                let text = if timestamps { format!("{} {}", e.time, e.text) } else { e.text };
+                let _g = out.lock();
+                let mut line = format!("{pfx}{text}");
+                if !line.ends_with('\n') {
+                    line.push('\n');
+                }
+                let mut o = std::io::stdout().lock();
+                let _ = o.write_all(line.as_bytes());
+                let _ = o.flush();
+            }
+            id
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        if first {
+            return done.ok();
+        }
+    }
+    None
 }

@@ -9,8 +9,8 @@ use berth_planner::observe;
 use berth_runtime::Engine;
 use berth_runtime::container::CopyOptions;
 
-use super::compose::{load, plan_err};
-use super::{EXIT_USAGE, ExitWith, ProjectOpts};
+use super::project::{load, plan_err};
+use crate::cmd::{EXIT_USAGE, ExitWith, ProjectOpts};
 
 /// `berth cp`.
 #[derive(Debug, clap::Args)]

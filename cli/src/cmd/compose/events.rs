@@ -16,9 +16,9 @@ use berth_runtime::container::ListFilters;
 use berth_runtime::container::record::ContainerPaths;
 use berth_runtime::events::{JournalEvent, JournalReader};
 
-use super::compose::load;
-use super::run::engine_err;
-use super::{EXIT_USAGE, ExitWith, ProjectOpts};
+use super::project::load;
+use crate::cmd::engine_access::engine_err;
+use crate::cmd::{EXIT_USAGE, ExitWith, ProjectOpts};
 
 /// `berth events`.
 #[derive(Debug, clap::Args)]
