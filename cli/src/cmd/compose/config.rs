@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use compose_spec::emit::{service_hash, to_json, to_yaml};
 use compose_spec::loader::LoadOptions;
 use compose_spec::model::Project;
-use compose_spec::{LoadError, load_project_with};
+use compose_spec::{LoadError, load_project};
 
 use crate::cmd::{EXIT_USAGE, ExitWith, ProjectOpts};
 
@@ -78,6 +78,8 @@ pub fn run(project: &ProjectOpts, args: Args) -> anyhow::Result<ExitCode> {
     let mut opts = load_options(project)?;
     opts.interpolate = !args.no_interpolate;
     opts.resolve_paths = !args.no_path_resolution;
+    opts.defaults = !args.no_normalize;
+    opts.consistency = !args.no_consistency;
     opts.services = args.service_names.clone();
     if args.list_profiles {
         // Every declared profile is listed, so load every service.
@@ -86,8 +88,7 @@ pub fn run(project: &ProjectOpts, args: Args) -> anyhow::Result<ExitCode> {
     if args.no_interpolate && !args.list_any() {
         return raw_model(&opts, &args);
     }
-    let (mut p, warnings) =
-        load_project_with(&opts, !args.no_normalize, !args.no_consistency).map_err(load_error)?;
+    let (mut p, warnings) = load_project(&opts).map_err(load_error)?;
     for w in &warnings {
         eprintln!("WARN[0000] {w}");
     }
@@ -178,6 +179,8 @@ fn load_options(project: &ProjectOpts) -> anyhow::Result<LoadOptions> {
         environment: std::env::vars().collect(),
         interpolate: true,
         resolve_paths: true,
+        defaults: true,
+        consistency: true,
     })
 }
 

@@ -54,6 +54,8 @@ pub(super) fn load(
         environment: std::env::vars().collect(),
         interpolate: true,
         resolve_paths: true,
+        defaults: true,
+        consistency: true,
     };
     match compose_spec::load_project(&opts) {
         Ok((p, warnings)) => {
