@@ -5,7 +5,6 @@ use anyhow::Context;
 use berth_runtime::Engine;
 use berth_runtime::container::{Attached, ContainerError};
 
-use super::EngineOpts;
 use super::engine_access::engine_err;
 
 /// Writes log entries to our stdout and stderr in their order, stdout flushed once at the end
@@ -61,9 +60,9 @@ impl Drop for RawTerminal {
     }
 }
 
-/// The container's stdin fifo, opened for writing.
-pub(super) fn open_stdin_fifo(opts: &EngineOpts, id: &str) -> Option<std::fs::File> {
-    let p = opts.root.join("containers").join(id).join("stdin");
+/// The stdin fifo of container `id` (full id), opened for writing.
+pub(super) fn open_stdin_fifo(engine: &Engine, id: &str) -> Option<std::fs::File> {
+    let p = engine.container_stdin_fifo(id);
     // Read+write never blocks on a fifo; we only ever write.
     std::fs::OpenOptions::new().read(true).write(true).open(p).ok()
 }

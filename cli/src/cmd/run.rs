@@ -360,8 +360,11 @@ pub fn run(opts: &EngineOpts, args: Args) -> anyhow::Result<ExitCode> {
             engine.container_create(args.create.name.as_deref(), cfg).await.map_err(engine_err)?;
         // An attached -i run feeds our stdin to the container through its fifo, opened before
         // the start so the container's first read waits for it rather than seeing end-of-file.
-        let stdin_fifo =
-            if args.create.interactive && !args.detach { open_stdin_fifo(opts, &id) } else { None };
+        let stdin_fifo = if args.create.interactive && !args.detach {
+            open_stdin_fifo(&engine, &id)
+        } else {
+            None
+        };
         // Attached, the output is followed from the start on (woken by the monitor).
         let started = if args.detach {
             engine.container_start(&id).await.map(|()| None)

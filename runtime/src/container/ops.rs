@@ -642,6 +642,17 @@ impl Engine {
         Ok(inspect_of(&l))
     }
 
+    /// The fifo an attached client writes the stdin of container `id` (full id) to.
+    pub fn container_stdin_fifo(&self, id: &str) -> std::path::PathBuf {
+        ContainerPaths::new(self.root(), id).stdin_fifo()
+    }
+
+    /// Whether the last stop of container `id` (full id) was asked for (stop, restart, down)
+    /// rather than its process's own end; false when unknown.
+    pub fn container_stop_was_requested(&self, id: &str) -> bool {
+        ContainerPaths::new(self.root(), id).read_state().map(|s| s.manual_stop).unwrap_or(false)
+    }
+
     /// Lists containers (`all`: also stopped ones), newest first.
     pub async fn container_list(
         &self,

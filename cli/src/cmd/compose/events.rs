@@ -13,7 +13,6 @@ use std::time::Duration;
 use berth_planner::labels;
 use berth_runtime::Engine;
 use berth_runtime::container::ListFilters;
-use berth_runtime::container::record::ContainerPaths;
 use berth_runtime::events::{JournalEvent, JournalReader};
 
 use super::project::load;
@@ -257,10 +256,7 @@ async fn look(
         }
         // Gone between the list and the inspect: the next look reports it.
         let Ok(i) = engine.container_inspect(&c.id).await else { continue };
-        let manual_stop = ContainerPaths::new(engine.root(), &c.id)
-            .read_state()
-            .map(|s| s.manual_stop)
-            .unwrap_or(false);
+        let manual_stop = engine.container_stop_was_requested(&c.id);
         let seen = Seen {
             name: i.name.trim_start_matches('/').to_string(),
             image: c.image.clone(),

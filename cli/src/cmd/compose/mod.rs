@@ -125,7 +125,7 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
             Command::Wait(a) => wait::run(po, engine, a, run, progress).await,
             Command::Scale(a) => up::run(po, engine, a.into(), run, progress).await,
             Command::Version(a) => version::run(a),
-            Command::Run(a) => run::run(po, eo, engine, *a, run, progress).await,
+            Command::Run(a) => run::run(po, engine, *a, run, progress).await,
             Command::Events(a) => events::run(po, engine, a).await,
             Command::Cp(a) => cp::run(po, engine, a).await,
         }

@@ -13,7 +13,7 @@ use berth_runtime::Engine;
 use super::project::{load, plan_err, warn_one};
 use crate::cmd::attach::{RawTerminal, attach_and_wait, open_stdin_fifo};
 use crate::cmd::engine_access::engine_err;
-use crate::cmd::{EXIT_USAGE, EngineOpts, ExitWith, ProjectOpts};
+use crate::cmd::{EXIT_USAGE, ExitWith, ProjectOpts};
 
 /// `berth run`.
 #[derive(Debug, clap::Args)]
@@ -80,7 +80,6 @@ fn usage(message: String) -> anyhow::Error {
 /// Runs `berth run`.
 pub async fn run(
     po: &ProjectOpts,
-    eo: &EngineOpts,
     engine: &Engine,
     a: RunArgs,
     run: &RunOptions,
@@ -166,7 +165,7 @@ pub async fn run(
     let name = one.name.as_str();
     let id = engine.container_inspect(name).await.map_err(engine_err)?.id;
     // Opened before the start so the container's first read waits for our input.
-    let stdin_fifo = if interactive && !a.detach { open_stdin_fifo(eo, &id) } else { None };
+    let stdin_fifo = if interactive && !a.detach { open_stdin_fifo(engine, &id) } else { None };
     // Attached, the output is followed from the start on (woken by the monitor).
     let started = if a.detach {
         engine.container_start(name).await.map(|()| None)
