@@ -177,8 +177,7 @@ fn prune(opts: &EngineOpts, all: bool, volumes: bool, force: bool) -> anyhow::Re
                 if matches!(c.state.as_str(), "running" | "paused" | "restarting") {
                     continue;
                 }
-                let upper = engine.root().containers_dir().join(&c.id).join("rootfs/upper");
-                let size = system::du(&upper);
+                let size = engine.container_size_rw(&c.id);
                 match rt.block_on(engine.container_remove(&c.id, false, false)) {
                     Ok(()) => {
                         reclaimed += size;

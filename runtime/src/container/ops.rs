@@ -653,6 +653,11 @@ impl Engine {
         ContainerPaths::new(self.root(), id).read_state().map(|s| s.manual_stop).unwrap_or(false)
     }
 
+    /// Bytes in the writable layer of container `id` (full id), docker's `SizeRw`.
+    pub fn container_size_rw(&self, id: &str) -> u64 {
+        crate::system::du(&ContainerPaths::new(self.root(), id).upper())
+    }
+
     /// Lists containers (`all`: also stopped ones), newest first.
     pub async fn container_list(
         &self,
