@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use berth_runtime::container::{ContainerSummary, ExecConfig, ListFilters, LogsOptions};
 
+use super::container_run::CreateFlags;
 use super::engine_access::{EXIT_ENGINE, engine, engine_err, runtime};
-use super::run::CreateFlags;
 use super::{EngineOpts, ExitWith};
 
 /// println! that ignores a closed stdout (`berth container ls | head`) instead of panicking.
@@ -21,7 +21,7 @@ macro_rules! outln {
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Create and run a new container from an image (docker's `run`).
-    Run(super::run::Args),
+    Run(super::container_run::Args),
     /// Create a new container.
     Create(CreateArgs),
     /// List containers.
@@ -235,7 +235,7 @@ pub struct RenameArgs {
 /// Runs a `berth container` subcommand.
 pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
     let cmd = match cmd {
-        Command::Run(args) => return super::run::run(opts, args),
+        Command::Run(args) => return super::container_run::run(opts, args),
         other => other,
     };
     let engine = engine(opts)?;

@@ -4,12 +4,12 @@
 mod attach;
 mod compose;
 mod container;
+mod container_run;
 mod dns;
 mod engine_access;
 mod image;
 mod netflags;
 mod network;
-mod run;
 mod stats;
 mod system;
 mod template;

@@ -1,4 +1,4 @@
-//! `berth run` (and `berth container create`): docker-compatible flags turned into a
+//! `berth container run` (and `container create`): docker-compatible flags turned into a
 //! `ContainerCreateConfig`; attached runs stream the output and exit with the container's code.
 
 use std::process::ExitCode;
@@ -173,7 +173,7 @@ pub struct CreateFlags {
     pub command: Vec<String>,
 }
 
-/// Arguments of `berth run`.
+/// Arguments of `berth container run`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Run container in background and print container ID.
@@ -347,7 +347,7 @@ impl CreateFlags {
     }
 }
 
-/// Runs `berth run`.
+/// Runs `berth container run`.
 pub fn run(opts: &EngineOpts, args: Args) -> anyhow::Result<ExitCode> {
     let cfg = args
         .create

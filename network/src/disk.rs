@@ -1,5 +1,5 @@
-//! On-disk helpers: flock guards, atomic JSON writes, random ids (small copies of the runtime's
-//! StateRoot helpers: the runtime depends on this crate, not the other way round).
+//! On-disk helpers: flock guards, atomic JSON writes, random ids (small copies of berth-store's
+//! StateRoot helpers, so this crate needs nothing of the runtime's side).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
