@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use berth_network::IndexMap;
 use berth_network::{Filters, IpamRequest, NetworkCreate, NetworkRecord, Networks};
+use indexmap::IndexMap;
 
 use super::{EXIT_USAGE, EngineOpts, ExitWith};
 
