@@ -52,7 +52,7 @@ pub enum Command {
     /// View output from containers.
     Logs(logs::LogsArgs),
     /// Start services.
-    Start(start::StartArgs),
+    Start(project::ServicesArgs),
     /// Stop services.
     Stop(stop::StopArgs),
     /// Restart service containers.
@@ -66,11 +66,11 @@ pub enum Command {
     /// List running compose projects.
     Ls(ls::LsArgs),
     /// Pause services.
-    Pause(start::StartArgs),
+    Pause(project::ServicesArgs),
     /// Unpause services.
-    Unpause(start::StartArgs),
+    Unpause(project::ServicesArgs),
     /// Display the running processes.
-    Top(start::StartArgs),
+    Top(project::ServicesArgs),
     /// Creates containers for a service.
     Create(create::CreateArgs),
     /// List images used by the created containers.

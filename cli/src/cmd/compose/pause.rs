@@ -6,15 +6,14 @@ use berth_planner::Progress;
 use berth_planner::ops::{Lifecycle, RunOptions};
 use berth_runtime::Engine;
 
-use super::project::lifecycle;
-use super::start::StartArgs;
+use super::project::{ServicesArgs, lifecycle};
 use crate::cmd::ProjectOpts;
 
 /// Runs `berth pause`.
 pub(super) async fn pause(
     po: &ProjectOpts,
     engine: &Engine,
-    a: StartArgs,
+    a: ServicesArgs,
     run: &RunOptions,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {
@@ -25,7 +24,7 @@ pub(super) async fn pause(
 pub(super) async fn unpause(
     po: &ProjectOpts,
     engine: &Engine,
-    a: StartArgs,
+    a: ServicesArgs,
     run: &RunOptions,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {

@@ -1,5 +1,6 @@
-//! What every compose command shares: loading the project, selecting its containers, running a
-//! lifecycle operation, turning planner errors into exit codes, warnings and tables.
+//! What every compose command shares: the arguments of the commands that take service names
+//! only, loading the project, selecting its containers, running a lifecycle operation, turning
+//! planner errors into exit codes, warnings and tables.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -13,6 +14,13 @@ use compose_spec::loader::LoadOptions;
 use compose_spec::model::Project;
 
 use crate::cmd::{EXIT_USAGE, ExitWith, ProjectOpts};
+
+/// Arguments of the commands that take service names only (`start`, `pause`, `unpause`, `top`).
+#[derive(Debug, clap::Args)]
+pub struct ServicesArgs {
+    /// Services.
+    pub(super) services: Vec<String>,
+}
 
 fn warn_all(w: &[String]) {
     w.iter().for_each(|w| warn_one(w));

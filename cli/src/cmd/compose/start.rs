@@ -6,21 +6,14 @@ use berth_planner::Progress;
 use berth_planner::ops::{Lifecycle, RunOptions};
 use berth_runtime::Engine;
 
-use super::project::lifecycle;
+use super::project::{ServicesArgs, lifecycle};
 use crate::cmd::ProjectOpts;
-
-/// `berth start`.
-#[derive(Debug, clap::Args)]
-pub struct StartArgs {
-    /// Services.
-    pub(super) services: Vec<String>,
-}
 
 /// Runs `berth start`.
 pub(super) async fn run(
     po: &ProjectOpts,
     engine: &Engine,
-    a: StartArgs,
+    a: ServicesArgs,
     run: &RunOptions,
     progress: &Progress,
 ) -> anyhow::Result<ExitCode> {

@@ -5,8 +5,7 @@ use std::process::ExitCode;
 
 use berth_runtime::Engine;
 
-use super::project::{print_table, targets};
-use super::start::StartArgs;
+use super::project::{ServicesArgs, print_table, targets};
 use crate::cmd::ProjectOpts;
 use crate::cmd::engine_access::engine_err;
 
@@ -14,7 +13,7 @@ use crate::cmd::engine_access::engine_err;
 pub(super) async fn run(
     po: &ProjectOpts,
     engine: &Engine,
-    a: StartArgs,
+    a: ServicesArgs,
 ) -> anyhow::Result<ExitCode> {
     let (_, obs) = targets(po, engine, &a.services).await?;
     let mut out = std::io::stdout().lock();
