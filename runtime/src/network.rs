@@ -3,9 +3,10 @@
 
 use berth_network::{Filters, NetworkCreate, NetworkError, NetworkRecord, Networks};
 
-use crate::Engine;
-use crate::container::network::{self as cnet, EndpointRequest};
+use crate::container::EndpointRequest;
+use crate::container::network as cnet;
 use crate::container::{ContainerError, record::ContainerPaths};
+use crate::engine::{Engine, blocking};
 
 /// Errors of network operations; each displays as one sentence naming the network/container.
 #[derive(Debug, thiserror::Error)]
@@ -21,12 +22,10 @@ pub enum EngineNetworkError {
     Invalid(String),
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, EngineNetworkError> + Send + 'static,
-) -> Result<T, EngineNetworkError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| EngineNetworkError::Invalid(format!("network task failed: {e}")))?
+impl From<tokio::task::JoinError> for EngineNetworkError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        EngineNetworkError::Invalid(format!("network task failed: {e}"))
+    }
 }
 
 impl Engine {
@@ -191,7 +190,6 @@ impl Engine {
 /// new ones and lets go of the old (`container::network::resync`).
 fn poke_monitor(st: &crate::container::record::StateRecord) {
     if st.monitor_pid > 0 {
-        let _ =
-            crate::container::sys::signal_verified(st.monitor_pid, st.monitor_start, libc::SIGUSR1);
+        let _ = crate::process::signal_verified(st.monitor_pid, st.monitor_start, libc::SIGUSR1);
     }
 }

@@ -864,7 +864,7 @@ async fn ps(po: &ProjectOpts, engine: &Engine, mut a: PsArgs) -> anyhow::Result<
         let created = chrono::DateTime::from_timestamp(s.created, 0)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
             .unwrap_or_default();
-        let running_for = berth_runtime::container::ops_human_duration(
+        let running_for = berth_runtime::time::human_duration(
             chrono::Utc::now()
                 - chrono::DateTime::from_timestamp(s.created, 0).unwrap_or_else(chrono::Utc::now),
         );

@@ -492,10 +492,7 @@ async fn ls(engine: &berth_runtime::Engine, a: LsArgs) -> anyhow::Result<ExitCod
     }
     let now = chrono::Utc::now().timestamp();
     let ago = |t: i64| {
-        format!(
-            "{} ago",
-            berth_runtime::container::ops_human_duration(chrono::Duration::seconds(now - t))
-        )
+        format!("{} ago", berth_runtime::time::human_duration(chrono::Duration::seconds(now - t)))
     };
     if a.format == "json" {
         for c in &list {

@@ -10,11 +10,13 @@ use berth_timing::mark;
 use indexmap::IndexMap;
 
 use super::api::{Config, ContainerCreateConfig, Empty, MountPoint};
+use super::error::io_err;
 use super::names::{self, CREATING_PREFIX};
-use super::record::{self, ContainerPaths, ContainerRecord, StateRecord};
-use super::{ContainerError, io_err, rt, spec, sys, user};
+use super::record::{ContainerPaths, ContainerRecord, StateRecord};
+use super::{ContainerError, rt, spec, user};
 use crate::Engine;
 use crate::fsutil;
+use crate::ids;
 
 /// docker's default PATH.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -217,7 +219,7 @@ impl Engine {
     ) -> Result<String, ContainerError> {
         // Off the async workers: a create waiting on the root lock or an fsync must not hold one.
         let (e, name) = (self.clone(), name.map(str::to_string));
-        super::ops::blocking(move || e.create_sync(name.as_deref(), cfg)).await
+        crate::engine::blocking(move || e.create_sync(name.as_deref(), cfg)).await
     }
 
     pub(crate) fn create_sync(
@@ -257,7 +259,7 @@ impl Engine {
         crate::logs::Rotation::from_options(&hc.log_config.config)
             .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         if let Some(sig) = &cfg.config.stop_signal
-            && sys::parse_signal(sig).is_none()
+            && crate::process::parse_signal(sig).is_none()
         {
             return Err(ContainerError::Invalid(format!("invalid stop signal: {sig}")));
         }
@@ -304,7 +306,7 @@ impl Engine {
         let who = user::resolve(&config.user, &hc.group_add, passwd.as_deref(), group.as_deref())
             .map_err(ContainerError::Invalid)?;
 
-        let id = sys::random_id().map_err(io_err("read", "/dev/urandom"))?;
+        let id = ids::random_id().map_err(io_err("read", "/dev/urandom"))?;
         if config.hostname.is_empty() {
             config.hostname = if hc.network_mode == "host" {
                 nix::unistd::gethostname()
@@ -322,7 +324,7 @@ impl Engine {
         let mut rec = ContainerRecord {
             id: id.clone(),
             name: name.clone(),
-            created: record::now_rfc3339(),
+            created: crate::time::now_rfc3339(),
             path: argv[0].clone(),
             args: argv[1..].to_vec(),
             config,
@@ -341,6 +343,9 @@ impl Engine {
         }
         rec.networking_config = cfg.networking_config.clone();
         super::network::check_create(self.root(), &rec)?;
+        if let Some(target) = rec.host_config.network_mode.strip_prefix("container:") {
+            self.find(target)?;
+        }
 
         // Fail fast on a taken name; the reservation that counts is made at the end, under the
         // root lock, together with publishing the record.
@@ -466,7 +471,7 @@ impl Engine {
             let ro = mode.split(',').any(|m| m == "ro");
             let nocopy = mode.split(',').any(|m| m == "nocopy");
             if src.is_empty() {
-                let name = sys::random_id().map_err(io_err("read", "/dev/urandom"))?;
+                let name = ids::random_id().map_err(io_err("read", "/dev/urandom"))?;
                 mounts.push(self.volume_mount(rec, &name, &dst, ro, !nocopy, true, undo)?);
                 anon.push(name);
             } else if src.starts_with('/') {
@@ -512,7 +517,7 @@ impl Engine {
                 "volume" => {
                     let copy = !m.volume_options.as_ref().is_some_and(|o| o.no_copy);
                     if m.source.is_empty() {
-                        let name = sys::random_id().map_err(io_err("read", "/dev/urandom"))?;
+                        let name = ids::random_id().map_err(io_err("read", "/dev/urandom"))?;
                         mounts.push(self.volume_mount(
                             rec,
                             &name,
@@ -588,7 +593,7 @@ impl Engine {
             if taken(&mounts, &dst) {
                 continue;
             }
-            let name = sys::random_id().map_err(io_err("read", "/dev/urandom"))?;
+            let name = ids::random_id().map_err(io_err("read", "/dev/urandom"))?;
             mounts.push(self.volume_mount(rec, &name, &dst, false, true, true, undo)?);
             anon.push(name);
         }

@@ -28,7 +28,6 @@ use std::path::{Path, PathBuf};
 
 use berth_store::{LockGuard, StateRoot, StoreError};
 
-use super::damaged::Entry;
 use super::record::ContainerPaths;
 use crate::Engine;
 
@@ -123,7 +122,7 @@ fn claim_free_entry(dir: &Path, p: &Path, id: &str) -> bool {
 /// Whether container `id`'s record still carries `name`. A record that can't be read keeps
 /// its name: it may be a running container, and taking its name would make a duplicate.
 fn owns(root: &StateRoot, id: &str, name: &str) -> bool {
-    if !super::damaged::is_id(id) {
+    if !crate::ids::is_id(id) {
         return false;
     }
     match ContainerPaths::new(root, id).read_config_checked(id) {
@@ -198,27 +197,6 @@ impl Engine {
         let p = dir.join(name);
         if read_owner(&p).as_deref() == Some(id) && !free_entry(&dir, &p, id) {
             let _ = fs::remove_file(&p);
-        }
-    }
-
-    /// The container the index gives for `name`, if its record still carries the name (or
-    /// can't be read: a damaged container keeps its name).
-    pub(crate) fn lookup_name(&self, name: &str) -> Option<Entry> {
-        if name.is_empty() || name.starts_with('.') || name.contains('/') {
-            return None;
-        }
-        let id = read_owner(&index_dir(self.root()).join(name))?;
-        if !super::damaged::is_id(&id) {
-            return None;
-        }
-        match ContainerPaths::new(self.root(), &id).read_config_checked(&id) {
-            Ok(Some(r)) if r.name == name => Some(Entry::Ok(r)),
-            Err(d) => {
-                let mut d = self.damaged(&id, d, None);
-                d.name = Some(name.to_string());
-                Some(Entry::Damaged(d))
-            }
-            _ => None,
         }
     }
 

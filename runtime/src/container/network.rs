@@ -1,5 +1,4 @@
-//! Bridge networking for containers: the Docker-shaped request types (`NetworkingConfig`,
-//! `PortBindings`), attaching a new container's network namespace from the launcher's
+//! Bridge networking for containers: attaching a new container's network namespace from the launcher's
 //! `pre_start` hook (veths, addresses, DNS names, published ports, resolv.conf and hosts),
 //! detaching on exit, and the `NetworkSettings` that inspect shows.
 //!
@@ -12,81 +11,19 @@ use std::path::Path;
 
 use berth_launch::{LaunchSpec, Stdio};
 use berth_network::{
-    EndpointConfig, Networks, PortMapping, PortReservation, Protocol, ProxyListener, PublishedPort,
-    UdpProxySocket,
+    EndpointConfig, Networks, PortMapping, PortReservation, Protocol, PublishedPort,
 };
 use berth_store::StateRoot;
-use indexmap::IndexMap;
-use serde::{Deserialize, Serialize};
 
-use super::api::NetworkSettings;
+use super::ContainerError;
+use super::api::{EndpointRequest, NetworkSettings, PortBinding, PortSummary};
+use super::record::Loaded;
 use super::record::{ContainerPaths, ContainerRecord};
 use super::rt::Started;
-use super::{ContainerError, Loaded};
+use crate::monitor_protocol::{BoundSocket, ProxySockets};
 
 /// Name of the default network (`--network bridge`), created on demand like docker's.
 pub const DEFAULT_BRIDGE: &str = "bridge";
-
-/// docker's `NetworkingConfig` of a create request.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct NetworkingConfig {
-    /// Endpoint settings per network name.
-    pub endpoints_config: IndexMap<String, EndpointRequest>,
-}
-
-/// What a container asks of one network (docker's `EndpointSettings` in a create request).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct EndpointRequest {
-    /// Network-scoped DNS aliases.
-    pub aliases: Vec<String>,
-    /// Static addresses.
-    #[serde(rename = "IPAMConfig", skip_serializing_if = "Option::is_none")]
-    pub ipam_config: Option<EndpointIpamConfig>,
-    /// Static MAC address.
-    pub mac_address: String,
-    /// Higher connects first; the first non-internal network gets the default route.
-    pub gw_priority: i32,
-}
-
-/// Static addresses of an endpoint.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct EndpointIpamConfig {
-    /// Static IPv4 address.
-    #[serde(rename = "IPv4Address")]
-    pub ipv4_address: String,
-    /// Static IPv6 address (IPv6-enabled networks).
-    #[serde(rename = "IPv6Address", skip_serializing_if = "String::is_empty")]
-    pub ipv6_address: String,
-}
-
-/// One host binding of a published port (docker's `PortBinding`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct PortBinding {
-    /// Host address (empty: every address).
-    pub host_ip: String,
-    /// Host port (empty or 0: a free one).
-    pub host_port: String,
-}
-
-/// One published port as `list` reports it (docker's `Port`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct PortSummary {
-    /// Host address.
-    #[serde(rename = "IP")]
-    pub ip: String,
-    /// Container port.
-    pub private_port: u16,
-    /// Host port.
-    pub public_port: u16,
-    /// `tcp` or `udp`.
-    #[serde(rename = "Type")]
-    pub typ: String,
-}
 
 /// What the monitor holds while the container runs: the published ports' reservations and
 /// the IPv6 sockets of the userland proxy (TCP listeners, UDP sockets) until the monitor's
@@ -116,26 +53,6 @@ fn has_joiners(dir: &Path) -> bool {
         .flatten()
         .flatten()
         .any(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(JOINER_MARK)))
-}
-
-/// IPv6 proxy sockets: TCP listeners and UDP sockets.
-#[derive(Debug, Default)]
-pub struct ProxySockets {
-    /// Listening TCP sockets.
-    pub tcp: Vec<ProxyListener>,
-    /// Bound UDP sockets.
-    pub udp: Vec<UdpProxySocket>,
-}
-
-/// One proxy socket the monitor has bound, as `resync` compares it with the records.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BoundSocket {
-    /// tcp or udp.
-    pub protocol: Protocol,
-    /// The socket's own address (`[::]:8080`).
-    pub local: std::net::SocketAddr,
-    /// Where it relays to.
-    pub target: std::net::SocketAddrV4,
 }
 
 impl NetHold {
@@ -365,12 +282,8 @@ pub(crate) fn check_create(root: &StateRoot, rec: &ContainerRecord) -> Result<()
         if target.is_empty() {
             return Err(ContainerError::Invalid("network mode container: needs a name".into()));
         }
-        // Like docker: the container must exist at create (it must run only at start).
-        let engine = crate::Engine::open(crate::EngineOptions {
-            root: root.path().to_path_buf(),
-            helper_exe: Some("/proc/self/exe".into()),
-        })?;
-        engine.find(target)?;
+        // Like docker, the container must exist at create (it must run only at start): the
+        // caller looks it up.
         return Ok(());
     }
     if !is_bridge_mode(mode) {
@@ -621,7 +534,7 @@ pub(crate) fn ensure_dns(
 ) -> Result<(), String> {
     let exe = match exe {
         Some(e) => e.to_path_buf(),
-        None => match crate::monitor::berth_exe() {
+        None => match crate::monitor_protocol::berth_exe() {
             Some(e) => e.to_path_buf(),
             None => crate::sealed_exe::original_exe()
                 .map_err(|e| format!("find current executable: {e}"))?,
@@ -686,7 +599,7 @@ fn attach_inner(
         }
         .map_err(|e| e.to_string())?;
         gateways.push(ep.gateway);
-        crate::monitor::test_pause("after-network");
+        crate::monitor_protocol::test_pause("after-network");
         let internal = nets.state(net).map(|s| s.network.internal).unwrap_or(false);
         if publish_on.is_none() && !internal {
             publish_on = Some((net.clone(), ep.ip));
@@ -775,12 +688,7 @@ fn write_in_place(path: &Path, text: &str) -> Result<(), String> {
 
 /// The pid and paths of the running container `key` whose namespace `container:key` joins.
 fn running_pid(root: &StateRoot, key: &str) -> Result<(i32, ContainerPaths), String> {
-    let engine = crate::Engine::open(crate::EngineOptions {
-        root: root.path().to_path_buf(),
-        helper_exe: Some("/proc/self/exe".into()),
-    })
-    .map_err(|e| e.to_string())?;
-    let l = engine.load(key).map_err(|e| e.to_string())?;
+    let l = crate::Engine::on_root(root.clone()).load(key).map_err(|e| e.to_string())?;
     if !l.st.state.running || l.st.state.pid <= 0 {
         return Err(format!(
             "cannot join network namespace of container {key}: container is not running"

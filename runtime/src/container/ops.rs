@@ -2,6 +2,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -12,10 +13,15 @@ use tokio::sync::mpsc;
 
 use super::api::*;
 use super::damaged::{Entry, LoadedEntry};
-use super::record::{self, ContainerPaths, StateRecord};
-use super::{ContainerError, Loaded, claims_alive, io_err, rt, sys};
-use crate::Engine;
+use super::error::io_err;
+use super::liveness::claims_alive;
+use super::record::{ContainerPaths, Loaded, StateRecord};
+use super::{ContainerError, rt};
+use crate::engine::{Engine, blocking};
 use crate::logs::{self, LogEntry, LogFollower};
+use crate::monitor_protocol::{STATUS_ENV, STATUS_STDIN, STATUS_STDIN_NOTIFY, read_status_line};
+use crate::process;
+use crate::time::human_duration;
 
 /// Default grace period of `stop`, seconds.
 pub const DEFAULT_STOP_TIMEOUT: i64 = 10;
@@ -24,7 +30,7 @@ pub const DEFAULT_STOP_TIMEOUT: i64 = 10;
 pub(crate) fn settled(st: &StateRecord) -> bool {
     !st.state.running
         && !st.state.restarting
-        && (st.monitor_pid == 0 || !record::process_alive(st.monitor_pid, st.monitor_start))
+        && (st.monitor_pid == 0 || !process::process_alive(st.monitor_pid, st.monitor_start))
 }
 
 /// Watches a container directory for changes so waits don't need to spin.
@@ -65,8 +71,6 @@ impl DirWatch {
     }
 }
 
-use std::os::fd::AsFd;
-
 /// Waits for a container's monitor to exit. An unsettled container always has a live monitor
 /// (a dead one is repaired on load), and the monitor exits only after recording the final
 /// state, so its exit is the event to wait for. A pidfd rather than an inotify watch: closing
@@ -86,9 +90,9 @@ impl MonitorWatch {
             .as_ref()
             .is_some_and(|(p, s, _)| *p == st.monitor_pid && *s == st.monitor_start);
         if !same {
-            self.current = sys::pidfd_open(st.monitor_pid)
+            self.current = process::pidfd_open(st.monitor_pid)
                 // Opened after the start-time check would race a pid reuse: check after.
-                .filter(|_| record::process_alive(st.monitor_pid, st.monitor_start))
+                .filter(|_| process::process_alive(st.monitor_pid, st.monitor_start))
                 .map(|fd| (st.monitor_pid, st.monitor_start, fd));
         }
         match &self.current {
@@ -145,59 +149,8 @@ fn wait_pipe(pipe: &File, timeout: Duration) -> PipeWake {
     }
 }
 
-/// Reads a monitor's one-line report on the start ("ok <pid>" or "err <message>") from its
-/// status pipe, leaving the pipe open; bytes after the line are wake-ups, which say nothing a
-/// first read of the log doesn't.
-fn read_status_line(status: &mut File) -> String {
-    let mut line = Vec::new();
-    let mut buf = [0u8; 256];
-    loop {
-        match status.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                line.extend_from_slice(&buf[..n]);
-                if let Some(end) = line.iter().position(|b| *b == b'\n') {
-                    line.truncate(end);
-                    break;
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    String::from_utf8_lossy(&line).into_owned()
-}
-
-/// docker's human durations ("5 seconds", "About a minute", "3 hours").
-pub fn human_duration(d: chrono::Duration) -> String {
-    let s = d.num_seconds();
-    if s < 1 {
-        "Less than a second".into()
-    } else if s == 1 {
-        "1 second".into()
-    } else if s < 60 {
-        format!("{s} seconds")
-    } else if s / 60 == 1 {
-        "About a minute".into()
-    } else if s < 3600 {
-        format!("{} minutes", s / 60)
-    } else if (s as f64 / 3600.0).round() as i64 == 1 {
-        "About an hour".into()
-    } else if s < 48 * 3600 {
-        format!("{} hours", (s as f64 / 3600.0).round() as i64)
-    } else if s < 7 * 24 * 3600 * 2 {
-        format!("{} days", s / 86400)
-    } else if s < 24 * 3600 * 30 * 3 {
-        format!("{} weeks", s / (7 * 86400))
-    } else if s < 24 * 3600 * 365 * 2 {
-        format!("{} months", s / (30 * 86400))
-    } else {
-        format!("{} years", s / (365 * 86400))
-    }
-}
-
 fn since(t: &str) -> String {
-    match record::parse_time(t) {
+    match crate::time::parse_time(t) {
         Some(t) => human_duration(chrono::Utc::now() - t),
         None => "Less than a second".into(),
     }
@@ -279,7 +232,7 @@ impl Engine {
         {
             let _g = l.paths.lock()?;
             let st = l.paths.read_state()?;
-            if claims_alive(&st) && record::process_alive(st.monitor_pid, st.monitor_start) {
+            if claims_alive(&st) && process::process_alive(st.monitor_pid, st.monitor_start) {
                 if st.state.paused {
                     return Err(ContainerError::Invalid(format!(
                         "cannot start a paused container, try unpause instead: {}",
@@ -326,14 +279,7 @@ impl Engine {
             .arg(&l.rec.id)
             .arg(self.helper_exe())
             .env("GLIBC_TUNABLES", monitor_tunables())
-            .env(
-                crate::monitor::STATUS_ENV,
-                if notify {
-                    crate::monitor::STATUS_STDIN_NOTIFY
-                } else {
-                    crate::monitor::STATUS_STDIN
-                },
-            )
+            .env(STATUS_ENV, if notify { STATUS_STDIN_NOTIFY } else { STATUS_STDIN })
             .stdin(std::process::Stdio::from(w))
             .stdout(log)
             .stderr(log2);
@@ -391,7 +337,7 @@ impl Engine {
         if st.state.running {
             self.thaw_if_paused(&st);
             self.journal_kill(&l.rec.id, sig);
-            let _ = sys::signal_verified(st.state.pid as i32, st.pid_start, sig);
+            let _ = process::signal_verified(st.state.pid as i32, st.pid_start, sig);
         }
         let grace = Duration::from_secs(timeout.max(0) as u64);
         if let Some(settled) = self.wait_settled(&l.paths, Some(grace))? {
@@ -401,7 +347,7 @@ impl Engine {
         let st = l.paths.read_state()?;
         self.thaw_if_paused(&st);
         self.journal_kill(&l.rec.id, libc::SIGKILL);
-        let _ = sys::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
+        let _ = process::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
         self.kill_all_settled(&l, &st)
     }
 
@@ -441,7 +387,7 @@ impl Engine {
     /// Tells the monitor to re-read the state (cancels a pending restart after a user stop).
     fn poke_monitor(&self, st: &StateRecord) {
         if st.monitor_pid > 0 {
-            let _ = sys::signal_verified(st.monitor_pid, st.monitor_start, libc::SIGUSR1);
+            let _ = process::signal_verified(st.monitor_pid, st.monitor_start, libc::SIGUSR1);
         }
     }
 
@@ -500,7 +446,7 @@ impl Engine {
         let l = self.load(key)?;
         let sig = match signal {
             None => libc::SIGKILL,
-            Some(s) => sys::parse_signal(s)
+            Some(s) => process::parse_signal(s)
                 .ok_or_else(|| ContainerError::Invalid(format!("invalid signal: {s}")))?,
         };
         if !l.st.state.running {
@@ -519,7 +465,7 @@ impl Engine {
             self.thaw_if_paused(&st);
         }
         self.journal_kill(&l.rec.id, sig);
-        match sys::signal_verified(st.state.pid as i32, st.pid_start, sig) {
+        match process::signal_verified(st.state.pid as i32, st.pid_start, sig) {
             // As docker, other signals go to PID 1 only and `kill` does not wait; SIGKILL
             // returns once the whole container is gone.
             Ok(true) if sig == libc::SIGKILL => {
@@ -578,7 +524,7 @@ impl Engine {
             })?;
             self.poke_monitor(&st);
             self.thaw_if_paused(&st);
-            let _ = sys::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
+            let _ = process::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
             self.kill_all_settled(&l, &st)?;
         }
         self.remove_files(&l, volumes, force)
@@ -675,12 +621,12 @@ impl Engine {
             if !all && !s.running && !s.restarting && filters.status.is_empty() {
                 continue;
             }
-            if !row_matches(filters, &rec.id, &rec.name, &rec.config.labels, &s.status) {
+            if !filters.matches(&rec.id, &rec.name, &rec.config.labels, &s.status) {
                 continue;
             }
             let mut argv = vec![rec.path.clone()];
             argv.extend(rec.args.iter().cloned());
-            let created = record::parse_time(&rec.created).map(|t| t.timestamp()).unwrap_or(0);
+            let created = crate::time::parse_time(&rec.created).map(|t| t.timestamp()).unwrap_or(0);
             out.push((
                 rec.created.clone(),
                 ContainerSummary {
@@ -957,30 +903,13 @@ impl Engine {
     }
 }
 
-/// Whether a list row (container `id` named `name` with `labels`, in `status`) passes the
-/// filters other than `all`.
-pub(crate) fn row_matches(
-    filters: &ListFilters,
-    id: &str,
-    name: &str,
-    labels: &indexmap::IndexMap<String, String>,
-    status: &str,
-) -> bool {
-    if !filters.status.is_empty() && !filters.status.iter().any(|f| f == status) {
-        return false;
+/// Removes the exited `auto_remove` container `id` and its anonymous volumes, for its
+/// monitor: the narrow way in for a process that has no Engine of its own.
+pub(crate) fn remove_exited(root: &berth_store::StateRoot, id: &str) {
+    let engine = Engine::on_root(root.clone());
+    if let Ok(l) = engine.load(id) {
+        let _ = engine.remove_files(&l, true, true);
     }
-    if !filters.id.is_empty() && !filters.id.iter().any(|f| id.starts_with(f.as_str())) {
-        return false;
-    }
-    if !filters.name.is_empty()
-        && !filters.name.iter().any(|f| name.contains(f.trim_start_matches('/')))
-    {
-        return false;
-    }
-    filters.label.iter().all(|f| match f.split_once('=') {
-        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-        None => labels.contains_key(f),
-    })
 }
 
 /// Builds the inspect view of a loaded container.
@@ -1012,22 +941,18 @@ pub(crate) fn inspect_of(l: &Loaded) -> ContainerInspect {
 }
 
 fn ps_row(pid: i32) -> Option<Vec<String>> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ppid = f.get(1)?.to_string();
-    let ticks = clock_ticks();
-    let cpu = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-    let secs = cpu / ticks;
+    let stat = process::proc_stat(pid)?;
+    let ticks = process::clock_ticks();
+    let secs = stat.cpu_ticks / ticks;
     let time = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
-    let start_ticks: u64 = f.get(19)?.parse().ok()?;
-    let stime = boot_time()
+    let stime = process::boot_time()
         .map(|b| {
-            let t = chrono::DateTime::from_timestamp((b + start_ticks / ticks) as i64, 0)
+            let t = chrono::DateTime::from_timestamp((b + stat.start_ticks / ticks) as i64, 0)
                 .unwrap_or_default();
             t.format("%H:%M").to_string()
         })
         .unwrap_or_else(|| "?".into());
+    let ppid = stat.ppid;
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let uid = status
         .lines()
@@ -1052,20 +977,6 @@ fn ps_row(pid: i32) -> Option<Vec<String>> {
         .collect::<Vec<_>>()
         .join(" ");
     Some(vec![uname, pid.to_string(), ppid, "0".into(), stime, "?".into(), time, cmd])
-}
-
-fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as u64 } else { 100 }
-}
-
-fn boot_time() -> Option<u64> {
-    fs::read_to_string("/proc/stat")
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))
-        .and_then(|v| v.trim().parse().ok())
 }
 
 /// The caller's `GLIBC_TUNABLES` plus no per-thread cache of freed heap chunks for the
@@ -1102,16 +1013,6 @@ fn monitor_exe(helper: &Path) -> Result<std::path::PathBuf, ContainerError> {
         beside.display(),
         helper.display()
     )))
-}
-
-/// Runs blocking engine work off the async executor when a runtime is there.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ContainerError> + Send + 'static,
-) -> Result<T, ContainerError> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => Err(ContainerError::Internal(format!("background task failed: {e}"))),
-    }
 }
 
 #[cfg(test)]

@@ -499,7 +499,7 @@ pub fn build(rec: &ContainerRecord, paths: &ContainerPaths) -> Result<LaunchSpec
         "linux": {
             "namespaces": namespaces,
             "resources": resources_json(hc),
-            "cgroupsPath": super::liveness::cgroup_path(&rec.id),
+            "cgroupsPath": super::record::cgroup_path(&rec.id),
             "maskedPaths": masked,
             "readonlyPaths": readonly,
             "sysctl": hc.sysctls,

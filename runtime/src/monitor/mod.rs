@@ -28,42 +28,16 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{ForkResult, Pid};
 
 use crate::container::api::{Health, HealthConfig, HealthLogEntry};
-use crate::container::exec::exit_code_of;
 use crate::container::network::NetHold;
-use crate::container::record::{self, ContainerPaths, ContainerRecord};
+use crate::container::record::{ContainerPaths, ContainerRecord};
 use crate::container::{rt, spec, start_error_code};
 use crate::logs::{LineSplitter, LogWriter, Rotation};
-use crate::{Engine, EngineOptions};
+use crate::monitor_protocol::{STATUS_ENV, STATUS_STDIN, STATUS_STDIN_NOTIFY, test_pause};
+use crate::process::{exit_code_of, process_alive, process_start_time};
+use crate::time::now_rfc3339;
 
 mod proxy;
 mod udp_proxy;
-
-/// Set by the spawning CLI when the monitor's stdin is the pipe on which the CLI waits for
-/// "ok <pid>" or "err <message>": to [`STATUS_STDIN`], or to [`STATUS_STDIN_NOTIFY`] when the
-/// CLI also follows the container's output through it (see [`StatusPipe`]).
-pub const STATUS_ENV: &str = "BERTH_MONITOR_STATUS";
-
-/// [`STATUS_ENV`] value: the start's outcome only; the pipe closes after it.
-pub const STATUS_STDIN: &str = "stdin";
-
-/// [`STATUS_ENV`] value: the start's outcome, then one byte whenever output was logged (at
-/// most one unread), and the pipe closes once the container has stopped for good.
-pub const STATUS_STDIN_NOTIFY: &str = "stdin,notify";
-
-/// Test hook: the start point (`before-launch`, `after-network`) at which a monitor stops
-/// itself (SIGSTOP) once, so that a test can interleave a killed CLI or a second start with a
-/// start in flight, deterministically.
-pub const TEST_PAUSE_ENV: &str = "BERTH_TEST_MONITOR_PAUSE";
-
-/// Stops this process (SIGSTOP) at `point` of its first start when [`TEST_PAUSE_ENV`] names it.
-pub(crate) fn test_pause(point: &str) {
-    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if std::env::var_os(TEST_PAUSE_ENV).is_some_and(|v| v == point)
-        && !DONE.swap(true, Ordering::Relaxed)
-    {
-        let _ = nix::sys::signal::raise(Signal::SIGSTOP);
-    }
-}
 
 /// Forks the monitor away from its parent: returns false in the parent (which should exit 0
 /// at once) and true in the detached child (new session, no controlling terminal).
@@ -153,15 +127,6 @@ fn take_status_fd() -> Option<StatusPipe> {
     Some(StatusPipe { file: status, notify })
 }
 
-/// The `berth` executable this monitor was started by (for helpers such as the DNS server,
-/// which the monitor binary doesn't contain).
-static BERTH_EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-
-/// The `berth` executable, in a monitor process; None elsewhere.
-pub(crate) fn berth_exe() -> Option<&'static Path> {
-    BERTH_EXE.get().map(PathBuf::as_path)
-}
-
 /// Runs the monitor for container `id` under `root` (after [`daemonize`]), with `berth` the
 /// CLI executable that started it; returns the exit code.
 pub fn run(root: &Path, id: &str, berth: &Path) -> i32 {
@@ -170,7 +135,7 @@ pub fn run(root: &Path, id: &str, berth: &Path) -> i32 {
     // its own arena resident for the monitor's lifetime.
     // SAFETY: mallopt only changes the allocator's tuning; we are still single-threaded here.
     unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
-    let _ = BERTH_EXE.set(berth.to_path_buf());
+    crate::monitor_protocol::set_berth_exe(berth);
     let status = take_status_fd();
     let m = match Monitor::new(root, id) {
         Ok(m) => m,
@@ -231,7 +196,7 @@ impl Monitor {
         let paths = ContainerPaths::new(&root, id);
         let sig_r = install_signal_pipe()?;
         let me = std::process::id() as i32;
-        let me_start = record::process_start_time(me).unwrap_or(0);
+        let me_start = process_start_time(me).unwrap_or(0);
         Ok(Monitor {
             root,
             paths,
@@ -339,7 +304,7 @@ impl Monitor {
                         st.state.status =
                             if st.has_been_started { "exited".into() } else { "created".into() };
                         if st.has_been_started {
-                            st.state.finished_at = record::now_rfc3339();
+                            st.state.finished_at = now_rfc3339();
                         }
                         st.monitor_pid = 0;
                         st.monitor_start = 0;
@@ -378,7 +343,7 @@ impl Monitor {
                     st.state.pid = 0;
                     st.state.exit_code = code;
                     st.state.oom_killed = oom;
-                    st.state.finished_at = record::now_rfc3339();
+                    st.state.finished_at = now_rfc3339();
                     let restart = should_restart(&rec, st.manual_stop, code, st.restart_count);
                     if restart {
                         st.state.restarting = true;
@@ -441,7 +406,7 @@ impl Monitor {
         if !crate::container::claims_alive(&st) {
             return Ok(None);
         }
-        if st.monitor_pid != self.me && record::process_alive(st.monitor_pid, st.monitor_start) {
+        if st.monitor_pid != self.me && process_alive(st.monitor_pid, st.monitor_start) {
             return Ok(Some(st.state.pid));
         }
         crate::container::repair_dead(&mut st);
@@ -483,15 +448,7 @@ impl Monitor {
     }
 
     fn auto_remove(&self) {
-        let opts = EngineOptions {
-            root: self.root.path().to_path_buf(),
-            helper_exe: berth_exe().map(Path::to_path_buf),
-        };
-        if let Ok(engine) = Engine::open(opts)
-            && let Ok(l) = engine.load(&self.id)
-        {
-            let _ = engine.remove_files(&l, true, true);
-        }
+        crate::container::remove_exited(&self.root, &self.id);
     }
 
     /// Sets up stdio, spawns the container and records it as running.
@@ -525,7 +482,7 @@ impl Monitor {
         let (started, net_hold) =
             crate::container::network::spawn(&self.root, rec, &self.paths, spec, stdio)?;
         mark("monitor: spawned");
-        let pid_start = record::process_start_time(started.pid).unwrap_or(0);
+        let pid_start = process_start_time(started.pid).unwrap_or(0);
         let has_health = health_config(rec).is_some();
         self.paths
             .update_state(|st| {
@@ -536,7 +493,7 @@ impl Monitor {
                 st.state.exit_code = 0;
                 st.state.error = String::new();
                 st.state.oom_killed = false;
-                st.state.started_at = record::now_rfc3339();
+                st.state.started_at = now_rfc3339();
                 st.state.status = "running".into();
                 st.state.health = has_health.then(|| Health {
                     status: "starting".into(),
@@ -838,7 +795,7 @@ impl Monitor {
                     Ok(c) => check = Some(c),
                     Err(e) => {
                         let in_start = started_at.elapsed() < dur(h.start_period, 0);
-                        let now_s = record::now_rfc3339();
+                        let now_s = now_rfc3339();
                         self.record_health(
                             h,
                             HealthRun {
@@ -898,7 +855,7 @@ impl Monitor {
         let (r, w) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
         let w2 = w.try_clone().map_err(|e| format!("dup: {e}"))?;
-        let start = record::now_rfc3339();
+        let start = now_rfc3339();
         let pid = rt::exec_in(
             run.pid,
             &process,
@@ -922,7 +879,7 @@ impl Monitor {
         let code = c.exit.unwrap_or(-1);
         let entry = HealthLogEntry {
             start: c.start,
-            end: record::now_rfc3339(),
+            end: now_rfc3339(),
             exit_code: code,
             output: String::from_utf8_lossy(&c.buf[..c.buf.len().min(HEALTH_OUTPUT_MAX)])
                 .into_owned(),

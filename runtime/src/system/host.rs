@@ -23,7 +23,7 @@ use berth_network::orphans::{self, KnownNetwork};
 use berth_network::{Ipv4Net, sysctl};
 use berth_store::DEFAULT_ROOT;
 
-use crate::container::sys;
+use crate::process;
 
 /// The kind of a host leftover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -162,7 +162,7 @@ fn berth_processes() -> Vec<BerthProc> {
         }
         // Pinned first: what is read next belongs to this process as long as it still lives,
         // which the signal-0 check below confirms (a reused pid then fails one of them).
-        let Some(fd) = sys::pidfd_open(pid) else { continue };
+        let Some(fd) = process::pidfd_open(pid) else { continue };
         let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
         let argv: Vec<&OsStr> =
             cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(OsStr::from_bytes).collect();
@@ -183,7 +183,7 @@ fn berth_processes() -> Vec<BerthProc> {
             }
             *root = cwd.join(&*root);
         }
-        if sys::pidfd_send_signal(&fd, 0).is_ok() {
+        if process::pidfd_send_signal(&fd, 0).is_ok() {
             out.push(BerthProc { pid, fd, kind });
         }
     }
@@ -192,7 +192,7 @@ fn berth_processes() -> Vec<BerthProc> {
 
 /// Kills a pinned process and waits (bounded) for it to be gone.
 fn kill_pinned(p: &BerthProc) -> Result<(), String> {
-    match sys::pidfd_send_signal(&p.fd, libc::SIGKILL) {
+    match process::pidfd_send_signal(&p.fd, libc::SIGKILL) {
         Ok(()) => {}
         // Already gone: nothing left to do.
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
