@@ -11,9 +11,10 @@ use std::sync::atomic::Ordering;
 
 use berth_network::{Protocol, ProxyListener, UdpProxySocket};
 use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
 
 /// Set by the spawning CLI when the monitor's stdin is the pipe on which the CLI waits for
-/// "ok <pid>" or "err <message>": to [`STATUS_STDIN`], or to [`STATUS_STDIN_NOTIFY`] when the
+/// the monitor's [`StatusReport`]: to [`STATUS_STDIN`], or to [`STATUS_STDIN_NOTIFY`] when the
 /// CLI also follows the container's output through it (see `monitor::StatusPipe`).
 pub const STATUS_ENV: &str = "BERTH_MONITOR_STATUS";
 
@@ -53,10 +54,63 @@ pub fn set_berth_exe(berth: &Path) {
     let _ = BERTH_EXE.set(berth.to_path_buf());
 }
 
-/// Reads a monitor's one-line report on the start ("ok <pid>" or "err <message>") from its
-/// status pipe, leaving the pipe open; bytes after the line are wake-ups, which say nothing a
-/// first read of the log doesn't.
-pub(crate) fn read_status_line(status: &mut File) -> String {
+/// A monitor's report on the start it was asked for: the first line on its status pipe, as
+/// JSON. After it, the pipe carries only wake-up bytes (see [`STATUS_STDIN_NOTIFY`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StatusReport {
+    /// The container's process runs (started by this monitor, or by another one meanwhile).
+    Started {
+        /// Its host pid.
+        pid: i64,
+    },
+    /// The container's program could not be executed.
+    ExecFailed {
+        /// docker's exit status for it (126 or 127).
+        code: u8,
+        /// What happened, naming the program.
+        msg: String,
+    },
+    /// The start failed before the program ran (docker's exit status 125).
+    Failed {
+        /// What happened.
+        msg: String,
+    },
+}
+
+impl StatusReport {
+    /// The report as one line (a message's newlines become spaces, as on the terminal).
+    pub fn to_line(&self) -> String {
+        let flat = |m: &str| m.replace('\n', " ");
+        let r = match self {
+            StatusReport::Started { pid } => StatusReport::Started { pid: *pid },
+            StatusReport::ExecFailed { code, msg } => {
+                StatusReport::ExecFailed { code: *code, msg: flat(msg) }
+            }
+            StatusReport::Failed { msg } => StatusReport::Failed { msg: flat(msg) },
+        };
+        // A derived serialisation of strings and integers cannot fail.
+        let mut line = serde_json::to_string(&r).unwrap_or_default();
+        line.push('\n');
+        line
+    }
+
+    /// Reads the report from a status pipe: up to the first newline when `notify` (leaving the
+    /// pipe open: what follows are wake-ups), else to end-of-file. None when the monitor wrote
+    /// no report (it died first).
+    pub fn read(status: &mut File, notify: bool) -> Option<StatusReport> {
+        let line = if notify {
+            read_line(status)
+        } else {
+            let mut all = String::new();
+            let _ = status.read_to_string(&mut all);
+            all
+        };
+        serde_json::from_str(line.lines().next()?.trim()).ok()
+    }
+}
+
+/// Reads up to the first newline of `status` (without it).
+fn read_line(status: &mut File) -> String {
     let mut line = Vec::new();
     let mut buf = [0u8; 256];
     loop {
@@ -94,4 +148,42 @@ pub struct BoundSocket {
     pub local: std::net::SocketAddr,
     /// Where it relays to.
     pub target: std::net::SocketAddrV4,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `bytes` into a pipe (closed after) and returns its read end.
+    fn pipe_with(bytes: &[u8]) -> File {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let mut w = File::from(w);
+        std::io::Write::write_all(&mut w, bytes).unwrap();
+        File::from(r)
+    }
+
+    #[test]
+    fn reports_cross_the_pipe_typed() {
+        let reports = [
+            StatusReport::Started { pid: 42 },
+            StatusReport::ExecFailed { code: 127, msg: "exec: \"x\": not found".into() },
+            StatusReport::Failed { msg: "no such image: bb".into() },
+        ];
+        for r in reports {
+            for notify in [false, true] {
+                let mut bytes = r.to_line().into_bytes();
+                // Wake-up bytes after the report say nothing about the start.
+                bytes.extend_from_slice(b"..");
+                let got = StatusReport::read(&mut pipe_with(&bytes), notify);
+                assert_eq!(got.as_ref(), Some(&r), "notify={notify}");
+            }
+        }
+        // One line whatever the message holds.
+        let line = StatusReport::Failed { msg: "a\nb".into() }.to_line();
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        let got = StatusReport::read(&mut pipe_with(line.as_bytes()), false);
+        assert_eq!(got, Some(StatusReport::Failed { msg: "a b".into() }));
+        // A monitor that died before reporting: no report.
+        assert_eq!(StatusReport::read(&mut pipe_with(b""), true), None);
+    }
 }

@@ -236,8 +236,8 @@ impl Engine {
             )));
         }
         let hc = cfg.host_config.clone();
-        spec::capabilities(&hc).map_err(ContainerError::Invalid)?;
-        spec::check_security_opts(&hc).map_err(ContainerError::Invalid)?;
+        spec::capabilities(&hc).map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        spec::check_security_opts(&hc).map_err(|e| ContainerError::Invalid(e.to_string()))?;
         spec::check_resources(&hc).map_err(ContainerError::Invalid)?;
         match hc.restart_policy.name.as_str() {
             "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
@@ -405,7 +405,7 @@ impl Engine {
             }
         }
         // Check the spec builds now, so a bad option fails create rather than start.
-        spec::build(&rec, &paths).map_err(ContainerError::Invalid)?;
+        spec::build(&rec, &paths).map_err(|e| ContainerError::Invalid(e.to_string()))?;
         // The record is written (fsynced) inside the hidden directory, which is published with
         // the name reservation under the root lock: O(1) there (one index entry, one rename).
         // In a fresh directory no state.json: a missing one reads as a created container; a
@@ -416,7 +416,7 @@ impl Engine {
         }
         {
             let _root = self.root().lock()?;
-            if let Err(owner) = self.reserve_name(&name, &id)? {
+            if let Some(owner) = self.reserve_name(&name, &id)? {
                 return Err(ContainerError::NameInUse { name, id: owner });
             }
             undo.name = Some((name.clone(), id.clone()));
@@ -613,15 +613,15 @@ impl Engine {
         anonymous: bool,
         undo: &mut Undo<'_>,
     ) -> Result<MountPoint, ContainerError> {
-        let (path, fresh) =
-            rt::volume_ensure(self.root(), name, anonymous).map_err(ContainerError::Invalid)?;
+        let (path, fresh) = rt::volume_ensure(self.root(), name, anonymous)
+            .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         if fresh {
             undo.volumes.push(name.to_string());
         }
         // Copy-up happens once per volume (the volume store records that it was populated).
         if copy && rec.rootfs_dir.is_none() {
             rt::volume_populate(self.root(), name, &rec.image_id, dst)
-                .map_err(ContainerError::Invalid)?;
+                .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         }
         Ok(MountPoint {
             typ: "volume".into(),

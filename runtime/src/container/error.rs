@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use berth_image::ImageError;
+use berth_launch::LaunchError;
 use berth_store::StoreError;
 
 use super::record;
@@ -29,11 +31,11 @@ pub enum ContainerError {
     #[error("{0}")]
     Invalid(String),
     /// The image could not be resolved.
-    #[error("{0}")]
-    Image(String),
-    /// The container's process could not be started.
-    #[error("{0}")]
-    Start(String),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// The container's process (or an exec'd one) could not be started.
+    #[error(transparent)]
+    Start(#[from] StartError),
     /// The operation needs a running container.
     #[error("container {0} is not running")]
     NotRunning(String),
@@ -90,23 +92,59 @@ impl ContainerError {
     /// The exit status docker uses for a failed start: 127 not found, 126 not executable, else 125.
     pub fn start_exit_code(&self) -> u8 {
         match self {
-            ContainerError::Start(m) => start_error_code(m) as u8,
+            ContainerError::Start(e) => e.exit_code(),
             _ => 125,
         }
     }
 }
 
-/// Maps launcher error text to docker's exit codes (127 not found, 126 cannot execute, else 125).
-pub fn start_error_code(msg: &str) -> i64 {
-    // The launcher words every exec failure as `exec: "prog": ...` (docker's wording).
-    if !msg.starts_with("exec: \"") {
-        125
-    } else if msg.contains("executable file not found")
-        || msg.ends_with("no such file or directory")
-    {
-        127
-    } else {
-        126
+impl From<LaunchError> for ContainerError {
+    fn from(e: LaunchError) -> Self {
+        ContainerError::Start(StartError::Launch(e))
+    }
+}
+
+/// Why a container's process, or a process exec'd in it, did not start. It knows the exit
+/// status docker gives such a failure (127 program not found, 126 not executable, else 125).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The launcher failed in this process.
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    /// The container's program could not be executed, as its monitor reported.
+    #[error("{message}")]
+    Exec {
+        /// docker's exit status for it (126 or 127).
+        code: u8,
+        /// What happened, naming the program.
+        message: String,
+    },
+    /// The start failed before the program (its monitor's report, or no monitor to ask).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl StartError {
+    /// docker's exit status for this failure: 127 the program was not found, 126 it could not
+    /// be executed, 125 the container could not be set up.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Launch(e) => {
+                e.exit_code().and_then(|c| u8::try_from(c).ok()).unwrap_or(125)
+            }
+            StartError::Exec { code, .. } => *code,
+            StartError::Failed(_) => 125,
+        }
+    }
+
+    /// `docker exec`'s exit status for a process that did not start: 127 when its program is
+    /// not in $PATH, 126 when it could not be executed otherwise, else 125.
+    pub fn exec_exit_code(&self) -> u8 {
+        match self {
+            StartError::Launch(LaunchError::ExecNotFound { .. }) => 127,
+            e if e.exit_code() == 125 => 125,
+            _ => 126,
+        }
     }
 }
 
@@ -122,4 +160,30 @@ pub(crate) fn io_err(
 ) -> impl FnOnce(std::io::Error) -> ContainerError {
     let path = path.into();
     move |source| ContainerError::Io { op, path, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_errors_know_dockers_exit_codes() {
+        let program = || "sh".to_string();
+        let launch = |e| StartError::Launch(e);
+        let not_found = launch(LaunchError::ExecNotFound { program: program() });
+        assert_eq!((not_found.exit_code(), not_found.exec_exit_code()), (127, 127));
+        let no_file = launch(LaunchError::ExecNoSuchFile { program: program() });
+        assert_eq!((no_file.exit_code(), no_file.exec_exit_code()), (127, 126));
+        let denied = launch(LaunchError::ExecPermissionDenied { program: program() });
+        assert_eq!((denied.exit_code(), denied.exec_exit_code()), (126, 126));
+        let setup = launch(LaunchError::PreStart("network attach failed".into()));
+        assert_eq!((setup.exit_code(), setup.exec_exit_code()), (125, 125));
+        let reported = StartError::Exec { code: 127, message: "exec: \"x\"".into() };
+        assert_eq!(reported.exit_code(), 127);
+        assert_eq!(StartError::Failed("no monitor".into()).exit_code(), 125);
+        let e = ContainerError::from(LaunchError::ExecNotFound { program: program() });
+        assert_eq!(e.start_exit_code(), 127);
+        assert_eq!(e.to_string(), "exec: \"sh\": executable file not found in $PATH");
+        assert_eq!(ContainerError::NotRunning("c".into()).start_exit_code(), 125);
+    }
 }

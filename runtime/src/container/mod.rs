@@ -27,7 +27,7 @@ pub mod user;
 
 pub use api::*;
 pub use copy::CopyOptions;
-pub use error::{ContainerError, start_error_code};
+pub use error::{ContainerError, StartError};
 pub use exec::ExecOutput;
 pub(crate) use liveness::{claims_alive, repair_dead};
 pub use ops::Attached;

@@ -151,37 +151,33 @@ impl Engine {
         Ok(dir)
     }
 
-    /// Reserves `name` for container `id` (hold the root lock). `Err(owner)` when another
-    /// container holds it.
-    pub(crate) fn reserve_name(
-        &self,
-        name: &str,
-        id: &str,
-    ) -> Result<Result<(), String>, StoreError> {
+    /// Reserves `name` for container `id` (hold the root lock); returns the id of the
+    /// container that holds it instead, if another one does.
+    pub(crate) fn reserve_name(&self, name: &str, id: &str) -> Result<Option<String>, StoreError> {
         let dir = self.name_index()?;
         let p = dir.join(name);
         loop {
             if claim_free_entry(&dir, &p, id) {
-                return Ok(Ok(()));
+                return Ok(None);
             }
             match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
                 Ok(mut f) => {
                     if set_owner(&p, id).is_err() {
                         f.write_all(id.as_bytes()).map_err(|e| StoreError::io("write", &p, e))?;
                     }
-                    return Ok(Ok(()));
+                    return Ok(None);
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     if let Some(owner) = read_owner(&p)
                         && owner != id
                         && owns(self.root(), &owner, name)
                     {
-                        return Ok(Err(owner));
+                        return Ok(Some(owner));
                     }
                     // Stale (its container is gone or renamed): take it over, in place when
                     // the id is in its xattr (no inode freed and allocated again).
                     if owner_in_xattr(&p) && set_owner(&p, id).is_ok() {
-                        return Ok(Ok(()));
+                        return Ok(None);
                     }
                     fs::remove_file(&p).map_err(|e| StoreError::io("remove", &p, e))?;
                 }

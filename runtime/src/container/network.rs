@@ -22,6 +22,69 @@ use super::record::{ContainerPaths, ContainerRecord};
 use super::rt::Started;
 use crate::monitor_protocol::{BoundSocket, ProxySockets};
 
+/// Why a container's network settings are refused or its networks could not be set up; each
+/// displays as one sentence naming the port, network, link or file.
+#[derive(Debug, thiserror::Error)]
+pub enum NetAttachError {
+    /// From the network library (names the network, address or port).
+    #[error(transparent)]
+    Network(#[from] berth_network::NetworkError),
+    /// A port key of `PortBindings` or `ExposedPorts` that doesn't parse.
+    #[error("{0}")]
+    Port(String),
+    /// A link that doesn't parse.
+    #[error("invalid link {0:?}: expected NAME or NAME:ALIAS")]
+    Link(String),
+    /// No port of a host port range is free.
+    #[error("network {net}: no free host port in {first}-{last} for {port}/{protocol}")]
+    NoFreePort {
+        /// The network the port is published on.
+        net: String,
+        /// The range's first port.
+        first: u16,
+        /// The range's last port.
+        last: u16,
+        /// The container port.
+        port: u16,
+        /// `tcp` or `udp`.
+        protocol: &'static str,
+    },
+    /// Ports are asked for, but every network of the container is internal.
+    #[error("container {0}: ports cannot be published on internal networks only")]
+    InternalOnly(String),
+    /// The container whose namespace `container:X` joins can't be used.
+    #[error(transparent)]
+    Container(#[from] Box<ContainerError>),
+    /// The container whose namespace `container:X` joins doesn't run.
+    #[error("cannot join network namespace of container {0}: container is not running")]
+    NotRunning(String),
+    /// The mark a `container:X` joiner leaves in X's directory could not be made.
+    #[error("cannot join network namespace of container {target}: {source}")]
+    Join {
+        /// X.
+        target: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A file the container bind-mounts could not be written.
+    #[error("write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The record could not be read.
+    #[error(transparent)]
+    Store(#[from] berth_store::StoreError),
+    /// No `berth` executable to start the DNS server with.
+    #[error("find current executable: {0}")]
+    Exe(std::io::Error),
+    /// The launcher failed (in the `pre_start` hook: the attach's own error is inside).
+    #[error(transparent)]
+    Launch(#[from] berth_launch::LaunchError),
+}
+
 /// Name of the default network (`--network bridge`), created on demand like docker's.
 pub const DEFAULT_BRIDGE: &str = "bridge";
 
@@ -99,14 +162,20 @@ fn net_err(e: berth_network::NetworkError) -> ContainerError {
 }
 
 /// Parses `80`, `80/tcp`, `53/udp` into a port and protocol.
-pub fn parse_port_proto(key: &str) -> Result<(u16, Protocol), String> {
+pub fn parse_port_proto(key: &str) -> Result<(u16, Protocol), NetAttachError> {
     let (p, proto) = key.split_once('/').unwrap_or((key, "tcp"));
     let proto = match proto {
         "tcp" => Protocol::Tcp,
         "udp" => Protocol::Udp,
-        other => return Err(format!("invalid protocol {other:?} in port {key:?}")),
+        other => {
+            return Err(NetAttachError::Port(format!(
+                "invalid protocol {other:?} in port {key:?}"
+            )));
+        }
     };
-    let port = p.parse::<u16>().map_err(|_| format!("invalid container port {key:?}"))?;
+    let port = p
+        .parse::<u16>()
+        .map_err(|_| NetAttachError::Port(format!("invalid container port {key:?}")))?;
     Ok((port, proto))
 }
 
@@ -120,21 +189,23 @@ pub fn parse_host_ip(s: &str) -> Result<Option<IpAddr>, std::net::AddrParseError
 }
 
 /// The port mappings a host config asks for, checked.
-pub fn port_mappings(rec: &ContainerRecord) -> Result<Vec<PortMapping>, String> {
+pub fn port_mappings(rec: &ContainerRecord) -> Result<Vec<PortMapping>, NetAttachError> {
     Ok(port_requests(rec)?.into_iter().map(|(m, _)| m).collect())
 }
 
 /// The port mappings with the last host port each may use (`HostPort: "8000-8010"` takes the
 /// first free one; otherwise the last equals `host_port`).
-fn port_requests(rec: &ContainerRecord) -> Result<Vec<(PortMapping, u16)>, String> {
+fn port_requests(rec: &ContainerRecord) -> Result<Vec<(PortMapping, u16)>, NetAttachError> {
     let mut out: Vec<(PortMapping, u16)> = Vec::new();
     for (key, binds) in &rec.host_config.port_bindings {
         let (container_port, protocol) = parse_port_proto(key)?;
         let binds = if binds.is_empty() { vec![PortBinding::default()] } else { binds.clone() };
         for b in binds {
-            let host_ip = parse_host_ip(&b.host_ip)
-                .map_err(|_| format!("invalid host address {:?} for port {key}", b.host_ip))?;
-            let bad = || format!("invalid host port {:?} for {key}", b.host_port);
+            let host_ip = parse_host_ip(&b.host_ip).map_err(|_| {
+                NetAttachError::Port(format!("invalid host address {:?} for port {key}", b.host_ip))
+            })?;
+            let bad =
+                || NetAttachError::Port(format!("invalid host port {:?} for {key}", b.host_port));
             let (first, last) = match b.host_port.split_once('-') {
                 _ if b.host_port.is_empty() => (0, 0),
                 Some((a, z)) => {
@@ -180,23 +251,24 @@ fn publish_one(
     ip: Ipv4Addr,
     m: PortMapping,
     last: u16,
-) -> Result<PublishedPort, String> {
+) -> Result<PublishedPort, NetAttachError> {
     if last <= m.host_port {
-        return nets.publish(net, id, ip, m).map_err(|e| e.to_string());
+        return Ok(nets.publish(net, id, ip, m)?);
     }
     for port in m.host_port..=last {
         match nets.publish(net, id, ip, PortMapping { host_port: port, ..m.clone() }) {
             Ok(p) => return Ok(p),
             Err(berth_network::NetworkError::PortInUse { .. }) => continue,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
     }
-    Err(format!(
-        "network {net}: no free host port in {}-{last} for {}/{}",
-        m.host_port,
-        m.container_port,
-        m.protocol.as_str()
-    ))
+    Err(NetAttachError::NoFreePort {
+        net: net.to_string(),
+        first: m.host_port,
+        last,
+        port: m.container_port,
+        protocol: m.protocol.as_str(),
+    })
 }
 
 /// Publishes `m` (see [`publish_one`]) and holds it: an IPv4 binding by a reservation, plus
@@ -213,7 +285,7 @@ fn publish_held(
     last: u16,
     ipv6: bool,
     hold: &mut NetHold,
-) -> Result<(), String> {
+) -> Result<(), NetAttachError> {
     let mut m = m;
     let mut tries = 0;
     loop {
@@ -221,7 +293,7 @@ fn publish_held(
         let held = if p.is_ipv6() {
             hold_proxy(&p, hold).map_err(|e| (e, vec![p.clone()]))
         } else {
-            let r = berth_network::reserve_port(&p).map_err(|e| e.to_string())?;
+            let r = berth_network::reserve_port(&p)?;
             hold.reservations.get_mut().push((p.clone(), r));
             if !(ipv6 && berth_network::wants_ipv6_proxy(&p)) {
                 return Ok(());
@@ -242,13 +314,13 @@ fn publish_held(
         let moves_on = matches!(e, berth_network::NetworkError::PortInUse { .. });
         tries += 1;
         if fixed || !moves_on || tries >= 16 || (m.host_port != 0 && p.host_port >= last) {
-            return Err(e.to_string());
+            return Err(e.into());
         }
         if !p.is_ipv6() {
             hold.reservations.get_mut().pop();
         }
         for q in &made {
-            nets.unpublish(net, q).map_err(|e| e.to_string())?;
+            nets.unpublish(net, q)?;
         }
         if m.host_port != 0 {
             m.host_port = p.host_port + 1;
@@ -269,14 +341,14 @@ fn hold_proxy(p: &PublishedPort, hold: &mut NetHold) -> berth_network::Result<()
 /// creates the default `bridge` network when it is asked for and missing.
 pub(crate) fn check_create(root: &StateRoot, rec: &ContainerRecord) -> Result<(), ContainerError> {
     let mode = rec.host_config.network_mode.as_str();
-    port_mappings(rec).map_err(ContainerError::Invalid)?;
+    port_mappings(rec).map_err(|e| ContainerError::Invalid(e.to_string()))?;
     if !rec.host_config.links.is_empty() {
         if mode == "host" || mode.starts_with("container:") {
             return Err(ContainerError::Invalid(format!(
                 "links cannot be used with network mode {mode:?}"
             )));
         }
-        parse_links(&rec.host_config.links).map_err(ContainerError::Invalid)?;
+        parse_links(&rec.host_config.links).map_err(|e| ContainerError::Invalid(e.to_string()))?;
     }
     if let Some(target) = mode.strip_prefix("container:") {
         if target.is_empty() {
@@ -316,7 +388,7 @@ pub(crate) fn check_create(root: &StateRoot, rec: &ContainerRecord) -> Result<()
 
 /// Parses links (`NAME[:ALIAS]`, or docker's stored `/NAME:/LINKER/ALIAS`) into
 /// (alias, target container name) pairs; the alias defaults to the name.
-pub fn parse_links(links: &[String]) -> Result<Vec<(String, String)>, String> {
+pub fn parse_links(links: &[String]) -> Result<Vec<(String, String)>, NetAttachError> {
     links
         .iter()
         .map(|l| {
@@ -330,7 +402,7 @@ pub fn parse_links(links: &[String]) -> Result<Vec<(String, String)>, String> {
             if ok(name) && ok(alias) {
                 Ok((alias.to_string(), name.to_string()))
             } else {
-                Err(format!("invalid link {l:?}: expected NAME or NAME:ALIAS"))
+                Err(NetAttachError::Link(l.clone()))
             }
         })
         .collect()
@@ -432,7 +504,7 @@ fn publish_all(
     rec: &ContainerRecord,
     net: &str,
     ip: Ipv4Addr,
-) -> Result<Vec<PublishedPort>, String> {
+) -> Result<Vec<PublishedPort>, NetAttachError> {
     let mut out = Vec::new();
     for (m, last) in port_requests(rec)? {
         // An IPv6 binding is served by the monitor's proxy socket alone, which only a start
@@ -455,7 +527,7 @@ pub(crate) fn live_connected(
     paths: &ContainerPaths,
     net: &str,
     ep: &berth_network::Endpoint,
-) -> Result<(), String> {
+) -> Result<(), NetAttachError> {
     let live = live_endpoints(nets, &rec.id);
     let others: Vec<_> = live.iter().filter(|(n, _, _)| n != net).collect();
     let internal = live.iter().any(|(n, _, i)| n == net && *i);
@@ -470,7 +542,7 @@ pub(crate) fn live_connected(
         text.push_str(&format!("{}\t{}\n", ep.ip, rec.config.hostname));
         write_in_place(&paths.hosts(), &text)?;
     }
-    let published = nets.published_ports(&rec.id).map_err(|e| e.to_string())?;
+    let published = nets.published_ports(&rec.id)?;
     if !internal && published.is_empty() {
         publish_all(nets, rec, net, ep.ip)?;
     }
@@ -488,7 +560,7 @@ pub(crate) fn live_disconnected(
     paths: &ContainerPaths,
     pid: i32,
     old: &berth_network::Endpoint,
-) -> Result<(), String> {
+) -> Result<(), NetAttachError> {
     let text = std::fs::read_to_string(paths.hosts()).unwrap_or_default();
     let prefix = format!("{}\t", old.ip);
     let kept: String =
@@ -512,10 +584,9 @@ pub(crate) fn live_disconnected(
     let outer = live.iter().find(|(_, _, internal)| !internal);
     if let Some((net, ep, _)) = outer {
         if old.default_route {
-            nets.take_default_route(net, &rec.id, Path::new(&format!("/proc/{pid}/ns/net")))
-                .map_err(|e| e.to_string())?;
+            nets.take_default_route(net, &rec.id, Path::new(&format!("/proc/{pid}/ns/net")))?;
         }
-        let published = nets.published_ports(&rec.id).map_err(|e| e.to_string())?;
+        let published = nets.published_ports(&rec.id)?;
         if published.is_empty() {
             publish_all(nets, rec, net, ep.ip)?;
         }
@@ -531,18 +602,17 @@ pub(crate) fn ensure_dns(
     root: &Path,
     exe: Option<&Path>,
     gateways: &[Ipv4Addr],
-) -> Result<(), String> {
+) -> Result<(), NetAttachError> {
     let exe = match exe {
         Some(e) => e.to_path_buf(),
         None => match crate::monitor_protocol::berth_exe() {
             Some(e) => e.to_path_buf(),
-            None => crate::sealed_exe::original_exe()
-                .map_err(|e| format!("find current executable: {e}"))?,
+            None => crate::sealed_exe::original_exe().map_err(NetAttachError::Exe)?,
         },
     };
     let mut cmd = std::process::Command::new(exe);
     cmd.arg("--root").arg(root).arg("__dns");
-    berth_network::dns::ensure_serving(root, cmd, gateways).map_err(|e| e.to_string())
+    Ok(berth_network::dns::ensure_serving(root, cmd, gateways)?)
 }
 
 /// Attaches every network of `rec` to the namespace of `pid`, publishes its ports and writes
@@ -553,12 +623,12 @@ fn attach(
     paths: &ContainerPaths,
     pid: i32,
     hold: &mut NetHold,
-) -> Result<(), String> {
+) -> Result<(), NetAttachError> {
     let eps = endpoints_of(rec);
     if eps.is_empty() {
         return Ok(());
     }
-    let nets = Networks::open(root.path()).map_err(|e| e.to_string())?;
+    let nets = Networks::open(root.path())?;
     hold.attached = true;
     hold.dir = Some(paths.dir.clone());
     let res = attach_inner(&nets, root, rec, paths, pid, &eps, hold);
@@ -578,13 +648,13 @@ fn attach_inner(
     pid: i32,
     eps: &[(String, EndpointRequest)],
     hold: &mut NetHold,
-) -> Result<(), String> {
+) -> Result<(), NetAttachError> {
     let mut first: Option<berth_network::Endpoint> = None;
     let mut publish_on: Option<(String, Ipv4Addr)> = None;
     let mut gateways = Vec::new();
     for (net, req) in eps {
         if net == DEFAULT_BRIDGE {
-            ensure_default_bridge(nets).map_err(|e| e.to_string())?;
+            ensure_default_bridge(nets)?;
         }
         let ep = match connect_one(nets, rec, net, req, pid) {
             // Left by an earlier start of this container that died before recording it (its
@@ -592,12 +662,11 @@ fn attach_inner(
             // so that endpoint is stale. Drop it and connect again.
             Err(berth_network::NetworkError::AlreadyConnected { .. }) => {
                 tracing::info!(container = %rec.name, network = %net, "replacing a stale endpoint");
-                nets.disconnect(net, &rec.id).map_err(|e| e.to_string())?;
+                nets.disconnect(net, &rec.id)?;
                 connect_one(nets, rec, net, req, pid)
             }
             r => r,
-        }
-        .map_err(|e| e.to_string())?;
+        }?;
         gateways.push(ep.gateway);
         crate::monitor_protocol::test_pause("after-network");
         let internal = nets.state(net).map(|s| s.network.internal).unwrap_or(false);
@@ -611,10 +680,7 @@ fn attach_inner(
     let mappings = port_requests(rec)?;
     if !mappings.is_empty() {
         let Some((net, ip)) = &publish_on else {
-            return Err(format!(
-                "container {}: ports cannot be published on internal networks only",
-                rec.name
-            ));
+            return Err(NetAttachError::InternalOnly(rec.name.clone()));
         };
         let ipv6 = berth_network::ipv6_available();
         for (m, last) in mappings {
@@ -629,7 +695,7 @@ fn attach_inner(
 }
 
 /// Without a network, `Dns*` and `ExtraHosts` still shape resolv.conf and hosts (as docker).
-fn none_mode_files(rec: &ContainerRecord, paths: &ContainerPaths) -> Result<(), String> {
+fn none_mode_files(rec: &ContainerRecord, paths: &ContainerPaths) -> Result<(), NetAttachError> {
     let hc = &rec.host_config;
     if !(hc.dns.is_empty() && hc.dns_search.is_empty() && hc.dns_options.is_empty()) {
         let dns: Vec<IpAddr> = hc.dns.iter().filter_map(|d| d.parse().ok()).collect();
@@ -644,8 +710,7 @@ fn none_mode_files(rec: &ContainerRecord, paths: &ContainerPaths) -> Result<(), 
         write_in_place(&paths.resolv_conf(), &text)?;
     }
     if !hc.extra_hosts.is_empty() {
-        let text = berth_network::files::hosts(&rec.config.hostname, None, &hc.extra_hosts, None)
-            .map_err(|e| e.to_string())?;
+        let text = berth_network::files::hosts(&rec.config.hostname, None, &hc.extra_hosts, None)?;
         write_in_place(&paths.hosts(), &text)?;
     }
     Ok(())
@@ -657,7 +722,7 @@ fn write_first_network_files(
     rec: &ContainerRecord,
     paths: &ContainerPaths,
     ep: &berth_network::Endpoint,
-) -> Result<(), String> {
+) -> Result<(), NetAttachError> {
     let hc = &rec.host_config;
     let dns: Vec<IpAddr> = hc.dns.iter().filter_map(|d| d.parse().ok()).collect();
     let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -673,26 +738,23 @@ fn write_first_network_files(
         Some(ep.ip),
         &hc.extra_hosts,
         Some(ep.gateway),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     // Written in place (same inode): the container bind-mounts these files.
     write_in_place(&paths.resolv_conf(), &resolv)?;
     write_in_place(&paths.hosts(), &hosts)
 }
 
 /// Rewrites a file the container bind-mounts, keeping its inode (see [`crate::fsutil`]).
-fn write_in_place(path: &Path, text: &str) -> Result<(), String> {
+fn write_in_place(path: &Path, text: &str) -> Result<(), NetAttachError> {
     crate::fsutil::write_in_place(path, text.as_bytes(), false)
-        .map_err(|e| format!("write {}: {e}", path.display()))
+        .map_err(|source| NetAttachError::Write { path: path.to_path_buf(), source })
 }
 
 /// The pid and paths of the running container `key` whose namespace `container:key` joins.
-fn running_pid(root: &StateRoot, key: &str) -> Result<(i32, ContainerPaths), String> {
-    let l = crate::Engine::on_root(root.clone()).load(key).map_err(|e| e.to_string())?;
+fn running_pid(root: &StateRoot, key: &str) -> Result<(i32, ContainerPaths), NetAttachError> {
+    let l = crate::Engine::on_root(root.clone()).load(key).map_err(Box::new)?;
     if !l.st.state.running || l.st.state.pid <= 0 {
-        return Err(format!(
-            "cannot join network namespace of container {key}: container is not running"
-        ));
+        return Err(NetAttachError::NotRunning(key.to_string()));
     }
     Ok((l.st.state.pid as i32, l.paths))
 }
@@ -706,13 +768,13 @@ pub(crate) fn spawn(
     paths: &ContainerPaths,
     mut spec: LaunchSpec,
     stdio: Stdio,
-) -> Result<(Started, NetHold), String> {
+) -> Result<(Started, NetHold), NetAttachError> {
     let mut hold = NetHold::default();
     if let Some(target) = rec.host_config.network_mode.strip_prefix("container:") {
         let (pid, other) = running_pid(root, target)?;
         let mark = other.dir.join(format!("{JOINER_MARK}{}", rec.id));
         std::fs::write(&mark, b"")
-            .map_err(|e| format!("cannot join network namespace of container {target}: {e}"))?;
+            .map_err(|source| NetAttachError::Join { target: target.to_string(), source })?;
         hold.joined = Some(mark);
         let ns_path = std::path::PathBuf::from(format!("/proc/{pid}/ns/net"));
         if let Some(linux) = spec.oci.linux_mut().as_mut()
@@ -737,7 +799,10 @@ pub(crate) fn spawn(
         none_mode_files(rec, paths)?;
     }
     let res =
-        berth_launch::spawn(&spec, stdio, |pid| attach(root, rec, paths, pid.as_raw(), &mut hold));
+        // The launcher's hook reports a failure as text, which it shows as it is.
+        berth_launch::spawn(&spec, stdio, |pid| {
+            attach(root, rec, paths, pid.as_raw(), &mut hold).map_err(|e| e.to_string())
+        });
     match res {
         Ok(s) => Ok((Started { pid: s.pid.as_raw(), cgroup: s.cgroup.path().to_string() }, hold)),
         Err(e) => {
@@ -750,7 +815,7 @@ pub(crate) fn spawn(
             if attached {
                 release(root, &rec.id);
             }
-            Err(e.to_string())
+            Err(e.into())
         }
     }
 }
@@ -819,10 +884,10 @@ fn add_missing_ipv6(
     id: &str,
     published: &[PublishedPort],
     bound: &[BoundSocket],
-) -> Result<ProxySockets, String> {
+) -> Result<ProxySockets, NetAttachError> {
     let none = Ok(ProxySockets::default());
     let paths = ContainerPaths::new(root, id);
-    let Some(rec) = paths.read_config().map_err(|e| e.to_string())? else { return none };
+    let Some(rec) = paths.read_config()? else { return none };
     let live = live_endpoints(nets, id);
     let Some((net, ep, _)) = live.iter().find(|(_, _, internal)| !internal) else { return none };
     if !berth_network::ipv6_available() {
@@ -834,7 +899,7 @@ fn add_missing_ipv6(
         })
     };
     let mut tmp = NetHold::default();
-    let warn = |what: String, e: String| {
+    let warn = |what: String, e: NetAttachError| {
         tracing::warn!(container = id, "IPv6 binding of {what}: {e}");
     };
     // The `[::]` companion of each IPv4 binding on every address, on the same port.
@@ -846,7 +911,7 @@ fn add_missing_ipv6(
         let res = match recorded {
             Some(p) if kept(p) => continue,
             // A record nothing serves (its socket relayed to an old address): again.
-            Some(p) => nets.unpublish(net, p).map_err(|e| e.to_string()),
+            Some(p) => nets.unpublish(net, p).map_err(NetAttachError::from),
             None => Ok(()),
         }
         .and_then(|()| {
@@ -856,10 +921,10 @@ fn add_missing_ipv6(
                 container_port: v4.container_port,
                 protocol: v4.protocol,
             };
-            let p6 = nets.publish(net, id, v4.container_ip, m6).map_err(|e| e.to_string())?;
+            let p6 = nets.publish(net, id, v4.container_ip, m6)?;
             hold_proxy(&p6, &mut tmp).map_err(|e| {
                 let _ = nets.unpublish(net, &p6);
-                e.to_string()
+                NetAttachError::from(e)
             })
         });
         if let Err(e) = res {
@@ -887,7 +952,7 @@ fn add_missing_ipv6(
         }
         let res = match recorded {
             Some(p) if kept(p) => continue,
-            Some(p) => nets.unpublish(net, p).map_err(|e| e.to_string()),
+            Some(p) => nets.unpublish(net, p).map_err(NetAttachError::from),
             None => Ok(()),
         }
         .and_then(|()| publish_held(nets, net, id, ep.ip, m.clone(), last, true, &mut tmp));

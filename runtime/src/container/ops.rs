@@ -1,7 +1,6 @@
 //! Lifecycle and query operations on existing containers.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::process::Command;
@@ -13,13 +12,13 @@ use tokio::sync::mpsc;
 
 use super::api::*;
 use super::damaged::{Entry, LoadedEntry};
-use super::error::io_err;
+use super::error::{StartError, io_err};
 use super::liveness::claims_alive;
 use super::record::{ContainerPaths, Loaded, StateRecord};
 use super::{ContainerError, rt};
 use crate::engine::{Engine, blocking};
 use crate::logs::{self, LogEntry, LogFollower};
-use crate::monitor_protocol::{STATUS_ENV, STATUS_STDIN, STATUS_STDIN_NOTIFY, read_status_line};
+use crate::monitor_protocol::{STATUS_ENV, STATUS_STDIN, STATUS_STDIN_NOTIFY, StatusReport};
 use crate::process;
 use crate::time::human_duration;
 
@@ -266,7 +265,7 @@ impl Engine {
         // berth-monitor, so nothing in the container can reopen /proc/PID/exe for writing
         // (docs/launch.md "Sealed executables"). One mount per CLI process, not per container.
         let sealed =
-            crate::sealed_exe::cached(&exe).map_err(|e| ContainerError::Start(e.to_string()))?;
+            crate::sealed_exe::cached(&exe).map_err(|e| StartError::Failed(e.to_string()))?;
         let mut cmd = Command::new(sealed.exec_path());
         std::os::unix::process::CommandExt::arg0(&mut cmd, &exe);
         // The status pipe goes in as the monitor's stdin: with no pre-exec code, std spawns with
@@ -291,22 +290,18 @@ impl Engine {
         let _ = child.wait();
         mark("start: monitor detached");
         let mut status = File::from(r);
-        let msg = if notify {
-            read_status_line(&mut status)
-        } else {
-            let mut msg = String::new();
-            let _ = status.read_to_string(&mut msg);
-            msg
-        };
-        let msg = msg.trim();
-        if msg.starts_with("ok") {
-            Ok(notify.then_some(status))
-        } else if let Some(err) = msg.strip_prefix("err ") {
-            Err(ContainerError::Start(err.to_string()))
-        } else {
-            let diag = fs::read_to_string(&log_path).unwrap_or_default();
-            let last = diag.lines().last().unwrap_or("no message").to_string();
-            Err(ContainerError::Start(format!("the container monitor failed to start: {last}")))
+        match StatusReport::read(&mut status, notify) {
+            Some(StatusReport::Started { .. }) => Ok(notify.then_some(status)),
+            Some(StatusReport::ExecFailed { code, msg }) => {
+                Err(StartError::Exec { code, message: msg }.into())
+            }
+            Some(StatusReport::Failed { msg }) => Err(StartError::Failed(msg).into()),
+            None => {
+                let diag = fs::read_to_string(&log_path).unwrap_or_default();
+                let last = diag.lines().last().unwrap_or("no message").to_string();
+                Err(StartError::Failed(format!("the container monitor failed to start: {last}"))
+                    .into())
+            }
         }
     }
 
@@ -794,7 +789,7 @@ impl Engine {
             }));
         }
         let cg = st.cgroup.as_ref().and_then(|c| c.to_str()).unwrap_or_default().to_string();
-        rt::cgroup_set_frozen(&cg, pause).map_err(ContainerError::Invalid)?;
+        rt::cgroup_set_frozen(&cg, pause).map_err(|e| ContainerError::Invalid(e.to_string()))?;
         st.state.paused = pause;
         st.state.status = if pause { "paused".into() } else { "running".into() };
         l.paths.write_state(&st)?;
@@ -825,7 +820,7 @@ impl Engine {
             ContainerStats { id: l.rec.id.clone(), name: l.rec.name.clone(), ..Default::default() };
         if l.st.state.running {
             let cg = l.st.cgroup.as_ref().and_then(|c| c.to_str()).unwrap_or_default().to_string();
-            let u = rt::cgroup_usage(&cg).map_err(ContainerError::Invalid)?;
+            let u = rt::cgroup_usage(&cg).map_err(|e| ContainerError::Invalid(e.to_string()))?;
             s.cpu_total_ns = u.cpu_ns;
             s.memory_usage = u.memory;
             s.memory_limit = u.memory_limit;
@@ -879,7 +874,7 @@ impl Engine {
                 "Renaming a container with the same name as its current name: {new_name}"
             )));
         }
-        if let Err(owner) = self.reserve_name(new_name, &rec.id)? {
+        if let Some(owner) = self.reserve_name(new_name, &rec.id)? {
             return Err(ContainerError::NameInUse { name: new_name.to_string(), id: owner });
         }
         let paths = ContainerPaths::new(self.root(), &rec.id);
@@ -1008,11 +1003,12 @@ fn monitor_exe(helper: &Path) -> Result<std::path::PathBuf, ContainerError> {
             return Ok(p);
         }
     }
-    Err(ContainerError::Start(format!(
+    Err(StartError::Failed(format!(
         "the container monitor {} is missing: install {MONITOR_EXE} beside {}",
         beside.display(),
         helper.display()
-    )))
+    ))
+    .into())
 }
 
 #[cfg(test)]

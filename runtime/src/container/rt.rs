@@ -1,18 +1,19 @@
 //! The engine's narrow seam to the launcher, cgroups, image store and volumes: every call the
-//! container code makes into those modules goes through here, with errors flattened to text.
+//! container code makes into those modules goes through here, keeping their typed errors.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use berth_cgroups::Cgroup;
-use berth_image::ImageStore;
-use berth_launch::{self as launch, LaunchSpec, SeccompMode, Stdio};
+use berth_cgroups::{Cgroup, CgroupError};
+use berth_image::{ImageError, ImageStore};
+use berth_launch::{self as launch, LaunchError, SeccompMode, Stdio};
 use berth_store::StateRoot;
 use nix::unistd::Pid;
 
-use crate::volume::VolumeStore;
+use crate::volume::{VolumeError, VolumeStore};
 
 use super::api::HealthConfig;
+use super::error::StartError;
 
 /// A started container process.
 #[derive(Debug, Clone)]
@@ -23,12 +24,6 @@ pub struct Started {
     pub cgroup: String,
 }
 
-/// Starts the container's first process (a direct child of the caller).
-pub fn spawn(spec: &LaunchSpec, stdio: Stdio) -> Result<Started, String> {
-    let s = launch::spawn(spec, stdio, |_| Ok(())).map_err(|e| e.to_string())?;
-    Ok(Started { pid: s.pid.as_raw(), cgroup: s.cgroup.path().to_string() })
-}
-
 /// Starts `process` inside the running container `pid`; returns the new process's host pid
 /// (a direct child of the caller).
 pub fn exec_in(
@@ -37,10 +32,9 @@ pub fn exec_in(
     cgroup: &str,
     seccomp: SeccompMode,
     stdio: Stdio,
-) -> Result<i32, String> {
-    let cg = Cgroup::open(cgroup).map_err(|e| e.to_string())?;
-    let child = launch::exec_in(Pid::from_raw(pid), process, &cg, seccomp, stdio)
-        .map_err(|e| e.to_string())?;
+) -> Result<i32, LaunchError> {
+    let cg = Cgroup::open(cgroup)?;
+    let child = launch::exec_in(Pid::from_raw(pid), process, &cg, seccomp, stdio)?;
     Ok(child.pid.as_raw())
 }
 
@@ -51,17 +45,16 @@ pub fn exec_in_tty(
     process: &oci_spec::runtime::Process,
     cgroup: &str,
     seccomp: SeccompMode,
-) -> Result<(i32, std::os::fd::OwnedFd), String> {
-    let cg = Cgroup::open(cgroup).map_err(|e| e.to_string())?;
-    let child = launch::exec_in(Pid::from_raw(pid), process, &cg, seccomp, Stdio::NewPty)
-        .map_err(|e| e.to_string())?;
+) -> Result<(i32, std::os::fd::OwnedFd), StartError> {
+    let cg = Cgroup::open(cgroup).map_err(LaunchError::from)?;
+    let child = launch::exec_in(Pid::from_raw(pid), process, &cg, seccomp, Stdio::NewPty)?;
     let pid = child.pid.as_raw();
     match child.pty_master {
         Some(m) => Ok((pid, m)),
         None => {
             let _ = nix::sys::signal::kill(child.pid, nix::sys::signal::Signal::SIGKILL);
             let _ = launch::wait(child.pid);
-            Err("the exec'd process got no terminal".into())
+            Err(StartError::Failed("the exec'd process got no terminal".into()))
         }
     }
 }
@@ -73,11 +66,11 @@ pub fn cgroup_oom_killed(cgroup: &str) -> bool {
 
 /// Kills every process of the cgroup and waits until none is left (a cgroup already gone is
 /// fine); the error names the cgroup that stayed busy.
-pub fn cgroup_kill_all(cgroup: &str, timeout: std::time::Duration) -> Result<(), String> {
+pub fn cgroup_kill_all(cgroup: &str, timeout: std::time::Duration) -> Result<(), CgroupError> {
     match Cgroup::open(cgroup) {
-        Ok(c) => c.kill_all(timeout).map_err(|e| e.to_string()),
-        Err(berth_cgroups::CgroupError::NotFound(_)) => Ok(()),
-        Err(e) => Err(e.to_string()),
+        Ok(c) => c.kill_all(timeout),
+        Err(CgroupError::NotFound(_)) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -89,9 +82,9 @@ pub fn cgroup_destroy(cgroup: &str) {
 }
 
 /// Freezes or thaws the cgroup.
-pub fn cgroup_set_frozen(cgroup: &str, frozen: bool) -> Result<(), String> {
-    let c = Cgroup::open(cgroup).map_err(|e| e.to_string())?;
-    if frozen { c.freeze() } else { c.thaw() }.map_err(|e| e.to_string())
+pub fn cgroup_set_frozen(cgroup: &str, frozen: bool) -> Result<(), CgroupError> {
+    let c = Cgroup::open(cgroup)?;
+    if frozen { c.freeze() } else { c.thaw() }
 }
 
 /// PIDs in the cgroup.
@@ -122,8 +115,8 @@ pub struct Usage {
 }
 
 /// Usage of a cgroup.
-pub fn cgroup_usage(cgroup: &str) -> Result<Usage, String> {
-    let s = Cgroup::open(cgroup).and_then(|c| c.stats()).map_err(|e| e.to_string())?;
+pub fn cgroup_usage(cgroup: &str) -> Result<Usage, CgroupError> {
+    let s = Cgroup::open(cgroup).and_then(|c| c.stats())?;
     Ok(Usage {
         cpu_ns: s.cpu_usage_ns,
         memory: s.memory_usage,
@@ -172,9 +165,9 @@ pub struct ImageInfo {
 }
 
 /// Resolves an image reference in the local store.
-pub fn resolve_image(root: &StateRoot, reference: &str) -> Result<ImageInfo, String> {
-    let store = ImageStore::open(root).map_err(|e| e.to_string())?;
-    let img = store.resolve(reference).map_err(|e| e.to_string())?;
+pub fn resolve_image(root: &StateRoot, reference: &str) -> Result<ImageInfo, ImageError> {
+    let store = ImageStore::open(root)?;
+    let img = store.resolve(reference)?;
     let healthcheck = img.healthcheck.map(|h| HealthConfig {
         test: h.test.unwrap_or_default(),
         interval: h.interval.unwrap_or(0),
@@ -196,7 +189,7 @@ pub fn volume_ensure(
     root: &StateRoot,
     name: &str,
     anonymous: bool,
-) -> Result<(PathBuf, bool), String> {
+) -> Result<(PathBuf, bool), VolumeError> {
     let vs = VolumeStore::open(root);
     let existed = vs.inspect(name).is_ok();
     let mut labels = BTreeMap::new();
@@ -204,9 +197,8 @@ pub fn volume_ensure(
         labels.insert("com.docker.volume.anonymous".to_string(), String::new());
     }
     vs.create(Some(name), if existed { BTreeMap::new() } else { labels }, BTreeMap::new())
-        .or_else(|e| if existed { vs.inspect(name) } else { Err(e) })
-        .map_err(|e| e.to_string())?;
-    let src = vs.mount_source(name).map_err(|e| e.to_string())?;
+        .or_else(|e| if existed { vs.inspect(name) } else { Err(e) })?;
+    let src = vs.mount_source(name)?;
     Ok((src, !existed))
 }
 
@@ -216,15 +208,15 @@ pub fn volume_populate(
     name: &str,
     image: &str,
     path: &str,
-) -> Result<(), String> {
+) -> Result<(), VolumeError> {
     let vs = VolumeStore::open(root);
-    let images = ImageStore::open(root).map_err(|e| e.to_string())?;
-    vs.populate_from_image(name, &images, image, path).map(|_| ()).map_err(|e| e.to_string())
+    let images = ImageStore::open(root)?;
+    vs.populate_from_image(name, &images, image, path).map(|_| ())
 }
 
 /// Removes a volume (anonymous volumes on `rm -v`).
-pub fn volume_remove(root: &StateRoot, name: &str) -> Result<(), String> {
-    VolumeStore::open(root).remove(name, true, &|_| false).map_err(|e| e.to_string())
+pub fn volume_remove(root: &StateRoot, name: &str) -> Result<(), VolumeError> {
+    VolumeStore::open(root).remove(name, true, &|_| false)
 }
 
 #[cfg(test)]

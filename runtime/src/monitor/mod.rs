@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_launch::Stdio;
-use berth_store::StateRoot;
+use berth_store::{StateRoot, StoreError};
 use berth_timing::mark;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
@@ -28,29 +28,96 @@ use nix::sys::wait::{WaitPidFlag, waitpid};
 use nix::unistd::{ForkResult, Pid};
 
 use crate::container::api::{Health, HealthConfig, HealthLogEntry};
-use crate::container::network::NetHold;
+use crate::container::network::{NetAttachError, NetHold};
 use crate::container::record::{ContainerPaths, ContainerRecord};
-use crate::container::{rt, spec, start_error_code};
+use crate::container::spec::{self, SpecError};
+use crate::container::{ContainerError, rt};
 use crate::logs::{LineSplitter, LogWriter, Rotation};
-use crate::monitor_protocol::{STATUS_ENV, STATUS_STDIN, STATUS_STDIN_NOTIFY, test_pause};
+use crate::monitor_protocol::{
+    STATUS_ENV, STATUS_STDIN, STATUS_STDIN_NOTIFY, StatusReport, test_pause,
+};
 use crate::process::{exit_code_of, process_alive, process_start_time};
 use crate::time::now_rfc3339;
 
 mod proxy;
 mod udp_proxy;
 
+/// Why a monitor could not start (or restart) its container; each displays as one sentence.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    /// A system call of the monitor's own setup failed.
+    #[error("{call}: {source}")]
+    Sys {
+        /// The call (`fork`, `pipe`, ...).
+        call: &'static str,
+        /// The error.
+        source: nix::Error,
+    },
+    /// A descriptor could not be duplicated.
+    #[error("dup: {0}")]
+    Dup(std::io::Error),
+    /// A file of the container could not be opened.
+    #[error("open {}: {source}", path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: nix::Error,
+    },
+    /// The state root or a record could not be read or written.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The container is gone, or its records are damaged.
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    /// The launch spec could not be built.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// The networks could not be set up, or the launcher failed.
+    #[error(transparent)]
+    Net(#[from] NetAttachError),
+    /// A healthcheck process could not be started.
+    #[error(transparent)]
+    Launch(#[from] berth_launch::LaunchError),
+}
+
+impl MonitorError {
+    /// docker's exit status for a start that failed this way: 127 the program was not found,
+    /// 126 it could not be executed, else 125.
+    fn exit_code(&self) -> u8 {
+        let launch = match self {
+            MonitorError::Net(NetAttachError::Launch(e)) | MonitorError::Launch(e) => e,
+            _ => return 125,
+        };
+        launch.exit_code().and_then(|c| u8::try_from(c).ok()).unwrap_or(125)
+    }
+
+    /// The report on a start that failed this way.
+    fn report(&self) -> StatusReport {
+        match self.exit_code() {
+            125 => StatusReport::Failed { msg: self.to_string() },
+            code => StatusReport::ExecFailed { code, msg: self.to_string() },
+        }
+    }
+}
+
+/// Shorthand for a failed system call.
+fn sys(call: &'static str) -> impl FnOnce(nix::Error) -> MonitorError {
+    move |source| MonitorError::Sys { call, source }
+}
+
 /// Forks the monitor away from its parent: returns false in the parent (which should exit 0
 /// at once) and true in the detached child (new session, no controlling terminal).
-pub fn daemonize() -> Result<bool, String> {
+pub fn daemonize() -> Result<bool, MonitorError> {
     // SAFETY: the monitor calls this first thing, while the process is single-threaded, so the
     // child may run arbitrary code after fork.
     match unsafe { nix::unistd::fork() } {
         Ok(ForkResult::Parent { .. }) => Ok(false),
         Ok(ForkResult::Child) => {
-            nix::unistd::setsid().map_err(|e| format!("setsid: {e}"))?;
+            nix::unistd::setsid().map_err(sys("setsid"))?;
             Ok(true)
         }
-        Err(e) => Err(format!("fork: {e}")),
+        Err(e) => Err(sys("fork")(e)),
     }
 }
 
@@ -67,9 +134,9 @@ extern "C" fn on_signal(sig: libc::c_int) {
 
 /// Installs handlers that turn signals into bytes on a pipe (the self-pipe trick). Handlers,
 /// unlike a blocked mask, are reset by exec, so the container doesn't inherit anything.
-fn install_signal_pipe() -> Result<OwnedFd, String> {
+fn install_signal_pipe() -> Result<OwnedFd, MonitorError> {
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
-        .map_err(|e| format!("pipe: {e}"))?;
+        .map_err(sys("pipe"))?;
     SIG_PIPE_W.store(w.as_raw_fd(), Ordering::Relaxed);
     std::mem::forget(w);
     let act = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
@@ -82,7 +149,7 @@ fn install_signal_pipe() -> Result<OwnedFd, String> {
         Signal::SIGPIPE,
     ] {
         // SAFETY: the handler only calls write(2) on a pipe, which is async-signal-safe.
-        unsafe { sigaction(s, &act) }.map_err(|e| format!("sigaction: {e}"))?;
+        unsafe { sigaction(s, &act) }.map_err(sys("sigaction"))?;
     }
     Ok(r)
 }
@@ -142,7 +209,7 @@ pub fn run(root: &Path, id: &str, berth: &Path) -> i32 {
         Err(e) => {
             eprintln!("monitor {id}: {e}");
             if let Some(mut s) = status {
-                let _ = writeln!(s.file, "err {}", e.replace('\n', " "));
+                let _ = s.file.write_all(e.report().to_line().as_bytes());
             }
             return 1;
         }
@@ -191,8 +258,8 @@ const HEALTH_OUTPUT_MAX: usize = 4096;
 const IDLE_TRIM_AFTER: Duration = Duration::from_millis(200);
 
 impl Monitor {
-    fn new(root: &Path, id: &str) -> Result<Self, String> {
-        let root = StateRoot::open(root).map_err(|e| e.to_string())?;
+    fn new(root: &Path, id: &str) -> Result<Self, MonitorError> {
+        let root = StateRoot::open(root)?;
         let paths = ContainerPaths::new(&root, id);
         let sig_r = install_signal_pipe()?;
         let me = std::process::id() as i32;
@@ -209,12 +276,12 @@ impl Monitor {
         })
     }
 
-    /// Tells the CLI that asked for the start how it went ("ok <pid>" or "err <message>").
-    /// The pipe stays open after "ok" when the CLI follows the output, else it closes.
-    fn report(&self, msg: String) {
+    /// Tells the CLI that asked for the start how it went. The pipe stays open after a
+    /// start when the CLI follows the output, else it closes.
+    fn report(&self, report: StatusReport) {
         let Some(mut s) = self.status.borrow_mut().take() else { return };
-        let line = format!("{}\n", msg.replace('\n', " "));
-        if s.file.write_all(line.as_bytes()).is_ok() && s.notify && msg.starts_with("ok") {
+        let started = matches!(report, StatusReport::Started { .. });
+        if s.file.write_all(report.to_line().as_bytes()).is_ok() && s.notify && started {
             // Wake-ups must never block the monitor on a CLI that stopped reading.
             set_nonblock(s.file.as_raw_fd());
             *self.status.borrow_mut() = Some(s);
@@ -255,7 +322,8 @@ impl Monitor {
     }
 
     fn main(&self) -> i32 {
-        let report = |msg: String| self.report(msg);
+        let report = |r: StatusReport| self.report(r);
+        let failed = |e: MonitorError| self.report(e.report());
         let mut delay = Duration::from_millis(100);
         let mut first = true;
         // The start lock is held by the monitor, not by the CLI that asked for the start:
@@ -264,18 +332,18 @@ impl Monitor {
         let mut start_lock = match self.paths.start_lock() {
             Ok(g) => Some(g),
             Err(e) => {
-                report(format!("err {e}"));
+                failed(e.into());
                 return 1;
             }
         };
         match self.started_by_another() {
             Ok(Some(pid)) => {
-                report(format!("ok {pid}"));
+                report(StatusReport::Started { pid });
                 return 0;
             }
             Ok(None) => {}
             Err(e) => {
-                report(format!("err {e}"));
+                failed(e);
                 return 1;
             }
         }
@@ -284,23 +352,23 @@ impl Monitor {
             let rec = match self.paths.read_config() {
                 Ok(Some(r)) => r,
                 Ok(None) => {
-                    report(format!("err No such container: {}", self.id));
+                    failed(ContainerError::NotFound(self.id.clone()).into());
                     return 1;
                 }
                 Err(e) => {
-                    report(format!("err {e}"));
+                    failed(e.into());
                     return 1;
                 }
             };
             let ((run, net_hold), stdio_fds) = match self.start_once(&rec, first) {
                 Ok(x) => x,
-                Err(msg) => {
+                Err(e) => {
                     let _ = self.paths.update_state(|st| {
                         st.state.running = false;
                         st.state.restarting = false;
                         st.state.pid = 0;
-                        st.state.exit_code = start_error_code(&msg);
-                        st.state.error = msg.clone();
+                        st.state.exit_code = e.exit_code().into();
+                        st.state.error = e.to_string();
                         st.state.status =
                             if st.has_been_started { "exited".into() } else { "created".into() };
                         if st.has_been_started {
@@ -309,12 +377,12 @@ impl Monitor {
                         st.monitor_pid = 0;
                         st.monitor_start = 0;
                     });
-                    report(format!("err {msg}"));
+                    failed(e);
                     return 1;
                 }
             };
             if first {
-                report(format!("ok {}", run.pid));
+                report(StatusReport::Started { pid: run.pid.into() });
                 first = false;
                 drop(start_lock.take());
             }
@@ -384,23 +452,19 @@ impl Monitor {
     /// Under the start lock, before a start: the pid of the container when another monitor
     /// started it meanwhile (two starts asked at once). A record claiming a monitor that died
     /// is repaired first, as on any load.
-    fn started_by_another(&self) -> Result<Option<i64>, String> {
+    fn started_by_another(&self) -> Result<Option<i64>, MonitorError> {
         let _g = match self.paths.lock() {
             Ok(g) => g,
             // Removed while this monitor waited for the start lock.
             Err(_) if !self.paths.dir.exists() => {
-                return Err(format!("No such container: {}", self.id));
+                return Err(ContainerError::NotFound(self.id.clone()).into());
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         let mut st = match self.paths.read_state_checked() {
             Ok(st) => st,
             Err(damage) => {
-                return Err(crate::container::ContainerError::Damaged {
-                    container: self.id.clone(),
-                    damage,
-                }
-                .to_string());
+                return Err(ContainerError::Damaged { container: self.id.clone(), damage }.into());
             }
         };
         if !crate::container::claims_alive(&st) {
@@ -410,7 +474,7 @@ impl Monitor {
             return Ok(Some(st.state.pid));
         }
         crate::container::repair_dead(&mut st);
-        self.paths.write_state(&st).map_err(|e| e.to_string())?;
+        self.paths.write_state(&st)?;
         drop(_g);
         crate::container::network::release(&self.root, &self.id);
         Ok(None)
@@ -458,24 +522,22 @@ impl Monitor {
         &self,
         rec: &ContainerRecord,
         user_start: bool,
-    ) -> Result<((Running, NetHold), OutputFds), String> {
+    ) -> Result<((Running, NetHold), OutputFds), MonitorError> {
         let spec = spec::build(rec, &self.paths)?;
         mark("monitor: spec built");
         let (stdio, fds) = if rec.config.tty {
-            let pty = nix::pty::openpty(None, None).map_err(|e| format!("openpty: {e}"))?;
+            let pty = nix::pty::openpty(None, None).map_err(sys("openpty"))?;
             set_cloexec(&pty.master);
             if rec.config.open_stdin {
                 // With a terminal, stdin bytes go from the fifo into the pty master.
                 let fifo = self.open_stdin_tty()?;
-                let master_w = pty.master.try_clone().map_err(|e| format!("dup: {e}"))?;
+                let master_w = pty.master.try_clone().map_err(MonitorError::Dup)?;
                 *self.stdin_forward.borrow_mut() = Some((fifo, master_w));
             }
             (Stdio::Pty { slave: pty.slave }, vec![(pty.master, "stdout")])
         } else {
-            let (or, ow) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| format!("pipe: {e}"))?;
-            let (er, ew) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| format!("pipe: {e}"))?;
+            let (or, ow) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+            let (er, ew) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
             let stdin = if rec.config.open_stdin { Some(self.open_stdin(rec)?) } else { None };
             (Stdio::Pipes { stdin, stdout: ow, stderr: ew }, vec![(or, "stdout"), (er, "stderr")])
         };
@@ -484,35 +546,33 @@ impl Monitor {
         mark("monitor: spawned");
         let pid_start = process_start_time(started.pid).unwrap_or(0);
         let has_health = health_config(rec).is_some();
-        self.paths
-            .update_state(|st| {
-                st.state.running = true;
-                st.state.paused = false;
-                st.state.restarting = false;
-                st.state.pid = started.pid as i64;
-                st.state.exit_code = 0;
-                st.state.error = String::new();
-                st.state.oom_killed = false;
-                st.state.started_at = now_rfc3339();
-                st.state.status = "running".into();
-                st.state.health = has_health.then(|| Health {
-                    status: "starting".into(),
-                    failing_streak: 0,
-                    log: st.state.health.take().map(|h| h.log).unwrap_or_default(),
-                });
-                st.pid_start = pid_start;
-                st.monitor_pid = self.me;
-                st.monitor_start = self.me_start;
-                st.cgroup = Some(PathBuf::from(&started.cgroup));
-                st.has_been_started = true;
-                if user_start {
-                    // As docker's start: an earlier user stop no longer holds the restart
-                    // policy back, and the policy's count starts again.
-                    st.manual_stop = false;
-                    st.restart_count = 0;
-                }
-            })
-            .map_err(|e| e.to_string())?;
+        self.paths.update_state(|st| {
+            st.state.running = true;
+            st.state.paused = false;
+            st.state.restarting = false;
+            st.state.pid = started.pid as i64;
+            st.state.exit_code = 0;
+            st.state.error = String::new();
+            st.state.oom_killed = false;
+            st.state.started_at = now_rfc3339();
+            st.state.status = "running".into();
+            st.state.health = has_health.then(|| Health {
+                status: "starting".into(),
+                failing_streak: 0,
+                log: st.state.health.take().map(|h| h.log).unwrap_or_default(),
+            });
+            st.pid_start = pid_start;
+            st.monitor_pid = self.me;
+            st.monitor_start = self.me_start;
+            st.cgroup = Some(PathBuf::from(&started.cgroup));
+            st.has_been_started = true;
+            if user_start {
+                // As docker's start: an earlier user stop no longer holds the restart
+                // policy back, and the policy's count starts again.
+                st.manual_stop = false;
+                st.restart_count = 0;
+            }
+        })?;
         mark("monitor: running recorded");
         Ok((
             (
@@ -531,17 +591,17 @@ impl Monitor {
     /// The container's stdin: the read end of the `stdin` fifo an attached CLI writes to. Unless
     /// stdin closes with the first client (`StdinOnce`), the monitor keeps a writer open for the
     /// container's lifetime so it never sees end-of-file (docker's `-d -i`).
-    fn open_stdin(&self, rec: &ContainerRecord) -> Result<OwnedFd, String> {
+    fn open_stdin(&self, rec: &ContainerRecord) -> Result<OwnedFd, MonitorError> {
         use nix::fcntl::{OFlag, open};
         use nix::sys::stat::Mode;
         let path = self.paths.stdin_fifo();
         let r = open(&path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| format!("open {}: {e}", path.display()))?;
+            .map_err(|source| MonitorError::Open { path: path.clone(), source })?;
         // SAFETY: fcntl on an fd we own; clears O_NONBLOCK so the container's reads block.
         unsafe { libc::fcntl(r.as_raw_fd(), libc::F_SETFL, libc::O_RDONLY) };
         if !rec.config.stdin_once {
             let w = open(&path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
-                .map_err(|e| format!("open {}: {e}", path.display()))?;
+                .map_err(|source| MonitorError::Open { path: path.clone(), source })?;
             // Deliberately kept open until the monitor exits.
             std::mem::forget(w);
         }
@@ -550,14 +610,14 @@ impl Monitor {
 
     /// The stdin fifo of a tty container, non-blocking, with a writer kept open by the monitor so
     /// reads never see end-of-file between clients.
-    fn open_stdin_tty(&self) -> Result<OwnedFd, String> {
+    fn open_stdin_tty(&self) -> Result<OwnedFd, MonitorError> {
         use nix::fcntl::{OFlag, open};
         use nix::sys::stat::Mode;
         let path = self.paths.stdin_fifo();
         let r = open(&path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| format!("open {}: {e}", path.display()))?;
+            .map_err(|source| MonitorError::Open { path: path.clone(), source })?;
         let w = open(&path, OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| format!("open {}: {e}", path.display()))?;
+            .map_err(|source| MonitorError::Open { path: path.clone(), source })?;
         // Deliberately kept open until the monitor exits.
         std::mem::forget(w);
         Ok(r)
@@ -804,7 +864,7 @@ impl Monitor {
                                     Ok(f) => f,
                                     Err(_) => continue,
                                 },
-                                buf: e.into_bytes(),
+                                buf: e.to_string().into_bytes(),
                                 start: now_s,
                                 deadline: now,
                                 exit: Some(-1),
@@ -845,16 +905,15 @@ impl Monitor {
         h: &HealthConfig,
         run: &Running,
         seccomp: berth_launch::SeccompMode,
-    ) -> Result<HealthRun, String> {
+    ) -> Result<HealthRun, MonitorError> {
         let argv: Vec<String> = match h.test.first().map(String::as_str) {
             Some("CMD") => h.test[1..].to_vec(),
             Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), h.test[1..].join(" ")],
             _ => h.test.clone(),
         };
         let process = spec::exec_process(rec, &argv, &[], None, None, false, false)?;
-        let (r, w) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
-        let w2 = w.try_clone().map_err(|e| format!("dup: {e}"))?;
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
+        let w2 = w.try_clone().map_err(MonitorError::Dup)?;
         let start = now_rfc3339();
         let pid = rt::exec_in(
             run.pid,
