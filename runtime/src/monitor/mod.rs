@@ -11,100 +11,52 @@
 //! file under the container lock; they send the monitor SIGUSR1 to make it re-read the state
 //! (e.g. to cancel a pending restart). Signals need no socket, no extra fd in the monitor and
 //! no protocol, and keep working if the monitor is busy.
+//!
+//! Files: this one detaches, reports the start on the status pipe (`crate::monitor_protocol`)
+//! and runs the start / exit / restart loop; `supervise` is the `poll` loop while the container
+//! runs (output to the log, stdin, signals, reaping), `health` the healthchecks, `memory` the
+//! trimming of an idle monitor's memory, `proxy` and `udp_proxy` the IPv6 port relays, `error`
+//! [`MonitorError`] and `fds` descriptor flags. `supervise` extends the monitor defined here;
+//! the others import nothing from this file.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use berth_launch::Stdio;
-use berth_store::{StateRoot, StoreError};
+use berth_store::StateRoot;
 use berth_timing::mark;
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-use nix::sys::wait::{WaitPidFlag, waitpid};
-use nix::unistd::{ForkResult, Pid};
+use nix::unistd::ForkResult;
 
-use crate::container::api::{Health, HealthConfig, HealthLogEntry};
-use crate::container::network::{NetAttachError, NetHold};
+use crate::container::api::Health;
+use crate::container::network::NetHold;
 use crate::container::record::{ContainerPaths, ContainerRecord};
-use crate::container::spec::{self, SpecError};
+use crate::container::spec;
 use crate::container::{ContainerError, rt};
-use crate::logs::{LineSplitter, LogWriter, Rotation};
 use crate::monitor_protocol::{
     STATUS_ENV, STATUS_STDIN, STATUS_STDIN_NOTIFY, StatusReport, test_pause,
 };
-use crate::process::{exit_code_of, process_alive, process_start_time};
+use crate::process::{process_alive, process_start_time};
 use crate::time::now_rfc3339;
 
+mod error;
+mod fds;
+mod health;
+mod memory;
 mod proxy;
+mod supervise;
 mod udp_proxy;
 
-/// Why a monitor could not start (or restart) its container; each displays as one sentence.
-#[derive(Debug, thiserror::Error)]
-pub enum MonitorError {
-    /// A system call of the monitor's own setup failed.
-    #[error("{call}: {source}")]
-    Sys {
-        /// The call (`fork`, `pipe`, ...).
-        call: &'static str,
-        /// The error.
-        source: nix::Error,
-    },
-    /// A descriptor could not be duplicated.
-    #[error("dup: {0}")]
-    Dup(std::io::Error),
-    /// A file of the container could not be opened.
-    #[error("open {}: {source}", path.display())]
-    Open {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: nix::Error,
-    },
-    /// The state root or a record could not be read or written.
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The container is gone, or its records are damaged.
-    #[error(transparent)]
-    Container(#[from] ContainerError),
-    /// The launch spec could not be built.
-    #[error(transparent)]
-    Spec(#[from] SpecError),
-    /// The networks could not be set up, or the launcher failed.
-    #[error(transparent)]
-    Net(#[from] NetAttachError),
-    /// A healthcheck process could not be started.
-    #[error(transparent)]
-    Launch(#[from] berth_launch::LaunchError),
-}
+pub use error::MonitorError;
 
-impl MonitorError {
-    /// docker's exit status for a start that failed this way: 127 the program was not found,
-    /// 126 it could not be executed, else 125.
-    fn exit_code(&self) -> u8 {
-        let launch = match self {
-            MonitorError::Net(NetAttachError::Launch(e)) | MonitorError::Launch(e) => e,
-            _ => return 125,
-        };
-        launch.exit_code().and_then(|c| u8::try_from(c).ok()).unwrap_or(125)
-    }
-
-    /// The report on a start that failed this way.
-    fn report(&self) -> StatusReport {
-        match self.exit_code() {
-            125 => StatusReport::Failed { msg: self.to_string() },
-            code => StatusReport::ExecFailed { code, msg: self.to_string() },
-        }
-    }
-}
-
-/// Shorthand for a failed system call.
-fn sys(call: &'static str) -> impl FnOnce(nix::Error) -> MonitorError {
-    move |source| MonitorError::Sys { call, source }
-}
+use error::sys;
+use fds::{set_cloexec, set_nonblock};
+use health::health_config;
 
 /// Forks the monitor away from its parent: returns false in the parent (which should exit 0
 /// at once) and true in the detached child (new session, no controlling terminal).
@@ -239,23 +191,8 @@ struct Running {
     exit: Option<i64>,
 }
 
-struct HealthRun {
-    pid: i32,
-    out: File,
-    buf: Vec<u8>,
-    start: String,
-    deadline: Instant,
-    exit: Option<i64>,
-    out_open: bool,
-}
-
 /// The container's output fds with their stream names.
 type OutputFds = Vec<(OwnedFd, &'static str)>;
-
-const HEALTH_OUTPUT_MAX: usize = 4096;
-
-/// How long the monitor idles before letting go of its start-up memory (see `trim_memory`).
-const IDLE_TRIM_AFTER: Duration = Duration::from_millis(200);
 
 impl Monitor {
     fn new(root: &Path, id: &str) -> Result<Self, MonitorError> {
@@ -622,425 +559,6 @@ impl Monitor {
         std::mem::forget(w);
         Ok(r)
     }
-
-    /// Copies output to the log, runs healthchecks and reaps, until the container exited and
-    /// its output is drained.
-    fn supervise(
-        &self,
-        rec: &ContainerRecord,
-        mut run: Running,
-        fds: OutputFds,
-        net: &NetHold,
-    ) -> Running {
-        let rotation = Rotation::from_options(&rec.host_config.log_config.config)
-            .unwrap_or(Rotation { max_size: None, max_file: 1 });
-        let mut writer = LogWriter::open(&self.paths.log(), rotation).ok();
-        let mut streams: Vec<(OwnedFd, &'static str, LineSplitter, bool)> =
-            fds.into_iter().map(|(fd, s)| (fd, s, LineSplitter::default(), true)).collect();
-        for (fd, ..) in &streams {
-            set_nonblock(fd.as_raw_fd());
-        }
-        let hc = health_config(rec);
-        let started_at = Instant::now();
-        let mut next_check = hc.as_ref().map(|h| started_at + first_delay(h));
-        let mut check: Option<HealthRun> = None;
-        let mut exited_at: Option<Instant> = None;
-        let seccomp = spec::seccomp_mode(&rec.host_config);
-        let mut buf = vec![0u8; 64 * 1024];
-        // Only with IPv6 sockets: a monitor without them never runs (or pages in) proxy code.
-        let mut proxy = proxy::Proxy::new(net.take_proxies());
-        // Startup code (argument parsing, launcher) is done with: its pages are let go once the
-        // monitor first idles, not at once, so a short-lived container's exit isn't delayed.
-        let mut trimmed = false;
-        // Woken by anything since the last trim: the next 200 ms idle trims again.
-        let mut busy = false;
-        // The code mappings the first trim found droppable.
-        let mut code = Vec::new();
-        loop {
-            let streams_open = streams.iter().any(|s| s.3);
-            if let Some(t) = exited_at {
-                // Output is drained when every writer is gone; don't hang on a leaked fd.
-                if !streams_open || t.elapsed() > Duration::from_secs(2) {
-                    break;
-                }
-            }
-            let now = Instant::now();
-            let mut timeout = Duration::from_secs(3600);
-            if let Some(t) = exited_at {
-                timeout = timeout.min((t + Duration::from_secs(2)).saturating_duration_since(now));
-            }
-            if run.exit.is_none() {
-                if let (Some(n), None) = (next_check, &check) {
-                    timeout = timeout.min(n.saturating_duration_since(now));
-                }
-                if let Some(c) = &check {
-                    timeout = timeout.min(c.deadline.saturating_duration_since(now));
-                }
-            }
-            if !trimmed || busy {
-                timeout = timeout.min(IDLE_TRIM_AFTER);
-            }
-            if let Some(d) = proxy.as_ref().and_then(|p| p.next_deadline()) {
-                timeout = timeout.min(d.saturating_duration_since(now));
-            }
-            let mut pfds: Vec<PollFd> = vec![PollFd::new(self.sig_r.as_fd(), PollFlags::POLLIN)];
-            let mut idx = Vec::new();
-            for (i, s) in streams.iter().enumerate() {
-                if s.3 {
-                    pfds.push(PollFd::new(s.0.as_fd(), PollFlags::POLLIN));
-                    idx.push(i);
-                }
-            }
-            let fwd = self.stdin_forward.borrow();
-            let fwd_slot = match fwd.as_ref() {
-                Some((fifo, _)) if run.exit.is_none() => {
-                    pfds.push(PollFd::new(fifo.as_fd(), PollFlags::POLLIN));
-                    Some(pfds.len() - 1)
-                }
-                _ => None,
-            };
-            let health_slot = match &check {
-                Some(c) if c.out_open => {
-                    pfds.push(PollFd::new(c.out.as_fd(), PollFlags::POLLIN));
-                    Some(pfds.len() - 1)
-                }
-                _ => None,
-            };
-            let proxy_base = pfds.len();
-            let proxy_slots = match &proxy {
-                Some(p) if run.exit.is_none() => p.register(&mut pfds),
-                _ => Vec::new(),
-            };
-            let ms = timeout.as_millis().min(60_000) as u16;
-            let ready_count = nix::poll::poll(&mut pfds, PollTimeout::from(ms.max(1))).unwrap_or(1);
-            if ready_count == 0 && !trimmed {
-                trimmed = true;
-                busy = false;
-                code = trim_memory(&mut buf);
-            } else if ready_count == 0 && busy {
-                busy = false;
-                retrim_code_pages(&code);
-                trim_heap(&mut buf);
-            } else if ready_count > 0 {
-                busy = true;
-            }
-            let ready: Vec<bool> =
-                pfds.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect();
-            let proxy_events: Vec<PollFlags> = pfds[proxy_base..]
-                .iter()
-                .map(|p| p.revents().unwrap_or(PollFlags::empty()))
-                .collect();
-            drop(pfds);
-            if let Some(p) = proxy.as_mut() {
-                p.service(&proxy_slots, &proxy_events);
-            }
-            if let (Some(slot), Some((fifo, master))) = (fwd_slot, fwd.as_ref())
-                && ready[slot]
-            {
-                forward_stdin(fifo, master);
-            }
-            drop(fwd);
-            // Container output. A follower is woken after each chunk, not once the pipe is
-            // drained: a fast writer keeps it from draining for as long as it writes, and a
-            // follower woken only then could find the log rotated past what it had read.
-            let mut logged = false;
-            for (k, &i) in idx.iter().enumerate() {
-                if !ready[k + 1] {
-                    continue;
-                }
-                let s = &mut streams[i];
-                loop {
-                    match nix::unistd::read(&s.0, &mut buf) {
-                        Ok(0) => {
-                            s.3 = false;
-                            break;
-                        }
-                        Ok(n) => {
-                            for line in s.2.push(&buf[..n]) {
-                                if let Some(w) = writer.as_mut() {
-                                    logged |= w.write(s.1, &line).is_ok();
-                                }
-                            }
-                            if std::mem::take(&mut logged) {
-                                self.notify_output();
-                            }
-                        }
-                        Err(nix::errno::Errno::EAGAIN) => break,
-                        Err(nix::errno::Errno::EINTR) => continue,
-                        // EIO: the pty's last slave closed.
-                        Err(_) => {
-                            s.3 = false;
-                            break;
-                        }
-                    }
-                }
-                if !s.3
-                    && let (Some(rest), Some(w)) = (s.2.finish(), writer.as_mut())
-                {
-                    logged |= w.write(s.1, &rest).is_ok();
-                }
-            }
-            if logged {
-                self.notify_output();
-            }
-            // Healthcheck output.
-            if health_slot.is_some_and(|i| ready[i])
-                && let Some(c) = check.as_mut()
-            {
-                read_health_output(c);
-            }
-            // Signals.
-            for sig in self.drain_signals() {
-                match sig {
-                    libc::SIGCHLD => self.reap(&mut run, &mut check),
-                    libc::SIGTERM | libc::SIGINT | libc::SIGHUP if run.exit.is_none() => {
-                        // SAFETY: kill has no memory effects; pid is our own child.
-                        unsafe { libc::kill(run.pid, libc::SIGTERM) };
-                    }
-                    // A live `network connect`/`disconnect` changed the published ports.
-                    libc::SIGUSR1 if run.exit.is_none() => {
-                        let bound = proxy::Proxy::bound(&proxy);
-                        let mut close = |gone: &[_]| proxy::Proxy::close(&mut proxy, gone);
-                        let add = crate::container::network::resync(
-                            &self.root, &self.id, net, &bound, &mut close,
-                        );
-                        proxy::Proxy::add(&mut proxy, add);
-                    }
-                    _ => {}
-                }
-            }
-            // A SIGCHLD may have coalesced with an earlier one: reap opportunistically.
-            self.reap(&mut run, &mut check);
-            if run.exit.is_some() && exited_at.is_none() {
-                exited_at = Some(Instant::now());
-                if let Some(p) = proxy.as_mut() {
-                    p.close_all();
-                }
-                if let Some(c) = check.take() {
-                    // SAFETY: kill has no memory effects; pid is our own child.
-                    unsafe { libc::kill(c.pid, libc::SIGKILL) };
-                }
-            }
-            // Healthcheck scheduling.
-            let Some(h) = hc.as_ref() else { continue };
-            if run.exit.is_some() {
-                continue;
-            }
-            let now = Instant::now();
-            if let Some(c) = check.as_mut() {
-                if c.exit.is_none() && now >= c.deadline {
-                    // SAFETY: kill has no memory effects; pid is our own child.
-                    unsafe { libc::kill(c.pid, libc::SIGKILL) };
-                    c.exit = Some(-1);
-                    c.buf = format!(
-                        "Health check exceeded timeout ({}s)",
-                        dur(h.timeout, 30).as_secs()
-                    )
-                    .into_bytes();
-                    c.out_open = false;
-                }
-                if c.exit.is_some() && (!c.out_open || now >= c.deadline) {
-                    if c.out_open {
-                        read_health_output(c);
-                    }
-                    let done = check.take();
-                    if let Some(done) = done {
-                        let in_start = started_at.elapsed() < dur(h.start_period, 0);
-                        self.record_health(h, done, in_start);
-                        next_check = Some(Instant::now() + interval_now(h, started_at));
-                    }
-                }
-            } else if next_check.is_some_and(|n| now >= n) {
-                match self.start_check(rec, h, &run, seccomp) {
-                    Ok(c) => check = Some(c),
-                    Err(e) => {
-                        let in_start = started_at.elapsed() < dur(h.start_period, 0);
-                        let now_s = now_rfc3339();
-                        self.record_health(
-                            h,
-                            HealthRun {
-                                pid: 0,
-                                out: match File::open("/dev/null") {
-                                    Ok(f) => f,
-                                    Err(_) => continue,
-                                },
-                                buf: e.to_string().into_bytes(),
-                                start: now_s,
-                                deadline: now,
-                                exit: Some(-1),
-                                out_open: false,
-                            },
-                            in_start,
-                        );
-                        next_check = Some(Instant::now() + interval_now(h, started_at));
-                    }
-                }
-            }
-        }
-        run
-    }
-
-    fn reap(&self, run: &mut Running, check: &mut Option<HealthRun>) {
-        loop {
-            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(nix::sys::wait::WaitStatus::StillAlive) | Err(_) => return,
-                Ok(ws) => {
-                    let Some(pid) = ws.pid() else { return };
-                    let Some(code) = exit_code_of(ws) else { continue };
-                    if pid.as_raw() == run.pid {
-                        run.exit = Some(code);
-                    } else if let Some(c) = check.as_mut().filter(|c| c.pid == pid.as_raw())
-                        && c.exit.is_none()
-                    {
-                        c.exit = Some(code);
-                    }
-                }
-            }
-        }
-    }
-
-    fn start_check(
-        &self,
-        rec: &ContainerRecord,
-        h: &HealthConfig,
-        run: &Running,
-        seccomp: berth_launch::SeccompMode,
-    ) -> Result<HealthRun, MonitorError> {
-        let argv: Vec<String> = match h.test.first().map(String::as_str) {
-            Some("CMD") => h.test[1..].to_vec(),
-            Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), h.test[1..].join(" ")],
-            _ => h.test.clone(),
-        };
-        let process = spec::exec_process(rec, &argv, &[], None, None, false, false)?;
-        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
-        let w2 = w.try_clone().map_err(MonitorError::Dup)?;
-        let start = now_rfc3339();
-        let pid = rt::exec_in(
-            run.pid,
-            &process,
-            &run.cgroup,
-            seccomp,
-            Stdio::Pipes { stdin: None, stdout: w, stderr: w2 },
-        )?;
-        set_nonblock(r.as_raw_fd());
-        Ok(HealthRun {
-            pid,
-            out: File::from(r),
-            buf: Vec::new(),
-            start,
-            deadline: Instant::now() + dur(h.timeout, 30),
-            exit: None,
-            out_open: true,
-        })
-    }
-
-    fn record_health(&self, h: &HealthConfig, c: HealthRun, in_start_period: bool) {
-        let code = c.exit.unwrap_or(-1);
-        let entry = HealthLogEntry {
-            start: c.start,
-            end: now_rfc3339(),
-            exit_code: code,
-            output: String::from_utf8_lossy(&c.buf[..c.buf.len().min(HEALTH_OUTPUT_MAX)])
-                .into_owned(),
-        };
-        let retries = if h.retries > 0 { h.retries } else { 3 };
-        let _ = self.paths.update_state(|st| {
-            if !st.state.running {
-                return;
-            }
-            let health = st
-                .state
-                .health
-                .get_or_insert_with(|| Health { status: "starting".into(), ..Default::default() });
-            if code == 0 {
-                health.status = "healthy".into();
-                health.failing_streak = 0;
-            } else if !in_start_period {
-                health.failing_streak += 1;
-                if health.failing_streak >= retries {
-                    health.status = "unhealthy".into();
-                }
-            }
-            health.log.push(entry);
-            let excess = health.log.len().saturating_sub(5);
-            health.log.drain(..excess);
-        });
-    }
-}
-
-/// Moves what is waiting in the stdin fifo into the pty master.
-fn forward_stdin(fifo: &OwnedFd, master: &OwnedFd) {
-    let mut b = [0u8; 4096];
-    while let Ok(n) = nix::unistd::read(fifo, &mut b) {
-        if n == 0 {
-            return;
-        }
-        let mut off = 0;
-        let mut spins = 0;
-        while off < n && spins < 1000 {
-            match nix::unistd::write(master, &b[off..n]) {
-                Ok(w) => off += w,
-                Err(nix::errno::Errno::EAGAIN) => {
-                    spins += 1;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(nix::errno::Errno::EINTR) => {}
-                Err(_) => return,
-            }
-        }
-    }
-}
-
-fn read_health_output(c: &mut HealthRun) {
-    let mut b = [0u8; 4096];
-    loop {
-        match c.out.read(&mut b) {
-            Ok(0) => {
-                c.out_open = false;
-                return;
-            }
-            Ok(n) => {
-                if c.buf.len() < HEALTH_OUTPUT_MAX {
-                    c.buf.extend_from_slice(&b[..n]);
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
-            Err(_) => {
-                c.out_open = false;
-                return;
-            }
-        }
-    }
-}
-
-/// The healthcheck to run, if any (`NONE` or an empty test disables it).
-fn health_config(rec: &ContainerRecord) -> Option<HealthConfig> {
-    let h = rec.config.healthcheck.clone()?;
-    match h.test.first().map(String::as_str) {
-        None | Some("NONE") => None,
-        _ => Some(h),
-    }
-}
-
-fn dur(ns: i64, default_secs: u64) -> Duration {
-    if ns > 0 { Duration::from_nanos(ns as u64) } else { Duration::from_secs(default_secs) }
-}
-
-fn first_delay(h: &HealthConfig) -> Duration {
-    if h.start_period > 0 && h.start_interval > 0 {
-        dur(h.start_interval, 5)
-    } else {
-        dur(h.interval, 30)
-    }
-}
-
-fn interval_now(h: &HealthConfig, started: Instant) -> Duration {
-    if h.start_interval > 0 && started.elapsed() < dur(h.start_period, 0) {
-        dur(h.start_interval, 5)
-    } else {
-        dur(h.interval, 30)
-    }
 }
 
 /// docker's restart decision after an exit.
@@ -1058,158 +576,36 @@ pub fn should_restart(rec: &ContainerRecord, manual_stop: bool, code: i64, resta
     }
 }
 
-/// An address range of this process's memory: (start, end).
-type Range = (usize, usize);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Lets go of the memory an idle monitor no longer needs, so its resident set is only what
-/// it touches from then on: the start-up code's pages, the heap freed after start-up, the
-/// stack below the current frame and the pages of the output buffer `scratch`. Returns the
-/// code mappings it dropped, for [`retrim_code_pages`].
-fn trim_memory(scratch: &mut [u8]) -> Vec<Range> {
-    let (code, stack) = trim_code_pages();
-    trim_heap(scratch);
-    if let Some((start, _)) = stack {
-        trim_stack_below_here(start);
-    }
-    code
-}
-
-/// The heap part of [`trim_memory`], repeated after each busy spell (a burst of output, a
-/// healthcheck, relayed connections): free heap pages and the output buffer's pages go back.
-fn trim_heap(scratch: &mut [u8]) {
-    release_pages(scratch);
-    // SAFETY: malloc_trim only returns free heap memory to the kernel (madvise of free
-    // chunks and a shrunk top); no live allocation is touched.
-    unsafe { libc::malloc_trim(0) };
-}
-
-/// Gives the whole pages inside `buf` back to the kernel; they read as zeros afterwards and
-/// become resident again only when written. For scratch buffers whose contents don't matter.
-fn release_pages(buf: &mut [u8]) {
-    let page = 4096;
-    let start = (buf.as_mut_ptr() as usize).next_multiple_of(page);
-    let end = (buf.as_mut_ptr() as usize + buf.len()) & !(page - 1);
-    if end > start {
-        // SAFETY: [start, end) lies inside `buf`, which we borrow exclusively, and heap memory is
-        // private anonymous memory: MADV_DONTNEED keeps it mapped and makes it read back as
-        // zeros, a valid value for u8, so `buf` stays a valid (zeroed) slice there.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
-    }
-}
-
-/// Drops again, after a busy spell, the pages of the code mappings `known` that the first trim
-/// found droppable (logging or a healthcheck pages code back in). Only a mapping still present
-/// with the same bounds, a read-only private file mapping, is touched; /proc/self/maps is
-/// read rather than smaps, which would walk every page table again.
-fn retrim_code_pages(known: &[Range]) {
-    if known.is_empty() {
-        return;
-    }
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else { return };
-    for line in maps.lines() {
-        let mut f = line.split_ascii_whitespace();
-        let (Some(range), Some(perms), Some(path)) = (f.next(), f.next(), f.nth(3)) else {
-            continue;
+    #[test]
+    fn restart_policies_decide_like_docker() {
+        let with = |name: &str, max: i64| {
+            let mut rec = ContainerRecord::default();
+            rec.host_config.restart_policy.name = name.into();
+            rec.host_config.restart_policy.maximum_retry_count = max;
+            rec
         };
-        let Some((a, b)) = range.split_once('-') else { continue };
-        let (Ok(start), Ok(end)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-        else {
-            continue;
-        };
-        if (perms == "r-xp" || perms == "r--p")
-            && path.starts_with('/')
-            && known.contains(&(start, end))
-        {
-            // SAFETY: the same read-only private file mapping the first trim checked had no
-            // anonymous page (it can't gain one: it is not writable); MADV_DONTNEED only unmaps
-            // page-cache pages, which fault back in unchanged on the next access.
-            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        // No policy (or `no`): never.
+        for name in ["", "no"] {
+            assert!(!should_restart(&with(name, 0), false, 1, 0), "{name:?}");
         }
-    }
-}
-
-/// Drops the resident pages of clean read-only file mappings (code and constants of our binary
-/// and its libraries) and returns them and the main stack's range. Only mappings with no anonymous
-/// (copied-on-write) page qualify: relocated RELRO data is anonymous (after a fork, e.g. the
-/// `--init` process is a forked copy of the monitor, it shows as Shared_Dirty but is still
-/// Anonymous); discarding it would bring back the unrelocated file contents. Dirty page-cache
-/// pages (a binary written moments ago) are fine to unmap: the page cache keeps them.
-fn trim_code_pages() -> (Vec<Range>, Option<Range>) {
-    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else { return (Vec::new(), None) };
-    // (start, end, eligible so far)
-    let mut cur: Option<(usize, usize, bool)> = None;
-    let mut candidates = Vec::new();
-    let mut stack = None;
-    for line in smaps.lines() {
-        let mut f = line.split_ascii_whitespace();
-        let (Some(first), Some(second)) = (f.next(), f.next()) else { continue };
-        if let Some((a, b)) = first.split_once('-')
-            && let (Ok(start), Ok(end)) =
-                (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-        {
-            if let Some((s, e, true)) = cur {
-                candidates.push((s, e));
-            }
-            let path = f.nth(3).unwrap_or("");
-            if path == "[stack]" {
-                stack = Some((start, end));
-            }
-            let eligible = (second == "r-xp" || second == "r--p") && path.starts_with('/');
-            cur = Some((start, end, eligible));
-            continue;
+        // `always` and `unless-stopped`: whatever the exit code, unless a user stopped it.
+        for name in ["always", "unless-stopped"] {
+            assert!(should_restart(&with(name, 0), false, 0, 0), "{name}");
+            assert!(should_restart(&with(name, 0), false, 137, 99), "{name}");
+            assert!(!should_restart(&with(name, 0), true, 1, 0), "{name}");
         }
-        if matches!(first, "Private_Dirty:" | "Anonymous:")
-            && second != "0"
-            && let Some((_, _, eligible)) = cur.as_mut()
-        {
-            *eligible = false;
-        }
+        // `on-failure`: only a non-zero exit, and only `max` times when a maximum is set.
+        let on_failure = with("on-failure", 0);
+        assert!(!should_restart(&on_failure, false, 0, 0));
+        assert!(should_restart(&on_failure, false, 1, 1000));
+        assert!(!should_restart(&on_failure, true, 1, 0));
+        let limited = with("on-failure", 2);
+        assert!(should_restart(&limited, false, 3, 0));
+        assert!(should_restart(&limited, false, 3, 1));
+        assert!(!should_restart(&limited, false, 3, 2));
     }
-    if let Some((s, e, true)) = cur {
-        candidates.push((s, e));
-    }
-    for &(start, end) in &candidates {
-        // SAFETY: the range is a whole read-only private file mapping of this process with no
-        // anonymous page (from /proc/self/smaps); MADV_DONTNEED only unmaps page-cache pages,
-        // which fault back in unchanged on the next access.
-        unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
-    }
-    (candidates, stack)
-}
-
-/// Discards the main stack's pages below the current frame (less a margin for the calls made
-/// from here), which start-up's deep calls (spec building, the launcher) left resident. Memory
-/// below the stack pointer holds nothing live; a page touched again comes back zero-filled.
-#[inline(never)]
-fn trim_stack_below_here(stack_start: usize) {
-    const MARGIN: usize = 16 * 1024;
-    let here = 0u8;
-    let sp = std::hint::black_box(&here) as *const u8 as usize;
-    let page = 4096;
-    let end = (sp.saturating_sub(MARGIN)) & !(page - 1);
-    if sp < stack_start || end <= stack_start {
-        return;
-    }
-    // SAFETY: [stack_start, end) lies in this thread's stack mapping and at least MARGIN below
-    // the current frame, so no live frame (this one, or the libc call below it) is there;
-    // MADV_DONTNEED on anonymous memory makes it read back as zeros, which is fine for memory
-    // nothing will read before writing.
-    unsafe {
-        libc::madvise(stack_start as *mut libc::c_void, end - stack_start, libc::MADV_DONTNEED)
-    };
-}
-
-fn set_nonblock(fd: RawFd) {
-    // SAFETY: fcntl on an fd we own; only the O_NONBLOCK flag is changed.
-    unsafe {
-        let fl = libc::fcntl(fd, libc::F_GETFL);
-        if fl >= 0 {
-            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
-        }
-    }
-}
-
-fn set_cloexec(fd: &OwnedFd) {
-    // SAFETY: fcntl on an fd we own.
-    unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
 }
