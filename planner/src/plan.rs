@@ -9,7 +9,7 @@ use berth_image::ImageError;
 use berth_network::{NetworkCreate, NetworkError};
 use berth_runtime::Engine;
 use berth_runtime::container::{ContainerCreateConfig, ContainerError, MountSpec};
-use berth_runtime::network::EngineNetworkError;
+use berth_runtime::networks::EngineNetworkError;
 use berth_runtime::volume::VolumeError;
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};

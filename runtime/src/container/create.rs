@@ -13,10 +13,10 @@ use super::api::{Config, ContainerCreateConfig, Empty, MountPoint};
 use super::error::io_err;
 use super::names::{self, CREATING_PREFIX};
 use super::record::{ContainerPaths, ContainerRecord, StateRecord};
-use super::{ContainerError, rt, spec, user};
+use super::{ContainerError, spec, stores, user};
 use crate::Engine;
-use crate::fsutil;
 use crate::ids;
+use crate::inplace;
 
 /// docker's default PATH.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -179,7 +179,7 @@ fn write_config_in_place(path: &Path, rec: &ContainerRecord) -> Result<(), Conta
     let bytes = serde_json::to_vec_pretty(rec)
         .map_err(|e| StoreError::Json { path: path.to_path_buf(), source: e })?;
     let durable = !rec.host_config.auto_remove;
-    fsutil::write_in_place(path, &bytes, durable).map_err(io_err("write", path))
+    inplace::write_in_place(path, &bytes, durable).map_err(io_err("write", path))
 }
 
 /// What create made so far, undone on failure.
@@ -205,7 +205,7 @@ impl Drop for Undo<'_> {
             self.engine.release_name(&name, &id);
         }
         for v in &self.volumes {
-            let _ = rt::volume_remove(self.engine.root(), v);
+            let _ = stores::volume_remove(self.engine.root(), v);
         }
     }
 }
@@ -280,7 +280,7 @@ impl Engine {
                 if cfg.config.image.is_empty() {
                     return Err(ContainerError::Invalid("no image given".into()));
                 }
-                let img = rt::resolve_image(self.root(), &cfg.config.image)
+                let img = stores::resolve_image(self.root(), &cfg.config.image)
                     .map_err(ContainerError::Image)?;
                 if cfg.config.healthcheck.is_none() {
                     image_health = img.healthcheck.clone();
@@ -342,7 +342,7 @@ impl Engine {
             rec.host_config.network_mode = "none".into();
         }
         rec.networking_config = cfg.networking_config.clone();
-        super::network::check_create(self.root(), &rec)?;
+        super::net::check_create(self.root(), &rec)?;
         if let Some(target) = rec.host_config.network_mode.strip_prefix("container:") {
             self.find(target)?;
         }
@@ -390,7 +390,7 @@ impl Engine {
             (staging.hosts(), hosts_file(&rec.config.hostname, host_net)),
             (staging.resolv_conf(), container_resolv_conf(&host_resolv, host_net)),
         ] {
-            fsutil::write_in_place(&p, text.as_bytes(), false).map_err(io_err("write", &p))?;
+            inplace::write_in_place(&p, text.as_bytes(), false).map_err(io_err("write", &p))?;
         }
         if rec.config.open_stdin {
             let p = staging.stdin_fifo();
@@ -613,14 +613,14 @@ impl Engine {
         anonymous: bool,
         undo: &mut Undo<'_>,
     ) -> Result<MountPoint, ContainerError> {
-        let (path, fresh) = rt::volume_ensure(self.root(), name, anonymous)
+        let (path, fresh) = stores::volume_ensure(self.root(), name, anonymous)
             .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         if fresh {
             undo.volumes.push(name.to_string());
         }
         // Copy-up happens once per volume (the volume store records that it was populated).
         if copy && rec.rootfs_dir.is_none() {
-            rt::volume_populate(self.root(), name, &rec.image_id, dst)
+            stores::volume_populate(self.root(), name, &rec.image_id, dst)
                 .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         }
         Ok(MountPoint {

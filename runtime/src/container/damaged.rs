@@ -398,7 +398,7 @@ impl Engine {
             }
         }
         mark("remove: damaged container dead");
-        super::network::release(self.root(), &d.id);
+        super::net::release(self.root(), &d.id);
         let aside = {
             let _root = self.root().lock()?;
             match paths.lock() {
@@ -420,7 +420,7 @@ impl Engine {
         }
         if volumes && let Some(rec) = &d.rec {
             for v in &rec.anonymous_volumes {
-                let _ = super::rt::volume_remove(self.root(), v);
+                let _ = super::stores::volume_remove(self.root(), v);
             }
         }
         Ok(())

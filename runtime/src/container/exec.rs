@@ -15,7 +15,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use super::api::ExecConfig;
-use super::{ContainerError, rt, spec, user};
+use super::{ContainerError, launcher, spec, user};
 use crate::Engine;
 use crate::events::{self, JournalEvent};
 
@@ -151,12 +151,12 @@ impl Engine {
                     .ok();
                 process.set_console_size(size);
             }
-            let (child, master) = rt::exec_in_tty(pid, &process, &cg, seccomp)?;
+            let (child, master) = launcher::exec_in_tty(pid, &process, &cg, seccomp)?;
             return crate::engine::blocking(move || journal.died(relay_tty(child, master))).await;
         }
         if cfg.detach {
             // Like docker's detached exec: nothing attached, the container's own /dev/null.
-            let child = rt::exec_in(pid, &process, &cg, seccomp, Stdio::Null)?;
+            let child = launcher::exec_in(pid, &process, &cg, seccomp, Stdio::Null)?;
             // Reap it in the background so it doesn't linger as a zombie of a long-lived caller.
             std::thread::spawn(move || journal.died(wait_child(child)));
             return Ok(0);
@@ -172,7 +172,7 @@ impl Engine {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let stdio = Stdio::Pipes { stdin: stdin_r, stdout: out_w, stderr: err_w };
-        let child = rt::exec_in(pid, &process, &cg, seccomp, stdio)?;
+        let child = launcher::exec_in(pid, &process, &cg, seccomp, stdio)?;
         let relay = Relay { child, stdin: stdin_w, stdout: out_r, stderr: err_r };
         crate::engine::blocking(move || journal.died(relay.run())).await
     }
@@ -192,7 +192,7 @@ impl Engine {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let stdio = Stdio::Pipes { stdin: None, stdout: out_w, stderr: err_w };
-        let child = rt::exec_in(pid, &process, &cg, seccomp, stdio)?;
+        let child = launcher::exec_in(pid, &process, &cg, seccomp, stdio)?;
         crate::engine::blocking(move || {
             let t = std::thread::spawn(move || {
                 let mut v = Vec::new();

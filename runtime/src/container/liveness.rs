@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::record::{ContainerPaths, Loaded, StateRecord, cgroup_path};
-use super::{ContainerError, rt};
+use super::{ContainerError, cgroup};
 use crate::Engine;
 use crate::process;
 
@@ -95,7 +95,7 @@ pub(crate) fn gather(
         ev.processes.push(st.state.pid as i32);
     }
     for cg in cgroups(id, st) {
-        for pid in rt::cgroup_pids(&cg) {
+        for pid in cgroup::cgroup_pids(&cg) {
             if !ev.processes.contains(&pid) {
                 ev.processes.push(pid);
             }
@@ -169,7 +169,7 @@ pub(crate) fn kill(
     loop {
         // Destroying a cgroup kills its members (thawed first when frozen) and removes it.
         for cg in cgroups(id, st) {
-            rt::cgroup_destroy(&cg);
+            cgroup::cgroup_destroy(&cg);
         }
         let left = gather(dir, id, st, true, true);
         if left.is_dead() || Instant::now() >= deadline {
@@ -215,7 +215,7 @@ impl Engine {
             }
         }
         for cg in cgroups(&l.rec.id, Some(&st)) {
-            rt::cgroup_destroy(&cg);
+            cgroup::cgroup_destroy(&cg);
         }
         Ok(())
     }
@@ -300,7 +300,7 @@ impl Engine {
         drop(_g);
         // Its monitor can't detach it any more: drop its addresses, names and port rules.
         if let Some(id) = paths.dir.file_name().and_then(|n| n.to_str()) {
-            super::network::release(self.root(), id);
+            super::net::release(self.root(), id);
         }
         Ok(st)
     }
@@ -315,15 +315,15 @@ pub(crate) fn claims_alive(st: &StateRecord) -> bool {
 pub(crate) fn repair_dead(st: &mut StateRecord) {
     if st.state.running {
         if let Some(cg) = st.cgroup.as_ref().and_then(|p| p.to_str()) {
-            let _ = rt::cgroup_set_frozen(cg, false);
+            let _ = cgroup::cgroup_set_frozen(cg, false);
         }
         let _ = process::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
         if let Some(cg) = st.cgroup.as_ref().and_then(|p| p.to_str()) {
-            for pid in rt::cgroup_pids(cg) {
+            for pid in cgroup::cgroup_pids(cg) {
                 // SAFETY: kill has no memory effects; these pids are in the container's cgroup.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
-            rt::cgroup_destroy(cg);
+            cgroup::cgroup_destroy(cg);
         }
         st.state.exit_code = 137;
         st.state.error = "the container's monitor process died".into();
@@ -336,6 +336,13 @@ pub(crate) fn repair_dead(st: &mut StateRecord) {
     st.state.status = if st.has_been_started { "exited".into() } else { "created".into() };
     st.monitor_pid = 0;
     st.monitor_start = 0;
+}
+
+/// Whether the container is at rest: not running, not restarting, and its monitor is done.
+pub(crate) fn settled(st: &StateRecord) -> bool {
+    !st.state.running
+        && !st.state.restarting
+        && (st.monitor_pid == 0 || !process::process_alive(st.monitor_pid, st.monitor_start))
 }
 
 #[cfg(test)]

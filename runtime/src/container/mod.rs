@@ -5,30 +5,38 @@
 //! writable layer). A running container has one monitor process (see [`crate::monitor`]);
 //! names are checked under the root lock, a container's records under its own lock file.
 //!
-//! The files form layers, each importing only from those above it in this list:
-//! `api` (types) → `record`, `user` → `error` → `rt` (the crates below) → `spec` →
-//! `network` → `liveness` → `names` → `damaged` (finding and loading) → `create`, `ops`,
-//! `exec`, `copy` (the Engine methods).
+//! The files form layers, each importing only from those before it in this list:
+//! `api` (Docker-shaped types) → `record` (on-disk records), `user` → `error` →
+//! `launcher`, `cgroup`, `stores` (the crates below: berth-launch, berth-cgroups, the image
+//! and volume stores) → `spec` (the launch spec) → `net` (networks: ports, settings, attach)
+//! → `liveness` (is it alive; repairing a dead monitor's record) → `names` (the name index,
+//! removal of directories) → `damaged` (finding and loading containers, damaged ones too) →
+//! `create` → `lifecycle` (start/stop/kill/remove/...), `follow` (logs), `query` (inspect,
+//! list, top, stats), `exec`, `copy`: the Engine methods.
 
 pub mod api;
+pub(crate) mod cgroup;
 mod copy;
 mod create;
 mod damaged;
 mod error;
 pub mod exec;
+mod follow;
+pub(crate) mod launcher;
+mod lifecycle;
 mod liveness;
 mod names;
-pub mod network;
-mod ops;
+pub mod net;
+mod query;
 pub mod record;
-pub mod rt;
 pub mod spec;
+mod stores;
 pub mod user;
 
 pub use api::*;
 pub use copy::CopyOptions;
 pub use error::{ContainerError, StartError};
 pub use exec::ExecOutput;
+pub use lifecycle::Attached;
+pub(crate) use lifecycle::remove_exited;
 pub(crate) use liveness::{claims_alive, repair_dead};
-pub use ops::Attached;
-pub(crate) use ops::remove_exited;

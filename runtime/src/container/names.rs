@@ -341,32 +341,32 @@ fn recycle(dir: &Path) -> io::Result<()> {
     }
     // The upper directory is the container's `/`: everything the container wrote goes, and its
     // own mode, owner and overlay marks (trusted.overlay.*) become what create makes.
-    crate::fsutil::empty_dir(&upper, |_, _| false)?;
+    crate::inplace::empty_dir(&upper, |_, _| false)?;
     std::os::unix::fs::lchown(&upper, Some(0), Some(0))?;
     fs::set_permissions(&upper, std::os::unix::fs::PermissionsExt::from_mode(UPPER_MODE))?;
-    crate::fsutil::clear_xattrs(&upper)?;
+    crate::inplace::clear_xattrs(&upper)?;
     // The removal's overlay probe (`liveness::overlay_in_use`) made `work/index`: kept, empty
     // and unmarked, so that the next probe needn't allocate it again (a mount without
     // `index=on`, the container's, ignores it).
-    crate::fsutil::empty_dir(&work, |n, t| t.is_dir() && n == PROBE_INDEX)?;
-    crate::fsutil::clear_xattrs(&work)?;
+    crate::inplace::empty_dir(&work, |n, t| t.is_dir() && n == PROBE_INDEX)?;
+    crate::inplace::clear_xattrs(&work)?;
     let index = work.join(PROBE_INDEX);
     if is_real_dir(&index) {
-        crate::fsutil::empty_dir(&index, |_, _| false)?;
-        crate::fsutil::clear_xattrs(&index)?;
+        crate::inplace::empty_dir(&index, |_, _| false)?;
+        crate::inplace::clear_xattrs(&index)?;
     }
-    crate::fsutil::empty_dir(&dir.join("rootfs"), |n, t| {
+    crate::inplace::empty_dir(&dir.join("rootfs"), |n, t| {
         t.is_dir() && (n == "upper" || n == "work")
     })?;
     // Rotated logs, the stdin fifo, cp/, marks, temp files: everything create doesn't rewrite.
-    crate::fsutil::empty_dir(dir, |n, t| {
+    crate::inplace::empty_dir(dir, |n, t| {
         (t.is_file() && REUSED_FILES.contains(&n)) || (t.is_dir() && n == "rootfs")
     })?;
     // The record may hold secrets (env): removed means gone. Overwritten in place, so its
     // block stays for the next record.
     let config = dir.join("config.json");
     if config.exists() {
-        crate::fsutil::write_in_place(&config, b"{}\n", false)?;
+        crate::inplace::write_in_place(&config, b"{}\n", false)?;
     }
     match fs::OpenOptions::new().write(true).open(dir.join("monitor.log")) {
         Ok(f) => f.set_len(0)?,
@@ -379,7 +379,7 @@ fn recycle(dir: &Path) -> io::Result<()> {
         let p = dir.join(f);
         let Ok(m) = fs::symlink_metadata(&p) else { continue };
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        crate::fsutil::clear_xattrs(&p)?;
+        crate::inplace::clear_xattrs(&p)?;
         if m.mode() & 0o7777 != FILE_MODE || m.uid() != 0 || m.gid() != 0 {
             // chown first: it drops set-id bits and file capabilities.
             std::os::unix::fs::lchown(&p, Some(0), Some(0))?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use berth_store::StoreError;
 
 use crate::container::ContainerError;
-use crate::container::network::NetAttachError;
+use crate::container::net::NetAttachError;
 use crate::container::spec::SpecError;
 use crate::monitor_protocol::StatusReport;
 

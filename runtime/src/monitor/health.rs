@@ -12,7 +12,7 @@ use super::error::{MonitorError, sys};
 use super::fds::set_nonblock;
 use crate::container::api::{Health, HealthConfig, HealthLogEntry};
 use crate::container::record::{ContainerPaths, ContainerRecord};
-use crate::container::{rt, spec};
+use crate::container::{launcher, spec};
 use crate::time::now_rfc3339;
 
 /// A healthcheck process while it runs, and its result once it has exited.
@@ -47,7 +47,7 @@ pub(crate) fn start_check(
     let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(sys("pipe"))?;
     let w2 = w.try_clone().map_err(MonitorError::Dup)?;
     let start = now_rfc3339();
-    let pid = rt::exec_in(
+    let pid = launcher::exec_in(
         pid,
         &process,
         cgroup,

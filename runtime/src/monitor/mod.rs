@@ -34,10 +34,10 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction
 use nix::unistd::ForkResult;
 
 use crate::container::api::Health;
-use crate::container::network::NetHold;
+use crate::container::net::NetHold;
 use crate::container::record::{ContainerPaths, ContainerRecord};
 use crate::container::spec;
-use crate::container::{ContainerError, rt};
+use crate::container::{ContainerError, cgroup};
 use crate::monitor_protocol::{
     STATUS_ENV, STATUS_STDIN, STATUS_STDIN_NOTIFY, StatusReport, test_pause,
 };
@@ -330,11 +330,11 @@ impl Monitor {
                 spec::clear_volatile_marker(&self.paths.work());
             }
             // Before the state says exited, so a waiting `rm`/`stop` sees the network gone.
-            crate::container::network::detach(&self.root, &self.id, net_hold);
+            crate::container::net::detach(&self.root, &self.id, net_hold);
             mark("monitor: network detached");
             let code = run.exit.unwrap_or(137);
-            let oom = rt::cgroup_oom_killed(&run.cgroup);
-            rt::cgroup_destroy(&run.cgroup);
+            let oom = cgroup::cgroup_oom_killed(&run.cgroup);
+            cgroup::cgroup_destroy(&run.cgroup);
             mark("monitor: cgroup destroyed");
             let ran_for = run.started.elapsed();
             if ran_for >= Duration::from_secs(10) {
@@ -413,7 +413,7 @@ impl Monitor {
         crate::container::repair_dead(&mut st);
         self.paths.write_state(&st)?;
         drop(_g);
-        crate::container::network::release(&self.root, &self.id);
+        crate::container::net::release(&self.root, &self.id);
         Ok(None)
     }
 
@@ -479,7 +479,7 @@ impl Monitor {
             (Stdio::Pipes { stdin, stdout: ow, stderr: ew }, vec![(or, "stdout"), (er, "stderr")])
         };
         let (started, net_hold) =
-            crate::container::network::spawn(&self.root, rec, &self.paths, spec, stdio)?;
+            crate::container::net::spawn(&self.root, rec, &self.paths, spec, stdio)?;
         mark("monitor: spawned");
         let pid_start = process_start_time(started.pid).unwrap_or(0);
         let has_health = health_config(rec).is_some();

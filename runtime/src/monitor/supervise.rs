@@ -15,7 +15,7 @@ use super::health::{
 };
 use super::memory::{IDLE_TRIM_AFTER, retrim_code_pages, trim_heap, trim_memory};
 use super::{Monitor, OutputFds, Running, proxy};
-use crate::container::network::NetHold;
+use crate::container::net::NetHold;
 use crate::container::record::ContainerRecord;
 use crate::container::spec;
 use crate::logs::{LineSplitter, LogWriter, Rotation};
@@ -201,7 +201,7 @@ impl Monitor {
                     libc::SIGUSR1 if run.exit.is_none() => {
                         let bound = proxy::Proxy::bound(&proxy);
                         let mut close = |gone: &[_]| proxy::Proxy::close(&mut proxy, gone);
-                        let add = crate::container::network::resync(
+                        let add = crate::container::net::resync(
                             &self.root, &self.id, net, &bound, &mut close,
                         );
                         proxy::Proxy::add(&mut proxy, add);

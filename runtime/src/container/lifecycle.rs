@@ -1,4 +1,5 @@
-//! Lifecycle and query operations on existing containers.
+//! A container's life: start (spawning its monitor and reading its report), stop, kill,
+//! restart, pause, wait, rename and removal.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::fd::AsFd;
@@ -7,68 +8,21 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use berth_timing::mark;
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use tokio::sync::mpsc;
 
 use super::api::*;
-use super::damaged::{Entry, LoadedEntry};
+use super::damaged::LoadedEntry;
 use super::error::{StartError, io_err};
-use super::liveness::claims_alive;
+use super::liveness::{claims_alive, settled};
 use super::record::{ContainerPaths, Loaded, StateRecord};
-use super::{ContainerError, rt};
+use super::{ContainerError, cgroup, stores};
 use crate::engine::{Engine, blocking};
-use crate::logs::{self, LogEntry, LogFollower};
+use crate::logs::LogEntry;
 use crate::monitor_protocol::{STATUS_ENV, STATUS_STDIN, STATUS_STDIN_NOTIFY, StatusReport};
 use crate::process;
-use crate::time::human_duration;
 
 /// Default grace period of `stop`, seconds.
 pub const DEFAULT_STOP_TIMEOUT: i64 = 10;
-
-/// Whether the container is at rest: not running, not restarting, and its monitor is done.
-pub(crate) fn settled(st: &StateRecord) -> bool {
-    !st.state.running
-        && !st.state.restarting
-        && (st.monitor_pid == 0 || !process::process_alive(st.monitor_pid, st.monitor_start))
-}
-
-/// Watches a container directory for changes so waits don't need to spin.
-pub(crate) struct DirWatch {
-    ino: Option<Inotify>,
-}
-
-impl DirWatch {
-    /// Watches `dir` (falls back to timed polling if inotify is unavailable).
-    pub(crate) fn new(dir: &Path) -> Self {
-        let ino =
-            Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK).ok().and_then(|i| {
-                i.add_watch(
-                    dir,
-                    AddWatchFlags::IN_MODIFY
-                        | AddWatchFlags::IN_MOVED_TO
-                        | AddWatchFlags::IN_CREATE
-                        | AddWatchFlags::IN_CLOSE_WRITE
-                        | AddWatchFlags::IN_DELETE_SELF,
-                )
-                .ok()
-                .map(|_| i)
-            });
-        DirWatch { ino }
-    }
-
-    /// Blocks until something changes in the directory or `timeout` passes.
-    pub(crate) fn wait(&self, timeout: Duration) {
-        let Some(ino) = &self.ino else {
-            std::thread::sleep(timeout.min(Duration::from_millis(20)));
-            return;
-        };
-        let fd = ino.as_fd();
-        let mut fds = [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)];
-        let ms = timeout.as_millis().min(u16::MAX as u128) as u16;
-        let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms));
-        let _ = ino.read_events();
-    }
-}
 
 /// Waits for a container's monitor to exit. An unsettled container always has a live monitor
 /// (a dead one is repaired on load), and the monitor exits only after recording the final
@@ -117,66 +71,50 @@ pub struct Attached {
     pub auto_remove: bool,
 }
 
-/// What ended a wait on a monitor's status pipe.
-enum PipeWake {
-    /// Wake-up bytes (output was logged).
-    Data,
-    /// Nothing within the timeout.
-    Timeout,
-    /// End-of-file: the monitor closed it (the container stopped for good) or is gone.
-    Closed,
-}
-
-/// Waits up to `timeout` for a wake-up on a monitor's status pipe and consumes what is there.
-fn wait_pipe(pipe: &File, timeout: Duration) -> PipeWake {
-    let mut fds = [nix::poll::PollFd::new(pipe.as_fd(), nix::poll::PollFlags::POLLIN)];
-    let ms = timeout.as_millis().min(u16::MAX as u128) as u16;
-    match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
-        Ok(0) => return PipeWake::Timeout,
-        Ok(_) => {}
-        Err(nix::errno::Errno::EINTR) => return PipeWake::Timeout,
-        Err(_) => return PipeWake::Closed,
-    }
-    // At most one byte is ever pending (the monitor writes none while one is unread), so a
-    // read never blocks here; end-of-file reads as 0.
-    let mut buf = [0u8; 64];
-    match nix::unistd::read(pipe, &mut buf) {
-        Ok(0) => PipeWake::Closed,
-        Ok(_) => PipeWake::Data,
-        Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => PipeWake::Timeout,
-        Err(_) => PipeWake::Closed,
+/// Removes the exited `auto_remove` container `id` and its anonymous volumes, for its
+/// monitor: the narrow way in for a process that has no Engine of its own.
+pub(crate) fn remove_exited(root: &berth_store::StateRoot, id: &str) {
+    let engine = Engine::on_root(root.clone());
+    if let Ok(l) = engine.load(id) {
+        let _ = engine.remove_files(&l, true, true);
     }
 }
 
-fn since(t: &str) -> String {
-    match crate::time::parse_time(t) {
-        Some(t) => human_duration(chrono::Utc::now() - t),
-        None => "Less than a second".into(),
+/// The caller's `GLIBC_TUNABLES` plus no per-thread cache of freed heap chunks for the
+/// monitor: it stays resident for the container's life and allocates little after start, and
+/// the cache would pin ~100 KiB of start-up heap pages that its `malloc_trim` can't give back
+/// (docs/launch.md "Monitor memory").
+fn monitor_tunables() -> std::ffi::OsString {
+    let mut t = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
+    if !t.is_empty() {
+        t.push(":");
     }
+    t.push("glibc.malloc.tcache_count=0");
+    t
 }
 
-/// docker's list `Status` column for a state.
-pub fn status_text(st: &ContainerState) -> String {
-    let health = st
-        .health
-        .as_ref()
-        .map(|h| match h.status.as_str() {
-            "starting" => " (health: starting)".to_string(),
-            "" => String::new(),
-            s => format!(" ({s})"),
-        })
-        .unwrap_or_default();
-    if st.restarting {
-        format!("Restarting ({}) {} ago", st.exit_code, since(&st.finished_at))
-    } else if st.running && st.paused {
-        format!("Up {} (Paused)", since(&st.started_at))
-    } else if st.running {
-        format!("Up {}{health}", since(&st.started_at))
-    } else if st.status == "created" {
-        "Created".into()
-    } else {
-        format!("Exited ({}) {} ago", st.exit_code, since(&st.finished_at))
+/// The monitor executable's file name; it is installed beside `berth`.
+const MONITOR_EXE: &str = "berth-monitor";
+
+/// The monitor executable beside `berth` (`helper`): next to the path as given, else next to
+/// the file it resolves to (a `berth` symlinked onto the PATH).
+fn monitor_exe(helper: &Path) -> Result<std::path::PathBuf, ContainerError> {
+    let beside = helper.with_file_name(MONITOR_EXE);
+    if beside.is_file() {
+        return Ok(beside);
     }
+    if let Ok(real) = fs::canonicalize(helper) {
+        let p = real.with_file_name(MONITOR_EXE);
+        if p.is_file() {
+            return Ok(p);
+        }
+    }
+    Err(StartError::Failed(format!(
+        "the container monitor {} is missing: install {MONITOR_EXE} beside {}",
+        beside.display(),
+        helper.display()
+    ))
+    .into())
 }
 
 impl Engine {
@@ -367,7 +305,7 @@ impl Engine {
     /// SIGKILLs everything in the container's cgroup and waits until it is empty.
     fn kill_cgroup(&self, name: &str, st: &StateRecord) -> Result<(), ContainerError> {
         let Some(cg) = st.cgroup.as_ref().and_then(|c| c.to_str()) else { return Ok(()) };
-        rt::cgroup_kill_all(cg, Duration::from_secs(30)).map_err(|e| {
+        cgroup::cgroup_kill_all(cg, Duration::from_secs(30)).map_err(|e| {
             ContainerError::Internal(format!("cannot kill the processes of container {name}: {e}"))
         })
     }
@@ -390,7 +328,7 @@ impl Engine {
         if st.state.paused
             && let Some(cg) = st.cgroup.as_ref().and_then(|c| c.to_str())
         {
-            let _ = rt::cgroup_set_frozen(cg, false);
+            let _ = cgroup::cgroup_set_frozen(cg, false);
         }
     }
 
@@ -542,7 +480,7 @@ impl Engine {
         };
         self.prove_dead(l, force)?;
         mark("remove: cgroup gone");
-        super::network::release(self.root(), &l.rec.id);
+        super::net::release(self.root(), &l.rec.id);
         mark("remove: network released");
         // Under the locks only a rename (and the name's index entry): the directory's
         // thousand-odd unlinks run after the locks are released, in parallel with other removals.
@@ -571,81 +509,10 @@ impl Engine {
         mark("remove: directory gone");
         if volumes {
             for v in &l.rec.anonymous_volumes {
-                let _ = rt::volume_remove(self.root(), v);
+                let _ = stores::volume_remove(self.root(), v);
             }
         }
         Ok(())
-    }
-
-    /// Full details of a container (by id, name or unique id prefix).
-    pub async fn container_inspect(&self, key: &str) -> Result<ContainerInspect, ContainerError> {
-        let l = self.load(key)?;
-        Ok(inspect_of(&l))
-    }
-
-    /// Lists containers (`all`: also stopped ones), newest first.
-    pub async fn container_list(
-        &self,
-        all: bool,
-        filters: &ListFilters,
-    ) -> Result<Vec<ContainerSummary>, ContainerError> {
-        let mut out: Vec<(String, ContainerSummary)> = Vec::new();
-        for r in self.leftover_removals() {
-            r.finish();
-        }
-        let mut damaged = Vec::new();
-        for entry in self.scan_containers() {
-            let rec = match entry {
-                Entry::Ok(r) => r,
-                Entry::Damaged(d) => {
-                    damaged.push(d);
-                    continue;
-                }
-            };
-            let paths = ContainerPaths::new(self.root(), &rec.id);
-            let st = match self.checked_state(&paths) {
-                Ok(st) => st,
-                Err(ContainerError::Damaged { damage, .. }) => {
-                    let id = rec.id.clone();
-                    damaged.push(self.damaged(&id, damage, Some(rec)));
-                    continue;
-                }
-                Err(_) => continue,
-            };
-            let s = &st.state;
-            if !all && !s.running && !s.restarting && filters.status.is_empty() {
-                continue;
-            }
-            if !filters.matches(&rec.id, &rec.name, &rec.config.labels, &s.status) {
-                continue;
-            }
-            let mut argv = vec![rec.path.clone()];
-            argv.extend(rec.args.iter().cloned());
-            let created = crate::time::parse_time(&rec.created).map(|t| t.timestamp()).unwrap_or(0);
-            out.push((
-                rec.created.clone(),
-                ContainerSummary {
-                    id: rec.id.clone(),
-                    names: vec![format!("/{}", rec.name)],
-                    image: if rec.config.image.is_empty() {
-                        "(rootfs)".into()
-                    } else {
-                        rec.config.image.clone()
-                    },
-                    image_id: rec.image_id.clone(),
-                    command: argv.join(" "),
-                    created,
-                    labels: rec.config.labels.clone(),
-                    state: s.status.clone(),
-                    status: status_text(s),
-                    mounts: rec.mounts.clone(),
-                    ports: super::network::port_summaries(self.root(), &rec.id),
-                },
-            ));
-        }
-        out.extend(self.damaged_rows(damaged, all, filters));
-        out.sort_by(|a, b| b.0.cmp(&a.0));
-        Ok(out.into_iter().map(|(_, s)| s).collect())
     }
 
     /// Waits until the container is stopped (not running, not restarting) and returns its exit code.
@@ -657,111 +524,6 @@ impl Engine {
             Ok(st.map(|s| s.state.exit_code).unwrap_or(-1))
         })
         .await
-    }
-
-    /// Reads (and with `follow`, streams until the container stops) the container's logs.
-    pub async fn container_logs(
-        &self,
-        key: &str,
-        opts: LogsOptions,
-    ) -> Result<mpsc::Receiver<LogEntry>, ContainerError> {
-        let l = self.load(key)?;
-        let (tx, rx) = mpsc::channel(256);
-        let e = self.clone();
-        tokio::task::spawn_blocking(move || e.logs_producer(&l, opts, tx, false, None));
-        Ok(rx)
-    }
-
-    /// Streams the container's output from now on until it stops (docker attach, output only).
-    pub async fn container_attach(
-        &self,
-        key: &str,
-    ) -> Result<mpsc::Receiver<LogEntry>, ContainerError> {
-        let l = self.load(key)?;
-        let (tx, rx) = mpsc::channel(256);
-        let e = self.clone();
-        let opts = LogsOptions { follow: true, stdout: true, stderr: true, ..Default::default() };
-        tokio::task::spawn_blocking(move || e.logs_producer(&l, opts, tx, true, None));
-        Ok(rx)
-    }
-
-    /// Sends the container's log entries selected by `opts` (from the start of the log, or
-    /// with `from_now` only new ones); with `follow`, goes on until the container has stopped
-    /// for good, woken by `wake` (a monitor's status pipe, see `start_notify`) while that is
-    /// open, else by a watch on the container directory.
-    fn logs_producer(
-        &self,
-        l: &Loaded,
-        opts: LogsOptions,
-        tx: mpsc::Sender<LogEntry>,
-        from_now: bool,
-        wake: Option<File>,
-    ) {
-        let log = l.paths.log();
-        let (stdout, stderr) =
-            if !opts.stdout && !opts.stderr { (true, true) } else { (opts.stdout, opts.stderr) };
-        // Made before the first read, so that nothing written after it goes unnoticed.
-        let watch =
-            if wake.is_none() && opts.follow { Some(DirWatch::new(&l.paths.dir)) } else { None };
-        let mut follower =
-            if from_now { LogFollower::from_end(&log) } else { LogFollower::from_start(&log) };
-        let mut first = Vec::new();
-        if !from_now {
-            let files = logs::log_files(&log);
-            for f in &files[..files.len() - 1] {
-                first.extend(logs::read_all_file(f));
-            }
-            first.extend(follower.poll());
-        }
-        for e in logs::select(first, stdout, stderr, opts.since, opts.until, opts.tail) {
-            if tx.blocking_send(e).is_err() {
-                return;
-            }
-        }
-        if !opts.follow {
-            return;
-        }
-        let send = |entries: Vec<LogEntry>| {
-            logs::select(entries, stdout, stderr, opts.since, opts.until, None)
-                .into_iter()
-                .all(|e| tx.blocking_send(e).is_ok())
-        };
-        let settled_now = || {
-            let st = self.checked_state(&l.paths).unwrap_or_default();
-            settled(&st) || !l.paths.dir.exists()
-        };
-        if let Some(pipe) = wake {
-            // While the monitor holds its end, the container has not stopped for good: the
-            // state is only read on a timeout (a safety net) and at end-of-file.
-            let mut check = false;
-            loop {
-                let done = check && settled_now();
-                if !send(follower.poll()) || done || tx.is_closed() {
-                    return;
-                }
-                match wait_pipe(&pipe, Duration::from_millis(250)) {
-                    PipeWake::Data => check = false,
-                    PipeWake::Timeout => check = true,
-                    PipeWake::Closed => {
-                        if settled_now() {
-                            send(follower.poll());
-                            return;
-                        }
-                        // The monitor went without the container stopping for good (another
-                        // monitor runs it): follow with the directory watch.
-                        break;
-                    }
-                }
-            }
-        }
-        let watch = watch.unwrap_or_else(|| DirWatch::new(&l.paths.dir));
-        loop {
-            let done = settled_now();
-            if !send(follower.poll()) || done || tx.is_closed() {
-                return;
-            }
-            watch.wait(Duration::from_millis(250));
-        }
     }
 
     /// Freezes every process of the container.
@@ -789,74 +551,12 @@ impl Engine {
             }));
         }
         let cg = st.cgroup.as_ref().and_then(|c| c.to_str()).unwrap_or_default().to_string();
-        rt::cgroup_set_frozen(&cg, pause).map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        cgroup::cgroup_set_frozen(&cg, pause)
+            .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         st.state.paused = pause;
         st.state.status = if pause { "paused".into() } else { "running".into() };
         l.paths.write_state(&st)?;
         Ok(())
-    }
-
-    /// Processes of a running container, with `ps -ef`-like columns.
-    pub async fn container_top(&self, key: &str) -> Result<TopResult, ContainerError> {
-        let l = self.load(key)?;
-        if !l.st.state.running {
-            return Err(ContainerError::NotRunning(l.rec.name.clone()));
-        }
-        let cg = l.st.cgroup.as_ref().and_then(|c| c.to_str()).unwrap_or_default().to_string();
-        let titles = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"];
-        let mut rows = Vec::new();
-        for pid in rt::cgroup_pids(&cg) {
-            if let Some(row) = ps_row(pid) {
-                rows.push(row);
-            }
-        }
-        Ok(TopResult { titles: titles.iter().map(|s| s.to_string()).collect(), processes: rows })
-    }
-
-    /// One sample of the container's resource usage.
-    pub async fn container_stats(&self, key: &str) -> Result<ContainerStats, ContainerError> {
-        let l = self.load(key)?;
-        let mut s =
-            ContainerStats { id: l.rec.id.clone(), name: l.rec.name.clone(), ..Default::default() };
-        if l.st.state.running {
-            let cg = l.st.cgroup.as_ref().and_then(|c| c.to_str()).unwrap_or_default().to_string();
-            let u = rt::cgroup_usage(&cg).map_err(|e| ContainerError::Invalid(e.to_string()))?;
-            s.cpu_total_ns = u.cpu_ns;
-            s.memory_usage = u.memory;
-            s.memory_limit = u.memory_limit;
-            s.pids = u.pids;
-            s.memory_inactive_file = u.memory_inactive_file;
-            s.block_read = u.block_read;
-            s.block_write = u.block_write;
-            if l.st.state.pid > 0 {
-                (s.net_rx, s.net_tx) = rt::net_io(l.st.state.pid as i32);
-            }
-        }
-        s.read_ns = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-        Ok(s)
-    }
-
-    /// Names of the volumes any container (running or not) mounts, for `volume rm`/`prune`.
-    pub async fn container_volumes_in_use(&self) -> Vec<String> {
-        let mut names: Vec<String> = self
-            .all_records()
-            .into_iter()
-            .flat_map(|r| r.mounts.into_iter().filter(|m| m.typ == "volume").map(|m| m.name))
-            .collect();
-        names.sort();
-        names.dedup();
-        names
-    }
-
-    /// Ids of the images some container (in any state) was created from; `image rm`/`prune`
-    /// refuse to delete them without force, like docker.
-    pub async fn container_images_in_use(&self) -> Vec<String> {
-        let mut ids: Vec<String> = self.all_records().into_iter().map(|r| r.image_id).collect();
-        ids.sort();
-        ids.dedup();
-        ids
     }
 
     /// Renames a container.
@@ -893,122 +593,9 @@ impl Engine {
         }
         // After the record: a crash in between leaves a stale entry, which counts for nothing.
         self.release_name(&old_name, &rec.id);
-        super::network::renamed(self.root(), &rec);
+        super::net::renamed(self.root(), &rec);
         Ok(())
     }
-}
-
-/// Removes the exited `auto_remove` container `id` and its anonymous volumes, for its
-/// monitor: the narrow way in for a process that has no Engine of its own.
-pub(crate) fn remove_exited(root: &berth_store::StateRoot, id: &str) {
-    let engine = Engine::on_root(root.clone());
-    if let Ok(l) = engine.load(id) {
-        let _ = engine.remove_files(&l, true, true);
-    }
-}
-
-/// Builds the inspect view of a loaded container.
-pub(crate) fn inspect_of(l: &Loaded) -> ContainerInspect {
-    let mut state = l.st.state.clone();
-    if !state.running {
-        state.pid = 0;
-    }
-    ContainerInspect {
-        id: l.rec.id.clone(),
-        created: l.rec.created.clone(),
-        path: l.rec.path.clone(),
-        args: l.rec.args.clone(),
-        state,
-        image: l.rec.image_id.clone(),
-        resolv_conf_path: l.paths.resolv_conf().to_string_lossy().to_string(),
-        hostname_path: l.paths.hostname().to_string_lossy().to_string(),
-        hosts_path: l.paths.hosts().to_string_lossy().to_string(),
-        log_path: l.paths.log().to_string_lossy().to_string(),
-        name: format!("/{}", l.rec.name),
-        restart_count: l.st.restart_count,
-        driver: "overlay2".into(),
-        platform: "linux".into(),
-        host_config: l.rec.host_config.clone(),
-        mounts: l.rec.mounts.clone(),
-        config: l.rec.config.clone(),
-        network_settings: super::network::settings(l),
-    }
-}
-
-fn ps_row(pid: i32) -> Option<Vec<String>> {
-    let stat = process::proc_stat(pid)?;
-    let ticks = process::clock_ticks();
-    let secs = stat.cpu_ticks / ticks;
-    let time = format!("{:02}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60);
-    let stime = process::boot_time()
-        .map(|b| {
-            let t = chrono::DateTime::from_timestamp((b + stat.start_ticks / ticks) as i64, 0)
-                .unwrap_or_default();
-            t.format("%H:%M").to_string()
-        })
-        .unwrap_or_else(|| "?".into());
-    let ppid = stat.ppid;
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let uid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap_or("0")
-        .to_string();
-    let uname = fs::read_to_string("/etc/passwd")
-        .ok()
-        .and_then(|p| {
-            p.lines().find_map(|l| {
-                let v: Vec<&str> = l.split(':').collect();
-                (v.get(2) == Some(&uid.as_str())).then(|| v[0].to_string())
-            })
-        })
-        .unwrap_or(uid);
-    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let cmd = cmdline
-        .split(|b| *b == 0)
-        .filter(|s| !s.is_empty())
-        .map(|s| String::from_utf8_lossy(s).to_string())
-        .collect::<Vec<_>>()
-        .join(" ");
-    Some(vec![uname, pid.to_string(), ppid, "0".into(), stime, "?".into(), time, cmd])
-}
-
-/// The caller's `GLIBC_TUNABLES` plus no per-thread cache of freed heap chunks for the
-/// monitor: it stays resident for the container's life and allocates little after start, and
-/// the cache would pin ~100 KiB of start-up heap pages that its `malloc_trim` can't give back
-/// (docs/launch.md "Monitor memory").
-fn monitor_tunables() -> std::ffi::OsString {
-    let mut t = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
-    if !t.is_empty() {
-        t.push(":");
-    }
-    t.push("glibc.malloc.tcache_count=0");
-    t
-}
-
-/// The monitor executable's file name; it is installed beside `berth`.
-const MONITOR_EXE: &str = "berth-monitor";
-
-/// The monitor executable beside `berth` (`helper`): next to the path as given, else next to
-/// the file it resolves to (a `berth` symlinked onto the PATH).
-fn monitor_exe(helper: &Path) -> Result<std::path::PathBuf, ContainerError> {
-    let beside = helper.with_file_name(MONITOR_EXE);
-    if beside.is_file() {
-        return Ok(beside);
-    }
-    if let Ok(real) = fs::canonicalize(helper) {
-        let p = real.with_file_name(MONITOR_EXE);
-        if p.is_file() {
-            return Ok(p);
-        }
-    }
-    Err(StartError::Failed(format!(
-        "the container monitor {} is missing: install {MONITOR_EXE} beside {}",
-        beside.display(),
-        helper.display()
-    ))
-    .into())
 }
 
 #[cfg(test)]

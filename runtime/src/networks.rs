@@ -4,7 +4,7 @@
 use berth_network::{Filters, NetworkCreate, NetworkError, NetworkRecord, Networks};
 
 use crate::container::EndpointRequest;
-use crate::container::network as cnet;
+use crate::container::net as cnet;
 use crate::container::{ContainerError, record::ContainerPaths};
 use crate::engine::{Engine, blocking};
 
@@ -187,7 +187,7 @@ impl Engine {
 }
 
 /// Tells a running container's monitor that its published ports changed, so it reserves the
-/// new ones and lets go of the old (`container::network::resync`).
+/// new ones and lets go of the old (`container::net::resync`).
 fn poke_monitor(st: &crate::container::record::StateRecord) {
     if st.monitor_pid > 0 {
         let _ = crate::process::signal_verified(st.monitor_pid, st.monitor_start, libc::SIGUSR1);
