@@ -10,14 +10,14 @@ use berth_launch::{LaunchSpec, Stdio};
 use berth_network::{EndpointConfig, Networks, PortMapping, PublishedPort};
 use berth_store::StateRoot;
 
-use super::super::api::EndpointRequest;
-use super::super::launcher::Started;
-use super::super::record::{ContainerPaths, ContainerRecord};
 use super::error::NetAttachError;
 use super::ports::{NetHold, hold_proxy, port_requests, publish_all, publish_held};
 use super::settings::{
     DEFAULT_BRIDGE, dns_aliases, endpoints_of, ensure_default_bridge, parse_links,
 };
+use crate::container::api::EndpointRequest;
+use crate::container::launcher::Started;
+use crate::container::record::{ContainerPaths, ContainerRecord};
 use crate::monitor_protocol::{BoundSocket, ProxySockets};
 
 /// Prefix of the marks `container:X` joiners leave in X's directory while they run: X's

@@ -1,6 +1,6 @@
 //! Why a container's network settings are refused or its networks could not be set up.
 
-use super::super::ContainerError;
+use crate::container::ContainerError;
 
 /// Why a container's network settings are refused or its networks could not be set up; each
 /// displays as one sentence naming the port, network, link or file.

@@ -7,9 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use berth_network::{Networks, PortMapping, PortReservation, Protocol, PublishedPort};
 use berth_store::StateRoot;
 
-use super::super::api::{PortBinding, PortSummary};
-use super::super::record::ContainerRecord;
 use super::error::NetAttachError;
+use crate::container::api::{PortBinding, PortSummary};
+use crate::container::record::ContainerRecord;
 use crate::monitor_protocol::ProxySockets;
 
 /// What the monitor holds while the container runs: the published ports' reservations and

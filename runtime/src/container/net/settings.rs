@@ -7,11 +7,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use berth_network::Networks;
 use berth_store::StateRoot;
 
-use super::super::ContainerError;
-use super::super::api::{EndpointRequest, NetworkSettings, PortBinding};
-use super::super::record::{ContainerRecord, Loaded};
 use super::error::NetAttachError;
 use super::ports::port_mappings;
+use crate::container::ContainerError;
+use crate::container::api::{EndpointRequest, NetworkSettings, PortBinding};
+use crate::container::record::{ContainerRecord, Loaded};
 
 /// Name of the default network (`--network bridge`), created on demand like docker's.
 pub const DEFAULT_BRIDGE: &str = "bridge";
