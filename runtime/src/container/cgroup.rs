@@ -4,13 +4,13 @@
 use berth_cgroups::{Cgroup, CgroupError};
 
 /// Whether the OOM killer struck in the cgroup.
-pub fn cgroup_oom_killed(cgroup: &str) -> bool {
+pub fn oom_killed(cgroup: &str) -> bool {
     Cgroup::open(cgroup).map(|c| c.oom_killed()).unwrap_or(false)
 }
 
 /// Kills every process of the cgroup and waits until none is left (a cgroup already gone is
 /// fine); the error names the cgroup that stayed busy.
-pub fn cgroup_kill_all(cgroup: &str, timeout: std::time::Duration) -> Result<(), CgroupError> {
+pub fn kill_all(cgroup: &str, timeout: std::time::Duration) -> Result<(), CgroupError> {
     match Cgroup::open(cgroup) {
         Ok(c) => c.kill_all(timeout),
         Err(CgroupError::NotFound(_)) => Ok(()),
@@ -19,20 +19,20 @@ pub fn cgroup_kill_all(cgroup: &str, timeout: std::time::Duration) -> Result<(),
 }
 
 /// Removes the cgroup (best effort; the launcher kills anything left in it).
-pub fn cgroup_destroy(cgroup: &str) {
+pub fn destroy(cgroup: &str) {
     if let Ok(c) = Cgroup::open(cgroup) {
         let _ = c.destroy();
     }
 }
 
 /// Freezes or thaws the cgroup.
-pub fn cgroup_set_frozen(cgroup: &str, frozen: bool) -> Result<(), CgroupError> {
+pub fn set_frozen(cgroup: &str, frozen: bool) -> Result<(), CgroupError> {
     let c = Cgroup::open(cgroup)?;
     if frozen { c.freeze() } else { c.thaw() }
 }
 
 /// PIDs in the cgroup.
-pub fn cgroup_pids(cgroup: &str) -> Vec<i32> {
+pub fn pids(cgroup: &str) -> Vec<i32> {
     Cgroup::open(cgroup)
         .and_then(|c| c.pids())
         .map(|v| v.into_iter().map(|p| p.as_raw()).collect())
@@ -59,7 +59,7 @@ pub struct Usage {
 }
 
 /// Usage of a cgroup.
-pub fn cgroup_usage(cgroup: &str) -> Result<Usage, CgroupError> {
+pub fn usage(cgroup: &str) -> Result<Usage, CgroupError> {
     let s = Cgroup::open(cgroup).and_then(|c| c.stats())?;
     Ok(Usage {
         cpu_ns: s.cpu_usage_ns,

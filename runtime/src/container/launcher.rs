@@ -1,5 +1,6 @@
-//! Starting processes in a running container through berth-launch (`exec`, healthchecks),
-//! keeping the launcher's typed errors.
+//! Processes started through berth-launch: what a container's start yields ([`Started`]),
+//! and processes started in a running container (`exec`, healthchecks), keeping the
+//! launcher's typed errors.
 
 use berth_cgroups::Cgroup;
 use berth_launch::{self as launch, LaunchError, SeccompMode, Stdio};

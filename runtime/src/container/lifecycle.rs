@@ -305,7 +305,7 @@ impl Engine {
     /// SIGKILLs everything in the container's cgroup and waits until it is empty.
     fn kill_cgroup(&self, name: &str, st: &StateRecord) -> Result<(), ContainerError> {
         let Some(cg) = st.cgroup.as_ref().and_then(|c| c.to_str()) else { return Ok(()) };
-        cgroup::cgroup_kill_all(cg, Duration::from_secs(30)).map_err(|e| {
+        cgroup::kill_all(cg, Duration::from_secs(30)).map_err(|e| {
             ContainerError::Internal(format!("cannot kill the processes of container {name}: {e}"))
         })
     }
@@ -328,7 +328,7 @@ impl Engine {
         if st.state.paused
             && let Some(cg) = st.cgroup.as_ref().and_then(|c| c.to_str())
         {
-            let _ = cgroup::cgroup_set_frozen(cg, false);
+            let _ = cgroup::set_frozen(cg, false);
         }
     }
 
@@ -551,8 +551,7 @@ impl Engine {
             }));
         }
         let cg = st.cgroup.as_ref().and_then(|c| c.to_str()).unwrap_or_default().to_string();
-        cgroup::cgroup_set_frozen(&cg, pause)
-            .map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        cgroup::set_frozen(&cg, pause).map_err(|e| ContainerError::Invalid(e.to_string()))?;
         st.state.paused = pause;
         st.state.status = if pause { "paused".into() } else { "running".into() };
         l.paths.write_state(&st)?;

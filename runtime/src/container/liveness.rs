@@ -95,7 +95,7 @@ pub(crate) fn gather(
         ev.processes.push(st.state.pid as i32);
     }
     for cg in cgroups(id, st) {
-        for pid in cgroup::cgroup_pids(&cg) {
+        for pid in cgroup::pids(&cg) {
             if !ev.processes.contains(&pid) {
                 ev.processes.push(pid);
             }
@@ -169,7 +169,7 @@ pub(crate) fn kill(
     loop {
         // Destroying a cgroup kills its members (thawed first when frozen) and removes it.
         for cg in cgroups(id, st) {
-            cgroup::cgroup_destroy(&cg);
+            cgroup::destroy(&cg);
         }
         let left = gather(dir, id, st, true, true);
         if left.is_dead() || Instant::now() >= deadline {
@@ -215,7 +215,7 @@ impl Engine {
             }
         }
         for cg in cgroups(&l.rec.id, Some(&st)) {
-            cgroup::cgroup_destroy(&cg);
+            cgroup::destroy(&cg);
         }
         Ok(())
     }
@@ -315,15 +315,15 @@ pub(crate) fn claims_alive(st: &StateRecord) -> bool {
 pub(crate) fn repair_dead(st: &mut StateRecord) {
     if st.state.running {
         if let Some(cg) = st.cgroup.as_ref().and_then(|p| p.to_str()) {
-            let _ = cgroup::cgroup_set_frozen(cg, false);
+            let _ = cgroup::set_frozen(cg, false);
         }
         let _ = process::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
         if let Some(cg) = st.cgroup.as_ref().and_then(|p| p.to_str()) {
-            for pid in cgroup::cgroup_pids(cg) {
+            for pid in cgroup::pids(cg) {
                 // SAFETY: kill has no memory effects; these pids are in the container's cgroup.
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
-            cgroup::cgroup_destroy(cg);
+            cgroup::destroy(cg);
         }
         st.state.exit_code = 137;
         st.state.error = "the container's monitor process died".into();

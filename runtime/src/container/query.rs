@@ -1,7 +1,7 @@
 //! Looking at containers: inspect, list (with docker's status text), top, stats, and which
 //! volumes and images containers use.
 
-use std::fs::{self};
+use std::fs;
 
 use super::api::*;
 use super::damaged::Entry;
@@ -190,7 +190,7 @@ impl Engine {
         let cg = l.st.cgroup.as_ref().and_then(|c| c.to_str()).unwrap_or_default().to_string();
         let titles = ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"];
         let mut rows = Vec::new();
-        for pid in cgroup::cgroup_pids(&cg) {
+        for pid in cgroup::pids(&cg) {
             if let Some(row) = ps_row(pid) {
                 rows.push(row);
             }
@@ -205,8 +205,7 @@ impl Engine {
             ContainerStats { id: l.rec.id.clone(), name: l.rec.name.clone(), ..Default::default() };
         if l.st.state.running {
             let cg = l.st.cgroup.as_ref().and_then(|c| c.to_str()).unwrap_or_default().to_string();
-            let u =
-                cgroup::cgroup_usage(&cg).map_err(|e| ContainerError::Invalid(e.to_string()))?;
+            let u = cgroup::usage(&cg).map_err(|e| ContainerError::Invalid(e.to_string()))?;
             s.cpu_total_ns = u.cpu_ns;
             s.memory_usage = u.memory;
             s.memory_limit = u.memory_limit;

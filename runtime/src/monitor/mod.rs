@@ -333,8 +333,8 @@ impl Monitor {
             crate::container::net::detach(&self.root, &self.id, net_hold);
             mark("monitor: network detached");
             let code = run.exit.unwrap_or(137);
-            let oom = cgroup::cgroup_oom_killed(&run.cgroup);
-            cgroup::cgroup_destroy(&run.cgroup);
+            let oom = cgroup::oom_killed(&run.cgroup);
+            cgroup::destroy(&run.cgroup);
             mark("monitor: cgroup destroyed");
             let ran_for = run.started.elapsed();
             if ran_for >= Duration::from_secs(10) {
