@@ -1,8 +1,8 @@
 //! The Engine: the async, bollard-like facade over images, containers, volumes and networks.
 //!
 //! Methods live beside their concern as `impl Engine` blocks (e.g. container methods in
-//! `container`, image methods in `image`); this file holds only the shared handle and
-//! [`blocking`], which every async method uses to run its blocking work.
+//! `container`, image methods in `images`); this file holds only the shared handle and
+//! `blocking`, which every async method uses to run its blocking work.
 
 use std::path::PathBuf;
 

@@ -115,7 +115,7 @@ pub fn proc_stat(pid: i32) -> Option<ProcStat> {
     })
 }
 
-/// Start time of `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat), None if gone.
+/// Start time of `pid` in clock ticks since boot (field 22 of `/proc/<pid>/stat`), None if gone.
 pub fn process_start_time(pid: i32) -> Option<u64> {
     if pid <= 0 {
         return None;

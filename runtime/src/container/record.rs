@@ -72,7 +72,7 @@ pub struct StateRecord {
     pub restart_count: i64,
     /// The monitor's pid (0: none).
     pub monitor_pid: i32,
-    /// The monitor's start time (clock ticks since boot, /proc/<pid>/stat field 22).
+    /// The monitor's start time (clock ticks since boot, `/proc/<pid>/stat` field 22).
     pub monitor_start: u64,
     /// The container's first process start time, to tell it from a reused pid.
     pub pid_start: u64,
