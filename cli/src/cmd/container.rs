@@ -290,17 +290,9 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                 };
                 match engine.container_exec(&a.container, cfg).await {
                     Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
-                    Err(berth_runtime::container::ContainerError::Start(m)) => {
-                        let code = if berth_runtime::container::start_error_code(&m) == 125 {
-                            125
-                        } else {
-                            126
-                        };
-                        Err(ExitWith {
-                            code: if m.contains("executable file not found") { 127 } else { code },
-                            message: format!("berth: {m}"),
-                        }
-                        .into())
+                    Err(berth_runtime::container::ContainerError::Start(e)) => {
+                        Err(ExitWith { code: e.exec_exit_code(), message: format!("berth: {e}") }
+                            .into())
                     }
                     Err(e) => Err(engine_err(e)),
                 }
@@ -493,10 +485,7 @@ async fn ls(engine: &berth_runtime::Engine, a: LsArgs) -> anyhow::Result<ExitCod
     }
     let now = chrono::Utc::now().timestamp();
     let ago = |t: i64| {
-        format!(
-            "{} ago",
-            berth_runtime::container::ops_human_duration(chrono::Duration::seconds(now - t))
-        )
+        format!("{} ago", berth_runtime::time::human_duration(chrono::Duration::seconds(now - t)))
     };
     if a.format == "json" {
         for c in &list {

@@ -220,9 +220,9 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Connect { alias, ip, network, container } => {
-            let req = berth_runtime::container::network::EndpointRequest {
+            let req = berth_runtime::container::EndpointRequest {
                 aliases: alias,
-                ipam_config: ip.map(|ip| berth_runtime::container::network::EndpointIpamConfig {
+                ipam_config: ip.map(|ip| berth_runtime::container::EndpointIpamConfig {
                     ipv4_address: ip,
                     ..Default::default()
                 }),

@@ -298,7 +298,7 @@ fn df(opts: &EngineOpts, verbose: bool, format: Option<&str>) -> anyhow::Result<
 
 fn ago(t: i64) -> String {
     let now = chrono::Utc::now().timestamp();
-    let d = berth_runtime::container::ops_human_duration(chrono::Duration::seconds(now - t));
+    let d = berth_runtime::time::human_duration(chrono::Duration::seconds(now - t));
     format!("{d} ago")
 }
 

@@ -108,7 +108,7 @@ pub(super) async fn run(
         let created = chrono::DateTime::from_timestamp(s.created, 0)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string())
             .unwrap_or_default();
-        let running_for = berth_runtime::container::ops_human_duration(
+        let running_for = berth_runtime::time::human_duration(
             chrono::Utc::now()
                 - chrono::DateTime::from_timestamp(s.created, 0).unwrap_or_else(chrono::Utc::now),
         );

@@ -3,9 +3,13 @@
 
 use berth_network::{Filters, NetworkCreate, NetworkError, NetworkRecord, Networks};
 
-use crate::Engine;
-use crate::container::network::{self as cnet, EndpointRequest};
+use crate::container::EndpointRequest;
+use crate::container::net::{
+    DEFAULT_BRIDGE, connect_one, endpoints_of, ensure_default_bridge, ensure_dns, is_bridge_mode,
+    live_connected, live_disconnected,
+};
 use crate::container::{ContainerError, record::ContainerPaths};
+use crate::engine::{Engine, blocking};
 
 /// Errors of network operations; each displays as one sentence naming the network/container.
 #[derive(Debug, thiserror::Error)]
@@ -21,12 +25,10 @@ pub enum EngineNetworkError {
     Invalid(String),
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, EngineNetworkError> + Send + 'static,
-) -> Result<T, EngineNetworkError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| EngineNetworkError::Invalid(format!("network task failed: {e}")))?
+impl From<tokio::task::JoinError> for EngineNetworkError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        EngineNetworkError::Invalid(format!("network task failed: {e}"))
+    }
 }
 
 impl Engine {
@@ -92,22 +94,22 @@ impl Engine {
         req: EndpointRequest,
     ) -> Result<(), EngineNetworkError> {
         let nets = self.networks()?;
-        if network == cnet::DEFAULT_BRIDGE {
+        if network == DEFAULT_BRIDGE {
             // docker always has `bridge`; berth makes it on first use.
-            cnet::ensure_default_bridge(&nets)?;
+            ensure_default_bridge(&nets)?;
         }
         let net = nets.state(network)?.network.name;
         let l = self.load(container)?;
         let mode = &l.rec.host_config.network_mode;
         // `none` is left for the network (docker wants `network disconnect none C` first).
         let from_none = matches!(mode.as_str(), "none" | "");
-        if !from_none && !cnet::is_bridge_mode(mode) {
+        if !from_none && !is_bridge_mode(mode) {
             return Err(EngineNetworkError::Invalid(format!(
                 "container {} uses network mode {mode:?} and cannot be connected to network {net}",
                 l.rec.name
             )));
         }
-        if cnet::endpoints_of(&l.rec).iter().any(|(n, _)| *n == net) {
+        if endpoints_of(&l.rec).iter().any(|(n, _)| *n == net) {
             return Err(
                 NetworkError::AlreadyConnected { network: net, container: l.rec.name }.into()
             );
@@ -115,10 +117,10 @@ impl Engine {
         let paths = ContainerPaths::new(self.root(), &l.rec.id);
         if l.st.state.running && l.st.state.pid > 0 {
             let pid = l.st.state.pid as i32;
-            let ep = cnet::connect_one(&nets, &l.rec, &net, &req, pid)?;
+            let ep = connect_one(&nets, &l.rec, &net, &req, pid)?;
             let root = self.root().path();
-            let live = cnet::ensure_dns(root, Some(self.helper_exe()), &[ep.gateway])
-                .and_then(|()| cnet::live_connected(&nets, &l.rec, &paths, &net, &ep));
+            let live = ensure_dns(root, Some(self.helper_exe()), &[ep.gateway])
+                .and_then(|()| live_connected(&nets, &l.rec, &paths, &net, &ep));
             if let Err(e) = live {
                 // Nothing half-made: the endpoint (and any port rule of it) goes again.
                 let _ = nets.disconnect(&net, &l.rec.id);
@@ -154,7 +156,7 @@ impl Engine {
         let nets = self.networks()?;
         let net = nets.state(network)?.network.name;
         let l = self.load(container)?;
-        if !cnet::endpoints_of(&l.rec).iter().any(|(n, _)| *n == net) {
+        if !endpoints_of(&l.rec).iter().any(|(n, _)| *n == net) {
             return Err(NetworkError::NotConnected { network: net, container: l.rec.name }.into());
         }
         let paths = ContainerPaths::new(self.root(), &l.rec.id);
@@ -162,7 +164,7 @@ impl Engine {
             nets.disconnect(&net, &l.rec.id)?;
             if l.st.state.running && l.st.state.pid > 0 {
                 let pid = l.st.state.pid as i32;
-                let moved = cnet::live_disconnected(&nets, &l.rec, &paths, pid, &old);
+                let moved = live_disconnected(&nets, &l.rec, &paths, pid, &old);
                 poke_monitor(&l.st);
                 moved.map_err(|e| {
                     EngineNetworkError::Invalid(format!(
@@ -188,10 +190,9 @@ impl Engine {
 }
 
 /// Tells a running container's monitor that its published ports changed, so it reserves the
-/// new ones and lets go of the old (`container::network::resync`).
+/// new ones and lets go of the old (`crate::container::net::resync`).
 fn poke_monitor(st: &crate::container::record::StateRecord) {
     if st.monitor_pid > 0 {
-        let _ =
-            crate::container::sys::signal_verified(st.monitor_pid, st.monitor_start, libc::SIGUSR1);
+        let _ = crate::process::signal_verified(st.monitor_pid, st.monitor_start, libc::SIGUSR1);
     }
 }

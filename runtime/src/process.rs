@@ -1,8 +1,9 @@
-//! Small, documented wrappers around the few raw system calls the engine needs.
-
+//! Processes as the kernel shows them: `/proc/<pid>/stat` (start time, parent, CPU time),
+//! liveness by pid and start time, pidfds and verified signals, signal names, and docker's
+//! exit codes of a wait status. A leaf: it imports nothing of the crate.
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-use super::record::process_start_time;
+use nix::sys::wait::WaitStatus;
 
 /// Sends `sig` to `pid` only if it is still the process that started at `start`: the pid is
 /// pinned with a pidfd first, so a reused pid can't be hit between the check and the signal.
@@ -85,10 +86,74 @@ pub fn parse_signal(s: &str) -> Option<i32> {
     Some(n)
 }
 
-/// 64 hex digits from the kernel's random source.
-pub fn random_id() -> Result<String, std::io::Error> {
-    let mut buf = [0u8; 32];
-    let mut f = std::fs::File::open("/dev/urandom")?;
-    std::io::Read::read_exact(&mut f, &mut buf)?;
-    Ok(hex::encode(buf))
+/// The fields of `/proc/<pid>/stat` after the command name, which may contain spaces and
+/// parentheses (so the split is after the last `)`); index 0 is field 3 (state).
+fn stat_fields(pid: i32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// What `ps` shows of a process from `/proc/<pid>/stat`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcStat {
+    /// The parent's pid (field 4).
+    pub ppid: String,
+    /// User plus system CPU time, clock ticks (fields 14 and 15).
+    pub cpu_ticks: u64,
+    /// Start time, clock ticks since boot (field 22).
+    pub start_ticks: u64,
+}
+
+/// `ps` figures of `pid`, None if it is gone.
+pub fn proc_stat(pid: i32) -> Option<ProcStat> {
+    let f = stat_fields(pid)?;
+    Some(ProcStat {
+        ppid: f.get(1)?.clone(),
+        cpu_ticks: f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?,
+        start_ticks: f.get(19)?.parse().ok()?,
+    })
+}
+
+/// Start time of `pid` in clock ticks since boot (field 22 of `/proc/<pid>/stat`), None if gone.
+pub fn process_start_time(pid: i32) -> Option<u64> {
+    if pid <= 0 {
+        return None;
+    }
+    let fields = stat_fields(pid)?;
+    // A zombie counts as gone.
+    if fields.first().map(String::as_str) == Some("Z") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// Whether the process `pid` that started at `start` still exists (and isn't a zombie).
+pub fn process_alive(pid: i32, start: u64) -> bool {
+    pid > 0 && process_start_time(pid) == Some(start)
+}
+
+/// The exit code of a wait status, shell style (128+N when killed by signal N).
+pub fn exit_code_of(ws: WaitStatus) -> Option<i64> {
+    match ws {
+        WaitStatus::Exited(_, c) => Some(c as i64),
+        WaitStatus::Signaled(_, s, _) => Some(128 + s as i64),
+        _ => None,
+    }
+}
+
+/// Clock ticks per second (`_SC_CLK_TCK`).
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as u64 } else { 100 }
+}
+
+/// The boot time, seconds since the epoch (`btime` of /proc/stat).
+pub fn boot_time() -> Option<u64> {
+    std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
 }

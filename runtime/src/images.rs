@@ -9,17 +9,7 @@ use berth_image::{
     RemoveItem, ResolvedImage,
 };
 
-use crate::engine::Engine;
-
-/// Runs `f` on the blocking pool.
-pub(crate) async fn blocking<T, E, F>(f: F) -> Result<T, E>
-where
-    T: Send + 'static,
-    E: Send + 'static + From<tokio::task::JoinError>,
-    F: FnOnce() -> Result<T, E> + Send + 'static,
-{
-    tokio::task::spawn_blocking(f).await?
-}
+use crate::engine::{Engine, blocking};
 
 impl Engine {
     /// The image store of this engine's state root (synchronous API).

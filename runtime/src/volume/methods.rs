@@ -4,18 +4,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use super::{Volume, VolumeError, VolumeFilters, VolumePruneReport, VolumeStore};
-use crate::engine::Engine;
+use crate::engine::{Engine, blocking};
 
 impl From<tokio::task::JoinError> for VolumeError {
     fn from(e: tokio::task::JoinError) -> Self {
         VolumeError::Task(e.to_string())
     }
-}
-
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, VolumeError> + Send + 'static,
-) -> Result<T, VolumeError> {
-    tokio::task::spawn_blocking(f).await?
 }
 
 impl Engine {
