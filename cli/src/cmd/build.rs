@@ -11,7 +11,7 @@ use anyhow::Context;
 use berth_builder::commit::CommitOptions;
 use berth_builder::{BuildError, BuildOptions, Event, Progress, StoreOnly};
 
-use super::run::{EXIT_ENGINE, engine};
+use super::engine_access::{EXIT_ENGINE, engine};
 use super::{EngineOpts, ExitWith, ProjectOpts};
 
 /// `build` (docker's build flags).
@@ -114,7 +114,7 @@ pub fn builder(opts: &EngineOpts, cmd: BuilderCommand) -> anyhow::Result<ExitCod
         return Ok(ExitCode::SUCCESS);
     }
     let engine = engine(opts)?;
-    let rt = super::run::runtime()?;
+    let rt = super::engine_access::runtime()?;
     let report = rt.block_on(berth_builder::prune::prune(&engine, all)).map_err(build_err)?;
     let mut out = std::io::stdout().lock();
     let deleted = report
@@ -430,7 +430,7 @@ pub fn image_build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> 
 /// Runs `container commit`.
 pub fn commit(opts: &EngineOpts, a: CommitArgs) -> anyhow::Result<ExitCode> {
     let engine = engine(opts)?;
-    let rt = super::run::runtime()?;
+    let rt = super::engine_access::runtime()?;
     let co = CommitOptions {
         reference: a.reference,
         author: a.author,
