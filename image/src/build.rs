@@ -173,6 +173,34 @@ impl ImageStore {
         Ok(report)
     }
 
+    /// The builder's untagged intermediate images: how many, and the bytes of the layers only
+    /// they hold (`system df`'s Build Cache line).
+    pub fn build_cache_usage(&self) -> Result<(usize, u64), ImageError> {
+        let idx = self.read_index()?;
+        let tagged: std::collections::BTreeSet<&String> = idx.refs.values().collect();
+        let is_cache = |id: &String, r: &ImageRecord| r.build_cache && !tagged.contains(id);
+        let kept: std::collections::BTreeSet<&String> = idx
+            .images
+            .iter()
+            .filter(|(id, r)| !is_cache(id, r))
+            .flat_map(|(_, r)| &r.layers)
+            .collect();
+        let mut only: std::collections::BTreeSet<&String> = std::collections::BTreeSet::new();
+        let mut count = 0;
+        for (id, r) in &idx.images {
+            if is_cache(id, r) {
+                count += 1;
+                only.extend(r.layers.iter().filter(|c| !kept.contains(c)));
+            }
+        }
+        let mut size = 0;
+        for c in only {
+            let rec: Option<LayerRecord> = read_json(&self.layer_dir(c)?.join("layer.json"))?;
+            size += rec.map(|r| r.size).unwrap_or(0);
+        }
+        Ok((count, size))
+    }
+
     /// Whether image `id` (a full id) is in the store.
     pub fn has_image(&self, id: &str) -> bool {
         self.read_index().is_ok_and(|idx| idx.images.contains_key(id))

@@ -389,12 +389,19 @@ fn independent_stages_run_side_by_side_and_unneeded_ones_not_at_all() {
     assert!(!err.contains("[unused"), "{err}");
     assert_eq!(env.ok(&["container", "run", "--rm", "par:1", "ls", "/a", "/b"]), "/a\n/b\n");
     // builder prune drops the intermediate images (the tagged result stays) and the records.
+    let cache_total = |env: &ContainerEnv| -> usize {
+        let df = env.ok(&["system", "df"]);
+        let line = df.lines().find(|l| l.starts_with("Build Cache")).expect("Build Cache line");
+        line.split_whitespace().nth(2).and_then(|n| n.parse().ok()).expect("a count")
+    };
+    assert!(cache_total(&env) > 0);
     let before = env.ok(&["image", "ls", "-a", "-q"]).lines().count();
     let out = env.ok(&["builder", "prune", "--force", "--all"]);
     assert!(out.starts_with("Deleted build cache objects: "), "{out}");
     let after = env.ok(&["image", "ls", "-a", "-q"]);
     assert!(after.lines().count() < before && after.lines().count() == 2, "{after}");
     assert!(!env.path().join("builder/cache-mounts").exists());
+    assert_eq!(cache_total(&env), 0);
     let err = ok_build(&env, &ctx, &["-t", "par:1"]);
     assert!(err.contains("(4 steps, 0 cached"), "{err}");
     assert_clean(&env);
