@@ -79,6 +79,8 @@ pub struct BuildOptions {
     /// Named contexts (`--build-context`, compose `additional_contexts`): FROM and `--from`
     /// naming one use it instead of a stage or image of that name.
     pub named_contexts: Vec<(String, NamedContext)>,
+    /// `--pull`: ask the image source for FROM and `--from` images even when the store has them.
+    pub pull: bool,
 }
 
 /// What a named context is.
@@ -173,11 +175,21 @@ pub trait Progress: Send + Sync {
     fn event(&self, e: Event);
 }
 
-/// Where FROM and `--from` images that are not in the store come from. The registry work
-/// fills this in; until then [`StoreOnly`] says the image must be pulled first.
+/// A boxed future of [`ImageSource::fetch`].
+pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BuildError>> + Send + 'a>>;
+
+/// Where FROM and `--from` images come from when they are not in the store (and, with
+/// `--pull`, always). The registry work fills this in (an `image pull` on `engine`); until
+/// then [`StoreOnly`] says the image must be pulled first.
 pub trait ImageSource: Send + Sync {
-    /// Makes `reference` available in `store`, or says why it can't.
-    fn fetch(&self, store: &ImageStore, reference: &str) -> Result<(), BuildError>;
+    /// Makes `reference` available in `engine`'s image store, or says why it can't.
+    /// `present`: the store has it already (only asked with `--pull`).
+    fn fetch<'a>(
+        &'a self,
+        engine: &'a Engine,
+        reference: &'a str,
+        present: bool,
+    ) -> FetchFuture<'a>;
 }
 
 /// Uses only what is in the store.
@@ -185,8 +197,15 @@ pub trait ImageSource: Send + Sync {
 pub struct StoreOnly;
 
 impl ImageSource for StoreOnly {
-    fn fetch(&self, _store: &ImageStore, reference: &str) -> Result<(), BuildError> {
-        Err(BuildError::NotInStore(reference.to_string()))
+    fn fetch<'a>(
+        &'a self,
+        _engine: &'a Engine,
+        reference: &'a str,
+        present: bool,
+    ) -> FetchFuture<'a> {
+        Box::pin(async move {
+            if present { Ok(()) } else { Err(BuildError::NotInStore(reference.to_string())) }
+        })
     }
 }
 
@@ -233,6 +252,7 @@ struct Ctx {
     extra_hosts: Vec<String>,
     shm_size: i64,
     named: BTreeMap<String, NamedContext>,
+    pull: bool,
     errors: Mutex<BTreeMap<usize, BuildError>>,
     step: AtomicUsize,
     steps: AtomicUsize,
@@ -255,11 +275,21 @@ impl Ctx {
         name.parse::<usize>().ok().filter(|i| *i < before)
     }
 
-    fn image(&self, reference: &str) -> Result<ImageState, BuildError> {
-        match self.store.image_state(reference) {
-            Ok(s) => Ok(s),
+    /// An image by reference: from the store, else (or with `--pull`, also) from the source.
+    async fn image(&self, reference: &str) -> Result<ImageState, BuildError> {
+        let store = self.store.clone();
+        let r = reference.to_string();
+        let found = tokio::task::spawn_blocking(move || store.image_state(&r))
+            .await
+            .map_err(|e| BuildError::Invalid(e.to_string()))?;
+        match found {
+            Ok(s) if !self.pull => Ok(s),
+            Ok(_) => {
+                self.source.fetch(&self.engine, reference, true).await?;
+                Ok(self.store.image_state(reference)?)
+            }
             Err(ImageError::NoSuchImage(_)) => {
-                self.source.fetch(&self.store, reference)?;
+                self.source.fetch(&self.engine, reference, false).await?;
                 Ok(self.store.image_state(reference)?)
             }
             Err(e) => Err(e.into()),
@@ -459,6 +489,7 @@ pub async fn build(
         extra_hosts: opts.extra_hosts.clone(),
         shm_size: opts.shm_size,
         named: opts.named_contexts.iter().cloned().collect(),
+        pull: opts.pull,
         errors: Mutex::new(BTreeMap::new()),
         step: AtomicUsize::new(0),
         steps: AtomicUsize::new(0),
@@ -619,12 +650,7 @@ fn run_stage(ctx: Arc<Ctx>, j: usize) -> StageFuture {
         } else if let Some(named) = ctx.named.get(&base) {
             match named {
                 NamedContext::Image(r) => {
-                    let c = ctx.clone();
-                    let r = r.clone();
-                    tokio::task::spawn_blocking(move || c.image(&r))
-                        .await
-                        .map_err(|e| BuildError::Invalid(e.to_string()))?
-                        .map_err(|e| step_err(e.to_string()))?
+                    ctx.image(r).await.map_err(|e| step_err(e.to_string()))?
                 }
                 NamedContext::Dir(d) => {
                     return Err(step_err(format!(
@@ -637,12 +663,7 @@ fn run_stage(ctx: Arc<Ctx>, j: usize) -> StageFuture {
             let id = stage_result(ctx.clone(), k).await?;
             ctx.store.image_state(&id)?
         } else {
-            let c = ctx.clone();
-            let b = base.clone();
-            tokio::task::spawn_blocking(move || c.image(&b))
-                .await
-                .map_err(|e| BuildError::Invalid(e.to_string()))?
-                .map_err(|e| step_err(e.to_string()))?
+            ctx.image(&base).await.map_err(|e| step_err(e.to_string()))?
         };
         if let Some(p) = &st.platform {
             let p = lex::expand_word(p, ctx.df.escape, &ctx.global).unwrap_or_default();
@@ -1327,20 +1348,17 @@ impl StageRun {
                     };
                     let id = match (image_ref, self.ctx.stage_index(&f, self.j)) {
                         (Some(r), _) => {
-                            let c = self.ctx.clone();
-                            tokio::task::spawn_blocking(move || c.image(&r))
+                            self.ctx
+                                .image(&r)
                                 .await
-                                .map_err(|e| BuildError::Invalid(e.to_string()))?
                                 .map_err(|e| self.err(ins, format!("--from={f}: {e}")))?
                                 .id
                         }
                         (None, Some(k)) => stage_result(self.ctx.clone(), k).await?,
                         (None, None) => {
-                            let c = self.ctx.clone();
-                            let f2 = f.clone();
-                            tokio::task::spawn_blocking(move || c.image(&f2))
+                            self.ctx
+                                .image(&f)
                                 .await
-                                .map_err(|e| BuildError::Invalid(e.to_string()))?
                                 .map_err(|e| self.err(ins, format!("--from={f}: {e}")))?
                                 .id
                         }
@@ -1575,9 +1593,9 @@ impl StageRun {
                         }
                         Some(f) => {
                             let id = match (ctx.named.get(f), ctx.stage_index(f, self.j)) {
-                                (Some(NamedContext::Image(r)), _) => ctx.image(r)?.id,
+                                (Some(NamedContext::Image(r)), _) => ctx.image(r).await?.id,
                                 (_, Some(k)) => stage_result(ctx.clone(), k).await?,
-                                _ => ctx.image(f)?.id,
+                                _ => ctx.image(f).await?.id,
                             };
                             let tmp = ctx.tmp("mnt")?;
                             if !ctx.store.copy_path_from_image(

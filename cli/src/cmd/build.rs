@@ -35,7 +35,8 @@ pub struct BuildArgs {
     /// Do not use the cache when building the image.
     #[arg(long)]
     no_cache: bool,
-    /// Accepted for docker's habits; berth has no registry client yet, so nothing is pulled.
+    /// Ask the image source for FROM images even when the store has them (berth has no registry
+    /// client yet: nothing is pulled).
     #[arg(long)]
     pull: bool,
     /// Secret to expose to RUN --mount=type=secret (`id=ID,src=PATH`).
@@ -290,6 +291,7 @@ fn compose_build_cmd(
         quiet: a.quiet || po.progress == "quiet",
         session: session(),
         json: po.progress == "json",
+        pull: a.pull,
     };
     let engine = engine(opts)?;
     let rt = runtime()?;
@@ -384,6 +386,7 @@ pub fn image_build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> 
         extra_hosts: a.add_host.clone(),
         shm_size,
         named_contexts,
+        pull: a.pull,
     };
     let quiet = a.quiet || a.progress == "quiet";
     if a.pull && !quiet {
@@ -530,6 +533,8 @@ pub struct ComposeBuild {
     pub session: String,
     /// JSON progress lines.
     pub json: bool,
+    /// `--pull`.
+    pub pull: bool,
 }
 
 /// Prefixes each step's stage with the service (`[web base 1/3]`), as compose's plain output.
@@ -627,6 +632,7 @@ fn service_options(
         extra_hosts,
         shm_size: b.shm_size.as_ref().map(|s| s.0).unwrap_or(0),
         named_contexts,
+        pull: b.pull || o.pull,
     })
 }
 
