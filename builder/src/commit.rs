@@ -62,7 +62,7 @@ async fn write(
     std::fs::create_dir_all(&tmp_base)
         .map_err(|e| BuildError::Read { path: tmp_base.clone(), source: e })?;
     let tmp = tempfile::Builder::new()
-        .prefix("commit-")
+        .prefix(&format!("commit-{}-", std::process::id()))
         .tempdir_in(&tmp_base)
         .map_err(|e| BuildError::Read { path: tmp_base.clone(), source: e })?;
     let tar = tmp.path().join("layer.tar");

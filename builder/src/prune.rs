@@ -17,6 +17,7 @@ pub async fn prune(engine: &Engine, all: bool) -> Result<PruneReport, BuildError
     .await
     .map_err(|e| BuildError::Invalid(e.to_string()))??;
     let dir = engine.root().path().join("builder");
+    crate::exec::sweep_tmp(&dir.join("tmp"));
     // Records whose image is gone can never hit again.
     if let Ok(rd) = std::fs::read_dir(dir.join("cache")) {
         for e in rd.flatten() {

@@ -319,7 +319,7 @@ impl Ctx {
         std::fs::create_dir_all(&base)
             .map_err(|e| BuildError::Read { path: base.clone(), source: e })?;
         tempfile::Builder::new()
-            .prefix(&format!("{what}-"))
+            .prefix(&format!("{what}-{}-", std::process::id()))
             .tempdir_in(&base)
             .map_err(|e| BuildError::Read { path: base, source: e })
     }
@@ -470,6 +470,7 @@ pub async fn build(
         let p = dir.join(sub);
         std::fs::create_dir_all(&p).map_err(|e| BuildError::Read { path: p, source: e })?;
     }
+    sweep_tmp(&dir.join("tmp"));
     let n = df.stages.len();
     let ctx = Arc::new(Ctx {
         engine: engine.clone(),
@@ -557,6 +558,22 @@ pub async fn build(
         steps: ctx.steps.load(Ordering::Relaxed),
         cached: ctx.cached.load(Ordering::Relaxed),
     })
+}
+
+/// Removes what builds that died (a `kill -9`) left in `builder/tmp`: every entry is named
+/// `<what>-<pid>-<random>`, and one whose process is gone is debris.
+pub fn sweep_tmp(tmp: &Path) {
+    let Ok(rd) = std::fs::read_dir(tmp) else { return };
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name.split('-').nth(1).and_then(|p| p.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && pid != std::process::id()
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// The `config` object of an image config, made when missing.
@@ -716,5 +733,34 @@ fn history_text(ins: &Instruction, desc: &str) -> String {
         }
         Kind::Copy(_) | Kind::Add(_) => format!("{} # buildkit", ins.text),
         _ => desc.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_removes_only_dead_builds_debris() {
+        let d = tempfile::tempdir().unwrap();
+        let dead = d.path().join("layer-999999999-abc");
+        let mine = d.path().join(format!("layer-{}-abc", std::process::id()));
+        let other = d.path().join("unrelated");
+        for p in [&dead, &mine, &other] {
+            std::fs::create_dir(p).unwrap();
+        }
+        sweep_tmp(d.path());
+        assert!(!dead.exists() && mine.exists() && other.exists());
+    }
+
+    #[test]
+    fn named_contexts_parse() {
+        let base = Path::new("/ctx");
+        assert_eq!(
+            NamedContext::parse("docker-image://bb:1", base),
+            Ok(NamedContext::Image("bb:1".into()))
+        );
+        assert_eq!(NamedContext::parse("../x", base), Ok(NamedContext::Dir("/ctx/../x".into())));
+        assert!(NamedContext::parse("https://e/x.git", base).is_err());
     }
 }
