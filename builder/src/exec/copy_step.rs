@@ -19,7 +19,7 @@ impl StageRun {
         a: &CopyArgs,
         add: bool,
         kw: &str,
-    ) -> Result<(Vec<Entry>, String), BuildError> {
+    ) -> Result<(Vec<Entry>, String, Option<tempfile::TempDir>), BuildError> {
         let mut sources = Vec::new();
         for s in &a.sources {
             sources.push(self.word(ins, s)?);
@@ -165,7 +165,6 @@ impl StageRun {
             .filter(|s| !(a.heredocs.iter().any(|h| &h.name == *s) || (add && is_url(s))))
             .cloned()
             .collect();
-        let _tmp_guard;
         if !files.is_empty() {
             match &a.from {
                 None => {
@@ -284,10 +283,10 @@ impl StageRun {
                     );
                     let digest =
                         copy::digest(&entries).map_err(|e| self.err(ins, e.to_string()))?;
-                    // The content is read while the materialised copy exists: write the tar now.
-                    _tmp_guard = Some(tmp);
+                    // The entries read the materialised files: they stay until the layer is
+                    // written (a cache hit drops them at once).
                     let desc = format!("{kw} from={from_desc} {sources:?} {dest} digest={digest}");
-                    return Ok((self.inline_files(entries, ins)?, desc));
+                    return Ok((entries, desc, Some(tmp)));
                 }
             }
         }
@@ -295,28 +294,7 @@ impl StageRun {
         let desc = format!(
             "{kw} from={from_desc} {sources:?} {dest} chown={owner:?} chmod={mode:?} digest={digest}"
         );
-        Ok((entries, desc))
-    }
-
-    /// Reads the files of a plan into memory-backed entries (for sources that vanish before
-    /// the layer is written: a stage's materialised files).
-    pub(super) fn inline_files(
-        &self,
-        entries: Vec<Entry>,
-        ins: &Instruction,
-    ) -> Result<Vec<Entry>, BuildError> {
-        entries
-            .into_iter()
-            .map(|mut e| {
-                if let Src::File(p) = &e.src {
-                    let data = std::fs::read(p).map_err(|er| {
-                        self.err(ins, format!("cannot read {}: {er}", p.display()))
-                    })?;
-                    e.src = Src::Data(data);
-                }
-                Ok(e)
-            })
-            .collect()
+        Ok((entries, desc, None))
     }
 
     pub(super) async fn copy_layer(

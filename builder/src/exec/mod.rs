@@ -621,7 +621,8 @@ enum Action {
     /// Only the config changes.
     Meta(Value),
     /// A layer from these entries, then the config.
-    Copy(Vec<Entry>, Value),
+    /// (The directory holds materialised `--from` files the entries read: kept until written.)
+    Copy(Vec<Entry>, Value, Option<tempfile::TempDir>),
     /// Run a command.
     Run(RunSpec),
 }

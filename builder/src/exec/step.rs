@@ -122,8 +122,9 @@ impl StageRun {
         let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
         let (mut cfg, layer) = match action {
             Action::Meta(cfg) => (cfg, None),
-            Action::Copy(entries, cfg) => {
+            Action::Copy(entries, cfg, files) => {
                 let layer = self.copy_layer(ins, entries).await?;
+                drop(files);
                 (cfg, Some(layer))
             }
             Action::Run(spec) => {
@@ -245,7 +246,7 @@ impl StageRun {
                     gid,
                     mtime: copy::now(),
                 });
-                Ok((format!("{desc} owner={uid}:{gid}"), Action::Copy(entries, cfg)))
+                Ok((format!("{desc} owner={uid}:{gid}"), Action::Copy(entries, cfg, None)))
             }
             Kind::User(raw) => {
                 let u = self.word(ins, raw)?;
@@ -369,8 +370,8 @@ impl StageRun {
             }
             Kind::Copy(a) | Kind::Add(a) => {
                 let add = matches!(ins.kind, Kind::Add(_));
-                let (entries, desc) = self.plan_copy(ins, a, add, &kw).await?;
-                Ok((desc, Action::Copy(entries, cfg)))
+                let (entries, desc, files) = self.plan_copy(ins, a, add, &kw).await?;
+                Ok((desc, Action::Copy(entries, cfg, files)))
             }
             Kind::Run { cmd, mounts, network, security, heredocs } => {
                 if security.as_deref().is_some_and(|s| s != "sandbox") {
