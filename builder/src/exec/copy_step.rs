@@ -254,18 +254,28 @@ impl StageRun {
                                 )?;
                             }
                             Some(_) => {
-                                let parent = &comps[..comps.len().saturating_sub(1)];
-                                let pt =
-                                    parent.iter().fold(tmp.path().to_path_buf(), |p, c| p.join(c));
-                                std::fs::create_dir_all(&pt).map_err(|e| BuildError::Read {
-                                    path: pt.clone(),
+                                // One file (a symlink's target, under the source's name):
+                                // copied alone, not its whole directory.
+                                let resolved = src_view.resolve(d, true);
+                                let Some((_, host)) = src_view.lookup(&resolved) else {
+                                    return Err(self.err(ins, format!("{d}: not found in {f}")));
+                                };
+                                if let Some(parent) = target.parent() {
+                                    std::fs::create_dir_all(parent).map_err(|e| {
+                                        BuildError::Read { path: parent.to_path_buf(), source: e }
+                                    })?;
+                                }
+                                std::fs::copy(&host, &target).map_err(|e| BuildError::Read {
+                                    path: host.clone(),
                                     source: e,
                                 })?;
-                                self.ctx.store.copy_path_from_image(
-                                    &id,
-                                    &format!("/{}", parent.join("/")),
-                                    &pt,
-                                )?;
+                                // The source's mtime, as COPY keeps it.
+                                if let Ok(t) = std::fs::metadata(&host).and_then(|m| m.modified())
+                                    && let Ok(f) =
+                                        std::fs::File::options().write(true).open(&target)
+                                {
+                                    let _ = f.set_modified(t);
+                                }
                             }
                             None => return Err(self.err(ins, format!("{d}: not found in {f}"))),
                         }
