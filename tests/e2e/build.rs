@@ -87,6 +87,12 @@ fn build_from_scratch_multi_stage_and_cache() {
     // .dockerignore kept the log out; RUN's deletion is a whiteout in the base stage.
     let out = env.ok(&["container", "run", "--rm", "demo:1", "ls", "/app/sub"]);
     assert_eq!(out.trim(), "a.txt");
+    // VOLUME makes an anonymous volume at run.
+    let name = berth_testsupport::unique_name("vol");
+    env.ok(&["container", "create", "--name", &name, "demo:1"]);
+    let mounts = env.inspect(&name, "{{range .Mounts}}{{.Type}} {{.Destination}}{{end}}");
+    assert_eq!(mounts, "volume /data");
+    env.ok(&["container", "rm", "-v", &name]);
     // Arguments after the image replace CMD and go to the ENTRYPOINT.
     assert_eq!(env.ok(&["container", "run", "--rm", "demo:1", "echo", "hi"]), "hi\n");
     ok_build(&env, &ctx, &["-t", "demo:base", "--target", "base", "--build-arg", "GREETING=howdy"]);
@@ -213,6 +219,12 @@ fn failing_run_names_the_step_and_leaves_nothing() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(want), "{df:?}: {err}");
     }
+    // A symlink in the context leading out finds nothing outside it.
+    let c = context(&env, &[("Dockerfile", "FROM bb\nCOPY out /x\n")]);
+    std::os::unix::fs::symlink("/etc/passwd", c.join("out")).unwrap();
+    let out = build(&env, &c, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("out: not found in the build context"), "{err}");
     let out = build(&env, &ctx, &["--target", "nope"]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("target stage \"nope\" could not be found")
