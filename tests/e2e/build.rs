@@ -225,6 +225,21 @@ fn failing_run_names_the_step_and_leaves_nothing() {
     let out = build(&env, &c, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("out: not found in the build context"), "{err}");
+    // -f names another Dockerfile; the .dockerignore beside it wins over the context's.
+    let c = context(
+        &env,
+        &[
+            ("sub/app.Dockerfile", "FROM bb\nCOPY . /ctx/\n"),
+            ("sub/app.Dockerfile.dockerignore", "b.txt\nsub\n"),
+            (".dockerignore", "a.txt\n"),
+            ("a.txt", "a"),
+            ("b.txt", "b"),
+        ],
+    );
+    let df = c.join("sub/app.Dockerfile");
+    ok_build(&env, &c, &["-f", df.to_str().unwrap(), "-t", "named:1"]);
+    let out = env.ok(&["container", "run", "--rm", "named:1", "ls", "-A", "/ctx"]);
+    assert_eq!(out, ".dockerignore\na.txt\n");
     let out = build(&env, &ctx, &["--target", "nope"]);
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("target stage \"nope\" could not be found")
