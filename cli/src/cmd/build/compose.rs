@@ -1,13 +1,13 @@
 //! compose's `build [SERVICE...]`, and the builds `up` and `run` make first.
 
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use berth_builder::{BuildOptions, Event, Progress, StoreOnly};
 
 use super::super::engine_access::engine;
 use super::super::{EngineOpts, ExitWith, ProjectOpts};
-use super::{BuildArgs, Plain, interruptible, key_value, runtime, session};
+use super::{BuildArgs, interruptible, key_value, printer, runtime, session};
 
 /// Runs compose's `build [SERVICE...]`.
 pub(super) fn compose_build_cmd(
@@ -34,13 +34,16 @@ pub(super) fn compose_build_cmd(
         build_args,
         quiet: a.quiet || po.progress == "quiet",
         session: session(),
-        json: po.progress == "json",
+        progress: po.progress.clone(),
+        ansi: po.ansi.clone(),
         pull: a.pull,
     };
     let engine = engine(opts)?;
     let rt = runtime()?;
     let built =
-        rt.block_on(interruptible(&engine, &o.session, compose_build(&engine, &p, &services, &o)))?;
+        rt.block_on(interruptible(&engine, &o.session, compose_build(&engine, &p, &services, &o)));
+    crate::progress::finish();
+    let built = built?;
     if a.quiet {
         for (_, id) in built {
             println!("{id}");
@@ -60,8 +63,10 @@ pub struct ComposeBuild {
     pub quiet: bool,
     /// Labels the RUN containers (see [`berth_builder::SESSION_LABEL`]).
     pub session: String,
-    /// JSON progress lines.
-    pub json: bool,
+    /// `--progress` (auto, tty, plain, json, quiet).
+    pub progress: String,
+    /// `--ansi`.
+    pub ansi: String,
     /// `--pull`.
     pub pull: bool,
 }
@@ -173,8 +178,7 @@ pub async fn compose_build(
     services: &[String],
     o: &ComposeBuild,
 ) -> anyhow::Result<Vec<(String, String)>> {
-    let progress: Arc<dyn Progress> =
-        Arc::new(Plain { quiet: o.quiet, json: o.json, out: Mutex::new(std::io::stderr()) });
+    let progress = printer(&o.progress, &o.ansi, o.quiet);
     let mut done: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     let mut out = Vec::new();
     for svc in services {
@@ -194,6 +198,8 @@ pub async fn compose_build(
             })
         })?;
         if !o.quiet {
+            // A terminal block ends first, so the line lands below it.
+            crate::progress::finish();
             eprintln!("Service {svc}  Built ({image}, {})", berth_image::short_id(&r.id));
         }
         done.insert(image, r.id.clone());
@@ -212,6 +218,7 @@ pub async fn build_for_up(
     build: bool,
     no_build: bool,
     progress: &str,
+    ansi: &str,
 ) -> anyhow::Result<()> {
     let mut todo = Vec::new();
     for svc in services {
@@ -236,10 +243,13 @@ pub async fn build_for_up(
     }
     let o = ComposeBuild {
         quiet: progress == "quiet",
-        json: progress == "json",
+        progress: progress.to_string(),
+        ansi: ansi.to_string(),
         session: session(),
         ..Default::default()
     };
-    interruptible(engine, &o.session, compose_build(engine, p, &todo, &o)).await?;
+    let r = interruptible(engine, &o.session, compose_build(engine, p, &todo, &o)).await;
+    crate::progress::finish();
+    r?;
     Ok(())
 }

@@ -119,6 +119,74 @@ impl Progress for Plain {
     }
 }
 
+/// Build steps in compose's terminal block (`crate::progress`): one line per step with its
+/// state and time; a running RUN shows its latest output line as its state.
+struct TtyBuild {
+    sink: berth_planner::Progress,
+    names: Mutex<std::collections::HashMap<usize, String>>,
+}
+
+/// `s` cut to `n` characters (an ellipsis marks the cut).
+fn shorten(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(n.saturating_sub(1)).collect();
+    t.push('…');
+    t
+}
+
+impl TtyBuild {
+    fn emit(&self, name: Option<&String>, status: String, done: bool) {
+        if let Some(name) = name {
+            (self.sink)(berth_planner::Event { kind: "Step", name: name.clone(), status, done });
+        }
+    }
+}
+
+impl Progress for TtyBuild {
+    fn event(&self, e: Event) {
+        let Ok(mut names) = self.names.lock() else { return };
+        match e {
+            Event::Step { n, stage, text } => {
+                names.insert(n, shorten(&format!("{n} {stage} {text}"), 72));
+                self.emit(names.get(&n), "Running".into(), false);
+            }
+            Event::Cached { n } => self.emit(names.get(&n), "CACHED".into(), true),
+            Event::Output { n, line } => {
+                self.emit(names.get(&n), format!("> {}", shorten(line.trim(), 48)), false)
+            }
+            Event::Done { n, .. } => self.emit(names.get(&n), "Done".into(), true),
+            Event::Warning(w) => {
+                crate::progress::finish();
+                eprintln!("{w}");
+            }
+        }
+    }
+}
+
+/// The progress printer for a `--progress` value (`auto`: the terminal block when stderr is
+/// a terminal and `ansi` allows it, else plain lines).
+fn printer(progress: &str, ansi: &str, quiet: bool) -> Arc<dyn Progress> {
+    use crate::progress::Mode;
+    let mode = match progress {
+        _ if quiet => Mode::Quiet,
+        "rawjson" => Mode::Json,
+        p => Mode::choose(p, ansi),
+    };
+    match mode {
+        Mode::Tty => Arc::new(TtyBuild {
+            sink: crate::progress::sink(Mode::Tty, false),
+            names: Mutex::new(std::collections::HashMap::new()),
+        }),
+        m => Arc::new(Plain {
+            quiet: m == Mode::Quiet,
+            json: m == Mode::Json,
+            out: Mutex::new(std::io::stderr()),
+        }),
+    }
+}
+
 fn key_value(s: &str, what: &str) -> anyhow::Result<(String, Option<String>)> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), Some(v.to_string()))),
@@ -292,13 +360,16 @@ pub fn image_build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> 
     }
     let engine = engine(opts)?;
     let json = matches!(a.progress.as_str(), "json" | "rawjson");
-    let progress = Arc::new(Plain { quiet, json, out: Mutex::new(std::io::stderr()) });
+    let progress = printer(&a.progress, "auto", quiet);
     let t0 = Instant::now();
     let rt = runtime()?;
     let s = bo.session.clone().unwrap_or_default();
     let r = rt.block_on(interruptible(&engine, &s, async {
         berth_builder::build(&engine, bo, progress, Arc::new(StoreOnly)).await.map_err(build_err)
-    }))?;
+    }));
+    // The terminal block (if any) ends before the result or the error is printed.
+    crate::progress::finish();
+    let r = r?;
     if quiet {
         println!("{}", r.id);
     } else if json {
@@ -326,4 +397,48 @@ pub fn image_build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> 
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On a terminal each step is one line of compose's block: running with its latest RUN
+    /// output line as its state, then CACHED or Done.
+    #[test]
+    fn steps_become_block_lines() {
+        let seen: Arc<Mutex<Vec<berth_planner::Event>>> = Arc::default();
+        let s2 = seen.clone();
+        let tty = TtyBuild {
+            sink: Arc::new(move |e| s2.lock().unwrap().push(e)),
+            names: Mutex::new(std::collections::HashMap::new()),
+        };
+        tty.event(Event::Step { n: 2, stage: "[base 2/3]".into(), text: "RUN make".into() });
+        tty.event(Event::Output { n: 2, line: "  compiling\n".into() });
+        tty.event(Event::Done { n: 2, millis: 5 });
+        tty.event(Event::Step { n: 3, stage: "[base 3/3]".into(), text: "x".repeat(100) });
+        tty.event(Event::Cached { n: 3 });
+        let got: Vec<(String, String, bool)> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| (e.name.clone(), e.status.clone(), e.done))
+            .collect();
+        assert_eq!(got[0], ("2 [base 2/3] RUN make".into(), "Running".into(), false));
+        assert_eq!(got[1].1, "> compiling");
+        assert_eq!(got[2].1, "Done");
+        assert!(got[2].2);
+        assert_eq!(got[3].0.chars().count(), 72);
+        assert!(got[3].0.ends_with('…'));
+        assert_eq!((got[4].1.as_str(), got[4].2), ("CACHED", true));
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("64m"), Some(64 << 20));
+        assert_eq!(parse_bytes("1g"), Some(1 << 30));
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        assert_eq!(parse_bytes("-1"), None);
+        assert_eq!(parse_bytes("x"), None);
+    }
 }

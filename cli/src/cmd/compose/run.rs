@@ -148,8 +148,16 @@ pub async fn run(
         let names = std::slice::from_ref(&a.service);
         let selected =
             berth_planner::ops::selected_services(&p, names, !a.no_deps).map_err(plan_err)?;
-        crate::cmd::build::build_for_up(engine, &p, &selected, a.build, false, &po.progress)
-            .await?;
+        crate::cmd::build::build_for_up(
+            engine,
+            &p,
+            &selected,
+            a.build,
+            false,
+            &po.progress,
+            &po.ansi,
+        )
+        .await?;
     }
     let mut one = oneoff::prepare(engine, &p, &opts).await.map_err(plan_err)?;
     for spec in &a.publish {

@@ -141,8 +141,16 @@ pub(super) async fn run(
     };
     if !run.dry_run {
         let selected = ops::selected_services(&p, &a.services, !a.no_deps).map_err(plan_err)?;
-        crate::cmd::build::build_for_up(engine, &p, &selected, a.build, a.no_build, &po.progress)
-            .await?;
+        crate::cmd::build::build_for_up(
+            engine,
+            &p,
+            &selected,
+            a.build,
+            a.no_build,
+            &po.progress,
+            &po.ansi,
+        )
+        .await?;
     }
     let since = chrono::Utc::now().timestamp_nanos_opt().map(|n| n as i128);
     // Attached: take over SIGINT before the plan runs, so a Ctrl-C while containers are being
