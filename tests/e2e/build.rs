@@ -276,6 +276,8 @@ fn run_mounts_heredocs_shell_and_onbuild() {
                  CONF\n\
                  ADD files.tar /unpacked/\n\
                  COPY --chown=1:2 --chmod=600 data/in.txt /owned\n\
+                 VOLUME /vol\n\
+                 RUN mkdir -p /vol && echo kept > /vol/f\n\
                  COPY --parents data/in.txt /p/\n\
                  COPY --exclude=*.md data /ex/\n\
                  USER 1:2\n\
@@ -309,7 +311,7 @@ fn run_mounts_heredocs_shell_and_onbuild() {
         "sh",
         "-c",
         "cat /onbuild.txt /from-cache /from-bind /heredoc.txt /shebang.txt /etc/app.conf /unpacked/inner/x.txt; \
-         stat -c '%u:%g %a' /owned /made/by/user /made; find /p /ex -type f | sort; \
+         stat -c '%u:%g %a' /owned /made/by/user /made; find /p /ex -type f | sort; cat /vol/f; \
          for d in /cache /mnt /ctx /scratch /dev/.berth-heredoc; do test -e $d && echo left $d; done; echo end",
     ]);
     // The rw bind mount wrote to a copy: the context is unchanged.
@@ -336,7 +338,7 @@ fn run_mounts_heredocs_shell_and_onbuild() {
     // Every file the steps made is there; mount points made only for RUN mounts are not.
     assert_eq!(
         out,
-        "triggered\ncached-data\nbound\nline one\nline two\nfrom a script run by /dev/.berth-heredoc\nkey=-value\ntar\n1:2 600\n1:2 755\n1:2 755\n/ex/in.txt\n/p/data/in.txt\nend\n"
+        "triggered\ncached-data\nbound\nline one\nline two\nfrom a script run by /dev/.berth-heredoc\nkey=-value\ntar\n1:2 600\n1:2 755\n1:2 755\n/ex/in.txt\n/p/data/in.txt\nkept\nend\n"
     );
     // The cache mount kept its content for the next build (--no-cache reruns the RUN).
     ok_build(&env, &ctx, &["-t", "mounts:2", "--no-cache"]);

@@ -20,7 +20,20 @@ impl StageRun {
         let ctx = self.ctx.clone();
         let view = self.view()?;
         let mut cfg = ContainerCreateConfig::default();
-        cfg.config.image = self.state.id.clone();
+        // As BuildKit, VOLUME has no effect on RUN: what a step writes under a volume path stays
+        // in the image. The runtime would mount the image's volumes, so the step runs on the same
+        // image without them.
+        cfg.config.image = match self.state.config.pointer("/config/Volumes") {
+            Some(v) if v.as_object().is_some_and(|m| !m.is_empty()) => {
+                let mut c = self.state.config.clone();
+                if let Some(o) = c.get_mut("config").and_then(serde_json::Value::as_object_mut) {
+                    o.remove("Volumes");
+                }
+                let bytes = serde_json::to_vec(&c).map_err(|e| self.err(ins, e.to_string()))?;
+                ctx.store.add_image(&bytes, &[], true)?
+            }
+            _ => self.state.id.clone(),
+        };
         cfg.config.cmd = Some(spec.argv.clone());
         cfg.config.entrypoint = Some(Vec::new());
         cfg.config.env = spec.env.clone();
