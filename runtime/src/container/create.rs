@@ -238,7 +238,7 @@ impl Engine {
         let hc = cfg.host_config.clone();
         spec::capabilities(&hc).map_err(|e| ContainerError::Invalid(e.to_string()))?;
         spec::check_security_opts(&hc).map_err(|e| ContainerError::Invalid(e.to_string()))?;
-        spec::check_resources(&hc).map_err(ContainerError::Invalid)?;
+        spec::check_resources(&hc).map_err(|e| ContainerError::Invalid(e.to_string()))?;
         match hc.restart_policy.name.as_str() {
             "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
             other => {
@@ -304,7 +304,7 @@ impl Engine {
         let passwd = user::read_through_layers(&read_layers, "/etc/passwd");
         let group = user::read_through_layers(&read_layers, "/etc/group");
         let who = user::resolve(&config.user, &hc.group_add, passwd.as_deref(), group.as_deref())
-            .map_err(ContainerError::Invalid)?;
+            .map_err(|e| ContainerError::Invalid(e.to_string()))?;
 
         let id = ids::random_id().map_err(io_err("read", "/dev/urandom"))?;
         if config.hostname.is_empty() {
