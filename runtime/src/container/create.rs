@@ -11,7 +11,7 @@ use indexmap::IndexMap;
 
 use super::api::{Config, ContainerCreateConfig, Empty, MountPoint};
 use super::error::io_err;
-use super::names::{self, CREATING_PREFIX};
+use super::name_index::{self, CREATING_PREFIX};
 use super::record::{ContainerPaths, ContainerRecord, StateRecord};
 use super::{ContainerError, spec, stores, user};
 use crate::Engine;
@@ -196,7 +196,7 @@ struct Undo<'a> {
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
         if let Some(d) = self.dir.take() {
-            super::names::dispose(&d);
+            super::name_index::dispose(&d);
         }
         self.dir_lock = None;
         if let Some((name, id)) = self.name.take()
@@ -370,7 +370,7 @@ impl Engine {
         // place either way, so a reused one shows nothing of its previous container.
         let start = usize::from_str_radix(&id[..4], 16).unwrap_or(0);
         let claimed = match rec.rootfs_dir {
-            None => names::claim_free(&staging.dir, start),
+            None => name_index::claim_free(&staging.dir, start),
             Some(_) => None,
         };
         let reused = claimed.is_some();
