@@ -575,3 +575,37 @@ fn add_url_downloads_and_checks_the_checksum() {
     );
     assert_clean(&env);
 }
+
+/// `RUN --mount=type=ssh` gets the agent socket given with `--ssh` (here a socket this test
+/// listens on) and SSH_AUTH_SOCK; a required agent that was not given fails the step.
+#[test]
+fn ssh_mount_binds_the_agent_socket() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let sock = env.path().join("agent.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let ctx = context(
+        &env,
+        &[(
+            "Dockerfile",
+            "FROM bb\nRUN --network=none --mount=type=ssh test -S $SSH_AUTH_SOCK && echo $SSH_AUTH_SOCK > /agent\n",
+        )],
+    );
+    let arg = format!("default={}", sock.display());
+    ok_build(&env, &ctx, &["--ssh", &arg, "-t", "ssh:1"]);
+    // The socket's mount point is not left in the image.
+    let out = env.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "ssh:1",
+        "sh",
+        "-c",
+        "cat /agent; test -e /run/buildkit && echo left || echo clean",
+    ]);
+    assert_eq!(out, "/run/buildkit/ssh_agent.0\nclean\n");
+    let req = context(&env, &[("Dockerfile", "FROM bb\nRUN --mount=type=ssh,required true\n")]);
+    let o = build(&env, &req, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("ssh agent default is required"), "{err}");
+    assert_clean(&env);
+}

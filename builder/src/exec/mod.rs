@@ -83,6 +83,8 @@ pub struct BuildOptions {
     pub named_contexts: Vec<(String, NamedContext)>,
     /// `--pull`: ask the image source for FROM and `--from` images even when the store has them.
     pub pull: bool,
+    /// `--ssh ID=SOCKET`: agent sockets for `RUN --mount=type=ssh`.
+    pub ssh: Vec<(String, PathBuf)>,
 }
 
 /// What a named context is.
@@ -255,6 +257,7 @@ struct Ctx {
     shm_size: i64,
     named: BTreeMap<String, NamedContext>,
     pull: bool,
+    ssh: BTreeMap<String, PathBuf>,
     errors: Mutex<BTreeMap<usize, BuildError>>,
     step: AtomicUsize,
     steps: AtomicUsize,
@@ -493,6 +496,7 @@ pub async fn build(
         shm_size: opts.shm_size,
         named: opts.named_contexts.iter().cloned().collect(),
         pull: opts.pull,
+        ssh: opts.ssh.iter().cloned().collect(),
         errors: Mutex::new(BTreeMap::new()),
         step: AtomicUsize::new(0),
         steps: AtomicUsize::new(0),

@@ -57,9 +57,14 @@ impl StageRun {
             targets.push(SCRIPT_PATH.to_string());
             keep.push(tmp);
         }
+        let mut ssh_n = 0;
         for m in &spec.mounts {
             let target = m.target.clone().unwrap_or_else(|| match m.typ {
                 MountType::Secret => format!("/run/secrets/{}", m.id.clone().unwrap_or_default()),
+                MountType::Ssh => {
+                    ssh_n += 1;
+                    format!("/run/buildkit/ssh_agent.{}", ssh_n - 1)
+                }
                 _ => String::new(),
             });
             let target = if target.starts_with('/') {
@@ -152,7 +157,23 @@ impl StageRun {
                     }
                 }
                 MountType::Ssh => {
-                    return Err(self.err(ins, "--mount=type=ssh is not supported yet"));
+                    // The agent socket given with `--ssh ID=SOCKET` (`default`: $SSH_AUTH_SOCK),
+                    // and SSH_AUTH_SOCK pointing at it, as BuildKit.
+                    let id = m.id.clone().unwrap_or_else(|| "default".into());
+                    match ctx.ssh.get(&id) {
+                        Some(sock) => {
+                            cfg.host_config.binds.push(format!("{}:{target}", sock.display()));
+                            cfg.config.env.retain(|e| !e.starts_with("SSH_AUTH_SOCK="));
+                            cfg.config.env.push(format!("SSH_AUTH_SOCK={target}"));
+                        }
+                        None if m.required => {
+                            return Err(self.err(
+                                ins,
+                                format!("ssh agent {id} is required but was not given (--ssh {id}=SOCKET)"),
+                            ));
+                        }
+                        None => continue,
+                    }
                 }
             }
             targets.push(target);

@@ -167,6 +167,7 @@ fn service_options(
         shm_size: b.shm_size.as_ref().map(|s| s.0).unwrap_or(0),
         named_contexts,
         pull: b.pull || o.pull,
+        ssh: super::parse_ssh(&b.ssh).map_err(bad)?,
     })
 }
 

@@ -52,6 +52,9 @@ pub struct BuildArgs {
     /// Secret to expose to RUN --mount=type=secret (`id=ID,src=PATH`).
     #[arg(long)]
     secret: Vec<String>,
+    /// SSH agent socket for RUN --mount=type=ssh (`default` for $SSH_AUTH_SOCK, or `ID=SOCKET`).
+    #[arg(long)]
+    ssh: Vec<String>,
     /// Additional build contexts (`NAME=PATH` or `NAME=docker-image://REF`).
     #[arg(long = "build-context")]
     build_context: Vec<String>,
@@ -249,6 +252,33 @@ fn parse_bytes(s: &str) -> Option<i64> {
     n.parse::<i64>().ok().filter(|n| *n >= 0)?.checked_mul(1 << shift)
 }
 
+/// `--ssh` / compose `build.ssh` values: `default` (or `ID`) is $SSH_AUTH_SOCK, `ID=SOCKET` a
+/// socket; only agent sockets are supported (not key files).
+pub(crate) fn parse_ssh(values: &[String]) -> Result<Vec<(String, PathBuf)>, String> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out = Vec::new();
+    for v in values {
+        let (id, path) = match v.split_once('=') {
+            Some((id, p)) => (id.to_string(), PathBuf::from(p)),
+            None => match std::env::var_os("SSH_AUTH_SOCK") {
+                Some(s) => (v.clone(), PathBuf::from(s)),
+                None => return Err(format!("--ssh {v}: SSH_AUTH_SOCK is not set")),
+            },
+        };
+        match std::fs::metadata(&path) {
+            Ok(m) if m.file_type().is_socket() => out.push((id, path)),
+            Ok(_) => {
+                return Err(format!(
+                    "--ssh {v}: {} is not an agent socket (key files are not supported)",
+                    path.display()
+                ));
+            }
+            Err(e) => return Err(format!("--ssh {v}: {}: {e}", path.display())),
+        }
+    }
+    Ok(out)
+}
+
 /// Whether the compose project (if any) has a service called `name`.
 fn names_service(po: &ProjectOpts, name: &str) -> bool {
     crate::cmd::compose::load(po, false, &[]).is_ok_and(|p| p.services.contains_key(name))
@@ -353,6 +383,7 @@ pub fn image_build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> 
         shm_size,
         named_contexts,
         pull: a.pull,
+        ssh: parse_ssh(&a.ssh).map_err(usage)?,
     };
     let quiet = a.quiet || a.progress == "quiet";
     if a.pull && !quiet {
