@@ -50,7 +50,7 @@ pub enum Command {
         quiet: bool,
     },
     /// Build an image from a Dockerfile.
-    Build(super::build::BuildArgs),
+    Build(Box<super::build::BuildArgs>),
     /// Show the history of an image.
     History(super::build::HistoryArgs),
     /// Save one or more images to a tar archive (standard output by default).
@@ -209,7 +209,7 @@ pub fn confirm(prompt: &str) -> bool {
 /// Runs a `berth image` subcommand.
 pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
     let cmd = match cmd {
-        Command::Build(args) => return super::build::image_build(engine, args),
+        Command::Build(args) => return super::build::image_build(engine, *args),
         Command::History(args) => return super::build::history(engine, args),
         other => other,
     };
