@@ -262,3 +262,217 @@ fn berth_pushes_and_pulls_back_the_same_image() {
     let (_t3, c) = new_store();
     assert_eq!(c.load(&saved[..]).unwrap()[0].id, id);
 }
+
+#[test]
+fn pulls_what_skopeo_pushed_index_media_types_compressions_whiteouts() {
+    if !require_root() {
+        return;
+    }
+    let reg = Registry::start(RegistryAuth::None);
+    let work = tempfile::tempdir().unwrap();
+    let base = busybox_tar();
+    let amd = layer(&[E::File("arch", "amd64\n", 0o644), E::Dir("data/"), E::File("data/old", "x", 0o644), E::File("gone", "g", 0o644)]);
+    let arm = layer(&[E::File("arch", "arm64\n", 0o644)]);
+    // Whiteout of `gone` and an opaque `data/` with a new file.
+    let wh = layer(&[
+        E::File(".wh.gone", "", 0o644),
+        E::Dir("data/"),
+        E::File("data/.wh..wh..opq", "", 0o644),
+        E::File("data/new", "n", 0o644),
+    ]);
+    let zst = layer(&[E::File("zstd-was-here", "z", 0o644)]);
+    let l = Layout::new(work.path().join("multi"));
+    let a = l.image("amd64", &[(&base, Comp::Gzip), (&amd, Comp::Plain), (&wh, Comp::Gzip), (&zst, Comp::Zstd)]);
+    let b = l.image("arm64", &[(&base, Comp::Gzip), (&arm, Comp::Plain)]);
+    l.index(vec![a, b], "multi", true);
+    let dest = format!("docker://{}/test/multi:1", reg.addr);
+    skopeo(&["--all", "--preserve-digests", &format!("oci:{}:multi", l.dir.display()), &dest]);
+    let rt = rt();
+    let (t, s) = new_store();
+    let r = format!("{}/test/multi:1", reg.addr);
+    let rep = rt.block_on(registry::pull(&s, &r, &PullOptions::default())).unwrap();
+    assert_eq!(read_in_image(&s, &r, "arch").as_deref(), Some("amd64\n"));
+    assert_eq!(read_in_image(&s, &r, "zstd-was-here").as_deref(), Some("z"));
+    assert_eq!(read_in_image(&s, &r, "gone"), None);
+    assert_eq!(read_in_image(&s, &r, "data/new").as_deref(), Some("n"));
+    // The opaque directory hides the lower `data/old`.
+    let top_data = s.resolve(&r).unwrap().layers[1].join("data");
+    let opaque = xattr_get(&top_data, "trusted.overlay.opaque");
+    assert_eq!(opaque.as_deref(), Some(&b"y"[..]));
+    let ins = s.inspect(&r).unwrap();
+    assert_eq!(ins.architecture, "amd64");
+    // The repo digest is the index's digest, as docker records it.
+    assert_eq!(ins.repo_digests, vec![format!("{}/test/multi@{}", reg.addr, rep.digest)]);
+    // An explicit platform picks the other entry.
+    let arm_opts = PullOptions { platform: Some(Platform::parse("linux/arm64").unwrap()), ..Default::default() };
+    let rep2 = rt.block_on(registry::pull(&s, &r, &arm_opts)).unwrap();
+    assert_ne!(rep2.id, rep.id);
+    assert_eq!(read_in_image(&s, &r, "arch").as_deref(), Some("arm64\n"));
+    // The busybox layer both platforms share was stored once.
+    let layers = layer_dirs(&t.path());
+    assert_eq!(layers.len(), 5, "{layers:?}");
+    assert_eq!(reg.count_requests("GET", &format!("/blobs/{}", sha256(&gzip(&base)))), 1);
+    // A platform the index lacks: a sentence listing what it offers; nothing stored.
+    let s390 = PullOptions { platform: Some(Platform::parse("linux/s390x").unwrap()), ..Default::default() };
+    let err = rt.block_on(registry::pull(&s, &format!("{}/test/multi:1", reg.addr), &s390)).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("no matching manifest for linux/s390x") && msg.contains("linux/amd64, linux/arm64"), "{msg}");
+
+    // The amd64 image as Docker schema 2 (skopeo converts; zstd has no docker type, so an image
+    // without it), into another repository sharing the base layer.
+    let l2 = Layout::new(work.path().join("docker"));
+    let d = l2.image("amd64", &[(&base, Comp::Gzip), (&amd, Comp::Gzip)]);
+    l2.index(vec![d], "d", false);
+    let dref = format!("{}/test/docker:1", reg.addr);
+    skopeo(&["--format", "v2s2", &format!("oci:{}:d", l2.dir.display()), &format!("docker://{dref}")]);
+    let raw = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{dref}")])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&raw.stdout).contains("application/vnd.docker.distribution.manifest.v2+json"));
+    let (t2, s2) = new_store();
+    rt.block_on(registry::pull(&s2, &dref, &PullOptions::default())).unwrap();
+    assert_eq!(read_in_image(&s2, &dref, "data/old").as_deref(), Some("x"));
+    // Two images sharing a base: the second pull fetches only its own layers (the chain ids
+    // depend on the uncompressed layers, so the gzip and plain copies of `amd` are one layer).
+    let (seen, sink) = recorder();
+    let opts = PullOptions { progress: Some(sink), ..Default::default() };
+    rt.block_on(registry::pull(&s2, &r, &opts)).unwrap();
+    assert_eq!(layer_dirs(&t2.path()).len(), 4);
+    let ev = seen.lock().unwrap().clone();
+    assert_eq!(ev.iter().filter(|p| matches!(p, Progress::Exists(_))).count(), 2, "{ev:?}");
+    assert_eq!(ev.iter().filter(|p| matches!(p, Progress::Done(_))).count(), 2, "{ev:?}");
+    assert!(tmp_entries(&t2.path()).is_empty());
+}
+
+/// An xattr's value (None when unset).
+fn xattr_get(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 64];
+    match rustix::fs::lgetxattr(path, name, &mut buf) {
+        Ok(n) => Some(buf[..n].to_vec()),
+        Err(_) => None,
+    }
+}
+
+/// Asserts a failed pull left no image, no staging debris and none of `absent` layers.
+fn nothing_half_stored(t: &TempRoot, s: &ImageStore, absent: &[String]) {
+    assert!(s.image_ids().unwrap().is_empty());
+    assert!(tmp_entries(&t.path()).is_empty(), "{:?}", tmp_entries(&t.path()));
+    let layers = layer_dirs(&t.path());
+    for a in absent {
+        assert!(!layers.contains(&a[7..]), "layer {a} was stored");
+    }
+}
+
+/// A hostile "registry" (not the real one: the attacker) whose manifest never ends.
+fn endless_manifest_server() -> (String, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, BufReader};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let h = std::thread::spawn(move || {
+        for _ in 0..5 {
+            let Ok((s, _)) = l.accept() else { return };
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut first = String::new();
+            let _ = r.read_line(&mut first);
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                    break;
+                }
+            }
+            let mut w = s;
+            if !first.starts_with("GET ") {
+                continue; // berth tries HTTPS first
+            }
+            if first.contains(" /v2/ ") {
+                let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+                continue;
+            }
+            let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n{\"schemaVersion\":2,\"x\":\"");
+            let chunk = vec![b'a'; 1 << 16];
+            // 64 MiB at most: the client must stop long before.
+            for _ in 0..1024 {
+                if w.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+            return;
+        }
+    });
+    (addr, h)
+}
+
+#[test]
+fn faults_are_clear_errors_and_store_nothing() {
+    if !require_root() {
+        return;
+    }
+    let reg = Registry::start(RegistryAuth::None);
+    let rt = rt();
+    let (_ta, a) = new_store();
+    a.import(&busybox_tar()[..], Some("bb:local"), &[]).unwrap();
+    let top = layer(&[E::File("top", &"t".repeat(100_000), 0o644)]);
+    let work = tempfile::tempdir().unwrap();
+    let l = Layout::new(work.path().join("img"));
+    let d = l.image("amd64", &[(&busybox_tar(), Comp::Gzip), (&top, Comp::Gzip)]);
+    l.index(vec![d], "x", false);
+    for repo in ["corrupt", "missing", "fine"] {
+        skopeo(&[&format!("oci:{}:x", l.dir.display()), &format!("docker://{}/t/{repo}:1", reg.addr)]);
+    }
+    let top_blob = sha256(&gzip(&top));
+    let top_chain_free = sha256(&top); // diff id; its chain id differs, checked through image absence
+
+    // 1. Bytes that do not match their digest (the registry's storage file changed in place).
+    // Every repository shares the blob file, so damage it, try, then restore it.
+    let file = reg.blob_file(&top_blob);
+    let good = fs::read(&file).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    fs::write(&file, &bad).unwrap();
+    let (t, s) = new_store();
+    let err = rt.block_on(registry::pull(&s, &format!("{}/t/corrupt:1", reg.addr), &PullOptions::default())).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("layer {top_blob}")) && msg.contains("arrived with digest"), "{msg}");
+    assert!(msg.contains("nothing of it was stored"), "{msg}");
+    nothing_half_stored(&t, &s, &[]);
+    assert!(layer_dirs(&t.path()).len() <= 1, "only the verified base layer may stay");
+    fs::write(&file, &good).unwrap();
+
+    // 2. A manifest naming a blob the registry does not have.
+    fs::remove_file(&file).unwrap();
+    let (t, s) = new_store();
+    let err = rt.block_on(registry::pull(&s, &format!("{}/t/missing:1", reg.addr), &PullOptions::default())).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("has no blob {top_blob}")), "{msg}");
+    nothing_half_stored(&t, &s, &[]);
+    fs::write(&file, &good).unwrap();
+
+    // 3. An unknown tag.
+    let (t, s) = new_store();
+    let err = rt.block_on(registry::pull(&s, &format!("{}/t/fine:nope", reg.addr), &PullOptions::default())).unwrap_err();
+    assert_eq!(err.to_string(), format!("manifest for {}/t/fine:nope not found: manifest unknown", reg.addr));
+    nothing_half_stored(&t, &s, &[]);
+
+    // 4. An absurdly large manifest, from a hostile server.
+    let (addr, h) = endless_manifest_server();
+    let err = rt.block_on(registry::pull(&s, &format!("{addr}/evil:1"), &PullOptions::default())).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("larger than 4194304 bytes"), "{msg}");
+    nothing_half_stored(&t, &s, &[]);
+    let _ = h.join();
+
+    // 5. An invalid reference and a bad platform are refused before any request.
+    assert!(matches!(
+        rt.block_on(registry::pull(&s, "Bad:Ref:x", &PullOptions::default())),
+        Err(ImageError::InvalidReference { .. })
+    ));
+    assert!(Platform::parse("linux/").is_err());
+
+    // And after all that, the intact image pulls.
+    rt.block_on(registry::pull(&s, &format!("{}/t/fine:1", reg.addr), &PullOptions::default())).unwrap();
+    assert_eq!(read_in_image(&s, &format!("{}/t/fine:1", reg.addr), "top").map(|c| c.len()), Some(100_000));
+    let _ = top_chain_free;
+}

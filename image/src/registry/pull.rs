@@ -3,6 +3,7 @@
 
 use std::io::{self, Read};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
@@ -357,6 +358,7 @@ async fn fetch_layer(
     d: &Desc,
     diff_id: &str,
     progress: &Option<ProgressSink>,
+    cancel: &AtomicBool,
 ) -> Result<StagedLayer, LayerFailure> {
     let short = short_digest(&d.digest);
     let resp = match get_blob(client, reference, &d.digest).await {
@@ -398,6 +400,12 @@ async fn fetch_layer(
     let mut current = 0u64;
     let mut net_err = None;
     loop {
+        if cancel.load(Ordering::SeqCst) {
+            // Dropping the sender without the end marker fails the unpacker, which removes
+            // its staging directory before we return.
+            net_err = Some(RegistryError::Push("cancelled".into()));
+            break;
+        }
         match resp.chunk().await {
             Ok(Some(c)) => {
                 current += c.len() as u64;
@@ -430,11 +438,8 @@ async fn fetch_layer(
     if over {
         return Err(size_err(count));
     }
-    let staged = staged.map_err(LayerFailure::Fatal)?;
-    drained.map_err(|e| {
-        LayerFailure::Fatal(ImageError::Unpack { path: "(layer)".into(), reason: e.to_string() })
-    })?;
-    if digest != d.digest {
+    // A damaged blob usually breaks decompression too; the digest says what really happened.
+    if drained.is_ok() && digest != d.digest {
         return Err(LayerFailure::Fatal(
             RegistryError::DigestMismatch {
                 what: "layer",
@@ -445,9 +450,13 @@ async fn fetch_layer(
             .into(),
         ));
     }
-    if count != d.size {
+    if drained.is_ok() && count != d.size {
         return Err(size_err(count));
     }
+    let staged = staged.map_err(LayerFailure::Fatal)?;
+    drained.map_err(|e| {
+        LayerFailure::Fatal(ImageError::Unpack { path: "(layer)".into(), reason: e.to_string() })
+    })?;
     if staged.diff_id != diff_id {
         return Err(LayerFailure::Fatal(
             RegistryError::DigestMismatch {
@@ -473,7 +482,11 @@ async fn ensure_layer(
     diff_id: String,
     chain: String,
     progress: Option<ProgressSink>,
+    cancel: Arc<AtomicBool>,
 ) -> Result<(), ImageError> {
+    if cancel.load(Ordering::SeqCst) {
+        return Ok(()); // another layer failed; the pull is over
+    }
     let short = short_digest(&d.digest);
     let source = BlobSource {
         digest: d.digest.clone(),
@@ -503,7 +516,7 @@ async fn ensure_layer(
     }
     let mut attempt = 0;
     let staged = loop {
-        match fetch_layer(&client, &store, &reference, &d, &diff_id, &progress).await {
+        match fetch_layer(&client, &store, &reference, &d, &diff_id, &progress, &cancel).await {
             Ok(s) => break s,
             Err(LayerFailure::Network(e)) if attempt + 1 < LAYER_ATTEMPTS => {
                 tracing::debug!(layer = %d.digest, "retrying after {e}");
@@ -605,23 +618,31 @@ pub async fn pull(
     let mut wanted: Vec<usize> = (0..layers.len()).collect();
     for round in 0..3 {
         let sem = Arc::new(Semaphore::new(opts.max_concurrent.max(1)));
+        let cancel = Arc::new(AtomicBool::new(false));
         let mut set = JoinSet::new();
         for &i in &wanted {
             let (client, store, r2) = (client.clone(), store.clone(), r.clone());
             let (d, diff, chain) = (layers[i].clone(), diff_ids[i].clone(), chains[i].clone());
-            let (sem, progress) = (sem.clone(), opts.progress.clone());
+            let (sem, progress, cancel) = (sem.clone(), opts.progress.clone(), cancel.clone());
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await;
-                ensure_layer(client, store, r2, d, diff, chain, progress).await
+                ensure_layer(client, store, r2, d, diff, chain, progress, cancel).await
             });
         }
+        let mut first_err = None;
         while let Some(res) = set.join_next().await {
             let res = res.map_err(ImageError::from).and_then(|r| r);
-            if let Err(e) = res {
-                set.abort_all();
-                while set.join_next().await.is_some() {}
-                return Err(e);
+            if let Err(e) = res
+                && first_err.is_none()
+            {
+                // Stop the other downloads and wait for them: each removes its staging
+                // directory before it returns, so nothing is left when the pull fails.
+                cancel.store(true, Ordering::SeqCst);
+                first_err = Some(e);
             }
+        }
+        if let Some(e) = first_err {
+            return Err(e);
         }
         let st = store.clone();
         let (cfg_bytes, ch, t, rd) =
