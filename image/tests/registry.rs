@@ -205,7 +205,11 @@ fn berth_pushes_and_pulls_back_the_same_image() {
     let rt = rt();
     let (seen, sink) = recorder();
     let pushed = rt
-        .block_on(registry::push(&a, &target, &PushOptions { progress: Some(sink), ..Default::default() }))
+        .block_on(registry::push(
+            &a,
+            &target,
+            &PushOptions { progress: Some(sink), ..Default::default() },
+        ))
         .unwrap();
     assert!(pushed.digest.starts_with("sha256:"));
     assert!(seen.lock().unwrap().iter().any(|p| matches!(p, Progress::Done(_))));
@@ -223,8 +227,12 @@ fn berth_pushes_and_pulls_back_the_same_image() {
 
     // Pushed again: every blob is already there.
     let (seen, sink) = recorder();
-    rt.block_on(registry::push(&a, &target, &PushOptions { progress: Some(sink), ..Default::default() }))
-        .unwrap();
+    rt.block_on(registry::push(
+        &a,
+        &target,
+        &PushOptions { progress: Some(sink), ..Default::default() },
+    ))
+    .unwrap();
     let ev = seen.lock().unwrap().clone();
     assert!(ev.iter().any(|p| matches!(p, Progress::Exists(_))), "{ev:?}");
     assert!(!ev.iter().any(|p| matches!(p, Progress::Done(_))), "{ev:?}");
@@ -232,10 +240,17 @@ fn berth_pushes_and_pulls_back_the_same_image() {
     let other = format!("{}/other/bb:2", reg.addr);
     a.tag("bb:local", &other).unwrap();
     let (seen, sink) = recorder();
-    rt.block_on(registry::push(&a, &other, &PushOptions { progress: Some(sink), ..Default::default() }))
-        .unwrap();
+    rt.block_on(registry::push(
+        &a,
+        &other,
+        &PushOptions { progress: Some(sink), ..Default::default() },
+    ))
+    .unwrap();
     let ev = seen.lock().unwrap().clone();
-    assert!(ev.iter().any(|p| matches!(p, Progress::Mounted { from, .. } if from == "test/bb")), "{ev:?}");
+    assert!(
+        ev.iter().any(|p| matches!(p, Progress::Mounted { from, .. } if from == "test/bb")),
+        "{ev:?}"
+    );
 
     // Pulled into an empty store: the same image id, its repo digest recorded.
     let (_t2, b) = new_store();
@@ -271,7 +286,12 @@ fn pulls_what_skopeo_pushed_index_media_types_compressions_whiteouts() {
     let reg = Registry::start(RegistryAuth::None);
     let work = tempfile::tempdir().unwrap();
     let base = busybox_tar();
-    let amd = layer(&[E::File("arch", "amd64\n", 0o644), E::Dir("data/"), E::File("data/old", "x", 0o644), E::File("gone", "g", 0o644)]);
+    let amd = layer(&[
+        E::File("arch", "amd64\n", 0o644),
+        E::Dir("data/"),
+        E::File("data/old", "x", 0o644),
+        E::File("gone", "g", 0o644),
+    ]);
     let arm = layer(&[E::File("arch", "arm64\n", 0o644)]);
     // Whiteout of `gone` and an opaque `data/` with a new file.
     let wh = layer(&[
@@ -282,7 +302,10 @@ fn pulls_what_skopeo_pushed_index_media_types_compressions_whiteouts() {
     ]);
     let zst = layer(&[E::File("zstd-was-here", "z", 0o644)]);
     let l = Layout::new(work.path().join("multi"));
-    let a = l.image("amd64", &[(&base, Comp::Gzip), (&amd, Comp::Plain), (&wh, Comp::Gzip), (&zst, Comp::Zstd)]);
+    let a = l.image(
+        "amd64",
+        &[(&base, Comp::Gzip), (&amd, Comp::Plain), (&wh, Comp::Gzip), (&zst, Comp::Zstd)],
+    );
     let b = l.image("arm64", &[(&base, Comp::Gzip), (&arm, Comp::Plain)]);
     l.index(vec![a, b], "multi", true);
     let dest = format!("docker://{}/test/multi:1", reg.addr);
@@ -304,7 +327,10 @@ fn pulls_what_skopeo_pushed_index_media_types_compressions_whiteouts() {
     // The repo digest is the index's digest, as docker records it.
     assert_eq!(ins.repo_digests, vec![format!("{}/test/multi@{}", reg.addr, rep.digest)]);
     // An explicit platform picks the other entry.
-    let arm_opts = PullOptions { platform: Some(Platform::parse("linux/arm64").unwrap()), ..Default::default() };
+    let arm_opts = PullOptions {
+        platform: Some(Platform::parse("linux/arm64").unwrap()),
+        ..Default::default()
+    };
     let rep2 = rt.block_on(registry::pull(&s, &r, &arm_opts)).unwrap();
     assert_ne!(rep2.id, rep.id);
     assert_eq!(read_in_image(&s, &r, "arch").as_deref(), Some("arm64\n"));
@@ -313,10 +339,18 @@ fn pulls_what_skopeo_pushed_index_media_types_compressions_whiteouts() {
     assert_eq!(layers.len(), 5, "{layers:?}");
     assert_eq!(reg.count_requests("GET", &format!("/blobs/{}", sha256(&gzip(&base)))), 1);
     // A platform the index lacks: a sentence listing what it offers; nothing stored.
-    let s390 = PullOptions { platform: Some(Platform::parse("linux/s390x").unwrap()), ..Default::default() };
-    let err = rt.block_on(registry::pull(&s, &format!("{}/test/multi:1", reg.addr), &s390)).unwrap_err();
+    let s390 = PullOptions {
+        platform: Some(Platform::parse("linux/s390x").unwrap()),
+        ..Default::default()
+    };
+    let err =
+        rt.block_on(registry::pull(&s, &format!("{}/test/multi:1", reg.addr), &s390)).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("no matching manifest for linux/s390x") && msg.contains("linux/amd64, linux/arm64"), "{msg}");
+    assert!(
+        msg.contains("no matching manifest for linux/s390x")
+            && msg.contains("linux/amd64, linux/arm64"),
+        "{msg}"
+    );
 
     // The amd64 image as Docker schema 2 (skopeo converts; zstd has no docker type, so an image
     // without it), into another repository sharing the base layer.
@@ -324,12 +358,20 @@ fn pulls_what_skopeo_pushed_index_media_types_compressions_whiteouts() {
     let d = l2.image("amd64", &[(&base, Comp::Gzip), (&amd, Comp::Gzip)]);
     l2.index(vec![d], "d", false);
     let dref = format!("{}/test/docker:1", reg.addr);
-    skopeo(&["--format", "v2s2", &format!("oci:{}:d", l2.dir.display()), &format!("docker://{dref}")]);
+    skopeo(&[
+        "--format",
+        "v2s2",
+        &format!("oci:{}:d", l2.dir.display()),
+        &format!("docker://{dref}"),
+    ]);
     let raw = Command::new("skopeo")
         .args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{dref}")])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&raw.stdout).contains("application/vnd.docker.distribution.manifest.v2+json"));
+    assert!(
+        String::from_utf8_lossy(&raw.stdout)
+            .contains("application/vnd.docker.distribution.manifest.v2+json")
+    );
     let (t2, s2) = new_store();
     rt.block_on(registry::pull(&s2, &dref, &PullOptions::default())).unwrap();
     assert_eq!(read_in_image(&s2, &dref, "data/old").as_deref(), Some("x"));
@@ -387,7 +429,9 @@ fn endless_manifest_server() -> (String, std::thread::JoinHandle<()>) {
                 continue; // berth tries HTTPS first
             }
             if first.contains(" /v2/ ") {
-                let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+                let _ = w.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+                );
                 continue;
             }
             let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n{\"schemaVersion\":2,\"x\":\"");
@@ -419,7 +463,10 @@ fn faults_are_clear_errors_and_store_nothing() {
     let d = l.image("amd64", &[(&busybox_tar(), Comp::Gzip), (&top, Comp::Gzip)]);
     l.index(vec![d], "x", false);
     for repo in ["corrupt", "missing", "fine"] {
-        skopeo(&[&format!("oci:{}:x", l.dir.display()), &format!("docker://{}/t/{repo}:1", reg.addr)]);
+        skopeo(&[
+            &format!("oci:{}:x", l.dir.display()),
+            &format!("docker://{}/t/{repo}:1", reg.addr),
+        ]);
     }
     let top_blob = sha256(&gzip(&top));
     let top_chain_free = sha256(&top); // diff id; its chain id differs, checked through image absence
@@ -433,9 +480,14 @@ fn faults_are_clear_errors_and_store_nothing() {
     bad[mid] ^= 0xff;
     fs::write(&file, &bad).unwrap();
     let (t, s) = new_store();
-    let err = rt.block_on(registry::pull(&s, &format!("{}/t/corrupt:1", reg.addr), &PullOptions::default())).unwrap_err();
+    let err = rt
+        .block_on(registry::pull(&s, &format!("{}/t/corrupt:1", reg.addr), &PullOptions::default()))
+        .unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains(&format!("layer {top_blob}")) && msg.contains("arrived with digest"), "{msg}");
+    assert!(
+        msg.contains(&format!("layer {top_blob}")) && msg.contains("arrived with digest"),
+        "{msg}"
+    );
     assert!(msg.contains("nothing of it was stored"), "{msg}");
     nothing_half_stored(&t, &s, &[]);
     assert!(layer_dirs(&t.path()).len() <= 1, "only the verified base layer may stay");
@@ -444,7 +496,9 @@ fn faults_are_clear_errors_and_store_nothing() {
     // 2. A manifest naming a blob the registry does not have.
     fs::remove_file(&file).unwrap();
     let (t, s) = new_store();
-    let err = rt.block_on(registry::pull(&s, &format!("{}/t/missing:1", reg.addr), &PullOptions::default())).unwrap_err();
+    let err = rt
+        .block_on(registry::pull(&s, &format!("{}/t/missing:1", reg.addr), &PullOptions::default()))
+        .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains(&format!("has no blob {top_blob}")), "{msg}");
     nothing_half_stored(&t, &s, &[]);
@@ -452,13 +506,20 @@ fn faults_are_clear_errors_and_store_nothing() {
 
     // 3. An unknown tag.
     let (t, s) = new_store();
-    let err = rt.block_on(registry::pull(&s, &format!("{}/t/fine:nope", reg.addr), &PullOptions::default())).unwrap_err();
-    assert_eq!(err.to_string(), format!("manifest for {}/t/fine:nope not found: manifest unknown", reg.addr));
+    let err = rt
+        .block_on(registry::pull(&s, &format!("{}/t/fine:nope", reg.addr), &PullOptions::default()))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("manifest for {}/t/fine:nope not found: manifest unknown", reg.addr)
+    );
     nothing_half_stored(&t, &s, &[]);
 
     // 4. An absurdly large manifest, from a hostile server.
     let (addr, h) = endless_manifest_server();
-    let err = rt.block_on(registry::pull(&s, &format!("{addr}/evil:1"), &PullOptions::default())).unwrap_err();
+    let err = rt
+        .block_on(registry::pull(&s, &format!("{addr}/evil:1"), &PullOptions::default()))
+        .unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("larger than 4194304 bytes"), "{msg}");
     nothing_half_stored(&t, &s, &[]);
@@ -472,7 +533,215 @@ fn faults_are_clear_errors_and_store_nothing() {
     assert!(Platform::parse("linux/").is_err());
 
     // And after all that, the intact image pulls.
-    rt.block_on(registry::pull(&s, &format!("{}/t/fine:1", reg.addr), &PullOptions::default())).unwrap();
-    assert_eq!(read_in_image(&s, &format!("{}/t/fine:1", reg.addr), "top").map(|c| c.len()), Some(100_000));
+    rt.block_on(registry::pull(&s, &format!("{}/t/fine:1", reg.addr), &PullOptions::default()))
+        .unwrap();
+    assert_eq!(
+        read_in_image(&s, &format!("{}/t/fine:1", reg.addr), "top").map(|c| c.len()),
+        Some(100_000)
+    );
     let _ = top_chain_free;
+}
+
+/// Pseudo-random, incompressible bytes (xorshift), so a layer stays big on the wire.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// A tar with one file of `len` noise bytes.
+fn big_layer(name: &str, len: usize, seed: u64) -> Vec<u8> {
+    common::build_tar(&[(name, noise(len, seed))])
+}
+
+/// A progress sink that SIGKILLs `pid` when bytes of layer `short` start to arrive.
+fn kill_when_started(pid: u32, short: String) -> registry::ProgressSink {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    Arc::new(move |p| {
+        if let Progress::Bytes { id, .. } = &p
+            && *id == short
+            && !done.swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            // SAFETY: kill has no memory-safety preconditions; pid is the test's own child.
+            let rc = unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            assert_eq!(rc, 0);
+        }
+    })
+}
+
+#[test]
+fn a_pull_cut_off_mid_layer_stores_no_image_and_the_next_pull_reuses_what_was_verified() {
+    if !require_root() {
+        return;
+    }
+    let mut reg = Registry::start(RegistryAuth::None);
+    let work = tempfile::tempdir().unwrap();
+    let small = layer(&[E::File("small", "s", 0o644)]);
+    let big = big_layer("big", 48 << 20, 7);
+    let l = Layout::new(work.path().join("img"));
+    let d = l.image("amd64", &[(&small, Comp::Gzip), (&big, Comp::Plain)]);
+    l.index(vec![d], "x", false);
+    let r = format!("{}/t/cut:1", reg.addr);
+    // --preserve-digests: skopeo would otherwise gzip the plain layer.
+    skopeo(&[
+        "--preserve-digests",
+        &format!("oci:{}:x", l.dir.display()),
+        &format!("docker://{r}"),
+    ]);
+    let small2 = layer(&[E::File("small2", "s2", 0o644)]);
+    let big2 = big_layer("big2", 48 << 20, 11);
+    let l2 = Layout::new(work.path().join("img2"));
+    let d2 = l2.image("amd64", &[(&small2, Comp::Gzip), (&big2, Comp::Plain)]);
+    l2.index(vec![d2], "x", false);
+    let r2 = format!("{}/t/cut2:1", reg.addr);
+    skopeo(&[
+        "--preserve-digests",
+        &format!("oci:{}:x", l2.dir.display()),
+        &format!("docker://{r2}"),
+    ]);
+
+    let rt = rt();
+    let (t, s) = new_store();
+    // One layer at a time: the small one is complete when the big one is cut.
+    let opts = |sink| PullOptions { max_concurrent: 1, progress: Some(sink), ..Default::default() };
+    let big_short = sha256(&big)[7..19].to_string();
+    let err = rt
+        .block_on(registry::pull(&s, &r, &opts(kill_when_started(reg.pid().unwrap(), big_short))))
+        .unwrap_err();
+    assert!(err.to_string().contains(&format!("cannot reach the registry {}", reg.addr)), "{err}");
+    assert!(s.image_ids().unwrap().is_empty());
+    assert!(tmp_entries(&t.path()).is_empty(), "{:?}", tmp_entries(&t.path()));
+    assert_eq!(layer_dirs(&t.path()).len(), 1, "the verified small layer is kept");
+
+    // The registry is back: the pull finishes, re-using the small layer.
+    reg.restart();
+    let (seen, sink) = recorder();
+    rt.block_on(registry::pull(&s, &r, &opts(sink))).unwrap();
+    let ev = seen.lock().unwrap().clone();
+    assert!(ev.contains(&Progress::Exists(sha256(&gzip(&small))[7..19].to_string())), "{ev:?}");
+    assert_eq!(read_in_image(&s, &r, "small").as_deref(), Some("s"));
+    assert_eq!(layer_dirs(&t.path()).len(), 2);
+
+    // Cut another pull; prune removes what it left (the orphan small2), not the image's layers.
+    let big2_short = sha256(&big2)[7..19].to_string();
+    rt.block_on(registry::pull(&s, &r2, &opts(kill_when_started(reg.pid().unwrap(), big2_short))))
+        .unwrap_err();
+    assert_eq!(layer_dirs(&t.path()).len(), 3);
+    let report = s.prune(false, &|_| false).unwrap();
+    assert!(report.space_reclaimed >= 2, "{report:?}");
+    assert_eq!(layer_dirs(&t.path()).len(), 2);
+    assert_eq!(read_in_image(&s, &r, "small").as_deref(), Some("s"));
+}
+
+#[test]
+fn concurrent_pulls_of_one_image_fetch_and_store_each_layer_once() {
+    if !require_root() {
+        return;
+    }
+    let reg = Registry::start(RegistryAuth::None);
+    let work = tempfile::tempdir().unwrap();
+    let big = big_layer("big", 24 << 20, 3);
+    let l = Layout::new(work.path().join("img"));
+    let d = l.image("amd64", &[(&busybox_tar(), Comp::Gzip), (&big, Comp::Gzip)]);
+    l.index(vec![d], "x", false);
+    let r = format!("{}/t/both:1", reg.addr);
+    skopeo(&[&format!("oci:{}:x", l.dir.display()), &format!("docker://{r}")]);
+    let t = TempRoot::new().unwrap();
+    // Two stores on one root, each with its own runtime and lock files, as two processes.
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let (root, r) = (t.path(), r.clone());
+            std::thread::spawn(move || {
+                let s = ImageStore::open(&StateRoot::open(&root).unwrap()).unwrap();
+                rt().block_on(registry::pull(&s, &r, &PullOptions::default())).map(|p| p.id)
+            })
+        })
+        .collect();
+    let ids: Vec<String> = handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect();
+    assert_eq!(ids[0], ids[1]);
+    assert_eq!(layer_dirs(&t.path()).len(), 2);
+    let big_blob = sha256(&gzip(&big));
+    assert_eq!(reg.count_requests("GET", &format!("/blobs/{big_blob}")), 1, "{}", reg.log());
+    let s = ImageStore::open(&StateRoot::open(&t.path()).unwrap()).unwrap();
+    assert_eq!(s.image_ids().unwrap(), vec![ids[0].clone()]);
+}
+
+/// One docker config directory for this test binary (the override is process-wide).
+fn docker_config() -> PathBuf {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let d = DIR.get_or_init(|| tempfile::tempdir().unwrap()).path().to_path_buf();
+    registry::set_docker_config_dir(Some(d.clone()));
+    d
+}
+
+fn auth_flow(kind: &str) {
+    let (user, password) = ("tester".to_string(), "s3cret-pw".to_string());
+    let auth = if kind == "basic" {
+        RegistryAuth::Basic { user: user.clone(), password: password.clone() }
+    } else {
+        RegistryAuth::Token { user: user.clone(), password: password.clone() }
+    };
+    let reg = Registry::start(auth);
+    let cfg = docker_config();
+    let rt = rt();
+    let (_ta, a) = new_store();
+    a.import(&busybox_tar()[..], Some("bb:local"), &[]).unwrap();
+    let r = format!("{}/private/bb:1", reg.addr);
+    a.tag("bb:local", &r).unwrap();
+    // Without login: 401, a sentence saying to log in.
+    let err = rt.block_on(registry::push(&a, &r, &PushOptions::default())).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "push access denied for {0}/private/bb: the repository does not exist or needs credentials (berth login {0})",
+            reg.addr
+        )
+    );
+    // A wrong password: refused, nothing written.
+    let wrong = Credentials { username: user.clone(), password: "nope".into() };
+    let err = rt.block_on(registry::login(&reg.addr, wrong)).unwrap_err();
+    assert!(err.to_string().contains("refused the credentials of \"tester\""), "{err}");
+    let config_text = fs::read_to_string(cfg.join("config.json")).unwrap_or_default();
+    assert!(!config_text.contains(&reg.addr), "{config_text}");
+    // The right one: stored as docker does, then push and pull work.
+    let good = Credentials { username: user.clone(), password: password.clone() };
+    assert_eq!(rt.block_on(registry::login(&reg.addr, good)).unwrap(), reg.addr);
+    let v: serde_json::Value =
+        serde_json::from_slice(&fs::read(cfg.join("config.json")).unwrap()).unwrap();
+    use base64::Engine as _;
+    let want = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    assert_eq!(v["auths"][&reg.addr]["auth"], want);
+    rt.block_on(registry::push(&a, &r, &PushOptions::default())).unwrap();
+    let (_tb, b) = new_store();
+    rt.block_on(registry::pull(&b, &r, &PullOptions::default())).unwrap();
+    // Logged out: denied again.
+    assert_eq!(registry::logout(&reg.addr).unwrap(), (reg.addr.clone(), true));
+    assert_eq!(registry::logout(&reg.addr).unwrap(), (reg.addr.clone(), false));
+    let (_tc, c) = new_store();
+    let err = rt.block_on(registry::pull(&c, &r, &PullOptions::default())).unwrap_err();
+    assert!(err.to_string().starts_with("pull access denied"), "{err}");
+    assert!(c.image_ids().unwrap().is_empty());
+}
+
+#[test]
+fn htpasswd_basic_auth_login_push_pull_logout() {
+    if !require_root() {
+        return;
+    }
+    auth_flow("basic");
+}
+
+#[test]
+fn token_server_bearer_flow_login_push_pull_logout() {
+    if !require_root() {
+        return;
+    }
+    auth_flow("token");
 }

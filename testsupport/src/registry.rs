@@ -71,10 +71,7 @@ impl Registry {
                 assert!(out.status.success(), "htpasswd failed");
                 let file = dir.path().join("htpasswd");
                 std::fs::write(&file, &out.stdout).expect("write htpasswd");
-                format!(
-                    "auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n",
-                    file.display()
-                )
+                format!("auth:\n  htpasswd:\n    realm: berth-test\n    path: {}\n", file.display())
             }
             RegistryAuth::Token { user, password } => {
                 let t = TokenServer::start(dir.path(), user, password);
@@ -207,7 +204,17 @@ impl TokenServer {
         let key = dir.join("token.key");
         let cert = dir.join("token.crt");
         let st = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=berth-test-token"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=berth-test-token",
+            ])
             .arg("-keyout")
             .arg(&key)
             .arg("-out")
@@ -257,7 +264,9 @@ fn url_decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'%' if i + 2 < b.len() => {
-                let h = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                let h = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
                 match h {
                     Some(v) => {
                         out.push(v);
@@ -319,7 +328,9 @@ fn serve_token(
     let granted = match who.as_deref() {
         Some(up) if up == format!("{user}:{password}") => true,
         Some(_) => {
-            w.write_all(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+            w.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )?;
             return Ok(());
         }
         None => false,
@@ -366,7 +377,8 @@ fn serve_token(
     child.stdin.take().map(|mut i| i.write_all(signing_input.as_bytes()));
     let sig = child.wait_with_output()?.stdout;
     let token = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig));
-    let body = serde_json::json!({"token": token, "access_token": token, "expires_in": 600}).to_string();
+    let body =
+        serde_json::json!({"token": token, "access_token": token, "expires_in": 600}).to_string();
     write!(
         w,
         "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",

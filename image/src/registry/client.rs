@@ -217,8 +217,14 @@ impl Client {
                 Ok(())
             }
             Auth::Basic => {
-                let resp =
-                    self.retrying(|c, base| c.get(format!("{base}/v2/")), "login", true).await?;
+                let header = self.creds.as_ref().map(Credentials::basic).unwrap_or_default();
+                let resp = self
+                    .retrying(
+                        |c, base| c.get(format!("{base}/v2/")).header(AUTHORIZATION, &header),
+                        "login",
+                        true,
+                    )
+                    .await?;
                 if resp.status() == StatusCode::UNAUTHORIZED {
                     return Err(self.bad_creds().into());
                 }

@@ -9,8 +9,22 @@ use std::path::PathBuf;
 /// besides loopback ones; docker's `insecure-registries`.
 pub const INSECURE_ENV: &str = "BERTH_INSECURE_REGISTRIES";
 
-/// docker's client configuration directory: `$DOCKER_CONFIG`, else `$HOME/.docker`.
+static CONFIG_DIR: std::sync::RwLock<Option<PathBuf>> = std::sync::RwLock::new(None);
+
+/// Makes [`docker_config_dir`] return `dir` in this process (None: back to the environment),
+/// for embedders and tests that must not change the process environment.
+pub fn set_docker_config_dir(dir: Option<PathBuf>) {
+    if let Ok(mut d) = CONFIG_DIR.write() {
+        *d = dir;
+    }
+}
+
+/// docker's client configuration directory: `$DOCKER_CONFIG`, else `$HOME/.docker` (unless
+/// [`set_docker_config_dir`] chose one).
 pub fn docker_config_dir() -> PathBuf {
+    if let Some(d) = CONFIG_DIR.read().ok().and_then(|d| d.clone()) {
+        return d;
+    }
     if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }

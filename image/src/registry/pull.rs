@@ -363,7 +363,7 @@ async fn fetch_layer(
     let short = short_digest(&d.digest);
     let resp = match get_blob(client, reference, &d.digest).await {
         Ok(r) => r,
-        Err(e @ RegistryError::Unreachable { .. }) => return Err(LayerFailure::Network(e)),
+        // The request itself was already retried; only a break mid-stream is tried again.
         Err(e) => return Err(LayerFailure::Fatal(e.into())),
     };
     let size_err = |got: u64| {
@@ -624,8 +624,11 @@ pub async fn pull(
             let (client, store, r2) = (client.clone(), store.clone(), r.clone());
             let (d, diff, chain) = (layers[i].clone(), diff_ids[i].clone(), chains[i].clone());
             let (sem, progress, cancel) = (sem.clone(), opts.progress.clone(), cancel.clone());
+            // Permits are taken here, in layer order, so the bottom layers come first (as
+            // docker's downloads do) and an interrupted pull has kept the lowest ones.
+            let permit = sem.acquire_owned().await;
             set.spawn(async move {
-                let _permit = sem.acquire_owned().await;
+                let _permit = permit;
                 ensure_layer(client, store, r2, d, diff, chain, progress, cancel).await
             });
         }
