@@ -16,6 +16,7 @@
 mod archive;
 mod changes;
 mod copy;
+mod history;
 mod locks;
 mod mountpoints;
 mod reference;
@@ -29,6 +30,7 @@ mod usage;
 use berth_store::StoreError;
 
 pub use changes::apply_changes;
+pub use history::HistoryItem;
 pub use mountpoints::mount_point_layer;
 pub use reference::{DEFAULT_DOMAIN, DEFAULT_TAG, Reference};
 pub use store::{BlobSource, ImageStore, ListFilters, PruneReport, RemoveItem, ResolvedImage};

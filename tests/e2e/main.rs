@@ -24,6 +24,7 @@ mod net;
 mod net_faults;
 mod net_ipv6_ports;
 mod net_live;
+mod registry;
 mod run;
 mod samples;
 mod seal;

@@ -14,6 +14,12 @@ use super::EngineOpts;
 /// `berth image` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// Download an image from a registry.
+    Pull(super::image_pull::PullArgs),
+    /// Upload an image to a registry.
+    Push(super::image_pull::PushArgs),
+    /// Show the history of an image.
+    History(super::image_history::HistoryArgs),
     /// List images.
     #[command(alias = "list")]
     Ls(LsArgs),
@@ -126,7 +132,7 @@ pub fn human_size(n: u64) -> String {
 }
 
 /// Docker's "3 weeks ago" style.
-fn human_since(ts: i64) -> String {
+pub fn human_since(ts: i64) -> String {
     if ts <= 0 {
         return "N/A".to_string();
     }
@@ -204,6 +210,12 @@ fn confirm(prompt: &str) -> bool {
 
 /// Runs a `berth image` subcommand.
 pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
+    let cmd = match cmd {
+        Command::Pull(a) => return super::image_pull::run_pull(engine, a),
+        Command::Push(a) => return super::image_pull::run_push(engine, a),
+        Command::History(a) => return super::image_history::run(engine, a),
+        other => other,
+    };
     let store = open(engine)?;
     let mut out = io::stdout().lock();
     match cmd {
@@ -287,6 +299,7 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
             }
             let _ = args.all;
         }
+        Command::Pull(_) | Command::Push(_) | Command::History(_) => {}
         Command::Inspect { images, format } => {
             let code =
                 super::inspect_each(&images, format.as_deref(), &mut out, |k| store.inspect(k))?;

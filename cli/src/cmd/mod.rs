@@ -10,6 +10,9 @@ mod config;
 mod container;
 mod dns;
 mod image;
+mod image_history;
+mod image_pull;
+mod login;
 mod netflags;
 mod network;
 mod run;
@@ -118,6 +121,10 @@ enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(network::Command),
+    /// Log in to a registry.
+    Login(login::LoginArgs),
+    /// Log out from a registry.
+    Logout(login::LogoutArgs),
     /// Manage berth: prune, disk usage, information.
     #[command(subcommand)]
     System(system::Command),
@@ -164,6 +171,8 @@ pub fn main() -> ExitCode {
         Command::Volume(cmd) => volume::run(&cli.engine, cmd),
         Command::Network(cmd) => network::run(&cli.engine, cmd),
         Command::System(cmd) => system::run(&cli.engine, cmd),
+        Command::Login(args) => login::run_login(args),
+        Command::Logout(args) => login::run_logout(args),
         Command::Dns => dns::run(&cli.engine),
     };
     match result {

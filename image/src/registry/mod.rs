@@ -124,6 +124,18 @@ pub enum RegistryError {
         /// What the index lists.
         offered: String,
     },
+    /// A single-platform image for another platform than the one asked for.
+    #[error(
+        "image with reference {reference} was found but does not match the specified platform: wanted {wanted}, actual: {actual}"
+    )]
+    PlatformMismatch {
+        /// The reference (familiar form).
+        reference: String,
+        /// The platform asked for.
+        wanted: String,
+        /// The image's.
+        actual: String,
+    },
     /// A platform string that does not parse.
     #[error(
         "invalid platform {0:?}: expected os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8"

@@ -598,6 +598,25 @@ pub async fn pull(
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
+    if let Some(want) = &opts.platform
+        && top.media_type != OCI_INDEX
+        && top.media_type != DOCKER_LIST
+    {
+        let get = |k: &str| cfg.get(k).and_then(Value::as_str);
+        let (os, arch) = (get("os").unwrap_or_default(), get("architecture").unwrap_or_default());
+        if !want.matches(os, arch, get("variant")) {
+            let actual = match get("variant") {
+                Some(v) => format!("{os}/{arch}/{v}"),
+                None => format!("{os}/{arch}"),
+            };
+            return Err(RegistryError::PlatformMismatch {
+                reference: r.to_string(),
+                wanted: want.to_string(),
+                actual,
+            }
+            .into());
+        }
+    }
     if diff_ids.len() != layers.len() {
         return Err(bad(
             &r,
