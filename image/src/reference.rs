@@ -53,7 +53,8 @@ impl Reference {
             None if digest.is_some() => (s_name, ""),
             None => (s_name, DEFAULT_TAG),
         };
-        if !(tag.is_empty() && digest.is_some()) && !valid_tag(tag) {
+        let digest_only = tag.is_empty() && digest.is_some();
+        if !digest_only && !valid_tag(tag) {
             return Err(bad("invalid tag"));
         }
         let (domain, path) = match name.split_once('/') {

@@ -27,7 +27,7 @@ fn rt() -> tokio::runtime::Runtime {
 
 fn new_store() -> (TempRoot, ImageStore) {
     let t = TempRoot::new().unwrap();
-    let root = StateRoot::open(&t.path()).unwrap();
+    let root = StateRoot::open(t.path()).unwrap();
     let s = ImageStore::open(&root).unwrap();
     (t, s)
 }
@@ -273,7 +273,7 @@ fn berth_pushes_and_pulls_back_the_same_image() {
     assert!(!again.updated);
     // save -> load of a pulled image gives the same id (its layers are complete).
     let mut saved = Vec::new();
-    b.save(&[target.clone()], &mut saved).unwrap();
+    b.save(std::slice::from_ref(&target), &mut saved).unwrap();
     let (_t3, c) = new_store();
     assert_eq!(c.load(&saved[..]).unwrap()[0].id, id);
 }
@@ -669,7 +669,7 @@ fn concurrent_pulls_of_one_image_fetch_and_store_each_layer_once() {
     assert_eq!(layer_dirs(&t.path()).len(), 2);
     let big_blob = sha256(&gzip(&big));
     assert_eq!(reg.count_requests("GET", &format!("/blobs/{big_blob}")), 1, "{}", reg.log());
-    let s = ImageStore::open(&StateRoot::open(&t.path()).unwrap()).unwrap();
+    let s = ImageStore::open(&StateRoot::open(t.path()).unwrap()).unwrap();
     assert_eq!(s.image_ids().unwrap(), vec![ids[0].clone()]);
 }
 
