@@ -196,3 +196,179 @@ fn two_processes_pulling_one_image_fetch_and_store_it_once() {
     let out = ok(berth_in(&b.path(), cfg.path(), &["image", "ls", "-q"], ""));
     assert_eq!(out.lines().count(), 1);
 }
+
+/// A forward proxy for plain HTTP on loopback (absolute-URI requests), sending everything to
+/// `upstream` whatever host the request names; CONNECT (HTTPS) is refused. Counts requests.
+fn forward_proxy(upstream: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::atomic::Ordering;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c2 = count.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(client) = conn else { return };
+            let (up, c3) = (upstream.clone(), c2.clone());
+            std::thread::spawn(move || {
+                let _ = client.set_read_timeout(Some(std::time::Duration::from_secs(10)));
+                let mut r = BufReader::new(client.try_clone().unwrap());
+                let mut w = client;
+                loop {
+                    let mut first = String::new();
+                    if r.read_line(&mut first).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut headers = Vec::new();
+                    let mut len = 0usize;
+                    loop {
+                        let mut h = String::new();
+                        if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((k, v)) = h.split_once(':') {
+                            if k.eq_ignore_ascii_case("content-length") {
+                                len = v.trim().parse().unwrap_or(0);
+                            }
+                            if k.eq_ignore_ascii_case("proxy-connection")
+                                || k.eq_ignore_ascii_case("connection")
+                            {
+                                continue;
+                            }
+                        }
+                        headers.push(h);
+                    }
+                    let mut parts = first.split_whitespace();
+                    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                    if method == "CONNECT" {
+                        let _ =
+                            w.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
+                        return;
+                    }
+                    c3.fetch_add(1, Ordering::SeqCst);
+                    let path = target
+                        .strip_prefix("http://")
+                        .and_then(|t| t.find('/').map(|i| t[i..].to_string()))
+                        .unwrap_or_else(|| target.to_string());
+                    let mut body = vec![0u8; len];
+                    if r.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    let Ok(mut u) = std::net::TcpStream::connect(&up) else { return };
+                    let mut req = format!("{method} {path} HTTP/1.1\r\n");
+                    for h in &headers {
+                        req.push_str(h);
+                    }
+                    req.push_str("Connection: close\r\n\r\n");
+                    if u.write_all(req.as_bytes()).and_then(|_| u.write_all(&body)).is_err() {
+                        return;
+                    }
+                    let mut resp = Vec::new();
+                    let _ = u.read_to_end(&mut resp);
+                    // One request per client connection: simplest framing.
+                    let _ = w.write_all(&resp);
+                    return;
+                }
+            });
+        }
+    });
+    (addr, count)
+}
+
+#[test]
+fn a_registry_named_insecure_is_reached_over_plain_http_through_the_proxy() {
+    if !require_root() {
+        return;
+    }
+    let reg = Registry::start(RegistryAuth::None);
+    let cfg = tempfile::tempdir().unwrap();
+    let (a, b) = (TempRoot::new().unwrap(), TempRoot::new().unwrap());
+    let r = format!("{}/team/px:1", reg.addr);
+    import_bb(&a.path(), cfg.path(), &r);
+    ok(berth_in(&a.path(), cfg.path(), &["image", "push", "-q", &r], ""));
+    // A name only the proxy knows (it sends everything to the registry): berth itself never
+    // resolves it, so nothing leaves loopback.
+    let port = reg.addr.rsplit(':').next().unwrap();
+    let name = format!("registry.berth-test.invalid:{port}");
+    let (proxy, count) = forward_proxy(reg.addr.clone());
+    let pull = |insecure: &str| {
+        Command::new(berth_bin())
+            .arg("--root")
+            .arg(b.path())
+            .args(["image", "pull", "-q", &format!("{name}/team/px:1")])
+            .env("DOCKER_CONFIG", cfg.path())
+            .env("HTTP_PROXY", format!("http://{proxy}"))
+            .env("HTTPS_PROXY", format!("http://{proxy}"))
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .env("BERTH_INSECURE_REGISTRIES", insecure)
+            .output()
+            .unwrap()
+    };
+    // Not named insecure: HTTPS only, which the proxy refuses; a clear error.
+    let err = fails(pull(""));
+    assert!(err.contains(&format!("cannot reach the registry {name}")), "{err}");
+    assert!(count.load(std::sync::atomic::Ordering::SeqCst) == 0);
+    // Named insecure: plain HTTP, through the proxy.
+    let out = ok(pull(&format!("other.example, {name}")));
+    assert_eq!(out, format!("{name}/team/px:1\n"));
+    assert!(count.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+}
+
+#[test]
+fn credentials_from_a_docker_credential_helper() {
+    if !require_root() {
+        return;
+    }
+    let reg = Registry::start(RegistryAuth::Basic { user: "hu".into(), password: "hp".into() });
+    let cfg = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    // A helper speaking docker's protocol, keeping one credential in a file beside it.
+    let store = bin.path().join("store.json");
+    let helper = bin.path().join("docker-credential-berthtest");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nS={}\ncase \"$1\" in\n store) cat > \"$S\" ;;\n get) read server; if [ -f \"$S\" ]; then cat \"$S\"; else echo 'credentials not found in native keychain'; exit 1; fi ;;\n erase) read server; if [ -f \"$S\" ]; then rm \"$S\"; else echo 'credentials not found in native keychain'; exit 1; fi ;;\nesac\n",
+            store.display()
+        ),
+    )
+    .unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(&helper).unwrap().permissions(),
+        0o755,
+    );
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(cfg.path().join("config.json"), r#"{"credsStore": "berthtest", "other": 1}"#)
+        .unwrap();
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let run = |root: &Path, args: &[&str], stdin: &str| {
+        let mut c = Command::new(berth_bin())
+            .arg("--root")
+            .arg(root)
+            .args(args)
+            .env("DOCKER_CONFIG", cfg.path())
+            .env("PATH", &path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut c.stdin.take().unwrap(), stdin.as_bytes()).unwrap();
+        c.wait_with_output().unwrap()
+    };
+    let a = TempRoot::new().unwrap();
+    let r = format!("{}/team/h:1", reg.addr);
+    import_bb(&a.path(), cfg.path(), &r);
+    ok(run(&a.path(), &["login", "-u", "hu", "--password-stdin", &reg.addr], "hp"));
+    let stored = std::fs::read_to_string(&store).unwrap();
+    assert!(stored.contains("\"Secret\":\"hp\"") && stored.contains(&reg.addr), "{stored}");
+    let cfg_text = std::fs::read_to_string(cfg.path().join("config.json")).unwrap();
+    assert!(!cfg_text.contains("aHU6aHA"), "no password in config.json: {cfg_text}");
+    assert!(cfg_text.contains("\"other\": 1"), "other settings kept: {cfg_text}");
+    ok(run(&a.path(), &["image", "push", "-q", &r], ""));
+    ok(run(&a.path(), &["logout", &reg.addr], ""));
+    assert!(!store.exists());
+    let err = fails(run(&a.path(), &["image", "push", &r], ""));
+    assert!(err.contains("push access denied"), "{err}");
+}
