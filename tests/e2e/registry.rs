@@ -334,10 +334,6 @@ fn credentials_from_a_docker_credential_helper() {
         ),
     )
     .unwrap();
-    std::os::unix::fs::PermissionsExt::set_mode(
-        &mut std::fs::metadata(&helper).unwrap().permissions(),
-        0o755,
-    );
     std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     std::fs::write(cfg.path().join("config.json"), r#"{"credsStore": "berthtest", "other": 1}"#)
         .unwrap();
