@@ -27,6 +27,10 @@ pub(crate) struct Index {
     /// (`docker.io/library/busybox@sha256:…`), docker's `RepoDigests`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub repo_digests: BTreeMap<String, BTreeSet<String>>,
+    /// Fully qualified reference -> when a pull last fetched or confirmed it (RFC 3339), for
+    /// compose's `pull_policy: daily|weekly|every_…`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pulled: BTreeMap<String, String>,
 }
 
 /// What the index keeps per image besides its config blob.
@@ -283,6 +287,14 @@ impl ImageStore {
     }
 
     fn write_index(&self, idx: &Index) -> Result<(), ImageError> {
+        if idx.pulled.keys().any(|k| !idx.refs.contains_key(k)) {
+            // A pull time belongs to a tag: an untagged reference forgets it.
+            let mut idx = idx.clone();
+            let refs = &idx.refs;
+            let kept = idx.pulled.iter().filter(|(k, _)| refs.contains_key(*k));
+            idx.pulled = kept.map(|(k, v)| (k.clone(), v.clone())).collect();
+            return Ok(write_json_atomic(&self.index_path(), &idx)?);
+        }
         Ok(write_json_atomic(&self.index_path(), idx)?)
     }
 
@@ -893,6 +905,7 @@ impl ImageStore {
         });
         if let Some(t) = tag {
             new |= idx.refs.insert(t.full(), id.clone()).as_ref() != Some(&id);
+            idx.pulled.insert(t.full(), now_rfc3339());
         }
         if let Some(d) = repo_digest {
             idx.repo_digests.entry(id.clone()).or_default().insert(d.to_string());
@@ -922,6 +935,21 @@ impl ImageStore {
         let rec = idx.images.get(&id).ok_or_else(|| ImageError::NoSuchImage(s.to_string()))?;
         let layers = rec.layers.clone();
         Ok((id.clone(), self.config_bytes(&id)?, layers))
+    }
+
+    /// When a pull last fetched or confirmed `reference` (None: never pulled here).
+    pub fn last_pulled(
+        &self,
+        reference: &str,
+    ) -> Result<Option<std::time::SystemTime>, ImageError> {
+        let r = Reference::parse(reference)?;
+        let idx = self.read_index()?;
+        Ok(idx
+            .pulled
+            .get(&r.full())
+            .filter(|_| idx.refs.contains_key(&r.full()))
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(std::time::SystemTime::from))
     }
 
     /// Whether `reference` (fully qualified) is a tag in this store.

@@ -76,12 +76,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
         "layers": descs}))?;
     let md = blob(&manifest)?;
-    std::fs::write(layout.join("index.json"), serde_json::to_vec(&serde_json::json!({
+    std::fs::write(
+        layout.join("index.json"),
+        serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": md, "size": manifest.len(), "annotations": {"org.opencontainers.image.ref.name": "b"}}]}))?)?;
+        "digest": md, "size": manifest.len(), "annotations": {"org.opencontainers.image.ref.name": "b"}}]}))?,
+    )?;
     let r = format!("{}/bench/pull:1", reg.addr);
     let st = Command::new("skopeo")
-        .args(["--insecure-policy", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false"])
+        .args([
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+        ])
         .arg(format!("oci:{}:b", layout.display()))
         .arg(format!("docker://{r}"))
         .status()?;
