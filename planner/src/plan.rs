@@ -560,7 +560,7 @@ fn create_error(service: &str, name: &str, e: ContainerError) -> PlanError {
         ContainerError::Image(m) if m.starts_with("no such image") => PlanError::Invalid {
             service: service.into(),
             message: format!(
-                "{m} (berth cannot pull or build yet: load the image with `berth image import` or `berth image load`)"
+                "{m} (berth cannot build images yet: pull it with `berth pull`, or load it with `berth image import` or `berth image load`)"
             ),
         },
         e => PlanError::Container { name: name.into(), source: e },

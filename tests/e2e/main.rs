@@ -10,6 +10,7 @@ mod compose_logs;
 mod compose_more;
 mod compose_net;
 mod compose_progress;
+mod compose_registry;
 mod compose_run;
 mod compose_support;
 mod compose_up;

@@ -91,6 +91,9 @@ pub struct UpArgs {
     #[arg(long, require_equals = true, num_args = 0..=1, default_missing_value = "true",
           value_parser = clap::builder::BoolishValueParser::new())]
     menu: Option<bool>,
+    /// Pull image before running ("always"|"missing"|"never"|"build").
+    #[arg(long, value_parser = ["always", "missing", "never", "build"])]
+    pull: Option<String>,
     /// Services to start (and their dependencies).
     services: Vec<String>,
 }
@@ -110,6 +113,9 @@ pub struct CreateArgs {
     /// If containers already exist, don't recreate them.
     #[arg(long)]
     no_recreate: bool,
+    /// Pull image before running ("always"|"missing"|"never"|"build").
+    #[arg(long, value_parser = ["always", "missing", "never", "build"])]
+    pull: Option<String>,
     /// Services to create (and their dependencies).
     services: Vec<String>,
 }
@@ -123,6 +129,7 @@ impl From<CreateArgs> for UpArgs {
             force_recreate: c.force_recreate,
             no_recreate: c.no_recreate,
             no_start: true,
+            pull: c.pull,
             services: c.services,
             ..Default::default()
         }
@@ -405,6 +412,10 @@ pub enum Command {
     Run(Box<super::compose_run::RunArgs>),
     /// Receive real time events from containers.
     Events(super::compose_events::EventsArgs),
+    /// Pull service images.
+    Pull(super::compose_pull::PullArgs),
+    /// Push service images.
+    Push(super::compose_pull::PushArgs),
     /// Copy files/folders between a service container and the local filesystem.
     Cp(super::compose_cp::CpArgs),
 }
@@ -506,6 +517,8 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
             Command::Run(a) => super::compose_run::run(po, eo, &engine, *a, &run, &progress).await,
             Command::Events(a) => super::compose_events::run(po, &engine, a).await,
             Command::Cp(a) => super::compose_cp::run(po, &engine, a).await,
+            Command::Pull(a) => super::compose_pull::run_pull(po, &engine, a, &progress).await,
+            Command::Push(a) => super::compose_pull::run_push(po, &engine, a, &progress).await,
         }
     });
     crate::progress::finish();
@@ -624,6 +637,21 @@ async fn up(
     } else {
         None
     };
+    if !run.dry_run {
+        let pulled = super::compose_pull::pull_for_up(
+            engine,
+            &p,
+            &a.services,
+            !a.no_deps,
+            a.pull.as_deref(),
+            progress,
+        )
+        .await;
+        if let Err(e) = pulled {
+            crate::progress::finish();
+            return Err(e);
+        }
+    }
     let planned = ops::up(engine, &p, &opts, run, progress, &warn_one).await;
     // The progress block ends before logs or the error follow it.
     crate::progress::finish();

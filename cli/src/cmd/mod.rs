@@ -5,6 +5,7 @@ mod compose;
 mod compose_cp;
 mod compose_events;
 mod compose_logs;
+mod compose_pull;
 mod compose_run;
 mod config;
 mod container;

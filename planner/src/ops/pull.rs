@@ -209,10 +209,12 @@ pub async fn pull(
             (None, None) if req.for_up => PullPolicy::Missing,
             (None, None) => PullPolicy::Always,
         };
-        // `berth pull` skips what is never pulled (compose does the same).
-        let policy = match (req.for_up, policy) {
-            (false, PullPolicy::Never | PullPolicy::Build) => continue,
-            (_, p) => p,
+        // `berth pull` skips what is never pulled and pulls the rest (compose does the same),
+        // unless `--policy` said otherwise.
+        let policy = match (req.for_up, req.policy, policy) {
+            (false, None, PullPolicy::Never | PullPolicy::Build) => continue,
+            (false, None, _) => PullPolicy::Always,
+            (_, _, p) => p,
         };
         if !should_pull(&store, svc, &image, policy)? {
             continue;
