@@ -123,3 +123,14 @@ fn pull_policy_never_with_a_missing_image_fails_before_anything_is_created() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("pull_policy"));
     p.write("services: {}\n");
 }
+
+#[test]
+fn run_pulls_a_missing_image_first() {
+    let reg = Registry::start(RegistryAuth::None);
+    let Some(p) = setup("crun", &reg) else { return };
+    p.write(&format!("services:\n  job:\n    image: {}/stack/web:1\n", reg.addr));
+    let (out, _) = p.ok(&["run", "--rm", "--quiet-pull", "job", "echo", "pulled-and-ran"]);
+    assert_eq!(out, "pulled-and-ran\n");
+    let ls = p.env.ok(&["image", "ls", "--format", "json"]);
+    assert!(ls.contains("stack/web"), "{ls}");
+}
