@@ -191,17 +191,39 @@ pub fn create_bridge(
 
 /// Deletes link `name` from the host namespace; a missing link is not an error.
 pub fn delete_link(name: &str) -> Result<()> {
-    let names = vec![name.to_string()];
-    spawn_delete(Doomed::Names(names))?.recv().unwrap_or_else(|_| Err(worker_panicked()))
+    let links = resolve(&[name.to_string()]);
+    if links.is_empty() {
+        return Ok(());
+    }
+    spawn_delete(Doomed::Links(links))?.recv().unwrap_or_else(|_| Err(worker_panicked()))
 }
 
 /// What one deletion request removes.
 #[derive(Debug, Clone)]
 enum Doomed {
-    /// These links, by name, one `RTM_DELLINK` each.
-    Names(Vec<String>),
+    /// These links, by index (names only for messages), one `RTM_DELLINK` each. By index: a
+    /// request still queued when its link vanished otherwise (its namespace died) must not
+    /// hit a new link that took the name since.
+    Links(Vec<(String, u32)>),
     /// Every link of this (non-zero) group, in one `RTM_DELLINK`.
     Group(u32),
+}
+
+/// The links of `names` that exist now, with their indexes (in the caller's namespace, the
+/// host's: interface indexes are not reused while the counter has not wrapped).
+fn resolve(names: &[String]) -> Vec<(String, u32)> {
+    names
+        .iter()
+        .filter_map(|n| nix::net::if_::if_nametoindex(n.as_str()).ok().map(|i| (n.clone(), i)))
+        .collect()
+}
+
+/// `RTM_DELLINK` by index; a link already gone is not an error.
+async fn del_by_index(h: &Handle, name: &str, index: u32) -> Result<()> {
+    match h.link().del(index).execute().await {
+        Err(e) if errno_of(&e) != ENODEV => Err(nl(format!("delete link {name}"))(e)),
+        _ => Ok(()),
+    }
 }
 
 /// `RTM_DELLINK` by name (index 0 + `IFLA_IFNAME`): one round trip, no index lookup.
@@ -217,9 +239,9 @@ async fn del_by_name(h: &Handle, name: &str) -> Result<()> {
 fn spawn_delete(doomed: Doomed) -> Result<std::sync::mpsc::Receiver<Result<()>>> {
     spawn_worker(None, move |h, _| async move {
         match doomed {
-            Doomed::Names(names) => {
-                for name in &names {
-                    del_by_name(&h, name).await?;
+            Doomed::Links(links) => {
+                for (name, index) in &links {
+                    del_by_index(&h, name, *index).await?;
                 }
                 Ok(())
             }
@@ -239,11 +261,13 @@ fn spawn_delete(doomed: Doomed) -> Result<std::sync::mpsc::Receiver<Result<()>>>
     })
 }
 
-/// A deletion under way; [`PendingDelete::wait_unlisted`] waits for it.
+/// A deletion under way; [`PendingDelete::wait_unlisted`] or [`PendingDelete::wait_done`]
+/// waits for it.
 #[derive(Debug)]
 pub struct PendingDelete {
     runner: Runner,
-    names: Vec<String>,
+    /// The links the caller expects gone, with their indexes when they were found.
+    links: Vec<(String, u32)>,
 }
 
 /// Who runs a deletion and how its result comes back.
@@ -254,6 +278,8 @@ enum Runner {
     Detached(std::os::fd::OwnedFd),
     /// A netlink worker thread of this process (when no process could be started).
     Thread(std::sync::mpsc::Receiver<Result<()>>),
+    /// Nothing to delete: every named link was gone already (and no group was given).
+    Nothing,
 }
 
 /// Starts deleting every link of `group` (one `RTM_DELLINK` with ifindex 0 and `IFLA_GROUP`:
@@ -261,7 +287,14 @@ enum Runner {
 /// request per link waits once per link), or, for group 0 (records made before groups), the
 /// links `names` one by one. `names` are the links the caller expects gone afterwards.
 pub fn start_delete(group: u32, names: Vec<String>) -> Result<PendingDelete> {
-    let doomed = if group != 0 { Doomed::Group(group) } else { Doomed::Names(names.clone()) };
+    let links = resolve(&names);
+    let doomed = if group != 0 {
+        Doomed::Group(group)
+    } else if links.is_empty() {
+        return Ok(PendingDelete { runner: Runner::Nothing, links });
+    } else {
+        Doomed::Links(links.clone())
+    };
     let runner = match spawn_detached_delete(&dellink_requests(&doomed)) {
         Ok(fd) => Runner::Detached(fd),
         Err(e) => {
@@ -269,7 +302,7 @@ pub fn start_delete(group: u32, names: Vec<String>) -> Result<PendingDelete> {
             Runner::Thread(spawn_delete(doomed)?)
         }
     };
-    Ok(PendingDelete { runner, names })
+    Ok(PendingDelete { runner, links })
 }
 
 /// The `RTM_DELLINK` requests for `doomed`, serialised back to back (one datagram).
@@ -282,11 +315,11 @@ fn dellink_requests(doomed: &Doomed) -> Vec<u8> {
             m.attributes.push(LinkAttribute::Group(*g));
             vec![m]
         }
-        Doomed::Names(names) => names
+        Doomed::Links(links) => links
             .iter()
-            .map(|n| {
+            .map(|(_, index)| {
                 let mut m = LinkMessage::default();
-                m.attributes.push(LinkAttribute::IfName(n.clone()));
+                m.header.index = *index;
                 m
             })
             .collect(),
@@ -433,12 +466,23 @@ impl PendingDelete {
     /// when the deletion answered, whichever comes first. The rest of the kernel's work (its
     /// `rcu_barrier`, 20-40 ms here) finishes in whoever sent the request.
     pub fn wait_unlisted(self) -> Result<()> {
+        self.wait(true)
+    }
+
+    /// Returns when the deletion has answered. For a group deletion whose group the caller
+    /// gives to new links next: a request still queued would take those too.
+    pub fn wait_done(self) -> Result<()> {
+        self.wait(false)
+    }
+
+    fn wait(self, until_unlisted: bool) -> Result<()> {
         use std::os::fd::AsFd;
-        let gone = |n: &String| {
-            nix::net::if_::if_nametoindex(n.as_str()) == Err(nix::errno::Errno::ENODEV)
-        };
+        // Gone: the name is free, or names another link now (ours went some other way).
+        let gone = |(n, i): &(String, u32)| nix::net::if_::if_nametoindex(n.as_str()) != Ok(*i);
+        let unlisted = || until_unlisted && self.links.iter().all(gone);
         let tick = std::time::Duration::from_micros(250);
         match self.runner {
+            Runner::Nothing => Ok(()),
             Runner::Thread(rx) => loop {
                 use std::sync::mpsc::RecvTimeoutError;
                 match rx.recv_timeout(tick) {
@@ -446,9 +490,7 @@ impl PendingDelete {
                     Err(RecvTimeoutError::Disconnected) => return Err(worker_panicked()),
                     // Gone from the host's list (the caller's namespace is the host's, like
                     // the worker's): done, whatever the worker still waits for.
-                    Err(RecvTimeoutError::Timeout) if self.names.iter().all(gone) => {
-                        return Ok(());
-                    }
+                    Err(RecvTimeoutError::Timeout) if unlisted() => return Ok(()),
                     Err(RecvTimeoutError::Timeout) => {}
                 }
             },
@@ -464,12 +506,13 @@ impl PendingDelete {
                     if code == 0 {
                         return Ok(());
                     }
+                    let names: Vec<&str> = self.links.iter().map(|(n, _)| n.as_str()).collect();
                     return Err(NetworkError::Netlink {
-                        context: format!("delete links {}", self.names.join(", ")),
+                        context: format!("delete links {}", names.join(", ")),
                         message: std::io::Error::from_raw_os_error(code).to_string(),
                     });
                 }
-                if self.names.iter().all(gone) {
+                if unlisted() {
                     return Ok(());
                 }
                 std::thread::sleep(tick);
@@ -812,4 +855,60 @@ pub fn link_ipv4(name: &str) -> Result<Option<(Ipv4Addr, u8)>> {
         }
         Ok(None)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bridge of the test's, deleted again when the test ends, however it ends.
+    struct TestLink(String);
+
+    impl TestLink {
+        fn add(name: &str) -> Self {
+            let ok = std::process::Command::new("ip")
+                .args(["link", "add", name, "type", "bridge"])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "ip link add {name}");
+            TestLink(name.to_string())
+        }
+
+        fn index(&self) -> Option<u32> {
+            nix::net::if_::if_nametoindex(self.0.as_str()).ok()
+        }
+    }
+
+    impl Drop for TestLink {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip").args(["link", "del", &self.0]).status();
+        }
+    }
+
+    /// A deletion queued for a link that vanished some other way (its namespace died) must
+    /// not take the new link that took its name meanwhile.
+    #[test]
+    fn a_queued_deletion_spares_the_link_that_took_the_name_since() {
+        if !berth_testsupport::require_root() {
+            return;
+        }
+        let name = format!("btidx{}", std::process::id() % 100_000);
+        let old = TestLink::add(&name);
+        let old_index = old.index().expect("index of the first link");
+        drop(old);
+        let new = TestLink::add(&name);
+        let new_index = new.index().expect("index of the second link");
+        assert_ne!(old_index, new_index);
+        let late = Doomed::Links(vec![(name.clone(), old_index)]);
+        let fd = spawn_detached_delete(&dellink_requests(&late)).expect("detached delete");
+        PendingDelete { runner: Runner::Detached(fd), links: vec![(name.clone(), old_index)] }
+            .wait_done()
+            .expect("a vanished link is not an error");
+        assert_eq!(new.index(), Some(new_index), "the new link was deleted");
+        // And a deletion started now takes the new one, by its index.
+        start_delete(0, vec![name.clone()]).expect("start").wait_unlisted().expect("delete");
+        assert_eq!(new.index(), None);
+        // Nothing of that name left: nothing to do, and no error.
+        start_delete(0, vec![name]).expect("start").wait_done().expect("nothing");
+    }
 }

@@ -44,8 +44,9 @@ impl Networks {
         // see the subnet free in between.
         let _machine = sysctl::machine_lock()?;
         // By its link group, as `remove` does: an interface that took the name meanwhile
-        // is not ours to delete.
-        netlink::start_delete(st.group, vec![st.bridge.clone()])?.wait_unlisted()?;
+        // is not ours to delete. Waited for to the end: the new bridge gets the same group,
+        // and a request still queued would delete it.
+        netlink::start_delete(st.group, vec![st.bridge.clone()])?.wait_done()?;
         self.make_kernel(st)?;
         let marker = self.creating_path(&st.network.id);
         std::fs::remove_file(&marker).map_err(|e| NetworkError::io("remove", &marker, e))

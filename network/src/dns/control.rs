@@ -460,20 +460,31 @@ mod tests {
         let root = tempfile::tempdir().expect("temp root");
         std::fs::create_dir_all(root.path().join("networks")).expect("mkdir");
         let lo = Ipv4Addr::LOCALHOST;
-        let probe = std::net::UdpSocket::bind((lo, 0)).expect("free port");
-        let port = probe.local_addr().expect("addr").port();
-        drop(probe);
-        let at = SocketAddr::new(IpAddr::V4(lo), port);
-        let foreign_udp = std::net::UdpSocket::bind(at).expect("foreign udp");
-        let foreign_tcp = std::net::TcpListener::bind(at).expect("foreign tcp");
+        // A port free for UDP and TCP both (other tests hold ports of either kind).
+        let (at, foreign_udp, foreign_tcp) = (0..100)
+            .find_map(|_| {
+                let udp = std::net::UdpSocket::bind((lo, 0)).ok()?;
+                let at = udp.local_addr().ok()?;
+                let tcp = std::net::TcpListener::bind(at).ok()?;
+                Some((at, udp, tcp))
+            })
+            .expect("a loopback port free for UDP and TCP");
+        let port = at.port();
         let pidfile = root.path().join("server.pid");
         // The "server": a process that keeps what it inherits (lock, control socket, sockets).
         let mut cmd = Command::new("sh");
         cmd.arg("-c").arg(format!("echo $$ > {}; exec sleep 30", pidfile.display()));
+        // A listener where this root's server would be: the caller asks it whether it serves
+        // the address only after a bind met the foreign sockets. (Accepted and dropped: it
+        // answers nothing, so the caller keeps waiting for the address.)
+        let control = root.path().join("networks").join(CONTROL_SOCKET);
+        let fake_server = std::os::unix::net::UnixListener::bind(&control).expect("control");
         let r = root.path().to_path_buf();
         let t = std::thread::spawn(move || ensure_serving_on(&r, cmd, &[lo], port));
-        // Let the first binds meet the foreign sockets, then free the address.
-        std::thread::sleep(Duration::from_millis(50));
+        let (asked, _) = fake_server.accept().expect("the caller asks after a failed bind");
+        drop((asked, fake_server));
+        std::fs::remove_file(&control).expect("remove the fake control socket");
+        // Now the address comes free.
         drop((foreign_udp, foreign_tcp));
         let res = t.join().expect("thread");
         // The started process writes its pid once it runs.
