@@ -21,7 +21,7 @@ fn content(len: usize, seed: u64) -> Vec<u8> {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        if x % 2 == 0 {
+        if x.is_multiple_of(2) {
             out.extend_from_slice(&x.to_le_bytes());
         } else {
             out.extend_from_slice(&[0u8; 8]);
