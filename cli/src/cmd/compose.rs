@@ -647,10 +647,7 @@ async fn up(
             progress,
         )
         .await;
-        if let Err(e) = pulled {
-            crate::progress::finish();
-            return Err(e);
-        }
+        pulled?;
     }
     let planned = ops::up(engine, &p, &opts, run, progress, &warn_one).await;
     // The progress block ends before logs or the error follow it.

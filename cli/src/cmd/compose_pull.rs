@@ -119,6 +119,9 @@ pub async fn pull_for_up(
         ignore_failures: false,
         for_up: true,
     };
-    ops::pull(engine, p, &req, progress).await.map_err(plan_err)?;
+    let pulled = ops::pull(engine, p, &req, progress).await;
+    // The pull block ends before the containers' one, as compose shows them.
+    crate::progress::finish();
+    pulled.map_err(plan_err)?;
     Ok(())
 }
