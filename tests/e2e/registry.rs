@@ -364,3 +364,37 @@ fn credentials_from_a_docker_credential_helper() {
     let err = fails(run(&a.path(), &["image", "push", &r], ""));
     assert!(err.contains("push access denied"), "{err}");
 }
+
+#[test]
+fn container_run_pulls_a_missing_image_like_docker() {
+    if !require_root() {
+        return;
+    }
+    let reg = Registry::start(RegistryAuth::None);
+    let cfg = tempfile::tempdir().unwrap();
+    let (a, b) = (TempRoot::new().unwrap(), TempRoot::new().unwrap());
+    let r = format!("{}/team/runme:1", reg.addr);
+    import_bb(&a.path(), cfg.path(), &r);
+    ok(berth_in(&a.path(), cfg.path(), &["image", "push", "-q", &r], ""));
+    let o = berth_in(&b.path(), cfg.path(), &["container", "run", "--rm", &r, "echo", "hi"], "");
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{out}{err}");
+    assert_eq!(out, "hi\n", "the pull's lines go to stderr");
+    assert!(
+        err.starts_with(&format!(
+            "Unable to find image '{r}' locally\n1: Pulling from team/runme\n"
+        )),
+        "{err}"
+    );
+    assert!(err.contains(&format!("Status: Downloaded newer image for {r}")), "{err}");
+    // Present now: no pull; `--pull never` of a missing one is the create's error.
+    let o = berth_in(&b.path(), cfg.path(), &["container", "run", "--rm", &r, "true"], "");
+    assert_eq!(text(&o).1, "");
+    let o = berth_in(
+        &b.path(),
+        cfg.path(),
+        &["container", "create", "--pull", "never", &format!("{}/team/none:1", reg.addr)],
+        "",
+    );
+    assert_eq!(o.status.code(), Some(125));
+}

@@ -46,6 +46,8 @@ pub struct PushArgs {
 pub struct LayerLines {
     tty: bool,
     push: bool,
+    /// On stderr (`run`'s pull: stdout is the container's).
+    stderr: bool,
     state: Mutex<LinesState>,
 }
 
@@ -80,8 +82,27 @@ impl LayerLines {
         Arc::new(LayerLines {
             tty: std::io::stdout().is_terminal(),
             push,
+            stderr: false,
             state: Mutex::new(LinesState::default()),
         })
+    }
+
+    /// Pull lines on stderr.
+    pub fn on_stderr() -> Arc<LayerLines> {
+        Arc::new(LayerLines {
+            tty: std::io::stderr().is_terminal(),
+            push: false,
+            stderr: true,
+            state: Mutex::new(LinesState::default()),
+        })
+    }
+
+    fn line(&self, text: &str) {
+        if self.stderr {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
     }
 
     /// The sink to hand to a pull or push.
@@ -97,7 +118,7 @@ impl LayerLines {
                 for id in ids {
                     let first = if self.push { "Preparing" } else { "Pulling fs layer" };
                     if self.set(&mut st, &id, first.to_string()) && !self.tty {
-                        println!("{id}: {first}");
+                        self.line(&format!("{id}: {first}"));
                     }
                 }
                 self.draw(&mut st, true);
@@ -122,7 +143,7 @@ impl LayerLines {
         if self.tty {
             self.draw(&mut st, !is_bytes);
         } else if changed && !is_bytes {
-            println!("{id}: {text}");
+            self.line(&format!("{id}: {text}"));
         }
     }
 
@@ -144,7 +165,6 @@ impl LayerLines {
             return;
         }
         st.last = Some(now);
-        let mut out = std::io::stdout().lock();
         let mut buf = String::new();
         if st.drawn > 0 {
             buf.push_str(&format!("\x1b[{}A", st.drawn));
@@ -154,8 +174,15 @@ impl LayerLines {
             buf.push_str(&format!("\x1b[2K{id}: {t}\n"));
         }
         st.drawn = st.order.len();
-        let _ = out.write_all(buf.as_bytes());
-        let _ = out.flush();
+        if self.stderr {
+            let mut out = std::io::stderr().lock();
+            let _ = out.write_all(buf.as_bytes());
+            let _ = out.flush();
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(buf.as_bytes());
+            let _ = out.flush();
+        }
     }
 
     /// Draws the final state.
@@ -178,31 +205,76 @@ fn open(engine: &EngineOpts) -> anyhow::Result<ImageStore> {
 /// `docker pull`.
 pub fn run_pull(engine: &EngineOpts, args: PullArgs) -> anyhow::Result<ExitCode> {
     let store = open(engine)?;
-    let r = Reference::parse(&args.image)?;
-    let platform = args.platform.as_deref().map(Platform::parse).transpose()?;
-    let lines = LayerLines::new(false);
-    if !args.quiet {
-        let last = args.image.rsplit('/').next().unwrap_or_default();
-        if r.digest.is_none() && !last.contains(':') {
-            println!("Using default tag: {}", berth_image::DEFAULT_TAG);
-        }
-        println!("{}: Pulling from {}", r.registry_ref(), path_shown(&r));
-    }
-    let opts = PullOptions {
-        platform,
-        progress: (!args.quiet).then(|| lines.sink()),
-        ..Default::default()
-    };
-    let rep = runtime()?.block_on(registry::pull(&store, &args.image, &opts));
-    lines.finish();
-    let rep = rep?;
-    if !args.quiet {
-        println!("Digest: {}", rep.digest);
-        let status = if rep.updated { "Downloaded newer image" } else { "Image is up to date" };
-        println!("Status: {status} for {r}");
-    }
-    println!("{}", r.full());
+    let lines = (!args.quiet).then(|| LayerLines::new(false));
+    let full =
+        runtime()?.block_on(pull_image(&store, &args.image, args.platform.as_deref(), lines))?;
+    println!("{full}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Pulls `image` with docker's lines on `lines` (None: silent); the fully qualified reference.
+pub async fn pull_image(
+    store: &ImageStore,
+    image: &str,
+    platform: Option<&str>,
+    lines: Option<Arc<LayerLines>>,
+) -> anyhow::Result<String> {
+    let r = Reference::parse(image)?;
+    let platform = platform.map(Platform::parse).transpose()?;
+    if let Some(l) = &lines {
+        let last = image.rsplit('/').next().unwrap_or_default();
+        if r.digest.is_none() && !last.contains(':') {
+            l.line(&format!("Using default tag: {}", berth_image::DEFAULT_TAG));
+        }
+        l.line(&format!("{}: Pulling from {}", r.registry_ref(), path_shown(&r)));
+    }
+    let opts =
+        PullOptions { platform, progress: lines.as_ref().map(|l| l.sink()), ..Default::default() };
+    let rep = registry::pull(store, image, &opts).await;
+    if let Some(l) = &lines {
+        l.finish();
+    }
+    let rep = rep?;
+    if let Some(l) = &lines {
+        l.line(&format!("Digest: {}", rep.digest));
+        let status = if rep.updated { "Downloaded newer image" } else { "Image is up to date" };
+        l.line(&format!("Status: {status} for {r}"));
+    }
+    Ok(r.full())
+}
+
+/// docker's image step of `run` and `create` around the create: `--pull always` pulls first,
+/// `missing` (the default) pulls when the create finds no image ("Unable to find image …
+/// locally") and creates again, `never` leaves the create's error. Pull lines go to stderr.
+pub async fn create_pulling(
+    engine: &berth_runtime::Engine,
+    flags: &super::run::CreateFlags,
+    cfg: berth_runtime::container::ContainerCreateConfig,
+) -> anyhow::Result<String> {
+    use super::run::engine_err;
+    let pulls = flags.rootfs.is_none();
+    let pull = || async {
+        let store = ImageStore::open(engine.root())?;
+        let lines = Some(LayerLines::on_stderr());
+        pull_image(&store, &flags.image, flags.platform.as_deref(), lines).await
+    };
+    let failed = |e: anyhow::Error| -> anyhow::Error {
+        super::ExitWith { code: super::run::EXIT_ENGINE, message: format!("berth: {e:#}") }.into()
+    };
+    if pulls && flags.pull == "always" {
+        pull().await.map_err(failed)?;
+    }
+    match engine.container_create(flags.name.as_deref(), cfg.clone()).await {
+        Err(berth_runtime::container::ContainerError::Image(m))
+            if pulls && flags.pull == "missing" && m.starts_with("no such image") =>
+        {
+            let shown = Reference::parse(&flags.image).map(|r| r.to_string()).unwrap_or_default();
+            eprintln!("Unable to find image '{shown}' locally");
+            pull().await.map_err(failed)?;
+            engine.container_create(flags.name.as_deref(), cfg).await.map_err(engine_err)
+        }
+        r => r.map_err(engine_err),
+    }
 }
 
 /// docker shows `library/busybox` for Docker Hub and the path for other registries.
