@@ -851,3 +851,58 @@ fn retries_429_and_503_and_a_connection_cut_mid_layer() {
     assert_eq!(fs::metadata(top).unwrap().len(), 4 << 20);
     assert!(tmp_entries(&t.path()).is_empty());
 }
+
+#[test]
+fn ten_images_sharing_a_base_fetch_only_their_unique_bytes() {
+    if !require_root() {
+        return;
+    }
+    let reg = Registry::start(RegistryAuth::None);
+    let work = tempfile::tempdir().unwrap();
+    let base = busybox_tar();
+    let l = Layout::new(work.path().join("img"));
+    let mut unique: BTreeSet<(String, u64)> = BTreeSet::new();
+    let mut refs = Vec::new();
+    for i in 0..10 {
+        let own = layer(&[E::File("own", &format!("service {i}"), 0o644)]);
+        let d = l.image("amd64", &[(&base, Comp::Gzip), (&own, Comp::Gzip)]);
+        l.index(vec![d.clone()], "x", false);
+        let r = format!("{}/ten/svc{i}:1", reg.addr);
+        skopeo(&[
+            "--preserve-digests",
+            &format!("oci:{}:x", l.dir.display()),
+            &format!("docker://{r}"),
+        ]);
+        // The blobs this image names: its config and its two layers.
+        let m: serde_json::Value = serde_json::from_slice(
+            &fs::read(l.dir.join("blobs/sha256").join(&d["digest"].as_str().unwrap()[7..]))
+                .unwrap(),
+        )
+        .unwrap();
+        unique.insert((
+            m["config"]["digest"].as_str().unwrap().into(),
+            m["config"]["size"].as_u64().unwrap(),
+        ));
+        for x in m["layers"].as_array().unwrap() {
+            unique.insert((x["digest"].as_str().unwrap().into(), x["size"].as_u64().unwrap()));
+        }
+        refs.push(r);
+    }
+    let (t, s) = new_store();
+    let rt = rt();
+    rt.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for r in refs.clone() {
+            let s = s.clone();
+            set.spawn(async move { registry::pull(&s, &r, &PullOptions::default()).await });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap().unwrap();
+        }
+    });
+    assert_eq!(unique.len(), 21, "one base, ten own layers, ten configs");
+    let unique_bytes: u64 = unique.iter().map(|(_, n)| n).sum();
+    assert_eq!(reg.bytes_sent("/blobs/"), unique_bytes);
+    assert_eq!(layer_dirs(&t.path()).len(), 11);
+    assert_eq!(s.image_ids().unwrap().len(), 10);
+}

@@ -163,6 +163,21 @@ impl Registry {
             .count()
     }
 
+    /// Bytes the registry sent in answers to GETs whose path contains `path_part` (from the
+    /// `http.response.written` of its access log).
+    pub fn bytes_sent(&self, path_part: &str) -> u64 {
+        self.log()
+            .lines()
+            .filter(|l| {
+                l.contains("http.request.method=GET")
+                    && l.contains(path_part)
+                    && l.contains("response completed")
+            })
+            .filter_map(|l| l.split("http.response.written=").nth(1))
+            .filter_map(|w| w.split_whitespace().next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// The file holding blob `sha256:<hex>` in the registry's storage.
     pub fn blob_file(&self, digest: &str) -> PathBuf {
         let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
