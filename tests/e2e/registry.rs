@@ -398,3 +398,67 @@ fn container_run_pulls_a_missing_image_like_docker() {
     );
     assert_eq!(o.status.code(), Some(125));
 }
+
+#[test]
+fn a_pull_killed_with_sigkill_leaves_no_image_and_the_next_pull_cleans_up_and_finishes() {
+    if !require_root() {
+        return;
+    }
+    let reg = Registry::start(RegistryAuth::None);
+    let cfg = tempfile::tempdir().unwrap();
+    let (a, b) = (TempRoot::new().unwrap(), TempRoot::new().unwrap());
+    let r = format!("{}/team/big:1", reg.addr);
+    // A root file system with 24 MB of incompressible bytes, so the pull takes a while.
+    let rootfs = tempfile::tempdir().unwrap();
+    berth_testsupport::busybox_rootfs(rootfs.path()).unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut noise = Vec::with_capacity(24 << 20);
+    while noise.len() < 24 << 20 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.extend_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(rootfs.path().join("noise"), &noise).unwrap();
+    let tar = a.path().join("big.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(rootfs.path())
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    ok(berth_in(&a.path(), cfg.path(), &["image", "import", tar.to_str().unwrap(), &r], ""));
+    ok(berth_in(&a.path(), cfg.path(), &["image", "push", "-q", &r], ""));
+
+    let mut child = Command::new(berth_bin())
+        .arg("--root")
+        .arg(b.path())
+        .args(["image", "pull", "-q", &r])
+        .env("DOCKER_CONFIG", cfg.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed while the layer is being unpacked into staging.
+    let tmp = b.path().join("images/tmp");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let staged = || std::fs::read_dir(&tmp).map(|d| d.count() > 0).unwrap_or(false);
+    while !staged() {
+        assert!(child.try_wait().unwrap().is_none(), "the pull ended before it was killed");
+        assert!(std::time::Instant::now() < deadline, "no staging directory appeared");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(ok(berth_in(&b.path(), cfg.path(), &["image", "ls", "-q"], "")), "");
+    assert!(staged(), "the killed pull's staging is still there");
+    // The next pull removes it and finishes.
+    ok(berth_in(&b.path(), cfg.path(), &["image", "pull", "-q", &r], ""));
+    assert!(!staged(), "{:?}", std::fs::read_dir(&tmp).unwrap().collect::<Vec<_>>());
+    let size =
+        ok(berth_in(&b.path(), cfg.path(), &["image", "inspect", "-f", "{{.Size}}", &r], ""));
+    assert!(size.trim().parse::<u64>().unwrap() > 24 << 20, "{size}");
+}
