@@ -406,8 +406,9 @@ fn nothing_half_stored(t: &TempRoot, s: &ImageStore, absent: &[String]) {
     }
 }
 
-/// A hostile "registry" (not the real one: the attacker) whose manifest never ends.
-fn endless_manifest_server() -> (String, std::thread::JoinHandle<()>) {
+/// A "registry" (not the real one: a stand-in for an old or hostile server) whose manifest is
+/// `manifest`, or never ends when None.
+fn manifest_server(manifest: Option<&'static str>) -> (String, std::thread::JoinHandle<()>) {
     use std::io::{BufRead, BufReader};
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap().to_string();
@@ -415,6 +416,11 @@ fn endless_manifest_server() -> (String, std::thread::JoinHandle<()>) {
         for _ in 0..5 {
             let Ok((s, _)) = l.accept() else { return };
             s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+            // berth tries HTTPS first: a TLS hello (0x16) is closed at once.
+            let mut b = [0u8; 1];
+            if s.peek(&mut b).is_ok_and(|n| n == 1) && b[0] == 0x16 {
+                continue;
+            }
             let mut r = BufReader::new(s.try_clone().unwrap());
             let mut first = String::new();
             let _ = r.read_line(&mut first);
@@ -433,6 +439,14 @@ fn endless_manifest_server() -> (String, std::thread::JoinHandle<()>) {
                     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
                 );
                 continue;
+            }
+            if let Some(m) = manifest {
+                let _ = write!(
+                    w,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.docker.distribution.manifest.v1+prettyjws\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{m}",
+                    m.len()
+                );
+                return;
             }
             let _ = w.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nConnection: close\r\n\r\n{\"schemaVersion\":2,\"x\":\"");
             let chunk = vec![b'a'; 1 << 16];
@@ -516,7 +530,7 @@ fn faults_are_clear_errors_and_store_nothing() {
     nothing_half_stored(&t, &s, &[]);
 
     // 4. An absurdly large manifest, from a hostile server.
-    let (addr, h) = endless_manifest_server();
+    let (addr, h) = manifest_server(None);
     let err = rt
         .block_on(registry::pull(&s, &format!("{addr}/evil:1"), &PullOptions::default()))
         .unwrap_err();
@@ -525,7 +539,23 @@ fn faults_are_clear_errors_and_store_nothing() {
     nothing_half_stored(&t, &s, &[]);
     let _ = h.join();
 
-    // 5. An invalid reference and a bad platform are refused before any request.
+    // 5. A schema 1 manifest (from a server standing in for an old registry): refused.
+    let (addr, h) = manifest_server(Some(
+        r#"{"schemaVersion":1,"name":"old/app","tag":"1","architecture":"amd64","fsLayers":[],"history":[]}"#,
+    ));
+    let err = rt
+        .block_on(registry::pull(&s, &format!("{addr}/old/app:1"), &PullOptions::default()))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{addr}/old/app:1 is a Docker image format v1 (schema 1) image, which berth does not pull: push it again with a current client to convert it to schema 2 or OCI"
+        )
+    );
+    nothing_half_stored(&t, &s, &[]);
+    let _ = h.join();
+
+    // 6. An invalid reference and a bad platform are refused before any request.
     assert!(matches!(
         rt.block_on(registry::pull(&s, "Bad:Ref:x", &PullOptions::default())),
         Err(ImageError::InvalidReference { .. })
