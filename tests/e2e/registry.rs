@@ -462,3 +462,37 @@ fn a_pull_killed_with_sigkill_leaves_no_image_and_the_next_pull_cleans_up_and_fi
         ok(berth_in(&b.path(), cfg.path(), &["image", "inspect", "-f", "{{.Size}}", &r], ""));
     assert!(size.trim().parse::<u64>().unwrap() > 24 << 20, "{size}");
 }
+
+#[test]
+fn https_registry_with_a_ca_from_the_certs_dir() {
+    if !require_root() {
+        return;
+    }
+    let reg = Registry::start_with(RegistryAuth::None, true);
+    let certs = reg.certs_dir.clone().unwrap();
+    let cfg = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let (a, b) = (TempRoot::new().unwrap(), TempRoot::new().unwrap());
+    let r = format!("{}/team/tls:1", reg.addr);
+    import_bb(&a.path(), cfg.path(), &r);
+    let with_certs = |root: &Path, dir: &Path, args: &[&str]| {
+        Command::new(berth_bin())
+            .arg("--root")
+            .arg(root)
+            .args(args)
+            .env("DOCKER_CONFIG", cfg.path())
+            .env("BERTH_CERTS_DIR", dir)
+            .output()
+            .unwrap()
+    };
+    // Without the CA: the certificate is not trusted, and plain HTTP is no way around it.
+    let err = fails(with_certs(&a.path(), empty.path(), &["image", "push", &r]));
+    assert!(err.contains(&format!("cannot reach the registry {}", reg.addr)), "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // With it (as docker's certs.d/<host:port>/ca.crt): HTTPS push and pull.
+    ok(with_certs(&a.path(), &certs, &["image", "push", "-q", &r]));
+    ok(with_certs(&b.path(), &certs, &["image", "pull", "-q", &r]));
+    let id_a = ok(berth_in(&a.path(), cfg.path(), &["image", "inspect", "-f", "{{.Id}}", &r], ""));
+    let id_b = ok(berth_in(&b.path(), cfg.path(), &["image", "inspect", "-f", "{{.Id}}", &r], ""));
+    assert_eq!(id_a, id_b);
+}

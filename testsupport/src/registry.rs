@@ -43,6 +43,8 @@ pub struct Registry {
     /// `127.0.0.1:PORT`.
     pub addr: String,
     token: Option<TokenServer>,
+    /// With TLS: a certificates directory as berth reads it (`<dir>/<addr>/ca.crt`).
+    pub certs_dir: Option<PathBuf>,
 }
 
 /// A port nobody listens on right now.
@@ -56,6 +58,12 @@ pub fn free_port() -> u16 {
 impl Registry {
     /// Starts a registry and waits until it answers `/v2/`.
     pub fn start(auth: RegistryAuth) -> Registry {
+        Self::start_with(auth, false)
+    }
+
+    /// Like [`Registry::start`]; with `tls`, HTTPS only, with a certificate for 127.0.0.1
+    /// signed by a CA made for the test (in [`Registry::certs_dir`]).
+    pub fn start_with(auth: RegistryAuth, tls: bool) -> Registry {
         let dir = tempfile::Builder::new().prefix("berth-registry-").tempdir().expect("tempdir");
         let addr = format!("127.0.0.1:{}", free_port());
         let storage = dir.path().join("storage");
@@ -84,12 +92,25 @@ impl Registry {
                 yaml
             }
         };
+        let (tls_yaml, certs_dir) = if tls {
+            let (cert, key, certs) = make_tls(dir.path(), &addr);
+            (
+                format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                ),
+                Some(certs),
+            )
+        } else {
+            (String::new(), None)
+        };
         let config = format!(
-            "version: 0.1\nlog:\n  level: info\n  formatter: text\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: {addr}\n  secret: berth-test-secret\n{auth_yaml}",
+            "version: 0.1\nlog:\n  level: info\n  formatter: text\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: {addr}\n  secret: berth-test-secret\n{tls_yaml}{auth_yaml}",
             storage.display()
         );
         std::fs::write(dir.path().join("config.yml"), config).expect("write config");
-        let mut reg = Registry { child: None, dir, addr, token };
+        let mut reg = Registry { child: None, dir, addr, token, certs_dir };
         reg.spawn();
         reg
     }
@@ -202,6 +223,74 @@ impl Drop for Registry {
             t.stop();
         }
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 signed by it (`openssl`); returns the server's
+/// certificate and key files and a certificates directory holding the CA as `<addr>/ca.crt`.
+fn make_tls(dir: &Path, addr: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let st = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(st.success(), "openssl {args:?} failed");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=berth-test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "reg.key",
+        "-out",
+        "reg.csr",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write ext.cnf");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "reg.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "reg.crt",
+    ]);
+    let certs = dir.join("certs.d");
+    std::fs::create_dir_all(certs.join(addr)).expect("certs dir");
+    std::fs::copy(dir.join("ca.crt"), certs.join(addr).join("ca.crt")).expect("copy ca");
+    (dir.join("reg.crt"), dir.join("reg.key"), certs)
 }
 
 /// The token endpoint of the Bearer flow: checks Basic credentials, grants the scopes asked

@@ -143,6 +143,22 @@ impl Client {
             // As Go's ProxyFromEnvironment: loopback never goes through a proxy.
             builder = builder.no_proxy();
         }
+        for file in super::config::ca_files(domain) {
+            let bad = |reason: String| RegistryError::Unreachable {
+                registry: domain.to_string(),
+                url: String::new(),
+                reason: format!("the CA certificate {}: {reason}", file.display()),
+            };
+            let pem = std::fs::read(&file).map_err(|e| bad(e.to_string()))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(bad("no PEM certificate in it".into()).into());
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
         let http = builder.build().map_err(|e| RegistryError::Unreachable {
             registry: domain.to_string(),
             url: String::new(),
@@ -172,7 +188,13 @@ impl Client {
             Err(e) if plain_http_allowed(&self.domain) => {
                 tracing::debug!(registry = %self.domain, "HTTPS failed ({e}), trying plain HTTP");
                 self.base = format!("http://{}", api_host(&self.domain));
-                self.retrying(|c, base| c.get(format!("{base}/v2/")), "ping", false).await?
+                let plain = self.retrying(|c, base| c.get(format!("{base}/v2/")), "ping", false);
+                match plain.await {
+                    Ok(r) if r.status().is_success() || r.status() == StatusCode::UNAUTHORIZED => r,
+                    // Not a registry over plain HTTP (a TLS port answering 400): HTTPS's error
+                    // (an unknown certificate authority, say) is the one that helps.
+                    _ => return Err(unreachable(&self.domain, &format!("{https}/v2/"), &e)),
+                }
             }
             Err(_) => self.retrying(|c, base| c.get(format!("{base}/v2/")), "ping", false).await?,
         };

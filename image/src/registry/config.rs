@@ -32,6 +32,31 @@ pub fn docker_config_dir() -> PathBuf {
     PathBuf::from(home).join(".docker")
 }
 
+/// A directory of per-registry CA certificates (`DIR/<host[:port]>/*.crt`) used instead of the
+/// default ones, `/etc/berth/certs.d` and docker's `/etc/docker/certs.d`.
+pub const CERTS_DIR_ENV: &str = "BERTH_CERTS_DIR";
+
+/// The PEM files of extra CA certificates for `domain`, as docker reads them: every `*.crt`
+/// in `<certs dir>/<host[:port]>/`.
+pub(crate) fn ca_files(domain: &str) -> Vec<PathBuf> {
+    let dirs: Vec<PathBuf> = match std::env::var_os(CERTS_DIR_ENV).filter(|d| !d.is_empty()) {
+        Some(d) => vec![PathBuf::from(d)],
+        None => vec!["/etc/berth/certs.d".into(), "/etc/docker/certs.d".into()],
+    };
+    let mut out = Vec::new();
+    for d in dirs {
+        let Ok(rd) = std::fs::read_dir(d.join(domain)) else { continue };
+        let mut files: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "crt"))
+            .collect();
+        files.sort();
+        out.extend(files);
+    }
+    out
+}
+
 /// The host part of a `host[:port]` domain (brackets of an IPv6 literal removed).
 pub(crate) fn host_of(domain: &str) -> &str {
     if let Some(rest) = domain.strip_prefix('[') {

@@ -18,7 +18,9 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use auth::{Credentials, login, logout};
-pub use config::{INSECURE_ENV, docker_config_dir, normalise_server, set_docker_config_dir};
+pub use config::{
+    CERTS_DIR_ENV, INSECURE_ENV, docker_config_dir, normalise_server, set_docker_config_dir,
+};
 pub use pull::pull;
 pub use push::push;
 
