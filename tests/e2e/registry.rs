@@ -112,6 +112,12 @@ fn login_push_pull_history_logout_through_the_cli() {
         "",
     ));
     assert_eq!(out.trim(), format!("[\"{}/team/bb@{digest}\"]", reg.addr));
+    let out = ok(berth_in(&b.path(), cfg.path(), &["image", "ls", "--digests"], ""));
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("REPOSITORY ") && lines[0].contains("   TAG   DIGEST "), "{out}");
+    assert!(lines[1].contains(&digest), "{out}");
+    let out = ok(berth_in(&b.path(), cfg.path(), &["image", "ls", "--format", "json"], ""));
+    assert!(out.contains(&format!("\"Digest\":\"{digest}\"")), "{out}");
     let out = ok(berth_in(&b.path(), cfg.path(), &["image", "history", &r], ""));
     let lines: Vec<&str> = out.lines().collect();
     assert!(

@@ -104,6 +104,9 @@ pub struct LsArgs {
     /// Don't truncate output.
     #[arg(long)]
     no_trunc: bool,
+    /// Show digests.
+    #[arg(long)]
+    digests: bool,
     /// Filter output (`reference=`, `label=`, `dangling=`).
     #[arg(short = 'f', long = "filter")]
     filter: Vec<String>,
@@ -243,6 +246,21 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
             let mut rows = Vec::new();
             for i in &images {
                 let id = if args.no_trunc { i.id.clone() } else { short_id(&i.id) };
+                // `repo@sha256:…` of this image, by familiar repository name.
+                let digests: Vec<(String, String)> = store
+                    .inspect(&i.id)
+                    .map(|ins| ins.repo_digests)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|d| d.split_once('@').map(|(r, d)| (r.to_string(), d.to_string())))
+                    .collect();
+                let digest_of = |repo: &str| {
+                    digests
+                        .iter()
+                        .find(|(r, _)| r == repo)
+                        .map(|(_, d)| d.clone())
+                        .unwrap_or_else(|| "<none>".to_string())
+                };
                 let tags: Vec<(String, String)> = if i.repo_tags.is_empty() {
                     vec![("<none>".into(), "<none>".into())]
                 } else {
@@ -255,17 +273,18 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                         .collect()
                 };
                 for (repo, tag) in tags {
-                    rows.push((repo, tag, id.clone(), i));
+                    let digest = digest_of(&repo);
+                    rows.push((repo, tag, id.clone(), i, digest));
                 }
             }
             if json {
-                for (repo, tag, id, i) in rows {
+                for (repo, tag, id, i, digest) in rows {
                     let created = utc_datetime(i.created);
                     let v = serde_json::json!({
                         "Containers": "N/A",
                         "CreatedAt": created,
                         "CreatedSince": human_since(i.created),
-                        "Digest": "<none>",
+                        "Digest": digest,
                         "ID": id,
                         "Repository": repo,
                         "SharedSize": "N/A",
@@ -283,15 +302,28 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                 let w_id = if args.no_trunc { 71 } else { 12 };
                 let w_created =
                     rows.iter().map(|r| human_since(r.3.created).len()).max().unwrap_or(0).max(7);
+                let w_digest = if args.digests {
+                    rows.iter().map(|r| r.4.len()).max().unwrap_or(0).max("DIGEST".len())
+                } else {
+                    0
+                };
+                let digest_cell = |d: &str| {
+                    if args.digests { format!("{d:w_digest$}   ") } else { String::new() }
+                };
                 writeln!(
                     out,
-                    "{:w_repo$}   {:w_tag$}   {:w_id$}   {:w_created$}   SIZE",
-                    "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
+                    "{:w_repo$}   {:w_tag$}   {}{:w_id$}   {:w_created$}   SIZE",
+                    "REPOSITORY",
+                    "TAG",
+                    digest_cell("DIGEST"),
+                    "IMAGE ID",
+                    "CREATED"
                 )?;
-                for (repo, tag, id, i) in rows {
+                for (repo, tag, id, i, digest) in rows {
                     writeln!(
                         out,
-                        "{repo:w_repo$}   {tag:w_tag$}   {id:w_id$}   {:w_created$}   {}",
+                        "{repo:w_repo$}   {tag:w_tag$}   {}{id:w_id$}   {:w_created$}   {}",
+                        digest_cell(&digest),
                         human_since(i.created),
                         human_size(i.size)
                     )?;
