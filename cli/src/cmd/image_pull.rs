@@ -248,10 +248,10 @@ pub async fn pull_image(
 /// locally") and creates again, `never` leaves the create's error. Pull lines go to stderr.
 pub async fn create_pulling(
     engine: &berth_runtime::Engine,
-    flags: &super::run::CreateFlags,
+    flags: &super::container_run::CreateFlags,
     cfg: berth_runtime::container::ContainerCreateConfig,
 ) -> anyhow::Result<String> {
-    use super::run::engine_err;
+    use super::engine_access::{EXIT_ENGINE, engine_err};
     let pulls = flags.rootfs.is_none();
     let pull = || async {
         let store = ImageStore::open(engine.root())?;
@@ -259,15 +259,15 @@ pub async fn create_pulling(
         pull_image(&store, &flags.image, flags.platform.as_deref(), lines).await
     };
     let failed = |e: anyhow::Error| -> anyhow::Error {
-        super::ExitWith { code: super::run::EXIT_ENGINE, message: format!("berth: {e:#}") }.into()
+        super::ExitWith { code: EXIT_ENGINE, message: format!("berth: {e:#}") }.into()
     };
     if pulls && flags.pull == "always" {
         pull().await.map_err(failed)?;
     }
     match engine.container_create(flags.name.as_deref(), cfg.clone()).await {
-        Err(berth_runtime::container::ContainerError::Image(m))
-            if pulls && flags.pull == "missing" && m.starts_with("no such image") =>
-        {
+        Err(berth_runtime::container::ContainerError::Image(
+            berth_image::ImageError::NoSuchImage(_),
+        )) if pulls && flags.pull == "missing" => {
             let shown = Reference::parse(&flags.image).map(|r| r.to_string()).unwrap_or_default();
             eprintln!("Unable to find image '{shown}' locally");
             pull().await.map_err(failed)?;
