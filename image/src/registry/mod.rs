@@ -176,6 +176,10 @@ pub enum RegistryError {
     /// The credentials store (config file or helper) failed.
     #[error("credentials: {0}")]
     Credentials(String),
+    /// A layer's download stopped because another layer of the same pull failed (that
+    /// failure is what the pull reports).
+    #[error("the download was stopped: another layer of the image failed")]
+    Cancelled,
     /// An image that cannot be pushed as asked.
     #[error("{0}")]
     Push(String),

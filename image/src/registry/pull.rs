@@ -399,11 +399,12 @@ async fn fetch_layer(
     let mut resp = resp;
     let mut current = 0u64;
     let mut net_err = None;
+    let mut cancelled = false;
     loop {
         if cancel.load(Ordering::SeqCst) {
             // Dropping the sender without the end marker fails the unpacker, which removes
             // its staging directory before we return.
-            net_err = Some(RegistryError::Push("cancelled".into()));
+            cancelled = true;
             break;
         }
         match resp.chunk().await {
@@ -432,6 +433,9 @@ async fn fetch_layer(
     drop(tx);
     let (staged, drained, digest, count, over) =
         unpacking.await.map_err(|e| LayerFailure::Fatal(e.into()))?;
+    if cancelled {
+        return Err(LayerFailure::Fatal(RegistryError::Cancelled.into()));
+    }
     if let Some(e) = net_err {
         return Err(LayerFailure::Network(e));
     }
