@@ -502,3 +502,28 @@ fn https_registry_with_a_ca_from_the_certs_dir() {
     let id_b = ok(berth_in(&b.path(), cfg.path(), &["image", "inspect", "-f", "{{.Id}}", &r], ""));
     assert_eq!(id_a, id_b);
 }
+
+#[test]
+fn an_identity_token_in_config_json_gets_tokens_by_oauth_refresh() {
+    if !require_root() {
+        return;
+    }
+    // The token server takes its password as the refresh token.
+    let reg =
+        Registry::start(RegistryAuth::Token { user: "idu".into(), password: "id-tok".into() });
+    let cfg = tempfile::tempdir().unwrap();
+    let a = TempRoot::new().unwrap();
+    let r = format!("{}/team/idt:1", reg.addr);
+    import_bb(&a.path(), cfg.path(), &r);
+    let write = |token: &str| {
+        let v = serde_json::json!({"auths": {reg.addr.clone(): {"auth": "aWR1Og==", "identitytoken": token}}});
+        std::fs::write(cfg.path().join("config.json"), v.to_string()).unwrap();
+    };
+    write("wrong");
+    let err = fails(berth_in(&a.path(), cfg.path(), &["image", "push", &r], ""));
+    assert!(err.contains(&format!("the registry {} refused the credentials", reg.addr)), "{err}");
+    write("id-tok");
+    ok(berth_in(&a.path(), cfg.path(), &["image", "push", "-q", &r], ""));
+    let b = TempRoot::new().unwrap();
+    ok(berth_in(&b.path(), cfg.path(), &["image", "pull", "-q", &r], ""));
+}

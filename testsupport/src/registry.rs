@@ -399,27 +399,44 @@ fn serve_token(
     let mut r = BufReader::new(s.try_clone()?);
     let mut line = String::new();
     r.read_line(&mut line)?;
+    let method = line.split_whitespace().next().unwrap_or("GET").to_string();
     let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
     let mut authz = None;
+    let mut len = 0usize;
     loop {
         let mut h = String::new();
         if r.read_line(&mut h)? == 0 || h.trim().is_empty() {
             break;
         }
-        if let Some((k, v)) = h.split_once(':')
-            && k.eq_ignore_ascii_case("authorization")
-        {
-            authz = Some(v.trim().to_string());
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("authorization") {
+                authz = Some(v.trim().to_string());
+            }
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            }
         }
     }
-    let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let mut body = vec![0u8; len.min(1 << 20)];
+    r.read_exact(&mut body)?;
+    let body = String::from_utf8_lossy(&body).into_owned();
+    // GET: the query (credentials as Basic); POST: docker's OAuth2 form (a refresh token, the
+    // identity token of `docker login` with some registries, which is the password here).
+    let query = if method == "POST" {
+        body.as_str()
+    } else {
+        target.split_once('?').map(|(_, q)| q).unwrap_or("")
+    };
     let mut service = String::new();
     let mut scopes = Vec::new();
+    let mut refresh = None;
     for kv in query.split('&') {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         match k {
             "service" => service = url_decode(v),
-            "scope" => scopes.push(url_decode(v)),
+            // OAuth2 puts the scopes in one space-separated field.
+            "scope" => scopes.extend(url_decode(v).split(' ').map(str::to_string)),
+            "refresh_token" => refresh = Some(url_decode(v)),
             _ => {}
         }
     }
@@ -429,15 +446,16 @@ fn serve_token(
         .and_then(|b| STANDARD.decode(b).ok())
         .map(|b| String::from_utf8_lossy(&b).into_owned());
     let mut w = s;
-    let granted = match who.as_deref() {
-        Some(up) if up == format!("{user}:{password}") => true,
-        Some(_) => {
+    let granted = match (refresh.as_deref(), who.as_deref()) {
+        (Some(t), _) if t == password => true,
+        (None, Some(up)) if up == format!("{user}:{password}") => true,
+        (Some(_), _) | (None, Some(_)) => {
             w.write_all(
                 b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             )?;
             return Ok(());
         }
-        None => false,
+        (None, None) => false,
     };
     let access: Vec<serde_json::Value> = if granted {
         scopes

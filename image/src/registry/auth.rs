@@ -32,6 +32,14 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
+    /// docker's user name for an identity token (an OAuth2 refresh token in `password`).
+    pub const TOKEN_USER: &str = "<token>";
+
+    /// Whether these are an identity token rather than a user and password.
+    pub fn is_identity_token(&self) -> bool {
+        self.username == Self::TOKEN_USER
+    }
+
     /// The `Authorization: Basic` value.
     pub(crate) fn basic(&self) -> String {
         format!("Basic {}", B64.encode(format!("{}:{}", self.username, self.password)))
@@ -131,7 +139,8 @@ pub(crate) fn lookup(domain: &str) -> Result<Option<Credentials>, RegistryError>
             })?;
             let get = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
             let (username, password) = (get("Username"), get("Secret"));
-            if !password.is_empty() && username != "<token>" {
+            // A `<token>` user means the secret is an identity token, as with docker.
+            if !password.is_empty() {
                 return Ok(Some(Credentials { username, password }));
             }
         }
@@ -140,6 +149,16 @@ pub(crate) fn lookup(domain: &str) -> Result<Option<Credentials>, RegistryError>
     for (key, entry) in auths {
         if normalise_server(key) != domain {
             continue;
+        }
+        // An identity token wins over `auth` (which then holds only the user name), as docker.
+        if let Some(t) =
+            entry.get("identitytoken").and_then(Value::as_str).filter(|t| !t.is_empty())
+        {
+            let token = t.to_string();
+            return Ok(Some(Credentials {
+                username: Credentials::TOKEN_USER.into(),
+                password: token,
+            }));
         }
         if let Some(a) = entry.get("auth").and_then(Value::as_str).filter(|a| !a.is_empty()) {
             let decoded = B64.decode(a.trim()).map_err(|e| {

@@ -302,20 +302,39 @@ impl Client {
                 )),
             });
         }
+        // An identity token (docker's `<token>` user) is an OAuth2 refresh token: POSTed as a
+        // form, as docker does; user and password go as Basic on a GET.
+        let identity = self.creds.as_ref().filter(|c| c.is_identity_token());
+        let joined = scopes.join(" ");
         let mut query: Vec<(&str, &str)> = Vec::new();
         if let Some(s) = service {
             query.push(("service", s));
         }
-        for s in scopes {
-            query.push(("scope", s));
-        }
-        if let Some(c) = &self.creds {
-            query.push(("account", &c.username));
+        match identity {
+            Some(c) => {
+                query.push(("grant_type", "refresh_token"));
+                query.push(("client_id", "berth"));
+                query.push(("refresh_token", &c.password));
+                if !joined.is_empty() {
+                    query.push(("scope", &joined));
+                }
+            }
+            None => {
+                for s in scopes {
+                    query.push(("scope", s));
+                }
+                if let Some(c) = &self.creds {
+                    query.push(("account", &c.username));
+                }
+            }
         }
         let mut attempt = 0;
         let resp = loop {
-            let mut req = self.http.get(url.clone()).query(&query);
-            if let Some(c) = &self.creds {
+            let mut req = match identity {
+                Some(_) => self.http.post(url.clone()).form(&query),
+                None => self.http.get(url.clone()).query(&query),
+            };
+            if let (None, Some(c)) = (identity, &self.creds) {
                 req = req.header(AUTHORIZATION, c.basic());
             }
             match req.send().await {
@@ -350,8 +369,9 @@ impl Client {
                 what: format!("GET token from {realm}"),
                 detail: Some(format!("not JSON: {e}")),
             })?;
-        v.get("token")
-            .or_else(|| v.get("access_token"))
+        // OAuth2 answers carry `access_token`; docker's GET endpoint `token` (often both).
+        v.get("access_token")
+            .or_else(|| v.get("token"))
             .and_then(|t| t.as_str())
             .filter(|t| !t.is_empty())
             .map(str::to_string)
@@ -368,7 +388,9 @@ impl Client {
         let mut auth = self.auth.lock().await;
         match &mut *auth {
             Auth::Anonymous => Ok(None),
-            Auth::Basic => Ok(self.creds.as_ref().map(Credentials::basic)),
+            Auth::Basic => {
+                Ok(self.creds.as_ref().filter(|c| !c.is_identity_token()).map(Credentials::basic))
+            }
             Auth::Bearer { realm, service, token } => {
                 if token.is_none() || refresh {
                     let (realm, service) = (realm.clone(), service.clone());
