@@ -200,24 +200,7 @@ impl Client {
         };
         let status = resp.status();
         if status == StatusCode::UNAUTHORIZED {
-            let challenge = resp
-                .headers()
-                .get(WWW_AUTHENTICATE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(parse_challenge);
-            *self.auth.get_mut() = match challenge {
-                Some((scheme, params)) if scheme == "bearer" => {
-                    let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-                    let realm = get("realm").ok_or_else(|| RegistryError::Status {
-                        registry: self.domain.clone(),
-                        status: 401,
-                        what: "GET /v2/".into(),
-                        detail: Some("a Bearer challenge without a realm".into()),
-                    })?;
-                    Auth::Bearer { realm, service: get("service"), token: None }
-                }
-                _ => Auth::Basic,
-            };
+            *self.auth.get_mut() = self.challenge(resp.headers())?;
         } else if !status.is_success() {
             return Err(RegistryError::Status {
                 registry: self.domain.clone(),
@@ -227,6 +210,25 @@ impl Client {
             });
         }
         Ok(())
+    }
+
+    /// How a 401's `WWW-Authenticate` asks to authorise (no or an unknown scheme: Basic).
+    fn challenge(&self, headers: &HeaderMap) -> Result<Auth, RegistryError> {
+        let challenge =
+            headers.get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok()).and_then(parse_challenge);
+        Ok(match challenge {
+            Some((scheme, params)) if scheme == "bearer" => {
+                let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                let realm = get("realm").ok_or_else(|| RegistryError::Status {
+                    registry: self.domain.clone(),
+                    status: 401,
+                    what: "GET /v2/".into(),
+                    detail: Some("a Bearer challenge without a realm".into()),
+                })?;
+                Auth::Bearer { realm, service: get("service"), token: None }
+            }
+            _ => Auth::Basic,
+        })
     }
 
     /// Checks the credentials: a token (Bearer) or `/v2/` itself (Basic) must be granted.
@@ -427,9 +429,16 @@ impl Client {
                 )
                 .await?;
             match resp.status() {
-                StatusCode::UNAUTHORIZED
-                    if !refreshed && matches!(*self.auth.lock().await, Auth::Bearer { .. }) =>
-                {
+                StatusCode::UNAUTHORIZED if !refreshed => {
+                    // A token may have expired; a registry whose `/v2/` was open may guard its
+                    // repositories: take the challenge this answer gives and try once more.
+                    let mut auth = self.auth.lock().await;
+                    if matches!(*auth, Auth::Anonymous) {
+                        *auth = self.challenge(resp.headers())?;
+                    }
+                    if matches!(*auth, Auth::Basic) && self.creds.is_none() {
+                        return Err(self.denied());
+                    }
                     refreshed = true;
                 }
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => return Err(self.denied()),
