@@ -105,6 +105,22 @@ fn login_push_pull_history_logout_through_the_cli() {
     );
     let out = ok(berth_in(&b.path(), cfg.path(), &["image", "pull", "-q", &r], ""));
     assert_eq!(out, format!("{r}\n"));
+    // Every tag of the repository.
+    let r2 = format!("{}/team/bb:2", reg.addr);
+    ok(berth_in(&a.path(), cfg.path(), &["image", "tag", &r, &r2], ""));
+    ok(berth_in(&a.path(), cfg.path(), &["image", "push", "-q", &r2], ""));
+    let out = ok(berth_in(
+        &c.path(),
+        cfg.path(),
+        &["image", "pull", "-a", "-q", &format!("{}/team/bb", reg.addr)],
+        "",
+    ));
+    assert_eq!(out, format!("{}/team/bb\n", reg.addr));
+    let tags = ok(berth_in(&c.path(), cfg.path(), &["image", "ls", "--format", "json"], ""));
+    assert!(tags.contains("\"Tag\":\"1\"") && tags.contains("\"Tag\":\"2\""), "{tags}");
+    let err = fails(berth_in(&c.path(), cfg.path(), &["image", "pull", "-a", &r], ""));
+    assert!(err.contains("tag can't be used with --all-tags/-a"), "{err}");
+    ok(berth_in(&c.path(), cfg.path(), &["image", "rm", &r, &r2], ""));
     let out = ok(berth_in(
         &b.path(),
         cfg.path(),

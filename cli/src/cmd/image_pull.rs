@@ -21,6 +21,9 @@ pub struct PullArgs {
     /// Platform to pick from a multi-platform image (`os/arch[/variant]`).
     #[arg(long)]
     pub platform: Option<String>,
+    /// Download all tagged images in the repository.
+    #[arg(short, long)]
+    pub all_tags: bool,
     /// Suppress verbose output.
     #[arg(short, long)]
     pub quiet: bool,
@@ -205,10 +208,34 @@ fn open(engine: &EngineOpts) -> anyhow::Result<ImageStore> {
 /// `docker pull`.
 pub fn run_pull(engine: &EngineOpts, args: PullArgs) -> anyhow::Result<ExitCode> {
     let store = open(engine)?;
+    if args.all_tags {
+        return pull_all_tags(&store, &args);
+    }
     let lines = (!args.quiet).then(|| LayerLines::new(false));
     let full =
         runtime()?.block_on(pull_image(&store, &args.image, args.platform.as_deref(), lines))?;
     println!("{full}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `docker pull --all-tags REPOSITORY`: every tag the registry lists, one after the other.
+fn pull_all_tags(store: &ImageStore, args: &PullArgs) -> anyhow::Result<ExitCode> {
+    let last = args.image.rsplit('/').next().unwrap_or_default();
+    if last.contains(':') || args.image.contains('@') {
+        anyhow::bail!("tag can't be used with --all-tags/-a");
+    }
+    let r = Reference::parse(&args.image)?;
+    let rt = runtime()?;
+    let tags = rt.block_on(registry::list_tags(&args.image))?;
+    if tags.is_empty() {
+        anyhow::bail!("the registry lists no tags for {}", r.familiar_name());
+    }
+    for tag in tags {
+        let one = r.with_tag(&tag).to_string();
+        let lines = (!args.quiet).then(|| LayerLines::new(false));
+        rt.block_on(pull_image(store, &one, args.platform.as_deref(), lines))?;
+    }
+    println!("{}", r.repository());
     Ok(ExitCode::SUCCESS)
 }
 

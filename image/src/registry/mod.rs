@@ -21,7 +21,7 @@ pub use auth::{Credentials, login, logout};
 pub use config::{
     CERTS_DIR_ENV, INSECURE_ENV, docker_config_dir, normalise_server, set_docker_config_dir,
 };
-pub use pull::pull;
+pub use pull::{list_tags, pull};
 pub use push::push;
 
 /// What went wrong talking to a registry; each message is one sentence naming the registry,

@@ -693,3 +693,50 @@ pub async fn pull(
     )
     .into())
 }
+
+/// The largest tag list page read.
+const TAGS_LIMIT: u64 = 8 << 20;
+
+/// The tags of `repository` (`name` or `domain/name`, a tag or digest in it is ignored), as
+/// the registry lists them (`/v2/<name>/tags/list`, following `Link` pages).
+pub async fn list_tags(repository: &str) -> Result<Vec<String>, ImageError> {
+    let r = Reference::parse(repository)?;
+    let scopes = vec![format!("repository:{}:pull", r.path)];
+    let client = Client::for_repo(&r.domain, None, scopes, "pull", r.familiar_name()).await?;
+    let mut tags = Vec::new();
+    let mut next = "tags/list?n=1000".to_string();
+    // A registry that keeps sending pages is cut off, not followed for ever.
+    for _ in 0..1000 {
+        let label = format!("GET tags of {}", r.path);
+        let rest = next.clone();
+        let resp = client.send(|c, base| c.get(Client::url(base, &r.path, &rest)), &label).await?;
+        if resp.status() == StatusCode::NOT_FOUND {
+            return Err(RegistryError::ManifestUnknown { reference: r.familiar_name() }.into());
+        }
+        if !resp.status().is_success() {
+            return Err(client.unexpected(resp, &label).await.into());
+        }
+        // `Link: </v2/name/tags/list?n=1000&last=x>; rel="next"`
+        let link = resp
+            .headers()
+            .get(reqwest::header::LINK)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| l.split(';').next())
+            .map(|l| l.trim().trim_start_matches('<').trim_end_matches('>').to_string());
+        let body = read_limited(resp, TAGS_LIMIT, "the tag list", &r.familiar_name()).await?;
+        let v: Value = serde_json::from_slice(&body)
+            .map_err(|e| bad(&r, format!("the tag list is not JSON: {e}")))?;
+        tags.extend(
+            v.get("tags")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.as_str().map(str::to_string)),
+        );
+        match link.and_then(|l| l.split_once("/tags/list").map(|(_, q)| format!("tags/list{q}"))) {
+            Some(n) => next = n,
+            None => return Ok(tags),
+        }
+    }
+    Ok(tags)
+}
