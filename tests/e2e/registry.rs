@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use berth_testsupport::registry::{Registry, RegistryAuth};
+use berth_testsupport::registry::{Registry, RegistryAuth, Tls};
 use berth_testsupport::{TempRoot, require_root};
 
 use super::support::berth_bin;
@@ -490,7 +490,7 @@ fn https_registry_with_a_ca_from_the_certs_dir() {
     if !require_root() {
         return;
     }
-    let reg = Registry::start_with(RegistryAuth::None, true);
+    let reg = Registry::start_with(RegistryAuth::None, Tls::Server);
     let certs = reg.certs_dir.clone().unwrap();
     let cfg = tempfile::tempdir().unwrap();
     let empty = tempfile::tempdir().unwrap();
@@ -542,4 +542,32 @@ fn an_identity_token_in_config_json_gets_tokens_by_oauth_refresh() {
     ok(berth_in(&a.path(), cfg.path(), &["image", "push", "-q", &r], ""));
     let b = TempRoot::new().unwrap();
     ok(berth_in(&b.path(), cfg.path(), &["image", "pull", "-q", &r], ""));
+}
+
+#[test]
+fn a_registry_asking_for_client_certificates_gets_the_certs_dir_one() {
+    if !require_root() {
+        return;
+    }
+    let reg = Registry::start_with(RegistryAuth::None, Tls::Mutual);
+    let (certs, ca_only) = (reg.certs_dir.clone().unwrap(), reg.ca_only_dir.clone().unwrap());
+    let cfg = tempfile::tempdir().unwrap();
+    let a = TempRoot::new().unwrap();
+    let r = format!("{}/team/mtls:1", reg.addr);
+    import_bb(&a.path(), cfg.path(), &r);
+    let push = |dir: &Path| {
+        Command::new(berth_bin())
+            .arg("--root")
+            .arg(a.path())
+            .args(["image", "push", "-q", &r])
+            .env("DOCKER_CONFIG", cfg.path())
+            .env("BERTH_CERTS_DIR", dir)
+            .output()
+            .unwrap()
+    };
+    // The CA alone: the registry refuses the handshake.
+    let err = fails(push(&ca_only));
+    assert!(err.contains(&format!("cannot reach the registry {}", reg.addr)), "{err}");
+    // With client.cert + client.key beside it, as docker reads them.
+    ok(push(&certs));
 }

@@ -36,6 +36,17 @@ pub enum RegistryAuth {
     },
 }
 
+/// Whether the registry speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// Plain HTTP.
+    Off,
+    /// HTTPS with a certificate from a CA made for the test.
+    Server,
+    /// HTTPS that also asks clients for a certificate of that CA.
+    Mutual,
+}
+
 /// A running registry; killed and its directory removed on drop.
 pub struct Registry {
     child: Option<Child>,
@@ -43,8 +54,11 @@ pub struct Registry {
     /// `127.0.0.1:PORT`.
     pub addr: String,
     token: Option<TokenServer>,
-    /// With TLS: a certificates directory as berth reads it (`<dir>/<addr>/ca.crt`).
+    /// With TLS: a certificates directory as berth reads it (`<dir>/<addr>/ca.crt`, and with
+    /// [`Tls::Mutual`] `client.cert` + `client.key`).
     pub certs_dir: Option<PathBuf>,
+    /// With [`Tls::Mutual`]: a certificates directory with the CA only.
+    pub ca_only_dir: Option<PathBuf>,
 }
 
 /// A port nobody listens on right now.
@@ -58,12 +72,12 @@ pub fn free_port() -> u16 {
 impl Registry {
     /// Starts a registry and waits until it answers `/v2/`.
     pub fn start(auth: RegistryAuth) -> Registry {
-        Self::start_with(auth, false)
+        Self::start_with(auth, Tls::Off)
     }
 
-    /// Like [`Registry::start`]; with `tls`, HTTPS only, with a certificate for 127.0.0.1
-    /// signed by a CA made for the test (in [`Registry::certs_dir`]).
-    pub fn start_with(auth: RegistryAuth, tls: bool) -> Registry {
+    /// Like [`Registry::start`], with TLS as `tls` says: a certificate for 127.0.0.1 signed by
+    /// a CA made for the test (in [`Registry::certs_dir`]).
+    pub fn start_with(auth: RegistryAuth, tls: Tls) -> Registry {
         let dir = tempfile::Builder::new().prefix("berth-registry-").tempdir().expect("tempdir");
         let addr = format!("127.0.0.1:{}", free_port());
         let storage = dir.path().join("storage");
@@ -92,25 +106,29 @@ impl Registry {
                 yaml
             }
         };
-        let (tls_yaml, certs_dir) = if tls {
-            let (cert, key, certs) = make_tls(dir.path(), &addr);
-            (
-                format!(
-                    "  tls:\n    certificate: {}\n    key: {}\n",
-                    cert.display(),
-                    key.display()
-                ),
-                Some(certs),
-            )
+        let (tls_yaml, certs_dir, ca_only_dir) = if tls != Tls::Off {
+            let (cert, key, certs, ca_only) = make_tls(dir.path(), &addr, tls == Tls::Mutual);
+            let mut yaml = format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                cert.display(),
+                key.display()
+            );
+            if tls == Tls::Mutual {
+                yaml.push_str(&format!(
+                    "    clientcas:\n      - {}\n",
+                    dir.path().join("ca.crt").display()
+                ));
+            }
+            (yaml, Some(certs), Some(ca_only))
         } else {
-            (String::new(), None)
+            (String::new(), None, None)
         };
         let config = format!(
             "version: 0.1\nlog:\n  level: info\n  formatter: text\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: {addr}\n  secret: berth-test-secret\n{tls_yaml}{auth_yaml}",
             storage.display()
         );
         std::fs::write(dir.path().join("config.yml"), config).expect("write config");
-        let mut reg = Registry { child: None, dir, addr, token, certs_dir };
+        let mut reg = Registry { child: None, dir, addr, token, certs_dir, ca_only_dir };
         reg.spawn();
         reg
     }
@@ -226,8 +244,10 @@ impl Drop for Registry {
 }
 
 /// A CA and a server certificate for 127.0.0.1 signed by it (`openssl`); returns the server's
-/// certificate and key files and a certificates directory holding the CA as `<addr>/ca.crt`.
-fn make_tls(dir: &Path, addr: &str) -> (PathBuf, PathBuf, PathBuf) {
+/// certificate and key files, a certificates directory holding the CA as `<addr>/ca.crt` (and
+/// with `client`, a client certificate of the CA as `client.cert` + `client.key`), and one with
+/// the CA only.
+fn make_tls(dir: &Path, addr: &str, client: bool) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     let run = |args: &[&str]| {
         let st = Command::new("openssl")
             .args(args)
@@ -288,9 +308,47 @@ fn make_tls(dir: &Path, addr: &str) -> (PathBuf, PathBuf, PathBuf) {
         "reg.crt",
     ]);
     let certs = dir.join("certs.d");
-    std::fs::create_dir_all(certs.join(addr)).expect("certs dir");
-    std::fs::copy(dir.join("ca.crt"), certs.join(addr).join("ca.crt")).expect("copy ca");
-    (dir.join("reg.crt"), dir.join("reg.key"), certs)
+    let ca_only = dir.join("ca-only.d");
+    for d in [&certs, &ca_only] {
+        std::fs::create_dir_all(d.join(addr)).expect("certs dir");
+        std::fs::copy(dir.join("ca.crt"), d.join(addr).join("ca.crt")).expect("copy ca");
+    }
+    if client {
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=berth-test-client",
+            "-keyout",
+            "client.key",
+            "-out",
+            "client.csr",
+        ]);
+        std::fs::write(dir.join("client.cnf"), "extendedKeyUsage=clientAuth\n").expect("write cnf");
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "client.cnf",
+            "-out",
+            "client.cert",
+        ]);
+        for f in ["client.cert", "client.key"] {
+            std::fs::copy(dir.join(f), certs.join(addr).join(f)).expect("copy client cert");
+        }
+    }
+    (dir.join("reg.crt"), dir.join("reg.key"), certs, ca_only)
 }
 
 /// The token endpoint of the Bearer flow: checks Basic credentials, grants the scopes asked

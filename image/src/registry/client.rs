@@ -143,7 +143,20 @@ impl Client {
             // As Go's ProxyFromEnvironment: loopback never goes through a proxy.
             builder = builder.no_proxy();
         }
-        for file in super::config::ca_files(domain) {
+        let tls = super::config::tls_files(domain);
+        if let Some((cert, key)) = &tls.client {
+            let bad = |reason: String| RegistryError::Unreachable {
+                registry: domain.to_string(),
+                url: String::new(),
+                reason: format!("the client certificate {}: {reason}", cert.display()),
+            };
+            let mut pem = std::fs::read(cert).map_err(|e| bad(e.to_string()))?;
+            pem.push(b'\n');
+            pem.extend(std::fs::read(key).map_err(|e| bad(format!("{}: {e}", key.display())))?);
+            let id = reqwest::Identity::from_pem(&pem).map_err(|e| bad(e.to_string()))?;
+            builder = builder.identity(id);
+        }
+        for file in tls.cas {
             let bad = |reason: String| RegistryError::Unreachable {
                 registry: domain.to_string(),
                 url: String::new(),

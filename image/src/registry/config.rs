@@ -36,23 +36,39 @@ pub fn docker_config_dir() -> PathBuf {
 /// default ones, `/etc/berth/certs.d` and docker's `/etc/docker/certs.d`.
 pub const CERTS_DIR_ENV: &str = "BERTH_CERTS_DIR";
 
-/// The PEM files of extra CA certificates for `domain`, as docker reads them: every `*.crt`
-/// in `<certs dir>/<host[:port]>/`.
-pub(crate) fn ca_files(domain: &str) -> Vec<PathBuf> {
+/// The certificate files docker reads for a registry from `<certs dir>/<host[:port]>/`.
+#[derive(Debug, Default)]
+pub(crate) struct TlsFiles {
+    /// Every `*.crt`: extra CA certificates.
+    pub cas: Vec<PathBuf>,
+    /// `*.cert` with the `*.key` of the same name: a client certificate.
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
+/// The certificate files for `domain` in `$BERTH_CERTS_DIR`, else `/etc/berth/certs.d` and
+/// `/etc/docker/certs.d`.
+pub(crate) fn tls_files(domain: &str) -> TlsFiles {
     let dirs: Vec<PathBuf> = match std::env::var_os(CERTS_DIR_ENV).filter(|d| !d.is_empty()) {
         Some(d) => vec![PathBuf::from(d)],
         None => vec!["/etc/berth/certs.d".into(), "/etc/docker/certs.d".into()],
     };
-    let mut out = Vec::new();
+    let mut out = TlsFiles::default();
     for d in dirs {
         let Ok(rd) = std::fs::read_dir(d.join(domain)) else { continue };
-        let mut files: Vec<PathBuf> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "crt"))
-            .collect();
+        let mut files: Vec<PathBuf> = rd.flatten().map(|e| e.path()).collect();
         files.sort();
-        out.extend(files);
+        for f in files {
+            match f.extension().and_then(|x| x.to_str()) {
+                Some("crt") => out.cas.push(f),
+                Some("cert") if out.client.is_none() => {
+                    let key = f.with_extension("key");
+                    if key.is_file() {
+                        out.client = Some((f, key));
+                    }
+                }
+                _ => {}
+            }
+        }
     }
     out
 }
