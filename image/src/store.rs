@@ -789,6 +789,14 @@ impl ImageStore {
             freed += rec.map(|r| r.size).unwrap_or(0);
             self.discard_dir(&e.path())?;
         }
+        // No pull runs (we hold its lock exclusively): the per-layer lock files can go too.
+        if let Ok(rd) = fs::read_dir(self.dir.join("locks")) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("layer-") {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
         let blobs = self.dir.join("blobs/sha256");
         let rd = fs::read_dir(&blobs).map_err(|e| ImageError::io("read", &blobs, e))?;
         for e in rd.flatten() {

@@ -667,6 +667,8 @@ fn a_pull_cut_off_mid_layer_stores_no_image_and_the_next_pull_reuses_what_was_ve
     let report = s.prune(false, &|_| false).unwrap();
     assert!(report.space_reclaimed >= 2, "{report:?}");
     assert_eq!(layer_dirs(&t.path()).len(), 2);
+    let locks: Vec<_> = fs::read_dir(t.path().join("images/locks")).unwrap().flatten().collect();
+    assert_eq!(locks.len(), 1, "only the pull lock file stays: {locks:?}");
     assert_eq!(read_in_image(&s, &r, "small").as_deref(), Some("s"));
 }
 
