@@ -149,7 +149,13 @@ fn should_pull(
     let present = match store.resolve_id(image) {
         Ok(_) => true,
         Err(ImageError::NoSuchImage(_)) => false,
-        Err(e) => return Err(PlanError::Image { name: image.to_string(), source: e }),
+        // A damaged store, an ambiguous id...: said as the planner says it.
+        Err(e) => {
+            return Err(PlanError::Invalid {
+                service: svc.to_string(),
+                message: format!("image {image:?}: {e}"),
+            });
+        }
     };
     Ok(match policy {
         PullPolicy::Always => true,
