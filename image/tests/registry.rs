@@ -381,6 +381,25 @@ fn pulls_what_skopeo_pushed_index_media_types_compressions_whiteouts() {
     let opts = PullOptions { progress: Some(sink), ..Default::default() };
     rt.block_on(registry::pull(&s2, &r, &opts)).unwrap();
     assert_eq!(layer_dirs(&t2.path()).len(), 4);
+    // An index whose entry names no platform: taken, and its config must fit.
+    let l3 = Layout::new(work.path().join("unnamed"));
+    let mut d3 = l3.image("amd64", &[(&base, Comp::Gzip)]);
+    d3.as_object_mut().unwrap().remove("platform");
+    l3.index(vec![d3], "u", true);
+    let uref = format!("{}/test/unnamed:1", reg.addr);
+    skopeo(&[
+        "--all",
+        "--preserve-digests",
+        &format!("oci:{}:u", l3.dir.display()),
+        &format!("docker://{uref}"),
+    ]);
+    rt.block_on(registry::pull(&s2, &uref, &PullOptions::default())).unwrap();
+    let arm = PullOptions {
+        platform: Some(Platform::parse("linux/arm64").unwrap()),
+        ..Default::default()
+    };
+    let err = rt.block_on(registry::pull(&s2, &uref, &arm)).unwrap_err();
+    assert!(err.to_string().contains("wanted linux/arm64, actual: linux/amd64"), "{err}");
     let ev = seen.lock().unwrap().clone();
     assert_eq!(ev.iter().filter(|p| matches!(p, Progress::Exists(_))).count(), 2, "{ev:?}");
     assert_eq!(ev.iter().filter(|p| matches!(p, Progress::Done(_))).count(), 2, "{ev:?}");

@@ -167,13 +167,19 @@ async fn fetch_manifest(
     Ok(Fetched { bytes, media_type, digest })
 }
 
-/// Picks the manifest for `want` from an index.
-fn choose(index: &Value, want: &Platform, reference: &Reference) -> Result<Desc, RegistryError> {
+/// Picks the manifest for `want` from an index; the flag says the entry named no platform (the
+/// first such entry is taken when no entry names `want`; its config must then match).
+fn choose(
+    index: &Value,
+    want: &Platform,
+    reference: &Reference,
+) -> Result<(Desc, bool), RegistryError> {
     let entries = index
         .get("manifests")
         .and_then(Value::as_array)
         .ok_or_else(|| bad(reference, "the index has no manifests"))?;
     let mut offered: Vec<String> = Vec::new();
+    let mut unnamed = None;
     for e in entries {
         let p = e.get("platform");
         let get = |k: &str| p.and_then(|p| p.get(k)).and_then(Value::as_str);
@@ -183,8 +189,12 @@ fn choose(index: &Value, want: &Platform, reference: &Reference) -> Result<Desc,
         if mt != OCI_MANIFEST && mt != DOCKER_MANIFEST {
             continue;
         }
+        if e.get("platform").is_none() {
+            unnamed = unnamed.or(Some(e));
+            continue;
+        }
         if want.matches(os, arch, variant) {
-            return desc_of(e, reference, "manifest");
+            return Ok((desc_of(e, reference, "manifest")?, false));
         }
         if os != "unknown" && !os.is_empty() {
             let shown = match variant {
@@ -195,6 +205,9 @@ fn choose(index: &Value, want: &Platform, reference: &Reference) -> Result<Desc,
                 offered.push(shown);
             }
         }
+    }
+    if let Some(e) = unnamed {
+        return Ok((desc_of(e, reference, "manifest")?, true));
     }
     Err(RegistryError::NoMatchingPlatform {
         reference: reference.to_string(),
@@ -573,11 +586,15 @@ pub async fn pull(
         }
         .into());
     }
+    // The platform the image's config must have: an explicit one for a single-platform image,
+    // the wanted one for an index entry that named none.
+    let mut must_match = opts.platform.clone();
     let manifest = if top.media_type == OCI_INDEX || top.media_type == DOCKER_LIST {
         let index: Value = serde_json::from_slice(&top.bytes)
             .map_err(|e| bad(&r, format!("the index is not JSON: {e}")))?;
         let want = opts.platform.clone().unwrap_or_else(Platform::host);
-        let d = choose(&index, &want, &r)?;
+        let (d, unnamed) = choose(&index, &want, &r)?;
+        must_match = unnamed.then_some(want);
         fetch_manifest(&client, &r, &d.digest, Some(&d)).await?
     } else if top.media_type == OCI_MANIFEST || top.media_type == DOCKER_MANIFEST {
         Fetched {
@@ -602,10 +619,7 @@ pub async fn pull(
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
-    if let Some(want) = &opts.platform
-        && top.media_type != OCI_INDEX
-        && top.media_type != DOCKER_LIST
-    {
+    if let Some(want) = &must_match {
         let get = |k: &str| cfg.get(k).and_then(Value::as_str);
         let (os, arch) = (get("os").unwrap_or_default(), get("architecture").unwrap_or_default());
         if !want.matches(os, arch, get("variant")) {
