@@ -23,11 +23,10 @@ use tokio::task::JoinHandle;
 use crate::error::{NetworkError, Result};
 use crate::ipam::{Ipv4Net, resolv_nameservers};
 use crate::model::{DnsEntry, NetworkState};
+use crate::state::GENERATION_FILE;
 
 mod control;
 
-/// File under `networks/` rewritten on every record change.
-pub const GENERATION_FILE: &str = "generation";
 /// TTL of our answers: short, replicas come and go.
 pub const TTL: u32 = 60;
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);

@@ -4,10 +4,13 @@
 use std::path::{Path, PathBuf};
 
 use crate::disk::{Lock, read_json, write_json};
-use crate::dns;
 use crate::error::{NetworkError, Result};
 use crate::live::{LiveState, live_path};
 use crate::model::{Filters, NetworkRecord, NetworkState};
+
+/// File under `networks/` whose modification time changes on every record change: the DNS
+/// server rereads the records when it does.
+pub const GENERATION_FILE: &str = "generation";
 
 /// The networks of one state root.
 #[derive(Debug, Clone)]
@@ -84,7 +87,7 @@ impl Networks {
         // setting it is one inode update, where rewriting the file and renaming it over the old
         // one cost a create, a data flush and a rename (each stalls for milliseconds on a busy
         // disk).
-        let path = self.dir.join(dns::GENERATION_FILE);
+        let path = self.dir.join(GENERATION_FILE);
         let f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -2,13 +2,13 @@
 //!
 //! - [`observe`]: what exists (containers, networks, volumes, images), read before deciding.
 //! - [`names`]: the engine-side names of a project's containers and networks.
-//! - [`convert`]: one service replica -> the Engine's create request.
+//! - [`container_config`]: one service replica -> the Engine's create request.
 //! - [`plan`]: the plan, a petgraph DAG of [`plan::Action`]s, and its bounded-parallel executor.
 //! - [`ops`]: the compose operations (`up`, `down`, `stop`, `start`, ...): observe, decide the
 //!   plan with a pure function, execute it.
 //! - [`oneoff`]: `run SERVICE`'s one-off containers.
 
-pub mod convert;
+pub mod container_config;
 pub mod names;
 pub mod observe;
 pub mod oneoff;

@@ -1,6 +1,6 @@
 //! Engine-side names compose gives a project's objects: containers, networks, volumes. A leaf
-//! module, so the converter, the operations and the one-off code share them without importing
-//! each other.
+//! module, so the container config, the operations and the one-off code share them without
+//! importing each other.
 
 use compose_spec::model::{Project, Service};
 

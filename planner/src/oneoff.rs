@@ -11,7 +11,7 @@ use compose_spec::model::Project;
 use crate::observe::{self, Observed, ObservedState};
 use crate::ops::{self, RunOptions, UpOptions};
 use crate::plan::{Action, Condition, Plan};
-use crate::{PlanError, Progress, convert, labels};
+use crate::{PlanError, Progress, container_config, labels};
 
 /// The label holding a one-off container's full random slug (compose's name).
 pub const SLUG: &str = "com.docker.compose.slug";
@@ -98,7 +98,7 @@ pub async fn prepare(
         }
         s1.container_name = None;
     }
-    let mut cfg = convert::create_config(&p1, svc, 1, &hash, &image_id)?;
+    let mut cfg = container_config::create_config(&p1, svc, 1, &hash, &image_id)?;
     let c = &mut cfg.config;
     c.labels.insert(labels::ONEOFF.into(), "True".into());
     c.labels.insert(SLUG.into(), slug);
@@ -208,7 +208,7 @@ pub fn plan_create(
         name: one.name.clone(),
         config: Box::new(one.config.clone()),
         start: false,
-        volumes_from: convert::volumes_from(p, service, s)?,
+        volumes_from: container_config::volumes_from(p, service, s)?,
     });
     for v in s.volumes.iter().filter(|v| v.kind == "volume") {
         let Some(key) = &v.source else { continue };

@@ -15,7 +15,7 @@ use crate::compose_support::{LONG, Project};
 use crate::support::ContainerEnv;
 
 // Start time of `pid`; None when it is gone or a zombie (the runtime's own reading).
-use berth_runtime::process::process_start_time as start_time;
+use berth_runtime::process::process_start_time;
 
 /// A process identified by pid and start time (a reused pid is not it).
 #[derive(Debug, Clone, Copy)]
@@ -23,12 +23,12 @@ struct Proc(i32, Option<u64>);
 
 impl Proc {
     fn of(pid: i32) -> Proc {
-        let p = Proc(pid, start_time(pid));
+        let p = Proc(pid, process_start_time(pid));
         assert!(p.1.is_some(), "process {pid} is not running");
         p
     }
     fn alive(&self) -> bool {
-        self.1.is_some() && start_time(self.0) == self.1
+        self.1.is_some() && process_start_time(self.0) == self.1
     }
 }
 

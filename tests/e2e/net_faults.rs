@@ -259,7 +259,11 @@ fn leftovers(n: &NetEnv, id: &str, subnet: &str) -> Vec<String> {
         left.push("nft rules".into());
     }
     let set = run_cmd("nft", &["list", "set", "ip", "berth", "subnets"]);
-    if set.contains(subnet) {
+    // Once removed, the subnet is free for any root's next network, which adds it again
+    // (after making its bridge, whose route then exists): only an element without a route
+    // is a leftover.
+    let routed = run_cmd("ip", &["-4", "route", "show", subnet]);
+    if set.contains(subnet) && routed.trim().is_empty() {
         left.push(format!("{subnet} in the subnets set"));
     }
     for e in std::fs::read_dir(n.env.path().join("networks")).into_iter().flatten().flatten() {

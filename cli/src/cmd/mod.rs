@@ -1,5 +1,6 @@
 //! Top-level argument parsing and dispatch. Each command group lives in its own module with an
-//! `Args` type (clap) and a `run` function; errors become one clear sentence and an exit code.
+//! `Args` type (clap) and a `run` function (the compose commands one per file under `compose/`);
+//! errors become one clear sentence and an exit code.
 
 mod attach;
 mod compose;

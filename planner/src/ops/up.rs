@@ -14,7 +14,7 @@ use super::{RunOptions, lock_project, orphan_warning, orphans, selected_services
 use crate::names::{container_name, network_name};
 use crate::observe::{self, Observed, ObservedNetwork, ObservedState};
 use crate::plan::{Action, Condition, Plan};
-use crate::{PlanError, Progress, convert, labels};
+use crate::{PlanError, Progress, container_config, labels};
 
 /// `up` options (docker compose v2 flags).
 #[derive(Debug, Clone, Default)]
@@ -122,7 +122,7 @@ pub fn plan_up(p: &Project, observed: &ObservedState, opts: &UpOptions) -> Resul
                 ),
             });
         }
-        let ignored = convert::ignored_keys(s);
+        let ignored = container_config::ignored_keys(s);
         if !ignored.is_empty() {
             plan.warnings.push(format!(
                 "service {svc:?}: {} not supported by berth yet, ignored",
@@ -130,7 +130,7 @@ pub fn plan_up(p: &Project, observed: &ObservedState, opts: &UpOptions) -> Resul
             ));
         }
         let hash = compose_spec::service_hash(s);
-        let vf = convert::volumes_from(p, svc, s)?;
+        let vf = container_config::volumes_from(p, svc, s)?;
         let image_id = observed.image_id(p, svc)?;
         let (leftovers, existing): (Vec<&Observed>, Vec<&Observed>) =
             obs.iter().copied().filter(|c| &c.service == svc).partition(|c| {
@@ -178,7 +178,9 @@ pub fn plan_up(p: &Project, observed: &ObservedState, opts: &UpOptions) -> Resul
                 Action::Recreate {
                     service: svc.clone(),
                     name: o.name.clone(),
-                    config: Box::new(convert::create_config(p, svc, o.number, &hash, &image_id)?),
+                    config: Box::new(container_config::create_config(
+                        p, svc, o.number, &hash, &image_id,
+                    )?),
                     start: !opts.no_start,
                     timeout: opts.timeout,
                     volumes_from: vf.clone(),
@@ -213,7 +215,7 @@ pub fn plan_up(p: &Project, observed: &ObservedState, opts: &UpOptions) -> Resul
                 number += 1;
             }
             let name = container_name(&p.name, svc, s, number);
-            let config = convert::create_config(p, svc, number, &hash, &image_id)?;
+            let config = container_config::create_config(p, svc, number, &hash, &image_id)?;
             svc_nodes.push(plan.add(Action::Create {
                 service: svc.clone(),
                 name: name.clone(),

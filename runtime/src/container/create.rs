@@ -11,7 +11,7 @@ use indexmap::IndexMap;
 
 use super::api::{Config, ContainerCreateConfig, Empty, MountPoint};
 use super::error::io_err;
-use super::names::{self, CREATING_PREFIX};
+use super::name_index::{self, CREATING_PREFIX};
 use super::record::{ContainerPaths, ContainerRecord, StateRecord};
 use super::{ContainerError, spec, stores, user};
 use crate::Engine;
@@ -196,7 +196,7 @@ struct Undo<'a> {
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
         if let Some(d) = self.dir.take() {
-            super::names::dispose(&d);
+            super::name_index::dispose(&d);
         }
         self.dir_lock = None;
         if let Some((name, id)) = self.name.take()
@@ -238,7 +238,7 @@ impl Engine {
         let hc = cfg.host_config.clone();
         spec::capabilities(&hc).map_err(|e| ContainerError::Invalid(e.to_string()))?;
         spec::check_security_opts(&hc).map_err(|e| ContainerError::Invalid(e.to_string()))?;
-        spec::check_resources(&hc).map_err(ContainerError::Invalid)?;
+        spec::check_resources(&hc).map_err(|e| ContainerError::Invalid(e.to_string()))?;
         match hc.restart_policy.name.as_str() {
             "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
             other => {
@@ -304,7 +304,7 @@ impl Engine {
         let passwd = user::read_through_layers(&read_layers, "/etc/passwd");
         let group = user::read_through_layers(&read_layers, "/etc/group");
         let who = user::resolve(&config.user, &hc.group_add, passwd.as_deref(), group.as_deref())
-            .map_err(ContainerError::Invalid)?;
+            .map_err(|e| ContainerError::Invalid(e.to_string()))?;
 
         let id = ids::random_id().map_err(io_err("read", "/dev/urandom"))?;
         if config.hostname.is_empty() {
@@ -370,7 +370,7 @@ impl Engine {
         // place either way, so a reused one shows nothing of its previous container.
         let start = usize::from_str_radix(&id[..4], 16).unwrap_or(0);
         let claimed = match rec.rootfs_dir {
-            None => names::claim_free(&staging.dir, start),
+            None => name_index::claim_free(&staging.dir, start),
             Some(_) => None,
         };
         let reused = claimed.is_some();

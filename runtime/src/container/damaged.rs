@@ -22,7 +22,7 @@ use indexmap::IndexMap;
 use super::ContainerError;
 use super::api::{ContainerSummary, ListFilters};
 use super::liveness;
-use super::names::{index_dir, read_owner};
+use super::name_index::{index_dir, read_owner};
 use super::record::Loaded;
 use super::record::{ContainerPaths, ContainerRecord, Damage, StateRecord};
 use crate::Engine;

@@ -111,7 +111,7 @@ impl Engine {
                 let passwd = user::read_through_layers(std::slice::from_ref(&root), "/etc/passwd");
                 let group = user::read_through_layers(std::slice::from_ref(&root), "/etc/group");
                 let r = user::resolve(u, &[], passwd.as_deref(), group.as_deref())
-                    .map_err(ContainerError::Invalid)?;
+                    .map_err(|e| ContainerError::Invalid(e.to_string()))?;
                 Some((r.uid, r.gid, r.additional_gids))
             }
             _ => None,

@@ -9,7 +9,7 @@
 //! `api` (Docker-shaped types) → `record` (on-disk records), `user` → `error` →
 //! `launcher`, `cgroup`, `stores` (the crates below: berth-launch, berth-cgroups, the image
 //! and volume stores) → `spec` (the launch spec) → `net` (networks: ports, settings, attach)
-//! → `liveness` (is it alive; repairing a dead monitor's record) → `names` (the name index,
+//! → `liveness` (is it alive; repairing a dead monitor's record) → `name_index` (the name index,
 //! removal of directories) → `damaged` (finding and loading containers, damaged ones too) →
 //! `create` → `lifecycle` (start/stop/kill/remove/...), `follow` (logs), `query` (inspect,
 //! list, top, stats), `exec`, `copy`: the Engine methods.
@@ -25,7 +25,7 @@ mod follow;
 pub(crate) mod launcher;
 mod lifecycle;
 mod liveness;
-mod names;
+mod name_index;
 pub mod net;
 mod query;
 pub mod record;

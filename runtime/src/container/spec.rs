@@ -249,11 +249,16 @@ pub fn process_json(
 /// docker's smallest memory limit and reservation (`linuxMinMemory`).
 const MIN_MEMORY: i64 = 6 * 1024 * 1024;
 
+/// A resource setting docker's daemon refuses, with its message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ResourceError(pub String);
+
 /// Refuses resource settings docker's daemon refuses, with its messages: a limit the kernel
 /// would take but that cannot work (1 byte of memory) or means something else (a negative
 /// CPU count stored and never applied).
-pub fn check_resources(hc: &HostConfig) -> Result<(), String> {
-    let fail = |m: &str| Err(m.to_string());
+pub fn check_resources(hc: &HostConfig) -> Result<(), ResourceError> {
+    let fail = |m: &str| Err(ResourceError(m.to_string()));
     if hc.memory != 0 && hc.memory < MIN_MEMORY {
         return fail("Minimum memory limit allowed is 6MB");
     }
@@ -274,10 +279,10 @@ pub fn check_resources(hc: &HostConfig) -> Result<(), String> {
         return fail("Minimum memoryswap limit should be larger than memory limit, see usage");
     }
     if hc.memory_swap < -1 {
-        return Err(format!(
+        return Err(ResourceError(format!(
             "invalid memory swap limit {}: -1 (unlimited swap) or at least the memory limit",
             hc.memory_swap
-        ));
+        )));
     }
     if hc.nano_cpus > 0 && hc.cpu_period > 0 {
         return fail("Conflicting options: Nano CPUs and CPU Period cannot both be set");
@@ -288,9 +293,9 @@ pub fn check_resources(hc: &HostConfig) -> Result<(), String> {
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get()) as i64;
     // Below 0.01 the quota would be under the kernel's 1 ms minimum.
     if hc.nano_cpus != 0 && (hc.nano_cpus < 10_000_000 || hc.nano_cpus > ncpu * 1_000_000_000) {
-        return Err(format!(
+        return Err(ResourceError(format!(
             "Range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
-        ));
+        )));
     }
     if hc.cpu_period != 0 && !(1000..=1_000_000).contains(&hc.cpu_period) {
         return fail(
@@ -304,10 +309,10 @@ pub fn check_resources(hc: &HostConfig) -> Result<(), String> {
         return fail("Range of blkio weight is from 10 to 1000");
     }
     if !(-1000..=1000).contains(&hc.oom_score_adj) {
-        return Err(format!(
+        return Err(ResourceError(format!(
             "Invalid value {}, range for oom score adj is [-1000, 1000]",
             hc.oom_score_adj
-        ));
+        )));
     }
     if hc.shm_size < 0 {
         return fail("SHM size can not be less than 0");
@@ -674,11 +679,11 @@ mod tests {
             (HostConfig { shm_size: -1, ..Default::default() }, "SHM size can not be less than 0"),
         ];
         for (hc, want) in cases {
-            assert_eq!(check_resources(&hc), Err(want.to_string()), "{hc:?}");
+            assert_eq!(check_resources(&hc).map_err(|e| e.0), Err(want.to_string()), "{hc:?}");
         }
         let neg = HostConfig { nano_cpus: -1_000_000_000, ..Default::default() };
         assert!(
-            check_resources(&neg).is_err_and(|e| e.starts_with("Range of CPUs is from 0.01 to "))
+            check_resources(&neg).is_err_and(|e| e.0.starts_with("Range of CPUs is from 0.01 to "))
         );
         let mut hc = HostConfig { cpu_shares: -5, ..Default::default() };
         assert_eq!(resources_json(&hc)["cpu"]["shares"], 2);

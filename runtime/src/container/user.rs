@@ -83,6 +83,17 @@ fn parse_group(s: &str) -> Vec<Group> {
         .collect()
 }
 
+/// A user or group that the image's passwd or group file does not have (docker's words).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    /// No passwd entry has this name.
+    #[error("unable to find user {0}: no matching entries in passwd file")]
+    NoUser(String),
+    /// No group entry has this name.
+    #[error("unable to find group {0}: no matching entries in group file")]
+    NoGroup(String),
+}
+
 /// Resolves docker's `user` string (`""`, `name`, `uid`, `name:group`, `uid:gid`) and `group_add`
 /// with the given passwd and group file contents; errors are one sentence like docker's.
 pub fn resolve(
@@ -90,7 +101,7 @@ pub fn resolve(
     group_add: &[String],
     passwd: Option<&str>,
     group: Option<&str>,
-) -> Result<ResolvedUser, String> {
+) -> Result<ResolvedUser, UserError> {
     let users = parse_passwd(passwd.unwrap_or(""));
     let groups = parse_group(group.unwrap_or(""));
     let (u, g) = match user.split_once(':') {
@@ -107,7 +118,7 @@ pub fn resolve(
         match users.iter().find(|p| p.name == u) {
             Some(p) => (p.uid, p.gid, Some(p.name.clone()), Some(p.home.clone())),
             None => {
-                return Err(format!("unable to find user {u}: no matching entries in passwd file"));
+                return Err(UserError::NoUser(u.to_string()));
             }
         }
     };
@@ -133,7 +144,7 @@ pub fn resolve(
     Ok(ResolvedUser { uid, gid, additional_gids: additional, home })
 }
 
-fn lookup_group(g: &str, groups: &[Group]) -> Result<u32, String> {
+fn lookup_group(g: &str, groups: &[Group]) -> Result<u32, UserError> {
     if let Ok(id) = g.parse::<u32>() {
         return Ok(id);
     }
@@ -141,7 +152,7 @@ fn lookup_group(g: &str, groups: &[Group]) -> Result<u32, String> {
         .iter()
         .find(|gr| gr.name == g)
         .map(|gr| gr.gid)
-        .ok_or_else(|| format!("unable to find group {g}: no matching entries in group file"))
+        .ok_or_else(|| UserError::NoGroup(g.to_string()))
 }
 
 #[cfg(test)]
@@ -163,6 +174,7 @@ mod tests {
         assert!(
             resolve("nobody", &[], Some(P), Some(G))
                 .unwrap_err()
+                .to_string()
                 .contains("unable to find user nobody")
         );
     }

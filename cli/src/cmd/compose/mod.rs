@@ -8,6 +8,7 @@ pub(super) mod config;
 mod cp;
 mod create;
 mod down;
+mod event_diff;
 mod events;
 mod exec;
 mod images;
