@@ -135,8 +135,22 @@ impl Block {
 
     /// The block's lines at `now` (header first), without colours.
     pub fn render(&self, now: Instant) -> Vec<String> {
-        let done = self.entries.iter().filter(|e| e.ended.is_some()).count();
-        let mut out = vec![format!("[+] Running {done}/{}", self.entries.len())];
+        // A block of images and their layers is a pull (or push): compose counts the images.
+        let images = |e: &&Entry| e.id.starts_with("Image ");
+        let pulling = !self.entries.is_empty()
+            && self
+                .entries
+                .iter()
+                .all(|e| e.id.starts_with("Image ") || e.id.starts_with("Layer "));
+        let (verb, counted): (&str, Vec<&Entry>) = if pulling {
+            let pushing = self.entries.iter().any(|e| e.status.starts_with("Push"));
+            let verb = if pushing { "Pushing" } else { "Pulling" };
+            (verb, self.entries.iter().filter(images).collect())
+        } else {
+            ("Running", self.entries.iter().collect())
+        };
+        let done = counted.iter().filter(|e| e.ended.is_some()).count();
+        let mut out = vec![format!("[+] {verb} {done}/{}", counted.len())];
         let id_w = self.entries.iter().map(|e| e.id.chars().count()).max().unwrap_or(0);
         let st_w = self.entries.iter().map(|e| e.status.chars().count()).max().unwrap_or(0);
         // The spinner turns every 100 ms from the block's first event.
@@ -250,6 +264,26 @@ mod tests {
         let lines = b.render(ms(3100));
         assert_eq!(lines[0], "[+] Running 1/2");
         assert!(lines[2].ends_with("Container p-web-1  Stopping    0.1s"), "{lines:?}");
+    }
+
+    #[test]
+    fn a_pull_block_counts_images() {
+        let t0 = Instant::now();
+        let mut b = Block::default();
+        let e = |kind, name: &str, status: &str, done| Event {
+            kind,
+            name: name.into(),
+            status: status.into(),
+            done,
+        };
+        b.update(e("Image", "reg/a:1", "Pulling", false), t0);
+        b.update(e("Layer", "0123456789ab", "Downloading 1.0MB/2.0MB", false), t0);
+        assert_eq!(b.render(t0)[0], "[+] Pulling 0/1");
+        b.update(e("Layer", "0123456789ab", "Pull complete", true), t0);
+        b.update(e("Image", "reg/a:1", "Pulled", true), t0);
+        assert_eq!(b.render(t0)[0], "[+] Pulling 1/1");
+        b.update(e("Container", "p-a-1", "Created", true), t0);
+        assert_eq!(b.render(t0)[0], "[+] Running 3/3");
     }
 
     #[test]

@@ -96,7 +96,7 @@ impl ImageStore {
         reference: Option<&str>,
         changes: &[String],
     ) -> Result<String, ImageError> {
-        let refs = reference.map(Reference::parse).transpose()?;
+        let refs = reference.map(Reference::parse_tag).transpose()?;
         // Validate changes before the (slow) unpack.
         let mut cfg = Map::new();
         apply_changes(&mut cfg, changes)?;
@@ -155,7 +155,7 @@ impl ImageStore {
                 .repo_tags
                 .unwrap_or_default()
                 .iter()
-                .map(|t| Reference::parse(t))
+                .map(|t| Reference::parse_tag(t))
                 .collect::<Result<Vec<_>, _>>()?;
             let layers =
                 m.layers.iter().map(|l| member_path(root, l)).collect::<Result<Vec<_>, _>>()?;
@@ -176,9 +176,6 @@ impl ImageStore {
             let mut layers = Vec::new();
             let mut digests = Vec::new();
             for l in manifest.layers() {
-                if l.media_type().to_string().contains("zstd") {
-                    return Err(archive_err("zstd-compressed layers are not supported"));
-                }
                 let hex = digest_hex(l.digest().as_ref())?.to_string();
                 layers.push(member_path(root, &format!("blobs/sha256/{hex}"))?);
                 digests.push(l.digest().to_string());
@@ -189,7 +186,7 @@ impl ImageStore {
                 .or_else(|| annotations.get(ANNOTATION_REF_NAME))
                 .filter(|n| n.contains(':') || n.contains('/'));
             let refs = match name {
-                Some(n) => vec![Reference::parse(n)?],
+                Some(n) => vec![Reference::parse_tag(n)?],
                 None => Vec::new(),
             };
             let id = self.add_loaded(&config, &layers, &digests, &refs)?;

@@ -1,11 +1,10 @@
 //! What the builder and `container commit` need from the store: add one layer on top of a
 //! chain, add an image whose layers are all stored, and read an image back as config + chain.
 
-use std::fs;
 use std::io::Read;
 use std::path::PathBuf;
 
-use berth_store::{read_json, write_atomic, write_json_atomic};
+use berth_store::{read_json, write_atomic};
 use serde_json::Value;
 
 use super::reference::Reference;
@@ -54,24 +53,15 @@ impl ImageStore {
     ) -> Result<NewLayer, ImageError> {
         let staged = self.stage_layer(reader)?;
         let chain = chain_id(parent, &staged.diff_id);
-        let _lock = self.state_root().lock()?;
-        let dest = self.layer_dir(&chain)?;
-        if let Some(rec) = read_json::<LayerRecord>(&dest.join("layer.json"))? {
-            return Ok(NewLayer { diff_id: rec.diff_id, chain_id: chain, size: rec.size });
-        }
-        let rec = LayerRecord {
-            diff_id: staged.diff_id.clone(),
-            chain_id: chain.clone(),
-            size: staged.size,
-            tar_size: Some(staged.tar_size),
-        };
-        write_json_atomic(&staged.dir.join("layer.json"), &rec)?;
-        if dest.exists() {
-            // Debris of a crash (no layer.json): replace it.
-            fs::remove_dir_all(&dest).map_err(|e| ImageError::io("remove", &dest, e))?;
-        }
-        fs::rename(&staged.dir, &dest).map_err(|e| ImageError::io("commit layer", &dest, e))?;
-        Ok(NewLayer { diff_id: staged.diff_id.clone(), chain_id: chain, size: staged.size })
+        let (diff_id, size) = (staged.diff_id.clone(), staged.size);
+        // Shared with the store's other writers (pulls): a layer already there wins.
+        self.commit_layer(staged, &chain, None)?;
+        let rec = self.layer_record(&chain)?;
+        Ok(NewLayer {
+            diff_id: rec.as_ref().map(|r| r.diff_id.clone()).unwrap_or(diff_id),
+            chain_id: chain,
+            size: rec.map(|r| r.size).unwrap_or(size),
+        })
     }
 
     /// Adds an image whose layers (the chain ids of its config's diff ids) are all in the store

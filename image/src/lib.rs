@@ -18,8 +18,11 @@ mod build;
 mod changes;
 mod copy;
 mod difftar;
+mod history;
+mod locks;
 mod mountpoints;
 mod reference;
+pub mod registry;
 mod store;
 mod tarsplit;
 mod types;
@@ -31,9 +34,10 @@ use berth_store::StoreError;
 pub use build::{ImageState, NewLayer, chain_id};
 pub use changes::apply_changes;
 pub use difftar::write_upper_tar;
+pub use history::HistoryItem;
 pub use mountpoints::mount_point_layer;
 pub use reference::{DEFAULT_DOMAIN, DEFAULT_TAG, Reference};
-pub use store::{ImageStore, ListFilters, PruneReport, RemoveItem, ResolvedImage};
+pub use store::{BlobSource, ImageStore, ListFilters, PruneReport, RemoveItem, ResolvedImage};
 pub use types::{
     Healthcheck, ImageConfigInspect, ImageInspect, ImageSummary, LoadedImage, RootFsInspect,
 };
@@ -132,6 +136,9 @@ pub enum ImageError {
         "{MAX_LAYER_SIZE_ENV}={0:?} is not a size (bytes, or a number with k, m, g or t; 0: no limit)"
     )]
     BadSizeLimit(String),
+    /// A registry operation failed.
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
     /// The blocking task running the operation failed.
     #[error("image task failed: {0}")]
     Task(String),

@@ -23,6 +23,14 @@ pub(crate) struct Index {
     pub images: BTreeMap<String, ImageRecord>,
     /// Fully qualified reference (`docker.io/library/busybox:latest`) -> image id.
     pub refs: BTreeMap<String, String>,
+    /// Image id -> the registry digests it was pulled or pushed as
+    /// (`docker.io/library/busybox@sha256:…`), docker's `RepoDigests`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub repo_digests: BTreeMap<String, BTreeSet<String>>,
+    /// Fully qualified reference -> when a pull last fetched or confirmed it (RFC 3339), for
+    /// compose's `pull_policy: daily|weekly|every_…`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pulled: BTreeMap<String, String>,
 }
 
 /// What the index keeps per image besides its config blob.
@@ -52,6 +60,23 @@ pub(crate) struct LayerRecord {
     /// stored before tar-split, whose tar is the blob named by the diff id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tar_size: Option<u64>,
+    /// Compressed blobs of this layer known to be in registries (pulled from, pushed to), so a
+    /// push can skip or mount them instead of uploading (docker's distribution metadata).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<BlobSource>,
+}
+
+/// One registry blob holding a layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobSource {
+    /// `sha256:<hex>` of the blob as stored in the registry.
+    pub digest: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its media type (gzip, zstd or plain tar).
+    pub media_type: String,
+    /// Repository it is in, with its domain (`localhost:5000/team/app`).
+    pub repository: String,
 }
 
 /// An image ready to run: what container create needs.
@@ -207,7 +232,7 @@ impl ImageStore {
     /// Opens the store under `root/images`, creating its directories.
     pub fn open(root: &StateRoot) -> Result<Self, ImageError> {
         let dir = root.images_dir();
-        for sub in ["blobs/sha256", "layers", "tmp"] {
+        for sub in ["blobs/sha256", "layers", "tmp", "locks"] {
             let p = dir.join(sub);
             fs::create_dir_all(&p).map_err(|e| ImageError::io("create directory", &p, e))?;
         }
@@ -265,6 +290,14 @@ impl ImageStore {
     }
 
     pub(crate) fn write_index(&self, idx: &Index) -> Result<(), ImageError> {
+        if idx.pulled.keys().any(|k| !idx.refs.contains_key(k)) {
+            // A pull time belongs to a tag: an untagged reference forgets it.
+            let mut idx = idx.clone();
+            let refs = &idx.refs;
+            let kept = idx.pulled.iter().filter(|(k, _)| refs.contains_key(*k));
+            idx.pulled = kept.map(|(k, v)| (k.clone(), v.clone())).collect();
+            return Ok(write_json_atomic(&self.index_path(), &idx)?);
+        }
         Ok(write_json_atomic(&self.index_path(), idx)?)
     }
 
@@ -364,6 +397,7 @@ impl ImageStore {
                 chain_id: chain.clone(),
                 size: staged.size,
                 tar_size: Some(staged.tar_size),
+                sources: Vec::new(),
             };
             write_json_atomic(&staged.dir.join("layer.json"), &rec)?;
             // A leftover directory without layer.json is debris of a crash: replace it.
@@ -402,9 +436,19 @@ impl ImageStore {
     pub(crate) fn find_in(idx: &Index, s: &str) -> Result<String, ImageError> {
         let parsed = Reference::parse(s).ok();
         if let Some(r) = &parsed
+            && r.digest.is_none()
             && let Some(id) = idx.refs.get(&r.full())
         {
             return Ok(id.clone());
+        }
+        if let Some(r) = &parsed
+            && let Some(d) = &r.digest
+        {
+            let want = format!("{}@{d}", r.repository());
+            if let Some((id, _)) = idx.repo_digests.iter().find(|(_, ds)| ds.contains(&want)) {
+                return Ok(id.clone());
+            }
+            return Err(ImageError::NoSuchImage(r.to_string()));
         }
         let hex = s.strip_prefix("sha256:").unwrap_or(s);
         if !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -498,7 +542,15 @@ impl ImageStore {
         Ok(ImageInspect {
             id: id.to_string(),
             repo_tags: Self::repo_tags(idx, id),
-            repo_digests: Vec::new(),
+            repo_digests: idx
+                .repo_digests
+                .get(id)
+                .map(|ds| {
+                    ds.iter()
+                        .filter_map(|d| Reference::parse(d).ok().map(|r| r.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
             created: config.created().clone().unwrap_or_default(),
             comment,
             size: rec.size,
@@ -590,7 +642,7 @@ impl ImageStore {
 
     /// `docker tag SRC TARGET`: points TARGET at SRC's image.
     pub fn tag(&self, src: &str, target: &str) -> Result<(), ImageError> {
-        let target = Reference::parse(target)?;
+        let target = Reference::parse_tag(target)?;
         let _lock = self.root.lock()?;
         let mut idx = self.read_index()?;
         let id = Self::find_in(&idx, src)?;
@@ -662,6 +714,7 @@ impl ImageStore {
     ) -> Result<u64, ImageError> {
         let Some(rec) = idx.images.remove(id) else { return Ok(0) };
         idx.refs.retain(|_, v| v != id);
+        idx.repo_digests.remove(id);
         // Write the index first: a crash after this leaves unreferenced files, never dangling refs.
         self.write_index(idx)?;
         out.push(RemoveItem::Deleted(id.to_string()));
@@ -723,7 +776,210 @@ impl ImageStore {
         }
         self.clean_stale_tmp();
         self.write_index(&idx)?;
+        report.space_reclaimed += self.remove_orphans(&idx)?;
         Ok(report)
+    }
+
+    /// Removes layers and blobs no image refers to: what an interrupted pull committed before
+    /// its image (the next pull would have reused them). Skipped while a pull runs in this
+    /// root, since its layers are orphans until it commits. Called with the root lock held.
+    fn remove_orphans(&self, idx: &Index) -> Result<u64, ImageError> {
+        let Some(_no_pulls) = super::locks::try_exclusive(&self.pull_lock_path())? else {
+            return Ok(0);
+        };
+        let used_layers: BTreeSet<&str> =
+            idx.images.values().flat_map(|r| r.layers.iter().map(String::as_str)).collect();
+        let mut used_blobs: BTreeSet<String> = idx.images.keys().cloned().collect();
+        let mut freed = 0;
+        let layers = self.dir.join("layers");
+        let rd = fs::read_dir(&layers).map_err(|e| ImageError::io("read", &layers, e))?;
+        for e in rd.flatten() {
+            let chain = format!("sha256:{}", e.file_name().to_string_lossy());
+            let rec: Option<LayerRecord> = read_json(&e.path().join("layer.json")).ok().flatten();
+            if used_layers.contains(chain.as_str()) {
+                if let Some(rec) = rec {
+                    used_blobs.insert(rec.diff_id);
+                }
+                continue;
+            }
+            freed += rec.map(|r| r.size).unwrap_or(0);
+            self.discard_dir(&e.path())?;
+        }
+        // No pull runs (we hold its lock exclusively): the per-layer lock files can go too.
+        if let Ok(rd) = fs::read_dir(self.dir.join("locks")) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("layer-") {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        let blobs = self.dir.join("blobs/sha256");
+        let rd = fs::read_dir(&blobs).map_err(|e| ImageError::io("read", &blobs, e))?;
+        for e in rd.flatten() {
+            let digest = format!("sha256:{}", e.file_name().to_string_lossy());
+            if !used_blobs.contains(&digest) {
+                freed += e.metadata().map(|m| m.len()).unwrap_or(0);
+                let _ = fs::remove_file(e.path());
+            }
+        }
+        Ok(freed)
+    }
+
+    /// The lock file a pull holds shared for its whole run (prune's orphan sweep takes it
+    /// exclusively, without waiting).
+    pub(crate) fn pull_lock_path(&self) -> PathBuf {
+        self.dir.join("locks").join("pull")
+    }
+
+    /// The lock file serialising the fetch of one layer (by chain id) between processes.
+    pub(crate) fn layer_lock_path(&self, chain: &str) -> Result<PathBuf, ImageError> {
+        Ok(self.dir.join("locks").join(format!("layer-{}", digest_hex(chain)?)))
+    }
+
+    /// Removes staging debris of dead processes (a pull killed mid-layer leaves its staging
+    /// directory); cheap, so every pull starts with it.
+    pub(crate) fn clean_debris(&self) {
+        self.clean_stale_tmp();
+    }
+
+    /// The record of the layer with chain id `chain`, if it is in the store.
+    pub(crate) fn layer_record(&self, chain: &str) -> Result<Option<LayerRecord>, ImageError> {
+        Ok(read_json(&self.layer_dir(chain)?.join("layer.json"))?)
+    }
+
+    /// Moves a staged layer into the store under `chain` (a pull commits each layer as soon as
+    /// it is verified, so an interrupted pull keeps it for the next). A layer already there
+    /// wins; the staged copy is dropped. `source` is the registry blob it came from.
+    pub(crate) fn commit_layer(
+        &self,
+        staged: StagedLayer,
+        chain: &str,
+        source: Option<BlobSource>,
+    ) -> Result<(), ImageError> {
+        let dest = self.layer_dir(chain)?;
+        let rec = LayerRecord {
+            diff_id: staged.diff_id.clone(),
+            chain_id: chain.to_string(),
+            size: staged.size,
+            tar_size: Some(staged.tar_size),
+            sources: source.into_iter().collect(),
+        };
+        write_json_atomic(&staged.dir.join("layer.json"), &rec)?;
+        let _lock = self.root.lock()?;
+        if dest.join("layer.json").is_file() {
+            return Ok(());
+        }
+        if dest.exists() {
+            self.discard_dir(&dest)?;
+        }
+        fs::rename(&staged.dir, &dest).map_err(|e| ImageError::io("commit layer", &dest, e))
+    }
+
+    /// Remembers that layer `chain` is in a registry as `source` (for later pushes).
+    pub(crate) fn add_layer_source(
+        &self,
+        chain: &str,
+        source: BlobSource,
+    ) -> Result<(), ImageError> {
+        let path = self.layer_dir(chain)?.join("layer.json");
+        let _lock = self.root.lock()?;
+        let Some(mut rec) = read_json::<LayerRecord>(&path)? else { return Ok(()) };
+        if rec.sources.contains(&source) {
+            return Ok(());
+        }
+        rec.sources.retain(|s| !(s.repository == source.repository && s.digest == source.digest));
+        rec.sources.push(source);
+        Ok(write_json_atomic(&path, &rec)?)
+    }
+
+    /// Adds a pulled image whose layers were committed one by one: its config, its tag (if
+    /// any) and its repo digest. Returns the id and whether the image was new here, or
+    /// `Err(missing)` with the chain ids that vanished meanwhile (removed by a concurrent
+    /// `rm`): the caller fetches them again.
+    pub(crate) fn commit_pulled(
+        &self,
+        config_bytes: &[u8],
+        chains: &[String],
+        tag: Option<&Reference>,
+        repo_digest: Option<&str>,
+    ) -> Result<Result<(String, bool), Vec<String>>, ImageError> {
+        let id = format!("sha256:{}", sha256_hex(config_bytes));
+        let _lock = self.root.lock()?;
+        let mut size = 0;
+        let mut missing = Vec::new();
+        for chain in chains {
+            match read_json::<LayerRecord>(&self.layer_dir(chain)?.join("layer.json"))? {
+                Some(rec) => size += rec.size,
+                None => missing.push(chain.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            return Ok(Err(missing));
+        }
+        let cfg_path = self.blob_path(&id)?;
+        if !cfg_path.exists() {
+            write_atomic(&cfg_path, config_bytes)?;
+        }
+        let mut idx = self.read_index()?;
+        let mut new = !idx.images.contains_key(&id);
+        idx.images.entry(id.clone()).or_insert_with(|| ImageRecord {
+            layers: chains.to_vec(),
+            size,
+            added: now_rfc3339(),
+            build_cache: false,
+        });
+        if let Some(t) = tag {
+            new |= idx.refs.insert(t.full(), id.clone()).as_ref() != Some(&id);
+            idx.pulled.insert(t.full(), now_rfc3339());
+        }
+        if let Some(d) = repo_digest {
+            idx.repo_digests.entry(id.clone()).or_default().insert(d.to_string());
+        }
+        self.write_index(&idx)?;
+        Ok(Ok((id, new)))
+    }
+
+    /// Records `digest` (`domain/path@sha256:…`) as a repo digest of image `id` (after a push).
+    pub(crate) fn add_repo_digest(&self, id: &str, digest: &str) -> Result<(), ImageError> {
+        let _lock = self.root.lock()?;
+        let mut idx = self.read_index()?;
+        if !idx.images.contains_key(id) {
+            return Ok(());
+        }
+        idx.repo_digests.entry(id.to_string()).or_default().insert(digest.to_string());
+        self.write_index(&idx)
+    }
+
+    /// The id, config bytes and layer chain ids (bottom first) of an image.
+    pub(crate) fn image_parts(
+        &self,
+        s: &str,
+    ) -> Result<(String, Vec<u8>, Vec<String>), ImageError> {
+        let idx = self.read_index()?;
+        let id = Self::find_in(&idx, s)?;
+        let rec = idx.images.get(&id).ok_or_else(|| ImageError::NoSuchImage(s.to_string()))?;
+        let layers = rec.layers.clone();
+        Ok((id.clone(), self.config_bytes(&id)?, layers))
+    }
+
+    /// When a pull last fetched or confirmed `reference` (None: never pulled here).
+    pub fn last_pulled(
+        &self,
+        reference: &str,
+    ) -> Result<Option<std::time::SystemTime>, ImageError> {
+        let r = Reference::parse(reference)?;
+        let idx = self.read_index()?;
+        Ok(idx
+            .pulled
+            .get(&r.full())
+            .filter(|_| idx.refs.contains_key(&r.full()))
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map(std::time::SystemTime::from))
+    }
+
+    /// Whether `reference` (fully qualified) is a tag in this store.
+    pub(crate) fn has_tag(&self, reference: &Reference) -> Result<bool, ImageError> {
+        Ok(self.read_index()?.refs.contains_key(&reference.full()))
     }
 
     /// Removes staging debris left by processes that died mid-import (their pid is gone).

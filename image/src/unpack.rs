@@ -68,14 +68,48 @@ impl<R: Read> Read for TeeReader<R> {
     }
 }
 
-/// Wraps `reader` in a gzip decoder when it starts with the gzip magic; plain tar otherwise.
+/// The first bytes of a zstd frame.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+type ZstdFrame<R> = ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>;
+
+/// Decodes a zstd stream of one or more frames (a frame per call of the compressor; ruzstd's
+/// decoder reads one).
+struct ZstdFrames<R: io::BufRead> {
+    source: Option<R>,
+    frame: Option<ZstdFrame<R>>,
+}
+
+impl<R: io::BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if let Some(frame) = self.frame.as_mut() {
+                let n = frame.read(buf)?;
+                if n > 0 || buf.is_empty() {
+                    return Ok(n);
+                }
+                self.source = self.frame.take().map(|f| f.into_inner());
+            }
+            let Some(mut source) = self.source.take() else { return Ok(0) };
+            if source.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            let frame = ZstdFrame::new(source)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("zstd: {e}")))?;
+            self.frame = Some(frame);
+        }
+    }
+}
+
+/// Wraps `reader` in a gzip or zstd decoder when it starts with that format's magic; plain tar
+/// otherwise.
 pub(crate) fn maybe_gunzip<'a, R: Read + 'a>(reader: R) -> io::Result<Box<dyn Read + 'a>> {
     let mut buf = io::BufReader::with_capacity(128 * 1024, reader);
     let head = io::BufRead::fill_buf(&mut buf)?;
     if head.starts_with(&[0x1f, 0x8b]) {
         Ok(Box::new(flate2::read::MultiGzDecoder::new(buf)))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Err(io::Error::new(io::ErrorKind::Unsupported, "zstd-compressed layers are not supported"))
+    } else if head.starts_with(&ZSTD_MAGIC) {
+        Ok(Box::new(ZstdFrames { source: Some(buf), frame: None }))
     } else {
         Ok(Box::new(buf))
     }

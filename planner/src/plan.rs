@@ -560,7 +560,7 @@ fn create_error(service: &str, name: &str, e: ContainerError) -> PlanError {
         ContainerError::Image(e @ berth_image::ImageError::NoSuchImage(_)) => PlanError::Invalid {
             service: service.into(),
             message: format!(
-                "{e} (berth cannot pull yet: build it (`build:` and `berth build`), or load it with `berth image import` or `berth image load`)"
+                "{e}: pull it with `berth pull`, build it (`build:` and `berth build`), or load it with `berth image import` or `berth image load`"
             ),
         },
         e => PlanError::Container { name: name.into(), source: e },

@@ -201,11 +201,9 @@ fn failing_run_names_the_step_and_leaves_nothing() {
     // Bad input is named: an unknown instruction, a missing stage, a missing or excluded file.
     for (df, want) in [
         ("FROM bb\nFROBNICATE x\n", "Dockerfile:2:1: unknown instruction: FROBNICATE"),
-        ("FROM bb\nCOPY --from=nowhere /x /x\n", "image nowhere is not in the store"),
-        (
-            "FROM nothere:1\n",
-            "Dockerfile:1: FROM nothere:1: image nothere:1 is not in the store; pull it first",
-        ),
+        // (Images not in the store are pulled, here through a closed loopback proxy.)
+        ("FROM bb\nCOPY --from=nowhere /x /x\n", "--from=nowhere: cannot pull nowhere: "),
+        ("FROM nothere:1\n", "Dockerfile:1: FROM nothere:1: cannot pull nothere:1: "),
         ("FROM bb\nCOPY missing.txt /x\n", "missing.txt: not found in the build context"),
         ("FROM bb\nCOPY secret.txt /x\n", "secret.txt: excluded by .dockerignore"),
         ("FROM bb\nCOPY ../up /x\n", "../up: outside the build context"),
@@ -607,5 +605,26 @@ fn ssh_mount_binds_the_agent_socket() {
     let o = build(&env, &req, &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("ssh agent default is required"), "{err}");
+    assert_clean(&env);
+}
+
+/// FROM an image that is only in a registry (a real one on loopback) pulls it, as `docker
+/// build` does.
+#[test]
+fn from_pulls_an_image_missing_from_the_store() {
+    use berth_testsupport::registry::{Registry, RegistryAuth};
+    let Some(env) = ContainerEnv::new() else { return };
+    let reg = Registry::start(RegistryAuth::None);
+    let remote = format!("{}/base/bb:1", reg.addr);
+    // Pushed from this root, then removed here: the build must fetch it.
+    env.ok(&["image", "tag", "bb:latest", &remote]);
+    env.ok(&["image", "push", &remote]);
+    env.ok(&["image", "rm", &remote]);
+    assert!(!env.run(&["image", "inspect", &remote]).status.success());
+    let df = format!("FROM {remote}\nRUN --network=none echo built > /b\n");
+    let ctx = context(&env, &[("Dockerfile", &df)]);
+    ok_build(&env, &ctx, &["-t", "pulled:1"]);
+    assert_eq!(env.ok(&["container", "run", "--rm", "pulled:1", "cat", "/b"]), "built\n");
+    assert!(env.run(&["image", "inspect", &remote]).status.success());
     assert_clean(&env);
 }

@@ -85,7 +85,9 @@ services:
 
 #[test]
 fn compose_missing_image_is_one_sentence() {
-    let compose = "services:\n  x:\n    image: nosuchimage\n    network_mode: none\n";
+    // `pull_policy: never`: `up` would otherwise try Docker Hub (tests stay on loopback).
+    let compose =
+        "services:\n  x:\n    image: nosuchimage\n    pull_policy: never\n    network_mode: none\n";
     let Some(p) = Project::new("noimg", compose) else { return };
     let out = p.run(&["up", "-d"]);
     let se = String::from_utf8_lossy(&out.stderr);

@@ -75,6 +75,12 @@ impl Project {
             .arg("-p")
             .arg(&self.name)
             .args(args)
+            // Tests reach registries on loopback only (which bypasses proxies): a pull that
+            // would leave the machine goes to a closed loopback port instead.
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("HTTP_PROXY", "http://127.0.0.1:9")
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .output()
             .expect("spawn berth")

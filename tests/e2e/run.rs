@@ -33,6 +33,12 @@ fn run_exit_codes_and_output() {
     // berth's own errors are 125.
     let (code, _, se) = out(&env.run(&["container", "run", "--rm", "nosuchimage", "true"]));
     assert_eq!(code, Some(125), "{se}");
+    assert!(se.contains("Unable to find image 'nosuchimage:latest' locally"), "{se}");
+    assert!(se.contains("cannot reach the registry docker.io"), "{se}");
+    let (code, _, se) =
+        out(&env.run(&["container", "run", "--rm", "--pull", "never", "nosuchimage", "true"]));
+    assert_eq!(code, Some(125), "{se}");
+    assert_eq!(se.trim(), "berth: no such image: nosuchimage:latest");
     // --rm left nothing behind.
     assert_eq!(env.ok(&["container", "ls", "-aq"]).trim(), "");
 }

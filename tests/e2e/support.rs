@@ -12,7 +12,18 @@ pub fn berth_bin() -> &'static str {
 
 /// Runs `berth --root ROOT ARGS...` and returns its output.
 pub fn berth(root: &Path, args: &[&str]) -> Output {
-    Command::new(berth_bin()).arg("--root").arg(root).args(args).output().expect("spawn berth")
+    Command::new(berth_bin())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        // Tests reach registries on loopback only (which bypasses proxies): a pull that would
+        // leave the machine (`run` of a missing image) goes to a closed loopback port instead.
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("HTTP_PROXY", "http://127.0.0.1:9")
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .expect("spawn berth")
 }
 
 /// The inode number of `p` (panics naming the path when it is missing).

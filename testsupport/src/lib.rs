@@ -3,6 +3,8 @@
 //! Container tests run as root (CI is root). Set `BERTH_SKIP_ROOT_TESTS=1` to skip them on a
 //! machine where they can't run; without it a non-root run fails loudly rather than passing empty.
 
+pub mod registry;
+
 use std::fs;
 use std::io;
 use std::os::unix::fs::symlink;

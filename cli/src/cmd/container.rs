@@ -253,10 +253,7 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                     code: EXIT_ENGINE,
                     message: format!("berth: {e:#}"),
                 })?;
-                let id = engine
-                    .container_create(a.create.name.as_deref(), cfg)
-                    .await
-                    .map_err(engine_err)?;
+                let id = super::image_pull::create_pulling(&engine, &a.create, cfg).await?;
                 outln!("{id}");
                 Ok(ExitCode::SUCCESS)
             }

@@ -10,7 +10,7 @@ use berth_runtime::container::{
 use berth_runtime::logs::parse_size;
 
 use super::attach::{RawTerminal, attach_and_wait, open_stdin_fifo};
-use super::engine_access::{EXIT_ENGINE, engine, engine_err, runtime};
+use super::engine_access::{EXIT_ENGINE, engine, runtime};
 use super::time_args::parse_duration;
 use super::{EngineOpts, ExitWith};
 
@@ -166,6 +166,12 @@ pub struct CreateFlags {
     /// Run on this directory as root filesystem instead of an image (IMAGE is then the command).
     #[arg(long)]
     pub rootfs: Option<std::path::PathBuf>,
+    /// Pull image before running ("always"|"missing"|"never").
+    #[arg(long, default_value = "missing", value_parser = ["always", "missing", "never"])]
+    pub pull: String,
+    /// Platform to pull for a multi-platform image (`os/arch[/variant]`).
+    #[arg(long)]
+    pub platform: Option<String>,
     /// Image to run.
     pub image: String,
     /// Command and arguments.
@@ -356,8 +362,7 @@ pub fn run(opts: &EngineOpts, args: Args) -> anyhow::Result<ExitCode> {
     let engine = engine(opts)?;
     let rt = runtime()?;
     let result = rt.block_on(async move {
-        let id =
-            engine.container_create(args.create.name.as_deref(), cfg).await.map_err(engine_err)?;
+        let id = super::image_pull::create_pulling(&engine, &args.create, cfg).await?;
         // An attached -i run feeds our stdin to the container through its fifo, opened before
         // the start so the container's first read waits for it rather than seeing end-of-file.
         let stdin_fifo = if args.create.interactive && !args.detach {

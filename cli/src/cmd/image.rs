@@ -14,6 +14,12 @@ use super::EngineOpts;
 /// `berth image` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// Download an image from a registry.
+    Pull(super::image_pull::PullArgs),
+    /// Upload an image to a registry.
+    Push(super::image_pull::PushArgs),
+    /// Show the history of an image.
+    History(super::image_history::HistoryArgs),
     /// List images.
     #[command(alias = "list")]
     Ls(LsArgs),
@@ -51,8 +57,6 @@ pub enum Command {
     },
     /// Build an image from a Dockerfile.
     Build(Box<super::build::BuildArgs>),
-    /// Show the history of an image.
-    History(super::build::HistoryArgs),
     /// Save one or more images to a tar archive (standard output by default).
     Save {
         /// Write to this file instead of standard output.
@@ -102,6 +106,9 @@ pub struct LsArgs {
     /// Don't truncate output.
     #[arg(long)]
     no_trunc: bool,
+    /// Show digests.
+    #[arg(long)]
+    digests: bool,
     /// Filter output (`reference=`, `label=`, `dangling=`).
     #[arg(short = 'f', long = "filter")]
     filter: Vec<String>,
@@ -210,7 +217,9 @@ pub fn confirm(prompt: &str) -> bool {
 pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
     let cmd = match cmd {
         Command::Build(args) => return super::build::image_build(engine, *args),
-        Command::History(args) => return super::build::history(engine, args),
+        Command::Pull(a) => return super::image_pull::run_pull(engine, a),
+        Command::Push(a) => return super::image_pull::run_push(engine, a),
+        Command::History(a) => return super::image_history::run(engine, a),
         other => other,
     };
     let store = open(engine)?;
@@ -240,6 +249,21 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
             let mut rows = Vec::new();
             for i in &images {
                 let id = if args.no_trunc { i.id.clone() } else { short_id(&i.id) };
+                // `repo@sha256:…` of this image, by familiar repository name.
+                let digests: Vec<(String, String)> = store
+                    .inspect(&i.id)
+                    .map(|ins| ins.repo_digests)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|d| d.split_once('@').map(|(r, d)| (r.to_string(), d.to_string())))
+                    .collect();
+                let digest_of = |repo: &str| {
+                    digests
+                        .iter()
+                        .find(|(r, _)| r == repo)
+                        .map(|(_, d)| d.clone())
+                        .unwrap_or_else(|| "<none>".to_string())
+                };
                 let tags: Vec<(String, String)> = if i.repo_tags.is_empty() {
                     vec![("<none>".into(), "<none>".into())]
                 } else {
@@ -252,17 +276,18 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                         .collect()
                 };
                 for (repo, tag) in tags {
-                    rows.push((repo, tag, id.clone(), i));
+                    let digest = digest_of(&repo);
+                    rows.push((repo, tag, id.clone(), i, digest));
                 }
             }
             if json {
-                for (repo, tag, id, i) in rows {
+                for (repo, tag, id, i, digest) in rows {
                     let created = utc_datetime(i.created);
                     let v = serde_json::json!({
                         "Containers": "N/A",
                         "CreatedAt": created,
                         "CreatedSince": human_since(i.created),
-                        "Digest": "<none>",
+                        "Digest": digest,
                         "ID": id,
                         "Repository": repo,
                         "SharedSize": "N/A",
@@ -280,21 +305,35 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                 let w_id = if args.no_trunc { 71 } else { 12 };
                 let w_created =
                     rows.iter().map(|r| human_since(r.3.created).len()).max().unwrap_or(0).max(7);
+                let w_digest = if args.digests {
+                    rows.iter().map(|r| r.4.len()).max().unwrap_or(0).max("DIGEST".len())
+                } else {
+                    0
+                };
+                let digest_cell = |d: &str| {
+                    if args.digests { format!("{d:w_digest$}   ") } else { String::new() }
+                };
                 writeln!(
                     out,
-                    "{:w_repo$}   {:w_tag$}   {:w_id$}   {:w_created$}   SIZE",
-                    "REPOSITORY", "TAG", "IMAGE ID", "CREATED"
+                    "{:w_repo$}   {:w_tag$}   {}{:w_id$}   {:w_created$}   SIZE",
+                    "REPOSITORY",
+                    "TAG",
+                    digest_cell("DIGEST"),
+                    "IMAGE ID",
+                    "CREATED"
                 )?;
-                for (repo, tag, id, i) in rows {
+                for (repo, tag, id, i, digest) in rows {
                     writeln!(
                         out,
-                        "{repo:w_repo$}   {tag:w_tag$}   {id:w_id$}   {:w_created$}   {}",
+                        "{repo:w_repo$}   {tag:w_tag$}   {}{id:w_id$}   {:w_created$}   {}",
+                        digest_cell(&digest),
                         human_since(i.created),
                         human_size(i.size)
                     )?;
                 }
             }
         }
+        Command::Pull(_) | Command::Push(_) | Command::History(_) | Command::Build(_) => {}
         Command::Inspect { images, format } => {
             let code =
                 super::inspect_each(&images, format.as_deref(), &mut out, |k| store.inspect(k))?;
@@ -377,7 +416,6 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
         },
-        Command::Build(_) | Command::History(_) => unreachable!("dispatched before"),
         Command::Tag { source, target } => store.tag(&source, &target)?,
         Command::Rm { force, images } => {
             let used = images_in_use(engine)?;

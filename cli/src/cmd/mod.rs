@@ -10,6 +10,9 @@ mod container_run;
 mod dns;
 mod engine_access;
 mod image;
+mod image_history;
+mod image_pull;
+mod login;
 mod netflags;
 mod network;
 mod stats;
@@ -124,6 +127,10 @@ enum Command {
     /// Manage networks.
     #[command(subcommand)]
     Network(network::Command),
+    /// Log in to a registry.
+    Login(login::LoginArgs),
+    /// Log out from a registry.
+    Logout(login::LogoutArgs),
     /// Manage berth: prune, disk usage, information.
     #[command(subcommand)]
     System(system::Command),
@@ -172,6 +179,8 @@ pub fn main() -> ExitCode {
         Command::Volume(cmd) => volume::run(&cli.engine, cmd),
         Command::Network(cmd) => network::run(&cli.engine, cmd),
         Command::System(cmd) => system::run(&cli.engine, cmd),
+        Command::Login(args) => login::run_login(args),
+        Command::Logout(args) => login::run_logout(args),
         Command::Dns => dns::run(&cli.engine),
     };
     match result {

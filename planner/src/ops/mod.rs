@@ -45,10 +45,12 @@ pub async fn lock_project(engine: &Engine, project: &str) -> Result<ProjectLock,
 
 mod down;
 mod lifecycle;
+mod pull;
 mod up;
 
 pub use down::{DownOptions, RemoveImages, down, plan_down};
 pub use lifecycle::{Lifecycle, lifecycle, plan_lifecycle};
+pub use pull::{PullPolicy, PullRequest, PushRequest, pull, push};
 pub(crate) use up::plan_networks;
 pub use up::{UpOptions, network_request, plan_up, up};
 

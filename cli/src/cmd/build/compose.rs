@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use berth_builder::{BuildOptions, Event, Progress, StoreOnly};
+use berth_builder::{BuildOptions, Event, Progress};
 
 use super::super::engine_access::engine;
 use super::super::{EngineOpts, ExitWith, ProjectOpts};
@@ -25,9 +25,6 @@ pub(super) fn compose_build_cmd(
     let mut build_args = Vec::new();
     for b in &a.build_arg {
         build_args.push(key_value(b, "--build-arg")?);
-    }
-    if a.pull && !a.quiet {
-        eprintln!("berth: --pull: berth has no registry client yet; using the images in the store");
     }
     let o = ComposeBuild {
         no_cache: a.no_cache,
@@ -192,12 +189,14 @@ pub async fn compose_build(
         }
         let bo = service_options(p, svc, b, o)?;
         let sp = Arc::new(ServiceProgress { service: svc.clone(), inner: progress.clone() });
-        let r = berth_builder::build(engine, bo, sp, Arc::new(StoreOnly)).await.map_err(|e| {
-            anyhow::Error::from(ExitWith {
-                code: 1,
-                message: format!("berth: service {svc:?} failed to build: {e}"),
-            })
-        })?;
+        let r = berth_builder::build(engine, bo, sp, Arc::new(super::RegistrySource))
+            .await
+            .map_err(|e| {
+                anyhow::Error::from(ExitWith {
+                    code: 1,
+                    message: format!("berth: service {svc:?} failed to build: {e}"),
+                })
+            })?;
         if !o.quiet {
             // A terminal block ends first, so the line lands below it.
             crate::progress::finish();

@@ -1,15 +1,13 @@
 //! `berth build` / `berth image build` (docker's `build`, here) and compose's `build [SERVICE...]`
-//! (`compose`), `berth container commit` (`commit`), `berth image history` (`history`) and
-//! `berth builder prune` (`prune`), on the builder crate (berth-builder).
+//! (`compose`), `berth container commit` (`commit`) and `berth builder prune` (`prune`), on the
+//! builder crate (berth-builder).
 
 mod commit;
 mod compose;
-mod history;
 mod prune;
 
 pub use commit::{CommitArgs, commit};
 pub use compose::build_for_up;
-pub use history::{HistoryArgs, history};
 pub use prune::{BuilderCommand, builder};
 
 use std::io::Write;
@@ -19,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
-use berth_builder::{BuildError, BuildOptions, Event, Progress, StoreOnly};
+use berth_builder::{BuildError, BuildOptions, Event, Progress};
 
 use super::engine_access::engine;
 use super::{EngineOpts, ExitWith, ProjectOpts};
@@ -45,8 +43,7 @@ pub struct BuildArgs {
     /// Do not use the cache when building the image.
     #[arg(long)]
     no_cache: bool,
-    /// Ask the image source for FROM images even when the store has them (berth has no registry
-    /// client yet: nothing is pulled).
+    /// Always pull FROM and --from images (else only missing ones are pulled).
     #[arg(long)]
     pull: bool,
     /// Secret to expose to RUN --mount=type=secret (`id=ID,src=PATH`).
@@ -119,6 +116,28 @@ impl Progress for Plain {
             Event::Done { n, millis } => writeln!(o, "#{n} DONE {:.1}s", millis as f64 / 1000.0),
             Event::Warning(w) => writeln!(o, "{w}"),
         };
+    }
+}
+
+/// FROM and `--from` images from registries (berth-image's pull), as `docker build` pulls
+/// them: a missing image, or every one with `--pull`.
+pub(crate) struct RegistrySource;
+
+impl berth_builder::ImageSource for RegistrySource {
+    fn fetch<'a>(
+        &'a self,
+        engine: &'a berth_runtime::Engine,
+        reference: &'a str,
+        _present: bool,
+    ) -> berth_builder::exec::FetchFuture<'a> {
+        Box::pin(async move {
+            let store = engine.images()?;
+            let opts = berth_image::registry::PullOptions::default();
+            berth_image::registry::pull(&store, reference, &opts)
+                .await
+                .map_err(|e| BuildError::Invalid(format!("cannot pull {reference}: {e}")))?;
+            Ok(())
+        })
     }
 }
 
@@ -386,9 +405,6 @@ pub fn image_build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> 
         ssh: parse_ssh(&a.ssh).map_err(usage)?,
     };
     let quiet = a.quiet || a.progress == "quiet";
-    if a.pull && !quiet {
-        eprintln!("berth: --pull: berth has no registry client yet; using the images in the store");
-    }
     let engine = engine(opts)?;
     let json = matches!(a.progress.as_str(), "json" | "rawjson");
     let progress = printer(&a.progress, "auto", quiet);
@@ -396,7 +412,9 @@ pub fn image_build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> 
     let rt = runtime()?;
     let s = bo.session.clone().unwrap_or_default();
     let r = rt.block_on(interruptible(&engine, &s, async {
-        berth_builder::build(&engine, bo, progress, Arc::new(StoreOnly)).await.map_err(build_err)
+        berth_builder::build(&engine, bo, progress, Arc::new(RegistrySource))
+            .await
+            .map_err(build_err)
     }));
     // The terminal block (if any) ends before the result or the error is printed.
     crate::progress::finish();

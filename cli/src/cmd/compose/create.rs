@@ -17,6 +17,9 @@ pub struct CreateArgs {
     /// If containers already exist, don't recreate them.
     #[arg(long)]
     no_recreate: bool,
+    /// Pull image before running ("always"|"missing"|"never"|"build").
+    #[arg(long, value_parser = ["always", "missing", "never", "build"])]
+    pull: Option<String>,
     /// Services to create (and their dependencies).
     services: Vec<String>,
 }
@@ -30,6 +33,7 @@ impl From<CreateArgs> for UpArgs {
             force_recreate: c.force_recreate,
             no_recreate: c.no_recreate,
             no_start: true,
+            pull: c.pull,
             services: c.services,
             ..Default::default()
         }

@@ -20,6 +20,7 @@ mod pause;
 mod port;
 mod project;
 mod ps;
+mod pull;
 mod restart;
 mod rm;
 mod run;
@@ -91,6 +92,10 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Copy files/folders between a service container and the local filesystem.
     Cp(cp::CpArgs),
+    /// Pull service images.
+    Pull(pull::PullArgs),
+    /// Push service images.
+    Push(pull::PushArgs),
 }
 
 /// Runs one compose command.
@@ -132,6 +137,8 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
             Command::Run(a) => run::run(po, engine, *a, run, progress).await,
             Command::Events(a) => events::run(po, engine, a).await,
             Command::Cp(a) => cp::run(po, engine, a).await,
+            Command::Pull(a) => pull::run_pull(po, engine, a, progress).await,
+            Command::Push(a) => pull::run_push(po, engine, a, progress).await,
         }
     });
     crate::progress::finish();

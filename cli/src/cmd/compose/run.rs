@@ -66,9 +66,12 @@ pub struct RunArgs {
     /// Add or override a label.
     #[arg(short, long)]
     label: Vec<String>,
-    /// Pull without printing progress information (berth does not pull).
+    /// Pull without printing progress information.
     #[arg(long)]
     quiet_pull: bool,
+    /// Pull image before running ("always"|"missing"|"never").
+    #[arg(long, value_parser = ["always", "missing", "never"])]
+    pull: Option<String>,
     /// The service.
     service: String,
     /// Command and arguments.
@@ -143,7 +146,6 @@ pub async fn run(
         auto_remove: a.rm,
         use_aliases: a.use_aliases,
     };
-    let _ = a.quiet_pull;
     if !run.dry_run {
         let names = std::slice::from_ref(&a.service);
         let selected =
@@ -158,6 +160,12 @@ pub async fn run(
             &po.ansi,
         )
         .await?;
+    }
+    if !run.dry_run {
+        let quiet = berth_planner::no_progress();
+        let shown = if a.quiet_pull { &quiet } else { progress };
+        let service = std::slice::from_ref(&a.service);
+        super::pull::pull_for_up(engine, &p, service, !a.no_deps, a.pull.as_deref(), shown).await?;
     }
     let mut one = oneoff::prepare(engine, &p, &opts).await.map_err(plan_err)?;
     for spec in &a.publish {

@@ -92,6 +92,9 @@ pub struct UpArgs {
     #[arg(long, require_equals = true, num_args = 0..=1, default_missing_value = "true",
           value_parser = clap::builder::BoolishValueParser::new())]
     pub(super) menu: Option<bool>,
+    /// Pull image before running ("always"|"missing"|"never"|"build").
+    #[arg(long, value_parser = ["always", "missing", "never", "build"])]
+    pub(super) pull: Option<String>,
     /// Services to start (and their dependencies).
     pub(super) services: Vec<String>,
 }
@@ -164,6 +167,10 @@ pub(super) async fn run(
     } else {
         None
     };
+    if !run.dry_run {
+        super::pull::pull_for_up(engine, &p, &a.services, !a.no_deps, a.pull.as_deref(), progress)
+            .await?;
+    }
     let planned = ops::up(engine, &p, &opts, run, progress, &warn_one).await;
     // The progress block ends before logs or the error follow it.
     crate::progress::finish();
