@@ -19,6 +19,7 @@ pub use ops::human_duration as ops_human_duration;
 pub mod record;
 pub mod rt;
 pub mod spec;
+pub mod sync;
 pub mod sys;
 pub mod user;
 
@@ -28,6 +29,7 @@ use berth_store::StoreError;
 
 pub use api::*;
 pub use copy::CopyOptions;
+pub use sync::{SyncChange, SyncReport};
 pub use exec::ExecOutput;
 
 use crate::Engine;
