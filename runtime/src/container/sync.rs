@@ -33,10 +33,11 @@ pub struct SyncReport {
 }
 
 impl Engine {
-    /// Mirrors `changes` into running container `key`: a host path that exists is copied over
-    /// its target (uid, gid and mode kept, as compose's sync does; missing parent directories
-    /// made, a file replacing a directory or the other way round), one that is gone has its
-    /// target removed with everything under it. Refused unless the container runs.
+    /// Mirrors `changes` into running container `key`, in order: a host path that exists is
+    /// copied over its target (uid, gid and mode kept, as compose's sync does; missing parent
+    /// directories made; a file replacing a directory or the other way round; a directory
+    /// made or updated alone, without what it holds), one that is gone has its target removed
+    /// with everything under it. Refused unless the container runs.
     pub async fn container_sync(
         &self,
         key: &str,
@@ -78,7 +79,13 @@ fn sync_one(
                     remove_entry(&dir, name)?;
                 }
             }
-            in_entry(&change.host, &meta, &dir, name, super::CopyOptions { archive: true })?;
+            if meta.is_dir() {
+                // The directory alone: the caller lists what it holds that is to be synced
+                // (ignored paths are not).
+                sync_dir(&dir, name, &meta)?;
+            } else {
+                in_entry(&change.host, &meta, &dir, name, super::CopyOptions { archive: true })?;
+            }
             report.copied += 1;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -96,6 +103,25 @@ fn sync_one(
         }
     }
     Ok(())
+}
+
+/// Makes directory `name` in `dir` (or keeps the one there) with `meta`'s mode and owner.
+fn sync_dir(dir: &OwnedFd, name: &str, meta: &std::fs::Metadata) -> Result<(), ContainerError> {
+    use std::os::unix::fs::MetadataExt;
+    let mode = Mode::from_raw_mode(meta.mode() & 0o7777);
+    match rustix::fs::mkdirat(dir, name, mode) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(sys("mkdir", name)(e)),
+    }
+    rustix::fs::chownat(
+        dir,
+        name,
+        Some(rustix::process::Uid::from_raw(meta.uid())),
+        Some(rustix::process::Gid::from_raw(meta.gid())),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(sys("chown", name))?;
+    rustix::fs::chmodat(dir, name, mode, AtFlags::empty()).map_err(sys("chmod", name))
 }
 
 fn open_in(root: BorrowedFd<'_>, parts: &[String], flags: OFlags) -> rustix::io::Result<OwnedFd> {
