@@ -6,7 +6,7 @@
 //! A [`Cgroup`] is named by a path relative to each hierarchy's root (OCI `cgroupsPath`, e.g.
 //! `berth/<id>`); [`Cgroup::open`] rebuilds the same handle in another process.
 
-mod fsutil;
+mod control_file;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
-use fsutil::{read_trimmed, write_file};
+use control_file::{read_trimmed, write_file};
 
 /// The mount point of the cgroup filesystems.
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";

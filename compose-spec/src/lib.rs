@@ -25,5 +25,5 @@ pub mod yaml;
 
 pub use emit::service_hash;
 pub use error::{ErrorKind, LoadError};
-pub use project::{load_project, load_project_with};
+pub use project::load_project;
 pub use tree::{Mapping, Mark, Node, Value};

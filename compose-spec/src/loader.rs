@@ -37,10 +37,15 @@ pub struct LoadOptions {
     pub interpolate: bool,
     /// Make relative paths absolute (default true).
     pub resolve_paths: bool,
+    /// Fill in compose's implicit defaults (default true; false for `--no-normalize`).
+    pub defaults: bool,
+    /// Check the references between services and resources (default true; false for
+    /// `--no-consistency`).
+    pub consistency: bool,
 }
 
 impl Default for LoadOptions {
-    /// Empty options in `.` with interpolation and path resolution on.
+    /// Empty options in `.` with interpolation, path resolution, defaults and checks on.
     fn default() -> Self {
         LoadOptions {
             working_dir: PathBuf::from("."),
@@ -54,6 +59,8 @@ impl Default for LoadOptions {
             environment: IndexMap::new(),
             interpolate: true,
             resolve_paths: true,
+            defaults: true,
+            consistency: true,
         }
     }
 }

@@ -6,24 +6,16 @@ use crate::model::Project;
 use crate::normalize::{NormalizeOptions, normalize};
 
 /// Loads, normalises and validates a project; returns it with the warnings to print.
+/// `opts.defaults` and `opts.consistency` turn compose's implicit defaults and the checks between
+/// services and resources off (`--no-normalize`, `--no-consistency`).
 pub fn load_project(opts: &LoadOptions) -> Result<(Project, Vec<String>), LoadError> {
-    load_project_with(opts, true, true)
-}
-
-/// As [`load_project`]; `defaults` false skips compose's implicit defaults (`--no-normalize`),
-/// `consistency` false skips the checks between services and resources (`--no-consistency`).
-pub fn load_project_with(
-    opts: &LoadOptions,
-    defaults: bool,
-    consistency: bool,
-) -> Result<(Project, Vec<String>), LoadError> {
     let tree = load_tree(opts)?;
     let nopts = NormalizeOptions {
         project_name: tree.project_name.clone(),
         project_dir: tree.project_dir.clone(),
         environment: tree.environment.clone(),
         resolve_paths: opts.resolve_paths,
-        defaults,
+        defaults: opts.defaults,
     };
     let (mut project, marks, mut warnings) = normalize(&tree.root, &nopts)?;
     project.config_files = tree.config_files.clone();
@@ -32,7 +24,7 @@ pub fn load_project_with(
     project.disabled_services = tree.disabled_services.clone();
     let mut all = tree.warnings;
     all.append(&mut warnings);
-    if consistency {
+    if opts.consistency {
         all.extend(crate::validate::validate(&project, &marks)?);
     }
     Ok((project, all))

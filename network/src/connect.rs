@@ -12,7 +12,7 @@ use crate::model::{
     Lingering, NetworkState, PublishedPort,
 };
 use crate::state::{Networks, load_state};
-use crate::{netlink, nft, store, sysctl};
+use crate::{disk, netlink, nft, sysctl};
 
 /// Most lingering veths a network remembers (see [`Lingering`]).
 const MAX_LINGERING: usize = 256;
@@ -99,7 +99,7 @@ impl Networks {
         };
         let host_ifname = format!(
             "veth{:08x}",
-            store::short_hash(&format!("{}/{}", st.network.id, cfg.container_id))
+            disk::short_hash(&format!("{}/{}", st.network.id, cfg.container_id))
         );
         let default_via = (!st.network.internal).then_some(st.gateway);
         // The container's current default-route owner on another network, with its priority.
@@ -166,7 +166,7 @@ impl Networks {
             cfg.container_id.clone(),
             ContainerEndpoint {
                 name: cfg.name.clone(),
-                endpoint_id: store::random_id()?,
+                endpoint_id: disk::random_id()?,
                 mac_address: endpoint.mac.clone(),
                 ipv4_address: format!("{ip}/{}", st.subnet.prefix()),
                 ipv6_address: ip6.map(|(a, p)| format!("{a}/{p}")).unwrap_or_default(),

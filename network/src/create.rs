@@ -10,7 +10,7 @@ use crate::model::{
     Ipam, IpamConfig, NetworkCreate, NetworkRecord, NetworkState, OPT_BRIDGE_NAME, OPT_MTU,
 };
 use crate::state::Networks;
-use crate::{netlink, nft, orphans, reserve, store, sysctl};
+use crate::{disk, netlink, nft, orphans, reserve, sysctl};
 
 /// Default MTU when `com.docker.network.driver.mtu` is not given.
 pub const DEFAULT_MTU: u32 = 1500;
@@ -38,7 +38,7 @@ impl Networks {
         if states.iter().any(|s| s.network.name == name) {
             return Err(NetworkError::AlreadyExists(name));
         }
-        let id = store::random_id()?;
+        let id = disk::random_id()?;
         let bridge = match req.options.get(OPT_BRIDGE_NAME) {
             Some(b) => b.clone(),
             None => format!("brt-{}", &id[..10]),

@@ -509,8 +509,8 @@ async fn serve_with(
 /// Takes the per-root "DNS server running" lock without blocking: `Some(lock)` means no
 /// server runs for this root and the caller (the `berth __dns` process) now owns the role for as
 /// long as it keeps the lock; `None` means a server is already running.
-pub fn try_server_lock(state_root: &Path) -> Result<Option<crate::store::Lock>> {
-    crate::store::Lock::try_exclusive(&server_lock_path(state_root))
+pub fn try_server_lock(state_root: &Path) -> Result<Option<crate::disk::Lock>> {
+    crate::disk::Lock::try_exclusive(&server_lock_path(state_root))
 }
 
 /// `<root>/networks/dns.lock`: held by the root's running DNS server.
@@ -660,9 +660,9 @@ mod tests {
             "10.77.2.0/24",
             &[("c3", &["db"], [10, 77, 2, 2]), ("both", &["both"], [10, 77, 2, 9])],
         );
-        crate::store::write_json(&nd.join("aaaa.json"), &a).unwrap();
-        crate::store::write_json(&nd.join("bbbb.json"), &b).unwrap();
-        crate::store::write_atomic(&nd.join(GENERATION_FILE), b"1").unwrap();
+        crate::disk::write_json(&nd.join("aaaa.json"), &a).unwrap();
+        crate::disk::write_json(&nd.join("bbbb.json"), &b).unwrap();
+        crate::disk::write_atomic(&nd.join(GENERATION_FILE), b"1").unwrap();
         let up: SocketAddr = "127.0.0.1:5300".parse().unwrap();
         let r = Resolver::new(dir.path(), vec![up]);
         let from_a = [10, 77, 1, 2];
@@ -695,8 +695,8 @@ mod tests {
         );
         // removal is seen at once
         let a2 = state("aaaa", "10.77.1.0/24", &[("c1", &["web"], [10, 77, 1, 2])]);
-        crate::store::write_json(&nd.join("aaaa.json"), &a2).unwrap();
-        crate::store::write_atomic(&nd.join(GENERATION_FILE), b"2").unwrap();
+        crate::disk::write_json(&nd.join("aaaa.json"), &a2).unwrap();
+        crate::disk::write_atomic(&nd.join(GENERATION_FILE), b"2").unwrap();
         assert_eq!(ask(&r, "api", RecordType::A, from_a).0, ResponseCode::NXDomain);
     }
     #[test]
@@ -714,8 +714,8 @@ mod tests {
             ],
         );
         a.dns[1].links.insert("db".into(), "web".into());
-        crate::store::write_json(&nd.join("aaaa.json"), &a).unwrap();
-        crate::store::write_atomic(&nd.join(GENERATION_FILE), b"1").unwrap();
+        crate::disk::write_json(&nd.join("aaaa.json"), &a).unwrap();
+        crate::disk::write_atomic(&nd.join(GENERATION_FILE), b"1").unwrap();
         let r = Resolver::new(dir.path(), vec![]);
         let web = vec![Ipv4Addr::new(10, 77, 3, 2)];
         assert_eq!(ask(&r, "DB", RecordType::A, [10, 77, 3, 3]), (ResponseCode::NoError, web));
@@ -727,7 +727,7 @@ mod tests {
         let nd = dir.path().join("networks");
         std::fs::create_dir_all(&nd).unwrap();
         let old = state("aaaa", "10.77.4.0/24", &[("c1", &["web"], [10, 77, 4, 2])]);
-        crate::store::write_json(&nd.join("aaaa.json"), &old).unwrap();
+        crate::disk::write_json(&nd.join("aaaa.json"), &old).unwrap();
         let new = state("aaaa", "10.77.4.0/24", &[("c2", &["db"], [10, 77, 4, 3])]);
         let live = nd.join("aaaa.live");
         for _ in 0..2 {

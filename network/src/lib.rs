@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod disk;
 pub mod dns;
 pub mod error;
 pub mod files;
@@ -15,7 +16,6 @@ pub mod netlink;
 pub mod nft;
 pub mod orphans;
 pub mod proxy_socket;
-pub mod store;
 pub mod sysctl;
 
 mod connect;

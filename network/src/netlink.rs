@@ -552,7 +552,7 @@ fn group_candidate(seed: &str, used: &std::collections::BTreeSet<u32>) -> u32 {
     const LOW: u32 = 0x4000_0000;
     // At most i32::MAX: `ip` parses and prints groups as signed numbers.
     const HIGH: u32 = 0x7fff_ffff;
-    let mut g = LOW | (crate::store::short_hash(seed) & (HIGH - LOW));
+    let mut g = LOW | (crate::disk::short_hash(seed) & (HIGH - LOW));
     while used.contains(&g) {
         g = if g == HIGH { LOW } else { g + 1 };
     }

@@ -78,7 +78,7 @@ pub fn known_networks(root: &Path) -> Vec<KnownNetwork> {
         if !is_hex_id(id) {
             continue;
         }
-        let v: Option<serde_json::Value> = crate::store::read_json(&e.path()).ok().flatten();
+        let v: Option<serde_json::Value> = crate::disk::read_json(&e.path()).ok().flatten();
         let field = |k: &str| v.as_ref().and_then(|v| v.get(k)).and_then(|x| x.as_str());
         out.push(KnownNetwork {
             id: id.to_string(),

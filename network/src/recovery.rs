@@ -4,7 +4,7 @@
 use crate::error::{NetworkError, Result};
 use crate::model::{NetworkState, PublishedPort};
 use crate::state::{CREATING_SUFFIX, Networks};
-use crate::{ipam, netlink, nft, orphans, reserve, store, sysctl};
+use crate::{disk, ipam, netlink, nft, orphans, reserve, sysctl};
 
 impl Networks {
     /// Forgets endpoints whose host veth is gone (the container's namespace died without a
@@ -60,7 +60,7 @@ impl Networks {
             let name = ent.file_name();
             let name = name.to_string_lossy();
             let stale = if name.starts_with('.') {
-                name.contains(store::TEMP_INFIX)
+                name.contains(disk::TEMP_INFIX)
             } else if let Some(id) = name.strip_suffix(CREATING_SUFFIX) {
                 !self.state_path(id).exists()
             } else {

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::disk::{TEMP_INFIX, read_json, write_json};
 use crate::error::{NetworkError, Result};
 use crate::ipam::Ipv4Net;
-use crate::store::{TEMP_INFIX, read_json, write_json};
 use crate::sysctl::MACHINE_DIR;
 
 /// One reservation: a network's IPv4 subnet and the record that owns it.

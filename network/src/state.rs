@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::disk::{Lock, read_json, write_json};
 use crate::dns;
 use crate::error::{NetworkError, Result};
 use crate::live::{LiveState, live_path};
 use crate::model::{Filters, NetworkRecord, NetworkState};
-use crate::store::{Lock, read_json, write_json};
 
 /// The networks of one state root.
 #[derive(Debug, Clone)]

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::disk::{Lock, read_json, write_json};
 use crate::error::{NetworkError, Result};
-use crate::store::{Lock, read_json, write_json};
 
 /// Machine-wide directory for state shared by every berth state root (sysctl record, lock).
 pub const MACHINE_DIR: &str = "/run/berth-network";

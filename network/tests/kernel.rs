@@ -1266,7 +1266,7 @@ fn exited_containers_veths_linger_until_reused_or_their_network_goes() {
     assert!(!links.contains("eth0"), "old peer left in b: {links}");
     // A stray link with an endpoint's host name (no record of it) is replaced, too.
     let stray =
-        format!("veth{:08x}", berth_network::store::short_hash(&format!("{}/c-stray", net.id)));
+        format!("veth{:08x}", berth_network::disk::short_hash(&format!("{}/c-stray", net.id)));
     let (ok, out) = sh("ip", &["link", "add", &stray, "type", "bridge"]);
     assert!(ok, "{out}");
     let d = Ns::new();

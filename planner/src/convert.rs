@@ -1,11 +1,11 @@
 //! Translation of one compose service replica into the Engine's create request (Docker's
 //! `Config` + `HostConfig`), with the compose labels the planner later diffs through.
 
-use berth_runtime::container::network::{EndpointIpamConfig, EndpointRequest, PortBinding};
 use berth_runtime::container::{
     BindOptions, ContainerCreateConfig, DeviceMapping, HealthConfig, LogConfig, MountSpec,
     RestartPolicy, TmpfsOptions, Ulimit, VolumeOptions,
 };
+use berth_runtime::container::{EndpointIpamConfig, EndpointRequest, PortBinding};
 use compose_spec::model::{Project, Service, ServiceNetwork};
 use indexmap::IndexMap;
 

@@ -69,7 +69,7 @@ pub async fn prepare(
     let Some(s) = p.services.get(svc) else {
         return Err(PlanError::NoSuchService(svc.clone()));
     };
-    let slug = berth_runtime::container::sys::random_id().map_err(|e| PlanError::Invalid {
+    let slug = berth_runtime::ids::random_id().map_err(|e| PlanError::Invalid {
         service: svc.clone(),
         message: format!("cannot read /dev/urandom for the container name: {e}"),
     })?;

@@ -9,7 +9,7 @@ use berth_image::ImageError;
 use berth_network::{NetworkCreate, NetworkError};
 use berth_runtime::Engine;
 use berth_runtime::container::{ContainerCreateConfig, ContainerError, MountSpec};
-use berth_runtime::network::EngineNetworkError;
+use berth_runtime::networks::EngineNetworkError;
 use berth_runtime::volume::VolumeError;
 use petgraph::Direction;
 use petgraph::graph::{DiGraph, NodeIndex};
@@ -557,10 +557,10 @@ pub fn is_anonymous(name: &str) -> bool {
 
 fn create_error(service: &str, name: &str, e: ContainerError) -> PlanError {
     match e {
-        ContainerError::Image(m) if m.starts_with("no such image") => PlanError::Invalid {
+        ContainerError::Image(e @ berth_image::ImageError::NoSuchImage(_)) => PlanError::Invalid {
             service: service.into(),
             message: format!(
-                "{m} (berth cannot pull or build yet: load the image with `berth image import` or `berth image load`)"
+                "{e} (berth cannot pull or build yet: load the image with `berth image import` or `berth image load`)"
             ),
         },
         e => PlanError::Container { name: name.into(), source: e },

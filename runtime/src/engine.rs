@@ -1,7 +1,8 @@
 //! The Engine: the async, bollard-like facade over images, containers, volumes and networks.
 //!
 //! Methods live beside their concern as `impl Engine` blocks (e.g. container methods in
-//! `container`, image methods in `image`); this file holds only the shared handle.
+//! `container`, image methods in `images`); this file holds only the shared handle and
+//! `blocking`, which every async method uses to run its blocking work.
 
 use std::path::PathBuf;
 
@@ -43,6 +44,12 @@ impl Engine {
         Ok(Engine { root, helper_exe })
     }
 
+    /// An Engine on an open state root for work that spawns no monitor (a monitor removing its
+    /// `auto_remove` container, a `container:` network mode finding its target).
+    pub(crate) fn on_root(root: StateRoot) -> Self {
+        Engine { root, helper_exe: PathBuf::from("/proc/self/exe") }
+    }
+
     /// The state root.
     pub fn root(&self) -> &StateRoot {
         &self.root
@@ -52,4 +59,15 @@ impl Engine {
     pub fn helper_exe(&self) -> &std::path::Path {
         &self.helper_exe
     }
+}
+
+/// Runs blocking engine work on tokio's blocking pool; a task that panicked or was cancelled
+/// becomes the caller's error type.
+pub(crate) async fn blocking<T, E, F>(f: F) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: Send + 'static + From<tokio::task::JoinError>,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f).await?
 }

@@ -15,7 +15,7 @@ use crate::compose_support::{LONG, Project};
 use crate::support::ContainerEnv;
 
 // Start time of `pid`; None when it is gone or a zombie (the runtime's own reading).
-use berth_runtime::container::record::process_start_time as start_time;
+use berth_runtime::process::process_start_time as start_time;
 
 /// A process identified by pid and start time (a reused pid is not it).
 #[derive(Debug, Clone, Copy)]

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use berth_runtime::container::network::PortBinding;
+use berth_runtime::container::PortBinding;
 use berth_runtime::container::{Config, ContainerCreateConfig};
 use berth_runtime::{Engine, EngineOptions};
 

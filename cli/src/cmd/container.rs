@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use berth_runtime::container::{ContainerSummary, ExecConfig, ListFilters, LogsOptions};
 
-use super::run::{CreateFlags, EXIT_ENGINE, engine, engine_err, runtime};
+use super::container_run::CreateFlags;
+use super::engine_access::{EXIT_ENGINE, engine, engine_err, runtime};
 use super::{EngineOpts, ExitWith};
 
 /// println! that ignores a closed stdout (`berth container ls | head`) instead of panicking.
@@ -20,7 +21,7 @@ macro_rules! outln {
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     /// Create and run a new container from an image (docker's `run`).
-    Run(super::run::Args),
+    Run(super::container_run::Args),
     /// Create a new container.
     Create(CreateArgs),
     /// List containers.
@@ -234,7 +235,7 @@ pub struct RenameArgs {
 /// Runs a `berth container` subcommand.
 pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
     let cmd = match cmd {
-        Command::Run(args) => return super::run::run(opts, args),
+        Command::Run(args) => return super::container_run::run(opts, args),
         other => other,
     };
     let engine = engine(opts)?;
@@ -289,17 +290,9 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                 };
                 match engine.container_exec(&a.container, cfg).await {
                     Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
-                    Err(berth_runtime::container::ContainerError::Start(m)) => {
-                        let code = if berth_runtime::container::start_error_code(&m) == 125 {
-                            125
-                        } else {
-                            126
-                        };
-                        Err(ExitWith {
-                            code: if m.contains("executable file not found") { 127 } else { code },
-                            message: format!("berth: {m}"),
-                        }
-                        .into())
+                    Err(berth_runtime::container::ContainerError::Start(e)) => {
+                        Err(ExitWith { code: e.exec_exit_code(), message: format!("berth: {e}") }
+                            .into())
                     }
                     Err(e) => Err(engine_err(e)),
                 }
@@ -312,7 +305,7 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                     };
                     if a.attach {
                         let output = engine.container_start_attached(c).await.map_err(start_err)?;
-                        let code = super::run::attach_and_wait(&engine, c, output).await?;
+                        let code = super::attach::attach_and_wait(&engine, c, output).await?;
                         return Ok(ExitCode::from(code.clamp(0, 255) as u8));
                     }
                     engine.container_start(c).await.map_err(start_err)?;
@@ -492,10 +485,7 @@ async fn ls(engine: &berth_runtime::Engine, a: LsArgs) -> anyhow::Result<ExitCod
     }
     let now = chrono::Utc::now().timestamp();
     let ago = |t: i64| {
-        format!(
-            "{} ago",
-            berth_runtime::container::ops_human_duration(chrono::Duration::seconds(now - t))
-        )
+        format!("{} ago", berth_runtime::time::human_duration(chrono::Duration::seconds(now - t)))
     };
     if a.format == "json" {
         for c in &list {
@@ -559,8 +549,8 @@ async fn logs(engine: &berth_runtime::Engine, a: LogsArgs) -> anyhow::Result<Exi
         follow: a.follow,
         stdout: true,
         stderr: true,
-        since: a.since.as_deref().map(super::run::parse_time_arg).transpose()?,
-        until: a.until.as_deref().map(super::run::parse_time_arg).transpose()?,
+        since: a.since.as_deref().map(super::time_args::parse_time_arg).transpose()?,
+        until: a.until.as_deref().map(super::time_args::parse_time_arg).transpose()?,
         timestamps: a.timestamps,
         tail,
     };

@@ -1,21 +1,19 @@
 //! Top-level argument parsing and dispatch. Each command group lives in its own module with an
 //! `Args` type (clap) and a `run` function; errors become one clear sentence and an exit code.
 
+mod attach;
 mod compose;
-mod compose_cp;
-mod compose_events;
-mod compose_logs;
-mod compose_run;
-mod config;
 mod container;
+mod container_run;
 mod dns;
+mod engine_access;
 mod image;
 mod netflags;
 mod network;
-mod run;
 mod stats;
 mod system;
 mod template;
+mod time_args;
 mod volume;
 
 use std::path::PathBuf;
@@ -103,7 +101,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Parse, resolve and render compose file in canonical format.
-    Config(config::Args),
+    Config(compose::config::Args),
     #[command(flatten)]
     Compose(compose::Command),
     /// Manage containers.
@@ -157,7 +155,7 @@ pub fn main() -> ExitCode {
         return report(e.into());
     }
     let result = match cli.command {
-        Command::Config(args) => config::run(&cli.project, args),
+        Command::Config(args) => compose::config::run(&cli.project, args),
         Command::Compose(c) => compose::run(&cli.project, &cli.engine, c),
         Command::Container(cmd) => container::run(&cli.engine, cmd),
         Command::Image(cmd) => image::run(&cli.engine, cmd),

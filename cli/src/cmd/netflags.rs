@@ -2,7 +2,7 @@
 //! `--ip`, `--dns*`, `--add-host`, `--mac-address`) and docker's `-p` value syntax.
 
 use berth_runtime::container::ContainerCreateConfig;
-use berth_runtime::container::network::{EndpointIpamConfig, EndpointRequest, PortBinding};
+use berth_runtime::container::{EndpointIpamConfig, EndpointRequest, PortBinding};
 
 /// Networking flags of `run` and `container create`.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -209,7 +209,7 @@ pub fn host_port(ip: &str, port: impl std::fmt::Display) -> String {
 /// address (IPv4 before IPv6), host port and protocol; a binding whose host port equals the
 /// container port joins a run of such ports on the same address (`0.0.0.0:80-81->80-81/tcp`);
 /// the others follow one by one (`0.0.0.0:8080->80/tcp, [::]:8080->80/tcp`).
-pub fn ports_column(ports: &[berth_runtime::container::network::PortSummary]) -> String {
+pub fn ports_column(ports: &[berth_runtime::container::PortSummary]) -> String {
     let ip_of = |s: &str| s.parse::<std::net::IpAddr>().ok();
     let mut sorted: Vec<_> = ports.iter().collect();
     sorted.sort_by(|a, b| {
@@ -353,7 +353,7 @@ mod tests {
 
     #[test]
     fn ports_column_and_port_lines() {
-        use berth_runtime::container::network::PortSummary;
+        use berth_runtime::container::PortSummary;
         let s = |ip: &str| PortSummary {
             ip: ip.into(),
             private_port: 80,

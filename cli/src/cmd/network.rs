@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use berth_network::IndexMap;
 use berth_network::{Filters, IpamRequest, NetworkCreate, NetworkRecord, Networks};
+use indexmap::IndexMap;
 
 use super::{EXIT_USAGE, EngineOpts, ExitWith};
 
@@ -220,22 +220,22 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Connect { alias, ip, network, container } => {
-            let req = berth_runtime::container::network::EndpointRequest {
+            let req = berth_runtime::container::EndpointRequest {
                 aliases: alias,
-                ipam_config: ip.map(|ip| berth_runtime::container::network::EndpointIpamConfig {
+                ipam_config: ip.map(|ip| berth_runtime::container::EndpointIpamConfig {
                     ipv4_address: ip,
                     ..Default::default()
                 }),
                 ..Default::default()
             };
-            let engine = super::run::engine(engine)?;
-            super::run::runtime()?
+            let engine = super::engine_access::engine(engine)?;
+            super::engine_access::runtime()?
                 .block_on(engine.network_connect(&network, &container, req))
                 .map_err(|e| ExitWith { code: 1, message: format!("Error response: {e}") })?;
         }
         Command::Disconnect { force: _, network, container } => {
-            let engine = super::run::engine(engine)?;
-            super::run::runtime()?
+            let engine = super::engine_access::engine(engine)?;
+            super::engine_access::runtime()?
                 .block_on(engine.network_disconnect(&network, &container))
                 .map_err(|e| ExitWith { code: 1, message: format!("Error response: {e}") })?;
         }

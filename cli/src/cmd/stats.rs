@@ -9,7 +9,7 @@ use std::time::Duration;
 use berth_runtime::Engine;
 use berth_runtime::container::{ContainerStats, ListFilters};
 
-use super::run::engine_err;
+use super::engine_access::engine_err;
 
 /// Docker samples once a second; CPU % is the CPU time used between two samples.
 const INTERVAL: Duration = Duration::from_secs(1);

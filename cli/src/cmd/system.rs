@@ -159,8 +159,8 @@ fn prune(opts: &EngineOpts, all: bool, volumes: bool, force: bool) -> anyhow::Re
     if !force && !confirm(&prune_warning(all, volumes)) {
         return Ok(ExitCode::SUCCESS);
     }
-    let engine = super::run::engine(opts)?;
-    let rt = super::run::runtime()?;
+    let engine = super::engine_access::engine(opts)?;
+    let rt = super::engine_access::runtime()?;
     let mut out = io::stdout().lock();
     let mut failed = false;
     let mut fail = |what: &str, e: &dyn std::fmt::Display| {
@@ -177,8 +177,7 @@ fn prune(opts: &EngineOpts, all: bool, volumes: bool, force: bool) -> anyhow::Re
                 if matches!(c.state.as_str(), "running" | "paused" | "restarting") {
                     continue;
                 }
-                let upper = engine.root().containers_dir().join(&c.id).join("rootfs/upper");
-                let size = system::du(&upper);
+                let size = engine.container_size_rw(&c.id);
                 match rt.block_on(engine.container_remove(&c.id, false, false)) {
                     Ok(()) => {
                         reclaimed += size;
@@ -262,8 +261,8 @@ fn summary_rows(du: &DiskUsage) -> Vec<serde_json::Value> {
 }
 
 fn df(opts: &EngineOpts, verbose: bool, format: Option<&str>) -> anyhow::Result<ExitCode> {
-    let engine = super::run::engine(opts)?;
-    let du = super::run::runtime()?.block_on(engine.system_df())?;
+    let engine = super::engine_access::engine(opts)?;
+    let du = super::engine_access::runtime()?.block_on(engine.system_df())?;
     let mut out = io::stdout().lock();
     match format {
         Some("json") if verbose => writeln!(out, "{}", serde_json::to_string(&du)?)?,
@@ -299,7 +298,7 @@ fn df(opts: &EngineOpts, verbose: bool, format: Option<&str>) -> anyhow::Result<
 
 fn ago(t: i64) -> String {
     let now = chrono::Utc::now().timestamp();
-    let d = berth_runtime::container::ops_human_duration(chrono::Duration::seconds(now - t));
+    let d = berth_runtime::time::human_duration(chrono::Duration::seconds(now - t));
     format!("{d} ago")
 }
 
@@ -390,8 +389,8 @@ fn df_verbose(out: &mut impl Write, du: &DiskUsage) -> io::Result<()> {
 }
 
 fn info(opts: &EngineOpts, format: Option<&str>) -> anyhow::Result<ExitCode> {
-    let engine = super::run::engine(opts)?;
-    let i = super::run::runtime()?.block_on(engine.system_info())?;
+    let engine = super::engine_access::engine(opts)?;
+    let i = super::engine_access::runtime()?.block_on(engine.system_info())?;
     let mut out = io::stdout().lock();
     match format {
         Some("json") => writeln!(out, "{}", serde_json::to_string(&i)?)?,

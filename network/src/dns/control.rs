@@ -87,7 +87,7 @@ fn ensure_serving_on(
             );
             // At least a server of ours must run, so that its rescan binds them later.
             if let Some(lock) =
-                crate::store::try_lock_passable(&super::server_lock_path(state_root))?
+                crate::disk::try_lock_passable(&super::server_lock_path(state_root))?
             {
                 return spawn_server(&dir, &mut command, lock, Vec::new());
             }
@@ -171,7 +171,7 @@ fn hand_over(state_root: &Path, command: &mut Command, sockets: Vec<OwnedFd>) ->
         // No server answers: start one, unless one holds the lock (starting: its starter binds
         // the control socket before it lets go of the lock; or exiting: it removed its control
         // socket and is about to release the lock).
-        if let Some(lock) = crate::store::try_lock_passable(&super::server_lock_path(state_root))? {
+        if let Some(lock) = crate::disk::try_lock_passable(&super::server_lock_path(state_root))? {
             return spawn_server(&dir, command, lock, sockets);
         }
         if std::time::Instant::now() >= deadline {

@@ -18,7 +18,7 @@ pub struct ContainerCreateConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rootfs: Option<std::path::PathBuf>,
     /// Networks to join beyond `HostConfig.NetworkMode`, with aliases and static addresses.
-    pub networking_config: super::network::NetworkingConfig,
+    pub networking_config: NetworkingConfig,
 }
 
 /// The portable part of a container's configuration (docker's `Config`).
@@ -153,7 +153,7 @@ pub struct HostConfig {
     /// `none`, `host`, `bridge`, a network name, or `container:NAME`.
     pub network_mode: String,
     /// Published ports: `"80/tcp": [{HostIp, HostPort}]`.
-    pub port_bindings: IndexMap<String, Vec<super::network::PortBinding>>,
+    pub port_bindings: IndexMap<String, Vec<PortBinding>>,
     /// Publish every exposed port to a random host port (`-P`).
     pub publish_all_ports: bool,
     /// DNS servers (upstreams of berth's DNS on bridge networks).
@@ -426,7 +426,7 @@ pub struct NetworkSettings {
     /// Networks by name.
     pub networks: BTreeMap<String, serde_json::Value>,
     /// Published ports: `"80/tcp": [{HostIp, HostPort}]` (null when not published).
-    pub ports: BTreeMap<String, Option<Vec<super::network::PortBinding>>>,
+    pub ports: BTreeMap<String, Option<Vec<PortBinding>>>,
     /// Address on the default `bridge` network (docker's legacy top-level fields).
     #[serde(rename = "IPAddress")]
     pub ip_address: String,
@@ -465,7 +465,7 @@ pub struct ContainerSummary {
     /// Mounts.
     pub mounts: Vec<MountPoint>,
     /// Published ports.
-    pub ports: Vec<super::network::PortSummary>,
+    pub ports: Vec<PortSummary>,
 }
 
 /// Filters for `list` (docker's `label`, `name`, `status`, `id`).
@@ -483,6 +483,34 @@ pub struct ListFilters {
     /// whatever `label` asks: compose claims those whose names its naming rule gives (one
     /// listing instead of a second one for them).
     pub or_unlabelled_damaged: bool,
+}
+
+impl ListFilters {
+    /// Whether a list row (container `id` named `name` with `labels`, in `status`) passes the
+    /// filters other than `all`.
+    pub(crate) fn matches(
+        &self,
+        id: &str,
+        name: &str,
+        labels: &IndexMap<String, String>,
+        status: &str,
+    ) -> bool {
+        if !self.status.is_empty() && !self.status.iter().any(|f| f == status) {
+            return false;
+        }
+        if !self.id.is_empty() && !self.id.iter().any(|f| id.starts_with(f.as_str())) {
+            return false;
+        }
+        if !self.name.is_empty()
+            && !self.name.iter().any(|f| name.contains(f.trim_start_matches('/')))
+        {
+            return false;
+        }
+        self.label.iter().all(|f| match f.split_once('=') {
+            Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+            None => labels.contains_key(f),
+        })
+    }
 }
 
 /// Options for `logs`.
@@ -563,4 +591,65 @@ pub struct TopResult {
     pub titles: Vec<String>,
     /// One row per process.
     pub processes: Vec<Vec<String>>,
+}
+
+/// docker's `NetworkingConfig` of a create request.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkingConfig {
+    /// Endpoint settings per network name.
+    pub endpoints_config: IndexMap<String, EndpointRequest>,
+}
+
+/// What a container asks of one network (docker's `EndpointSettings` in a create request).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EndpointRequest {
+    /// Network-scoped DNS aliases.
+    pub aliases: Vec<String>,
+    /// Static addresses.
+    #[serde(rename = "IPAMConfig", skip_serializing_if = "Option::is_none")]
+    pub ipam_config: Option<EndpointIpamConfig>,
+    /// Static MAC address.
+    pub mac_address: String,
+    /// Higher connects first; the first non-internal network gets the default route.
+    pub gw_priority: i32,
+}
+
+/// Static addresses of an endpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct EndpointIpamConfig {
+    /// Static IPv4 address.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+    /// Static IPv6 address (IPv6-enabled networks).
+    #[serde(rename = "IPv6Address", skip_serializing_if = "String::is_empty")]
+    pub ipv6_address: String,
+}
+
+/// One host binding of a published port (docker's `PortBinding`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortBinding {
+    /// Host address (empty: every address).
+    pub host_ip: String,
+    /// Host port (empty or 0: a free one).
+    pub host_port: String,
+}
+
+/// One published port as `list` reports it (docker's `Port`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct PortSummary {
+    /// Host address.
+    #[serde(rename = "IP")]
+    pub ip: String,
+    /// Container port.
+    pub private_port: u16,
+    /// Host port.
+    pub public_port: u16,
+    /// `tcp` or `udp`.
+    #[serde(rename = "Type")]
+    pub typ: String,
 }

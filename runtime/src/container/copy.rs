@@ -19,7 +19,8 @@ use berth_store::LockGuard;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::process::{Gid, Uid};
 
-use super::{ContainerError, io_err, record};
+use super::ContainerError;
+use super::error::io_err;
 use crate::Engine;
 
 /// Options of a copy.
@@ -100,7 +101,7 @@ impl Drop for MountGuard {
 fn mount_volumes(
     root: &OwnedFd,
     dir: &Path,
-    mounts: &[super::MountPoint],
+    mounts: &[super::api::MountPoint],
 ) -> Result<(), ContainerError> {
     use nix::mount::{MsFlags, mount};
     let merr = |op: &'static str, path: &Path| {
@@ -109,7 +110,8 @@ fn mount_volumes(
     };
     mount(None::<&str>, dir, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
         .map_err(merr("make private", dir))?;
-    let mut binds: Vec<&super::MountPoint> = mounts.iter().filter(|m| m.typ != "tmpfs").collect();
+    let mut binds: Vec<&super::api::MountPoint> =
+        mounts.iter().filter(|m| m.typ != "tmpfs").collect();
     // Outer destinations first, so nested ones land on top of them.
     binds.sort_by_key(|m| m.destination.matches('/').count());
     for m in binds {
@@ -168,7 +170,22 @@ impl Engine {
             )));
         }
         if s.running {
+<<<<<<< HEAD
             let fd = proc_root(&l.rec.name, s.pid as i32, st.pid_start)?;
+=======
+            let pid = s.pid as i32;
+            let proc_root = PathBuf::from(format!("/proc/{pid}/root"));
+            let fd = rustix::fs::open(
+                &proc_root,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(sys("open", &proc_root))?;
+            // The pid must still be the container's process (not a reused number).
+            if crate::process::process_start_time(pid) != Some(st.pid_start) {
+                return Err(invalid(format!("container {} stopped during the copy", l.rec.name)));
+            }
+>>>>>>> main
             drop(lock);
             return Ok(RootView { fd, _mount: None, _lock: None });
         }
@@ -237,7 +254,7 @@ impl Engine {
     ) -> Result<(), ContainerError> {
         let (e, key, src, dest) =
             (self.clone(), key.to_string(), src.to_string(), dest.to_path_buf());
-        super::ops::blocking(move || {
+        crate::engine::blocking(move || {
             let root = e.copy_root(&key)?;
             copy_out(root.fd.as_fd(), &src, &dest, opts)
         })
@@ -254,7 +271,7 @@ impl Engine {
     ) -> Result<(), ContainerError> {
         let (e, key, src, dest) =
             (self.clone(), key.to_string(), src.to_path_buf(), dest.to_string());
-        super::ops::blocking(move || {
+        crate::engine::blocking(move || {
             let root = e.copy_root(&key)?;
             copy_in(root.fd.as_fd(), &src, &dest, opts)
         })

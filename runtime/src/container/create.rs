@@ -10,11 +10,13 @@ use berth_timing::mark;
 use indexmap::IndexMap;
 
 use super::api::{Config, ContainerCreateConfig, Empty, MountPoint};
+use super::error::io_err;
 use super::names::{self, CREATING_PREFIX};
-use super::record::{self, ContainerPaths, ContainerRecord, StateRecord};
-use super::{ContainerError, io_err, rt, spec, sys, user};
+use super::record::{ContainerPaths, ContainerRecord, StateRecord};
+use super::{ContainerError, spec, stores, user};
 use crate::Engine;
-use crate::fsutil;
+use crate::ids;
+use crate::inplace;
 
 /// docker's default PATH.
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -177,7 +179,7 @@ fn write_config_in_place(path: &Path, rec: &ContainerRecord) -> Result<(), Conta
     let bytes = serde_json::to_vec_pretty(rec)
         .map_err(|e| StoreError::Json { path: path.to_path_buf(), source: e })?;
     let durable = !rec.host_config.auto_remove;
-    fsutil::write_in_place(path, &bytes, durable).map_err(io_err("write", path))
+    inplace::write_in_place(path, &bytes, durable).map_err(io_err("write", path))
 }
 
 /// What create made so far, undone on failure.
@@ -203,7 +205,7 @@ impl Drop for Undo<'_> {
             self.engine.release_name(&name, &id);
         }
         for v in &self.volumes {
-            let _ = rt::volume_remove(self.engine.root(), v);
+            let _ = stores::volume_remove(self.engine.root(), v);
         }
     }
 }
@@ -217,7 +219,7 @@ impl Engine {
     ) -> Result<String, ContainerError> {
         // Off the async workers: a create waiting on the root lock or an fsync must not hold one.
         let (e, name) = (self.clone(), name.map(str::to_string));
-        super::ops::blocking(move || e.create_sync(name.as_deref(), cfg)).await
+        crate::engine::blocking(move || e.create_sync(name.as_deref(), cfg)).await
     }
 
     pub(crate) fn create_sync(
@@ -234,8 +236,8 @@ impl Engine {
             )));
         }
         let hc = cfg.host_config.clone();
-        spec::capabilities(&hc).map_err(ContainerError::Invalid)?;
-        spec::check_security_opts(&hc).map_err(ContainerError::Invalid)?;
+        spec::capabilities(&hc).map_err(|e| ContainerError::Invalid(e.to_string()))?;
+        spec::check_security_opts(&hc).map_err(|e| ContainerError::Invalid(e.to_string()))?;
         spec::check_resources(&hc).map_err(ContainerError::Invalid)?;
         match hc.restart_policy.name.as_str() {
             "" | "no" | "always" | "unless-stopped" | "on-failure" => {}
@@ -257,7 +259,7 @@ impl Engine {
         crate::logs::Rotation::from_options(&hc.log_config.config)
             .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         if let Some(sig) = &cfg.config.stop_signal
-            && sys::parse_signal(sig).is_none()
+            && crate::process::parse_signal(sig).is_none()
         {
             return Err(ContainerError::Invalid(format!("invalid stop signal: {sig}")));
         }
@@ -278,7 +280,7 @@ impl Engine {
                 if cfg.config.image.is_empty() {
                     return Err(ContainerError::Invalid("no image given".into()));
                 }
-                let img = rt::resolve_image(self.root(), &cfg.config.image)
+                let img = stores::resolve_image(self.root(), &cfg.config.image)
                     .map_err(ContainerError::Image)?;
                 if cfg.config.healthcheck.is_none() {
                     image_health = img.healthcheck.clone();
@@ -304,7 +306,7 @@ impl Engine {
         let who = user::resolve(&config.user, &hc.group_add, passwd.as_deref(), group.as_deref())
             .map_err(ContainerError::Invalid)?;
 
-        let id = sys::random_id().map_err(io_err("read", "/dev/urandom"))?;
+        let id = ids::random_id().map_err(io_err("read", "/dev/urandom"))?;
         if config.hostname.is_empty() {
             config.hostname = if hc.network_mode == "host" {
                 nix::unistd::gethostname()
@@ -322,7 +324,7 @@ impl Engine {
         let mut rec = ContainerRecord {
             id: id.clone(),
             name: name.clone(),
-            created: record::now_rfc3339(),
+            created: crate::time::now_rfc3339(),
             path: argv[0].clone(),
             args: argv[1..].to_vec(),
             config,
@@ -340,7 +342,10 @@ impl Engine {
             rec.host_config.network_mode = "none".into();
         }
         rec.networking_config = cfg.networking_config.clone();
-        super::network::check_create(self.root(), &rec)?;
+        super::net::check_create(self.root(), &rec)?;
+        if let Some(target) = rec.host_config.network_mode.strip_prefix("container:") {
+            self.find(target)?;
+        }
 
         // Fail fast on a taken name; the reservation that counts is made at the end, under the
         // root lock, together with publishing the record.
@@ -385,7 +390,7 @@ impl Engine {
             (staging.hosts(), hosts_file(&rec.config.hostname, host_net)),
             (staging.resolv_conf(), container_resolv_conf(&host_resolv, host_net)),
         ] {
-            fsutil::write_in_place(&p, text.as_bytes(), false).map_err(io_err("write", &p))?;
+            inplace::write_in_place(&p, text.as_bytes(), false).map_err(io_err("write", &p))?;
         }
         if rec.config.open_stdin {
             let p = staging.stdin_fifo();
@@ -400,7 +405,7 @@ impl Engine {
             }
         }
         // Check the spec builds now, so a bad option fails create rather than start.
-        spec::build(&rec, &paths).map_err(ContainerError::Invalid)?;
+        spec::build(&rec, &paths).map_err(|e| ContainerError::Invalid(e.to_string()))?;
         // The record is written (fsynced) inside the hidden directory, which is published with
         // the name reservation under the root lock: O(1) there (one index entry, one rename).
         // In a fresh directory no state.json: a missing one reads as a created container; a
@@ -411,7 +416,7 @@ impl Engine {
         }
         {
             let _root = self.root().lock()?;
-            if let Err(owner) = self.reserve_name(&name, &id)? {
+            if let Some(owner) = self.reserve_name(&name, &id)? {
                 return Err(ContainerError::NameInUse { name, id: owner });
             }
             undo.name = Some((name.clone(), id.clone()));
@@ -466,7 +471,7 @@ impl Engine {
             let ro = mode.split(',').any(|m| m == "ro");
             let nocopy = mode.split(',').any(|m| m == "nocopy");
             if src.is_empty() {
-                let name = sys::random_id().map_err(io_err("read", "/dev/urandom"))?;
+                let name = ids::random_id().map_err(io_err("read", "/dev/urandom"))?;
                 mounts.push(self.volume_mount(rec, &name, &dst, ro, !nocopy, true, undo)?);
                 anon.push(name);
             } else if src.starts_with('/') {
@@ -512,7 +517,7 @@ impl Engine {
                 "volume" => {
                     let copy = !m.volume_options.as_ref().is_some_and(|o| o.no_copy);
                     if m.source.is_empty() {
-                        let name = sys::random_id().map_err(io_err("read", "/dev/urandom"))?;
+                        let name = ids::random_id().map_err(io_err("read", "/dev/urandom"))?;
                         mounts.push(self.volume_mount(
                             rec,
                             &name,
@@ -588,7 +593,7 @@ impl Engine {
             if taken(&mounts, &dst) {
                 continue;
             }
-            let name = sys::random_id().map_err(io_err("read", "/dev/urandom"))?;
+            let name = ids::random_id().map_err(io_err("read", "/dev/urandom"))?;
             mounts.push(self.volume_mount(rec, &name, &dst, false, true, true, undo)?);
             anon.push(name);
         }
@@ -608,15 +613,15 @@ impl Engine {
         anonymous: bool,
         undo: &mut Undo<'_>,
     ) -> Result<MountPoint, ContainerError> {
-        let (path, fresh) =
-            rt::volume_ensure(self.root(), name, anonymous).map_err(ContainerError::Invalid)?;
+        let (path, fresh) = stores::volume_ensure(self.root(), name, anonymous)
+            .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         if fresh {
             undo.volumes.push(name.to_string());
         }
         // Copy-up happens once per volume (the volume store records that it was populated).
         if copy && rec.rootfs_dir.is_none() {
-            rt::volume_populate(self.root(), name, &rec.image_id, dst)
-                .map_err(ContainerError::Invalid)?;
+            stores::volume_populate(self.root(), name, &rec.image_id, dst)
+                .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         }
         Ok(MountPoint {
             typ: "volume".into(),

@@ -19,11 +19,14 @@ use std::sync::Mutex;
 use berth_timing::mark;
 use indexmap::IndexMap;
 
+use super::ContainerError;
 use super::api::{ContainerSummary, ListFilters};
 use super::liveness;
+use super::names::{index_dir, read_owner};
+use super::record::Loaded;
 use super::record::{ContainerPaths, ContainerRecord, Damage, StateRecord};
-use super::{ContainerError, Loaded};
 use crate::Engine;
+use crate::ids::is_id;
 
 /// A container whose records can't be used.
 #[derive(Debug, Clone)]
@@ -107,11 +110,6 @@ pub(crate) enum LoadedEntry {
     Damaged(Damaged),
 }
 
-/// Whether `name` (a directory in `containers/`) is a container id: 64 lowercase hex digits.
-pub(crate) fn is_id(name: &str) -> bool {
-    name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
 /// The compose project label.
 const PROJECT_LABEL: &str = "com.docker.compose.project";
 
@@ -145,6 +143,56 @@ fn salvage_labels(text: &[u8]) -> IndexMap<String, String> {
 }
 
 impl Engine {
+    /// Every usable container record on disk (damaged ones are left out).
+    pub(crate) fn all_records(&self) -> Vec<ContainerRecord> {
+        self.scan_containers()
+            .into_iter()
+            .filter_map(|e| match e {
+                Entry::Ok(r) => Some(r),
+                Entry::Damaged(_) => None,
+            })
+            .collect()
+    }
+
+    /// Finds a container by full id, name (with or without `/`) or unique id prefix; a
+    /// damaged one is an error naming its file.
+    pub(crate) fn find(&self, key: &str) -> Result<ContainerRecord, ContainerError> {
+        match self.find_entry(key)? {
+            Entry::Ok(r) => Ok(r),
+            Entry::Damaged(d) => Err(d.error()),
+        }
+    }
+
+    /// Loads a container and repairs its state if its monitor died behind our back; a
+    /// damaged one is an error naming its file.
+    pub(crate) fn load(&self, key: &str) -> Result<Loaded, ContainerError> {
+        match self.load_entry(key)? {
+            LoadedEntry::Ok(l) => Ok(l),
+            LoadedEntry::Damaged(d) => Err(d.error()),
+        }
+    }
+
+    /// The container the index gives for `name`, if its record still carries the name (or
+    /// can't be read: a damaged container keeps its name).
+    pub(crate) fn lookup_name(&self, name: &str) -> Option<Entry> {
+        if name.is_empty() || name.starts_with('.') || name.contains('/') {
+            return None;
+        }
+        let id = read_owner(&index_dir(self.root()).join(name))?;
+        if !is_id(&id) {
+            return None;
+        }
+        match ContainerPaths::new(self.root(), &id).read_config_checked(&id) {
+            Ok(Some(r)) if r.name == name => Some(Entry::Ok(r)),
+            Err(d) => {
+                let mut d = self.damaged(&id, d, None);
+                d.name = Some(name.to_string());
+                Some(Entry::Damaged(d))
+            }
+            _ => None,
+        }
+    }
+
     /// Describes the damaged container `id`; `rec` is its identity when only its state is
     /// damaged.
     pub(crate) fn damaged(
@@ -260,8 +308,7 @@ impl Engine {
             .iter()
             .filter(|d| {
                 let name = d.name.clone().unwrap_or_default();
-                let matches =
-                    |f: &ListFilters| super::ops::row_matches(f, &d.id, &name, &d.labels, "dead");
+                let matches = |f: &ListFilters| f.matches(&d.id, &name, &d.labels, "dead");
                 matches(filters)
                     || (filters.or_unlabelled_damaged
                         && !d.labels.contains_key(PROJECT_LABEL)
@@ -278,7 +325,7 @@ impl Engine {
             let rec = d.rec.clone().unwrap_or_default();
             // Without a record, the directory's age stands for the container's.
             let created =
-                super::record::parse_time(&rec.created).map(|t| t.timestamp()).or_else(|| {
+                crate::time::parse_time(&rec.created).map(|t| t.timestamp()).or_else(|| {
                     let m = std::fs::metadata(&d.paths.dir).ok()?.modified().ok()?;
                     let secs = m.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
                     i64::try_from(secs).ok()
@@ -351,7 +398,7 @@ impl Engine {
             }
         }
         mark("remove: damaged container dead");
-        super::network::release(self.root(), &d.id);
+        super::net::release(self.root(), &d.id);
         let aside = {
             let _root = self.root().lock()?;
             match paths.lock() {
@@ -373,7 +420,7 @@ impl Engine {
         }
         if volumes && let Some(rec) = &d.rec {
             for v in &rec.anonymous_volumes {
-                let _ = super::rt::volume_remove(self.root(), v);
+                let _ = super::stores::volume_remove(self.root(), v);
             }
         }
         Ok(())
@@ -381,7 +428,7 @@ impl Engine {
 
     /// The name whose index entry names container `id` (a damaged record has lost its own).
     fn name_of(&self, id: &str) -> Option<String> {
-        index_owners(&super::names::index_dir(self.root())).remove(id)
+        index_owners(&index_dir(self.root())).remove(id)
     }
 }
 
@@ -394,7 +441,7 @@ pub(crate) fn index_owners(dir: &Path) -> HashMap<String, String> {
         if name.starts_with('.') {
             continue;
         }
-        if let Some(owner) = super::names::read_owner(&e.path()) {
+        if let Some(owner) = read_owner(&e.path()) {
             out.insert(owner, name);
         }
     }

@@ -11,11 +11,11 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use berth_launch::Stdio;
-use nix::sys::wait::{WaitStatus, waitpid};
+use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use super::api::ExecConfig;
-use super::{ContainerError, rt, spec, user};
+use super::{ContainerError, launcher, spec, user};
 use crate::Engine;
 use crate::events::{self, JournalEvent};
 
@@ -52,7 +52,7 @@ struct ExecJournal {
 impl ExecJournal {
     /// Journals the exec's creation and start (`exec_create: CMD`, `exec_start: CMD`).
     fn start(root: &std::path::Path, container: &str, cmd: &[String]) -> Self {
-        let exec_id = super::sys::random_id().unwrap_or_default();
+        let exec_id = crate::ids::random_id().unwrap_or_default();
         let line = cmd.join(" ");
         for action in ["exec_create", "exec_start"] {
             let attrs = [("execID", exec_id.clone())];
@@ -74,21 +74,12 @@ impl ExecJournal {
     }
 }
 
-/// The exit code of a wait status, shell style.
-pub fn exit_code_of(ws: WaitStatus) -> Option<i64> {
-    match ws {
-        WaitStatus::Exited(_, c) => Some(c as i64),
-        WaitStatus::Signaled(_, s, _) => Some(128 + s as i64),
-        _ => None,
-    }
-}
-
 /// Waits for a child pid and returns its exit code.
 pub fn wait_child(pid: i32) -> Result<i64, ContainerError> {
     loop {
         match waitpid(Pid::from_raw(pid), None) {
             Ok(ws) => {
-                if let Some(c) = exit_code_of(ws) {
+                if let Some(c) = crate::process::exit_code_of(ws) {
                     return Ok(c);
                 }
             }
@@ -134,7 +125,7 @@ impl Engine {
             cfg.tty,
             cfg.privileged,
         )
-        .map_err(ContainerError::Invalid)?;
+        .map_err(|e| ContainerError::Invalid(e.to_string()))?;
         let cg = l.st.cgroup.as_ref().and_then(|c| c.to_str()).unwrap_or_default().to_string();
         let mut hc = l.rec.host_config.clone();
         hc.privileged |= cfg.privileged;
@@ -160,14 +151,12 @@ impl Engine {
                     .ok();
                 process.set_console_size(size);
             }
-            let (child, master) =
-                rt::exec_in_tty(pid, &process, &cg, seccomp).map_err(ContainerError::Start)?;
-            return super::ops::blocking(move || journal.died(relay_tty(child, master))).await;
+            let (child, master) = launcher::exec_in_tty(pid, &process, &cg, seccomp)?;
+            return crate::engine::blocking(move || journal.died(relay_tty(child, master))).await;
         }
         if cfg.detach {
             // Like docker's detached exec: nothing attached, the container's own /dev/null.
-            let child = rt::exec_in(pid, &process, &cg, seccomp, Stdio::Null)
-                .map_err(ContainerError::Start)?;
+            let child = launcher::exec_in(pid, &process, &cg, seccomp, Stdio::Null)?;
             // Reap it in the background so it doesn't linger as a zombie of a long-lived caller.
             std::thread::spawn(move || journal.died(wait_child(child)));
             return Ok(0);
@@ -183,10 +172,9 @@ impl Engine {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let stdio = Stdio::Pipes { stdin: stdin_r, stdout: out_w, stderr: err_w };
-        let child =
-            rt::exec_in(pid, &process, &cg, seccomp, stdio).map_err(ContainerError::Start)?;
+        let child = launcher::exec_in(pid, &process, &cg, seccomp, stdio)?;
         let relay = Relay { child, stdin: stdin_w, stdout: out_r, stderr: err_r };
-        super::ops::blocking(move || journal.died(relay.run())).await
+        crate::engine::blocking(move || journal.died(relay.run())).await
     }
 
     /// Runs a command in a running container and captures its output.
@@ -204,9 +192,8 @@ impl Engine {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let stdio = Stdio::Pipes { stdin: None, stdout: out_w, stderr: err_w };
-        let child =
-            rt::exec_in(pid, &process, &cg, seccomp, stdio).map_err(ContainerError::Start)?;
-        super::ops::blocking(move || {
+        let child = launcher::exec_in(pid, &process, &cg, seccomp, stdio)?;
+        crate::engine::blocking(move || {
             let t = std::thread::spawn(move || {
                 let mut v = Vec::new();
                 let _ = std::fs::File::from(err_r).read_to_end(&mut v);
@@ -242,7 +229,7 @@ impl Relay {
         let Relay { child, mut stdin, stdout, stderr } = self;
         let ours_in = std::io::stdin();
         let (ours_out, ours_err) = (std::io::stdout(), std::io::stderr());
-        let pidfd = super::sys::pidfd_open(child);
+        let pidfd = crate::process::pidfd_open(child);
         for fd in [Some(&stdout), Some(&stderr), stdin.as_ref()].into_iter().flatten() {
             set_nonblocking(fd.as_fd());
         }
@@ -361,7 +348,7 @@ fn relay_tty(child: i32, master: OwnedFd) -> Result<i64, ContainerError> {
     let _raw = RawMode::enter(stdin.as_fd());
     let winch = winch_pipe();
     copy_window_size(stdin.as_fd(), stdout.as_fd(), master.as_fd());
-    let pidfd = super::sys::pidfd_open(child);
+    let pidfd = crate::process::pidfd_open(child);
     set_nonblocking(master.as_fd());
     let mut buf = [0u8; 16 * 1024];
     let mut stdin_open = true;

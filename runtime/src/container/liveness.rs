@@ -17,15 +17,10 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::record::{self, StateRecord};
-use super::{ContainerError, Loaded, rt, sys};
+use super::record::{ContainerPaths, Loaded, StateRecord, cgroup_path};
+use super::{ContainerError, cgroup};
 use crate::Engine;
-
-/// The cgroup a container runs in (relative to the hierarchy roots): derived from its id
-/// alone, so it is found even when no record can be read.
-pub fn cgroup_path(id: &str) -> String {
-    format!("/berth/{id}")
-}
+use crate::process;
 
 /// What shows that a container may still be alive.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -82,7 +77,7 @@ pub(crate) fn gather(
     if let Some(st) = st
         && st.monitor_pid > 0
         && st.monitor_pid != me
-        && record::process_alive(st.monitor_pid, st.monitor_start)
+        && crate::process::process_alive(st.monitor_pid, st.monitor_start)
     {
         ev.monitors.push((st.monitor_pid, st.monitor_start));
     }
@@ -95,12 +90,12 @@ pub(crate) fn gather(
     }
     if let Some(st) = st
         && st.state.pid > 0
-        && record::process_alive(st.state.pid as i32, st.pid_start)
+        && crate::process::process_alive(st.state.pid as i32, st.pid_start)
     {
         ev.processes.push(st.state.pid as i32);
     }
     for cg in cgroups(id, st) {
-        for pid in rt::cgroup_pids(&cg) {
+        for pid in cgroup::pids(&cg) {
             if !ev.processes.contains(&pid) {
                 ev.processes.push(pid);
             }
@@ -147,7 +142,7 @@ pub(crate) fn find_monitors(ids: &[&str]) -> HashMap<String, Vec<(i32, u64)>> {
         if !ids.contains(&id) {
             continue;
         }
-        if let Some(start) = record::process_start_time(pid) {
+        if let Some(start) = crate::process::process_start_time(pid) {
             out.entry(id.to_string()).or_default().push((pid, start));
         }
     }
@@ -165,23 +160,23 @@ pub(crate) fn kill(
     timeout: Duration,
 ) -> Evidence {
     for (pid, start) in &ev.monitors {
-        let _ = sys::signal_verified(*pid, *start, libc::SIGKILL);
+        let _ = process::signal_verified(*pid, *start, libc::SIGKILL);
     }
     if let Some(st) = st {
-        let _ = sys::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
+        let _ = process::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
     }
     let deadline = Instant::now() + timeout;
     loop {
         // Destroying a cgroup kills its members (thawed first when frozen) and removes it.
         for cg in cgroups(id, st) {
-            rt::cgroup_destroy(&cg);
+            cgroup::destroy(&cg);
         }
         let left = gather(dir, id, st, true, true);
         if left.is_dead() || Instant::now() >= deadline {
             return left;
         }
         for (pid, start) in &left.monitors {
-            let _ = sys::signal_verified(*pid, *start, libc::SIGKILL);
+            let _ = process::signal_verified(*pid, *start, libc::SIGKILL);
         }
         // The namespace (and the overlay in it) goes once its last process is reaped.
         std::thread::sleep(Duration::from_millis(10));
@@ -220,7 +215,7 @@ impl Engine {
             }
         }
         for cg in cgroups(&l.rec.id, Some(&st)) {
-            rt::cgroup_destroy(&cg);
+            cgroup::destroy(&cg);
         }
         Ok(())
     }
@@ -274,6 +269,80 @@ fn probe(lower: &Path, upper: &Path, work: &Path) -> rustix::io::Result<()> {
     fsconfig_set_flag(&fs, "ro")?;
     // Closing `fs` (on return) tears the superblock down: tens of microseconds read-only.
     fsconfig_create(&fs)
+}
+
+impl Engine {
+    /// Reads the state; when it claims running/restarting but the monitor is gone, kills what
+    /// may be left of the container, destroys its cgroup and records it as exited.
+    pub(crate) fn checked_state(
+        &self,
+        paths: &ContainerPaths,
+    ) -> Result<StateRecord, ContainerError> {
+        let damaged = |damage| ContainerError::Damaged {
+            container: paths
+                .dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default(),
+            damage,
+        };
+        let st = paths.read_state_checked().map_err(damaged)?;
+        if !claims_alive(&st) || crate::process::process_alive(st.monitor_pid, st.monitor_start) {
+            return Ok(st);
+        }
+        let _g = paths.lock()?;
+        let mut st = paths.read_state_checked().map_err(damaged)?;
+        if !claims_alive(&st) || crate::process::process_alive(st.monitor_pid, st.monitor_start) {
+            return Ok(st);
+        }
+        repair_dead(&mut st);
+        paths.write_state(&st)?;
+        drop(_g);
+        // Its monitor can't detach it any more: drop its addresses, names and port rules.
+        if let Some(id) = paths.dir.file_name().and_then(|n| n.to_str()) {
+            super::net::release(self.root(), id);
+        }
+        Ok(st)
+    }
+}
+
+/// Whether the record says a monitor should be alive.
+pub(crate) fn claims_alive(st: &StateRecord) -> bool {
+    st.state.running || st.state.restarting || st.monitor_pid > 0
+}
+
+/// Marks a container whose monitor died as exited, killing its leftovers.
+pub(crate) fn repair_dead(st: &mut StateRecord) {
+    if st.state.running {
+        if let Some(cg) = st.cgroup.as_ref().and_then(|p| p.to_str()) {
+            let _ = cgroup::set_frozen(cg, false);
+        }
+        let _ = process::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
+        if let Some(cg) = st.cgroup.as_ref().and_then(|p| p.to_str()) {
+            for pid in cgroup::pids(cg) {
+                // SAFETY: kill has no memory effects; these pids are in the container's cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            cgroup::destroy(cg);
+        }
+        st.state.exit_code = 137;
+        st.state.error = "the container's monitor process died".into();
+        st.state.finished_at = crate::time::now_rfc3339();
+    }
+    st.state.running = false;
+    st.state.paused = false;
+    st.state.restarting = false;
+    st.state.pid = 0;
+    st.state.status = if st.has_been_started { "exited".into() } else { "created".into() };
+    st.monitor_pid = 0;
+    st.monitor_start = 0;
+}
+
+/// Whether the container is at rest: not running, not restarting, and its monitor is done.
+pub(crate) fn settled(st: &StateRecord) -> bool {
+    !st.state.running
+        && !st.state.restarting
+        && (st.monitor_pid == 0 || !process::process_alive(st.monitor_pid, st.monitor_start))
 }
 
 #[cfg(test)]

@@ -28,7 +28,6 @@ use std::path::{Path, PathBuf};
 
 use berth_store::{LockGuard, StateRoot, StoreError};
 
-use super::damaged::Entry;
 use super::record::ContainerPaths;
 use crate::Engine;
 
@@ -123,7 +122,7 @@ fn claim_free_entry(dir: &Path, p: &Path, id: &str) -> bool {
 /// Whether container `id`'s record still carries `name`. A record that can't be read keeps
 /// its name: it may be a running container, and taking its name would make a duplicate.
 fn owns(root: &StateRoot, id: &str, name: &str) -> bool {
-    if !super::damaged::is_id(id) {
+    if !crate::ids::is_id(id) {
         return false;
     }
     match ContainerPaths::new(root, id).read_config_checked(id) {
@@ -152,37 +151,33 @@ impl Engine {
         Ok(dir)
     }
 
-    /// Reserves `name` for container `id` (hold the root lock). `Err(owner)` when another
-    /// container holds it.
-    pub(crate) fn reserve_name(
-        &self,
-        name: &str,
-        id: &str,
-    ) -> Result<Result<(), String>, StoreError> {
+    /// Reserves `name` for container `id` (hold the root lock); returns the id of the
+    /// container that holds it instead, if another one does.
+    pub(crate) fn reserve_name(&self, name: &str, id: &str) -> Result<Option<String>, StoreError> {
         let dir = self.name_index()?;
         let p = dir.join(name);
         loop {
             if claim_free_entry(&dir, &p, id) {
-                return Ok(Ok(()));
+                return Ok(None);
             }
             match fs::OpenOptions::new().write(true).create_new(true).open(&p) {
                 Ok(mut f) => {
                     if set_owner(&p, id).is_err() {
                         f.write_all(id.as_bytes()).map_err(|e| StoreError::io("write", &p, e))?;
                     }
-                    return Ok(Ok(()));
+                    return Ok(None);
                 }
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     if let Some(owner) = read_owner(&p)
                         && owner != id
                         && owns(self.root(), &owner, name)
                     {
-                        return Ok(Err(owner));
+                        return Ok(Some(owner));
                     }
                     // Stale (its container is gone or renamed): take it over, in place when
                     // the id is in its xattr (no inode freed and allocated again).
                     if owner_in_xattr(&p) && set_owner(&p, id).is_ok() {
-                        return Ok(Ok(()));
+                        return Ok(None);
                     }
                     fs::remove_file(&p).map_err(|e| StoreError::io("remove", &p, e))?;
                 }
@@ -198,27 +193,6 @@ impl Engine {
         let p = dir.join(name);
         if read_owner(&p).as_deref() == Some(id) && !free_entry(&dir, &p, id) {
             let _ = fs::remove_file(&p);
-        }
-    }
-
-    /// The container the index gives for `name`, if its record still carries the name (or
-    /// can't be read: a damaged container keeps its name).
-    pub(crate) fn lookup_name(&self, name: &str) -> Option<Entry> {
-        if name.is_empty() || name.starts_with('.') || name.contains('/') {
-            return None;
-        }
-        let id = read_owner(&index_dir(self.root()).join(name))?;
-        if !super::damaged::is_id(&id) {
-            return None;
-        }
-        match ContainerPaths::new(self.root(), &id).read_config_checked(&id) {
-            Ok(Some(r)) if r.name == name => Some(Entry::Ok(r)),
-            Err(d) => {
-                let mut d = self.damaged(&id, d, None);
-                d.name = Some(name.to_string());
-                Some(Entry::Damaged(d))
-            }
-            _ => None,
         }
     }
 
@@ -367,32 +341,32 @@ fn recycle(dir: &Path) -> io::Result<()> {
     }
     // The upper directory is the container's `/`: everything the container wrote goes, and its
     // own mode, owner and overlay marks (trusted.overlay.*) become what create makes.
-    crate::fsutil::empty_dir(&upper, |_, _| false)?;
+    crate::inplace::empty_dir(&upper, |_, _| false)?;
     std::os::unix::fs::lchown(&upper, Some(0), Some(0))?;
     fs::set_permissions(&upper, std::os::unix::fs::PermissionsExt::from_mode(UPPER_MODE))?;
-    crate::fsutil::clear_xattrs(&upper)?;
+    crate::inplace::clear_xattrs(&upper)?;
     // The removal's overlay probe (`liveness::overlay_in_use`) made `work/index`: kept, empty
     // and unmarked, so that the next probe needn't allocate it again (a mount without
     // `index=on`, the container's, ignores it).
-    crate::fsutil::empty_dir(&work, |n, t| t.is_dir() && n == PROBE_INDEX)?;
-    crate::fsutil::clear_xattrs(&work)?;
+    crate::inplace::empty_dir(&work, |n, t| t.is_dir() && n == PROBE_INDEX)?;
+    crate::inplace::clear_xattrs(&work)?;
     let index = work.join(PROBE_INDEX);
     if is_real_dir(&index) {
-        crate::fsutil::empty_dir(&index, |_, _| false)?;
-        crate::fsutil::clear_xattrs(&index)?;
+        crate::inplace::empty_dir(&index, |_, _| false)?;
+        crate::inplace::clear_xattrs(&index)?;
     }
-    crate::fsutil::empty_dir(&dir.join("rootfs"), |n, t| {
+    crate::inplace::empty_dir(&dir.join("rootfs"), |n, t| {
         t.is_dir() && (n == "upper" || n == "work")
     })?;
     // Rotated logs, the stdin fifo, cp/, marks, temp files: everything create doesn't rewrite.
-    crate::fsutil::empty_dir(dir, |n, t| {
+    crate::inplace::empty_dir(dir, |n, t| {
         (t.is_file() && REUSED_FILES.contains(&n)) || (t.is_dir() && n == "rootfs")
     })?;
     // The record may hold secrets (env): removed means gone. Overwritten in place, so its
     // block stays for the next record.
     let config = dir.join("config.json");
     if config.exists() {
-        crate::fsutil::write_in_place(&config, b"{}\n", false)?;
+        crate::inplace::write_in_place(&config, b"{}\n", false)?;
     }
     match fs::OpenOptions::new().write(true).open(dir.join("monitor.log")) {
         Ok(f) => f.set_len(0)?,
@@ -405,7 +379,7 @@ fn recycle(dir: &Path) -> io::Result<()> {
         let p = dir.join(f);
         let Ok(m) = fs::symlink_metadata(&p) else { continue };
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
-        crate::fsutil::clear_xattrs(&p)?;
+        crate::inplace::clear_xattrs(&p)?;
         if m.mode() & 0o7777 != FILE_MODE || m.uid() != 0 || m.gid() != 0 {
             // chown first: it drops set-id bits and file capabilities.
             std::os::unix::fs::lchown(&p, Some(0), Some(0))?;

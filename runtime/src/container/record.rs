@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use berth_store::{self as store, LockGuard, StateRoot, StoreError};
 use serde::{Deserialize, Serialize};
 
-use super::api::{Config, ContainerState, HostConfig, MountPoint};
+use super::api::{Config, ContainerState, HostConfig, MountPoint, NetworkingConfig};
 
 /// The container's resolved identity, written at create and changed only by rename.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -48,7 +48,7 @@ pub struct ContainerRecord {
     /// tmpfs options per mount destination (`size=..,mode=..`).
     pub tmpfs_options: Vec<(String, String)>,
     /// Networks joined beyond the network mode (aliases, static addresses).
-    pub networking_config: super::network::NetworkingConfig,
+    pub networking_config: NetworkingConfig,
 }
 
 impl ContainerRecord {
@@ -57,7 +57,7 @@ impl ContainerRecord {
         self.config
             .stop_signal
             .as_deref()
-            .and_then(super::sys::parse_signal)
+            .and_then(crate::process::parse_signal)
             .unwrap_or(libc::SIGTERM)
     }
 }
@@ -72,7 +72,7 @@ pub struct StateRecord {
     pub restart_count: i64,
     /// The monitor's pid (0: none).
     pub monitor_pid: i32,
-    /// The monitor's start time (clock ticks since boot, /proc/<pid>/stat field 22).
+    /// The monitor's start time (clock ticks since boot, `/proc/<pid>/stat` field 22).
     pub monitor_start: u64,
     /// The container's first process start time, to tell it from a reused pid.
     pub pid_start: u64,
@@ -254,45 +254,18 @@ impl ContainerPaths {
     }
 }
 
-/// Current time as docker prints it: RFC 3339 UTC with nanoseconds, trailing zeros trimmed.
-pub fn now_rfc3339() -> String {
-    format_time(chrono::Utc::now())
+/// A container as loaded from disk, its state already corrected for dead monitors.
+#[derive(Debug, Clone)]
+pub(crate) struct Loaded {
+    pub paths: ContainerPaths,
+    pub rec: ContainerRecord,
+    pub st: StateRecord,
 }
 
-/// Formats a UTC time like Go's RFC3339Nano.
-pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
-    let s = t.format("%Y-%m-%dT%H:%M:%S%.9f").to_string();
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    format!("{s}Z")
-}
-
-/// Parses an RFC 3339 time; None for docker's zero time or garbage.
-pub fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    if s.starts_with("0001-") {
-        return None;
-    }
-    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&chrono::Utc))
-}
-
-/// Start time of `pid` in clock ticks since boot (field 22 of /proc/<pid>/stat), None if gone.
-pub fn process_start_time(pid: i32) -> Option<u64> {
-    if pid <= 0 {
-        return None;
-    }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest starts at field 3 (state); field 22 is index 19; a zombie counts as gone.
-    if fields.first() == Some(&"Z") {
-        return None;
-    }
-    fields.get(19)?.parse().ok()
-}
-
-/// Whether the process `pid` that started at `start` still exists (and isn't a zombie).
-pub fn process_alive(pid: i32, start: u64) -> bool {
-    pid > 0 && process_start_time(pid) == Some(start)
+/// The cgroup a container runs in (relative to the hierarchy roots): derived from its id
+/// alone, so it is found even when no record can be read.
+pub fn cgroup_path(id: &str) -> String {
+    format!("/berth/{id}")
 }
 
 /// Whether `path` is a directory that holds a container record.

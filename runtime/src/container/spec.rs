@@ -99,8 +99,25 @@ fn kernel_caps() -> Vec<&'static str> {
         .collect()
 }
 
+/// Why a container's configuration can't become a launch spec.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// A capability name the kernel doesn't have.
+    #[error("invalid capability: {0}")]
+    Capability(String),
+    /// A security option berth doesn't know (docker refuses them too).
+    #[error("invalid --security-opt: {0:?}")]
+    SecurityOpt(String),
+    /// The runtime spec made from the records doesn't parse.
+    #[error("building the runtime spec: {0}")]
+    RuntimeSpec(serde_json::Error),
+    /// The process of an exec doesn't parse.
+    #[error("building the exec process: {0}")]
+    ExecProcess(serde_json::Error),
+}
+
 /// Normalises `net_admin` / `CAP_NET_ADMIN` / `ALL`; errors on unknown names like docker.
-fn normalize_cap(c: &str) -> Result<String, String> {
+fn normalize_cap(c: &str) -> Result<String, SpecError> {
     let up = c.trim().to_ascii_uppercase();
     if up == "ALL" {
         return Ok(up);
@@ -109,12 +126,12 @@ fn normalize_cap(c: &str) -> Result<String, String> {
     if ALL_CAPS.contains(&full.as_str()) {
         Ok(full)
     } else {
-        Err(format!("invalid capability: {c}"))
+        Err(SpecError::Capability(c.to_string()))
     }
 }
 
 /// The capability set for `hc` (docker's rules: drop ALL first, then add; ALL in add = every cap).
-pub fn capabilities(hc: &HostConfig) -> Result<Vec<String>, String> {
+pub fn capabilities(hc: &HostConfig) -> Result<Vec<String>, SpecError> {
     let known = kernel_caps();
     if hc.privileged {
         return Ok(known.iter().map(|s| s.to_string()).collect());
@@ -158,7 +175,7 @@ pub fn no_new_privileges(hc: &HostConfig) -> bool {
 }
 
 /// Validates the security options (unknown ones are an error as in docker).
-pub fn check_security_opts(hc: &HostConfig) -> Result<(), String> {
+pub fn check_security_opts(hc: &HostConfig) -> Result<(), SpecError> {
     for o in &hc.security_opt {
         let norm = o.replace(':', "=");
         let ok = norm == "seccomp=unconfined"
@@ -167,7 +184,7 @@ pub fn check_security_opts(hc: &HostConfig) -> Result<(), String> {
             || norm.starts_with("apparmor=")
             || norm.starts_with("label=");
         if !ok {
-            return Err(format!("invalid --security-opt: {o:?}"));
+            return Err(SpecError::SecurityOpt(o.clone()));
         }
     }
     Ok(())
@@ -396,7 +413,7 @@ fn mount(dest: &str, typ: &str, source: &str, options: &[&str]) -> Value {
 }
 
 /// Builds the launch spec of the container's first process.
-pub fn build(rec: &ContainerRecord, paths: &ContainerPaths) -> Result<LaunchSpec, String> {
+pub fn build(rec: &ContainerRecord, paths: &ContainerPaths) -> Result<LaunchSpec, SpecError> {
     let hc = &rec.host_config;
     let caps = capabilities(hc)?;
     let mut args = vec![rec.path.clone()];
@@ -499,14 +516,14 @@ pub fn build(rec: &ContainerRecord, paths: &ContainerPaths) -> Result<LaunchSpec
         "linux": {
             "namespaces": namespaces,
             "resources": resources_json(hc),
-            "cgroupsPath": super::liveness::cgroup_path(&rec.id),
+            "cgroupsPath": super::record::cgroup_path(&rec.id),
             "maskedPaths": masked,
             "readonlyPaths": readonly,
             "sysctl": hc.sysctls,
         },
     });
     let oci: oci_spec::runtime::Spec =
-        serde_json::from_value(spec).map_err(|e| format!("building the runtime spec: {e}"))?;
+        serde_json::from_value(spec).map_err(SpecError::RuntimeSpec)?;
     let rootfs = match &rec.rootfs_dir {
         Some(d) => Rootfs::Dir(d.clone()),
         None => Rootfs::Overlay {
@@ -567,7 +584,7 @@ pub fn exec_process(
     cwd: Option<&str>,
     tty: bool,
     privileged: bool,
-) -> Result<oci_spec::runtime::Process, String> {
+) -> Result<oci_spec::runtime::Process, SpecError> {
     let mut hc = rec.host_config.clone();
     hc.privileged |= privileged;
     let caps = capabilities(&hc)?;
@@ -593,7 +610,7 @@ pub fn exec_process(
         gid,
         &groups,
     );
-    serde_json::from_value(p).map_err(|e| format!("building the exec process: {e}"))
+    serde_json::from_value(p).map_err(SpecError::ExecProcess)
 }
 
 #[cfg(test)]

@@ -44,7 +44,7 @@ impl Engine {
         changes: Vec<SyncChange>,
     ) -> Result<SyncReport, ContainerError> {
         let (e, key) = (self.clone(), key.to_string());
-        super::ops::blocking(move || {
+        crate::engine::blocking(move || {
             let root = e.running_root(&key)?;
             let mut report = SyncReport::default();
             for c in &changes {

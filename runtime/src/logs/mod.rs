@@ -118,7 +118,7 @@ impl LogWriter {
         let line = JsonLine {
             log: String::from_utf8_lossy(bytes).into_owned(),
             stream: stream.to_string(),
-            time: crate::container::record::now_rfc3339(),
+            time: crate::time::now_rfc3339(),
         };
         let mut buf = serde_json::to_vec(&line).unwrap_or_default();
         buf.push(b'\n');

@@ -16,7 +16,7 @@ use std::os::fd::AsFd;
 use berth_network::{Protocol, ProxyListener};
 use nix::poll::{PollFd, PollFlags};
 
-use crate::container::network::{BoundSocket, ProxySockets};
+use crate::monitor_protocol::{BoundSocket, ProxySockets};
 
 use super::udp_proxy::UdpRelay;
 

@@ -23,7 +23,7 @@ use berth_network::orphans::{self, KnownNetwork};
 use berth_network::{Ipv4Net, sysctl};
 use berth_store::DEFAULT_ROOT;
 
-use crate::container::sys;
+use crate::process;
 
 /// The kind of a host leftover.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -92,17 +92,53 @@ pub struct HostPruneReport {
     /// What was removed.
     pub removed: Vec<Leftover>,
     /// What was found but could not be removed, with the error.
-    pub failed: Vec<(Leftover, String)>,
+    pub failed: Vec<(Leftover, LeftoverError)>,
     /// What looks like berth's but whose owner could not be determined: left alone.
     pub unknown: Vec<Leftover>,
 }
 
 impl HostPruneReport {
-    fn done(&mut self, l: Leftover, r: Result<(), String>) {
+    fn done(&mut self, l: Leftover, r: Result<(), LeftoverError>) {
         match r {
             Ok(()) => self.removed.push(l),
             Err(e) => self.failed.push((l, e)),
         }
+    }
+}
+
+/// Why a leftover could not be removed; each displays as one phrase after its name.
+#[derive(Debug, thiserror::Error)]
+pub enum LeftoverError {
+    /// A leftover process could not be killed.
+    #[error("kill pid {pid}: {source}")]
+    Kill {
+        /// The process.
+        pid: i32,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A cgroup could not be removed.
+    #[error(transparent)]
+    Cgroup(#[from] berth_cgroups::CgroupError),
+    /// A mount could not be unmounted.
+    #[error("unmount: {0}")]
+    Unmount(nix::Error),
+    /// A port of a leftover bridge could not be deleted.
+    #[error("delete its port {port}: {source}")]
+    Port {
+        /// The port's name.
+        port: String,
+        /// The error.
+        source: Box<berth_network::NetworkError>,
+    },
+    /// The network side (bridges, rules, the machine lock) failed.
+    #[error(transparent)]
+    Network(Box<berth_network::NetworkError>),
+}
+
+impl From<berth_network::NetworkError> for LeftoverError {
+    fn from(e: berth_network::NetworkError) -> Self {
+        LeftoverError::Network(Box::new(e))
     }
 }
 
@@ -162,7 +198,7 @@ fn berth_processes() -> Vec<BerthProc> {
         }
         // Pinned first: what is read next belongs to this process as long as it still lives,
         // which the signal-0 check below confirms (a reused pid then fails one of them).
-        let Some(fd) = sys::pidfd_open(pid) else { continue };
+        let Some(fd) = process::pidfd_open(pid) else { continue };
         let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { continue };
         let argv: Vec<&OsStr> =
             cmdline.split(|b| *b == 0).filter(|a| !a.is_empty()).map(OsStr::from_bytes).collect();
@@ -183,7 +219,7 @@ fn berth_processes() -> Vec<BerthProc> {
             }
             *root = cwd.join(&*root);
         }
-        if sys::pidfd_send_signal(&fd, 0).is_ok() {
+        if process::pidfd_send_signal(&fd, 0).is_ok() {
             out.push(BerthProc { pid, fd, kind });
         }
     }
@@ -191,12 +227,12 @@ fn berth_processes() -> Vec<BerthProc> {
 }
 
 /// Kills a pinned process and waits (bounded) for it to be gone.
-fn kill_pinned(p: &BerthProc) -> Result<(), String> {
-    match sys::pidfd_send_signal(&p.fd, libc::SIGKILL) {
+fn kill_pinned(p: &BerthProc) -> Result<(), LeftoverError> {
+    match process::pidfd_send_signal(&p.fd, libc::SIGKILL) {
         Ok(()) => {}
         // Already gone: nothing left to do.
         Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
-        Err(e) => return Err(format!("kill pid {}: {e}", p.pid)),
+        Err(source) => return Err(LeftoverError::Kill { pid: p.pid, source }),
     }
     let mut fds = [nix::poll::PollFd::new(p.fd.as_fd(), nix::poll::PollFlags::POLLIN)];
     let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(2000u16));
@@ -467,9 +503,9 @@ pub fn prune_host(current_root: &Path) -> HostPruneReport {
         };
         let path = cg.path();
         let r = match Cgroup::open(&path) {
-            Ok(c) => c.destroy().map_err(|e| e.to_string()),
+            Ok(c) => c.destroy().map_err(LeftoverError::from),
             Err(berth_cgroups::CgroupError::NotFound(_)) => Ok(()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         };
         report.done(Leftover { kind: LeftoverKind::Cgroup, name: path, reason }, r);
     }
@@ -498,7 +534,7 @@ pub fn prune_host(current_root: &Path) -> HostPruneReport {
         }
         let reason = roots.gone_reason(&m.root);
         let r = nix::mount::umount2(&m.path, nix::mount::MntFlags::MNT_DETACH)
-            .map_err(|e| format!("unmount: {e}"));
+            .map_err(LeftoverError::Unmount);
         if r.is_ok() {
             // The mount point is berth's own empty directory.
             let _ = std::fs::remove_dir(&m.path);
@@ -518,7 +554,7 @@ pub fn prune_host(current_root: &Path) -> HostPruneReport {
                 name: "(all)".into(),
                 reason: "the machine lock is needed".into(),
             };
-            report.failed.push((l, e.to_string()));
+            report.failed.push((l, e.into()));
             return report;
         }
     };
@@ -542,7 +578,7 @@ pub fn prune_host(current_root: &Path) -> HostPruneReport {
                 name: sysctl::MACHINE_DIR.to_string() + "/ip_forward.json",
                 reason: String::new(),
             };
-            report.failed.push((l, e.to_string()));
+            report.failed.push((l, e.into()));
         }
     }
     report
@@ -602,11 +638,11 @@ fn prune_bridges(links: &[HostLink], roots: &mut Roots, report: &mut HostPruneRe
         let mut r = Ok(());
         for port in links.iter().filter(|p| p.master == Some(b.index)) {
             if let Err(e) = netlink::delete_link(&port.name) {
-                r = Err(format!("delete its port {}: {e}", port.name));
+                r = Err(LeftoverError::Port { port: port.name.clone(), source: Box::new(e) });
             }
         }
         if r.is_ok() {
-            r = netlink::delete_link(&b.name).map_err(|e| e.to_string());
+            r = netlink::delete_link(&b.name).map_err(LeftoverError::from);
         }
         report.done(Leftover { kind: LeftoverKind::Bridge, name: b.name.clone(), reason }, r);
     }
@@ -662,7 +698,7 @@ fn prune_rules(links: &[HostLink], roots: &Roots, report: &mut HostPruneReport) 
                 name: "(berth tables)".into(),
                 reason: String::new(),
             };
-            report.failed.push((l, e.to_string()));
+            report.failed.push((l, e.into()));
         }
     }
 }

@@ -2,7 +2,7 @@
 //! `volume.json` the record. Changes happen under the root lock; a volume directory appears by
 //! rename, so a half-created volume is never visible.
 
-mod engine;
+mod methods;
 
 use std::collections::BTreeMap;
 use std::fs;
