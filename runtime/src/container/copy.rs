@@ -170,22 +170,7 @@ impl Engine {
             )));
         }
         if s.running {
-<<<<<<< HEAD
             let fd = proc_root(&l.rec.name, s.pid as i32, st.pid_start)?;
-=======
-            let pid = s.pid as i32;
-            let proc_root = PathBuf::from(format!("/proc/{pid}/root"));
-            let fd = rustix::fs::open(
-                &proc_root,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(sys("open", &proc_root))?;
-            // The pid must still be the container's process (not a reused number).
-            if crate::process::process_start_time(pid) != Some(st.pid_start) {
-                return Err(invalid(format!("container {} stopped during the copy", l.rec.name)));
-            }
->>>>>>> main
             drop(lock);
             return Ok(RootView { fd, _mount: None, _lock: None });
         }
@@ -286,7 +271,7 @@ fn proc_root(name: &str, pid: i32, start: u64) -> Result<OwnedFd, ContainerError
     let fd =
         rustix::fs::open(&path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
             .map_err(sys("open", &path))?;
-    if record::process_start_time(pid) != Some(start) {
+    if crate::process::process_start_time(pid) != Some(start) {
         return Err(invalid(format!("container {name} stopped during the copy")));
     }
     Ok(fd)
