@@ -359,7 +359,11 @@ mod tests {
     #[test]
     fn corpus_ignore_files_parse() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
-        let i = Ignore::parse("f", &std::fs::read_to_string(root.join("react-nginx/.dockerignore")).unwrap()).unwrap();
+        let i = Ignore::parse(
+            "f",
+            &std::fs::read_to_string(root.join("react-nginx/.dockerignore")).unwrap(),
+        )
+        .unwrap();
         assert!(i.excluded("node_modules/x/y.js"));
     }
 }

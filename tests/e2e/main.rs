@@ -30,3 +30,4 @@ mod seal;
 mod stats;
 mod support;
 mod system;
+mod watch;

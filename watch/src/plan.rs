@@ -113,8 +113,10 @@ mod tests {
                 path: path.display().to_string(),
                 action: action.to_string(),
                 target: target.map(str::to_string),
-                exec: (*action == "sync+exec")
-                    .then(|| Hook { command: vec!["kill".into(), "-HUP".into(), "1".into()], ..Hook::default() }),
+                exec: (*action == "sync+exec").then(|| Hook {
+                    command: vec!["kill".into(), "-HUP".into(), "1".into()],
+                    ..Hook::default()
+                }),
                 ..WatchRule::default()
             });
         }

@@ -98,9 +98,10 @@ pub fn service_rules(name: &str, svc: &Service) -> Result<Vec<Rule>, WatchError>
             let file = ctx.join(".dockerignore");
             match std::fs::read_to_string(&file) {
                 Ok(text) => {
-                    let ig = Ignore::parse(&file.display().to_string(), &text).map_err(
-                        |source| WatchError::Pattern { service: name.to_string(), source },
-                    )?;
+                    let ig =
+                        Ignore::parse(&file.display().to_string(), &text).map_err(|source| {
+                            WatchError::Pattern { service: name.to_string(), source }
+                        })?;
                     Some((ctx, ig))
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -239,7 +240,10 @@ mod tests {
         let r = rule(Path::new("/src/app"), &[], &[]);
         let m = r.mapping(Path::new("/src/app/lib/x.py")).expect("taken");
         assert_eq!(m.target.as_deref(), Some("/app/lib/x.py"));
-        assert_eq!(r.mapping(Path::new("/src/app")).and_then(|m| m.target).as_deref(), Some("/app/"));
+        assert_eq!(
+            r.mapping(Path::new("/src/app")).and_then(|m| m.target).as_deref(),
+            Some("/app/")
+        );
         assert!(r.mapping(Path::new("/src/application/x")).is_none(), "a sibling with a prefix");
         assert!(r.mapping(Path::new("/other")).is_none());
     }
@@ -296,8 +300,7 @@ mod tests {
         std::fs::write(d.join("src/b.py~"), b"b").expect("write");
         std::fs::write(d.join("node_modules/x/i.js"), b"i").expect("write");
         let r = rule(d, &["node_modules"], &[]);
-        let got: Vec<String> =
-            r.walk().into_iter().filter_map(|m| m.target).collect();
+        let got: Vec<String> = r.walk().into_iter().filter_map(|m| m.target).collect();
         assert_eq!(got, ["/app/", "/app/src", "/app/src/deep", "/app/src/deep/a.py"]);
     }
 }

@@ -159,8 +159,7 @@ fn make_dirs_in(root: BorrowedFd<'_>, parts: &[String]) -> Result<OwnedFd, Conta
 /// Removes entry `name` of `dir`, a directory with everything in it (never following a
 /// symlink out of it).
 fn remove_entry(dir: &OwnedFd, name: &str) -> Result<(), ContainerError> {
-    let st =
-        rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(sys("stat", name))?;
+    let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(sys("stat", name))?;
     if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
         let sub = rustix::fs::openat(
             dir,

@@ -29,6 +29,7 @@ mod top;
 mod up;
 mod version;
 mod wait;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -87,6 +88,8 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Copy files/folders between a service container and the local filesystem.
     Cp(cp::CpArgs),
+    /// Watch the build context for services and rebuild/refresh containers when files are updated.
+    Watch(watch::WatchArgs),
 }
 
 /// Runs one compose command.
@@ -128,6 +131,7 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
             Command::Run(a) => run::run(po, engine, *a, run, progress).await,
             Command::Events(a) => events::run(po, engine, a).await,
             Command::Cp(a) => cp::run(po, engine, a).await,
+            Command::Watch(a) => watch::run(po, engine, a, run, progress).await,
         }
     });
     crate::progress::finish();
