@@ -290,8 +290,7 @@ fn logical_lines(
             None => text.push_str(line),
             Some(first) => {
                 text.push_str(first);
-                loop {
-                    let Some(next) = lines.get(i) else { break };
+                while let Some(next) = lines.get(i) {
                     i += 1;
                     // Comments and empty lines inside a continuation are dropped.
                     if is_comment(next) || next.trim().is_empty() {
@@ -530,12 +529,8 @@ fn instruction(
         }
     };
     let kind = match kw.as_str() {
-        "FROM" => {
-            // FROM is turned into a stage by the caller; here only its checks.
-            f.allow(&["platform"])?;
-            need_args("an image name")?;
-            Kind::Maintainer(String::new())
-        }
+        // FROM lines become stages in `parse`; here one can only come from a trigger.
+        "FROM" => return Err(err(path, line, "FROM can't be used here")),
         "RUN" => {
             f.allow(&["mount", "network", "security"])?;
             need_args("at least one argument")?;
@@ -771,11 +766,11 @@ fn instruction(
 }
 
 /// Parses a FROM line into a stage (without instructions).
-fn from_stage(path: &Path, l: &Logical, index: usize, escape: char) -> Result<Stage, ParseError> {
-    instruction(path, l, escape, false)?;
+fn from_stage(path: &Path, l: &Logical, index: usize) -> Result<Stage, ParseError> {
     let rest = l.text.trim()[4..].trim();
     let (flags, args) = split_flags(rest);
     let f = Flags { path, line: l.line, kw: "FROM", flags };
+    f.allow(&["platform"])?;
     let words: Vec<&str> = args.split_whitespace().collect();
     let name = match words.as_slice() {
         [_] => None,
@@ -823,7 +818,7 @@ pub fn parse(path: &Path, src: &str) -> Result<Dockerfile, ParseError> {
     };
     for l in &lines {
         if keyword(&l.text) == "FROM" {
-            let st = from_stage(path, l, df.stages.len(), escape)?;
+            let st = from_stage(path, l, df.stages.len())?;
             if let Some(n) = &st.name
                 && df.stages.iter().any(|s| s.name.as_ref() == Some(n))
             {

@@ -172,6 +172,12 @@ fn match_toks(toks: &[Tok], s: &[char]) -> bool {
     }
 }
 
+/// Go's `filepath.Match` of a whole slash path (`*`, `?`, `[...]` never cross `/`): COPY globs.
+pub fn glob_match(pattern: &str, path: &str) -> bool {
+    let s: Vec<char> = path.chars().collect();
+    compile(pattern).is_ok_and(|t| match_toks(&t, &s))
+}
+
 impl Pattern {
     /// Whether the pattern matches this exact slash path.
     pub fn matches(&self, path: &str) -> bool {

@@ -92,6 +92,8 @@ struct Lexer<'a> {
     pos: usize,
     escape: char,
     vars: &'a dyn Vars,
+    /// Heredoc body: quotes are literal, the escape character only escapes `$` and itself.
+    heredoc: bool,
 }
 
 impl Lexer<'_> {
@@ -117,6 +119,21 @@ impl Lexer<'_> {
                 return Ok((out, words.finish()));
             }
             match c {
+                '\'' | '"' if self.heredoc => {
+                    self.pos += 1;
+                    words.add_raw_char(c);
+                    out.push(c);
+                }
+                _ if self.heredoc && c == self.escape => {
+                    self.pos += 1;
+                    match self.peek() {
+                        Some(n) if n == '$' || n == self.escape => {
+                            self.pos += 1;
+                            out.push(n);
+                        }
+                        _ => out.push(c),
+                    }
+                }
                 '\'' => {
                     let s = self.single_quoted()?;
                     words.add_raw_string(&s);
@@ -277,14 +294,21 @@ fn required(name: String, word: String) -> LexError {
 
 /// Expands one word: quotes removed, escapes applied, variables substituted; whitespace kept.
 pub fn expand_word(word: &str, escape: char, vars: &dyn Vars) -> Result<String, LexError> {
-    let mut l = Lexer { chars: word.chars().collect(), pos: 0, escape, vars };
+    let mut l = Lexer { chars: word.chars().collect(), pos: 0, escape, vars, heredoc: false };
+    Ok(l.process(None)?.0)
+}
+
+/// Expands a heredoc body as a shell does: `$VAR` and `${...}` substituted, `\$` and `\\`
+/// escaped, quotes and everything else literal.
+pub fn expand_heredoc(text: &str, escape: char, vars: &dyn Vars) -> Result<String, LexError> {
+    let mut l = Lexer { chars: text.chars().collect(), pos: 0, escape, vars, heredoc: true };
     Ok(l.process(None)?.0)
 }
 
 /// Expands and splits into words: whitespace outside quotes separates, also whitespace that a
 /// substitution brought in (`EXPOSE $PORTS`).
 pub fn expand_words(text: &str, escape: char, vars: &dyn Vars) -> Result<Vec<String>, LexError> {
-    let mut l = Lexer { chars: text.chars().collect(), pos: 0, escape, vars };
+    let mut l = Lexer { chars: text.chars().collect(), pos: 0, escape, vars, heredoc: false };
     Ok(l.process(None)?.1)
 }
 
@@ -385,6 +409,13 @@ mod tests {
         assert_eq!(expand_word(r"C:\dir", '`', &vars()).unwrap(), r"C:\dir");
         assert!(expand_word("'open", '\\', &vars()).is_err());
         assert!(expand_word("\"open", '\\', &vars()).is_err());
+    }
+
+    #[test]
+    fn heredoc_bodies_keep_quotes() {
+        let h = |s: &str| expand_heredoc(s, '\\', &vars()).unwrap();
+        assert_eq!(h("it's \"$A\" ${UNSET:-d}\n"), "it's \"a\" d\n");
+        assert_eq!(h(r"\$A \\ \n"), r"$A \ \n");
     }
 
     #[test]

@@ -14,8 +14,10 @@
 //! ```
 
 mod archive;
+mod build;
 mod changes;
 mod copy;
+mod difftar;
 mod mountpoints;
 mod reference;
 mod store;
@@ -26,7 +28,9 @@ mod usage;
 
 use berth_store::StoreError;
 
+pub use build::{ImageState, NewLayer, chain_id};
 pub use changes::apply_changes;
+pub use difftar::write_upper_tar;
 pub use mountpoints::mount_point_layer;
 pub use reference::{DEFAULT_DOMAIN, DEFAULT_TAG, Reference};
 pub use store::{ImageStore, ListFilters, PruneReport, RemoveItem, ResolvedImage};

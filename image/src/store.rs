@@ -34,6 +34,9 @@ pub(crate) struct ImageRecord {
     pub size: u64,
     /// When this store got the image (RFC 3339).
     pub added: String,
+    /// A builder's intermediate image (hidden from `image ls` while untagged).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub build_cache: bool,
 }
 
 /// `layers/<chain>/layer.json`.
@@ -261,7 +264,7 @@ impl ImageStore {
         serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))
     }
 
-    fn write_index(&self, idx: &Index) -> Result<(), ImageError> {
+    pub(crate) fn write_index(&self, idx: &Index) -> Result<(), ImageError> {
         Ok(write_json_atomic(&self.index_path(), idx)?)
     }
 
@@ -379,6 +382,7 @@ impl ImageStore {
             layers: chains.clone(),
             size,
             added: now_rfc3339(),
+            build_cache: false,
         });
         for r in refs {
             idx.refs.insert(r.full(), id.clone());
@@ -529,11 +533,23 @@ impl ImageStore {
 
     /// `docker image ls` with filters; newest first.
     pub fn list(&self, filters: &ListFilters) -> Result<Vec<ImageSummary>, ImageError> {
+        self.list_with_cache(filters, false)
+    }
+
+    /// `docker image ls [-a]`: `with_cache` also lists the builder's untagged intermediate images.
+    pub fn list_with_cache(
+        &self,
+        filters: &ListFilters,
+        with_cache: bool,
+    ) -> Result<Vec<ImageSummary>, ImageError> {
         let idx = self.read_index()?;
         let mut out = Vec::new();
-        for id in idx.images.keys() {
+        for (id, rec) in &idx.images {
             let ins = self.inspect_in(&idx, id)?;
             let dangling = ins.repo_tags.is_empty();
+            if dangling && rec.build_cache && !with_cache {
+                continue;
+            }
             if let Some(want) = filters.dangling
                 && want != dangling
             {
@@ -638,7 +654,7 @@ impl ImageStore {
 
     /// Drops image `id` from the index and deletes its config and every layer no other image uses.
     /// Called with the lock held; the index is written by the caller. Returns bytes freed.
-    fn delete_image(
+    pub(crate) fn delete_image(
         &self,
         idx: &mut Index,
         id: &str,

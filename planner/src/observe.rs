@@ -229,7 +229,7 @@ pub fn image_id(
         Some(ObservedImage::Missing) | None => Err(PlanError::Invalid {
             service: svc.to_string(),
             message: format!(
-                "image {image:?} not found (berth cannot pull or build yet: load it with `berth image import` or `berth image load`)"
+                "image {image:?} not found (berth cannot pull yet: build it (`build:` and `berth build`, or `up` without --no-build), or load it with `berth image import` or `berth image load`)"
             ),
         }),
         // A damaged store, an ambiguous id...: not "not found".

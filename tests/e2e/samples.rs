@@ -72,6 +72,51 @@ fn sample_visit_counter_keeps_its_count_until_down_v() {
     p.ok(&["down", "-v"]);
 }
 
+/// The container id of `service`'s first replica.
+fn cid(p: &Project, service: &str) -> String {
+    let (so, _) = p.ok(&["ps", "-q", service]);
+    so.trim().to_string()
+}
+
+#[test]
+fn sample_visit_counter_up_build_recreates_only_the_edited_service() {
+    let port = free_port();
+    let Some(p) =
+        Project::sample("smpbuild", "visit-counter", &[("COUNTER_PORT", port.to_string())])
+    else {
+        return;
+    };
+    // `up` builds the missing web image from app/Dockerfile.
+    let (_, se) = p.ok(&["up", "-d"]);
+    assert!(se.contains("Service web  Built"), "{se}");
+    assert_eq!(get(port, "/"), "visit counter: see /cgi-bin/visit\n");
+    assert!(get(port, "/cgi-bin/visit").contains("visits: 1"));
+    let (db, web) = (cid(&p, "db"), cid(&p, "web"));
+    // Nothing changed: every step cached, nothing recreated.
+    let (_, se) = p.ok(&["up", "-d", "--build"]);
+    assert_eq!(se.matches(" CACHED\n").count(), 2, "{se}");
+    assert_eq!((cid(&p, "db"), cid(&p, "web")), (db.clone(), web.clone()));
+    // db.sh is .dockerignored in the web image: editing it rebuilds nothing.
+    let dbsh = p.path().join("app/db.sh");
+    let text = std::fs::read_to_string(&dbsh).expect("db.sh");
+    std::fs::write(&dbsh, format!("{text}\n")).expect("edit db.sh");
+    p.ok(&["up", "-d", "--build"]);
+    assert_eq!(cid(&p, "web"), web);
+    // An edit of the site: web is rebuilt and recreated, db is untouched.
+    std::fs::write(p.path().join("app/www/index.html"), "edited\n").expect("edit index.html");
+    p.ok(&["up", "-d", "--build"]);
+    assert_eq!(cid(&p, "db"), db);
+    assert_ne!(cid(&p, "web"), web);
+    assert_eq!(get(port, "/"), "edited\n");
+    assert!(get(port, "/cgi-bin/visit").contains("visits: 2"));
+    // --no-build with the image gone is the planner's clear error.
+    p.ok(&["down", "-v", "--rmi", "local"]);
+    let out = p.run(&["up", "-d", "--no-build"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    p.ok(&["down", "-v"]);
+}
+
 #[test]
 fn sample_health_chain_starts_in_order_when_healthy() {
     let port = free_port();

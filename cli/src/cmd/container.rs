@@ -59,6 +59,8 @@ pub enum Command {
     Attach(One),
     /// List port mappings or a specific mapping for the container.
     Port(PortArgs),
+    /// Create a new image from a container's changes.
+    Commit(super::build::CommitArgs),
 }
 
 /// `container port`.
@@ -236,6 +238,7 @@ pub struct RenameArgs {
 pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
     let cmd = match cmd {
         Command::Run(args) => return super::container_run::run(opts, args),
+        Command::Commit(args) => return super::build::commit(opts, args),
         other => other,
     };
     let engine = engine(opts)?;
@@ -244,6 +247,7 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
         match cmd {
             // Dispatched above, before this runtime exists (it builds its own).
             Command::Run(_) => unreachable!("container run is dispatched before"),
+            Command::Commit(_) => unreachable!("container commit is dispatched before"),
             Command::Create(a) => {
                 let cfg = a.create.to_config(false, false).map_err(|e| ExitWith {
                     code: EXIT_ENGINE,

@@ -49,6 +49,10 @@ pub enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Build an image from a Dockerfile.
+    Build(super::build::BuildArgs),
+    /// Show the history of an image.
+    History(super::build::HistoryArgs),
     /// Save one or more images to a tar archive (standard output by default).
     Save {
         /// Write to this file instead of standard output.
@@ -89,7 +93,7 @@ pub enum Command {
 /// `berth image ls` flags.
 #[derive(Debug, clap::Args)]
 pub struct LsArgs {
-    /// Show all images (berth has no intermediate images: same as default).
+    /// Show all images (also the builder's untagged intermediate images).
     #[arg(short, long)]
     all: bool,
     /// Only show image ids.
@@ -126,7 +130,7 @@ pub fn human_size(n: u64) -> String {
 }
 
 /// Docker's "3 weeks ago" style.
-fn human_since(ts: i64) -> String {
+pub fn human_since(ts: i64) -> String {
     if ts <= 0 {
         return "N/A".to_string();
     }
@@ -192,7 +196,7 @@ fn parse_filters(raw: &[String]) -> anyhow::Result<ListFilters> {
     Ok(f)
 }
 
-fn confirm(prompt: &str) -> bool {
+pub fn confirm(prompt: &str) -> bool {
     eprint!("{prompt} [y/N] ");
     let _ = io::stderr().flush();
     let mut line = String::new();
@@ -204,6 +208,11 @@ fn confirm(prompt: &str) -> bool {
 
 /// Runs a `berth image` subcommand.
 pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
+    let cmd = match cmd {
+        Command::Build(args) => return super::build::image_build(engine, args),
+        Command::History(args) => return super::build::history(engine, args),
+        other => other,
+    };
     let store = open(engine)?;
     let mut out = io::stdout().lock();
     match cmd {
@@ -212,7 +221,7 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
             if let Some(repo) = &args.repository {
                 filters.reference.push(repo.clone());
             }
-            let images = store.list(&filters)?;
+            let images = store.list_with_cache(&filters, args.all)?;
             let json = match args.format.as_deref() {
                 None | Some("table") => false,
                 Some("json") => true,
@@ -285,7 +294,6 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                     )?;
                 }
             }
-            let _ = args.all;
         }
         Command::Inspect { images, format } => {
             let code =
@@ -369,6 +377,7 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
         },
+        Command::Build(_) | Command::History(_) => unreachable!("dispatched before"),
         Command::Tag { source, target } => store.tag(&source, &target)?,
         Command::Rm { force, images } => {
             let used = images_in_use(engine)?;

@@ -2,6 +2,7 @@
 //! `Args` type (clap) and a `run` function; errors become one clear sentence and an exit code.
 
 mod attach;
+mod build;
 mod compose;
 mod container;
 mod container_run;
@@ -104,6 +105,12 @@ enum Command {
     Config(compose::config::Args),
     #[command(flatten)]
     Compose(compose::Command),
+    /// Build an image from a Dockerfile (`build PATH`, docker's), or compose services' images
+    /// (`build [SERVICE...]`).
+    Build(build::BuildArgs),
+    /// Manage the build cache.
+    #[command(subcommand)]
+    Builder(build::BuilderCommand),
     /// Manage containers.
     #[command(subcommand)]
     Container(container::Command),
@@ -157,6 +164,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config(args) => compose::config::run(&cli.project, args),
         Command::Compose(c) => compose::run(&cli.project, &cli.engine, c),
+        Command::Build(args) => build::build(&cli.project, &cli.engine, args),
+        Command::Builder(cmd) => build::builder(&cli.engine, cmd),
         Command::Container(cmd) => container::run(&cli.engine, cmd),
         Command::Image(cmd) => image::run(&cli.engine, cmd),
         Command::Volume(cmd) => volume::run(&cli.engine, cmd),

@@ -79,6 +79,10 @@ pub struct DiskUsage {
     pub layers_size: u64,
     /// Bytes of the layers no container's image uses.
     pub layers_reclaimable: u64,
+    /// The builder's untagged intermediate images.
+    pub build_cache: usize,
+    /// Bytes of the layers only those hold.
+    pub build_cache_size: u64,
 }
 
 /// One line of docker's `system df` summary.
@@ -97,7 +101,7 @@ pub struct DiskUsageRow {
 }
 
 impl DiskUsage {
-    /// docker's four summary lines; berth has no build cache, so that line is all zero.
+    /// docker's four summary lines (Build Cache: the builder's intermediate images).
     pub fn summary(&self) -> Vec<DiskUsageRow> {
         let running = |c: &&ContainerUsage| matches!(c.state.as_str(), "running" | "paused");
         vec![
@@ -127,7 +131,13 @@ impl DiskUsage {
                 size: self.volumes.iter().map(|v| v.size).sum(),
                 reclaimable: self.volumes.iter().filter(|v| v.links == 0).map(|v| v.size).sum(),
             },
-            DiskUsageRow { kind: "Build Cache", total: 0, active: 0, size: 0, reclaimable: 0 },
+            DiskUsageRow {
+                kind: "Build Cache",
+                total: self.build_cache,
+                active: 0,
+                size: self.build_cache_size,
+                reclaimable: self.build_cache_size,
+            },
         ]
     }
 }
@@ -229,7 +239,16 @@ impl Engine {
             })
             .collect();
         volumes.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(DiskUsage { images, containers, volumes, layers_size, layers_reclaimable })
+        let (build_cache, build_cache_size) = store.build_cache_usage()?;
+        Ok(DiskUsage {
+            images,
+            containers,
+            volumes,
+            layers_size,
+            layers_reclaimable,
+            build_cache,
+            build_cache_size,
+        })
     }
 }
 

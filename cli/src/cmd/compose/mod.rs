@@ -36,6 +36,9 @@ use std::process::ExitCode;
 use berth_planner::Progress;
 use berth_planner::ops::RunOptions;
 
+// `build [SERVICE...]` (cmd::build) loads the project and reports planner errors the same way.
+pub(crate) use project::{load, plan_err};
+
 use super::engine_access::engine;
 use super::{EngineOpts, ProjectOpts};
 

@@ -32,7 +32,7 @@ pub(super) fn warn_one(w: &str) {
 }
 
 /// A planner error as one sentence; an unknown service is a command-line error.
-pub(super) fn plan_err(e: PlanError) -> anyhow::Error {
+pub(crate) fn plan_err(e: PlanError) -> anyhow::Error {
     let code = match e {
         PlanError::NoSuchService(_) => EXIT_USAGE,
         _ => 1,
@@ -43,7 +43,7 @@ pub(super) fn plan_err(e: PlanError) -> anyhow::Error {
 /// Loads the project; with `allow_missing` and `-p`, a missing compose file gives an empty
 /// project of that name (so `down -p x` works from anywhere, as with compose).
 /// `services` named on the command line enable their profiles, as in compose.
-pub(super) fn load(
+pub(crate) fn load(
     po: &ProjectOpts,
     allow_missing: bool,
     services: &[String],

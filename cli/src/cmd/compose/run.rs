@@ -21,6 +21,9 @@ pub struct RunArgs {
     /// Run container in background and print its name.
     #[arg(short, long)]
     detach: bool,
+    /// Build the image before starting the container.
+    #[arg(long)]
+    build: bool,
     /// Automatically remove the container when it exits.
     #[arg(long)]
     rm: bool,
@@ -141,6 +144,13 @@ pub async fn run(
         use_aliases: a.use_aliases,
     };
     let _ = a.quiet_pull;
+    if !run.dry_run {
+        let names = std::slice::from_ref(&a.service);
+        let selected =
+            berth_planner::ops::selected_services(&p, names, !a.no_deps).map_err(plan_err)?;
+        crate::cmd::build::build_for_up(engine, &p, &selected, a.build, false, &po.progress)
+            .await?;
+    }
     let mut one = oneoff::prepare(engine, &p, &opts).await.map_err(plan_err)?;
     for spec in &a.publish {
         let parsed = crate::cmd::netflags::parse_publish(spec)

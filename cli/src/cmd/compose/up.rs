@@ -23,6 +23,12 @@ pub struct UpArgs {
     /// Detached mode: run containers in the background.
     #[arg(short, long)]
     pub(super) detach: bool,
+    /// Build images before starting containers.
+    #[arg(long, conflicts_with = "no_build")]
+    pub(super) build: bool,
+    /// Don't build an image, even if it's missing.
+    #[arg(long)]
+    pub(super) no_build: bool,
     /// Scale SERVICE to NUM instances (overrides `scale` in the compose file).
     #[arg(long, value_name = "SERVICE=NUM")]
     pub(super) scale: Vec<String>,
@@ -137,6 +143,11 @@ pub(super) async fn run(
         wait: a.wait,
         wait_timeout: a.wait_timeout.map(Duration::from_secs),
     };
+    if !run.dry_run {
+        let selected = ops::selected_services(&p, &a.services, !a.no_deps).map_err(plan_err)?;
+        crate::cmd::build::build_for_up(engine, &p, &selected, a.build, a.no_build, &po.progress)
+            .await?;
+    }
     let since = chrono::Utc::now().timestamp_nanos_opt().map(|n| n as i128);
     // Attached: take over SIGINT before the plan runs, so a Ctrl-C while containers are being
     // started still ends in a graceful stop instead of killing berth midway.
