@@ -292,3 +292,45 @@ fn up_watch_applies_compose_file_edits_and_refuses_invalid_ones() {
     // The project file goes back to a valid one, so that the cleanup's `down` can load it.
     p.write(&second);
 }
+
+#[test]
+fn watch_rebuild_recreates_only_that_service_and_a_failed_build_keeps_it_running() {
+    let compose = format!(
+        r#"services:
+  web:
+    build: .
+    network_mode: none
+    develop:
+      watch:
+        - path: ./src
+          action: rebuild
+        - path: ./Dockerfile
+          action: rebuild
+  other:
+    image: bb
+    command: {LONG}
+    network_mode: none
+"#
+    );
+    let Some(p) = Project::new("wreb", &compose) else { return };
+    let dockerfile = format!("FROM bb\nCOPY src/ /src/\nCMD {LONG}\n");
+    write(&p.path().join("Dockerfile"), &dockerfile);
+    write(&p.path().join("src/v"), "1");
+    let mut w = Bg::start(&p, &["watch"]);
+    w.wait_output("Watch enabled", 120);
+    let (web, other) = (p.cname("web", 1), p.cname("other", 1));
+    let (web_id, other_id) = (p.id(&web), p.id(&other));
+    assert_eq!(sh_in(&p, "web", 1, "cat /src/v").1, "1");
+    write(&p.path().join("src/v"), "2");
+    w.wait_output("service(s) [\"web\"] successfully built", 120);
+    wait_watched(&w, &p, "web", &[1], "the rebuilt image's file", "test \"$(cat /src/v)\" = 2");
+    assert_ne!(p.id(&web), web_id, "web was not recreated");
+    assert_eq!(p.id(&other), other_id, "a service without the rule was recreated");
+    // A build that fails: the message, and the running container stays.
+    let web_id = p.id(&web);
+    write(&p.path().join("Dockerfile"), &format!("FROM bb\nRUN exit 3\nCMD {LONG}\n"));
+    w.wait_output("Build failed", 120);
+    assert_eq!(p.id(&web), web_id);
+    assert_eq!(p.inspect(&web, "{{.State.Status}}"), "running");
+    w.interrupt();
+}

@@ -204,7 +204,16 @@ pub(super) async fn run(
     let streams = log_stream::follow(engine, &p.name, &targets, &select, opts, style, end_on);
     // With --watch, the watch runs beside the logs; all containers stopping (a restart, a
     // rebuild) does not end it, only Ctrl-C or a watch failure does.
-    let w = Watch { po, engine, services: a.services.clone(), run, progress, reload: true };
+    let w = Watch {
+        po,
+        engine,
+        services: a.services.clone(),
+        run,
+        progress,
+        reload: true,
+        quiet: false,
+        prune: true,
+    };
     let watching =
         async { if a.watch { w.run(p.clone()).await } else { std::future::pending().await } };
     tokio::pin!(streams);

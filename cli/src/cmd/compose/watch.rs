@@ -55,12 +55,25 @@ pub(super) async fn run(
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| anyhow::anyhow!("cannot handle SIGINT: {e}"))?;
     if !a.no_up {
+        // As `up`: images of built services that are missing are built first.
+        let selected = ops::selected_services(&p, &a.services, true).map_err(plan_err)?;
+        let progress_mode = if a.quiet { "quiet" } else { po.progress.as_str() };
+        crate::cmd::build::build_for_up(engine, &p, &selected, false, false, progress_mode).await?;
         let opts = UpOptions { services: a.services.clone(), ..Default::default() };
         let up = ops::up(engine, &p, &opts, run, progress, &warn_one).await;
         crate::progress::finish();
         up.map_err(plan_err)?;
     }
-    let w = Watch { po, engine, services: a.services.clone(), run, progress, reload: true };
+    let w = Watch {
+        po,
+        engine,
+        services: a.services.clone(),
+        run,
+        progress,
+        reload: true,
+        quiet: a.quiet,
+        prune: a.prune,
+    };
     tokio::select! {
         r = w.run(p) => r.map(|()| ExitCode::SUCCESS),
         _ = sigint.recv() => {
@@ -84,6 +97,10 @@ pub(super) struct Watch<'a> {
     pub(super) progress: &'a Progress,
     /// Reload the compose files and env files when they change.
     pub(super) reload: bool,
+    /// Hide build output.
+    pub(super) quiet: bool,
+    /// Remove the image a rebuild replaced when nothing uses it any more.
+    pub(super) prune: bool,
 }
 
 /// What woke the loop.
@@ -294,12 +311,46 @@ impl Watch<'_> {
     /// Builds service `svc`'s image again and recreates its containers; on a failed build the
     /// old containers keep running.
     async fn rebuild(&self, p: &Project, svc: &str) -> anyhow::Result<()> {
-        let Some(_build) = p.services.get(svc).and_then(|s| s.build.as_ref()) else {
+        if p.services.get(svc).and_then(|s| s.build.as_ref()).is_none() {
             return Err(anyhow::anyhow!(
                 "service {svc:?} has a rebuild rule but no `build` section"
             ));
+        }
+        let svcs = [svc.to_string()];
+        let image = p.image_name(svc);
+        let old = self.engine.image_inspect(image.clone()).await.ok().map(|i| i.id);
+        let progress = if self.quiet { "quiet" } else { "plain" };
+        crate::cmd::build::build_for_up(self.engine, p, &svcs, true, false, progress).await?;
+        say(&format!("service(s) [{svc:?}] successfully built"));
+        // Only this service is recreated (not what depends on it or what it depends on).
+        let opts = UpOptions {
+            services: svcs.to_vec(),
+            force_recreate: true,
+            no_deps: true,
+            ..Default::default()
         };
-        Err(anyhow::anyhow!("service {svc:?}: building images is not available in this build"))
+        let r = ops::up(self.engine, p, &opts, self.run, self.progress, &warn_one).await;
+        crate::progress::finish();
+        r.map_err(|e| anyhow::anyhow!("Failed to recreate services after update. Error: {e}"))?;
+        if self.prune
+            && let Some(old) = old
+        {
+            self.prune_replaced(&old).await;
+        }
+        Ok(())
+    }
+
+    /// `--prune`: removes image `old` when a rebuild left it without a tag and no container
+    /// uses it (compose's dangling-image prune on rebuild).
+    async fn prune_replaced(&self, old: &str) {
+        let Ok(img) = self.engine.image_inspect(old.to_string()).await else { return };
+        if !img.repo_tags.is_empty() {
+            return;
+        }
+        let in_use = self.engine.container_images_in_use().await;
+        if let Err(e) = self.engine.image_remove(old.to_string(), false, in_use).await {
+            tracing::debug!("prune of the replaced image {old}: {e}");
+        }
     }
 
     /// Loads the compose files again; on success applies the difference and returns the new
