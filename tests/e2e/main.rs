@@ -33,3 +33,4 @@ mod seal;
 mod stats;
 mod support;
 mod system;
+mod watch;

@@ -35,7 +35,7 @@ fn invalid(m: String) -> ContainerError {
     ContainerError::Invalid(m)
 }
 
-fn sys(
+pub(super) fn sys(
     op: &'static str,
     path: impl Into<PathBuf>,
 ) -> impl FnOnce(rustix::io::Errno) -> ContainerError {
@@ -45,7 +45,7 @@ fn sys(
 
 /// A container path cleaned lexically (`.`/`..`/`//`, `..` stops at `/`), and whether it asked
 /// for a directory's contents (`dir/.`).
-fn clean(path: &str) -> (Vec<String>, bool) {
+pub(super) fn clean(path: &str) -> (Vec<String>, bool) {
     let contents = path.ends_with("/.") || path == ".";
     let mut parts: Vec<String> = Vec::new();
     for p in path.split('/') {
@@ -60,7 +60,7 @@ fn clean(path: &str) -> (Vec<String>, bool) {
     (parts, contents)
 }
 
-fn joined(parts: &[String]) -> String {
+pub(super) fn joined(parts: &[String]) -> String {
     if parts.is_empty() { ".".to_string() } else { parts.join("/") }
 }
 
@@ -170,18 +170,7 @@ impl Engine {
             )));
         }
         if s.running {
-            let pid = s.pid as i32;
-            let proc_root = PathBuf::from(format!("/proc/{pid}/root"));
-            let fd = rustix::fs::open(
-                &proc_root,
-                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(sys("open", &proc_root))?;
-            // The pid must still be the container's process (not a reused number).
-            if crate::process::process_start_time(pid) != Some(st.pid_start) {
-                return Err(invalid(format!("container {} stopped during the copy", l.rec.name)));
-            }
+            let fd = proc_root(&l.rec.name, s.pid as i32, st.pid_start)?;
             drop(lock);
             return Ok(RootView { fd, _mount: None, _lock: None });
         }
@@ -229,6 +218,17 @@ impl Engine {
         Ok(RootView { fd, _mount: Some(guard), _lock: Some(lock) })
     }
 
+    /// The root directory of running container `key` (`/proc/<pid>/root`); refused when it
+    /// does not run.
+    pub(super) fn running_root(&self, key: &str) -> Result<OwnedFd, ContainerError> {
+        let l = self.load(key)?;
+        let st = self.checked_state(&l.paths)?;
+        if !st.state.running || st.state.restarting {
+            return Err(invalid(format!("container {} is not running", l.rec.name)));
+        }
+        proc_root(&l.rec.name, st.state.pid as i32, st.pid_start)
+    }
+
     /// Copies `src` (a container path) to `dest` on the host, as `docker cp CONTAINER:SRC DEST`.
     pub async fn container_copy_out(
         &self,
@@ -262,6 +262,19 @@ impl Engine {
         })
         .await
     }
+}
+
+/// `/proc/<pid>/root` of container `name`, checked to be its process still (`start`: the
+/// recorded start time), not a reused pid.
+fn proc_root(name: &str, pid: i32, start: u64) -> Result<OwnedFd, ContainerError> {
+    let path = PathBuf::from(format!("/proc/{pid}/root"));
+    let fd =
+        rustix::fs::open(&path, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(sys("open", &path))?;
+    if crate::process::process_start_time(pid) != Some(start) {
+        return Err(invalid(format!("container {name} stopped during the copy")));
+    }
+    Ok(fd)
 }
 
 fn copy_out(
@@ -437,7 +450,7 @@ fn in_children(src: &Path, dir: &OwnedFd, opts: CopyOptions) -> Result<(), Conta
 }
 
 /// Copies host `src` to entry `name` of container directory `dir` (never through a symlink).
-fn in_entry(
+pub(super) fn in_entry(
     src: &Path,
     meta: &std::fs::Metadata,
     dir: &OwnedFd,

@@ -31,6 +31,7 @@ mod query;
 pub mod record;
 pub mod spec;
 mod stores;
+pub mod sync;
 pub mod user;
 
 pub use api::*;
@@ -40,3 +41,4 @@ pub use exec::ExecOutput;
 pub use lifecycle::Attached;
 pub(crate) use lifecycle::remove_exited;
 pub(crate) use liveness::{claims_alive, repair_dead};
+pub use sync::{SyncChange, SyncReport};

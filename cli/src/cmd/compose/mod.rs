@@ -31,6 +31,7 @@ mod top;
 mod up;
 mod version;
 mod wait;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -96,6 +97,8 @@ pub enum Command {
     Pull(pull::PullArgs),
     /// Push service images.
     Push(pull::PushArgs),
+    /// Watch the build context for services and rebuild/refresh containers when files are updated.
+    Watch(watch::WatchArgs),
 }
 
 /// Runs one compose command.
@@ -139,6 +142,7 @@ pub fn run(po: &ProjectOpts, eo: &EngineOpts, cmd: Command) -> anyhow::Result<Ex
             Command::Cp(a) => cp::run(po, engine, a).await,
             Command::Pull(a) => pull::run_pull(po, engine, a, progress).await,
             Command::Push(a) => pull::run_push(po, engine, a, progress).await,
+            Command::Watch(a) => watch::run(po, engine, a, run, progress).await,
         }
     });
     crate::progress::finish();

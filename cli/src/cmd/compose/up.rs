@@ -13,6 +13,7 @@ use berth_runtime::container::LogsOptions;
 
 use super::log_stream::{self, EndOn, LogStyle};
 use super::project::{load, plan_err, use_color, warn_one};
+use super::watch::Watch;
 use crate::cmd::engine_access::engine_err;
 use crate::cmd::{EXIT_USAGE, ExitWith, ProjectOpts};
 
@@ -95,6 +96,9 @@ pub struct UpArgs {
     /// Pull image before running ("always"|"missing"|"never"|"build").
     #[arg(long, value_parser = ["always", "missing", "never", "build"])]
     pub(super) pull: Option<String>,
+    /// Watch source code and rebuild/refresh containers when files are updated (attached mode).
+    #[arg(short = 'w', long, conflicts_with = "detach")]
+    pub(super) watch: bool,
     /// Services to start (and their dependencies).
     pub(super) services: Vec<String>,
 }
@@ -213,8 +217,44 @@ pub(super) async fn run(
     // Replicas added, recreated or restarted while attached are followed too.
     let select = |c: &Observed| selected.contains(&c.service) && attached(&c.service);
     let streams = log_stream::follow(engine, &p.name, &targets, &select, opts, style, end_on);
-    tokio::select! {
-        ended = streams => {
+    // With --watch, the watch runs beside the logs; all containers stopping (a restart, a
+    // rebuild) does not end it, only Ctrl-C or a watch failure does.
+    let w = Watch {
+        po,
+        engine,
+        services: a.services.clone(),
+        run,
+        progress,
+        reload: true,
+        quiet: false,
+        prune: true,
+    };
+    let watching =
+        async { if a.watch { w.run(p.clone()).await } else { std::future::pending().await } };
+    tokio::pin!(streams);
+    tokio::pin!(watching);
+    /// How attaching ended.
+    enum End {
+        /// The log streams ended (the id of the container whose exit ended them).
+        Logs(Option<String>),
+        /// Ctrl-C.
+        Interrupted,
+    }
+    let end = tokio::select! {
+        ended = &mut streams => End::Logs(ended),
+        r = &mut watching => return r.map(|()| ExitCode::SUCCESS),
+        _ = sigint.recv() => End::Interrupted,
+    };
+    let end = match end {
+        // Logs ended (every container stopped): watching goes on until Ctrl-C.
+        End::Logs(_) if a.watch && !abort => tokio::select! {
+            r = &mut watching => return r.map(|()| ExitCode::SUCCESS),
+            _ = sigint.recv() => End::Interrupted,
+        },
+        e => e,
+    };
+    match end {
+        End::Logs(ended) => {
             // Ended by itself: everything stopped, or (--abort-on-container-failure) nothing failed.
             if !abort || (ended.is_none() && end_on == EndOn::Failure) {
                 return Ok(ExitCode::SUCCESS);
@@ -229,14 +269,17 @@ pub(super) async fn run(
                 None => ended,
             };
             let code = match from {
-                Some(id) => engine.container_inspect(&id).await.map_err(engine_err)?.state.exit_code,
+                Some(id) => {
+                    engine.container_inspect(&id).await.map_err(engine_err)?.state.exit_code
+                }
                 None => 0,
             };
             Ok(ExitCode::from(code.clamp(0, 255) as u8))
         }
-        _ = sigint.recv() => {
+        End::Interrupted => {
             eprintln!("Gracefully stopping... (press Ctrl+C again to force)");
-            let stop = ops::lifecycle(engine, &p, &a.services, Lifecycle::Stop(a.timeout), run, progress);
+            let stop =
+                ops::lifecycle(engine, &p, &a.services, Lifecycle::Stop(a.timeout), run, progress);
             tokio::select! {
                 r = stop => { r.map_err(plan_err)?; }
                 _ = sigint.recv() => {}
