@@ -4,7 +4,7 @@
 //!   over `--edits` edits (default 50), each after the previous one landed;
 //! - a burst: 500 new files written back to back, until all are readable in the container;
 //! - a compose-file edit that changes one service's environment, until the recreated container
-//!   answers `printenv` with the new value (`up --watch` only: `berth watch` reloads too).
+//!   answers `echo $V` with the new value (`up --watch` only: `berth watch` reloads too).
 //!
 //! Run as root: `cargo build --release -p berth-cli -p berth-bench &&
 //! target/release/watch_sync [--edits N]`. Drives the `berth` next to this bench (or
@@ -180,7 +180,7 @@ fn bench() -> Result<(), String> {
     let t = Instant::now();
     std::fs::write(project.join("compose.yaml"), compose("2")).map_err(|e| e.to_string())?;
     until(60, "the recreated container", || {
-        s.command(&["container", "exec", "wbench-web-1", "printenv", "V"])
+        s.command(&["container", "exec", "wbench-web-1", "sh", "-c", "echo $V"])
             .output()
             .is_ok_and(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "2")
     })?;

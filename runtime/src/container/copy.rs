@@ -420,9 +420,9 @@ fn copy_in(
     // An existing directory (symlinks followed, inside the root) receives the source.
     if let Ok(dir) = open_dir_in(root, &parts) {
         if contents && meta.is_dir() {
-            return in_children(src, &dir, opts);
+            return in_children(src, dir.as_fd(), opts);
         }
-        return in_entry(src, &meta, &dir, &src_name, opts);
+        return in_entry(src, &meta, dir.as_fd(), &src_name, opts);
     }
     let Some((name, parent)) = parts.split_last() else {
         return Err(invalid(format!("cannot copy onto {dest}")));
@@ -434,10 +434,10 @@ fn copy_in(
         )),
         e => ContainerError::Io { op: "resolve", path: dest.into(), source: e.into() },
     })?;
-    in_entry(src, &meta, &dir, name, opts)
+    in_entry(src, &meta, dir.as_fd(), name, opts)
 }
 
-fn in_children(src: &Path, dir: &OwnedFd, opts: CopyOptions) -> Result<(), ContainerError> {
+fn in_children(src: &Path, dir: BorrowedFd<'_>, opts: CopyOptions) -> Result<(), ContainerError> {
     let base = src.to_string_lossy();
     let base = Path::new(base.strip_suffix("/.").unwrap_or(&base));
     for entry in std::fs::read_dir(base).map_err(io_err("read", base))? {
@@ -453,7 +453,7 @@ fn in_children(src: &Path, dir: &OwnedFd, opts: CopyOptions) -> Result<(), Conta
 pub(super) fn in_entry(
     src: &Path,
     meta: &std::fs::Metadata,
-    dir: &OwnedFd,
+    dir: BorrowedFd<'_>,
     name: &str,
     opts: CopyOptions,
 ) -> Result<(), ContainerError> {
@@ -480,7 +480,7 @@ pub(super) fn in_entry(
         )
         .map_err(sys("open", name))?;
         let base = src.to_string_lossy().to_string();
-        in_children(Path::new(&format!("{base}/.")), &sub, opts)?;
+        in_children(Path::new(&format!("{base}/.")), sub.as_fd(), opts)?;
         rustix::fs::chmodat(dir, name, mode, AtFlags::empty()).map_err(sys("chmod", name))?;
     } else if ft.is_file() {
         if existing_type == Some(FileType::Directory) {

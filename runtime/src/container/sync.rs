@@ -5,6 +5,7 @@
 //! one directory fd of `/proc/<pid>/root` (volumes and binds as the container sees them), with
 //! the same in-root resolution as `cp` (see the copy module), and no process in the container.
 
+use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -46,9 +47,10 @@ impl Engine {
         let (e, key) = (self.clone(), key.to_string());
         crate::engine::blocking(move || {
             let root = e.running_root(&key)?;
+            let mut dirs = Dirs { root: root.as_fd(), open: HashMap::new() };
             let mut report = SyncReport::default();
             for c in &changes {
-                sync_one(root.as_fd(), c, &mut report)?;
+                sync_one(&mut dirs, c, &mut report)?;
             }
             Ok(report)
         })
@@ -56,8 +58,35 @@ impl Engine {
     }
 }
 
+/// The container directories one sync opened, by path: a burst of files in one directory
+/// resolves it once. Forgotten whenever something is removed (an fd kept then could name a
+/// directory that is no longer at its path).
+struct Dirs<'a> {
+    root: BorrowedFd<'a>,
+    open: HashMap<Vec<String>, OwnedFd>,
+}
+
+impl Dirs<'_> {
+    /// Directory `parts`, made with its missing parents (0755, root-owned, as a tar extraction
+    /// makes implied parents).
+    fn make(&mut self, parts: &[String]) -> Result<BorrowedFd<'_>, ContainerError> {
+        if !self.open.contains_key(parts) {
+            let fd = make_dirs_in(self.root, parts)?;
+            self.open.insert(parts.to_vec(), fd);
+        }
+        match self.open.get(parts) {
+            Some(fd) => Ok(fd.as_fd()),
+            None => Err(ContainerError::Internal("sync: directory cache".into())),
+        }
+    }
+
+    fn forget(&mut self) {
+        self.open.clear();
+    }
+}
+
 fn sync_one(
-    root: BorrowedFd<'_>,
+    dirs: &mut Dirs<'_>,
     change: &SyncChange,
     report: &mut SyncReport,
 ) -> Result<(), ContainerError> {
@@ -70,31 +99,36 @@ fn sync_one(
     };
     match change.host.symlink_metadata() {
         Ok(meta) => {
-            let dir = make_dirs_in(root, parent)?;
             // A different kind of entry in the way goes first: the host's now wins.
-            if let Ok(st) = rustix::fs::statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
-                let there = FileType::from_raw_mode(st.st_mode);
-                let wanted_dir = meta.is_dir();
-                if (there == FileType::Directory) != wanted_dir {
-                    remove_entry(&dir, name)?;
-                }
+            let there = {
+                let dir = dirs.make(parent)?;
+                rustix::fs::statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+                    .ok()
+                    .map(|st| FileType::from_raw_mode(st.st_mode))
+            };
+            if there.is_some_and(|t| (t == FileType::Directory) != meta.is_dir()) {
+                let dir = dirs.make(parent)?;
+                remove_entry(dir, name)?;
+                dirs.forget();
             }
+            let dir = dirs.make(parent)?;
             if meta.is_dir() {
                 // The directory alone: the caller lists what it holds that is to be synced
                 // (ignored paths are not).
-                sync_dir(&dir, name, &meta)?;
+                sync_dir(dir, name, &meta)?;
             } else {
-                in_entry(&change.host, &meta, &dir, name, super::CopyOptions { archive: true })?;
+                in_entry(&change.host, &meta, dir, name, super::CopyOptions { archive: true })?;
             }
             report.copied += 1;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // Nothing to remove when the parent is not there either.
-            let Ok(dir) = open_in(root, parent, OFlags::PATH | OFlags::DIRECTORY) else {
+            let Ok(dir) = open_in(dirs.root, parent, OFlags::PATH | OFlags::DIRECTORY) else {
                 return Ok(());
             };
             if rustix::fs::statat(&dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok() {
-                remove_entry(&dir, name)?;
+                remove_entry(dir.as_fd(), name)?;
+                dirs.forget();
                 report.removed += 1;
             }
         }
@@ -106,7 +140,11 @@ fn sync_one(
 }
 
 /// Makes directory `name` in `dir` (or keeps the one there) with `meta`'s mode and owner.
-fn sync_dir(dir: &OwnedFd, name: &str, meta: &std::fs::Metadata) -> Result<(), ContainerError> {
+fn sync_dir(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    meta: &std::fs::Metadata,
+) -> Result<(), ContainerError> {
     use std::os::unix::fs::MetadataExt;
     let mode = Mode::from_raw_mode(meta.mode() & 0o7777);
     match rustix::fs::mkdirat(dir, name, mode) {
@@ -158,7 +196,7 @@ fn make_dirs_in(root: BorrowedFd<'_>, parts: &[String]) -> Result<OwnedFd, Conta
 
 /// Removes entry `name` of `dir`, a directory with everything in it (never following a
 /// symlink out of it).
-fn remove_entry(dir: &OwnedFd, name: &str) -> Result<(), ContainerError> {
+fn remove_entry(dir: BorrowedFd<'_>, name: &str) -> Result<(), ContainerError> {
     let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).map_err(sys("stat", name))?;
     if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
         let sub = rustix::fs::openat(
@@ -177,7 +215,7 @@ fn remove_entry(dir: &OwnedFd, name: &str) -> Result<(), ContainerError> {
             }
         }
         for n in names {
-            remove_entry(&sub, &n)?;
+            remove_entry(sub.as_fd(), &n)?;
         }
         rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(sys("rmdir", name))
     } else {

@@ -17,6 +17,8 @@ use berth_planner::observe;
 use berth_planner::ops::{self, Lifecycle, RunOptions, UpOptions};
 use berth_runtime::Engine;
 use berth_runtime::container::{ExecConfig, SyncChange};
+use std::time::Duration;
+
 use berth_watch::events::{Batch, FileEvents, LONGEST, QUIET};
 use berth_watch::plan::ServicePlan;
 use berth_watch::rules::{Mapping, Rule, project_rules};
@@ -113,6 +115,9 @@ pub(super) struct Watch<'a> {
     pub(super) prune: bool,
 }
 
+/// How long the compose files must stay unchanged before a reload reads them.
+const CONFIG_QUIET: Duration = Duration::from_millis(250);
+
 /// What woke the loop.
 enum Wake {
     /// Files under `develop.watch` paths changed.
@@ -142,9 +147,12 @@ impl Watch<'_> {
             let (tx, mut rx) = mpsc::unbounded_channel();
             let stop = Threads(Arc::new(AtomicBool::new(false)));
             let paths: Vec<PathBuf> = unique(rules.iter().map(|r| r.path.clone()));
-            spawn_watcher(paths, tx.clone(), stop.0.clone(), Wake::Files)?;
+            spawn_watcher(paths, QUIET, tx.clone(), stop.0.clone(), Wake::Files)?;
             if self.reload {
-                spawn_watcher(config_paths(&p), tx, stop.0.clone(), |_| Wake::Config)?;
+                // A longer quiet period: a compose file written in place (truncated, then
+                // written) must not be read half-written.
+                let quiet = CONFIG_QUIET;
+                spawn_watcher(config_paths(&p), quiet, tx, stop.0.clone(), |_| Wake::Config)?;
             }
             loop {
                 match rx.recv().await {
@@ -385,6 +393,11 @@ impl Watch<'_> {
         if &np == old {
             return None;
         }
+        // compose refuses a project without services; applying one would remove everything.
+        if np.services.is_empty() {
+            say("compose file not applied: it defines no services");
+            return None;
+        }
         let rules = match project_rules(&np, &self.services) {
             Ok(r) => r,
             Err(e) => {
@@ -447,10 +460,11 @@ fn unique(it: impl Iterator<Item = PathBuf>) -> Vec<PathBuf> {
     v
 }
 
-/// Watches `paths` on a thread, sending each batch as `wake(batch)` until `stop` is set or
-/// the receiver is gone.
+/// Watches `paths` on a thread (batches closed after `quiet` without events), sending each
+/// batch as `wake(batch)` until `stop` is set or the receiver is gone.
 fn spawn_watcher(
     paths: Vec<PathBuf>,
+    quiet: Duration,
     tx: mpsc::UnboundedSender<Wake>,
     stop: Arc<AtomicBool>,
     wake: fn(Batch) -> Wake,
@@ -463,7 +477,7 @@ fn spawn_watcher(
         .spawn(move || {
             let stopped = || stop.load(Ordering::Relaxed) || tx.is_closed();
             loop {
-                match events.next_batch(QUIET, LONGEST, &stopped) {
+                match events.next_batch(quiet, LONGEST, &stopped) {
                     Ok(Some(b)) => {
                         if tx.send(wake(b)).is_err() {
                             return;
