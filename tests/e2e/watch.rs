@@ -1,8 +1,9 @@
 //! Watch mode (issue 12) on real containers and real file events: `berth watch` syncs edits,
-//! new directories, deletions and renames into every replica, never copies ignored paths,
-//! keeps owner and mode, applies a burst of 500 files, runs `sync+restart` and `sync+exec`;
-//! `berth up --watch` applies compose-file edits (a new service, a changed environment) and
-//! refuses an invalid one without touching anything. Every wait polls with a deadline.
+//! new directories, deletions and renames into every replica, never copies ignored paths or
+//! what `include` leaves out, keeps owner and mode, applies a burst of 500 files, runs
+//! `sync+restart` and `sync+exec`, rebuilds only the service of a `rebuild` rule; `berth up
+//! --watch` applies compose-file edits (a new service, a changed environment, a changed port)
+//! and refuses an invalid one without touching anything. Every wait polls with a deadline.
 
 use std::io::Read;
 use std::path::Path;
@@ -112,6 +113,12 @@ fn wait_watched(w: &Bg, p: &Project, svc: &str, indexes: &[u32], what: &str, scr
     }
 }
 
+/// A loopback TCP port nothing listens on now.
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
 fn write(path: &Path, data: &str) {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).expect("mkdir");
@@ -138,10 +145,16 @@ fn watch_syncs_into_every_replica_and_skips_ignored_paths() {
           ignore:
             - "*.tmp"
             - cache/
+        - path: ./inc
+          action: sync
+          target: /inc
+          include:
+            - "*.py"
 "#
     );
     let Some(p) = Project::new("wsync", &compose) else { return };
     let src = p.path().join("src");
+    std::fs::create_dir_all(p.path().join("inc")).expect("mkdir");
     write(&src.join("a.txt"), "v1");
     write(&src.join("cache/old"), "never");
     let mut w = Bg::start(&p, &["watch"]);
@@ -191,6 +204,13 @@ fn watch_syncs_into_every_replica_and_skips_ignored_paths() {
         for ignored in ["x.tmp", "cache", ".a.swp"] {
             assert!(!ls.split_whitespace().any(|f| f == ignored), "{ignored} synced: {ls}");
         }
+    }
+    // include: only what matches is synced.
+    write(&p.path().join("inc/skip.txt"), "no");
+    write(&p.path().join("inc/a.py"), "yes");
+    wait_in(&p, "web", &[1, 2], "the included file", "test \"$(cat /inc/a.py)\" = yes");
+    for i in [1, 2] {
+        assert!(!sh_in(&p, "web", i, "test -e /inc/skip.txt").0, "a file include leaves out");
     }
     // A burst of 500 files (as a `git checkout`): all of them arrive.
     for n in 0..500 {
@@ -250,16 +270,34 @@ fn up_watch_applies_compose_file_edits_and_refuses_invalid_ones() {
         )
     };
     let watch_rule = "    develop:\n      watch:\n        - path: ./src\n          action: sync\n          target: /src\n";
-    let first = format!("services:\n{}{}{}", svc("a", "1"), watch_rule, svc("b", "1"));
+    // A service with a published port (on the project network), whose port the edit changes.
+    let web = |port: u16| {
+        format!(
+            "  web:\n    image: bb\n    command: {LONG}\n    ports: [\"127.0.0.1:{port}:80\"]\n"
+        )
+    };
+    let port1 = free_port();
+    let port2 = std::iter::repeat_with(free_port).find(|p| *p != port1).expect("a second port");
+    let first =
+        format!("services:\n{}{}{}{}", svc("a", "1"), watch_rule, svc("b", "1"), web(port1));
     let Some(p) = Project::new("wup", &first) else { return };
     std::fs::create_dir_all(p.path().join("src")).expect("mkdir");
     let mut w = Bg::start(&p, &["up", "--watch"]);
     w.wait_output("Watch enabled", 60);
     let (a, b) = (p.cname("a", 1), p.cname("b", 1));
     let (a_id, b_id) = (p.id(&a), p.id(&b));
-    // A new service and a changed environment: c starts, a is recreated, b is left alone.
-    let second =
-        format!("services:\n{}{}{}{}", svc("a", "2"), watch_rule, svc("b", "1"), svc("c", "1"));
+    let web_c = p.cname("web", 1);
+    let web_id = p.id(&web_c);
+    // A new service, a changed environment and a changed port: c starts, a and web are
+    // recreated, b is left alone.
+    let second = format!(
+        "services:\n{}{}{}{}{}",
+        svc("a", "2"),
+        watch_rule,
+        svc("b", "1"),
+        svc("c", "1"),
+        web(port2)
+    );
     p.write(&second);
     let c = p.cname("c", 1);
     p.wait_for("service c running", 30, || {
@@ -270,6 +308,11 @@ fn up_watch_applies_compose_file_edits_and_refuses_invalid_ones() {
         p.env.run(&["container", "inspect", &a]).status.success() && p.id(&a) != a_id
     });
     assert_eq!(sh_in(&p, "a", 1, "echo $V").1, "2");
+    p.wait_for("web recreated on its new port", 30, || {
+        p.env.run(&["container", "inspect", &web_c]).status.success()
+            && p.id(&web_c) != web_id
+            && p.env.ok(&["container", "port", &web_c]).contains(&format!(":{port2}"))
+    });
     assert_eq!(p.id(&b), b_id, "an untouched service was recreated");
     // An invalid edit: a message, nothing changed, the watch goes on.
     let a_id2 = p.id(&a);
