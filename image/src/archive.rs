@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::changes::apply_changes;
-use super::reference::Reference;
-use super::store::{
+use super::image_store::{
     ImageStore, LayerRecord, LayerSource, StagedLayer, chain_ids, digest_hex, sha256_hex,
 };
+use super::reference::Reference;
 use super::tarsplit::{self, Rebuilt};
 use super::types::LoadedImage;
 use super::unpack::{self, TeeReader};

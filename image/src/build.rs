@@ -7,10 +7,10 @@ use std::path::PathBuf;
 use berth_store::{read_json, write_atomic};
 use serde_json::Value;
 
+use super::image_store::PruneReport;
+use super::image_store::RemoveItem;
+use super::image_store::{ImageRecord, ImageStore, LayerRecord, sha256_hex};
 use super::reference::Reference;
-use super::store::PruneReport;
-use super::store::RemoveItem;
-use super::store::{ImageRecord, ImageStore, LayerRecord, sha256_hex};
 use super::{ImageError, short_id};
 
 /// A layer now in the store.

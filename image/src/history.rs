@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ImageError;
-use super::store::ImageStore;
+use super::image_store::ImageStore;
 
 /// One row of `docker image history` (the Engine API's `ImageHistoryResponseItem`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

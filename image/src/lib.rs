@@ -16,14 +16,14 @@
 mod archive;
 mod build;
 mod changes;
-mod copy;
 mod difftar;
 mod history;
+mod image_store;
 mod locks;
 mod mountpoints;
+mod path_copy;
 mod reference;
 pub mod registry;
-mod store;
 mod tarsplit;
 mod types;
 mod unpack;
@@ -35,9 +35,11 @@ pub use build::{ImageState, NewLayer, chain_id};
 pub use changes::apply_changes;
 pub use difftar::write_upper_tar;
 pub use history::HistoryItem;
+pub use image_store::{
+    BlobSource, ImageStore, ListFilters, PruneReport, RemoveItem, ResolvedImage,
+};
 pub use mountpoints::mount_point_layer;
 pub use reference::{DEFAULT_DOMAIN, DEFAULT_TAG, Reference};
-pub use store::{BlobSource, ImageStore, ListFilters, PruneReport, RemoveItem, ResolvedImage};
 pub use types::{
     Healthcheck, ImageConfigInspect, ImageInspect, ImageSummary, LoadedImage, RootFsInspect,
 };

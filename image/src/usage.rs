@@ -4,7 +4,7 @@
 use berth_store::read_json;
 
 use super::ImageError;
-use super::store::{ImageStore, LayerRecord};
+use super::image_store::{ImageStore, LayerRecord};
 
 /// One image's layers with their unpacked sizes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,8 +16,8 @@ use super::client::{Client, read_limited};
 use super::{
     Platform, Progress, ProgressSink, PullOptions, PullReport, RegistryError, emit, short_digest,
 };
+use crate::image_store::{BlobSource, ImageStore, StagedLayer, chain_ids, sha256_hex};
 use crate::reference::{Reference, valid_digest};
-use crate::store::{BlobSource, ImageStore, StagedLayer, chain_ids, sha256_hex};
 use crate::{ImageError, locks};
 
 /// docker's limit for a manifest or index.

@@ -19,8 +19,8 @@ use super::pull::{
 };
 use super::{Progress, ProgressSink, PushOptions, PushReport, RegistryError, emit, short_digest};
 use crate::ImageError;
+use crate::image_store::{BlobSource, ImageStore};
 use crate::reference::Reference;
-use crate::store::{BlobSource, ImageStore};
 use crate::tarsplit::Rebuilt;
 
 /// Bytes per PATCH of a chunked upload.
@@ -353,7 +353,7 @@ pub async fn push(
     let mut ser = serde_json::Serializer::with_formatter(&mut bytes, fmt);
     serde::Serialize::serialize(&manifest, &mut ser)
         .map_err(|e| RegistryError::Push(format!("cannot write the manifest: {e}")))?;
-    let digest = format!("sha256:{}", crate::store::sha256_hex(&bytes));
+    let digest = format!("sha256:{}", crate::image_store::sha256_hex(&bytes));
     let what = format!("PUT manifest {}:{}", r.path, r.tag);
     let body = bytes::Bytes::from(bytes);
     let size = body.len() as u64;

@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, Timespec, Timestamps};
 
 use super::ImageError;
-use super::store::ImageStore;
+use super::image_store::ImageStore;
 use super::unpack::OPAQUE_XATTR;
 
 fn is_whiteout(md: &fs::Metadata) -> bool {
