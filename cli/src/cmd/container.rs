@@ -253,7 +253,7 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                     code: EXIT_ENGINE,
                     message: format!("berth: {e:#}"),
                 })?;
-                let id = super::image_pull::create_pulling(&engine, &a.create, cfg).await?;
+                let id = super::container_run::create_pulling(&engine, &a.create, cfg).await?;
                 outln!("{id}");
                 Ok(ExitCode::SUCCESS)
             }

@@ -362,7 +362,7 @@ pub fn run(opts: &EngineOpts, args: Args) -> anyhow::Result<ExitCode> {
     let engine = engine(opts)?;
     let rt = runtime()?;
     let result = rt.block_on(async move {
-        let id = super::image_pull::create_pulling(&engine, &args.create, cfg).await?;
+        let id = create_pulling(&engine, &args.create, cfg).await?;
         // An attached -i run feeds our stdin to the container through its fifo, opened before
         // the start so the container's first read waits for it rather than seeing end-of-file.
         let stdin_fifo = if args.create.interactive && !args.detach {
@@ -406,4 +406,40 @@ pub fn run(opts: &EngineOpts, args: Args) -> anyhow::Result<ExitCode> {
     // Everything it ran has finished: no need to wait for its idle threads on the way out.
     rt.shutdown_background();
     result
+}
+
+/// docker's image step of `run` and `create` around the create: `--pull always` pulls first,
+/// `missing` (the default) pulls when the create finds no image ("Unable to find image …
+/// locally") and creates again, `never` leaves the create's error. Pull lines go to stderr.
+pub async fn create_pulling(
+    engine: &berth_runtime::Engine,
+    flags: &CreateFlags,
+    cfg: berth_runtime::container::ContainerCreateConfig,
+) -> anyhow::Result<String> {
+    use super::engine_access::{EXIT_ENGINE, engine_err};
+    let pulls = flags.rootfs.is_none();
+    let pull = || async {
+        let store = berth_image::ImageStore::open(engine.root())?;
+        let lines = Some(super::image_pull::LayerLines::on_stderr());
+        super::image_pull::pull_image(&store, &flags.image, flags.platform.as_deref(), lines).await
+    };
+    let failed = |e: anyhow::Error| -> anyhow::Error {
+        super::ExitWith { code: EXIT_ENGINE, message: format!("berth: {e:#}") }.into()
+    };
+    if pulls && flags.pull == "always" {
+        pull().await.map_err(failed)?;
+    }
+    match engine.container_create(flags.name.as_deref(), cfg.clone()).await {
+        Err(berth_runtime::container::ContainerError::Image(
+            berth_image::ImageError::NoSuchImage(_),
+        )) if pulls && flags.pull == "missing" => {
+            let shown = berth_image::Reference::parse(&flags.image)
+                .map(|r| r.to_string())
+                .unwrap_or_default();
+            eprintln!("Unable to find image '{shown}' locally");
+            pull().await.map_err(failed)?;
+            engine.container_create(flags.name.as_deref(), cfg).await.map_err(engine_err)
+        }
+        r => r.map_err(engine_err),
+    }
 }

@@ -10,6 +10,7 @@ use berth_image::{ImageStore, ListFilters, RemoveItem, short_id};
 use berth_store::StateRoot;
 
 use super::EngineOpts;
+use super::human::{human_since, human_size};
 
 /// `berth image` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -129,36 +130,6 @@ fn images_in_use(engine: &EngineOpts) -> anyhow::Result<Vec<String>> {
     let engine = berth_runtime::Engine::open(berth_runtime::EngineOptions::new(&engine.root))?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     Ok(rt.block_on(engine.container_images_in_use()))
-}
-
-/// Docker's human size: decimal units, three significant digits (`4.26MB`).
-pub fn human_size(n: u64) -> String {
-    super::system::human_size_with_precision(n, 3)
-}
-
-/// Docker's "3 weeks ago" style.
-pub fn human_since(ts: i64) -> String {
-    if ts <= 0 {
-        return "N/A".to_string();
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let secs = (now - ts).max(0);
-    let d = |n: i64, unit: &str| format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" });
-    match secs {
-        0 => "Less than a second ago".into(),
-        s if s < 60 => d(s, "second"),
-        s if s < 120 => "About a minute ago".into(),
-        s if s < 3600 => d(s / 60, "minute"),
-        s if s < 7200 => "About an hour ago".into(),
-        s if s < 48 * 3600 => d(s / 3600, "hour"),
-        s if s < 14 * 86400 => d(s / 86400, "day"),
-        s if s < 60 * 86400 => d(s / (7 * 86400), "week"),
-        s if s < 2 * 365 * 86400 => d(s / (30 * 86400), "month"),
-        s => d(s / (365 * 86400), "year"),
-    }
 }
 
 /// `2024-01-02 03:04:05 +0000 UTC` for seconds since the epoch (docker's CreatedAt).
@@ -472,13 +443,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_like_docker() {
-        assert_eq!(human_size(0), "0B");
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(4_263_000), "4.26MB");
-        assert_eq!(human_size(42_630_000), "42.6MB");
-        assert_eq!(human_size(1_000_000), "1MB");
-        assert_eq!(human_size(123_456_789_000), "123GB");
+    fn dates_like_docker() {
         assert_eq!(utc_datetime(0), "1970-01-01 00:00:00 +0000 UTC");
         assert_eq!(utc_datetime(1_704_164_645), "2024-01-02 03:04:05 +0000 UTC");
     }

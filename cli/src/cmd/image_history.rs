@@ -46,12 +46,12 @@ pub fn run(engine: &EngineOpts, args: HistoryArgs) -> anyhow::Result<ExitCode> {
         if ts <= 0 {
             "N/A".to_string()
         } else if args.human {
-            super::image::human_since(ts)
+            super::human::human_since(ts)
         } else {
             chrono::DateTime::from_timestamp(ts, 0).map(|t| t.to_rfc3339()).unwrap_or_default()
         }
     };
-    let size = |n: u64| if args.human { super::image::human_size(n) } else { n.to_string() };
+    let size = |n: u64| if args.human { super::human::human_size(n) } else { n.to_string() };
     let by = |s: &str| {
         let s = s.replace('\t', " ");
         if args.no_trunc || s.chars().count() <= 45 {

@@ -64,7 +64,7 @@ struct LinesState {
 
 /// `[=====>      ]  1.2MB/4.5MB` like docker's progress bar.
 fn bar(current: u64, total: Option<u64>) -> String {
-    let size = super::image::human_size;
+    let size = super::human::human_size;
     match total {
         Some(t) if t > 0 => {
             let width = 50;
@@ -268,40 +268,6 @@ pub async fn pull_image(
         l.line(&format!("Status: {status} for {r}"));
     }
     Ok(r.full())
-}
-
-/// docker's image step of `run` and `create` around the create: `--pull always` pulls first,
-/// `missing` (the default) pulls when the create finds no image ("Unable to find image …
-/// locally") and creates again, `never` leaves the create's error. Pull lines go to stderr.
-pub async fn create_pulling(
-    engine: &berth_runtime::Engine,
-    flags: &super::container_run::CreateFlags,
-    cfg: berth_runtime::container::ContainerCreateConfig,
-) -> anyhow::Result<String> {
-    use super::engine_access::{EXIT_ENGINE, engine_err};
-    let pulls = flags.rootfs.is_none();
-    let pull = || async {
-        let store = ImageStore::open(engine.root())?;
-        let lines = Some(LayerLines::on_stderr());
-        pull_image(&store, &flags.image, flags.platform.as_deref(), lines).await
-    };
-    let failed = |e: anyhow::Error| -> anyhow::Error {
-        super::ExitWith { code: EXIT_ENGINE, message: format!("berth: {e:#}") }.into()
-    };
-    if pulls && flags.pull == "always" {
-        pull().await.map_err(failed)?;
-    }
-    match engine.container_create(flags.name.as_deref(), cfg.clone()).await {
-        Err(berth_runtime::container::ContainerError::Image(
-            berth_image::ImageError::NoSuchImage(_),
-        )) if pulls && flags.pull == "missing" => {
-            let shown = Reference::parse(&flags.image).map(|r| r.to_string()).unwrap_or_default();
-            eprintln!("Unable to find image '{shown}' locally");
-            pull().await.map_err(failed)?;
-            engine.container_create(flags.name.as_deref(), cfg).await.map_err(engine_err)
-        }
-        r => r.map_err(engine_err),
-    }
 }
 
 /// docker shows `library/busybox` for Docker Hub and the path for other registries.

@@ -9,6 +9,7 @@ mod container;
 mod container_run;
 mod dns;
 mod engine_access;
+mod human;
 mod image;
 mod image_history;
 mod image_pull;

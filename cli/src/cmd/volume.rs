@@ -213,7 +213,7 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
             writeln!(
                 out,
                 "Total reclaimed space: {}",
-                super::image::human_size(report.space_reclaimed)
+                super::human::human_size(report.space_reclaimed)
             )?;
         }
     }

@@ -12,7 +12,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value, json};
 
 use super::RegistryError;
-use super::client::Client;
 use super::config::{credentials_key, docker_config_dir, normalise_server};
 use crate::ImageError;
 
@@ -181,20 +180,9 @@ pub(crate) fn lookup(domain: &str) -> Result<Option<Credentials>, RegistryError>
     Ok(None)
 }
 
-/// `docker login`: checks the credentials against the registry, then stores them (with the
-/// configured helper, else base64 in config.json's `auths`). `server` is what the user typed
-/// (`localhost:5000`, `https://index.docker.io/v1/`, empty for Docker Hub). Returns the
-/// registry domain.
-pub async fn login(server: &str, creds: Credentials) -> Result<String, ImageError> {
-    let domain = normalise_server(server);
-    let client = Client::new(&domain, Some(creds.clone()), Vec::new()).await?;
-    client.check_login().await?;
-    let d = domain.clone();
-    tokio::task::spawn_blocking(move || store(&d, &creds)).await??;
-    Ok(domain)
-}
-
-fn store(domain: &str, creds: &Credentials) -> Result<(), ImageError> {
+/// Stores `creds` for `domain` (with the configured helper, else base64 in config.json's
+/// `auths`).
+pub(super) fn store(domain: &str, creds: &Credentials) -> Result<(), ImageError> {
     let path = config_path();
     let mut cfg = read_config(&path)?;
     let key = credentials_key(domain);

@@ -11,16 +11,18 @@
 mod auth;
 mod client;
 mod config;
+mod login;
 mod pull;
 mod push;
 
 use std::fmt;
 use std::sync::Arc;
 
-pub use auth::{Credentials, login, logout};
+pub use auth::{Credentials, logout};
 pub use config::{
     CERTS_DIR_ENV, INSECURE_ENV, docker_config_dir, normalise_server, set_docker_config_dir,
 };
+pub use login::login;
 pub use pull::{list_tags, pull};
 pub use push::push;
 
