@@ -2,8 +2,9 @@
 //! new directories, deletions and renames into every replica, never copies ignored paths or
 //! what `include` leaves out, keeps owner and mode, applies a burst of 500 files, runs
 //! `sync+restart` and `sync+exec`, rebuilds only the service of a `rebuild` rule; `berth up
-//! --watch` applies compose-file edits (a new service, a changed environment, a changed port)
-//! and refuses an invalid one without touching anything. Every wait polls with a deadline.
+//! --watch` applies compose-file edits (a new service, a changed environment, a changed port,
+//! a service removed) and refuses an invalid one without touching anything. Every wait polls
+//! with a deadline.
 
 use std::io::Read;
 use std::path::Path;
@@ -331,9 +332,16 @@ fn up_watch_applies_compose_file_edits_and_refuses_invalid_ones() {
         "a sync after the invalid edit",
         "test \"$(cat /src/f)\" = still",
     );
+    // A service removed: its container goes, the others stay as they are.
+    let third =
+        format!("services:\n{}{}{}{}", svc("a", "2"), watch_rule, svc("b", "1"), web(port2));
+    p.write(&third);
+    p.wait_for("service c removed", 30, || {
+        !p.env.run(&["container", "inspect", &c]).status.success()
+    });
+    assert_eq!(p.id(&a), a_id2);
+    assert_eq!(p.id(&b), b_id);
     w.interrupt();
-    // The project file goes back to a valid one, so that the cleanup's `down` can load it.
-    p.write(&second);
 }
 
 #[test]

@@ -154,6 +154,17 @@ mod tests {
     }
 
     #[test]
+    fn a_restart_rule_restarts_without_syncing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        std::fs::write(d.join("app.conf"), b"x").expect("write");
+        let rules = rules_of(&[("restart", &d.join("app.conf"), None)]);
+        let p = plan(&rules, &batch(&[d.join("app.conf")]));
+        assert!(p["web"].restart && !p["web"].rebuild);
+        assert!(p["web"].sync.is_empty() && p["web"].exec.is_empty());
+    }
+
+    #[test]
     fn a_rescan_syncs_everything_the_rules_cover() {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
