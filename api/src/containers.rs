@@ -568,6 +568,7 @@ async fn attach(state: Arc<State>, mut req: Request<Incoming>, key: &str, q: &Qu
     let id = c.id.clone();
     let (want_out, want_err) = (q.flag("stdout"), q.flag("stderr"));
     let want_in = q.flag("stdin") && c.config.open_stdin;
+    let started_at = c.state.started_at.clone();
     let rx = if c.state.running {
         if q.flag("logs") {
             let opts = LogsOptions { follow: true, stdout: true, stderr: true, ..Default::default() };
@@ -618,7 +619,16 @@ async fn attach(state: Arc<State>, mut req: Request<Incoming>, key: &str, q: &Qu
                     None => break,
                 },
                 n = rd.read(&mut buf), if input_open => match n {
-                    Ok(0) | Err(_) => input_open = false,
+                    Ok(0) | Err(_) => {
+                        input_open = false;
+                        // The client's end of input is the container's once our writer goes
+                        // (with StdinOnce the monitor keeps none); a fifo's unread bytes are
+                        // lost when its last holder closes it, so hold it until the container
+                        // has started and opened its end.
+                        if let Some(f) = fifo.take() {
+                            tokio::spawn(release_when_started(engine.clone(), id.clone(), started_at.clone(), f));
+                        }
+                    }
                     Ok(n) => {
                         if fifo.is_none() {
                             // Read+write never blocks on a fifo; the monitor made it at start.
@@ -635,6 +645,27 @@ async fn attach(state: Arc<State>, mut req: Request<Incoming>, key: &str, q: &Qu
         drop(guard);
     });
     Ok(stream::switching(tty))
+}
+
+/// Drops `fifo` once container `id` has started since `started_at` (or is gone), bounded.
+async fn release_when_started(
+    engine: berth_runtime::Engine,
+    id: String,
+    started_at: String,
+    fifo: tokio::fs::File,
+) {
+    let mut d = Duration::from_millis(5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        match engine.container_inspect(&id).await {
+            Ok(c) if c.state.running || c.state.started_at != started_at => break,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+        tokio::time::sleep(d).await;
+        d = (d * 2).min(Duration::from_millis(100));
+    }
+    drop(fifo);
 }
 
 /// The stat docker sends in `X-Docker-Container-Path-Stat` (mode in Go's `os.FileMode` bits).

@@ -1,0 +1,366 @@
+//! `berth system service`: the Docker Engine API on a Unix socket, driven by the real `docker`
+//! CLI (a client only: no dockerd anywhere) and by raw HTTP for bad input. Each test starts its
+//! own service on a socket in its own state root and removes all it made (containers,
+//! networks, the DNS server; the service is stopped by a Drop guard).
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::net::NetEnv;
+use crate::support::berth_bin;
+
+/// A running `berth system service` on `<root>/api.sock`; stopped (SIGTERM, then SIGKILL) on drop.
+struct Service {
+    child: Child,
+    sock: PathBuf,
+    /// An empty docker config directory, so no user's contexts or credentials are read.
+    config: tempfile::TempDir,
+}
+
+impl Service {
+    fn start(root: &Path, extra: &[&str]) -> Service {
+        let sock = root.join("api.sock");
+        let host = format!("unix://{}", sock.display());
+        let mut args = vec!["--root", root.to_str().expect("root path"), "system", "service"];
+        args.extend_from_slice(&["-H", &host]);
+        if !extra.iter().any(|a| *a == "-t") {
+            args.extend_from_slice(&["-t", "0"]);
+        }
+        args.extend_from_slice(extra);
+        let child = Command::new(berth_bin())
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn berth system service");
+        let svc = Service { child, sock, config: tempfile::tempdir().expect("docker config dir") };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while raw(&svc.sock, "GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").is_err() {
+            assert!(Instant::now() < deadline, "the service did not answer on {}", svc.sock.display());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        svc
+    }
+
+    fn docker_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("docker");
+        c.args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", self.config.path())
+            .env("DOCKER_CLI_HINTS", "false")
+            .env_remove("DOCKER_CONTEXT");
+        c
+    }
+
+    /// Runs `docker ARGS` against this service.
+    fn docker(&self, args: &[&str]) -> Output {
+        self.docker_cmd(args).stdin(Stdio::null()).output().expect("spawn docker")
+    }
+
+    /// Runs `docker ARGS`, asserts success, returns stdout.
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.docker(args);
+        assert!(
+            out.status.success(),
+            "docker {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let pid = self.child.id() as i32;
+        // SAFETY: kill has no memory effects; the pid is our own child, not yet reaped.
+        unsafe { kill(pid, 15) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+unsafe extern "C" {
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+/// Sends `req` over the socket and reads the answer until the server closes the connection.
+fn raw(sock: &Path, req: &str) -> std::io::Result<String> {
+    raw_bytes(sock, req.as_bytes())
+}
+
+fn raw_bytes(sock: &Path, req: &[u8]) -> std::io::Result<String> {
+    let mut s = UnixStream::connect(sock)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.write_all(req)?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// A request with a JSON body.
+fn post_json(path: &str, body: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+fn status_of(resp: &str) -> u16 {
+    resp.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn json_body(resp: &str) -> serde_json::Value {
+    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    // A chunked body: take the JSON line between the chunk sizes.
+    let line = body.lines().find(|l| l.trim_start().starts_with('{')).unwrap_or(body);
+    serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {resp}"))
+}
+
+#[test]
+fn docker_cli_runs_containers_through_the_socket() {
+    let Some(n) = NetEnv::new() else { return };
+    let env = &n.env;
+    let svc = Service::start(&env.path(), &[]);
+
+    let v = svc.ok(&["version", "--format", "{{.Server.APIVersion}} {{.Server.Platform.Name}}"]);
+    assert_eq!(v.trim(), format!("{} berth", berth_api_version()));
+
+    // docker run --rm: attach, wait(removed) and start, the exit code carried back.
+    let out = svc.ok(&["run", "--rm", "bb:latest", "echo", "hello from berth"]);
+    assert_eq!(out, "hello from berth\n");
+    let out = svc.docker(&["run", "--rm", "bb:latest", "sh", "-c", "echo to-stderr >&2; exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "to-stderr\n");
+    assert_eq!(svc.ok(&["ps", "-aq"]).trim(), "", "run --rm left a container");
+
+    // A detached container, seen by berth's own CLI too.
+    let name = berth_testsupport::unique_name("apiweb");
+    let script = "trap 'exit 0' TERM; echo started; while true; do sleep 1; done";
+    let id = svc.ok(&["run", "-d", "--name", &name, "bb:latest", "sh", "-c", script]);
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64, "run -d prints the id: {id}");
+    assert!(svc.ok(&["ps", "--format", "{{.Names}}"]).lines().any(|l| l == name));
+    let ls = env.ok(&["container", "ls"]);
+    assert!(ls.lines().any(|l| l.split_whitespace().last() == Some(name.as_str())), "{ls}");
+    assert_eq!(svc.ok(&["inspect", "-f", "{{.State.Running}} {{.Id}}", &name]).trim(), format!("true {id}"));
+    env.wait_for("the first log line", 10, || svc.ok(&["logs", &name]).contains("started"));
+
+    // exec: output and exit code.
+    let out = svc.docker(&["exec", &name, "sh", "-c", "echo in-exec; exit 4"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "in-exec\n");
+    let mut c = svc.docker_cmd(&["exec", "-i", &name, "cat"]);
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("docker exec -i");
+    child.stdin.take().expect("stdin").write_all(b"through stdin\n").expect("write");
+    let out = child.wait_with_output().expect("docker exec -i");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
+
+    // docker cp both ways.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let src = tmp.path().join("in.txt");
+    std::fs::write(&src, "copied in\n").expect("write");
+    svc.ok(&["cp", src.to_str().unwrap(), &format!("{name}:/tmp/")]);
+    assert_eq!(svc.ok(&["exec", &name, "cat", "/tmp/in.txt"]), "copied in\n");
+    let back = tmp.path().join("out.txt");
+    svc.ok(&["cp", &format!("{name}:/tmp/in.txt"), back.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&back).expect("copied out"), "copied in\n");
+
+    let stats = svc.ok(&["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}}", &name]);
+    assert!(stats.starts_with(&format!("{name} ")), "{stats}");
+    let top = svc.ok(&["top", &name]);
+    assert!(top.contains("sleep"), "{top}");
+
+    svc.ok(&["stop", &name]);
+    assert_eq!(svc.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", &name]).trim(), "exited 0");
+    svc.ok(&["rm", &name]);
+    env.assert_no_leftovers(&id);
+    drop(svc);
+    n.teardown_and_check();
+}
+
+fn berth_api_version() -> &'static str {
+    "1.43"
+}
+
+#[test]
+fn docker_cli_manages_networks_volumes_and_images() {
+    let Some(n) = NetEnv::new() else { return };
+    let env = &n.env;
+    let svc = Service::start(&env.path(), &[]);
+    let net = berth_testsupport::unique_name("apinet");
+    svc.ok(&["network", "create", &net]);
+    n.track(&net);
+    let name = berth_testsupport::unique_name("apin");
+    svc.ok(&["run", "-d", "--name", &name, "bb:latest", "sleep", "300"]);
+    svc.ok(&["network", "connect", &net, &name]);
+    let nets = svc.ok(&["inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", &name]);
+    assert!(nets.split_whitespace().any(|x| x == net), "{nets}");
+    assert!(svc.ok(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == net));
+    svc.ok(&["network", "disconnect", &net, &name]);
+
+    let vol = berth_testsupport::unique_name("apivol");
+    svc.ok(&["volume", "create", &vol]);
+    assert!(svc.ok(&["volume", "ls", "-q"]).lines().any(|l| l == vol));
+    assert_eq!(svc.ok(&["volume", "inspect", "-f", "{{.Driver}}", &vol]).trim(), "local");
+    svc.ok(&["volume", "rm", &vol]);
+
+    let images = svc.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    assert!(images.lines().any(|l| l == "bb:latest"), "{images}");
+    // save | load round trip, under a second tag removed in between.
+    svc.ok(&["tag", "bb:latest", "bbcopy:v1"]);
+    let saved = svc.docker(&["save", "bbcopy:v1"]);
+    assert!(saved.status.success() && saved.stdout.len() > 1024, "{:?}", saved.status);
+    svc.ok(&["rmi", "bbcopy:v1"]);
+    assert!(!svc.ok(&["images", "--format", "{{.Repository}}"]).contains("bbcopy"));
+    let mut c = svc.docker_cmd(&["load"]);
+    let mut child = c.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("docker load");
+    child.stdin.take().expect("stdin").write_all(&saved.stdout).expect("write");
+    let out = child.wait_with_output().expect("docker load");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Loaded image: bbcopy:v1"), "{out:?}");
+    svc.ok(&["rmi", "bbcopy:v1"]);
+
+    let df = svc.ok(&["system", "df", "--format", "{{.Type}}"]);
+    assert!(df.contains("Images") && df.contains("Containers"), "{df}");
+    svc.ok(&["rm", "-f", &name]);
+    svc.ok(&["network", "rm", &net]);
+    drop(svc);
+    n.teardown_and_check();
+}
+
+#[test]
+fn docker_cli_run_and_exec_with_a_terminal() {
+    let Some(n) = NetEnv::new() else { return };
+    let svc = Service::start(&n.env.path(), &[]);
+    let script_run = |args: &str| {
+        let cmd = format!(
+            "DOCKER_HOST=unix://{} DOCKER_CONFIG={} docker {args}",
+            svc.sock.display(),
+            svc.config.path().display()
+        );
+        Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn script")
+    };
+    let out = script_run("run --rm -it bb:latest sh -c 'tty; exit 6'");
+    assert_eq!(out.status.code(), Some(6), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/dev/"), "{out:?}");
+    let name = berth_testsupport::unique_name("apitty");
+    svc.ok(&["run", "-d", "--name", &name, "bb:latest", "sleep", "300"]);
+    let out = script_run(&format!("exec -it {name} sh -c 'tty; exit 7'"));
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/dev/pts/"), "{out:?}");
+    svc.ok(&["rm", "-f", &name]);
+    drop(svc);
+    n.teardown_and_check();
+}
+
+#[test]
+fn bad_requests_get_docker_errors_and_the_service_stays_up() {
+    let Some(n) = NetEnv::new() else { return };
+    let svc = Service::start(&n.env.path(), &[]);
+    let sock = svc.sock.clone();
+
+    let r = raw(&sock, &post_json("/v1.43/containers/create", "{\"Image\": \"bb:latest\", ")).expect("malformed");
+    assert_eq!(status_of(&r), 400, "{r}");
+    assert!(json_body(&r)["message"].as_str().unwrap_or_default().contains("invalid JSON"), "{r}");
+
+    let r = raw(&sock, &post_json("/containers/create", "{\"Image\":\"bb:latest\",\"HostConfig\":{\"PidMode\":\"host\"}}"))
+        .expect("unsupported");
+    assert_eq!(status_of(&r), 400, "{r}");
+    assert!(json_body(&r)["message"].as_str().unwrap_or_default().contains("PidMode"), "{r}");
+
+    let r = raw(&sock, &post_json("/containers/create", "{\"Image\":\"nosuch:image\"}")).expect("no image");
+    assert_eq!(status_of(&r), 404, "{r}");
+
+    let r = raw(&sock, "GET /v1.43/nothing/here HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("404");
+    assert_eq!(status_of(&r), 404, "{r}");
+    assert!(json_body(&r)["message"].is_string(), "{r}");
+    let r = raw(&sock, "GET /v9.99/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("too new");
+    assert_eq!(status_of(&r), 400, "{r}");
+
+    // A huge body is refused without being read whole.
+    let huge = vec![b'x'; 16 << 20];
+    let mut req = format!(
+        "POST /containers/create HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        huge.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&huge);
+    // The server may close before we finish writing: either way it must answer the next one.
+    if let Ok(r) = raw_bytes(&sock, &req) {
+        assert!(r.is_empty() || status_of(&r) == 413, "{r}");
+    }
+
+    // A client that goes away in the middle of a followed log stream.
+    let name = berth_testsupport::unique_name("apibad");
+    svc.ok(&["run", "-d", "--name", &name, "bb:latest", "sh", "-c", "while true; do echo tick; sleep 0.2; done"]);
+    {
+        let mut s = UnixStream::connect(&sock).expect("connect");
+        let req = format!("GET /containers/{name}/logs?follow=1&stdout=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+        s.write_all(req.as_bytes()).expect("write");
+        let mut buf = [0u8; 256];
+        let got = s.read(&mut buf).expect("read the stream's start");
+        assert!(got > 0);
+    }
+
+    // 200 requests at once.
+    let threads: Vec<_> = (0..200)
+        .map(|_| {
+            let sock = sock.clone();
+            std::thread::spawn(move || raw(&sock, "GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+        })
+        .collect();
+    let mut answered = 0;
+    for t in threads {
+        if let Ok(Ok(r)) = t.join() {
+            if status_of(&r) == 200 && r.ends_with("OK") {
+                answered += 1;
+            }
+        }
+    }
+    assert_eq!(answered, 200);
+
+    let r = raw(&sock, "GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("ping");
+    assert_eq!(status_of(&r), 200, "{r}");
+    assert!(r.to_lowercase().contains("api-version: 1.43"), "{r}");
+    let head = raw(&sock, "HEAD /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("head");
+    assert_eq!(status_of(&head), 200, "{head}");
+    svc.ok(&["rm", "-f", &name]);
+    drop(svc);
+    n.teardown_and_check();
+}
+
+#[test]
+fn idle_service_exits_and_its_containers_keep_running() {
+    let Some(n) = NetEnv::new() else { return };
+    let mut svc = Service::start(&n.env.path(), &["-t", "1"]);
+    let name = berth_testsupport::unique_name("apiidle");
+    svc.ok(&["run", "-d", "--name", &name, "bb:latest", "sleep", "300"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while svc.child.try_wait().expect("try_wait").is_none() {
+        assert!(Instant::now() < deadline, "the idle service did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!svc.sock.exists(), "the socket file was left");
+    assert_eq!(n.env.inspect(&name, "{{.State.Running}}"), "true");
+    n.env.ok(&["container", "rm", "-f", &name]);
+    drop(svc);
+    n.teardown_and_check();
+}
