@@ -94,7 +94,10 @@ pub async fn route(state: Arc<State>, req: Request<Incoming>, segs: &[&str], q: 
             empty(StatusCode::NO_CONTENT)
         }
         (&Method::POST, ["containers", id, "kill"]) => {
-            st.engine.container_kill(id, q.get("signal").filter(|s| !s.is_empty())).await.map_err(cerr)?;
+            st.engine
+                .container_kill(id, q.get("signal").filter(|s| !s.is_empty()))
+                .await
+                .map_err(cerr)?;
             empty(StatusCode::NO_CONTENT)
         }
         (&Method::POST, ["containers", id, "pause"]) => {
@@ -151,8 +154,13 @@ async fn list(st: &State, q: &Query) -> R {
             return Err(ApiError::bad(format!("invalid filter '{k}'")));
         }
     }
-    let filters =
-        ListFilters { label: get("label"), name: get("name"), status: get("status"), id: get("id"), ..Default::default() };
+    let filters = ListFilters {
+        label: get("label"),
+        name: get("name"),
+        status: get("status"),
+        id: get("id"),
+        ..Default::default()
+    };
     let all = q.flag("all") || !filters.status.is_empty();
     let mut rows = st.engine.container_list(all, &filters).await.map_err(cerr)?;
     let ancestors = get("ancestor");
@@ -174,7 +182,11 @@ async fn list(st: &State, q: &Query) -> R {
             if !nets.is_empty() {
                 let joined = c.network_settings.networks.iter().any(|(name, ep)| {
                     nets.iter().any(|n| {
-                        n == name || ep.get("NetworkID").and_then(|x| x.as_str()).is_some_and(|id| id.starts_with(n.as_str()))
+                        n == name
+                            || ep
+                                .get("NetworkID")
+                                .and_then(|x| x.as_str())
+                                .is_some_and(|id| id.starts_with(n.as_str()))
                     })
                 });
                 if !joined {
@@ -182,8 +194,14 @@ async fn list(st: &State, q: &Query) -> R {
                 }
             }
             if let Some(o) = v.as_object_mut() {
-                o.insert("HostConfig".into(), serde_json::json!({"NetworkMode": c.host_config.network_mode}));
-                o.insert("NetworkSettings".into(), serde_json::json!({"Networks": c.network_settings.networks}));
+                o.insert(
+                    "HostConfig".into(),
+                    serde_json::json!({"NetworkMode": c.host_config.network_mode}),
+                );
+                o.insert(
+                    "NetworkSettings".into(),
+                    serde_json::json!({"Networks": c.network_settings.networks}),
+                );
             }
         } else if !nets.is_empty() {
             continue;
@@ -205,13 +223,31 @@ fn unsupported(body: &serde_json::Value) -> Option<String> {
         Some(serde_json::Value::Object(o)) => !o.is_empty(),
         Some(serde_json::Value::Number(n)) => n.as_f64() != Some(0.0),
     };
-    let str_is = |k: &str, ok: &[&str]| hc.get(k).and_then(|v| v.as_str()).is_some_and(|s| !ok.contains(&s));
+    let str_is =
+        |k: &str, ok: &[&str]| hc.get(k).and_then(|v| v.as_str()).is_some_and(|s| !ok.contains(&s));
     for k in [
-        "VolumesFrom", "CgroupParent", "DeviceRequests", "DeviceCgroupRules", "StorageOpt",
-        "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
-        "BlkioDeviceWriteIOps", "CpusetMems", "CpuRealtimePeriod", "CpuRealtimeRuntime",
-        "KernelMemory", "KernelMemoryTCP", "OomKillDisable", "CpuCount", "CpuPercent",
-        "IOMaximumIOps", "IOMaximumBandwidth", "MaskedPaths", "ReadonlyPaths",
+        "VolumesFrom",
+        "CgroupParent",
+        "DeviceRequests",
+        "DeviceCgroupRules",
+        "StorageOpt",
+        "BlkioWeightDevice",
+        "BlkioDeviceReadBps",
+        "BlkioDeviceWriteBps",
+        "BlkioDeviceReadIOps",
+        "BlkioDeviceWriteIOps",
+        "CpusetMems",
+        "CpuRealtimePeriod",
+        "CpuRealtimeRuntime",
+        "KernelMemory",
+        "KernelMemoryTCP",
+        "OomKillDisable",
+        "CpuCount",
+        "CpuPercent",
+        "IOMaximumIOps",
+        "IOMaximumBandwidth",
+        "MaskedPaths",
+        "ReadonlyPaths",
     ] {
         if set(k) {
             return Some(format!("HostConfig.{k}"));
@@ -435,7 +471,9 @@ async fn logs(st: &State, key: &str, q: &Query) -> R {
     }
     let tail = match q.get("tail") {
         None | Some("all") | Some("") => None,
-        Some(n) => Some(n.parse::<usize>().map_err(|_| ApiError::bad(format!("invalid tail {n:?}")))?),
+        Some(n) => {
+            Some(n.parse::<usize>().map_err(|_| ApiError::bad(format!("invalid tail {n:?}")))?)
+        }
     };
     let opts = LogsOptions {
         follow: q.flag("follow"),
@@ -498,13 +536,18 @@ fn stats_json(
             "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0},
         })
     };
-    let read = chrono::DateTime::from_timestamp_nanos(s.read_ns as i64).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let read = chrono::DateTime::from_timestamp_nanos(s.read_ns as i64)
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let (pre_cpu, preread) = match pre {
         Some((p, psys)) => (
             cpu(p.cpu_total_ns, psys),
-            chrono::DateTime::from_timestamp_nanos(p.read_ns as i64).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            chrono::DateTime::from_timestamp_nanos(p.read_ns as i64)
+                .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         ),
-        None => (serde_json::json!({"cpu_usage": {"total_usage": 0}, "throttling_data": {}}), "0001-01-01T00:00:00Z".into()),
+        None => (
+            serde_json::json!({"cpu_usage": {"total_usage": 0}, "throttling_data": {}}),
+            "0001-01-01T00:00:00Z".into(),
+        ),
     };
     let limit = if s.memory_limit == 0 { mem_total() } else { s.memory_limit };
     serde_json::json!({
@@ -533,12 +576,17 @@ async fn stats(st: &State, key: &str, q: &Query) -> R {
     let sample = |engine: berth_runtime::Engine, id: String| async move {
         if !engine.container_inspect(&id).await.ok()?.state.running {
             // docker reports a stopped container with zeroes.
-            return Some((berth_runtime::container::ContainerStats { id: id.clone(), ..Default::default() }, 0));
+            return Some((
+                berth_runtime::container::ContainerStats { id: id.clone(), ..Default::default() },
+                0,
+            ));
         }
         let s = engine.container_stats(&id).await.ok()?;
         Some((s, system_cpu_ns()))
     };
-    let first = sample(engine.clone(), id.clone()).await.ok_or_else(|| ApiError::internal("reading the container's statistics failed"))?;
+    let first = sample(engine.clone(), id.clone())
+        .await
+        .ok_or_else(|| ApiError::internal("reading the container's statistics failed"))?;
     let (mut tx, resp) = channel_body("application/json");
     tokio::spawn(async move {
         let line = |v: serde_json::Value| Bytes::from(format!("{v}\n"));
@@ -551,7 +599,9 @@ async fn stats(st: &State, key: &str, q: &Query) -> R {
             // docker's sampling interval: the CPU share is the change over it.
             tokio::time::sleep(Duration::from_secs(1)).await;
             let Some(cur) = sample(engine.clone(), id.clone()).await else { return };
-            if tx.send_data(line(stats_json(&cur.0, cur.1, Some((&prev.0, prev.1))))).await.is_err() || !stream {
+            if tx.send_data(line(stats_json(&cur.0, cur.1, Some((&prev.0, prev.1))))).await.is_err()
+                || !stream
+            {
                 return;
             }
             prev = cur;
@@ -571,7 +621,8 @@ async fn attach(state: Arc<State>, mut req: Request<Incoming>, key: &str, q: &Qu
     let started_at = c.state.started_at.clone();
     let rx = if c.state.running {
         if q.flag("logs") {
-            let opts = LogsOptions { follow: true, stdout: true, stderr: true, ..Default::default() };
+            let opts =
+                LogsOptions { follow: true, stdout: true, stderr: true, ..Default::default() };
             state.engine.container_logs(&id, opts).await.map_err(cerr)?
         } else {
             state.engine.container_attach(&id).await.map_err(cerr)?
@@ -590,7 +641,8 @@ async fn attach(state: Arc<State>, mut req: Request<Incoming>, key: &str, q: &Qu
         let (mut tx, resp) = channel_body(stream::stream_type(tty));
         tokio::spawn(async move {
             while let Some(e) = rx.recv().await {
-                if keep(&e) && tx.send_data(Bytes::from(entry_bytes(&e, tty, false))).await.is_err() {
+                if keep(&e) && tx.send_data(Bytes::from(entry_bytes(&e, tty, false))).await.is_err()
+                {
                     return;
                 }
             }
@@ -693,8 +745,10 @@ fn path_stat(p: &std::path::Path, name: &str) -> Option<String> {
 }
 
 async fn archive_get(st: &State, key: &str, q: &Query, head: bool) -> R {
-    let path = q.get("path").filter(|p| !p.is_empty()).ok_or_else(|| ApiError::bad("path is required"))?;
-    let tmp = tempfile::tempdir().map_err(|e| ApiError::internal(format!("temporary directory: {e}")))?;
+    let path =
+        q.get("path").filter(|p| !p.is_empty()).ok_or_else(|| ApiError::bad("path is required"))?;
+    let tmp =
+        tempfile::tempdir().map_err(|e| ApiError::internal(format!("temporary directory: {e}")))?;
     let trimmed = path.trim_end_matches("/.").trim_end_matches('/');
     let name = std::path::Path::new(trimmed)
         .file_name()
@@ -735,10 +789,15 @@ async fn archive_get(st: &State, key: &str, q: &Query, head: bool) -> R {
 }
 
 async fn archive_put(st: &State, req: Request<Incoming>, key: &str, q: &Query) -> R {
-    let dest = q.get("path").filter(|p| !p.is_empty()).ok_or_else(|| ApiError::bad("path is required"))?.to_string();
+    let dest = q
+        .get("path")
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| ApiError::bad("path is required"))?
+        .to_string();
     inspect(st, key).await?;
     let file = http::body_to_file(req.into_body()).await?;
-    let tmp = tempfile::tempdir().map_err(|e| ApiError::internal(format!("temporary directory: {e}")))?;
+    let tmp =
+        tempfile::tempdir().map_err(|e| ApiError::internal(format!("temporary directory: {e}")))?;
     let dir = tmp.path().to_path_buf();
     // The archive is unpacked into a private directory first (tar refuses `..` and absolute
     // members and writes nothing outside it), then copied in by the Engine's own no-follow copy.
@@ -778,16 +837,21 @@ struct ExecCreateBody {
     detach_keys: String,
 }
 
-
 async fn exec_create(st: &State, req: Request<Incoming>, key: &str) -> R {
     let body = http::read_body(req.into_body(), MAX_JSON_BODY).await?;
     let b: ExecCreateBody = http::parse_json(&body)?;
     let c = inspect(st, key).await?;
     if !c.state.running {
-        return Err(ApiError::new(StatusCode::CONFLICT, format!("container {} is not running", c.id)));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("container {} is not running", c.id),
+        ));
     }
     if c.state.paused {
-        return Err(ApiError::new(StatusCode::CONFLICT, format!("container {} is paused, unpause the container before exec", c.id)));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("container {} is paused, unpause the container before exec", c.id),
+        ));
     }
     if b.cmd.is_empty() {
         return Err(ApiError::bad("No exec command specified"));
@@ -820,9 +884,14 @@ async fn exec_create(st: &State, req: Request<Incoming>, key: &str) -> R {
     Ok(http::json(StatusCode::CREATED, &serde_json::json!({"Id": id})))
 }
 
-fn exec_lookup<T>(st: &State, id: &str, f: impl FnOnce(&mut ExecEntry) -> T) -> Result<T, ApiError> {
+fn exec_lookup<T>(
+    st: &State,
+    id: &str,
+    f: impl FnOnce(&mut ExecEntry) -> T,
+) -> Result<T, ApiError> {
     let mut m = st.execs.lock().map_err(|_| ApiError::internal("exec table poisoned"))?;
-    let e = m.get_mut(id).ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))?;
+    let e =
+        m.get_mut(id).ok_or_else(|| ApiError::not_found(format!("No such exec instance: {id}")))?;
     Ok(f(e))
 }
 
@@ -841,7 +910,10 @@ async fn exec_start(state: Arc<State>, mut req: Request<Incoming>, id: &str) -> 
             let f = f.map_err(|e| ApiError::bad(format!("reading the request body: {e}")))?;
             if let Ok(d) = f.into_data() {
                 if out.len() + d.len() > MAX_JSON_BODY {
-                    return Err(ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large"));
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "request body too large",
+                    ));
                 }
                 out.extend_from_slice(&d);
             }
@@ -855,7 +927,10 @@ async fn exec_start(state: Arc<State>, mut req: Request<Incoming>, id: &str) -> 
         (e.container.clone(), e.cfg.clone(), was)
     })?;
     if started {
-        return Err(ApiError::new(StatusCode::CONFLICT, format!("exec {id} has already been started")));
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("exec {id} has already been started"),
+        ));
     }
     let _ = b.tty;
     if b.detach {
@@ -890,7 +965,9 @@ async fn exec_start(state: Arc<State>, mut req: Request<Incoming>, id: &str) -> 
             let o = Arc::new(Fd::new(stdout).map_err(|e| ApiError::internal(e.to_string()))?);
             let e = Fd::new(stderr).map_err(|e| ApiError::internal(e.to_string()))?;
             let i = match stdin {
-                Some(i) => Some(Arc::new(Fd::new(i).map_err(|e| ApiError::internal(e.to_string()))?)),
+                Some(i) => {
+                    Some(Arc::new(Fd::new(i).map_err(|e| ApiError::internal(e.to_string()))?))
+                }
                 None => None,
             };
             (o, Some(e), i)
@@ -925,7 +1002,8 @@ async fn exec_start(state: Arc<State>, mut req: Request<Incoming>, id: &str) -> 
         let mut input = input;
         let mut out_open = true;
         let mut err_open = err.is_some();
-        let (mut b1, mut b2, mut b3) = (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
+        let (mut b1, mut b2, mut b3) =
+            (vec![0u8; 32 * 1024], vec![0u8; 32 * 1024], vec![0u8; 32 * 1024]);
         let mut peer_gone = false;
         while out_open || err_open {
             let in_open = input.is_some() && conn_rd.is_some();
@@ -977,12 +1055,19 @@ async fn exec_start(state: Arc<State>, mut req: Request<Incoming>, id: &str) -> 
             }
             if peer_gone {
                 // Nobody reads any more: end the process rather than let it block on output.
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(child.pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
                 peer_gone = false;
             }
         }
         drop(input);
-        let code = tokio::task::spawn_blocking(move || child.wait()).await.ok().and_then(Result::ok).unwrap_or(-1);
+        let code = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or(-1);
         let _ = exec_lookup(&st, &exec_id, |e| {
             e.running = false;
             e.exit_code = Some(code);

@@ -45,14 +45,15 @@ impl ApiError {
     /// An error of another layer, its status guessed from its sentence (not found, in use).
     pub fn from_message(message: String) -> Self {
         let m = message.to_lowercase();
-        let status = if m.contains("no such") || m.contains("not found") || m.contains("could not find")
-        {
-            StatusCode::NOT_FOUND
-        } else if m.contains("in use") || m.contains("already exists") || m.contains("conflict") {
-            StatusCode::CONFLICT
-        } else {
-            StatusCode::BAD_REQUEST
-        };
+        let status =
+            if m.contains("no such") || m.contains("not found") || m.contains("could not find") {
+                StatusCode::NOT_FOUND
+            } else if m.contains("in use") || m.contains("already exists") || m.contains("conflict")
+            {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
         ApiError { status, message }
     }
 
@@ -76,7 +77,8 @@ pub fn json<T: serde::Serialize + ?Sized>(status: StatusCode, v: &T) -> Resp {
     body.push(b'\n');
     let mut r = Response::new(full(body));
     *r.status_mut() = status;
-    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
     r
 }
 
@@ -172,7 +174,8 @@ pub async fn read_body(body: hyper::body::Incoming, max: usize) -> Result<Vec<u8
 /// container) and rewinds it.
 pub async fn body_to_file(body: hyper::body::Incoming) -> Result<std::fs::File, ApiError> {
     use std::io::{Seek, Write};
-    let mut f = tempfile::tempfile().map_err(|e| ApiError::internal(format!("temporary file: {e}")))?;
+    let mut f =
+        tempfile::tempfile().map_err(|e| ApiError::internal(format!("temporary file: {e}")))?;
     let mut body = body;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| ApiError::bad(format!("reading the request body: {e}")))?;

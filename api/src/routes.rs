@@ -62,7 +62,10 @@ pub async fn handle(state: Arc<State>, req: Request<Incoming>) -> Resp {
     h.insert("api-version", HeaderValue::from_static(API_VERSION));
     h.insert("docker-experimental", HeaderValue::from_static("false"));
     h.insert("ostype", HeaderValue::from_static("linux"));
-    h.insert("server", HeaderValue::from_static(concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)")));
+    h.insert(
+        "server",
+        HeaderValue::from_static(concat!("berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
     resp
 }
 
@@ -82,11 +85,8 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> R {
         }
     }
     let q = Query::parse(req.uri().query());
-    let segs: Vec<String> = p
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s))
-        .collect();
+    let segs: Vec<String> =
+        p.split('/').filter(|s| !s.is_empty()).map(|s| percent_decode(s)).collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let m = req.method().clone();
     let st = &state;
@@ -95,7 +95,9 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> R {
         (&Method::GET, ["version"]) => version_info(st).await,
         (&Method::GET, ["info"]) => info(st).await,
         (&Method::GET, ["system", "df"]) => df(st).await,
-        (_, ["containers", ..]) | (_, ["exec", ..]) => containers::route(state.clone(), req, &segs, q).await,
+        (_, ["containers", ..]) | (_, ["exec", ..]) => {
+            containers::route(state.clone(), req, &segs, q).await
+        }
         (&Method::GET, ["images", "json"]) => images_list(st, &q).await,
         (&Method::POST, ["images", "create"]) => Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -110,7 +112,9 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> R {
         (&Method::POST, ["images", "prune"]) => images_prune(st, &q).await,
         (&Method::GET, ["images", name @ .., "get"]) => images_get(st, vec![name.join("/")]).await,
         (&Method::GET, ["images", name @ .., "json"]) => images_inspect(st, &name.join("/")).await,
-        (&Method::GET, ["images", name @ .., "history"]) => images_history(st, &name.join("/")).await,
+        (&Method::GET, ["images", name @ .., "history"]) => {
+            images_history(st, &name.join("/")).await
+        }
         (&Method::POST, ["images", name @ .., "tag"]) => images_tag(st, &name.join("/"), &q).await,
         (&Method::POST, ["images", _name @ .., "push"]) => Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -123,11 +127,18 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> R {
         (&Method::POST, ["networks", "create"]) => networks_create(st, req).await,
         (&Method::POST, ["networks", "prune"]) => networks_prune(st, &q).await,
         (&Method::GET, ["networks", id]) => {
-            let n = st.engine.network_inspect(id).await.map_err(|e| ApiError::from_message(e.to_string()))?;
+            let n = st
+                .engine
+                .network_inspect(id)
+                .await
+                .map_err(|e| ApiError::from_message(e.to_string()))?;
             ok(&n)
         }
         (&Method::DELETE, ["networks", id]) => {
-            st.engine.network_remove(id).await.map_err(|e| ApiError::from_message(e.to_string()))?;
+            st.engine
+                .network_remove(id)
+                .await
+                .map_err(|e| ApiError::from_message(e.to_string()))?;
             empty(StatusCode::NO_CONTENT)
         }
         (&Method::POST, ["networks", id, "connect"]) => networks_connect(st, id, req).await,
@@ -136,7 +147,11 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> R {
         (&Method::POST, ["volumes", "create"]) => volumes_create(st, req).await,
         (&Method::POST, ["volumes", "prune"]) => volumes_prune(st, &q).await,
         (&Method::GET, ["volumes", name]) => {
-            let v = st.engine.volume_inspect(name.to_string()).await.map_err(|e| ApiError::from_message(e.to_string()))?;
+            let v = st
+                .engine
+                .volume_inspect(name.to_string())
+                .await
+                .map_err(|e| ApiError::from_message(e.to_string()))?;
             ok(&v)
         }
         (&Method::DELETE, ["volumes", name]) => {
@@ -217,14 +232,12 @@ async fn info(st: &State) -> R {
 async fn df(st: &State) -> R {
     let d = st.engine.system_df().await.map_err(|e| ApiError::internal(e.to_string()))?;
     let layers = d.layers_size;
-    let images: Vec<_> = d
-        .images
-        .iter()
-        .map(|i| serde_json::to_value(i).unwrap_or_default())
-        .collect();
+    let images: Vec<_> =
+        d.images.iter().map(|i| serde_json::to_value(i).unwrap_or_default()).collect();
     let containers: Vec<_> =
         d.containers.iter().map(|c| serde_json::to_value(c).unwrap_or_default()).collect();
-    let volumes: Vec<_> = d.volumes.iter().map(|v| serde_json::to_value(v).unwrap_or_default()).collect();
+    let volumes: Vec<_> =
+        d.volumes.iter().map(|v| serde_json::to_value(v).unwrap_or_default()).collect();
     ok(&serde_json::json!({
         "LayersSize": layers,
         "Images": images,
@@ -273,14 +286,17 @@ async fn images_inspect(st: &State, name: &str) -> R {
 
 fn image_err(e: berth_image::ImageError) -> ApiError {
     match e {
-        berth_image::ImageError::NoSuchImage(r) => ApiError::not_found(format!("No such image: {r}")),
+        berth_image::ImageError::NoSuchImage(r) => {
+            ApiError::not_found(format!("No such image: {r}"))
+        }
         other => err_msg(other),
     }
 }
 
 async fn images_history(st: &State, name: &str) -> R {
     let i = st.engine.image_inspect(name.to_string()).await.map_err(image_err)?;
-    let created = chrono::DateTime::parse_from_rfc3339(&i.created).map(|t| t.timestamp()).unwrap_or(0);
+    let created =
+        chrono::DateTime::parse_from_rfc3339(&i.created).map(|t| t.timestamp()).unwrap_or(0);
     // berth keeps no per-layer history: one row per layer, the newest carrying the image.
     let n = i.root_fs.layers.len().max(1);
     let rows: Vec<_> = (0..n)
@@ -315,7 +331,11 @@ async fn images_tag(st: &State, name: &str, q: &Query) -> R {
 
 async fn images_remove(st: &State, name: &str, q: &Query) -> R {
     let in_use = st.engine.container_images_in_use().await;
-    let items = st.engine.image_remove(name.to_string(), q.flag("force"), in_use).await.map_err(image_err)?;
+    let items = st
+        .engine
+        .image_remove(name.to_string(), q.flag("force"), in_use)
+        .await
+        .map_err(image_err)?;
     ok(&items)
 }
 
@@ -350,7 +370,8 @@ async fn images_get(st: &State, names: Vec<String>) -> R {
 
 async fn images_load(st: &State, req: Request<Incoming>, q: &Query) -> R {
     let f = http::body_to_file(req.into_body()).await?;
-    let loaded = st.engine.image_load(Box::new(f)).await.map_err(|e| ApiError::bad(e.to_string()))?;
+    let loaded =
+        st.engine.image_load(Box::new(f)).await.map_err(|e| ApiError::bad(e.to_string()))?;
     let mut out = Vec::new();
     // docker's `quiet` only drops the progress bar; the result lines are always sent.
     let _ = q.flag("quiet");
@@ -361,7 +382,9 @@ async fn images_load(st: &State, req: Request<Incoming>, q: &Query) -> R {
             } else {
                 l.refs.iter().map(|r| format!("Loaded image: {r}\n")).collect()
             };
-            out.extend(serde_json::to_vec(&serde_json::json!({ "stream": line })).unwrap_or_default());
+            out.extend(
+                serde_json::to_vec(&serde_json::json!({ "stream": line })).unwrap_or_default(),
+            );
             out.push(b'\n');
         }
     }
@@ -417,15 +440,27 @@ async fn networks_create(st: &State, req: Request<Incoming>) -> R {
         return Err(ApiError::bad("network name (Name) must not be empty"));
     }
     if !matches!(b.driver.as_str(), "" | "bridge") {
-        return Err(ApiError::bad(format!("network driver {:?} is not supported (Driver): berth has bridge networks only", b.driver)));
+        return Err(ApiError::bad(format!(
+            "network driver {:?} is not supported (Driver): berth has bridge networks only",
+            b.driver
+        )));
     }
-    if b.ingress || b.config_only || b.config_from.is_some() || !matches!(b.scope.as_str(), "" | "local") {
-        return Err(ApiError::bad("swarm network options (Ingress, ConfigOnly, ConfigFrom, Scope) are not supported"));
+    if b.ingress
+        || b.config_only
+        || b.config_from.is_some()
+        || !matches!(b.scope.as_str(), "" | "local")
+    {
+        return Err(ApiError::bad(
+            "swarm network options (Ingress, ConfigOnly, ConfigFrom, Scope) are not supported",
+        ));
     }
     if let Some(i) = &b.ipam
         && !matches!(i.driver.as_str(), "" | "default")
     {
-        return Err(ApiError::bad(format!("IPAM driver {:?} is not supported (IPAM.Driver)", i.driver)));
+        return Err(ApiError::bad(format!(
+            "IPAM driver {:?} is not supported (IPAM.Driver)",
+            i.driver
+        )));
     }
     let req = berth_network::NetworkCreate {
         name: b.name,
@@ -518,7 +553,10 @@ async fn volumes_create(st: &State, req: Request<Incoming>) -> R {
     let body = http::read_body(req.into_body(), MAX_JSON_BODY).await?;
     let b: VolumeCreateBody = http::parse_json(&body)?;
     if !matches!(b.driver.as_str(), "" | "local") {
-        return Err(ApiError::bad(format!("volume driver {:?} is not supported (Driver): only local", b.driver)));
+        return Err(ApiError::bad(format!(
+            "volume driver {:?} is not supported (Driver): only local",
+            b.driver
+        )));
     }
     let v = st.engine.volume_create(opt(b.name), b.labels, b.driver_opts).await.map_err(err_msg)?;
     Ok(http::json(StatusCode::CREATED, &v))

@@ -32,7 +32,9 @@ impl std::str::FromStr for Host {
         let bad = |why: &str| ServeError::Host { host: s.to_string(), reason: why.to_string() };
         if let Some(p) = s.strip_prefix("unix://") {
             if !p.starts_with('/') {
-                return Err(bad("a unix socket path must be absolute (unix:///run/berth/berth.sock)"));
+                return Err(bad(
+                    "a unix socket path must be absolute (unix:///run/berth/berth.sock)",
+                ));
             }
             return Ok(Host::Unix(PathBuf::from(p)));
         }
@@ -100,7 +102,10 @@ pub(crate) struct ActiveGuard(Arc<Activity>);
 
 impl Activity {
     fn new() -> Arc<Self> {
-        Arc::new(Activity { open: AtomicUsize::new(0), last: std::sync::Mutex::new(Instant::now()) })
+        Arc::new(Activity {
+            open: AtomicUsize::new(0),
+            last: std::sync::Mutex::new(Instant::now()),
+        })
     }
 
     pub(crate) fn enter(self: &Arc<Self>) -> ActiveGuard {

@@ -30,7 +30,11 @@ pub fn frame(stream: u8, data: &[u8], tty: bool) -> Vec<u8> {
 
 /// The content type of an attach/exec/logs stream.
 pub fn stream_type(tty: bool) -> &'static str {
-    if tty { "application/vnd.docker.raw-stream" } else { "application/vnd.docker.multiplexed-stream" }
+    if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    }
 }
 
 /// Whether the request asks to upgrade the connection (docker's hijack: `Upgrade: tcp`).

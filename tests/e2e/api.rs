@@ -38,8 +38,13 @@ impl Service {
             .expect("spawn berth system service");
         let svc = Service { child, sock, config: tempfile::tempdir().expect("docker config dir") };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while raw(&svc.sock, "GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").is_err() {
-            assert!(Instant::now() < deadline, "the service did not answer on {}", svc.sock.display());
+        while raw(&svc.sock, "GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the service did not answer on {}",
+                svc.sock.display()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         svc
@@ -157,7 +162,10 @@ fn docker_cli_runs_containers_through_the_socket() {
     assert!(svc.ok(&["ps", "--format", "{{.Names}}"]).lines().any(|l| l == name));
     let ls = env.ok(&["container", "ls"]);
     assert!(ls.lines().any(|l| l.split_whitespace().last() == Some(name.as_str())), "{ls}");
-    assert_eq!(svc.ok(&["inspect", "-f", "{{.State.Running}} {{.Id}}", &name]).trim(), format!("true {id}"));
+    assert_eq!(
+        svc.ok(&["inspect", "-f", "{{.State.Running}} {{.Id}}", &name]).trim(),
+        format!("true {id}")
+    );
     env.wait_for("the first log line", 10, || svc.ok(&["logs", &name]).contains("started"));
 
     // exec: output and exit code.
@@ -186,7 +194,10 @@ fn docker_cli_runs_containers_through_the_socket() {
     assert!(top.contains("sleep"), "{top}");
 
     svc.ok(&["stop", &name]);
-    assert_eq!(svc.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", &name]).trim(), "exited 0");
+    assert_eq!(
+        svc.ok(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", &name]).trim(),
+        "exited 0"
+    );
     svc.ok(&["rm", &name]);
     env.assert_no_leftovers(&id);
     drop(svc);
@@ -208,7 +219,12 @@ fn docker_cli_manages_networks_volumes_and_images() {
     let name = berth_testsupport::unique_name("apin");
     svc.ok(&["run", "-d", "--name", &name, "bb:latest", "sleep", "300"]);
     svc.ok(&["network", "connect", &net, &name]);
-    let nets = svc.ok(&["inspect", "-f", "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}", &name]);
+    let nets = svc.ok(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        &name,
+    ]);
     assert!(nets.split_whitespace().any(|x| x == net), "{nets}");
     assert!(svc.ok(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == net));
     svc.ok(&["network", "disconnect", &net, &name]);
@@ -277,22 +293,32 @@ fn bad_requests_get_docker_errors_and_the_service_stays_up() {
     let svc = Service::start(&n.env.path(), &[]);
     let sock = svc.sock.clone();
 
-    let r = raw(&sock, &post_json("/v1.43/containers/create", "{\"Image\": \"bb:latest\", ")).expect("malformed");
+    let r = raw(&sock, &post_json("/v1.43/containers/create", "{\"Image\": \"bb:latest\", "))
+        .expect("malformed");
     assert_eq!(status_of(&r), 400, "{r}");
     assert!(json_body(&r)["message"].as_str().unwrap_or_default().contains("invalid JSON"), "{r}");
 
-    let r = raw(&sock, &post_json("/containers/create", "{\"Image\":\"bb:latest\",\"HostConfig\":{\"PidMode\":\"host\"}}"))
-        .expect("unsupported");
+    let r = raw(
+        &sock,
+        &post_json(
+            "/containers/create",
+            "{\"Image\":\"bb:latest\",\"HostConfig\":{\"PidMode\":\"host\"}}",
+        ),
+    )
+    .expect("unsupported");
     assert_eq!(status_of(&r), 400, "{r}");
     assert!(json_body(&r)["message"].as_str().unwrap_or_default().contains("PidMode"), "{r}");
 
-    let r = raw(&sock, &post_json("/containers/create", "{\"Image\":\"nosuch:image\"}")).expect("no image");
+    let r = raw(&sock, &post_json("/containers/create", "{\"Image\":\"nosuch:image\"}"))
+        .expect("no image");
     assert_eq!(status_of(&r), 404, "{r}");
 
-    let r = raw(&sock, "GET /v1.43/nothing/here HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("404");
+    let r = raw(&sock, "GET /v1.43/nothing/here HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("404");
     assert_eq!(status_of(&r), 404, "{r}");
     assert!(json_body(&r)["message"].is_string(), "{r}");
-    let r = raw(&sock, "GET /v9.99/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("too new");
+    let r = raw(&sock, "GET /v9.99/info HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("too new");
     assert_eq!(status_of(&r), 400, "{r}");
 
     // A huge body is refused without being read whole.
@@ -310,10 +336,20 @@ fn bad_requests_get_docker_errors_and_the_service_stays_up() {
 
     // A client that goes away in the middle of a followed log stream.
     let name = berth_testsupport::unique_name("apibad");
-    svc.ok(&["run", "-d", "--name", &name, "bb:latest", "sh", "-c", "while true; do echo tick; sleep 0.2; done"]);
+    svc.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "bb:latest",
+        "sh",
+        "-c",
+        "while true; do echo tick; sleep 0.2; done",
+    ]);
     {
         let mut s = UnixStream::connect(&sock).expect("connect");
-        let req = format!("GET /containers/{name}/logs?follow=1&stdout=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+        let req =
+            format!("GET /containers/{name}/logs?follow=1&stdout=1 HTTP/1.1\r\nHost: x\r\n\r\n");
         s.write_all(req.as_bytes()).expect("write");
         let mut buf = [0u8; 256];
         let got = s.read(&mut buf).expect("read the stream's start");
@@ -324,7 +360,9 @@ fn bad_requests_get_docker_errors_and_the_service_stays_up() {
     let threads: Vec<_> = (0..200)
         .map(|_| {
             let sock = sock.clone();
-            std::thread::spawn(move || raw(&sock, "GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+            std::thread::spawn(move || {
+                raw(&sock, "GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            })
         })
         .collect();
     let mut answered = 0;
@@ -337,10 +375,12 @@ fn bad_requests_get_docker_errors_and_the_service_stays_up() {
     }
     assert_eq!(answered, 200);
 
-    let r = raw(&sock, "GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("ping");
+    let r =
+        raw(&sock, "GET /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("ping");
     assert_eq!(status_of(&r), 200, "{r}");
     assert!(r.to_lowercase().contains("api-version: 1.43"), "{r}");
-    let head = raw(&sock, "HEAD /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("head");
+    let head =
+        raw(&sock, "HEAD /_ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("head");
     assert_eq!(status_of(&head), 200, "{head}");
     svc.ok(&["rm", "-f", &name]);
     drop(svc);

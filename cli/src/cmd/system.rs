@@ -47,7 +47,12 @@ pub enum Command {
     Service {
         /// Where to listen: `unix:///PATH` (0660, group `berth` if it exists) or
         /// `tcp://127.0.0.1:PORT` (loopback only); repeatable.
-        #[arg(short = 'H', long = "host", value_name = "URI", default_value = "unix:///run/berth/berth.sock")]
+        #[arg(
+            short = 'H',
+            long = "host",
+            value_name = "URI",
+            default_value = "unix:///run/berth/berth.sock"
+        )]
         hosts: Vec<String>,
         /// Exit after this many seconds without a connection (0: run until stopped).
         #[arg(short = 't', long = "timeout", visible_alias = "time", default_value_t = 5)]
