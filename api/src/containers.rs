@@ -171,7 +171,7 @@ async fn list(st: &State, q: &Query) -> R {
                 ids.push(i.id);
             }
         }
-        rows.retain(|r| ancestors.iter().any(|a| *a == r.image) || ids.contains(&r.image_id));
+        rows.retain(|r| ancestors.contains(&r.image) || ids.contains(&r.image_id));
     }
     let nets = get("network");
     let mut out = Vec::new();

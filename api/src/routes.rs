@@ -85,8 +85,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> R {
         }
     }
     let q = Query::parse(req.uri().query());
-    let segs: Vec<String> =
-        p.split('/').filter(|s| !s.is_empty()).map(|s| percent_decode(s)).collect();
+    let segs: Vec<String> = p.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let m = req.method().clone();
     let st = &state;

@@ -26,7 +26,7 @@ impl Service {
         let host = format!("unix://{}", sock.display());
         let mut args = vec!["--root", root.to_str().expect("root path"), "system", "service"];
         args.extend_from_slice(&["-H", &host]);
-        if !extra.iter().any(|a| *a == "-t") {
+        if !extra.contains(&"-t") {
             args.extend_from_slice(&["-t", "0"]);
         }
         args.extend_from_slice(extra);
@@ -367,10 +367,11 @@ fn bad_requests_get_docker_errors_and_the_service_stays_up() {
         .collect();
     let mut answered = 0;
     for t in threads {
-        if let Ok(Ok(r)) = t.join() {
-            if status_of(&r) == 200 && r.ends_with("OK") {
-                answered += 1;
-            }
+        if let Ok(Ok(r)) = t.join()
+            && status_of(&r) == 200
+            && r.ends_with("OK")
+        {
+            answered += 1;
         }
     }
     assert_eq!(answered, 200);
