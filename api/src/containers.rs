@@ -24,7 +24,7 @@ use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::http::{self, ApiError, Body, MAX_JSON_BODY, Query, R, empty, ok};
+use crate::http::{self, ApiError, MAX_JSON_BODY, Query, R, empty, ok};
 use crate::routes::State;
 use crate::stream::{self, Fd, STDERR, STDOUT, frame};
 
@@ -373,16 +373,6 @@ async fn start(state: Arc<State>, key: &str) -> R {
     empty(StatusCode::NO_CONTENT)
 }
 
-/// A streaming response body fed through a channel.
-fn channel_body(
-    content_type: &'static str,
-) -> (http_body_util::channel::Sender<Bytes>, hyper::Response<Body>) {
-    let (tx, body) = http_body_util::channel::Channel::<Bytes>::new(16);
-    let mut r = hyper::Response::new(body.boxed());
-    r.headers_mut().insert("content-type", HeaderValue::from_static(content_type));
-    (tx, r)
-}
-
 async fn wait(state: Arc<State>, key: &str, q: &Query) -> R {
     let cond = q.get("condition").unwrap_or("not-running").to_string();
     if !matches!(cond.as_str(), "not-running" | "next-exit" | "removed" | "") {
@@ -390,12 +380,12 @@ async fn wait(state: Arc<State>, key: &str, q: &Query) -> R {
     }
     let c = inspect(&state, key).await?;
     let id = c.id.clone();
-    let (mut tx, resp) = channel_body("application/json");
+    let (tx, resp) = stream::channel_body("application/json");
     let send = |code: i64| {
         Bytes::from(format!("{}\n", serde_json::json!({"StatusCode": code, "Error": null})))
     };
     if !c.state.running && !c.state.restarting && matches!(cond.as_str(), "not-running" | "") {
-        let _ = tx.send_data(send(c.state.exit_code)).await;
+        let _ = tx.send(send(c.state.exit_code)).await;
         return Ok(resp);
     }
     if c.state.running {
@@ -405,12 +395,12 @@ async fn wait(state: Arc<State>, key: &str, q: &Query) -> R {
             if cond == "removed" {
                 // The monitor (or this service's start) removes it; poll with a growing delay.
                 let mut d = Duration::from_millis(5);
-                while engine.container_inspect(&id).await.is_ok() {
+                while engine.container_inspect(&id).await.is_ok() && !tx.is_closed() {
                     tokio::time::sleep(d).await;
                     d = (d * 2).min(Duration::from_millis(200));
                 }
             }
-            let _ = tx.send_data(send(code)).await;
+            let _ = tx.send(send(code)).await;
         });
         return Ok(resp);
     }
@@ -421,11 +411,11 @@ async fn wait(state: Arc<State>, key: &str, q: &Query) -> R {
     tokio::spawn(async move {
         match wrx.await {
             Ok(code) => {
-                let _ = tx.send_data(send(code)).await;
+                let _ = tx.send(send(code)).await;
             }
             Err(_) => {
                 let body = serde_json::json!({"StatusCode": -1, "Error": {"Message": "the container failed to start"}});
-                let _ = tx.send_data(Bytes::from(format!("{body}\n"))).await;
+                let _ = tx.send(Bytes::from(format!("{body}\n"))).await;
             }
         }
     });
@@ -486,10 +476,10 @@ async fn logs(st: &State, key: &str, q: &Query) -> R {
     };
     let ts = opts.timestamps;
     let mut rx = st.engine.container_logs(&c.id, opts).await.map_err(cerr)?;
-    let (mut tx, resp) = channel_body(stream::stream_type(tty));
+    let (tx, resp) = stream::channel_body(stream::stream_type(tty));
     tokio::spawn(async move {
         while let Some(e) = rx.recv().await {
-            if tx.send_data(Bytes::from(entry_bytes(&e, tty, ts))).await.is_err() {
+            if tx.send(Bytes::from(entry_bytes(&e, tty, ts))).await.is_err() {
                 return;
             }
         }
@@ -587,11 +577,11 @@ async fn stats(st: &State, key: &str, q: &Query) -> R {
     let first = sample(engine.clone(), id.clone())
         .await
         .ok_or_else(|| ApiError::internal("reading the container's statistics failed"))?;
-    let (mut tx, resp) = channel_body("application/json");
+    let (tx, resp) = stream::channel_body("application/json");
     tokio::spawn(async move {
         let line = |v: serde_json::Value| Bytes::from(format!("{v}\n"));
         if one_shot {
-            let _ = tx.send_data(line(stats_json(&first.0, first.1, None))).await;
+            let _ = tx.send(line(stats_json(&first.0, first.1, None))).await;
             return;
         }
         let mut prev = first;
@@ -599,7 +589,7 @@ async fn stats(st: &State, key: &str, q: &Query) -> R {
             // docker's sampling interval: the CPU share is the change over it.
             tokio::time::sleep(Duration::from_secs(1)).await;
             let Some(cur) = sample(engine.clone(), id.clone()).await else { return };
-            if tx.send_data(line(stats_json(&cur.0, cur.1, Some((&prev.0, prev.1))))).await.is_err()
+            if tx.send(line(stats_json(&cur.0, cur.1, Some((&prev.0, prev.1))))).await.is_err()
                 || !stream
             {
                 return;
@@ -638,11 +628,10 @@ async fn attach(state: Arc<State>, mut req: Request<Incoming>, key: &str, q: &Qu
     let keep = move |e: &LogEntry| if e.stream == "stderr" { want_err } else { want_out };
     if !stream::wants_upgrade(&req) {
         // An old client without the upgrade headers: output only, as a streamed body.
-        let (mut tx, resp) = channel_body(stream::stream_type(tty));
+        let (tx, resp) = stream::channel_body(stream::stream_type(tty));
         tokio::spawn(async move {
             while let Some(e) = rx.recv().await {
-                if keep(&e) && tx.send_data(Bytes::from(entry_bytes(&e, tty, false))).await.is_err()
-                {
+                if keep(&e) && tx.send(Bytes::from(entry_bytes(&e, tty, false))).await.is_err() {
                     return;
                 }
             }
@@ -985,7 +974,7 @@ async fn exec_start(state: Arc<State>, mut req: Request<Incoming>, id: &str) -> 
     let guard = state.activity.enter();
     let st = state.clone();
     let exec_id = id.to_string();
-    let (mut body_tx, body_resp) = channel_body(stream::stream_type(tty));
+    let (body_tx, body_resp) = stream::channel_body(stream::stream_type(tty));
     tokio::spawn(async move {
         // Where the output goes: the hijacked connection, or (old clients) the response body.
         let (mut conn_rd, mut conn_wr) = if upgrade {
@@ -1014,7 +1003,7 @@ async fn exec_start(state: Arc<State>, mut req: Request<Incoming>, id: &str) -> 
                             let f = frame(STDOUT, &b1[..n], tty);
                             let ok = match conn_wr.as_mut() {
                                 Some(w) => w.write_all(&f).await.is_ok(),
-                                None => upgrade || body_tx.send_data(Bytes::from(f)).await.is_ok(),
+                                None => upgrade || body_tx.send(Bytes::from(f)).await.is_ok(),
                             };
                             peer_gone |= !ok;
                         }
@@ -1027,7 +1016,7 @@ async fn exec_start(state: Arc<State>, mut req: Request<Incoming>, id: &str) -> 
                             let f = frame(STDERR, &b2[..n], tty);
                             let ok = match conn_wr.as_mut() {
                                 Some(w) => w.write_all(&f).await.is_ok(),
-                                None => upgrade || body_tx.send_data(Bytes::from(f)).await.is_ok(),
+                                None => upgrade || body_tx.send(Bytes::from(f)).await.is_ok(),
                             };
                             peer_gone |= !ok;
                         }

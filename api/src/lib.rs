@@ -3,10 +3,11 @@
 //!
 //! Layout: [`server`] (listeners, connections, the idle timeout), `http` (responses, docker's
 //! error bodies, query and body parsing), `routes` (path dispatch, system, images, networks
-//! and volumes), `containers` (containers and exec, with hijacked attach/exec streams) and
-//! `stream` (docker's multiplexed stream framing, async descriptors).
+//! and volumes), `containers` (containers and exec, with hijacked attach/exec streams),
+//! `events` (container events from looking at the state root) and `stream` (docker's multiplexed stream framing, async descriptors).
 
 mod containers;
+mod events;
 mod http;
 mod routes;
 pub mod server;

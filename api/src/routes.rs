@@ -94,6 +94,7 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> R {
         (&Method::GET, ["version"]) => version_info(st).await,
         (&Method::GET, ["info"]) => info(st).await,
         (&Method::GET, ["system", "df"]) => df(st).await,
+        (&Method::GET, ["events"]) => crate::events::events(state.clone(), &q).await,
         (_, ["containers", ..]) | (_, ["exec", ..]) => {
             containers::route(state.clone(), req, &segs, q).await
         }

@@ -53,6 +53,33 @@ pub fn switching(tty: bool) -> Response<Body> {
     r
 }
 
+/// A response body fed by a channel: the producer sees the client go (`Sender::is_closed`,
+/// `closed()`) once the connection drops the body.
+pub struct ChanBody(pub tokio::sync::mpsc::Receiver<bytes::Bytes>);
+
+impl hyper::body::Body for ChanBody {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        self.0.poll_recv(cx).map(|o| o.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+/// A streaming response of `content_type` and the sender that feeds its body.
+pub fn channel_body(
+    content_type: &'static str,
+) -> (tokio::sync::mpsc::Sender<bytes::Bytes>, Response<Body>) {
+    use http_body_util::BodyExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let mut r = Response::new(ChanBody(rx).boxed());
+    r.headers_mut().insert("content-type", HeaderValue::from_static(content_type));
+    (tx, r)
+}
+
 /// A pipe end or terminal master read and written without blocking a worker.
 pub struct Fd(AsyncFd<OwnedFd>);
 

@@ -389,6 +389,62 @@ fn bad_requests_get_docker_errors_and_the_service_stays_up() {
 }
 
 #[test]
+fn docker_events_stream_container_changes() {
+    use std::io::BufRead;
+    let Some(n) = NetEnv::new() else { return };
+    let svc = Service::start(&n.env.path(), &[]);
+    let name = berth_testsupport::unique_name("apiev");
+    let mut events = svc
+        .docker_cmd(&["events", "--format", "{{.Action}} {{.Actor.Attributes.name}}"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("docker events");
+    let stdout = events.stdout.take().expect("events stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // The stream is live once a marker container's creation shows up in it.
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut markers = Vec::new();
+    'ready: loop {
+        assert!(Instant::now() < deadline, "docker events showed nothing: {lines:?}");
+        let marker = format!("{name}m{}", markers.len());
+        svc.ok(&["create", "--name", &marker, "bb:latest", "true"]);
+        markers.push(marker.clone());
+        while let Ok(l) = rx.recv_timeout(Duration::from_millis(500)) {
+            let hit = l == format!("create {marker}");
+            lines.push(l);
+            if hit {
+                break 'ready;
+            }
+        }
+    }
+    svc.ok(&["run", "--rm", "--name", &name, "bb:latest", "sleep", "0.5"]);
+    let want: Vec<String> =
+        ["create", "start", "die", "destroy"].iter().map(|a| format!("{a} {name}")).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !want.iter().all(|w| lines.contains(w)) {
+        assert!(Instant::now() < deadline, "missing events {want:?} in {lines:?}");
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            lines.push(l);
+        }
+    }
+    let _ = events.kill();
+    let _ = events.wait();
+    for m in &markers {
+        svc.ok(&["rm", m]);
+    }
+    drop(svc);
+    n.teardown_and_check();
+}
+
+#[test]
 fn idle_service_exits_and_its_containers_keep_running() {
     let Some(n) = NetEnv::new() else { return };
     let mut svc = Service::start(&n.env.path(), &["-t", "1"]);
