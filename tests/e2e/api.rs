@@ -445,6 +445,71 @@ fn docker_events_stream_container_changes() {
 }
 
 #[test]
+fn docker_cli_ports_filters_and_lifecycle() {
+    let Some(n) = NetEnv::new() else { return };
+    let svc = Service::start(&n.env.path(), &[]);
+    let name = berth_testsupport::unique_name("apip");
+    let port = crate::support::free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    svc.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "-p",
+        &publish,
+        "-l",
+        "tier=web",
+        "bb:latest",
+        "httpd",
+        "-f",
+        "-h",
+        "/etc",
+    ]);
+    let id = svc.ok(&["inspect", "-f", "{{.Id}}", &name]).trim().to_string();
+    assert_eq!(crate::support::http_body(port, "/hostname").trim(), &id[..12]);
+    let ps = |filter: &str| svc.ok(&["ps", "-a", "--filter", filter, "--format", "{{.Names}}"]);
+    assert_eq!(ps("label=tier=web").trim(), name);
+    assert_eq!(ps("label=tier=db").trim(), "");
+    assert_eq!(ps("ancestor=bb:latest").trim(), name);
+    assert_eq!(ps("network=bridge").trim(), name);
+    assert_eq!(ps("status=running").trim(), name);
+    svc.ok(&["pause", &name]);
+    assert_eq!(ps("status=paused").trim(), name);
+    svc.ok(&["unpause", &name]);
+    let renamed = format!("{name}r");
+    svc.ok(&["rename", &name, &renamed]);
+    svc.ok(&["restart", "-t", "1", &renamed]);
+    assert_eq!(crate::support::http_body(port, "/hostname").trim(), &id[..12]);
+    svc.ok(&["kill", &renamed]);
+    assert_eq!(svc.ok(&["wait", &renamed]).trim(), "137");
+
+    // logs -f follows to the container's end; timestamps come first.
+    let f = berth_testsupport::unique_name("apif");
+    svc.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &f,
+        "bb:latest",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo $i; sleep 0.2; done",
+    ]);
+    let logs = svc.ok(&["logs", "-f", "--timestamps", &f]);
+    let texts: Vec<&str> = logs.lines().filter_map(|l| l.split_once(' ').map(|(_, t)| t)).collect();
+    assert_eq!(texts, ["1", "2", "3"], "{logs}");
+    assert!(logs.starts_with("20"), "{logs}");
+    assert_eq!(svc.ok(&["logs", "--tail", "1", &f]), "3\n");
+
+    let pruned = svc.ok(&["container", "prune", "-f"]);
+    assert!(pruned.contains(&id), "{pruned}");
+    assert_eq!(svc.ok(&["ps", "-aq"]).trim(), "");
+    drop(svc);
+    n.teardown_and_check();
+}
+
+#[test]
 fn idle_service_exits_and_its_containers_keep_running() {
     let Some(n) = NetEnv::new() else { return };
     let mut svc = Service::start(&n.env.path(), &["-t", "1"]);
