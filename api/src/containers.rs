@@ -143,7 +143,12 @@ pub async fn route(state: Arc<State>, req: Request<Incoming>, segs: &[&str], q: 
 }
 
 async fn inspect(st: &State, id: &str) -> Result<ContainerInspect, ApiError> {
-    st.engine.container_inspect(id).await.map_err(cerr)
+    let mut c = st.engine.container_inspect(id).await.map_err(cerr)?;
+    // berth's only log driver; clients (docker-py's run) read logs only when it is named.
+    if c.host_config.log_config.typ.is_empty() {
+        c.host_config.log_config.typ = "json-file".into();
+    }
+    Ok(c)
 }
 
 async fn list(st: &State, q: &Query) -> R {

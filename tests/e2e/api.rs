@@ -509,6 +509,60 @@ fn docker_cli_ports_filters_and_lifecycle() {
     n.teardown_and_check();
 }
 
+/// docker-py (Python's `docker` package, on this machine kind) as the client.
+const DOCKER_PY: &str = r#"
+import os, docker
+name, net_name, vol_name = os.environ["NAME"], os.environ["NET"], os.environ["VOL"]
+c = docker.from_env(version="auto")
+assert c.ping()
+out = c.containers.run("bb:latest", ["sh", "-c", "echo hi-py"], remove=True)
+assert out == b"hi-py\n", out
+ct = c.containers.run("bb:latest", ["sleep", "300"], detach=True, name=name)
+assert ct.status in ("created", "running"), ct.status
+r = ct.exec_run(["sh", "-c", "echo ex; exit 2"])
+assert r.exit_code == 2 and r.output == b"ex\n", r
+net = c.networks.get(net_name)
+net.connect(ct)
+ct.reload()
+assert net_name in ct.attrs["NetworkSettings"]["Networks"], ct.attrs["NetworkSettings"]
+net.disconnect(ct)
+vol = c.volumes.create(vol_name)
+assert any(v.name == vol_name for v in c.volumes.list())
+vol.remove()
+assert any(name == x.name for x in c.containers.list())
+ct.remove(force=True)
+assert not any(name == x.name for x in c.containers.list(all=True))
+print("docker-py ok")
+"#;
+
+#[test]
+fn docker_py_drives_containers_networks_and_volumes() {
+    let Some(n) = NetEnv::new() else { return };
+    let svc = Service::start(&n.env.path(), &[]);
+    let net = berth_testsupport::unique_name("apipynet");
+    svc.ok(&["network", "create", &net]);
+    n.track(&net);
+    let out = Command::new("python3")
+        .args(["-c", DOCKER_PY])
+        .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
+        .env("NAME", berth_testsupport::unique_name("apipy"))
+        .env("NET", &net)
+        .env("VOL", berth_testsupport::unique_name("apipyvol"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn python3 (with the docker package)");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("docker-py ok"),
+        "docker-py failed ({:?}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    svc.ok(&["network", "rm", &net]);
+    drop(svc);
+    n.teardown_and_check();
+}
+
 #[test]
 fn idle_service_exits_and_its_containers_keep_running() {
     let Some(n) = NetEnv::new() else { return };
