@@ -356,6 +356,34 @@ fn bad_requests_get_docker_errors_and_the_service_stays_up() {
         assert!(got > 0);
     }
 
+    // A client that goes away in the middle of a hijacked attach.
+    {
+        let mut s = UnixStream::connect(&sock).expect("connect");
+        let req = format!(
+            "POST /containers/{name}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+        );
+        s.write_all(req.as_bytes()).expect("write");
+        let mut buf = [0u8; 512];
+        let got = s.read(&mut buf).expect("read the upgrade answer");
+        let head = String::from_utf8_lossy(&buf[..got]);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    }
+
+    // A container of another state root is not found here.
+    let other = crate::support::ContainerEnv::new().expect("a second root");
+    let other_name = berth_testsupport::unique_name("apiother");
+    other.ok(&["container", "create", "--name", &other_name, "bb:latest", "true"]);
+    let other_id = other.id(&other_name);
+    let r = raw(
+        &sock,
+        &format!(
+            "GET /containers/{other_id}/json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        ),
+    )
+    .expect("inspect");
+    assert_eq!(status_of(&r), 404, "{r}");
+    drop(other);
+
     // 200 requests at once.
     let threads: Vec<_> = (0..200)
         .map(|_| {
@@ -569,6 +597,15 @@ fn idle_service_exits_and_its_containers_keep_running() {
     let mut svc = Service::start(&n.env.path(), &["-t", "1"]);
     let name = berth_testsupport::unique_name("apiidle");
     svc.ok(&["run", "-d", "--name", &name, "bb:latest", "sleep", "300"]);
+    // A followed log whose client went away does not keep the service busy.
+    {
+        let mut s = UnixStream::connect(&svc.sock).expect("connect");
+        let req =
+            format!("GET /containers/{name}/logs?follow=1&stdout=1 HTTP/1.1\r\nHost: x\r\n\r\n");
+        s.write_all(req.as_bytes()).expect("write");
+        let mut buf = [0u8; 64];
+        assert!(s.read(&mut buf).expect("read the answer's start") > 0);
+    }
     let deadline = Instant::now() + Duration::from_secs(30);
     while svc.child.try_wait().expect("try_wait").is_none() {
         assert!(Instant::now() < deadline, "the idle service did not exit");
