@@ -114,9 +114,20 @@ pub async fn route(state: Arc<State>, req: Request<Incoming>, segs: &[&str], q: 
             empty(StatusCode::NO_CONTENT)
         }
         (&Method::POST, ["containers", id, "resize"]) => {
-            // The monitor owns a TTY container's terminal and takes no resize requests yet:
-            // the size stays the one set at start (only the layout of full-screen programs).
-            inspect(st, id).await?;
+            let c = inspect(st, id).await?;
+            if !c.state.running {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    format!("container {} is not running", c.id),
+                ));
+            }
+            let h = q.int("h")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
+            let w = q.int("w")?.unwrap_or(0).clamp(0, u16::MAX as i64) as u16;
+            if c.config.tty {
+                resize_container_tty(c.state.pid as i32, h, w).map_err(|e| {
+                    ApiError::internal(format!("resizing the terminal of {}: {e}", c.id))
+                })?;
+            }
             empty(StatusCode::OK)
         }
         (&Method::GET, ["containers", id, "top"]) => {
@@ -691,6 +702,31 @@ async fn attach(state: Arc<State>, mut req: Request<Incoming>, key: &str, q: &Qu
         drop(guard);
     });
     Ok(stream::switching(tty))
+}
+
+/// Sets the window size of a TTY container's terminal through its first process's stdin (the
+/// terminal's slave side, which the monitor set up; the master stays with the monitor). The
+/// process may have replaced its stdin: the file is first looked at without opening it, and
+/// only a pseudo-terminal (major 136-143) or the console is opened, non-blocking.
+fn resize_container_tty(pid: i32, height: u16, width: u16) -> std::io::Result<()> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::{Mode, SFlag, fstat, major};
+    let link = format!("/proc/{pid}/fd/0");
+    let probe = open(link.as_str(), OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())?;
+    let st = fstat(&probe)?;
+    let is_chr = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFCHR;
+    let maj = major(st.st_rdev);
+    if !is_chr || !((136..=143).contains(&maj) || maj == 5) {
+        return Err(std::io::Error::other("its stdin is not a terminal"));
+    }
+    // Reopening the probed file through our own descriptor: the file looked at is the one opened.
+    let fd = open(
+        format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&probe)).as_str(),
+        OFlag::O_RDONLY | OFlag::O_NOCTTY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    berth_runtime::container::exec::resize_tty(std::os::fd::AsFd::as_fd(&fd), height, width);
+    Ok(())
 }
 
 /// Drops `fifo` once container `id` has started since `started_at` (or is gone), bounded.

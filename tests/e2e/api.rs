@@ -264,7 +264,7 @@ fn docker_cli_run_and_exec_with_a_terminal() {
     let svc = Service::start(&n.env.path(), &[]);
     let script_run = |args: &str| {
         let cmd = format!(
-            "DOCKER_HOST=unix://{} DOCKER_CONFIG={} docker {args}",
+            "stty rows 30 cols 101; DOCKER_HOST=unix://{} DOCKER_CONFIG={} docker {args}",
             svc.sock.display(),
             svc.config.path().display()
         );
@@ -277,8 +277,15 @@ fn docker_cli_run_and_exec_with_a_terminal() {
     let out = script_run("run --rm -it bb:latest sh -c 'tty; exit 6'");
     assert_eq!(out.status.code(), Some(6), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("/dev/"), "{out:?}");
+    // The client's terminal size reaches the container's (it resizes right after the start:
+    // the container polls for it, with a deadline).
+    let poll = r#"for i in $(seq 100); do s=$(stty size); [ "$s" = "30 101" ] && break; sleep 0.05; done; echo size=$s"#;
+    let out = script_run(&format!("run --rm -it bb:latest sh -c '{poll}'"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("size=30 101"), "{out:?}");
     let name = berth_testsupport::unique_name("apitty");
     svc.ok(&["run", "-d", "--name", &name, "bb:latest", "sleep", "300"]);
+    let out = script_run(&format!("exec -it {name} sh -c '{poll}'"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("size=30 101"), "{out:?}");
     let out = script_run(&format!("exec -it {name} sh -c 'tty; exit 7'"));
     assert_eq!(out.status.code(), Some(7), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("/dev/pts/"), "{out:?}");
