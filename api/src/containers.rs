@@ -1136,3 +1136,28 @@ fn exec_inspect(st: &State, id: &str) -> R {
     })?;
     ok(&v)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_berth_does_not_carry_out_are_named() {
+        let v = serde_json::json!({"HostConfig": {"PidMode": "host"}});
+        assert_eq!(unsupported(&v).as_deref(), Some("HostConfig.PidMode"));
+        let v = serde_json::json!({"HostConfig": {"VolumesFrom": ["a"], "PidMode": ""}});
+        assert_eq!(unsupported(&v).as_deref(), Some("HostConfig.VolumesFrom"));
+        // What the docker CLI sends by default passes.
+        let v = serde_json::json!({"HostConfig": {"PidMode": "", "IpcMode": "", "VolumesFrom": null,
+            "OomKillDisable": false, "CgroupnsMode": "private", "Isolation": "", "DeviceRequests": null}});
+        assert_eq!(unsupported(&v), None);
+    }
+
+    #[test]
+    fn times_take_seconds_fractions_and_rfc3339() {
+        assert_eq!(time_ns(Some("12.5")).ok(), Some(Some(12_500_000_000)));
+        assert_eq!(time_ns(Some("0")).ok(), Some(None));
+        assert_eq!(time_ns(Some("1970-01-01T00:00:01Z")).ok(), Some(Some(1_000_000_000)));
+        assert!(time_ns(Some("soon")).is_err());
+    }
+}

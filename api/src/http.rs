@@ -209,3 +209,47 @@ fn strip_nulls(v: &mut serde_json::Value) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_take_both_of_dockers_shapes() {
+        let q = Query::parse(Some(
+            "filters=%7B%22label%22%3A%7B%22a%3Db%22%3Atrue%7D%2C%22name%22%3A%5B%22web%22%5D%7D&all=1",
+        ));
+        let f = q.filters().expect("filters");
+        assert_eq!(f["label"], vec!["a=b".to_string()]);
+        assert_eq!(f["name"], vec!["web".to_string()]);
+        assert!(q.flag("all"));
+        assert!(Query::parse(Some("filters=%5B1%5D")).filters().is_err());
+    }
+
+    #[test]
+    fn nulls_mean_unset_and_bad_json_is_a_400() {
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct T {
+            env: Vec<String>,
+        }
+        let t: T = parse_json(br#"{"env": null, "unknown": 1}"#).expect("nulls dropped");
+        assert!(t.env.is_empty());
+        let e = parse_json::<T>(b"{").err().expect("malformed");
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert!(e.message.starts_with("invalid JSON"));
+    }
+
+    #[test]
+    fn other_layers_errors_get_dockers_statuses() {
+        assert_eq!(
+            ApiError::from_message("network x not found".into()).status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            ApiError::from_message("volume v is in use".into()).status,
+            StatusCode::CONFLICT
+        );
+        assert_eq!(ApiError::from_message("bad subnet".into()).status, StatusCode::BAD_REQUEST);
+    }
+}

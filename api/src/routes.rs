@@ -570,3 +570,23 @@ async fn volumes_prune(st: &State, q: &Query) -> R {
     let r = st.engine.volume_prune(all, labels, in_use).await.map_err(err_msg)?;
     ok(&r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versioned_paths_are_split() {
+        assert_eq!(split_version("/v1.43/containers/json"), (Some("1.43"), "/containers/json"));
+        assert_eq!(split_version("/_ping"), (None, "/_ping"));
+        assert_eq!(split_version("/volumes/v1"), (None, "/volumes/v1"));
+        assert!(version_num("1.9") < version_num("1.24"));
+        assert!(version_num("1.50") > version_num(API_VERSION));
+    }
+
+    #[test]
+    fn path_segments_are_decoded() {
+        assert_eq!(percent_decode("bb%3Alatest"), "bb:latest");
+        assert_eq!(percent_decode("a+b"), "a+b");
+    }
+}

@@ -266,3 +266,23 @@ pub async fn serve(engine: Engine, opts: ServeOptions) -> Result<(), ServeError>
     drop(sockets);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_parse_and_tcp_stays_on_loopback() {
+        assert_eq!(
+            "unix:///run/b.sock".parse::<Host>().ok(),
+            Some(Host::Unix("/run/b.sock".into()))
+        );
+        assert!(matches!("tcp://127.0.0.1:2375".parse::<Host>(), Ok(Host::Tcp(_))));
+        assert!(matches!("tcp://localhost:2375".parse::<Host>(), Ok(Host::Tcp(_))));
+        assert!(matches!("tcp://[::1]:2375".parse::<Host>(), Ok(Host::Tcp(_))));
+        assert!("tcp://0.0.0.0:2375".parse::<Host>().is_err());
+        assert!("tcp://10.1.2.3:2375".parse::<Host>().is_err());
+        assert!("unix://relative.sock".parse::<Host>().is_err());
+        assert!("ssh://host".parse::<Host>().is_err());
+    }
+}

@@ -129,3 +129,14 @@ impl Fd {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_carry_stream_and_big_endian_length() {
+        assert_eq!(frame(STDERR, b"hi", false), vec![2, 0, 0, 0, 0, 0, 0, 2, b'h', b'i']);
+        assert_eq!(frame(STDOUT, b"hi", true), b"hi".to_vec());
+    }
+}
