@@ -354,6 +354,10 @@ async fn start(state: Arc<State>, key: &str) -> R {
         return empty(StatusCode::NO_CONTENT);
     }
     let pend = pend.unwrap_or_default();
+    // The attached start streams the log from its beginning: a container that ran before
+    // already has output there, which docker's `start -a` does not show again.
+    let since = (c.state.started_at != berth_runtime::container::ZERO_TIME)
+        .then(|| chrono::Utc::now().timestamp_nanos_opt().map(i128::from).unwrap_or(0));
     let attached = match state.engine.container_start_attached(&id).await {
         Ok(a) => a,
         Err(e) => {
@@ -369,6 +373,9 @@ async fn start(state: Arc<State>, key: &str) -> R {
         let mut rx = attached.output;
         let mut attach = pend.attach;
         while let Some(e) = rx.recv().await {
+            if since.is_some_and(|t| e.time_ns < t) {
+                continue;
+            }
             let mut keep = Vec::with_capacity(attach.len());
             for tx in attach.drain(..) {
                 if tx.send(e.clone()).await.is_ok() {

@@ -537,6 +537,18 @@ fn docker_cli_ports_filters_and_lifecycle() {
     assert!(logs.starts_with("20"), "{logs}");
     assert_eq!(svc.ok(&["logs", "--tail", "1", &f]), "3\n");
 
+    // start -a: attached to the start, showing only that run's output.
+    let sa = berth_testsupport::unique_name("apisa");
+    svc.ok(&["create", "--name", &sa, "bb:latest", "sh", "-c", "echo run-$$-$RANDOM"]);
+    let first = svc.ok(&["start", "-a", &sa]);
+    let second = svc.ok(&["start", "-a", &sa]);
+    assert!(
+        first.starts_with("run-") && second.starts_with("run-") && first != second,
+        "{first} {second}"
+    );
+    assert_eq!(first.lines().count() + second.lines().count(), 2, "{first}{second}");
+    assert_eq!(svc.ok(&["logs", &sa]), format!("{first}{second}"));
+
     let pruned = svc.ok(&["container", "prune", "-f"]);
     assert!(pruned.contains(&id), "{pruned}");
     assert_eq!(svc.ok(&["ps", "-aq"]).trim(), "");
