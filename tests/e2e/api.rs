@@ -636,3 +636,81 @@ fn idle_service_exits_and_its_containers_keep_running() {
     drop(svc);
     n.teardown_and_check();
 }
+
+/// bollard (the Rust client berth's Engine API was modelled on) as the client: create, start,
+/// logs, wait with a non-zero exit, exec with its output and exit code, remove.
+#[test]
+fn bollard_drives_a_container_through_the_socket() {
+    use bollard::query_parameters::{LogsOptionsBuilder, RemoveContainerOptionsBuilder};
+    use futures_util::StreamExt;
+    let Some(n) = NetEnv::new() else { return };
+    let svc = Service::start(&n.env.path(), &[]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let sock = svc.sock.to_str().expect("socket path").to_string();
+        let docker = bollard::Docker::connect_with_unix(&sock, 60, bollard::API_DEFAULT_VERSION)
+            .expect("connect")
+            .negotiate_version()
+            .await
+            .expect("negotiate the API version");
+        let body = bollard::models::ContainerCreateBody {
+            image: Some("bb:latest".into()),
+            cmd: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                "echo out; echo err >&2; sleep 1; exit 5".into(),
+            ]),
+            ..Default::default()
+        };
+        let id = docker.create_container(None, body).await.expect("create").id;
+        docker.start_container(&id, None).await.expect("start");
+
+        let exec = bollard::models::ExecConfig {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(vec!["sh".into(), "-c".into(), "echo from-exec; exit 3".into()]),
+            ..Default::default()
+        };
+        let exec_id = docker.create_exec(&id, exec).await.expect("create exec").id;
+        let mut exec_out = String::new();
+        match docker.start_exec(&exec_id, None).await.expect("start exec") {
+            bollard::exec::StartExecResults::Attached { mut output, .. } => {
+                while let Some(chunk) = output.next().await {
+                    exec_out.push_str(&chunk.expect("exec output").to_string());
+                }
+            }
+            bollard::exec::StartExecResults::Detached => panic!("the exec was not attached"),
+        }
+        assert_eq!(exec_out, "from-exec\n");
+        let ins = docker.inspect_exec(&exec_id).await.expect("inspect exec");
+        assert_eq!(ins.exit_code, Some(3));
+
+        let waited: Vec<_> = docker.wait_container(&id, None).collect().await;
+        match waited.first() {
+            Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                assert_eq!(*code, 5)
+            }
+            other => panic!("wait: {other:?}"),
+        }
+        let opts = LogsOptionsBuilder::new().stdout(true).stderr(true).build();
+        let mut logs: Vec<String> = Vec::new();
+        let mut stream = docker.logs(&id, Some(opts));
+        while let Some(l) = stream.next().await {
+            match l.expect("log line") {
+                bollard::container::LogOutput::StdOut { message } => {
+                    logs.push(format!("out:{}", String::from_utf8_lossy(&message)))
+                }
+                bollard::container::LogOutput::StdErr { message } => {
+                    logs.push(format!("err:{}", String::from_utf8_lossy(&message)))
+                }
+                other => panic!("unexpected log frame {other:?}"),
+            }
+        }
+        assert_eq!(logs, ["out:out\n", "err:err\n"]);
+        let rm = RemoveContainerOptionsBuilder::new().force(true).build();
+        docker.remove_container(&id, Some(rm)).await.expect("remove");
+        n.env.assert_no_leftovers(&id);
+    });
+    drop(svc);
+    n.teardown_and_check();
+}
