@@ -178,6 +178,19 @@ fn docker_cli_runs_containers_through_the_socket() {
     let out = child.wait_with_output().expect("docker exec -i");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
 
+    // exec -d: started, not waited for.
+    svc.ok(&["exec", "-d", &name, "touch", "/tmp/detached"]);
+    env.wait_for("the detached exec", 10, || {
+        svc.docker(&["exec", &name, "test", "-f", "/tmp/detached"]).status.success()
+    });
+
+    // run -d --rm: the service removes it once it has exited.
+    let gone = berth_testsupport::unique_name("apigone");
+    svc.ok(&["run", "-d", "--rm", "--name", &gone, "bb:latest", "true"]);
+    env.wait_for("the --rm container's removal", 20, || {
+        !svc.ok(&["ps", "-a", "--format", "{{.Names}}"]).lines().any(|l| l == gone)
+    });
+
     // docker cp both ways.
     let tmp = tempfile::tempdir().expect("tmp");
     let src = tmp.path().join("in.txt");
