@@ -624,6 +624,45 @@ fn docker_py_drives_containers_networks_and_volumes() {
 }
 
 #[test]
+fn the_service_also_listens_on_loopback_tcp() {
+    let Some(n) = NetEnv::new() else { return };
+    let port = crate::support::free_port();
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let svc = Service::start(&n.env.path(), &["-H", &tcp]);
+    let out = svc
+        .docker_cmd(&["version", "--format", "{{.Server.APIVersion}}"])
+        .env("DOCKER_HOST", &tcp)
+        .output()
+        .expect("docker version over TCP");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.43", "{out:?}");
+    let out = svc
+        .docker_cmd(&["run", "--rm", "--network", "none", "bb:latest", "echo", "over-tcp"])
+        .env("DOCKER_HOST", &tcp)
+        .output()
+        .expect("docker run over TCP");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "over-tcp\n", "{out:?}");
+    // A non-loopback address is refused before anything listens.
+    let refused = Command::new(berth_bin())
+        .args([
+            "--root",
+            n.env.path().to_str().expect("root"),
+            "system",
+            "service",
+            "-H",
+            "tcp://0.0.0.0:2375",
+        ])
+        .output()
+        .expect("spawn berth");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("only loopback addresses"),
+        "{refused:?}"
+    );
+    drop(svc);
+    n.teardown_and_check();
+}
+
+#[test]
 fn idle_service_exits_and_its_containers_keep_running() {
     let Some(n) = NetEnv::new() else { return };
     let mut svc = Service::start(&n.env.path(), &["-t", "1"]);
