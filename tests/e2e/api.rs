@@ -623,6 +623,48 @@ fn docker_py_drives_containers_networks_and_volumes() {
     n.teardown_and_check();
 }
 
+/// What docker-compose 1.x does over the API (containers with compose's labels) makes a
+/// project that berth's compose commands see and take down.
+#[test]
+fn compose_labelled_containers_made_through_the_socket_are_a_berth_project() {
+    let Some(n) = NetEnv::new() else { return };
+    let svc = Service::start(&n.env.path(), &[]);
+    let project = berth_testsupport::unique_name("apiproj");
+    let cname = format!("{project}-web-1");
+    let label = |k: &str, v: &str| format!("com.docker.compose.{k}={v}");
+    let (p, s, c, o) = (
+        label("project", &project),
+        label("service", "web"),
+        label("container-number", "1"),
+        label("oneoff", "False"),
+    );
+    svc.ok(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        &cname,
+        "-l",
+        &p,
+        "-l",
+        &s,
+        "-l",
+        &c,
+        "-l",
+        &o,
+        "bb:latest",
+        "sleep",
+        "300",
+    ]);
+    let ps = n.env.ok(&["-p", &project, "ps"]);
+    assert!(ps.lines().any(|l| l.starts_with(&cname) && l.contains(" web ")), "{ps}");
+    n.env.ok(&["-p", &project, "down", "-t", "0"]);
+    assert_eq!(svc.ok(&["ps", "-aq"]).trim(), "");
+    drop(svc);
+    n.teardown_and_check();
+}
+
 #[test]
 fn the_service_also_listens_on_loopback_tcp() {
     let Some(n) = NetEnv::new() else { return };
