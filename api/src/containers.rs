@@ -45,7 +45,12 @@ pub struct ExecEntry {
     pid: i32,
     /// The terminal's master side while a TTY exec runs (for resize).
     tty: Option<Arc<Fd>>,
+    /// When it ended: finished execs are forgotten after [`EXEC_KEEP`], as dockerd does.
+    ended: Option<std::time::Instant>,
 }
+
+/// How long an ended exec stays inspectable.
+const EXEC_KEEP: Duration = Duration::from_secs(300);
 
 fn cerr(e: ContainerError) -> ApiError {
     let status = match &e {
@@ -914,8 +919,10 @@ async fn exec_create(st: &State, req: Request<Incoming>, key: &str) -> R {
         exit_code: None,
         pid: 0,
         tty: None,
+        ended: None,
     };
     if let Ok(mut m) = st.execs.lock() {
+        m.retain(|_, e| e.ended.is_none_or(|t| t.elapsed() < EXEC_KEEP));
         m.insert(id.clone(), entry);
     }
     Ok(http::json(StatusCode::CREATED, &serde_json::json!({"Id": id})))
@@ -977,6 +984,8 @@ async fn exec_start(state: Arc<State>, mut req: Request<Incoming>, id: &str) -> 
             if r.is_err() {
                 e.running = false;
             }
+            // Its end is not seen (the Engine reaps it): forgotten like an ended one.
+            e.ended = Some(std::time::Instant::now());
         })?;
         r.map_err(cerr)?;
         return empty(StatusCode::OK);
@@ -988,6 +997,7 @@ async fn exec_start(state: Arc<State>, mut req: Request<Incoming>, id: &str) -> 
             let _ = exec_lookup(&state, id, |x| {
                 x.running = false;
                 x.exit_code = Some(126);
+                x.ended = Some(std::time::Instant::now());
             });
             return Err(cerr(e));
         }
@@ -1109,6 +1119,7 @@ async fn exec_start(state: Arc<State>, mut req: Request<Incoming>, id: &str) -> 
             e.running = false;
             e.exit_code = Some(code);
             e.tty = None;
+            e.ended = Some(std::time::Instant::now());
         });
         if let Some(mut w) = conn_wr {
             let _ = w.shutdown().await;
