@@ -1,7 +1,8 @@
 //! Wall time of the docker CLI running a container through berth's Engine API socket:
 //! `docker run --rm bb true` (docker's default bridge network) and `docker run --rm --network
 //! none bb true`, each from spawning `docker` to reaping it: median and fastest of `--runs`
-//! timed runs (default 21, after 2 warm-ups).
+//! timed runs (default 21, after 2 warm-ups); then `GET /containers/json?all=1` with 100
+//! created containers, straight over the socket and as `docker ps -a`.
 //!
 //! Run as root: `cargo build --release -p berth-cli -p berth-bench &&
 //! target/release/api_run [--runs N]`. Starts `berth system service` (the `berth` next to this
@@ -157,6 +158,77 @@ fn bench() -> Result<(), String> {
     let left = svc.docker(&["ps", "-aq"]).output().map_err(|e| format!("docker ps: {e}"))?;
     if !left.stdout.is_empty() {
         return Err(format!("--rm left containers: {}", String::from_utf8_lossy(&left.stdout)));
+    }
+    list_100(&svc, runs)
+}
+
+/// `GET /containers/json?all=1` over the socket, the whole answer read; in ms.
+fn get_list(sock: &Path) -> Result<f64, String> {
+    use std::io::{Read, Write};
+    let t = Instant::now();
+    let mut s = std::os::unix::net::UnixStream::connect(sock).map_err(|e| e.to_string())?;
+    s.write_all(
+        b"GET /v1.43/containers/json?all=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).map_err(|e| e.to_string())?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    if !out.starts_with(b"HTTP/1.1 200") {
+        return Err(format!(
+            "containers/json: {}",
+            String::from_utf8_lossy(&out[..out.len().min(200)])
+        ));
+    }
+    Ok(ms)
+}
+
+/// The list with 100 created containers, which are removed afterwards (also on failure).
+fn list_100(svc: &Service, runs: usize) -> Result<(), String> {
+    struct Cleanup<'a>(&'a Service);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            if let Ok(out) = self.0.docker(&["ps", "-aq"]).output() {
+                let ids = String::from_utf8_lossy(&out.stdout).to_string();
+                let ids: Vec<&str> = ids.split_whitespace().collect();
+                if !ids.is_empty() {
+                    let mut args = vec!["rm", "-f"];
+                    args.extend(ids);
+                    let _ = self.0.docker(&args).output();
+                }
+            }
+        }
+    }
+    let _cleanup = Cleanup(svc);
+    for i in 0..100 {
+        let name = format!("list{i}");
+        let out = svc
+            .docker(&["create", "--network", "none", "--name", &name, "bb", "true"])
+            .output()
+            .map_err(|e| format!("docker create: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("docker create: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+    }
+    let mut raw = Vec::with_capacity(runs);
+    let mut cli = Vec::with_capacity(runs);
+    for i in 0..WARMUP + runs {
+        let r = get_list(&svc.sock)?;
+        let c = svc.time(&["ps", "-a"])?;
+        if i >= WARMUP {
+            raw.push(r);
+            cli.push(c);
+        }
+    }
+    for (label, v) in [
+        ("GET /containers/json?all=1, 100 containers", &mut raw),
+        ("docker ps -a, 100 containers", &mut cli),
+    ] {
+        let median = berth_bench::median(v);
+        say(format!(
+            "{label}: median {median:.2} ms, fastest {:.2} ms over {runs} runs",
+            v.first().copied().unwrap_or(0.0)
+        ));
     }
     Ok(())
 }
