@@ -168,6 +168,15 @@ fn docker_cli_runs_containers_through_the_socket() {
     );
     env.wait_for("the first log line", 10, || svc.ok(&["logs", &name]).contains("started"));
 
+    // The service runs from a read-only copy of berth (it starts execs in containers, which
+    // must not reopen its executable for writing), as `berth container exec` does.
+    let exe = format!("/proc/{}/exe", svc.child.id());
+    let vfs = nix::sys::statvfs::statvfs(exe.as_str()).expect("statvfs of the service's exe");
+    assert!(
+        vfs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY),
+        "the service runs from a writable berth"
+    );
+
     // exec: output and exit code.
     let out = svc.docker(&["exec", &name, "sh", "-c", "echo in-exec; exit 4"]);
     assert_eq!(out.status.code(), Some(4), "{out:?}");
