@@ -99,9 +99,12 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> R {
             containers::route(state.clone(), req, &segs, q).await
         }
         (&Method::GET, ["images", "json"]) => images_list(st, &q).await,
+        (&Method::POST, ["images", "create"]) if q.get("fromSrc") == Some("-") => {
+            images_import(st, req, &q).await
+        }
         (&Method::POST, ["images", "create"]) => Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
-            "berth's API service can't pull images yet: load them with `docker load` (POST /images/load) or `berth image import`",
+            "berth's API service can't pull images yet: load them with `docker load` (POST /images/load), `docker import` or `berth image import`",
         )),
         (&Method::POST, ["build"]) => Err(ApiError::new(
             StatusCode::NOT_IMPLEMENTED,
@@ -389,6 +392,25 @@ async fn images_load(st: &State, req: Request<Incoming>, q: &Query) -> R {
         }
     }
     let mut r = hyper::Response::new(full(out));
+    r.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    Ok(r)
+}
+
+/// `docker import`: the request body is a root filesystem tar (`fromSrc=-`), tagged `repo:tag`.
+async fn images_import(st: &State, req: Request<Incoming>, q: &Query) -> R {
+    let f = http::body_to_file(req.into_body()).await?;
+    let reference =
+        match (q.get("repo").filter(|r| !r.is_empty()), q.get("tag").filter(|t| !t.is_empty())) {
+            (Some(r), Some(t)) => Some(format!("{r}:{t}")),
+            (Some(r), None) => Some(r.to_string()),
+            _ => None,
+        };
+    let id = st
+        .engine
+        .image_import(Box::new(f), reference, q.all("changes"))
+        .await
+        .map_err(image_err)?;
+    let mut r = hyper::Response::new(full(format!("{}\n", serde_json::json!({ "status": id }))));
     r.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
     Ok(r)
 }

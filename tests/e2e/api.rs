@@ -272,6 +272,18 @@ fn docker_cli_manages_networks_volumes_and_images() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("Loaded image: bbcopy:v1"), "{out:?}");
     svc.ok(&["rmi", "bbcopy:v1"]);
 
+    // docker import: a root filesystem tar becomes an image.
+    let tar = n.env.path().join("bb.tar");
+    svc.ok(&["import", tar.to_str().expect("tar path"), "bbimported:v2"]);
+    assert_eq!(
+        svc.ok(&["run", "--rm", "--network", "none", "bbimported:v2", "echo", "imported"]),
+        "imported\n"
+    );
+    svc.ok(&["rmi", "bbimported:v2"]);
+    let out = svc.docker(&["pull", "nosuch.invalid/x:1"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("can't pull images yet"), "{out:?}");
+
     let df = svc.ok(&["system", "df", "--format", "{{.Type}}"]);
     assert!(df.contains("Images") && df.contains("Containers"), "{df}");
     svc.ok(&["rm", "-f", &name]);
