@@ -141,12 +141,14 @@ enum Command {
 }
 
 impl Command {
-    /// Whether this command starts processes inside a container from the CLI itself (`exec`).
+    /// Whether this command starts processes inside a container from the CLI itself (`exec`, and
+    /// the API service's exec).
     fn joins_containers(&self) -> bool {
         matches!(
             self,
             Command::Compose(compose::Command::Exec(_))
                 | Command::Container(container::Command::Exec(_))
+                | Command::System(system::Command::Service { .. })
         )
     }
 }

@@ -1,5 +1,6 @@
 //! `berth system`: `prune` (docker's `system prune` in the state root, then what deleted or
-//! damaged state roots left on the host), `df` and `info`, in docker's output shapes.
+//! damaged state roots left on the host), `df` and `info`, in docker's output shapes, and
+//! `service` (the Docker Engine API on a socket, crate berth-api).
 
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
@@ -42,6 +43,21 @@ pub enum Command {
         #[arg(short, long)]
         format: Option<String>,
     },
+    /// Serve the Docker Engine API (docker CLI, docker-py, bollard...) over this state root.
+    Service {
+        /// Where to listen: `unix:///PATH` (0660, group `berth` if it exists) or
+        /// `tcp://127.0.0.1:PORT` (loopback only); repeatable.
+        #[arg(
+            short = 'H',
+            long = "host",
+            value_name = "URI",
+            default_value = "unix:///run/berth/berth.sock"
+        )]
+        hosts: Vec<String>,
+        /// Exit after this many seconds without a connection (0: run until stopped).
+        #[arg(short = 't', long = "timeout", visible_alias = "time", default_value_t = 5)]
+        timeout: u64,
+    },
 }
 
 /// Runs a `berth system` subcommand.
@@ -50,7 +66,30 @@ pub fn run(opts: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Prune { all, volumes, force } => prune(opts, all, volumes, force),
         Command::Df { verbose, format } => df(opts, verbose, format.as_deref()),
         Command::Info { format } => info(opts, format.as_deref()),
+        Command::Service { hosts, timeout } => service(opts, &hosts, timeout),
     }
+}
+
+/// `berth system service`: serves until SIGINT/SIGTERM or `timeout` idle seconds; containers
+/// keep running after it exits (each has its monitor).
+fn service(opts: &EngineOpts, hosts: &[String], timeout: u64) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let hosts = hosts
+        .iter()
+        .map(|h| h.parse::<berth_api::Host>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("berth system service: {e}"))?;
+    let engine = super::engine_access::engine(opts)?;
+    let idle_timeout = (timeout > 0).then(|| std::time::Duration::from_secs(timeout));
+    // Several clients at once (a waiting `run` while another request comes): worker threads.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(berth_api::serve(engine, berth_api::ServeOptions { hosts, idle_timeout }))
+        .map_err(|e| anyhow::anyhow!("berth system service: {e}"))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// docker's `units.HumanSize`: decimal units, four significant digits (`16.43MB`).

@@ -526,3 +526,78 @@ fn drain(fd: BorrowedFd<'_>) {
     let mut b = [0u8; 64];
     while matches!(nix::unistd::read(fd, &mut b), Ok(n) if n > 0) {}
 }
+
+/// The streams of an exec started with [`Engine::container_exec_spawn`].
+#[derive(Debug)]
+pub enum ExecStreams {
+    /// Pipes: the process's stdin (None: it has /dev/null), stdout and stderr.
+    Pipes {
+        /// Write end of its stdin.
+        stdin: Option<OwnedFd>,
+        /// Read end of its stdout.
+        stdout: OwnedFd,
+        /// Read end of its stderr.
+        stderr: OwnedFd,
+    },
+    /// A terminal allocated inside the container: its master side (input and output).
+    Tty(OwnedFd),
+}
+
+/// A process started in a container whose streams the caller relays (the API service).
+pub struct ExecChild {
+    /// Its host pid (a child of the calling process: reap it with [`ExecChild::wait`]).
+    pub pid: i32,
+    journal: ExecJournal,
+}
+
+impl std::fmt::Debug for ExecChild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExecChild").field("pid", &self.pid).finish()
+    }
+}
+
+impl ExecChild {
+    /// Blocks until the process exited; returns its exit code and journals `exec_die`.
+    pub fn wait(self) -> Result<i64, ContainerError> {
+        self.journal.died(wait_child(self.pid))
+    }
+}
+
+/// Sets the window size of an exec's terminal (docker's `exec resize`).
+pub fn resize_tty(master: BorrowedFd<'_>, height: u16, width: u16) {
+    let ws = libc::winsize { ws_row: height, ws_col: width, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads one winsize from the struct we own; a bad fd only fails.
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+}
+
+impl Engine {
+    /// Starts a command in a running container and hands its streams to the caller (pipes,
+    /// or with `tty` a terminal's master side) instead of relaying this process's own: what
+    /// a server relaying them over a connection needs. `detach` is ignored.
+    pub fn container_exec_spawn(
+        &self,
+        key: &str,
+        cfg: &ExecConfig,
+    ) -> Result<(ExecChild, ExecStreams), ContainerError> {
+        let Prepared { pid, cgroup: cg, process, seccomp, journal } =
+            self.exec_prepare(key, cfg)?;
+        if cfg.tty {
+            let (child, master) = launcher::exec_in_tty(pid, &process, &cg, seccomp)?;
+            return Ok((ExecChild { pid: child, journal }, ExecStreams::Tty(master)));
+        }
+        let pipe = || {
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| ContainerError::Internal(format!("pipe: {e}")))
+        };
+        let (stdin_r, stdin_w) = match cfg.interactive {
+            true => pipe().map(|(r, w)| (Some(r), Some(w)))?,
+            false => (None, None),
+        };
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let stdio = Stdio::Pipes { stdin: stdin_r, stdout: out_w, stderr: err_w };
+        let child = launcher::exec_in(pid, &process, &cg, seccomp, stdio)?;
+        let streams = ExecStreams::Pipes { stdin: stdin_w, stdout: out_r, stderr: err_r };
+        Ok((ExecChild { pid: child, journal }, streams))
+    }
+}

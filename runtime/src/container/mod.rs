@@ -37,7 +37,7 @@ pub mod user;
 pub use api::*;
 pub use copy::CopyOptions;
 pub use error::{ContainerError, StartError};
-pub use exec::ExecOutput;
+pub use exec::{ExecChild, ExecOutput, ExecStreams};
 pub use lifecycle::Attached;
 pub(crate) use lifecycle::remove_exited;
 pub(crate) use liveness::{claims_alive, repair_dead};

@@ -1,0 +1,24 @@
+//! berth-api: the Docker Engine API served over a state root's Engine (`berth system service`),
+//! so the docker CLI and other Engine API clients drive berth.
+//!
+//! Layout: [`server`] (listeners, connections, the idle timeout), `http` (responses, docker's
+//! error bodies, query and body parsing), `routes` (path dispatch, system, images, networks
+//! and volumes), `containers` (containers and exec, with hijacked attach/exec streams),
+//! `events` (container events from looking at the state root) and `stream` (docker's multiplexed stream framing, async descriptors).
+
+mod activity;
+mod containers;
+mod events;
+mod http;
+mod routes;
+pub mod server;
+mod state;
+mod stream;
+
+pub use server::{Host, ServeError, ServeOptions, serve};
+
+/// The highest Engine API version served (docker 24's), reported by `/_ping` and `/version`.
+pub const API_VERSION: &str = "1.43";
+
+/// The lowest Engine API version accepted in a versioned path.
+pub const MIN_API_VERSION: &str = "1.24";

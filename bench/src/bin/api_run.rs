@@ -1,0 +1,241 @@
+//! Wall time of the docker CLI running a container through berth's Engine API socket:
+//! `docker run --rm bb true` (docker's default bridge network) and `docker run --rm --network
+//! none bb true`, each from spawning `docker` to reaping it: median and fastest of `--runs`
+//! timed runs (default 21, after 2 warm-ups); then `GET /containers/json?all=1` with 100
+//! created containers, straight over the socket and as `docker ps -a`.
+//!
+//! Run as root: `cargo build --release -p berth-cli -p berth-bench &&
+//! target/release/api_run [--runs N]`. Starts `berth system service` (the `berth` next to this
+//! bench, or `$BERTH_BIN`, with `berth-monitor` beside it) on a socket in its own temporary
+//! state root (busybox imported as `bb:latest`), drives the `docker` client on the PATH
+//! against it (no dockerd is involved), checks that `--rm` left no container, and stops the
+//! service and removes the default bridge network it made (also when a run fails).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Untimed runs before the timed ones.
+const WARMUP: usize = 2;
+
+/// What is timed, as the user types it after `docker`.
+const CASES: [(&str, &[&str]); 2] = [
+    ("docker run --rm bb true", &["run", "--rm", "bb", "true"]),
+    ("docker run --rm --network none bb true", &["run", "--rm", "--network", "none", "bb", "true"]),
+];
+
+/// The service under test, stopped (SIGTERM) and cleaned up on drop.
+struct Service {
+    bin: PathBuf,
+    root: PathBuf,
+    sock: PathBuf,
+    config: PathBuf,
+    child: Child,
+}
+
+impl Service {
+    fn docker(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("docker");
+        c.args(args)
+            .env("DOCKER_HOST", format!("unix://{}", self.sock.display()))
+            .env("DOCKER_CONFIG", &self.config)
+            .env_remove("DOCKER_CONTEXT");
+        c
+    }
+
+    /// One timed `docker ARGS`, in ms.
+    fn time(&self, args: &[&str]) -> Result<f64, String> {
+        let mut c = self.docker(args);
+        c.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        let t = Instant::now();
+        let out = c.output().map_err(|e| format!("docker: {e}"))?;
+        let ms = t.elapsed().as_secs_f64() * 1000.0;
+        if !out.status.success() {
+            return Err(format!(
+                "docker {}: {}: {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(ms)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+        let _ = Command::new(&self.bin)
+            .arg("--root")
+            .arg(&self.root)
+            .args(["network", "rm", "bridge"])
+            .output();
+    }
+}
+
+fn berth_bin() -> Result<PathBuf, String> {
+    if let Some(b) = std::env::var_os("BERTH_BIN") {
+        return Ok(PathBuf::from(b));
+    }
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    Ok(me.with_file_name("berth"))
+}
+
+fn start(bin: PathBuf, base: &Path, tar: &Path) -> Result<Service, String> {
+    let root = base.join("root");
+    let tar = tar.to_str().ok_or("the temp path is not UTF-8")?;
+    let mut import = Command::new(&bin);
+    import.arg("--root").arg(&root).args(["image", "import", tar, "bb:latest"]);
+    berth_bench::output(&mut import, "berth image import")?;
+    let sock = base.join("api.sock");
+    let config = base.join("docker-config");
+    std::fs::create_dir_all(&config).map_err(|e| e.to_string())?;
+    let child = Command::new(&bin)
+        .arg("--root")
+        .arg(&root)
+        .args(["system", "service", "-t", "0", "-H"])
+        .arg(format!("unix://{}", sock.display()))
+        .stdout(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", bin.display()))?;
+    let svc = Service { bin, root, sock, config, child };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&svc.sock).is_err() {
+        if Instant::now() > deadline {
+            return Err(format!("the service did not listen on {}", svc.sock.display()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(svc)
+}
+
+fn parse_runs() -> Result<usize, String> {
+    let mut runs = 21;
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" => {
+                runs = it
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|&n| n > 0)
+                    .ok_or("--runs takes a positive number")?;
+            }
+            other => return Err(format!("unknown argument {other:?} (--runs N)")),
+        }
+    }
+    Ok(runs)
+}
+
+fn say(line: String) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+fn bench() -> Result<(), String> {
+    let runs = parse_runs()?;
+    let tmp =
+        tempfile::Builder::new().prefix("berth-bench-api-").tempdir().map_err(|e| e.to_string())?;
+    let tar = tmp.path().join("bb.tar");
+    berth_testsupport::busybox_rootfs_tar(&tar).map_err(|e| e.to_string())?;
+    let svc = start(berth_bin()?, tmp.path(), &tar)?;
+    for (label, args) in CASES {
+        let mut v = Vec::with_capacity(runs);
+        for i in 0..WARMUP + runs {
+            let ms = svc.time(args)?;
+            if i >= WARMUP {
+                v.push(ms);
+            }
+        }
+        let median = berth_bench::median(&mut v);
+        say(format!(
+            "{label}: median {median:.2} ms, fastest {:.2} ms over {runs} runs",
+            v.first().copied().unwrap_or(0.0)
+        ));
+    }
+    let left = svc.docker(&["ps", "-aq"]).output().map_err(|e| format!("docker ps: {e}"))?;
+    if !left.stdout.is_empty() {
+        return Err(format!("--rm left containers: {}", String::from_utf8_lossy(&left.stdout)));
+    }
+    list_100(&svc, runs)
+}
+
+/// `GET /containers/json?all=1` over the socket, the whole answer read; in ms.
+fn get_list(sock: &Path) -> Result<f64, String> {
+    use std::io::{Read, Write};
+    let t = Instant::now();
+    let mut s = std::os::unix::net::UnixStream::connect(sock).map_err(|e| e.to_string())?;
+    s.write_all(
+        b"GET /v1.43/containers/json?all=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).map_err(|e| e.to_string())?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    if !out.starts_with(b"HTTP/1.1 200") {
+        return Err(format!(
+            "containers/json: {}",
+            String::from_utf8_lossy(&out[..out.len().min(200)])
+        ));
+    }
+    Ok(ms)
+}
+
+/// The list with 100 created containers, which are removed afterwards (also on failure).
+fn list_100(svc: &Service, runs: usize) -> Result<(), String> {
+    struct Cleanup<'a>(&'a Service);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            if let Ok(out) = self.0.docker(&["ps", "-aq"]).output() {
+                let ids = String::from_utf8_lossy(&out.stdout).to_string();
+                let ids: Vec<&str> = ids.split_whitespace().collect();
+                if !ids.is_empty() {
+                    let mut args = vec!["rm", "-f"];
+                    args.extend(ids);
+                    let _ = self.0.docker(&args).output();
+                }
+            }
+        }
+    }
+    let _cleanup = Cleanup(svc);
+    for i in 0..100 {
+        let name = format!("list{i}");
+        let out = svc
+            .docker(&["create", "--network", "none", "--name", &name, "bb", "true"])
+            .output()
+            .map_err(|e| format!("docker create: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("docker create: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+    }
+    let mut raw = Vec::with_capacity(runs);
+    let mut cli = Vec::with_capacity(runs);
+    for i in 0..WARMUP + runs {
+        let r = get_list(&svc.sock)?;
+        let c = svc.time(&["ps", "-a"])?;
+        if i >= WARMUP {
+            raw.push(r);
+            cli.push(c);
+        }
+    }
+    for (label, v) in [
+        ("GET /containers/json?all=1, 100 containers", &mut raw),
+        ("docker ps -a, 100 containers", &mut cli),
+    ] {
+        let median = berth_bench::median(v);
+        say(format!(
+            "{label}: median {median:.2} ms, fastest {:.2} ms over {runs} runs",
+            v.first().copied().unwrap_or(0.0)
+        ));
+    }
+    Ok(())
+}
+
+fn main() {
+    if let Err(e) = bench() {
+        eprintln!("api_run: {e}");
+        std::process::exit(1);
+    }
+}
