@@ -438,10 +438,17 @@ fn net_ipv6_explicit_host_addresses_and_their_errors() {
 
 /// A TCP port free on both [::] and 0.0.0.0 (IPv6 only, so both are checked).
 fn free_port6() -> u16 {
+    // Below the kernel's ephemeral range (32768-60999): a port berth picks for a `ports: ["80"]`
+    // service of the same test comes from that range and must not be this one. Each call moves
+    // on, so two calls never return the same port.
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = 20_000 + std::process::id() % 12_000;
     loop {
-        let l = TcpListener::bind("[::1]:0").expect("bind [::1]:0");
-        let port = l.local_addr().expect("addr").port();
-        if TcpListener::bind(("0.0.0.0", port)).is_ok() {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(n < 12_000, "no free port below the ephemeral range");
+        let port = (20_000 + (base - 20_000 + n) % 12_000) as u16;
+        if TcpListener::bind(("::1", port)).is_ok() && TcpListener::bind(("0.0.0.0", port)).is_ok()
+        {
             return port;
         }
     }
