@@ -339,15 +339,7 @@ fn out_entry(
             if !target.is_dir() {
                 std::fs::create_dir(target).map_err(io_err("create", target))?;
             }
-            let mut names = Vec::new();
-            for entry in rustix::fs::Dir::read_from(&sub).map_err(sys("read", name))? {
-                let entry = entry.map_err(sys("read", name))?;
-                let n = entry.file_name().to_string_lossy().into_owned();
-                if n != "." && n != ".." {
-                    names.push(n);
-                }
-            }
-            for n in names {
+            for n in entry_names(&sub, name)? {
                 out_entry(&sub, &n, &target.join(&n), opts)?;
             }
             std::fs::set_permissions(target, std::fs::Permissions::from_mode(mode))
@@ -388,6 +380,19 @@ fn out_entry(
             .map_err(io_err("chown", target))?;
     }
     Ok(())
+}
+
+/// The names in directory `sub` (opened as entry `name`, for messages), without `.` and `..`.
+pub(super) fn entry_names(sub: &OwnedFd, name: &str) -> Result<Vec<String>, ContainerError> {
+    let mut names = Vec::new();
+    for entry in rustix::fs::Dir::read_from(sub).map_err(sys("read", name))? {
+        let entry = entry.map_err(sys("read", name))?;
+        let n = entry.file_name().to_string_lossy().into_owned();
+        if n != "." && n != ".." {
+            names.push(n);
+        }
+    }
+    Ok(names)
 }
 
 fn copy_data(

@@ -31,6 +31,30 @@ pub struct ExecOutput {
 }
 
 /// What an exec needs once the container was checked: where to run what.
+/// Starts `process` in the container of `pid` with pipes: stdin only when `interactive`.
+/// Returns the child's pid and our ends (stdin to write, stdout and stderr to read).
+fn exec_piped(
+    pid: i32,
+    process: &oci_spec::runtime::Process,
+    cgroup: &str,
+    seccomp: berth_launch::SeccompMode,
+    interactive: bool,
+) -> Result<(i32, Option<OwnedFd>, OwnedFd, OwnedFd), ContainerError> {
+    let pipe = || {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| ContainerError::Internal(format!("pipe: {e}")))
+    };
+    let (stdin_r, stdin_w) = match interactive {
+        true => pipe().map(|(r, w)| (Some(r), Some(w)))?,
+        false => (None, None),
+    };
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let stdio = Stdio::Pipes { stdin: stdin_r, stdout: out_w, stderr: err_w };
+    let child = launcher::exec_in(pid, process, cgroup, seccomp, stdio)?;
+    Ok((child, stdin_w, out_r, err_r))
+}
+
 struct Prepared {
     /// The container's main process (namespaces to join).
     pid: i32,
@@ -161,18 +185,8 @@ impl Engine {
             std::thread::spawn(move || journal.died(wait_child(child)));
             return Ok(0);
         }
-        let pipe = || {
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| ContainerError::Internal(format!("pipe: {e}")))
-        };
-        let (stdin_r, stdin_w) = match cfg.interactive {
-            true => pipe().map(|(r, w)| (Some(r), Some(w)))?,
-            false => (None, None),
-        };
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        let stdio = Stdio::Pipes { stdin: stdin_r, stdout: out_w, stderr: err_w };
-        let child = launcher::exec_in(pid, &process, &cg, seccomp, stdio)?;
+        let (child, stdin_w, out_r, err_r) =
+            exec_piped(pid, &process, &cg, seccomp, cfg.interactive)?;
         let relay = Relay { child, stdin: stdin_w, stdout: out_r, stderr: err_r };
         crate::engine::blocking(move || journal.died(relay.run())).await
     }
@@ -585,18 +599,8 @@ impl Engine {
             let (child, master) = launcher::exec_in_tty(pid, &process, &cg, seccomp)?;
             return Ok((ExecChild { pid: child, journal }, ExecStreams::Tty(master)));
         }
-        let pipe = || {
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-                .map_err(|e| ContainerError::Internal(format!("pipe: {e}")))
-        };
-        let (stdin_r, stdin_w) = match cfg.interactive {
-            true => pipe().map(|(r, w)| (Some(r), Some(w)))?,
-            false => (None, None),
-        };
-        let (out_r, out_w) = pipe()?;
-        let (err_r, err_w) = pipe()?;
-        let stdio = Stdio::Pipes { stdin: stdin_r, stdout: out_w, stderr: err_w };
-        let child = launcher::exec_in(pid, &process, &cg, seccomp, stdio)?;
+        let (child, stdin_w, out_r, err_r) =
+            exec_piped(pid, &process, &cg, seccomp, cfg.interactive)?;
         let streams = ExecStreams::Pipes { stdin: stdin_w, stdout: out_r, stderr: err_r };
         Ok((ExecChild { pid: child, journal }, streams))
     }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
 use super::ContainerError;
-use super::copy::{clean, in_entry, joined, sys};
+use super::copy::{clean, entry_names, in_entry, joined, sys};
 use crate::Engine;
 
 /// One path to mirror: what is at `host` now (or its absence) becomes `target`.
@@ -206,15 +206,7 @@ fn remove_entry(dir: BorrowedFd<'_>, name: &str) -> Result<(), ContainerError> {
             Mode::empty(),
         )
         .map_err(sys("open", name))?;
-        let mut names = Vec::new();
-        for entry in rustix::fs::Dir::read_from(&sub).map_err(sys("read", name))? {
-            let entry = entry.map_err(sys("read", name))?;
-            let n = entry.file_name().to_string_lossy().into_owned();
-            if n != "." && n != ".." {
-                names.push(n);
-            }
-        }
-        for n in names {
+        for n in entry_names(&sub, name)? {
             remove_entry(sub.as_fd(), &n)?;
         }
         rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(sys("rmdir", name))
