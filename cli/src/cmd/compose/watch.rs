@@ -57,20 +57,8 @@ pub(super) async fn run(
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .map_err(|e| anyhow::anyhow!("cannot handle SIGINT: {e}"))?;
     if !a.no_up {
-        // As `up`: images of built services that are missing are built first.
-        let selected = ops::selected_services(&p, &a.services, true).map_err(plan_err)?;
-        let progress_mode = if a.quiet { "quiet" } else { po.progress.as_str() };
-        crate::cmd::build::build_for_up(
-            engine,
-            &p,
-            &selected,
-            false,
-            false,
-            progress_mode,
-            &po.ansi,
-        )
-        .await?;
-        super::pull::pull_for_up(engine, &p, &a.services, true, None, progress).await?;
+        let mode = if a.quiet { "quiet" } else { po.progress.as_str() };
+        images_for_up(po, engine, &p, &a.services, mode, progress).await?;
         let opts = UpOptions { services: a.services.clone(), ..Default::default() };
         let up = ops::up(engine, &p, &opts, run, progress, &warn_one).await;
         crate::progress::finish();
@@ -407,22 +395,9 @@ impl Watch<'_> {
         };
         say("Compose file changed: applying the difference");
         // As `up`: what a new service needs is built or pulled first.
-        let prepared = async {
-            let selected = ops::selected_services(&np, &self.services, true).map_err(plan_err)?;
-            let mode = if self.quiet { "quiet" } else { "plain" };
-            crate::cmd::build::build_for_up(
-                self.engine,
-                &np,
-                &selected,
-                false,
-                false,
-                mode,
-                &self.po.ansi,
-            )
-            .await?;
-            super::pull::pull_for_up(self.engine, &np, &self.services, true, None, self.progress)
-                .await
-        };
+        let mode = if self.quiet { "quiet" } else { "plain" };
+        let prepared =
+            images_for_up(self.po, self.engine, &np, &self.services, mode, self.progress);
         if let Err(e) = prepared.await {
             crate::progress::finish();
             say(&format!("compose file change failed to apply: {e}"));
@@ -441,6 +416,21 @@ impl Watch<'_> {
         }
         Some((np, rules))
     }
+}
+
+/// What `up` does before it plans (see up.rs): missing images of built services are built, the
+/// others pulled under their pull policy; `mode` is the build progress mode.
+async fn images_for_up(
+    po: &ProjectOpts,
+    engine: &Engine,
+    p: &Project,
+    services: &[String],
+    mode: &str,
+    progress: &Progress,
+) -> anyhow::Result<()> {
+    let selected = ops::selected_services(p, services, true).map_err(plan_err)?;
+    crate::cmd::build::build_for_up(engine, p, &selected, false, false, mode, &po.ansi).await?;
+    super::pull::pull_for_up(engine, p, services, true, None, progress).await
 }
 
 /// The compose files and the env files the project reads (`.env`, services' `env_file`).
