@@ -68,6 +68,36 @@ impl<R: Read> Read for TeeReader<R> {
     }
 }
 
+/// The size of the buffer file contents are copied through.
+const COPY_BUF: usize = 1 << 20;
+
+/// Copies `from` to its end into `to` through `buf`, in pieces of up to [`COPY_BUF`] bytes.
+/// std's `io::copy` would use 8 KiB: for a layer that is tens of thousands of `write`s, each of
+/// which makes ext4 zero the part of a fresh page cache folio it does not cover, and as many
+/// small inflate calls. Returns the bytes copied.
+fn copy_content(from: &mut impl Read, to: &mut File, buf: &mut Vec<u8>) -> io::Result<u64> {
+    if buf.len() < COPY_BUF {
+        buf.resize(COPY_BUF, 0);
+    }
+    let mut total = 0u64;
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match from.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(total);
+        }
+        io::Write::write_all(to, &buf[..filled])?;
+        total += filled as u64;
+    }
+}
+
 /// The first bytes of a zstd frame.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
@@ -293,6 +323,8 @@ pub(crate) fn unpack_recorded<R: Read>(
     let root = is_root();
     let mut archive = tar::Archive::new(reader);
     let mut size = 0u64;
+    // File contents go through one large buffer (allocated at the first file).
+    let mut buf: Vec<u8> = Vec::new();
     // Directory mtimes are set last: creating children would bump them.
     let mut dir_times: Vec<(Vec<OsString>, u64)> = Vec::new();
     let entries = archive.entries().map_err(|e| entry_err(dest, "read tar", e))?;
@@ -392,7 +424,7 @@ pub(crate) fn unpack_recorded<R: Read>(
                     s.file_content(entry.raw_file_position(), entry.size(), &comps)
                         .map_err(|e| entry_err(&raw_path, "record layer", e))?;
                 }
-                size += io::copy(&mut entry, &mut file)
+                size += copy_content(&mut entry, &mut file, &mut buf)
                     .map_err(|e| entry_err(&raw_path, "write file", e))?;
                 let fd = OwnedFd::from(file);
                 apply_meta_fd(&fd, &header, root)

@@ -5,11 +5,13 @@
 //! created containers, straight over the socket and as `docker ps -a`.
 //!
 //! Run as root: `cargo build --release -p berth-cli -p berth-bench &&
-//! target/release/api_run [--runs N]`. Starts `berth system service` (the `berth` next to this
-//! bench, or `$BERTH_BIN`, with `berth-monitor` beside it) on a socket in its own temporary
-//! state root (busybox imported as `bb:latest`), drives the `docker` client on the PATH
-//! against it (no dockerd is involved), checks that `--rm` left no container, and stops the
-//! service and removes the default bridge network it made (also when a run fails).
+//! target/release/api_run [--runs N] [--docker-host URL]`. Starts `berth system service` (the
+//! `berth` next to this bench, or `$BERTH_BIN`, with `berth-monitor` beside it) on a socket in
+//! its own temporary state root (busybox imported as `bb:latest`), drives the `docker` client on
+//! the PATH against it, checks that `--rm` left no container, and stops the service and removes
+//! the default bridge network it made (also when a run fails). With `--docker-host` (or
+//! `$BENCH_DOCKER_HOST`; `bench/docker-side api_run` starts a private dockerd, benchmark only)
+//! the same client runs the same commands against that daemon too, interleaved run by run.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,16 +26,17 @@ const CASES: [(&str, &[&str]); 2] = [
     ("docker run --rm --network none bb true", &["run", "--rm", "--network", "none", "bb", "true"]),
 ];
 
-/// The service under test, stopped (SIGTERM) and cleaned up on drop.
-struct Service {
-    bin: PathBuf,
-    root: PathBuf,
+/// A daemon the docker client talks to: berth's service or dockerd.
+struct Endpoint {
+    /// "berth" or "dockerd".
+    label: &'static str,
+    /// Its Unix socket.
     sock: PathBuf,
+    /// An empty docker config directory (no context, no credentials helper).
     config: PathBuf,
-    child: Child,
 }
 
-impl Service {
+impl Endpoint {
     fn docker(&self, args: &[&str]) -> Command {
         let mut c = Command::new("docker");
         c.args(args)
@@ -60,6 +63,14 @@ impl Service {
         }
         Ok(ms)
     }
+}
+
+/// The berth service under test, stopped (SIGTERM) and cleaned up on drop.
+struct Service {
+    bin: PathBuf,
+    root: PathBuf,
+    at: Endpoint,
+    child: Child,
 }
 
 impl Drop for Service {
@@ -100,20 +111,33 @@ fn start(bin: PathBuf, base: &Path, tar: &Path) -> Result<Service, String> {
         .stdout(Stdio::null())
         .spawn()
         .map_err(|e| format!("{}: {e}", bin.display()))?;
-    let svc = Service { bin, root, sock, config, child };
+    let svc = Service { bin, root, at: Endpoint { label: "berth", sock, config }, child };
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::os::unix::net::UnixStream::connect(&svc.sock).is_err() {
+    while std::os::unix::net::UnixStream::connect(&svc.at.sock).is_err() {
         if Instant::now() > deadline {
-            return Err(format!("the service did not listen on {}", svc.sock.display()));
+            return Err(format!("the service did not listen on {}", svc.at.sock.display()));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok(svc)
 }
 
-fn parse_runs() -> Result<usize, String> {
+/// dockerd at `host` (`unix:///path`), with `bb:latest` imported from `tar`.
+fn dockerd(host: &str, base: &Path, tar: &Path) -> Result<Endpoint, String> {
+    let sock = host.strip_prefix("unix://").ok_or("--docker-host must be unix:///path")?;
+    let config = base.join("docker-config-dockerd");
+    std::fs::create_dir_all(&config).map_err(|e| e.to_string())?;
+    let at = Endpoint { label: "dockerd", sock: PathBuf::from(sock), config };
+    let tar = tar.to_str().ok_or("the temp path is not UTF-8")?;
+    berth_bench::output(&mut at.docker(&["import", tar, "bb:latest"]), "docker import")?;
+    Ok(at)
+}
+
+fn parse_args() -> Result<(usize, Option<String>), String> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let docker = berth_bench::Docker::from_args(&mut args)?.map(|d| d.host);
     let mut runs = 21;
-    let mut it = std::env::args().skip(1);
+    let mut it = args.into_iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--runs" => {
@@ -123,10 +147,12 @@ fn parse_runs() -> Result<usize, String> {
                     .filter(|&n| n > 0)
                     .ok_or("--runs takes a positive number")?;
             }
-            other => return Err(format!("unknown argument {other:?} (--runs N)")),
+            other => {
+                return Err(format!("unknown argument {other:?} (--runs N, --docker-host URL)"));
+            }
         }
     }
-    Ok(runs)
+    Ok((runs, docker))
 }
 
 fn say(line: String) {
@@ -134,32 +160,73 @@ fn say(line: String) {
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
+fn report(label: &str, who: &str, v: &mut [f64]) -> f64 {
+    let median = berth_bench::median(v);
+    say(format!(
+        "{label} ({who}): median {median:.2} ms, fastest {:.2} ms over {} runs",
+        v.first().copied().unwrap_or(0.0),
+        v.len()
+    ));
+    median
+}
+
 fn bench() -> Result<(), String> {
-    let runs = parse_runs()?;
+    let (runs, docker_host) = parse_args()?;
     let tmp =
         tempfile::Builder::new().prefix("berth-bench-api-").tempdir().map_err(|e| e.to_string())?;
     let tar = tmp.path().join("bb.tar");
     berth_testsupport::busybox_rootfs_tar(&tar).map_err(|e| e.to_string())?;
     let svc = start(berth_bin()?, tmp.path(), &tar)?;
+    let mut ats = vec![&svc.at];
+    let other = match &docker_host {
+        Some(h) => Some(dockerd(h, tmp.path(), &tar)?),
+        None => None,
+    };
+    if let Some(o) = &other {
+        say(format!(
+            "docker side: {}",
+            berth_bench::output(
+                &mut o.docker(&[
+                    "version",
+                    "-f",
+                    "client {{.Client.Version}}, dockerd {{.Server.Version}}"
+                ]),
+                "docker version"
+            )?
+            .trim()
+        ));
+        ats.push(o);
+    }
     for (label, args) in CASES {
-        let mut v = Vec::with_capacity(runs);
+        let mut v: Vec<Vec<f64>> = vec![Vec::with_capacity(runs); ats.len()];
         for i in 0..WARMUP + runs {
-            let ms = svc.time(args)?;
-            if i >= WARMUP {
-                v.push(ms);
+            for (at, v) in ats.iter().zip(v.iter_mut()) {
+                let ms = at.time(args)?;
+                if i >= WARMUP {
+                    v.push(ms);
+                }
             }
         }
-        let median = berth_bench::median(&mut v);
-        say(format!(
-            "{label}: median {median:.2} ms, fastest {:.2} ms over {runs} runs",
-            v.first().copied().unwrap_or(0.0)
-        ));
+        let medians: Vec<f64> =
+            ats.iter().zip(v.iter_mut()).map(|(at, v)| report(label, at.label, v)).collect();
+        if let [b, d] = medians[..] {
+            say(format!("{label}: dockerd / berth = {:.1}x", d / b));
+        }
     }
-    let left = svc.docker(&["ps", "-aq"]).output().map_err(|e| format!("docker ps: {e}"))?;
-    if !left.stdout.is_empty() {
-        return Err(format!("--rm left containers: {}", String::from_utf8_lossy(&left.stdout)));
+    for at in &ats {
+        let left = at.docker(&["ps", "-aq"]).output().map_err(|e| format!("docker ps: {e}"))?;
+        if !left.stdout.is_empty() {
+            return Err(format!(
+                "--rm left containers on {}: {}",
+                at.label,
+                String::from_utf8_lossy(&left.stdout)
+            ));
+        }
     }
-    list_100(&svc, runs)
+    for at in &ats {
+        list_100(at, runs)?;
+    }
+    Ok(())
 }
 
 /// `GET /containers/json?all=1` over the socket, the whole answer read; in ms.
@@ -168,7 +235,7 @@ fn get_list(sock: &Path) -> Result<f64, String> {
     let t = Instant::now();
     let mut s = std::os::unix::net::UnixStream::connect(sock).map_err(|e| e.to_string())?;
     s.write_all(
-        b"GET /v1.43/containers/json?all=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /v1.41/containers/json?all=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     )
     .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
@@ -184,8 +251,8 @@ fn get_list(sock: &Path) -> Result<f64, String> {
 }
 
 /// The list with 100 created containers, which are removed afterwards (also on failure).
-fn list_100(svc: &Service, runs: usize) -> Result<(), String> {
-    struct Cleanup<'a>(&'a Service);
+fn list_100(svc: &Endpoint, runs: usize) -> Result<(), String> {
+    struct Cleanup<'a>(&'a Endpoint);
     impl Drop for Cleanup<'_> {
         fn drop(&mut self) {
             if let Ok(out) = self.0.docker(&["ps", "-aq"]).output() {
@@ -220,16 +287,8 @@ fn list_100(svc: &Service, runs: usize) -> Result<(), String> {
             cli.push(c);
         }
     }
-    for (label, v) in [
-        ("GET /containers/json?all=1, 100 containers", &mut raw),
-        ("docker ps -a, 100 containers", &mut cli),
-    ] {
-        let median = berth_bench::median(v);
-        say(format!(
-            "{label}: median {median:.2} ms, fastest {:.2} ms over {runs} runs",
-            v.first().copied().unwrap_or(0.0)
-        ));
-    }
+    report("GET /containers/json?all=1, 100 containers", svc.label, &mut raw);
+    report("docker ps -a, 100 containers", svc.label, &mut cli);
     Ok(())
 }
 

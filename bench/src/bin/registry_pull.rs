@@ -1,8 +1,11 @@
 //! Pull of a ~100 MB, 5-layer image from a loopback registry (Debian's docker-registry, started
 //! here) into an empty state root, beside `skopeo copy` of the same image to a directory (which
-//! only writes the blobs), alternating, median of RUNS (default 5).
+//! only writes the blobs), alternating, median of RUNS (default 5). With `--docker-host URL` (or
+//! `$BENCH_DOCKER_HOST`; `bench/docker-side registry_pull` starts a private dockerd) `docker pull`
+//! of the same image into that daemon runs in the same loop, its image removed after each run.
 //!
-//! `cargo run --release -p berth-bench --bin registry_pull` (needs docker-registry, skopeo)
+//! `cargo run --release -p berth-bench --bin registry_pull [-- --docker-host URL]` (needs
+//! docker-registry, skopeo)
 
 use std::io::Write;
 use std::process::Command;
@@ -38,6 +41,13 @@ fn sha256(b: &[u8]) -> String {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let docker = berth_bench::Docker::from_args(&mut args)?;
+    if let Some(a) = args.first() {
+        return Err(
+            format!("unknown argument {a:?} (usage: registry_pull [--docker-host URL])").into()
+        );
+    }
     let reg = Registry::start(RegistryAuth::None);
     let work = tempfile::tempdir()?;
     let layout = work.path().join("layout");
@@ -96,7 +106,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .status()?;
     assert!(st.success(), "skopeo push failed");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let (mut berth, mut skopeo) = (Vec::new(), Vec::new());
+    let (mut berth, mut skopeo, mut dockers) = (Vec::new(), Vec::new(), Vec::new());
+    if let Some(dk) = &docker {
+        // dockerd treats 127.0.0.0/8 registries as insecure (plain HTTP) by default.
+        println!("docker side: dockerd {}", dk.server_version()?);
+        let _ = dk.run(&["rmi", "-f", &r]);
+    }
     for i in 0..runs {
         let root = StateRoot::open(work.path().join(format!("root{i}")))?;
         let store = ImageStore::open(&root)?;
@@ -114,6 +129,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         assert!(st.success(), "skopeo copy failed");
         std::fs::remove_dir_all(&dir)?;
         std::fs::remove_dir_all(root.path())?;
+        if let Some(dk) = &docker {
+            let start = Instant::now();
+            dk.run(&["pull", "--quiet", &r])?;
+            dockers.push(start.elapsed().as_secs_f64() * 1000.0);
+            dk.run(&["rmi", &r])?;
+        }
     }
     let (b, s) = (berth_bench::median(&mut berth), berth_bench::median(&mut skopeo));
     println!(
@@ -122,5 +143,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         5 * 8 * 5 * 1024 * 1024 / 1_000_000,
         b / s
     );
+    if docker.is_some() {
+        let d = berth_bench::median(&mut dockers);
+        println!(
+            "docker pull of the same image, median of {runs}: {d:.0} ms: docker / berth = {:.2}x",
+            d / b
+        );
+    }
     Ok(())
 }
