@@ -412,6 +412,9 @@ impl ImageStore {
             write_atomic(&cfg_path, config_bytes)?;
         }
         let mut idx = self.read_index()?;
+        // An unchanged rebuild commits an image that is already there under the same names:
+        // the index then stays as it is (no rewrite, no fsync).
+        let mut changed = !idx.images.contains_key(&id);
         idx.images.entry(id.clone()).or_insert_with(|| ImageRecord {
             layers: chains.clone(),
             size,
@@ -419,9 +422,11 @@ impl ImageStore {
             build_cache: false,
         });
         for r in refs {
-            idx.refs.insert(r.full(), id.clone());
+            changed |= idx.refs.insert(r.full(), id.clone()).as_ref() != Some(&id);
         }
-        self.write_index(&idx)?;
+        if changed {
+            self.write_index(&idx)?;
+        }
         Ok(id)
     }
 

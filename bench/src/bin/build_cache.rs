@@ -8,8 +8,9 @@
 //! bench (or `$BERTH_BIN`). With `--docker-host` (or `$BENCH_DOCKER_HOST`; `bench/docker-side
 //! build_cache` starts a private dockerd) the same Dockerfile and context are built by docker's
 //! classic builder (`DOCKER_BUILDKIT=0`: BuildKit resolves every FROM in a registry, which is
-//! unreachable here; `--network none`: the bench daemon has no default bridge) in the same run. A cold build is made cold by a fresh state root for berth
-//! and `--no-cache` for docker.
+//! unreachable here; `--network none`: no network set-up per RUN container, as berth's RUN steps,
+//! on the host network, have none either) in the same run. A cold build is made cold by a fresh
+//! state root for berth and `--no-cache` for docker.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
