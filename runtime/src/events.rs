@@ -1,12 +1,15 @@
-//! The event journal: what only the acting process sees (a signal sent, a command executed in
-//! a container) is appended to `{root}/events.jsonl`, so `events` can report docker's `kill`
-//! and `exec_*` events. State changes (create, start, die, ...) are read off the containers
-//! themselves and are not journaled.
+//! The event journal: docker's events, appended to `{root}/events.jsonl` by the process that
+//! does what they report (the CLI, the API service or a container's monitor), so the API's
+//! `GET /events` can replay the past (`since`) and follow what any berth process does. Container
+//! create, start, die (with `exitCode`), kill, stop, restart, pause, unpause, rename, destroy and
+//! exec_*; network create, connect, disconnect, destroy; volume create, destroy; image tag,
+//! untag, delete, load, import.
 //!
 //! One JSON object per line, each written with a single `write` on an `O_APPEND` descriptor, so
-//! concurrent writers never interleave within a line. Past [`MAX_SIZE`] the file is renamed to
-//! `events.jsonl.1` (replacing the previous one) and a new one starts; a reader holding the old
-//! file finishes it before moving to the new one.
+//! concurrent writers never interleave within a line; no fsync (an event is a report, not a
+//! record berth relies on). Past [`MAX_SIZE`] the file is renamed to `events.jsonl.1`
+//! (replacing the previous one) and a new one starts, so the journal never holds more than
+//! twice that; a reader holding the old file finishes it before moving to the new one.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -24,24 +27,66 @@ const MAX_SIZE: u64 = 1 << 20;
 pub struct JournalEvent {
     /// When it happened.
     pub time: chrono::DateTime<chrono::Utc>,
-    /// docker's action (`kill`, `exec_create: CMD`, `exec_start: CMD`, `exec_die`).
+    /// docker's event type: `container`, `network`, `volume` or `image` (lines written before
+    /// types were journaled are container events).
+    #[serde(rename = "type", default = "container_type")]
+    pub kind: String,
+    /// docker's action (`create`, `die`, `kill`, `exec_create: CMD`, `connect`, `tag`, ...).
     pub action: String,
-    /// The container's id.
+    /// The object's id (container id, network id, volume name, image id or reference).
     pub id: String,
-    /// docker's attributes (`signal`, `execID`, `exitCode`).
+    /// docker's actor attributes (`name`, `image`, labels, `signal`, `execID`, `exitCode`,
+    /// `container`, ...).
     pub attributes: BTreeMap<String, String>,
+}
+
+fn container_type() -> String {
+    "container".into()
 }
 
 impl JournalEvent {
     /// An event of container `id` happening now.
     pub fn now(action: impl Into<String>, id: &str, attributes: &[(&str, String)]) -> Self {
+        Self::of("container", action, id, attributes)
+    }
+
+    /// An event of type `kind` (`network`, `volume`, `image`) of object `id` happening now.
+    pub fn of(
+        kind: &str,
+        action: impl Into<String>,
+        id: &str,
+        attributes: &[(&str, String)],
+    ) -> Self {
         JournalEvent {
             time: chrono::Utc::now(),
+            kind: kind.to_string(),
             action: action.into(),
             id: id.to_string(),
             attributes: attributes.iter().map(|(k, v)| (k.to_string(), v.clone())).collect(),
         }
     }
+}
+
+/// Journals container event `action` of `rec` with docker's attributes (its labels, `name`,
+/// `image`) plus `extra`.
+pub(crate) fn container(
+    root: &Path,
+    rec: &crate::container::record::ContainerRecord,
+    action: &str,
+    extra: &[(&str, String)],
+) {
+    let mut ev = JournalEvent::now(action, &rec.id, extra);
+    for (k, v) in &rec.config.labels {
+        ev.attributes.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    ev.attributes.insert("name".into(), rec.name.clone());
+    ev.attributes.insert("image".into(), rec.config.image.clone());
+    append(root, &ev);
+}
+
+/// Journals event `action` of type `kind` (`network`, `volume`, `image`) of object `id`.
+pub fn object(root: &Path, kind: &str, action: &str, id: &str, attributes: &[(&str, String)]) {
+    append(root, &JournalEvent::of(kind, action, id, attributes));
 }
 
 fn journal_path(root: &Path) -> PathBuf {
@@ -77,7 +122,35 @@ pub struct JournalReader {
     partial: Vec<u8>,
 }
 
+fn same_file(a: &File, b: &File) -> bool {
+    match (a.metadata(), b.metadata()) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
 impl JournalReader {
+    /// A reader of everything the journal holds: returns the events kept (oldest first: the
+    /// rotated file, then the current one) and the reader positioned after them, so a caller
+    /// replays the past and then follows with `read_new` without a gap or a duplicate.
+    pub fn with_history(root: &Path) -> (Self, Vec<JournalEvent>) {
+        let path = journal_path(root);
+        // The current file first: a rotation after this makes the `.1` copy the same file,
+        // which is then read once, as the current one.
+        let current = File::open(&path).ok();
+        let mut out = Vec::new();
+        if let Ok(old) = File::open(root.join("events.jsonl.1"))
+            && !current.as_ref().is_some_and(|c| same_file(c, &old))
+        {
+            let mut r = JournalReader { path: path.clone(), file: None, partial: Vec::new() };
+            r.file = Some(BufReader::new(old));
+            r.drain(&mut out);
+        }
+        let mut r = JournalReader { path, file: current.map(BufReader::new), partial: Vec::new() };
+        out.extend(r.read_new());
+        (r, out)
+    }
+
     /// A reader positioned at the journal's current end.
     pub fn at_end(root: &Path) -> Self {
         let path = journal_path(root);
@@ -156,6 +229,55 @@ mod tests {
         assert!(root.path().join("events.jsonl.1").exists());
         let ids: Vec<String> = r.read_new().into_iter().map(|e| e.id).collect();
         assert_eq!(ids, (0..n).map(|i| i.to_string()).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn history_spans_the_rotated_file_and_is_followed_without_gap_or_duplicate() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let (mut r, past) = JournalReader::with_history(root.path());
+        assert!(past.is_empty(), "no journal yet: no history");
+        append(root.path(), &JournalEvent::now("create", "first", &[]));
+        assert_eq!(r.read_new().len(), 1, "a reader made before the journal existed follows it");
+        // Fill past one rotation: the history is the rotated file, then the current one.
+        let big = "x".repeat(4096);
+        let n = (MAX_SIZE / 4096) as usize + 10;
+        for i in 0..n {
+            append(
+                root.path(),
+                &JournalEvent::of("network", "create", &i.to_string(), &[("name", big.clone())]),
+            );
+        }
+        assert!(root.path().join("events.jsonl.1").exists());
+        let (mut r, past) = JournalReader::with_history(root.path());
+        let ids: Vec<String> = past.iter().map(|e| e.id.clone()).collect();
+        // The first event is in the rotated file's start, and every later one follows in order.
+        assert_eq!(ids.first().map(String::as_str), Some("first"));
+        let tail: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+        assert_eq!(&ids[1..], &tail[..]);
+        assert!(past[1..].iter().all(|e| e.kind == "network"));
+        // The reader continues after the history: only new events.
+        assert!(r.read_new().is_empty());
+        append(root.path(), &JournalEvent::of("volume", "destroy", "v", &[]));
+        let next = r.read_new();
+        assert_eq!((next.len(), next[0].kind.as_str()), (1, "volume"));
+        // A second rotation drops the oldest file: the journal stays bounded.
+        for i in 0..n {
+            append(
+                root.path(),
+                &JournalEvent::of("network", "destroy", &i.to_string(), &[("name", big.clone())]),
+            );
+        }
+        let (_, past) = JournalReader::with_history(root.path());
+        assert!(past.iter().all(|e| e.id != "first"), "the oldest events rotated out");
+        let size = |f: &str| std::fs::metadata(root.path().join(f)).map(|m| m.len()).unwrap_or(0);
+        assert!(size("events.jsonl") + size("events.jsonl.1") <= 2 * (MAX_SIZE + 8192));
+    }
+
+    #[test]
+    fn lines_written_before_types_read_as_container_events() {
+        let old = r#"{"time":"2026-01-01T00:00:00Z","action":"kill","id":"c","attributes":{}}"#;
+        let ev: JournalEvent = serde_json::from_str(old).expect("parse");
+        assert_eq!(ev.kind, "container");
     }
 
     #[test]

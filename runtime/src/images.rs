@@ -25,7 +25,27 @@ impl Engine {
         changes: Vec<String>,
     ) -> Result<String, ImageError> {
         let store = self.images()?;
-        blocking(move || store.import(reader, reference.as_deref(), &changes)).await
+        let r = reference.clone().unwrap_or_default();
+        let id = blocking(move || store.import(reader, reference.as_deref(), &changes)).await?;
+        self.image_event("import", &id, &r);
+        Ok(id)
+    }
+
+    /// Journals image event `action` of image `id` (`name`: the reference concerned, if any).
+    fn image_event(&self, action: &str, id: &str, name: &str) {
+        let attrs: Vec<(&str, String)> =
+            if name.is_empty() { Vec::new() } else { vec![("name", name.to_string())] };
+        crate::events::object(self.root().path(), "image", action, id, &attrs);
+    }
+
+    /// Journals what a removal or prune did (`untag`, `delete`).
+    fn removal_events(&self, items: &[RemoveItem]) {
+        for it in items {
+            match it {
+                RemoveItem::Untagged(r) => self.image_event("untag", r, r),
+                RemoveItem::Deleted(id) => self.image_event("delete", id, ""),
+            }
+        }
     }
 
     /// `docker load`: a docker save archive or OCI layout tar.
@@ -34,7 +54,14 @@ impl Engine {
         reader: Box<dyn Read + Send>,
     ) -> Result<Vec<LoadedImage>, ImageError> {
         let store = self.images()?;
-        blocking(move || store.load(reader)).await
+        let loaded = blocking(move || store.load(reader)).await?;
+        for l in &loaded {
+            match l.refs.as_slice() {
+                [] => self.image_event("load", &l.id, ""),
+                refs => refs.iter().for_each(|r| self.image_event("load", r, r)),
+            }
+        }
+        Ok(loaded)
     }
 
     /// `docker save` of `refs` to `writer`.
@@ -62,7 +89,14 @@ impl Engine {
     /// `docker tag`.
     pub async fn image_tag(&self, src: String, target: String) -> Result<(), ImageError> {
         let store = self.images()?;
-        blocking(move || store.tag(&src, &target)).await
+        let t = target.clone();
+        let id = blocking(move || {
+            store.tag(&src, &target)?;
+            Ok::<_, ImageError>(store.inspect(&target).map(|i| i.id).unwrap_or_default())
+        })
+        .await?;
+        self.image_event("tag", &id, &t);
+        Ok(())
     }
 
     /// `docker image rm`; `in_use` lists the image ids containers use.
@@ -73,8 +107,11 @@ impl Engine {
         in_use: Vec<String>,
     ) -> Result<Vec<RemoveItem>, ImageError> {
         let store = self.images()?;
-        blocking(move || store.remove(&reference, force, &|id| in_use.iter().any(|u| u == id)))
-            .await
+        let items =
+            blocking(move || store.remove(&reference, force, &|id| in_use.iter().any(|u| u == id)))
+                .await?;
+        self.removal_events(&items);
+        Ok(items)
     }
 
     /// `docker image prune` (`all`: every unused image, else only untagged ones).
@@ -84,7 +121,9 @@ impl Engine {
         in_use: Vec<String>,
     ) -> Result<PruneReport, ImageError> {
         let store = self.images()?;
-        blocking(move || store.prune(all, &|id| in_use.iter().any(|u| u == id))).await
+        let r = blocking(move || store.prune(all, &|id| in_use.iter().any(|u| u == id))).await?;
+        self.removal_events(&r.images_deleted);
+        Ok(r)
     }
 
     /// What container create needs: id, config and overlay lower dirs (topmost first).

@@ -513,6 +513,88 @@ fn docker_events_stream_container_changes() {
     n.teardown_and_check();
 }
 
+/// `docker events --since --until` replays, from the state root's journal, what berth's own CLI
+/// did before the service ran, with docker's filters, and ends at `until`.
+#[test]
+fn docker_events_replay_what_the_berth_cli_did_before() {
+    let Some(n) = NetEnv::new() else { return };
+    let env = &n.env;
+    let name = berth_testsupport::unique_name("apievh");
+    let other = berth_testsupport::unique_name("apievo");
+    let net = berth_testsupport::unique_name("apievn");
+    let t0 = chrono::Utc::now() - chrono::Duration::seconds(1);
+    // Without the service: a container that exits 3, removed by --rm; a labelled one.
+    let out =
+        env.run(&["container", "run", "--rm", "--name", &name, "bb:latest", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    env.ok(&["container", "create", "--name", &other, "-l", "apiev.mark=yes", "bb:latest", "true"]);
+    env.ok(&["network", "create", &net]);
+    n.track(&net);
+    env.ok(&["network", "rm", &net]);
+    let t1 = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let svc = Service::start(&env.path(), &[]);
+    let (since, until) = (t0.timestamp().to_string(), t1.timestamp().to_string());
+    let format = "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}\
+                  {{with .Actor.Attributes.exitCode}} {{.}}{{end}}";
+    // `until` has passed: the replay ends the stream and docker events exits by itself.
+    let events = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["events", "--since", &since, "--until", &until, "--format", format];
+        args.extend_from_slice(extra);
+        let out = svc.ok(&args);
+        out.lines().map(|l| l.trim_end().to_string()).collect()
+    };
+    let all = events(&[]);
+    let want = [
+        format!("container create {name}"),
+        format!("container start {name}"),
+        format!("container die {name} 3"),
+        format!("container destroy {name}"),
+        format!("container create {other}"),
+        format!("network create {net}"),
+        format!("network destroy {net}"),
+    ];
+    let pos: Vec<usize> = want
+        .iter()
+        .map(|w| all.iter().position(|l| l == w).unwrap_or_else(|| panic!("{w:?} not in {all:?}")))
+        .collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "out of order: {all:?}");
+    // Filters: type, event, container (name), label.
+    let nets = events(&["--filter", "type=network"]);
+    assert_eq!(nets, vec![format!("network create {net}"), format!("network destroy {net}")]);
+    assert_eq!(events(&["--filter", "event=die"]), vec![format!("container die {name} 3")]);
+    let mine = events(&["--filter", &format!("container={name}")]);
+    assert_eq!(mine.len(), 4, "{mine:?}");
+    assert!(mine.iter().all(|l| l.contains(&name)), "{mine:?}");
+    let marked = events(&["--filter", "label=apiev.mark=yes"]);
+    assert_eq!(marked, vec![format!("container create {other}")]);
+    // A relative `since` (the CLI sends it converted) and RFC 3339 both work; nothing before
+    // `since` is replayed.
+    let later = (t1 + chrono::Duration::seconds(1)).to_rfc3339();
+    let out = svc.ok(&["events", "--since", "10m", "--until", &later, "--format", format]);
+    assert!(out.lines().any(|l| l.trim_end() == format!("container die {name} 3")), "{out}");
+    let out = svc.ok(&["events", "--since", &later, "--until", &later, "--format", format]);
+    assert_eq!(out.trim(), "", "events after since only");
+    // An `until` in the future: what happens meanwhile streams, then the stream ends there
+    // (`since` too, so a removal made before the stream opened is replayed, not lost).
+    let from = (chrono::Utc::now() - chrono::Duration::seconds(1)).timestamp().to_string();
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(4)).timestamp().to_string();
+    let child = svc
+        .docker_cmd(&["events", "--since", &from, "--until", &soon])
+        .args(["--filter", "event=destroy", "--format", format])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("docker events");
+    env.ok(&["container", "rm", &other]);
+    let out = child.wait_with_output().expect("docker events until");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        format!("container destroy {other}")
+    );
+    drop(svc);
+    n.teardown_and_check();
+}
+
 #[test]
 fn docker_cli_ports_filters_and_lifecycle() {
     let Some(n) = NetEnv::new() else { return };

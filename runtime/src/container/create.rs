@@ -426,6 +426,7 @@ impl Engine {
         undo.dir_lock = None;
         undo.volumes.clear();
         undo.name = None;
+        crate::events::container(self.root().path(), &rec, "create", &[]);
         mark("create: done");
         Ok(id)
     }

@@ -323,6 +323,8 @@ impl Monitor {
                 first = false;
                 drop(start_lock.take());
             }
+            // After the report: the start's caller is not kept waiting for the journal.
+            crate::events::container(self.root.path(), &rec, "start", &[]);
             let run = self.supervise(&rec, run, stdio_fds, &net_hold);
             mark("monitor: container reaped");
             // Its overlay went with its last process.
@@ -364,6 +366,12 @@ impl Monitor {
                 })
                 .unwrap_or(false);
             mark("monitor: exit recorded");
+            crate::events::container(
+                self.root.path(),
+                &rec,
+                "die",
+                &[("exitCode", code.to_string())],
+            );
             if !restart {
                 let client_removes = self.close_status();
                 if rec.host_config.auto_remove && !client_removes {

@@ -26,7 +26,15 @@ impl Engine {
         driver_opts: BTreeMap<String, String>,
     ) -> Result<Volume, VolumeError> {
         let store = self.volumes();
-        blocking(move || store.create(name.as_deref(), labels, driver_opts)).await
+        let v = blocking(move || store.create(name.as_deref(), labels, driver_opts)).await?;
+        self.volume_event("create", &v.name);
+        Ok(v)
+    }
+
+    /// Journals volume event `action` of volume `name`.
+    fn volume_event(&self, action: &str, name: &str) {
+        let attrs = [("driver", "local".to_string())];
+        crate::events::object(self.root().path(), "volume", action, name, &attrs);
     }
 
     /// `docker volume ls`; `in_use` lists the volume names containers use.
@@ -53,7 +61,10 @@ impl Engine {
         in_use: Vec<String>,
     ) -> Result<(), VolumeError> {
         let store = self.volumes();
-        blocking(move || store.remove(&name, force, &|n| in_use.iter().any(|u| u == n))).await
+        let n = name.clone();
+        blocking(move || store.remove(&n, force, &|n| in_use.iter().any(|u| u == n))).await?;
+        self.volume_event("destroy", &name);
+        Ok(())
     }
 
     /// `docker volume prune` (`all`: named volumes too).
@@ -64,7 +75,12 @@ impl Engine {
         in_use: Vec<String>,
     ) -> Result<VolumePruneReport, VolumeError> {
         let store = self.volumes();
-        blocking(move || store.prune(all, &labels, &|n| in_use.iter().any(|u| u == n))).await
+        let r =
+            blocking(move || store.prune(all, &labels, &|n| in_use.iter().any(|u| u == n))).await?;
+        for name in &r.volumes_deleted {
+            self.volume_event("destroy", name);
+        }
+        Ok(r)
     }
 
     /// The host directory a container mounts for volume `name`.
