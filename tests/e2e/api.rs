@@ -768,6 +768,121 @@ fn compose_labelled_containers_made_through_the_socket_are_a_berth_project() {
     n.teardown_and_check();
 }
 
+/// Debian's docker-compose 1.29 (a client of berth's socket, installed by .ci/run; berth never
+/// uses it) in `dir` against `svc`.
+fn docker_compose(svc: &Service, dir: &Path, project: &str, args: &[&str]) -> Output {
+    Command::new("docker-compose")
+        .args(["-p", project])
+        .args(args)
+        .current_dir(dir)
+        .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
+        .env("DOCKER_CONFIG", svc.config.path())
+        .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("COMPOSE_FILE")
+        .env_remove("COMPOSE_PROJECT_NAME")
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn docker-compose (Debian's docker-compose package, installed by .ci/run)")
+}
+
+fn compose_ok(svc: &Service, dir: &Path, project: &str, args: &[&str]) -> String {
+    let out = docker_compose(svc, dir, project, args);
+    assert!(
+        out.status.success(),
+        "docker-compose {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A stack brought up by docker-compose 1.29 over the socket (a network, a volume, a port on
+/// loopback, services reaching each other by name) is a berth project: `berth ps` lists it and
+/// `berth down -v` takes it all away; docker-compose's own `ps` and `down` work too.
+#[test]
+fn docker_compose_1_29_stack_over_the_socket_is_a_berth_project() {
+    let Some(n) = NetEnv::new() else { return };
+    let env = &n.env;
+    let svc = Service::start(&env.path(), &[]);
+    let project = berth_testsupport::unique_name("apidc");
+    let port = crate::support::free_port();
+    let dir = tempfile::tempdir().expect("project dir");
+    let yaml = format!(
+        r#"version: "3.8"
+services:
+  web:
+    image: bb:latest
+    command: ["sh", "-c", "mkdir -p /www && echo from-web > /www/index.html && echo kept > /data/f && exec httpd -f -p 8080 -h /www"]
+    networks: [front]
+    volumes: ["data:/data"]
+    ports: ["127.0.0.1:{port}:8080"]
+  client:
+    image: bb:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+    networks:
+      front:
+        aliases: [cli-alias]
+    depends_on: [web]
+networks:
+  front: {{}}
+volumes:
+  data: {{}}
+"#
+    );
+    std::fs::write(dir.path().join("docker-compose.yml"), yaml).expect("write compose file");
+    let (net, vol) = (format!("{project}_front"), format!("{project}_data"));
+    compose_ok(&svc, dir.path(), &project, &["up", "-d"]);
+    n.track(&net);
+    // berth's compose sees docker-compose's v1 labels as the project.
+    let ps =
+        env.ok(&["--project-directory", dir.path().to_str().expect("dir"), "-p", &project, "ps"]);
+    for s in ["web", "client"] {
+        assert!(ps.lines().any(|l| l.starts_with(&format!("{project}_{s}_1"))), "{s}: {ps}");
+    }
+    // The port on loopback, and the services reach each other by name and alias.
+    assert_eq!(crate::support::http_body(port, "/index.html").trim(), "from-web");
+    let get = compose_ok(
+        &svc,
+        dir.path(),
+        &project,
+        &["exec", "-T", "client", "wget", "-qO-", "http://web:8080/index.html"],
+    );
+    assert_eq!(get.trim(), "from-web");
+    compose_ok(&svc, dir.path(), &project, &["exec", "-T", "web", "ping", "-c1", "cli-alias"]);
+    let dps = compose_ok(&svc, dir.path(), &project, &["ps"]);
+    for s in ["web", "client"] {
+        assert!(
+            dps.lines().any(|l| l.starts_with(&format!("{project}_{s}_1")) && l.contains("Up")),
+            "{dps}"
+        );
+    }
+    // berth down -v: containers, network and volume gone.
+    env.ok(&[
+        "--project-directory",
+        dir.path().to_str().expect("dir"),
+        "-p",
+        &project,
+        "down",
+        "-v",
+        "-t",
+        "1",
+    ]);
+    assert_eq!(svc.ok(&["ps", "-aq"]).trim(), "");
+    assert!(!svc.ok(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == net));
+    assert!(!svc.ok(&["volume", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == vol));
+    // Again, taken down by docker-compose itself.
+    compose_ok(&svc, dir.path(), &project, &["up", "-d"]);
+    n.track(&net);
+    compose_ok(&svc, dir.path(), &project, &["down", "-v", "-t", "1"]);
+    assert_eq!(svc.ok(&["ps", "-aq"]).trim(), "");
+    assert!(!svc.ok(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == net));
+    assert!(!svc.ok(&["volume", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == vol));
+    drop(svc);
+    n.teardown_and_check();
+}
+
 #[test]
 fn the_service_also_listens_on_loopback_tcp() {
     let Some(n) = NetEnv::new() else { return };
