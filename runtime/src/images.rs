@@ -25,27 +25,7 @@ impl Engine {
         changes: Vec<String>,
     ) -> Result<String, ImageError> {
         let store = self.images()?;
-        let r = reference.clone().unwrap_or_default();
-        let id = blocking(move || store.import(reader, reference.as_deref(), &changes)).await?;
-        self.image_event("import", &id, &r);
-        Ok(id)
-    }
-
-    /// Journals image event `action` of image `id` (`name`: the reference concerned, if any).
-    fn image_event(&self, action: &str, id: &str, name: &str) {
-        let attrs: Vec<(&str, String)> =
-            if name.is_empty() { Vec::new() } else { vec![("name", name.to_string())] };
-        crate::events::object(self.root().path(), "image", action, id, &attrs);
-    }
-
-    /// Journals what a removal or prune did (`untag`, `delete`).
-    fn removal_events(&self, items: &[RemoveItem]) {
-        for it in items {
-            match it {
-                RemoveItem::Untagged(r) => self.image_event("untag", r, r),
-                RemoveItem::Deleted(id) => self.image_event("delete", id, ""),
-            }
-        }
+        blocking(move || store.import(reader, reference.as_deref(), &changes)).await
     }
 
     /// `docker load`: a docker save archive or OCI layout tar.
@@ -54,14 +34,7 @@ impl Engine {
         reader: Box<dyn Read + Send>,
     ) -> Result<Vec<LoadedImage>, ImageError> {
         let store = self.images()?;
-        let loaded = blocking(move || store.load(reader)).await?;
-        for l in &loaded {
-            match l.refs.as_slice() {
-                [] => self.image_event("load", &l.id, ""),
-                refs => refs.iter().for_each(|r| self.image_event("load", r, r)),
-            }
-        }
-        Ok(loaded)
+        blocking(move || store.load(reader)).await
     }
 
     /// `docker save` of `refs` to `writer`.
@@ -89,14 +62,7 @@ impl Engine {
     /// `docker tag`.
     pub async fn image_tag(&self, src: String, target: String) -> Result<(), ImageError> {
         let store = self.images()?;
-        let t = target.clone();
-        let id = blocking(move || {
-            store.tag(&src, &target)?;
-            Ok::<_, ImageError>(store.inspect(&target).map(|i| i.id).unwrap_or_default())
-        })
-        .await?;
-        self.image_event("tag", &id, &t);
-        Ok(())
+        blocking(move || store.tag(&src, &target)).await
     }
 
     /// `docker image rm`; `in_use` lists the image ids containers use.
@@ -107,11 +73,8 @@ impl Engine {
         in_use: Vec<String>,
     ) -> Result<Vec<RemoveItem>, ImageError> {
         let store = self.images()?;
-        let items =
-            blocking(move || store.remove(&reference, force, &|id| in_use.iter().any(|u| u == id)))
-                .await?;
-        self.removal_events(&items);
-        Ok(items)
+        blocking(move || store.remove(&reference, force, &|id| in_use.iter().any(|u| u == id)))
+            .await
     }
 
     /// `docker image prune` (`all`: every unused image, else only untagged ones).
@@ -121,9 +84,7 @@ impl Engine {
         in_use: Vec<String>,
     ) -> Result<PruneReport, ImageError> {
         let store = self.images()?;
-        let r = blocking(move || store.prune(all, &|id| in_use.iter().any(|u| u == id))).await?;
-        self.removal_events(&r.images_deleted);
-        Ok(r)
+        blocking(move || store.prune(all, &|id| in_use.iter().any(|u| u == id))).await
     }
 
     /// What container create needs: id, config and overlay lower dirs (topmost first).

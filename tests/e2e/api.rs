@@ -531,10 +531,30 @@ fn docker_events_replay_what_the_berth_cli_did_before() {
     env.ok(&["network", "create", &net]);
     n.track(&net);
     env.ok(&["network", "rm", &net]);
+    // A running one through its life: pause, unpause, rename, stop (kill, die, stop), rm.
+    let (long, long2) = (format!("{name}l"), format!("{name}l2"));
+    let script = "trap 'exit 0' TERM; sleep 3600 & wait";
+    env.ok(&["container", "run", "-d", "--name", &long, "bb:latest", "sh", "-c", script]);
+    for args in [
+        vec!["pause", long.as_str()],
+        vec!["unpause", &long],
+        vec!["rename", &long, &long2],
+        vec!["stop", &long2],
+        vec!["rm", &long2],
+    ] {
+        env.ok(&[&["container"], args.as_slice()].concat());
+    }
+    // Volumes and images.
+    let vol = format!("{name}v");
+    let img = format!("{name}img:1");
+    env.ok(&["volume", "create", &vol]);
+    env.ok(&["volume", "rm", &vol]);
+    env.ok(&["image", "tag", "bb:latest", &img]);
+    env.ok(&["image", "rm", &img]);
     let t1 = chrono::Utc::now() + chrono::Duration::seconds(1);
     let svc = Service::start(&env.path(), &[]);
     let (since, until) = (t0.timestamp().to_string(), t1.timestamp().to_string());
-    let format = "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}\
+    let format = "{{.Type}} {{.Action}} {{or .Actor.Attributes.name .Actor.ID}}\
                   {{with .Actor.Attributes.exitCode}} {{.}}{{end}}";
     // `until` has passed: the replay ends the stream and docker events exits by itself.
     let events = |extra: &[&str]| -> Vec<String> {
@@ -552,6 +572,19 @@ fn docker_events_replay_what_the_berth_cli_did_before() {
         format!("container create {other}"),
         format!("network create {net}"),
         format!("network destroy {net}"),
+        format!("container create {long}"),
+        format!("container start {long}"),
+        format!("container pause {long}"),
+        format!("container unpause {long}"),
+        format!("container rename {long2}"),
+        format!("container kill {long2}"),
+        format!("container die {long2} 0"),
+        format!("container stop {long2}"),
+        format!("container destroy {long2}"),
+        format!("volume create {vol}"),
+        format!("volume destroy {vol}"),
+        format!("image tag {img}"),
+        format!("image untag {img}"),
     ];
     let pos: Vec<usize> = want
         .iter()
@@ -561,10 +594,14 @@ fn docker_events_replay_what_the_berth_cli_did_before() {
     // Filters: type, event, container (name), label.
     let nets = events(&["--filter", "type=network"]);
     assert_eq!(nets, vec![format!("network create {net}"), format!("network destroy {net}")]);
-    assert_eq!(events(&["--filter", "event=die"]), vec![format!("container die {name} 3")]);
-    let mine = events(&["--filter", &format!("container={name}")]);
-    assert_eq!(mine.len(), 4, "{mine:?}");
-    assert!(mine.iter().all(|l| l.contains(&name)), "{mine:?}");
+    let dies = events(&["--filter", "event=die"]);
+    assert_eq!(dies, vec![format!("container die {name} 3"), format!("container die {long2} 0")]);
+    // By name (dockerd matches name and id prefixes: `long2` is matched by `long` too).
+    let mine = events(&["--filter", &format!("container={long2}"), "--filter", "event=stop"]);
+    assert_eq!(mine, vec![format!("container stop {long2}")]);
+    let id_of_other = env.id(&other);
+    let by_id = events(&["--filter", &format!("container={}", &id_of_other[..12])]);
+    assert_eq!(by_id, vec![format!("container create {other}")]);
     let marked = events(&["--filter", "label=apiev.mark=yes"]);
     assert_eq!(marked, vec![format!("container create {other}")]);
     // A relative `since` (the CLI sends it converted) and RFC 3339 both work; nothing before

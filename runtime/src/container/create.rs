@@ -426,7 +426,7 @@ impl Engine {
         undo.dir_lock = None;
         undo.volumes.clear();
         undo.name = None;
-        crate::events::container(self.root().path(), &rec, "create", &[]);
+        rec.journal(self.root().path(), "create", &[]);
         mark("create: done");
         Ok(id)
     }

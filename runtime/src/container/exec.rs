@@ -18,7 +18,6 @@ use super::api::ExecConfig;
 use super::record::ContainerRecord;
 use super::{ContainerError, launcher, spec, user};
 use crate::Engine;
-use crate::events;
 
 /// The result of an exec whose output was captured.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -81,7 +80,7 @@ impl ExecJournal {
         let line = cmd.join(" ");
         for action in ["exec_create", "exec_start"] {
             let attrs = [("execID", exec_id.clone())];
-            events::container(root, container, &format!("{action}: {line}"), &attrs);
+            container.journal(root, &format!("{action}: {line}"), &attrs);
         }
         ExecJournal { root: root.to_path_buf(), container: container.clone(), exec_id }
     }
@@ -90,7 +89,7 @@ impl ExecJournal {
     fn died(self, res: Result<i64, ContainerError>) -> Result<i64, ContainerError> {
         if let Ok(code) = &res {
             let attrs = [("execID", self.exec_id.clone()), ("exitCode", code.to_string())];
-            events::container(&self.root, &self.container, "exec_die", &attrs);
+            self.container.journal(&self.root, "exec_die", &attrs);
         }
         res
     }

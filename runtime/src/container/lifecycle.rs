@@ -283,7 +283,7 @@ impl Engine {
             let _ = process::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
             self.kill_all_settled(&l, &st)?;
         }
-        crate::events::container(self.root().path(), &l.rec, "stop", &[]);
+        l.rec.journal(self.root().path(), "stop", &[]);
         Ok(())
     }
 
@@ -316,7 +316,7 @@ impl Engine {
     /// Journals docker's `kill` event, before the signal goes so that it precedes the `die`
     /// the container's end is seen as.
     fn journal_kill(&self, rec: &super::record::ContainerRecord, sig: i32) {
-        crate::events::container(self.root().path(), rec, "kill", &[("signal", sig.to_string())]);
+        rec.journal(self.root().path(), "kill", &[("signal", sig.to_string())]);
     }
 
     /// Tells the monitor to re-read the state (cancels a pending restart after a user stop).
@@ -424,7 +424,7 @@ impl Engine {
         self.container_stop(key, timeout).await?;
         self.container_start(key).await?;
         if let Ok(rec) = self.find(key) {
-            crate::events::container(self.root().path(), &rec, "restart", &[]);
+            rec.journal(self.root().path(), "restart", &[]);
         }
         Ok(())
     }
@@ -513,13 +513,10 @@ impl Engine {
             r.finish();
         }
         mark("remove: directory gone");
-        crate::events::container(self.root().path(), &l.rec, "destroy", &[]);
+        l.rec.journal(self.root().path(), "destroy", &[]);
         if volumes {
             for v in &l.rec.anonymous_volumes {
-                if stores::volume_remove(self.root(), v).is_ok() {
-                    let attrs = [("driver", "local".to_string())];
-                    crate::events::object(self.root().path(), "volume", "destroy", v, &attrs);
-                }
+                let _ = stores::volume_remove(self.root(), v);
             }
         }
         Ok(())
@@ -566,7 +563,7 @@ impl Engine {
         st.state.status = if pause { "paused".into() } else { "running".into() };
         l.paths.write_state(&st)?;
         let action = if pause { "pause" } else { "unpause" };
-        crate::events::container(self.root().path(), &l.rec, action, &[]);
+        l.rec.journal(self.root().path(), action, &[]);
         Ok(())
     }
 
@@ -605,7 +602,7 @@ impl Engine {
         // After the record: a crash in between leaves a stale entry, which counts for nothing.
         self.release_name(&old_name, &rec.id);
         super::net::renamed(self.root(), &rec);
-        crate::events::container(self.root().path(), &rec, "rename", &[("oldName", old_name)]);
+        rec.journal(self.root().path(), "rename", &[("oldName", old_name)]);
         Ok(())
     }
 }

@@ -318,13 +318,14 @@ impl Monitor {
                     return 1;
                 }
             };
+            // Before the report, so no event the caller causes next (a kill, a stop) can be
+            // journaled ahead of it; one small append.
+            rec.journal(self.root.path(), "start", &[]);
             if first {
                 report(StatusReport::Started { pid: run.pid.into() });
                 first = false;
                 drop(start_lock.take());
             }
-            // After the report: the start's caller is not kept waiting for the journal.
-            crate::events::container(self.root.path(), &rec, "start", &[]);
             let run = self.supervise(&rec, run, stdio_fds, &net_hold);
             mark("monitor: container reaped");
             // Its overlay went with its last process.
@@ -342,6 +343,16 @@ impl Monitor {
             if ran_for >= Duration::from_secs(10) {
                 delay = Duration::from_millis(100);
             }
+            // Before the exit is recorded: a `stop` (or `rm`) waiting for it journals its own
+            // event after this one, in docker's order (kill, die, stop). The record as it is
+            // now: a rename while it ran is the name the die is reported under.
+            let now = self.paths.read_config().ok().flatten();
+            let named = now.as_ref().unwrap_or(&rec);
+            if oom {
+                named.journal(self.root.path(), "oom", &[]);
+            }
+            let exit = [("exitCode", code.to_string())];
+            named.journal(self.root.path(), "die", &exit);
             let restart = self
                 .paths
                 .update_state(|st| {
@@ -366,12 +377,6 @@ impl Monitor {
                 })
                 .unwrap_or(false);
             mark("monitor: exit recorded");
-            crate::events::container(
-                self.root.path(),
-                &rec,
-                "die",
-                &[("exitCode", code.to_string())],
-            );
             if !restart {
                 let client_removes = self.close_status();
                 if rec.host_config.auto_remove && !client_removes {

@@ -26,15 +26,7 @@ impl Engine {
         driver_opts: BTreeMap<String, String>,
     ) -> Result<Volume, VolumeError> {
         let store = self.volumes();
-        let v = blocking(move || store.create(name.as_deref(), labels, driver_opts)).await?;
-        self.volume_event("create", &v.name);
-        Ok(v)
-    }
-
-    /// Journals volume event `action` of volume `name`.
-    fn volume_event(&self, action: &str, name: &str) {
-        let attrs = [("driver", "local".to_string())];
-        crate::events::object(self.root().path(), "volume", action, name, &attrs);
+        blocking(move || store.create(name.as_deref(), labels, driver_opts)).await
     }
 
     /// `docker volume ls`; `in_use` lists the volume names containers use.
@@ -61,10 +53,7 @@ impl Engine {
         in_use: Vec<String>,
     ) -> Result<(), VolumeError> {
         let store = self.volumes();
-        let n = name.clone();
-        blocking(move || store.remove(&n, force, &|n| in_use.iter().any(|u| u == n))).await?;
-        self.volume_event("destroy", &name);
-        Ok(())
+        blocking(move || store.remove(&name, force, &|n| in_use.iter().any(|u| u == n))).await
     }
 
     /// `docker volume prune` (`all`: named volumes too).
@@ -75,12 +64,7 @@ impl Engine {
         in_use: Vec<String>,
     ) -> Result<VolumePruneReport, VolumeError> {
         let store = self.volumes();
-        let r =
-            blocking(move || store.prune(all, &labels, &|n| in_use.iter().any(|u| u == n))).await?;
-        for name in &r.volumes_deleted {
-            self.volume_event("destroy", name);
-        }
-        Ok(r)
+        blocking(move || store.prune(all, &labels, &|n| in_use.iter().any(|u| u == n))).await
     }
 
     /// The host directory a container mounts for volume `name`.
