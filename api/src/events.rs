@@ -1,174 +1,286 @@
-//! `GET /events`: docker's container events, streamed as JSON lines. No daemon publishes them:
-//! the service looks at the state root's containers every 100 ms (as `berth events` does) and
-//! reports what turns one look into the next (create, start, die, pause, unpause, destroy),
-//! plus the journaled ones (kill, exec_*). Past events are not kept, so `since` only delays.
+//! `GET /events`: docker's events, streamed as JSON lines, from the state root's event journal
+//! (`berth_runtime::events`), which every berth process appends to where it acts: the CLI
+//! without the service, the service itself and the containers' monitors. `since` replays what
+//! the journal still holds (its two rotated files, at most 2 MiB together), then the stream
+//! follows new lines; `until` ends it (at once after the replay when it is in the past).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_runtime::container::{ContainerSummary, ListFilters};
+use berth_runtime::events::{JournalEvent, JournalReader};
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 
 use crate::http::{ApiError, Query, R};
 use crate::state::State;
 
-/// One look at a container.
-#[derive(Clone, PartialEq)]
-struct Look {
-    name: String,
-    image: String,
-    state: String,
-    labels: BTreeMap<String, String>,
-}
+/// How often the journal is looked at for new lines.
+const POLL: Duration = Duration::from_millis(100);
 
-fn look(c: &ContainerSummary) -> Look {
-    Look {
-        name: c.names.first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default(),
-        image: c.image.clone(),
-        state: c.state.clone(),
-        labels: c.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-    }
-}
-
-/// The actions that turn `before` into `after` (None: absent).
-fn diff(before: Option<&Look>, after: Option<&Look>) -> Vec<&'static str> {
-    let running = |s: &str| matches!(s, "running" | "paused" | "restarting");
-    match (before, after) {
-        (None, None) => vec![],
-        (None, Some(a)) => {
-            let mut v = vec!["create"];
-            if running(&a.state) {
-                v.push("start");
-            } else if a.state == "exited" {
-                v.extend(["start", "die"]);
-            }
-            v
-        }
-        (Some(b), None) => {
-            if running(&b.state) {
-                vec!["die", "destroy"]
-            } else {
-                vec!["destroy"]
-            }
-        }
-        (Some(b), Some(a)) => match (b.state.as_str(), a.state.as_str()) {
-            (x, y) if x == y => vec![],
-            ("running", "paused") => vec!["pause"],
-            ("paused", "running") => vec!["unpause"],
-            (x, y) if !running(x) && running(y) => vec!["start"],
-            (x, y) if running(x) && !running(y) => vec!["die"],
-            _ => vec![],
-        },
-    }
-}
-
+/// docker's event filters (`type`, `event`, `container`, `image`, `label`, `network`,
+/// `volume`, `scope`), applied as dockerd does.
 struct Filter(HashMap<String, Vec<String>>);
 
 impl Filter {
-    fn pass(&self, id: &str, action: &str, l: &Look) -> bool {
-        let any = |k: &str, f: &dyn Fn(&str) -> bool| {
-            self.0.get(k).is_none_or(|vals| vals.is_empty() || vals.iter().any(|v| f(v)))
+    /// None when the filter is not given; else whether any value passes `f`.
+    fn any(&self, k: &str, f: impl Fn(&str) -> bool) -> bool {
+        self.0.get(k).is_none_or(|vals| vals.is_empty() || vals.iter().any(|v| f(v)))
+    }
+
+    /// dockerd's fuzzy match: a value equal to or a prefix of the actor's id or name.
+    fn fuzzy(&self, k: &str, ev: &JournalEvent) -> bool {
+        let name = ev.attributes.get("name").map(String::as_str).unwrap_or_default();
+        self.any(k, |v| ev.id.starts_with(v) || (!name.is_empty() && name.starts_with(v)))
+    }
+
+    fn pass(&self, ev: &JournalEvent) -> bool {
+        let base = ev.action.split(':').next().unwrap_or(&ev.action);
+        // An image event names its image in `name`; any other names its image in `image`.
+        let image = ev.attributes.get(if ev.kind == "image" { "name" } else { "image" });
+        let untagged = |s: &str| s.rsplit_once(':').map(|(a, _)| a.to_string());
+        let image_match = |v: &str| {
+            let ids = [Some(ev.id.clone()), image.cloned()];
+            ids.iter().flatten().any(|s| s == v || untagged(s).is_some_and(|u| u == v))
         };
-        let base = action.split(':').next().unwrap_or(action);
-        any("type", &|v| v == "container")
-            && any("event", &|v| v == base || v == action)
-            && any("container", &|v| id.starts_with(v) || l.name == v)
-            && any("image", &|v| l.image == v)
+        self.any("type", |v| v == ev.kind)
+            && self.any("event", |v| v == base || v == ev.action)
+            && self.any("scope", |v| v == "local")
+            && self.fuzzy("container", ev)
+            && self.fuzzy("network", ev)
+            && self.fuzzy("volume", ev)
+            && self.any("image", image_match)
             && self.0.get("label").is_none_or(|vals| {
                 vals.iter().all(|f| match f.split_once('=') {
-                    Some((k, v)) => l.labels.get(k).is_some_and(|x| x == v),
-                    None => l.labels.contains_key(f.as_str()),
+                    Some((k, v)) => ev.attributes.get(k).is_some_and(|x| x == v),
+                    None => ev.attributes.contains_key(f.as_str()),
                 })
             })
     }
 }
 
-fn event_json(id: &str, action: &str, l: &Look, extra: &BTreeMap<String, String>) -> Bytes {
-    let now = chrono::Utc::now();
-    let mut attrs = l.labels.clone();
-    attrs.insert("name".into(), l.name.clone());
-    attrs.insert("image".into(), l.image.clone());
-    attrs.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
-    let v = serde_json::json!({
-        "status": action, "id": id, "from": l.image, "Type": "container", "Action": action,
-        "Actor": {"ID": id, "Attributes": attrs}, "scope": "local",
-        "time": now.timestamp(), "timeNano": now.timestamp_nanos_opt().unwrap_or(0),
+/// docker's event message: `Type`, `Action`, `Actor`, `scope`, `time`, `timeNano`, and for
+/// container and image events the older `status`, `id`, `from`.
+fn event_json(ev: &JournalEvent) -> Bytes {
+    let mut v = serde_json::json!({
+        "Type": ev.kind, "Action": ev.action,
+        "Actor": {"ID": ev.id, "Attributes": ev.attributes}, "scope": "local",
+        "time": ev.time.timestamp(), "timeNano": ev.time.timestamp_nanos_opt().unwrap_or(0),
     });
+    if let Some(obj) = v.as_object_mut()
+        && matches!(ev.kind.as_str(), "container" | "image")
+    {
+        obj.insert("status".into(), ev.action.clone().into());
+        obj.insert("id".into(), ev.id.clone().into());
+        if let Some(img) = ev.attributes.get("image").filter(|_| ev.kind == "container") {
+            obj.insert("from".into(), img.clone().into());
+        }
+    }
     Bytes::from(format!("{v}\n"))
 }
 
-fn unix_time(v: Option<&str>) -> Result<Option<f64>, ApiError> {
-    match v.filter(|s| !s.is_empty()) {
-        None => Ok(None),
-        Some(s) => {
-            if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-                return Ok(Some(t.timestamp() as f64));
-            }
-            s.parse::<f64>().map(Some).map_err(|_| ApiError::bad(format!("invalid time {s:?}")))
-        }
+/// A Go duration as the docker CLI and dockerd accept them (`10m`, `1h30m`, `1.5s`, `300ms`).
+fn go_duration(s: &str) -> Option<chrono::Duration> {
+    let mut rest = s;
+    let mut total = 0f64;
+    if rest.is_empty() {
+        return None;
     }
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let n: f64 = rest[..num_end].parse().ok()?;
+        rest = &rest[num_end..];
+        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let scale = match &rest[..unit_end] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += n * scale;
+        rest = &rest[unit_end..];
+    }
+    Some(chrono::Duration::nanoseconds((total * 1e9) as i64))
 }
 
-/// Streams events until the client goes or `until` passes.
+/// A `since`/`until` value in dockerd's forms: unix seconds with an optional fraction (what the
+/// docker CLI and docker-py send: `1700000000.000000000`), RFC 3339 with or without a zone
+/// (`2026-12-07T10:00:00Z`, `2026-12-07T10:00:00`, `2026-12-07`) or a duration before `now`
+/// (`10m`).
+fn parse_time(v: Option<&str>, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let Some(s) = v.map(str::trim).filter(|s| !s.is_empty()) else { return Ok(None) };
+    let bad = || ApiError::bad(format!("invalid time {s:?}: use unix seconds, RFC 3339 or 10m"));
+    if let Some(d) = go_duration(s) {
+        return Ok(Some(now - d));
+    }
+    if let Some((sec, frac)) = s.split_once('.').or(Some((s, "")))
+        && !sec.is_empty()
+        && sec.trim_start_matches('-').bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        let secs: i64 = sec.parse().map_err(|_| bad())?;
+        // The fraction as nanoseconds: `.5` is half a second, digits past nine are dropped.
+        let nanos: u32 =
+            format!("{:0<9}", &frac[..frac.len().min(9)]).parse().map_err(|_| bad())?;
+        return DateTime::from_timestamp(secs, nanos).map(Some).ok_or_else(bad);
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(Some(t.with_timezone(&Utc)));
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, f) {
+            return Ok(Some(t.and_utc()));
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()));
+    }
+    Err(bad())
+}
+
+/// Streams events until the client goes or `until` passes: with `since`, first the journaled
+/// ones from then on.
 pub async fn events(state: Arc<State>, q: &Query) -> R {
     let filter = Filter(q.filters()?);
-    let since = unix_time(q.get("since"))?;
-    let until = unix_time(q.get("until"))?;
+    let now = Utc::now();
+    let since = parse_time(q.get("since"), now)?;
+    let until = parse_time(q.get("until"), now)?;
+    if let (Some(s), Some(u)) = (since, until)
+        && u < s
+    {
+        return Err(ApiError::bad("`since` time must be before `until`"));
+    }
+    let root: PathBuf = state.engine.root().path().to_path_buf();
+    // Opened before answering: an event made after the response began is never missed.
+    let (mut journal, past) =
+        tokio::task::spawn_blocking(move || JournalReader::with_history(&root))
+            .await
+            .map_err(|e| ApiError::internal(format!("reading the event journal: {e}")))?;
     let (tx, resp) = crate::stream::channel_body("application/json");
-    let engine = state.engine.clone();
     let guard = state.activity.enter();
-    let now = || chrono::Utc::now().timestamp_micros() as f64 / 1e6;
-    let snapshot = |engine: berth_runtime::Engine| async move {
-        let rows = engine.container_list(true, &ListFilters::default()).await.unwrap_or_default();
-        rows.iter().map(|c| (c.id.clone(), look(c))).collect::<HashMap<_, _>>()
+    let in_range = move |ev: &JournalEvent| {
+        since.is_none_or(|s| ev.time >= s) && until.is_none_or(|u| ev.time <= u)
     };
-    let mut seen = snapshot(engine.clone()).await;
-    let mut journal = berth_runtime::events::JournalReader::at_end(engine.root().path());
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_millis(100));
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = tx.closed() => break,
-            }
-            let t = now();
-            if until.is_some_and(|u| t > u) {
-                break;
-            }
-            let cur = snapshot(engine.clone()).await;
-            let mut out = Vec::new();
-            for je in journal.read_new() {
-                if let Some(l) = cur.get(&je.id).or_else(|| seen.get(&je.id)) {
-                    out.push((je.id.clone(), je.action.clone(), l.clone(), je.attributes.clone()));
-                }
-            }
-            for (id, l) in &cur {
-                for a in diff(seen.get(id), Some(l)) {
-                    out.push((id.clone(), a.to_string(), l.clone(), BTreeMap::new()));
-                }
-            }
-            for (id, l) in &seen {
-                if !cur.contains_key(id) {
-                    for a in diff(Some(l), None) {
-                        out.push((id.clone(), a.to_string(), l.clone(), BTreeMap::new()));
-                    }
-                }
-            }
-            seen = cur;
-            if since.is_some_and(|s| t < s) {
-                continue;
-            }
-            for (id, action, l, extra) in out {
-                if filter.pass(&id, &action, &l)
-                    && tx.send(event_json(&id, &action, &l, &extra)).await.is_err()
-                {
-                    drop(guard);
+        let _guard = guard;
+        if since.is_some() {
+            for ev in past.iter().filter(|e| in_range(e) && filter.pass(e)) {
+                if tx.send(event_json(ev)).await.is_err() {
                     return;
                 }
             }
         }
-        drop(guard);
+        let mut tick = tokio::time::interval(POLL);
+        loop {
+            if until.is_some_and(|u| Utc::now() > u) {
+                // The last lines written before `until` are still sent.
+                for ev in journal.read_new().iter().filter(|e| in_range(e) && filter.pass(e)) {
+                    let _ = tx.send(event_json(ev)).await;
+                }
+                return;
+            }
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = tx.closed() => return,
+            }
+            for ev in journal.read_new().iter().filter(|e| in_range(e) && filter.pass(e)) {
+                if tx.send(event_json(ev)).await.is_err() {
+                    return;
+                }
+            }
+        }
     });
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(v: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        parse_time(Some(v), now).expect(v)
+    }
+
+    #[test]
+    fn times_take_dockers_forms() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+        let at = |s: i64, n: u32| DateTime::from_timestamp(s, n);
+        assert_eq!(t("1700000000", now), at(1_700_000_000, 0));
+        assert_eq!(t("1700000000.500000000", now), at(1_700_000_000, 500_000_000));
+        assert_eq!(t("1700000000.5", now), at(1_700_000_000, 500_000_000));
+        assert_eq!(t("10m", now), at(1_800_000_000 - 600, 0));
+        assert_eq!(t("1h30m", now), at(1_800_000_000 - 5400, 0));
+        assert_eq!(t("2023-11-14T22:13:20Z", now), at(1_700_000_000, 0));
+        assert_eq!(t("2023-11-14T23:13:20+01:00", now), at(1_700_000_000, 0));
+        assert_eq!(t("2023-11-14T22:13:20", now), at(1_700_000_000, 0));
+        assert_eq!(t("2023-11-14", now), at(1_699_920_000, 0));
+        assert_eq!(parse_time(Some(""), now).expect("empty"), None);
+        let err = parse_time(Some("yesterday"), now).expect_err("bad");
+        assert!(err.message.contains("\"yesterday\""), "{}", err.message);
+    }
+
+    fn ev(kind: &str, action: &str, id: &str, attrs: &[(&str, &str)]) -> JournalEvent {
+        let attrs: Vec<(&str, String)> = attrs.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        JournalEvent::of(kind, action, id, &attrs)
+    }
+
+    fn filter(json: &str) -> Filter {
+        let q = Query::parse(Some(&format!("filters={}", urlencode(json))));
+        Filter(q.filters().expect("filters"))
+    }
+
+    fn urlencode(s: &str) -> String {
+        s.bytes().map(|b| format!("%{b:02X}")).collect()
+    }
+
+    #[test]
+    fn filters_match_as_dockerd() {
+        let start = ev(
+            "container",
+            "start",
+            "abc123",
+            &[("name", "web"), ("image", "busybox:latest"), ("com.example", "x")],
+        );
+        let exec = ev("container", "exec_create: sh -c true", "abc123", &[("name", "web")]);
+        let net = ev("network", "create", "def456", &[("name", "front"), ("type", "bridge")]);
+        let tag = ev("image", "tag", "sha256:1", &[("name", "mine:1")]);
+        let pass = |f: &str, e: &JournalEvent| filter(f).pass(e);
+        assert!(pass(r#"{"type":["container"]}"#, &start));
+        assert!(!pass(r#"{"type":["container"]}"#, &net));
+        assert!(pass(r#"{"event":["exec_create"]}"#, &exec));
+        assert!(!pass(r#"{"event":["start","die"]}"#, &exec));
+        assert!(pass(r#"{"container":["web"]}"#, &start));
+        assert!(pass(r#"{"container":["abc"]}"#, &start));
+        assert!(!pass(r#"{"container":["db"]}"#, &start));
+        assert!(pass(r#"{"label":["com.example=x"]}"#, &start));
+        assert!(pass(r#"{"label":["com.example"]}"#, &start));
+        assert!(!pass(r#"{"label":["com.example=y"]}"#, &start));
+        assert!(pass(r#"{"network":["front"]}"#, &net));
+        assert!(pass(r#"{"image":["busybox"]}"#, &start));
+        assert!(pass(r#"{"image":["mine:1"]}"#, &tag));
+        assert!(!pass(r#"{"image":["other"]}"#, &start));
+    }
+
+    #[test]
+    fn messages_have_dockers_fields() {
+        let e =
+            ev("container", "die", "abc", &[("name", "web"), ("image", "bb"), ("exitCode", "3")]);
+        let v: serde_json::Value = serde_json::from_slice(&event_json(&e)).expect("json");
+        assert_eq!(v["Type"], "container");
+        assert_eq!(v["Action"], "die");
+        assert_eq!(v["status"], "die");
+        assert_eq!(v["from"], "bb");
+        assert_eq!(v["Actor"]["ID"], "abc");
+        assert_eq!(v["Actor"]["Attributes"]["exitCode"], "3");
+        assert_eq!(v["scope"], "local");
+        assert_eq!(v["time"].as_i64(), Some(e.time.timestamp()));
+        assert_eq!(v["timeNano"].as_i64(), e.time.timestamp_nanos_opt());
+        let n = ev("network", "connect", "n1", &[("container", "abc")]);
+        let v: serde_json::Value = serde_json::from_slice(&event_json(&n)).expect("json");
+        assert!(v.get("status").is_none(), "network events have no legacy fields");
+    }
 }

@@ -1,62 +1,27 @@
-//! `ADD http://...`: a small HTTP/1.1 GET (plain HTTP only: no TLS library is in the tree yet),
-//! following up to 5 redirects, with `Content-Length` or chunked bodies, and a time limit.
+//! `ADD http(s)://...`: a GET with reqwest (rustls), following up to 5 redirects, with a body
+//! cap and time limits. It trusts what berth's registry client trusts (the system's roots,
+//! `SSL_CERT_FILE`/`SSL_CERT_DIR`, and the `*.crt` of `$BERTH_CERTS_DIR/<host[:port]>/`, else
+//! `/etc/berth/certs.d` and `/etc/docker/certs.d`); certificates are always checked. Proxies
+//! come from the environment (`HTTP_PROXY`, `HTTPS_PROXY`, `NO_PROXY`), except for loopback.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-/// How long one connection may take to connect, and to send each piece.
+/// How long connecting may take, and how long the server may stay silent while sending.
 const TIMEOUT: Duration = Duration::from_secs(60);
 /// The largest body ADD downloads.
 const MAX_BODY: u64 = 4 << 30;
+/// Redirects followed before giving up (as docker's).
+const MAX_REDIRECTS: usize = 5;
 
 /// A downloaded file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Download {
     /// The body.
     pub body: Vec<u8>,
-    /// The file name the URL's path ends with (None: it ends with `/`).
+    /// The file name the (final) URL's path ends with (None: it ends with `/`).
     pub name: Option<String>,
     /// `Last-Modified` as seconds since the epoch (ADD gives the file that mtime).
     pub mtime: Option<i64>,
-}
-
-struct Url {
-    host: String,
-    port: u16,
-    path: String,
-}
-
-fn parse_url(url: &str) -> Result<Url, String> {
-    let rest = match url.split_once("://") {
-        Some(("http", r)) => r,
-        Some(("https", _)) => {
-            return Err(format!("{url}: https is not supported yet (berth has no TLS client yet)"));
-        }
-        _ => return Err(format!("{url}: not an http URL")),
-    };
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => match p.parse::<u16>() {
-            Ok(p) => (h, p),
-            Err(_) => (hostport, 80),
-        },
-        _ => (hostport, 80),
-    };
-    if host.is_empty() {
-        return Err(format!("{url}: no host"));
-    }
-    let path = path.split('#').next().unwrap_or("/").to_string();
-    Ok(Url { host: host.trim_matches(['[', ']']).to_string(), port, path })
-}
-
-fn read_line(r: &mut impl BufRead) -> Result<String, String> {
-    let mut line = String::new();
-    r.read_line(&mut line).map_err(|e| format!("reading the response: {e}"))?;
-    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 /// Seconds since the epoch of an HTTP date (`Tue, 15 Nov 1994 08:12:31 GMT`).
@@ -64,128 +29,135 @@ fn http_date(s: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc2822(s).ok().map(|t| t.timestamp())
 }
 
-/// GETs `url` (following redirects).
-pub fn get(url: &str) -> Result<Download, String> {
-    let mut url = url.to_string();
-    for _ in 0..6 {
-        let u = parse_url(&url)?;
-        let addr = (u.host.as_str(), u.port)
-            .to_socket_addrs()
-            .map_err(|e| format!("{url}: cannot resolve {}: {e}", u.host))?
-            .next()
-            .ok_or_else(|| format!("{url}: {} has no address", u.host))?;
-        let mut s =
-            TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("{url}: {e}"))?;
-        let _ = s.set_read_timeout(Some(TIMEOUT));
-        let _ = s.set_write_timeout(Some(TIMEOUT));
-        // One write: a server may answer (and close) after the first segment it reads.
-        let req = format!(
-            "GET {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: berth-builder\r\nAccept: */*\r\nConnection: close\r\n\r\n",
-            u.path, u.host
-        );
-        s.write_all(req.as_bytes()).map_err(|e| format!("{url}: {e}"))?;
-        let mut r = BufReader::new(s);
-        let status = read_line(&mut r)?;
-        let code: u16 = status.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let mut headers = Vec::new();
-        loop {
-            let l = read_line(&mut r)?;
-            if l.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = l.split_once(':') {
-                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-            }
+/// An error with its causes (reqwest's own sentence hides why a TLS handshake failed).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
         }
-        let header = |k: &str| headers.iter().find(|(hk, _)| hk == k).map(|(_, v)| v.clone());
-        if matches!(code, 301 | 302 | 303 | 307 | 308) {
-            let loc =
-                header("location").ok_or_else(|| format!("{url}: redirect without a Location"))?;
-            url = if loc.starts_with("http://") || loc.starts_with("https://") {
-                loc
-            } else if loc.starts_with('/') {
-                format!("http://{}:{}{loc}", u.host, u.port)
-            } else {
-                let base = u.path.rsplit_once('/').map(|(b, _)| b).unwrap_or("");
-                format!("http://{}:{}{base}/{loc}", u.host, u.port)
-            };
-            continue;
-        }
-        if code != 200 {
-            return Err(format!("{url}: the server answered {status:?}"));
-        }
-        let mut body = Vec::new();
-        let chunked =
-            header("transfer-encoding").is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
-        if chunked {
-            loop {
-                let size_line = read_line(&mut r)?;
-                let size =
-                    u64::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
-                        .map_err(|_| format!("{url}: bad chunk size {size_line:?}"))?;
-                if size == 0 {
-                    break;
-                }
-                if body.len() as u64 + size > MAX_BODY {
-                    return Err(format!("{url}: larger than {MAX_BODY} bytes"));
-                }
-                let mut chunk = vec![0u8; size as usize];
-                r.read_exact(&mut chunk).map_err(|e| format!("{url}: {e}"))?;
-                body.extend_from_slice(&chunk);
-                read_line(&mut r)?;
-            }
-        } else {
-            let limit = match header("content-length").and_then(|l| l.parse::<u64>().ok()) {
-                Some(n) if n > MAX_BODY => {
-                    return Err(format!("{url}: larger than {MAX_BODY} bytes"));
-                }
-                Some(n) => n,
-                None => MAX_BODY + 1,
-            };
-            r.take(limit).read_to_end(&mut body).map_err(|e| format!("{url}: {e}"))?;
-            if body.len() as u64 > MAX_BODY {
-                return Err(format!("{url}: larger than {MAX_BODY} bytes"));
-            }
-        }
-        let path = u.path.split('?').next().unwrap_or("");
-        let name = path.rsplit('/').next().filter(|n| !n.is_empty()).map(str::to_string);
-        let mtime = header("last-modified").as_deref().and_then(http_date);
-        return Ok(Download { body, name, mtime });
+        src = c.source();
     }
-    Err(format!("{url}: too many redirects"))
+    s
+}
+
+/// GETs `url` (following redirects). Errors are one sentence starting with the URL.
+pub async fn get(url: &str) -> Result<Download, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("{url}: not an http or https URL"));
+    }
+    let host = parsed.host_str().ok_or_else(|| format!("{url}: no host"))?;
+    // The certificates directory is named as docker's: host, or host:port when one is given.
+    let domain = match parsed.port() {
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
+    };
+    let client = berth_image::registry::trusting_client(&domain)
+        .map_err(|e| format!("{url}: {e}"))?
+        .user_agent(concat!("berth-builder/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+        .connect_timeout(TIMEOUT)
+        .read_timeout(TIMEOUT)
+        .build()
+        .map_err(|e| format!("{url}: cannot set up HTTP: {}", chain(&e)))?;
+    let mut resp = client.get(parsed).send().await.map_err(|e| {
+        if e.is_redirect() {
+            format!("{url}: more than {MAX_REDIRECTS} redirects")
+        } else {
+            format!("{url}: {}", chain(&e.without_url()))
+        }
+    })?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(format!("{url}: the server answered {status}"));
+    }
+    let too_big = || format!("{url}: larger than {MAX_BODY} bytes");
+    if resp.content_length().is_some_and(|n| n > MAX_BODY) {
+        return Err(too_big());
+    }
+    let name = resp
+        .url()
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    let mtime = resp
+        .headers()
+        .get(reqwest::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(http_date);
+    let mut body = Vec::new();
+    let read_err = |e: reqwest::Error| format!("{url}: {}", chain(&e.without_url()));
+    while let Some(chunk) = resp.chunk().await.map_err(read_err)? {
+        if body.len() as u64 + chunk.len() as u64 > MAX_BODY {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Download { body, name, mtime })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
     use std::net::TcpListener;
 
+    /// A server on loopback answering one connection per response, in order.
     fn serve(responses: Vec<String>) -> u16 {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = l.local_addr().expect("addr").port();
         std::thread::spawn(move || {
             for resp in responses {
-                let (mut s, _) = l.accept().unwrap();
+                let Ok((mut s, _)) = l.accept() else { return };
                 let mut buf = [0u8; 4096];
                 let _ = s.read(&mut buf);
-                s.write_all(resp.as_bytes()).unwrap();
+                let _ = s.write_all(resp.as_bytes());
             }
         });
         port
     }
 
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    }
+
     #[test]
     fn gets_plain_chunked_and_redirected() {
+        let close = "Connection: close\r\n";
         let port = serve(vec![
-            "HTTP/1.1 302 Found\r\nLocation: /b/file.txt\r\nContent-Length: 0\r\n\r\n".into(),
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nLast-Modified: Tue, 15 Nov 1994 08:12:31 GMT\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n".into(),
+            format!(
+                "HTTP/1.1 302 Found\r\nLocation: /b/file.txt\r\nContent-Length: 0\r\n{close}\r\n"
+            ),
+            format!(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nLast-Modified: Tue, 15 Nov 1994 08:12:31 GMT\r\n{close}\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+            ),
         ]);
-        let d = get(&format!("http://127.0.0.1:{port}/a")).unwrap();
+        let d = rt().block_on(get(&format!("http://127.0.0.1:{port}/a"))).expect("get");
         assert_eq!(d.body, b"abcde");
         assert_eq!(d.name.as_deref(), Some("file.txt"));
         assert_eq!(d.mtime, Some(784887151));
-        let port = serve(vec!["HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".into()]);
-        assert!(get(&format!("http://127.0.0.1:{port}/x")).unwrap_err().contains("404"));
-        assert!(get("https://example.invalid/x").unwrap_err().contains("https is not supported"));
+        let port =
+            serve(vec![format!("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n{close}\r\n")]);
+        let url = format!("http://127.0.0.1:{port}/x");
+        let err = rt().block_on(get(&url)).expect_err("404");
+        assert!(err.starts_with(&url) && err.contains("404"), "{err}");
+        let err = rt().block_on(get("ftp://127.0.0.1/x")).expect_err("ftp");
+        assert!(err.contains("not an http or https URL"), "{err}");
+    }
+
+    #[test]
+    fn redirects_are_limited() {
+        let close = "Connection: close\r\n";
+        let hop =
+            format!("HTTP/1.1 302 Found\r\nLocation: /again\r\nContent-Length: 0\r\n{close}\r\n");
+        let port = serve(vec![hop; 7]);
+        let url = format!("http://127.0.0.1:{port}/a");
+        let err = rt().block_on(get(&url)).expect_err("redirect loop");
+        assert!(err.contains("more than 5 redirects"), "{err}");
     }
 }

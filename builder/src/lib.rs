@@ -7,7 +7,7 @@
 //! - [`copy`]: COPY/ADD planning, content digests, layer tars.
 //! - [`fsview`]: an image's merged file system read through its layers.
 //! - [`exec`]: the executor (stages, steps, cache) on the Engine.
-//! - [`fetch`]: plain-HTTP downloads for `ADD URL`.
+//! - [`fetch`]: HTTP and HTTPS downloads for `ADD URL` (reqwest, the registry client's trust).
 //! - [`commit`]: `container commit`.
 //! - [`prune`]: `builder prune`.
 //! - [`error`]: the builder's error type.

@@ -114,7 +114,10 @@ impl ImageStore {
         let bytes = serde_json::to_vec(&config)
             .map_err(|e| ImageError::BadConfig { id: String::new(), reason: e.to_string() })?;
         let refs: Vec<Reference> = refs.into_iter().collect();
-        self.commit_image(&bytes, vec![LayerSource::Staged(staged)], &refs)
+        let id = self.commit_image(&bytes, vec![LayerSource::Staged(staged)], &refs)?;
+        let name = refs.first().map(|r| r.to_string()).unwrap_or_default();
+        self.journal("import", &id, &name);
+        Ok(id)
     }
 
     /// `docker load`: reads a docker save archive or an OCI image layout tar and adds its images.
@@ -133,15 +136,23 @@ impl ImageStore {
         }
         unpacked?;
         let root = guard.0.clone();
-        if root.join("manifest.json").is_file() {
-            self.load_docker(&root)
+        let loaded = if root.join("manifest.json").is_file() {
+            self.load_docker(&root)?
         } else if root.join("index.json").is_file() {
-            self.load_oci(&root)
+            self.load_oci(&root)?
         } else {
-            Err(archive_err(
+            return Err(archive_err(
                 "neither manifest.json (docker save) nor index.json (OCI layout) found",
-            ))
+            ));
+        };
+        // docker's `load` events: one per reference loaded (the id when untagged).
+        for l in &loaded {
+            match l.refs.as_slice() {
+                [] => self.journal("load", &l.id, ""),
+                refs => refs.iter().for_each(|r| self.journal("load", r, r)),
+            }
         }
+        Ok(loaded)
     }
 
     fn load_docker(&self, root: &Path) -> Result<Vec<LoadedImage>, ImageError> {

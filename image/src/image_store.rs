@@ -651,8 +651,28 @@ impl ImageStore {
         let _lock = self.root.lock()?;
         let mut idx = self.read_index()?;
         let id = Self::find_in(&idx, src)?;
-        idx.refs.insert(target.full(), id);
-        self.write_index(&idx)
+        idx.refs.insert(target.full(), id.clone());
+        self.write_index(&idx)?;
+        self.journal("tag", &id, &target.to_string());
+        Ok(())
+    }
+
+    /// Journals docker's image event `action` of `id` in the state root's event journal
+    /// (`name`: the reference concerned, if any), so `events` sees what any berth process did.
+    pub(crate) fn journal(&self, action: &str, id: &str, name: &str) {
+        let attrs: Vec<(&str, String)> =
+            if name.is_empty() { Vec::new() } else { vec![("name", name.to_string())] };
+        berth_store::events::object(self.root.path(), "image", action, id, &attrs);
+    }
+
+    /// Journals what a removal or prune did (`untag`, `delete`).
+    fn journal_removals(&self, items: &[RemoveItem]) {
+        for it in items {
+            match it {
+                RemoveItem::Untagged(r) => self.journal("untag", r, r),
+                RemoveItem::Deleted(id) => self.journal("delete", id, ""),
+            }
+        }
     }
 
     /// `docker image rm`: untags a reference, and deletes the image when no reference is left.
@@ -706,6 +726,7 @@ impl ImageStore {
             }
         }
         self.write_index(&idx)?;
+        self.journal_removals(&out);
         Ok(out)
     }
 
@@ -781,6 +802,7 @@ impl ImageStore {
         }
         self.clean_stale_tmp();
         self.write_index(&idx)?;
+        self.journal_removals(&report.images_deleted);
         report.space_reclaimed += self.remove_orphans(&idx)?;
         Ok(report)
     }

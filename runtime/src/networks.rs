@@ -42,7 +42,18 @@ impl Engine {
         req: NetworkCreate,
     ) -> Result<NetworkRecord, EngineNetworkError> {
         let nets = self.networks()?;
-        blocking(move || Ok(nets.create(req)?)).await
+        let rec = blocking(move || Ok::<_, EngineNetworkError>(nets.create(req)?)).await?;
+        self.network_event("create", &rec.id, &rec.name, None);
+        Ok(rec)
+    }
+
+    /// Journals network event `action` (docker's attributes: `name`, `type`, `container`).
+    fn network_event(&self, action: &str, id: &str, name: &str, container: Option<&str>) {
+        let mut attrs = vec![("name", name.to_string()), ("type", "bridge".to_string())];
+        if let Some(c) = container {
+            attrs.push(("container", c.to_string()));
+        }
+        crate::events::object(self.root().path(), "network", action, id, &attrs);
     }
 
     /// Lists networks matching `filters`.
@@ -65,13 +76,24 @@ impl Engine {
     pub async fn network_remove(&self, key: &str) -> Result<(), EngineNetworkError> {
         let nets = self.networks()?;
         let key = key.to_string();
-        blocking(move || Ok(nets.remove(&key)?)).await
+        let rec = blocking(move || {
+            let rec = nets.inspect(&key)?;
+            nets.remove(&key)?;
+            Ok::<_, EngineNetworkError>(rec)
+        })
+        .await?;
+        self.network_event("destroy", &rec.id, &rec.name, None);
+        Ok(())
     }
 
     /// Removes every unused network matching `filters`; returns their names.
     pub async fn network_prune(&self, filters: Filters) -> Result<Vec<String>, EngineNetworkError> {
         let nets = self.networks()?;
-        blocking(move || Ok(nets.prune(&filters)?)).await
+        let removed = blocking(move || Ok::<_, EngineNetworkError>(nets.prune(&filters)?)).await?;
+        for name in &removed {
+            self.network_event("destroy", name, name, None);
+        }
+        Ok(removed)
     }
 
     /// Connects a container to a network: recorded for its next starts, and attached now
@@ -136,8 +158,10 @@ impl Engine {
         if from_none {
             rec.host_config.network_mode = net.clone();
         }
-        rec.networking_config.endpoints_config.insert(net, req);
+        rec.networking_config.endpoints_config.insert(net.clone(), req);
         paths.write_config(&rec).map_err(ContainerError::from)?;
+        let id = nets.state(&net).map(|s| s.network.id).unwrap_or_default();
+        self.network_event("connect", &id, &net, Some(&rec.id));
         Ok(())
     }
 
@@ -177,6 +201,8 @@ impl Engine {
         let _g = paths.lock().map_err(ContainerError::from)?;
         let mut rec = paths.read_config().map_err(ContainerError::from)?.unwrap_or(l.rec);
         rec.networking_config.endpoints_config.shift_remove(&net);
+        let id = nets.state(&net).map(|s| s.network.id).unwrap_or_default();
+        self.network_event("disconnect", &id, &net, Some(&rec.id));
         if rec.host_config.network_mode == net {
             // The mode network is gone; keep any others as the container's networks.
             rec.host_config.network_mode = match rec.networking_config.endpoints_config.first() {

@@ -1,7 +1,10 @@
 //! The state root on disk: directory layout, a root-wide lock and atomic JSON records.
 //!
 //! Layout under the root (default `/var/lib/berth`, `--root` / `BERTH_ROOT`):
-//! `images/` (blobs, layers, index), `containers/<id>/`, `volumes/<name>/`, `networks/`, `lock`.
+//! `images/` (blobs, layers, index), `containers/<id>/`, `volumes/<name>/`, `networks/`, `lock`,
+//! `events.jsonl` (+ `.1`, the event journal: [`events`]).
+
+pub mod events;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

@@ -513,6 +513,125 @@ fn docker_events_stream_container_changes() {
     n.teardown_and_check();
 }
 
+/// `docker events --since --until` replays, from the state root's journal, what berth's own CLI
+/// did before the service ran, with docker's filters, and ends at `until`.
+#[test]
+fn docker_events_replay_what_the_berth_cli_did_before() {
+    let Some(n) = NetEnv::new() else { return };
+    let env = &n.env;
+    let name = berth_testsupport::unique_name("apievh");
+    let other = berth_testsupport::unique_name("apievo");
+    let net = berth_testsupport::unique_name("apievn");
+    let t0 = chrono::Utc::now() - chrono::Duration::seconds(1);
+    // Without the service: a container that exits 3, removed by --rm; a labelled one.
+    let out =
+        env.run(&["container", "run", "--rm", "--name", &name, "bb:latest", "sh", "-c", "exit 3"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    env.ok(&["container", "create", "--name", &other, "-l", "apiev.mark=yes", "bb:latest", "true"]);
+    env.ok(&["network", "create", &net]);
+    n.track(&net);
+    env.ok(&["network", "rm", &net]);
+    // A running one through its life: pause, unpause, rename, stop (kill, die, stop), rm.
+    let (long, long2) = (format!("{name}l"), format!("{name}l2"));
+    let script = "trap 'exit 0' TERM; sleep 3600 & wait";
+    env.ok(&["container", "run", "-d", "--name", &long, "bb:latest", "sh", "-c", script]);
+    for args in [
+        vec!["pause", long.as_str()],
+        vec!["unpause", &long],
+        vec!["rename", &long, &long2],
+        vec!["stop", &long2],
+        vec!["rm", &long2],
+    ] {
+        env.ok(&[&["container"], args.as_slice()].concat());
+    }
+    // Volumes and images.
+    let vol = format!("{name}v");
+    let img = format!("{name}img:1");
+    env.ok(&["volume", "create", &vol]);
+    env.ok(&["volume", "rm", &vol]);
+    env.ok(&["image", "tag", "bb:latest", &img]);
+    env.ok(&["image", "rm", &img]);
+    let t1 = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let svc = Service::start(&env.path(), &[]);
+    let (since, until) = (t0.timestamp().to_string(), t1.timestamp().to_string());
+    let format = "{{.Type}} {{.Action}} {{or .Actor.Attributes.name .Actor.ID}}\
+                  {{with .Actor.Attributes.exitCode}} {{.}}{{end}}";
+    // `until` has passed: the replay ends the stream and docker events exits by itself.
+    let events = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["events", "--since", &since, "--until", &until, "--format", format];
+        args.extend_from_slice(extra);
+        let out = svc.ok(&args);
+        out.lines().map(|l| l.trim_end().to_string()).collect()
+    };
+    let all = events(&[]);
+    let want = [
+        format!("container create {name}"),
+        format!("container start {name}"),
+        format!("container die {name} 3"),
+        format!("container destroy {name}"),
+        format!("container create {other}"),
+        format!("network create {net}"),
+        format!("network destroy {net}"),
+        format!("container create {long}"),
+        format!("container start {long}"),
+        format!("container pause {long}"),
+        format!("container unpause {long}"),
+        format!("container rename {long2}"),
+        format!("container kill {long2}"),
+        format!("container die {long2} 0"),
+        format!("container stop {long2}"),
+        format!("container destroy {long2}"),
+        format!("volume create {vol}"),
+        format!("volume destroy {vol}"),
+        format!("image tag {img}"),
+        format!("image untag {img}"),
+    ];
+    let pos: Vec<usize> = want
+        .iter()
+        .map(|w| all.iter().position(|l| l == w).unwrap_or_else(|| panic!("{w:?} not in {all:?}")))
+        .collect();
+    assert!(pos.windows(2).all(|w| w[0] < w[1]), "out of order: {all:?}");
+    // Filters: type, event, container (name), label.
+    let nets = events(&["--filter", "type=network"]);
+    assert_eq!(nets, vec![format!("network create {net}"), format!("network destroy {net}")]);
+    let dies = events(&["--filter", "event=die"]);
+    assert_eq!(dies, vec![format!("container die {name} 3"), format!("container die {long2} 0")]);
+    // By name (dockerd matches name and id prefixes: `long2` is matched by `long` too).
+    let mine = events(&["--filter", &format!("container={long2}"), "--filter", "event=stop"]);
+    assert_eq!(mine, vec![format!("container stop {long2}")]);
+    let id_of_other = env.id(&other);
+    let by_id = events(&["--filter", &format!("container={}", &id_of_other[..12])]);
+    assert_eq!(by_id, vec![format!("container create {other}")]);
+    let marked = events(&["--filter", "label=apiev.mark=yes"]);
+    assert_eq!(marked, vec![format!("container create {other}")]);
+    // A relative `since` (the CLI sends it converted) and RFC 3339 both work; nothing before
+    // `since` is replayed.
+    let later = (t1 + chrono::Duration::seconds(1)).to_rfc3339();
+    let out = svc.ok(&["events", "--since", "10m", "--until", &later, "--format", format]);
+    assert!(out.lines().any(|l| l.trim_end() == format!("container die {name} 3")), "{out}");
+    let out = svc.ok(&["events", "--since", &later, "--until", &later, "--format", format]);
+    assert_eq!(out.trim(), "", "events after since only");
+    // An `until` in the future: what happens meanwhile streams, then the stream ends there
+    // (`since` too, so a removal made before the stream opened is replayed, not lost).
+    let from = (chrono::Utc::now() - chrono::Duration::seconds(1)).timestamp().to_string();
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(4)).timestamp().to_string();
+    let child = svc
+        .docker_cmd(&["events", "--since", &from, "--until", &soon])
+        .args(["--filter", "event=destroy", "--format", format])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("docker events");
+    env.ok(&["container", "rm", &other]);
+    let out = child.wait_with_output().expect("docker events until");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        format!("container destroy {other}")
+    );
+    drop(svc);
+    n.teardown_and_check();
+}
+
 #[test]
 fn docker_cli_ports_filters_and_lifecycle() {
     let Some(n) = NetEnv::new() else { return };
@@ -682,6 +801,121 @@ fn compose_labelled_containers_made_through_the_socket_are_a_berth_project() {
     assert!(ps.lines().any(|l| l.starts_with(&cname) && l.contains(" web ")), "{ps}");
     n.env.ok(&["-p", &project, "down", "-t", "0"]);
     assert_eq!(svc.ok(&["ps", "-aq"]).trim(), "");
+    drop(svc);
+    n.teardown_and_check();
+}
+
+/// Debian's docker-compose 1.29 (a client of berth's socket, installed by .ci/run; berth never
+/// uses it) in `dir` against `svc`.
+fn docker_compose(svc: &Service, dir: &Path, project: &str, args: &[&str]) -> Output {
+    Command::new("docker-compose")
+        .args(["-p", project])
+        .args(args)
+        .current_dir(dir)
+        .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
+        .env("DOCKER_CONFIG", svc.config.path())
+        .env("COMPOSE_INTERACTIVE_NO_CLI", "1")
+        .env_remove("DOCKER_CONTEXT")
+        .env_remove("COMPOSE_FILE")
+        .env_remove("COMPOSE_PROJECT_NAME")
+        .stdin(Stdio::null())
+        .output()
+        .expect("spawn docker-compose (Debian's docker-compose package, installed by .ci/run)")
+}
+
+fn compose_ok(svc: &Service, dir: &Path, project: &str, args: &[&str]) -> String {
+    let out = docker_compose(svc, dir, project, args);
+    assert!(
+        out.status.success(),
+        "docker-compose {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A stack brought up by docker-compose 1.29 over the socket (a network, a volume, a port on
+/// loopback, services reaching each other by name) is a berth project: `berth ps` lists it and
+/// `berth down -v` takes it all away; docker-compose's own `ps` and `down` work too.
+#[test]
+fn docker_compose_1_29_stack_over_the_socket_is_a_berth_project() {
+    let Some(n) = NetEnv::new() else { return };
+    let env = &n.env;
+    let svc = Service::start(&env.path(), &[]);
+    let project = berth_testsupport::unique_name("apidc");
+    let port = crate::support::free_port();
+    let dir = tempfile::tempdir().expect("project dir");
+    let yaml = format!(
+        r#"version: "3.8"
+services:
+  web:
+    image: bb:latest
+    command: ["sh", "-c", "mkdir -p /www && echo from-web > /www/index.html && echo kept > /data/f && exec httpd -f -p 8080 -h /www"]
+    networks: [front]
+    volumes: ["data:/data"]
+    ports: ["127.0.0.1:{port}:8080"]
+  client:
+    image: bb:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+    networks:
+      front:
+        aliases: [cli-alias]
+    depends_on: [web]
+networks:
+  front: {{}}
+volumes:
+  data: {{}}
+"#
+    );
+    std::fs::write(dir.path().join("docker-compose.yml"), yaml).expect("write compose file");
+    let (net, vol) = (format!("{project}_front"), format!("{project}_data"));
+    compose_ok(&svc, dir.path(), &project, &["up", "-d"]);
+    n.track(&net);
+    // berth's compose sees docker-compose's v1 labels as the project.
+    let ps =
+        env.ok(&["--project-directory", dir.path().to_str().expect("dir"), "-p", &project, "ps"]);
+    for s in ["web", "client"] {
+        assert!(ps.lines().any(|l| l.starts_with(&format!("{project}_{s}_1"))), "{s}: {ps}");
+    }
+    // The port on loopback, and the services reach each other by name and alias.
+    assert_eq!(crate::support::http_body(port, "/index.html").trim(), "from-web");
+    let get = compose_ok(
+        &svc,
+        dir.path(),
+        &project,
+        &["exec", "-T", "client", "wget", "-qO-", "http://web:8080/index.html"],
+    );
+    assert_eq!(get.trim(), "from-web");
+    compose_ok(&svc, dir.path(), &project, &["exec", "-T", "web", "ping", "-c1", "cli-alias"]);
+    let dps = compose_ok(&svc, dir.path(), &project, &["ps"]);
+    for s in ["web", "client"] {
+        assert!(
+            dps.lines().any(|l| l.starts_with(&format!("{project}_{s}_1")) && l.contains("Up")),
+            "{dps}"
+        );
+    }
+    // berth down -v: containers, network and volume gone.
+    env.ok(&[
+        "--project-directory",
+        dir.path().to_str().expect("dir"),
+        "-p",
+        &project,
+        "down",
+        "-v",
+        "-t",
+        "1",
+    ]);
+    assert_eq!(svc.ok(&["ps", "-aq"]).trim(), "");
+    assert!(!svc.ok(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == net));
+    assert!(!svc.ok(&["volume", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == vol));
+    // Again, taken down by docker-compose itself.
+    compose_ok(&svc, dir.path(), &project, &["up", "-d"]);
+    n.track(&net);
+    compose_ok(&svc, dir.path(), &project, &["down", "-v", "-t", "1"]);
+    assert_eq!(svc.ok(&["ps", "-aq"]).trim(), "");
+    assert!(!svc.ok(&["network", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == net));
+    assert!(!svc.ok(&["volume", "ls", "--format", "{{.Name}}"]).lines().any(|l| l == vol));
     drop(svc);
     n.teardown_and_check();
 }

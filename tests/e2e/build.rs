@@ -574,6 +574,103 @@ fn add_url_downloads_and_checks_the_checksum() {
     assert_clean(&env);
 }
 
+/// An `openssl s_server -HTTP` on loopback serving `dir` (each file is a whole HTTP response);
+/// killed on drop.
+struct HttpsServer(std::process::Child);
+
+impl Drop for HttpsServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `ADD https://...` from a server on loopback whose certificate a CA made by the test signs:
+/// trusted through the registry client's certificates directory (`BERTH_CERTS_DIR/<host:port>/
+/// ca.crt`) or `SSL_CERT_FILE`, refused (naming the URL) when the CA is not trusted; a
+/// redirect is followed, `--checksum` checked and `Last-Modified` becomes the file's mtime.
+#[test]
+fn add_https_url_trusts_the_certs_dir_ca_and_nothing_else() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let port = crate::support::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let tls = tempfile::tempdir().unwrap();
+    let (cert, key, certs, _) = berth_testsupport::registry::make_tls(tls.path(), &addr, false);
+    let www = tls.path().join("www");
+    fs::create_dir_all(&www).unwrap();
+    let body = "secure\n";
+    fs::write(
+        www.join("data.txt"),
+        format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nLast-Modified: Tue, 15 Nov 1994 08:12:31 GMT\r\n\r\n{body}"),
+    )
+    .unwrap();
+    fs::write(www.join("moved"), "HTTP/1.0 302 Found\r\nLocation: /data.txt\r\n\r\n").unwrap();
+    let child = std::process::Command::new("openssl")
+        .args(["s_server", "-quiet", "-accept", &addr, "-HTTP"])
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .current_dir(&www)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let _server = HttpsServer(child);
+    env.wait_for("the https server", 10, || std::net::TcpStream::connect(&addr).is_ok());
+    let sum = {
+        let data = www.join("body");
+        fs::write(&data, body).unwrap();
+        let out = std::process::Command::new("sha256sum").arg(&data).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+    };
+    let df = format!(
+        "FROM bb\nADD --checksum=sha256:{sum} https://{addr}/data.txt /dl/\nADD https://{addr}/moved /moved.txt\n"
+    );
+    let ctx = context(&env, &[("Dockerfile", &df)]);
+    let empty = tls.path().join("no-certs.d");
+    fs::create_dir_all(&empty).unwrap();
+    let build_with = |vars: &[(&str, &Path)], tag: &str| {
+        let mut c = std::process::Command::new(crate::support::berth_bin());
+        c.arg("--root").arg(env.path()).args(["build", "--progress", "plain", "-t", tag]);
+        c.arg(&ctx)
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("HTTP_PROXY", "http://127.0.0.1:9");
+        c.env_remove("NO_PROXY").env_remove("no_proxy").env_remove("SSL_CERT_FILE");
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        c.output().expect("spawn berth build")
+    };
+    // Not trusted: the handshake fails and the error names the URL.
+    let o = build_with(&[("BERTH_CERTS_DIR", &empty)], "dls:0");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "an untrusted certificate was accepted: {err}");
+    assert!(
+        err.contains(&format!("https://{addr}/data.txt")) && err.contains("certificate"),
+        "{err}"
+    );
+    // The certificates directory, as for a registry.
+    let o = build_with(&[("BERTH_CERTS_DIR", &certs)], "dls:1");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = env.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "dls:1",
+        "sh",
+        "-c",
+        "cat /dl/data.txt /moved.txt; stat -c '%a %Y' /dl/data.txt",
+    ]);
+    assert_eq!(out, "secure\nsecure\n600 784887151\n");
+    // SSL_CERT_FILE replaces the system's roots (rustls-native-certs).
+    let ca = tls.path().join("ca.crt");
+    let o = build_with(&[("BERTH_CERTS_DIR", &empty), ("SSL_CERT_FILE", &ca)], "dls:2");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_clean(&env);
+}
+
 /// `RUN --mount=type=ssh` gets the agent socket given with `--ssh` (here a socket this test
 /// listens on) and SSH_AUTH_SOCK; a required agent that was not given fails the step.
 #[test]

@@ -246,8 +246,9 @@ impl Drop for Registry {
 /// A CA and a server certificate for 127.0.0.1 signed by it (`openssl`); returns the server's
 /// certificate and key files, a certificates directory holding the CA as `<addr>/ca.crt` (and
 /// with `client`, a client certificate of the CA as `client.cert` + `client.key`), and one with
-/// the CA only.
-fn make_tls(dir: &Path, addr: &str, client: bool) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+/// the CA only. The CA itself is `dir/ca.crt`. Also for other TLS servers a test runs (the
+/// builder's `ADD https://` test).
+pub fn make_tls(dir: &Path, addr: &str, client: bool) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     let run = |args: &[&str]| {
         let st = Command::new("openssl")
             .args(args)

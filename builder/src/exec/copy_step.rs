@@ -118,11 +118,7 @@ impl StageRun {
             let dest_abs =
                 if dest.starts_with('/') { dest.clone() } else { format!("{workdir}/{dest}") };
             for u in &urls {
-                let u2 = (*u).clone();
-                let d = tokio::task::spawn_blocking(move || crate::fetch::get(&u2))
-                    .await
-                    .map_err(|e| BuildError::Invalid(e.to_string()))?
-                    .map_err(|e| self.err(ins, e))?;
+                let d = crate::fetch::get(u).await.map_err(|e| self.err(ins, e))?;
                 if let Some(want) = &a.checksum {
                     let want = self.word(ins, want)?;
                     let Some(hex_want) = want.strip_prefix("sha256:") else {

@@ -262,6 +262,7 @@ pub async fn pull_image(
         l.finish();
     }
     let rep = rep?;
+    berth_runtime::events::image_pulled(store.state_root().path(), &r.full());
     if let Some(l) = &lines {
         l.line(&format!("Digest: {}", rep.digest));
         let status = if rep.updated { "Downloaded newer image" } else { "Image is up to date" };

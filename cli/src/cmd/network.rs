@@ -110,6 +110,12 @@ pub enum Command {
     },
 }
 
+/// Journals network event `action` for the API's `events` (as the engine's own methods do).
+fn journal(root: &std::path::Path, action: &str, id: &str, name: &str) {
+    let attrs = [("name", name.to_string()), ("type", "bridge".to_string())];
+    berth_runtime::events::object(root, "network", action, id, &attrs);
+}
+
 /// Runs a `berth network` subcommand.
 pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
     let nets = Networks::open(&engine.root)
@@ -182,6 +188,7 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
                 ipam,
                 enable_ipv6: ipv6,
             })?;
+            journal(&engine.root, "create", &rec.id, &rec.name);
             println!("{}", rec.id);
         }
         Command::Inspect { networks } => {
@@ -206,8 +213,12 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Rm { force, networks } => {
             let mut failed = false;
             for n in &networks {
+                let id = nets.inspect(n).map(|r| r.id).unwrap_or_default();
                 match nets.remove(n) {
-                    Ok(()) => println!("{n}"),
+                    Ok(()) => {
+                        journal(&engine.root, "destroy", &id, n);
+                        println!("{n}");
+                    }
                     Err(berth_network::NetworkError::NotFound(_)) if force => {}
                     Err(e) => {
                         eprintln!("Error response: {e}");
@@ -242,6 +253,9 @@ pub fn run(engine: &EngineOpts, cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Prune { force: _, filter } => {
             // Without a TTY there is nobody to ask; berth never prompts (as `-f`).
             let removed = nets.prune(&parse_filters(&filter)?)?;
+            for n in &removed {
+                journal(&engine.root, "destroy", n, n);
+            }
             if !removed.is_empty() {
                 println!("Deleted Networks:");
                 removed.iter().for_each(|n| println!("{n}"));

@@ -10,7 +10,7 @@ use tokio::sync::Mutex;
 
 use super::RegistryError;
 use super::auth::{Credentials, lookup};
-use super::config::{api_host, is_loopback, plain_http_allowed};
+use super::config::{api_host, plain_http_allowed};
 use crate::ImageError;
 
 /// Tries per request (the first and four retries: 0.25 + 0.5 + 1 + 2 s of waiting).
@@ -135,14 +135,16 @@ impl Client {
                 tokio::task::spawn_blocking(move || lookup(&d)).await??
             }
         };
-        let mut builder = reqwest::Client::builder()
+        let unreachable = |reason: String| RegistryError::Unreachable {
+            registry: domain.to_string(),
+            url: String::new(),
+            reason,
+        };
+        let mut builder = super::config::trusting_client(domain)
+            .map_err(unreachable)?
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(120));
-        if is_loopback(domain) {
-            // As Go's ProxyFromEnvironment: loopback never goes through a proxy.
-            builder = builder.no_proxy();
-        }
         let tls = super::config::tls_files(domain);
         if let Some((cert, key)) = &tls.client {
             let bad = |reason: String| RegistryError::Unreachable {
@@ -155,22 +157,6 @@ impl Client {
             pem.extend(std::fs::read(key).map_err(|e| bad(format!("{}: {e}", key.display())))?);
             let id = reqwest::Identity::from_pem(&pem).map_err(|e| bad(e.to_string()))?;
             builder = builder.identity(id);
-        }
-        for file in tls.cas {
-            let bad = |reason: String| RegistryError::Unreachable {
-                registry: domain.to_string(),
-                url: String::new(),
-                reason: format!("the CA certificate {}: {reason}", file.display()),
-            };
-            let pem = std::fs::read(&file).map_err(|e| bad(e.to_string()))?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
-            if certs.is_empty() {
-                return Err(bad("no PEM certificate in it".into()).into());
-            }
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
         }
         let http = builder.build().map_err(|e| RegistryError::Unreachable {
             registry: domain.to_string(),

@@ -73,6 +73,31 @@ pub(crate) fn tls_files(domain: &str) -> TlsFiles {
     out
 }
 
+/// A reqwest client builder that trusts what berth's registry client trusts for `domain`
+/// (`host[:port]`): the system's roots (rustls-native-certs: `SSL_CERT_FILE`/`SSL_CERT_DIR`
+/// when set) plus every `*.crt` of the domain's certificates directory ([`CERTS_DIR_ENV`],
+/// else `/etc/berth/certs.d`, `/etc/docker/certs.d`), and that never sends a loopback request
+/// through a proxy (as Go's ProxyFromEnvironment; other proxies come from the environment).
+/// The error is one sentence naming the certificate file.
+pub fn trusting_client(domain: &str) -> Result<reqwest::ClientBuilder, String> {
+    let mut builder = reqwest::Client::builder();
+    if is_loopback(domain) {
+        builder = builder.no_proxy();
+    }
+    for file in tls_files(domain).cas {
+        let bad = |reason: String| format!("the CA certificate {}: {reason}", file.display());
+        let pem = std::fs::read(&file).map_err(|e| bad(e.to_string()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| bad(e.to_string()))?;
+        if certs.is_empty() {
+            return Err(bad("no PEM certificate in it".into()));
+        }
+        for c in certs {
+            builder = builder.add_root_certificate(c);
+        }
+    }
+    Ok(builder)
+}
+
 /// The host part of a `host[:port]` domain (brackets of an IPv6 literal removed).
 pub(crate) fn host_of(domain: &str) -> &str {
     if let Some(rest) = domain.strip_prefix('[') {

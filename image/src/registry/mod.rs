@@ -21,6 +21,7 @@ use std::sync::Arc;
 pub use auth::{Credentials, logout};
 pub use config::{
     CERTS_DIR_ENV, INSECURE_ENV, docker_config_dir, normalise_server, set_docker_config_dir,
+    trusting_client,
 };
 pub use login::login;
 pub use pull::{list_tags, pull};

@@ -253,6 +253,9 @@ pub async fn pull(
                 ..Default::default()
             };
             let r = registry::pull(&store, &image, &opts).await;
+            if r.is_ok() {
+                berth_runtime::events::image_pulled(store.state_root().path(), &image);
+            }
             emit(&progress, "Image", &image, if r.is_ok() { "Pulled" } else { "Error" }, true);
             (image, w.services, r)
         });

@@ -426,6 +426,7 @@ impl Engine {
         undo.dir_lock = None;
         undo.volumes.clear();
         undo.name = None;
+        rec.journal(self.root().path(), "create", &[]);
         mark("create: done");
         Ok(id)
     }

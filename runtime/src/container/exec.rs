@@ -15,9 +15,9 @@ use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 
 use super::api::ExecConfig;
+use super::record::ContainerRecord;
 use super::{ContainerError, launcher, spec, user};
 use crate::Engine;
-use crate::events::{self, JournalEvent};
 
 /// The result of an exec whose output was captured.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -69,30 +69,27 @@ struct Prepared {
 /// docker's `exec_create`/`exec_start`/`exec_die` events of one exec, in the event journal.
 struct ExecJournal {
     root: std::path::PathBuf,
-    container: String,
+    container: ContainerRecord,
     exec_id: String,
 }
 
 impl ExecJournal {
     /// Journals the exec's creation and start (`exec_create: CMD`, `exec_start: CMD`).
-    fn start(root: &std::path::Path, container: &str, cmd: &[String]) -> Self {
+    fn start(root: &std::path::Path, container: &ContainerRecord, cmd: &[String]) -> Self {
         let exec_id = crate::ids::random_id().unwrap_or_default();
         let line = cmd.join(" ");
         for action in ["exec_create", "exec_start"] {
             let attrs = [("execID", exec_id.clone())];
-            events::append(
-                root,
-                &JournalEvent::now(format!("{action}: {line}"), container, &attrs),
-            );
+            container.journal(root, &format!("{action}: {line}"), &attrs);
         }
-        ExecJournal { root: root.to_path_buf(), container: container.to_string(), exec_id }
+        ExecJournal { root: root.to_path_buf(), container: container.clone(), exec_id }
     }
 
     /// Journals the exec's end (`exec_die` with its exit code) and passes the result on.
     fn died(self, res: Result<i64, ContainerError>) -> Result<i64, ContainerError> {
         if let Ok(code) = &res {
             let attrs = [("execID", self.exec_id.clone()), ("exitCode", code.to_string())];
-            events::append(&self.root, &JournalEvent::now("exec_die", &self.container, &attrs));
+            self.container.journal(&self.root, "exec_die", &attrs);
         }
         res
     }
@@ -153,7 +150,7 @@ impl Engine {
         let cg = l.st.cgroup.as_ref().and_then(|c| c.to_str()).unwrap_or_default().to_string();
         let mut hc = l.rec.host_config.clone();
         hc.privileged |= cfg.privileged;
-        let journal = ExecJournal::start(self.root().path(), &l.rec.id, &cfg.cmd);
+        let journal = ExecJournal::start(self.root().path(), &l.rec, &cfg.cmd);
         Ok(Prepared { pid, cgroup: cg, process, seccomp: spec::seccomp_mode(&hc), journal })
     }
 

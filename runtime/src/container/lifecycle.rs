@@ -269,19 +269,22 @@ impl Engine {
         self.poke_monitor(&st);
         if st.state.running {
             self.thaw_if_paused(&st);
-            self.journal_kill(&l.rec.id, sig);
+            self.journal_kill(&l.rec, sig);
             let _ = process::signal_verified(st.state.pid as i32, st.pid_start, sig);
         }
         let grace = Duration::from_secs(timeout.max(0) as u64);
         if let Some(settled) = self.wait_settled(&l.paths, Some(grace))? {
             // PID 1 is gone; anything its cgroup still holds goes too before stop returns.
-            return self.kill_cgroup(&l.rec.name, &settled);
+            self.kill_cgroup(&l.rec.name, &settled)?;
+        } else {
+            let st = l.paths.read_state()?;
+            self.thaw_if_paused(&st);
+            self.journal_kill(&l.rec, libc::SIGKILL);
+            let _ = process::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
+            self.kill_all_settled(&l, &st)?;
         }
-        let st = l.paths.read_state()?;
-        self.thaw_if_paused(&st);
-        self.journal_kill(&l.rec.id, libc::SIGKILL);
-        let _ = process::signal_verified(st.state.pid as i32, st.pid_start, libc::SIGKILL);
-        self.kill_all_settled(&l, &st)
+        l.rec.journal(self.root().path(), "stop", &[]);
+        Ok(())
     }
 
     /// Kills every process of the container's cgroup (its PID 1, all it started, exec'd
@@ -312,9 +315,8 @@ impl Engine {
 
     /// Journals docker's `kill` event, before the signal goes so that it precedes the `die`
     /// the container's end is seen as.
-    fn journal_kill(&self, id: &str, sig: i32) {
-        let ev = crate::events::JournalEvent::now("kill", id, &[("signal", sig.to_string())]);
-        crate::events::append(self.root().path(), &ev);
+    fn journal_kill(&self, rec: &super::record::ContainerRecord, sig: i32) {
+        rec.journal(self.root().path(), "kill", &[("signal", sig.to_string())]);
     }
 
     /// Tells the monitor to re-read the state (cancels a pending restart after a user stop).
@@ -397,7 +399,7 @@ impl Engine {
         if sig == libc::SIGKILL {
             self.thaw_if_paused(&st);
         }
-        self.journal_kill(&l.rec.id, sig);
+        self.journal_kill(&l.rec, sig);
         match process::signal_verified(st.state.pid as i32, st.pid_start, sig) {
             // As docker, other signals go to PID 1 only and `kill` does not wait; SIGKILL
             // returns once the whole container is gone.
@@ -420,7 +422,11 @@ impl Engine {
         timeout: Option<i64>,
     ) -> Result<(), ContainerError> {
         self.container_stop(key, timeout).await?;
-        self.container_start(key).await
+        self.container_start(key).await?;
+        if let Ok(rec) = self.find(key) {
+            rec.journal(self.root().path(), "restart", &[]);
+        }
+        Ok(())
     }
 
     /// Removes a container (`force`: kill it first if running; `volumes`: also its anonymous
@@ -507,6 +513,7 @@ impl Engine {
             r.finish();
         }
         mark("remove: directory gone");
+        l.rec.journal(self.root().path(), "destroy", &[]);
         if volumes {
             for v in &l.rec.anonymous_volumes {
                 let _ = stores::volume_remove(self.root(), v);
@@ -555,6 +562,8 @@ impl Engine {
         st.state.paused = pause;
         st.state.status = if pause { "paused".into() } else { "running".into() };
         l.paths.write_state(&st)?;
+        let action = if pause { "pause" } else { "unpause" };
+        l.rec.journal(self.root().path(), action, &[]);
         Ok(())
     }
 
@@ -593,6 +602,7 @@ impl Engine {
         // After the record: a crash in between leaves a stale entry, which counts for nothing.
         self.release_name(&old_name, &rec.id);
         super::net::renamed(self.root(), &rec);
+        rec.journal(self.root().path(), "rename", &[("oldName", old_name)]);
         Ok(())
     }
 }

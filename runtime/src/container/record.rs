@@ -52,6 +52,18 @@ pub struct ContainerRecord {
 }
 
 impl ContainerRecord {
+    /// Journals docker's container event `action` in the state root `root`'s event journal,
+    /// with docker's attributes (the container's labels, `name`, `image`) plus `extra`.
+    pub(crate) fn journal(&self, root: &Path, action: &str, extra: &[(&str, String)]) {
+        let mut ev = store::events::JournalEvent::now(action, &self.id, extra);
+        for (k, v) in &self.config.labels {
+            ev.attributes.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        ev.attributes.insert("name".into(), self.name.clone());
+        ev.attributes.insert("image".into(), self.config.image.clone());
+        store::events::append(root, &ev);
+    }
+
     /// The signal `stop` sends first: the configured `StopSignal` (image or create), else SIGTERM.
     pub fn stop_signal(&self) -> i32 {
         self.config

@@ -318,6 +318,9 @@ impl Monitor {
                     return 1;
                 }
             };
+            // Before the report, so no event the caller causes next (a kill, a stop) can be
+            // journaled ahead of it; one small append.
+            rec.journal(self.root.path(), "start", &[]);
             if first {
                 report(StatusReport::Started { pid: run.pid.into() });
                 first = false;
@@ -340,6 +343,16 @@ impl Monitor {
             if ran_for >= Duration::from_secs(10) {
                 delay = Duration::from_millis(100);
             }
+            // Before the exit is recorded: a `stop` (or `rm`) waiting for it journals its own
+            // event after this one, in docker's order (kill, die, stop). The record as it is
+            // now: a rename while it ran is the name the die is reported under.
+            let now = self.paths.read_config().ok().flatten();
+            let named = now.as_ref().unwrap_or(&rec);
+            if oom {
+                named.journal(self.root.path(), "oom", &[]);
+            }
+            let exit = [("exitCode", code.to_string())];
+            named.journal(self.root.path(), "die", &exit);
             let restart = self
                 .paths
                 .update_state(|st| {

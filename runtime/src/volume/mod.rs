@@ -260,6 +260,7 @@ impl VolumeStore {
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }
+        self.journal("create", &name);
         Ok(self.to_volume(&rec))
     }
 
@@ -344,8 +345,15 @@ impl VolumeStore {
         // Rename first so a half-deleted volume never looks like a volume.
         let trash = self.dir.join(format!(".trash-{}", unique_suffix()));
         fs::rename(&dir, &trash).map_err(|e| StoreError::io("remove volume", &dir, e))?;
+        self.journal("destroy", name);
         fs::remove_dir_all(&trash).map_err(|e| StoreError::io("remove", &trash, e))?;
         Ok(size)
+    }
+
+    /// Journals docker's volume event `action` (`create`, `destroy`) of volume `name`.
+    fn journal(&self, action: &str, name: &str) {
+        let attrs = [("driver", "local".to_string())];
+        crate::events::object(self.root.path(), "volume", action, name, &attrs);
     }
 
     /// `docker volume prune`: removes unused anonymous volumes (`all`: named ones too).

@@ -136,6 +136,7 @@ impl berth_builder::ImageSource for RegistrySource {
             berth_image::registry::pull(&store, reference, &opts)
                 .await
                 .map_err(|e| BuildError::Invalid(format!("cannot pull {reference}: {e}")))?;
+            berth_runtime::events::image_pulled(engine.root().path(), reference);
             Ok(())
         })
     }

@@ -49,9 +49,13 @@ pub async fn run(po: &ProjectOpts, engine: &Engine, a: EventsArgs) -> anyhow::Re
         let time = chrono::Utc::now();
         // The journal after the look: a kill is written before its signal goes, so one that
         // caused a die this look saw is read now, and sorts before it.
+        // Only what no look shows (kill, exec_*): the journaled lifecycle events are the looks'.
         let journaled = journal.read_new();
         let mut events: Vec<ContainerEvent> = journaled
             .into_iter()
+            .filter(|j| {
+                j.kind == "container" && (j.action == "kill" || j.action.starts_with("exec_"))
+            })
             .filter_map(|j| {
                 let seen = now.get(&j.id).or_else(|| known.get(&j.id))?;
                 Some(from_journal(j, seen))
