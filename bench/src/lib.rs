@@ -79,3 +79,128 @@ pub fn output(cmd: &mut std::process::Command, what: &str) -> Result<String, Str
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// Images written as an OCI image layout on disk, for `skopeo copy oci:DIR:TAG docker://…` to
+/// push into a loopback registry (the registry benches).
+pub mod layout {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    /// Semi-compressible bytes: runs of pseudo-random words and zeros (gzip to about half).
+    pub fn content(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        let mut out = Vec::with_capacity(len + 64);
+        while out.len() < len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x.is_multiple_of(2) {
+                out.extend_from_slice(&x.to_le_bytes());
+            } else {
+                out.extend_from_slice(&[0u8; 8]);
+            }
+        }
+        out.truncate(len);
+        out
+    }
+
+    /// `sha256:<hex>` of `b`.
+    pub fn sha256(b: &[u8]) -> String {
+        use sha2::Digest;
+        format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
+    }
+
+    /// A gzip layer: its descriptor (JSON) and diff id.
+    pub struct Layer {
+        /// The manifest's descriptor of the compressed blob.
+        pub desc: serde_json::Value,
+        /// sha256 of the uncompressed tar.
+        pub diff_id: String,
+        /// Compressed size.
+        pub size: usize,
+    }
+
+    /// An OCI image layout directory being filled.
+    pub struct Layout {
+        /// The layout's directory.
+        pub dir: PathBuf,
+        manifests: Vec<serde_json::Value>,
+    }
+
+    impl Layout {
+        /// An empty layout at `dir`.
+        pub fn create(dir: &Path) -> std::io::Result<Layout> {
+            std::fs::create_dir_all(dir.join("blobs/sha256"))?;
+            std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+            Ok(Layout { dir: dir.to_path_buf(), manifests: Vec::new() })
+        }
+
+        /// Stores `b` as a blob; its digest.
+        pub fn blob(&self, b: &[u8]) -> std::io::Result<String> {
+            let d = sha256(b);
+            std::fs::write(self.dir.join("blobs/sha256").join(&d[7..]), b)?;
+            Ok(d)
+        }
+
+        /// A gzip layer of `files` (path, bytes).
+        pub fn layer(&self, files: &[(String, Vec<u8>)]) -> std::io::Result<Layer> {
+            let mut t = tar::Builder::new(Vec::new());
+            for (path, data) in files {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                h.set_cksum();
+                t.append_data(&mut h, path, &data[..])?;
+            }
+            let tar = t.into_inner()?;
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(&tar)?;
+            let gz = gz.finish()?;
+            let desc = serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": self.blob(&gz)?, "size": gz.len()});
+            Ok(Layer { desc, diff_id: sha256(&tar), size: gz.len() })
+        }
+
+        /// An amd64 image of `layers` tagged `tag` in the layout; the bytes of its config and
+        /// manifest.
+        pub fn image(&mut self, layers: &[&Layer], tag: &str) -> std::io::Result<usize> {
+            let diff_ids: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
+            let config = serde_json::to_vec(&serde_json::json!({"architecture": "amd64",
+                "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}))?;
+            let cd = self.blob(&config)?;
+            let descs: Vec<&serde_json::Value> = layers.iter().map(|l| &l.desc).collect();
+            let manifest = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": cd, "size": config.len()},
+                "layers": descs}))?;
+            let md = self.blob(&manifest)?;
+            self.manifests.push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": md, "size": manifest.len(),
+                "annotations": {"org.opencontainers.image.ref.name": tag}}));
+            std::fs::write(
+                self.dir.join("index.json"),
+                serde_json::to_vec(
+                    &serde_json::json!({"schemaVersion": 2, "manifests": self.manifests}),
+                )?,
+            )?;
+            Ok(config.len() + manifest.len())
+        }
+
+        /// Pushes the layout's image `tag` to `dest` (`host:port/repo:tag`, plain HTTP).
+        pub fn push(&self, tag: &str, dest: &str) -> Result<(), String> {
+            let st = std::process::Command::new("skopeo")
+                .args(["--insecure-policy", "copy", "--quiet", "--preserve-digests"])
+                .arg("--dest-tls-verify=false")
+                .arg(format!("oci:{}:{tag}", self.dir.display()))
+                .arg(format!("docker://{dest}"))
+                .status()
+                .map_err(|e| format!("skopeo: {e}"))?;
+            if !st.success() {
+                return Err(format!("skopeo copy to {dest}: {st}"));
+            }
+            Ok(())
+        }
+    }
+}

@@ -7,37 +7,14 @@
 //! `cargo run --release -p berth-bench --bin registry_pull [-- --docker-host URL]` (needs
 //! docker-registry, skopeo)
 
-use std::io::Write;
 use std::process::Command;
 use std::time::Instant;
 
+use berth_bench::layout::{self, Layout};
 use berth_image::ImageStore;
 use berth_image::registry::{self, PullOptions};
 use berth_store::StateRoot;
 use berth_testsupport::registry::{Registry, RegistryAuth};
-
-/// Semi-compressible bytes: runs of pseudo-random words and zeros (gzip to about half).
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut out = Vec::with_capacity(len + 64);
-    while out.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        if x.is_multiple_of(2) {
-            out.extend_from_slice(&x.to_le_bytes());
-        } else {
-            out.extend_from_slice(&[0u8; 8]);
-        }
-    }
-    out.truncate(len);
-    out
-}
-
-fn sha256(b: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(b)))
-}
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runs: usize = std::env::var("RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
@@ -50,61 +27,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let reg = Registry::start(RegistryAuth::None);
     let work = tempfile::tempdir()?;
-    let layout = work.path().join("layout");
-    std::fs::create_dir_all(layout.join("blobs/sha256"))?;
-    std::fs::write(layout.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    let blob = |b: &[u8]| -> std::io::Result<String> {
-        let d = sha256(b);
-        std::fs::write(layout.join("blobs/sha256").join(&d[7..]), b)?;
-        Ok(d)
-    };
-    let (mut descs, mut diff_ids, mut wire) = (Vec::new(), Vec::new(), 0usize);
+    let mut layout = Layout::create(&work.path().join("layout"))?;
+    let mut layers = Vec::new();
     for i in 0..5u64 {
-        let mut t = tar::Builder::new(Vec::new());
-        for f in 0..8 {
-            let data = content(5 << 20, i * 100 + f + 1);
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_cksum();
-            t.append_data(&mut h, format!("layer{i}/file{f}"), &data[..])?;
-        }
-        let tar = t.into_inner()?;
-        diff_ids.push(sha256(&tar));
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&tar)?;
-        let gz = gz.finish()?;
-        wire += gz.len();
-        descs.push(serde_json::json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-            "digest": blob(&gz)?, "size": gz.len()}));
+        let files: Vec<(String, Vec<u8>)> = (0..8)
+            .map(|f| (format!("layer{i}/file{f}"), layout::content(5 << 20, i * 100 + f + 1)))
+            .collect();
+        layers.push(layout.layer(&files)?);
     }
-    let config = serde_json::to_vec(&serde_json::json!({"architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": diff_ids}}))?;
-    let cd = blob(&config)?;
-    let manifest = serde_json::to_vec(&serde_json::json!({"schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": config.len()},
-        "layers": descs}))?;
-    let md = blob(&manifest)?;
-    std::fs::write(
-        layout.join("index.json"),
-        serde_json::to_vec(&serde_json::json!({
-        "schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "digest": md, "size": manifest.len(), "annotations": {"org.opencontainers.image.ref.name": "b"}}]}))?,
-    )?;
+    let wire: usize = layers.iter().map(|l| l.size).sum();
+    layout.image(&layers.iter().collect::<Vec<_>>(), "b")?;
     let r = format!("{}/bench/pull:1", reg.addr);
-    let st = Command::new("skopeo")
-        .args([
-            "--insecure-policy",
-            "copy",
-            "--quiet",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-        ])
-        .arg(format!("oci:{}:b", layout.display()))
-        .arg(format!("docker://{r}"))
-        .status()?;
-    assert!(st.success(), "skopeo push failed");
+    layout.push("b", &r)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let (mut berth, mut skopeo, mut dockers) = (Vec::new(), Vec::new(), Vec::new());
     if let Some(dk) = &docker {
