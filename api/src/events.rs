@@ -3,9 +3,12 @@
 //! without the service, the service itself and the containers' monitors. `since` replays what
 //! the journal still holds (its two rotated files, at most 2 MiB together), then the stream
 //! follows new lines; `until` ends it (at once after the replay when it is in the past).
+//! New lines are noticed by inotify on the root directory, so an event reaches the client
+//! within a millisecond of being appended; a slow look every second is the fallback.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,8 +19,78 @@ use chrono::{DateTime, Utc};
 use crate::http::{ApiError, Query, R};
 use crate::state::State;
 
-/// How often the journal is looked at for new lines.
-const POLL: Duration = Duration::from_millis(100);
+/// How often the journal is looked at for new lines when inotify said nothing (or could not
+/// be set up).
+const POLL: Duration = Duration::from_secs(1);
+
+/// An inotify instance as tokio's `AsyncFd` wants it.
+struct InotifyFd(nix::sys::inotify::Inotify);
+
+impl AsRawFd for InotifyFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+/// Wakes the stream when the journal (`events.jsonl`, or its rotation) changes.
+struct JournalWake(tokio::io::unix::AsyncFd<InotifyFd>);
+
+impl JournalWake {
+    /// Watches `root`; None when inotify is unavailable (the fallback look still runs).
+    fn new(root: &Path) -> Option<JournalWake> {
+        use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+        let ino = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).ok()?;
+        let what = AddWatchFlags::IN_MODIFY | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE;
+        ino.add_watch(root, what).ok()?;
+        let ino = InotifyFd(ino);
+        // SAFETY: `InotifyFd` owns the inotify descriptor (nix's `Inotify` holds an `OwnedFd`)
+        // and never replaces it, so the fd stays open and the same for the AsyncFd's lifetime.
+        let afd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(ino, tokio::io::Interest::READABLE)
+        };
+        afd.ok().map(JournalWake)
+    }
+
+    /// Returns when the journal may have new lines (never, if the watch broke).
+    async fn changed(&self) {
+        loop {
+            let Ok(mut ready) = self.0.readable().await else {
+                return std::future::pending().await;
+            };
+            match ready.try_io(|fd| fd.get_ref().0.read_events().map_err(std::io::Error::from)) {
+                Ok(Ok(events)) => {
+                    let journal = |e: &nix::sys::inotify::InotifyEvent| {
+                        e.name
+                            .as_ref()
+                            .is_some_and(|n| n.as_encoded_bytes().starts_with(b"events.jsonl"))
+                    };
+                    if events.iter().any(journal) {
+                        return;
+                    }
+                }
+                Ok(Err(_)) => return std::future::pending().await,
+                Err(_would_block) => {}
+            }
+        }
+    }
+}
+
+/// Waits for `wake` (forever without one).
+async fn journal_changed(wake: &Option<JournalWake>) {
+    match wake {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits until `until` (forever without one).
+async fn until_passes(until: Option<DateTime<Utc>>) {
+    match until.and_then(|u| (u - Utc::now()).to_std().ok()) {
+        Some(left) => tokio::time::sleep(left).await,
+        None if until.is_some() => {}
+        None => std::future::pending().await,
+    }
+}
 
 /// docker's event filters (`type`, `event`, `container`, `image`, `label`, `network`,
 /// `volume`, `scope`), applied as dockerd does.
@@ -155,7 +228,9 @@ pub async fn events(state: Arc<State>, q: &Query) -> R {
         return Err(ApiError::bad("`since` time must be before `until`"));
     }
     let root: PathBuf = state.engine.root().path().to_path_buf();
-    // Opened before answering: an event made after the response began is never missed.
+    // Watched, then opened, before answering: an event made after the response began is never
+    // missed, and none appended between opening and watching waits for the fallback look.
+    let wake = JournalWake::new(&root);
     let (mut journal, past) =
         tokio::task::spawn_blocking(move || JournalReader::with_history(&root))
             .await
@@ -185,6 +260,8 @@ pub async fn events(state: Arc<State>, q: &Query) -> R {
             }
             tokio::select! {
                 _ = tick.tick() => {}
+                _ = journal_changed(&wake) => {}
+                _ = until_passes(until) => {}
                 _ = tx.closed() => return,
             }
             for ev in journal.read_new().iter().filter(|e| in_range(e) && filter.pass(e)) {

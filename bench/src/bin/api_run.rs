@@ -2,7 +2,9 @@
 //! `docker run --rm bb true` (docker's default bridge network) and `docker run --rm --network
 //! none bb true`, each from spawning `docker` to reaping it: median and fastest of `--runs`
 //! timed runs (default 21, after 2 warm-ups); then `GET /containers/json?all=1` with 100
-//! created containers, straight over the socket and as `docker ps -a`.
+//! created containers, straight over the socket and as `docker ps -a`; then the events latency:
+//! from a container's `start` event's own time (`timeNano`) until a client following `GET
+//! /events` has read it, over `--runs` container starts.
 //!
 //! Run as root: `cargo build --release -p berth-cli -p berth-bench &&
 //! target/release/api_run [--runs N] [--docker-host URL]`. Starts `berth system service` (the
@@ -226,6 +228,58 @@ fn bench() -> Result<(), String> {
     for at in &ats {
         list_100(at, runs)?;
     }
+    for at in &ats {
+        events_latency(at, runs)?;
+    }
+    Ok(())
+}
+
+/// Nanoseconds since the epoch, now.
+fn now_nanos() -> i128 {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    d.map(|d| d.as_nanos() as i128).unwrap_or(0)
+}
+
+/// Follows `GET /events` (container starts only) and runs `runs` containers: per start, how
+/// long after the event's own time the client had it.
+fn events_latency(at: &Endpoint, runs: usize) -> Result<(), String> {
+    use std::io::{BufRead, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(&at.sock).map_err(|e| e.to_string())?;
+    s.write_all(
+        b"GET /v1.41/events?filters=%7B%22type%22%3A%5B%22container%22%5D%2C%22event%22%3A%5B%22start%22%5D%7D HTTP/1.1\r\nHost: x\r\n\r\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let reader = s.try_clone().map_err(|e| e.to_string())?;
+    let (tx, rx) = std::sync::mpsc::channel::<i128>();
+    std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(reader);
+        let mut line = String::new();
+        while lines.read_line(&mut line).is_ok_and(|n| n > 0) {
+            let got = now_nanos();
+            // Each event is one JSON line (one chunk); chunk-size lines have no timeNano.
+            if let Some(i) = line.find("\"timeNano\":") {
+                let digits: String =
+                    line[i + 11..].chars().take_while(char::is_ascii_digit).collect();
+                if let Ok(t) = digits.parse::<i128>()
+                    && tx.send(got - t).is_err()
+                {
+                    return;
+                }
+            }
+            line.clear();
+        }
+    });
+    let mut v = Vec::with_capacity(runs);
+    for _ in 0..WARMUP + runs {
+        at.time(&["run", "--rm", "--network", "none", "bb", "true"])?;
+        let ns = rx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|_| format!("no start event from {} within 10 s", at.label))?;
+        v.push(ns as f64 / 1e6);
+    }
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    let mut v = v.split_off(WARMUP);
+    report("events latency (start event's time to the client reading it)", at.label, &mut v);
     Ok(())
 }
 
