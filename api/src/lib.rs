@@ -1,11 +1,13 @@
 //! berth-api: the Docker Engine API served over a state root's Engine (`berth system service`),
 //! so the docker CLI and other Engine API clients drive berth.
 //!
-//! Layout: [`server`] (listeners, connections, the idle timeout), `http` (responses, docker's
+//! Layout: [`server`] (listeners, connections, the idle timeout), `activation` (systemd's
+//! socket activation), `http` (responses, docker's
 //! error bodies, query and body parsing), `routes` (path dispatch, system, images, networks
 //! and volumes), `containers` (containers and exec, with hijacked attach/exec streams),
 //! `events` (container events from looking at the state root) and `stream` (docker's multiplexed stream framing, async descriptors).
 
+mod activation;
 mod activity;
 mod containers;
 mod events;
@@ -15,7 +17,7 @@ pub mod server;
 mod state;
 mod stream;
 
-pub use server::{Host, ServeError, ServeOptions, serve};
+pub use server::{DEFAULT_HOST, Host, ServeError, ServeOptions, serve};
 
 /// The highest Engine API version served (docker 24's), reported by `/_ping` and `/version`.
 pub const API_VERSION: &str = "1.43";

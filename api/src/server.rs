@@ -1,5 +1,5 @@
 //! Listening: a Unix socket (0660, group `berth` when it exists) and optionally TCP on
-//! loopback; one task per connection; an idle timeout that ends the service once no
+//! loopback, or the sockets systemd's socket activation passes; one task per connection; an idle timeout that ends the service once no
 //! connection has been open for that long (containers keep running: they have monitors).
 
 use std::net::SocketAddr;
@@ -54,10 +54,14 @@ impl std::str::FromStr for Host {
     }
 }
 
+/// Where the service listens when neither `--host` nor socket activation says.
+pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
+
 /// How to serve.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Listeners (at least one).
+    /// Listeners besides the sockets socket activation passes; with neither,
+    /// [`DEFAULT_HOST`].
     pub hosts: Vec<Host>,
     /// Exit after this long without any open connection (None: run until SIGINT/SIGTERM).
     pub idle_timeout: Option<Duration>,
@@ -163,7 +167,28 @@ pub async fn serve(engine: Engine, opts: ServeOptions) -> Result<(), ServeError>
     let mut sockets = Vec::new();
     let mut unix = Vec::new();
     let mut tcp = Vec::new();
-    for h in &opts.hosts {
+    // Activated sockets belong to the service manager: their files are not removed here.
+    for a in crate::activation::take()? {
+        let what = format!("{a:?}");
+        match a {
+            crate::activation::Activated::Unix(l) => unix.push(
+                l.set_nonblocking(true)
+                    .and_then(|()| UnixListener::from_std(l))
+                    .map_err(listen_err(&what))?,
+            ),
+            crate::activation::Activated::Tcp(l) => tcp.push(
+                l.set_nonblocking(true)
+                    .and_then(|()| TcpListener::from_std(l))
+                    .map_err(listen_err(&what))?,
+            ),
+        }
+    }
+    let default = [DEFAULT_HOST.parse::<Host>()?];
+    let hosts = match (&opts.hosts[..], unix.len() + tcp.len()) {
+        ([], 0) => &default[..],
+        (h, _) => h,
+    };
+    for h in hosts {
         match h {
             Host::Unix(p) => {
                 let (l, g) = bind_unix(p)?;

@@ -986,6 +986,79 @@ fn idle_service_exits_and_its_containers_keep_running() {
     n.teardown_and_check();
 }
 
+/// systemd's socket activation, through `systemd-socket-activate` (Debian's systemd package),
+/// which listens, waits for the first connection and execs the service with the socket as fd 3
+/// and LISTEN_PID/LISTEN_FDS set: the service answers on that socket (a container runs), is
+/// that very process, exits when idle and leaves the manager's socket file in place.
+#[test]
+fn the_service_takes_the_socket_systemd_activation_passes() {
+    let Some(n) = NetEnv::new() else { return };
+    let root = n.env.path();
+    let sock = root.join("activated.sock");
+    /// The activator (then the service it became), killed if the test fails early.
+    struct Activator(Child);
+    impl Drop for Activator {
+        fn drop(&mut self) {
+            if let Ok(None) = self.0.try_wait() {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+    let mut act = Activator(
+        Command::new("systemd-socket-activate")
+            .arg("-l")
+            .arg(&sock)
+            .arg(berth_bin())
+            .args(["--root", root.to_str().expect("root path"), "system", "service", "-t", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn systemd-socket-activate (Debian's systemd package)"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while UnixStream::connect(&sock).is_err() {
+        assert!(Instant::now() < deadline, "systemd-socket-activate did not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let config = tempfile::tempdir().expect("docker config dir");
+    let docker = |args: &[&str]| {
+        let out = Command::new("docker")
+            .args(args)
+            .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+            .env("DOCKER_CONFIG", config.path())
+            .env_remove("DOCKER_CONTEXT")
+            .stdin(Stdio::null())
+            .output()
+            .expect("spawn docker");
+        assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let name = berth_testsupport::unique_name("apiact");
+    let said =
+        docker(&["run", "--rm", "--network", "none", "--name", &name, "bb:latest", "echo", "up"]);
+    assert_eq!(said, "up\n");
+    assert_eq!(docker(&["version", "-f", "{{.Server.APIVersion}}"]).trim(), berth_api_version());
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", act.0.id())).unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("system\0service"),
+        "the activator did not exec the service: {}",
+        String::from_utf8_lossy(&cmdline)
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = act.0.try_wait().expect("try_wait") {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "the activated service did not exit when idle");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert!(sock.exists(), "the service removed the socket file the manager owns");
+    assert_eq!(n.env.ok(&["container", "ls", "-aq"]), "");
+    n.teardown_and_check();
+}
+
 /// bollard (the Rust client berth's Engine API was modelled on) as the client: create, start,
 /// logs, wait with a non-zero exit, exec with its output and exit code, remove.
 #[test]

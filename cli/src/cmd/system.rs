@@ -46,13 +46,9 @@ pub enum Command {
     /// Serve the Docker Engine API (docker CLI, docker-py, bollard...) over this state root.
     Service {
         /// Where to listen: `unix:///PATH` (0660, group `berth` if it exists) or
-        /// `tcp://127.0.0.1:PORT` (loopback only); repeatable.
-        #[arg(
-            short = 'H',
-            long = "host",
-            value_name = "URI",
-            default_value = "unix:///run/berth/berth.sock"
-        )]
+        /// `tcp://127.0.0.1:PORT` (loopback only); repeatable. Default: the sockets systemd's
+        /// socket activation passes, else unix:///run/berth/berth.sock.
+        #[arg(short = 'H', long = "host", value_name = "URI")]
         hosts: Vec<String>,
         /// Exit after this many seconds without a connection (0: run until stopped).
         #[arg(short = 't', long = "timeout", visible_alias = "time", default_value_t = 5)]
