@@ -106,19 +106,25 @@ impl ImageStore {
             write_atomic(&cfg_path, config_bytes)?;
         }
         let mut idx = self.read_index()?;
+        // An unchanged rebuild adds an image that is already there under the same names: the
+        // index then stays as it is (no rewrite, no fsync).
+        let mut changed = !idx.images.contains_key(&id);
         let rec = idx.images.entry(id.clone()).or_insert_with(|| ImageRecord {
             layers: chains.clone(),
             size,
             added: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             build_cache,
         });
-        if !build_cache {
+        if !build_cache && rec.build_cache {
             rec.build_cache = false;
+            changed = true;
         }
         for r in &refs {
-            idx.refs.insert(r.full(), id.clone());
+            changed |= idx.refs.insert(r.full(), id.clone()).as_ref() != Some(&id);
         }
-        self.write_index(&idx)?;
+        if changed {
+            self.write_index(&idx)?;
+        }
         Ok(id)
     }
 
