@@ -742,7 +742,7 @@ fn docker_py_drives_containers_networks_and_volumes() {
     let net = berth_testsupport::unique_name("apipynet");
     svc.ok(&["network", "create", &net]);
     n.track(&net);
-    let out = Command::new("python3")
+    let out = Command::new(crate::support::docker_py_python())
         .args(["-c", DOCKER_PY])
         .env("DOCKER_HOST", format!("unix://{}", svc.sock.display()))
         .env("NAME", berth_testsupport::unique_name("apipy"))
@@ -750,7 +750,7 @@ fn docker_py_drives_containers_networks_and_volumes() {
         .env("VOL", berth_testsupport::unique_name("apipyvol"))
         .stdin(Stdio::null())
         .output()
-        .expect("spawn python3 (with the docker package)");
+        .expect("spawn the docker-py venv's python");
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("docker-py ok"),
         "docker-py failed ({:?}):\n{}\n{}",

@@ -214,3 +214,53 @@ pub fn http_body(port: u16, path: &str) -> String {
     let r = http_response(port, path);
     r.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
 }
+
+/// docker-py's version the tests drive the API service with.
+const DOCKER_PY: &str = "7.1.0";
+
+/// The python of a venv with docker-py (`docker` from PyPI), made by the first test that needs
+/// it with the `python3` on the PATH and kept in /var/tmp for later runs (made under a lock in
+/// a scratch directory, then renamed into place, so a half-made venv is never used).
+pub fn docker_py_python() -> std::path::PathBuf {
+    static PYTHON: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    PYTHON
+        .get_or_init(|| {
+            let base = Path::new("/var/tmp");
+            let venv = base.join(format!("berth-test-docker-py-{DOCKER_PY}"));
+            let python = venv.join("bin/python");
+            let lock = std::fs::File::create(base.join("berth-test-docker-py.lock"))
+                .expect("create the venv lock file");
+            lock.lock().expect("lock the venv lock file");
+            if python.exists() {
+                return python;
+            }
+            let scratch = base.join(format!("berth-test-docker-py-new-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&scratch);
+            let run = |c: &mut Command, what: &str| {
+                let out = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert!(
+                    out.status.success(),
+                    "{what} failed: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            };
+            run(
+                Command::new("python3").args(["-m", "venv"]).arg(&scratch),
+                "python3 -m venv (docker-py's venv)",
+            );
+            run(
+                Command::new(scratch.join("bin/pip")).args([
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    &format!("docker=={DOCKER_PY}"),
+                ]),
+                "pip install docker (from PyPI)",
+            );
+            // Only `bin/python` is used, which finds the venv from where it is: the move
+            // (after everything worked) does not break it, though `bin/pip`'s shebang would.
+            std::fs::rename(&scratch, &venv).expect("move the venv into place");
+            python
+        })
+        .clone()
+}
