@@ -632,6 +632,66 @@ fn docker_events_replay_what_the_berth_cli_did_before() {
     n.teardown_and_check();
 }
 
+/// A healthcheck that changes a container's status makes docker's `health_status: …` event
+/// (journaled by the container's monitor, so also without the service running).
+#[test]
+fn docker_events_show_health_status_changes() {
+    let Some(n) = NetEnv::new() else { return };
+    let env = &n.env;
+    let name = berth_testsupport::unique_name("apievhc");
+    let t0 = chrono::Utc::now() - chrono::Duration::seconds(1);
+    env.ok(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        &name,
+        "--health-cmd",
+        "test -e /tmp/ok",
+        "--health-interval",
+        "100ms",
+        "--health-retries",
+        "1",
+        "bb:latest",
+        "sh",
+        "-c",
+        "touch /tmp/ok; sleep 3600",
+    ]);
+    let wait_for = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while env.inspect(&name, "{{.State.Health.Status}}") != want {
+            assert!(Instant::now() < deadline, "{name} never became {want}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("healthy");
+    env.ok(&["container", "exec", &name, "rm", "/tmp/ok"]);
+    wait_for("unhealthy");
+    env.ok(&["container", "rm", "-f", &name]);
+    let t1 = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let svc = Service::start(&env.path(), &[]);
+    let (since, until) = (t0.timestamp().to_string(), t1.timestamp().to_string());
+    let out = svc.ok(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "event=health_status",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    let got: Vec<&str> = out.lines().map(str::trim_end).collect();
+    assert_eq!(
+        got,
+        vec![format!("health_status: healthy {name}"), format!("health_status: unhealthy {name}")],
+        "{out}"
+    );
+    drop(svc);
+    n.teardown_and_check();
+}
+
 #[test]
 fn docker_cli_ports_filters_and_lifecycle() {
     let Some(n) = NetEnv::new() else { return };

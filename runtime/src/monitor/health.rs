@@ -67,13 +67,14 @@ pub(crate) fn start_check(
 }
 
 /// Records a finished healthcheck in the state: the health status, failing streak and the
-/// last five results, as docker keeps them.
+/// last five results, as docker keeps them. Returns the new status when it changed (docker's
+/// `health_status: …` event).
 pub(crate) fn record_health(
     paths: &ContainerPaths,
     h: &HealthConfig,
     c: HealthRun,
     in_start_period: bool,
-) {
+) -> Option<String> {
     let code = c.exit.unwrap_or(-1);
     let entry = HealthLogEntry {
         start: c.start,
@@ -82,6 +83,7 @@ pub(crate) fn record_health(
         output: String::from_utf8_lossy(&c.buf[..c.buf.len().min(HEALTH_OUTPUT_MAX)]).into_owned(),
     };
     let retries = if h.retries > 0 { h.retries } else { 3 };
+    let mut changed = None;
     let _ = paths.update_state(|st| {
         if !st.state.running {
             return;
@@ -90,6 +92,7 @@ pub(crate) fn record_health(
             .state
             .health
             .get_or_insert_with(|| Health { status: "starting".into(), ..Default::default() });
+        let before = health.status.clone();
         if code == 0 {
             health.status = "healthy".into();
             health.failing_streak = 0;
@@ -102,7 +105,11 @@ pub(crate) fn record_health(
         health.log.push(entry);
         let excess = health.log.len().saturating_sub(5);
         health.log.drain(..excess);
+        if health.status != before {
+            changed = Some(health.status.clone());
+        }
     });
+    changed
 }
 
 /// Reads what the check wrote so far (up to [`HEALTH_OUTPUT_MAX`]).

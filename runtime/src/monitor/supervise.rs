@@ -246,7 +246,8 @@ impl Monitor {
                     let done = check.take();
                     if let Some(done) = done {
                         let in_start = started_at.elapsed() < dur(h.start_period, 0);
-                        health::record_health(&self.paths, h, done, in_start);
+                        let changed = health::record_health(&self.paths, h, done, in_start);
+                        self.journal_health(rec, changed);
                         next_check = Some(Instant::now() + interval_now(h, started_at));
                     }
                 }
@@ -256,7 +257,7 @@ impl Monitor {
                     Err(e) => {
                         let in_start = started_at.elapsed() < dur(h.start_period, 0);
                         let now_s = now_rfc3339();
-                        health::record_health(
+                        let changed = health::record_health(
                             &self.paths,
                             h,
                             HealthRun {
@@ -273,12 +274,20 @@ impl Monitor {
                             },
                             in_start,
                         );
+                        self.journal_health(rec, changed);
                         next_check = Some(Instant::now() + interval_now(h, started_at));
                     }
                 }
             }
         }
         run
+    }
+
+    /// docker's `health_status: healthy|unhealthy` event, when a check changed the status.
+    fn journal_health(&self, rec: &ContainerRecord, changed: Option<String>) {
+        if let Some(status) = changed {
+            rec.journal(self.root.path(), &format!("health_status: {status}"), &[]);
+        }
     }
 
     fn reap(&self, run: &mut Running, check: &mut Option<HealthRun>) {
