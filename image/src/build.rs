@@ -4,12 +4,12 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use berth_store::{read_json, write_atomic};
+use berth_store::read_json;
 use serde_json::Value;
 
 use super::image_store::PruneReport;
 use super::image_store::RemoveItem;
-use super::image_store::{ImageRecord, ImageStore, LayerRecord, sha256_hex};
+use super::image_store::{ImageRecord, ImageStore, LayerRecord, chain_ids, sha256_hex};
 use super::reference::Reference;
 use super::{ImageError, short_id};
 
@@ -89,11 +89,7 @@ impl ImageStore {
             .unwrap_or_default();
         let refs: Vec<Reference> =
             refs.iter().map(|r| Reference::parse(r)).collect::<Result<_, _>>()?;
-        let mut chains: Vec<String> = Vec::with_capacity(diff_ids.len());
-        for d in &diff_ids {
-            let c = chain_id(chains.last().map(String::as_str), d);
-            chains.push(c);
-        }
+        let chains = chain_ids(&diff_ids);
         let _lock = self.state_root().lock()?;
         let mut size = 0;
         for c in &chains {
@@ -101,30 +97,7 @@ impl ImageStore {
                 .ok_or_else(|| ImageError::InvalidArchive(format!("layer {c} is missing")))?;
             size += rec.size;
         }
-        let cfg_path = self.blob_path(&id)?;
-        if !cfg_path.exists() {
-            write_atomic(&cfg_path, config_bytes)?;
-        }
-        let mut idx = self.read_index()?;
-        // An unchanged rebuild adds an image that is already there under the same names: the
-        // index then stays as it is (no rewrite, no fsync).
-        let mut changed = !idx.images.contains_key(&id);
-        let rec = idx.images.entry(id.clone()).or_insert_with(|| ImageRecord {
-            layers: chains.clone(),
-            size,
-            added: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-            build_cache,
-        });
-        if !build_cache && rec.build_cache {
-            rec.build_cache = false;
-            changed = true;
-        }
-        for r in &refs {
-            changed |= idx.refs.insert(r.full(), id.clone()).as_ref() != Some(&id);
-        }
-        if changed {
-            self.write_index(&idx)?;
-        }
+        self.record_image(&id, config_bytes, &chains, size, build_cache, &refs)?;
         Ok(id)
     }
 

@@ -183,10 +183,7 @@ pub(crate) fn digest_hex(digest: &str) -> Result<&str, ImageError> {
 pub(crate) fn chain_ids(diff_ids: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(diff_ids.len());
     for d in diff_ids {
-        let next = match out.last() {
-            None => d.clone(),
-            Some(prev) => format!("sha256:{}", sha256_hex(format!("{prev} {d}").as_bytes())),
-        };
+        let next = super::build::chain_id(out.last().map(String::as_str), d);
         out.push(next);
     }
     out
@@ -407,27 +404,47 @@ impl ImageStore {
             fs::rename(&staged.dir, &dest).map_err(|e| ImageError::io("commit layer", &dest, e))?;
             size += staged.size;
         }
-        let cfg_path = self.blob_path(&id)?;
+        self.record_image(&id, config_bytes, &chains, size, false, refs)?;
+        Ok(id)
+    }
+
+    /// The last step of adding an image whose layers are stored (the root lock held): its
+    /// config blob, its index record and `refs` pointing at it. `build_cache` marks a
+    /// builder's intermediate image; adding it again without the flag makes it an ordinary
+    /// one. An image already there under the same names (an unchanged rebuild, a second load)
+    /// leaves the index untouched: no rewrite, no fsync.
+    pub(crate) fn record_image(
+        &self,
+        id: &str,
+        config_bytes: &[u8],
+        chains: &[String],
+        size: u64,
+        build_cache: bool,
+        refs: &[Reference],
+    ) -> Result<(), ImageError> {
+        let cfg_path = self.blob_path(id)?;
         if !cfg_path.exists() {
             write_atomic(&cfg_path, config_bytes)?;
         }
         let mut idx = self.read_index()?;
-        // An unchanged rebuild commits an image that is already there under the same names:
-        // the index then stays as it is (no rewrite, no fsync).
-        let mut changed = !idx.images.contains_key(&id);
-        idx.images.entry(id.clone()).or_insert_with(|| ImageRecord {
-            layers: chains.clone(),
+        let mut changed = !idx.images.contains_key(id);
+        let rec = idx.images.entry(id.to_string()).or_insert_with(|| ImageRecord {
+            layers: chains.to_vec(),
             size,
             added: now_rfc3339(),
-            build_cache: false,
+            build_cache,
         });
+        if !build_cache && rec.build_cache {
+            rec.build_cache = false;
+            changed = true;
+        }
         for r in refs {
-            changed |= idx.refs.insert(r.full(), id.clone()).as_ref() != Some(&id);
+            changed |= idx.refs.insert(r.full(), id.to_string()).as_deref() != Some(id);
         }
         if changed {
             self.write_index(&idx)?;
         }
-        Ok(id)
+        Ok(())
     }
 
     /// Renames `dir` into tmp and deletes it there, so a half-deleted tree never sits at a key.
