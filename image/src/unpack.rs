@@ -346,10 +346,19 @@ fn unpack_entries<R: Read>(
     let mut dir_times: Vec<(Vec<OsString>, u64)> = Vec::new();
     let entries = archive.entries().map_err(|e| entry_err(dest, "read tar", e))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| ImageError::Unpack {
-            path: "(archive)".into(),
-            reason: format!("read tar entry: {e}"),
-        })?;
+        let mut entry = match entry {
+            Ok(e) => e,
+            // The docker CLI's context tar (when it adds a Dockerfile from outside the context)
+            // stops right after the last entry's data, without its padding and the end blocks;
+            // dockerd reads it, so a context may end there. Data cut short is caught below.
+            Err(e) if !layer && e.to_string().contains("unexpected EOF during skip") => break,
+            Err(e) => {
+                return Err(ImageError::Unpack {
+                    path: "(archive)".into(),
+                    reason: format!("read tar entry: {e}"),
+                });
+            }
+        };
         let raw_path = entry.path().map_err(|e| entry_err(dest, "entry path", e))?.into_owned();
         let comps = clean_path(&raw_path)?;
         let etype = entry.header().entry_type();
@@ -443,8 +452,13 @@ fn unpack_entries<R: Read>(
                     s.file_content(entry.raw_file_position(), entry.size(), &comps)
                         .map_err(|e| entry_err(&raw_path, "record layer", e))?;
                 }
-                size += io::copy(&mut entry, &mut file)
+                let want = entry.size();
+                let copied = io::copy(&mut entry, &mut file)
                     .map_err(|e| entry_err(&raw_path, "write file", e))?;
+                if etype != EntryType::GNUSparse && copied != want {
+                    return Err(entry_err(&raw_path, "read file", "the archive ends inside it"));
+                }
+                size += copied;
                 let fd = OwnedFd::from(file);
                 apply_meta_fd(&fd, &header, root)
                     .map_err(|e| entry_err(&raw_path, "set metadata", e))?;
