@@ -86,9 +86,12 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> R {
         {
             crate::distribution::pull(st, req.headers(), &q).await
         }
-        (&Method::POST, ["images", "create"]) => {
-            Err(ApiError::bad("fromImage or fromSrc=- is required (pull or import)"))
-        }
+        (&Method::POST, ["images", "create"]) => Err(ApiError::bad(match q.get("fromSrc") {
+            Some(src) if !src.is_empty() => format!(
+                "fromSrc {src:?} is not supported: send the archive as the request body (fromSrc=-)"
+            ),
+            _ => "fromImage (pull) or fromSrc=- (import) is required".to_string(),
+        })),
         (&Method::POST, ["build"]) => crate::build::build(state.clone(), req, q).await,
         (&Method::POST, ["images", "load"]) => images_load(st, req, &q).await,
         (&Method::GET, ["images", "get"]) => images_get(st, q.all("names")).await,
