@@ -132,6 +132,43 @@ fn docker_cli_pushes_and_pulls_through_a_registry() {
         json_body(&r)["message"].as_str().unwrap_or_default().contains("invalid reference format"),
         "{r}"
     );
+    // A layer the registry serves damaged: the failure comes in the stream, after the
+    // progress began, and nothing of the image is stored.
+    let blobs = |reg: &Registry| -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        let base = reg.dir().join("storage/docker/registry/v2/blobs/sha256");
+        for a in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            for b in std::fs::read_dir(a.path()).into_iter().flatten().flatten() {
+                out.push(b.path().join("data"));
+            }
+        }
+        out
+    };
+    let before = blobs(&reg);
+    let r3 = format!("{}/t/bb:3", reg.addr);
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM bb:latest\nRUN echo three > /three\n")
+        .expect("Dockerfile");
+    svc.ok(&["build", "-q", "-t", &r3, ctx.path().to_str().expect("ctx")]);
+    svc.ok(&["push", &r3]);
+    let layer = blobs(&reg)
+        .into_iter()
+        .filter(|b| !before.contains(b))
+        .find(|b| std::fs::read(b).is_ok_and(|d| d.starts_with(&[0x1f, 0x8b])))
+        .expect("the new layer's blob");
+    let mut data = std::fs::read(&layer).expect("blob");
+    let mid = data.len() / 2;
+    data[mid] ^= 0xff;
+    std::fs::write(&layer, &data).expect("damage the blob");
+    let out = svc2.docker(&["pull", &r3]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3: Pulling from t/bb"), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("arrived with digest") && err.contains("nothing of it was stored"),
+        "{err}"
+    );
+    assert!(!svc2.docker(&["image", "inspect", &r3]).status.success());
+
     // Wrong credentials: refused, and the service answers the next request.
     client_login(&svc2, &reg.addr, "ci", "wrong");
     let out = svc2.docker(&["pull", &r2]);
