@@ -132,6 +132,20 @@ fn docker_cli_pushes_and_pulls_through_a_registry() {
         json_body(&r)["message"].as_str().unwrap_or_default().contains("invalid reference format"),
         "{r}"
     );
+    // A build whose FROM image is only in the registry: pulled with the client's credentials
+    // (the CLI sends them in X-Registry-Config; the service has none of its own).
+    let r4 = format!("{}/t/bb:4", reg.addr);
+    svc.ok(&["tag", "bb:latest", &r4]);
+    svc.ok(&["push", &r4]);
+    std::fs::write(ctx.path().join("Dockerfile"), format!("FROM {r4}\nRUN echo four > /four\n"))
+        .expect("Dockerfile");
+    let out = svc2.ok(&["build", "-t", "fromreg:1", ctx.path().to_str().expect("ctx")]);
+    assert!(out.contains("Successfully tagged fromreg:1\n"), "{out}");
+    assert_eq!(
+        svc2.ok(&["run", "--rm", "--network", "none", "fromreg:1", "cat", "/four"]),
+        "four\n"
+    );
+
     // A layer the registry serves damaged: the failure comes in the stream, after the
     // progress began, and nothing of the image is stored.
     let blobs = |reg: &Registry| -> Vec<std::path::PathBuf> {
