@@ -279,6 +279,25 @@ fn docker_cli_builds_with_the_classic_builder() {
     assert!(!out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("NOPE"), "{out:?}");
 
+    // A body that is not a tar, and a Dockerfile outside the context: 400s, nothing left.
+    let junk = "this is not a tar archive at all, just some text that is long enough to be read as a header block by a tar reader that expects 512 bytes; ".repeat(8);
+    let r = raw(
+        &svc.sock,
+        &format!(
+            "POST /v1.43/build?t=junk:1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n{junk}",
+            junk.len()
+        ),
+    )
+    .expect("junk context");
+    assert_eq!(status_of(&r), 400, "{r}");
+    assert!(json_body(&r)["message"].as_str().unwrap_or_default().contains("build context"), "{r}");
+    let r = raw(
+        &svc.sock,
+        "POST /build?dockerfile=..%2F..%2Fetc%2Fpasswd HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+    )
+    .expect("dockerfile outside");
+    assert_eq!(status_of(&r), 400, "{r}");
+
     assert_eq!(svc.ok(&["ps", "-aq"]).trim(), "", "build containers were left");
     no_context_left(&n.env.path());
     drop(svc);
