@@ -26,6 +26,10 @@ use crate::state::State;
 /// Output kept back for `q=1`, sent only if the build fails (as dockerd does).
 const QUIET_KEEP: usize = 1 << 20;
 
+/// How often a newline goes out while a build runs, so that a client that left is noticed
+/// (hyper learns it only from a failed write) and its build stopped.
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The query of a build, checked before the body is read.
 struct Params {
     tags: Vec<String>,
@@ -299,6 +303,36 @@ impl ImageSource for RegistrySource {
     }
 }
 
+/// Removes the RUN containers of a stopped build. A container caught while it is being
+/// started is not listed until its state settles, so this goes on looking until none has
+/// been seen for a while (or gives up after 30 s, saying so in the log).
+async fn remove_build_containers(engine: &berth_runtime::Engine, session: &str) {
+    use std::time::{Duration, Instant};
+    let filters = berth_runtime::container::ListFilters {
+        label: vec![format!("{}={session}", berth_builder::SESSION_LABEL)],
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut clear_since: Option<Instant> = None;
+    loop {
+        berth_builder::remove_session(engine, session).await;
+        let left = engine.container_list(true, &filters).await.map(|l| l.len()).unwrap_or(0);
+        let now = Instant::now();
+        if left > 0 {
+            clear_since = None;
+        } else if clear_since.is_some_and(|t| now.duration_since(t) >= Duration::from_secs(2)) {
+            return;
+        } else if clear_since.is_none() {
+            clear_since = Some(now);
+        }
+        if now > deadline {
+            tracing::warn!(session, left, "containers of a stopped build may remain");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// docker's wording of a build failure, paths shown relative to the context.
 fn failure(e: BuildError, context: &Path) -> Failure {
     let strip = |s: String| s.replace(&format!("{}/", context.display()), "");
@@ -389,14 +423,24 @@ pub async fn build(st: Arc<State>, req: Request<Incoming>, q: Query) -> R {
             quiet: quiet.then(|| Mutex::new((Vec::new(), 0))),
         });
         let source = Arc::new(RegistrySource { creds });
-        let run = berth_builder::build(&engine, opts, progress.clone(), source);
-        let result = tokio::select! {
-            r = run => r,
-            _ = lines.closed() => {
-                // The client left (docker's Ctrl-C): stop, as dockerd cancels the build.
-                berth_builder::remove_session(&engine, &session).await;
-                return Ok(());
+        let mut run = Box::pin(berth_builder::build(&engine, opts, progress.clone(), source));
+        let mut tick = tokio::time::interval(KEEPALIVE);
+        tick.tick().await;
+        let result = loop {
+            tokio::select! {
+                r = &mut run => break Some(r),
+                _ = lines.closed() => break None,
+                _ = tick.tick() => {
+                    lines.keepalive();
+                }
             }
+        };
+        let Some(result) = result else {
+            // The client left (docker's Ctrl-C): stop, as dockerd cancels the build.
+            tracing::info!(session, "the client left: stopping its build");
+            drop(run);
+            remove_build_containers(&engine, &session).await;
+            return Ok(());
         };
         let r = match result {
             Ok(r) => r,

@@ -69,6 +69,14 @@ impl Lines {
         self.send(v)
     }
 
+    /// A bare newline (JSON readers skip whitespace between values): writing something is
+    /// the only way to learn that a client left while nothing else is sent (a long RUN step).
+    pub fn keepalive(&self) -> bool {
+        self.sent.store(true, Ordering::SeqCst);
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        self.tx.send(Bytes::from_static(b"\n")).is_ok()
+    }
+
     /// `{"status": …}`.
     pub fn status(&self, s: &str) -> bool {
         self.send(&json!({ "status": s }))

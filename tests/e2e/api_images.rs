@@ -298,7 +298,41 @@ fn docker_cli_builds_with_the_classic_builder() {
     .expect("dockerfile outside");
     assert_eq!(status_of(&r), 400, "{r}");
 
+    // A client that leaves mid-build: the build stops, its RUN container and context go.
+    {
+        use std::io::{Read, Write};
+        let mut tar = tar::Builder::new(Vec::new());
+        let df = b"FROM bb:latest\nRUN echo started; sleep 60\n";
+        let mut h = tar::Header::new_gnu();
+        h.set_size(df.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        tar.append_data(&mut h, "Dockerfile", &df[..]).expect("tar");
+        let body = tar.into_inner().expect("tar");
+        let mut s = std::os::unix::net::UnixStream::connect(&svc.sock).expect("connect");
+        let head = format!(
+            "POST /build?nocache=1 HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-tar\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).and_then(|_| s.write_all(&body)).expect("send");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&seen).contains("started") {
+            let k = s.read(&mut buf).expect("the build's output");
+            assert!(k > 0, "the stream ended: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&buf[..k]);
+        }
+    }
+    n.env.wait_for("the left build's container to go", 30, || {
+        svc.ok(&["ps", "-aq"]).trim().is_empty()
+    });
     assert_eq!(svc.ok(&["ps", "-aq"]).trim(), "", "build containers were left");
+    n.env.wait_for("the left build's context to go", 10, || {
+        std::fs::read_dir(n.env.path().join("builder/tmp"))
+            .map(|d| !d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("context-")))
+            .unwrap_or(true)
+    });
     no_context_left(&n.env.path());
     drop(svc);
     n.teardown_and_check();
