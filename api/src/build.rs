@@ -305,7 +305,7 @@ impl ImageSource for RegistrySource {
 
 /// Removes the RUN containers of a stopped build. A container caught while it is being
 /// started is not listed until its state settles, so this goes on looking until none has
-/// been seen for a while (or gives up after 30 s, saying so in the log).
+/// been seen for 5 s (or gives up after 30 s, saying so in the log).
 async fn remove_build_containers(engine: &berth_runtime::Engine, session: &str) {
     use std::time::{Duration, Instant};
     let filters = berth_runtime::container::ListFilters {
@@ -320,7 +320,7 @@ async fn remove_build_containers(engine: &berth_runtime::Engine, session: &str) 
         let now = Instant::now();
         if left > 0 {
             clear_since = None;
-        } else if clear_since.is_some_and(|t| now.duration_since(t) >= Duration::from_secs(2)) {
+        } else if clear_since.is_some_and(|t| now.duration_since(t) >= Duration::from_secs(5)) {
             return;
         } else if clear_since.is_none() {
             clear_since = Some(now);

@@ -324,15 +324,13 @@ fn docker_cli_builds_with_the_classic_builder() {
             seen.extend_from_slice(&buf[..k]);
         }
     }
-    n.env.wait_for("the left build's container to go", 30, || {
-        svc.ok(&["ps", "-aq"]).trim().is_empty()
-    });
-    assert_eq!(svc.ok(&["ps", "-aq"]).trim(), "", "build containers were left");
-    n.env.wait_for("the left build's context to go", 10, || {
+    // The context goes last, once the build's containers are removed.
+    n.env.wait_for("the left build's context to go", 45, || {
         std::fs::read_dir(n.env.path().join("builder/tmp"))
             .map(|d| !d.flatten().any(|e| e.file_name().to_string_lossy().starts_with("context-")))
             .unwrap_or(true)
     });
+    assert_eq!(svc.ok(&["ps", "-aq"]).trim(), "", "build containers were left");
     no_context_left(&n.env.path());
     drop(svc);
     n.teardown_and_check();
