@@ -146,6 +146,51 @@ fn docker_cli_pushes_and_pulls_through_a_registry() {
         "four\n"
     );
 
+    // The raw streams, as other clients read them: docker's JSON lines, the push's aux.
+    let auth = base64(br#"{"username":"ci","password":"pw"}"#);
+    let lines = |resp: &str| -> Vec<serde_json::Value> {
+        // Chunk sizes are lines too: only the objects count.
+        resp.lines()
+            .filter(|l| l.trim_start().starts_with('{'))
+            .filter_map(|l| serde_json::from_str(l.trim()).ok())
+            .collect()
+    };
+    let r = raw(
+        &svc.sock,
+        &format!(
+            "POST /v1.43/images/{}/t/bb/push?tag=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Registry-Auth: {auth}\r\nContent-Length: 0\r\n\r\n",
+            reg.addr
+        ),
+    )
+    .expect("raw push");
+    let pushed = lines(&r);
+    assert!(
+        pushed.iter().any(|l| l["aux"]["Tag"] == "1"
+            && l["aux"]["Digest"] == digest.as_str()
+            && l["aux"]["Size"].as_u64().is_some_and(|n| n > 0)),
+        "{r}"
+    );
+    assert!(pushed.iter().any(|l| l["status"] == "Layer already exists" && l["id"].is_string()));
+    let r = raw(
+        &svc2.sock,
+        &format!(
+            "POST /v1.43/images/create?fromImage={}%2Ft%2Fbb&tag=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Registry-Auth: {auth}\r\nContent-Length: 0\r\n\r\n",
+            reg.addr
+        ),
+    )
+    .expect("raw pull");
+    let pulled = lines(&r);
+    assert_eq!(pulled[0], serde_json::json!({"status": "Pulling from t/bb", "id": "1"}), "{r}");
+    assert!(
+        pulled.iter().any(|l| l["status"] == "Already exists" && l["progressDetail"].is_object()),
+        "{r}"
+    );
+    assert_eq!(
+        pulled.last().map(|l| l["status"].clone()),
+        Some(serde_json::json!(format!("Status: Image is up to date for {r1}"))),
+        "{r}"
+    );
+
     // A layer the registry serves damaged: the failure comes in the stream, after the
     // progress began, and nothing of the image is stored.
     let blobs = |reg: &Registry| -> Vec<std::path::PathBuf> {
