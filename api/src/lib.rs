@@ -5,13 +5,18 @@
 //! socket activation), `http` (responses, docker's
 //! error bodies, query and body parsing), `routes` (path dispatch, system, images, networks
 //! and volumes), `containers` (containers and exec, with hijacked attach/exec streams),
+//! `distribution` (pull and push with docker's progress stream), `build` (the classic
+//! builder's `POST /build`), `jsonstream` (docker's JSON message streams),
 //! `events` (container events from looking at the state root) and `stream` (docker's multiplexed stream framing, async descriptors).
 
 mod activation;
 mod activity;
+mod build;
 mod containers;
+mod distribution;
 mod events;
 mod http;
+mod jsonstream;
 mod routes;
 pub mod server;
 mod state;

@@ -81,14 +81,18 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> R {
         (&Method::POST, ["images", "create"]) if q.get("fromSrc") == Some("-") => {
             images_import(st, req, &q).await
         }
-        (&Method::POST, ["images", "create"]) => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "berth's API service can't pull images yet: load them with `docker load` (POST /images/load), `docker import` or `berth image import`",
-        )),
-        (&Method::POST, ["build"]) => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "berth's API service can't build images yet",
-        )),
+        (&Method::POST, ["images", "create"])
+            if q.get("fromImage").is_some_and(|f| !f.is_empty()) =>
+        {
+            crate::distribution::pull(st, req.headers(), &q).await
+        }
+        (&Method::POST, ["images", "create"]) => Err(ApiError::bad(match q.get("fromSrc") {
+            Some(src) if !src.is_empty() => format!(
+                "fromSrc {src:?} is not supported: send the archive as the request body (fromSrc=-)"
+            ),
+            _ => "fromImage (pull) or fromSrc=- (import) is required".to_string(),
+        })),
+        (&Method::POST, ["build"]) => crate::build::build(state.clone(), req, q).await,
         (&Method::POST, ["images", "load"]) => images_load(st, req, &q).await,
         (&Method::GET, ["images", "get"]) => images_get(st, q.all("names")).await,
         (&Method::POST, ["images", "prune"]) => images_prune(st, &q).await,
@@ -98,10 +102,9 @@ async fn route(state: Arc<State>, req: Request<Incoming>) -> R {
             images_history(st, &name.join("/")).await
         }
         (&Method::POST, ["images", name @ .., "tag"]) => images_tag(st, &name.join("/"), &q).await,
-        (&Method::POST, ["images", _name @ .., "push"]) => Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "berth's API service can't push images yet",
-        )),
+        (&Method::POST, ["images", name @ .., "push"]) => {
+            crate::distribution::push(st, &name.join("/"), req.headers(), &q).await
+        }
         (&Method::DELETE, ["images", name @ ..]) if !name.is_empty() => {
             images_remove(st, &name.join("/"), &q).await
         }

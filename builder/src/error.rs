@@ -44,6 +44,8 @@ pub enum BuildError {
         instruction: String,
         /// Its exit code.
         code: i64,
+        /// The command as it ran (the shell and its `-c` script, or the exec form's argv).
+        command: Vec<String>,
         /// Its last output lines.
         output: Vec<String>,
     },

@@ -43,6 +43,7 @@ pub use reference::{DEFAULT_DOMAIN, DEFAULT_TAG, Reference};
 pub use types::{
     Healthcheck, ImageConfigInspect, ImageInspect, ImageSummary, LoadedImage, RootFsInspect,
 };
+pub use unpack::unpack_context;
 pub use usage::ImageLayers;
 
 /// Errors from the image store.

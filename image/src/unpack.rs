@@ -311,6 +311,55 @@ pub(crate) fn unpack_recorded<R: Read>(
     dest: &Path,
     split: Option<&Recorder>,
 ) -> Result<u64, ImageError> {
+    unpack_entries(reader, dest, split, true)
+}
+
+/// Unpacks a plain file tree (a build context): the same safe walk as a layer, but `.wh.`
+/// names are ordinary files there, as docker's context extraction keeps them. The stream may
+/// be gzip or zstd; past `limit` bytes of tar the unpack stops with
+/// [`ImageError::LayerTooLarge`]. On error `dest` may hold partial content: the caller
+/// removes it.
+pub fn unpack_context<R: Read>(
+    reader: R,
+    dest: &Path,
+    limit: Option<u64>,
+) -> Result<u64, ImageError> {
+    let plain = maybe_gunzip(reader).map_err(|e| entry_err(dest, "read archive", e))?;
+    let mut bounded = LimitReader { inner: plain, left: limit, hit: false };
+    let r = unpack_entries(&mut bounded, dest, None, false);
+    if let (true, Some(limit)) = (bounded.hit, limit) {
+        return Err(ImageError::LayerTooLarge { limit });
+    }
+    r
+}
+
+/// Fails reads past `left` bytes (None: unbounded), remembering that it did.
+struct LimitReader<R> {
+    inner: R,
+    left: Option<u64>,
+    hit: bool,
+}
+
+impl<R: Read> Read for LimitReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(left) = self.left.as_mut() {
+            if n as u64 > *left {
+                self.hit = true;
+                return Err(io::Error::other("the archive is larger than the limit"));
+            }
+            *left -= n as u64;
+        }
+        Ok(n)
+    }
+}
+
+fn unpack_entries<R: Read>(
+    reader: R,
+    dest: &Path,
+    split: Option<&Recorder>,
+    layer: bool,
+) -> Result<u64, ImageError> {
     // Every replacement of an existing entry first lets the recorder keep what it needs.
     let replace = |parent: &OwnedFd, comps: &[OsString], full: &Path, raw: &Path| {
         if let Some(s) = split {
@@ -329,10 +378,19 @@ pub(crate) fn unpack_recorded<R: Read>(
     let mut dir_times: Vec<(Vec<OsString>, u64)> = Vec::new();
     let entries = archive.entries().map_err(|e| entry_err(dest, "read tar", e))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| ImageError::Unpack {
-            path: "(archive)".into(),
-            reason: format!("read tar entry: {e}"),
-        })?;
+        let mut entry = match entry {
+            Ok(e) => e,
+            // The docker CLI's context tar (when it adds a Dockerfile from outside the context)
+            // stops right after the last entry's data, without its padding and the end blocks;
+            // dockerd reads it, so a context may end there. Data cut short is caught below.
+            Err(e) if !layer && e.to_string().contains("unexpected EOF during skip") => break,
+            Err(e) => {
+                return Err(ImageError::Unpack {
+                    path: "(archive)".into(),
+                    reason: format!("read tar entry: {e}"),
+                });
+            }
+        };
         let raw_path = entry.path().map_err(|e| entry_err(dest, "entry path", e))?.into_owned();
         let comps = clean_path(&raw_path)?;
         let etype = entry.header().entry_type();
@@ -352,15 +410,17 @@ pub(crate) fn unpack_recorded<R: Read>(
             std::iter::once(dest.as_os_str()).chain(comps.iter().map(|c| c.as_os_str())).collect();
         let name_bytes = name.as_bytes();
 
-        if name_bytes == OPAQUE_MARKER.as_bytes() {
+        if layer && name_bytes == OPAQUE_MARKER.as_bytes() {
             rfs::fsetxattr(&parent, OPAQUE_XATTR, b"y", XattrFlags::empty())
                 .map_err(|e| entry_err(&raw_path, "mark directory opaque", e))?;
             continue;
         }
-        if name_bytes.starts_with(b".wh..wh.") {
+        if layer && name_bytes.starts_with(b".wh..wh.") {
             continue; // aufs bookkeeping (.wh..wh.plnk etc.), meaningless here
         }
-        if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+        if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes())
+            && layer
+        {
             // `.wh.` + "", "." or ".." would name the directory itself or its parent.
             if hidden.is_empty() || hidden == b"." || hidden == b".." {
                 return Err(unsafe_entry(&raw_path, "whiteout of an invalid name"));
@@ -424,8 +484,13 @@ pub(crate) fn unpack_recorded<R: Read>(
                     s.file_content(entry.raw_file_position(), entry.size(), &comps)
                         .map_err(|e| entry_err(&raw_path, "record layer", e))?;
                 }
-                size += copy_content(&mut entry, &mut file, &mut buf)
+                let want = entry.size();
+                let copied = copy_content(&mut entry, &mut file, &mut buf)
                     .map_err(|e| entry_err(&raw_path, "write file", e))?;
+                if etype != EntryType::GNUSparse && copied != want {
+                    return Err(entry_err(&raw_path, "read file", "the archive ends inside it"));
+                }
+                size += copied;
                 let fd = OwnedFd::from(file);
                 apply_meta_fd(&fd, &header, root)
                     .map_err(|e| entry_err(&raw_path, "set metadata", e))?;

@@ -415,3 +415,51 @@ fn corrupted_tars_fail_cleanly() {
         .collect();
     assert_eq!(names, vec!["state"]);
 }
+
+/// A build context: `.wh.` names stay plain files, `..` is refused, gzip is read, and the
+/// limit stops an archive that unpacks to more than it allows.
+#[test]
+fn build_contexts_unpack_as_plain_trees() {
+    let d = tempfile::tempdir().unwrap();
+    let ctx = d.path().join("ctx");
+    fs::create_dir(&ctx).unwrap();
+    let tar =
+        layer(&[E::File("Dockerfile", "FROM scratch\n", 0o644), E::File("a/.wh.b", "x", 0o644)]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    berth_image::unpack_context(Cursor::new(gz.finish().unwrap()), &ctx, None).unwrap();
+    assert_eq!(fs::read_to_string(ctx.join("Dockerfile")).unwrap(), "FROM scratch\n");
+    assert!(fs::symlink_metadata(ctx.join("a/.wh.b")).unwrap().is_file());
+
+    let evil = d.path().join("evil");
+    fs::create_dir(&evil).unwrap();
+    let tar = layer(&[E::File("../outside", "x", 0o644)]);
+    let err = berth_image::unpack_context(Cursor::new(tar), &evil, None).unwrap_err();
+    assert!(matches!(err, ImageError::UnsafeEntry { .. }), "{err:?}");
+    assert!(!d.path().join("outside").exists());
+
+    let big = d.path().join("big");
+    fs::create_dir(&big).unwrap();
+    let tar = layer(&[E::File("f", &"y".repeat(64 << 10), 0o644)]);
+    let err = berth_image::unpack_context(Cursor::new(tar), &big, Some(16 << 10)).unwrap_err();
+    assert!(matches!(err, ImageError::LayerTooLarge { .. }), "{err:?}");
+}
+
+/// The docker CLI's context tar may end right after the last entry's data (no padding, no end
+/// blocks): read as complete. Data cut short is still an error.
+#[test]
+fn build_contexts_may_lack_the_end_blocks_but_not_data() {
+    let d = tempfile::tempdir().unwrap();
+    let tar =
+        layer(&[E::File("Dockerfile", "FROM scratch\n", 0o644), E::File("b", "0123456789", 0o644)]);
+    // The second entry's header starts at 1024; its data is 10 bytes.
+    let cut = &tar[..1024 + 512 + 10];
+    let ok = d.path().join("ok");
+    fs::create_dir(&ok).unwrap();
+    berth_image::unpack_context(Cursor::new(cut.to_vec()), &ok, None).unwrap();
+    assert_eq!(fs::read_to_string(ok.join("b")).unwrap(), "0123456789");
+    let short = d.path().join("short");
+    fs::create_dir(&short).unwrap();
+    let cut = &tar[..1024 + 512 + 5];
+    assert!(berth_image::unpack_context(Cursor::new(cut.to_vec()), &short, None).is_err());
+}

@@ -2,6 +2,7 @@
 //! Each test uses its own state root and unique names, and cleans up even when it fails.
 
 mod api;
+mod api_images;
 mod build;
 mod compose_cmds;
 mod compose_config;

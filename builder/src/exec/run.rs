@@ -183,7 +183,7 @@ impl StageRun {
             .container_create(None, cfg)
             .await
             .map_err(|e| self.err(ins, e.to_string()))?;
-        let result = self.run_in(ins, n, &id, &view, &targets).await;
+        let result = self.run_in(ins, n, &id, &view, &targets, &spec.argv).await;
         let removed = ctx.engine.container_remove(&id, true, true).await;
         drop(keep);
         let layer = result?;
@@ -198,6 +198,7 @@ impl StageRun {
         id: &str,
         view: &LayerView,
         targets: &[String],
+        argv: &[String],
     ) -> Result<berth_image::NewLayer, BuildError> {
         let ctx = self.ctx.clone();
         let mut att = ctx
@@ -222,6 +223,7 @@ impl StageRun {
                 line: ins.line,
                 instruction: ins.text.clone(),
                 code,
+                command: argv.to_vec(),
                 output: last.into_iter().collect(),
             });
         }

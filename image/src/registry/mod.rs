@@ -297,11 +297,13 @@ pub struct PullOptions {
     pub max_concurrent: usize,
     /// Where progress goes.
     pub progress: Option<ProgressSink>,
+    /// Credentials to use instead of docker's config (the Engine API's `X-Registry-Auth`).
+    pub credentials: Option<Credentials>,
 }
 
 impl Default for PullOptions {
     fn default() -> Self {
-        PullOptions { platform: None, max_concurrent: 3, progress: None }
+        PullOptions { platform: None, max_concurrent: 3, progress: None, credentials: None }
     }
 }
 
@@ -334,11 +336,13 @@ pub struct PushOptions {
     pub max_concurrent: usize,
     /// Where progress goes.
     pub progress: Option<ProgressSink>,
+    /// Credentials to use instead of docker's config (the Engine API's `X-Registry-Auth`).
+    pub credentials: Option<Credentials>,
 }
 
 impl Default for PushOptions {
     fn default() -> Self {
-        PushOptions { max_concurrent: 5, progress: None }
+        PushOptions { max_concurrent: 5, progress: None, credentials: None }
     }
 }
 

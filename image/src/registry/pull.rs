@@ -572,8 +572,9 @@ pub async fn pull(
     let lock_path = store.pull_lock_path();
     let _pulling = tokio::task::spawn_blocking(move || locks::shared(&lock_path)).await??;
     let scopes = vec![format!("repository:{}:pull", r.path)];
+    let creds = opts.credentials.clone();
     let client =
-        Arc::new(Client::for_repo(&r.domain, None, scopes, "pull", r.familiar_name()).await?);
+        Arc::new(Client::for_repo(&r.domain, creds, scopes, "pull", r.familiar_name()).await?);
     let top = fetch_manifest(&client, &r, r.registry_ref(), None).await?;
     if let Some(d) = &r.digest
         && *d != top.digest

@@ -280,8 +280,9 @@ pub async fn push(
             }
         }
     }
+    let creds = opts.credentials.clone();
     let client =
-        Arc::new(Client::for_repo(&r.domain, None, scopes, "push", r.familiar_name()).await?);
+        Arc::new(Client::for_repo(&r.domain, creds, scopes, "push", r.familiar_name()).await?);
     emit(&opts.progress, Progress::Layers(Vec::new()));
     let sem = Arc::new(Semaphore::new(opts.max_concurrent.max(1)));
     let mut set = JoinSet::new();
