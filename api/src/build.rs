@@ -4,21 +4,21 @@
 //! and removed when the build ends, failed or not. The answer is the classic builder's stream:
 //! `Step i/N : …`, the RUN output, `{"aux": {"ID": …}}`, `Successfully built …`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use berth_builder::{BuildError, BuildOptions, Event, ImageSource, Progress};
+use berth_builder::{BuildError, BuildOptions, Event, Progress};
 use berth_image::Reference;
-use berth_image::registry::{self, Credentials, Platform, PullOptions};
+use berth_image::registry::Platform;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::Request;
 use hyper::body::Incoming;
 use serde_json::json;
 
-use crate::distribution::{registry_config, registry_err};
+use crate::distribution::registry_config;
 use crate::http::{ApiError, Query, R};
 use crate::jsonstream::{self, Failure, Lines};
 use crate::state::State;
@@ -277,32 +277,6 @@ impl Progress for ClassicProgress {
     }
 }
 
-/// FROM and `--from` images from registries, with the build's `X-Registry-Config` credentials
-/// (else the service's docker config).
-struct RegistrySource {
-    creds: HashMap<String, Credentials>,
-}
-
-impl ImageSource for RegistrySource {
-    fn fetch<'a>(
-        &'a self,
-        engine: &'a berth_runtime::Engine,
-        reference: &'a str,
-        _present: bool,
-    ) -> berth_builder::exec::FetchFuture<'a> {
-        Box::pin(async move {
-            let store = engine.images()?;
-            let credentials =
-                Reference::parse(reference).ok().and_then(|r| self.creds.get(&r.domain).cloned());
-            let opts = PullOptions { credentials, ..Default::default() };
-            registry::pull(&store, reference, &opts).await.map_err(|e| {
-                BuildError::Invalid(format!("cannot pull {reference}: {}", registry_err(e).message))
-            })?;
-            Ok(())
-        })
-    }
-}
-
 /// Removes the RUN containers of a stopped build. A container caught while it is being
 /// started is not listed until its state settles, so this goes on looking until none has
 /// been seen for 5 s (or gives up after 30 s, saying so in the log).
@@ -422,7 +396,7 @@ pub async fn build(st: Arc<State>, req: Request<Incoming>, q: Query) -> R {
             shown: Default::default(),
             quiet: quiet.then(|| Mutex::new((Vec::new(), 0))),
         });
-        let source = Arc::new(RegistrySource { creds });
+        let source = Arc::new(berth_builder::RegistrySource { credentials: creds });
         let mut run = Box::pin(berth_builder::build(&engine, opts, progress.clone(), source));
         let mut tick = tokio::time::interval(KEEPALIVE);
         tick.tick().await;

@@ -14,8 +14,8 @@
 
 pub use error::BuildError;
 pub use exec::{
-    BuildOptions, BuildResult, Event, ImageSource, NamedContext, Progress, SESSION_LABEL,
-    StoreOnly, build, remove_session,
+    BuildOptions, BuildResult, Event, ImageSource, NamedContext, Progress, RegistrySource,
+    SESSION_LABEL, StoreOnly, build, remove_session,
 };
 
 pub mod commit;

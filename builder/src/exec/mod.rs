@@ -183,8 +183,8 @@ pub trait Progress: Send + Sync {
 pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<(), BuildError>> + Send + 'a>>;
 
 /// Where FROM and `--from` images come from when they are not in the store (and, with
-/// `--pull`, always). The registry work fills this in (an `image pull` on `engine`); until
-/// then [`StoreOnly`] says the image must be pulled first.
+/// `--pull`, always): [`RegistrySource`] pulls them, [`StoreOnly`] says they must be pulled
+/// first.
 pub trait ImageSource: Send + Sync {
     /// Makes `reference` available in `engine`'s image store, or says why it can't.
     /// `present`: the store has it already (only asked with `--pull`).
@@ -209,6 +209,37 @@ impl ImageSource for StoreOnly {
     ) -> FetchFuture<'a> {
         Box::pin(async move {
             if present { Ok(()) } else { Err(BuildError::NotInStore(reference.to_string())) }
+        })
+    }
+}
+
+/// FROM and `--from` images from registries (berth-image's pull, its `image pull` event
+/// journaled), as `docker build` pulls them: a missing image, or every one with `--pull`.
+#[derive(Debug, Clone, Default)]
+pub struct RegistrySource {
+    /// Credentials by registry domain (a build's `X-Registry-Config` through the API); a
+    /// registry without an entry gets the docker config's, as `berth image pull` does.
+    pub credentials: std::collections::HashMap<String, berth_image::registry::Credentials>,
+}
+
+impl ImageSource for RegistrySource {
+    fn fetch<'a>(
+        &'a self,
+        engine: &'a Engine,
+        reference: &'a str,
+        _present: bool,
+    ) -> FetchFuture<'a> {
+        Box::pin(async move {
+            let store = engine.images()?;
+            let credentials = berth_image::Reference::parse(reference)
+                .ok()
+                .and_then(|r| self.credentials.get(&r.domain).cloned());
+            let opts = berth_image::registry::PullOptions { credentials, ..Default::default() };
+            berth_image::registry::pull(&store, reference, &opts)
+                .await
+                .map_err(|e| BuildError::Invalid(format!("cannot pull {reference}: {e}")))?;
+            berth_runtime::events::image_pulled(engine.root().path(), reference);
+            Ok(())
         })
     }
 }

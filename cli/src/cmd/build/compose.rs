@@ -189,14 +189,19 @@ pub async fn compose_build(
         }
         let bo = service_options(p, svc, b, o)?;
         let sp = Arc::new(ServiceProgress { service: svc.clone(), inner: progress.clone() });
-        let r = berth_builder::build(engine, bo, sp, Arc::new(super::RegistrySource))
-            .await
-            .map_err(|e| {
-                anyhow::Error::from(ExitWith {
-                    code: 1,
-                    message: format!("berth: service {svc:?} failed to build: {e}"),
-                })
-            })?;
+        let r = berth_builder::build(
+            engine,
+            bo,
+            sp,
+            Arc::new(berth_builder::RegistrySource::default()),
+        )
+        .await
+        .map_err(|e| {
+            anyhow::Error::from(ExitWith {
+                code: 1,
+                message: format!("berth: service {svc:?} failed to build: {e}"),
+            })
+        })?;
         if !o.quiet {
             // A terminal block ends first, so the line lands below it.
             crate::progress::finish();

@@ -119,29 +119,6 @@ impl Progress for Plain {
     }
 }
 
-/// FROM and `--from` images from registries (berth-image's pull), as `docker build` pulls
-/// them: a missing image, or every one with `--pull`.
-pub(crate) struct RegistrySource;
-
-impl berth_builder::ImageSource for RegistrySource {
-    fn fetch<'a>(
-        &'a self,
-        engine: &'a berth_runtime::Engine,
-        reference: &'a str,
-        _present: bool,
-    ) -> berth_builder::exec::FetchFuture<'a> {
-        Box::pin(async move {
-            let store = engine.images()?;
-            let opts = berth_image::registry::PullOptions::default();
-            berth_image::registry::pull(&store, reference, &opts)
-                .await
-                .map_err(|e| BuildError::Invalid(format!("cannot pull {reference}: {e}")))?;
-            berth_runtime::events::image_pulled(engine.root().path(), reference);
-            Ok(())
-        })
-    }
-}
-
 /// Build steps in compose's terminal block (`crate::progress`): one line per step with its
 /// state and time; a running RUN shows its latest output line as its state.
 struct TtyBuild {
@@ -413,9 +390,14 @@ pub fn image_build(opts: &EngineOpts, a: BuildArgs) -> anyhow::Result<ExitCode> 
     let rt = runtime()?;
     let s = bo.session.clone().unwrap_or_default();
     let r = rt.block_on(interruptible(&engine, &s, async {
-        berth_builder::build(&engine, bo, progress, Arc::new(RegistrySource))
-            .await
-            .map_err(build_err)
+        berth_builder::build(
+            &engine,
+            bo,
+            progress,
+            Arc::new(berth_builder::RegistrySource::default()),
+        )
+        .await
+        .map_err(build_err)
     }));
     // The terminal block (if any) ends before the result or the error is printed.
     crate::progress::finish();
