@@ -288,7 +288,9 @@ pub async fn pull(st: &State, headers: &HeaderMap, q: &Query) -> R {
     let store = st.engine.images().map_err(|e| ApiError::internal(e.to_string()))?;
     jsonstream::respond(move |lines| async move {
         let refs = if all_tags {
-            let tags = registry::list_tags(&r.repository()).await.map_err(registry_err)?;
+            let tags = registry::list_tags(&r.repository(), credentials.clone())
+                .await
+                .map_err(registry_err)?;
             if tags.is_empty() {
                 return Err(ApiError::not_found(format!(
                     "the registry lists no tags for {}",

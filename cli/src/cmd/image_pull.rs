@@ -226,7 +226,7 @@ fn pull_all_tags(store: &ImageStore, args: &PullArgs) -> anyhow::Result<ExitCode
     }
     let r = Reference::parse(&args.image)?;
     let rt = runtime()?;
-    let tags = rt.block_on(registry::list_tags(&args.image))?;
+    let tags = rt.block_on(registry::list_tags(&args.image, None))?;
     if tags.is_empty() {
         anyhow::bail!("the registry lists no tags for {}", r.familiar_name());
     }

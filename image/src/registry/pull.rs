@@ -12,6 +12,7 @@ use sha2::Digest as _;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+use super::Credentials;
 use super::client::{Client, read_limited};
 use super::{
     Platform, Progress, ProgressSink, PullOptions, PullReport, RegistryError, emit, short_digest,
@@ -713,11 +714,16 @@ pub async fn pull(
 const TAGS_LIMIT: u64 = 8 << 20;
 
 /// The tags of `repository` (`name` or `domain/name`, a tag or digest in it is ignored), as
-/// the registry lists them (`/v2/<name>/tags/list`, following `Link` pages).
-pub async fn list_tags(repository: &str) -> Result<Vec<String>, ImageError> {
+/// the registry lists them (`/v2/<name>/tags/list`, following `Link` pages); `credentials`
+/// (None: the docker config's for the registry) as for a pull.
+pub async fn list_tags(
+    repository: &str,
+    credentials: Option<Credentials>,
+) -> Result<Vec<String>, ImageError> {
     let r = Reference::parse(repository)?;
     let scopes = vec![format!("repository:{}:pull", r.path)];
-    let client = Client::for_repo(&r.domain, None, scopes, "pull", r.familiar_name()).await?;
+    let client =
+        Client::for_repo(&r.domain, credentials, scopes, "pull", r.familiar_name()).await?;
     let mut tags = Vec::new();
     let mut next = "tags/list?n=1000".to_string();
     // A registry that keeps sending pages is cut off, not followed for ever.
