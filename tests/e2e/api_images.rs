@@ -116,6 +116,10 @@ fn docker_cli_pushes_and_pulls_through_a_registry() {
     let out = svc2.docker(&["run", "--rm", "--network", "none", &r2, "echo", "pulled-and-ran"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "pulled-and-ran\n", "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("Unable to find image"), "{out:?}");
+    // Every tag (`pull -a`): the tag list is read with the client's credentials too (the
+    // service's own docker config has none for this registry).
+    let out = svc2.ok(&["pull", "-a", &format!("{}/t/bb", reg.addr)]);
+    assert!(out.contains("1: Pulling from t/bb") && out.contains("2: Pulling from t/bb"), "{out}");
 
     // An unknown tag: the error comes before the stream, with its status.
     let out = svc2.docker(&["pull", &format!("{}/t/bb:nope", reg.addr)]);
