@@ -725,3 +725,52 @@ fn from_pulls_an_image_missing_from_the_store() {
     assert!(env.run(&["image", "inspect", &remote]).status.success());
     assert_clean(&env);
 }
+
+/// RUN steps run on berth's default bridge, as docker's builders run them on docker0: the
+/// host's loopback services are out of their reach (127.0.0.1 is the step's own), while
+/// `RUN --network=host` shares the host's network and reaches them.
+#[test]
+fn run_steps_do_not_reach_host_loopback_services_unless_network_host() {
+    let Some(env) = ContainerEnv::new() else { return };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    let port = listener.local_addr().expect("local addr").port();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for mut conn in listener.incoming().flatten() {
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.0 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nhello-host",
+            );
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/");
+    let ctx = context(
+        &env,
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM bb\n\
+                 RUN if timeout 5 wget -q -O /got {url}; then echo reached > /default; else echo isolated > /default; fi\n\
+                 RUN --network=host timeout 5 wget -q -O /got-host {url}\n"
+            ),
+        )],
+    );
+    let tag = berth_testsupport::unique_name("netiso").to_lowercase();
+    ok_build(&env, &ctx, &["-t", &tag]);
+    let out = env.ok(&[
+        "container",
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        &tag,
+        "cat",
+        "/default",
+        "/got-host",
+    ]);
+    assert_eq!(out, "isolated\nhello-host");
+    // The default bridge exists now (made on first use), as docker's docker0 always does.
+    assert!(env.ok(&["network", "ls"]).contains(" bridge "), "no default bridge");
+    assert_clean(&env);
+}

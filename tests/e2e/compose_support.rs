@@ -251,6 +251,9 @@ impl Drop for Project {
         assert!(!files.exists(), "{} left after down", files.display());
         let vols = self.env.run(&["volume", "ls", "-q"]);
         assert_eq!(String::from_utf8_lossy(&vols.stdout).trim(), "", "volumes left after down -v");
+        // The default bridge a build's RUN steps made is not the project's (docker's docker0
+        // stays after `down` too): removed here so the root is left with nothing.
+        let _ = self.env.run(&["network", "rm", "--force", "bridge"]);
         self.assert_no_network_leftovers(&nets);
     }
 }

@@ -154,6 +154,17 @@ impl Drop for ContainerEnv {
         for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
             let _ = self.run(&["container", "rm", "--force", "--volumes", id]);
         }
+        // The default bridge a build's RUN steps (or a container on `bridge`) made, with the
+        // root's DNS server, which exits once no network is left.
+        if self.root.path().join("networks").exists() {
+            let _ = self.run(&["network", "rm", "--force", "bridge"]);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+            while !crate::net::dns_pids(&self.path()).is_empty()
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
     }
 }
 

@@ -8,8 +8,8 @@
 //! bench (or `$BERTH_BIN`). With `--docker-host` (or `$BENCH_DOCKER_HOST`; `bench/docker-side
 //! build_cache` starts a private dockerd) the same Dockerfile and context are built by docker's
 //! classic builder (`DOCKER_BUILDKIT=0`: BuildKit resolves every FROM in a registry, which is
-//! unreachable here; `--network none`: no network set-up per RUN container, as berth's RUN steps,
-//! on the host network, have none either) in the same run. A cold build is made cold by a fresh
+//! unreachable here; RUN steps on each one's default bridge: docker0, berth's `bridge`) in the
+//! same run. A cold build is made cold by a fresh
 //! state root for berth and `--no-cache` for docker.
 
 use std::path::{Path, PathBuf};
@@ -35,6 +35,24 @@ fn berth_bin() -> Result<PathBuf, String> {
     }
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     Ok(me.with_file_name("berth"))
+}
+
+/// A state root of the bench, removed on drop (also when a run fails) with the default bridge
+/// its builds' RUN steps made (and so the root's DNS server, which exits with the last network).
+struct BuildRoot {
+    berth: PathBuf,
+    path: PathBuf,
+}
+
+impl Drop for BuildRoot {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.berth)
+            .arg("--root")
+            .arg(&self.path)
+            .args(["network", "rm", "--force", "bridge"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
 }
 
 /// Times one command to completion, in ms; an error with its stderr when it fails.
@@ -105,7 +123,8 @@ fn bench() -> Result<(), String> {
     for i in 0..runs {
         std::fs::write(&late, format!("late {i}\n")).map_err(|e| e.to_string())?;
         // berth: a fresh state root per cold build.
-        let root = tmp.path().join(format!("root{i}"));
+        let guard = BuildRoot { berth: berth.clone(), path: tmp.path().join(format!("root{i}")) };
+        let root = guard.path.clone();
         berth_bench::output(
             Command::new(&berth).arg("--root").arg(&root).args([
                 "image",
@@ -119,13 +138,13 @@ fn bench() -> Result<(), String> {
         b.unchanged.push(time(&mut berth_cmd(&root, &[]), "berth build (unchanged)")?);
         std::fs::write(&late, format!("late {i} edited\n")).map_err(|e| e.to_string())?;
         b.edited.push(time(&mut berth_cmd(&root, &[]), "berth build (edited)")?);
-        let _ = std::fs::remove_dir_all(&root);
+        drop(guard);
         if let Some(dk) = &docker {
             std::fs::write(&late, format!("late {i}\n")).map_err(|e| e.to_string())?;
             let docker_cmd = |extra: &[&str]| {
                 let mut c = dk.command(&dk.bin);
                 c.env("DOCKER_BUILDKIT", "0")
-                    .args(["build", "-q", "--network", "none", "-t", "bench:1"])
+                    .args(["build", "-q", "-t", "bench:1"])
                     .args(extra)
                     .arg(&ctx_s);
                 c

@@ -72,7 +72,8 @@ pub struct BuildOptions {
     /// Labels every RUN container with [`SESSION_LABEL`]`=session`, so a caller that stops the
     /// build midway (Ctrl-C) can remove them with [`remove_session`].
     pub session: Option<String>,
-    /// The network of RUN steps without `--network`: `default` (the host's), `host` or `none`.
+    /// The network of RUN steps without `--network`: `default` (berth's default bridge, made
+    /// on first use), `host` or `none`.
     pub network: Option<String>,
     /// Extra `/etc/hosts` entries of RUN steps (`name:ip`).
     pub extra_hosts: Vec<String>,

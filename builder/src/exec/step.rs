@@ -429,8 +429,11 @@ impl StageRun {
                     Some(n) => Some(self.word(ins, n)?),
                     None => self.ctx.network.clone(),
                 };
+                // `default` is the default bridge, as docker's builders have it: a RUN step
+                // reaches the outside through NAT but not the host's loopback services.
                 let net = match asked.as_deref() {
-                    None | Some("default") | Some("host") => "host".to_string(),
+                    None | Some("default") => "bridge".to_string(),
+                    Some("host") => "host".to_string(),
                     Some("none") => "none".to_string(),
                     Some(o) => {
                         return Err(self.err(
