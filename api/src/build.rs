@@ -122,11 +122,12 @@ fn params(q: &Query) -> Result<Params, ApiError> {
     let build_args = args.into_iter().filter(|(_, v)| v.is_some()).collect();
     let labels: BTreeMap<String, String> = json_param(q, "labels")?;
     let network = match q.get("networkmode").unwrap_or_default() {
-        "" | "default" => None,
+        // docker's default for builds is its default bridge, as berth's is.
+        "" | "default" | "bridge" => None,
         n @ ("host" | "none") => Some(n.to_string()),
         n => {
             return Err(ApiError::bad(format!(
-                "networkmode {n:?} is not supported: berth's build steps use default, host or none"
+                "networkmode {n:?} is not supported: berth's build steps use default (bridge), host or none"
             )));
         }
     };
@@ -469,7 +470,7 @@ mod tests {
             ("memory=1000000", "memory"),
             ("cpusetcpus=0", "cpusetcpus"),
             ("squash=1", "squash"),
-            ("networkmode=bridge", "networkmode"),
+            ("networkmode=mynet", "networkmode"),
             ("dockerfile=..%2Fx", "within the build context"),
             ("t=Bad%3ATag%3Ax", "invalid reference"),
             ("remote=https%3A%2F%2Fexample.com%2Fx.tar", "remote"),
