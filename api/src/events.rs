@@ -155,29 +155,7 @@ fn event_json(ev: &JournalEvent) -> Bytes {
 
 /// A Go duration as the docker CLI and dockerd accept them (`10m`, `1h30m`, `1.5s`, `300ms`).
 fn go_duration(s: &str) -> Option<chrono::Duration> {
-    let mut rest = s;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += n * scale;
-        rest = &rest[unit_end..];
-    }
-    Some(chrono::Duration::nanoseconds((total * 1e9) as i64))
+    compose_spec::convert::parse_go_duration(s).map(chrono::Duration::nanoseconds)
 }
 
 /// A `since`/`until` value in dockerd's forms: unix seconds with an optional fraction (what the

@@ -441,36 +441,7 @@ fn command(rest: &str) -> Command {
 
 /// Parses a Go duration (`30s`, `1m30s`, `500ms`, `1h`) into nanoseconds.
 pub fn parse_duration(s: &str) -> Option<i64> {
-    let s = s.trim();
-    if s == "0" {
-        return Some(0);
-    }
-    let mut total: f64 = 0.0;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        if num_end == 0 {
-            return None;
-        }
-        let n: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
-        let mult = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += n * mult;
-        rest = &rest[unit_end..];
-    }
-    Some(total as i64)
+    compose_spec::convert::parse_go_duration(s)
 }
 
 /// `k=v` pairs of ENV and LABEL (and the legacy `ENV k v`).

@@ -291,15 +291,28 @@ pub fn opt_string_map(m: &Mapping, key: &str, path: &str) -> R<Map<String>> {
         .collect())
 }
 
-/// Parses a duration like Go (`1m30s`, `500ms`, `1.5h`); a bare number means seconds.
+/// Parses a duration like Go (`1m30s`, `500ms`, `1.5h`); a bare number means seconds, and
+/// compose's `d` and `w` units are taken too.
 pub fn parse_duration(s: &str) -> Option<i64> {
     let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
     if let Ok(n) = s.parse::<i64>() {
         return n.checked_mul(1_000_000_000);
     }
+    units_duration(s, true)
+}
+
+/// Parses a duration as Go's `time.ParseDuration` does (a unit after every number but a lone
+/// `0`; `ns` to `h`): what docker's flags and Dockerfile options take. Nanoseconds.
+pub fn parse_go_duration(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if s == "0" {
+        return Some(0);
+    }
+    units_duration(s, false)
+}
+
+/// `[+-]` then number+unit pairs; `days`: compose's `d` and `w` too.
+fn units_duration(s: &str, days: bool) -> Option<i64> {
     let (neg, mut rest) = match s.strip_prefix('-') {
         Some(r) => (true, r),
         None => (false, s.strip_prefix('+').unwrap_or(s)),
@@ -325,8 +338,8 @@ pub fn parse_duration(s: &str) -> Option<i64> {
             "s" => 1e9,
             "m" => 60e9,
             "h" => 3600e9,
-            "d" => 86400e9,
-            "w" => 7.0 * 86400e9,
+            "d" if days => 86400e9,
+            "w" if days => 7.0 * 86400e9,
             _ => return None,
         };
         total += num * mult;
@@ -481,6 +494,10 @@ mod tests {
         assert_eq!(parse_duration("1.5h"), Some(5_400_000_000_000));
         assert_eq!(parse_duration("10"), Some(10_000_000_000));
         assert_eq!(parse_duration("10x"), None);
+        assert_eq!(parse_go_duration("10"), None);
+        assert_eq!(parse_go_duration("0"), Some(0));
+        assert_eq!(parse_go_duration("1d"), None);
+        assert_eq!(parse_go_duration("1h30m"), Some(5_400_000_000_000));
         assert_eq!(parse_duration("s"), None);
     }
 

@@ -1,7 +1,5 @@
 //! Time and duration arguments as docker takes them (`--since`, `--until`, `--health-interval`).
 
-use anyhow::Context;
-
 /// A `--since`/`--until` value as unix nanoseconds: RFC 3339, unix seconds, or a duration back
 /// from now (`10m`); anything else is a command-line error.
 pub fn parse_time_arg(s: &str) -> anyhow::Result<i128> {
@@ -22,30 +20,14 @@ pub fn parse_time_arg(s: &str) -> anyhow::Result<i128> {
 /// Parses Go-style durations (`1h2m3s`, `500ms`, `1.5s`, plain seconds) into nanoseconds.
 pub fn parse_duration(s: &str) -> anyhow::Result<i64> {
     let s = s.trim();
+    if s.is_empty() {
+        return Ok(0);
+    }
     if let Ok(n) = s.parse::<f64>() {
         return Ok((n * 1e9) as i64);
     }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_end);
-        let num: f64 = num.parse().with_context(|| format!("invalid duration {s:?}"))?;
-        let unit_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_end);
-        let mult = match unit {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => anyhow::bail!("invalid duration {s:?}"),
-        };
-        total += num * mult;
-        rest = tail;
-    }
-    Ok(total as i64)
+    compose_spec::convert::parse_go_duration(s)
+        .ok_or_else(|| anyhow::anyhow!("invalid duration {s:?}"))
 }
 
 #[cfg(test)]
