@@ -161,8 +161,7 @@ pub mod layout {
             Ok(Layer { desc, diff_id: sha256(&tar), size: gz.len() })
         }
 
-        /// An amd64 image of `layers` tagged `tag` in the layout; the bytes of its config and
-        /// manifest.
+        /// An amd64 image of `layers` tagged `tag` in the layout; the size of its config blob.
         pub fn image(&mut self, layers: &[&Layer], tag: &str) -> std::io::Result<usize> {
             let diff_ids: Vec<&str> = layers.iter().map(|l| l.diff_id.as_str()).collect();
             let config = serde_json::to_vec(&serde_json::json!({"architecture": "amd64",
@@ -185,7 +184,7 @@ pub mod layout {
                     &serde_json::json!({"schemaVersion": 2, "manifests": self.manifests}),
                 )?,
             )?;
-            Ok(config.len() + manifest.len())
+            Ok(config.len())
         }
 
         /// Pushes the layout's image `tag` to `dest` (`host:port/repo:tag`, plain HTTP).
