@@ -802,79 +802,29 @@ fn token_server_bearer_flow_login_push_pull_logout() {
 /// of blob `cut` sends half the answer and closes the connection (a reset mid-layer). Every
 /// other request is passed through. Returns its address and the number of faults it made.
 fn flaky_front(upstream: String, cut: String) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{BufRead, BufReader, Read};
+    use berth_testsupport::registry::{FrontAction, front};
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
     let faults = Arc::new(AtomicUsize::new(0));
-    let seen: Arc<Mutex<std::collections::HashMap<String, usize>>> = Arc::default();
+    let seen: Mutex<std::collections::HashMap<String, usize>> = Mutex::default();
     let f2 = faults.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(client) = conn else { return };
-            let (up, faults, seen, cut) = (upstream.clone(), f2.clone(), seen.clone(), cut.clone());
-            std::thread::spawn(move || {
-                let _ = client.set_read_timeout(Some(std::time::Duration::from_secs(10)));
-                let mut r = BufReader::new(client.try_clone().unwrap());
-                let mut w = client;
-                let mut first = String::new();
-                if r.read_line(&mut first).unwrap_or(0) == 0 {
-                    return;
-                }
-                let mut head = first.clone();
-                let mut len = 0usize;
-                loop {
-                    let mut h = String::new();
-                    if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = h.split_once(':') {
-                        if k.eq_ignore_ascii_case("content-length") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                        if k.eq_ignore_ascii_case("connection") {
-                            continue;
-                        }
-                    }
-                    head.push_str(&h);
-                }
-                head.push_str("Connection: close\r\n\r\n");
-                let mut body = vec![0u8; len];
-                if r.read_exact(&mut body).is_err() {
-                    return;
-                }
-                let mut parts = first.split_whitespace();
-                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                let n = {
-                    let mut s = seen.lock().unwrap();
-                    let n = s.entry(format!("{method} {path}")).or_insert(0);
-                    *n += 1;
-                    *n
-                };
-                if method == "GET" && path.contains("/manifests/") && n == 1 {
-                    faults.fetch_add(1, Ordering::SeqCst);
-                    let _ = w.write_all(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                    return;
-                }
-                if method == "GET" && path.contains("/blobs/") && n == 1 {
-                    faults.fetch_add(1, Ordering::SeqCst);
-                    let _ = w.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-                    return;
-                }
-                let Ok(mut u) = std::net::TcpStream::connect(&up) else { return };
-                if u.write_all(head.as_bytes()).and_then(|_| u.write_all(&body)).is_err() {
-                    return;
-                }
-                let mut resp = Vec::new();
-                let _ = u.read_to_end(&mut resp);
-                if method == "GET" && path.ends_with(&format!("/blobs/{cut}")) && n == 2 {
-                    faults.fetch_add(1, Ordering::SeqCst);
-                    let _ = w.write_all(&resp[..resp.len() / 2]);
-                    return; // closed mid-body
-                }
-                let _ = w.write_all(&resp);
-            });
-        }
+    let addr = front(upstream, move |method, path| {
+        let n = {
+            let mut s = seen.lock().unwrap();
+            let n = s.entry(format!("{method} {path}")).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let action = if method == "GET" && path.contains("/manifests/") && n == 1 {
+            FrontAction::Reply(b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        } else if method == "GET" && path.contains("/blobs/") && n == 1 {
+            FrontAction::Reply(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        } else if method == "GET" && path.ends_with(&format!("/blobs/{cut}")) && n == 2 {
+            FrontAction::ForwardHalf
+        } else {
+            return FrontAction::Forward;
+        };
+        f2.fetch_add(1, Ordering::SeqCst);
+        action
     });
     (addr, faults)
 }

@@ -222,73 +222,15 @@ fn two_processes_pulling_one_image_fetch_and_store_it_once() {
 /// A forward proxy for plain HTTP on loopback (absolute-URI requests), sending everything to
 /// `upstream` whatever host the request names; CONNECT (HTTPS) is refused. Counts requests.
 fn forward_proxy(upstream: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    use std::sync::atomic::Ordering;
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap().to_string();
+    use berth_testsupport::registry::{FrontAction, front};
     let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let c2 = count.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(client) = conn else { return };
-            let (up, c3) = (upstream.clone(), c2.clone());
-            std::thread::spawn(move || {
-                let _ = client.set_read_timeout(Some(std::time::Duration::from_secs(10)));
-                let mut r = BufReader::new(client.try_clone().unwrap());
-                let mut w = client;
-                let mut first = String::new();
-                if r.read_line(&mut first).unwrap_or(0) == 0 {
-                    return;
-                }
-                let mut headers = Vec::new();
-                let mut len = 0usize;
-                loop {
-                    let mut h = String::new();
-                    if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((k, v)) = h.split_once(':') {
-                        if k.eq_ignore_ascii_case("content-length") {
-                            len = v.trim().parse().unwrap_or(0);
-                        }
-                        if k.eq_ignore_ascii_case("proxy-connection")
-                            || k.eq_ignore_ascii_case("connection")
-                        {
-                            continue;
-                        }
-                    }
-                    headers.push(h);
-                }
-                let mut parts = first.split_whitespace();
-                let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-                if method == "CONNECT" {
-                    let _ = w.write_all(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
-                    return;
-                }
-                c3.fetch_add(1, Ordering::SeqCst);
-                let path = target
-                    .strip_prefix("http://")
-                    .and_then(|t| t.find('/').map(|i| t[i..].to_string()))
-                    .unwrap_or_else(|| target.to_string());
-                let mut body = vec![0u8; len];
-                if r.read_exact(&mut body).is_err() {
-                    return;
-                }
-                let Ok(mut u) = std::net::TcpStream::connect(&up) else { return };
-                let mut req = format!("{method} {path} HTTP/1.1\r\n");
-                for h in &headers {
-                    req.push_str(h);
-                }
-                req.push_str("Connection: close\r\n\r\n");
-                if u.write_all(req.as_bytes()).and_then(|_| u.write_all(&body)).is_err() {
-                    return;
-                }
-                let mut resp = Vec::new();
-                let _ = u.read_to_end(&mut resp);
-                // One request per client connection: simplest framing.
-                let _ = w.write_all(&resp);
-            });
+    let addr = front(upstream, move |method, _| {
+        if method == "CONNECT" {
+            return FrontAction::Reply(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
         }
+        c2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        FrontAction::Forward
     });
     (addr, count)
 }

@@ -566,3 +566,88 @@ fn serve_token(
         body.len()
     )
 }
+
+/// What [`front`] does with one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrontAction {
+    /// Pass it to the upstream and its whole answer back.
+    Forward,
+    /// Pass it on, then send back only the first half of the answer and close (a reset
+    /// mid-body).
+    ForwardHalf,
+    /// Answer with these raw bytes (a whole HTTP response) without asking the upstream.
+    Reply(&'static [u8]),
+}
+
+/// An HTTP/1.1 front on a free loopback port that sends every request to `upstream` (a
+/// `host:port`) unless `decide(method, path)` says otherwise: a fault-making reverse proxy in
+/// front of a registry, or (absolute-URI requests, made origin-form here) a forward proxy. One
+/// request per connection. Returns its `127.0.0.1:PORT`.
+pub fn front<F>(upstream: String, decide: F) -> String
+where
+    F: Fn(&str, &str) -> FrontAction + Send + Sync + 'static,
+{
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind the front");
+    let addr = l.local_addr().expect("front address").to_string();
+    let decide = Arc::new(decide);
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(client) = conn else { return };
+            let (up, decide) = (upstream.clone(), decide.clone());
+            std::thread::spawn(move || serve_front(client, &up, &*decide));
+        }
+    });
+    addr
+}
+
+fn serve_front(client: TcpStream, upstream: &str, decide: &dyn Fn(&str, &str) -> FrontAction) {
+    let _ = client.set_read_timeout(Some(Duration::from_secs(10)));
+    let Ok(read_side) = client.try_clone() else { return };
+    let mut r = BufReader::new(read_side);
+    let mut w = client;
+    let mut first = String::new();
+    if r.read_line(&mut first).unwrap_or(0) == 0 {
+        return;
+    }
+    let mut headers = String::new();
+    let mut len = 0usize;
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+            if k.eq_ignore_ascii_case("proxy-connection") || k.eq_ignore_ascii_case("connection") {
+                continue;
+            }
+        }
+        headers.push_str(&h);
+    }
+    let mut parts = first.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = target
+        .strip_prefix("http://")
+        .and_then(|t| t.find('/').map(|i| t[i..].to_string()))
+        .unwrap_or_else(|| target.to_string());
+    let mut body = vec![0u8; len];
+    if r.read_exact(&mut body).is_err() {
+        return;
+    }
+    let action = decide(method, &path);
+    if let FrontAction::Reply(bytes) = action {
+        let _ = w.write_all(bytes);
+        return;
+    }
+    let Ok(mut u) = TcpStream::connect(upstream) else { return };
+    let req = format!("{method} {path} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n");
+    if u.write_all(req.as_bytes()).and_then(|_| u.write_all(&body)).is_err() {
+        return;
+    }
+    let mut resp = Vec::new();
+    let _ = u.read_to_end(&mut resp);
+    let end = if action == FrontAction::ForwardHalf { resp.len() / 2 } else { resp.len() };
+    let _ = w.write_all(&resp[..end]);
+}
