@@ -16,18 +16,23 @@ pub struct Lock {
     _flock: nix::fcntl::Flock<File>,
 }
 
+/// The lock file at `path`, made with its parent directory if missing.
+fn open_lock_file(path: &Path) -> Result<File> {
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| NetworkError::io("create directory", dir, e))?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(|e| NetworkError::io("open lock file", path, e))
+}
+
 impl Lock {
     /// Blocks until the exclusive lock on `path` (created with its parent if missing) is held.
     pub fn exclusive(path: &Path) -> Result<Self> {
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| NetworkError::io("create directory", dir, e))?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| NetworkError::io("open lock file", path, e))?;
+        let file = open_lock_file(path)?;
         let flock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
             .map_err(|(_, errno)| NetworkError::io("lock", path, errno.into()))?;
         Ok(Lock { _flock: flock })
@@ -37,15 +42,7 @@ impl Lock {
 impl Lock {
     /// Takes the lock on `path` if free; `Ok(None)` when another process holds it.
     pub fn try_exclusive(path: &Path) -> Result<Option<Self>> {
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(|e| NetworkError::io("create directory", dir, e))?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .map_err(|e| NetworkError::io("open lock file", path, e))?;
+        let file = open_lock_file(path)?;
         match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
             Ok(flock) => Ok(Some(Lock { _flock: flock })),
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),

@@ -308,19 +308,32 @@ impl StageRun {
         ins: &Instruction,
         entries: Vec<Entry>,
     ) -> Result<berth_image::NewLayer, BuildError> {
+        self.add_layer_written_by(ins, move |w| {
+            copy::write_tar(&entries, w).map(drop).map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// Writes the step's layer tar with `write` into a scratch file, then adds it on top of
+    /// the stage's chain in the store (both on a blocking thread).
+    pub(super) async fn add_layer_written_by<W>(
+        &self,
+        ins: &Instruction,
+        write: W,
+    ) -> Result<berth_image::NewLayer, BuildError>
+    where
+        W: FnOnce(std::io::BufWriter<std::fs::File>) -> Result<(), String> + Send + 'static,
+    {
         let tmp = self.ctx.tmp("layer")?;
         let path = tmp.path().join("layer.tar");
         let store = self.ctx.store.clone();
         let parent = self.state.chains.last().cloned();
-        let p2 = path.clone();
         let r = tokio::task::spawn_blocking(move || -> Result<berth_image::NewLayer, String> {
-            let f = std::fs::File::create(&p2)
-                .map_err(|e| format!("cannot write {}: {e}", p2.display()))?;
-            let f =
-                copy::write_tar(&entries, std::io::BufWriter::new(f)).map_err(|e| e.to_string())?;
-            drop(f);
-            let f = std::fs::File::open(&p2)
-                .map_err(|e| format!("cannot read {}: {e}", p2.display()))?;
+            let f = std::fs::File::create(&path)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            write(std::io::BufWriter::new(f))?;
+            let f = std::fs::File::open(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             store
                 .add_layer(parent.as_deref(), std::io::BufReader::new(f))
                 .map_err(|e| e.to_string())

@@ -250,26 +250,11 @@ impl StageRun {
                 let _ = if p.is_dir() { std::fs::remove_dir(&p) } else { std::fs::remove_file(&p) };
             }
         }
-        let tmp = ctx.tmp("layer")?;
-        let path = tmp.path().join("layer.tar");
-        let store = ctx.store.clone();
-        let parent = self.state.chains.last().cloned();
-        let p2 = path.clone();
-        let r = tokio::task::spawn_blocking(move || -> Result<berth_image::NewLayer, String> {
-            let f = std::fs::File::create(&p2)
-                .map_err(|e| format!("cannot write {}: {e}", p2.display()))?;
-            let f = berth_image::write_upper_tar(&upper, std::io::BufWriter::new(f))
-                .map_err(|e| format!("cannot read the changes of the step: {e}"))?;
-            drop(f);
-            let f = std::fs::File::open(&p2)
-                .map_err(|e| format!("cannot read {}: {e}", p2.display()))?;
-            store
-                .add_layer(parent.as_deref(), std::io::BufReader::new(f))
-                .map_err(|e| e.to_string())
+        self.add_layer_written_by(ins, move |w| {
+            berth_image::write_upper_tar(&upper, w)
+                .map(drop)
+                .map_err(|e| format!("cannot read the changes of the step: {e}"))
         })
         .await
-        .map_err(|e| BuildError::Invalid(e.to_string()))?;
-        drop(tmp);
-        r.map_err(|m| self.err(ins, m))
     }
 }
