@@ -243,22 +243,25 @@ impl Drop for Registry {
     }
 }
 
+/// Runs `openssl ARGS` in `dir`, quietly; panics naming the arguments when it fails.
+fn openssl(dir: &Path, args: &[&str]) {
+    let st = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl");
+    assert!(st.success(), "openssl {args:?} failed");
+}
+
 /// A CA and a server certificate for 127.0.0.1 signed by it (`openssl`); returns the server's
 /// certificate and key files, a certificates directory holding the CA as `<addr>/ca.crt` (and
 /// with `client`, a client certificate of the CA as `client.cert` + `client.key`), and one with
 /// the CA only. The CA itself is `dir/ca.crt`. Also for other TLS servers a test runs (the
 /// builder's `ADD https://` test).
 pub fn make_tls(dir: &Path, addr: &str, client: bool) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
-    let run = |args: &[&str]| {
-        let st = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(st.success(), "openssl {args:?} failed");
-    };
+    let run = |args: &[&str]| openssl(dir, args);
     run(&[
         "req",
         "-x509",
@@ -366,8 +369,9 @@ impl TokenServer {
     fn start(dir: &Path, user: &str, password: &str) -> TokenServer {
         let key = dir.join("token.key");
         let cert = dir.join("token.crt");
-        let st = Command::new("openssl")
-            .args([
+        openssl(
+            dir,
+            &[
                 "req",
                 "-x509",
                 "-newkey",
@@ -377,16 +381,12 @@ impl TokenServer {
                 "2",
                 "-subj",
                 "/CN=berth-test-token",
-            ])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("openssl");
-        assert!(st.success(), "openssl req failed");
+                "-keyout",
+                "token.key",
+                "-out",
+                "token.crt",
+            ],
+        );
         let der = Command::new("openssl")
             .args(["x509", "-outform", "DER", "-in"])
             .arg(&cert)
