@@ -95,34 +95,10 @@ fn has_glob(s: &str) -> bool {
 
 /// Resolves symlinks of `comps` inside `root` (as if `root` were `/`); never leaves it.
 fn resolve_scoped(root: &Path, comps: &[String], follow_last: bool) -> Vec<String> {
-    let mut todo: Vec<String> = comps.iter().rev().cloned().collect();
-    let mut done: Vec<String> = Vec::new();
-    let mut links = 0;
-    while let Some(c) = todo.pop() {
-        if c == ".." {
-            done.pop();
-            continue;
-        }
-        done.push(c);
-        if todo.is_empty() && !follow_last {
-            break;
-        }
+    crate::fsview::resolve_links(comps.to_vec(), follow_last, |done| {
         let p = done.iter().fold(root.to_path_buf(), |p, c| p.join(c));
-        if let Ok(t) = fs::read_link(&p)
-            && links < 40
-        {
-            links += 1;
-            let t = t.to_string_lossy().into_owned();
-            done.pop();
-            if t.starts_with('/') {
-                done.clear();
-            }
-            todo.extend(
-                t.split('/').filter(|s| !s.is_empty() && *s != ".").rev().map(str::to_string),
-            );
-        }
-    }
-    done
+        fs::read_link(&p).ok().map(|t| t.to_string_lossy().into_owned())
+    })
 }
 
 /// Every path under `root` (relative, slash-separated), skipping what `ignore` excludes.

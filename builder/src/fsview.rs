@@ -86,41 +86,13 @@ impl LayerView {
     /// Resolves symlinks along `path` inside the image's root (the last component too when
     /// `follow_last`); at most 40 links, as Linux.
     pub fn resolve(&self, path: &str, follow_last: bool) -> Vec<String> {
-        let mut todo: Vec<String> = components(path);
-        todo.reverse();
-        let mut done: Vec<String> = Vec::new();
-        let mut links = 0;
-        while let Some(c) = todo.pop() {
-            if c == ".." {
-                done.pop();
-                continue;
+        resolve_links(components(path), follow_last, |done| {
+            let (md, p) = self.lookup(done)?;
+            if !md.file_type().is_symlink() {
+                return None;
             }
-            done.push(c);
-            let last = todo.is_empty();
-            if last && !follow_last {
-                break;
-            }
-            if let Some((md, p)) = self.lookup(&done)
-                && md.file_type().is_symlink()
-                && links < 40
-            {
-                links += 1;
-                let Ok(target) = fs::read_link(&p) else { continue };
-                let t = target.to_string_lossy().into_owned();
-                done.pop();
-                if t.starts_with('/') {
-                    done.clear();
-                }
-                let mut more: Vec<String> = t
-                    .split('/')
-                    .filter(|s| !s.is_empty() && *s != ".")
-                    .map(str::to_string)
-                    .collect();
-                more.reverse();
-                todo.extend(more);
-            }
-        }
-        done
+            fs::read_link(&p).ok().map(|t| t.to_string_lossy().into_owned())
+        })
     }
 
     /// The metadata of what `path` names, following symlinks (None: absent).
@@ -138,6 +110,43 @@ impl LayerView {
         }
         fs::read_to_string(p).ok()
     }
+}
+
+/// Resolves the symlinks along `comps` as if their root were `/` (`..` never climbs above it;
+/// the last component too when `follow_last`; at most 40 links, as Linux): `read_link(prefix)`
+/// is the target of the link `prefix` names, None when it is not a link.
+pub(crate) fn resolve_links(
+    comps: Vec<String>,
+    follow_last: bool,
+    read_link: impl Fn(&[String]) -> Option<String>,
+) -> Vec<String> {
+    let mut todo: Vec<String> = comps;
+    todo.reverse();
+    let mut done: Vec<String> = Vec::new();
+    let mut links = 0;
+    while let Some(c) = todo.pop() {
+        if c == ".." {
+            done.pop();
+            continue;
+        }
+        done.push(c);
+        if todo.is_empty() && !follow_last {
+            break;
+        }
+        if links < 40
+            && let Some(t) = read_link(&done)
+        {
+            links += 1;
+            done.pop();
+            if t.starts_with('/') {
+                done.clear();
+            }
+            todo.extend(
+                t.split('/').filter(|s| !s.is_empty() && *s != ".").rev().map(str::to_string),
+            );
+        }
+    }
+    done
 }
 
 #[cfg(test)]
