@@ -129,8 +129,8 @@ pub fn parse_mount(s: &str) -> Result<RunMount, String> {
     Ok(m)
 }
 
-/// `64m`, `1g`, `4096`: bytes (powers of 1024).
-fn parse_bytes(s: &str) -> Option<u64> {
+/// `64m`, `1g`, `4096`: bytes (powers of 1024), as `--mount size=` and `--shm-size` take them.
+pub fn parse_bytes(s: &str) -> Option<u64> {
     let t = s.trim().to_ascii_lowercase();
     let t = t.strip_suffix('b').unwrap_or(&t);
     let (n, shift) = match t.chars().last()? {

@@ -105,10 +105,26 @@ impl StageRun {
                     // Read-only unless `rw`; an `rw` mount's writes go to a copy and are lost.
                     let mode = if m.readonly == Some(false) { "rw" } else { "ro" };
                     let src = m.source.clone().unwrap_or_default();
-                    match &m.from {
+                    // A directory (the context, a named directory context) is copied for the
+                    // step; a stage or image is read through its layers.
+                    enum Source<'a> {
+                        Dir(SourceRoot<'a>),
+                        Layers(&'a str),
+                    }
+                    let from = match &m.from {
                         None => {
+                            Source::Dir(SourceRoot { dir: &ctx.context, ignore: Some(&ctx.ignore) })
+                        }
+                        Some(f) => match ctx.named.get(f) {
+                            Some(NamedContext::Dir(dir)) => {
+                                Source::Dir(SourceRoot { dir, ignore: None })
+                            }
+                            _ => Source::Layers(f),
+                        },
+                    };
+                    match from {
+                        Source::Dir(root) => {
                             let tmp = ctx.tmp("mnt")?;
-                            let root = SourceRoot { dir: &ctx.context, ignore: Some(&ctx.ignore) };
                             let what = copy::materialize(&root, &src, tmp.path())
                                 .map_err(|e| self.err(ins, format!("--mount source {e}")))?;
                             cfg.host_config
@@ -116,23 +132,7 @@ impl StageRun {
                                 .push(format!("{}:{target}:{mode}", what.display()));
                             keep.push(tmp);
                         }
-                        Some(f) if matches!(ctx.named.get(f), Some(NamedContext::Dir(_))) => {
-                            let Some(NamedContext::Dir(dir)) = ctx.named.get(f) else {
-                                return Err(self.err(
-                                    ins,
-                                    format!("--mount from={f}: not a directory context"),
-                                ));
-                            };
-                            let tmp = ctx.tmp("mnt")?;
-                            let root = SourceRoot { dir, ignore: None };
-                            let what = copy::materialize(&root, &src, tmp.path())
-                                .map_err(|e| self.err(ins, format!("--mount source {e}")))?;
-                            cfg.host_config
-                                .binds
-                                .push(format!("{}:{target}:{mode}", what.display()));
-                            keep.push(tmp);
-                        }
-                        Some(f) => {
+                        Source::Layers(f) => {
                             let id = match (ctx.named.get(f), ctx.stage_index(f, self.j)) {
                                 (Some(NamedContext::Image(r)), _) => ctx.image(r).await?.id,
                                 (_, Some(k)) => stage_result(ctx.clone(), k).await?,

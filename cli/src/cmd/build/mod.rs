@@ -236,17 +236,9 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// `64m`, `1g`, `4096`: bytes (powers of 1024).
+/// `64m`, `1g`, `4096`: bytes (powers of 1024), as the builder's `--mount size=` reads them.
 fn parse_bytes(s: &str) -> Option<i64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t.strip_suffix('b').unwrap_or(&t);
-    let (n, shift) = match t.chars().last()? {
-        'k' => (&t[..t.len() - 1], 10),
-        'm' => (&t[..t.len() - 1], 20),
-        'g' => (&t[..t.len() - 1], 30),
-        _ => (t, 0),
-    };
-    n.parse::<i64>().ok().filter(|n| *n >= 0)?.checked_mul(1 << shift)
+    berth_builder::mounts::parse_bytes(s).and_then(|n| i64::try_from(n).ok())
 }
 
 /// `--ssh` / compose `build.ssh` values: `default` (or `ID`) is $SSH_AUTH_SOCK, `ID=SOCKET` a
