@@ -1,7 +1,7 @@
 //! Interrupted `up`/`down` (the CLI killed with SIGKILL) converge on the next run; command-line
 //! mistakes name the service and what to do.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use crate::compose_support::{LONG, Project};
 
@@ -24,17 +24,8 @@ impl Drop for Background {
 
 /// Starts `berth ARGS` for the project in the background.
 fn spawn(p: &Project, args: &[&str]) -> Background {
-    let child = Command::new(crate::support::berth_bin())
-        .current_dir(p.path())
-        .arg("--root")
-        .arg(p.env.path())
-        .arg("-p")
-        .arg(&p.name)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn berth");
+    let child =
+        p.command(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("spawn berth");
     Background(child)
 }
 

@@ -66,10 +66,11 @@ impl Project {
         self.dir.path().to_path_buf()
     }
 
-    /// Runs `berth --root R -p NAME ARGS...` in the project directory.
-    pub fn run(&self, args: &[&str]) -> Output {
-        Command::new(crate::support::berth_bin())
-            .current_dir(self.dir.path())
+    /// `berth --root ROOT -p NAME ARGS...` in the project directory, with the project's
+    /// environment, ready to run or spawn.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(crate::support::berth_bin());
+        c.current_dir(self.dir.path())
             .arg("--root")
             .arg(self.env.path())
             .arg("-p")
@@ -81,9 +82,13 @@ impl Project {
             .env("HTTP_PROXY", "http://127.0.0.1:9")
             .env_remove("NO_PROXY")
             .env_remove("no_proxy")
-            .envs(self.envs.iter().map(|(k, v)| (k, v)))
-            .output()
-            .expect("spawn berth")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)));
+        c
+    }
+
+    /// Runs `berth --root R -p NAME ARGS...` in the project directory.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("spawn berth")
     }
 
     /// Runs berth, asserts success and returns (stdout, stderr).

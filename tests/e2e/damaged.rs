@@ -435,13 +435,7 @@ impl Drop for Continue {
 
 /// Starts `berth ARGS` for the project in the background with `envs`.
 fn spawn(p: &Project, args: &[&str], envs: &[(&str, &str)]) -> Child {
-    Command::new(crate::support::berth_bin())
-        .current_dir(p.path())
-        .arg("--root")
-        .arg(p.env.path())
-        .arg("-p")
-        .arg(&p.name)
-        .args(args)
+    p.command(args)
         .envs(envs.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -8,7 +8,7 @@
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::compose_support::{LONG, Project};
@@ -23,13 +23,8 @@ struct Bg {
 impl Bg {
     fn start(p: &Project, args: &[&str]) -> Bg {
         let out = tempfile::NamedTempFile::new().expect("output file");
-        let child = Command::new(crate::support::berth_bin())
-            .current_dir(p.path())
-            .arg("--root")
-            .arg(p.env.path())
-            .arg("-p")
-            .arg(&p.name)
-            .args(args)
+        let child = p
+            .command(args)
             .stdout(out.reopen().expect("reopen"))
             .stderr(out.reopen().expect("reopen"))
             .stdin(Stdio::null())
